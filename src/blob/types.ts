@@ -1,0 +1,42 @@
+/**
+ * The blob layer's one interface. A blob is immutable bytes under a key; a key never changes
+ * content (B1). Stores know nothing of files, links or the recycle bin: the library store decides
+ * which keys are referenced, and asks for deletion only after a committed transaction dropped the
+ * last reference (T6).
+ *
+ * Keys are lowercase hex SHA-256 of the content (content addressing), so `put` of bytes that are
+ * already stored is a cheap no-op and two files with equal bytes share one blob.
+ */
+import type { Readable } from 'node:stream';
+
+export interface BlobInfo {
+  key: string;
+  size: number;
+}
+
+export interface BlobStore {
+  /** A short human description for logs, e.g. `local:/var/lib/smhfs/blobs` or `s3://bucket/prefix`. */
+  readonly description: string;
+  /**
+   * Store the bytes of a local file under `key` (the caller computed the SHA-256 while staging).
+   * Durable when the promise resolves (fsync for local, completed upload for S3).
+   */
+  putFile(key: string, path: string, size: number): Promise<void>;
+  /** Store bytes from a stream; returns the key and size (the store hashes while writing). */
+  putStream(body: Readable | Buffer): Promise<BlobInfo>;
+  /**
+   * Read `length` bytes from `offset`. Returns exactly min(length, size - offset) bytes or throws;
+   * never a short buffer presented as success (B4).
+   */
+  getRange(key: string, offset: number, length: number): Promise<Buffer>;
+  /** Size of a stored blob, or undefined when absent. */
+  head(key: string): Promise<BlobInfo | undefined>;
+  /** Delete; deleting an absent key is not an error. */
+  delete(key: string): Promise<void>;
+  /** Every key in the store, for garbage collection. */
+  list(): AsyncIterable<BlobInfo>;
+  close?(): Promise<void>;
+}
+
+/** SHA-256 of the empty string: the blob of every empty file; stores need not hold it. */
+export const EMPTY_BLOB_KEY = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';

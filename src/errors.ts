@@ -1,0 +1,81 @@
+/**
+ * Typed domain errors. Every layer throws `SmhError` with one of the codes below; the FUSE
+ * adapter maps codes to errnos (src/fuse/errno.ts) and each HTTP dialect maps them to a status
+ * and its own code name (src/http/…). Both mappings are exhaustive `Record<ErrorCode, …>`, so a
+ * new code does not compile until every interface has decided what it means.
+ *
+ * Code names follow SMH where SMH has one (SourceFileNotFound, SameNameDirectoryOrFileExists…)
+ * so the SMH dialect can pass them through unchanged.
+ */
+
+export const ERROR_CODES = [
+  // lookups
+  'FileNotFound', // a path does not exist (also: a missing intermediate directory for reads)
+  'DirectoryNotFound', // the parent directory of a path to create does not exist (L2)
+  'SourceFileNotFound', // the source/target of a link, move or copy is missing (L2, L16)
+  'RecycledItemNotFound',
+  'TaskNotFound',
+  'SpaceNotFound',
+  // names and paths (N1–N3)
+  'FileNameLengthExceed',
+  'DirectoryNameLengthExceed',
+  'LinkTargetTooLong', // N2: a link target over 4095 bytes
+  'InvalidFileName', // empty, contains '/' or NUL, '.' or '..'
+  'InvalidSourceFile', // a bad source: a '..' segment, a link to a directory or to a link (L2)
+  'InvalidDestinationPath', // a bad destination: '..', the root, a reserved name
+  // tree shape
+  'SameNameDirectoryOrFileExists', // C1
+  'NotADirectory',
+  'IsADirectory',
+  'DirectoryNotEmpty',
+  'MoveIntoItself', // rename of a directory into its own subtree (EINVAL)
+  'CrossSpace', // rename/link across spaces (EXDEV)
+  'TooManyLinks', // ELOOP while resolving a path through links
+  // permissions / capabilities
+  'ReadOnly', // writes into the recycle-bin view (T3) -> EPERM
+  'NotPermitted', // hard links (L17), ownership changes a non-owner may not make
+  'NoPermission', // dialect grant checks (C5)
+  'InvalidArgument', // a malformed value (strategy, storage class, header, range…)
+  'NotSupported',
+  // xattrs
+  'NoSuchAttribute',
+  'AttributeExists',
+  // BOS-specific outcomes the store decides (L3, L6)
+  'ObjectAlreadyExists',
+  'SymlinkTargetNotExist',
+  'InvalidTargetType',
+  // ranges / data
+  'RangeNotSatisfiable',
+  'BlobUnavailable', // a blob read failed after retries (B4)
+  'BlobMissing', // committed metadata points at a blob the store does not have
+  // library files
+  'NotALibrary',
+  'SchemaTooNew',
+  'LibraryReadOnly',
+  'Busy', // transient contention that outlived busy_timeout
+  'Internal',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export class SmhError extends Error {
+  readonly code: ErrorCode;
+  /** The path (space-relative) or id the error is about, for messages like `ln: photos/cat.jpg: …`. */
+  readonly subject: string | undefined;
+
+  constructor(code: ErrorCode, message: string, subject?: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'SmhError';
+    this.code = code;
+    this.subject = subject;
+  }
+}
+
+export function isSmhError(e: unknown, code?: ErrorCode): e is SmhError {
+  return e instanceof SmhError && (code === undefined || e.code === code);
+}
+
+/** Helper for terse throws: `throw fail('FileNotFound', 'no such file', path)`. */
+export function fail(code: ErrorCode, message: string, subject?: string): SmhError {
+  return new SmhError(code, message, subject);
+}

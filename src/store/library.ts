@@ -1,0 +1,579 @@
+/**
+ * A library: one folder holding `library.db` (SQLite, WAL) and, by default, `blobs/` (the local
+ * blob store). `Library` owns the database, the spaces, the blob life cycle around the metadata
+ * (leases while uploading, collection after the last reference is committed away: T6/B6), the
+ * background purge tasks (L15), retention (T5) and access tokens.
+ *
+ * Transactions are synchronous and IMMEDIATE; blob bytes are never touched inside one. Keys of
+ * blobs whose last reference a transaction dropped are collected after it commits.
+ */
+import { randomBytes } from 'node:crypto';
+import { createWriteStream, existsSync, mkdirSync, readdirSync, rmSync, statSync, accessSync, constants as fsc } from 'node:fs';
+import { unlink } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import Database from 'better-sqlite3';
+import { fail, isSmhError, SmhError } from '../errors.js';
+import { HashingTransform, hashFile } from '../blob/hash.js';
+import { LocalBlobStore } from '../blob/local-store.js';
+import { PageCache, type PageCacheOptions, type ReadStream } from '../blob/page-cache.js';
+import { EMPTY_BLOB_KEY, type BlobStore } from '../blob/types.js';
+import { migrate } from './schema.js';
+import { nowUs, Space } from './space.js';
+import type { BlobRef, Task } from './types.js';
+
+export { Space } from './space.js';
+
+export const DB_FILE = 'library.db';
+const OWNER = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+const TASK_BATCH = 500;
+const TASK_STALE_US = 30_000_000;
+const DEFAULT_RETENTION_DAYS = 30;
+
+export interface LibraryOptions {
+  create?: boolean;
+  blobStore?: BlobStore;
+  cache?: Omit<PageCacheOptions, 'store'>;
+}
+
+export interface TokenInfo {
+  space: string;
+  grants: string[];
+  userId: string | null;
+  expiresAtUs: number;
+}
+
+function isLocalOwnerDead(owner: string): boolean {
+  const [host, pid] = owner.split(':');
+  if (host !== hostname()) return false;
+  try {
+    process.kill(Number(pid), 0);
+    return false;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
+function sqliteToDomain(e: unknown): unknown {
+  if (e instanceof SmhError) return e;
+  const code = (e as { code?: string }).code ?? '';
+  if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
+    return new SmhError('Busy', 'the library is busy (another process holds a write lock); try again', undefined, { cause: e });
+  }
+  if (code.startsWith('SQLITE_READONLY') || code === 'SQLITE_CANTOPEN' || code === 'SQLITE_PERM') {
+    return new SmhError('LibraryReadOnly', 'the library cannot be written (read-only folder or file); fix its permissions', undefined, { cause: e });
+  }
+  if (code.startsWith('SQLITE_')) {
+    return new SmhError('Internal', `database error ${code}: ${(e as Error).message}`, undefined, { cause: e });
+  }
+  return e;
+}
+
+export class Library {
+  readonly dir: string;
+  readonly db: Database.Database;
+  readonly blobs: BlobStore;
+  readonly cache: PageCache;
+  readonly stagingDir: string;
+  /** Set by the mount: absolute link targets under it are taken relative to the space root (L1). */
+  mountpoint: string | undefined;
+
+  private readonly spaces = new Map<string, Space>();
+  private txDepth = 0;
+  private txDrops: string[] = [];
+  private gcQueue = new Set<string>();
+  private gcRunning: Promise<void> | undefined;
+  private taskRun: Promise<void> | undefined;
+  private background: NodeJS.Timeout | undefined;
+  private closed = false;
+  private readonly q;
+
+  private constructor(dir: string, db: Database.Database, blobs: BlobStore, cacheOpts: LibraryOptions['cache']) {
+    this.dir = dir;
+    this.db = db;
+    this.blobs = blobs;
+    this.cache = new PageCache({ ...cacheOpts, store: blobs });
+    this.stagingDir = join(dir, 'staging', `${process.pid}-${randomBytes(4).toString('hex')}`);
+    const p = (sql: string) => db.prepare(sql);
+    this.q = {
+      meta: p('SELECT value FROM meta WHERE key = ?'),
+      setMeta: p('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
+      space: p('SELECT root, trash FROM spaces WHERE name = ?'),
+      spaces: p('SELECT name FROM spaces ORDER BY name'),
+      blobSize: p('SELECT size FROM nodes WHERE blob = ? LIMIT 1'),
+      referenced: p('SELECT 1 FROM nodes WHERE blob = ? LIMIT 1'),
+      pendingKey: p('SELECT 1 FROM blob_pending WHERE key = ? LIMIT 1'),
+      pendingAll: p('SELECT id, owner, created FROM blob_pending'),
+      insertPending: p('INSERT INTO blob_pending (key, owner, created) VALUES (?, ?, ?)'),
+      deletePending: p('DELETE FROM blob_pending WHERE id = ?'),
+      doomed: p('SELECT created FROM blob_doomed WHERE key = ?'),
+      doomedAll: p('SELECT key FROM blob_doomed'),
+      doom: p('INSERT OR IGNORE INTO blob_doomed (key, created) VALUES (?, ?)'),
+      undoom: p('DELETE FROM blob_doomed WHERE key = ?'),
+      tasks: p('SELECT * FROM tasks ORDER BY id'),
+      task: p('SELECT * FROM tasks WHERE id = ?'),
+      claimable: p(`SELECT * FROM tasks WHERE state = 'queued' OR (state = 'running' AND heartbeat < ?) ORDER BY id LIMIT 1`),
+      claim: p(`UPDATE tasks SET state = 'running', owner = ?, heartbeat = ?, updated = ? WHERE id = ?`),
+      progress: p('UPDATE tasks SET done = done + ?, heartbeat = ?, updated = ? WHERE id = ?'),
+      finish: p('UPDATE tasks SET state = ?, error = ?, updated = ?, owner = NULL WHERE id = ?'),
+      insertToken: p('INSERT INTO tokens (token, space, grants, user_id, expires, created) VALUES (?, ?, ?, ?, ?, ?)'),
+      token: p('SELECT * FROM tokens WHERE token = ?'),
+      purgeTokens: p('DELETE FROM tokens WHERE expires < ?'),
+      insertSpace: p('INSERT INTO spaces (name, root, trash, created) VALUES (?, ?, ?, ?)'),
+      insertDir: p(`INSERT INTO nodes (space, kind, mode, atime, mtime, ctime, btime) VALUES (?, 'dir', ?, ?, ?, ?, ?)`),
+    };
+  }
+
+  /**
+   * Open (or with `create`, initialise) the library in `dir`. Refuses a folder that holds other
+   * things but no library, and a database written by a newer smhfs.
+   */
+  static open(dir: string, opts: LibraryOptions = {}): Library {
+    const dbPath = join(dir, DB_FILE);
+    const exists = existsSync(dbPath);
+    if (!exists) {
+      if (!opts.create) throw fail('NotALibrary', `${dir} is not an smhfs library (no ${DB_FILE}); create it with smhfs mkdir/put or --create`, dir);
+      if (existsSync(dir)) {
+        if (!statSync(dir).isDirectory()) throw fail('NotALibrary', `${dir} is not a directory`, dir);
+        const others = readdirSync(dir).filter((n) => !n.startsWith('.'));
+        if (others.length > 0) throw fail('NotALibrary', `${dir} is not empty and holds no smhfs library; choose an empty or new folder`, dir);
+      }
+      try {
+        mkdirSync(dir, { recursive: true });
+      } catch (e) {
+        throw new SmhError('LibraryReadOnly', `cannot create the library folder ${dir}: ${(e as Error).message}`, dir);
+      }
+    }
+    try {
+      accessSync(dir, fsc.W_OK);
+    } catch {
+      throw fail('LibraryReadOnly', `the library folder ${dir} is not writable; fix its permissions`, dir);
+    }
+    let db: Database.Database;
+    try {
+      db = new Database(dbPath, { fileMustExist: exists });
+      db.pragma('journal_mode = WAL');
+      db.pragma('busy_timeout = 10000');
+      db.pragma('synchronous = FULL');
+      if (exists) {
+        const tables = db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get() as { n: number };
+        const version = db.pragma('user_version', { simple: true }) as number;
+        if (tables.n === 0 && version === 0) throw fail('NotALibrary', `${dbPath} is an empty database, not an smhfs library`, dir);
+      }
+      migrate(db);
+    } catch (e) {
+      if (e instanceof SmhError) throw e;
+      const code = (e as { code?: string }).code;
+      if (code === 'SQLITE_NOTADB') throw fail('NotALibrary', `${dbPath} is not an SQLite database`, dir);
+      throw sqliteToDomain(e);
+    }
+    const blobs = opts.blobStore ?? new LocalBlobStore(join(dir, 'blobs'));
+    const lib = new Library(dir, db, blobs, opts.cache);
+    lib.initialise();
+    lib.cleanStaging();
+    return lib;
+  }
+
+  private initialise(): void {
+    this.transaction(() => {
+      if (!this.q.meta.get('library_id')) {
+        this.q.setMeta.run('library_id', `smh${randomBytes(8).toString('hex')}`);
+        this.q.setMeta.run('library_secret', randomBytes(24).toString('hex'));
+        this.q.setMeta.run('retention_days', String(DEFAULT_RETENTION_DAYS));
+      }
+      if (!this.q.space.get('-')) this.insertSpace('-');
+    });
+  }
+
+  private insertSpace(name: string): void {
+    const t = nowUs();
+    const root = Number(this.q.insertDir.run(name, 0o040755, t, t, t, t).lastInsertRowid);
+    const trash = Number(this.q.insertDir.run(name, 0o040555, t, t, t, t).lastInsertRowid);
+    this.q.insertSpace.run(name, root, trash, t);
+  }
+
+  /** B6: staging folders of processes that are gone are leftovers of a crash. */
+  private cleanStaging(): void {
+    const base = join(this.dir, 'staging');
+    mkdirSync(this.stagingDir, { recursive: true });
+    for (const name of readdirSync(base)) {
+      const pid = Number(name.split('-')[0]);
+      if (!Number.isInteger(pid) || pid === process.pid) continue;
+      if (isLocalOwnerDead(`${hostname()}:${pid}`)) rmSync(join(base, name), { recursive: true, force: true });
+    }
+  }
+
+  get libraryId(): string {
+    return (this.q.meta.get('library_id') as { value: string }).value;
+  }
+
+  get librarySecret(): string {
+    return (this.q.meta.get('library_secret') as { value: string }).value;
+  }
+
+  get retentionDays(): number {
+    return Number((this.q.meta.get('retention_days') as { value: string } | undefined)?.value ?? DEFAULT_RETENTION_DAYS);
+  }
+
+  set retentionDays(days: number) {
+    if (!Number.isInteger(days) || days < 0) throw fail('InvalidArgument', 'retention must be a whole number of days (0 = keep forever)');
+    this.transaction(() => this.q.setMeta.run('retention_days', String(days)));
+  }
+
+  // ───────────────────────────── spaces ─────────────────────────────
+
+  space(name = '-'): Space {
+    const cached = this.spaces.get(name);
+    if (cached) return cached;
+    const row = this.q.space.get(name) as { root: number; trash: number } | undefined;
+    if (!row) throw fail('SpaceNotFound', `no space '${name}' in this library`, name);
+    const s = new Space(this, this.db, name, row.root, row.trash);
+    this.spaces.set(name, s);
+    return s;
+  }
+
+  createSpace(name: string): Space {
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(name)) throw fail('InvalidArgument', 'a space name is 1–64 letters, digits, - or _', name);
+    this.transaction(() => {
+      if (this.q.space.get(name)) throw fail('SameNameDirectoryOrFileExists', `space '${name}' exists`, name);
+      this.insertSpace(name);
+    });
+    return this.space(name);
+  }
+
+  spaceNames(): string[] {
+    return (this.q.spaces.all() as Array<{ name: string }>).map((r) => r.name);
+  }
+
+  // ───────────────────────────── transactions ─────────────────────────────
+
+  /** Run `fn` in one IMMEDIATE transaction (nested calls join the outer one). */
+  transaction<T>(fn: () => T): T {
+    if (this.closed) throw fail('Internal', 'the library is closed');
+    if (this.txDepth > 0) return fn();
+    this.txDepth++;
+    this.txDrops = [];
+    let result: T;
+    try {
+      result = this.db.transaction(fn).immediate();
+    } catch (e) {
+      this.txDrops = [];
+      throw sqliteToDomain(e);
+    } finally {
+      this.txDepth--;
+    }
+    const drops = this.txDrops;
+    this.txDrops = [];
+    if (drops.length > 0) this.scheduleCollect(drops);
+    return result;
+  }
+
+  /** Called inside a transaction: these blob keys may have lost their last reference. */
+  dropBlobs(keys: string[]): void {
+    this.txDrops.push(...keys);
+  }
+
+  /** Called inside the commit that references a stored blob: its upload lease ends. */
+  useLease(ref: BlobRef): void {
+    if (ref.lease !== undefined) this.q.deletePending.run(ref.lease);
+    if (ref.key !== EMPTY_BLOB_KEY && this.q.doomed.get(ref.key)) {
+      throw fail('Busy', 'the blob is being garbage-collected; retry the write');
+    }
+  }
+
+  // ───────────────────────────── blobs ─────────────────────────────
+
+  /** Hash a local file and store it as a blob; the returned ref holds a lease until committed. */
+  async storeBlobFromFile(path: string): Promise<BlobRef> {
+    const h = await hashFile(path);
+    return this.storeHashed(path, h.sha256, h.md5, h.size);
+  }
+
+  /** Stage a stream to a local file (hashing as it goes), then store it. */
+  async storeBlobFromStream(body: Readable): Promise<BlobRef> {
+    const staged = join(this.stagingDir, `upload-${randomBytes(8).toString('hex')}`);
+    const hasher = new HashingTransform();
+    try {
+      await pipeline(body, hasher, createWriteStream(staged));
+      const h = hasher.digest();
+      return await this.storeHashed(staged, h.sha256, h.md5, h.size);
+    } finally {
+      await unlink(staged).catch(() => undefined);
+    }
+  }
+
+  private async storeHashed(path: string, key: string, etag: string, size: number): Promise<BlobRef> {
+    if (key === EMPTY_BLOB_KEY) return { key, size: 0, etag };
+    const lease = await this.takeLease(key);
+    try {
+      await this.blobs.putFile(key, path, size);
+    } catch (e) {
+      this.releaseLease(lease);
+      if (isSmhError(e)) throw e;
+      throw new SmhError('BlobUnavailable', `storing the blob failed: ${(e as Error).message}`, undefined, { cause: e });
+    }
+    return { key, size, etag, lease };
+  }
+
+  private async takeLease(key: string): Promise<number> {
+    for (let attempt = 0; ; attempt++) {
+      const lease = this.transaction(() => {
+        const doomed = this.q.doomed.get(key) as { created: number } | undefined;
+        if (doomed) {
+          // A collector that died mid-delete leaves its row behind; after a minute it is stale.
+          if (nowUs() - doomed.created < 60_000_000) return undefined;
+          this.q.undoom.run(key);
+        }
+        return Number(this.q.insertPending.run(key, OWNER, nowUs()).lastInsertRowid);
+      });
+      if (lease !== undefined) return lease;
+      if (attempt > 200) throw fail('Busy', 'a blob with the same content is being deleted; retry');
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
+  private releaseLease(lease: number): void {
+    this.transaction(() => this.q.deletePending.run(lease));
+  }
+
+  /** A stored blob that will not be committed: drop its lease and collect it if unreferenced. */
+  abandonBlob(ref: BlobRef): void {
+    if (ref.lease !== undefined) this.releaseLease(ref.lease);
+    this.scheduleCollect([ref.key]);
+  }
+
+  /** Size of a committed blob (content-addressed, so any node holding it knows). */
+  blobSize(key: string): number | undefined {
+    if (key === EMPTY_BLOB_KEY) return 0;
+    return (this.q.blobSize.get(key) as { size: number } | undefined)?.size;
+  }
+
+  /** Read blob bytes through the page cache (B2). */
+  async readBlob(key: string, offset: number, length: number, stream?: ReadStream, size?: number): Promise<Buffer> {
+    const blobSize = size ?? this.blobSize(key);
+    if (blobSize === undefined) throw fail('BlobMissing', `no committed file references blob ${key}`);
+    return this.cache.read(key, blobSize, offset, length, stream);
+  }
+
+  private scheduleCollect(keys: string[]): void {
+    for (const k of keys) if (k !== EMPTY_BLOB_KEY) this.gcQueue.add(k);
+    if (this.gcQueue.size === 0 || this.gcRunning) return;
+    this.gcRunning = (async () => {
+      try {
+        while (this.gcQueue.size > 0 && !this.closed) {
+          const batch = [...this.gcQueue];
+          this.gcQueue.clear();
+          await this.collectKeys(batch);
+        }
+      } catch (e) {
+        console.error(`smhfs: blob collection failed (will retry at the next garbage collection): ${(e as Error).message}`);
+      } finally {
+        this.gcRunning = undefined;
+      }
+    })();
+  }
+
+  /**
+   * T6: delete these blobs if no committed metadata and no upload lease references them. They
+   * are marked doomed first (in a transaction), so no new commit can start using them.
+   */
+  private async collectKeys(keys: string[]): Promise<number> {
+    const doomed = this.transaction(() =>
+      keys.filter((k) => {
+        if (this.q.referenced.get(k) || this.q.pendingKey.get(k)) return false;
+        this.q.doom.run(k, nowUs());
+        return true;
+      }),
+    );
+    let deleted = 0;
+    for (const key of doomed) {
+      await this.blobs.delete(key);
+      if (!this.closed) this.transaction(() => this.q.undoom.run(key));
+      deleted++;
+    }
+    return deleted;
+  }
+
+  /** Full collection: every stored blob that nothing references (crash leftovers, B6). */
+  async collectGarbage(): Promise<{ deleted: number }> {
+    this.transaction(() => {
+      for (const p of this.q.pendingAll.all() as Array<{ id: number; owner: string; created: number }>) {
+        const old = nowUs() - p.created > 24 * 3600 * 1_000_000;
+        if (p.owner !== OWNER && (old || isLocalOwnerDead(p.owner))) this.q.deletePending.run(p.id);
+      }
+    });
+    let deleted = 0;
+    const leftovers = (this.q.doomedAll.all() as Array<{ key: string }>).map((r) => r.key);
+    for (const key of leftovers) {
+      if (this.q.referenced.get(key)) {
+        this.transaction(() => this.q.undoom.run(key));
+        continue;
+      }
+      await this.blobs.delete(key);
+      this.transaction(() => this.q.undoom.run(key));
+      deleted++;
+    }
+    let batch: string[] = [];
+    for await (const b of this.blobs.list()) {
+      batch.push(b.key);
+      if (batch.length >= 500) {
+        deleted += await this.collectKeys(batch);
+        batch = [];
+      }
+    }
+    if (batch.length > 0) deleted += await this.collectKeys(batch);
+    return { deleted };
+  }
+
+  // ───────────────────────────── tasks (L15) ─────────────────────────────
+
+  tasks(): Task[] {
+    return (this.q.tasks.all() as TaskRow[]).map(taskOf);
+  }
+
+  task(id: number): Task {
+    const row = this.q.task.get(id) as TaskRow | undefined;
+    if (!row) throw fail('TaskNotFound', `no task ${id}`, String(id));
+    return taskOf(row);
+  }
+
+  /** Called when a purge task is queued: a long-running process starts on it at once. */
+  wakeTasks(): void {
+    if (this.background) setImmediate(() => void this.runTasks().catch(() => undefined));
+  }
+
+  /**
+   * Run every queued (or abandoned) task to completion, and wait for pending blob collection.
+   * Batches are separate transactions, so other operations interleave.
+   */
+  async runTasks(onProgress?: (t: Task) => void): Promise<void> {
+    if (!this.taskRun) {
+      this.taskRun = (async () => {
+        try {
+          for (;;) {
+            const claimed = this.transaction(() => {
+              const t = this.q.claimable.get(nowUs() - TASK_STALE_US) as TaskRow | undefined;
+              if (t) this.q.claim.run(OWNER, nowUs(), nowUs(), t.id);
+              return t;
+            });
+            if (!claimed || this.closed) break;
+            await this.runTask(claimed, onProgress);
+          }
+        } finally {
+          this.taskRun = undefined;
+        }
+      })();
+    }
+    await this.taskRun;
+    while (this.gcRunning) await this.gcRunning;
+  }
+
+  private async runTask(t: TaskRow, onProgress?: (t: Task) => void): Promise<void> {
+    try {
+      const space = this.space(t.space);
+      for (;;) {
+        if (this.closed) return;
+        const r = space.purgeBatch(t.root, TASK_BATCH);
+        this.transaction(() => this.q.progress.run(r.deleted, nowUs(), nowUs(), t.id));
+        onProgress?.(this.task(t.id));
+        if (r.finished) break;
+        await new Promise((res) => setImmediate(res));
+      }
+      this.transaction(() => this.q.finish.run('done', null, nowUs(), t.id));
+    } catch (e) {
+      if (this.closed) return;
+      this.transaction(() => this.q.finish.run('failed', (e as Error).message, nowUs(), t.id));
+    }
+    onProgress?.(this.task(t.id));
+  }
+
+  /**
+   * For long-running processes (mount, serve): run tasks as they come, purge expired bin items
+   * (T5) and collect garbage periodically. Timers are unref'd so they never keep a process alive.
+   */
+  startBackground(intervalMs = 60_000): void {
+    if (this.background) return;
+    const tick = async () => {
+      try {
+        for (const name of this.spaceNames()) this.space(name).purgeExpired(this.retentionDays);
+        this.transaction(() => this.q.purgeTokens.run(nowUs()));
+        await this.runTasks();
+      } catch (e) {
+        console.error(`smhfs: background maintenance failed: ${(e as Error).message}`);
+      }
+    };
+    this.background = setInterval(() => void tick(), intervalMs);
+    this.background.unref();
+    void tick();
+    void this.collectGarbage().catch((e) => console.error(`smhfs: garbage collection failed: ${(e as Error).message}`));
+  }
+
+  // ───────────────────────────── tokens (SMH access tokens) ─────────────────────────────
+
+  createToken(opts: { space: string; grants: string[]; periodSec: number; userId?: string }): { accessToken: string; expiresIn: number } {
+    if (!Number.isInteger(opts.periodSec) || opts.periodSec <= 0 || opts.periodSec > 365 * 86400) {
+      throw fail('InvalidArgument', 'token period must be 1 s to 365 days');
+    }
+    this.space(opts.space);
+    const token = randomBytes(24).toString('base64url');
+    const t = nowUs();
+    this.transaction(() =>
+      this.q.insertToken.run(token, opts.space, JSON.stringify(opts.grants), opts.userId ?? null, t + opts.periodSec * 1_000_000, t),
+    );
+    return { accessToken: token, expiresIn: opts.periodSec };
+  }
+
+  checkToken(token: string): TokenInfo | undefined {
+    const row = this.q.token.get(token) as { space: string; grants: string; user_id: string | null; expires: number } | undefined;
+    if (!row || row.expires <= nowUs()) return undefined;
+    return { space: row.space, grants: JSON.parse(row.grants) as string[], userId: row.user_id, expiresAtUs: row.expires };
+  }
+
+  // ───────────────────────────── life cycle ─────────────────────────────
+
+  /** Wait for background blob collection and tasks started by this process. */
+  async idle(): Promise<void> {
+    while (this.gcRunning || this.taskRun) {
+      await this.gcRunning;
+      await this.taskRun;
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    if (this.background) clearInterval(this.background);
+    this.closed = true;
+    this.db.close();
+    rmSync(this.stagingDir, { recursive: true, force: true });
+  }
+}
+
+interface TaskRow {
+  id: number;
+  space: string;
+  kind: 'purge-directory';
+  state: Task['state'];
+  subject: string;
+  root: number;
+  total: number;
+  done: number;
+  error: string | null;
+  created: number;
+  updated: number;
+}
+
+function taskOf(r: TaskRow): Task {
+  return {
+    id: r.id,
+    kind: r.kind,
+    state: r.state,
+    subject: r.subject,
+    total: r.total,
+    done: Math.min(r.done, r.total),
+    error: r.error,
+    createdAtUs: r.created,
+    updatedAtUs: r.updated,
+  };
+}

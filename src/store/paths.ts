@@ -1,0 +1,105 @@
+/**
+ * Name and path rules (N1–N3) and the conflict-rename naming of C2. Pure functions, no SQL.
+ *
+ * A store path is a list of segments. Parsing collapses empty segments and ignores a leading '/';
+ * '.' and '..' are refused, so a dialect path can never reach outside its space.
+ */
+import { fail } from '../errors.js';
+
+export const MAX_NAME_BYTES = 255;
+export const MAX_LINK_TARGET_BYTES = 4095;
+export const TRASH_NAME = '.trash';
+
+export type PathRole = 'source' | 'destination';
+
+const byteLength = (s: string): number => Buffer.byteLength(s, 'utf8');
+
+/** Parse a space-relative path. `role` picks the error code for '.'/'..' segments (N3). */
+export function splitPath(path: string, role: PathRole = 'source'): string[] {
+  if (typeof path !== 'string') throw fail('InvalidArgument', 'path must be a string');
+  const segs = path.split('/').filter((s) => s.length > 0);
+  for (const s of segs) {
+    if (s === '.' || s === '..') {
+      throw fail(
+        role === 'source' ? 'InvalidSourceFile' : 'InvalidDestinationPath',
+        `'${s}' segments are not allowed in a path`,
+        path,
+      );
+    }
+    if (s.includes('\0')) throw fail('InvalidFileName', 'a name must not contain NUL', path);
+    if (byteLength(s) > MAX_NAME_BYTES) {
+      throw fail('FileNameLengthExceed', `a name is longer than ${MAX_NAME_BYTES} bytes`, path);
+    }
+  }
+  return segs;
+}
+
+export function joinPath(segs: readonly string[]): string {
+  return segs.join('/');
+}
+
+/** N1: validate one name about to be created. */
+export function validateName(name: string, isDir: boolean, subject?: string): void {
+  if (name.length === 0 || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
+    throw fail('InvalidFileName', `'${name}' is not a valid name`, subject ?? name);
+  }
+  if (byteLength(name) > MAX_NAME_BYTES) {
+    throw fail(
+      isDir ? 'DirectoryNameLengthExceed' : 'FileNameLengthExceed',
+      `name is ${byteLength(name)} bytes, the limit is ${MAX_NAME_BYTES}`,
+      subject ?? name,
+    );
+  }
+}
+
+/** N2 */
+export function validateLinkTarget(target: string, subject: string): void {
+  if (typeof target !== 'string' || target.length === 0) {
+    throw fail('FileNotFound', 'a link target must not be empty', subject);
+  }
+  if (target.includes('\0')) throw fail('InvalidArgument', 'a link target must not contain NUL', subject);
+  if (byteLength(target) > MAX_LINK_TARGET_BYTES) {
+    throw fail('LinkTargetTooLong', `link target is longer than ${MAX_LINK_TARGET_BYTES} bytes`, subject);
+  }
+}
+
+/**
+ * C2: the n-th alternative name. Files split at the last '.' unless it is the first character
+ * (`a.tar.gz` → `a.tar (1).gz`, `.bashrc` → `.bashrc (1)`); directories never split.
+ */
+export function conflictName(name: string, n: number, isDir: boolean): string {
+  const dot = isDir ? -1 : name.lastIndexOf('.');
+  if (dot <= 0) return `${name} (${n})`;
+  return `${name.slice(0, dot)} (${n})${name.slice(dot)}`;
+}
+
+/** Relative path from directory `from` to `to` (both segment lists from the space root). */
+export function relativePath(from: readonly string[], to: readonly string[]): string {
+  let common = 0;
+  while (common < from.length && common < to.length && from[common] === to[common]) common++;
+  const up = from.length - common;
+  const parts: string[] = [];
+  for (let i = 0; i < up; i++) parts.push('..');
+  parts.push(...to.slice(common));
+  return parts.length === 0 ? '.' : parts.join('/');
+}
+
+/** Cut a string to at most `max` UTF-8 bytes without splitting a character. */
+export function truncateUtf8(s: string, max: number): string {
+  if (byteLength(s) <= max) return s;
+  let out = '';
+  let bytes = 0;
+  for (const ch of s) {
+    const b = byteLength(ch);
+    if (bytes + b > max) break;
+    out += ch;
+    bytes += b;
+  }
+  return out;
+}
+
+/** Name of a recycle item in the `.trash` view: `<id>-<name>`, fitted to 255 bytes. */
+export function trashViewName(id: number, name: string): string {
+  const prefix = `${id}-`;
+  return prefix + truncateUtf8(name, MAX_NAME_BYTES - prefix.length);
+}

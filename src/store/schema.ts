@@ -1,0 +1,140 @@
+/**
+ * Numbered migrations, applied in order inside one transaction each and recorded in
+ * `PRAGMA user_version`. A database whose version is higher than the last migration here was
+ * written by a newer smhfs: it is refused rather than guessed at.
+ *
+ * Identity (`nodes`) is separate from naming (`entries`): a rename or move is one UPDATE of an
+ * entry, and a bound link stores a node id, so it survives every rename of its target (L9).
+ * A node without an entry is either a space root, a space's recycle-bin node, a link cascaded
+ * into the bin (state 'detached', L12), or a directory being purged (state 'purging', L15).
+ */
+import type Database from 'better-sqlite3';
+import { fail } from '../errors.js';
+
+const MIGRATIONS: string[] = [
+  // 1: the initial schema
+  `
+  CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+  CREATE TABLE nodes (
+    id            INTEGER PRIMARY KEY,
+    space         TEXT    NOT NULL,
+    kind          TEXT    NOT NULL CHECK (kind IN ('dir','file','link','special')),
+    mode          INTEGER NOT NULL,
+    uid           INTEGER NOT NULL DEFAULT 0,
+    gid           INTEGER NOT NULL DEFAULT 0,
+    size          INTEGER NOT NULL DEFAULT 0,
+    blob          TEXT,
+    etag          TEXT,
+    rdev          INTEGER NOT NULL DEFAULT 0,
+    storage_class TEXT    NOT NULL DEFAULT 'STANDARD',
+    link_flavour  TEXT CHECK (link_flavour IN ('bound','path')),
+    link_node     INTEGER,
+    link_path     TEXT,
+    link_base     TEXT CHECK (link_base IN ('parent','space')),
+    atime         INTEGER NOT NULL,
+    mtime         INTEGER NOT NULL,
+    ctime         INTEGER NOT NULL,
+    btime         INTEGER NOT NULL,
+    state         TEXT    NOT NULL DEFAULT 'live' CHECK (state IN ('live','detached','purging'))
+  );
+  CREATE INDEX nodes_by_link_node ON nodes(link_node) WHERE link_node IS NOT NULL;
+  CREATE INDEX nodes_by_blob ON nodes(blob) WHERE blob IS NOT NULL;
+
+  CREATE TABLE entries (
+    parent INTEGER NOT NULL,
+    name   TEXT    NOT NULL,
+    node   INTEGER NOT NULL UNIQUE,
+    PRIMARY KEY (parent, name)
+  ) WITHOUT ROWID;
+
+  CREATE TABLE xattrs (
+    node  INTEGER NOT NULL,
+    name  TEXT    NOT NULL,
+    value BLOB    NOT NULL,
+    PRIMARY KEY (node, name)
+  ) WITHOUT ROWID;
+
+  CREATE TABLE spaces (
+    name                  TEXT PRIMARY KEY,
+    root                  INTEGER NOT NULL,
+    trash                 INTEGER NOT NULL,
+    default_storage_class TEXT NOT NULL DEFAULT 'STANDARD',
+    created               INTEGER NOT NULL
+  );
+
+  CREATE TABLE recycle_items (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    space         TEXT    NOT NULL,
+    node          INTEGER NOT NULL UNIQUE,
+    kind          TEXT    NOT NULL,
+    name          TEXT    NOT NULL,
+    original_path TEXT    NOT NULL,
+    size          INTEGER NOT NULL,
+    removed_at    INTEGER NOT NULL
+  );
+
+  CREATE TABLE recycle_links (
+    item          INTEGER NOT NULL,
+    node          INTEGER NOT NULL UNIQUE,
+    parent        INTEGER,
+    name          TEXT    NOT NULL,
+    original_path TEXT    NOT NULL
+  );
+  CREATE INDEX recycle_links_by_item ON recycle_links(item);
+
+  CREATE TABLE tasks (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    space     TEXT    NOT NULL,
+    kind      TEXT    NOT NULL,
+    state     TEXT    NOT NULL CHECK (state IN ('queued','running','done','failed')),
+    subject   TEXT    NOT NULL,
+    root      INTEGER NOT NULL,
+    total     INTEGER NOT NULL,
+    done      INTEGER NOT NULL DEFAULT 0,
+    error     TEXT,
+    owner     TEXT,
+    heartbeat INTEGER,
+    created   INTEGER NOT NULL,
+    updated   INTEGER NOT NULL
+  );
+
+  CREATE TABLE tokens (
+    token   TEXT PRIMARY KEY,
+    space   TEXT NOT NULL,
+    grants  TEXT NOT NULL,
+    user_id TEXT,
+    expires INTEGER NOT NULL,
+    created INTEGER NOT NULL
+  );
+
+  -- T6: a blob being uploaded is protected from garbage collection until the commit that
+  -- references it; a blob being deleted is 'doomed' so no new commit can start referencing it.
+  CREATE TABLE blob_pending (
+    id      INTEGER PRIMARY KEY,
+    key     TEXT    NOT NULL,
+    owner   TEXT    NOT NULL,
+    created INTEGER NOT NULL
+  );
+  CREATE INDEX blob_pending_by_key ON blob_pending(key);
+  CREATE TABLE blob_doomed (key TEXT PRIMARY KEY, created INTEGER NOT NULL);
+  `,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+export function migrate(db: Database.Database): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > SCHEMA_VERSION) {
+    throw fail(
+      'SchemaTooNew',
+      `library schema version ${current} is newer than this smhfs supports (${SCHEMA_VERSION}); upgrade smhfs`,
+    );
+  }
+  for (let v = current; v < SCHEMA_VERSION; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v]!);
+      db.pragma(`user_version = ${v + 1}`);
+    }).immediate();
+  }
+}

@@ -1,0 +1,1331 @@
+/**
+ * One space of a library: every rule of SPEC sections 2–5 (names, links, conflicts, the recycle
+ * bin) lives here, each public operation in one synchronous IMMEDIATE transaction. Nothing here
+ * awaits or touches blob bytes: operations that drop the last reference to a blob hand its key to
+ * the library, which collects it after the commit (T6).
+ *
+ * Paths are resolved node by node through `entries`. A node's current path is found by walking
+ * up its entries to the space root (live) or to the space's recycle-bin node (shown as `.trash`);
+ * a node that reaches neither is gone (a cascaded link or a directory being purged).
+ */
+import { createHash } from 'node:crypto';
+import type Database from 'better-sqlite3';
+import { fail, SmhError } from '../errors.js';
+import { EMPTY_BLOB_KEY } from '../blob/types.js';
+import {
+  conflictName,
+  joinPath,
+  relativePath,
+  splitPath,
+  trashViewName,
+  TRASH_NAME,
+  validateLinkTarget,
+  validateName,
+  type PathRole,
+} from './paths.js';
+import {
+  CONFLICTS,
+  STORAGE_CLASSES,
+  type Attrs,
+  type BlobRef,
+  type Conflict,
+  type DirEntry,
+  type NodeInfo,
+  type NodeKind,
+  type Owner,
+  type Placed,
+  type RecycleItem,
+  type StatFs,
+  type StorageClass,
+} from './types.js';
+import type { Library } from './library.js';
+
+export interface NodeRow {
+  id: number;
+  space: string;
+  kind: NodeKind;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  blob: string | null;
+  etag: string | null;
+  rdev: number;
+  storage_class: StorageClass;
+  link_flavour: 'bound' | 'path' | null;
+  link_node: number | null;
+  link_path: string | null;
+  link_base: 'parent' | 'space' | null;
+  atime: number;
+  mtime: number;
+  ctime: number;
+  btime: number;
+  state: 'live' | 'detached' | 'purging';
+}
+
+interface Location {
+  where: 'live' | 'trash' | 'gone';
+  segs: string[];
+}
+
+interface Resolved {
+  row: NodeRow;
+  segs: string[];
+  parent: number | null;
+  name: string;
+  inTrash: boolean;
+}
+
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
+const S_IFREG = 0o100000;
+const S_IFLNK = 0o120000;
+const TYPE_OF_KIND: Record<Exclude<NodeKind, 'special'>, number> = { dir: S_IFDIR, file: S_IFREG, link: S_IFLNK };
+const EMPTY_ETAG = 'd41d8cd98f00b204e9800998ecf8427e';
+const MAX_LINK_HOPS = 40;
+const MAX_XATTR_VALUE = 64 * 1024;
+const XATTR_STORAGE_CLASS = 'user.smhfs.storage-class';
+const XATTR_LINK = 'user.smhfs.link';
+
+export const nowUs = (): number => Date.now() * 1000;
+const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
+
+export function checkConflict(value: unknown): Conflict {
+  if (value === undefined) return 'rename';
+  if (typeof value !== 'string' || !(CONFLICTS as readonly string[]).includes(value)) {
+    throw fail('InvalidArgument', `conflict strategy must be one of ${CONFLICTS.join(', ')}, not '${String(value)}'`);
+  }
+  return value as Conflict;
+}
+
+function checkStorageClass(value: unknown): StorageClass {
+  if (typeof value !== 'string' || !(STORAGE_CLASSES as readonly string[]).includes(value)) {
+    throw fail('InvalidArgument', `storage class must be one of ${STORAGE_CLASSES.join(', ')}, not '${String(value)}'`);
+  }
+  return value as StorageClass;
+}
+
+export class Space {
+  readonly name: string;
+  readonly root: number;
+  readonly trash: number;
+  private readonly db: Database.Database;
+  private readonly lib: Library;
+  private readonly q: ReturnType<typeof prepare>;
+
+  constructor(lib: Library, db: Database.Database, name: string, root: number, trash: number) {
+    this.lib = lib;
+    this.db = db;
+    this.name = name;
+    this.root = root;
+    this.trash = trash;
+    this.q = prepare(db);
+  }
+
+  // ───────────────────────────── transactions ─────────────────────────────
+
+  private tx<T>(fn: () => T): T {
+    return this.lib.transaction(fn);
+  }
+
+  // ───────────────────────────── resolution ─────────────────────────────
+
+  private row(id: number): NodeRow | undefined {
+    return this.q.node.get(id) as NodeRow | undefined;
+  }
+
+  private child(parent: number, name: string): NodeRow | undefined {
+    return this.q.child.get(parent, name) as NodeRow | undefined;
+  }
+
+  /** Where a node is now: its segments from the space root, or from `.trash`. */
+  locate(id: number): Location {
+    const segs: string[] = [];
+    let cur = id;
+    for (let depth = 0; depth < 100_000; depth++) {
+      if (cur === this.root) return { where: 'live', segs: segs.reverse() };
+      if (cur === this.trash) return { where: 'trash', segs: [TRASH_NAME, ...segs.reverse()] };
+      const e = this.q.entryOf.get(cur) as { parent: number; name: string } | undefined;
+      if (!e) return { where: 'gone', segs: [] };
+      segs.push(e.name);
+      cur = e.parent;
+    }
+    throw fail('Internal', `directory cycle at node ${id}`);
+  }
+
+  private walk(segs: string[], subject: string): Resolved {
+    let row = this.row(this.root)!;
+    let parent: number | null = null;
+    let name = '';
+    let inTrash = false;
+    for (let i = 0; i < segs.length; i++) {
+      const seg = segs[i]!;
+      if (row.kind !== 'dir') throw fail('NotADirectory', `'${joinPath(segs.slice(0, i))}' is not a directory`, subject);
+      let next: NodeRow | undefined;
+      if (i === 0 && seg === TRASH_NAME) {
+        next = this.row(this.trash);
+        inTrash = true;
+      } else {
+        next = this.child(row.id, seg);
+      }
+      if (!next) throw fail('FileNotFound', 'no such file or directory', subject);
+      parent = row.id;
+      name = seg;
+      row = next;
+    }
+    return { row, segs, parent, name, inTrash };
+  }
+
+  private resolve(path: string, role: PathRole = 'source'): Resolved {
+    return this.walk(splitPath(path, role), path);
+  }
+
+  /** Resolve `path` as something the caller will change; the bin view is read-only (T3). */
+  private resolveWritable(path: string, role: PathRole = 'source'): Resolved {
+    const r = this.resolve(path, role);
+    if (r.inTrash) throw fail('ReadOnly', 'the recycle bin is read-only; restore the item first', path);
+    if (r.row.id === this.root) throw fail('InvalidDestinationPath', 'the root cannot be changed this way', path);
+    return r;
+  }
+
+  /**
+   * The parent directory of a path to be created, and the new name. A missing parent is
+   * `missingCode` (DirectoryNotFound for the dialects; it maps to ENOENT for the mount).
+   */
+  private parentOf(path: string, isDir: boolean): { parent: NodeRow; name: string; segs: string[] } {
+    const segs = splitPath(path, 'destination');
+    if (segs.length === 0) throw fail('InvalidDestinationPath', 'the root already exists', path);
+    const name = segs[segs.length - 1]!;
+    validateName(name, isDir, path);
+    let parent: Resolved;
+    try {
+      parent = this.walk(segs.slice(0, -1), path);
+    } catch (e) {
+      if (e instanceof SmhError && e.code === 'FileNotFound') throw fail('DirectoryNotFound', 'the parent directory does not exist', path);
+      throw e;
+    }
+    if (parent.inTrash) throw fail('ReadOnly', 'the recycle bin is read-only; restore the item first', path);
+    if (parent.row.kind !== 'dir') throw fail('NotADirectory', 'the parent is not a directory', path);
+    return { parent: parent.row, name, segs };
+  }
+
+  private occupied(parent: number, name: string): NodeRow | 'reserved' | undefined {
+    if (parent === this.root && name === TRASH_NAME) return 'reserved';
+    return this.child(parent, name);
+  }
+
+  /** C2: the first free `stem (n).ext` in `parent`. */
+  private freeName(parent: number, name: string, isDir: boolean): string {
+    for (let n = 1; ; n++) {
+      const candidate = conflictName(name, n, isDir);
+      validateName(candidate, isDir);
+      if (!this.occupied(parent, candidate)) return candidate;
+    }
+  }
+
+  // ───────────────────────────── node info ─────────────────────────────
+
+  private infoOf(row: NodeRow, loc?: Location): NodeInfo {
+    const where = loc ?? this.locate(row.id);
+    const info: NodeInfo = {
+      id: row.id,
+      kind: row.kind,
+      mode: row.mode,
+      uid: row.uid,
+      gid: row.gid,
+      size: row.kind === 'dir' ? 4096 : row.size,
+      nlink: row.kind === 'dir' ? 2 + (this.q.subdirCount.get(row.id) as { n: number }).n : 1,
+      rdev: row.rdev,
+      blob: row.blob,
+      etag: row.etag,
+      storageClass: row.storage_class,
+      atimeUs: row.atime,
+      mtimeUs: row.mtime,
+      ctimeUs: row.ctime,
+      birthtimeUs: row.btime,
+      path: joinPath(where.segs),
+      inTrash: where.where === 'trash',
+    };
+    if (row.kind === 'link') {
+      const parentSegs = where.segs.slice(0, -1);
+      if (row.link_flavour === 'bound') {
+        const target = this.locate(row.link_node!);
+        const readlink = target.where === 'gone' ? undefined : relativePath(parentSegs, target.segs);
+        info.link = { flavour: 'bound', readlink, targetNode: row.link_node! };
+        if (target.where !== 'gone') info.link.targetPath = joinPath(target.segs);
+      } else {
+        const stored = row.link_path!;
+        const readlink =
+          row.link_base === 'space' ? relativePath(parentSegs, stored.split('/').filter((s) => s.length > 0)) : stored;
+        info.link = { flavour: 'path', readlink, stored, pathBase: row.link_base ?? 'parent' };
+      }
+      info.size = info.link.readlink === undefined ? 0 : Buffer.byteLength(info.link.readlink, 'utf8');
+    }
+    return info;
+  }
+
+  stat(path: string, opts: { follow?: boolean } = {}): NodeInfo {
+    const r = this.resolve(path);
+    if (opts.follow && r.row.kind === 'link') return this.followForMount(r);
+    return this.infoOf(r.row, { where: r.inTrash ? 'trash' : 'live', segs: r.segs });
+  }
+
+  statNode(id: number): NodeInfo {
+    const row = this.row(id);
+    if (!row || row.space !== this.name) throw fail('FileNotFound', `no node ${id}`, String(id));
+    return this.infoOf(row);
+  }
+
+  readdir(path: string): DirEntry[] {
+    const r = this.resolve(path);
+    if (r.row.kind !== 'dir') throw fail('NotADirectory', 'not a directory', path);
+    const rows = this.q.children.all(r.row.id) as Array<NodeRow & { entry_name: string }>;
+    const where = r.inTrash ? 'trash' : 'live';
+    const out: DirEntry[] = rows.map((row) => ({
+      name: row.entry_name,
+      info: this.infoOf(row, { where, segs: [...r.segs, row.entry_name] }),
+    }));
+    if (r.row.id === this.root) {
+      const t = this.row(this.trash)!;
+      out.push({ name: TRASH_NAME, info: this.infoOf(t, { where: 'trash', segs: [TRASH_NAME] }) });
+    }
+    return out;
+  }
+
+  readlink(path: string): string {
+    const info = this.stat(path);
+    if (info.kind !== 'link') throw fail('InvalidArgument', 'not a symbolic link', path);
+    if (info.link!.readlink === undefined) throw fail('FileNotFound', "the link's target is being deleted", path);
+    return info.link!.readlink;
+  }
+
+  /** The stored target of a link (BOS `GET ?symlink`); a bound link answers its target's current key. */
+  getSymlink(key: string): string {
+    const info = this.stat(key);
+    if (info.kind !== 'link') throw fail('InvalidArgument', 'the object is not a symlink', key);
+    if (info.link!.flavour === 'path') return info.link!.stored!;
+    if (info.link!.targetPath === undefined) throw fail('FileNotFound', "the link's target is being deleted", key);
+    return info.link!.targetPath;
+  }
+
+  /** Follow a link the way the kernel would for the mount (used by stat with follow). */
+  private followForMount(r: Resolved): NodeInfo {
+    const target = this.followLink(r.row, r.segs, 'parent-relative');
+    if (!target) throw fail('FileNotFound', 'the link dangles', joinPath(r.segs));
+    return this.infoOf(target.row, { where: target.inTrash ? 'trash' : 'live', segs: target.segs });
+  }
+
+  /**
+   * The node a link points at, following path links hop by hop (up to 40, ELOOP past that).
+   * Returns undefined when the target does not exist. `mode` 'bos' stops after one hop and
+   * reports a link target as such (BOS has no secondary links).
+   */
+  private followLink(
+    link: NodeRow,
+    linkSegs: string[],
+    mode: 'parent-relative' | 'one-hop',
+  ): Resolved | undefined {
+    let cur = link;
+    let segs = linkSegs;
+    for (let hop = 0; hop < MAX_LINK_HOPS; hop++) {
+      let next: Resolved | undefined;
+      if (cur.link_flavour === 'bound') {
+        const loc = this.locate(cur.link_node!);
+        const row = this.row(cur.link_node!);
+        if (loc.where === 'gone' || !row) return undefined;
+        next = { row, segs: loc.segs, parent: null, name: loc.segs[loc.segs.length - 1] ?? '', inTrash: loc.where === 'trash' };
+      } else {
+        next = this.resolvePathTarget(cur, segs);
+      }
+      if (!next) return undefined;
+      if (next.row.kind !== 'link' || mode === 'one-hop') return next;
+      cur = next.row;
+      segs = next.segs;
+    }
+    throw fail('TooManyLinks', 'too many levels of symbolic links', joinPath(linkSegs));
+  }
+
+  /** Resolve a path link's stored string to a node, or undefined when it dangles. */
+  private resolvePathTarget(link: NodeRow, linkSegs: string[]): Resolved | undefined {
+    const stored = link.link_path!;
+    let start: string[];
+    let rest: string[];
+    if (link.link_base === 'space') {
+      start = [];
+      rest = stored.split('/').filter((s) => s.length > 0);
+    } else {
+      if (stored.startsWith('/')) {
+        const mp = this.lib.mountpoint;
+        if (!mp || !(stored === mp || stored.startsWith(mp + '/'))) return undefined;
+        start = [];
+        rest = stored.slice(mp.length).split('/').filter((s) => s.length > 0);
+      } else {
+        start = linkSegs.slice(0, -1);
+        rest = stored.split('/').filter((s) => s.length > 0);
+      }
+    }
+    return this.lexicalWalk(start, rest, 0);
+  }
+
+  /**
+   * Walk `rest` from the directory `start`, handling '.' and '..' and following links in
+   * intermediate components as the kernel would. Returns undefined if anything is missing.
+   */
+  private lexicalWalk(start: string[], rest: string[], depth: number): Resolved | undefined {
+    if (depth > MAX_LINK_HOPS) throw fail('TooManyLinks', 'too many levels of symbolic links');
+    let segs = [...start];
+    let cur: Resolved;
+    try {
+      cur = this.walk(segs, joinPath(segs));
+    } catch {
+      return undefined;
+    }
+    for (let i = 0; i < rest.length; i++) {
+      const seg = rest[i]!;
+      if (seg === '.') continue;
+      if (seg === '..') {
+        if (segs.length === 0) return undefined; // above the space root: outside the mount
+        segs = segs.slice(0, -1);
+        cur = this.walk(segs, joinPath(segs));
+        continue;
+      }
+      if (cur.row.kind === 'link') {
+        const t = this.followLink(cur.row, cur.segs, 'parent-relative');
+        if (!t) return undefined;
+        cur = t;
+        segs = t.segs;
+      }
+      if (cur.row.kind !== 'dir') return undefined;
+      const next = i === 0 && segs.length === 0 && seg === TRASH_NAME ? this.row(this.trash) : this.child(cur.row.id, seg);
+      if (!next) return undefined;
+      segs = [...segs, seg];
+      cur = { row: next, segs, parent: cur.row.id, name: seg, inTrash: cur.inTrash || next.id === this.trash };
+    }
+    return cur;
+  }
+
+  /**
+   * L6: what a dialect GET/HEAD reads. 'smh' follows bound and path links; 'bos' follows one
+   * hop and refuses secondary links (InvalidTargetType) and missing targets (SymlinkTargetNotExist).
+   */
+  resolveRead(path: string, how: 'smh' | 'bos'): { node: NodeInfo; link?: NodeInfo } {
+    const r = this.resolve(path);
+    if (r.row.kind === 'dir') throw fail(how === 'bos' ? 'FileNotFound' : 'IsADirectory', 'is a directory', path);
+    if (r.row.kind !== 'link') return { node: this.infoOf(r.row, { where: r.inTrash ? 'trash' : 'live', segs: r.segs }) };
+    const link = this.infoOf(r.row, { where: r.inTrash ? 'trash' : 'live', segs: r.segs });
+    const target = this.followLink(r.row, r.segs, how === 'bos' ? 'one-hop' : 'parent-relative');
+    if (!target || target.row.kind === 'dir') {
+      throw fail(how === 'bos' ? 'SymlinkTargetNotExist' : 'SourceFileNotFound', 'the link target does not exist', path);
+    }
+    if (target.row.kind === 'link') throw fail('InvalidTargetType', 'the link target is itself a link', path);
+    return { node: this.infoOf(target.row, { where: target.inTrash ? 'trash' : 'live', segs: target.segs }), link };
+  }
+
+  statfs(): StatFs {
+    const r = this.q.statfs.get(this.name) as { files: number; bytes: number | null };
+    return { files: r.files, bytes: r.bytes ?? 0 };
+  }
+
+  userMeta(pathOrId: string | number): Record<string, string> {
+    const id = typeof pathOrId === 'number' ? pathOrId : this.resolve(pathOrId).row.id;
+    const out: Record<string, string> = {};
+    for (const x of this.q.xattrList.all(id) as Array<{ name: string; value: Buffer }>) {
+      out[x.name] = Buffer.from(x.value).toString('utf8');
+    }
+    return out;
+  }
+
+  // ───────────────────────────── creation helpers ─────────────────────────────
+
+  private insertNode(fields: Partial<NodeRow> & { kind: NodeKind; mode: number }): number {
+    const t = nowUs();
+    const r = this.q.insertNode.run({
+      space: this.name,
+      kind: fields.kind,
+      mode: fields.mode,
+      uid: fields.uid ?? 0,
+      gid: fields.gid ?? 0,
+      size: fields.size ?? 0,
+      blob: fields.blob ?? null,
+      etag: fields.etag ?? null,
+      rdev: fields.rdev ?? 0,
+      storage_class: fields.storage_class ?? 'STANDARD',
+      link_flavour: fields.link_flavour ?? null,
+      link_node: fields.link_node ?? null,
+      link_path: fields.link_path ?? null,
+      link_base: fields.link_base ?? null,
+      atime: fields.atime ?? t,
+      mtime: fields.mtime ?? t,
+      ctime: fields.ctime ?? t,
+      btime: fields.btime ?? t,
+    });
+    return Number(r.lastInsertRowid);
+  }
+
+  private attach(parent: number, name: string, node: number): void {
+    this.q.insertEntry.run(parent, name, node);
+    this.touchDir(parent);
+  }
+
+  private touchDir(id: number): void {
+    const t = nowUs();
+    this.q.touch.run(t, t, id);
+  }
+
+  private defaultClass(): StorageClass {
+    return (this.q.spaceClass.get(this.name) as { c: StorageClass }).c;
+  }
+
+  /**
+   * Decide the name a new node of `kind` takes in `parent` under `conflict` (C1–C3). With
+   * 'overwrite' the existing non-directory is taken out of the way here: a file replaced by a
+   * file is handed back to the caller (`replaced`) so links can be rebound (L10); anything else
+   * goes to the recycle bin (L11, T1).
+   */
+  private claimName(
+    parent: number,
+    name: string,
+    isDir: boolean,
+    newKind: NodeKind,
+    conflict: Conflict,
+    subject: string,
+  ): { name: string; replaced?: NodeRow } {
+    const existing = this.occupied(parent, name);
+    if (!existing) return { name };
+    if (conflict === 'rename') return { name: this.freeName(parent, name, isDir) };
+    if (conflict === 'ask' || existing === 'reserved' || existing.kind === 'dir') {
+      throw fail('SameNameDirectoryOrFileExists', 'a file or directory with the same name exists', subject);
+    }
+    if (existing.kind === 'file' && newKind === 'file') {
+      this.q.deleteEntry.run(existing.id);
+      return { name, replaced: existing };
+    }
+    this.trashNode(existing, parent, name);
+    return { name };
+  }
+
+  /** L10: links bound to `replaced` now point to `by`; the replaced node is gone for good. */
+  private replaceFile(replaced: NodeRow, by: number): void {
+    this.q.rebind.run(by, replaced.id);
+    this.deleteNodeRows(replaced);
+  }
+
+  private placed(id: number): Placed {
+    const loc = this.locate(id);
+    const row = this.row(id)!;
+    return { info: this.infoOf(row, loc), path: loc.where === 'live' ? loc.segs : null };
+  }
+
+  // ───────────────────────────── creation ─────────────────────────────
+
+  mkdir(path: string, opts: Owner & { parents?: boolean; conflict?: Conflict } = {}): Placed {
+    const conflict = opts.conflict === undefined ? 'ask' : checkConflict(opts.conflict);
+    return this.tx(() => {
+      const segs = splitPath(path, 'destination');
+      if (segs.length === 0) {
+        if (opts.parents) return this.placed(this.root);
+        throw fail('SameNameDirectoryOrFileExists', 'the root already exists', path);
+      }
+      if (opts.parents) {
+        const dir = this.ensureDirs(segs, opts, path);
+        return this.placed(dir);
+      }
+      const { parent, name } = this.parentOf(path, true);
+      const claimed = this.claimName(parent.id, name, true, 'dir', conflict, path);
+      const id = this.insertNode({ kind: 'dir', mode: S_IFDIR | ((opts.mode ?? 0o755) & 0o7777), uid: opts.uid ?? 0, gid: opts.gid ?? 0 });
+      this.attach(parent.id, claimed.name, id);
+      return this.placed(id);
+    });
+  }
+
+  /** mkdir -p: create every missing directory of `segs`; an existing directory is fine. */
+  private ensureDirs(segs: string[], owner: Owner, subject: string): number {
+    let cur = this.root;
+    for (let i = 0; i < segs.length; i++) {
+      const seg = segs[i]!;
+      validateName(seg, true, subject);
+      const existing = this.occupied(cur, seg);
+      if (existing === 'reserved') throw fail('ReadOnly', 'the recycle bin is read-only', subject);
+      if (existing) {
+        if (existing.kind !== 'dir') throw fail('NotADirectory', `'${joinPath(segs.slice(0, i + 1))}' is not a directory`, subject);
+        cur = existing.id;
+        continue;
+      }
+      const id = this.insertNode({ kind: 'dir', mode: S_IFDIR | ((owner.mode ?? 0o755) & 0o7777), uid: owner.uid ?? 0, gid: owner.gid ?? 0 });
+      this.attach(cur, seg, id);
+      cur = id;
+    }
+    return cur;
+  }
+
+  mknod(path: string, opts: { mode: number; rdev?: number; uid?: number; gid?: number }): NodeInfo {
+    if ((opts.mode & S_IFMT) === S_IFREG || (opts.mode & S_IFMT) === 0) return this.createFile(path, opts);
+    if ((opts.mode & S_IFMT) === S_IFDIR || (opts.mode & S_IFMT) === S_IFLNK) {
+      throw fail('InvalidArgument', 'mknod cannot make directories or links', path);
+    }
+    return this.tx(() => {
+      const { parent, name } = this.parentOf(path, false);
+      this.claimName(parent.id, name, false, 'special', 'ask', path);
+      const id = this.insertNode({ kind: 'special', mode: opts.mode, rdev: opts.rdev ?? 0, uid: opts.uid ?? 0, gid: opts.gid ?? 0 });
+      this.attach(parent.id, name, id);
+      return this.placed(id).info;
+    });
+  }
+
+  /** create(2) through the mount: an empty file; EEXIST when the name is taken. */
+  createFile(path: string, owner: Owner = {}): NodeInfo {
+    return this.tx(() => {
+      const { parent, name } = this.parentOf(path, false);
+      this.claimName(parent.id, name, false, 'file', 'ask', path);
+      const id = this.insertNode({
+        kind: 'file',
+        mode: S_IFREG | ((owner.mode ?? 0o644) & 0o7777),
+        uid: owner.uid ?? 0,
+        gid: owner.gid ?? 0,
+        blob: EMPTY_BLOB_KEY,
+        etag: EMPTY_ETAG,
+        storage_class: this.defaultClass(),
+      });
+      this.attach(parent.id, name, id);
+      return this.placed(id).info;
+    });
+  }
+
+  /**
+   * L1: symlink(2). Bound when TARGET resolves now (relative to the link's parent, or under the
+   * mountpoint when absolute) to a live regular file; otherwise a path link storing TARGET.
+   */
+  symlink(linkPath: string, target: string, opts: { mountpoint?: string; uid?: number; gid?: number } = {}): NodeInfo {
+    validateLinkTarget(target, linkPath);
+    return this.tx(() => {
+      const { parent, name, segs } = this.parentOf(linkPath, false);
+      if (this.occupied(parent.id, name)) throw fail('SameNameDirectoryOrFileExists', 'the link name exists', linkPath);
+      const bound = this.bindableTarget(segs.slice(0, -1), target, opts.mountpoint ?? this.lib.mountpoint);
+      const id = this.insertNode({
+        kind: 'link',
+        mode: S_IFLNK | 0o777,
+        uid: opts.uid ?? 0,
+        gid: opts.gid ?? 0,
+        storage_class: this.defaultClass() === 'ARCHIVE' ? 'STANDARD' : this.defaultClass(),
+        ...(bound ? { link_flavour: 'bound', link_node: bound } : { link_flavour: 'path', link_path: target, link_base: 'parent' }),
+      });
+      this.attach(parent.id, name, id);
+      return this.placed(id).info;
+    });
+  }
+
+  private bindableTarget(parentSegs: string[], target: string, mountpoint: string | undefined): number | undefined {
+    let start: string[];
+    let rest: string;
+    if (target.startsWith('/')) {
+      const mp = mountpoint?.replace(/\/+$/, '');
+      if (!mp || !(target === mp || target.startsWith(mp + '/'))) return undefined;
+      start = [];
+      rest = target.slice(mp.length);
+    } else {
+      start = parentSegs;
+      rest = target;
+    }
+    let r: Resolved | undefined;
+    try {
+      r = this.lexicalWalk(start, rest.split('/').filter((s) => s.length > 0), 0);
+    } catch {
+      return undefined;
+    }
+    if (!r || r.inTrash || r.row.kind !== 'file') return undefined;
+    return r.row.id;
+  }
+
+  /** L2: SMH create symbolic link — always bound, to a live regular file. */
+  createLink(linkPath: string, linkTo: string, opts: { conflict?: Conflict } = {}): Placed {
+    const conflict = checkConflict(opts.conflict);
+    return this.tx(() => {
+      const target = this.sourceFile(linkTo);
+      const { parent, name } = this.parentOf(linkPath, false);
+      const claimed = this.claimName(parent.id, name, false, 'link', conflict, linkPath);
+      const id = this.insertNode({
+        kind: 'link',
+        mode: S_IFLNK | 0o777,
+        storage_class: this.defaultClass() === 'ARCHIVE' ? 'STANDARD' : this.defaultClass(),
+        link_flavour: 'bound',
+        link_node: target.id,
+      });
+      this.attach(parent.id, claimed.name, id);
+      if (claimed.replaced) this.replaceFile(claimed.replaced, id);
+      return this.placed(id);
+    });
+  }
+
+  /** The live regular file a link may be bound to (L2). */
+  private sourceFile(linkTo: string): NodeRow {
+    if (typeof linkTo !== 'string' || linkTo.length === 0) throw fail('InvalidSourceFile', 'linkTo must be a non-empty path', String(linkTo));
+    let r: Resolved;
+    try {
+      r = this.resolve(linkTo, 'source');
+    } catch (e) {
+      if (e instanceof SmhError && (e.code === 'FileNotFound' || e.code === 'NotADirectory')) {
+        throw fail('SourceFileNotFound', 'the link target does not exist', linkTo);
+      }
+      throw e;
+    }
+    if (r.inTrash) throw fail('SourceFileNotFound', 'the link target is in the recycle bin', linkTo);
+    if (r.row.kind === 'dir') throw fail('InvalidSourceFile', 'symbolic links to directories are not supported', linkTo);
+    if (r.row.kind === 'link') throw fail('InvalidSourceFile', 'secondary symbolic links are not supported', linkTo);
+    if (r.row.kind !== 'file') throw fail('InvalidSourceFile', 'symbolic links to special files are not supported', linkTo);
+    return r.row;
+  }
+
+  /** L3: BOS PutSymlink — a path link storing the key; the target is not checked. */
+  putSymlink(
+    key: string,
+    target: string,
+    opts: { forbidOverwrite?: boolean; storageClass?: string; meta?: Record<string, string> } = {},
+  ): { info: NodeInfo; etag: string } {
+    validateLinkTarget(target, key);
+    const cls = opts.storageClass === undefined ? undefined : checkStorageClass(opts.storageClass);
+    const meta = this.checkMeta(opts.meta);
+    return this.tx(() => {
+      const effective = cls ?? this.defaultClass();
+      if (effective === 'ARCHIVE') throw fail('InvalidArgument', 'symlinks do not support the ARCHIVE storage class', key);
+      const segs = splitPath(key, 'destination');
+      if (segs.length === 0) throw fail('InvalidDestinationPath', 'an object key must not be empty', key);
+      const name = segs[segs.length - 1]!;
+      validateName(name, false, key);
+      const existing = this.existingAt(segs);
+      if (existing && opts.forbidOverwrite) throw fail('ObjectAlreadyExists', 'an object with this key exists', key);
+      const parent = this.ensureDirs(segs.slice(0, -1), {}, key);
+      const claimed = this.claimName(parent, name, false, 'link', 'overwrite', key);
+      const id = this.insertNode({ kind: 'link', mode: S_IFLNK | 0o777, storage_class: effective, link_flavour: 'path', link_path: target, link_base: 'space' });
+      this.attach(parent, claimed.name, id);
+      if (claimed.replaced) this.replaceFile(claimed.replaced, id);
+      for (const [k, v] of Object.entries(meta)) this.q.xattrSet.run(id, k, Buffer.from(v, 'utf8'));
+      const t = this.existingAt(target.split('/').filter((s) => s.length > 0));
+      const etag = t && t.kind === 'file' && t.etag ? t.etag : md5(target);
+      return { info: this.placed(id).info, etag };
+    });
+  }
+
+  private existingAt(segs: string[]): NodeRow | undefined {
+    try {
+      const r = this.walk(segs, joinPath(segs));
+      return r.inTrash ? undefined : r.row;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private checkMeta(meta: Record<string, string> | undefined): Record<string, string> {
+    if (meta === undefined) return {};
+    for (const [k, v] of Object.entries(meta)) {
+      if (k.length === 0 || Buffer.byteLength(k) > 255 || typeof v !== 'string' || Buffer.byteLength(v) > MAX_XATTR_VALUE) {
+        throw fail('InvalidArgument', `bad metadata entry '${k}'`);
+      }
+    }
+    return meta;
+  }
+
+  /**
+   * Upload (SMH PUT with a body, BOS PutObject, CLI put). With 'overwrite' an existing file keeps
+   * its identity and shows the new content, so every bound link shows it too (L10).
+   */
+  putFile(
+    path: string,
+    blob: BlobRef,
+    opts: Owner & { conflict?: Conflict; mtimeUs?: number; meta?: Record<string, string>; storageClass?: string; createParents?: boolean } = {},
+  ): Placed {
+    const conflict = checkConflict(opts.conflict);
+    const cls = opts.storageClass === undefined ? undefined : checkStorageClass(opts.storageClass);
+    const meta = opts.meta === undefined ? undefined : this.checkMeta(opts.meta);
+    return this.tx(() => {
+      this.lib.useLease(blob);
+      let parentId: number;
+      let name: string;
+      if (opts.createParents) {
+        const segs = splitPath(path, 'destination');
+        if (segs.length === 0) throw fail('InvalidDestinationPath', 'a file path must not be empty', path);
+        name = segs[segs.length - 1]!;
+        validateName(name, false, path);
+        parentId = this.ensureDirs(segs.slice(0, -1), {}, path);
+      } else {
+        const p = this.parentOf(path, false);
+        parentId = p.parent.id;
+        name = p.name;
+      }
+      const t = opts.mtimeUs ?? nowUs();
+      const existing = this.occupied(parentId, name);
+      if (existing && existing !== 'reserved' && existing.kind === 'file' && conflict === 'overwrite') {
+        const dropped = existing.blob;
+        this.q.setContent.run({ id: existing.id, blob: blob.key, size: blob.size, etag: blob.etag, mtime: t, ctime: nowUs() });
+        if (cls) this.q.setClass.run(cls, existing.id);
+        if (meta) {
+          this.q.xattrClear.run(existing.id);
+          for (const [k, v] of Object.entries(meta)) this.q.xattrSet.run(existing.id, k, Buffer.from(v, 'utf8'));
+        }
+        if (dropped && dropped !== blob.key) this.lib.dropBlobs([dropped]);
+        return this.placed(existing.id);
+      }
+      const claimed = this.claimName(parentId, name, false, 'file', conflict, path);
+      const id = this.insertNode({
+        kind: 'file',
+        mode: S_IFREG | ((opts.mode ?? 0o644) & 0o7777),
+        uid: opts.uid ?? 0,
+        gid: opts.gid ?? 0,
+        blob: blob.key,
+        size: blob.size,
+        etag: blob.etag,
+        mtime: t,
+        storage_class: cls ?? this.defaultClass(),
+      });
+      this.attach(parentId, claimed.name, id);
+      for (const [k, v] of Object.entries(meta ?? {})) this.q.xattrSet.run(id, k, Buffer.from(v, 'utf8'));
+      if (claimed.replaced) this.replaceFile(claimed.replaced, id);
+      return this.placed(id);
+    });
+  }
+
+  /** B5: commit new content for an open file (flush/fsync/release/truncate through the mount). */
+  setContent(nodeId: number, blob: BlobRef, opts: { mtimeUs?: number } = {}): NodeInfo {
+    return this.tx(() => {
+      this.lib.useLease(blob);
+      const row = this.row(nodeId);
+      if (!row || row.kind !== 'file') throw fail('FileNotFound', 'the file no longer exists', String(nodeId));
+      const t = nowUs();
+      this.q.setContent.run({ id: nodeId, blob: blob.key, size: blob.size, etag: blob.etag, mtime: opts.mtimeUs ?? t, ctime: t });
+      if (row.blob && row.blob !== blob.key) this.lib.dropBlobs([row.blob]);
+      return this.infoOf(this.row(nodeId)!);
+    });
+  }
+
+  // ───────────────────────────── tree operations ─────────────────────────────
+
+  private isAncestor(ancestor: number, node: number): boolean {
+    let cur: number | undefined = node;
+    while (cur !== undefined) {
+      if (cur === ancestor) return true;
+      const e = this.q.entryOf.get(cur) as { parent: number } | undefined;
+      cur = e?.parent;
+    }
+    return false;
+  }
+
+  /** rename(2) with POSIX replacement rules; L9 holds for free (identity is untouched), L10/L11 on replace. */
+  rename(from: string, to: string, _opts: { posix: true } = { posix: true }): NodeInfo {
+    return this.tx(() => {
+      const src = this.resolveWritable(from);
+      const { parent, name } = this.parentOf(to, src.row.kind === 'dir');
+      if (src.row.kind === 'dir' && this.isAncestor(src.row.id, parent.id)) {
+        throw fail('MoveIntoItself', 'cannot move a directory into itself', to);
+      }
+      const existing = this.occupied(parent.id, name);
+      if (existing === 'reserved') throw fail('ReadOnly', 'the recycle bin is read-only', to);
+      if (existing && existing.id === src.row.id) return this.placed(src.row.id).info;
+      if (existing) {
+        if (src.row.kind === 'dir' && existing.kind !== 'dir') throw fail('NotADirectory', 'cannot replace a non-directory with a directory', to);
+        if (src.row.kind !== 'dir' && existing.kind === 'dir') throw fail('IsADirectory', 'cannot replace a directory with a non-directory', to);
+        if (existing.kind === 'dir') {
+          if (this.q.hasChildren.get(existing.id)) throw fail('DirectoryNotEmpty', 'the destination directory is not empty', to);
+          this.deleteNodeRows(existing);
+        } else if (existing.kind === 'file' && src.row.kind === 'file') {
+          this.q.deleteEntry.run(existing.id);
+          this.replaceFile(existing, src.row.id);
+        } else {
+          this.trashNode(existing, parent.id, name);
+        }
+      }
+      this.q.moveEntry.run(parent.id, name, src.row.id);
+      this.touchDir(src.parent!);
+      this.touchDir(parent.id);
+      this.q.touchCtime.run(nowUs(), src.row.id);
+      return this.placed(src.row.id).info;
+    });
+  }
+
+  /** SMH/CLI move with a conflict strategy (default rename). */
+  move(from: string, to: string, opts: { conflict?: Conflict } = {}): Placed {
+    const conflict = checkConflict(opts.conflict);
+    return this.tx(() => {
+      const src = this.resolveSource(from);
+      const { parent, name } = this.parentOf(to, src.row.kind === 'dir');
+      if (src.row.kind === 'dir' && this.isAncestor(src.row.id, parent.id)) {
+        throw fail('MoveIntoItself', 'cannot move a directory into itself', to);
+      }
+      if (src.parent === parent.id && src.name === name) return this.placed(src.row.id);
+      const claimed = this.claimName(parent.id, name, src.row.kind === 'dir', src.row.kind, conflict, to);
+      this.q.moveEntry.run(parent.id, claimed.name, src.row.id);
+      if (claimed.replaced) this.replaceFile(claimed.replaced, src.row.id);
+      this.touchDir(src.parent!);
+      this.touchDir(parent.id);
+      return this.placed(src.row.id);
+    });
+  }
+
+  private resolveSource(path: string): Resolved {
+    try {
+      return this.resolveWritable(path, 'source');
+    } catch (e) {
+      if (e instanceof SmhError && e.code === 'FileNotFound') throw fail('SourceFileNotFound', 'the source does not exist', path);
+      throw e;
+    }
+  }
+
+  /** L8: copy. A copied link is a new link of the same flavour bound to the same target. */
+  copy(from: string, to: string, opts: { conflict?: Conflict } = {}): Placed {
+    const conflict = checkConflict(opts.conflict);
+    return this.tx(() => {
+      const src = this.resolveSource(from);
+      const { parent, name } = this.parentOf(to, src.row.kind === 'dir');
+      if (src.row.kind === 'dir' && this.isAncestor(src.row.id, parent.id)) {
+        throw fail('MoveIntoItself', 'cannot copy a directory into itself', to);
+      }
+      const claimed = this.claimName(parent.id, name, src.row.kind === 'dir', src.row.kind, conflict, to);
+      const id = this.copyTree(src.row, parent.id, claimed.name);
+      if (claimed.replaced) this.replaceFile(claimed.replaced, id);
+      return this.placed(id);
+    });
+  }
+
+  private copyTree(row: NodeRow, parent: number, name: string): number {
+    const t = nowUs();
+    const id = this.insertNode({ ...row, atime: t, mtime: row.mtime, ctime: t, btime: t });
+    this.q.xattrCopy.run(id, row.id);
+    this.attach(parent, name, id);
+    if (row.kind === 'dir') {
+      for (const c of this.q.children.all(row.id) as Array<NodeRow & { entry_name: string }>) {
+        this.copyTree(c, id, c.entry_name);
+      }
+    }
+    return id;
+  }
+
+  /** unlink(2): a file, link or special file goes to the recycle bin (T1), bound links with it (L12). */
+  unlink(path: string): { recycledItemId: number } {
+    return this.tx(() => {
+      const r = this.resolveWritable(path);
+      if (r.row.kind === 'dir') throw fail('IsADirectory', 'is a directory (use rmdir)', path);
+      return { recycledItemId: this.trashNode(r.row, r.parent!, r.name) };
+    });
+  }
+
+  /** rmdir(2): removes an empty directory for good (nothing to lose). */
+  rmdir(path: string): void {
+    this.tx(() => {
+      const r = this.resolveWritable(path);
+      if (r.row.kind !== 'dir') throw fail('NotADirectory', 'not a directory', path);
+      if (this.q.hasChildren.get(r.row.id)) throw fail('DirectoryNotEmpty', 'directory not empty', path);
+      this.q.deleteEntry.run(r.row.id);
+      this.touchDir(r.parent!);
+      this.deleteNodeRows(r.row);
+    });
+  }
+
+  /**
+   * SMH DELETE / CLI rm. Without `permanent` anything goes to the recycle bin as one item (T1);
+   * with it a file or link is deleted at once (L13) and a directory becomes a purge task (L15).
+   */
+  remove(path: string, opts: { permanent?: boolean; recursive?: boolean } = {}): { recycledItemId?: number; taskId?: number } {
+    return this.tx(() => {
+      const r = this.resolveWritable(path);
+      if (r.row.kind === 'dir' && !opts.recursive && this.q.hasChildren.get(r.row.id)) {
+        throw fail('DirectoryNotEmpty', 'directory not empty (remove it recursively)', path);
+      }
+      if (!opts.permanent) return { recycledItemId: this.trashNode(r.row, r.parent!, r.name) };
+      this.q.deleteEntry.run(r.row.id);
+      this.touchDir(r.parent!);
+      if (r.row.kind === 'dir') {
+        if (!this.q.hasChildren.get(r.row.id)) {
+          this.deleteNodeRows(r.row);
+          return {};
+        }
+        return { taskId: this.startPurgeTask(r.row, path) };
+      }
+      this.purgeNode(r.row);
+      return {};
+    });
+  }
+
+  setattr(pathOrId: string | number, attrs: Attrs): NodeInfo {
+    return this.tx(() => {
+      let row: NodeRow;
+      if (typeof pathOrId === 'number') {
+        const r = this.row(pathOrId);
+        if (!r || r.space !== this.name) throw fail('FileNotFound', `no node ${pathOrId}`, String(pathOrId));
+        if (this.locate(r.id).where === 'trash') throw fail('ReadOnly', 'the recycle bin is read-only', String(pathOrId));
+        row = r;
+      } else {
+        const r = this.resolve(pathOrId);
+        if (r.inTrash) throw fail('ReadOnly', 'the recycle bin is read-only', pathOrId);
+        row = r.row;
+      }
+      const t = nowUs();
+      this.q.setattr.run({
+        id: row.id,
+        mode: attrs.mode === undefined ? row.mode : (row.mode & S_IFMT) | (attrs.mode & 0o7777),
+        uid: attrs.uid ?? row.uid,
+        gid: attrs.gid ?? row.gid,
+        atime: attrs.atimeUs ?? row.atime,
+        mtime: attrs.mtimeUs ?? row.mtime,
+        ctime: t,
+      });
+      return this.infoOf(this.row(row.id)!);
+    });
+  }
+
+  // ───────────────────────────── xattrs ─────────────────────────────
+
+  private xattrNode(path: string | number, write: boolean): NodeRow {
+    if (typeof path === 'number') {
+      const r = this.row(path);
+      if (!r) throw fail('FileNotFound', `no node ${path}`);
+      if (write && this.locate(r.id).where === 'trash') throw fail('ReadOnly', 'the recycle bin is read-only');
+      return r;
+    }
+    const r = write ? this.resolveWritableOrRoot(path) : this.resolve(path);
+    return r.row;
+  }
+
+  private resolveWritableOrRoot(path: string): Resolved {
+    const r = this.resolve(path);
+    if (r.inTrash) throw fail('ReadOnly', 'the recycle bin is read-only', path);
+    return r;
+  }
+
+  getXattr(path: string | number, name: string): Buffer {
+    const row = this.xattrNode(path, false);
+    if (name === XATTR_STORAGE_CLASS) return Buffer.from(row.storage_class);
+    if (name === XATTR_LINK) {
+      if (row.kind !== 'link') throw fail('NoSuchAttribute', 'not a link', String(path));
+      return Buffer.from(row.link_flavour!);
+    }
+    if (!name.startsWith('user.') || name.startsWith('user.smhfs.')) throw fail('NoSuchAttribute', 'no such attribute', String(path));
+    const x = this.q.xattrGet.get(row.id, name.slice(5)) as { value: Buffer } | undefined;
+    if (!x) throw fail('NoSuchAttribute', 'no such attribute', String(path));
+    return Buffer.from(x.value);
+  }
+
+  listXattr(path: string | number): string[] {
+    const row = this.xattrNode(path, false);
+    const names = [XATTR_STORAGE_CLASS];
+    if (row.kind === 'link') names.push(XATTR_LINK);
+    for (const x of this.q.xattrList.all(row.id) as Array<{ name: string }>) names.push(`user.${x.name}`);
+    return names;
+  }
+
+  setXattr(path: string | number, name: string, value: Buffer, flags: { create?: boolean; replace?: boolean } = {}): void {
+    this.tx(() => {
+      const row = this.xattrNode(path, true);
+      if (name === XATTR_LINK) throw fail('NotPermitted', `${XATTR_LINK} is read-only`, String(path));
+      if (name === XATTR_STORAGE_CLASS) {
+        const cls = checkStorageClass(value.toString('utf8').trim());
+        if (cls === 'ARCHIVE' && row.kind === 'link') throw fail('InvalidArgument', 'links do not support ARCHIVE', String(path));
+        this.q.setClass.run(cls, row.id);
+        return;
+      }
+      if (!name.startsWith('user.') || name.startsWith('user.smhfs.')) throw fail('NotSupported', `attribute namespace not supported: ${name}`, String(path));
+      const key = name.slice(5);
+      if (key.length === 0 || Buffer.byteLength(name) > 255) throw fail('InvalidArgument', 'bad attribute name', String(path));
+      if (value.length > MAX_XATTR_VALUE) throw fail('InvalidArgument', 'attribute value too large', String(path));
+      const exists = this.q.xattrGet.get(row.id, key) !== undefined;
+      if (flags.create && exists) throw fail('AttributeExists', 'attribute exists', String(path));
+      if (flags.replace && !exists) throw fail('NoSuchAttribute', 'no such attribute', String(path));
+      this.q.xattrSet.run(row.id, key, Buffer.from(value));
+      this.q.touchCtime.run(nowUs(), row.id);
+    });
+  }
+
+  removeXattr(path: string | number, name: string): void {
+    this.tx(() => {
+      const row = this.xattrNode(path, true);
+      if (name === XATTR_LINK || name === XATTR_STORAGE_CLASS) throw fail('NotPermitted', `${name} cannot be removed`, String(path));
+      if (!name.startsWith('user.')) throw fail('NoSuchAttribute', 'no such attribute', String(path));
+      const r = this.q.xattrDelete.run(row.id, name.slice(5));
+      if (r.changes === 0) throw fail('NoSuchAttribute', 'no such attribute', String(path));
+    });
+  }
+
+  // ───────────────────────────── recycle bin ─────────────────────────────
+
+  /**
+   * T1/L12: move a node to the bin as one item. A file takes every bound link to it along
+   * (except links that are bin items of their own); the links remember where they were.
+   */
+  private trashNode(row: NodeRow, parent: number, name: string): number {
+    const originalPath = joinPath(this.locate(row.id).segs);
+    const size =
+      row.kind === 'dir' ? (this.q.subtreeBytes.get(row.id) as { n: number | null }).n ?? 0 : row.kind === 'file' ? row.size : 0;
+    const itemId = Number(
+      this.q.insertItem.run({ space: this.name, node: row.id, kind: row.kind, name, original_path: originalPath, size, removed_at: nowUs() })
+        .lastInsertRowid,
+    );
+    this.q.moveEntry.run(this.trash, trashViewName(itemId, name), row.id);
+    this.touchDir(parent);
+    if (row.kind === 'file') {
+      for (const link of this.q.boundLinksToCascade.all(row.id) as NodeRow[]) {
+        const loc = this.locate(link.id);
+        const e = this.q.entryOf.get(link.id) as { parent: number; name: string };
+        this.q.insertRecycleLink.run(itemId, link.id, e.parent, e.name, joinPath(loc.segs));
+        this.q.deleteEntry.run(link.id);
+        this.q.setState.run('detached', link.id);
+      }
+    }
+    return itemId;
+  }
+
+  private itemRows(): Array<{ id: number; node: number; kind: NodeKind; name: string; original_path: string; size: number; removed_at: number }> {
+    return this.q.items.all(this.name) as never;
+  }
+
+  trashList(): RecycleItem[] {
+    return this.itemRows().map((it) => ({
+      id: it.id,
+      kind: it.kind,
+      name: it.name,
+      originalPath: it.original_path,
+      size: it.size,
+      removedAtUs: it.removed_at,
+      viewName: trashViewName(it.id, it.name),
+      links: (this.q.itemLinks.all(it.id) as Array<{ node: number; original_path: string }>).map((l) => ({
+        nodeId: l.node,
+        originalPath: l.original_path,
+      })),
+    }));
+  }
+
+  private item(id: number): { id: number; node: number; kind: NodeKind; name: string; original_path: string } {
+    const it = this.q.item.get(id, this.name) as never;
+    if (!it) throw fail('RecycledItemNotFound', `no recycle-bin item ${id}`, String(id));
+    return it;
+  }
+
+  /** T4: put an item back at its original path (missing parents recreated), links with it (L12). */
+  restore(id: number, opts: { conflict?: Conflict } = {}): Placed {
+    const conflict = checkConflict(opts.conflict);
+    return this.tx(() => {
+      const it = this.item(id);
+      const row = this.row(it.node)!;
+      if (row.kind === 'link' && row.link_flavour === 'bound') {
+        const target = this.row(row.link_node!);
+        const loc = target ? this.locate(target.id) : undefined;
+        const targetIsItem = target ? this.q.itemByNode.get(target.id) !== undefined : false;
+        if (!target || !loc || loc.where === 'gone' || targetIsItem) {
+          throw fail('SourceFileNotFound', "the link's target no longer exists (it was deleted); restore the target first", it.original_path);
+        }
+      }
+      const segs = it.original_path.split('/');
+      const parent = this.restoreParents(segs.slice(0, -1), row);
+      const claimed = this.claimName(parent, it.name, row.kind === 'dir', row.kind, conflict, it.original_path);
+      this.q.moveEntry.run(parent, claimed.name, row.id);
+      this.touchDir(parent);
+      if (claimed.replaced) this.replaceFile(claimed.replaced, row.id);
+      for (const l of this.q.itemLinksFull.all(it.id) as Array<{ node: number; parent: number | null; name: string; original_path: string }>) {
+        this.restoreCascadedLink(l);
+      }
+      this.q.deleteItemLinks.run(it.id);
+      this.q.deleteItem.run(it.id);
+      return this.placed(row.id);
+    });
+  }
+
+  /** Recreate missing directories on the way back; a non-directory in the way is worked around (C2). */
+  private restoreParents(segs: string[], owner: NodeRow): number {
+    let cur = this.root;
+    for (const seg of segs) {
+      const existing = this.occupied(cur, seg);
+      if (existing && existing !== 'reserved' && existing.kind === 'dir') {
+        cur = existing.id;
+        continue;
+      }
+      const name = existing ? this.freeName(cur, seg, true) : seg;
+      const id = this.insertNode({ kind: 'dir', mode: S_IFDIR | 0o755, uid: owner.uid, gid: owner.gid });
+      this.attach(cur, name, id);
+      cur = id;
+    }
+    return cur;
+  }
+
+  private restoreCascadedLink(l: { node: number; parent: number | null; name: string; original_path: string }): void {
+    const link = this.row(l.node);
+    if (!link) return;
+    const parentRow = l.parent === null ? undefined : this.row(l.parent);
+    let parent: number | undefined;
+    if (parentRow && parentRow.kind === 'dir' && parentRow.state === 'live' && this.locate(parentRow.id).where !== 'gone') {
+      parent = parentRow.id;
+    } else if (!l.original_path.startsWith(`${TRASH_NAME}/`)) {
+      parent = this.restoreParents(l.original_path.split('/').slice(0, -1), link);
+    }
+    if (parent === undefined) {
+      // Its original directory was inside a bin item that has since been purged: nothing to return to.
+      this.deleteNodeRows(link);
+      return;
+    }
+    const name = this.occupied(parent, l.name) ? this.freeName(parent, l.name, false) : l.name;
+    this.q.setState.run('live', link.id);
+    this.attach(parent, name, link.id);
+  }
+
+  /** T5: purge one item permanently; a directory becomes a background task (L15). */
+  purge(id: number): { taskId?: number } {
+    return this.tx(() => this.purgeItem(this.item(id)));
+  }
+
+  private purgeItem(it: { id: number; node: number; original_path: string }): { taskId?: number } {
+    const row = this.row(it.node)!;
+    this.q.deleteItem.run(it.id);
+    this.q.deleteEntry.run(row.id);
+    if (row.kind === 'dir') {
+      // Cascaded links recorded under a directory item do not exist (only files cascade).
+      if (!this.q.hasChildren.get(row.id)) {
+        this.deleteNodeRows(row);
+        return {};
+      }
+      return { taskId: this.startPurgeTask(row, it.original_path) };
+    }
+    this.purgeNode(row);
+    return {};
+  }
+
+  emptyTrash(): { purged: number; taskIds: number[] } {
+    return this.tx(() => {
+      const taskIds: number[] = [];
+      const items = this.itemRows();
+      for (const it of items) {
+        const r = this.purgeItem(it);
+        if (r.taskId !== undefined) taskIds.push(r.taskId);
+      }
+      return { purged: items.length, taskIds };
+    });
+  }
+
+  /** T5: purge items older than the retention period (0 = keep forever). */
+  purgeExpired(retentionDays: number): number {
+    if (!(retentionDays > 0)) return 0;
+    return this.tx(() => {
+      const cutoff = nowUs() - retentionDays * 86_400 * 1_000_000;
+      const old = this.itemRows().filter((it) => it.removed_at < cutoff);
+      for (const it of old) this.purgeItem(it);
+      return old.length;
+    });
+  }
+
+  // ───────────────────────────── permanent deletion ─────────────────────────────
+
+  /** L13: delete a non-directory node for good; a file takes every link bound to it along. */
+  private purgeNode(row: NodeRow): void {
+    if (row.kind === 'file') {
+      for (const link of this.q.boundLinksAll.all(row.id) as NodeRow[]) this.deleteNodeRows(link);
+    }
+    this.deleteNodeRows(row);
+  }
+
+  /** Remove every row of one node; a link or file that was a bin item loses its item too. */
+  deleteNodeRows(row: NodeRow): void {
+    const it = this.q.itemByNode.get(row.id) as { id: number } | undefined;
+    if (it) {
+      for (const l of this.q.itemLinksFull.all(it.id) as Array<{ node: number }>) {
+        const lr = this.row(l.node);
+        if (lr) this.deleteNodeRows(lr);
+      }
+      this.q.deleteItemLinks.run(it.id);
+      this.q.deleteItem.run(it.id);
+    }
+    this.q.deleteEntry.run(row.id);
+    this.q.deleteRecycleLink.run(row.id);
+    this.q.xattrClear.run(row.id);
+    this.q.deleteNode.run(row.id);
+    if (row.blob) this.lib.dropBlobs([row.blob]);
+  }
+
+  private startPurgeTask(row: NodeRow, subject: string): number {
+    this.q.setState.run('purging', row.id);
+    const total = (this.q.subtreeCount.get(row.id) as { n: number }).n + 1;
+    const t = nowUs();
+    const id = Number(this.q.insertTask.run(this.name, subject, row.id, total, t, t).lastInsertRowid);
+    this.lib.wakeTasks();
+    return id;
+  }
+
+  /**
+   * One batch of an L15 purge task: delete up to `limit` leaves of the subtree (and every link
+   * bound to a file among them), or the root itself once it is empty. Returns nodes deleted and
+   * whether the subtree is gone.
+   */
+  purgeBatch(root: number, limit: number): { deleted: number; finished: boolean } {
+    return this.tx(() => {
+      const leaves = this.q.subtreeLeaves.all(root, limit) as Array<{ id: number }>;
+      let deleted = 0;
+      for (const { id } of leaves) {
+        const row = this.row(id);
+        if (!row) continue;
+        this.purgeNode(row);
+        deleted++;
+      }
+      if (leaves.length === 0) {
+        const r = this.row(root);
+        if (r) {
+          this.purgeNode(r);
+          deleted++;
+        }
+        return { deleted, finished: true };
+      }
+      return { deleted, finished: false };
+    });
+  }
+}
+
+function prepare(db: Database.Database) {
+  const p = (sql: string) => db.prepare(sql);
+  return {
+    node: p('SELECT * FROM nodes WHERE id = ?'),
+    child: p('SELECT n.* FROM entries e JOIN nodes n ON n.id = e.node WHERE e.parent = ? AND e.name = ?'),
+    children: p('SELECT n.*, e.name AS entry_name FROM entries e JOIN nodes n ON n.id = e.node WHERE e.parent = ? ORDER BY e.name'),
+    entryOf: p('SELECT parent, name FROM entries WHERE node = ?'),
+    hasChildren: p('SELECT 1 FROM entries WHERE parent = ? LIMIT 1'),
+    subdirCount: p("SELECT count(*) AS n FROM entries e JOIN nodes n ON n.id = e.node WHERE e.parent = ? AND n.kind = 'dir'"),
+    insertNode: p(`INSERT INTO nodes (space, kind, mode, uid, gid, size, blob, etag, rdev, storage_class, link_flavour, link_node,
+      link_path, link_base, atime, mtime, ctime, btime) VALUES (@space, @kind, @mode, @uid, @gid, @size, @blob, @etag, @rdev,
+      @storage_class, @link_flavour, @link_node, @link_path, @link_base, @atime, @mtime, @ctime, @btime)`),
+    insertEntry: p('INSERT INTO entries (parent, name, node) VALUES (?, ?, ?)'),
+    moveEntry: p('UPDATE entries SET parent = ?, name = ? WHERE node = ?'),
+    deleteEntry: p('DELETE FROM entries WHERE node = ?'),
+    deleteNode: p('DELETE FROM nodes WHERE id = ?'),
+    touch: p('UPDATE nodes SET mtime = ?, ctime = ? WHERE id = ?'),
+    touchCtime: p('UPDATE nodes SET ctime = ? WHERE id = ?'),
+    setState: p('UPDATE nodes SET state = ? WHERE id = ?'),
+    setClass: p('UPDATE nodes SET storage_class = ? WHERE id = ?'),
+    setContent: p('UPDATE nodes SET blob = @blob, size = @size, etag = @etag, mtime = @mtime, ctime = @ctime WHERE id = @id'),
+    setattr: p('UPDATE nodes SET mode = @mode, uid = @uid, gid = @gid, atime = @atime, mtime = @mtime, ctime = @ctime WHERE id = @id'),
+    rebind: p("UPDATE nodes SET link_node = ? WHERE link_flavour = 'bound' AND link_node = ?"),
+    spaceClass: p('SELECT default_storage_class AS c FROM spaces WHERE name = ?'),
+    statfs: p('SELECT count(*) AS files, sum(size) AS bytes FROM nodes WHERE space = ?'),
+    // links to cascade with a trashed file: bound, not detached already, not a bin item of their own
+    boundLinksToCascade: p(`SELECT n.* FROM nodes n WHERE n.link_flavour = 'bound' AND n.link_node = ? AND n.state = 'live'
+      AND NOT EXISTS (SELECT 1 FROM recycle_items r WHERE r.node = n.id)`),
+    boundLinksAll: p("SELECT * FROM nodes WHERE link_flavour = 'bound' AND link_node = ?"),
+    subtreeBytes: p(`WITH RECURSIVE sub(id) AS (SELECT node FROM entries WHERE parent = ?
+      UNION ALL SELECT e.node FROM entries e JOIN sub ON e.parent = sub.id)
+      SELECT sum(n.size) AS n FROM sub JOIN nodes n ON n.id = sub.id WHERE n.kind = 'file'`),
+    subtreeCount: p(`WITH RECURSIVE sub(id) AS (SELECT node FROM entries WHERE parent = ?
+      UNION ALL SELECT e.node FROM entries e JOIN sub ON e.parent = sub.id) SELECT count(*) AS n FROM sub`),
+    subtreeLeaves: p(`WITH RECURSIVE sub(id) AS (SELECT node FROM entries WHERE parent = ?
+      UNION ALL SELECT e.node FROM entries e JOIN sub ON e.parent = sub.id)
+      SELECT id FROM sub WHERE NOT EXISTS (SELECT 1 FROM entries c WHERE c.parent = sub.id) LIMIT ?`),
+    insertItem: p(`INSERT INTO recycle_items (space, node, kind, name, original_path, size, removed_at)
+      VALUES (@space, @node, @kind, @name, @original_path, @size, @removed_at)`),
+    items: p('SELECT * FROM recycle_items WHERE space = ? ORDER BY id'),
+    item: p('SELECT * FROM recycle_items WHERE id = ? AND space = ?'),
+    itemByNode: p('SELECT id FROM recycle_items WHERE node = ?'),
+    deleteItem: p('DELETE FROM recycle_items WHERE id = ?'),
+    insertRecycleLink: p('INSERT INTO recycle_links (item, node, parent, name, original_path) VALUES (?, ?, ?, ?, ?)'),
+    itemLinks: p('SELECT node, original_path FROM recycle_links WHERE item = ? ORDER BY node'),
+    itemLinksFull: p('SELECT node, parent, name, original_path FROM recycle_links WHERE item = ? ORDER BY node'),
+    deleteItemLinks: p('DELETE FROM recycle_links WHERE item = ?'),
+    deleteRecycleLink: p('DELETE FROM recycle_links WHERE node = ?'),
+    insertTask: p(`INSERT INTO tasks (space, kind, state, subject, root, total, done, created, updated)
+      VALUES (?, 'purge-directory', 'queued', ?, ?, ?, 0, ?, ?)`),
+    xattrGet: p('SELECT value FROM xattrs WHERE node = ? AND name = ?'),
+    xattrList: p('SELECT name, value FROM xattrs WHERE node = ? ORDER BY name'),
+    xattrSet: p('INSERT INTO xattrs (node, name, value) VALUES (?, ?, ?) ON CONFLICT (node, name) DO UPDATE SET value = excluded.value'),
+    xattrDelete: p('DELETE FROM xattrs WHERE node = ? AND name = ?'),
+    xattrClear: p('DELETE FROM xattrs WHERE node = ?'),
+    xattrCopy: p('INSERT INTO xattrs (node, name, value) SELECT ?, name, value FROM xattrs WHERE node = ?'),
+  };
+}

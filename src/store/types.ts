@@ -1,0 +1,128 @@
+/**
+ * Public types of the library store: the one place that holds every rule (names, links, conflict
+ * strategies, the recycle bin) and all SQL. The FUSE adapter, the HTTP dialects and the CLI only
+ * translate to and from these calls.
+ *
+ * Paths given to the store are space-relative strings: a leading '/' is ignored, empty segments
+ * collapse, '.' and '..' segments are refused (N3). The root is '' (or '/'). At the space root the
+ * name `.trash` is the read-only recycle-bin view (N4, T3): `.trash/<id>-<name>/…` can be stat'ed,
+ * listed and read, never written.
+ *
+ * Times are integer microseconds since the epoch (exact in a JS number; fuse-native only carries
+ * milliseconds anyway).
+ */
+
+export type NodeKind = 'dir' | 'file' | 'link' | 'special';
+export type LinkFlavour = 'bound' | 'path';
+export type StorageClass = 'STANDARD' | 'STANDARD_IA' | 'COLD' | 'ARCHIVE';
+export const STORAGE_CLASSES: readonly StorageClass[] = ['STANDARD', 'STANDARD_IA', 'COLD', 'ARCHIVE'];
+export type Conflict = 'ask' | 'rename' | 'overwrite';
+export const CONFLICTS: readonly Conflict[] = ['ask', 'rename', 'overwrite'];
+
+/** Where a path link's stored string is anchored. */
+export type PathBase =
+  | 'parent' // made through the mount (POSIX): relative to the link's parent, or absolute
+  | 'space'; // made through BOS: a key relative to the space root (L5)
+
+export interface LinkInfo {
+  flavour: LinkFlavour;
+  /** What the mount's readlink returns right now (L4/L5); undefined while a bound target is being purged. */
+  readlink: string | undefined;
+  /** Bound: the target node id. */
+  targetNode?: number;
+  /** Bound: the target's current space-relative path (may start with `.trash/`). */
+  targetPath?: string;
+  /** Path: the stored string, as given at creation (BOS `GET ?symlink` returns this). */
+  stored?: string;
+  pathBase?: PathBase;
+}
+
+export interface NodeInfo {
+  id: number; // stable identity = st_ino
+  kind: NodeKind;
+  /** Full st_mode including the file-type bits (S_IFREG, S_IFDIR, S_IFLNK, S_IFIFO…). */
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Files: content size. Links: byte length of the readlink string (L4). Dirs: 4096. */
+  size: number;
+  nlink: number; // dirs: 2 + subdirectories
+  rdev: number;
+  blob: string | null; // content blob key (files)
+  etag: string | null; // hex MD5 of the content (files)
+  storageClass: StorageClass;
+  atimeUs: number;
+  mtimeUs: number;
+  ctimeUs: number;
+  birthtimeUs: number;
+  /** Current space-relative path ('' for the root; `.trash/…` inside the bin view). */
+  path: string;
+  /** True when the node is in the recycle bin (an item or inside a trashed directory). */
+  inTrash: boolean;
+  link?: LinkInfo;
+}
+
+export interface DirEntry {
+  name: string;
+  info: NodeInfo;
+}
+
+/** A blob the caller has stored (Library.storeBlob*) and wants a file to point at. */
+export interface BlobRef {
+  key: string;
+  size: number;
+  etag: string; // hex MD5
+  /** The pending-write lease taken by Library.storeBlob*; the commit that references the blob releases it. */
+  lease?: number;
+}
+
+export interface Owner {
+  mode?: number; // permission bits (0o7777 mask); type bits are implied by the operation
+  uid?: number;
+  gid?: number;
+}
+
+export interface Placed {
+  info: NodeInfo;
+  /** Final path as segments (SMH `{"path": [...]}`), or null when the parent vanished (L2). */
+  path: string[] | null;
+}
+
+export interface RecycleItem {
+  id: number;
+  kind: NodeKind;
+  name: string; // original name
+  originalPath: string; // space-relative
+  size: number; // files: content size; dirs: total bytes of files inside
+  removedAtUs: number;
+  /** Name of the item in the `.trash` view: `<id>-<name>` (shortened to fit 255 bytes). */
+  viewName: string;
+  /** Bound links cascaded with the item (L12), with the paths they will be restored to. */
+  links: Array<{ nodeId: number; originalPath: string }>;
+}
+
+export type TaskState = 'queued' | 'running' | 'done' | 'failed';
+export interface Task {
+  id: number;
+  kind: 'purge-directory';
+  state: TaskState;
+  subject: string; // what is being purged (original path)
+  total: number; // nodes to delete
+  done: number; // nodes deleted so far
+  error: string | null;
+  createdAtUs: number;
+  updatedAtUs: number;
+}
+
+export interface Attrs {
+  mode?: number; // permission bits only
+  uid?: number;
+  gid?: number;
+  atimeUs?: number;
+  mtimeUs?: number;
+}
+
+export interface StatFs {
+  files: number;
+  bytes: number;
+}
