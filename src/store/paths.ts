@@ -14,7 +14,10 @@ export type PathRole = 'source' | 'destination';
 
 const byteLength = (s: string): number => Buffer.byteLength(s, 'utf8');
 
-/** Parse a space-relative path. `role` picks the error code for '.'/'..' segments (N3). */
+/**
+ * Parse a space-relative path. `role` picks the error code for '.'/'..' segments (N3). Name
+ * lengths are checked where the name is used (lookup or creation), which knows the right code.
+ */
 export function splitPath(path: string, role: PathRole = 'source'): string[] {
   if (typeof path !== 'string') throw fail('InvalidArgument', 'path must be a string');
   const segs = path.split('/').filter((s) => s.length > 0);
@@ -27,9 +30,6 @@ export function splitPath(path: string, role: PathRole = 'source'): string[] {
       );
     }
     if (s.includes('\0')) throw fail('InvalidFileName', 'a name must not contain NUL', path);
-    if (byteLength(s) > MAX_NAME_BYTES) {
-      throw fail('FileNameLengthExceed', `a name is longer than ${MAX_NAME_BYTES} bytes`, path);
-    }
   }
   return segs;
 }

@@ -15,6 +15,7 @@ import { EMPTY_BLOB_KEY } from '../blob/types.js';
 import {
   conflictName,
   joinPath,
+  MAX_NAME_BYTES,
   relativePath,
   splitPath,
   trashViewName,
@@ -160,6 +161,7 @@ export class Space {
     let inTrash = false;
     for (let i = 0; i < segs.length; i++) {
       const seg = segs[i]!;
+      if (Buffer.byteLength(seg) > MAX_NAME_BYTES) throw fail('FileNameLengthExceed', `a name is longer than ${MAX_NAME_BYTES} bytes`, subject);
       if (row.kind !== 'dir') throw fail('NotADirectory', `'${joinPath(segs.slice(0, i))}' is not a directory`, subject);
       let next: NodeRow | undefined;
       if (i === 0 && seg === TRASH_NAME) {
@@ -234,7 +236,8 @@ export class Space {
       uid: row.uid,
       gid: row.gid,
       size: row.kind === 'dir' ? 4096 : row.size,
-      nlink: row.kind === 'dir' ? 2 + (this.q.subdirCount.get(row.id) as { n: number }).n : 1,
+      // 2 + subdirectories as listed; the root also lists `.trash` (find's leaf optimisation counts on it)
+      nlink: row.kind === 'dir' ? 2 + (this.q.subdirCount.get(row.id) as { n: number }).n + (row.id === this.root ? 1 : 0) : 1,
       rdev: row.rdev,
       blob: row.blob,
       etag: row.etag,
@@ -419,6 +422,12 @@ export class Space {
     }
     if (target.row.kind === 'link') throw fail('InvalidTargetType', 'the link target is itself a link', path);
     return { node: this.infoOf(target.row, { where: target.inTrash ? 'trash' : 'live', segs: target.segs }), link };
+  }
+
+  /** The space's default storage class (new files and links take it; L3 checks it for ARCHIVE). */
+  setDefaultStorageClass(value: string): void {
+    const cls = checkStorageClass(value);
+    this.tx(() => this.q.setSpaceClass.run(cls, this.name));
   }
 
   statfs(): StatFs {
@@ -1295,6 +1304,7 @@ function prepare(db: Database.Database) {
     setattr: p('UPDATE nodes SET mode = @mode, uid = @uid, gid = @gid, atime = @atime, mtime = @mtime, ctime = @ctime WHERE id = @id'),
     rebind: p("UPDATE nodes SET link_node = ? WHERE link_flavour = 'bound' AND link_node = ?"),
     spaceClass: p('SELECT default_storage_class AS c FROM spaces WHERE name = ?'),
+    setSpaceClass: p('UPDATE spaces SET default_storage_class = ? WHERE name = ?'),
     statfs: p('SELECT count(*) AS files, sum(size) AS bytes FROM nodes WHERE space = ?'),
     // links to cascade with a trashed file: bound, not detached already, not a bin item of their own
     boundLinksToCascade: p(`SELECT n.* FROM nodes n WHERE n.link_flavour = 'bound' AND n.link_node = ? AND n.state = 'live'
