@@ -1,0 +1,291 @@
+/**
+ * The default blob store: a local directory, content-addressed by SHA-256.
+ *
+ * Layout: `<dir>/ab/cd/<key>` where `ab` and `cd` are the key's first two byte pairs — two levels
+ * of 256-way fan-out keep directories small (a million blobs ≈ 15 per leaf) without a database.
+ * Writes go to `<dir>/.tmp/<pid>-<random>.tmp` (same file system, so rename is atomic), are
+ * fsync'd, renamed into place, and the leaf directory is fsync'd so the rename itself is durable.
+ * A crash therefore leaves either the complete blob or nothing under its key, plus perhaps a temp
+ * file; temp files older than an hour (so never one a live writer is still filling) are removed
+ * when a store is constructed (B6).
+ *
+ * `putFile` copies rather than hard-links the staged file: the mount keeps writing to its staging
+ * file after a flush commits a version (the file is still open), and a hard link would let those
+ * later writes change a blob whose key promises fixed bytes. The copy also re-hashes, so a caller
+ * bug can never store bytes under the wrong key.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readdirSync, statSync, unlinkSync } from 'node:fs';
+import { mkdir, open, opendir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { SmhError, isSmhError } from '../errors.js';
+import { checkKey, checkRange, chunksOf, errno, expectedLength, messageOf } from './common.js';
+import { Hasher, isBlobKey, type ContentHash } from './hash.js';
+import { EMPTY_BLOB_KEY, type BlobInfo, type BlobStore } from './types.js';
+
+const TEMP_DIR = '.tmp';
+const READ_ONLY_ERRNOS = new Set(['EROFS', 'EACCES', 'EPERM']);
+const COPY_CHUNK = 1 << 20;
+/** Temp files younger than this may belong to a live writer (another process on the same library). */
+export const STALE_TEMP_AGE_MS = 60 * 60 * 1000;
+
+export interface LocalBlobStoreOptions {
+  /** Override the 1 h stale-temp threshold (tests). */
+  staleTempAgeMs?: number;
+}
+
+export class LocalBlobStore implements BlobStore {
+  readonly description: string;
+  readonly dir: string;
+  readonly #tmpDir: string;
+  /** How many stale temp files the constructor removed (for logs and tests). */
+  readonly cleanedTempFiles: number;
+
+  constructor(dir: string, options: LocalBlobStoreOptions = {}) {
+    this.dir = dir;
+    this.description = `local:${dir}`;
+    this.#tmpDir = join(dir, TEMP_DIR);
+    // Synchronous on purpose: construction happens once at startup, and a store that is usable as
+    // soon as `new` returns is simpler for every caller than an async factory.
+    try {
+      mkdirSync(this.#tmpDir, { recursive: true });
+    } catch (e) {
+      // A read-only library can still be read; writes will fail with a clear error then.
+      if (!READ_ONLY_ERRNOS.has(errno(e) ?? '')) throw e;
+    }
+    this.cleanedTempFiles = this.cleanStaleTemps(options.staleTempAgeMs ?? STALE_TEMP_AGE_MS);
+  }
+
+  /** Remove temp files last modified more than `maxAgeMs` ago; returns how many. */
+  cleanStaleTemps(maxAgeMs: number = STALE_TEMP_AGE_MS): number {
+    const cutoff = Date.now() - maxAgeMs;
+    let removed = 0;
+    let names: string[];
+    try {
+      names = readdirSync(this.#tmpDir);
+    } catch (e) {
+      if (errno(e) === 'ENOENT' || READ_ONLY_ERRNOS.has(errno(e) ?? '')) return 0;
+      throw e;
+    }
+    for (const name of names) {
+      const p = join(this.#tmpDir, name);
+      try {
+        if (statSync(p).mtimeMs <= cutoff) {
+          unlinkSync(p);
+          removed++;
+        }
+      } catch (e) {
+        // ENOENT: raced with another cleaner. Read-only: nothing to clean with, and nothing to fear.
+        if (errno(e) !== 'ENOENT' && !READ_ONLY_ERRNOS.has(errno(e) ?? '')) throw e;
+      }
+    }
+    return removed;
+  }
+
+  /** Where a key lives. */
+  pathOf(key: string): string {
+    return join(this.dir, key.slice(0, 2), key.slice(2, 4), key);
+  }
+
+  async putFile(key: string, path: string, size: number): Promise<void> {
+    checkKey(key);
+    if (!Number.isSafeInteger(size) || size < 0) throw new SmhError('InvalidArgument', `bad blob size ${size}`, key);
+    if (key === EMPTY_BLOB_KEY) {
+      // Stores need not hold the empty blob (types.ts); just make sure the caller meant it.
+      const st = await stat(path);
+      if (st.size !== 0) throw new SmhError('InvalidArgument', `${path} is not empty but was given the empty blob key`, key);
+      return;
+    }
+    const src = await open(path, 'r').catch((e: unknown) => {
+      throw new SmhError('InvalidArgument', `cannot read staged file ${path}: ${messageOf(e)}`, key, { cause: e });
+    });
+    try {
+      const st = await src.stat();
+      if (st.size !== size) {
+        throw new SmhError('InvalidArgument', `staged file ${path} has ${st.size} bytes, expected ${size}`, key);
+      }
+      if ((await this.head(key))?.size === size) return; // content addressing: already there
+      await this.#storeFrom(readChunks(src), key, size);
+    } finally {
+      await src.close();
+    }
+  }
+
+  async putStream(body: Readable | Buffer): Promise<BlobInfo> {
+    const { sha256: key, size } = await this.#storeFrom(chunksOf(body));
+    return { key, size };
+  }
+
+  /**
+   * Write `source` to a temp file while hashing, fsync, check the expected key/size if given,
+   * then install under the hash. Returns the hash.
+   */
+  async #storeFrom(source: AsyncIterable<Buffer>, wantKey?: string, wantSize?: number): Promise<ContentHash> {
+    const tmp = join(this.#tmpDir, `${process.pid}-${randomBytes(8).toString('hex')}.tmp`);
+    let fh: FileHandle | undefined;
+    try {
+      fh = await open(tmp, 'wx', 0o644);
+      const hasher = new Hasher({ md5: false }); // the key is all a local store needs
+      for await (const chunk of source) {
+        // Hash on this thread while the write runs on the libuv pool.
+        const written = writeAll(fh, chunk);
+        hasher.update(chunk);
+        await written;
+      }
+      const hash = hasher.digest();
+      if (wantKey !== undefined && (hash.sha256 !== wantKey || hash.size !== wantSize)) {
+        throw new SmhError('InvalidArgument', `content does not match blob key (got ${hash.sha256}, ${hash.size} bytes)`, wantKey);
+      }
+      await fh.sync(); // the bytes are on disk before the name can point at them
+      await fh.close();
+      fh = undefined;
+      if (hash.sha256 === EMPTY_BLOB_KEY) {
+        await unlink(tmp);
+        return hash;
+      }
+      const final = this.pathOf(hash.sha256);
+      if ((await this.head(hash.sha256))?.size === hash.size) {
+        await unlink(tmp); // someone stored the same bytes meanwhile
+        return hash;
+      }
+      await this.#ensureLeafDir(final);
+      await rename(tmp, final); // atomic; replacing an equal blob is harmless
+      await fsyncDir(join(final, '..'));
+      return hash;
+    } catch (e) {
+      await fh?.close().catch(() => undefined);
+      await rm(tmp, { force: true }).catch(() => undefined);
+      if (isSmhError(e)) throw e;
+      throw new SmhError('BlobUnavailable', `local blob store ${this.dir}: cannot store blob: ${messageOf(e)}`, wantKey, { cause: e });
+    }
+  }
+
+  async #ensureLeafDir(final: string): Promise<void> {
+    const leaf = join(final, '..');
+    const created = await mkdir(leaf, { recursive: true });
+    if (created !== undefined) {
+      // New fan-out directories must themselves be durable entries of their parents.
+      await fsyncDir(join(leaf, '..'));
+      await fsyncDir(this.dir);
+    }
+  }
+
+  async getRange(key: string, offset: number, length: number): Promise<Buffer> {
+    checkKey(key);
+    checkRange(key, offset, length);
+    if (key === EMPTY_BLOB_KEY) return Buffer.alloc(0);
+    let fh: FileHandle;
+    try {
+      fh = await open(this.pathOf(key), 'r');
+    } catch (e) {
+      if (errno(e) === 'ENOENT') throw new SmhError('BlobMissing', `blob ${key} is not in ${this.description}`, key);
+      throw new SmhError('BlobUnavailable', `cannot open blob ${key}: ${messageOf(e)}`, key, { cause: e });
+    }
+    try {
+      const { size } = await fh.stat();
+      const want = expectedLength(size, offset, length);
+      const buf = Buffer.allocUnsafe(want);
+      let got = 0;
+      while (got < want) {
+        const { bytesRead } = await fh.read(buf, got, want - got, offset + got);
+        if (bytesRead === 0) break;
+        got += bytesRead;
+      }
+      if (got !== want) throw new SmhError('BlobUnavailable', `blob ${key} ended early (${got} of ${want} bytes)`, key);
+      return buf;
+    } catch (e) {
+      if (isSmhError(e)) throw e;
+      throw new SmhError('BlobUnavailable', `cannot read blob ${key}: ${messageOf(e)}`, key, { cause: e });
+    } finally {
+      await fh.close();
+    }
+  }
+
+  async head(key: string): Promise<BlobInfo | undefined> {
+    checkKey(key);
+    if (key === EMPTY_BLOB_KEY) return { key, size: 0 };
+    try {
+      const st = await stat(this.pathOf(key));
+      return { key, size: st.size };
+    } catch (e) {
+      if (errno(e) === 'ENOENT') return undefined;
+      throw new SmhError('BlobUnavailable', `cannot stat blob ${key}: ${messageOf(e)}`, key, { cause: e });
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    checkKey(key);
+    if (key === EMPTY_BLOB_KEY) return;
+    try {
+      await unlink(this.pathOf(key));
+    } catch (e) {
+      if (errno(e) !== 'ENOENT') throw new SmhError('BlobUnavailable', `cannot delete blob ${key}: ${messageOf(e)}`, key, { cause: e });
+    }
+  }
+
+  async *list(): AsyncIterable<BlobInfo> {
+    // Walk only well-formed fan-out names; `.tmp` and anything foreign are skipped.
+    for await (const l1 of await opendir(this.dir)) {
+      if (!l1.isDirectory() || !/^[0-9a-f]{2}$/.test(l1.name)) continue;
+      const d1 = join(this.dir, l1.name);
+      for await (const l2 of await opendir(d1)) {
+        if (!l2.isDirectory() || !/^[0-9a-f]{2}$/.test(l2.name)) continue;
+        const d2 = join(d1, l2.name);
+        for await (const f of await opendir(d2)) {
+          if (!f.isFile() || !isBlobKey(f.name) || !f.name.startsWith(l1.name + l2.name)) continue;
+          try {
+            const st = await stat(join(d2, f.name));
+            yield { key: f.name, size: st.size };
+          } catch (e) {
+            if (errno(e) !== 'ENOENT') throw e; // deleted while listing: skip
+          }
+        }
+      }
+    }
+  }
+
+  /** Nothing to release (every operation opens and closes its own file). */
+  async close(): Promise<void> {}
+
+  /** Verify the directory is usable (writable); throws a one-line SmhError otherwise. */
+  async check(): Promise<void> {
+    const probe = join(this.#tmpDir, `${process.pid}-${randomBytes(4).toString('hex')}.probe.tmp`);
+    try {
+      const fh = await open(probe, 'wx');
+      await fh.close();
+      await unlink(probe);
+    } catch (e) {
+      throw new SmhError('BlobUnavailable', `local blob store ${this.dir} is not writable: ${messageOf(e)}`, undefined, { cause: e });
+    }
+  }
+}
+
+async function* readChunks(fh: FileHandle): AsyncGenerator<Buffer> {
+  // A fresh buffer per chunk: the consumer may hold the chunk while we read the next one.
+  let pos = 0;
+  for (;;) {
+    const buf = Buffer.allocUnsafe(COPY_CHUNK);
+    const { bytesRead } = await fh.read(buf, 0, COPY_CHUNK, pos);
+    if (bytesRead === 0) return;
+    pos += bytesRead;
+    yield bytesRead === COPY_CHUNK ? buf : buf.subarray(0, bytesRead);
+  }
+}
+
+async function writeAll(fh: FileHandle, buf: Buffer): Promise<void> {
+  let off = 0;
+  while (off < buf.length) {
+    const { bytesWritten } = await fh.write(buf, off, buf.length - off);
+    off += bytesWritten;
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,310 @@
+// The page cache (B2–B4): counters, one request per concurrently missed page, the byte budget,
+// the doubling/resetting readahead window, read-over-prefetch priority, and faults — a truncated
+// or failed fetch is retried, never served, never cached.
+import t from 'tap';
+import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { isSmhError } from '../src/errors.js';
+import { FaultInjectingStore } from '../src/blob/fault-store.js';
+import { MemoryBlobStore } from '../src/blob/memory-store.js';
+import { PageCache } from '../src/blob/page-cache.js';
+import { EMPTY_BLOB_KEY, type BlobInfo, type BlobStore } from '../src/blob/types.js';
+
+const PS = 4096; // small pages keep the tests fast; the logic does not depend on the size
+
+/** Records every getRange; optionally holds them all until `open()`. */
+class CountingStore implements BlobStore {
+  readonly description = 'counting';
+  readonly calls: { key: string; offset: number; length: number }[] = [];
+  #gate: Promise<void> | undefined;
+  #open: (() => void) | undefined;
+  constructor(readonly inner: BlobStore) {}
+  hold(): void {
+    this.#gate = new Promise((r) => (this.#open = r));
+  }
+  open(): void {
+    this.#open?.();
+    this.#gate = undefined;
+  }
+  offsets(): number[] {
+    return this.calls.map((c) => c.offset);
+  }
+  async getRange(key: string, offset: number, length: number): Promise<Buffer> {
+    this.calls.push({ key, offset, length });
+    if (this.#gate) await this.#gate;
+    return this.inner.getRange(key, offset, length);
+  }
+  putFile(key: string, path: string, size: number): Promise<void> {
+    return this.inner.putFile(key, path, size);
+  }
+  putStream(body: Readable | Buffer): Promise<BlobInfo> {
+    return this.inner.putStream(body);
+  }
+  head(key: string): Promise<BlobInfo | undefined> {
+    return this.inner.head(key);
+  }
+  delete(key: string): Promise<void> {
+    return this.inner.delete(key);
+  }
+  list(): AsyncIterable<BlobInfo> {
+    return this.inner.list();
+  }
+}
+
+async function blob(pages: number, extra = 0): Promise<{ mem: MemoryBlobStore; key: string; bytes: Buffer }> {
+  const mem = new MemoryBlobStore();
+  const bytes = randomBytes(pages * PS + extra);
+  const { key } = await mem.putStream(bytes);
+  return { mem, key, bytes };
+}
+
+t.test('hits, misses, multi-page assembly and POSIX short reads', async (t) => {
+  const { mem, key, bytes } = await blob(10, 123);
+  const store = new CountingStore(mem);
+  const cache = new PageCache({ store, pageSize: PS, maxBytes: 64 * PS });
+  const size = bytes.length;
+
+  t.ok((await cache.read(key, size, 10, 100)).equals(bytes.subarray(10, 110)), 'bytes of a one-page read');
+  t.match(cache.stats(), { hits: 0, misses: 1, bytesFetched: PS });
+  t.ok((await cache.read(key, size, 200, 50)).equals(bytes.subarray(200, 250)));
+  t.match(cache.stats(), { hits: 1, misses: 1 }, 'second read of the page is a hit');
+
+  const across = await cache.read(key, size, PS - 7, 2 * PS + 14); // pages 0..3
+  t.ok(across.equals(bytes.subarray(PS - 7, 3 * PS + 7)), 'read spanning four pages is assembled exactly');
+  t.match(cache.stats(), { hits: 2, misses: 4 }, 'page 0 hit, pages 1–3 missed');
+
+  const tail = await cache.read(key, size, size - 20, 1000);
+  t.ok(tail.equals(bytes.subarray(size - 20)), 'read past EOF is short');
+  t.equal(store.calls.at(-1)!.length, 123, 'the last, partial page is fetched at its true length');
+  t.equal((await cache.read(key, size, size, 10)).length, 0, 'offset == size: empty');
+  t.equal((await cache.read(key, size, size + 1, 10)).length, 0, 'offset > size: empty');
+  t.equal((await cache.read(key, size, 5, 0)).length, 0, 'length 0: empty');
+
+  const before = store.calls.length;
+  t.equal((await cache.read(EMPTY_BLOB_KEY, 0, 0, 4096)).length, 0, 'empty blob');
+  t.equal(store.calls.length, before, 'the empty blob needs no store request');
+  await t.rejects(cache.read(key, size, -1, 1), { code: 'InvalidArgument' });
+  t.equal(cache.stats().cachedBytes, 4 * PS + 123, 'pages 0–3 and the 123-byte last page cached');
+});
+
+t.test('concurrent misses of one page make exactly one store request', async (t) => {
+  const { mem, key, bytes } = await blob(4);
+  const store = new CountingStore(mem);
+  store.hold(); // every reader arrives before the fetch completes
+  const cache = new PageCache({ store, pageSize: PS, maxBytes: 16 * PS });
+  const reads = Array.from({ length: 20 }, (_, i) => cache.read(key, bytes.length, PS + i * 10, 50));
+  store.open();
+  const got = await Promise.all(reads);
+  got.forEach((b, i) => t.ok(b.equals(bytes.subarray(PS + i * 10, PS + i * 10 + 50)), `reader ${i} got its bytes`));
+  t.equal(store.calls.length, 1, 'one request');
+  t.same(store.calls[0], { key, offset: PS, length: PS });
+  t.match(cache.stats(), { misses: 20, hits: 0, bytesFetched: PS });
+});
+
+t.test('LRU eviction keeps cachedBytes within maxBytes', async (t) => {
+  const { mem, key, bytes } = await blob(40);
+  const store = new CountingStore(mem);
+  const cache = new PageCache({ store, pageSize: PS, maxBytes: 4 * PS });
+  for (let i = 0; i < 40; i++) {
+    const b = await cache.read(key, bytes.length, i * PS, PS);
+    t.ok(b.equals(bytes.subarray(i * PS, (i + 1) * PS)), `page ${i} bytes`);
+    t.ok(cache.stats().cachedBytes <= 4 * PS, `after page ${i}: within budget`);
+  }
+  t.equal(cache.stats().cachedBytes, 4 * PS, 'budget full');
+  t.notOk(cache.hasPage(key, 0), 'oldest page evicted');
+  t.ok(cache.hasPage(key, 39), 'newest page kept');
+  const n = store.calls.length;
+  await cache.read(key, bytes.length, 39 * PS, 10);
+  t.equal(store.calls.length, n, 'newest page is a hit');
+  await cache.read(key, bytes.length, 0, 10);
+  t.equal(store.calls.length, n + 1, 'evicted page is fetched again');
+});
+
+t.test('a read larger than the whole budget still gets every byte', async (t) => {
+  const { mem, key, bytes } = await blob(8);
+  const store = new CountingStore(mem);
+  const cache = new PageCache({ store, pageSize: PS, maxBytes: PS }); // room for one page
+  const got = await cache.read(key, bytes.length, 10, 6 * PS);
+  t.ok(got.equals(bytes.subarray(10, 10 + 6 * PS)), 'pages evicted while the read waited were still delivered');
+  t.equal(store.calls.length, 7, 'each page fetched once');
+  t.ok(cache.stats().cachedBytes <= PS, 'and the budget held');
+});
+
+t.test('memory stays within budget on a long sequential read with readahead', async (t) => {
+  const { mem, key, bytes } = await blob(1024); // 4 MiB through a 64 KiB cache
+  const cache = new PageCache({ store: mem, pageSize: PS, maxBytes: 16 * PS, readaheadMax: 64 * PS });
+  const s = cache.openStream();
+  let maxCached = 0;
+  let maxWindow = 0;
+  const chunk = 3000; // not page-aligned on purpose
+  for (let off = 0; off < bytes.length; off += chunk) {
+    const b = await cache.read(key, bytes.length, off, chunk, s);
+    if (!b.equals(bytes.subarray(off, off + chunk))) t.fail(`bytes at ${off}`);
+    maxCached = Math.max(maxCached, cache.stats().cachedBytes);
+    maxWindow = Math.max(maxWindow, s.window);
+  }
+  t.ok(maxCached <= 16 * PS, `cachedBytes peaked at ${maxCached} ≤ ${16 * PS}`);
+  t.equal(cache.windowCap, 4 * PS, 'window capped at a quarter of the budget, not readaheadMax');
+  t.equal(maxWindow, 4 * PS, 'the window reached the cap and no further');
+  t.ok(cache.stats().prefetches > 0 && cache.stats().prefetchHits > 0, 'readahead ran and paid off');
+  await cache.idle();
+});
+
+t.test('readahead window doubles on sequential reads and resets on a seek', async (t) => {
+  const { mem, key, bytes } = await blob(200);
+  const store = new CountingStore(mem);
+  const cache = new PageCache({ store, pageSize: PS, maxBytes: 1024 * PS, readaheadMax: 16 * PS });
+  const size = bytes.length;
+  const s = cache.openStream();
+  t.equal(s.window, 0, 'no readahead before the first read');
+
+  const windows: number[] = [];
+  for (let i = 0; i < 7; i++) {
+    t.ok((await cache.read(key, size, i * PS, PS, s)).equals(bytes.subarray(i * PS, (i + 1) * PS)));
+    windows.push(s.window / PS);
+    await cache.idle();
+  }
+  t.same(windows, [1, 2, 4, 8, 16, 16, 16], 'window in pages: doubling up to readaheadMax');
+  t.ok(cache.hasPage(key, 6 + 16), 'prefetched a full window ahead');
+  t.notOk(cache.hasPage(key, 6 + 17), 'and not further');
+  const st = cache.stats();
+  t.ok(st.prefetches >= 20, `prefetches counted (${st.prefetches})`);
+  t.equal(st.prefetchHits, 6, 'pages 1–6 were found prefetched');
+
+  // Reads within one page continue the sequence but do not double the window.
+  const calls = store.calls.length;
+  await cache.read(key, size, 7 * PS, 100, s);
+  await cache.read(key, size, 7 * PS + 100, 100, s);
+  t.equal(s.window, 16 * PS, 'stays at the cap');
+  t.equal(store.calls.length, calls + 1, 'only the one new page beyond the window was fetched (prefetch of page 23)');
+
+  // A seek resets the window; random reads trigger no prefetch.
+  await cache.idle();
+  const p0 = cache.stats().prefetches;
+  await cache.read(key, size, 150 * PS, 10, s);
+  t.equal(s.window, 0, 'seek: window reset');
+  await cache.read(key, size, 100 * PS, 10, s);
+  await cache.read(key, size, 120 * PS + 77, 10, s);
+  t.equal(s.window, 0);
+  await cache.idle();
+  t.equal(cache.stats().prefetches, p0, 'random reads prefetch nothing');
+  t.equal(s.seeks, 3);
+
+  // A new sequential run starts again from one page.
+  await cache.read(key, size, 120 * PS + 87, PS, s);
+  t.equal(s.window, PS, 'sequential again: one page');
+  await cache.read(key, size, 121 * PS + 87, PS, s);
+  t.equal(s.window, 2 * PS, 'then doubling');
+  await cache.idle();
+});
+
+t.test('readaheadMax 0 turns readahead off', async (t) => {
+  const { mem, key, bytes } = await blob(8);
+  const store = new CountingStore(mem);
+  const cache = new PageCache({ store, pageSize: PS, readaheadMax: 0 });
+  const s = cache.openStream();
+  for (let i = 0; i < 8; i++) await cache.read(key, bytes.length, i * PS, PS, s);
+  await cache.idle();
+  t.equal(s.window, 0);
+  t.equal(cache.stats().prefetches, 0);
+  t.equal(store.calls.length, 8, 'only the pages read');
+});
+
+t.test('reads outrank prefetches, and a read waiting on a prefetch promotes it', async (t) => {
+  const { mem, key, bytes } = await blob(64);
+  const store = new CountingStore(mem);
+  store.hold();
+  const cache = new PageCache({ store, pageSize: PS, maxBytes: 64 * PS, concurrency: 1, readaheadMax: 4 * PS });
+  const s = cache.openStream();
+  const size = bytes.length;
+  // Not awaited: each read registers its pages and readahead synchronously.
+  const a = cache.read(key, size, 0, PS, s); // page 0 runs; prefetch page 1 queued
+  const b = cache.read(key, size, PS, PS, s); // joins prefetch of page 1 (promoted); prefetch 2, 3
+  const c = cache.read(key, size, 30 * PS, PS); // an unrelated read
+  store.open();
+  await Promise.all([a, b, c]);
+  await cache.idle();
+  t.same(store.offsets().map((o) => o / PS), [0, 1, 30, 2, 3], 'promoted prefetch, then the read, then prefetches');
+  t.equal(cache.stats().prefetchHits, 1);
+});
+
+t.test('a truncated body is retried and never served', async (t) => {
+  const { mem, key, bytes } = await blob(3);
+  const faults = new FaultInjectingStore(mem);
+  const cache = new PageCache({ store: faults, pageSize: PS, maxBytes: 16 * PS, backoffMs: 1 });
+  faults.truncateNext(2);
+  const got = await cache.read(key, bytes.length, 0, PS);
+  t.ok(got.equals(bytes.subarray(0, PS)), 'the full, correct page');
+  t.equal(faults.stats.injectedTruncations, 2);
+  t.equal(faults.stats.calls.getRange, 3, 'two short answers, then a good one');
+  t.match(cache.stats(), { retries: 2, errors: 0, bytesFetched: PS });
+});
+
+t.test('a persistently truncating store gives BlobUnavailable and caches nothing', async (t) => {
+  const { mem, key, bytes } = await blob(3);
+  const faults = new FaultInjectingStore(mem, { truncateRate: 1 });
+  const cache = new PageCache({ store: faults, pageSize: PS, maxBytes: 16 * PS, retries: 3, backoffMs: 1 });
+  const err = await cache.read(key, bytes.length, PS + 5, 10).catch((e: unknown) => e);
+  t.ok(isSmhError(err, 'BlobUnavailable'), 'BlobUnavailable');
+  t.match((err as Error).message, /short read/);
+  t.equal(faults.stats.calls.getRange, 4, 'first attempt + 3 retries');
+  t.match(cache.stats(), { retries: 3, errors: 1, cachedBytes: 0, bytesFetched: 0 });
+  t.notOk(cache.hasPage(key, 1), 'nothing cached');
+  faults.reset();
+  t.ok((await cache.read(key, bytes.length, PS + 5, 10)).equals(bytes.subarray(PS + 5, PS + 15)), 'recovers once the store does');
+});
+
+t.test('persistent failure gives BlobUnavailable, nothing cached; transient failure heals', async (t) => {
+  const { mem, key, bytes } = await blob(3);
+  const faults = new FaultInjectingStore(mem, { failRate: 1 });
+  const cache = new PageCache({ store: faults, pageSize: PS, maxBytes: 16 * PS, backoffMs: 1 });
+  await t.rejects(cache.read(key, bytes.length, 0, 10), { code: 'BlobUnavailable' });
+  t.equal(faults.stats.calls.getRange, 5, 'default: first attempt + 4 retries');
+  t.match(cache.stats(), { retries: 4, errors: 1, cachedBytes: 0 });
+  t.notOk(cache.hasPage(key, 0));
+
+  faults.reset();
+  faults.failNext(3);
+  t.ok((await cache.read(key, bytes.length, 0, 10)).equals(bytes.subarray(0, 10)), 'succeeds after 3 failures');
+  t.match(cache.stats(), { retries: 7, errors: 1 });
+  t.ok(cache.hasPage(key, 0), 'the good page is cached');
+});
+
+t.test('a missing blob is not retried', async (t) => {
+  const faults = new FaultInjectingStore(new MemoryBlobStore());
+  const cache = new PageCache({ store: faults, pageSize: PS, backoffMs: 1 });
+  await t.rejects(cache.read('a'.repeat(64), 100, 0, 10), { code: 'BlobMissing' });
+  t.equal(faults.stats.calls.getRange, 1);
+  t.match(cache.stats(), { retries: 0, errors: 1, cachedBytes: 0 });
+});
+
+t.test('random faults under a sequential read with readahead: every byte right or an error', async (t) => {
+  const { mem, key, bytes } = await blob(64, 99);
+  const faults = new FaultInjectingStore(mem, { failRate: 0.15, truncateRate: 0.15, seed: 42 });
+  const cache = new PageCache({ store: faults, pageSize: PS, maxBytes: 16 * PS, backoffMs: 1, maxBackoffMs: 5, retries: 10 });
+  const s = cache.openStream();
+  for (let off = 0; off < bytes.length; off += 5000) {
+    const b = await cache.read(key, bytes.length, off, 5000, s);
+    if (!b.equals(bytes.subarray(off, off + 5000))) t.fail(`wrong bytes at ${off}`);
+  }
+  await cache.idle();
+  const st = cache.stats();
+  t.ok(st.retries > 0, `faults were retried (${st.retries})`);
+  t.ok(faults.stats.injectedTruncations > 0 && faults.stats.injectedFailures > 0, 'both kinds of fault happened');
+  t.ok(st.cachedBytes <= 16 * PS);
+});
+
+t.test('options are validated; close stops reads', async (t) => {
+  const mem = new MemoryBlobStore();
+  t.throws(() => new PageCache({ store: mem, pageSize: 0 }), { code: 'InvalidArgument' });
+  t.throws(() => new PageCache({ store: mem, pageSize: 8192, maxBytes: 4096 }), { code: 'InvalidArgument' });
+  const { key, bytes } = await (async () => {
+    const b = randomBytes(100);
+    return { key: (await mem.putStream(b)).key, bytes: b };
+  })();
+  const cache = new PageCache({ store: mem, pageSize: PS });
+  t.ok((await cache.read(key, 100, 0, 100)).equals(bytes));
+  await cache.close();
+  t.equal(cache.stats().cachedBytes, 0);
+  await t.rejects(cache.read(key, 100, 0, 100), { code: 'BlobUnavailable' });
+});
