@@ -154,14 +154,21 @@ export class Library {
     let db: Database.Database;
     try {
       db = new Database(dbPath, { fileMustExist: exists });
-      db.pragma('journal_mode = WAL');
       db.pragma('busy_timeout = 10000');
-      db.pragma('synchronous = FULL');
       if (exists) {
+        // Look before changing anything: a foreign database must be left exactly as it was.
         const tables = db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get() as { n: number };
         const version = db.pragma('user_version', { simple: true }) as number;
-        if (tables.n === 0 && version === 0) throw fail('NotALibrary', `${dbPath} is an empty database, not an smhfs library`, dir);
+        const ours = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'nodes'").get() !== undefined;
+        // An empty database is what a crash between creating the file and the first migration leaves.
+        const emptyLeftover = tables.n === 0 && version === 0 && opts.create;
+        if (!emptyLeftover && (version === 0 || !ours)) {
+          db.close();
+          throw fail('NotALibrary', `${dbPath} is ${tables.n === 0 ? 'an empty database' : 'some other SQLite database'}, not an smhfs library`, dir);
+        }
       }
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
       migrate(db);
     } catch (e) {
       if (e instanceof SmhError) throw e;

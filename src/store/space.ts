@@ -247,7 +247,8 @@ export class Space {
       ctimeUs: row.ctime,
       birthtimeUs: row.btime,
       path: joinPath(where.segs),
-      inTrash: where.where === 'trash',
+      // a link cascaded with its target (L12) has no place of its own but is in the bin all the same
+      inTrash: where.where === 'trash' || row.state === 'detached',
     };
     if (row.kind === 'link') {
       const parentSegs = where.segs.slice(0, -1);
@@ -1206,7 +1207,10 @@ export class Space {
 
   /** T5: purge items older than the retention period (0 = keep forever). */
   purgeExpired(retentionDays: number): number {
-    if (!(retentionDays > 0)) return 0;
+    if (typeof retentionDays !== 'number' || !Number.isFinite(retentionDays) || retentionDays < 0) {
+      throw fail('InvalidArgument', 'retention must be a number of days >= 0 (0 = keep forever)');
+    }
+    if (retentionDays === 0) return 0;
     return this.tx(() => {
       const cutoff = nowUs() - retentionDays * 86_400 * 1_000_000;
       const old = this.itemRows().filter((it) => it.removed_at < cutoff);
