@@ -114,7 +114,7 @@ export class Library {
       undoom: p('DELETE FROM blob_doomed WHERE key = ?'),
       tasks: p('SELECT * FROM tasks ORDER BY id'),
       task: p('SELECT * FROM tasks WHERE id = ?'),
-      claimable: p(`SELECT * FROM tasks WHERE state = 'queued' OR (state = 'running' AND heartbeat < ?) ORDER BY id LIMIT 1`),
+      claimable: p(`SELECT * FROM tasks WHERE state = 'queued' OR (state = 'running' AND (heartbeat < ? OR owner IS NOT NULL)) ORDER BY id`),
       claim: p(`UPDATE tasks SET state = 'running', owner = ?, heartbeat = ?, updated = ? WHERE id = ?`),
       progress: p('UPDATE tasks SET done = done + ?, heartbeat = ?, updated = ? WHERE id = ?'),
       finish: p('UPDATE tasks SET state = ?, error = ?, updated = ?, owner = NULL WHERE id = ?'),
@@ -458,10 +458,16 @@ export class Library {
   async runTasks(onProgress?: (t: Task) => void): Promise<void> {
     if (!this.taskRun) {
       this.taskRun = (async () => {
+        // Yield first: with nothing to do the body would finish (and clear taskRun) before
+        // taskRun is even assigned, leaving a settled promise cached for good.
+        await null;
         try {
           for (;;) {
             const claimed = this.transaction(() => {
-              const t = this.q.claimable.get(nowUs() - TASK_STALE_US) as TaskRow | undefined;
+              // queued, or running but abandoned: a stale heartbeat, or an owner process that is gone
+              const t = (this.q.claimable.all(nowUs() - TASK_STALE_US) as Array<TaskRow & { owner: string | null }>).find(
+                (c) => c.state === 'queued' || c.heartbeat < nowUs() - TASK_STALE_US || (c.owner !== null && c.owner !== OWNER && isLocalOwnerDead(c.owner)),
+              );
               if (t) this.q.claim.run(OWNER, nowUs(), nowUs(), t.id);
               return t;
             });
@@ -559,6 +565,7 @@ export class Library {
 
 interface TaskRow {
   id: number;
+  heartbeat: number;
   space: string;
   kind: 'purge-directory';
   state: Task['state'];

@@ -799,6 +799,7 @@ export class Space {
       this.lib.useLease(blob);
       const row = this.row(nodeId);
       if (!row || row.kind !== 'file') throw fail('FileNotFound', 'the file no longer exists', String(nodeId));
+      if (this.locate(nodeId).where === 'trash') throw fail('ReadOnly', 'the file is in the recycle bin; restore it first', String(nodeId));
       const t = nowUs();
       this.q.setContent.run({ id: nodeId, blob: blob.key, size: blob.size, etag: blob.etag, mtime: opts.mtimeUs ?? t, ctime: t });
       if (row.blob && row.blob !== blob.key) this.lib.dropBlobs([row.blob]);
@@ -1152,18 +1153,22 @@ export class Space {
     return cur;
   }
 
+  /**
+   * A link cascaded with a file goes back to its original path, recreating missing directories
+   * (T4). A link that was itself inside a trashed directory goes back into that directory if it
+   * still exists (in the bin or restored since); if that directory was purged it is deleted.
+   */
   private restoreCascadedLink(l: { node: number; parent: number | null; name: string; original_path: string }): void {
     const link = this.row(l.node);
     if (!link) return;
-    const parentRow = l.parent === null ? undefined : this.row(l.parent);
     let parent: number | undefined;
-    if (parentRow && parentRow.kind === 'dir' && parentRow.state === 'live' && this.locate(parentRow.id).where !== 'gone') {
-      parent = parentRow.id;
-    } else if (!l.original_path.startsWith(`${TRASH_NAME}/`)) {
+    if (!l.original_path.startsWith(`${TRASH_NAME}/`)) {
       parent = this.restoreParents(l.original_path.split('/').slice(0, -1), link);
+    } else {
+      const parentRow = l.parent === null ? undefined : this.row(l.parent);
+      if (parentRow && parentRow.kind === 'dir' && this.locate(parentRow.id).where !== 'gone') parent = parentRow.id;
     }
     if (parent === undefined) {
-      // Its original directory was inside a bin item that has since been purged: nothing to return to.
       this.deleteNodeRows(link);
       return;
     }
