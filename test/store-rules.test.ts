@@ -247,6 +247,12 @@ t.test('L3: BOS PutSymlink is a path link; overwrite, storage class, meta, ETag'
   space.putSymlink('l/meta', 'data/t.txt', { meta: { color: 'red', 'owner-name': 'ann' } });
   t.equal(space.getXattr('l/meta', 'user.color').toString(), 'red', 'x-bce-meta-* stored as user metadata');
   t.equal(space.getXattr('l/meta', 'user.owner-name').toString(), 'ann');
+
+  space.setDefaultStorageClass('ARCHIVE');
+  await expectCode(t, () => space.putSymlink('l/arch2', 'data/t.txt', {}), 'InvalidArgument', 'no header while the default class is ARCHIVE');
+  t.notOk(exists(space, 'l/arch2'));
+  const cold = space.putSymlink('l/cold', 'data/t.txt', { storageClass: 'COLD' });
+  t.equal(cold.info.storageClass, 'COLD', 'an explicit non-ARCHIVE class is fine under an ARCHIVE default');
 });
 
 t.test('L4: readlink of a bound link is relative to the link parent; st_size is its byte length', async (t) => {
