@@ -1,10 +1,189 @@
 /**
- * Placeholder: the `mount, unmount, stats` commands. Owned by the FUSE engineer, who replaces this file.
- * Use the shared plumbing in ../context.js: `globalOptions(cmd)`, `openLibrary(opts)`,
- * `runAction(name, fn)` (the action's promise must resolve only when the command is finished).
+ * `smhfs mount MOUNTPOINT`, `smhfs unmount MOUNTPOINT`, `smhfs stats MOUNTPOINT` (M1).
+ *
+ * The mount opens the library itself (not through `openLibrary`) because the page-cache options
+ * (`--cache-size`, `--page-size`, `--readahead`) are fixed when a Library is constructed; it
+ * closes it itself when the mount stops.
  */
-import type { Command } from 'commander';
+import { createConnection } from 'node:net';
+import { resolve } from 'node:path';
+import { type Command, InvalidArgumentError } from 'commander';
+import { Library } from '../../store/library.js';
+import { openConfiguredBlobStore } from '../blobs.js';
+import { defaultLibraryDir, globalOptions, printJson, printLine, runAction, withSubject } from '../context.js';
+import { UsageError } from '../usage.js';
 
-export function register(_program: Command): void {
-  // Registers nothing until its owner replaces this file.
+const UNITS: Record<string, number> = { '': 1, B: 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
+
+/** `256M`, `1m`, `512KiB`, `1G`, `4096` → bytes. */
+export function parseSize(value: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?$/i.exec(value.trim());
+  if (!m) throw new InvalidArgumentError(`expected a size such as 256M, 1M, 512K or a number of bytes, got ${JSON.stringify(value)}.`);
+  const n = Math.round(Number(m[1]) * UNITS[m[2]!.toUpperCase()]!);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError(`size must be positive, got ${JSON.stringify(value)}.`);
+  return n;
+}
+
+function parseSeconds(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0 || n > 86400) throw new InvalidArgumentError('expected seconds, 0 to 86400.');
+  return n;
+}
+
+function collect(value: string, prev: string[]): string[] {
+  return [...prev, value];
+}
+
+interface MountCmdOptions {
+  cacheSize: number;
+  pageSize: number;
+  readahead: number;
+  options: string[];
+  attrTimeout: number;
+  debug?: boolean;
+}
+
+export function register(program: Command): void {
+  program
+    .command('mount')
+    .description('serve the library at MOUNTPOINT through FUSE, in the foreground (Ctrl-C unmounts)')
+    .argument('<mountpoint>', 'an empty directory (created if missing)')
+    .option('--cache-size <size>', 'page cache budget', parseSize, 256 * 1024 ** 2)
+    .option('--page-size <size>', 'page cache page size', parseSize, 1024 ** 2)
+    .option('--readahead <size>', 'largest readahead window per open file', parseSize, 16 * 1024 ** 2)
+    .option('-o, --options <opts>', 'FUSE mount options, comma-separated, passed through (allow_other, …); repeatable', collect, [])
+    .option('--attr-timeout <seconds>', 'how long the kernel caches attributes and names (changes by others show after it)', parseSeconds, 1)
+    .option('--debug', 'libfuse debug output (every request) on stderr')
+    .action(
+      runAction('mount', async (mountpoint: string, o: MountCmdOptions, cmd: Command) => {
+        if (o.pageSize < 4096 || o.pageSize > 64 * 1024 ** 2) throw new UsageError('--page-size must be 4K to 64M');
+        if (o.cacheSize < o.pageSize * 4) throw new UsageError('--cache-size must hold at least four pages');
+        const g = globalOptions(cmd);
+        const dir = resolve(g.library || defaultLibraryDir());
+        const blobStore = await openConfiguredBlobStore(dir, g);
+        let lib: Library;
+        try {
+          lib = Library.open(dir, {
+            create: true,
+            ...(blobStore ? { blobStore } : {}),
+            cache: { maxBytes: o.cacheSize, pageSize: o.pageSize, readaheadMax: o.readahead },
+          });
+        } catch (e) {
+          await blobStore?.close?.().catch(() => undefined);
+          throw withSubject(e, dir);
+        }
+        try {
+          const spaceName = g.space ?? '-';
+          const space = lib.space(spaceName);
+          const { serve } = await import('../../fuse/server.js');
+          return await serve({
+            mountpoint,
+            lib,
+            space,
+            spaceName,
+            fuseOptions: o.options,
+            attrTimeout: o.attrTimeout,
+            debug: o.debug === true,
+          });
+        } finally {
+          // No lib.idle(): a background purge may be long; tasks resume in the next process.
+          lib.close();
+          await blobStore?.close?.().catch(() => undefined);
+        }
+      }),
+    );
+
+  program
+    .command('unmount')
+    .alias('umount')
+    .description('unmount an smhfs mount (waits for its server to finish); recovers a stale one')
+    .argument('<mountpoint>', 'where it is mounted')
+    .option('-l, --lazy', 'detach now even if files are open (they keep working until closed)')
+    .action(
+      runAction('unmount', async (mountpoint: string, o: { lazy?: boolean }) => {
+        const { fuseUnmount, mountState, pidAlive, readRegistry, recoverStale, waitFor } = await import('../../fuse/mounts.js');
+        const mp = resolve(mountpoint);
+        const st = await mountState(mp);
+        if (st.state === 'none') throw new UsageError(`${mp} is not mounted`);
+        if (st.state === 'other') throw new UsageError(`${mp} is not a FUSE mount (${st.entry?.fstype})`);
+        const reg = await readRegistry(mp);
+        if (st.state === 'stale' || st.state === 'hung') {
+          const r = await recoverStale(mp);
+          if (r.code !== 0) throw new Error(`detaching the dead mount at ${mp} failed: ${r.stderr.trim()}`);
+          process.stderr.write(`smhfs: unmount: ${mp} was stale (its server is gone); detached it\n`);
+          return 0;
+        }
+        const r = await fuseUnmount(mp, { lazy: o.lazy === true });
+        if (r.code !== 0) {
+          const busy = /busy/i.test(r.stderr);
+          throw new Error(`${mp}: ${r.stderr.trim() || 'unmount failed'}${busy ? ' (files are open there; close them, or use --lazy)' : ''}`);
+        }
+        // The server notices, commits what is staged and exits: wait for it.
+        if (reg && pidAlive(reg.pid)) await waitFor(async () => !pidAlive(reg.pid), 30_000, 100);
+        return 0;
+      }),
+    );
+
+  program
+    .command('stats')
+    .description("a running mount's counters: operations, open files, page cache")
+    .argument('<mountpoint>', 'where it is mounted')
+    .action(
+      runAction('stats', async (mountpoint: string, _o: unknown, cmd: Command) => {
+        const { readRegistry } = await import('../../fuse/mounts.js');
+        const mp = resolve(mountpoint);
+        const reg = await readRegistry(mp);
+        if (!reg) throw new UsageError(`no smhfs mount is being served at ${mp} by this user`);
+        const text = await new Promise<string>((res, rej) => {
+          const chunks: Buffer[] = [];
+          const sock = createConnection(reg.socket);
+          sock.setTimeout(5000, () => sock.destroy(new Error('the mount did not answer within 5 s')));
+          sock.on('data', (c: Buffer) => chunks.push(c));
+          sock.on('end', () => res(Buffer.concat(chunks).toString('utf8')));
+          sock.on('error', (e) => rej(new Error(`cannot reach the mount's server (pid ${reg.pid}): ${e.message}`)));
+        });
+        const s = JSON.parse(text) as StatsReply;
+        if (globalOptions(cmd).json) {
+          printJson(s);
+          return 0;
+        }
+        printStats(s);
+        return 0;
+      }),
+    );
+}
+
+interface StatsReply {
+  pid: number;
+  mountpoint: string;
+  library: string;
+  space: string;
+  uptimeSec: number;
+  mountOptions: string;
+  ops: Record<string, { calls: number; errors: number; ms: number }>;
+  openHandles: number;
+  openFiles: number;
+  io: { commits: number; commitBytes: number; stagedCopies: number; bytesRead: number; bytesWritten: number };
+  cache?: { hits: number; misses: number; bytesFetched: number; prefetches: number; prefetchHits: number; retries: number; errors: number; cachedBytes: number };
+}
+
+const mib = (n: number): string => `${(n / 1024 / 1024).toFixed(1)} MiB`;
+
+function printStats(s: StatsReply): void {
+  printLine(`mount     ${s.mountpoint} (pid ${s.pid}, up ${s.uptimeSec} s)`);
+  printLine(`library   ${s.library} (space ${s.space})`);
+  printLine(`options   ${s.mountOptions}`);
+  printLine(`open      ${s.openHandles} handles on ${s.openFiles} files`);
+  printLine(`io        read ${mib(s.io.bytesRead)}, written ${mib(s.io.bytesWritten)}, ${s.io.commits} commits (${mib(s.io.commitBytes)})`);
+  if (s.cache) {
+    const c = s.cache;
+    printLine(
+      `cache     ${mib(c.cachedBytes)} cached; ${c.hits} hits, ${c.misses} misses, ${c.prefetches} prefetches (${c.prefetchHits} used), ` +
+        `${mib(c.bytesFetched)} fetched, ${c.retries} retries, ${c.errors} errors`,
+    );
+  }
+  printLine('op              calls   errors   avg ms');
+  for (const [op, c] of Object.entries(s.ops)) {
+    printLine(`${op.padEnd(14)} ${String(c.calls).padStart(7)} ${String(c.errors).padStart(8)} ${(c.calls ? c.ms / c.calls : 0).toFixed(3).padStart(8)}`);
+  }
 }

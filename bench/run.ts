@@ -1,0 +1,268 @@
+/**
+ * `make bench`: smhfs against bindfs (`-o big_writes`) over the same bytes, in one run.
+ *
+ *   1 GiB sequential read, cold (caches dropped, both file systems remounted) and warm (again)
+ *   256 MiB sequential write (wall time of `dd`, including its close: for smhfs that is the commit)
+ *   10,000 symlink, readlink, and stat through the link
+ *
+ * Needs root (drop_caches, mounts), bindfs and fusermount. Data lives in `.tmp/bench` of the
+ * repo (a disk-backed folder; /tmp may be tmpfs) and is removed afterwards (`--keep` keeps it).
+ * Options: `--size-mib N` (read file, default 1024), `--write-mib N` (256), `--links N` (10000),
+ * `--runs N` (3; the median is reported).
+ */
+import { spawn, execFile } from 'node:child_process';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
+
+function arg(name: string, def: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : def;
+}
+const SIZE_MIB = arg('size-mib', 1024);
+const WRITE_MIB = arg('write-mib', 256);
+const LINKS = arg('links', 10000);
+const RUNS = arg('runs', 3);
+const KEEP = process.argv.includes('--keep');
+
+const BASE = join(ROOT, '.tmp', 'bench');
+const PLAIN = join(BASE, 'plain');
+const LIB = join(BASE, 'lib');
+const MNT_SMHFS = join(BASE, 'mnt-smhfs');
+const MNT_BINDFS = join(BASE, 'mnt-bindfs');
+const SRC = join(BASE, 'write-src.bin');
+
+interface Res {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function sh(cmd: string, timeoutMs = 600_000): Promise<Res> {
+  return new Promise((res) => {
+    execFile('bash', ['-c', cmd], { timeout: timeoutMs, maxBuffer: 16 << 20, encoding: 'utf8' }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1) : 0;
+      res({ code, stdout, stderr });
+    });
+  });
+}
+
+async function must(cmd: string): Promise<string> {
+  const r = await sh(cmd);
+  if (r.code !== 0) throw new Error(`${cmd}: ${r.stderr || r.stdout}`);
+  return r.stdout;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function mounted(mp: string): Promise<boolean> {
+  return (await sh(`grep -q " ${mp} " /proc/mounts`)).code === 0;
+}
+
+async function waitMounted(mp: string, want = true): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    if ((await mounted(mp)) === want) return;
+    await sleep(25);
+  }
+  throw new Error(`${mp} did not ${want ? 'mount' : 'unmount'}`);
+}
+
+// ───────────────────────────── the two file systems ─────────────────────────────
+
+let smhfsPid: number | undefined;
+
+async function mountSmhfs(): Promise<void> {
+  const child = spawn(process.execPath, [CLI, 'mount', MNT_SMHFS, '--library', LIB], { stdio: ['ignore', 'ignore', 'pipe'], detached: false });
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  smhfsPid = child.pid;
+  child.on('exit', (code) => {
+    if (code !== 0 && code !== null) process.stderr.write(`smhfs mount exited ${code}: ${err}\n`);
+  });
+  await waitMounted(MNT_SMHFS);
+}
+
+async function unmountSmhfs(): Promise<void> {
+  if (!(await mounted(MNT_SMHFS))) return;
+  const pid = smhfsPid;
+  if (pid !== undefined) process.kill(pid, 'SIGTERM');
+  await waitMounted(MNT_SMHFS, false);
+  // wait for the process to exit (it commits and closes the library)
+  for (let i = 0; pid !== undefined && i < 200; i++) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      break;
+    }
+    await sleep(25);
+  }
+  smhfsPid = undefined;
+}
+
+async function mountBindfs(): Promise<void> {
+  await must(`bindfs -o big_writes '${PLAIN}' '${MNT_BINDFS}'`);
+  await waitMounted(MNT_BINDFS);
+}
+
+async function unmountBindfs(): Promise<void> {
+  if (await mounted(MNT_BINDFS)) await must(`fusermount -u '${MNT_BINDFS}'`);
+  await waitMounted(MNT_BINDFS, false);
+}
+
+type Fs = 'smhfs' | 'bindfs';
+const MNT: Record<Fs, string> = { smhfs: MNT_SMHFS, bindfs: MNT_BINDFS };
+const mountOf = (fs: Fs) => (fs === 'smhfs' ? mountSmhfs() : mountBindfs());
+const unmountOf = (fs: Fs) => (fs === 'smhfs' ? unmountSmhfs() : unmountBindfs());
+
+// ───────────────────────────── measurements ─────────────────────────────
+
+async function timed(cmd: string): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  await must(cmd);
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+};
+
+async function dropCaches(): Promise<void> {
+  await must('sync && echo 3 > /proc/sys/vm/drop_caches');
+}
+
+async function readCold(fs: Fs): Promise<number> {
+  await unmountOf(fs);
+  await dropCaches();
+  await mountOf(fs);
+  const s = await timed(`dd if='${MNT[fs]}/big.bin' of=/dev/null bs=1M status=none`);
+  return SIZE_MIB / s;
+}
+
+async function readWarm(fs: Fs): Promise<number> {
+  await must(`dd if='${MNT[fs]}/big.bin' of=/dev/null bs=1M status=none`); // make sure it is warm
+  const s = await timed(`dd if='${MNT[fs]}/big.bin' of=/dev/null bs=1M status=none`);
+  return SIZE_MIB / s;
+}
+
+async function write(fs: Fs, i: number): Promise<number> {
+  const s = await timed(`dd if='${SRC}' of='${MNT[fs]}/w${i}.bin' bs=1M status=none`);
+  await must(`rm -f '${MNT[fs]}/w${i}.bin'`);
+  return WRITE_MIB / s;
+}
+
+/** symlink, readlink and stat-through-link, each LINKS times, timed in one child process. */
+async function links(fs: Fs, i: number): Promise<{ symlink: number; readlink: number; stat: number }> {
+  const dir = `${MNT[fs]}/links${i}`;
+  const script = `
+    const fs = require('fs'); const dir = process.argv[1]; const n = Number(process.argv[2]);
+    fs.mkdirSync(dir); fs.writeFileSync(dir + '/target.txt', 'target');
+    const t = () => Number(process.hrtime.bigint()) / 1e9;
+    let t0 = t(); for (let i = 0; i < n; i++) fs.symlinkSync('target.txt', dir + '/l' + i); const a = t() - t0;
+    t0 = t(); for (let i = 0; i < n; i++) fs.readlinkSync(dir + '/l' + i); const b = t() - t0;
+    t0 = t(); for (let i = 0; i < n; i++) fs.statSync(dir + '/l' + i); const c = t() - t0;
+    process.stdout.write(JSON.stringify({ symlink: n / a, readlink: n / b, stat: n / c }));`;
+  const out = await new Promise<string>((res, rej) =>
+    execFile(process.execPath, ['-e', script, dir, String(LINKS)], { encoding: 'utf8', timeout: 600_000 }, (err, stdout, stderr) =>
+      err ? rej(new Error(`links benchmark on ${fs}: ${stderr || err.message}`)) : res(stdout),
+    ),
+  );
+  return JSON.parse(out) as { symlink: number; readlink: number; stat: number };
+}
+
+/** `ln -s` as a user runs it: one process per link (what the issue's bindfs figures look like). */
+async function lnLoop(fs: Fs, i: number, n = 1000): Promise<number> {
+  const dir = `${MNT[fs]}/ln${i}`;
+  const s = await timed(`mkdir '${dir}' && cd '${dir}' && echo t > target.txt && for i in $(seq ${n}); do ln -s target.txt l$i; done`);
+  return n / s;
+}
+
+// ───────────────────────────── main ─────────────────────────────
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('the bench needs root (drop_caches, mounts)');
+  for (const tool of ['bindfs', 'fusermount', 'dd']) {
+    if ((await sh(`command -v ${tool}`)).code !== 0) throw new Error(`${tool} is not installed (make bench-deps)`);
+  }
+  const started = Date.now();
+  await cleanupMounts();
+  await rm(BASE, { recursive: true, force: true });
+  await mkdir(PLAIN, { recursive: true });
+  await mkdir(MNT_SMHFS, { recursive: true });
+  await mkdir(MNT_BINDFS, { recursive: true });
+  process.stderr.write(`bench: preparing ${SIZE_MIB} MiB of random bytes in ${BASE}…\n`);
+  await must(`head -c ${SIZE_MIB}M /dev/urandom > '${PLAIN}/big.bin'`);
+  await must(`head -c ${WRITE_MIB}M /dev/urandom > '${SRC}'`);
+  await must(`node '${CLI}' --library '${LIB}' put '${PLAIN}/big.bin' big.bin`);
+  await mountSmhfs();
+  await mountBindfs();
+  const cmp = await sh(`cmp '${MNT_SMHFS}/big.bin' '${MNT_BINDFS}/big.bin'`);
+  if (cmp.code !== 0) throw new Error(`the two mounts do not hold the same bytes: ${cmp.stdout}${cmp.stderr}`);
+
+  const results: Record<string, Record<Fs, number[]>> = {};
+  const add = (k: string, fs: Fs, v: number) => ((results[k] ??= { smhfs: [], bindfs: [] })[fs].push(v));
+  for (let i = 0; i < RUNS; i++) {
+    for (const fs of ['bindfs', 'smhfs'] as const) {
+      process.stderr.write(`bench: run ${i + 1}/${RUNS} ${fs}\n`);
+      add('read cold', fs, await readCold(fs));
+      add('read warm', fs, await readWarm(fs));
+      add('write', fs, await write(fs, i));
+      const l = await links(fs, i);
+      add('symlink', fs, l.symlink);
+      add('readlink', fs, l.readlink);
+      add('stat via link', fs, l.stat);
+      add('ln -s (process each)', fs, await lnLoop(fs, i));
+    }
+  }
+
+  const rows: Array<[string, string, number, number, number | undefined]> = [
+    ['read cold', 'MB/s', 0, 0, 0.65],
+    ['read warm', 'MB/s', 0, 0, 0.9],
+    ['write', 'MB/s', 0, 0, 0.8],
+    ['symlink', 'ops/s', 0, 0, 0.8],
+    ['readlink', 'ops/s', 0, 0, 0.8],
+    ['stat via link', 'ops/s', 0, 0, undefined],
+    ['ln -s (process each)', 'ops/s', 0, 0, undefined],
+  ];
+  const lines: string[] = [];
+  lines.push(`smhfs vs bindfs -o big_writes: ${SIZE_MIB} MiB read, ${WRITE_MIB} MiB write, ${LINKS} links; median of ${RUNS} runs`);
+  lines.push('');
+  lines.push('| test                 | unit  |     smhfs |    bindfs | ratio | target | ok  |');
+  lines.push('|----------------------|-------|-----------|-----------|-------|--------|-----|');
+  for (const r of rows) {
+    const [name, unit, , , target] = r;
+    const s = median(results[name]!.smhfs);
+    const b = median(results[name]!.bindfs);
+    const ratio = s / b;
+    const okMark = target === undefined ? '' : ratio >= target ? 'yes' : 'NO';
+    lines.push(
+      `| ${name.padEnd(20)} | ${unit.padEnd(5)} | ${s.toFixed(0).padStart(9)} | ${b.toFixed(0).padStart(9)} | ${ratio.toFixed(2).padStart(5)} | ${(target === undefined ? '-' : `≥${target}`).padStart(6)} | ${okMark.padEnd(3)} |`,
+    );
+  }
+  lines.push('');
+  lines.push(`all runs: ${JSON.stringify(Object.fromEntries(Object.entries(results).map(([k, v]) => [k, { smhfs: v.smhfs.map((x) => Math.round(x)), bindfs: v.bindfs.map((x) => Math.round(x)) }])))}`);
+  lines.push(
+    `(MB = MiB; write = wall time of dd including close, i.e. the smhfs commit; symlink/readlink/stat = ${LINKS} calls each in one process; ` +
+      `ln -s = 1000 ln processes; ${((Date.now() - started) / 1000).toFixed(0)} s in all)`,
+  );
+  const report = lines.join('\n');
+  process.stdout.write(`${report}\n`);
+  await writeFile(join(ROOT, '.tmp', 'bench-result.md'), `${report}\n`);
+}
+
+async function cleanupMounts(): Promise<void> {
+  await unmountSmhfs().catch(() => undefined);
+  for (const mp of [MNT_SMHFS, MNT_BINDFS]) {
+    if (await mounted(mp)) await sh(`fusermount -uz '${mp}' || umount -l '${mp}'`);
+  }
+}
+
+try {
+  await main();
+} finally {
+  await cleanupMounts();
+  if (!KEEP) await rm(BASE, { recursive: true, force: true }).catch(() => undefined);
+}

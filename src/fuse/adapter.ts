@@ -1,0 +1,431 @@
+/**
+ * The FUSE adapter: each operation of SPEC M2 is a translation — mount path to store path, open
+ * flags and modes to store arguments, NodeInfo to struct stat, errors to errnos through the one
+ * mapping (`errnoOf`, M3) — and one call into the store. It holds no rules and no SQL.
+ *
+ * - Mount path `/x/y` is store path `x/y`; `/.trash/…` is the store's read-only bin view (T3).
+ * - Unexpected errors (anything that is not an SmhError, and SmhErrors that map to EIO) are
+ *   logged with the op and path, and returned as EIO — never a bare -1.
+ * - Buffers handed in by fuse-native (read, write, setxattr) belong to libfuse: they are copied
+ *   before any await and never kept after the callback (native-notes/fuse-native.md).
+ * - The caller's uid/gid is not available through fuse-native (no fuse_get_context binding), so a
+ *   new node takes the owner of its parent directory (see native-notes/fuse-native.md).
+ */
+import { statfs as fsStatfs } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { constants } from 'node:os';
+import { fail, isSmhError } from '../errors.js';
+import type { NodeInfo } from '../store/types.js';
+import { errnoOf } from './errno.js';
+import type { FuseOps, FuseStat, FuseStatfs } from './native.js';
+import { OpenFiles, type OpenNode } from './open-files.js';
+import type { FuseLibrary, FuseSpace } from './port.js';
+
+const E = constants.errno;
+const O_ACCMODE = 3;
+const O_TRUNC = fsConstants.O_TRUNC;
+const W_OK = 2;
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+const XATTR_CREATE = 1;
+const XATTR_REPLACE = 2;
+/** chown(2) passes (uid_t)-1 for "leave unchanged". */
+const UNCHANGED_ID = 0xffffffff;
+const U32 = 0xffffffff;
+const OWNER_TTL_MS = 1000;
+/** st_blksize: what `cat`, `cp` use as their buffer size; one FUSE request (max_write). */
+const BLKSIZE = 131072;
+
+export interface AdapterOptions {
+  /** Absolute mountpoint: absolute link targets under it are taken relative to the root (L1). */
+  mountpoint: string;
+  /**
+   * Owner shown for every node, when the serving process is not root (only it, and with
+   * allow_other anyone, can use the mount; stored owners stay as they are).
+   */
+  presentAs?: { uid: number; gid: number } | undefined;
+  log?: (line: string) => void;
+}
+
+export interface OpCounter {
+  calls: number;
+  errors: number;
+  /** Total time in ms, from the op's start to its callback. */
+  ms: number;
+}
+
+/** `/x/y` → `x/y`; `/` → ''. */
+export function storePath(fusePath: string): string {
+  return fusePath.replace(/^\/+/, '');
+}
+
+function parentOf(p: string): string {
+  const i = p.lastIndexOf('/');
+  return i < 0 ? '' : p.slice(0, i);
+}
+
+const ms = (us: number): number => Math.floor(us / 1000);
+
+export class FuseAdapter {
+  readonly files: OpenFiles;
+  readonly counters = new Map<string, OpCounter>();
+  readonly #lib: FuseLibrary;
+  readonly #space: FuseSpace;
+  readonly #opts: AdapterOptions;
+  readonly #log: (line: string) => void;
+
+  constructor(lib: FuseLibrary, space: FuseSpace, opts: AdapterOptions) {
+    this.#lib = lib;
+    this.#space = space;
+    this.#opts = opts;
+    this.#log = opts.log ?? ((line) => process.stderr.write(`${line}\n`));
+    this.files = new OpenFiles(lib, space);
+  }
+
+  // ───────────────────────────── plumbing ─────────────────────────────
+
+  #count(op: string): OpCounter {
+    let c = this.counters.get(op);
+    if (!c) this.counters.set(op, (c = { calls: 0, errors: 0, ms: 0 }));
+    return c;
+  }
+
+  /** errno (negative) for a thrown value; logs what a user could not have caused. */
+  #errno(op: string, path: string, e: unknown): number {
+    const errno = errnoOf(e);
+    const expected = isSmhError(e) ? errno !== E.EIO : typeof (e as NodeJS.ErrnoException)?.code === 'string' && errno !== E.EIO;
+    if (!expected) {
+      const what = isSmhError(e) ? `${e.code}: ${e.message}` : e instanceof Error ? (e.stack ?? e.message) : String(e);
+      this.#log(`smhfs: ${op} ${path}: ${what} (returned ${errno === E.EIO ? 'EIO' : errno})`);
+    }
+    return -errno;
+  }
+
+  /**
+   * Run `fn` (sync or async) and answer fuse-native: `done(0, value)` or `done(-errno)`. Sync
+   * results answer without a promise round trip (most ops are one synchronous SQLite call).
+   */
+  #run<T>(op: string, path: string, fn: () => T | Promise<T>, done: (err: number, value?: T) => void): void {
+    const c = this.#count(op);
+    c.calls++;
+    const t0 = performance.now();
+    const ok = (v: T): void => {
+      c.ms += performance.now() - t0;
+      done(0, v);
+    };
+    const bad = (e: unknown): void => {
+      c.ms += performance.now() - t0;
+      c.errors++;
+      done(this.#errno(op, path, e));
+    };
+    let r: T | Promise<T>;
+    try {
+      r = fn();
+    } catch (e) {
+      bad(e);
+      return;
+    }
+    if (r instanceof Promise) r.then(ok, bad);
+    else ok(r);
+  }
+
+  /** read/write answer with a byte count or a negative errno in the first argument. */
+  #runBytes(op: string, path: string, fn: () => Promise<number>, done: (res: number) => void): void {
+    this.#run(op, path, fn, (err, n) => done(err < 0 ? err : (n ?? 0)));
+  }
+
+  #stat(info: NodeInfo): FuseStat {
+    const open: OpenNode | undefined = info.kind === 'file' ? this.files.node(info.id) : undefined;
+    const size = open?.staging ? open.size : info.size;
+    const mtimeUs = open?.mtimeUs ?? info.mtimeUs;
+    const owner = this.#opts.presentAs ?? info;
+    return {
+      mode: info.mode,
+      uid: owner.uid,
+      gid: owner.gid,
+      size,
+      nlink: info.nlink,
+      ino: info.id,
+      rdev: info.rdev,
+      blksize: BLKSIZE,
+      blocks: Math.ceil(size / 512),
+      atime: ms(info.atimeUs),
+      mtime: ms(mtimeUs),
+      ctime: ms(info.ctimeUs),
+    };
+  }
+
+  /**
+   * Owner for a node created at `p`: its parent's (the caller's identity is not available).
+   * Remembered per directory for OWNER_TTL_MS — stat of a big directory is not free (nlink) and
+   * `tar -x`/`cp -a` create many nodes in one directory — and forgotten on any chown, rename or
+   * rmdir through the mount. A change by another process shows after at most that long, like
+   * any attribute under the kernel's attr_timeout.
+   */
+  #owner(p: string): { uid: number; gid: number } {
+    if (this.#opts.presentAs) return this.#opts.presentAs;
+    const dir = parentOf(p);
+    const now = Date.now();
+    const cached = this.#owners.get(dir);
+    if (cached && now - cached.at < OWNER_TTL_MS) return cached;
+    try {
+      const parent = this.#space.stat(dir);
+      if (this.#owners.size > 1000) this.#owners.clear();
+      const owner = { uid: parent.uid, gid: parent.gid, at: now };
+      this.#owners.set(dir, owner);
+      return owner;
+    } catch {
+      // The store call that follows reports the missing parent with the right errno.
+      return { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+    }
+  }
+
+  readonly #owners = new Map<string, { uid: number; gid: number; at: number }>();
+
+  // ───────────────────────────── operations ─────────────────────────────
+
+  ops(): FuseOps {
+    const s = this.#space;
+    const files = this.files;
+    const run = this.#run.bind(this);
+
+    return {
+      init: (cb) => cb(0),
+
+      access: (path, mode, cb) =>
+        run('access', path, () => {
+          const info = s.stat(storePath(path));
+          if (mode & W_OK && info.inTrash) throw fail('ReadOnly', 'the recycle bin is read-only', info.path);
+        }, cb),
+
+      statfs: (path, cb) => run('statfs', path, () => this.#statfs(), cb),
+
+      getattr: (path, cb) => run('getattr', path, () => this.#stat(s.stat(storePath(path))), cb),
+
+      readdir: (path, cb) =>
+        run('readdir', path, () => {
+          const p = storePath(path);
+          const self = s.stat(p);
+          const up = p === '' ? self : s.stat(parentOf(p));
+          const entries = s.readdir(p);
+          const names = ['.', '..'];
+          const stats = [this.#stat(self), this.#stat(up)];
+          for (const e of entries) {
+            names.push(e.name);
+            stats.push(this.#stat(e.info));
+          }
+          return { names, stats };
+        }, (err, v) => (err ? cb(err) : cb(0, v!.names, v!.stats))),
+
+      readlink: (path, cb) => run('readlink', path, () => s.readlink(storePath(path)), cb),
+
+      open: (path, flags, cb) =>
+        run('open', path, async () => {
+          const info = s.stat(storePath(path));
+          const writable = (flags & O_ACCMODE) !== 0;
+          if (writable && info.inTrash) throw fail('ReadOnly', 'the recycle bin is read-only; restore the item first', info.path);
+          if (info.kind === 'dir' && writable) throw fail('IsADirectory', 'is a directory', info.path);
+          if (info.kind !== 'file') return files.open(info, false).fd; // dirs, fifos, devices: the kernel does the rest
+          const h = files.open(info, writable);
+          // Only with atomic_o_trunc; otherwise the kernel sends a truncate after open.
+          if (writable && flags & O_TRUNC) await files.truncate(h.node, 0);
+          return h.fd;
+        }, cb),
+
+      create: (path, mode, cb) =>
+        run('create', path, () => {
+          const p = storePath(path);
+          const info = s.createFile(p, { mode: mode & 0o7777, ...this.#owner(p) });
+          return files.open(info, true).fd;
+        }, cb),
+
+      read: (path, fd, buf, len, pos, cb) =>
+        this.#runBytes('read', path, async () => {
+          const data = await files.read(files.handle(fd), pos, len);
+          // Answer from the check phase: see "Answering from setImmediate" in native-notes.
+          await new Promise((r) => setImmediate(r));
+          // Copy into libfuse's buffer only now, synchronously, right before answering.
+          return data.copy(buf, 0, 0, Math.min(data.length, len));
+        }, cb),
+
+      write: (path, fd, buf, len, pos, cb) => {
+        // Our own copy before anything async: the kernel's buffer is reused after the callback.
+        const data = Buffer.from(buf.subarray(0, len));
+        this.#runBytes('write', path, () => files.write(files.handle(fd), data, pos), cb);
+      },
+
+      // close(2): a writer's close commits; a reader's close never fails for someone else's writes.
+      flush: (path, fd, cb) =>
+        run('flush', path, () => {
+          const h = files.handle(fd);
+          return h.writable ? files.commit(h.node) : undefined;
+        }, cb),
+
+      fsync: (path, _datasync, fd, cb) => run('fsync', path, () => files.commit(files.handle(fd).node), cb),
+
+      // Metadata is committed synchronously by every op: nothing to do.
+      fsyncdir: (path, _datasync, _fd, cb) => run('fsyncdir', path, () => undefined, cb),
+
+      // The last close commits what is left; if that fails the staged bytes are gone: say so.
+      release: (path, fd, cb) =>
+        run('release', path, async () => {
+          const id = files.handle(fd).node.id;
+          try {
+            await files.release(fd);
+          } catch (e) {
+            this.#log(`smhfs: staged writes to node ${id} were discarded at the last close: ${(e as Error).message}`);
+            throw e;
+          }
+        }, cb),
+
+      truncate: (path, size, cb) =>
+        run('truncate', path, async () => {
+          const info = s.stat(storePath(path));
+          if (info.inTrash) throw fail('ReadOnly', 'the recycle bin is read-only; restore the item first', info.path);
+          if (info.kind === 'dir') throw fail('IsADirectory', 'is a directory', info.path);
+          if (info.kind !== 'file') throw fail('InvalidArgument', 'not a regular file', info.path);
+          const open = files.node(info.id);
+          if (open && open.writers > 0) await files.truncate(open, size);
+          else await files.truncatePath(info, size);
+        }, cb),
+
+      ftruncate: (path, fd, size, cb) => run('ftruncate', path, () => files.truncate(files.handle(fd).node, size), cb),
+
+      unlink: (path, cb) => run('unlink', path, () => void s.unlink(storePath(path)), cb),
+
+      rmdir: (path, cb) =>
+        run('rmdir', path, () => {
+          this.#owners.clear();
+          s.rmdir(storePath(path));
+        }, cb),
+
+      mkdir: (path, mode, cb) =>
+        run('mkdir', path, () => {
+          const p = storePath(path);
+          s.mkdir(p, { mode: mode & 0o7777, ...this.#owner(p), conflict: 'ask' });
+        }, cb),
+
+      mknod: (path, mode, dev, cb) =>
+        run('mknod', path, () => {
+          const p = storePath(path);
+          const owner = this.#owner(p);
+          if ((mode & S_IFMT) === S_IFREG) s.createFile(p, { mode: mode & 0o7777, ...owner });
+          else s.mknod(p, { mode, rdev: dev, ...owner });
+        }, cb),
+
+      rename: (src, dest, cb) =>
+        run('rename', src, () => {
+          this.#owners.clear();
+          s.rename(storePath(src), storePath(dest), { posix: true });
+        }, cb),
+
+      // L17: no hard links.
+      link: (src, _dest, cb) => run('link', src, () => {
+        throw fail('NotPermitted', 'hard links are not supported (L17)', storePath(src));
+      }, cb),
+
+      symlink: (target, path, cb) =>
+        run('symlink', path, () => {
+          const p = storePath(path);
+          s.symlink(p, target, { mountpoint: this.#opts.mountpoint, ...this.#owner(p) });
+        }, cb),
+
+      chmod: (path, mode, cb) => run('chmod', path, () => void s.setattr(storePath(path), { mode: mode & 0o7777 }), cb),
+
+      chown: (path, uid, gid, cb) =>
+        run('chown', path, () => {
+          const attrs: { uid?: number; gid?: number } = {};
+          if (uid !== UNCHANGED_ID) attrs.uid = uid;
+          if (gid !== UNCHANGED_ID) attrs.gid = gid;
+          this.#owners.clear();
+          s.setattr(storePath(path), attrs);
+        }, cb),
+
+      // fuse-native passes milliseconds, and (2.2.6) the atime in both arguments: see native-notes.
+      utimens: (path, atimeMs, mtimeMs, cb) =>
+        run('utimens', path, () => {
+          const info = s.setattr(storePath(path), { atimeUs: atimeMs * 1000, mtimeUs: mtimeMs * 1000 });
+          files.setMtime(info.id, mtimeMs * 1000);
+        }, cb),
+
+      getxattr: (path, name, _position, cb) =>
+        run('getxattr', path, () => {
+          // Only user.* exists here; the kernel asks for security.capability on writes: answer fast.
+          if (!name.startsWith('user.')) throw fail('NoSuchAttribute', 'no such attribute', storePath(path));
+          return s.getXattr(storePath(path), name);
+        }, cb),
+
+      setxattr: (path, name, value, _position, flags, cb) => {
+        const copy = Buffer.from(value);
+        run('setxattr', path, () => {
+          if (!name.startsWith('user.')) throw fail('NotSupported', `only user.* attributes are supported (${name})`, storePath(path));
+          s.setXattr(storePath(path), name, copy, {
+            ...(flags & XATTR_CREATE ? { create: true } : {}),
+            ...(flags & XATTR_REPLACE ? { replace: true } : {}),
+          });
+        }, cb);
+      },
+
+      listxattr: (path, cb) => run('listxattr', path, () => s.listXattr(storePath(path)), cb),
+
+      removexattr: (path, name, cb) =>
+        run('removexattr', path, () => {
+          if (!name.startsWith('user.')) throw fail('NoSuchAttribute', 'no such attribute', storePath(path));
+          s.removeXattr(storePath(path), name);
+        }, cb),
+    };
+  }
+
+  async #statfs(): Promise<FuseStatfs> {
+    const files = this.#space.statfs().files;
+    // Space: the library folder's file system (the local blob store's home); fake for S3 would lie either way.
+    let bsize = 4096;
+    let blocks = 0;
+    let bfree = 0;
+    let bavail = 0;
+    try {
+      const st = await fsStatfs(this.#lib.dir);
+      bsize = st.bsize;
+      blocks = st.blocks;
+      bfree = st.bfree;
+      bavail = st.bavail;
+    } catch {
+      // keep zeros
+    }
+    // fuse-native packs 32-bit fields: scale the block size up until the counts fit.
+    let frsize = bsize;
+    while (blocks > U32) {
+      frsize *= 2;
+      blocks = Math.floor(blocks / 2);
+      bfree = Math.floor(bfree / 2);
+      bavail = Math.floor(bavail / 2);
+    }
+    const ffree = Math.max(0, U32 - files);
+    return {
+      bsize: frsize,
+      frsize,
+      blocks,
+      bfree,
+      bavail,
+      files: Math.min(files, U32),
+      ffree,
+      favail: ffree,
+      fsid: 0,
+      flag: 0,
+      namemax: 255,
+    };
+  }
+
+  /** Counters for `smhfs stats`. */
+  snapshot(): Record<string, unknown> {
+    const ops: Record<string, OpCounter> = {};
+    for (const [k, v] of [...this.counters.entries()].sort()) ops[k] = { ...v, ms: Math.round(v.ms) };
+    return {
+      ops,
+      openHandles: this.files.openHandles,
+      openFiles: this.files.openNodes,
+      io: { ...this.files.stats },
+      cache: this.#lib.cache?.stats(),
+    };
+  }
+}

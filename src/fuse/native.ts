@@ -1,0 +1,196 @@
+/**
+ * fuse-native (libfuse 2, CommonJS) wrapped for smhfs. See native-notes/fuse-native.md for why
+ * each piece exists:
+ *
+ * - its mount-option whitelist (`_fuseOptions`) lacks `big_writes`, `max_write`, `use_ino`,
+ *   `hard_remove`, … — `SmhFuse` appends our own list (and the user's `-o` options) verbatim;
+ * - its getxattr/listxattr glue ignores the caller's buffer size (no ERANGE) — overridden here;
+ * - everything else (the op dispatch, timeouts, stat packing) is fuse-native's own.
+ */
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+
+/** What fuse-native packs into a struct stat (times in ms or Date). */
+export interface FuseStat {
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  dev?: number;
+  nlink: number;
+  ino: number;
+  rdev: number;
+  blksize: number;
+  blocks: number;
+  atime: number | Date;
+  mtime: number | Date;
+  ctime: number | Date;
+}
+
+export interface FuseStatfs {
+  bsize: number;
+  frsize: number;
+  blocks: number;
+  bfree: number;
+  bavail: number;
+  files: number;
+  ffree: number;
+  favail: number;
+  fsid: number;
+  flag: number;
+  namemax: number;
+}
+
+/**
+ * The operations smhfs implements, with fuse-native's argument order. Callbacks: `cb(0, value)`
+ * on success, `cb(-errno)` on failure; read/write answer `cb(bytes)` or `cb(-errno)`.
+ */
+export interface FuseOps {
+  init?(cb: (err: number) => void): void;
+  access(path: string, mode: number, cb: (err: number) => void): void;
+  statfs(path: string, cb: (err: number, st?: FuseStatfs) => void): void;
+  getattr(path: string, cb: (err: number, st?: FuseStat) => void): void;
+  readdir(path: string, cb: (err: number, names?: string[], stats?: FuseStat[]) => void): void;
+  readlink(path: string, cb: (err: number, target?: string) => void): void;
+  open(path: string, flags: number, cb: (err: number, fd?: number) => void): void;
+  create(path: string, mode: number, cb: (err: number, fd?: number) => void): void;
+  read(path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (res: number) => void): void;
+  write(path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (res: number) => void): void;
+  flush(path: string, fd: number, cb: (err: number) => void): void;
+  fsync(path: string, datasync: number, fd: number, cb: (err: number) => void): void;
+  fsyncdir(path: string, datasync: number, fd: number, cb: (err: number) => void): void;
+  release(path: string, fd: number, cb: (err: number) => void): void;
+  truncate(path: string, size: number, cb: (err: number) => void): void;
+  ftruncate(path: string, fd: number, size: number, cb: (err: number) => void): void;
+  unlink(path: string, cb: (err: number) => void): void;
+  rmdir(path: string, cb: (err: number) => void): void;
+  mkdir(path: string, mode: number, cb: (err: number) => void): void;
+  mknod(path: string, mode: number, dev: number, cb: (err: number) => void): void;
+  rename(src: string, dest: string, cb: (err: number) => void): void;
+  link(src: string, dest: string, cb: (err: number) => void): void;
+  symlink(target: string, path: string, cb: (err: number) => void): void;
+  chmod(path: string, mode: number, cb: (err: number) => void): void;
+  chown(path: string, uid: number, gid: number, cb: (err: number) => void): void;
+  utimens(path: string, atimeMs: number, mtimeMs: number, cb: (err: number) => void): void;
+  getxattr(path: string, name: string, position: number, cb: (err: number, value?: Buffer) => void): void;
+  setxattr(path: string, name: string, value: Buffer, position: number, flags: number, cb: (err: number) => void): void;
+  listxattr(path: string, cb: (err: number, names?: string[]) => void): void;
+  removexattr(path: string, name: string, cb: (err: number) => void): void;
+}
+
+/** Per-op timeouts in ms (`false` = none); `default` for the rest. fuse-native's own default is 15 s. */
+export type OpTimeouts = { default: number } & Partial<Record<keyof FuseOps, number | false>>;
+
+export interface SmhFuseOptions {
+  /** Mount options appended verbatim after fuse-native's own (`big_writes`, `use_ino`, `allow_other`, …). */
+  mountOptions: string[];
+  timeout: OpTimeouts;
+  debug?: boolean;
+}
+
+interface FuseNativeInstance {
+  mnt: string;
+  opts: Record<string, unknown>;
+  mount(cb: (err: Error | null) => void): void;
+  unmount(cb: (err: Error | null) => void): void;
+}
+
+type Signal = (res: number, ...rest: unknown[]) => void;
+
+interface FuseNativeClass {
+  new (mnt: string, ops: Partial<FuseOps>, opts: Record<string, unknown>): FuseNativeInstance;
+  unmount(mnt: string, cb: (err: Error | null) => void): void;
+}
+
+// Loaded lazily so that `smhfs --help` works on a machine without libfuse.
+let SmhFuseClass: (new (mnt: string, ops: FuseOps, opts: SmhFuseOptions) => SmhFuse) | undefined;
+
+export interface SmhFuse {
+  readonly mnt: string;
+  /** The `-o…` argument handed to libfuse (for logs and tests). */
+  optionString(): string;
+  mount(cb: (err: Error | null) => void): void;
+}
+
+const ERANGE = 34;
+
+function loadClass(): new (mnt: string, ops: FuseOps, opts: SmhFuseOptions) => SmhFuse {
+  if (SmhFuseClass) return SmhFuseClass;
+  const Base = require('fuse-native') as FuseNativeClass;
+
+  class Impl extends (Base as unknown as new (mnt: string, ops: Partial<FuseOps>, opts: Record<string, unknown>) => FuseNativeInstance & {
+    _fuseOptions(): string;
+    ops: FuseOps;
+  }) {
+    readonly #extra: string[];
+
+    constructor(mnt: string, ops: FuseOps, opts: SmhFuseOptions) {
+      super(mnt, ops, { timeout: opts.timeout, debug: opts.debug === true });
+      this.#extra = opts.mountOptions;
+    }
+
+    /** fuse-native's whitelist, then ours verbatim (libfuse takes the last of repeated options). */
+    override _fuseOptions(): string {
+      const base = super._fuseOptions();
+      const parts = base ? [base.replace(/^-o/, '')] : [];
+      const all = [...parts, ...this.#extra].filter((s) => s.length > 0);
+      return all.length > 0 ? `-o${all.join(',')}` : '';
+    }
+
+    optionString(): string {
+      return this._fuseOptions();
+    }
+
+    /**
+     * fuse-native copies the value into whatever buffer libfuse gave and returns the full length,
+     * even when the buffer is too small; getxattr(2) must fail with ERANGE then. A zero-length
+     * buffer is the size probe.
+     */
+    _op_getxattr(signal: Signal, path: string, name: string, valueBuf: Buffer, position: number): void {
+      this.ops.getxattr(path, name, position, (err, value) => {
+        if (err) return signal(err, valueBuf.buffer);
+        const v = value ?? Buffer.alloc(0);
+        if (valueBuf.length === 0) return signal(v.length, valueBuf.buffer);
+        if (v.length > valueBuf.length) return signal(-ERANGE, valueBuf.buffer);
+        v.copy(valueBuf);
+        return signal(v.length, valueBuf.buffer);
+      });
+    }
+
+    /** Same for listxattr: exact size on a probe, ERANGE when the list does not fit. */
+    _op_listxattr(signal: Signal, path: string, listBuf: Buffer): void {
+      this.ops.listxattr(path, (err, list) => {
+        if (err) return signal(err, listBuf.buffer);
+        const names = list ?? [];
+        let size = 0;
+        for (const n of names) size += Buffer.byteLength(n) + 1;
+        if (listBuf.length === 0) return signal(size, listBuf.buffer);
+        if (size > listBuf.length) return signal(-ERANGE, listBuf.buffer);
+        let ptr = 0;
+        for (const n of names) {
+          ptr += listBuf.write(n, ptr);
+          listBuf[ptr++] = 0;
+        }
+        return signal(ptr, listBuf.buffer);
+      });
+    }
+  }
+  SmhFuseClass = Impl as unknown as new (mnt: string, ops: FuseOps, opts: SmhFuseOptions) => SmhFuse;
+  return SmhFuseClass;
+}
+
+export function createFuse(mnt: string, ops: FuseOps, opts: SmhFuseOptions): SmhFuse {
+  const C = loadClass();
+  return new C(mnt, ops, opts);
+}
+
+/** Whether fuse-native and libfuse.so.2 can be loaded here (tests skip otherwise). */
+export function fuseAvailable(): { ok: true } | { ok: false; reason: string } {
+  try {
+    loadClass();
+    return { ok: true };
+  } catch (e) {
+    return { ok: false, reason: (e as Error).message };
+  }
+}

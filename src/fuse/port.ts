@@ -1,0 +1,30 @@
+/**
+ * What the FUSE adapter uses of the store (native-notes/store-api.md): nothing else. Picked from
+ * the real classes so a change of signature there is a compile error here.
+ */
+import type { Library, Space } from '../store/library.js';
+
+export type FuseLibrary = Pick<Library, 'dir' | 'stagingDir' | 'storeBlobFromFile' | 'abandonBlob' | 'readBlob'> & {
+  readonly cache: Pick<Library['cache'], 'openStream' | 'stats'> | undefined;
+};
+
+export type FuseSpace = Pick<
+  Space,
+  | 'stat'
+  | 'readdir'
+  | 'readlink'
+  | 'statfs'
+  | 'mkdir'
+  | 'mknod'
+  | 'createFile'
+  | 'symlink'
+  | 'setContent'
+  | 'rename'
+  | 'unlink'
+  | 'rmdir'
+  | 'setattr'
+  | 'getXattr'
+  | 'setXattr'
+  | 'listXattr'
+  | 'removeXattr'
+>;

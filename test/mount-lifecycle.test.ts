@@ -1,0 +1,127 @@
+// The mount's life cycle (M1): SIGINT/SIGTERM unmount cleanly and exit 0, committing what is
+// staged; `smhfs unmount` from another process; `smhfs stats`; a crash (SIGKILL during a write)
+// leaves a stale mount that the next mount recovers, and the library is intact (B6).
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { readdir } from 'node:fs/promises';
+import { cleanup, fuseUnavailable, isMounted, ok, sh, smhfs, startMount, storeCall, withMount } from './helpers/mount.js';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * A process of ours that keeps `file` open (for reading, or appending `data` first without any
+ * close: a shell's `>&3` would dup and close, which flushes); killed by pid.
+ */
+function holdOpen(file: string, data?: string): { pid: number; done: Promise<unknown>; ready: Promise<void> } {
+  const script =
+    "const fs=require('fs');const fd=fs.openSync(process.argv[1], process.argv[2] ? 'a' : 'r');" +
+    "if (process.argv[2]) fs.writeSync(fd, process.argv[2]);process.stdout.write('ready');setTimeout(()=>{},60000)";
+  const child = spawn(process.execPath, ['-e', script, file, data ?? ''], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const ready = new Promise<void>((res, rej) => {
+    child.stdout!.once('data', () => res());
+    child.once('exit', () => rej(new Error(`could not open ${file}`)));
+  });
+  ready.catch(() => undefined);
+  return { pid: child.pid!, done: new Promise((r) => child.on('exit', r)), ready };
+}
+
+const why = await fuseUnavailable();
+if (why) {
+  t.plan(0, `mount tests need FUSE: ${why}`);
+} else {
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    t.test(`${signal} unmounts cleanly, commits staged writes and exits 0`, async (t) => {
+      const m = await startMount();
+      t.teardown(() => cleanup(m));
+      await ok(`echo committed > '${m.p('a.txt')}'`);
+      // A writer still has the file open with staged (uncommitted) bytes when the signal comes.
+      const holder = holdOpen(m.p('staged.txt'), 'staged bytes');
+      await holder.ready;
+      process.kill(m.pid, signal);
+      t.equal(await m.exited, 0, 'exit code 0');
+      t.equal(await isMounted(m.mountpoint), false, 'unmounted');
+      t.match(m.output(), /unmounted/);
+      process.kill(holder.pid, 'SIGKILL');
+      await holder.done;
+      const again = await startMount({ dir: m.dir });
+      t.teardown(() => cleanup(again));
+      t.equal(await ok(`cat '${again.p('a.txt')}' '${again.p('staged.txt')}'`), 'committed\nstaged bytes', 'both are in the library');
+      t.equal(await again.stop(), 0);
+    });
+  }
+
+  t.test('smhfs unmount from another process; busy mounts are refused; stats', async (t) => {
+    const m = await withMount(t);
+    await ok(`echo x > '${m.p('f')}' && cat '${m.p('f')}' > /dev/null`);
+    const st = await smhfs(['stats', m.mountpoint]);
+    t.equal(st.code, 0, st.stderr);
+    t.match(st.stdout, /getattr\s+\d+/);
+    const js = await smhfs(['--json', 'stats', m.mountpoint]);
+    const stats = JSON.parse(js.stdout) as { ops: Record<string, { calls: number }>; pid: number; io: { commits: number } };
+    t.equal(stats.pid, m.pid);
+    t.ok(stats.ops['write']!.calls >= 1 && stats.io.commits >= 1);
+    t.match((await sh(`grep ' ${m.mountpoint} ' /proc/mounts`)).stdout, /fuse\.smhfs .*default_permissions/);
+
+    const again = await smhfs(['mount', m.mountpoint, '--library', m.library]);
+    t.equal(again.code, 1, 'a second mount on a live mountpoint is refused');
+    t.match(again.stderr, /already a mount point/);
+
+    const holder = holdOpen(m.p('f'));
+    await holder.ready;
+    const busy = await smhfs(['unmount', m.mountpoint]);
+    t.equal(busy.code, 1, 'busy');
+    t.match(busy.stderr, /busy/i);
+    t.equal(await isMounted(m.mountpoint), true, 'still mounted');
+    t.equal((await ok(`cat '${m.p('f')}'`)).trim(), 'x', 'and working');
+    process.kill(holder.pid, 'SIGKILL');
+    await holder.done;
+
+    const r = await smhfs(['unmount', m.mountpoint]);
+    t.equal(r.code, 0, r.stderr);
+    t.equal(await isMounted(m.mountpoint), false);
+    t.equal(await m.stop(), 0, 'the server exits 0 after an unmount by someone else');
+    const none = await smhfs(['unmount', m.mountpoint]);
+    t.equal(none.code, 2, 'not mounted: a usage error');
+  });
+
+  t.test('B6: SIGKILL during a write; the next mount recovers the stale mountpoint; the library is intact', async (t) => {
+    const m = await startMount();
+    t.teardown(() => cleanup(m, { keepDir: true }));
+    await ok(`head -c 3000000 /dev/urandom > '${m.dir}/keep.bin' && cp '${m.dir}/keep.bin' '${m.p('keep.bin')}'`);
+    await ok(`echo v1 > '${m.p('doc.txt')}' && ln -s doc.txt '${m.p('link')}'`);
+    // A writer streaming into a new file and one rewriting an existing file, both open when the server dies.
+    const writer = sh(`dd if=/dev/urandom of='${m.p('inflight.bin')}' bs=1M count=100000 status=none`, { timeoutMs: 30_000 });
+    const rewriter = holdOpen(m.p('doc.txt'), 'half-written');
+    await rewriter.ready;
+    for (let i = 0; i < 100; i++) {
+      const staged = await readdir(`${m.library}/staging`, { recursive: true }).catch(() => [] as string[]);
+      if (staged.filter((n) => n.includes('open-')).length >= 2) break;
+      await sleep(50);
+    }
+    await sleep(200);
+    process.kill(m.pid, 'SIGKILL');
+    t.equal(await m.exited, 'SIGKILL');
+    const w = await writer;
+    t.not(w.code, 0, 'the writer got an error');
+    process.kill(rewriter.pid, 'SIGKILL');
+    await rewriter.done;
+    t.match((await sh(`stat '${m.mountpoint}'`)).stderr, /Transport endpoint is not connected/, 'the mountpoint is stale');
+    t.equal(await isMounted(m.mountpoint), true);
+
+    const again = await withMount(t, { dir: m.dir });
+    t.match(again.output(), /stale mount \(Transport endpoint is not connected\).*detached it/, 'recovered, with a message');
+    t.equal((await sh(`cmp '${m.dir}/keep.bin' '${again.p('keep.bin')}'`)).code, 0, 'committed files are intact');
+    t.equal((await ok(`cat '${again.p('link')}'`)).trim(), 'v1', 'the half-written rewrite is not visible');
+    t.equal((await ok(`stat -c %s '${again.p('inflight.bin')}'`)).trim(), '0', 'the new file exists, empty: nothing half-written');
+    const staging = await readdir(`${m.library}/staging`);
+    t.equal(staging.filter((n) => n.startsWith(`${m.pid}-`)).length, 0, "the dead server's staging folder is gone");
+    const gc = (await storeCall(again, 'const r = await lib.collectGarbage(); return { ...r, inflight: space.stat("inflight.bin").size };')) as {
+      deleted: number;
+      inflight: number;
+    };
+    t.equal(gc.inflight, 0);
+    t.ok(gc.deleted >= 0, 'garbage collection runs on the library');
+    await ok(`echo v2 > '${again.p('doc.txt')}'`);
+    t.equal((await ok(`cat '${again.p('link')}'`)).trim(), 'v2', 'and it works');
+  });
+}
