@@ -135,3 +135,22 @@ t.test('check() and failing uploads through the fault wrapper', async (t) => {
   t.same(s.stats.calls, { putFile: 2, putStream: 0, getRange: 1, head: 1, delete: 0, list: 0 });
   t.equal(s.stats.injectedFailures, 1);
 });
+
+t.test('B5: adoptFile takes a staged file over by rename; an existing key just drops the file', async (t) => {
+  const s = new LocalBlobStore(join(work, 'adopt'));
+  const bytes = randomBytes(300_000);
+  const staged = join(work, 'adopt-staged.bin');
+  await writeFile(staged, bytes);
+  const before = await stat(staged);
+  const h = hashBuffer(bytes);
+  await s.adoptFile(h.sha256, staged, bytes.length);
+  await t.rejects(stat(staged), { code: 'ENOENT' }, 'the staged path is gone');
+  t.equal((await stat(s.pathOf(h.sha256))).ino, before.ino, 'the blob is the same inode: renamed, not copied');
+  t.ok((await s.getRange(h.sha256, 0, bytes.length)).equals(bytes), 'bytes readable under the key');
+  await writeFile(staged, bytes);
+  await s.adoptFile(h.sha256, staged, bytes.length);
+  await t.rejects(stat(staged), { code: 'ENOENT' }, 'an already stored key still consumes the staged file');
+  t.same(await listKeys(s), [h.sha256], 'one blob');
+  await writeFile(staged, bytes.subarray(1));
+  await t.rejects(s.adoptFile(h.sha256, staged, bytes.length), { code: 'InvalidArgument' }, 'a size mismatch is refused');
+});

@@ -112,6 +112,30 @@ export class LocalBlobStore implements BlobStore {
     }
   }
 
+  async adoptFile(key: string, path: string, size: number): Promise<void> {
+    checkKey(key);
+    if (key === EMPTY_BLOB_KEY) {
+      await unlink(path);
+      return;
+    }
+    const fh = await open(path, 'r+');
+    try {
+      const st = await fh.stat();
+      if (st.size !== size) throw new SmhError('InvalidArgument', `staged file ${path} has ${st.size} bytes, expected ${size}`, key);
+      await fh.sync(); // the bytes are on disk before the name can point at them
+    } finally {
+      await fh.close();
+    }
+    const final = this.pathOf(key);
+    if ((await this.head(key))?.size === size) {
+      await unlink(path); // content addressing: already stored
+      return;
+    }
+    await this.#ensureLeafDir(final);
+    await rename(path, final); // EXDEV when the staging folder is on another filesystem: caller copies
+    await fsyncDir(join(final, '..'));
+  }
+
   async putStream(body: Readable | Buffer): Promise<BlobInfo> {
     const { sha256: key, size } = await this.#storeFrom(chunksOf(body));
     return { key, size };

@@ -22,6 +22,13 @@ export interface BlobStore {
    * Durable when the promise resolves (fsync for local, completed upload for S3).
    */
   putFile(key: string, path: string, size: number): Promise<void>;
+  /**
+   * Optional: store the file at `path` by taking it over (a rename), trusting the caller's key.
+   * Afterwards the path is gone. Used for staged writes whose hash was computed while writing,
+   * so a commit costs an fsync and a rename instead of a copy and a second hash. Stores that
+   * cannot adopt (another filesystem, a remote store) leave this out or throw EXDEV.
+   */
+  adoptFile?(key: string, path: string, size: number): Promise<void>;
   /** Store bytes from a stream; returns the key and size (the store hashes while writing). */
   putStream(body: Readable | Buffer): Promise<BlobInfo>;
   /**

@@ -261,10 +261,16 @@ export class FuseAdapter {
           return h.writable ? files.commit(h.node) : undefined;
         }, cb),
 
-      fsync: (path, _datasync, fd, cb) => run('fsync', path, () => files.commit(files.handle(fd).node), cb),
+      // A content commit is durable by itself; with nothing to commit, earlier metadata
+      // (the create or rename that made this file reachable) is made durable instead.
+      fsync: (path, _datasync, fd, cb) =>
+        run('fsync', path, async () => {
+          const node = files.handle(fd).node;
+          if (node.dirty) await files.commit(node);
+          else this.#lib.sync();
+        }, cb),
 
-      // Metadata is committed synchronously by every op: nothing to do.
-      fsyncdir: (path, _datasync, _fd, cb) => run('fsyncdir', path, () => undefined, cb),
+      fsyncdir: (path, _datasync, _fd, cb) => run('fsyncdir', path, () => this.#lib.sync(), cb),
 
       // The last close commits what is left; if that fails the staged bytes are gone: say so.
       release: (path, fd, cb) =>

@@ -16,7 +16,8 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fail } from '../errors.js';
+import { fail, isSmhError } from '../errors.js';
+import { Hasher } from '../blob/hash.js';
 import type { ReadStream } from '../blob/page-cache.js';
 import type { NodeInfo } from '../store/types.js';
 import type { FuseLibrary, FuseSpace } from './port.js';
@@ -41,6 +42,12 @@ export class OpenNode {
   committing: Promise<void> | undefined;
   /** Materialising the staging file (copying the blob); concurrent writers share it. */
   preparing: Promise<void> | undefined;
+  /**
+   * Hash of the staged bytes [0, hashedTo), kept while writes only append (cp, dd, editors):
+   * the commit then needs neither a second pass over the file nor a copy (B5, write bench).
+   */
+  hasher: Hasher | undefined;
+  hashedTo = 0;
 
   constructor(info: NodeInfo) {
     this.id = info.id;
@@ -129,6 +136,7 @@ export class OpenFiles {
   /** Read into a fresh buffer (never the kernel's: see native-notes on buffer lifetimes). */
   async read(h: Handle, pos: number, len: number): Promise<Buffer> {
     const node = h.node;
+    while (node.committing) await node.committing;
     if (node.preparing) await node.preparing;
     let out: Buffer;
     if (node.staging) {
@@ -155,6 +163,13 @@ export class OpenFiles {
     while (node.committing) await node.committing;
     await this.#ensureStaging(node, undefined);
     const st = node.staging!;
+    // Hash in write order while it is an append; any other write means hashing at commit.
+    if (node.hasher && pos === node.hashedTo) {
+      node.hasher.update(data);
+      node.hashedTo += data.length;
+    } else {
+      node.hasher = undefined;
+    }
     let done = 0;
     while (done < data.length) {
       const { bytesWritten } = await st.fh.write(data, done, data.length - done, pos + done);
@@ -174,6 +189,12 @@ export class OpenFiles {
     if (node.size !== size) {
       await node.staging!.fh.truncate(size);
       node.size = size;
+    }
+    if (size === 0) {
+      node.hasher = new Hasher();
+      node.hashedTo = 0;
+    } else if (size !== node.hashedTo) {
+      node.hasher = undefined;
     }
     node.dirty = true;
     node.mtimeUs = Date.now() * 1000;
@@ -199,7 +220,10 @@ export class OpenFiles {
     if (node?.dirty) node.mtimeUs = mtimeUs;
   }
 
-  /** Commit staged bytes if they changed (flush, fsync). */
+  /**
+   * Commit staged bytes if they changed (flush, fsync). The staging file is handed to the blob
+   * store (a rename for the local store); later writes stage again from the committed blob.
+   */
   async commit(node: OpenNode): Promise<void> {
     while (node.committing) await node.committing;
     if (!node.dirty || !node.staging) return;
@@ -208,23 +232,37 @@ export class OpenFiles {
     node.committing = (async () => {
       node.dirty = false;
       const mtimeUs = node.mtimeUs;
+      const hash = node.hasher && node.hashedTo === size ? node.hasher.digest() : undefined;
+      node.hasher = undefined;
+      node.staging = undefined;
+      await staging.fh.close();
+      let ref;
       try {
-        const ref = await this.#lib.storeBlobFromFile(staging.path);
-        try {
-          this.#space.setContent(node.id, ref, mtimeUs !== undefined ? { mtimeUs } : {});
-        } catch (e) {
-          this.#lib.abandonBlob(ref);
-          throw e;
-        }
-        node.blob = ref.key;
-        node.blobSize = ref.size;
-        if (!node.dirty) node.mtimeUs = undefined;
-        this.stats.commits++;
-        this.stats.commitBytes += size;
+        ref = await this.#lib.storeBlobFromFile(staging.path, { consume: true, ...(hash ? { hash } : {}) });
       } catch (e) {
+        // The store did not take the file: the staged bytes are still ours.
+        node.staging = { path: staging.path, fh: await open(staging.path, 'r+') };
         node.dirty = true;
         throw e;
       }
+      try {
+        this.#space.setContent(node.id, ref, mtimeUs !== undefined ? { mtimeUs } : {});
+      } catch (e) {
+        // Stored but not committed. Unless the file is gone for good (purged, or in the bin),
+        // stage its bytes again so a later close or fsync can still commit them.
+        if (!isSmhError(e, 'FileNotFound') && !isSmhError(e, 'ReadOnly')) {
+          await this.#stageFrom(node, ref.key, ref.size).catch(() => undefined);
+          node.dirty = node.staging !== undefined;
+        }
+        this.#lib.abandonBlob(ref);
+        throw e;
+      }
+      node.blob = ref.key;
+      node.blobSize = ref.size;
+      node.size = ref.size;
+      if (!node.dirty) node.mtimeUs = undefined;
+      this.stats.commits++;
+      this.stats.commitBytes += size;
     })();
     try {
       await node.committing;
@@ -282,34 +320,41 @@ export class OpenFiles {
   async #ensureStaging(node: OpenNode, truncateTo: number | undefined): Promise<void> {
     if (node.staging) return;
     if (node.preparing) return node.preparing;
-    node.preparing = (async () => {
-      await (this.#stagingReady ??= mkdir(this.#lib.stagingDir, { recursive: true }));
-      const path = join(this.#lib.stagingDir, `open-${node.id}-${randomBytes(6).toString('hex')}`);
-      const fh = await open(path, 'w+', 0o600);
-      try {
-        const keep = truncateTo === undefined ? node.blobSize : Math.min(truncateTo, node.blobSize);
-        if (keep > 0 && node.blob) {
-          this.stats.stagedCopies++;
-          const stream = this.#lib.cache?.openStream();
-          for (let off = 0; off < keep; off += COPY_CHUNK) {
-            const chunk = await this.#lib.readBlob(node.blob, off, Math.min(COPY_CHUNK, keep - off), stream, node.blobSize);
-            if (chunk.length === 0) throw fail('BlobMissing', `blob ${node.blob} is shorter than its metadata says`);
-            let w = 0;
-            while (w < chunk.length) w += (await fh.write(chunk, w, chunk.length - w, off + w)).bytesWritten;
-          }
-        }
-        node.size = keep;
-        node.staging = { path, fh };
-      } catch (e) {
-        await fh.close().catch(() => undefined);
-        await unlink(path).catch(() => undefined);
-        throw e;
-      }
-    })();
+    const keep = truncateTo === undefined ? node.blobSize : Math.min(truncateTo, node.blobSize);
+    node.preparing = node.blob ? this.#stageFrom(node, node.blob, keep, node.blobSize) : this.#stageFrom(node, null, 0);
     try {
       await node.preparing;
     } finally {
       node.preparing = undefined;
+    }
+  }
+
+  /** A new staging file holding the first `keep` bytes of `blob`, hashed as they are copied. */
+  async #stageFrom(node: OpenNode, blob: string | null, keep: number, blobSize = keep): Promise<void> {
+    await (this.#stagingReady ??= mkdir(this.#lib.stagingDir, { recursive: true }));
+    const path = join(this.#lib.stagingDir, `open-${node.id}-${randomBytes(6).toString('hex')}`);
+    const fh = await open(path, 'w+', 0o600);
+    const hasher = new Hasher();
+    try {
+      if (keep > 0 && blob) {
+        this.stats.stagedCopies++;
+        const stream = this.#lib.cache?.openStream();
+        for (let off = 0; off < keep; off += COPY_CHUNK) {
+          const chunk = await this.#lib.readBlob(blob, off, Math.min(COPY_CHUNK, keep - off), stream, blobSize);
+          if (chunk.length === 0) throw fail('BlobMissing', `blob ${blob} is shorter than its metadata says`);
+          hasher.update(chunk);
+          let w = 0;
+          while (w < chunk.length) w += (await fh.write(chunk, w, chunk.length - w, off + w)).bytesWritten;
+        }
+      }
+      node.size = keep;
+      node.staging = { path, fh };
+      node.hasher = hasher;
+      node.hashedTo = keep;
+    } catch (e) {
+      await fh.close().catch(() => undefined);
+      await unlink(path).catch(() => undefined);
+      throw e;
     }
   }
 

@@ -16,7 +16,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import Database from 'better-sqlite3';
 import { fail, isSmhError, SmhError } from '../errors.js';
-import { HashingTransform, hashFile } from '../blob/hash.js';
+import { HashingTransform, hashFile, type ContentHash } from '../blob/hash.js';
 import { LocalBlobStore } from '../blob/local-store.js';
 import { PageCache, type PageCacheOptions, type ReadStream } from '../blob/page-cache.js';
 import { EMPTY_BLOB_KEY, type BlobStore } from '../blob/types.js';
@@ -168,7 +168,10 @@ export class Library {
         }
       }
       db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = FULL');
+      // NORMAL in WAL mode: consistent after any crash; a power loss may roll back the newest
+      // metadata-only transactions (as an unsynced directory would). Commits that back a
+      // durability promise (close/fsync of written content, uploads) run with FULL: see transaction().
+      db.pragma('synchronous = NORMAL');
       migrate(db);
     } catch (e) {
       if (e instanceof SmhError) throw e;
@@ -256,19 +259,24 @@ export class Library {
 
   // ───────────────────────────── transactions ─────────────────────────────
 
-  /** Run `fn` in one IMMEDIATE transaction (nested calls join the outer one). */
-  transaction<T>(fn: () => T): T {
+  /**
+   * Run `fn` in one IMMEDIATE transaction (nested calls join the outer one). `durable` syncs the
+   * WAL at commit (synchronous=FULL), which also makes every earlier commit durable.
+   */
+  transaction<T>(fn: () => T, opts: { durable?: boolean } = {}): T {
     if (this.closed) throw fail('Internal', 'the library is closed');
     if (this.txDepth > 0) return fn();
     this.txDepth++;
     this.txDrops = [];
     let result: T;
     try {
+      if (opts.durable) this.db.pragma('synchronous = FULL');
       result = this.db.transaction(fn).immediate();
     } catch (e) {
       this.txDrops = [];
       throw sqliteToDomain(e);
     } finally {
+      if (opts.durable) this.db.pragma('synchronous = NORMAL');
       this.txDepth--;
     }
     const drops = this.txDrops;
@@ -292,10 +300,14 @@ export class Library {
 
   // ───────────────────────────── blobs ─────────────────────────────
 
-  /** Hash a local file and store it as a blob; the returned ref holds a lease until committed. */
-  async storeBlobFromFile(path: string): Promise<BlobRef> {
-    const h = await hashFile(path);
-    return this.storeHashed(path, h.sha256, h.md5, h.size);
+  /**
+   * Store a local file as a blob; the returned ref holds a lease until committed. `hash` skips
+   * hashing when the caller computed it while writing; `consume` lets the store take the file
+   * over (a rename for the local store) — the path is gone afterwards.
+   */
+  async storeBlobFromFile(path: string, opts: { hash?: ContentHash; consume?: boolean } = {}): Promise<BlobRef> {
+    const h = opts.hash ?? (await hashFile(path));
+    return this.storeHashed(path, h.sha256, h.md5, h.size, opts.consume ?? false);
   }
 
   /** Stage a stream to a local file (hashing as it goes), then store it. */
@@ -305,17 +317,29 @@ export class Library {
     try {
       await pipeline(body, hasher, createWriteStream(staged));
       const h = hasher.digest();
-      return await this.storeHashed(staged, h.sha256, h.md5, h.size);
+      return await this.storeHashed(staged, h.sha256, h.md5, h.size, true);
     } finally {
       await unlink(staged).catch(() => undefined);
     }
   }
 
-  private async storeHashed(path: string, key: string, etag: string, size: number): Promise<BlobRef> {
-    if (key === EMPTY_BLOB_KEY) return { key, size: 0, etag };
+  private async storeHashed(path: string, key: string, etag: string, size: number, consume: boolean): Promise<BlobRef> {
+    if (key === EMPTY_BLOB_KEY) {
+      if (consume) await unlink(path).catch(() => undefined);
+      return { key, size: 0, etag };
+    }
     const lease = await this.takeLease(key);
     try {
+      if (consume && this.blobs.adoptFile) {
+        try {
+          await this.blobs.adoptFile(key, path, size);
+          return { key, size, etag, lease };
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'EXDEV') throw e;
+        }
+      }
       await this.blobs.putFile(key, path, size);
+      if (consume) await unlink(path).catch(() => undefined);
     } catch (e) {
       this.releaseLease(lease);
       if (isSmhError(e)) throw e;
@@ -545,6 +569,15 @@ export class Library {
   }
 
   // ───────────────────────────── life cycle ─────────────────────────────
+
+  /**
+   * fsync(2)/fsyncdir(2): make every committed transaction durable now. A durable commit syncs
+   * the WAL up to and including itself; an empty transaction would write no frame, so it records
+   * the time of the sync.
+   */
+  sync(): void {
+    this.transaction(() => this.q.setMeta.run('synced_at', String(nowUs())), { durable: true });
+  }
 
   /** Wait for background blob collection and tasks started by this process. */
   async idle(): Promise<void> {

@@ -11,7 +11,7 @@
 import type Database from 'better-sqlite3';
 import { fail } from '../errors.js';
 
-const MIGRATIONS: string[] = [
+export const MIGRATIONS: readonly string[] = [
   // 1: the initial schema
   `
   CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -118,6 +118,13 @@ const MIGRATIONS: string[] = [
   );
   CREATE INDEX blob_pending_by_key ON blob_pending(key);
   CREATE TABLE blob_doomed (key TEXT PRIMARY KEY, created INTEGER NOT NULL);
+  `,
+  // 2: a directory's nlink (2 + subdirectories) is asked on every getattr; counting subdirectories
+  // through an index on (parent, is_dir) costs O(subdirectories), not O(children) with a join.
+  `
+  ALTER TABLE entries ADD COLUMN is_dir INTEGER NOT NULL DEFAULT 0;
+  UPDATE entries SET is_dir = 1 WHERE node IN (SELECT id FROM nodes WHERE kind = 'dir');
+  CREATE INDEX entries_subdirs ON entries(parent, is_dir);
   `,
 ];
 

@@ -125,8 +125,8 @@ export class Space {
 
   // ───────────────────────────── transactions ─────────────────────────────
 
-  private tx<T>(fn: () => T): T {
-    return this.lib.transaction(fn);
+  private tx<T>(fn: () => T, durable = false): T {
+    return this.lib.transaction(fn, { durable });
   }
 
   // ───────────────────────────── resolution ─────────────────────────────
@@ -473,7 +473,7 @@ export class Space {
   }
 
   private attach(parent: number, name: string, node: number): void {
-    this.q.insertEntry.run(parent, name, node);
+    this.q.insertEntry.run(parent, name, node, this.row(node)!.kind === 'dir' ? 1 : 0);
     this.touchDir(parent);
   }
 
@@ -790,7 +790,7 @@ export class Space {
       for (const [k, v] of Object.entries(meta ?? {})) this.q.xattrSet.run(id, k, Buffer.from(v, 'utf8'));
       if (claimed.replaced) this.replaceFile(claimed.replaced, id);
       return this.placed(id);
-    });
+    }, true);
   }
 
   /** B5: commit new content for an open file (flush/fsync/release/truncate through the mount). */
@@ -804,7 +804,7 @@ export class Space {
       this.q.setContent.run({ id: nodeId, blob: blob.key, size: blob.size, etag: blob.etag, mtime: opts.mtimeUs ?? t, ctime: t });
       if (row.blob && row.blob !== blob.key) this.lib.dropBlobs([row.blob]);
       return this.infoOf(this.row(nodeId)!);
-    });
+    }, true);
   }
 
   // ───────────────────────────── tree operations ─────────────────────────────
@@ -1297,11 +1297,11 @@ function prepare(db: Database.Database) {
     children: p('SELECT n.*, e.name AS entry_name FROM entries e JOIN nodes n ON n.id = e.node WHERE e.parent = ? ORDER BY e.name'),
     entryOf: p('SELECT parent, name FROM entries WHERE node = ?'),
     hasChildren: p('SELECT 1 FROM entries WHERE parent = ? LIMIT 1'),
-    subdirCount: p("SELECT count(*) AS n FROM entries e JOIN nodes n ON n.id = e.node WHERE e.parent = ? AND n.kind = 'dir'"),
+    subdirCount: p('SELECT count(*) AS n FROM entries WHERE parent = ? AND is_dir = 1'),
     insertNode: p(`INSERT INTO nodes (space, kind, mode, uid, gid, size, blob, etag, rdev, storage_class, link_flavour, link_node,
       link_path, link_base, atime, mtime, ctime, btime) VALUES (@space, @kind, @mode, @uid, @gid, @size, @blob, @etag, @rdev,
       @storage_class, @link_flavour, @link_node, @link_path, @link_base, @atime, @mtime, @ctime, @btime)`),
-    insertEntry: p('INSERT INTO entries (parent, name, node) VALUES (?, ?, ?)'),
+    insertEntry: p('INSERT INTO entries (parent, name, node, is_dir) VALUES (?, ?, ?, ?)'),
     moveEntry: p('UPDATE entries SET parent = ?, name = ? WHERE node = ?'),
     deleteEntry: p('DELETE FROM entries WHERE node = ?'),
     deleteNode: p('DELETE FROM nodes WHERE id = ?'),
