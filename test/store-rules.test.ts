@@ -904,3 +904,20 @@ t.test('T6: blob bytes go only after no committed metadata references them', asy
   t.equal(await blobs.head(dropped.key), undefined, 'an abandoned blob is collected');
 });
 
+
+t.test('T3/L12: links cascaded with a file are shown in the bin view beside it, and still resolve there', async (t) => {
+  const { lib, space } = await catFixture(t);
+  space.mkdir('more', {});
+  space.createLink('more/cat', 'photos/cat.jpg', {});
+  const { recycledItemId: id } = space.unlink('photos/cat.jpg');
+  const names = space.readdir('.trash').map((e) => e.name).sort();
+  t.same(names, [`${id}-cat`, `${id}-cat (1)`, `${id}-cat.jpg`], 'target and both links under the same item id');
+  t.equal(space.trashList().length, 1, 'still one item (T2): the links are part of it');
+  t.equal(space.readlink(`.trash/${id}-cat`), `${id}-cat.jpg`, 'readlink inside the bin points at the trashed target');
+  t.equal(await read(lib, space, `.trash/${id}-cat (1)`), 'meow', 'reads through a cascaded link work in the bin');
+  await expectCode(t, () => space.unlink(`.trash/${id}-cat`), 'ReadOnly', 'the view is read-only');
+  space.restore(id!, {});
+  t.same(space.readdir('.trash').map((e) => e.name), [], 'restore empties the view');
+  t.equal(space.readlink('links/cat'), '../photos/cat.jpg');
+  t.equal(space.readlink('more/cat'), '../photos/cat.jpg');
+});

@@ -1070,11 +1070,14 @@ export class Space {
     this.q.moveEntry.run(this.trash, trashViewName(itemId, name), row.id);
     this.touchDir(parent);
     if (row.kind === 'file') {
+      // The links are shown in the bin view beside their target, under the same item id
+      // (`3-cat.jpg`, `3-cat`), where they still resolve; they are not items of their own.
       for (const link of this.q.boundLinksToCascade.all(row.id) as NodeRow[]) {
         const loc = this.locate(link.id);
         const e = this.q.entryOf.get(link.id) as { parent: number; name: string };
         this.q.insertRecycleLink.run(itemId, link.id, e.parent, e.name, joinPath(loc.segs));
-        this.q.deleteEntry.run(link.id);
+        const viewName = trashViewName(itemId, e.name);
+        this.q.moveEntry.run(this.trash, this.occupied(this.trash, viewName) ? this.freeName(this.trash, viewName, false) : viewName, link.id);
         this.q.setState.run('detached', link.id);
       }
     }
@@ -1174,7 +1177,8 @@ export class Space {
     }
     const name = this.occupied(parent, l.name) ? this.freeName(parent, l.name, false) : l.name;
     this.q.setState.run('live', link.id);
-    this.attach(parent, name, link.id);
+    this.q.moveEntry.run(parent, name, link.id);
+    this.touchDir(parent);
   }
 
   /** T5: purge one item permanently; a directory becomes a background task (L15). */
