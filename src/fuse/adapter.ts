@@ -45,7 +45,16 @@ export interface AdapterOptions {
    */
   presentAs?: { uid: number; gid: number } | undefined;
   log?: (line: string) => void;
+  /**
+   * The value of the read-only xattr `user.smhfs.stats` of the mount root, as JSON (the same
+   * object `smhfs stats` prints); default `snapshot()`. Not listed by listxattr: it is a live
+   * counter, not metadata, and `cp -a`/`rsync -X` of the root should not copy it.
+   */
+  rootStats?: () => Record<string, unknown>;
 }
+
+/** Read-only xattr of the mount root: run-time counters (page cache, ops, io) as JSON. */
+export const STATS_XATTR = 'user.smhfs.stats';
 
 export interface OpCounter {
   calls: number;
@@ -194,8 +203,8 @@ export class FuseAdapter {
 
       access: (path, mode, cb) =>
         run('access', path, () => {
-          const info = s.stat(storePath(path));
-          if (mode & W_OK && info.inTrash) throw fail('ReadOnly', 'the recycle bin is read-only', info.path);
+          if (mode & W_OK) s.statWritable(storePath(path));
+          else s.stat(storePath(path));
         }, cb),
 
       statfs: (path, cb) => run('statfs', path, () => this.#statfs(), cb),
@@ -221,9 +230,8 @@ export class FuseAdapter {
 
       open: (path, flags, cb) =>
         run('open', path, async () => {
-          const info = s.stat(storePath(path));
           const writable = (flags & O_ACCMODE) !== 0;
-          if (writable && info.inTrash) throw fail('ReadOnly', 'the recycle bin is read-only; restore the item first', info.path);
+          const info = writable ? s.statWritable(storePath(path)) : s.stat(storePath(path));
           if (info.kind === 'dir' && writable) throw fail('IsADirectory', 'is a directory', info.path);
           if (info.kind !== 'file') return files.open(info, false).fd; // dirs, fifos, devices: the kernel does the rest
           const h = files.open(info, writable);
@@ -286,8 +294,7 @@ export class FuseAdapter {
 
       truncate: (path, size, cb) =>
         run('truncate', path, async () => {
-          const info = s.stat(storePath(path));
-          if (info.inTrash) throw fail('ReadOnly', 'the recycle bin is read-only; restore the item first', info.path);
+          const info = s.statWritable(storePath(path));
           if (info.kind === 'dir') throw fail('IsADirectory', 'is a directory', info.path);
           if (info.kind !== 'file') throw fail('InvalidArgument', 'not a regular file', info.path);
           const open = files.node(info.id);
@@ -358,6 +365,9 @@ export class FuseAdapter {
         run('getxattr', path, () => {
           // Only user.* exists here; the kernel asks for security.capability on writes: answer fast.
           if (!name.startsWith('user.')) throw fail('NoSuchAttribute', 'no such attribute', storePath(path));
+          if (name === STATS_XATTR && storePath(path) === '') {
+            return Buffer.from(JSON.stringify(this.#opts.rootStats?.() ?? this.snapshot()));
+          }
           return s.getXattr(storePath(path), name);
         }, cb),
 

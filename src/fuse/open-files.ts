@@ -9,9 +9,7 @@
  * with a per-handle readahead stream (B2/B3).
  *
  * Nothing here decides a rule: the store decides what a commit means for links (L10) and whether
- * the node may be written. The only check made here is the recycle-bin view's read-only flag
- * (`inTrash`), because the store's `setContent` is by node id and cannot see the path it was
- * opened through.
+ * the node may be written (`statWritable` at open, `setContent` at commit).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, unlink, type FileHandle } from 'node:fs/promises';

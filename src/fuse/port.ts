@@ -11,6 +11,7 @@ export type FuseLibrary = Pick<Library, 'dir' | 'stagingDir' | 'storeBlobFromFil
 export type FuseSpace = Pick<
   Space,
   | 'stat'
+  | 'statWritable'
   | 'readdir'
   | 'readlink'
   | 'statfs'

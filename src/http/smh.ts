@@ -464,7 +464,13 @@ export async function smhRoutes(app: FastifyInstance, opts: SmhOptions): Promise
     async (req, reply) => {
       const ids = String((req.params as P).ids).split(',').map(Number);
       const out: Array<Record<string, unknown>> = [];
-      for (const id of ids) out.push(taskJson(await lib.task(id)));
+      const space = (req.params as P).space;
+      for (const id of ids) {
+        const task = await lib.task(id);
+        // a task id of another space is as unknown here as one that never existed
+        if (task.space !== space) throw fail('TaskNotFound', `no task ${id} in space ${space}`, String(id));
+        out.push(taskJson(task));
+      }
       return json(reply, 200, out);
     },
   );

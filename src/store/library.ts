@@ -614,6 +614,7 @@ interface TaskRow {
 function taskOf(r: TaskRow): Task {
   return {
     id: r.id,
+    space: r.space,
     kind: r.kind,
     state: r.state,
     subject: r.subject,

@@ -274,6 +274,13 @@ export class Space {
     return this.infoOf(r.row, { where: r.inTrash ? 'trash' : 'live', segs: r.segs });
   }
 
+  /** Like stat, for an operation about to change the node (open for writing, truncate): the bin is read-only (T3). */
+  statWritable(path: string): NodeInfo {
+    const info = this.stat(path);
+    if (info.inTrash) throw fail('ReadOnly', 'the recycle bin is read-only; restore the item first', path);
+    return info;
+  }
+
   statNode(id: number): NodeInfo {
     const row = this.row(id);
     if (!row || row.space !== this.name) throw fail('FileNotFound', `no node ${id}`, String(id));

@@ -104,6 +104,7 @@ export interface RecycleItem {
 export type TaskState = 'queued' | 'running' | 'done' | 'failed';
 export interface Task {
   id: number;
+  space: string;
   kind: 'purge-directory';
   state: TaskState;
   subject: string; // what is being purged (original path)
