@@ -28,6 +28,7 @@ $(NODE_DEPS_STAMP): package.json package-lock.json
 deps: system-deps $(NODE_DEPS_STAMP)
 
 build: deps
+	rm -rf dist
 	npx tsc -p tsconfig.json
 	@chmod +x dist/src/cli/main.js
 
