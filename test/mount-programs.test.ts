@@ -49,6 +49,15 @@ if (why) {
     t.equal((await sh(`cmp '${local}/src/docs/nested/blob.bin' '${local}/back/docs/nested/blob.bin'`)).code, 0);
   });
 
+  t.test('utimens: atime and mtime are set separately (patched fuse-native), so cp -a and tar keep mtimes', async (t) => {
+    await ok(`printf x > '${local}/times.txt' && touch -a -d '2001-01-01 01:01:01' '${local}/times.txt' && touch -m -d '2002-02-02 02:02:02' '${local}/times.txt'`);
+    await ok(`cp -a '${local}/times.txt' '${mp}/times.txt'`);
+    t.equal((await run('stat -c %y times.txt')).trim().slice(0, 19), '2002-02-02 02:02:02', 'mtime is the source mtime, not its atime');
+    t.equal((await run('stat -c %x times.txt')).trim().slice(0, 19), '2001-01-01 01:01:01', 'atime is the source atime');
+    await run(`touch -d '2003-03-03 03:03:03' times.txt`);
+    t.equal((await run('stat -c %y times.txt')).trim().slice(0, 19), '2003-03-03 03:03:03');
+  });
+
   t.test('find -L follows links through the mount', async (t) => {
     await makeTree(`${mp}/findl`);
     const out = (await run('find -L findl -type f 2>/dev/null | sort')).trim().split('\n');

@@ -93,8 +93,17 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 /** A deadline for Promise.race that does not keep the test process alive. */
 const deadline = <T>(ms: number, value: T): Promise<T> => new Promise((r) => setTimeout(() => r(value), ms).unref());
 
-/** Why the mount tests cannot run here, or undefined. */
+/**
+ * Why the mount tests cannot run here, or undefined. In CI (root, /dev/fuse, `make test`) FUSE
+ * must be there: a missing prerequisite is an error there, never a quietly skipped suite.
+ */
 export async function fuseUnavailable(): Promise<string | undefined> {
+  const why = await fuseMissing();
+  if (why && process.env.CI) throw new Error(`mount tests must run in CI, but ${why}`);
+  return why;
+}
+
+async function fuseMissing(): Promise<string | undefined> {
   try {
     await access('/dev/fuse');
   } catch {
