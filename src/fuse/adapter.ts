@@ -18,7 +18,6 @@ import { fail, isSmhError } from '../errors.js';
 import type { NodeInfo } from '../store/types.js';
 import { errnoOf } from './errno.js';
 import type { FuseOps, FuseStat, FuseStatfs } from './native.js';
-import type { PageCache } from '../blob/page-cache.js';
 import { OpenFiles, type Handle, type OpenNode } from './open-files.js';
 import type { FuseLibrary, FuseSpace } from './port.js';
 
@@ -418,8 +417,7 @@ export class FuseAdapter {
   #cachedRead(h: Handle, buf: Buffer, len: number, pos: number): number | undefined {
     const node = h.node;
     if (this.#readsWaiting > 0 || node.staging || node.preparing || !node.blob || pos >= node.blobSize) return undefined;
-    const cache = this.#lib.cache as (FuseLibrary['cache'] & Partial<Pick<PageCache, 'readCachedSync'>>) | undefined;
-    const lease = cache?.readCachedSync?.(node.blob, node.blobSize, pos, len, h.stream);
+    const lease = this.#lib.cache?.readCachedSync(node.blob, node.blobSize, pos, len, h.stream);
     if (!lease) return undefined;
     const n = lease.copyTo(buf.subarray(0, len));
     this.files.stats.bytesRead += n;
@@ -434,8 +432,8 @@ export class FuseAdapter {
    */
   async #leaseRead(h: Handle, buf: Buffer, len: number, pos: number): Promise<number | undefined> {
     const node = h.node;
-    const cache = this.#lib.cache as (FuseLibrary['cache'] & Partial<Pick<PageCache, 'readLease'>>) | undefined;
-    if (!cache?.readLease || node.staging || node.preparing || !node.blob || pos >= node.blobSize) return undefined;
+    const cache = this.#lib.cache;
+    if (!cache || node.staging || node.preparing || !node.blob || pos >= node.blobSize) return undefined;
     const lease = await cache.readLease(node.blob, node.blobSize, pos, len, h.stream);
     try {
       await new Promise((r) => setImmediate(r)); // see "Answering from setImmediate" in native-notes

@@ -5,7 +5,7 @@
 import type { Library, Space } from '../store/library.js';
 
 export type FuseLibrary = Pick<Library, 'dir' | 'stagingDir' | 'storeBlobFromFile' | 'abandonBlob' | 'readBlob' | 'sync'> & {
-  readonly cache: Pick<Library['cache'], 'openStream' | 'stats'> | undefined;
+  readonly cache: Pick<Library['cache'], 'openStream' | 'stats' | 'readLease' | 'readCachedSync'> | undefined;
 };
 
 export type FuseSpace = Pick<

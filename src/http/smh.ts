@@ -76,10 +76,6 @@ export function segments(path: string): string[] {
   return path.split('/').filter((s) => s !== '');
 }
 
-function placedBody(path: string[] | null): string {
-  return JSON.stringify({ path });
-}
-
 /** Where a link points, as space-relative segments (null when it points outside the space or nowhere now). */
 export function linkToSegments(info: NodeInfo): string[] | null {
   const l = info.link;

@@ -81,7 +81,6 @@ const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 const S_IFREG = 0o100000;
 const S_IFLNK = 0o120000;
-const TYPE_OF_KIND: Record<Exclude<NodeKind, 'special'>, number> = { dir: S_IFDIR, file: S_IFREG, link: S_IFLNK };
 const EMPTY_ETAG = 'd41d8cd98f00b204e9800998ecf8427e';
 const MAX_LINK_HOPS = 40;
 const MAX_XATTR_VALUE = 64 * 1024;
@@ -110,13 +109,11 @@ export class Space {
   readonly name: string;
   readonly root: number;
   readonly trash: number;
-  private readonly db: Database.Database;
   private readonly lib: Library;
   private readonly q: ReturnType<typeof prepare>;
 
   constructor(lib: Library, db: Database.Database, name: string, root: number, trash: number) {
     this.lib = lib;
-    this.db = db;
     this.name = name;
     this.root = root;
     this.trash = trash;
