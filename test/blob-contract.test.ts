@@ -11,8 +11,7 @@ import { FaultInjectingStore } from '../src/blob/fault-store.js';
 import { hashBuffer, hashFile } from '../src/blob/hash.js';
 import { LocalBlobStore } from '../src/blob/local-store.js';
 import { MemoryBlobStore } from '../src/blob/memory-store.js';
-import { S3BlobStore } from '../src/blob/s3-store.js';
-import { S3RVER_CREDENTIALS, startS3rver } from '../src/blob/s3rver-harness.js';
+import { s3rverStore, startS3rver } from '../src/blob/s3rver-harness.js';
 import { EMPTY_BLOB_KEY, type BlobInfo, type BlobStore } from '../src/blob/types.js';
 
 const MiB = 1024 * 1024;
@@ -183,12 +182,5 @@ contract('FaultInjectingStore(memory), faults off', async () => new FaultInjecti
 const s3 = await startS3rver(await mkdtemp(join(work, 's3rver-')), ['smhfs-contract']);
 t.teardown(() => s3.close());
 contract('S3BlobStore on s3rver', async () =>
-  new S3BlobStore({
-    bucket: 'smhfs-contract',
-    prefix: 'lib-a',
-    endpoint: s3.endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: S3RVER_CREDENTIALS,
-  }),
+  s3rverStore(s3, 'smhfs-contract', 'lib-a'),
 );

@@ -11,7 +11,7 @@ import { hashBuffer } from '../src/blob/hash.js';
 import { LocalBlobStore } from '../src/blob/local-store.js';
 import { PageCache } from '../src/blob/page-cache.js';
 import { S3BlobStore, checkBlobStore, openBlobStore, parseBlobsUrl } from '../src/blob/s3-store.js';
-import { S3RVER_CREDENTIALS, startS3rver } from '../src/blob/s3rver-harness.js';
+import { S3RVER_CREDENTIALS, s3rverStore, startS3rver } from '../src/blob/s3rver-harness.js';
 
 const MiB = 1024 * 1024;
 const work = await mkdtemp(join(tmpdir(), 'smhfs-blob-s3-'));
@@ -20,15 +20,7 @@ const s3 = await startS3rver(await mkdtemp(join(work, 's3rver-')), ['smhfs-s3'])
 t.teardown(() => s3.close());
 
 function store(prefix: string, extra: Partial<ConstructorParameters<typeof S3BlobStore>[0]> = {}): S3BlobStore {
-  const s = new S3BlobStore({
-    bucket: 'smhfs-s3',
-    prefix,
-    endpoint: s3.endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: S3RVER_CREDENTIALS,
-    ...extra,
-  });
+  const s = s3rverStore(s3, 'smhfs-s3', prefix, extra);
   t.teardown(() => s.close());
   return s;
 }

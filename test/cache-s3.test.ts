@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { MemoryBlobStore } from '../src/blob/memory-store.js';
 import { PageCache, type RangeIntoStore } from '../src/blob/page-cache.js';
 import { S3BlobStore } from '../src/blob/s3-store.js';
-import { S3RVER_CREDENTIALS, startS3rver } from '../src/blob/s3rver-harness.js';
+import { s3rverStore, startS3rver } from '../src/blob/s3rver-harness.js';
 import type { BlobInfo, BlobStore } from '../src/blob/types.js';
 import { isSmhError } from '../src/errors.js';
 
@@ -24,15 +24,7 @@ const s3 = await startS3rver(await mkdtemp(join(work, 's3rver-')), ['smhfs-cache
 t.teardown(() => s3.close());
 
 function store(extra: Partial<ConstructorParameters<typeof S3BlobStore>[0]> = {}): S3BlobStore {
-  const s = new S3BlobStore({
-    bucket: 'smhfs-cache',
-    prefix: 'c',
-    endpoint: s3.endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: S3RVER_CREDENTIALS,
-    ...extra,
-  });
+  const s = s3rverStore(s3, 'smhfs-cache', 'c', extra);
   t.teardown(() => s.close());
   return s;
 }

@@ -1,9 +1,10 @@
 /**
  * Start an `s3rver` (an S3 emulator from npm, a devDependency) on 127.0.0.1 with a random port,
  * for tests and benchmarks. s3rver ships no types, so it is loaded through `createRequire` and
- * described by the few members used here; importing this module costs nothing until `start`.
+ * described by the few members used here; s3rver itself is loaded only by `startS3rver`.
  */
 import { createRequire } from 'node:module';
+import { S3BlobStore, type S3BlobStoreOptions } from './s3-store.js';
 
 interface S3rverInstance {
   run(): Promise<{ address: string; port: number }>;
@@ -40,4 +41,14 @@ export async function startS3rver(directory: string, buckets: string[]): Promise
   });
   const { port } = await server.run();
   return { endpoint: `http://127.0.0.1:${port}`, port, close: () => server.close() };
+}
+
+/** An S3BlobStore on a running s3rver (path-style, its default credentials), for tests and benches. */
+export function s3rverStore(
+  s3: Pick<RunningS3rver, 'endpoint'>,
+  bucket: string,
+  prefix: string,
+  extra: Partial<S3BlobStoreOptions> = {},
+): S3BlobStore {
+  return new S3BlobStore({ bucket, prefix, endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: S3RVER_CREDENTIALS, ...extra });
 }
