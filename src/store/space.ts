@@ -476,8 +476,8 @@ export class Space {
     return Number(r.lastInsertRowid);
   }
 
-  private attach(parent: number, name: string, node: number): void {
-    this.q.insertEntry.run(parent, name, node, this.row(node)!.kind === 'dir' ? 1 : 0);
+  private attach(parent: number, name: string, node: number, kind: NodeKind): void {
+    this.q.insertEntry.run(parent, name, node, kind === 'dir' ? 1 : 0);
     this.touchDir(parent);
   }
 
@@ -547,7 +547,7 @@ export class Space {
       const { parent, name } = this.parentOf(path, true);
       const claimed = this.claimName(parent.id, name, true, 'dir', conflict, path);
       const id = this.insertNode({ kind: 'dir', mode: S_IFDIR | ((opts.mode ?? 0o755) & 0o7777), uid: opts.uid ?? 0, gid: opts.gid ?? 0 });
-      this.attach(parent.id, claimed.name, id);
+      this.attach(parent.id, claimed.name, id, 'dir');
       return this.placed(id);
     });
   }
@@ -566,7 +566,7 @@ export class Space {
         continue;
       }
       const id = this.insertNode({ kind: 'dir', mode: S_IFDIR | ((owner.mode ?? 0o755) & 0o7777), uid: owner.uid ?? 0, gid: owner.gid ?? 0 });
-      this.attach(cur, seg, id);
+      this.attach(cur, seg, id, 'dir');
       cur = id;
     }
     return cur;
@@ -581,7 +581,7 @@ export class Space {
       const { parent, name } = this.parentOf(path, false);
       this.claimName(parent.id, name, false, 'special', 'ask', path);
       const id = this.insertNode({ kind: 'special', mode: opts.mode, rdev: opts.rdev ?? 0, uid: opts.uid ?? 0, gid: opts.gid ?? 0 });
-      this.attach(parent.id, name, id);
+      this.attach(parent.id, name, id, 'special');
       return this.placed(id).info;
     });
   }
@@ -600,7 +600,7 @@ export class Space {
         etag: EMPTY_ETAG,
         storage_class: this.defaultClass(),
       });
-      this.attach(parent.id, name, id);
+      this.attach(parent.id, name, id, 'file');
       return this.placed(id).info;
     });
   }
@@ -623,7 +623,7 @@ export class Space {
         storage_class: this.defaultClass() === 'ARCHIVE' ? 'STANDARD' : this.defaultClass(),
         ...(bound ? { link_flavour: 'bound', link_node: bound } : { link_flavour: 'path', link_path: target, link_base: 'parent' }),
       });
-      this.attach(parent.id, name, id);
+      this.attach(parent.id, name, id, 'link');
       return this.placed(id).info;
     });
   }
@@ -664,7 +664,7 @@ export class Space {
         link_flavour: 'bound',
         link_node: target.id,
       });
-      this.attach(parent.id, claimed.name, id);
+      this.attach(parent.id, claimed.name, id, 'link');
       if (claimed.replaced) this.replaceFile(claimed.replaced, id);
       return this.placed(id);
     });
@@ -710,7 +710,7 @@ export class Space {
       const parent = this.ensureDirs(segs.slice(0, -1), {}, key);
       const claimed = this.claimName(parent, name, false, 'link', 'overwrite', key);
       const id = this.insertNode({ kind: 'link', mode: S_IFLNK | 0o777, storage_class: effective, link_flavour: 'path', link_path: target, link_base: 'space' });
-      this.attach(parent, claimed.name, id);
+      this.attach(parent, claimed.name, id, 'link');
       if (claimed.replaced) this.replaceFile(claimed.replaced, id);
       for (const [k, v] of Object.entries(meta)) this.q.xattrSet.run(id, k, Buffer.from(v, 'utf8'));
       const t = this.existingAt(target.split('/').filter((s) => s.length > 0));
@@ -790,7 +790,7 @@ export class Space {
         mtime: t,
         storage_class: cls ?? this.defaultClass(),
       });
-      this.attach(parentId, claimed.name, id);
+      this.attach(parentId, claimed.name, id, 'file');
       for (const [k, v] of Object.entries(meta ?? {})) this.q.xattrSet.run(id, k, Buffer.from(v, 'utf8'));
       if (claimed.replaced) this.replaceFile(claimed.replaced, id);
       return this.placed(id);
@@ -903,7 +903,7 @@ export class Space {
     const t = nowUs();
     const id = this.insertNode({ ...row, atime: t, mtime: row.mtime, ctime: t, btime: t });
     this.q.xattrCopy.run(id, row.id);
-    this.attach(parent, name, id);
+    this.attach(parent, name, id, row.kind);
     if (row.kind === 'dir') {
       for (const c of this.q.children.all(row.id) as Array<NodeRow & { entry_name: string }>) {
         this.copyTree(c, id, c.entry_name);
@@ -1154,7 +1154,7 @@ export class Space {
       }
       const name = existing ? this.freeName(cur, seg, true) : seg;
       const id = this.insertNode({ kind: 'dir', mode: S_IFDIR | 0o755, uid: owner.uid, gid: owner.gid });
-      this.attach(cur, name, id);
+      this.attach(cur, name, id, 'dir');
       cur = id;
     }
     return cur;
