@@ -1,8 +1,14 @@
 /**
- * `node dist/bench/memfs.js MOUNTPOINT FILE`: the ceiling of fuse-native here — a read-only file
- * system with one file, `/data.bin`, whose bytes are FILE's, held in memory, mounted with the
- * same options as smhfs. Reads answer synchronously with a copy; nothing else happens per request,
- * so what a benchmark measures is fuse-native + libfuse 2 + the kernel. SIGTERM unmounts.
+ * `node dist/bench/memfs.js MOUNTPOINT FILE`: the ceiling of fuse-native here — a file system held
+ * in memory, mounted with the same options as smhfs, that does as little as a file system can:
+ *
+ * - `/data.bin` holds FILE's bytes; reads answer synchronously with a copy;
+ * - files, directories and symlinks can be created, and writes are accepted and thrown away (only
+ *   the size is kept), so a write, symlink or readlink loop measures fuse-native + libfuse 2 + the
+ *   kernel and nothing of ours.
+ *
+ * Whatever smhfs does per request comes on top of this; a target above the ceiling's own ratio
+ * cannot be met by any fuse-native file system. SIGTERM unmounts.
  */
 import { readFileSync } from 'node:fs';
 import { constants } from 'node:os';
@@ -14,18 +20,74 @@ const [mp, file] = process.argv.slice(2);
 if (!mp || !file) throw new Error('usage: memfs MOUNTPOINT FILE');
 const data = readFileSync(file);
 const now = Date.now();
-const st = (mode: number, size: number, ino: number): FuseStat => ({
-  mode, uid: 0, gid: 0, size, nlink: 1, ino, rdev: 0, blksize: 131072, blocks: Math.ceil(size / 512), atime: now, mtime: now, ctime: now,
+
+interface Entry {
+  ino: number;
+  mode: number;
+  size: number;
+  target?: string;
+}
+let nextIno = 3;
+const tree = new Map<string, Entry>([
+  ['/', { ino: 1, mode: 0o40755, size: 0 }],
+  ['/data.bin', { ino: 2, mode: 0o100444, size: data.length }],
+]);
+const st = (e: Entry): FuseStat => ({
+  mode: e.mode, uid: 0, gid: 0, size: e.size, nlink: 1, ino: e.ino, rdev: 0, blksize: 131072,
+  blocks: Math.ceil(e.size / 512), atime: now, mtime: now, ctime: now,
 });
 const ENOENT = -constants.errno.ENOENT;
+const EEXIST = -constants.errno.EEXIST;
+const add = (path: string, mode: number, cb: (err: number, fd?: number) => void, target?: string): void => {
+  if (tree.has(path)) return cb(EEXIST);
+  tree.set(path, { ino: nextIno++, mode, size: target?.length ?? 0, ...(target !== undefined ? { target } : {}) });
+  cb(0, 1);
+};
+const ok = (cb: (err: number) => void): void => cb(0);
 const ops: Partial<FuseOps> = {
-  init: (cb) => cb(0),
-  getattr: (path, cb) => (path === '/' ? cb(0, st(0o40755, 0, 1)) : path === '/data.bin' ? cb(0, st(0o100444, data.length, 2)) : cb(ENOENT)),
-  readdir: (path, cb) => (path === '/' ? cb(0, ['data.bin']) : cb(ENOENT)),
-  open: (_path, _flags, cb) => cb(0, 1),
+  init: ok,
+  getattr: (path, cb) => {
+    const e = tree.get(path);
+    return e ? cb(0, st(e)) : cb(ENOENT);
+  },
+  readdir: (path, cb) => {
+    const prefix = path === '/' ? '/' : `${path}/`;
+    const names = [...tree.keys()].filter((p) => p !== '/' && p.startsWith(prefix) && !p.slice(prefix.length).includes('/'));
+    cb(0, names.map((p) => p.slice(prefix.length)));
+  },
+  open: (path, _flags, cb) => (tree.has(path) ? cb(0, 1) : cb(ENOENT)),
+  create: (path, mode, cb) => add(path, mode, cb),
+  mkdir: (path, mode, cb) => add(path, 0o40000 | mode, cb),
+  symlink: (target, path, cb) => add(path, 0o120777, cb, target),
+  readlink: (path, cb) => {
+    const e = tree.get(path);
+    return e?.target !== undefined ? cb(0, e.target) : cb(ENOENT);
+  },
+  unlink: (path, cb) => (tree.delete(path) ? cb(0) : cb(ENOENT)),
+  rmdir: (path, cb) => (tree.delete(path) ? cb(0) : cb(ENOENT)),
   release: (_path, _fd, cb) => cb(0),
   flush: (_path, _fd, cb) => cb(0),
-  read: (_path, _fd, buf, len, pos, cb) => cb(data.copy(buf, 0, pos, Math.min(data.length, pos + len))),
+  fsync: (_path, _ds, _fd, cb) => cb(0),
+  truncate: (path, size, cb) => {
+    const e = tree.get(path);
+    if (e) e.size = size;
+    cb(e ? 0 : ENOENT);
+  },
+  ftruncate: (path, _fd, size, cb) => {
+    const e = tree.get(path);
+    if (e) e.size = size;
+    cb(e ? 0 : ENOENT);
+  },
+  utimens: (_path, _a, _m, cb) => cb(0),
+  chmod: (_path, _mode, cb) => cb(0),
+  chown: (_path, _uid, _gid, cb) => cb(0),
+  read: (path, _fd, buf, len, pos, cb) =>
+    path === '/data.bin' ? cb(data.copy(buf, 0, pos, Math.min(data.length, pos + len))) : cb(0),
+  write: (path, _fd, _buf, len, pos, cb) => {
+    const e = tree.get(path);
+    if (e && pos + len > e.size) e.size = pos + len;
+    cb(len);
+  },
 };
 const fuse = createFuse(mp, ops as FuseOps, { mountOptions: mountOptionList({}), timeout: { default: 30_000 }, debug: false });
 await new Promise<void>((res, rej) => fuse.mount((err) => (err ? rej(err) : res())));

@@ -34,6 +34,7 @@ const PLAIN = join(BASE, 'plain');
 const LIB = join(BASE, 'lib');
 const MNT_SMHFS = join(BASE, 'mnt-smhfs');
 const MNT_BINDFS = join(BASE, 'mnt-bindfs');
+const MNT_MEMFS = join(BASE, 'mnt-memfs');
 const SRC = join(BASE, 'write-src.bin');
 
 interface Res {
@@ -113,10 +114,29 @@ async function unmountBindfs(): Promise<void> {
   await waitMounted(MNT_BINDFS, false);
 }
 
-type Fs = 'smhfs' | 'bindfs';
-const MNT: Record<Fs, string> = { smhfs: MNT_SMHFS, bindfs: MNT_BINDFS };
-const mountOf = (fs: Fs) => (fs === 'smhfs' ? mountSmhfs() : mountBindfs());
-const unmountOf = (fs: Fs) => (fs === 'smhfs' ? unmountSmhfs() : unmountBindfs());
+// The fuse-native ceiling (bench/memfs.ts): writes thrown away, links in a Map. Only the write and
+// link tests run on it; what it reaches is the most any fuse-native file system can do here.
+let memfsPid: number | undefined;
+
+async function mountMemfs(): Promise<void> {
+  const tiny = join(BASE, 'memfs-data.bin');
+  await writeFile(tiny, 'x');
+  const child = spawn(process.execPath, [join(ROOT, 'dist', 'bench', 'memfs.js'), MNT_MEMFS, tiny], { stdio: ['ignore', 'ignore', 'inherit'] });
+  memfsPid = child.pid;
+  await waitMounted(MNT_MEMFS);
+}
+
+async function unmountMemfs(): Promise<void> {
+  if (!(await mounted(MNT_MEMFS))) return;
+  if (memfsPid !== undefined) process.kill(memfsPid, 'SIGTERM');
+  await waitMounted(MNT_MEMFS, false);
+  memfsPid = undefined;
+}
+
+type Fs = 'smhfs' | 'bindfs' | 'memfs';
+const MNT: Record<Fs, string> = { smhfs: MNT_SMHFS, bindfs: MNT_BINDFS, memfs: MNT_MEMFS };
+const mountOf = (fs: Fs) => (fs === 'smhfs' ? mountSmhfs() : fs === 'bindfs' ? mountBindfs() : mountMemfs());
+const unmountOf = (fs: Fs) => (fs === 'smhfs' ? unmountSmhfs() : fs === 'bindfs' ? unmountBindfs() : unmountMemfs());
 
 // ───────────────────────────── measurements ─────────────────────────────
 
@@ -194,22 +214,26 @@ async function main(): Promise<void> {
   await mkdir(PLAIN, { recursive: true });
   await mkdir(MNT_SMHFS, { recursive: true });
   await mkdir(MNT_BINDFS, { recursive: true });
+  await mkdir(MNT_MEMFS, { recursive: true });
   process.stderr.write(`bench: preparing ${SIZE_MIB} MiB of random bytes in ${BASE}…\n`);
   await must(`head -c ${SIZE_MIB}M /dev/urandom > '${PLAIN}/big.bin'`);
   await must(`head -c ${WRITE_MIB}M /dev/urandom > '${SRC}'`);
   await must(`node '${CLI}' --library '${LIB}' put '${PLAIN}/big.bin' big.bin`);
   await mountSmhfs();
   await mountBindfs();
+  await mountMemfs();
   const cmp = await sh(`cmp '${MNT_SMHFS}/big.bin' '${MNT_BINDFS}/big.bin'`);
   if (cmp.code !== 0) throw new Error(`the two mounts do not hold the same bytes: ${cmp.stdout}${cmp.stderr}`);
 
   const results: Record<string, Record<Fs, number[]>> = {};
-  const add = (k: string, fs: Fs, v: number) => ((results[k] ??= { smhfs: [], bindfs: [] })[fs].push(v));
+  const add = (k: string, fs: Fs, v: number) => ((results[k] ??= { smhfs: [], bindfs: [], memfs: [] })[fs].push(v));
   for (let i = 0; i < RUNS; i++) {
-    for (const fs of ['bindfs', 'smhfs'] as const) {
+    for (const fs of ['bindfs', 'smhfs', 'memfs'] as const) {
       process.stderr.write(`bench: run ${i + 1}/${RUNS} ${fs}\n`);
-      add('read cold', fs, await readCold(fs));
-      add('read warm', fs, await readWarm(fs));
+      if (fs !== 'memfs') {
+        add('read cold', fs, await readCold(fs));
+        add('read warm', fs, await readWarm(fs));
+      }
       add('write', fs, await write(fs, i));
       const l = await links(fs, i);
       add('symlink', fs, l.symlink);
@@ -231,23 +255,26 @@ async function main(): Promise<void> {
   const lines: string[] = [];
   lines.push(`smhfs vs bindfs -o big_writes: ${SIZE_MIB} MiB read, ${WRITE_MIB} MiB write, ${LINKS} links; median of ${RUNS} runs`);
   lines.push('');
-  lines.push('| test                 | unit  |     smhfs |    bindfs | ratio | target | ok  |');
-  lines.push('|----------------------|-------|-----------|-----------|-------|--------|-----|');
+  lines.push('| test                 | unit  |     smhfs |    bindfs | ratio | target | ok  | ceiling | ceiling/bindfs | smhfs/ceiling |');
+  lines.push('|----------------------|-------|-----------|-----------|-------|--------|-----|---------|----------------|---------------|');
   for (const r of rows) {
     const [name, unit, , , target] = r;
     const s = median(results[name]!.smhfs);
     const b = median(results[name]!.bindfs);
     const ratio = s / b;
     const okMark = target === undefined ? '' : ratio >= target ? 'yes' : 'NO';
+    const memRuns = results[name]!.memfs;
+    const c = memRuns.length > 0 ? median(memRuns) : undefined;
+    const ceiling = c === undefined ? '      - |              - |             - |' : `${c.toFixed(0).padStart(7)} | ${(c / b).toFixed(2).padStart(14)} | ${(s / c).toFixed(2).padStart(13)} |`;
     lines.push(
-      `| ${name.padEnd(20)} | ${unit.padEnd(5)} | ${s.toFixed(0).padStart(9)} | ${b.toFixed(0).padStart(9)} | ${ratio.toFixed(2).padStart(5)} | ${(target === undefined ? '-' : `≥${target}`).padStart(6)} | ${okMark.padEnd(3)} |`,
+      `| ${name.padEnd(20)} | ${unit.padEnd(5)} | ${s.toFixed(0).padStart(9)} | ${b.toFixed(0).padStart(9)} | ${ratio.toFixed(2).padStart(5)} | ${(target === undefined ? '-' : `≥${target}`).padStart(6)} | ${okMark.padEnd(3)} | ${ceiling}`,
     );
   }
   lines.push('');
-  lines.push(`all runs: ${JSON.stringify(Object.fromEntries(Object.entries(results).map(([k, v]) => [k, { smhfs: v.smhfs.map((x) => Math.round(x)), bindfs: v.bindfs.map((x) => Math.round(x)) }])))}`);
+  lines.push(`all runs: ${JSON.stringify(Object.fromEntries(Object.entries(results).map(([k, v]) => [k, Object.fromEntries(Object.entries(v).map(([f, xs]) => [f, xs.map((x) => Math.round(x))]))])))}`);
   lines.push(
     `(MB = MiB; write = wall time of dd including close, i.e. the smhfs commit; symlink/readlink/stat = ${LINKS} calls each in one process; ` +
-      `ln -s = 1000 ln processes; ${((Date.now() - started) / 1000).toFixed(0)} s in all)`,
+      `ln -s = 1000 ln processes; ceiling = bench/memfs.ts, an in-memory fuse-native file system that throws writes away; ${((Date.now() - started) / 1000).toFixed(0)} s in all)`,
   );
   const report = lines.join('\n');
   process.stdout.write(`${report}\n`);
@@ -256,7 +283,8 @@ async function main(): Promise<void> {
 
 async function cleanupMounts(): Promise<void> {
   await unmountSmhfs().catch(() => undefined);
-  for (const mp of [MNT_SMHFS, MNT_BINDFS]) {
+  await unmountMemfs().catch(() => undefined);
+  for (const mp of [MNT_SMHFS, MNT_BINDFS, MNT_MEMFS]) {
     if (await mounted(mp)) await sh(`fusermount -uz '${mp}' || umount -l '${mp}'`);
   }
 }

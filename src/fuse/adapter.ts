@@ -254,11 +254,13 @@ export class FuseAdapter {
           return n !== undefined ? n : this.#read(h, buf, len, pos);
         }, cb),
 
-      write: (path, fd, buf, len, pos, cb) => {
-        // Our own copy before anything async: the kernel's buffer is reused after the callback.
-        const data = Buffer.from(buf.subarray(0, len));
-        this.#runBytes('write', path, () => files.write(files.handle(fd), data, pos), cb);
-      },
+      write: (path, fd, buf, len, pos, cb) =>
+        this.#runBytes('write', path, () => {
+          const h = files.handle(fd);
+          const n = files.writeNow(h, buf, len, pos);
+          // The async path needs our own copy: the kernel's buffer is reused after the callback.
+          return n !== undefined ? n : files.write(h, Buffer.from(buf.subarray(0, len)), pos);
+        }, cb),
 
       // close(2): a writer's close commits; a reader's close never fails for someone else's writes.
       flush: (path, fd, cb) =>

@@ -12,10 +12,11 @@
  * the node may be written (`statWritable` at open, `setContent` at commit).
  */
 import { randomBytes } from 'node:crypto';
+import { writeSync } from 'node:fs';
 import { mkdir, open, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fail, isSmhError } from '../errors.js';
-import { Hasher } from '../blob/hash.js';
+import { BackgroundHasher } from '../blob/hash-pipeline.js';
 import type { ReadStream } from '../blob/page-cache.js';
 import type { NodeInfo } from '../store/types.js';
 import type { FuseLibrary, FuseSpace } from './port.js';
@@ -44,7 +45,7 @@ export class OpenNode {
    * Hash of the staged bytes [0, hashedTo), kept while writes only append (cp, dd, editors):
    * the commit then needs neither a second pass over the file nor a copy (B5, write bench).
    */
-  hasher: Hasher | undefined;
+  hasher: BackgroundHasher | undefined;
   hashedTo = 0;
 
   constructor(info: NodeInfo) {
@@ -155,28 +156,62 @@ export class OpenFiles {
     return out;
   }
 
+  /**
+   * The common case of a write, done synchronously straight from the kernel's buffer: the node
+   * is staged and idle (no commit, no staging copy in progress). A 128 KiB `writeSync` into the
+   * page cache costs less than the thread-pool round trip and the copy an async write needs
+   * (write bench: 155 → see native-notes/fuse-native.md). Returns undefined when the async
+   * path must take it.
+   */
+  writeNow(h: Handle, buf: Buffer, len: number, pos: number): number | undefined {
+    const node = h.node;
+    const st = node.staging;
+    // A hash worker that fell behind makes writers wait, and only the async path can wait.
+    if (!st || node.committing || node.preparing || node.hasher?.behind) return undefined;
+    const data = buf.subarray(0, len);
+    this.#hashAppend(node, data, pos);
+    let done = 0;
+    while (done < len) done += writeSync(st.fh.fd, data, done, len - done, pos + done);
+    this.#written(node, pos, len);
+    return len;
+  }
+
+  #hashAppend(node: OpenNode, data: Buffer, pos: number): void {
+    // Hash in write order while it is an append; any other write means hashing at commit.
+    if (node.hasher && pos === node.hashedTo) {
+      node.hasher.update(data);
+      node.hashedTo += data.length;
+    } else {
+      this.#dropHasher(node);
+    }
+  }
+
+  #dropHasher(node: OpenNode): void {
+    node.hasher?.drop();
+    node.hasher = undefined;
+  }
+
+  #written(node: OpenNode, pos: number, len: number): void {
+    if (pos + len > node.size) node.size = pos + len;
+    node.dirty = true;
+    node.mtimeUs = Date.now() * 1000;
+    this.stats.bytesWritten += len;
+  }
+
   /** `data` is the caller's own copy. */
   async write(h: Handle, data: Buffer, pos: number): Promise<number> {
     const node = h.node;
     while (node.committing) await node.committing;
     await this.#ensureStaging(node, undefined);
     const st = node.staging!;
-    // Hash in write order while it is an append; any other write means hashing at commit.
-    if (node.hasher && pos === node.hashedTo) {
-      node.hasher.update(data);
-      node.hashedTo += data.length;
-    } else {
-      node.hasher = undefined;
-    }
+    if (node.hasher?.behind) await node.hasher.drained();
+    this.#hashAppend(node, data, pos);
     let done = 0;
     while (done < data.length) {
       const { bytesWritten } = await st.fh.write(data, done, data.length - done, pos + done);
       done += bytesWritten;
     }
-    if (pos + data.length > node.size) node.size = pos + data.length;
-    node.dirty = true;
-    node.mtimeUs = Date.now() * 1000;
-    this.stats.bytesWritten += data.length;
+    this.#written(node, pos, data.length);
     return data.length;
   }
 
@@ -189,10 +224,11 @@ export class OpenFiles {
       node.size = size;
     }
     if (size === 0) {
-      node.hasher = new Hasher();
+      this.#dropHasher(node);
+      node.hasher = new BackgroundHasher();
       node.hashedTo = 0;
     } else if (size !== node.hashedTo) {
-      node.hasher = undefined;
+      this.#dropHasher(node);
     }
     node.dirty = true;
     node.mtimeUs = Date.now() * 1000;
@@ -230,9 +266,13 @@ export class OpenFiles {
     node.committing = (async () => {
       node.dirty = false;
       const mtimeUs = node.mtimeUs;
-      const hash = node.hasher && node.hashedTo === size ? node.hasher.digest() : undefined;
+      const hasher = node.hasher;
+      const complete = hasher !== undefined && node.hashedTo === size;
       node.hasher = undefined;
       node.staging = undefined;
+      if (!complete) hasher?.drop();
+      // A failed hash worker only costs a second pass: the store hashes the file itself.
+      const hash = complete ? await hasher.digest().catch(() => undefined) : undefined;
       await staging.fh.close();
       let ref;
       try {
@@ -332,7 +372,7 @@ export class OpenFiles {
     await (this.#stagingReady ??= mkdir(this.#lib.stagingDir, { recursive: true }));
     const path = join(this.#lib.stagingDir, `open-${node.id}-${randomBytes(6).toString('hex')}`);
     const fh = await open(path, 'w+', 0o600);
-    const hasher = new Hasher();
+    const hasher = new BackgroundHasher();
     try {
       if (keep > 0 && blob) {
         this.stats.stagedCopies++;
@@ -340,6 +380,7 @@ export class OpenFiles {
         for (let off = 0; off < keep; off += COPY_CHUNK) {
           const chunk = await this.#lib.readBlob(blob, off, Math.min(COPY_CHUNK, keep - off), stream, blobSize);
           if (chunk.length === 0) throw fail('BlobMissing', `blob ${blob} is shorter than its metadata says`);
+          await hasher.drained();
           hasher.update(chunk);
           let w = 0;
           while (w < chunk.length) w += (await fh.write(chunk, w, chunk.length - w, off + w)).bytesWritten;
@@ -347,9 +388,11 @@ export class OpenFiles {
       }
       node.size = keep;
       node.staging = { path, fh };
+      this.#dropHasher(node);
       node.hasher = hasher;
       node.hashedTo = keep;
     } catch (e) {
+      hasher.drop();
       await fh.close().catch(() => undefined);
       await unlink(path).catch(() => undefined);
       throw e;
@@ -357,6 +400,7 @@ export class OpenFiles {
   }
 
   async #dropStaging(node: OpenNode): Promise<void> {
+    this.#dropHasher(node);
     const st = node.staging;
     if (!st) return;
     node.staging = undefined;
