@@ -74,6 +74,7 @@ function sqliteToDomain(e: unknown): unknown {
 export class Library {
   readonly dir: string;
   readonly db: Database.Database;
+  private readRunner: Database.Transaction<(f: () => unknown) => unknown> | undefined;
   readonly blobs: BlobStore;
   readonly cache: PageCache;
   readonly stagingDir: string;
@@ -258,6 +259,24 @@ export class Library {
   }
 
   // ───────────────────────────── transactions ─────────────────────────────
+
+  /**
+   * Run a read of several statements in one DEFERRED transaction: they see one snapshot (a
+   * rename committed by another process between two of them cannot tear a path), and the WAL
+   * read lock is taken once instead of per statement (about 20% of a stat). Inside any
+   * transaction it just runs.
+   */
+  snapshot<T>(fn: () => T): T {
+    if (this.closed) throw fail('Internal', 'the library is closed');
+    if (this.db.inTransaction) return fn();
+    try {
+      // One wrapper made once: building a transaction function per call cost as much as a query.
+      this.readRunner ??= this.db.transaction((f: () => unknown) => f());
+      return this.readRunner.deferred(fn) as T;
+    } catch (e) {
+      throw sqliteToDomain(e);
+    }
+  }
 
   /**
    * Run `fn` in one IMMEDIATE transaction (nested calls join the outer one). `durable` syncs the

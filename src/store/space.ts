@@ -152,27 +152,30 @@ export class Space {
   }
 
   private walk(segs: string[], subject: string): Resolved {
-    let row = this.row(this.root)!;
+    if (segs.length === 0) return { row: this.row(this.root)!, segs, parent: null, name: '', inTrash: false };
+    // The root is a directory by construction: no need to read its row to step into it.
+    let row: NodeRow | undefined;
     let parent: number | null = null;
     let name = '';
     let inTrash = false;
     for (let i = 0; i < segs.length; i++) {
       const seg = segs[i]!;
       if (Buffer.byteLength(seg) > MAX_NAME_BYTES) throw fail('FileNameLengthExceed', `a name is longer than ${MAX_NAME_BYTES} bytes`, subject);
-      if (row.kind !== 'dir') throw fail('NotADirectory', `'${joinPath(segs.slice(0, i))}' is not a directory`, subject);
+      if (row && row.kind !== 'dir') throw fail('NotADirectory', `'${joinPath(segs.slice(0, i))}' is not a directory`, subject);
+      const dir = row ? row.id : this.root;
       let next: NodeRow | undefined;
       if (i === 0 && seg === TRASH_NAME) {
         next = this.row(this.trash);
         inTrash = true;
       } else {
-        next = this.child(row.id, seg);
+        next = this.child(dir, seg);
       }
       if (!next) throw fail('FileNotFound', 'no such file or directory', subject);
-      parent = row.id;
+      parent = dir;
       name = seg;
       row = next;
     }
-    return { row, segs, parent, name, inTrash };
+    return { row: row!, segs, parent, name, inTrash };
   }
 
   private resolve(path: string, role: PathRole = 'source'): Resolved {
@@ -266,9 +269,11 @@ export class Space {
   }
 
   stat(path: string, opts: { follow?: boolean } = {}): NodeInfo {
-    const r = this.resolve(path);
-    if (opts.follow && r.row.kind === 'link') return this.followForMount(r);
-    return this.infoOf(r.row, { where: r.inTrash ? 'trash' : 'live', segs: r.segs });
+    return this.lib.snapshot(() => {
+      const r = this.resolve(path);
+      if (opts.follow && r.row.kind === 'link') return this.followForMount(r);
+      return this.infoOf(r.row, { where: r.inTrash ? 'trash' : 'live', segs: r.segs });
+    });
   }
 
   /** Like stat, for an operation about to change the node (open for writing, truncate): the bin is read-only (T3). */
@@ -279,12 +284,18 @@ export class Space {
   }
 
   statNode(id: number): NodeInfo {
-    const row = this.row(id);
-    if (!row || row.space !== this.name) throw fail('FileNotFound', `no node ${id}`, String(id));
-    return this.infoOf(row);
+    return this.lib.snapshot(() => {
+      const row = this.row(id);
+      if (!row || row.space !== this.name) throw fail('FileNotFound', `no node ${id}`, String(id));
+      return this.infoOf(row);
+    });
   }
 
   readdir(path: string): DirEntry[] {
+    return this.lib.snapshot(() => this.readdirIn(path));
+  }
+
+  private readdirIn(path: string): DirEntry[] {
     const r = this.resolve(path);
     if (r.row.kind !== 'dir') throw fail('NotADirectory', 'not a directory', path);
     const rows = this.q.children.all(r.row.id) as Array<NodeRow & { entry_name: string }>;
