@@ -130,6 +130,16 @@ if (why) {
     }
     await ok(`printf tail | tee -a '${local}/big' >> '${mp}/big'`);
     t.equal((await sh(`cmp '${local}/big' '${mp}/big'`)).code, 0, 'append');
+    // B5: the key and ETag a commit records (hashed on the worker while appending, or from the
+    // staged file after the overwrites above) are the SHA-256 and MD5 of the bytes.
+    const hashes = async (name: string, file: string) => {
+      const info = (await storeCall(m, `return space.stat(${JSON.stringify(name)})`)) as { blob: string; etag: string };
+      const [sha, md5] = (await ok(`sha256sum < '${file}' && md5sum < '${file}'`)).split('\n').map((l) => l.split(' ')[0]);
+      t.same({ blob: info.blob, etag: info.etag }, { blob: sha, etag: md5 }, `${name}: blob key = SHA-256, ETag = MD5 of its bytes`);
+    };
+    await hashes('big', `${local}/big`);
+    await ok(`dd if='${local}/big' of='${mp}/streamed' bs=128k status=none`);
+    await hashes('streamed', `${local}/big`);
     // One process keeps the file open for writing while another reads it.
     const r = await ok(`exec 3<>'${mp}/rw'; printf 'staged' >&3; cat '${mp}/rw'; echo; stat -c %s '${mp}/rw'; exec 3>&-; cat '${mp}/rw'`);
     t.equal(r, 'staged\n6\nstaged', 'read-your-writes while open, committed on close');
