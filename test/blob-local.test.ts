@@ -42,6 +42,7 @@ t.test('hashing helpers agree', async (t) => {
 t.test('fan-out layout, copy not link, content verified against the key', async (t) => {
   const dir = join(work, 'layout');
   const s = new LocalBlobStore(dir);
+  t.teardown(() => s.close());
   const bytes = randomBytes(10_000);
   const staged = join(work, 'staged.bin');
   await writeFile(staged, bytes);
@@ -76,6 +77,7 @@ t.test('stale temp files are removed on construction, fresh ones kept', async (t
   const twoHoursAgo = new Date(Date.now() - 2 * 3600_000);
   await utimes(old, twoHoursAgo, twoHoursAgo);
   const s = new LocalBlobStore(dir);
+  t.teardown(() => s.close());
   t.equal(s.cleanedTempFiles, 1);
   t.same(await readdir(join(dir, '.tmp')), ['222-fresh.tmp']);
 });
@@ -121,6 +123,7 @@ t.test('a writer killed with SIGKILL mid-put leaves no visible blob; its temp fi
 t.test('check() and failing uploads through the fault wrapper', async (t) => {
   const dir = join(work, 'faulty');
   const local = new LocalBlobStore(dir);
+  t.teardown(() => local.close());
   await t.resolves(local.check());
   const s = new FaultInjectingStore(local);
   const bytes = randomBytes(1000);
@@ -138,6 +141,7 @@ t.test('check() and failing uploads through the fault wrapper', async (t) => {
 
 t.test('B5: adoptFile takes a staged file over by rename; an existing key just drops the file', async (t) => {
   const s = new LocalBlobStore(join(work, 'adopt'));
+  t.teardown(() => s.close());
   const bytes = randomBytes(300_000);
   const staged = join(work, 'adopt-staged.bin');
   await writeFile(staged, bytes);
@@ -153,4 +157,32 @@ t.test('B5: adoptFile takes a staged file over by rename; an existing key just d
   t.same(await listKeys(s), [h.sha256], 'one blob');
   await writeFile(staged, bytes.subarray(1));
   await t.rejects(s.adoptFile(h.sha256, staged, bytes.length), { code: 'InvalidArgument' }, 'a size mismatch is refused');
+});
+
+t.test('B2: reads share a bounded set of open blob files; a deleted blob is closed and missing', async (t) => {
+  const s = new LocalBlobStore(join(work, 'fds'));
+  t.teardown(() => s.close());
+  const blobs: Array<{ key: string; bytes: Buffer }> = [];
+  for (let i = 0; i < 100; i++) {
+    const bytes = randomBytes(10_000 + i);
+    blobs.push({ key: (await s.putStream(bytes)).key, bytes });
+  }
+  const fds = async () => (await readdir('/proc/self/fd')).length;
+  const before = await fds();
+  for (let round = 0; round < 3; round++) {
+    // Concurrent reads of every blob, several per blob, at different offsets.
+    const reads = blobs.flatMap(({ key, bytes }) =>
+      [0, 17, 5000].map(async (off) => t.ok((await s.getRange(key, off, 100)).equals(bytes.subarray(off, off + 100)))),
+    );
+    await Promise.all(reads);
+  }
+  const open = (await fds()) - before;
+  t.ok(open <= 64, `at most 64 blob files stay open (${open})`);
+  const victim = blobs[99]!;
+  t.ok((await s.getRange(victim.key, 0, 10)).equals(victim.bytes.subarray(0, 10)), 'open and cached');
+  await s.delete(victim.key);
+  await t.rejects(s.getRange(victim.key, 0, 10), { code: 'BlobMissing' }, 'deleted: not served from a kept descriptor');
+  await s.close();
+  await new Promise((r) => setTimeout(r, 50));
+  t.ok((await fds()) <= before, 'close() closes them');
 });

@@ -12,13 +12,21 @@
  * `putFile` copies rather than hard-links the staged file: the mount keeps writing to its staging
  * file after a flush commits a version (the file is still open), and a hard link would let those
  * later writes change a blob whose key promises fixed bytes. The copy also re-hashes, so a caller
- * bug can never store bytes under the wrong key.
+ * bug can never store bytes under the wrong key. `adoptFile` (the mount's commit, which hands over
+ * a staging file it will not touch again) renames instead and trusts the key its caller computed
+ * while the bytes were written; the mount tests check those keys against the bytes.
+ *
+ * Reads keep up to 64 blob files open (an LRU of descriptors with their sizes): a page read is then
+ * one positioned read instead of open + fstat + read + close on the thread pool. Blobs never
+ * change, so a descriptor stays valid; one whose blob is deleted is closed (at once, or when the
+ * last read using it ends).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, statSync, unlinkSync } from 'node:fs';
 import { mkdir, open, opendir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { LRUCache } from 'lru-cache';
 import { SmhError, isSmhError } from '../errors.js';
 import { checkKey, checkRange, chunksOf, errno, expectedLength, messageOf } from './common.js';
 import { Hasher, isBlobKey, type ContentHash } from './hash.js';
@@ -35,12 +43,41 @@ export interface LocalBlobStoreOptions {
   staleTempAgeMs?: number;
 }
 
+/** An open blob file shared by reads; closed once evicted and no read uses it. */
+class OpenBlob {
+  refs = 0;
+  evicted = false;
+  constructor(
+    readonly fh: FileHandle,
+    readonly size: number,
+  ) {}
+
+  release(): void {
+    this.refs--;
+    this.#closeIfDone();
+  }
+
+  evict(): void {
+    this.evicted = true;
+    this.#closeIfDone();
+  }
+
+  #closeIfDone(): void {
+    if (this.evicted && this.refs === 0) void this.fh.close().catch(() => undefined);
+  }
+}
+
+const OPEN_BLOBS = 64;
+
 export class LocalBlobStore implements BlobStore {
   readonly description: string;
   readonly dir: string;
   readonly #tmpDir: string;
   /** How many stale temp files the constructor removed (for logs and tests). */
   readonly cleanedTempFiles: number;
+  readonly #open = new LRUCache<string, OpenBlob>({ max: OPEN_BLOBS, dispose: (b) => b.evict() });
+  /** Opens in progress, so concurrent first reads of a blob open it once. */
+  readonly #opening = new Map<string, Promise<OpenBlob>>();
 
   constructor(dir: string, options: LocalBlobStoreOptions = {}) {
     this.dir = dir;
@@ -199,6 +236,47 @@ export class LocalBlobStore implements BlobStore {
     checkKey(key);
     checkRange(key, offset, length);
     if (key === EMPTY_BLOB_KEY) return Buffer.alloc(0);
+    const blob = await this.#acquire(key);
+    try {
+      const want = expectedLength(blob.size, offset, length);
+      const buf = Buffer.allocUnsafe(want);
+      let got = 0;
+      while (got < want) {
+        const { bytesRead } = await blob.fh.read(buf, got, want - got, offset + got);
+        if (bytesRead === 0) break;
+        got += bytesRead;
+      }
+      if (got !== want) throw new SmhError('BlobUnavailable', `blob ${key} ended early (${got} of ${want} bytes)`, key);
+      return buf;
+    } catch (e) {
+      this.#forget(key, blob); // a failing descriptor is not kept for the next read
+      if (isSmhError(e)) throw e;
+      throw new SmhError('BlobUnavailable', `cannot read blob ${key}: ${messageOf(e)}`, key, { cause: e });
+    } finally {
+      blob.release();
+    }
+  }
+
+  /** An open descriptor on the blob, counted as in use until `release()`. */
+  async #acquire(key: string): Promise<OpenBlob> {
+    for (;;) {
+      let blob = this.#open.get(key);
+      if (!blob) {
+        let opening = this.#opening.get(key);
+        if (!opening) {
+          opening = this.#openBlob(key).finally(() => this.#opening.delete(key));
+          this.#opening.set(key, opening);
+        }
+        blob = await opening;
+      }
+      // Evicted (and so closed) between its open and now, by other reads' opens: open again.
+      if (blob.evicted) continue;
+      blob.refs++;
+      return blob;
+    }
+  }
+
+  async #openBlob(key: string): Promise<OpenBlob> {
     let fh: FileHandle;
     try {
       fh = await open(this.pathOf(key), 'r');
@@ -207,23 +285,18 @@ export class LocalBlobStore implements BlobStore {
       throw new SmhError('BlobUnavailable', `cannot open blob ${key}: ${messageOf(e)}`, key, { cause: e });
     }
     try {
-      const { size } = await fh.stat();
-      const want = expectedLength(size, offset, length);
-      const buf = Buffer.allocUnsafe(want);
-      let got = 0;
-      while (got < want) {
-        const { bytesRead } = await fh.read(buf, got, want - got, offset + got);
-        if (bytesRead === 0) break;
-        got += bytesRead;
-      }
-      if (got !== want) throw new SmhError('BlobUnavailable', `blob ${key} ended early (${got} of ${want} bytes)`, key);
-      return buf;
+      const blob = new OpenBlob(fh, (await fh.stat()).size);
+      this.#open.set(key, blob);
+      return blob;
     } catch (e) {
-      if (isSmhError(e)) throw e;
-      throw new SmhError('BlobUnavailable', `cannot read blob ${key}: ${messageOf(e)}`, key, { cause: e });
-    } finally {
-      await fh.close();
+      await fh.close().catch(() => undefined);
+      throw new SmhError('BlobUnavailable', `cannot stat blob ${key}: ${messageOf(e)}`, key, { cause: e });
     }
+  }
+
+  #forget(key: string, blob?: OpenBlob): void {
+    const cached = this.#open.peek(key);
+    if (cached && (blob === undefined || cached === blob)) this.#open.delete(key); // dispose evicts it
   }
 
   async head(key: string): Promise<BlobInfo | undefined> {
@@ -241,6 +314,7 @@ export class LocalBlobStore implements BlobStore {
   async delete(key: string): Promise<void> {
     checkKey(key);
     if (key === EMPTY_BLOB_KEY) return;
+    this.#forget(key);
     try {
       await unlink(this.pathOf(key));
     } catch (e) {
@@ -269,8 +343,10 @@ export class LocalBlobStore implements BlobStore {
     }
   }
 
-  /** Nothing to release (every operation opens and closes its own file). */
-  async close(): Promise<void> {}
+  /** Close the read descriptors (reads still running finish first: each closes on release). */
+  async close(): Promise<void> {
+    this.#open.clear();
+  }
 
   /** Verify the directory is usable (writable); throws a one-line SmhError otherwise. */
   async check(): Promise<void> {
