@@ -6,6 +6,9 @@
  * - `openLibrary(opts)`: opens (creating on first use) the library folder and one space. Every
  *   library opened this way is finished by `runAction`: queued background tasks are run to
  *   completion (L15 purges, with progress on stderr) and the library is closed.
+ * - `openLibraryWithBlobs(dir, opts)`: the library with the blob store it records (or the one
+ *   `--blobs` names, refused when it differs from the record: src/cli/blobs.ts); the caller
+ *   closes both (the mount, which fixes its page-cache options at open).
  * - `runAction(name, fn)`: wraps a commander action. Exit codes: 0 ok; 1 a domain error
  *   (`smhfs: <command>: <subject>: <status> <code>: <message>`, one line on stderr) or an
  *   unexpected error; 2 a usage error (`UsageError`, or commander's own parse errors).
@@ -19,10 +22,10 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { type Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { type ErrorCode, SmhError, isSmhError } from '../errors.js';
 import { HTTP_OF } from '../http/status.js';
-import { Library, type Space } from '../store/library.js';
-import { CONFLICTS, type Conflict, type Task } from '../store/types.js';
+import { Library, type LibraryOptions as StoreOpenOptions, type Space } from '../store/library.js';
+import { type BlobConfig, CONFLICTS, type Conflict, type Task } from '../store/types.js';
 import type { BlobStore } from '../blob/types.js';
-import { openConfiguredBlobStore } from './blobs.js';
+import { chooseBlobConfig, openBlobStoreFor, settleBlobRecord } from './blobs.js';
 import { UsageError } from './usage.js';
 
 export interface LibraryOptions {
@@ -84,14 +87,7 @@ const opened: Opened[] = [];
  */
 export async function openLibrary(opts: LibraryOptions): Promise<{ lib: Library; space: Space }> {
   const dir = resolve(opts.library || defaultLibraryDir());
-  const blobStore = await openConfiguredBlobStore(dir, opts);
-  let lib: Library;
-  try {
-    lib = Library.open(dir, { create: true, ...(blobStore ? { blobStore } : {}) });
-  } catch (e) {
-    await blobStore?.close?.().catch(() => undefined);
-    throw withSubject(e, dir);
-  }
+  const { lib, blobStore } = await openLibraryWithBlobs(dir, opts);
   const entry: Opened = { lib, dir, closed: false, finished: false, ownBlobStore: blobStore };
   opened.push(entry);
   // Mark it closed if the action closes it itself, so the epilogue does not close it twice.
@@ -108,6 +104,45 @@ export async function openLibrary(opts: LibraryOptions): Promise<{ lib: Library;
     throw e;
   }
   return { lib, space };
+}
+
+/** Library.open options other than the folder check and the store, which openLibraryWithBlobs decides. */
+type LibOpenOptions = Omit<StoreOpenOptions, 'create' | 'blobStore'>;
+
+/**
+ * Open the library folder `dir` (created on first use) with its blob store: the one its record
+ * names, or `--blobs` (the record is written on first use; a different store is refused with
+ * `BlobStoreMismatch`). `libOptions` may depend on the chosen store (the mount's readahead);
+ * `wrap` may replace the store before the library gets it (test faults). Returns the store this
+ * call made (undefined: the library's own default folder) and the config in force; the caller
+ * closes the library, then the store.
+ */
+export async function openLibraryWithBlobs(
+  dir: string,
+  opts: LibraryOptions,
+  libOptions: LibOpenOptions | ((blobs: BlobConfig) => LibOpenOptions) = {},
+  wrap?: (store: BlobStore | undefined) => BlobStore | undefined,
+): Promise<{ lib: Library; blobStore: BlobStore | undefined; blobs: BlobConfig }> {
+  const choice = chooseBlobConfig(dir, opts);
+  const made = await openBlobStoreFor(dir, choice.config);
+  let blobStore: BlobStore | undefined = made;
+  let lib: Library;
+  try {
+    blobStore = wrap ? wrap(made) : made;
+    const more = typeof libOptions === 'function' ? libOptions(choice.config) : libOptions;
+    lib = Library.open(dir, { create: true, ...more, ...(blobStore ? { blobStore } : {}) });
+  } catch (e) {
+    await made?.close?.().catch(() => undefined);
+    throw withSubject(e, dir);
+  }
+  try {
+    settleBlobRecord(lib, dir, choice);
+  } catch (e) {
+    lib.close();
+    await blobStore?.close?.().catch(() => undefined);
+    throw e;
+  }
+  return { lib, blobStore, blobs: choice.config };
 }
 
 /**

@@ -1,9 +1,10 @@
 /**
  * The `smhfs` command line: global options, shared error handling, and the command modules
- * (library commands here; `mount`/`unmount`/`stats` and `serve`/`token` from their owners).
+ * (library commands here; `mount`/`unmount`/`stats`, `serve`/`token` and `blobs` from their owners).
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
+import { register as registerBlobs } from './commands/blobs.js';
 import { register as registerLibrary } from './commands/library.js';
 import { register as registerMount } from './commands/mount.js';
 import { register as registerServe } from './commands/serve.js';
@@ -47,7 +48,7 @@ export function buildProgram(): Command {
     )
     .option('--space <name>', 'space of the library', '-')
     .option('--json', 'print machine-readable JSON')
-    .option('--blobs <url>', 'blob store: a directory or s3://BUCKET[/PREFIX] (default: <library>/blobs)')
+    .option('--blobs <url>', 'blob store: a directory or s3://BUCKET[/PREFIX] (default: the one the library records, else <library>/blobs)')
     .option('--s3-endpoint <url>', 'S3 endpoint (MinIO, Ceph, BOS, COS…)')
     .option('--s3-region <region>', 'S3 region')
     .option('--s3-path-style', 'S3 path-style addressing')
@@ -56,6 +57,7 @@ export function buildProgram(): Command {
   registerLibrary(program);
   registerMount(program);
   registerServe(program);
+  registerBlobs(program);
   configureTree(program);
   return program;
 }

@@ -22,7 +22,7 @@ import { PageCache, type PageCacheOptions, type ReadStream } from '../blob/page-
 import { EMPTY_BLOB_KEY, type BlobStore } from '../blob/types.js';
 import { migrate } from './schema.js';
 import { nowUs, Space } from './space.js';
-import type { BlobRef, Task } from './types.js';
+import type { BlobConfig, BlobRef, Task } from './types.js';
 
 export { Space } from './space.js';
 
@@ -31,6 +31,8 @@ const OWNER = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
 const TASK_BATCH = 500;
 const TASK_STALE_US = 30_000_000;
 const DEFAULT_RETENTION_DAYS = 30;
+/** `meta` key of the library's blob-store record (JSON `BlobConfig`). */
+const BLOBS_KEY = 'blobs';
 
 export interface LibraryOptions {
   create?: boolean;
@@ -89,6 +91,7 @@ export class Library {
   private taskRun: Promise<void> | undefined;
   private background: NodeJS.Timeout | undefined;
   private closed = false;
+  private ownsBlobs = false;
   private readonly q;
 
   private constructor(dir: string, db: Database.Database, blobs: BlobStore, cacheOpts: LibraryOptions['cache']) {
@@ -101,6 +104,8 @@ export class Library {
     this.q = {
       meta: p('SELECT value FROM meta WHERE key = ?'),
       setMeta: p('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
+      addMeta: p('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING'),
+      blobSample: p('SELECT DISTINCT blob FROM nodes WHERE blob IS NOT NULL AND blob != ? LIMIT ?'),
       space: p('SELECT root, trash FROM spaces WHERE name = ?'),
       spaces: p('SELECT name FROM spaces ORDER BY name'),
       blobSize: p('SELECT size FROM nodes WHERE blob = ? LIMIT 1'),
@@ -182,9 +187,46 @@ export class Library {
     }
     const blobs = opts.blobStore ?? new LocalBlobStore(join(dir, 'blobs'));
     const lib = new Library(dir, db, blobs, opts.cache);
+    lib.ownsBlobs = opts.blobStore === undefined; // a store the caller passed in is the caller's to close
     lib.initialise();
     lib.cleanStaging();
     return lib;
+  }
+
+  /**
+   * The blob-store record of the library in `dir`, read without changing anything (no migration,
+   * no journal-mode switch, nothing created): callers decide which store to open before opening
+   * the library. `library` is false when `dir` holds no library database; `blobs` is undefined
+   * when there is no record — also for a database that is not an smhfs library, which
+   * `Library.open` then refuses with the proper error. Works for a user who may only read the
+   * library, as far as SQLite can read it (WAL: `library.db-shm` must exist or be creatable;
+   * otherwise `LibraryReadOnly`).
+   */
+  static peekBlobConfig(dir: string): { library: boolean; blobs: BlobConfig | undefined } {
+    const dbPath = join(dir, DB_FILE);
+    if (!existsSync(dbPath)) return { library: false, blobs: undefined };
+    let db: Database.Database | undefined;
+    try {
+      // Read-write if permitted (SQLite opens a write-protected file read-only by itself), so the
+      // last connection to close can tidy the WAL files as usual.
+      db = new Database(dbPath, { fileMustExist: true });
+      db.pragma('busy_timeout = 10000');
+      const row = db.prepare('SELECT value FROM meta WHERE key = ?').get(BLOBS_KEY) as { value: string } | undefined;
+      return { library: true, blobs: row ? parseBlobConfig(row.value) : undefined };
+    } catch (e) {
+      const code = (e as { code?: string }).code ?? '';
+      // Not SQLite, or no meta table: not (yet) a library; Library.open says so properly.
+      if (code === 'SQLITE_NOTADB' || (code === 'SQLITE_ERROR' && /no such table/i.test((e as Error).message))) {
+        return { library: true, blobs: undefined };
+      }
+      if (code.startsWith('SQLITE_READONLY') || code === 'SQLITE_CANTOPEN' || code === 'SQLITE_PERM') {
+        // A WAL database can be read only where SQLite can open or create library.db-shm.
+        throw new SmhError('LibraryReadOnly', `cannot read ${dbPath}: its folder is read-only and SQLite needs ${DB_FILE}-shm there; fix its permissions`, dir, { cause: e });
+      }
+      throw sqliteToDomain(e);
+    } finally {
+      db?.close();
+    }
   }
 
   private initialise(): void {
@@ -231,6 +273,32 @@ export class Library {
   set retentionDays(days: number) {
     if (!Number.isInteger(days) || days < 0) throw fail('InvalidArgument', 'retention must be a whole number of days (0 = keep forever)');
     this.transaction(() => this.q.setMeta.run('retention_days', String(days)));
+  }
+
+  /** Where this library's blob bytes live, as recorded (undefined: no record, see `recordBlobConfig`). */
+  blobConfig(): BlobConfig | undefined {
+    const row = this.q.meta.get(BLOBS_KEY) as { value: string } | undefined;
+    return row ? parseBlobConfig(row.value) : undefined;
+  }
+
+  /** Record where the blob bytes live, replacing any record (re-pointing moves no bytes). */
+  setBlobConfig(config: BlobConfig): void {
+    const value = JSON.stringify(cleanBlobConfig(config));
+    this.transaction(() => this.q.setMeta.run(BLOBS_KEY, value));
+  }
+
+  /** Record `config` unless a record exists; returns the record in force afterwards. */
+  recordBlobConfig(config: BlobConfig): BlobConfig {
+    const value = JSON.stringify(cleanBlobConfig(config));
+    return this.transaction(() => {
+      this.q.addMeta.run(BLOBS_KEY, value);
+      return parseBlobConfig((this.q.meta.get(BLOBS_KEY) as { value: string }).value);
+    });
+  }
+
+  /** Up to `n` distinct non-empty blob keys that nodes reference (index order: hash order, so a spread sample). */
+  sampleBlobKeys(n: number): string[] {
+    return (this.q.blobSample.all(EMPTY_BLOB_KEY, n) as Array<{ blob: string }>).map((r) => r.blob);
   }
 
   // ───────────────────────────── spaces ─────────────────────────────
@@ -612,6 +680,8 @@ export class Library {
     this.closed = true;
     this.db.close();
     rmSync(this.stagingDir, { recursive: true, force: true });
+    // Releases the read descriptors the local store keeps; its close starts synchronously.
+    if (this.ownsBlobs) void this.blobs.close?.()?.catch(() => undefined);
   }
 }
 
@@ -643,4 +713,35 @@ function taskOf(r: TaskRow): Task {
     createdAtUs: r.created,
     updatedAtUs: r.updated,
   };
+}
+
+/** Only the known fields, with their types checked: nothing else (no credentials) is ever recorded. */
+function cleanBlobConfig(c: BlobConfig): BlobConfig {
+  if (typeof c.url !== 'string' || c.url === '') throw fail('InvalidArgument', 'a blob configuration needs a url');
+  const out: BlobConfig = { url: c.url };
+  if (c.s3Endpoint !== undefined) {
+    if (typeof c.s3Endpoint !== 'string') throw fail('InvalidArgument', 's3Endpoint must be a string');
+    out.s3Endpoint = c.s3Endpoint;
+  }
+  if (c.s3Region !== undefined) {
+    if (typeof c.s3Region !== 'string') throw fail('InvalidArgument', 's3Region must be a string');
+    out.s3Region = c.s3Region;
+  }
+  if (c.s3PathStyle === true) out.s3PathStyle = true;
+  return out;
+}
+
+function parseBlobConfig(value: string): BlobConfig {
+  let v: unknown;
+  try {
+    v = JSON.parse(value);
+  } catch {
+    v = undefined;
+  }
+  try {
+    if (typeof v !== 'object' || v === null) throw new Error('not an object');
+    return cleanBlobConfig(v as BlobConfig);
+  } catch {
+    throw fail('Internal', `the library's blob-store record (meta "${BLOBS_KEY}") is damaged: ${value}`);
+  }
 }

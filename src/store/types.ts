@@ -127,3 +127,20 @@ export interface StatFs {
   files: number;
   bytes: number;
 }
+
+/**
+ * Where a library's blob bytes live (B1), as recorded in its `meta` table under `blobs` (JSON).
+ * Never credentials: those come from the standard AWS chain of the process that opens the store.
+ * The CLI decides the values (src/cli/blobs.ts); the store only keeps them.
+ */
+export interface BlobConfig {
+  /**
+   * A local directory — relative means relative to the library folder (`blobs` is the default
+   * store) — or `s3://BUCKET/PREFIX/` (an empty prefix is `s3://BUCKET/`).
+   */
+  url: string;
+  s3Endpoint?: string;
+  s3Region?: string;
+  /** Present only when true. */
+  s3PathStyle?: boolean;
+}

@@ -15,10 +15,9 @@ import { join, resolve } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
 import { FaultInjectingStore, type FaultOptions } from '../../blob/fault-store.js';
 import { LocalBlobStore } from '../../blob/local-store.js';
-import type { BlobStore } from '../../blob/types.js';
-import { Library } from '../../store/library.js';
-import { openConfiguredBlobStore } from '../blobs.js';
-import { defaultLibraryDir, globalOptions, printJson, printLine, runAction, withSubject } from '../context.js';
+import type { BlobConfig } from '../../store/types.js';
+import { isS3 } from '../blobs.js';
+import { defaultLibraryDir, globalOptions, openLibraryWithBlobs, printJson, printLine, runAction } from '../context.js';
 import { UsageError } from '../usage.js';
 
 const UNITS: Record<string, number> = { '': 1, B: 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
@@ -75,29 +74,19 @@ export function register(program: Command): void {
         if (o.cacheSize < o.pageSize * 4) throw new UsageError('--cache-size must hold at least four pages');
         const g = globalOptions(cmd);
         const dir = resolve(g.library || defaultLibraryDir());
-        let blobStore: BlobStore | undefined = await openConfiguredBlobStore(dir, g);
         const faults = testFaults();
-        if (faults) {
-          blobStore = new FaultInjectingStore(blobStore ?? new LocalBlobStore(join(dir, 'blobs')), faults);
-          process.stderr.write(`smhfs: mount: SMHFS_TEST_FAULTS is set: injecting faults ${JSON.stringify(faults)} (tests only)\n`);
-        }
-        const blobs = blobStore;
         // Readahead: SPEC B3's 16 MiB, but 64 MiB against an object store, whose per-request
         // latency needs several large requests in flight (cold 1 GiB from s3rver: 225 → 275 MB/s,
         // and less CPU on both sides). Always capped at a quarter of the cache by the page cache.
-        const remote = g.blobs !== undefined && /^s3:/i.test(g.blobs);
-        const readahead = o.readahead ?? (remote ? 64 : 16) * 1024 ** 2;
-        let lib: Library;
-        try {
-          lib = Library.open(dir, {
-            create: true,
-            ...(blobStore ? { blobStore } : {}),
-            cache: { maxBytes: o.cacheSize, pageSize: o.pageSize, readaheadMax: readahead },
-          });
-        } catch (e) {
-          await blobStore?.close?.().catch(() => undefined);
-          throw withSubject(e, dir);
-        }
+        const cacheFor = (config: BlobConfig) => ({
+          cache: { maxBytes: o.cacheSize, pageSize: o.pageSize, readaheadMax: o.readahead ?? (isS3(config) ? 64 : 16) * 1024 ** 2 },
+        });
+        const { lib, blobStore } = await openLibraryWithBlobs(dir, g, cacheFor, (store) => {
+          if (!faults) return store;
+          process.stderr.write(`smhfs: mount: SMHFS_TEST_FAULTS is set: injecting faults ${JSON.stringify(faults)} (tests only)\n`);
+          return new FaultInjectingStore(store ?? new LocalBlobStore(join(dir, 'blobs')), faults);
+        });
+        const blobs = blobStore;
         try {
           const spaceName = g.space ?? '-';
           const space = lib.space(spaceName);
