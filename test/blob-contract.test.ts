@@ -149,6 +149,22 @@ function contract(name: string, make: () => Promise<BlobStore>): void {
       sameBytes(t, await store.getRange(big.key, n - 1, 1), big.bytes.subarray(n - 1), 'last byte');
     });
 
+    const into = (store as Partial<{ getRangeInto(key: string, offset: number, targets: Buffer[]): Promise<void> }>).getRangeInto;
+    if (into) {
+      t.test('B2: getRangeInto fills page buffers exactly, or fails', async (t) => {
+        const fill = (key: string, offset: number, targets: Buffer[]) => into.call(store, key, offset, targets);
+        const targets = [Buffer.alloc(MiB), Buffer.alloc(MiB), Buffer.alloc(123)];
+        await fill(big.key, 5 * MiB - 7, targets);
+        sameBytes(t, Buffer.concat(targets), big.bytes.subarray(5 * MiB - 7, 7 * MiB - 7 + 123), 'three targets across page marks');
+        const tail = [Buffer.alloc(MiB), Buffer.alloc(big.bytes.length % MiB)];
+        await fill(big.key, big.bytes.length - tail[0]!.length - tail[1]!.length, tail);
+        sameBytes(t, Buffer.concat(tail), big.bytes.subarray(big.bytes.length - MiB - (big.bytes.length % MiB)), 'up to the last byte');
+        await t.rejects(fill(big.key, big.bytes.length - 10, [Buffer.alloc(20)]), { code: 'BlobUnavailable' }, 'past the end: an error, not a short read');
+        await t.rejects(fill('f'.repeat(64), 0, [Buffer.alloc(10)]), { code: 'BlobMissing' }, 'absent key');
+        await t.rejects(fill('nope', 0, [Buffer.alloc(10)]), { code: 'InvalidArgument' }, 'not a key');
+      });
+    }
+
     t.test('delete, also of an absent key', async (t) => {
       await store.delete(big.key);
       t.equal(await store.head(big.key), undefined, 'head: gone');

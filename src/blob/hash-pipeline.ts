@@ -1,21 +1,28 @@
 /**
  * Hashing off the writer's thread. A blob's key (SHA-256) and ETag (MD5) must be known when a
- * written file is committed, and computing them as the writes arrive avoids a second pass over
+ * written file is committed, and computing them while the writes arrive avoids a second pass over
  * the file at close. Done inline, though, MD5 alone (about 700 MB/s here) costs a 128 KiB FUSE
- * write more than the write itself. `BackgroundHasher` copies each chunk and posts it to one
- * shared worker thread, so the hashing runs on another core while the mount serves the next
- * request; `digest()` resolves once the worker has seen everything posted.
+ * write more than the write itself, and even copying each chunk to another thread costs the
+ * writer a third of it. So `FileHasher` hands over nothing but extents: the writer says "the
+ * file's first N bytes are written and final", and one shared worker thread reads them back from
+ * the file — from the OS page cache, on another core — and hashes them. `digest()` resolves once
+ * the worker has hashed everything announced.
  *
- * Backpressure: `backlog` is the number of bytes posted and not yet hashed. A writer that
- * outruns the worker should `await drained()` before posting more (the mount's synchronous
- * write path hands such a write to its async path, which waits).
+ * The caller guarantees that announced bytes never change (the mount announces only while its
+ * writes are appends, and drops the hasher on any other write or truncate).
+ *
+ * Backpressure: `behind` says the worker is more than HASH_BACKLOG_LIMIT bytes behind; a writer
+ * should then `await drained()` (the mount's synchronous write path hands such a write to its
+ * async path, which waits), so a fast writer cannot leave gigabytes to hash at close.
  */
 import { Worker } from 'node:worker_threads';
 import type { ContentHash } from './hash.js';
 import type { HashReply, HashRequest } from './hash-worker.js';
 
-/** Above this many unhashed bytes in flight, writers should wait (memory stays bounded). */
+/** Above this many announced, unhashed bytes, writers should wait. */
 export const HASH_BACKLOG_LIMIT = 64 << 20;
+/** Extents are announced in steps of at least this much (fewer messages; digest sends the rest). */
+const ANNOUNCE_STEP = 1 << 20;
 
 interface Shared {
   worker: Worker;
@@ -39,7 +46,8 @@ function pipelineWorker(): Shared {
     } else {
       const d = s.digests.get(m.id);
       s.digests.delete(m.id);
-      d?.resolve({ sha256: m.sha256, md5: m.md5, size: m.size });
+      if (m.op === 'digest') d?.resolve({ sha256: m.sha256, md5: m.md5, size: m.size });
+      else d?.reject(new Error(`hashing failed: ${m.message}`));
     }
     holdWhileAwaited(s);
   });
@@ -68,27 +76,66 @@ function holdWhileAwaited(s: Shared): void {
   else s.worker.unref();
 }
 
-/** An incremental SHA-256 + MD5 + size whose work happens on the shared hash worker. */
-export class BackgroundHasher {
+/** SHA-256 + MD5 + size of a file's first bytes, as they are written, hashed on the shared worker. */
+export class FileHasher {
+  readonly path: string;
   readonly #id = nextId++;
   readonly #shared = pipelineWorker();
-  #size = 0;
+  /** Bytes [0, #written) are final; [0, #announced) were sent to the worker. */
+  #written = 0;
+  #announced = 0;
+  /** Appends started (`appendAt`) reach up to #reserved; #inFlight of them are not written yet. */
+  #reserved = 0;
+  #inFlight = 0;
   #done = false;
 
-  /** Hash `chunk` (copied: the caller may reuse it as soon as this returns). */
-  update(chunk: Uint8Array): this {
-    if (this.#done) throw new Error('BackgroundHasher.update after digest');
-    if (chunk.length === 0) return this;
-    const copy = new Uint8Array(chunk.length); // its own ArrayBuffer, so it can be transferred
-    copy.set(chunk);
-    this.#shared.backlog += copy.length;
-    this.#size += copy.length;
-    this.#shared.worker.postMessage({ op: 'update', id: this.#id, chunk: copy } satisfies HashRequest, [copy.buffer]);
+  constructor(path: string, start = 0) {
+    this.path = path;
+    this.#reserved = start;
+    if (start > 0) this.advance(start);
+  }
+
+  /**
+   * A write of `len` bytes at `pos` is about to start: true if it extends the hashed prefix (an
+   * append), and the caller must call `appended()` once its bytes are in the file. Writes may
+   * overlap in time (the mount serves several at once): the extent is announced only when every
+   * started append is written, so the worker never reads a byte before it is there.
+   */
+  appendAt(pos: number, len: number): boolean {
+    if (this.#done || pos !== this.#reserved) return false;
+    this.#reserved += len;
+    this.#inFlight++;
+    return true;
+  }
+
+  appended(): void {
+    this.#inFlight--;
+    if (this.#inFlight === 0 && !this.#done) this.advance(this.#reserved);
+  }
+
+  /** Everything started is written, and the hash covers exactly `size` bytes. */
+  covers(size: number): boolean {
+    return this.#inFlight === 0 && this.#reserved === size && this.#written === size;
+  }
+
+  /** End of the appends started so far. */
+  get reservedTo(): number {
+    return this.#reserved;
+  }
+
+  /** The file's bytes [0, to) are written and will not change. */
+  advance(to: number): this {
+    if (this.#done) throw new Error('FileHasher.advance after digest');
+    if (to < this.#written) throw new Error(`FileHasher.advance(${to}) goes back from ${this.#written}`);
+    this.#written = to;
+    if (this.#reserved < to) this.#reserved = to;
+    if (this.#written - this.#announced >= ANNOUNCE_STEP) this.#announce('extent');
     return this;
   }
 
+  /** Bytes declared final so far. */
   get size(): number {
-    return this.#size;
+    return this.#written;
   }
 
   /** True when the worker is far enough behind that the writer should wait (`drained()`). */
@@ -98,14 +145,14 @@ export class BackgroundHasher {
 
   /** Resolves when the backlog is back under half the limit. */
   drained(): Promise<void> {
-    if (!this.behind) return Promise.resolve();
+    if (!this.behind || this.#shared.failed) return Promise.resolve();
     return new Promise((res) => {
       this.#shared.waiting.push(res);
       holdWhileAwaited(this.#shared);
     });
   }
 
-  /** The hash of everything updated so far; the hasher is finished afterwards. */
+  /** The hash of the file's first `size` bytes; the hasher is finished afterwards. */
   digest(): Promise<ContentHash> {
     this.#done = true;
     const s = this.#shared;
@@ -113,7 +160,7 @@ export class BackgroundHasher {
     return new Promise((resolve, reject) => {
       s.digests.set(this.#id, { resolve, reject });
       holdWhileAwaited(s);
-      s.worker.postMessage({ op: 'digest', id: this.#id } satisfies HashRequest);
+      this.#announce('digest');
     });
   }
 
@@ -122,5 +169,12 @@ export class BackgroundHasher {
     if (this.#done) return;
     this.#done = true;
     if (!this.#shared.failed) this.#shared.worker.postMessage({ op: 'drop', id: this.#id } satisfies HashRequest);
+  }
+
+  #announce(op: 'extent' | 'digest'): void {
+    const s = this.#shared;
+    if (!s.failed) s.backlog += this.#written - this.#announced; // a dead worker's digest rejects
+    this.#announced = this.#written;
+    s.worker.postMessage({ op, id: this.#id, path: this.path, to: this.#written } satisfies HashRequest);
   }
 }

@@ -257,6 +257,42 @@ export class LocalBlobStore implements BlobStore {
     }
   }
 
+  /**
+   * Fill `targets` in order with the bytes from `offset` (the page cache's pooled page buffers):
+   * one `readv` per pass straight into them, no buffer of our own. Exactly sum(lengths) bytes or
+   * an error, as for the S3 store; a blob that ends early is BlobUnavailable.
+   */
+  async getRangeInto(key: string, offset: number, targets: Buffer[]): Promise<void> {
+    checkKey(key);
+    const total = targets.reduce((a, t) => a + t.length, 0);
+    checkRange(key, offset, total);
+    if (total === 0) return;
+    if (key === EMPTY_BLOB_KEY) throw new SmhError('BlobUnavailable', `the empty blob has no bytes at ${offset}`, key);
+    const blob = await this.#acquire(key);
+    try {
+      if (offset + total > blob.size) {
+        throw new SmhError('BlobUnavailable', `blob ${key} has only ${Math.max(0, blob.size - offset)} of ${total} bytes at ${offset}`, key);
+      }
+      let done = 0;
+      let t = 0; // first target not yet full
+      let within = 0; // bytes already in it
+      while (done < total) {
+        const bufs = [targets[t]!.subarray(within), ...targets.slice(t + 1)];
+        const { bytesRead } = await blob.fh.readv(bufs, offset + done);
+        if (bytesRead === 0) throw new SmhError('BlobUnavailable', `blob ${key} ended early (${done} of ${total} bytes at ${offset})`, key);
+        done += bytesRead;
+        within += bytesRead;
+        while (t < targets.length && within >= targets[t]!.length) within -= targets[t++]!.length;
+      }
+    } catch (e) {
+      this.#forget(key, blob);
+      if (isSmhError(e)) throw e;
+      throw new SmhError('BlobUnavailable', `cannot read blob ${key}: ${messageOf(e)}`, key, { cause: e });
+    } finally {
+      blob.release();
+    }
+  }
+
   /** An open descriptor on the blob, counted as in use until `release()`. */
   async #acquire(key: string): Promise<OpenBlob> {
     for (;;) {
