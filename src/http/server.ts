@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import type { BosCredentials } from './bos-auth.js';
 import { bosRoutes } from './bos.js';
 import { sendBosError, sendSmhError, wire } from './errors.js';
+import { parseListen } from './listen.js';
 import { smhRoutes } from './smh.js';
 import type { HttpLibrary } from './store-port.js';
 
@@ -31,14 +32,7 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-export function parseListen(listen: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(listen.trim());
-  if (!m) throw new Error(`--listen must be HOST:PORT, got ${JSON.stringify(listen)}`);
-  const host = m[1] ?? (m[2] || '127.0.0.1');
-  const port = Number(m[3]);
-  if (port > 65535) throw new Error(`port out of range in ${JSON.stringify(listen)}`);
-  return { host, port };
-}
+export { parseListen };
 
 /** Runs `lib.runTasks()` whenever asked, never twice at once, and on a slow timer. */
 class TaskRunner {

@@ -5,7 +5,7 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { SmhError } from '../../errors.js';
 import { parseGrants } from '../../http/grants.js';
-import { parseListen, startServer } from '../../http/server.js';
+import { parseListen } from '../../http/listen.js';
 import { UsageError, globalOptions, openLibrary, printJson, printLine, runAction } from '../context.js';
 
 function parsePeriod(value: string): number {
@@ -51,6 +51,8 @@ export function register(program: Command): void {
         const { lib } = await openLibrary(globalOptions(cmd));
         lib.startBackground(); // retention, expired tokens, garbage collection, queued tasks
         const bos = opts.bosAccessKey !== undefined ? { accessKey: opts.bosAccessKey, secretKey: opts.bosSecretKey! } : undefined;
+        // Loaded here, not at start-up: every other command would pay for Fastify.
+        const { startServer } = await import('../../http/server.js');
         const server = await startServer({ lib, listen: opts.listen, bos, logger: opts.log === true });
         process.stderr.write(
           `smhfs: serving ${lib.dir} at ${server.url}\n` +
