@@ -1,6 +1,7 @@
 /**
- * `node dist/bench/memfs.js MOUNTPOINT FILE`: the ceiling of fuse-native here — a file system held
- * in memory, mounted with the same options as smhfs, that does as little as a file system can:
+ * `node dist/bench/memfs.js MOUNTPOINT FILE [--durable-writes DIR]`: the ceiling of fuse-native
+ * here — a file system held in memory, mounted with the same options as smhfs, that does as little
+ * as a file system can:
  *
  * - `/data.bin` holds FILE's bytes; reads answer synchronously with a copy;
  * - files, directories and symlinks can be created, and writes are accepted and thrown away (only
@@ -9,15 +10,25 @@
  *
  * Whatever smhfs does per request comes on top of this; a target above the ceiling's own ratio
  * cannot be met by any fuse-native file system. SIGTERM unmounts.
+ *
+ * `--durable-writes DIR` is the ceiling of a fuse-native file system that keeps what it is given
+ * the way B5 asks: each file's writes go to a file in DIR (`writeSync` from the request buffer, as
+ * smhfs does) and its release fsyncs it before answering — no hashing, no database.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
 import { constants } from 'node:os';
 import { createFuse, type FuseOps, type FuseStat } from '../src/fuse/native.js';
 import { fuseUnmount } from '../src/fuse/mounts.js';
 import { mountOptionList, setKernelReadahead } from '../src/fuse/server.js';
 
 const [mp, file] = process.argv.slice(2);
-if (!mp || !file) throw new Error('usage: memfs MOUNTPOINT FILE');
+if (!mp || !file) throw new Error('usage: memfs MOUNTPOINT FILE [--durable-writes DIR]');
+const durableAt = process.argv.indexOf('--durable-writes');
+const durableDir = durableAt > 0 ? process.argv[durableAt + 1] : undefined;
+/** Open files' backing descriptors (durable mode), by file handle. */
+const backing = new Map<number, number>();
+let nextFd = 10;
 const data = readFileSync(file);
 const now = Date.now();
 
@@ -56,7 +67,13 @@ const ops: Partial<FuseOps> = {
     cb(0, names.map((p) => p.slice(prefix.length)));
   },
   open: (path, _flags, cb) => (tree.has(path) ? cb(0, 1) : cb(ENOENT)),
-  create: (path, mode, cb) => add(path, mode, cb),
+  create: (path, mode, cb) =>
+    add(path, mode, (err) => {
+      if (err || !durableDir) return cb(err, 1);
+      const fd = nextFd++;
+      backing.set(fd, openSync(join(durableDir, `f${fd}`), 'w'));
+      cb(0, fd);
+    }),
   mkdir: (path, mode, cb) => add(path, 0o40000 | mode, cb),
   symlink: (target, path, cb) => add(path, 0o120777, cb, target),
   readlink: (path, cb) => {
@@ -65,7 +82,15 @@ const ops: Partial<FuseOps> = {
   },
   unlink: (path, cb) => (tree.delete(path) ? cb(0) : cb(ENOENT)),
   rmdir: (path, cb) => (tree.delete(path) ? cb(0) : cb(ENOENT)),
-  release: (_path, _fd, cb) => cb(0),
+  release: (_path, fd, cb) => {
+    const real = backing.get(fd);
+    if (real !== undefined) {
+      backing.delete(fd);
+      fsyncSync(real); // what B5 asks of a close: the data is durable when it returns
+      closeSync(real);
+    }
+    cb(0);
+  },
   flush: (_path, _fd, cb) => cb(0),
   fsync: (_path, _ds, _fd, cb) => cb(0),
   truncate: (path, size, cb) => {
@@ -83,7 +108,9 @@ const ops: Partial<FuseOps> = {
   chown: (_path, _uid, _gid, cb) => cb(0),
   read: (path, _fd, buf, len, pos, cb) =>
     path === '/data.bin' ? cb(data.copy(buf, 0, pos, Math.min(data.length, pos + len))) : cb(0),
-  write: (path, _fd, _buf, len, pos, cb) => {
+  write: (path, fd, buf, len, pos, cb) => {
+    const real = backing.get(fd);
+    if (real !== undefined) writeSync(real, buf, 0, len, pos);
     const e = tree.get(path);
     if (e && pos + len > e.size) e.size = pos + len;
     cb(len);

@@ -35,6 +35,8 @@ const LIB = join(BASE, 'lib');
 const MNT_SMHFS = join(BASE, 'mnt-smhfs');
 const MNT_BINDFS = join(BASE, 'mnt-bindfs');
 const MNT_MEMFS = join(BASE, 'mnt-memfs');
+const MNT_DURABLE = join(BASE, 'mnt-durable');
+const DURABLE_DIR = join(BASE, 'durable-files');
 const SRC = join(BASE, 'write-src.bin');
 
 interface Res {
@@ -116,27 +118,34 @@ async function unmountBindfs(): Promise<void> {
 
 // The fuse-native ceiling (bench/memfs.ts): writes thrown away, links in a Map. Only the write and
 // link tests run on it; what it reaches is the most any fuse-native file system can do here.
-let memfsPid: number | undefined;
+// 'durable' is the same program keeping writes the way B5 asks (--durable-writes: writeSync into a
+// real file, fsync at release): the write ceiling for a fuse-native file system that keeps data.
+const memPids: Partial<Record<'memfs' | 'durable', number>> = {};
 
-async function mountMemfs(): Promise<void> {
+async function mountMemfs(which: 'memfs' | 'durable' = 'memfs'): Promise<void> {
   const tiny = join(BASE, 'memfs-data.bin');
   await writeFile(tiny, 'x');
-  const child = spawn(process.execPath, [join(ROOT, 'dist', 'bench', 'memfs.js'), MNT_MEMFS, tiny], { stdio: ['ignore', 'ignore', 'inherit'] });
-  memfsPid = child.pid;
-  await waitMounted(MNT_MEMFS);
+  await mkdir(DURABLE_DIR, { recursive: true });
+  const mp = which === 'memfs' ? MNT_MEMFS : MNT_DURABLE;
+  const extra = which === 'durable' ? ['--durable-writes', DURABLE_DIR] : [];
+  const child = spawn(process.execPath, [join(ROOT, 'dist', 'bench', 'memfs.js'), mp, tiny, ...extra], { stdio: ['ignore', 'ignore', 'inherit'] });
+  memPids[which] = child.pid;
+  await waitMounted(mp);
 }
 
-async function unmountMemfs(): Promise<void> {
-  if (!(await mounted(MNT_MEMFS))) return;
-  if (memfsPid !== undefined) process.kill(memfsPid, 'SIGTERM');
-  await waitMounted(MNT_MEMFS, false);
-  memfsPid = undefined;
+async function unmountMemfs(which: 'memfs' | 'durable' = 'memfs'): Promise<void> {
+  const mp = which === 'memfs' ? MNT_MEMFS : MNT_DURABLE;
+  if (!(await mounted(mp))) return;
+  const pid = memPids[which];
+  if (pid !== undefined) process.kill(pid, 'SIGTERM');
+  await waitMounted(mp, false);
+  delete memPids[which];
 }
 
-type Fs = 'smhfs' | 'bindfs' | 'memfs';
-const MNT: Record<Fs, string> = { smhfs: MNT_SMHFS, bindfs: MNT_BINDFS, memfs: MNT_MEMFS };
-const mountOf = (fs: Fs) => (fs === 'smhfs' ? mountSmhfs() : fs === 'bindfs' ? mountBindfs() : mountMemfs());
-const unmountOf = (fs: Fs) => (fs === 'smhfs' ? unmountSmhfs() : fs === 'bindfs' ? unmountBindfs() : unmountMemfs());
+type Fs = 'smhfs' | 'bindfs' | 'memfs' | 'durable';
+const MNT: Record<Fs, string> = { smhfs: MNT_SMHFS, bindfs: MNT_BINDFS, memfs: MNT_MEMFS, durable: MNT_DURABLE };
+const mountOf = (fs: Fs) => (fs === 'smhfs' ? mountSmhfs() : fs === 'bindfs' ? mountBindfs() : mountMemfs(fs));
+const unmountOf = (fs: Fs) => (fs === 'smhfs' ? unmountSmhfs() : fs === 'bindfs' ? unmountBindfs() : unmountMemfs(fs));
 
 // ───────────────────────────── measurements ─────────────────────────────
 
@@ -227,6 +236,7 @@ async function main(): Promise<void> {
   await mkdir(MNT_SMHFS, { recursive: true });
   await mkdir(MNT_BINDFS, { recursive: true });
   await mkdir(MNT_MEMFS, { recursive: true });
+  await mkdir(MNT_DURABLE, { recursive: true });
   process.stderr.write(`bench: preparing ${SIZE_MIB} MiB of random bytes in ${BASE}…\n`);
   await must(`head -c ${SIZE_MIB}M /dev/urandom > '${PLAIN}/big.bin'`);
   await must(`head -c ${WRITE_MIB}M /dev/urandom > '${SRC}'`);
@@ -234,14 +244,19 @@ async function main(): Promise<void> {
   await mountSmhfs();
   await mountBindfs();
   await mountMemfs();
+  await mountMemfs('durable');
   const cmp = await sh(`cmp '${MNT_SMHFS}/big.bin' '${MNT_BINDFS}/big.bin'`);
   if (cmp.code !== 0) throw new Error(`the two mounts do not hold the same bytes: ${cmp.stdout}${cmp.stderr}`);
 
   const results: Record<string, Record<Fs, number[]>> = {};
-  const add = (k: string, fs: Fs, v: number) => ((results[k] ??= { smhfs: [], bindfs: [], memfs: [] })[fs].push(v));
+  const add = (k: string, fs: Fs, v: number) => ((results[k] ??= { smhfs: [], bindfs: [], memfs: [], durable: [] })[fs].push(v));
   for (let i = 0; i < RUNS; i++) {
-    for (const fs of ['bindfs', 'smhfs', 'memfs'] as const) {
+    for (const fs of ['bindfs', 'smhfs', 'memfs', 'durable'] as const) {
       process.stderr.write(`bench: run ${i + 1}/${RUNS} ${fs}\n`);
+      if (fs === 'durable') {
+        add('write', fs, await write(fs, i));
+        continue;
+      }
       if (fs !== 'memfs') {
         add('read cold', fs, await readCold(fs));
         add('read warm', fs, await readWarm(fs));
@@ -282,6 +297,12 @@ async function main(): Promise<void> {
       `| ${name.padEnd(20)} | ${unit.padEnd(5)} | ${s.toFixed(0).padStart(9)} | ${b.toFixed(0).padStart(9)} | ${ratio.toFixed(2).padStart(5)} | ${(target === undefined ? '-' : `≥${target}`).padStart(6)} | ${okMark.padEnd(3)} | ${ceiling}`,
     );
   }
+  const w = (f: Fs) => median(results['write']![f]);
+  lines.push('');
+  lines.push(
+    `write ceiling when the data is kept as B5 asks (bench/memfs.ts --durable-writes: writeSync into a file, fsync at close; no hashing, no database): ` +
+      `${w('durable').toFixed(0)} MB/s = ${(w('durable') / w('bindfs')).toFixed(2)}× bindfs; smhfs = ${(w('smhfs') / w('durable')).toFixed(2)}× of it`,
+  );
   lines.push('');
   lines.push(`all runs: ${JSON.stringify(Object.fromEntries(Object.entries(results).map(([k, v]) => [k, Object.fromEntries(Object.entries(v).map(([f, xs]) => [f, xs.map((x) => Math.round(x))]))])))}`);
   lines.push(
@@ -296,7 +317,8 @@ async function main(): Promise<void> {
 async function cleanupMounts(): Promise<void> {
   await unmountSmhfs().catch(() => undefined);
   await unmountMemfs().catch(() => undefined);
-  for (const mp of [MNT_SMHFS, MNT_BINDFS, MNT_MEMFS]) {
+  await unmountMemfs('durable').catch(() => undefined);
+  for (const mp of [MNT_SMHFS, MNT_BINDFS, MNT_MEMFS, MNT_DURABLE]) {
     if (await mounted(mp)) await sh(`fusermount -uz '${mp}' || umount -l '${mp}'`);
   }
 }

@@ -92,6 +92,8 @@ export class S3BlobStore implements BlobStore {
   readonly #spoolDir: string;
   readonly #listPageSize: number;
   readonly #readTimeoutMs: number;
+  /** Ranged GETs of up to 8 MiB: per-request cost dominates smaller ones (page-cache.ts). */
+  readonly readRequestBytes = 8 * MiB;
 
   constructor(opts: S3BlobStoreOptions) {
     if (!opts.bucket) throw new SmhError('InvalidArgument', 's3 blob store: a bucket name is required');
