@@ -5,6 +5,7 @@
 import type { Readable } from 'node:stream';
 import { SmhError } from '../errors.js';
 import { isBlobKey } from './hash.js';
+import { EMPTY_BLOB_KEY } from './types.js';
 
 /** A key is 64 lowercase hex digits; anything else could escape the store's directory or prefix. */
 export function checkKey(key: string): void {
@@ -17,6 +18,18 @@ export function checkRange(key: string, offset: number, length: number): void {
   if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
     throw new SmhError('InvalidArgument', `bad blob range offset=${offset} length=${length}`, key);
   }
+}
+
+/**
+ * The checks every `getRangeInto` starts with; returns the bytes the targets want (0: nothing to
+ * do). The empty blob has no bytes to fill anything with.
+ */
+export function checkRangeInto(key: string, offset: number, targets: Buffer[]): number {
+  checkKey(key);
+  const total = targets.reduce((a, t) => a + t.length, 0);
+  checkRange(key, offset, total);
+  if (total > 0 && key === EMPTY_BLOB_KEY) throw new SmhError('BlobUnavailable', `the empty blob has no bytes at ${offset}`, key);
+  return total;
 }
 
 /** The bytes a getRange of a blob of `size` bytes must return. */

@@ -28,7 +28,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { LRUCache } from 'lru-cache';
 import { SmhError, isSmhError } from '../errors.js';
-import { checkKey, checkRange, chunksOf, errno, expectedLength, messageOf } from './common.js';
+import { checkKey, checkRange, checkRangeInto, chunksOf, errno, expectedLength, messageOf } from './common.js';
 import { Hasher, isBlobKey, type ContentHash } from './hash.js';
 import { EMPTY_BLOB_KEY, type BlobInfo, type BlobStore } from './types.js';
 
@@ -263,11 +263,8 @@ export class LocalBlobStore implements BlobStore {
    * an error, as for the S3 store; a blob that ends early is BlobUnavailable.
    */
   async getRangeInto(key: string, offset: number, targets: Buffer[]): Promise<void> {
-    checkKey(key);
-    const total = targets.reduce((a, t) => a + t.length, 0);
-    checkRange(key, offset, total);
+    const total = checkRangeInto(key, offset, targets);
     if (total === 0) return;
-    if (key === EMPTY_BLOB_KEY) throw new SmhError('BlobUnavailable', `the empty blob has no bytes at ${offset}`, key);
     const blob = await this.#acquire(key);
     try {
       if (offset + total > blob.size) {

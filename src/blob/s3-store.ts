@@ -40,7 +40,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { SmhError, isSmhError } from '../errors.js';
-import { checkKey, checkRange, chunksOf, messageOf } from './common.js';
+import { checkKey, checkRange, checkRangeInto, chunksOf, messageOf } from './common.js';
 import { HashingTransform, hashBuffer, isBlobKey, md5Base64 } from './hash.js';
 import { LocalBlobStore } from './local-store.js';
 import { EMPTY_BLOB_KEY, type BlobInfo, type BlobStore } from './types.js';
@@ -322,11 +322,8 @@ export class S3BlobStore implements BlobStore {
    * before the last target is full is an error here, not a short read.
    */
   async getRangeInto(key: string, offset: number, targets: Buffer[]): Promise<void> {
-    checkKey(key);
-    const total = targets.reduce((a, t) => a + t.length, 0);
-    checkRange(key, offset, total);
+    const total = checkRangeInto(key, offset, targets);
     if (total === 0) return;
-    if (key === EMPTY_BLOB_KEY) throw new SmhError('BlobUnavailable', `the empty blob has no bytes at ${offset}`, key);
     const got = await this.#ranged(key, offset, total, (want) => {
       if (want !== total) throw new SmhError('BlobUnavailable', `blob ${key} has only ${want} of ${total} bytes at ${offset}`, key);
       return targets;
