@@ -13,9 +13,9 @@
  *
  * `--durable-writes DIR` is the ceiling of a fuse-native file system that keeps what it is given
  * the way B5 asks: each file's writes go to a file in DIR (`writeSync` from the request buffer, as
- * smhfs does) and its release fsyncs it before answering — no hashing, no database.
+ * smhfs does) and its flush (close(2)) fsyncs it before answering — no hashing, no database.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { constants } from 'node:os';
 import { createFuse, type FuseOps, type FuseStat } from '../src/fuse/native.js';
@@ -37,6 +37,8 @@ interface Entry {
   mode: number;
   size: number;
   target?: string;
+  /** --durable-writes: the file in DIR holding its bytes (removed with it, as bindfs would). */
+  file?: string;
 }
 let nextIno = 3;
 const tree = new Map<string, Entry>([
@@ -71,7 +73,9 @@ const ops: Partial<FuseOps> = {
     add(path, mode, (err) => {
       if (err || !durableDir) return cb(err, 1);
       const fd = nextFd++;
-      backing.set(fd, openSync(join(durableDir, `f${fd}`), 'w'));
+      const file = join(durableDir, `f${fd}`);
+      backing.set(fd, openSync(file, 'w'));
+      tree.get(path)!.file = file;
       cb(0, fd);
     }),
   mkdir: (path, mode, cb) => add(path, 0o40000 | mode, cb),
@@ -80,18 +84,29 @@ const ops: Partial<FuseOps> = {
     const e = tree.get(path);
     return e?.target !== undefined ? cb(0, e.target) : cb(ENOENT);
   },
-  unlink: (path, cb) => (tree.delete(path) ? cb(0) : cb(ENOENT)),
+  unlink: (path, cb) => {
+    const e = tree.get(path);
+    if (!e) return cb(ENOENT);
+    tree.delete(path);
+    if (e.file) unlinkSync(e.file);
+    cb(0);
+  },
   rmdir: (path, cb) => (tree.delete(path) ? cb(0) : cb(ENOENT)),
   release: (_path, fd, cb) => {
     const real = backing.get(fd);
     if (real !== undefined) {
       backing.delete(fd);
-      fsyncSync(real); // what B5 asks of a close: the data is durable when it returns
       closeSync(real);
     }
     cb(0);
   },
-  flush: (_path, _fd, cb) => cb(0),
+  // close(2) waits for FLUSH, not for RELEASE (the kernel sends that one without waiting), so
+  // this is where B5's "durable when close returns" is paid — as smhfs commits on flush.
+  flush: (_path, fd, cb) => {
+    const real = backing.get(fd);
+    if (real !== undefined) fsyncSync(real);
+    cb(0);
+  },
   fsync: (_path, _ds, _fd, cb) => cb(0),
   truncate: (path, size, cb) => {
     const e = tree.get(path);

@@ -119,7 +119,7 @@ async function unmountBindfs(): Promise<void> {
 // The fuse-native ceiling (bench/memfs.ts): writes thrown away, links in a Map. Only the write and
 // link tests run on it; what it reaches is the most any fuse-native file system can do here.
 // 'durable' is the same program keeping writes the way B5 asks (--durable-writes: writeSync into a
-// real file, fsync at release): the write ceiling for a fuse-native file system that keeps data.
+// real file, fsync at close): the write ceiling for a fuse-native file system that keeps data.
 const memPids: Partial<Record<'memfs' | 'durable', number>> = {};
 
 async function mountMemfs(which: 'memfs' | 'durable' = 'memfs'): Promise<void> {

@@ -902,6 +902,19 @@ t.test('T6: blob bytes go only after no committed metadata references them', asy
   lib.abandonBlob(dropped);
   await lib.collectGarbage();
   t.equal(await blobs.head(dropped.key), undefined, 'an abandoned blob is collected');
+
+  // The same bytes written again while the collector is deleting them (rm, then cp again at
+  // once): the new upload waits for the delete and stores them anew; nothing is lost.
+  for (let round = 0; round < 5; round++) {
+    const body = `again and again ${round}`;
+    await put(lib, space, 'again', body, { conflict: 'ask' });
+    space.remove('again', { permanent: true }); // schedules the blob's collection now
+    const again = (await put(lib, space, 'again', body, { conflict: 'ask' })).info;
+    await lib.collectGarbage();
+    t.ok(await blobs.head(again.blob!), `round ${round}: the rewritten blob is stored`);
+    t.equal(await read(lib, space, 'again'), body, `round ${round}: and reads back`);
+    space.remove('again', { permanent: true });
+  }
 });
 
 

@@ -88,6 +88,8 @@ export class Library {
   private txDrops: string[] = [];
   private gcQueue = new Set<string>();
   private gcRunning: Promise<void> | undefined;
+  /** Keys this process's collector has doomed and not yet finished deleting (see takeLease). */
+  private readonly deleting = new Map<string, Promise<void>>();
   private taskRun: Promise<void> | undefined;
   private background: NodeJS.Timeout | undefined;
   private closed = false;
@@ -448,7 +450,10 @@ export class Library {
       });
       if (lease !== undefined) return lease;
       if (attempt > 200) throw fail('Busy', 'a blob with the same content is being deleted; retry');
-      await new Promise((r) => setTimeout(r, 25));
+      // Our own collector deleting it: go on the moment it is done (writing the same bytes again
+      // right after deleting them is common: rm, then cp again). Another process's: poll.
+      const ours = this.deleting.get(key);
+      await (ours ?? new Promise((r) => setTimeout(r, 25)));
     }
   }
 
@@ -506,10 +511,24 @@ export class Library {
       }),
     );
     let deleted = 0;
-    for (const key of doomed) {
-      await this.blobs.delete(key);
-      if (!this.closed) this.transaction(() => this.q.undoom.run(key));
-      deleted++;
+    const done = new Map<string, () => void>();
+    for (const k of doomed) this.deleting.set(k, new Promise<void>((r) => done.set(k, r)));
+    const finish = (k: string): void => {
+      this.deleting.delete(k);
+      done.get(k)?.();
+    };
+    try {
+      for (const key of doomed) {
+        try {
+          await this.blobs.delete(key);
+          if (!this.closed) this.transaction(() => this.q.undoom.run(key));
+          deleted++;
+        } finally {
+          finish(key);
+        }
+      }
+    } finally {
+      for (const k of doomed) finish(k); // a failed delete leaves its row doomed: writers poll it out
     }
     return deleted;
   }
