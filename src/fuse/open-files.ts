@@ -8,6 +8,12 @@
  * write (or truncate) a node has no staging file and reads go to its blob through the page cache
  * with a per-handle readahead stream (B2/B3).
  *
+ * Writes are cheap on purpose (the serving thread answers every FUSE request): an idle staged
+ * node is written with `writeSync` straight from libfuse's buffer (`writeNow`); while the writes
+ * are appends, a `FileHasher` worker follows them by reading the staging file back, so the commit
+ * knows the blob key and ETag without a second pass; and the staging file is flushed to disk
+ * every EARLY_FLUSH_BYTES, so the fsync the commit owes B5 finds little left to write.
+ *
  * Nothing here decides a rule: the store decides what a commit means for links (L10) and whether
  * the node may be written (`statWritable` at open, `setContent` at commit).
  */
