@@ -259,8 +259,7 @@ export async function smhRoutes(app: FastifyInstance, opts: SmhOptions): Promise
         const space = spaceOf(req);
         const path = pathOf(req);
         if (q.info !== undefined) return json(reply, 200, await infoOf(space, path));
-        const { node } = await space.resolveRead(path, 'smh');
-        if (node.kind === 'dir') throw fail('IsADirectory', 'is a directory; list it with GET /api/v1/directory/…', path);
+        const { node } = await space.resolveRead(path, 'smh'); // refuses a directory (IsADirectory)
         reply
           .header('content-type', 'application/octet-stream')
           .header('last-modified', httpDate(node.mtimeUs));
@@ -269,23 +268,7 @@ export async function smhRoutes(app: FastifyInstance, opts: SmhOptions): Promise
       },
     );
 
-    app.delete(
-      fileRoute,
-      {
-        onRequest: auth,
-        schema: { params: pathParams, querystring: { type: 'object', properties: { ...COMMON_QUERY, permanent: PERMANENT } } },
-      },
-      async (req, reply) => {
-        const q = req.query as Q;
-        const space = spaceOf(req);
-        const path = pathOf(req);
-        grant(req, 'delete_file');
-        const info = await space.stat(path, { follow: false });
-        if (info.kind === 'dir') throw fail('IsADirectory', 'is a directory; delete it with DELETE /api/v1/directory/…', path);
-        const r = await space.remove(path, { permanent: q.permanent === '1', recursive: false });
-        return removed(reply, r);
-      },
-    );
+    deleteRoute(fileRoute, 'file');
   }
 
   // ----------------------------------------------------------- directories
@@ -360,23 +343,7 @@ export async function smhRoutes(app: FastifyInstance, opts: SmhOptions): Promise
       },
     );
 
-    app.delete(
-      route,
-      {
-        onRequest: auth,
-        schema: { params: pathParams, querystring: { type: 'object', properties: { ...COMMON_QUERY, permanent: PERMANENT } } },
-      },
-      async (req, reply) => {
-        const q = req.query as Q;
-        const space = spaceOf(req);
-        const path = pathOf(req);
-        grant(req, 'delete_directory');
-        const info = await space.stat(path, { follow: false });
-        if (info.kind !== 'dir') throw fail('NotADirectory', 'not a directory; delete it with DELETE /api/v1/file/…', path);
-        const r = await space.remove(path, { permanent: q.permanent === '1', recursive: true });
-        return removed(reply, r);
-      },
-    );
+    deleteRoute(route, 'dir');
   }
 
   // ---------------------------------------------------------- recycle bin
@@ -493,6 +460,25 @@ export async function smhRoutes(app: FastifyInstance, opts: SmhOptions): Promise
     const info = await space.stat(path, { follow: false });
     const meta = info.kind === 'dir' ? {} : await space.userMeta(info.id);
     return { path: segments(info.path), ...nodeJson(info, { metaData: meta }) };
+  }
+
+  /** DELETE of a file or a directory (each has its endpoint; a directory goes recursively). */
+  function deleteRoute(url: string, kind: 'file' | 'dir'): void {
+    app.delete(
+      url,
+      {
+        onRequest: auth,
+        schema: { params: pathParams, querystring: { type: 'object', properties: { ...COMMON_QUERY, permanent: PERMANENT } } },
+      },
+      async (req, reply) => {
+        const q = req.query as Q;
+        const space = spaceOf(req);
+        const path = pathOf(req);
+        grant(req, kind === 'dir' ? 'delete_directory' : 'delete_file');
+        const r = await space.remove(path, { permanent: q.permanent === '1', recursive: kind === 'dir', kind });
+        return removed(reply, r);
+      },
+    );
   }
 
   function removed(reply: FastifyReply, r: { recycledItemId?: number; taskId?: number }): FastifyReply {

@@ -184,7 +184,10 @@ export class Space {
 
   /** Resolve `path` as something the caller will change; the bin view is read-only (T3). */
   private resolveWritable(path: string, role: PathRole = 'source'): Resolved {
-    const r = this.resolve(path, role);
+    return this.writable(this.resolve(path, role), path);
+  }
+
+  private writable(r: Resolved, path: string): Resolved {
     if (r.inTrash) throw fail('ReadOnly', 'the recycle bin is read-only; restore the item first', path);
     if (r.row.id === this.root) throw fail('InvalidDestinationPath', 'the root cannot be changed this way', path);
     return r;
@@ -948,9 +951,19 @@ export class Space {
    * SMH DELETE / CLI rm. Without `permanent` anything goes to the recycle bin as one item (T1);
    * with it a file or link is deleted at once (L13) and a directory becomes a purge task (L15).
    */
-  remove(path: string, opts: { permanent?: boolean; recursive?: boolean } = {}): { recycledItemId?: number; taskId?: number } {
+  /**
+   * Delete to the bin, or for good. `kind` is what the caller's endpoint deletes (SMH has one for
+   * files and one for directories): checked in the same transaction as the delete.
+   */
+  remove(
+    path: string,
+    opts: { permanent?: boolean; recursive?: boolean; kind?: 'dir' | 'file' } = {},
+  ): { recycledItemId?: number; taskId?: number } {
     return this.tx(() => {
-      const r = this.resolveWritable(path);
+      const found = this.resolve(path);
+      if (opts.kind === 'file' && found.row.kind === 'dir') throw fail('IsADirectory', 'is a directory; delete it as a directory', path);
+      if (opts.kind === 'dir' && found.row.kind !== 'dir') throw fail('NotADirectory', 'not a directory; delete it as a file', path);
+      const r = this.writable(found, path);
       if (r.row.kind === 'dir' && !opts.recursive && this.q.hasChildren.get(r.row.id)) {
         throw fail('DirectoryNotEmpty', 'directory not empty (remove it recursively)', path);
       }
