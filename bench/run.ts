@@ -15,6 +15,7 @@ import { spawn, execFile } from 'node:child_process';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { dropCaches, median, mounted, must, sh, sleep, timed, waitMounted } from './util.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -38,41 +39,6 @@ const MNT_MEMFS = join(BASE, 'mnt-memfs');
 const MNT_DURABLE = join(BASE, 'mnt-durable');
 const DURABLE_DIR = join(BASE, 'durable-files');
 const SRC = join(BASE, 'write-src.bin');
-
-interface Res {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function sh(cmd: string, timeoutMs = 600_000): Promise<Res> {
-  return new Promise((res) => {
-    execFile('bash', ['-c', cmd], { timeout: timeoutMs, maxBuffer: 16 << 20, encoding: 'utf8' }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1) : 0;
-      res({ code, stdout, stderr });
-    });
-  });
-}
-
-async function must(cmd: string): Promise<string> {
-  const r = await sh(cmd);
-  if (r.code !== 0) throw new Error(`${cmd}: ${r.stderr || r.stdout}`);
-  return r.stdout;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function mounted(mp: string): Promise<boolean> {
-  return (await sh(`grep -q " ${mp} " /proc/mounts`)).code === 0;
-}
-
-async function waitMounted(mp: string, want = true): Promise<void> {
-  for (let i = 0; i < 400; i++) {
-    if ((await mounted(mp)) === want) return;
-    await sleep(25);
-  }
-  throw new Error(`${mp} did not ${want ? 'mount' : 'unmount'}`);
-}
 
 // ───────────────────────────── the two file systems ─────────────────────────────
 
@@ -148,21 +114,6 @@ const mountOf = (fs: Fs) => (fs === 'smhfs' ? mountSmhfs() : fs === 'bindfs' ? m
 const unmountOf = (fs: Fs) => (fs === 'smhfs' ? unmountSmhfs() : fs === 'bindfs' ? unmountBindfs() : unmountMemfs(fs));
 
 // ───────────────────────────── measurements ─────────────────────────────
-
-async function timed(cmd: string): Promise<number> {
-  const t0 = process.hrtime.bigint();
-  await must(cmd);
-  return Number(process.hrtime.bigint() - t0) / 1e9;
-}
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-};
-
-async function dropCaches(): Promise<void> {
-  await must('sync && echo 3 > /proc/sys/vm/drop_caches');
-}
 
 /**
  * The file each file system reads its bytes from. Before a cold read it is read once directly, so

@@ -1,5 +1,5 @@
 /**
- * Shared helpers of the remote benchmarks (bench/remote.ts): shell commands, timing, mounts and
+ * Shared helpers of the benchmarks (bench/run.ts, bench/remote.ts): shell commands, timing, mounts and
  * child processes that are always cleaned up. Every child and mountpoint started through here is
  * recorded, and `cleanupAll()` unmounts and stops them (only those, by pid and path).
  */
