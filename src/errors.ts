@@ -21,6 +21,7 @@ export const ERROR_CODES = [
   'DirectoryNameLengthExceed',
   'LinkTargetTooLong', // N2: a link target over 4095 bytes
   'InvalidFileName', // empty, contains '/' or NUL, '.' or '..'
+  'NameNotUtf8', // D5: a name or link target whose bytes are not valid UTF-8 (never altered, refused)
   'InvalidSourceFile', // a bad source: a '..' segment, a link to a directory or to a link (L2)
   'InvalidDestinationPath', // a bad destination: '..', the root, a reserved name
   // tree shape
@@ -52,6 +53,7 @@ export const ERROR_CODES = [
   'NotALibrary',
   'SchemaTooNew',
   'LibraryReadOnly',
+  'InsufficientStorage', // D9: the disk holding the library or its staging/blobs is full
   'Busy', // transient contention that outlived busy_timeout
   'Internal',
 ] as const;

@@ -20,6 +20,7 @@ export const ERRNO_OF: Record<ErrorCode, number> = {
   DirectoryNameLengthExceed: E.ENAMETOOLONG,
   LinkTargetTooLong: E.ENAMETOOLONG,
   InvalidFileName: E.EINVAL,
+  NameNotUtf8: E.EILSEQ,
   InvalidSourceFile: E.EINVAL,
   InvalidDestinationPath: E.EINVAL,
   SameNameDirectoryOrFileExists: E.EEXIST,
@@ -45,6 +46,7 @@ export const ERRNO_OF: Record<ErrorCode, number> = {
   NotALibrary: E.EIO,
   SchemaTooNew: E.EIO,
   LibraryReadOnly: E.EROFS,
+  InsufficientStorage: E.ENOSPC,
   Busy: E.EAGAIN,
   Internal: E.EIO,
 };

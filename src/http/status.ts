@@ -24,6 +24,7 @@ export const HTTP_OF: Record<ErrorCode, HttpError> = {
   DirectoryNameLengthExceed: h(400, 'DirectoryNameLengthExceed', 'InvalidObjectName'),
   LinkTargetTooLong: h(400, 'InvalidArgument', 'InvalidArgument'),
   InvalidFileName: h(400, 'InvalidFileName', 'InvalidObjectName'),
+  NameNotUtf8: h(400, 'InvalidFileName', 'InvalidObjectName'),
   InvalidSourceFile: h(400, 'InvalidSourceFile', 'InvalidArgument'),
   InvalidDestinationPath: h(400, 'InvalidDestinationPath', 'InvalidObjectName'),
   SameNameDirectoryOrFileExists: h(409, 'SameNameDirectoryOrFileExists', 'ObjectAlreadyExists'),
@@ -49,6 +50,7 @@ export const HTTP_OF: Record<ErrorCode, HttpError> = {
   NotALibrary: h(500, 'InternalError', 'InternalError'),
   SchemaTooNew: h(500, 'InternalError', 'InternalError'),
   LibraryReadOnly: h(503, 'ServiceUnavailable', 'ServiceUnavailable'),
+  InsufficientStorage: h(507, 'InsufficientStorage', 'InsufficientStorage'),
   Busy: h(503, 'ServiceUnavailable', 'SlowDown'),
   Internal: h(500, 'InternalError', 'InternalError'),
 };
