@@ -20,6 +20,7 @@ export const ERROR_CODES = [
   'FileNameLengthExceed',
   'DirectoryNameLengthExceed',
   'LinkTargetTooLong', // N2: a link target over 4095 bytes
+  'PathTooLong', // a path over 4095 bytes (PATH_MAX semantics), given or about to be made by a copy
   'InvalidFileName', // empty, contains '/' or NUL, '.' or '..'
   'NameNotUtf8', // D5: a name or link target whose bytes are not valid UTF-8 (never altered, refused)
   'InvalidSourceFile', // a bad source: a '..' segment, a link to a directory or to a link (L2)

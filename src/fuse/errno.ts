@@ -19,6 +19,7 @@ export const ERRNO_OF: Record<ErrorCode, number> = {
   FileNameLengthExceed: E.ENAMETOOLONG,
   DirectoryNameLengthExceed: E.ENAMETOOLONG,
   LinkTargetTooLong: E.ENAMETOOLONG,
+  PathTooLong: E.ENAMETOOLONG,
   InvalidFileName: E.EINVAL,
   NameNotUtf8: E.EILSEQ,
   InvalidSourceFile: E.EINVAL,

@@ -79,13 +79,8 @@ export function segments(path: string): string[] {
 /** Where a link points, as space-relative segments (null when it points outside the space or nowhere now). */
 export function linkToSegments(info: NodeInfo): string[] | null {
   const l = info.link;
-  if (!l) return null;
-  if (l.flavour === 'bound') return l.targetPath === undefined ? null : segments(l.targetPath);
-  const stored = l.stored ?? '';
-  if (l.pathBase === 'space') return segments(posix.normalize('/' + stored));
-  if (stored.startsWith('/')) return null; // absolute: only the mount knows its mountpoint
-  const joined = posix.normalize(posix.join('/', posix.dirname('/' + info.path), stored));
-  return segments(joined);
+  if (!l || l.targetPath === undefined) return null;
+  return segments(l.targetPath);
 }
 
 function typeOf(info: NodeInfo): 'file' | 'dir' | 'symlink' {

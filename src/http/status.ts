@@ -23,6 +23,7 @@ export const HTTP_OF: Record<ErrorCode, HttpError> = {
   FileNameLengthExceed: h(400, 'FileNameLengthExceed', 'InvalidObjectName'),
   DirectoryNameLengthExceed: h(400, 'DirectoryNameLengthExceed', 'InvalidObjectName'),
   LinkTargetTooLong: h(400, 'InvalidArgument', 'InvalidArgument'),
+  PathTooLong: h(400, 'PathTooLong', 'InvalidObjectName'),
   InvalidFileName: h(400, 'InvalidFileName', 'InvalidObjectName'),
   NameNotUtf8: h(400, 'InvalidFileName', 'InvalidObjectName'),
   InvalidSourceFile: h(400, 'InvalidSourceFile', 'InvalidArgument'),
