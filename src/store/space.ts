@@ -1220,13 +1220,21 @@ export class Space {
    */
   remove(
     path: string,
-    opts: { permanent?: boolean; recursive?: boolean; kind?: 'dir' | 'file' } = {},
+    opts: { permanent?: boolean; recursive?: boolean; kind?: 'dir' | 'file'; rmdirEmpty?: boolean } = {},
   ): { recycledItemId?: number; taskId?: number } {
     return this.tx(() => {
       const found = this.resolve(path);
       if (opts.kind === 'file' && found.row.kind === 'dir') throw fail('IsADirectory', 'is a directory; delete it as a directory', path);
       if (opts.kind === 'dir' && found.row.kind !== 'dir') throw fail('NotADirectory', 'not a directory; delete it as a file', path);
       const r = this.writable(found, path);
+      if (opts.rmdirEmpty && r.row.kind === 'dir') {
+        // BOS DeleteObject of a directory key: rmdir semantics (nothing in it to lose)
+        if (this.q.hasChildren.get(r.row.id)) throw fail('DirectoryNotEmpty', 'directory not empty', path);
+        this.q.deleteEntry.run(r.row.id);
+        this.touchDir(r.parent!);
+        this.deleteNodeRows(r.row);
+        return {};
+      }
       if (r.row.kind === 'dir' && !opts.recursive && this.q.hasChildren.get(r.row.id)) {
         throw fail('DirectoryNotEmpty', 'directory not empty (remove it recursively)', path);
       }

@@ -77,7 +77,16 @@ export interface Harness {
   bosFetch(
     method: string,
     path: string,
-    opts?: { query?: Record<string, string>; headers?: Record<string, string>; body?: string | Buffer; timestamp?: number; expiration?: number; sk?: string; ak?: string },
+    opts?: {
+      query?: Record<string, string>;
+      headers?: Record<string, string>;
+      body?: string | Buffer;
+      timestamp?: number;
+      expiration?: number;
+      sk?: string;
+      ak?: string;
+      headersToSign?: string[];
+    },
   ): Promise<Res>;
   /** node:http with the path sent byte for byte (no URL normalisation of `..`). */
   raw(method: string, path: string, headers?: Record<string, string>, body?: string | Buffer): Promise<Res>;
@@ -129,16 +138,20 @@ export function rawRequest(base: string, method: string, path: string, headers: 
   });
 }
 
-/** Sign like the SDK: canonical headers are host + every x-bce-* (+ any listed). */
+/**
+ * Sign with the SDK's own signer, as BosClient does: canonical headers are host, content-md5,
+ * content-length and content-type when in `headers`, and every x-bce-* header (`headersToSign`
+ * replaces the first four).
+ */
 export function signBce(
   method: string,
   path: string,
   query: Record<string, string>,
   headers: Record<string, string>,
-  opts: { ak?: string; sk?: string; timestamp?: number; expiration?: number } = {},
+  opts: { ak?: string; sk?: string; timestamp?: number; expiration?: number; headersToSign?: string[] } = {},
 ): string {
   const auth = new SdkAuth(opts.ak ?? AK, opts.sk ?? SK);
-  return auth.generateAuthorization(method, path, query, headers, opts.timestamp, opts.expiration, ['host']);
+  return auth.generateAuthorization(method, path, query, headers, opts.timestamp, opts.expiration, opts.headersToSign);
 }
 
 export function queryString(q: Record<string, string | number | undefined> | undefined): string {

@@ -5,7 +5,7 @@
  * Nothing here imports `tap` at run time (only its types), so the crash child can use it too.
  */
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, existsSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { Readable } from 'node:stream';
@@ -34,6 +34,17 @@ export function bareEtag(e: string | null | undefined): string | null | undefine
 
 // ---------------------------------------------------------------------------------------------
 // temp libraries
+
+/** Every regular file under `dir`, recursively (absolute paths). */
+export function listFiles(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...listFiles(p));
+    else if (e.isFile()) out.push(p);
+  }
+  return out;
+}
 
 export function tempDir(prefix = 'smhfs-store-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
