@@ -74,9 +74,26 @@ export function validateLinkTarget(target: string, subject: string): void {
  * (`a.tar.gz` → `a.tar (1).gz`, `.bashrc` → `.bashrc (1)`); directories never split.
  */
 export function conflictName(name: string, n: number, isDir: boolean): string {
+  const { stem, ext } = conflictPattern(name, isDir);
+  return `${stem} (${n})${ext}`;
+}
+
+/** C2: the parts around ` (n)` in the alternatives to `name`. */
+export function conflictPattern(name: string, isDir: boolean): { stem: string; ext: string } {
   const dot = isDir ? -1 : name.lastIndexOf('.');
-  if (dot <= 0) return `${name} (${n})`;
-  return `${name.slice(0, dot)} (${n})${name.slice(dot)}`;
+  return dot <= 0 ? { stem: name, ext: '' } : { stem: name.slice(0, dot), ext: name.slice(dot) };
+}
+
+/**
+ * The n of `candidate` if it is exactly the C2 alternative `stem (n)ext` (n written as
+ * conflictName writes it: no sign, no leading zero), else undefined.
+ */
+export function conflictNumber(candidate: string, stem: string, ext: string): number | undefined {
+  const head = `${stem} (`;
+  const tail = `)${ext}`;
+  if (candidate.length <= head.length + tail.length || !candidate.startsWith(head) || !candidate.endsWith(tail)) return undefined;
+  const digits = candidate.slice(head.length, candidate.length - tail.length);
+  return /^[1-9][0-9]{0,14}$/.test(digits) ? Number(digits) : undefined;
 }
 
 /** Relative path from directory `from` to `to` (both segment lists from the space root). */
