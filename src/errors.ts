@@ -33,6 +33,8 @@ export const ERROR_CODES = [
   'MoveIntoItself', // rename of a directory into its own subtree (EINVAL)
   'CrossSpace', // rename/link across spaces (EXDEV)
   'TooManyLinks', // ELOOP while resolving a path through links
+  'LinkLimitExceeded', // a file already has the most bound links one file may have (EMLINK)
+  'OperationTooLarge', // one request would do more synchronous work than the server allows (a huge copy)
   // permissions / capabilities
   'ReadOnly', // writes into the recycle-bin view (T3) -> EPERM
   'NotPermitted', // hard links (L17), ownership changes a non-owner may not make

@@ -31,6 +31,8 @@ export const ERRNO_OF: Record<ErrorCode, number> = {
   MoveIntoItself: E.EINVAL,
   CrossSpace: E.EXDEV,
   TooManyLinks: E.ELOOP,
+  LinkLimitExceeded: E.EMLINK,
+  OperationTooLarge: E.E2BIG,
   ReadOnly: E.EPERM,
   NotPermitted: E.EPERM,
   NoPermission: E.EACCES,

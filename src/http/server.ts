@@ -51,6 +51,11 @@ export interface ServerLimits {
   maxConnections: number;
   /** Size of the request line and headers together. */
   maxHeaderBytes: number;
+  /**
+   * The most items one copy request may create: a copy is one transaction, and while it runs no
+   * other request is answered (10,000 items: ~0.4 s on the 2-core test machine).
+   */
+  maxCopyNodes: number;
 }
 
 export const DEFAULT_LIMITS: ServerLimits = {
@@ -60,6 +65,7 @@ export const DEFAULT_LIMITS: ServerLimits = {
   keepAliveTimeoutMs: 5_000,
   maxConnections: 256,
   maxHeaderBytes: 16 * 1024,
+  maxCopyNodes: 10_000,
 };
 
 export interface RunningServer {
@@ -154,7 +160,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   (app.server as unknown as { connectionsCheckingInterval?: number }).connectionsCheckingInterval = Math.min(1000, limits.headersTimeoutMs);
   const tasks = new TaskRunner(opts.lib, app.log, opts.taskPollMs ?? 5000);
 
-  await app.register(smhRoutes, { prefix: '/api/v1', lib: opts.lib, onTaskQueued: () => tasks.kick() });
+  await app.register(smhRoutes, { prefix: '/api/v1', lib: opts.lib, onTaskQueued: () => tasks.kick(), maxCopyNodes: limits.maxCopyNodes });
   await app.register(bosRoutes, { lib: opts.lib, credentials: opts.bos });
 
   app.setNotFoundHandler((req, reply) => {

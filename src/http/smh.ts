@@ -18,6 +18,8 @@ export interface SmhOptions {
   lib: HttpLibrary;
   /** Called after an operation queued an asynchronous purge task (L15). */
   onTaskQueued: () => void;
+  /** The most items one copy may create (the request's work budget). */
+  maxCopyNodes?: number;
 }
 
 type Q = Record<string, string | undefined>;
@@ -163,6 +165,7 @@ function byteOrder(a: string, b: string): number {
 
 export async function smhRoutes(app: FastifyInstance, opts: SmhOptions): Promise<void> {
   const { lib } = opts;
+  const maxNodes = opts.maxCopyNodes ?? Infinity;
   const tokens = new WeakMap<FastifyRequest, TokenInfo>();
 
   // JSON bodies are commands ({linkTo}|{from}|{copyFrom}); every other body is file content and
@@ -236,7 +239,7 @@ export async function smhRoutes(app: FastifyInstance, opts: SmhOptions): Promise
           return json(reply, 200, { path: placed.path });
         }
         if (cmd?.copyFrom !== undefined) {
-          const placed = await space.copy(cmd.copyFrom, path, { conflict, kind: 'file', authorize: allow(req, 'copy_file', conflict) });
+          const placed = await space.copy(cmd.copyFrom, path, { conflict, kind: 'file', authorize: allow(req, 'copy_file', conflict), maxNodes });
           return json(reply, 200, { path: placed.path });
         }
         // Upload: the body is the content. Grants and the destination are checked before a byte
@@ -310,7 +313,7 @@ export async function smhRoutes(app: FastifyInstance, opts: SmhOptions): Promise
         }
         if (cmd?.copyFrom !== undefined) {
           const conflict = strategy ?? 'rename';
-          const placed = await space.copy(cmd.copyFrom, path, { conflict, kind: 'dir', authorize: allow(req, 'copy_directory', conflict) });
+          const placed = await space.copy(cmd.copyFrom, path, { conflict, kind: 'dir', authorize: allow(req, 'copy_directory', conflict), maxNodes });
           return json(reply, 200, { path: placed.path });
         }
         const conflict = strategy ?? 'ask'; // C4: directory create defaults to ask

@@ -35,6 +35,8 @@ export const HTTP_OF: Record<ErrorCode, HttpError> = {
   MoveIntoItself: h(400, 'InvalidDestinationPath'),
   CrossSpace: h(400, 'InvalidDestinationPath'),
   TooManyLinks: h(400, 'InvalidSourceFile', 'InvalidTargetType'),
+  LinkLimitExceeded: h(409, 'LinkLimitExceeded'),
+  OperationTooLarge: h(400, 'OperationTooLarge'),
   ReadOnly: h(403, 'NoPermission', 'AccessDenied'),
   NotPermitted: h(403, 'NoPermission', 'AccessDenied'),
   NoPermission: h(403, 'NoPermission', 'AccessDenied'),
