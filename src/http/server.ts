@@ -141,13 +141,31 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     bodyLimit: 1 << 20, // JSON bodies; uploads are streamed and not subject to it
     routerOptions: { maxParamLength: 1 << 16, ignoreDuplicateSlashes: false },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
-    http: { maxHeaderSize: limits.maxHeaderBytes, headersTimeout: limits.headersTimeoutMs, requestTimeout: limits.requestTimeoutMs },
+    http: {
+      maxHeaderSize: limits.maxHeaderBytes,
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      // Node checks the header and request deadlines on this period: keep it below them.
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(limits.headersTimeoutMs / 4))),
+    },
     connectionTimeout: limits.idleTimeoutMs,
     keepAliveTimeout: limits.keepAliveTimeoutMs,
     requestTimeout: limits.requestTimeoutMs,
     // A URL that does not decode (invalid UTF-8, a bad %) or a path over the router's limit: the
     // dialect's error, never Fastify's (which echoes the URL, token included).
     frameworkErrors: dialectError,
+    // Name what was wrong (an unknown parameter, a bad value) — ajv's defaults do not.
+    schemaErrorFormatter: (errors, dataVar) =>
+      new Error(
+        errors
+          .map((e) => {
+            const extra = (e.params as { additionalProperty?: string; allowedValues?: unknown[] }) ?? {};
+            const name = extra.additionalProperty !== undefined ? ` ${JSON.stringify(extra.additionalProperty.slice(0, 64))}` : '';
+            const allowed = extra.allowedValues ? ` (one of ${extra.allowedValues.join(', ')})` : '';
+            return `${dataVar}${e.instancePath} ${e.message ?? 'is invalid'}${name}${allowed}`;
+          })
+          .join('; '),
+      ),
     clientErrorHandler(err: Error, socket: Socket) {
       const e = err as NodeJS.ErrnoException & { rawPacket?: Buffer };
       if (e.code === 'ECONNRESET' || socket.destroyed) return;
@@ -156,8 +174,6 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     },
   });
   app.server.maxConnections = limits.maxConnections;
-  // Node checks header and request deadlines on this period: keep it below the deadlines.
-  (app.server as unknown as { connectionsCheckingInterval?: number }).connectionsCheckingInterval = Math.min(1000, limits.headersTimeoutMs);
   const tasks = new TaskRunner(opts.lib, app.log, opts.taskPollMs ?? 5000);
 
   await app.register(smhRoutes, { prefix: '/api/v1', lib: opts.lib, onTaskQueued: () => tasks.kick(), maxCopyNodes: limits.maxCopyNodes });
