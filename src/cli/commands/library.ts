@@ -4,11 +4,16 @@
  * arguments to store calls and results to text (or JSON with `--json`).
  */
 import { once } from 'node:events';
+import { createReadStream } from 'node:fs';
+import { stat as statLocal } from 'node:fs/promises';
 import { posix } from 'node:path';
+import { Transform } from 'node:stream';
 import { type Command, Option } from 'commander';
-import { SmhError, isSmhError } from '../../errors.js';
+import { hashFile } from '../../blob/hash.js';
+import { SmhError, fail, isSmhError } from '../../errors.js';
+import { TRASH_NAME, splitPath, validateName } from '../../store/paths.js';
 import type { Library, Space } from '../../store/library.js';
-import { type DirEntry, type NodeInfo, type RecycleItem, STORAGE_CLASSES, type StorageClass, type Task } from '../../store/types.js';
+import { type Conflict, type DirEntry, type NodeInfo, type RecycleItem, STORAGE_CLASSES, type StorageClass, type Task } from '../../store/types.js';
 import {
   conflictOf,
   conflictOption,
@@ -20,8 +25,13 @@ import {
   reportError,
   runAction,
   withSubject,
+  CliError,
 } from '../context.js';
+import { humanBytes as humanSize } from '../sizes.js';
 import { isoTime, linkTarget, modeString, octalMode, placedPath, plural, shortTime, table } from '../format.js';
+import { document } from '../help.js';
+import { groupName, userName } from '../owners.js';
+import { type Progress, startProgress } from '../progress.js';
 
 /** Bytes per `readBlob` call in `cat` (the page cache's default page size). */
 const CAT_CHUNK = 1 << 20;
@@ -59,60 +69,117 @@ function linkSummary(info: NodeInfo): string {
 
 export function register(program: Command): void {
   // put ---------------------------------------------------------------------------------------
-  program
+  const put = program
     .command('put')
     .description('store a local file (or standard input) at PATH')
     .argument('<src>', 'local file, or - for standard input')
     .argument('<path>', 'destination path in the library')
+    .option('-p, --parents', 'create missing parent directories of PATH')
     .addOption(conflictOption('when PATH exists: ask (fail), rename, overwrite (default: the store\'s, rename)'))
-    .addOption(new Option('--storage-class <class>', 'storage class').choices(STORAGE_CLASSES as string[]))
-    .action(
-      runAction('put', async (src: string, path: string, opts: ConflictOpts & { storageClass?: string }, cmd: Command) => {
-        const g = globalOptions(cmd);
-        const { lib, space } = await openLibrary(g);
-        const ref = src === '-' ? await lib.storeBlobFromStream(process.stdin) : await lib.storeBlobFromFile(src);
-        let placed;
-        try {
-          placed = await about(path, () =>
-            space.putFile(path, ref, {
-              ...owner(),
-              ...(opts.conflict ? { conflict: conflictOf(opts) } : {}),
-              ...(opts.storageClass ? { storageClass: opts.storageClass as StorageClass } : {}),
-            }),
-          );
-        } catch (e) {
-          await lib.abandonBlob(ref);
-          throw e;
+    .addOption(new Option('--storage-class <class>', 'storage class').choices(STORAGE_CLASSES as string[]));
+  document(put, {
+    uses: ['library', 'space', 'json', 'blobs'],
+    examples: [
+      ['put ./cat.jpg photos/cat.jpg', 'store a file (progress on a terminal)'],
+      ['put -p ./holiday.mp4 videos/2025/holiday.mp4 --conflict overwrite', 'create videos/2025, replace what is there'],
+      ['put - notes/today.txt < today.txt', 'from standard input'],
+    ],
+  });
+  put.action(
+    runAction('put', async (src: string, path: string, opts: ConflictOpts & { storageClass?: string; parents?: boolean }, cmd: Command) => {
+      const g = globalOptions(cmd);
+      // The local file first (a typo should not create a library), then the destination: both
+      // are checked before a byte is read, so a 2 GiB put into a missing folder fails at once.
+      const size = src === '-' ? undefined : await localFileSize(src);
+      const streamed = src === '-' || size === undefined; // stdin, a pipe, a device: read once
+      const { lib, space } = await openLibrary(g);
+      await about(path, () => checkPut(space, path, { conflict: conflictOf(opts), parents: opts.parents === true }));
+      const progress = startProgress(`put ${path}`, { total: size });
+      let ref;
+      try {
+        if (streamed) {
+          let read = 0;
+          const counter = new Transform({
+            transform(chunk: Buffer, _enc, cb) {
+              read += chunk.length;
+              progress.update(read);
+              cb(null, chunk);
+            },
+          });
+          const input = src === '-' ? process.stdin : createReadStream(src, { highWaterMark: 1 << 20 });
+          input.pipe(counter);
+          input.once('error', (e: Error) => counter.destroy(e));
+          ref = await lib.storeBlobFromStream(counter, { onProgress: storingProgress(progress, () => read) });
+        } else {
+          // Two passes over the file (hash, then copy or upload): the bar covers both.
+          const hash = await hashFile(src, (n) => progress.update(n, size! * 2));
+          ref = await lib.storeBlobFromFile(src, { hash, onProgress: (n) => progress.update(size! + n, size! * 2) });
         }
-        const final = placedPath(placed);
-        if (g.json) printJson({ path: placed.path, info: placed.info });
-        else printLine(`${final} (${plural(placed.info.size, 'byte')})`);
-      }),
-    );
+      } catch (e) {
+        progress.fail();
+        throw e;
+      }
+      let placed;
+      try {
+        placed = await about(path, () =>
+          space.putFile(path, ref, {
+            ...owner(),
+            ...(opts.conflict ? { conflict: conflictOf(opts) } : {}),
+            ...(opts.storageClass ? { storageClass: opts.storageClass as StorageClass } : {}),
+            ...(opts.parents ? { createParents: true } : {}),
+          }),
+        );
+      } catch (e) {
+        progress.fail();
+        await lib.abandonBlob(ref);
+        throw e;
+      }
+      progress.done(`${humanSize(placed.info.size)}, done`);
+      const final = placedPath(placed);
+      if (g.json) printJson({ path: placed.path, info: placed.info });
+      else printLine(`${final} (${plural(placed.info.size, 'byte')})`);
+    }),
+  );
 
   // cat ---------------------------------------------------------------------------------------
-  program
+  const cat = program
     .command('cat')
     .description('write the content of files to standard output (following links, SMH rules)')
-    .argument('<path...>', 'file or link paths')
-    .action(
+    .argument('<path...>', 'file or link paths');
+  document(cat, {
+    uses: ['library', 'space', 'blobs'],
+    examples: [
+      ['cat links/cat > cat.jpg', 'read through a bound link'],
+      ['cat videos/holiday.mp4 | sha256sum', 'works on a library this user may only read'],
+    ],
+  });
+  cat.action(
       runAction('cat', async (paths: string[], _opts: unknown, cmd: Command) => {
-        const { lib, space } = await openLibrary(globalOptions(cmd));
+        const { lib, space } = await openLibrary(globalOptions(cmd), { reading: true });
         for (const path of paths) await catOne(lib, space, path);
       }),
     );
 
   // ls ----------------------------------------------------------------------------------------
-  program
+  const ls = program
     .command('ls')
     .description('list a directory (or show one entry)')
-    .argument('[path]', 'directory or entry (default: the space root)', '')
-    .option('-l, --long', 'long format: mode, size, mtime, and link targets with their flavour')
-    .option('-a, --all', 'include names starting with . (such as the recycle bin view .trash)')
-    .action(
-      runAction('ls', async (path: string, opts: { long?: boolean; all?: boolean }, cmd: Command) => {
+    .argument('[path]', 'directory or entry (default: the space root)')
+    .option('-l, --long', 'long format: mode, owner, group, size, mtime, and link targets with their flavour')
+    .option('-n, --numeric-uid-gid', 'like -l, with numeric user and group ids')
+    .option('-a, --all', 'include names starting with . (such as the recycle bin view .trash)');
+  document(ls, {
+    uses: ['library', 'space', 'json', 'blobs'],
+    examples: [
+      ['ls -l photos', 'mode, owner, group, size, time; links as "name -> target (bound)"'],
+      ['ls -a', 'the root, with the recycle-bin view .trash'],
+    ],
+  });
+  ls.action(
+      runAction('ls', async (pathArg: string | undefined, opts: { long?: boolean; all?: boolean; numericUidGid?: boolean }, cmd: Command) => {
+        const path = pathArg ?? '';
         const g = globalOptions(cmd);
-        const { space } = await openLibrary(g);
+        const { space } = await openLibrary(g, { reading: true });
         const info = await about(path, () => space.stat(path, { follow: false }));
         const entries: DirEntry[] =
           info.kind === 'dir'
@@ -123,27 +190,31 @@ export function register(program: Command): void {
           printJson(entries.map((e) => ({ name: e.name, ...e.info })));
           return;
         }
-        if (!opts.long) {
+        if (!opts.long && !opts.numericUidGid) {
           for (const e of entries) printLine(e.name);
           return;
         }
+        const numeric = opts.numericUidGid === true;
         const rows = entries.map((e) => [
           modeString(e.info.mode, e.info.kind),
+          numeric ? String(e.info.uid) : userName(e.info.uid),
+          numeric ? String(e.info.gid) : groupName(e.info.gid),
           String(e.info.size),
           shortTime(e.info.mtimeUs),
           e.info.link ? `${e.name} -> ${linkSummary(e.info)}` : e.name,
         ]);
-        for (const line of table(rows, [1])) printLine(line);
+        for (const line of table(rows, [3])) printLine(line);
       }),
     );
 
   // mkdir -------------------------------------------------------------------------------------
-  program
+  const mkdir = program
     .command('mkdir')
     .description('create directories')
     .argument('<path...>', 'directories to create')
-    .option('-p, --parents', 'create missing parents; an existing directory is not an error')
-    .action(
+    .option('-p, --parents', 'create missing parents; an existing directory is not an error');
+  document(mkdir, { uses: ['library', 'space', 'json', 'blobs'], examples: [['mkdir -p photos/2025 links', 'two directories, with parents']] });
+  mkdir.action(
       runAction('mkdir', async (paths: string[], opts: { parents?: boolean }, cmd: Command) => {
         const g = globalOptions(cmd);
         const { space } = await openLibrary(g);
@@ -164,13 +235,14 @@ export function register(program: Command): void {
     );
 
   // ln ----------------------------------------------------------------------------------------
-  program
+  const ln = program
     .command('ln')
     .description('create a bound link at LINK to the file TARGET (SMH rules: it follows renames and the recycle bin)')
     .argument('<target>', 'an existing file')
     .argument('<link>', 'path of the new link')
-    .addOption(conflictOption('when LINK exists: ask (fail), rename, overwrite (default: rename)'))
-    .action(
+    .addOption(conflictOption('when LINK exists: ask (fail), rename, overwrite (default: rename)'));
+  document(ln, { uses: ['library', 'space', 'json', 'blobs'], examples: [['ln photos/cat.jpg links/cat', 'links/cat now follows photos/cat.jpg wherever it goes']] });
+  ln.action(
       runAction('ln', async (target: string, link: string, opts: ConflictOpts, cmd: Command) => {
         const g = globalOptions(cmd);
         const { space } = await openLibrary(g);
@@ -184,7 +256,7 @@ export function register(program: Command): void {
 
   // mv, cp ------------------------------------------------------------------------------------
   for (const verb of ['mv', 'cp'] as const) {
-    program
+    const c = program
       .command(verb)
       .description(
         verb === 'mv'
@@ -193,8 +265,15 @@ export function register(program: Command): void {
       )
       .argument('<src>', 'existing path')
       .argument('<dst>', 'new path; ending in / means "into this directory"')
-      .addOption(conflictOption('when DST exists: ask (fail), rename, overwrite (default: rename)'))
-      .action(
+      .addOption(conflictOption('when DST exists: ask (fail), rename, overwrite (default: rename)'));
+    document(c, {
+      uses: ['library', 'space', 'json', 'blobs'],
+      examples:
+        verb === 'mv'
+          ? [['mv photos albums', 'rename a directory: links to files inside it follow'], ['mv albums/cat.jpg archive/', 'into a directory, same name']]
+          : [['cp albums/cat.jpg backup/cat.jpg', 'a copy shares the bytes (content addressing): no data is copied']],
+    });
+    c.action(
         runAction(verb, async (src: string, dstArg: string, opts: ConflictOpts, cmd: Command) => {
           const g = globalOptions(cmd);
           const { space } = await openLibrary(g);
@@ -208,13 +287,20 @@ export function register(program: Command): void {
   }
 
   // rm ----------------------------------------------------------------------------------------
-  program
+  const rm = program
     .command('rm')
     .description('move files, links or directories to the recycle bin (or delete them permanently)')
     .argument('<path...>', 'paths to remove')
     .option('-r, --recursive', 'remove directories and their contents')
-    .option('--permanent', 'delete permanently instead of moving to the recycle bin')
-    .action(
+    .option('--permanent', 'delete permanently instead of moving to the recycle bin');
+  document(rm, {
+    uses: ['library', 'space', 'json', 'blobs'],
+    examples: [
+      ['rm albums/cat.jpg', 'to the recycle bin, with the bound links to it (smhfs trash restore brings them back)'],
+      ['rm -r --permanent old-drafts', 'delete a directory for good (purged in the background, progress on a terminal)'],
+    ],
+  });
+  rm.action(
       runAction('rm', async (paths: string[], opts: { recursive?: boolean; permanent?: boolean }, cmd: Command) => {
         const g = globalOptions(cmd);
         const { space } = await openLibrary(g);
@@ -254,15 +340,16 @@ export function register(program: Command): void {
     );
 
   // stat --------------------------------------------------------------------------------------
-  program
+  const statCmd = program
     .command('stat')
     .description("show a node's kind, identity, size, mode, times, storage class and, for links, flavour and target")
     .argument('<path>', 'path (links are not followed unless -L)')
-    .option('-L, --dereference', 'follow a link (SMH rules) and show its target')
-    .action(
+    .option('-L, --dereference', 'follow a link (SMH rules) and show its target');
+  document(statCmd, { uses: ['library', 'space', 'json', 'blobs'], examples: [['stat links/cat', 'a link: its flavour, its target now, what readlink returns in a mount']] });
+  statCmd.action(
       runAction('stat', async (path: string, opts: { dereference?: boolean }, cmd: Command) => {
         const g = globalOptions(cmd);
-        const { space } = await openLibrary(g);
+        const { space } = await openLibrary(g, { reading: true });
         const info = await about(path, () =>
           opts.dereference ? space.resolveRead(path, 'smh').node : space.stat(path, { follow: false }),
         );
@@ -273,24 +360,25 @@ export function register(program: Command): void {
 
   // trash -------------------------------------------------------------------------------------
   const trash = program.command('trash').description('the recycle bin: list, restore, purge, empty');
-  trash
-    .command('list')
-    .description('list recycle bin items with the bound links that went with them')
-    .action(
+  document(trash, { uses: ['library', 'space', 'json', 'blobs'] });
+  const trashList = trash.command('list').description('list recycle bin items with the bound links that went with them');
+  document(trashList, { uses: ['library', 'space', 'json', 'blobs'], examples: [['trash list', 'id, kind, size, removal time, original path, and the links that went along']] });
+  trashList.action(
       runAction('trash list', async (_opts: unknown, cmd: Command) => {
         const g = globalOptions(cmd);
-        const { space } = await openLibrary(g);
+        const { space } = await openLibrary(g, { reading: true });
         const items = space.trashList();
         if (g.json) printJson(items);
         else for (const line of trashLines(items)) printLine(line);
       }),
     );
-  trash
+  const restore = trash
     .command('restore')
     .description('restore an item (and its links) to its original path, recreating missing parents')
     .argument('<id>', 'recycle bin item id (see trash list)', parseId)
-    .addOption(conflictOption('when the original name is taken: ask (fail), rename, overwrite (default: rename)'))
-    .action(
+    .addOption(conflictOption('when the original name is taken: ask (fail), rename, overwrite (default: rename)'));
+  document(restore, { uses: ['library', 'space', 'json', 'blobs'], examples: [['trash restore 1', 'item 1 and the links that went with it come back']] });
+  restore.action(
       runAction('trash restore', async (id: number, opts: ConflictOpts, cmd: Command) => {
         const g = globalOptions(cmd);
         const { space } = await openLibrary(g);
@@ -312,11 +400,12 @@ export function register(program: Command): void {
         for (const l of links) if (l.path !== null) printLine(`restored link ${l.path} -> ${linkOf(space, l.nodeId)}`);
       }),
     );
-  trash
+  const purge = trash
     .command('purge')
     .description('delete an item permanently (bound links to it go too)')
-    .argument('<id>', 'recycle bin item id', parseId)
-    .action(
+    .argument('<id>', 'recycle bin item id', parseId);
+  document(purge, { uses: ['library', 'space', 'json', 'blobs'], examples: [['trash purge 1', 'item 1 is gone for good']] });
+  purge.action(
       runAction('trash purge', async (id: number, _opts: unknown, cmd: Command) => {
         const g = globalOptions(cmd);
         const { space } = await openLibrary(g);
@@ -325,10 +414,9 @@ export function register(program: Command): void {
         else printLine(r.taskId !== undefined ? `purged item ${id} (contents purged by task ${r.taskId})` : `purged item ${id}`);
       }),
     );
-  trash
-    .command('empty')
-    .description('delete every item in the recycle bin permanently')
-    .action(
+  const empty = trash.command('empty').description('delete every item in the recycle bin permanently');
+  document(empty, { uses: ['library', 'space', 'json', 'blobs'], examples: [['trash empty', 'frees the space the bin holds']] });
+  empty.action(
       runAction('trash empty', async (_opts: unknown, cmd: Command) => {
         const g = globalOptions(cmd);
         const { space } = await openLibrary(g);
@@ -339,14 +427,15 @@ export function register(program: Command): void {
     );
 
   // tasks -------------------------------------------------------------------------------------
-  program
+  const tasks = program
     .command('tasks')
     .description('show background tasks (directory purges) and their state')
-    .argument('[id]', 'one task', parseId)
-    .action(
+    .argument('[id]', 'one task', parseId);
+  document(tasks, { uses: ['library', 'json', 'blobs'], examples: [['tasks', 'every task: state, progress, subject']] });
+  tasks.action(
       runAction('tasks', async (id: number | undefined, _opts: unknown, cmd: Command) => {
         const g = globalOptions(cmd);
-        const { lib } = await openLibrary(g);
+        const { lib } = await openLibrary(g, { reading: true });
         const tasks: Task[] = id !== undefined ? [await about(String(id), () => lib.task(id))] : lib.tasks();
         if (g.json) printJson(id !== undefined ? tasks[0] : tasks);
         else for (const line of taskLines(tasks)) printLine(line);
@@ -355,6 +444,53 @@ export function register(program: Command): void {
 }
 
 // ---------------------------------------------------------------------------------------------
+
+/** The size of a regular local file; undefined for a pipe or device (read as a stream, once). */
+async function localFileSize(src: string): Promise<number | undefined> {
+  const st = await statLocal(src);
+  if (st.isDirectory()) throw new CliError('EISDIR', 'is a directory; put stores one file (smhfs mkdir makes directories)', src);
+  return st.isFile() ? st.size : undefined;
+}
+
+/** After stdin was read: storing it somewhere slow (S3) continues the same progress line. */
+function storingProgress(progress: Progress, read: () => number): (stored: number) => void {
+  return (stored) => progress.update(read() + stored, read() * 2);
+}
+
+/**
+ * What `space.putFile` would refuse, found before the source is read (the store checks again in
+ * its transaction; this is for failing fast, not for safety): a bad name, a missing or non-directory
+ * parent (unless `parents`), the read-only recycle-bin view, and a taken name under `ask` (or a
+ * directory under `overwrite`).
+ */
+function checkPut(space: Space, path: string, o: { conflict: Conflict | undefined; parents: boolean }): void {
+  const segs = splitPath(path, 'destination');
+  if (segs.length === 0) throw fail('InvalidDestinationPath', 'a file path must not be empty', path);
+  validateName(segs[segs.length - 1]!, false, path);
+  if (segs[0] === TRASH_NAME) throw fail('ReadOnly', 'the recycle bin is read-only', path);
+  for (let i = 1; i < segs.length; i++) {
+    const prefix = segs.slice(0, i).join('/');
+    let info: NodeInfo;
+    try {
+      info = space.stat(prefix, { follow: false });
+    } catch (e) {
+      if (!isSmhError(e, 'FileNotFound')) throw e;
+      if (!o.parents) throw fail('DirectoryNotFound', `the parent directory ${prefix} does not exist (put -p creates it)`, path);
+      for (const name of segs.slice(i, -1)) validateName(name, true, path);
+      return; // the rest will be created, so nothing can be in the way
+    }
+    if (info.kind !== 'dir') throw fail('NotADirectory', `${prefix} is not a directory`, path);
+  }
+  let existing: NodeInfo;
+  try {
+    existing = space.stat(path, { follow: false });
+  } catch (e) {
+    if (isSmhError(e, 'FileNotFound')) return;
+    throw e;
+  }
+  if (o.conflict === 'ask') throw fail('SameNameDirectoryOrFileExists', 'a file or directory with the same name exists', path);
+  if (o.conflict === 'overwrite' && existing.kind === 'dir') throw fail('IsADirectory', 'cannot replace a directory with a file', path);
+}
 
 async function catOne(lib: Library, space: Space, path: string): Promise<void> {
   const { node } = await about(path, () => space.resolveRead(path, 'smh'));
