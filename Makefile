@@ -19,7 +19,7 @@ NODE := $(shell command -v node)
 CLI := $(CURDIR)/dist/src/cli/main.js
 SOURCES := $(shell find src test bench -name '*.ts' 2>/dev/null) tsconfig.json package.json
 
-.PHONY: all deps system-deps build run test bench clean install uninstall
+.PHONY: all deps system-deps build run test bench clean install install-files uninstall
 
 all: build
 
@@ -69,7 +69,12 @@ test: deps
 # checkout's build with this node, by absolute path: mount(8) at boot has a minimal PATH.
 # DESTDIR for packaging; PREFIX, SBINDIR, MANDIR, BASH_COMPLETION_DIR to relocate.
 install: build
+	@$(MAKE) --no-print-directory install-files
+
+# The files only, from the current build (tests install into a temporary PREFIX with this).
+install-files:
 	@test -n "$(NODE)" || { echo "smhfs: node is not on the PATH"; exit 1; }
+	@test -f "$(CLI)" || { echo "smhfs: not built yet: make build"; exit 1; }
 	install -d "$(DESTDIR)$(PREFIX)/bin" "$(DESTDIR)$(MANDIR)/man1" "$(DESTDIR)$(BASH_COMPLETION_DIR)"
 	printf '#!/bin/sh\nexec "%s" "%s" "$$@"\n' '$(NODE)' '$(CLI)' > "$(DESTDIR)$(PREFIX)/bin/smhfs.tmp"
 	chmod 755 "$(DESTDIR)$(PREFIX)/bin/smhfs.tmp" && mv -f "$(DESTDIR)$(PREFIX)/bin/smhfs.tmp" "$(DESTDIR)$(PREFIX)/bin/smhfs"

@@ -98,7 +98,7 @@ t.test('usage errors exit 2', async (t) => {
   t.equal((await run('stat', 'photos')).code, 0, 'photos is still there');
   const help = await run('--help');
   t.equal(help.code, 0, '--help exits 0');
-  t.match(help.out, /Commands:[\s\S]*trash/);
+  t.match(help.out, /Library commands[^\n]*:[\s\S]*trash[\s\S]*Mount:[\s\S]*mount/);
 });
 
 t.test('--json output parses', async (t) => {

@@ -133,9 +133,10 @@ export async function openLibrary(
     if (!how.reading) {
       throw new SmhError(
         'LibraryReadOnly',
-        `${oneLine(e.message)}; commands that only read (${READ_ONLY_COMMANDS}) still work on it`,
+        `this process cannot write to the library (a read-only file system, or a folder of another user); ` +
+          `commands that only read (${READ_ONLY_COMMANDS}) still work on it`,
         e.subject || dir,
-        { cause: e.cause },
+        { cause: e },
       );
     }
     ({ lib, blobStore } = await openLibraryWithBlobs(dir, opts, { readOnly: true }, wrap));
@@ -299,7 +300,8 @@ const VAGUE = new Set(['InternalError', 'ServiceUnavailable', 'BadGateway']);
 
 /** SQLite result codes (an `Internal` error's cause) in shell words, with the code scripts see. */
 const SQLITE_WORDS: Array<[RegExp, string, string]> = [
-  [/^SQLITE_FULL/, 'no space left on device for the library database; free some space (smhfs trash empty frees what the recycle bin holds)', 'InsufficientStorage'],
+  // SHMSIZE: SQLite could not grow library.db-shm, which on Linux means the disk is full.
+  [/^SQLITE_(FULL|IOERR_SHMSIZE)/, 'no space left on device for the library database; free some space (smhfs trash empty frees what the recycle bin holds)', 'InsufficientStorage'],
   [/^SQLITE_(CORRUPT|NOTADB)/, 'the library database is damaged; run "smhfs fsck" on it, and restore it from a backup if fsck cannot repair it', ''],
   [/^SQLITE_IOERR/, 'input/output error reading or writing the library database', ''],
   [/^SQLITE_(READONLY|CANTOPEN|PERM)/, 'the library database cannot be written (read-only file system or permissions)', 'LibraryReadOnly'],

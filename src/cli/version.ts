@@ -1,8 +1,8 @@
 /**
- * `smhfs --version` and `smhfs version`: the package version and the commit it was built from.
- * `make build` records the commit in dist/build-info.json; a tree built otherwise (plain `tsc`)
- * asks git at the moment the version is asked for, and says "unknown" outside a checkout. Only
- * these two commands pay for it.
+ * `smhfs --version` and `smhfs version`: the package version and the commit. In a git checkout
+ * (where `make` builds) git is asked at that moment (`+dirty` for uncommitted changes); a copy
+ * without .git uses dist/build-info.json, which `make build` writes; else "unknown". Only these
+ * two commands pay for it.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -27,21 +27,27 @@ function packageVersion(): string {
 }
 
 function commit(): string {
+  // The checkout this build lives in says best what it runs (also after plain `tsc`); an
+  // installed copy without .git falls back to what `make build` recorded.
+  try {
+    const git = (args: string[]): string =>
+      execFileSync('git', ['-C', ROOT, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 5000 }).trim();
+    const top = git(['rev-parse', '--show-toplevel']);
+    if (top === ROOT.replace(/\/$/, '')) {
+      const hash = git(['rev-parse', '--short=12', 'HEAD']);
+      const dirty = git(['status', '--porcelain', '--untracked-files=no']) !== '';
+      return `${hash}${dirty ? '+dirty' : ''}`;
+    }
+  } catch {
+    // no git, or not a checkout
+  }
   try {
     const info = JSON.parse(readFileSync(new URL('../../build-info.json', import.meta.url), 'utf8')) as { commit?: string };
     if (info.commit) return info.commit;
   } catch {
-    // not built by make: ask git
+    // not built by make
   }
-  try {
-    const git = (args: string[]): string =>
-      execFileSync('git', ['-C', ROOT, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 5000 }).trim();
-    const hash = git(['rev-parse', '--short=12', 'HEAD']);
-    const dirty = git(['status', '--porcelain', '--untracked-files=no']) !== '';
-    return `${hash}${dirty ? '+dirty' : ''}`;
-  } catch {
-    return 'unknown';
-  }
+  return 'unknown';
 }
 
 export function versionInfo(): VersionInfo {
