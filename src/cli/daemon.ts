@@ -15,9 +15,9 @@
  * mounted by then is stopped (SIGTERM to its pid) and the parent fails.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setErrorSink } from './context.js';
 
 const STATUS_ENV = 'SMHFS_DAEMON_STATUS';
@@ -98,6 +98,7 @@ export interface DaemonResult {
 export async function runDaemon(logFile: string, label: string): Promise<DaemonResult> {
   let logFd: number;
   try {
+    mkdirSync(dirname(logFile), { recursive: true });
     logFd = openSync(logFile, 'a', 0o640);
   } catch (e) {
     process.stderr.write(`smhfs: ${label}: cannot open the log file ${logFile}: ${(e as Error).message}\n`);

@@ -117,7 +117,7 @@ export function register(program: Command): void {
     .option('--allow-other', 'let other users use the mount (FUSE allow_other; non-root needs user_allow_other in /etc/fuse.conf)')
     .option('--uid <uid>', 'show every file as owned by this user id (FUSE uid=)', parseId('user id'))
     .option('--gid <gid>', 'show every file as owned by this group id (FUSE gid=)', parseId('group id'))
-    .option('--umask <octal>', 'mask these permission bits off every file and directory (FUSE umask=), e.g. 022', parseUmask)
+    .option('--umask <octal>', 'show every file and directory with mode 0777 minus these bits (FUSE umask=; 022 shows 755)', parseUmask)
     .option('--cache-size <size>', `page cache budget (16M to ${formatSize(MAX_CACHE)}, this machine's memory)`, sizeIn({ min: 16 * MiB, max: MAX_CACHE }), 256 * MiB)
     .option('--page-size <size>', 'page cache page size (4K to 64M)', sizeIn({ min: 4 * KiB, max: 64 * MiB }), MiB)
     .option('--readahead <size>', 'largest readahead window per open file (64K to 1G; default 16M, 64M on S3)', sizeIn({ min: 64 * KiB, max: GiB }))
