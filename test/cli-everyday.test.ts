@@ -367,3 +367,36 @@ t.test('make install-files: smhfs, mount.smhfs, mount.fuse.smhfs, the man page a
   t.equal(usage.code, 2);
   t.match(usage.stderr, /usage: mount\.smhfs LIBRARY MOUNTPOINT/);
 });
+
+t.test('issue 14: serve --log-file --log-level --metrics', async (t) => {
+  const { dir, lib } = await library(t);
+  const log = join(dir, 'logs', 'serve.log');
+  const child = spawn(process.execPath, [CLI, '--library', lib, 'serve', '--listen', '127.0.0.1:0', '--log-file', log, '--metrics', '127.0.0.1:0'], {
+    cwd: dir,
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, XDG_DATA_HOME: join(dir, 'xdg') },
+  });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | string>((res) => child.on('exit', (code, signal) => res(code ?? signal ?? -1)));
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  let text = '';
+  for (let i = 0; i < 400 && !/metrics at http/.test(text); i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    text = existsSync(log) ? readFileSync(log, 'utf8') : '';
+  }
+  t.match(text, /^\S+Z smhfs\[\d+\] INFO serving \S+\/lib at http:\/\/127\.0\.0\.1:\d+$/m, 'the banner goes to the log file');
+  t.equal(stderr, '', 'and not to stderr');
+  const api = /serving \S+ at (http:\/\/\S+)/.exec(text)![1]!;
+  const metrics = /metrics at (http:\/\/\S+)/.exec(text)![1]!;
+  await fetch(`${api}/api/v1/nothing-here`);
+  const body = await (await fetch(metrics)).text();
+  t.match(body, /^smhfs_request_duration_seconds_count\{op="smh GET"\} 1$/m, 'HTTP requests observed by dialect and method');
+  t.match(body, /^smhfs_cache_misses_total \d+$/m, 'cache counters');
+  t.match(body, /^smhfs_blob_requests_total\{op="getRange"\} \d+$/m, 'blob requests');
+  child.kill('SIGTERM');
+  t.equal(await exited, 0, 'SIGTERM stops it');
+  t.match(readFileSync(log, 'utf8'), /INFO SIGTERM: stopping\n$/);
+});
