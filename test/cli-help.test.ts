@@ -15,7 +15,7 @@ t.test('issue 14: every command\'s help lists the global options it uses, its ex
   const { dir } = scratch(t);
   const program = buildProgram();
   const all = ['--library', '--space', '--json', '--blobs', '--s3-endpoint', '--s3-region', '--s3-path-style'];
-  const groupOf: Record<string, string> = { '--library': 'library', '--space': 'space', '--json': 'json', '--blobs': 'blobs', '--s3-endpoint': 'blobs', '--s3-region': 'blobs', '--s3-path-style': 'blobs' };
+  const groupOf: Record<string, string> = { '--library': 'library', '--space': 'space', '--json': 'json', '--blobs': 'blobs', '--s3-endpoint': 's3', '--s3-region': 's3', '--s3-path-style': 's3' };
   for (const info of walk(program).slice(1)) {
     if (info.subcommands.length > 0) continue;
     const name = info.path.join(' ');

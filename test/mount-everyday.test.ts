@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { pidAlive, readRegistry } from '../src/fuse/mounts.js';
+import { Library } from '../src/store/library.js';
 import { ROOT, fuseUnavailable, isMounted, ok, sh, smhfs } from './helpers/mount.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -60,6 +61,7 @@ async function scene(t: Test): Promise<Scene & { photo: Buffer }> {
   t.teardown(async () => {
     if (!(await isMounted(s.mp))) rmSync(dir, { recursive: true, force: true });
   });
+  Library.open(s.lib, { create: true }).close(); // the store's API: with or without `smhfs init`
   const photo = Buffer.alloc((1 << 20) + 3, 7);
   writeFileSync(join(dir, 'photo.bin'), photo);
   const put = await smhfs(['--library', s.lib, 'put', join(dir, 'photo.bin'), 'photo.bin']);

@@ -11,7 +11,7 @@
 import { type Command, Help, type Option } from 'commander';
 
 /** The groups of global options a command may honour. */
-export type GlobalGroup = 'library' | 'space' | 'json' | 'blobs';
+export type GlobalGroup = 'library' | 'space' | 'json' | 'blobs' | 's3';
 
 export interface CommandDoc {
   /** Global option groups the command honours (default: all). */
@@ -27,6 +27,14 @@ const GROUP_OF = new Map<string, GlobalGroup>();
 export function globalGroup(option: Option, group: GlobalGroup): Option {
   if (option.long) GROUP_OF.set(option.long, group);
   return option;
+}
+
+/** Attach the docs of a table keyed by command path (`trash restore`) to the commands of `program`. */
+export function applyDocs(program: Command, docs: Record<string, CommandDoc>): void {
+  for (const info of walk(program).slice(1)) {
+    const doc = docs[info.path.join(' ')];
+    if (doc) document(info.cmd, doc);
+  }
 }
 
 /** Attach `doc` to `cmd` and add its examples after its help. */

@@ -13,7 +13,7 @@
  */
 import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
 
 export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -84,4 +84,19 @@ export function checkLogFile(file: string | undefined, mountpoint: string): void
   const f = resolve(file);
   const mp = resolve(mountpoint);
   if (f === mp || f.startsWith(`${mp}/`)) throw new InvalidArgumentError(`--log-file ${f} is inside the mountpoint ${mp}; put it elsewhere.`);
+}
+
+/** `--log-file FILE` (mount and serve). */
+export function logFileOption(): Option {
+  return new Option(
+    '--log-file <file>',
+    'append log lines to FILE (default: stderr; with --daemon /var/log/smhfs.log for root, else ~/.local/state/smhfs/smhfs.log)',
+  );
+}
+
+/** `--log-level LEVEL` (mount and serve). */
+export function logLevelOption(): Option {
+  return new Option('--log-level <level>', 'least severe level logged; debug adds one line per request')
+    .choices(LOG_LEVELS as unknown as string[])
+    .default('info');
 }

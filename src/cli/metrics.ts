@@ -18,7 +18,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
 import type { BlobStore } from '../blob/types.js';
 import type { PageCacheStats } from '../blob/page-cache.js';
 
@@ -41,6 +41,13 @@ export function parseMetricsAddress(value: string): string {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(value.trim());
   if (!m || Number(m[3]) > 65535) throw new InvalidArgumentError(`expected HOST:PORT such as 127.0.0.1:9567 or :9567, got ${JSON.stringify(value)}.`);
   return value.trim();
+}
+
+/** `--metrics HOST:PORT` (mount and serve). */
+export function metricsOption(): Option {
+  return new Option('--metrics <addr>', 'serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9567, :9567; port 0 picks one)').argParser(
+    parseMetricsAddress,
+  );
 }
 
 function splitAddress(addr: string): { host: string | undefined; port: number } {

@@ -15,7 +15,8 @@ import { register as registerMount } from './commands/mount.js';
 import { register as registerServe } from './commands/serve.js';
 import { register as registerShell } from './commands/shell.js';
 import { actionExitCode, parseLibraryOption, reportError, usageHint } from './context.js';
-import { HELP_CONFIG, globalGroup } from './help.js';
+import { COMMAND_DOCS } from './docs.js';
+import { HELP_CONFIG, applyDocs, globalGroup } from './help.js';
 import { translateMountHelperArgs } from './mount-helper.js';
 import { versionLine } from './version.js';
 
@@ -81,9 +82,9 @@ export function buildProgram(): Command {
         'blobs',
       ),
     )
-    .addOption(globalGroup(new Option('--s3-endpoint <url>', 'S3 endpoint (MinIO, Ceph, BOS, COS…)'), 'blobs'))
-    .addOption(globalGroup(new Option('--s3-region <region>', 'S3 region'), 'blobs'))
-    .addOption(globalGroup(new Option('--s3-path-style', 'S3 path-style addressing'), 'blobs'))
+    .addOption(globalGroup(new Option('--s3-endpoint <url>', 'S3 endpoint (MinIO, Ceph, BOS, COS…)'), 's3'))
+    .addOption(globalGroup(new Option('--s3-region <region>', 'S3 region'), 's3'))
+    .addOption(globalGroup(new Option('--s3-path-style', 'S3 path-style addressing'), 's3'))
     .option('-V, --version', 'print the version and the commit it was built from')
     .helpCommand('help [command]', 'show help for a command');
   for (const o of program.options) o.helpGroup('Global options (before or after the command; each command\'s help lists those it uses):');
@@ -98,6 +99,7 @@ export function buildProgram(): Command {
   registerBlobs(program);
   registerShell(program);
   groupCommands(program);
+  applyDocs(program, COMMAND_DOCS);
   configureTree(program);
   return program;
 }

@@ -29,7 +29,6 @@ import {
 } from '../context.js';
 import { humanBytes as humanSize } from '../sizes.js';
 import { isoTime, linkTarget, modeString, octalMode, placedPath, plural, shortTime, table } from '../format.js';
-import { document } from '../help.js';
 import { groupName, userName } from '../owners.js';
 import { type Progress, startProgress } from '../progress.js';
 
@@ -69,91 +68,76 @@ function linkSummary(info: NodeInfo): string {
 
 export function register(program: Command): void {
   // put ---------------------------------------------------------------------------------------
-  const put = program
+  program
     .command('put')
     .description('store a local file (or standard input) at PATH')
     .argument('<src>', 'local file, or - for standard input')
     .argument('<path>', 'destination path in the library')
     .option('-p, --parents', 'create missing parent directories of PATH')
     .addOption(conflictOption('when PATH exists: ask (fail), rename, overwrite (default: the store\'s, rename)'))
-    .addOption(new Option('--storage-class <class>', 'storage class').choices(STORAGE_CLASSES as string[]));
-  document(put, {
-    uses: ['library', 'space', 'json', 'blobs'],
-    examples: [
-      ['put ./cat.jpg photos/cat.jpg', 'store a file (progress on a terminal)'],
-      ['put -p ./holiday.mp4 videos/2025/holiday.mp4 --conflict overwrite', 'create videos/2025, replace what is there'],
-      ['put - notes/today.txt < today.txt', 'from standard input'],
-    ],
-  });
-  put.action(
-    runAction('put', async (src: string, path: string, opts: ConflictOpts & { storageClass?: string; parents?: boolean }, cmd: Command) => {
-      const g = globalOptions(cmd);
-      // The local file first (a typo should not create a library), then the destination: both
-      // are checked before a byte is read, so a 2 GiB put into a missing folder fails at once.
-      const size = src === '-' ? undefined : await localFileSize(src);
-      const streamed = src === '-' || size === undefined; // stdin, a pipe, a device: read once
-      const { lib, space } = await openLibrary(g);
-      await about(path, () => checkPut(space, path, { conflict: conflictOf(opts), parents: opts.parents === true }));
-      const progress = startProgress(`put ${path}`, { total: size });
-      let ref;
-      try {
-        if (streamed) {
-          let read = 0;
-          const counter = new Transform({
-            transform(chunk: Buffer, _enc, cb) {
-              read += chunk.length;
-              progress.update(read);
-              cb(null, chunk);
-            },
-          });
-          const input = src === '-' ? process.stdin : createReadStream(src, { highWaterMark: 1 << 20 });
-          input.pipe(counter);
-          input.once('error', (e: Error) => counter.destroy(e));
-          ref = await lib.storeBlobFromStream(counter, { onProgress: storingProgress(progress, () => read) });
-        } else {
-          // Two passes over the file (hash, then copy or upload): the bar covers both.
-          const hash = await hashFile(src, (n) => progress.update(n, size! * 2));
-          ref = await lib.storeBlobFromFile(src, { hash, onProgress: (n) => progress.update(size! + n, size! * 2) });
+    .addOption(new Option('--storage-class <class>', 'storage class').choices(STORAGE_CLASSES as string[]))
+    .action(
+      runAction('put', async (src: string, path: string, opts: ConflictOpts & { storageClass?: string; parents?: boolean }, cmd: Command) => {
+        const g = globalOptions(cmd);
+        // The local file first (a typo should not create a library), then the destination: both
+        // are checked before a byte is read, so a 2 GiB put into a missing folder fails at once.
+        const size = src === '-' ? undefined : await localFileSize(src);
+        const streamed = src === '-' || size === undefined; // stdin, a pipe, a device: read once
+        const { lib, space } = await openLibrary(g);
+        await about(path, () => checkPut(space, path, { conflict: conflictOf(opts), parents: opts.parents === true }));
+        const progress = startProgress(`put ${path}`, { total: size });
+        let ref;
+        try {
+          if (streamed) {
+            let read = 0;
+            const counter = new Transform({
+              transform(chunk: Buffer, _enc, cb) {
+                read += chunk.length;
+                progress.update(read);
+                cb(null, chunk);
+              },
+            });
+            const input = src === '-' ? process.stdin : createReadStream(src, { highWaterMark: 1 << 20 });
+            input.pipe(counter);
+            input.once('error', (e: Error) => counter.destroy(e));
+            ref = await lib.storeBlobFromStream(counter, { onProgress: storingProgress(progress, () => read) });
+          } else {
+            // Two passes over the file (hash, then copy or upload): the bar covers both.
+            const hash = await hashFile(src, (n) => progress.update(n, size! * 2));
+            ref = await lib.storeBlobFromFile(src, { hash, onProgress: (n) => progress.update(size! + n, size! * 2) });
+          }
+        } catch (e) {
+          progress.fail();
+          throw e;
         }
-      } catch (e) {
-        progress.fail();
-        throw e;
-      }
-      let placed;
-      try {
-        placed = await about(path, () =>
-          space.putFile(path, ref, {
-            ...owner(),
-            ...(opts.conflict ? { conflict: conflictOf(opts) } : {}),
-            ...(opts.storageClass ? { storageClass: opts.storageClass as StorageClass } : {}),
-            ...(opts.parents ? { createParents: true } : {}),
-          }),
-        );
-      } catch (e) {
-        progress.fail();
-        await lib.abandonBlob(ref);
-        throw e;
-      }
-      progress.done(`${humanSize(placed.info.size)}, done`);
-      const final = placedPath(placed);
-      if (g.json) printJson({ path: placed.path, info: placed.info });
-      else printLine(`${final} (${plural(placed.info.size, 'byte')})`);
-    }),
-  );
+        let placed;
+        try {
+          placed = await about(path, () =>
+            space.putFile(path, ref, {
+              ...owner(),
+              ...(opts.conflict ? { conflict: conflictOf(opts) } : {}),
+              ...(opts.storageClass ? { storageClass: opts.storageClass as StorageClass } : {}),
+              ...(opts.parents ? { createParents: true } : {}),
+            }),
+          );
+        } catch (e) {
+          progress.fail();
+          await lib.abandonBlob(ref);
+          throw e;
+        }
+        progress.done(`${humanSize(placed.info.size)}, done`);
+        const final = placedPath(placed);
+        if (g.json) printJson({ path: placed.path, info: placed.info });
+        else printLine(`${final} (${plural(placed.info.size, 'byte')})`);
+      }),
+    );
 
   // cat ---------------------------------------------------------------------------------------
-  const cat = program
+  program
     .command('cat')
     .description('write the content of files to standard output (following links, SMH rules)')
-    .argument('<path...>', 'file or link paths');
-  document(cat, {
-    uses: ['library', 'space', 'blobs'],
-    examples: [
-      ['cat links/cat > cat.jpg', 'read through a bound link'],
-      ['cat videos/holiday.mp4 | sha256sum', 'works on a library this user may only read'],
-    ],
-  });
-  cat.action(
+    .argument('<path...>', 'file or link paths')
+    .action(
       runAction('cat', async (paths: string[], _opts: unknown, cmd: Command) => {
         const { lib, space } = await openLibrary(globalOptions(cmd), { reading: true });
         for (const path of paths) await catOne(lib, space, path);
@@ -161,21 +145,14 @@ export function register(program: Command): void {
     );
 
   // ls ----------------------------------------------------------------------------------------
-  const ls = program
+  program
     .command('ls')
     .description('list a directory (or show one entry)')
     .argument('[path]', 'directory or entry (default: the space root)')
     .option('-l, --long', 'long format: mode, owner, group, size, mtime, and link targets with their flavour')
     .option('-n, --numeric-uid-gid', 'like -l, with numeric user and group ids')
-    .option('-a, --all', 'include names starting with . (such as the recycle bin view .trash)');
-  document(ls, {
-    uses: ['library', 'space', 'json', 'blobs'],
-    examples: [
-      ['ls -l photos', 'mode, owner, group, size, time; links as "name -> target (bound)"'],
-      ['ls -a', 'the root, with the recycle-bin view .trash'],
-    ],
-  });
-  ls.action(
+    .option('-a, --all', 'include names starting with . (such as the recycle bin view .trash)')
+    .action(
       runAction('ls', async (pathArg: string | undefined, opts: { long?: boolean; all?: boolean; numericUidGid?: boolean }, cmd: Command) => {
         const path = pathArg ?? '';
         const g = globalOptions(cmd);
@@ -208,13 +185,12 @@ export function register(program: Command): void {
     );
 
   // mkdir -------------------------------------------------------------------------------------
-  const mkdir = program
+  program
     .command('mkdir')
     .description('create directories')
     .argument('<path...>', 'directories to create')
-    .option('-p, --parents', 'create missing parents; an existing directory is not an error');
-  document(mkdir, { uses: ['library', 'space', 'json', 'blobs'], examples: [['mkdir -p photos/2025 links', 'two directories, with parents']] });
-  mkdir.action(
+    .option('-p, --parents', 'create missing parents; an existing directory is not an error')
+    .action(
       runAction('mkdir', async (paths: string[], opts: { parents?: boolean }, cmd: Command) => {
         const g = globalOptions(cmd);
         const { space } = await openLibrary(g);
@@ -235,14 +211,13 @@ export function register(program: Command): void {
     );
 
   // ln ----------------------------------------------------------------------------------------
-  const ln = program
+  program
     .command('ln')
     .description('create a bound link at LINK to the file TARGET (SMH rules: it follows renames and the recycle bin)')
     .argument('<target>', 'an existing file')
     .argument('<link>', 'path of the new link')
-    .addOption(conflictOption('when LINK exists: ask (fail), rename, overwrite (default: rename)'));
-  document(ln, { uses: ['library', 'space', 'json', 'blobs'], examples: [['ln photos/cat.jpg links/cat', 'links/cat now follows photos/cat.jpg wherever it goes']] });
-  ln.action(
+    .addOption(conflictOption('when LINK exists: ask (fail), rename, overwrite (default: rename)'))
+    .action(
       runAction('ln', async (target: string, link: string, opts: ConflictOpts, cmd: Command) => {
         const g = globalOptions(cmd);
         const { space } = await openLibrary(g);
@@ -256,7 +231,7 @@ export function register(program: Command): void {
 
   // mv, cp ------------------------------------------------------------------------------------
   for (const verb of ['mv', 'cp'] as const) {
-    const c = program
+    program
       .command(verb)
       .description(
         verb === 'mv'
@@ -265,15 +240,8 @@ export function register(program: Command): void {
       )
       .argument('<src>', 'existing path')
       .argument('<dst>', 'new path; ending in / means "into this directory"')
-      .addOption(conflictOption('when DST exists: ask (fail), rename, overwrite (default: rename)'));
-    document(c, {
-      uses: ['library', 'space', 'json', 'blobs'],
-      examples:
-        verb === 'mv'
-          ? [['mv photos albums', 'rename a directory: links to files inside it follow'], ['mv albums/cat.jpg archive/', 'into a directory, same name']]
-          : [['cp albums/cat.jpg backup/cat.jpg', 'a copy shares the bytes (content addressing): no data is copied']],
-    });
-    c.action(
+      .addOption(conflictOption('when DST exists: ask (fail), rename, overwrite (default: rename)'))
+      .action(
         runAction(verb, async (src: string, dstArg: string, opts: ConflictOpts, cmd: Command) => {
           const g = globalOptions(cmd);
           const { space } = await openLibrary(g);
@@ -287,20 +255,13 @@ export function register(program: Command): void {
   }
 
   // rm ----------------------------------------------------------------------------------------
-  const rm = program
+  program
     .command('rm')
     .description('move files, links or directories to the recycle bin (or delete them permanently)')
     .argument('<path...>', 'paths to remove')
     .option('-r, --recursive', 'remove directories and their contents')
-    .option('--permanent', 'delete permanently instead of moving to the recycle bin');
-  document(rm, {
-    uses: ['library', 'space', 'json', 'blobs'],
-    examples: [
-      ['rm albums/cat.jpg', 'to the recycle bin, with the bound links to it (smhfs trash restore brings them back)'],
-      ['rm -r --permanent old-drafts', 'delete a directory for good (purged in the background, progress on a terminal)'],
-    ],
-  });
-  rm.action(
+    .option('--permanent', 'delete permanently instead of moving to the recycle bin')
+    .action(
       runAction('rm', async (paths: string[], opts: { recursive?: boolean; permanent?: boolean }, cmd: Command) => {
         const g = globalOptions(cmd);
         const { space } = await openLibrary(g);
@@ -340,13 +301,12 @@ export function register(program: Command): void {
     );
 
   // stat --------------------------------------------------------------------------------------
-  const statCmd = program
+  program
     .command('stat')
     .description("show a node's kind, identity, size, mode, times, storage class and, for links, flavour and target")
     .argument('<path>', 'path (links are not followed unless -L)')
-    .option('-L, --dereference', 'follow a link (SMH rules) and show its target');
-  document(statCmd, { uses: ['library', 'space', 'json', 'blobs'], examples: [['stat links/cat', 'a link: its flavour, its target now, what readlink returns in a mount']] });
-  statCmd.action(
+    .option('-L, --dereference', 'follow a link (SMH rules) and show its target')
+    .action(
       runAction('stat', async (path: string, opts: { dereference?: boolean }, cmd: Command) => {
         const g = globalOptions(cmd);
         const { space } = await openLibrary(g, { reading: true });
@@ -360,10 +320,10 @@ export function register(program: Command): void {
 
   // trash -------------------------------------------------------------------------------------
   const trash = program.command('trash').description('the recycle bin: list, restore, purge, empty');
-  document(trash, { uses: ['library', 'space', 'json', 'blobs'] });
-  const trashList = trash.command('list').description('list recycle bin items with the bound links that went with them');
-  document(trashList, { uses: ['library', 'space', 'json', 'blobs'], examples: [['trash list', 'id, kind, size, removal time, original path, and the links that went along']] });
-  trashList.action(
+  trash
+    .command('list')
+    .description('list recycle bin items with the bound links that went with them')
+    .action(
       runAction('trash list', async (_opts: unknown, cmd: Command) => {
         const g = globalOptions(cmd);
         const { space } = await openLibrary(g, { reading: true });
@@ -372,13 +332,12 @@ export function register(program: Command): void {
         else for (const line of trashLines(items)) printLine(line);
       }),
     );
-  const restore = trash
+  trash
     .command('restore')
     .description('restore an item (and its links) to its original path, recreating missing parents')
     .argument('<id>', 'recycle bin item id (see trash list)', parseId)
-    .addOption(conflictOption('when the original name is taken: ask (fail), rename, overwrite (default: rename)'));
-  document(restore, { uses: ['library', 'space', 'json', 'blobs'], examples: [['trash restore 1', 'item 1 and the links that went with it come back']] });
-  restore.action(
+    .addOption(conflictOption('when the original name is taken: ask (fail), rename, overwrite (default: rename)'))
+    .action(
       runAction('trash restore', async (id: number, opts: ConflictOpts, cmd: Command) => {
         const g = globalOptions(cmd);
         const { space } = await openLibrary(g);
@@ -400,12 +359,11 @@ export function register(program: Command): void {
         for (const l of links) if (l.path !== null) printLine(`restored link ${l.path} -> ${linkOf(space, l.nodeId)}`);
       }),
     );
-  const purge = trash
+  trash
     .command('purge')
     .description('delete an item permanently (bound links to it go too)')
-    .argument('<id>', 'recycle bin item id', parseId);
-  document(purge, { uses: ['library', 'space', 'json', 'blobs'], examples: [['trash purge 1', 'item 1 is gone for good']] });
-  purge.action(
+    .argument('<id>', 'recycle bin item id', parseId)
+    .action(
       runAction('trash purge', async (id: number, _opts: unknown, cmd: Command) => {
         const g = globalOptions(cmd);
         const { space } = await openLibrary(g);
@@ -414,9 +372,10 @@ export function register(program: Command): void {
         else printLine(r.taskId !== undefined ? `purged item ${id} (contents purged by task ${r.taskId})` : `purged item ${id}`);
       }),
     );
-  const empty = trash.command('empty').description('delete every item in the recycle bin permanently');
-  document(empty, { uses: ['library', 'space', 'json', 'blobs'], examples: [['trash empty', 'frees the space the bin holds']] });
-  empty.action(
+  trash
+    .command('empty')
+    .description('delete every item in the recycle bin permanently')
+    .action(
       runAction('trash empty', async (_opts: unknown, cmd: Command) => {
         const g = globalOptions(cmd);
         const { space } = await openLibrary(g);
@@ -427,12 +386,11 @@ export function register(program: Command): void {
     );
 
   // tasks -------------------------------------------------------------------------------------
-  const tasks = program
+  program
     .command('tasks')
     .description('show background tasks (directory purges) and their state')
-    .argument('[id]', 'one task', parseId);
-  document(tasks, { uses: ['library', 'json', 'blobs'], examples: [['tasks', 'every task: state, progress, subject']] });
-  tasks.action(
+    .argument('[id]', 'one task', parseId)
+    .action(
       runAction('tasks', async (id: number | undefined, _opts: unknown, cmd: Command) => {
         const g = globalOptions(cmd);
         const { lib } = await openLibrary(g, { reading: true });

@@ -19,7 +19,7 @@
 import { createConnection } from 'node:net';
 import { totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
-import { type Command, InvalidArgumentError, Option } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { FaultInjectingStore, type FaultOptions } from '../../blob/fault-store.js';
 import { LocalBlobStore } from '../../blob/local-store.js';
 import type { BlobStore } from '../../blob/types.js';
@@ -39,9 +39,8 @@ import {
   runAction,
 } from '../context.js';
 import { daemonReady, defaultDaemonLog, isDaemonChild, runDaemon } from '../daemon.js';
-import { document } from '../help.js';
-import { LOG_LEVELS, type LogLevel, type Logger, checkLogFile, openLogger } from '../log.js';
-import { Metrics, parseMetricsAddress } from '../metrics.js';
+import { type LogLevel, type Logger, checkLogFile, logFileOption, logLevelOption, openLogger } from '../log.js';
+import { Metrics, metricsOption } from '../metrics.js';
 import { formatSize, humanBytes, sizeIn } from '../sizes.js';
 import { UsageError } from '../usage.js';
 
@@ -95,18 +94,6 @@ interface MountCmdOptions {
   metrics?: string;
 }
 
-/** `--log-file` and `--log-level`, shared by mount and serve. */
-export function logOptions(cmd: Command): Command {
-  return cmd
-    .option('--log-file <file>', 'append log lines to FILE (default: stderr; with --daemon /var/log/smhfs.log for root, else ~/.local/state/smhfs/smhfs.log)')
-    .addOption(new Option('--log-level <level>', 'least severe level logged; debug adds one line per request').choices(LOG_LEVELS as unknown as string[]).default('info'));
-}
-
-/** `--metrics HOST:PORT`, shared by mount and serve. */
-export function metricsOption(cmd: Command): Command {
-  return cmd.option('--metrics <addr>', 'serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9567, :9567; port 0 picks one)', parseMetricsAddress);
-}
-
 export function register(program: Command): void {
   const mount = program
     .command('mount')
@@ -129,21 +116,12 @@ export function register(program: Command): void {
     )
     .option('--attr-timeout <seconds>', 'how long the kernel caches attributes and names (changes by others show after it)', parseSeconds, 1)
     .option('-o, --options <opts>', 'FUSE mount options, comma-separated, passed through (allow_other, nosuid, …); repeatable', collect);
-  logOptions(mount);
-  metricsOption(mount);
+  mount.addOption(logFileOption()).addOption(logLevelOption()).addOption(metricsOption());
   mount.option('--debug', 'libfuse debug output (every request) on stderr');
   for (const o of mount.options) {
     const def = o.defaultValue as unknown;
     if (typeof def === 'number' && /<size>/.test(o.flags)) o.default(def, formatSize(def));
   }
-  document(mount, {
-    uses: ['library', 'space', 'blobs'],
-    examples: [
-      ['mount ./mnt', 'serve the default library at ./mnt until Ctrl-C'],
-      ['--library /srv/media mount /mnt/media --daemon --allow-other --log-file /var/log/smhfs-media.log', 'in the background, for every user'],
-      ['mount /mnt/media --read-only --uid 1000 --gid 1000 --umask 022 --metrics 127.0.0.1:9567', 'read-only, owned by uid 1000, with Prometheus metrics'],
-    ],
-  });
   mount.action(
     runAction('mount', async (mountpoint: string, o: MountCmdOptions, cmd: Command) => {
       if (o.cacheSize < o.pageSize * 4) throw new UsageError(`--cache-size must hold at least four pages (${formatSize(o.pageSize * 4)} with --page-size ${formatSize(o.pageSize)})`);
@@ -179,7 +157,6 @@ export function register(program: Command): void {
     .description('unmount an smhfs mount (waits for its server to finish); recovers a stale one')
     .argument('<mountpoint>', 'where it is mounted')
     .option('-l, --lazy', 'detach now even if files are open (they keep working until closed)');
-  document(unmount, { uses: [], examples: [['unmount ./mnt', 'unmount, after the server has committed what was written']] });
   unmount.action(
     runAction('unmount', async (mountpoint: string, o: { lazy?: boolean }) => {
       const { fuseUnmount, mountState, pidAlive, readRegistry, recoverStale, waitFor } = await import('../../fuse/mounts.js');
@@ -213,7 +190,6 @@ export function register(program: Command): void {
     .command('stats')
     .description("a running mount's counters: operations, open files, page cache")
     .argument('<mountpoint>', 'where it is mounted');
-  document(stats, { uses: ['json'], examples: [['stats ./mnt', 'requests, open files, cache hits'], ['--json stats ./mnt', 'the same as JSON']] });
   stats.action(
     runAction('stats', async (mountpoint: string, _o: unknown, cmd: Command) => {
       const { readRegistry } = await import('../../fuse/mounts.js');

@@ -5,7 +5,7 @@
  */
 import { type Command, Argument } from 'commander';
 import { globalOptions, printJson, printLine, runAction } from '../context.js';
-import { bashCompletion, document, fishCompletion, manPage, zshCompletion } from '../help.js';
+import { bashCompletion, fishCompletion, manPage, zshCompletion } from '../help.js';
 import { versionInfo, versionLine } from '../version.js';
 
 const SHELLS = ['bash', 'zsh', 'fish'];
@@ -45,14 +45,6 @@ export function register(program: Command): void {
     .command('completion')
     .description('print a shell completion script')
     .addArgument(new Argument('<shell>', 'bash, zsh or fish').choices(SHELLS));
-  document(completion, {
-    uses: [],
-    examples: [
-      ['completion bash > /etc/bash_completion.d/smhfs', 'bash, for every user (or: source <(smhfs completion bash) in ~/.bashrc)'],
-      ['completion zsh > "${fpath[1]}/_smhfs"', 'zsh (or: source <(smhfs completion zsh) in ~/.zshrc)'],
-      ['completion fish > ~/.config/fish/completions/smhfs.fish', 'fish'],
-    ],
-  });
   completion.action(
     runAction('completion', (shell: string) => {
       const root = program;
@@ -62,7 +54,6 @@ export function register(program: Command): void {
   );
 
   const man = program.command('man').description('print the smhfs(1) manual page (roff; make install puts it in place)');
-  document(man, { uses: [], examples: [['man | man -l -', 'read it without installing it']] });
   man.action(
     runAction('man', () => {
       const v = versionInfo();
@@ -73,7 +64,6 @@ export function register(program: Command): void {
   );
 
   const version = program.command('version').description('print the version, the commit it was built from, and the Node.js version');
-  document(version, { uses: ['json'], examples: [['version', 'smhfs 0.1.0 (commit …, node v20…)']] });
   version.action(
     runAction('version', (_o: unknown, cmd: Command) => {
       const v = versionInfo();
