@@ -7,7 +7,10 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import { SmhError } from '../../errors.js';
 import { parseGrants } from '../../http/grants.js';
 import { parseListen } from '../../http/listen.js';
-import { UsageError, globalOptions, openLibrary, printJson, printLine, runAction } from '../context.js';
+import { UsageError, globalOptions, instrumentableStore, openLibrary, printJson, printLine, runAction } from '../context.js';
+import { type LogLevel, logFileOption, logLevelOption, openLogger } from '../log.js';
+import { Metrics, metricsOption } from '../metrics.js';
+import { CliError } from '../usage.js';
 import { isoTime, table } from '../format.js';
 
 function parsePeriod(value: string): number {
@@ -52,39 +55,78 @@ export function register(program: Command): void {
     .option('--log', 'log every request (JSON lines on stdout; tokens, secrets and signatures redacted)')
     .addOption(new Option('--max-connections <n>', 'connections open at once; more are refused').default(256).argParser(parsePositive))
     .addOption(new Option('--request-timeout <seconds>', 'a whole request (an upload included) must arrive within this').default(3600).argParser(parsePositive))
+    .addOption(logFileOption())
+    .addOption(logLevelOption())
+    .addOption(metricsOption())
     .action(
       runAction(
         'serve',
         async (
-          opts: { listen: string; bosAccessKey?: string; bosSecretKey?: string; log?: boolean; maxConnections: number; requestTimeout: number },
+          opts: {
+            listen: string;
+            bosAccessKey?: string;
+            bosSecretKey?: string;
+            log?: boolean;
+            maxConnections: number;
+            requestTimeout: number;
+            logFile?: string;
+            logLevel?: LogLevel;
+            metrics?: string;
+          },
           cmd: Command,
         ) => {
-        if ((opts.bosAccessKey === undefined) !== (opts.bosSecretKey === undefined)) {
-          throw new UsageError('--bos-access-key and --bos-secret-key go together');
-        }
-        const { lib } = await openLibrary(globalOptions(cmd));
-        lib.startBackground(); // retention, expired tokens, garbage collection, queued tasks
-        const bos = opts.bosAccessKey !== undefined ? { accessKey: opts.bosAccessKey, secretKey: opts.bosSecretKey! } : undefined;
-        // Loaded here, not at start-up: every other command would pay for Fastify.
-        const { startServer } = await import('../../http/server.js');
-        const server = await startServer({
-          lib,
-          listen: opts.listen,
-          bos,
-          logger: opts.log === true,
-          limits: { maxConnections: opts.maxConnections, requestTimeoutMs: opts.requestTimeout * 1000 },
-        });
-        process.stderr.write(
-          `smhfs: serving ${lib.dir} at ${server.url}\n` +
-            `smhfs:   SMH  ${server.url}/api/v1/file/${lib.libraryId}/{space}/{path}  (smhfs token create --grant …)\n` +
-            (bos
-              ? `smhfs:   BOS  ${server.url}/v1/{bucket}/{key}  (bucket = space, e.g. "-"; access key ${bos.accessKey})\n`
-              : `smhfs:   BOS  disabled (no --bos-access-key/--bos-secret-key)\n`) +
-            `smhfs: stop with Ctrl-C\n`,
-        );
-        const sig = await untilSignal();
-        process.stderr.write(`smhfs: ${sig}: stopping\n`);
-        await server.close();
+          if ((opts.bosAccessKey === undefined) !== (opts.bosSecretKey === undefined)) {
+            throw new UsageError('--bos-access-key and --bos-secret-key go together');
+          }
+          const logger = openLogger({ file: opts.logFile, level: opts.logLevel });
+          try {
+            const metrics = opts.metrics !== undefined ? new Metrics('serve') : undefined;
+            let metricsServer: { url: string; close: () => Promise<void> } | undefined;
+            if (metrics && opts.metrics !== undefined) {
+              try {
+                metricsServer = await metrics.serve(opts.metrics);
+              } catch (e) {
+                throw new CliError('MetricsUnavailable', `cannot serve metrics at ${opts.metrics}: ${(e as Error).message}`);
+              }
+            }
+            const g = globalOptions(cmd);
+            const { lib } = await openLibrary(g, metrics ? { wrap: (store, dir) => instrumentableStore(store, dir, (s) => metrics.instrumentStore(s)) } : {});
+            metrics?.setSources({ cache: () => lib.cache.stats() });
+            lib.startBackground(); // retention, expired tokens, garbage collection, queued tasks
+            const bos = opts.bosAccessKey !== undefined ? { accessKey: opts.bosAccessKey, secretKey: opts.bosSecretKey! } : undefined;
+            // Loaded here, not at start-up: every other command would pay for Fastify.
+            const { startServer } = await import('../../http/server.js');
+            const server = await startServer({
+              lib,
+              listen: opts.listen,
+              bos,
+              logger: opts.log === true,
+              limits: { maxConnections: opts.maxConnections, requestTimeoutMs: opts.requestTimeout * 1000 },
+            });
+            if (metrics) {
+              // Every request, from arrival to the last byte of the answer, by dialect and method.
+              server.app.server.on('request', (req: { method?: string; url?: string }, res: NodeJS.EventEmitter) => {
+                const t0 = performance.now();
+                const op = `${(req.url ?? '').startsWith('/api/') ? 'smh' : 'bos'} ${req.method ?? '?'}`;
+                res.once('finish', () => metrics.observeOp(op, (performance.now() - t0) / 1000));
+              });
+            }
+            logger.info(`serving ${lib.dir} at ${server.url}`);
+            logger.info(`  SMH  ${server.url}/api/v1/file/${lib.libraryId}/{space}/{path}  (smhfs token create --grant …)`);
+            logger.info(
+              bos
+                ? `  BOS  ${server.url}/v1/{bucket}/{key}  (bucket = space, e.g. "-"; access key ${bos.accessKey})`
+                : `  BOS  disabled (no --bos-access-key/--bos-secret-key)`,
+            );
+            if (metricsServer) logger.info(`metrics at ${metricsServer.url}`);
+            logger.info('stop with Ctrl-C');
+            const sig = await untilSignal();
+            logger.info(`${sig}: stopping`);
+            await server.close();
+            await metricsServer?.close();
+          } finally {
+            logger.close();
+          }
         },
       ),
     );
