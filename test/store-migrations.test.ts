@@ -17,7 +17,9 @@ t.test('a schema-1 library is upgraded to the current version with its tree inta
   lib.space().mkdir('a/d');
   lib.close();
   const db = new Database(join(dir, DB_FILE));
-  db.exec('DROP INDEX entries_subdirs; ALTER TABLE entries DROP COLUMN is_dir;');
+  db.exec(`DROP TRIGGER nodes_usage_insert; DROP TRIGGER nodes_usage_delete; DROP TRIGGER nodes_usage_update;
+    DROP TABLE space_usage; DROP INDEX recycle_items_by_space; DROP INDEX recycle_items_by_age;`); // 3
+  db.exec('DROP INDEX entries_subdirs; ALTER TABLE entries DROP COLUMN is_dir;'); // 2
   db.pragma('user_version = 1');
   db.close();
 

@@ -8,8 +8,11 @@ import type { Test } from 'tap';
 import { Library, type Space } from '../src/store/library.js';
 import { MemoryBlobStore } from '../src/blob/memory-store.js';
 import { countSql, type SqlCounter } from './helpers/sql-counter.js';
-import { put, tempDir } from './helpers/store.js';
+import { blobOf, put, tempDir } from './helpers/store.js';
 import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { DB_FILE } from '../src/store/library.js';
 
 /** A library whose space statements are counted (the counter must exist before `lib.space`). */
 function countedLib(t: Test): { lib: Library; space: Space; sql: SqlCounter; dir: string } {
@@ -120,4 +123,87 @@ t.test('L13: purging that item deletes the 2,000 links with O(links) work', asyn
   t.ok(sql.counts.statements <= PER_LINK * LINKS, `statements ${sql.counts.statements} ≤ ${PER_LINK} per link`);
   t.same(sql.fullScans(), [], 'no table scans');
   t.same(space.readdir('d0'), [], 'the links are gone');
+});
+
+// -------------------------------------------------------------------------------------------
+// statfs
+
+/** What statfs used to compute by counting: the truth the counters must equal. */
+function counted(lib: Library, space: string): { files: number; bytes: number } {
+  const r = lib.db.prepare('SELECT count(*) AS files, coalesce(sum(size), 0) AS bytes FROM nodes WHERE space = ?').get(space) as {
+    files: number;
+    bytes: number;
+  };
+  return { files: r.files, bytes: r.bytes };
+}
+
+t.test('D11: statfs is one primary-key read of counters that every change keeps exact', async (t) => {
+  const { lib, space, sql } = countedLib(t);
+  const other = lib.createSpace('other');
+  const check = (what: string): void => {
+    t.same(space.statfs(), counted(lib, '-'), `after ${what}: space -`);
+    t.same(other.statfs(), counted(lib, 'other'), `after ${what}: space other`);
+  };
+  check('creation');
+  const steps: Array<[string, () => unknown]> = [
+    ['put', () => put(lib, space, 'a/photo.jpg', 'x'.repeat(1000), { createParents: true })],
+    ['put in another space', () => put(lib, other, 'o.txt', 'other bytes')],
+    ['overwrite (bigger)', () => put(lib, space, 'a/photo.jpg', 'y'.repeat(5000), { conflict: 'overwrite' })],
+    ['a file to rename over', () => put(lib, space, 'tmp', 'z')],
+    ['setContent (smaller)', async () => space.setContent(space.stat('a/photo.jpg').id, await blobOf(lib, 'small'))],
+    ['links', () => {
+      space.mkdir('l');
+      for (let i = 0; i < 5; i++) space.createLink(`l/c${i}`, 'a/photo.jpg');
+      space.symlink('l/p', '../nowhere');
+    }],
+    ['mknod', () => space.mknod('fifo', { mode: 0o010644 })],
+    ['copy of a directory', () => space.copy('a', 'b')],
+    ['rename over a file (L10)', () => space.rename('b/photo.jpg', 'tmp')],
+    ['unlink with a cascade', () => space.unlink('a/photo.jpg')],
+    ['restore', () => space.restore(space.trashList()[0]!.id)],
+    ['rm to the bin', () => space.remove('b', { recursive: true })],
+    ['permanent rm of a file with links', () => space.remove('a/photo.jpg', { permanent: true })],
+    ['rmdir', () => space.rmdir('a')],
+    ['permanent rm of a directory (task)', async () => {
+      space.mkdir('big/x/y', { parents: true });
+      await put(lib, space, 'big/x/y/f', 'ffff');
+      space.remove('big', { permanent: true, recursive: true });
+      await lib.runTasks();
+    }],
+    ['purge', () => space.purge(space.trashList()[0]!.id)],
+    ['empty', () => space.emptyTrash()],
+  ];
+  for (const [what, fn] of steps) {
+    await fn();
+    check(what);
+  }
+  sql.reset();
+  const st = space.statfs();
+  t.ok(st.files > 2, `statfs answers (${st.files} nodes, ${st.bytes} bytes)`);
+  t.equal(sql.counts.statements, 1, 'statfs runs one statement');
+  t.same(sql.fullScans(['nodes', 'entries', 'space_usage']), [], 'which reads the counters by key, scanning nothing');
+});
+
+t.test('D11: a schema-2 library gets its statfs counters from the migration', async (t) => {
+  const dir = tempDir();
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const lib = Library.open(dir, { create: true, blobStore: new MemoryBlobStore() });
+  await put(lib, lib.space('-'), 'a/b/c.txt', 'hello', { createParents: true });
+  lib.createSpace('other');
+  await put(lib, lib.space('other'), 'x.bin', 'x'.repeat(300));
+  lib.space('-').unlink('a/b/c.txt');
+  const want = { '-': counted(lib, '-'), other: counted(lib, 'other') };
+  lib.close();
+  // Rewind to what schema 2 looked like.
+  const db = new Database(join(dir, DB_FILE));
+  db.exec(`DROP TRIGGER nodes_usage_insert; DROP TRIGGER nodes_usage_delete; DROP TRIGGER nodes_usage_update;
+    DROP TABLE space_usage; DROP INDEX recycle_items_by_space; DROP INDEX recycle_items_by_age;`);
+  db.pragma('user_version = 2');
+  db.close();
+  const again = Library.open(dir, { blobStore: new MemoryBlobStore() });
+  t.teardown(() => again.close());
+  t.same(again.space('-').statfs(), want['-'], 'space - counted by the migration');
+  t.same(again.space('other').statfs(), want.other, 'space other counted by the migration');
+  again.space('-').mkdir('new');
+  t.same(again.space('-').statfs(), counted(again, '-'), 'and kept after it');
 });

@@ -478,9 +478,10 @@ export class Space {
     this.tx(() => this.q.setSpaceClass.run(cls, this.name));
   }
 
+  /** Nodes and bytes of the space, from counters kept exact in every transaction (O(1), issue 15). */
   statfs(): StatFs {
-    const r = this.q.statfs.get(this.name) as { files: number; bytes: number | null };
-    return { files: r.files, bytes: r.bytes ?? 0 };
+    const r = this.q.statfs.get(this.name) as { files: number; bytes: number } | undefined;
+    return { files: r?.files ?? 0, bytes: r?.bytes ?? 0 };
   }
 
   userMeta(pathOrId: string | number): Record<string, string> {
@@ -1379,7 +1380,8 @@ function prepare(db: Database.Database) {
     rebind: p("UPDATE nodes SET link_node = ? WHERE link_flavour = 'bound' AND link_node = ?"),
     spaceClass: p('SELECT default_storage_class AS c FROM spaces WHERE name = ?'),
     setSpaceClass: p('UPDATE spaces SET default_storage_class = ? WHERE name = ?'),
-    statfs: p('SELECT count(*) AS files, sum(size) AS bytes FROM nodes WHERE space = ?'),
+    // kept by the triggers of migration 3: O(1) whatever the size of the space
+    statfs: p('SELECT nodes AS files, bytes FROM space_usage WHERE space = ?'),
     // links to cascade with a trashed file: bound, not detached already, not a bin item of their own
     boundLinksToCascade: p(`SELECT n.* FROM nodes n WHERE n.link_flavour = 'bound' AND n.link_node = ? AND n.state = 'live'
       AND NOT EXISTS (SELECT 1 FROM recycle_items r WHERE r.node = n.id)`),
