@@ -207,3 +207,86 @@ t.test('D11: a schema-2 library gets its statfs counters from the migration', as
   again.space('-').mkdir('new');
   t.same(again.space('-').statfs(), counted(again, '-'), 'and kept after it');
 });
+
+// -------------------------------------------------------------------------------------------
+// the recycle bin: pages, items by id, purges in bounded steps
+
+/** N files binned one by one (N items), in one transaction for speed. */
+async function binned(lib: Library, space: Space, n: number): Promise<number[]> {
+  const ref = await blobOf(lib, 'same bytes');
+  return lib.transaction(() => {
+    const ids: number[] = [];
+    for (let i = 0; i < n; i++) {
+      space.putFile(`f${i}`, ref, { conflict: 'ask' });
+      ids.push(space.unlink(`f${i}`).recycledItemId);
+    }
+    return ids;
+  });
+}
+
+t.test('T2: the bin is read a page at a time, and one item by its id, whatever its size', async (t) => {
+  const { lib, space, sql } = countedLib(t);
+  const ids = await binned(lib, space, 3000);
+  sql.reset();
+  const first = space.trashList({ limit: 100 });
+  t.same(first.map((i) => i.id), ids.slice(0, 100), 'the first page: the oldest 100 items');
+  const second = space.trashList({ limit: 100, after: first[99]!.id });
+  t.same(second.map((i) => i.id), ids.slice(100, 200), 'the next page starts after the last id');
+  t.ok(sql.counts.rowsRead <= 2 * 100 * 2, `two pages of 100 read ${sql.counts.rowsRead} rows (the bin holds 3,000)`);
+  t.same(space.trashList({ after: ids[2998]! }).map((i) => i.id), [ids[2999]], 'after without limit: the rest');
+  t.same(space.trashList({ after: ids[2999]! }), [], 'after the last: nothing');
+  sql.reset();
+  const one = space.trashItem(ids[1234]!);
+  t.equal(one.id, ids[1234]);
+  t.equal(one.originalPath, 'f1234');
+  t.ok(sql.counts.rowsRead <= 3, `one item by id read ${sql.counts.rowsRead} rows`);
+  t.same(sql.fullScans(), [], 'no table scans');
+  t.throws(() => space.trashItem(999_999), { code: 'RecycledItemNotFound' });
+  t.throws(() => space.trashList({ limit: 0 }), { code: 'InvalidArgument' });
+  t.throws(() => space.trashList({ after: -1 }), { code: 'InvalidArgument' });
+});
+
+t.test('T5: emptying a bin of 3,000 items runs in bounded steps and other calls run in between', async (t) => {
+  const { lib, space, sql } = countedLib(t);
+  await binned(lib, space, 3000);
+  // an item with 1,500 bound links: it and its links are purged together in one step (L13)
+  await put(lib, space, 'star.jpg', 'star');
+  lib.transaction(() => {
+    for (let i = 0; i < 1500; i++) space.createLink(`star-link-${i}`, 'star.jpg');
+  });
+  space.unlink('star.jpg');
+  sql.reset();
+  const seen: number[] = [];
+  let finished = false;
+  const probe = (): void => {
+    if (finished) return;
+    seen.push(space.trashList({ limit: 5000 }).length); // another request, between two steps
+    setImmediate(probe);
+  };
+  setImmediate(probe);
+  const r = await space.emptyTrash();
+  finished = true;
+  t.equal(r.purged, 3001, 'every item purged');
+  t.same(space.trashList(), [], 'the bin is empty');
+  t.same(space.readdir(''), [...space.readdir('')].filter((e) => e.name === '.trash'), 'the links went with their target');
+  t.ok(seen.some((n) => n > 0 && n < 3001), `requests answered while it ran saw the bin shrinking (${seen.slice(0, 8).join(', ')}…)`);
+  const c = sql.counts;
+  t.ok(c.transactions >= 4, `${c.transactions} transactions`);
+  // a step stops once it has deleted 1,000 nodes (9 statements each); the item with 1,500 links
+  // is one step by itself
+  t.ok(c.maxStatementsPerTransaction <= 10 * 1501, `at most ${c.maxStatementsPerTransaction} statements in one step`);
+  t.same(sql.fullScans(), [], 'no table scans');
+});
+
+t.test('T5: retention purges only expired items, in bounded steps', async (t) => {
+  const { lib, space, sql } = countedLib(t);
+  const ids = await binned(lib, space, 2500);
+  // age the first 2,400 by two days
+  lib.db.prepare('UPDATE recycle_items SET removed_at = removed_at - ? WHERE id <= ?').run(2 * 86_400 * 1_000_000, ids[2399]);
+  sql.reset();
+  t.equal(await space.purgeExpired(1), 2400, 'the 2,400 older than one day');
+  t.same(space.trashList().map((i) => i.id), ids.slice(2400), 'the rest stay');
+  t.ok(sql.counts.transactions >= 3, `${sql.counts.transactions} transactions`);
+  t.ok(sql.counts.maxStatementsPerTransaction <= 10 * 1000, `at most ${sql.counts.maxStatementsPerTransaction} statements in one step`);
+  t.same(sql.fullScans(), [], 'no table scans');
+});

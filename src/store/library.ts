@@ -640,7 +640,7 @@ export class Library {
     if (this.background) return;
     const tick = async () => {
       try {
-        for (const name of this.spaceNames()) this.space(name).purgeExpired(this.retentionDays);
+        for (const name of this.spaceNames()) await this.space(name).purgeExpired(this.retentionDays);
         this.transaction(() => this.q.purgeTokens.run(nowUs()));
         await this.runTasks();
       } catch (e) {

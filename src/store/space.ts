@@ -85,6 +85,24 @@ interface Resolved {
  */
 type FreeNames = Map<string, { taken: Set<number>; next: number }>;
 
+interface ItemRow {
+  id: number;
+  node: number;
+  kind: NodeKind;
+  name: string;
+  original_path: string;
+  size: number;
+  removed_at: number;
+}
+
+/**
+ * Bounded steps for purging many bin items (empty, retention): a step's transaction ends once it
+ * has deleted this many nodes. ~1,000 nodes is a few ms of SQLite work here (native-notes/scale.md).
+ */
+const STEP_NODES = 1000;
+/** Items read per query inside a step. */
+const STEP_ITEMS = 200;
+
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 const S_IFREG = 0o100000;
@@ -1143,12 +1161,8 @@ export class Space {
     return itemId;
   }
 
-  private itemRows(): Array<{ id: number; node: number; kind: NodeKind; name: string; original_path: string; size: number; removed_at: number }> {
-    return this.q.items.all(this.name) as never;
-  }
-
-  trashList(): RecycleItem[] {
-    return this.itemRows().map((it) => ({
+  private recycleItem(it: ItemRow): RecycleItem {
+    return {
       id: it.id,
       kind: it.kind,
       name: it.name,
@@ -1160,11 +1174,30 @@ export class Space {
         nodeId: l.node,
         originalPath: l.original_path,
       })),
-    }));
+    };
   }
 
-  private item(id: number): { id: number; node: number; kind: NodeKind; name: string; original_path: string } {
-    const it = this.q.item.get(id, this.name) as never;
+  /**
+   * The bin's items in id order (removal order): with `after`, only those with a greater id; with
+   * `limit`, at most that many. A page costs O(limit), whatever the size of the bin (issue 15).
+   */
+  trashList(opts: { limit?: number; after?: number } = {}): RecycleItem[] {
+    const after = opts.after ?? 0;
+    const limit = opts.limit ?? -1; // SQLite: a negative LIMIT is no limit
+    if (!Number.isSafeInteger(after) || after < 0) throw fail('InvalidArgument', `'after' must be an item id (a whole number >= 0), not ${String(opts.after)}`);
+    if (opts.limit !== undefined && (!Number.isSafeInteger(limit) || limit < 1)) {
+      throw fail('InvalidArgument', `'limit' must be a whole number >= 1, not ${String(opts.limit)}`);
+    }
+    return this.lib.snapshot(() => (this.q.itemsAfter.all(this.name, after, limit) as ItemRow[]).map((it) => this.recycleItem(it)));
+  }
+
+  /** One bin item by id, with its cascaded links (a primary-key read). */
+  trashItem(id: number): RecycleItem {
+    return this.lib.snapshot(() => this.recycleItem(this.item(id)));
+  }
+
+  private item(id: number): ItemRow {
+    const it = this.q.item.get(id, this.name) as ItemRow | undefined;
     if (!it) throw fail('RecycledItemNotFound', `no recycle-bin item ${id}`, String(id));
     return it;
   }
@@ -1246,7 +1279,8 @@ export class Space {
     return this.tx(() => this.purgeItem(this.item(id)));
   }
 
-  private purgeItem(it: { id: number; node: number; original_path: string }): { taskId?: number } {
+  /** Purge one item; `nodes` is how many nodes that deleted now (a directory's contents go in a task). */
+  private purgeItem(it: { id: number; node: number; original_path: string }): { taskId?: number; nodes: number } {
     const row = this.row(it.node)!;
     this.q.deleteItem.run(it.id);
     this.q.deleteEntry.run(row.id);
@@ -1254,48 +1288,72 @@ export class Space {
       // Cascaded links recorded under a directory item do not exist (only files cascade).
       if (!this.q.hasChildren.get(row.id)) {
         this.deleteNodeRows(row);
-        return {};
+        return { nodes: 1 };
       }
-      return { taskId: this.startPurgeTask(row, it.original_path) };
+      return { taskId: this.startPurgeTask(row, it.original_path), nodes: 1 };
     }
-    this.purgeNode(row);
-    return {};
+    return { nodes: this.purgeNode(row) };
   }
 
-  emptyTrash(): { purged: number; taskIds: number[] } {
-    return this.tx(() => {
-      const taskIds: number[] = [];
-      const items = this.itemRows();
-      for (const it of items) {
-        const r = this.purgeItem(it);
-        if (r.taskId !== undefined) taskIds.push(r.taskId);
-      }
-      return { purged: items.length, taskIds };
-    });
+  /**
+   * Purge, in bounded steps, the items `next(limit)` returns until it returns none. Each step is
+   * one transaction that stops once it has deleted STEP_NODES nodes (at least one item: an item
+   * and its links go together, L13), and the event loop runs between steps, so a mount or server
+   * doing this keeps answering other requests (issue 15). Each item's purge is atomic; a crash
+   * between steps leaves the rest in the bin.
+   */
+  private async purgeInSteps(next: (limit: number) => ItemRow[]): Promise<{ purged: number; taskIds: number[] }> {
+    let purged = 0;
+    const taskIds: number[] = [];
+    for (;;) {
+      const more = this.tx(() => {
+        let nodes = 0;
+        for (;;) {
+          const batch = next(STEP_ITEMS);
+          if (batch.length === 0) return false;
+          for (const it of batch) {
+            const r = this.purgeItem(it);
+            purged++;
+            nodes += r.nodes;
+            if (r.taskId !== undefined) taskIds.push(r.taskId);
+            if (nodes >= STEP_NODES) return true;
+          }
+        }
+      });
+      if (!more) return { purged, taskIds };
+      await new Promise((r) => setImmediate(r));
+    }
   }
 
-  /** T5: purge items older than the retention period (0 = keep forever). */
-  purgeExpired(retentionDays: number): number {
+  /** T5: purge every item the bin holds now (items binned while it runs stay), in bounded steps. */
+  async emptyTrash(): Promise<{ purged: number; taskIds: number[] }> {
+    const last = (this.q.lastItem.get(this.name) as { id: number | null }).id ?? 0;
+    return this.purgeInSteps((limit) => this.q.itemsUpTo.all(this.name, last, limit) as ItemRow[]);
+  }
+
+  /** T5: purge items older than the retention period (0 = keep forever), in bounded steps. */
+  async purgeExpired(retentionDays: number): Promise<number> {
     if (typeof retentionDays !== 'number' || !Number.isFinite(retentionDays) || retentionDays < 0) {
       throw fail('InvalidArgument', 'retention must be a number of days >= 0 (0 = keep forever)');
     }
     if (retentionDays === 0) return 0;
-    return this.tx(() => {
-      const cutoff = nowUs() - retentionDays * 86_400 * 1_000_000;
-      const old = this.itemRows().filter((it) => it.removed_at < cutoff);
-      for (const it of old) this.purgeItem(it);
-      return old.length;
-    });
+    const cutoff = nowUs() - retentionDays * 86_400 * 1_000_000;
+    return (await this.purgeInSteps((limit) => this.q.itemsOlder.all(this.name, cutoff, limit) as ItemRow[])).purged;
   }
 
   // ───────────────────────────── permanent deletion ─────────────────────────────
 
-  /** L13: delete a non-directory node for good; a file takes every link bound to it along. */
-  private purgeNode(row: NodeRow): void {
+  /** L13: delete a non-directory node for good; a file takes every link bound to it along. Returns the nodes deleted. */
+  private purgeNode(row: NodeRow): number {
+    let n = 1;
     if (row.kind === 'file') {
-      for (const link of this.q.boundLinksAll.all(row.id) as NodeRow[]) this.deleteNodeRows(link);
+      for (const link of this.q.boundLinksAll.all(row.id) as NodeRow[]) {
+        this.deleteNodeRows(link);
+        n++;
+      }
     }
     this.deleteNodeRows(row);
+    return n;
   }
 
   /** Remove every row of one node; a link or file that was a bin item loses its item too. */
@@ -1396,7 +1454,11 @@ function prepare(db: Database.Database) {
       SELECT id FROM sub WHERE NOT EXISTS (SELECT 1 FROM entries c WHERE c.parent = sub.id) LIMIT ?`),
     insertItem: p(`INSERT INTO recycle_items (space, node, kind, name, original_path, size, removed_at)
       VALUES (@space, @node, @kind, @name, @original_path, @size, @removed_at)`),
-    items: p('SELECT * FROM recycle_items WHERE space = ? ORDER BY id'),
+    // the bin by (space, id) and (space, removed_at): migration 3's indexes
+    itemsAfter: p('SELECT * FROM recycle_items WHERE space = ? AND id > ? ORDER BY id LIMIT ?'),
+    itemsUpTo: p('SELECT * FROM recycle_items WHERE space = ? AND id <= ? ORDER BY id LIMIT ?'),
+    itemsOlder: p('SELECT * FROM recycle_items WHERE space = ? AND removed_at < ? ORDER BY removed_at LIMIT ?'),
+    lastItem: p('SELECT max(id) AS id FROM recycle_items WHERE space = ?'),
     item: p('SELECT * FROM recycle_items WHERE id = ? AND space = ?'),
     itemByNode: p('SELECT id FROM recycle_items WHERE node = ?'),
     deleteItem: p('DELETE FROM recycle_items WHERE id = ?'),
