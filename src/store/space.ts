@@ -85,6 +85,12 @@ interface Resolved {
  */
 type FreeNames = Map<string, { taken: Set<number>; next: number }>;
 
+/** The key of `FreeNames` for the alternatives to `name` in `parent`. */
+function freeNamesKey(parent: number, name: string, isDir: boolean): string {
+  const { stem, ext } = conflictPattern(name, isDir);
+  return `${parent}\0${stem}\0${ext}`;
+}
+
 interface ItemRow {
   id: number;
   node: number;
@@ -177,6 +183,40 @@ export class Space {
     throw fail('Internal', `directory cycle at node ${id}`);
   }
 
+  /**
+   * `locate` for one of many nodes handled by one operation (a cascade of thousands of links):
+   * the locations of the directories on the way up are remembered in `dirs`, so each directory
+   * is walked once, not once per link in it. Also returns the node's own entry.
+   */
+  private locateVia(id: number, dirs: Map<number, Location>): { loc: Location; parent: number; name: string } {
+    const own = this.q.entryOf.get(id) as { parent: number; name: string } | undefined;
+    if (!own) throw fail('Internal', `node ${id} has no entry`);
+    const chain: Array<{ id: number; name: string }> = [];
+    let cur = own.parent;
+    let base: Location | undefined;
+    for (let depth = 0; depth < 100_000 && !base; depth++) {
+      const known = dirs.get(cur);
+      if (known) base = known;
+      else if (cur === this.root) base = { where: 'live', segs: [] };
+      else if (cur === this.trash) base = { where: 'trash', segs: [TRASH_NAME] };
+      else {
+        const e = this.q.entryOf.get(cur) as { parent: number; name: string } | undefined;
+        if (!e) base = { where: 'gone', segs: [] };
+        else {
+          chain.push({ id: cur, name: e.name });
+          cur = e.parent;
+        }
+      }
+    }
+    if (!base) throw fail('Internal', `directory cycle at node ${id}`);
+    let loc = base;
+    for (let i = chain.length - 1; i >= 0; i--) {
+      if (loc.where !== 'gone') loc = { where: loc.where, segs: [...loc.segs, chain[i]!.name] };
+      dirs.set(chain[i]!.id, loc);
+    }
+    return { loc: loc.where === 'gone' ? loc : { where: loc.where, segs: [...loc.segs, own.name] }, parent: own.parent, name: own.name };
+  }
+
   private walk(segs: string[], subject: string): Resolved {
     if (segs.length === 0) return { row: this.row(this.root)!, segs, parent: null, name: '', inTrash: false };
     // The root is a directory by construction: no need to read its row to step into it.
@@ -255,7 +295,7 @@ export class Space {
    */
   private freeName(parent: number, name: string, isDir: boolean, memo: FreeNames = new Map()): string {
     const { stem, ext } = conflictPattern(name, isDir);
-    const key = `${parent}\0${stem}\0${ext}`;
+    const key = freeNamesKey(parent, name, isDir);
     let names = memo.get(key);
     if (!names) {
       names = { taken: new Set(), next: 1 };
@@ -1148,13 +1188,16 @@ export class Space {
     if (row.kind === 'file') {
       // The links are shown in the bin view beside their target, under the same item id
       // (`3-cat.jpg`, `3-cat`), where they still resolve; they are not items of their own.
+      // Thousands of links may go (issue 15): their directories' paths are walked once each, and
+      // once a view name is taken the C2 names for it come from `names` without asking again.
       const names: FreeNames = new Map();
-      for (const link of this.q.boundLinksToCascade.all(row.id) as NodeRow[]) {
-        const loc = this.locate(link.id);
-        const e = this.q.entryOf.get(link.id) as { parent: number; name: string };
-        this.q.insertRecycleLink.run(itemId, link.id, e.parent, e.name, joinPath(loc.segs));
-        const viewName = trashViewName(itemId, e.name);
-        this.q.moveEntry.run(this.trash, this.occupied(this.trash, viewName) ? this.freeName(this.trash, viewName, false, names) : viewName, link.id);
+      const dirs = new Map<number, Location>();
+      for (const link of this.q.boundLinksToCascade.all(row.id) as Array<{ id: number }>) {
+        const { loc, parent: linkParent, name: linkName } = this.locateVia(link.id, dirs);
+        this.q.insertRecycleLink.run(itemId, link.id, linkParent, linkName, joinPath(loc.segs));
+        const viewName = trashViewName(itemId, linkName);
+        const taken = names.has(freeNamesKey(this.trash, viewName, false)) || this.occupied(this.trash, viewName);
+        this.q.moveEntry.run(this.trash, taken ? this.freeName(this.trash, viewName, false, names) : viewName, link.id);
         this.q.setState.run('detached', link.id);
       }
     }
