@@ -8,7 +8,7 @@ MOUNTPOINT ?= $(CURDIR)/mnt
 APT_PACKAGES := libfuse2 fuse
 BENCH_PACKAGES := bindfs fio rclone s3fs
 
-.PHONY: all deps system-deps build run test bench clean
+.PHONY: all deps system-deps build run test bench bench-scale clean
 
 all: build
 
@@ -45,7 +45,12 @@ bench-deps: deps
 	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
 bench: build bench-deps
-	node dist/bench/run.js
+	node dist/bench/run.js $(BENCH_ARGS)
+
+# Does an operation's cost grow with the library? (issue 15; `make bench --scale` is not a thing
+# make accepts). Options: make bench-scale BENCH_ARGS='--sizes 10000,100000 --pin both'
+bench-scale: build bench-deps
+	node dist/bench/run.js --scale $(BENCH_ARGS)
 
 clean:
 	rm -rf dist
