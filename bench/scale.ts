@@ -15,7 +15,9 @@
  *   rm same-named one file with 2,000 bound links all called `cover`      s
  *   rm -r         of the files (on smhfs each linked file takes its link to the bin)  µs per file
  *   RSS / node    growth of the mount process's RSS over the stat step      bytes per file
- * and once, unpinned: RSS growth after stat-ing MEM_FILES files (default 300,000) and df there.
+ * and once, unpinned: RSS growth after stat-ing MEM_FILES files (default 300,000) and df there;
+ * and, on the store alone (bench/scale-store.ts), how long the rules that must stay one
+ * transaction hold the thread at their largest, and one bounded step of a bin empty.
  *
  * Growth = µs at the largest size / µs at the smallest (target ≤ 1.2); ratio = bindfs µs /
  * smhfs µs (≥ 1 is as fast as bindfs). Every step runs in its own process (bench/scale-worker.ts,
@@ -201,7 +203,10 @@ export async function runScale(o: ScaleOptions): Promise<string> {
   await rm(BASE, { recursive: true, force: true });
   await mkdir(BASE, { recursive: true });
   let mem: Awaited<ReturnType<typeof memory>> | undefined;
+  let store: Record<string, number> = {};
   try {
+    log('store: the longest single transactions and bounded steps');
+    store = JSON.parse(await must(`'${process.execPath}' '${join(o.root, 'dist', 'bench', 'scale-store.js')}' '${BASE}'`, 3_600_000)) as Record<string, number>;
     for (const pinned of o.pinned) {
       for (const n of o.sizes) for (const fs of FSES) await oneSize(fs, pinned, n);
     }
@@ -248,6 +253,12 @@ export async function runScale(o: ScaleOptions): Promise<string> {
       lines.push(`| ${fs} | ${(x.base / 2 ** 20).toFixed(1)} MiB | ${(x.after / 2 ** 20).toFixed(1)} MiB | ${x.perNode.toFixed(0)} B${fs === 'smhfs' ? ` (target ≤ 1024${x.perNode <= 1024 ? '' : ' NO'})` : ''} | ${f(x.dfUs)}${fs === 'smhfs' ? ` (target < 1000${x.dfUs < 1000 ? '' : ' NO'})` : ''} |`);
     }
   }
+  lines.push('');
+  lines.push('### time on the serving thread (store, no mount): single transactions at their largest, and bounded steps');
+  lines.push('');
+  lines.push('| what | ms |');
+  lines.push('|---|---:|');
+  for (const [what, v] of Object.entries(store)) lines.push(`| ${what} | ${what.endsWith('steps') ? String(v) : f(v)} |`);
   lines.push('');
   lines.push(
     `(growth = smhfs µs per op at ${k(hi)} / at ${k(lo)}; ratio = bindfs µs / smhfs µs, ≥ 1 is as fast as bindfs; ` +
