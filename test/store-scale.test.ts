@@ -290,3 +290,28 @@ t.test('T5: retention purges only expired items, in bounded steps', async (t) =>
   t.ok(sql.counts.maxStatementsPerTransaction <= 10 * 1000, `at most ${sql.counts.maxStatementsPerTransaction} statements in one step`);
   t.same(sql.fullScans(), [], 'no table scans');
 });
+
+t.test('C2/L12: links with long equal names still go to the bin and come back with their names', async (t) => {
+  const { lib, space } = countedLib(t);
+  const long = 'é'.repeat(124) + 'x.jpg'; // 253 bytes: `<id>-` + it, and any ` (n)`, pass 255
+  await put(lib, space, 'photo.jpg', 'p');
+  for (const d of ['a', 'b', 'c']) {
+    space.mkdir(d);
+    space.createLink(`${d}/${long}`, 'photo.jpg', { conflict: 'ask' });
+  }
+  const { recycledItemId: id } = space.unlink('photo.jpg'); // was FileNameLengthExceed
+  const view = space.readdir('.trash').map((e) => e.name).filter((n) => n !== `${id}-photo.jpg`);
+  t.equal(view.length, 3, 'three links in the bin view');
+  t.equal(new Set(view).size, 3, 'under three names');
+  for (const n of view) t.ok(Buffer.byteLength(n) <= 255, `${Buffer.byteLength(n)} bytes`);
+  t.ok(view.some((n) => n.endsWith(' (2).jpg')), 'shortened before the C2 suffix, extension kept');
+  // While in the bin, a's place is taken: the link comes back under a fitted C2 name.
+  await put(lib, space, `a/${long}`, 'other');
+  space.restore(id);
+  for (const d of ['b', 'c']) t.equal(space.stat(`${d}/${long}`).kind, 'link', `${d}: back under its own name`);
+  const a = space.readdir('a').map((e) => e.name);
+  t.equal(a.length, 2);
+  const alt = a.find((n) => n !== long)!;
+  t.ok(Buffer.byteLength(alt) <= 255 && alt.endsWith(' (1).jpg') && long.startsWith(alt.slice(0, -' (1).jpg'.length)), `a: ${Buffer.byteLength(alt)}-byte C2 name`);
+  t.equal(space.readlink(`a/${alt}`), '../photo.jpg');
+});
