@@ -2,7 +2,7 @@
  * One step of the scale bench (bench/scale.ts), run in its own process so the file system under
  * test never shares a thread with its client: `node scale-worker.js STEP ROOT ...`. Every call
  * is a plain synchronous system call, the loop is timed inside (no process start-up), and the
- * result is printed as JSON `{ "ops": N, "seconds": S }`.
+ * result is printed as JSON `{ "ops": N, "seconds": S, "cpu": CPU seconds of this process }`.
  *
  *   create ROOT FILES PER_DIR     mkdir ROOT/dK, then open(O_CREAT)+close ROOT/dK/fI
  *   stat ROOT FILES PER_DIR       lstat each of those
@@ -23,6 +23,12 @@ const file = (i: number): string => `${root}/d${Math.floor(i / perDir)}/f${i % p
 
 let ops = 0;
 let t0 = now();
+let cpu0 = process.cpuUsage();
+/** Start the clock (and the CPU count) here: what came before is set-up. */
+const start = (): void => {
+  t0 = now();
+  cpu0 = process.cpuUsage();
+};
 switch (step) {
   case 'create':
   case 'populate':
@@ -38,7 +44,7 @@ switch (step) {
     break;
   case 'symlink': {
     fs.mkdirSync(`${root}/links`);
-    t0 = now();
+    start();
     const files = Number(process.argv[6] ?? n * 10); // spread the targets over every directory
     const stride = Math.max(1, Math.floor(files / n));
     for (let i = 0; i < n; i++) {
@@ -66,11 +72,13 @@ switch (step) {
     ops = n;
     break;
   case 'rmcover':
-    t0 = now();
+    start();
     fs.unlinkSync(`${root}/cover/photo.jpg`);
     ops = 1;
     break;
   default:
     throw new Error(`scale-worker: unknown step ${step}`);
 }
-process.stdout.write(JSON.stringify({ ops, seconds: now() - t0 }));
+const seconds = now() - t0;
+const cpu = process.cpuUsage(cpu0);
+process.stdout.write(JSON.stringify({ ops, seconds, cpu: (cpu.user + cpu.system) / 1e6 }));
