@@ -3,6 +3,7 @@
  * --after ID`) and `trash restore ID` / `rm` report an item read by its id.
  */
 import t from 'tap';
+import type { Test } from 'tap';
 import { lines, scratch, smhfs } from './cli-helpers.js';
 
 interface Item {
@@ -11,7 +12,8 @@ interface Item {
   links: Array<{ nodeId: number; originalPath: string }>;
 }
 
-t.test('T2: trash list --limit N --after ID pages through the bin in removal order', async (t) => {
+/** `smhfs --library <scratch lib> …` for one test: `run` any command, `ok` one that must exit 0. */
+function cliOf(t: Test) {
   const { dir, lib } = scratch(t);
   const run = (...args: string[]) => smhfs(dir, lib, args);
   const ok = async (...args: string[]) => {
@@ -19,6 +21,11 @@ t.test('T2: trash list --limit N --after ID pages through the bin in removal ord
     t.equal(r.code, 0, `smhfs ${args.join(' ')} exits 0 ${r.stderr}`);
     return r;
   };
+  return { run, ok };
+}
+
+t.test('T2: trash list --limit N --after ID pages through the bin in removal order', async (t) => {
+  const { run, ok } = cliOf(t);
   await ok('mkdir', '-p', 'd');
   for (const n of ['a', 'b', 'c', 'd/e', 'f']) await ok('put', '-', n).catch(() => undefined);
   await ok('rm', 'a', 'b', 'c', 'd/e', 'f');
@@ -43,13 +50,7 @@ t.test('T2: trash list --limit N --after ID pages through the bin in removal ord
 });
 
 t.test('T4: trash restore ID reports the links that came back with the item', async (t) => {
-  const { dir, lib } = scratch(t);
-  const run = (...args: string[]) => smhfs(dir, lib, args);
-  const ok = async (...args: string[]) => {
-    const r = await run(...args);
-    t.equal(r.code, 0, `smhfs ${args.join(' ')} exits 0 ${r.stderr}`);
-    return r;
-  };
+  const { run, ok } = cliOf(t);
   await ok('put', '-', 'photo.jpg');
   await ok('mkdir', 'x');
   await ok('ln', 'photo.jpg', 'x/cover');
