@@ -184,7 +184,7 @@ t.test('D11: statfs is one primary-key read of counters that every change keeps 
   t.same(sql.fullScans(['nodes', 'entries', 'space_usage']), [], 'which reads the counters by key, scanning nothing');
 });
 
-t.test('D11: a schema-2 library gets its statfs counters from the migration', async (t) => {
+t.test('D11: a schema-3 library gets its statfs counters from migration 4', async (t) => {
   const dir = tempDir();
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const lib = Library.open(dir, { create: true, blobStore: new MemoryBlobStore() });
@@ -194,11 +194,11 @@ t.test('D11: a schema-2 library gets its statfs counters from the migration', as
   lib.space('-').unlink('a/b/c.txt');
   const want = { '-': counted(lib, '-'), other: counted(lib, 'other') };
   lib.close();
-  // Rewind to what schema 2 looked like.
+  // Rewind to what schema 3 looked like.
   const db = new Database(join(dir, DB_FILE));
   db.exec(`DROP TRIGGER nodes_usage_insert; DROP TRIGGER nodes_usage_delete; DROP TRIGGER nodes_usage_update;
     DROP TABLE space_usage; DROP INDEX recycle_items_by_space; DROP INDEX recycle_items_by_age;`);
-  db.pragma('user_version = 2');
+  db.pragma('user_version = 3');
   db.close();
   const again = Library.open(dir, { blobStore: new MemoryBlobStore() });
   t.teardown(() => again.close());

@@ -8,6 +8,8 @@ import { fail } from '../errors.js';
 
 export const MAX_NAME_BYTES = 255;
 export const MAX_LINK_TARGET_BYTES = 4095;
+/** PATH_MAX is 4096 bytes with its NUL: a path (and so a tree's depth) is at most 4095 bytes. */
+export const MAX_PATH_BYTES = 4095;
 export const TRASH_NAME = '.trash';
 
 export type PathRole = 'source' | 'destination';
@@ -20,6 +22,10 @@ const byteLength = (s: string): number => Buffer.byteLength(s, 'utf8');
  */
 export function splitPath(path: string, role: PathRole = 'source'): string[] {
   if (typeof path !== 'string') throw fail('InvalidArgument', 'path must be a string');
+  // Checked before splitting: a request cannot make the store walk (or create) 7,000 levels.
+  if (path.length * 3 > MAX_PATH_BYTES && byteLength(path) > MAX_PATH_BYTES) {
+    throw fail('PathTooLong', `a path is at most ${MAX_PATH_BYTES} bytes (PATH_MAX), this one is ${byteLength(path)}`, truncateUtf8(path, 200) + '…');
+  }
   const segs = path.split('/').filter((s) => s.length > 0);
   for (const s of segs) {
     if (s === '.' || s === '..') {
