@@ -19,7 +19,7 @@ NODE := $(shell command -v node)
 CLI := $(CURDIR)/dist/src/cli/main.js
 SOURCES := $(shell find src test bench -name '*.ts' 2>/dev/null) tsconfig.json package.json
 
-.PHONY: all deps system-deps build run test bench clean install install-files uninstall
+.PHONY: all deps system-deps build run test bench bench-scale clean install install-files uninstall
 
 all: build
 
@@ -97,7 +97,12 @@ bench-deps: deps
 	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
 bench: build bench-deps
-	node dist/bench/run.js
+	node dist/bench/run.js $(BENCH_ARGS)
+
+# Does an operation's cost grow with the library? (issue 15; `make bench --scale` is not a thing
+# make accepts). Options: make bench-scale BENCH_ARGS='--sizes 10000,100000 --pin both'
+bench-scale: build bench-deps
+	node dist/bench/run.js --scale $(BENCH_ARGS)
 
 clean:
 	rm -rf dist

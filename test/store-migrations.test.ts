@@ -9,6 +9,12 @@ import { Library, DB_FILE } from '../src/store/library.js';
 import { MIGRATIONS, SCHEMA_VERSION } from '../src/store/schema.js';
 import { listFiles } from './helpers/store.js';
 
+/** Schema 1–3 had no statfs counters and no bin indexes (undoes migration 4). */
+const SCHEMA_3_USAGE = `
+  DROP TRIGGER nodes_usage_insert; DROP TRIGGER nodes_usage_delete; DROP TRIGGER nodes_usage_update;
+  DROP TABLE space_usage; DROP INDEX recycle_items_by_space; DROP INDEX recycle_items_by_age;
+`;
+
 /** Schema 1–2 kept access tokens and the library secret in clear (undoes migration 3). */
 const SCHEMA_2_TOKENS = `
   DROP TABLE tokens;
@@ -26,6 +32,7 @@ t.test('a schema-1 library is upgraded to the current version with its tree inta
   lib.space().mkdir('a/d');
   lib.close();
   const db = new Database(join(dir, DB_FILE));
+  db.exec(SCHEMA_3_USAGE);
   db.exec(SCHEMA_2_TOKENS);
   db.exec('DROP INDEX entries_subdirs; ALTER TABLE entries DROP COLUMN is_dir;');
   db.pragma('user_version = 1');
@@ -51,6 +58,7 @@ t.test('migration 3: tokens and the library secret of an older library are kept 
   const token = 'Zm9vYmFyLXRva2VuLW9mLWFuLW9sZGVyLWxpYnJhcnk';
   const secret = '0123456789abcdef0123456789abcdef0123456789abcdef';
   const db = new Database(join(dir, DB_FILE));
+  db.exec(SCHEMA_3_USAGE);
   db.exec(SCHEMA_2_TOKENS);
   const now = Date.now() * 1000;
   db.prepare('INSERT INTO tokens VALUES (?, ?, ?, NULL, ?, ?)').run(token, '-', '["admin"]', now + 3600e6, now);

@@ -693,7 +693,7 @@ function plan(m: Model, op: Op): Plan {
         t: 'ok',
         desc: 'trash empty',
         call: async ({ space, lib }) => {
-          const r = space.emptyTrash();
+          const r = await space.emptyTrash();
           await lib.runTasks();
           return r;
         },

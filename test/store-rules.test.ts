@@ -847,7 +847,7 @@ t.test('T5: purge, empty, and expiry by retention', async (t) => {
 
   space.unlink('b');
   space.unlink('c');
-  const e = space.emptyTrash();
+  const e = await space.emptyTrash();
   t.equal(e.purged, 2, 'empty purges all');
   t.same(space.trashList(), []);
 
@@ -855,11 +855,11 @@ t.test('T5: purge, empty, and expiry by retention', async (t) => {
   await sleep(300);
   await put(lib, space, 'e', 'e', { conflict: 'ask' });
   const fresh = space.unlink('e').recycledItemId;
-  t.equal(space.purgeExpired(0), 0, '0 = keep forever');
-  t.equal(space.purgeExpired(30), 0, 'nothing older than 30 days');
+  t.equal(await space.purgeExpired(0), 0, '0 = keep forever');
+  t.equal(await space.purgeExpired(30), 0, 'nothing older than 30 days');
   t.equal(space.trashList().length, 2);
   // 150 ms expressed in days: `old` (300 ms) is past it, `fresh` is not
-  const n = space.purgeExpired(0.15 / 86400);
+  const n = await space.purgeExpired(0.15 / 86400);
   t.equal(n, 1, 'one item older than the retention');
   t.same(space.trashList().map((i) => i.id), [fresh]);
   t.notOk(space.trashList().some((i) => i.id === old));

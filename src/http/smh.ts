@@ -368,8 +368,12 @@ export async function smhRoutes(app: FastifyInstance, opts: SmhOptions): Promise
     { onRequest: auth, schema: { params: pathParams, querystring: query({ marker: { type: 'string' }, limit: LIMIT }) } },
     async (req, reply) => {
       const q = req.query as Q;
-      const items = [...(await spaceOf(req).trashList())].sort((a, b) => a.id - b.id);
+      // One page read from the store by id (issue 15), not the whole bin; the marker stays the
+      // opaque key of the last item returned, as for directory listings.
       const key = (it: RecycleItem): string => String(it.id).padStart(16, '0');
+      const limit = q.limit === undefined ? MAX_LIMIT : Number(q.limit);
+      const after = q.marker ? Buffer.from(q.marker, 'base64url').toString('utf8') : '0';
+      const items = /^[0-9]{1,16}$/.test(after) ? await spaceOf(req).trashList({ after: Number(after), limit: Math.min(limit, MAX_LIMIT) + 1 }) : [];
       const pg = page(items, key, q.marker, q.limit);
       const body: Record<string, unknown> = { contents: pg.items.map(itemJson) };
       if (pg.nextMarker !== undefined) body.nextMarker = pg.nextMarker;

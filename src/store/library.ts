@@ -764,7 +764,7 @@ export class Library {
     if (this.background || this.readOnly) return;
     const tick = async () => {
       try {
-        for (const name of this.spaceNames()) this.space(name).purgeExpired(this.retentionDays);
+        for (const name of this.spaceNames()) await this.space(name).purgeExpired(this.retentionDays);
         this.transaction(() => this.q.purgeTokens.run(nowUs()));
         await this.runTasks();
       } catch (e) {

@@ -71,11 +71,18 @@ export function validateLinkTarget(target: string, subject: string): void {
 
 /**
  * C2: the n-th alternative name. Files split at the last '.' unless it is the first character
- * (`a.tar.gz` → `a.tar (1).gz`, `.bashrc` → `.bashrc (1)`); directories never split.
+ * (`a.tar.gz` → `a.tar (1).gz`, `.bashrc` → `.bashrc (1)`); directories never split. When that
+ * would pass 255 bytes the stem is shortened (whole characters; the extension is kept) so it
+ * fits: a name of 250 bytes that is taken still has alternatives (native-notes/scale.md). If
+ * even the extension leaves no room, the long name is returned and validateName refuses it.
  */
 export function conflictName(name: string, n: number, isDir: boolean): string {
   const { stem, ext } = conflictPattern(name, isDir);
-  return `${stem} (${n})${ext}`;
+  const full = `${stem} (${n})${ext}`;
+  if (byteLength(full) <= MAX_NAME_BYTES) return full;
+  const room = MAX_NAME_BYTES - byteLength(` (${n})${ext}`);
+  const short = room > 0 ? truncateUtf8(stem, room) : '';
+  return short.length > 0 ? `${short} (${n})${ext}` : full;
 }
 
 /** C2: the parts around ` (n)` in the alternatives to `name`. */

@@ -88,6 +88,30 @@ interface Resolved {
  */
 type FreeNames = Map<string, { taken: Set<number>; next: number }>;
 
+/** The key of `FreeNames` for the alternatives to `name` in `parent`. */
+function freeNamesKey(parent: number, name: string, isDir: boolean): string {
+  const { stem, ext } = conflictPattern(name, isDir);
+  return `${parent}\0${stem}\0${ext}`;
+}
+
+interface ItemRow {
+  id: number;
+  node: number;
+  kind: NodeKind;
+  name: string;
+  original_path: string;
+  size: number;
+  removed_at: number;
+}
+
+/**
+ * Bounded steps for purging many bin items (empty, retention): a step's transaction ends once it
+ * has deleted this many nodes. ~1,000 nodes is a few ms of SQLite work here (native-notes/scale.md).
+ */
+const STEP_NODES = 1000;
+/** Items read per query inside a step. */
+const STEP_ITEMS = 200;
+
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 const S_IFREG = 0o100000;
@@ -218,6 +242,40 @@ export class Space {
     throw fail('Internal', `directory cycle at node ${id}`);
   }
 
+  /**
+   * `locate` for one of many nodes handled by one operation (a cascade of thousands of links):
+   * the locations of the directories on the way up are remembered in `dirs`, so each directory
+   * is walked once, not once per link in it. Also returns the node's own entry.
+   */
+  private locateVia(id: number, dirs: Map<number, Location>): { loc: Location; parent: number; name: string } {
+    const own = this.q.entryOf.get(id) as { parent: number; name: string } | undefined;
+    if (!own) throw fail('Internal', `node ${id} has no entry`);
+    const chain: Array<{ id: number; name: string }> = [];
+    let cur = own.parent;
+    let base: Location | undefined;
+    for (let depth = 0; depth < 100_000 && !base; depth++) {
+      const known = dirs.get(cur);
+      if (known) base = known;
+      else if (cur === this.root) base = { where: 'live', segs: [] };
+      else if (cur === this.trash) base = { where: 'trash', segs: [TRASH_NAME] };
+      else {
+        const e = this.q.entryOf.get(cur) as { parent: number; name: string } | undefined;
+        if (!e) base = { where: 'gone', segs: [] };
+        else {
+          chain.push({ id: cur, name: e.name });
+          cur = e.parent;
+        }
+      }
+    }
+    if (!base) throw fail('Internal', `directory cycle at node ${id}`);
+    let loc = base;
+    for (let i = chain.length - 1; i >= 0; i--) {
+      if (loc.where !== 'gone') loc = { where: loc.where, segs: [...loc.segs, chain[i]!.name] };
+      dirs.set(chain[i]!.id, loc);
+    }
+    return { loc: loc.where === 'gone' ? loc : { where: loc.where, segs: [...loc.segs, own.name] }, parent: own.parent, name: own.name };
+  }
+
   private walk(segs: string[], subject: string): Resolved {
     if (segs.length === 0) return { row: this.row(this.root)!, segs, parent: null, name: '', inTrash: false };
     // The root is a directory by construction: no need to read its row to step into it.
@@ -296,7 +354,7 @@ export class Space {
    */
   private freeName(parent: number, name: string, isDir: boolean, memo: FreeNames = new Map()): string {
     const { stem, ext } = conflictPattern(name, isDir);
-    const key = `${parent}\0${stem}\0${ext}`;
+    const key = freeNamesKey(parent, name, isDir);
     let names = memo.get(key);
     if (!names) {
       names = { taken: new Set(), next: 1 };
@@ -559,9 +617,10 @@ export class Space {
     this.tx(() => this.q.setSpaceClass.run(cls, this.name));
   }
 
+  /** Nodes and bytes of the space, from counters kept exact in every transaction (O(1), issue 15). */
   statfs(): StatFs {
-    const r = this.q.statfs.get(this.name) as { files: number; bytes: number | null };
-    return { files: r.files, bytes: r.bytes ?? 0 };
+    const r = this.q.statfs.get(this.name) as { files: number; bytes: number } | undefined;
+    return { files: r?.files ?? 0, bytes: r?.bytes ?? 0 };
   }
 
   userMeta(pathOrId: string | number): Record<string, string> {
@@ -1427,26 +1486,25 @@ export class Space {
     if (row.kind === 'file' && opts.cascade !== false) {
       // The links are shown in the bin view beside their target, under the same item id
       // (`3-cat.jpg`, `3-cat`), where they still resolve; they are not items of their own.
+      // Thousands of links may go (issue 15): their directories' paths are walked once each, and
+      // once a view name is taken the C2 names for it come from `names` without asking again.
       const names: FreeNames = new Map();
-      for (const link of this.q.boundLinksToCascade.all(row.id) as NodeRow[]) {
+      const dirs = new Map<number, Location>();
+      for (const link of this.q.boundLinksToCascade.all(row.id) as Array<{ id: number }>) {
         if (link.id === opts.keep) continue;
-        const loc = this.locate(link.id);
-        const e = this.q.entryOf.get(link.id) as { parent: number; name: string };
-        this.q.insertRecycleLink.run(itemId, link.id, e.parent, e.name, joinPath(loc.segs));
-        const viewName = trashViewName(itemId, e.name);
-        this.q.moveEntry.run(this.trash, this.occupied(this.trash, viewName) ? this.freeName(this.trash, viewName, false, names) : viewName, link.id);
+        const { loc, parent: linkParent, name: linkName } = this.locateVia(link.id, dirs);
+        this.q.insertRecycleLink.run(itemId, link.id, linkParent, linkName, joinPath(loc.segs));
+        const viewName = trashViewName(itemId, linkName);
+        const taken = names.has(freeNamesKey(this.trash, viewName, false)) || this.occupied(this.trash, viewName);
+        this.q.moveEntry.run(this.trash, taken ? this.freeName(this.trash, viewName, false, names) : viewName, link.id);
         this.q.setState.run('detached', link.id);
       }
     }
     return itemId;
   }
 
-  private itemRows(): Array<{ id: number; node: number; kind: NodeKind; name: string; original_path: string; size: number; removed_at: number }> {
-    return this.q.items.all(this.name) as never;
-  }
-
-  trashList(): RecycleItem[] {
-    return this.itemRows().map((it) => ({
+  private recycleItem(it: ItemRow): RecycleItem {
+    return {
       id: it.id,
       kind: it.kind,
       name: it.name,
@@ -1458,11 +1516,30 @@ export class Space {
         nodeId: l.node,
         originalPath: l.original_path,
       })),
-    }));
+    };
   }
 
-  private item(id: number): { id: number; node: number; kind: NodeKind; name: string; original_path: string } {
-    const it = this.q.item.get(id, this.name) as never;
+  /**
+   * The bin's items in id order (removal order): with `after`, only those with a greater id; with
+   * `limit`, at most that many. A page costs O(limit), whatever the size of the bin (issue 15).
+   */
+  trashList(opts: { limit?: number; after?: number } = {}): RecycleItem[] {
+    const after = opts.after ?? 0;
+    const limit = opts.limit ?? -1; // SQLite: a negative LIMIT is no limit
+    if (!Number.isSafeInteger(after) || after < 0) throw fail('InvalidArgument', `'after' must be an item id (a whole number >= 0), not ${String(opts.after)}`);
+    if (opts.limit !== undefined && (!Number.isSafeInteger(limit) || limit < 1)) {
+      throw fail('InvalidArgument', `'limit' must be a whole number >= 1, not ${String(opts.limit)}`);
+    }
+    return this.lib.snapshot(() => (this.q.itemsAfter.all(this.name, after, limit) as ItemRow[]).map((it) => this.recycleItem(it)));
+  }
+
+  /** One bin item by id, with its cascaded links (a primary-key read). */
+  trashItem(id: number): RecycleItem {
+    return this.lib.snapshot(() => this.recycleItem(this.item(id)));
+  }
+
+  private item(id: number): ItemRow {
+    const it = this.q.item.get(id, this.name) as ItemRow | undefined;
     if (!it) throw fail('RecycledItemNotFound', `no recycle-bin item ${id}`, String(id));
     return it;
   }
@@ -1545,7 +1622,8 @@ export class Space {
     return this.tx(() => this.purgeItem(this.item(id)));
   }
 
-  private purgeItem(it: { id: number; node: number; original_path: string }): { taskId?: number } {
+  /** Purge one item; `nodes` is how many nodes that deleted now (a directory's contents go in a task). */
+  private purgeItem(it: { id: number; node: number; original_path: string }): { taskId?: number; nodes: number } {
     const row = this.row(it.node)!;
     this.q.deleteItem.run(it.id);
     this.q.deleteEntry.run(row.id);
@@ -1553,48 +1631,72 @@ export class Space {
       // Cascaded links recorded under a directory item do not exist (only files cascade).
       if (!this.q.hasChildren.get(row.id)) {
         this.deleteNodeRows(row);
-        return {};
+        return { nodes: 1 };
       }
-      return { taskId: this.startPurgeTask(row, it.original_path) };
+      return { taskId: this.startPurgeTask(row, it.original_path), nodes: 1 };
     }
-    this.purgeNode(row);
-    return {};
+    return { nodes: this.purgeNode(row) };
   }
 
-  emptyTrash(): { purged: number; taskIds: number[] } {
-    return this.tx(() => {
-      const taskIds: number[] = [];
-      const items = this.itemRows();
-      for (const it of items) {
-        const r = this.purgeItem(it);
-        if (r.taskId !== undefined) taskIds.push(r.taskId);
-      }
-      return { purged: items.length, taskIds };
-    });
+  /**
+   * Purge, in bounded steps, the items `next(limit)` returns until it returns none. Each step is
+   * one transaction that stops once it has deleted STEP_NODES nodes (at least one item: an item
+   * and its links go together, L13), and the event loop runs between steps, so a mount or server
+   * doing this keeps answering other requests (issue 15). Each item's purge is atomic; a crash
+   * between steps leaves the rest in the bin.
+   */
+  private async purgeInSteps(next: (limit: number) => ItemRow[]): Promise<{ purged: number; taskIds: number[] }> {
+    let purged = 0;
+    const taskIds: number[] = [];
+    for (;;) {
+      const more = this.tx(() => {
+        let nodes = 0;
+        for (;;) {
+          const batch = next(STEP_ITEMS);
+          if (batch.length === 0) return false;
+          for (const it of batch) {
+            const r = this.purgeItem(it);
+            purged++;
+            nodes += r.nodes;
+            if (r.taskId !== undefined) taskIds.push(r.taskId);
+            if (nodes >= STEP_NODES) return true;
+          }
+        }
+      });
+      if (!more) return { purged, taskIds };
+      await new Promise((r) => setImmediate(r));
+    }
   }
 
-  /** T5: purge items older than the retention period (0 = keep forever). */
-  purgeExpired(retentionDays: number): number {
+  /** T5: purge every item the bin holds now (items binned while it runs stay), in bounded steps. */
+  async emptyTrash(): Promise<{ purged: number; taskIds: number[] }> {
+    const last = (this.q.lastItem.get(this.name) as { id: number | null }).id ?? 0;
+    return this.purgeInSteps((limit) => this.q.itemsUpTo.all(this.name, last, limit) as ItemRow[]);
+  }
+
+  /** T5: purge items older than the retention period (0 = keep forever), in bounded steps. */
+  async purgeExpired(retentionDays: number): Promise<number> {
     if (typeof retentionDays !== 'number' || !Number.isFinite(retentionDays) || retentionDays < 0) {
       throw fail('InvalidArgument', 'retention must be a number of days >= 0 (0 = keep forever)');
     }
     if (retentionDays === 0) return 0;
-    return this.tx(() => {
-      const cutoff = nowUs() - retentionDays * 86_400 * 1_000_000;
-      const old = this.itemRows().filter((it) => it.removed_at < cutoff);
-      for (const it of old) this.purgeItem(it);
-      return old.length;
-    });
+    const cutoff = nowUs() - retentionDays * 86_400 * 1_000_000;
+    return (await this.purgeInSteps((limit) => this.q.itemsOlder.all(this.name, cutoff, limit) as ItemRow[])).purged;
   }
 
   // ───────────────────────────── permanent deletion ─────────────────────────────
 
-  /** L13: delete a non-directory node for good; a file takes every link bound to it along. */
-  private purgeNode(row: NodeRow): void {
+  /** L13: delete a non-directory node for good; a file takes every link bound to it along. Returns the nodes deleted. */
+  private purgeNode(row: NodeRow): number {
+    let n = 1;
     if (row.kind === 'file') {
-      for (const link of this.q.boundLinksAll.all(row.id) as NodeRow[]) this.deleteNodeRows(link);
+      for (const link of this.q.boundLinksAll.all(row.id) as NodeRow[]) {
+        this.deleteNodeRows(link);
+        n++;
+      }
     }
     this.deleteNodeRows(row);
+    return n;
   }
 
   /** Remove every row of one node; a link or file that was a bin item loses its item too. */
@@ -1689,7 +1791,8 @@ function prepare(db: Database.Database) {
     rebind: p("UPDATE nodes SET link_node = ? WHERE link_flavour = 'bound' AND link_node = ?"),
     spaceClass: p('SELECT default_storage_class AS c FROM spaces WHERE name = ?'),
     setSpaceClass: p('UPDATE spaces SET default_storage_class = ? WHERE name = ?'),
-    statfs: p('SELECT count(*) AS files, sum(size) AS bytes FROM nodes WHERE space = ?'),
+    // kept by the triggers of migration 4: O(1) whatever the size of the space
+    statfs: p('SELECT nodes AS files, bytes FROM space_usage WHERE space = ?'),
     // links to cascade with a trashed file: bound, not detached already, not a bin item of their own
     boundLinksToCascade: p(`SELECT n.* FROM nodes n WHERE n.link_flavour = 'bound' AND n.link_node = ? AND n.state = 'live'
       AND NOT EXISTS (SELECT 1 FROM recycle_items r WHERE r.node = n.id)`),
@@ -1708,7 +1811,11 @@ function prepare(db: Database.Database) {
       UNION ALL SELECT e.node FROM entries e JOIN sub ON e.parent = sub.id) SELECT count(*) AS n FROM sub`),
     insertItem: p(`INSERT INTO recycle_items (space, node, kind, name, original_path, size, removed_at)
       VALUES (@space, @node, @kind, @name, @original_path, @size, @removed_at)`),
-    items: p('SELECT * FROM recycle_items WHERE space = ? ORDER BY id'),
+    // the bin by (space, id) and (space, removed_at): migration 4's indexes
+    itemsAfter: p('SELECT * FROM recycle_items WHERE space = ? AND id > ? ORDER BY id LIMIT ?'),
+    itemsUpTo: p('SELECT * FROM recycle_items WHERE space = ? AND id <= ? ORDER BY id LIMIT ?'),
+    itemsOlder: p('SELECT * FROM recycle_items WHERE space = ? AND removed_at < ? ORDER BY removed_at LIMIT ?'),
+    lastItem: p('SELECT max(id) AS id FROM recycle_items WHERE space = ?'),
     item: p('SELECT * FROM recycle_items WHERE id = ? AND space = ?'),
     itemByNode: p('SELECT id FROM recycle_items WHERE node = ?'),
     deleteItem: p('DELETE FROM recycle_items WHERE id = ?'),

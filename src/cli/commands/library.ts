@@ -281,11 +281,9 @@ export function register(program: Command): void {
           printJson(results);
           return code;
         }
-        const items = results.some((r) => r.recycledItemId !== undefined) ? space.trashList() : [];
         for (const r of results) {
           if (r.recycledItemId !== undefined) {
-            const item = items.find((i) => i.id === r.recycledItemId);
-            const links = item?.links ?? [];
+            const links = space.trashItem(r.recycledItemId).links;
             const withLinks = links.length
               ? ` with ${plural(links.length, 'bound link')}: ${links.map((l) => l.originalPath).join(', ')}`
               : '';
@@ -322,14 +320,22 @@ export function register(program: Command): void {
   const trash = program.command('trash').description('the recycle bin: list, restore, purge, empty');
   trash
     .command('list')
-    .description('list recycle bin items with the bound links that went with them')
+    .description('list recycle bin items (oldest first) with the bound links that went with them')
+    .option('--limit <n>', 'at most N items (one page)', parseId)
+    .option('--after <id>', 'only items after this id (the next page)', parseId)
     .action(
-      runAction('trash list', async (_opts: unknown, cmd: Command) => {
+      runAction('trash list', async (opts: { limit?: number; after?: number }, cmd: Command) => {
         const g = globalOptions(cmd);
         const { space } = await openLibrary(g, { reading: true });
-        const items = space.trashList();
+        // One more than asked: whether another page follows, without counting the bin.
+        const page = space.trashList({ ...(opts.after !== undefined ? { after: opts.after } : {}), ...(opts.limit !== undefined ? { limit: opts.limit + 1 } : {}) });
+        const more = opts.limit !== undefined && page.length > opts.limit;
+        const items = more ? page.slice(0, opts.limit) : page;
         if (g.json) printJson(items);
-        else for (const line of trashLines(items)) printLine(line);
+        else {
+          for (const line of trashLines(items, opts.after !== undefined)) printLine(line);
+          if (more) printLine(`more items: smhfs trash list --limit ${opts.limit} --after ${items[items.length - 1]!.id}`);
+        }
       }),
     );
   trash
@@ -341,9 +347,9 @@ export function register(program: Command): void {
       runAction('trash restore', async (id: number, opts: ConflictOpts, cmd: Command) => {
         const g = globalOptions(cmd);
         const { space } = await openLibrary(g);
-        const item = space.trashList().find((i) => i.id === id);
+        const item = await about(String(id), () => space.trashItem(id));
         const placed = await about(String(id), () => space.restore(id, opts.conflict ? { conflict: conflictOf(opts) } : {}));
-        const links: Array<{ nodeId: number; path: string | null }> = (item?.links ?? []).map((l) => {
+        const links: Array<{ nodeId: number; path: string | null }> = item.links.map((l) => {
           try {
             const info = space.statNode(l.nodeId);
             return { nodeId: l.nodeId, path: info.inTrash ? null : info.path };
@@ -379,7 +385,7 @@ export function register(program: Command): void {
       runAction('trash empty', async (_opts: unknown, cmd: Command) => {
         const g = globalOptions(cmd);
         const { space } = await openLibrary(g);
-        const r = space.emptyTrash();
+        const r = await space.emptyTrash();
         if (g.json) printJson(r);
         else printLine(`purged ${plural(r.purged, 'item')}${r.taskIds.length ? ` (tasks ${r.taskIds.join(', ')})` : ''}`);
       }),
@@ -520,8 +526,8 @@ function statLines(info: NodeInfo): string[] {
   return table(rows);
 }
 
-function trashLines(items: RecycleItem[]): string[] {
-  if (items.length === 0) return ['the recycle bin is empty'];
+function trashLines(items: RecycleItem[], paged = false): string[] {
+  if (items.length === 0) return [paged ? 'no more items' : 'the recycle bin is empty'];
   const rows: string[][] = [['ID', 'KIND', 'SIZE', 'REMOVED', 'PATH']];
   for (const it of items) {
     rows.push([String(it.id), it.kind, String(it.size), shortTime(it.removedAtUs), it.originalPath]);
