@@ -30,7 +30,7 @@ import { fail, isSmhError, SmhError } from '../errors.js';
 import { HashingTransform, hashFile, type ContentHash } from '../blob/hash.js';
 import { LocalBlobStore } from '../blob/local-store.js';
 import { PageCache, type PageCacheOptions, type ReadStream } from '../blob/page-cache.js';
-import { EMPTY_BLOB_KEY, type BlobStore } from '../blob/types.js';
+import { EMPTY_BLOB_KEY, type BlobInfo, type BlobStore } from '../blob/types.js';
 import { migrate } from './schema.js';
 import { nowUs, Space } from './space.js';
 import type { BlobConfig, BlobRef, Task } from './types.js';
@@ -912,6 +912,61 @@ export class Library {
     }
     while (this.gcRunning) await this.gcRunning;
     return { deleted, reaped };
+  }
+
+  /** Does any record of the library mention `key` (a file, an upload, a hold, the queue, a deletion)? */
+  private mentioned(key: string): boolean {
+    return (
+      this.q.referenced.get(key) !== undefined ||
+      this.q.pendingKey.get(key) !== undefined ||
+      this.q.held.get(key) !== undefined ||
+      this.q.queued.get(key) !== undefined ||
+      this.q.doomed.get(key) !== undefined
+    );
+  }
+
+  /**
+   * D3, `smhfs gc`: the keys in the store that no record of the library mentions (orphans), with
+   * their size and age. The only place the store is listed to find garbage; it deletes nothing.
+   */
+  async listOrphans(onProgress?: (listed: number) => void): Promise<BlobInfo[]> {
+    const out: BlobInfo[] = [];
+    let listed = 0;
+    for await (const b of this.blobs.list()) {
+      if (b.key !== EMPTY_BLOB_KEY && !this.mentioned(b.key)) out.push(b);
+      if (++listed % 1000 === 0) onProgress?.(listed);
+    }
+    onProgress?.(listed);
+    return out;
+  }
+
+  /**
+   * Delete orphans found by `listOrphans`. Each batch is doomed first (in a transaction that
+   * checks again that nothing mentions the key), so an upload of the same bytes that started
+   * since waits, and a crash leaves doomed rows that the next collection finishes.
+   */
+  async deleteOrphans(keys: string[], onProgress?: (deleted: number) => void): Promise<{ deleted: number }> {
+    let deleted = 0;
+    for (let i = 0; i < keys.length && !this.closed; i += 200) {
+      const batch = this.transaction(() =>
+        keys.slice(i, i + 200).filter((k) => {
+          if (k === EMPTY_BLOB_KEY || this.mentioned(k)) return false;
+          this.q.doom.run(k, nowUs(), OWNER);
+          return true;
+        }),
+      );
+      for (const key of batch) {
+        try {
+          await this.blobs.delete(key);
+        } finally {
+          this.transaction(() => this.q.undoom.run(key));
+        }
+        deleted++;
+        if (deleted % 100 === 0) onProgress?.(deleted);
+      }
+    }
+    onProgress?.(deleted);
+    return { deleted };
   }
 
   /** Keys on the library's deletion queue (fsck, gc). */

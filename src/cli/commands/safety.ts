@@ -10,13 +10,15 @@ import { rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { LocalBlobStore } from '../../blob/local-store.js';
-import type { BlobStore } from '../../blob/types.js';
+import type { BlobInfo, BlobStore } from '../../blob/types.js';
 import { SmhError, isSmhError } from '../../errors.js';
 import { Library } from '../../store/library.js';
 import { claimBlobStore, inspectStoreOwner, refusalOf } from '../../store/ownership.js';
 import type { BlobConfig } from '../../store/types.js';
-import { DEFAULT_BLOBS, blobConfigFromOptions, describeBlobConfig, isS3, localDirOf, openBlobStoreFor } from '../blobs.js';
-import { defaultLibraryDir, globalOptions, printJson, printLine, runAction, withSubject } from '../context.js';
+import { checkLibrary, type FsckReport } from '../../store/fsck.js';
+import { DEFAULT_BLOBS, blobConfigFromOptions, chooseBlobConfig, describeBlobConfig, isS3, localDirOf, openBlobStoreFor } from '../blobs.js';
+import { defaultLibraryDir, globalOptions, openLibrary, printJson, printLine, reportError, runAction, withSubject } from '../context.js';
+import { plural } from '../format.js';
 
 export function register(program: Command): void {
   program
@@ -32,6 +34,136 @@ export function register(program: Command): void {
         return 0;
       }),
     );
+
+  program
+    .command('fsck')
+    .description('check a library and its blob store (exit 0 clean, 1 all repaired, 4 problems left, 8 could not check)')
+    .option('--repair', 'fix what can be fixed without losing a byte (orphans are left to "smhfs gc --delete")')
+    .action(
+      runAction('fsck', async (o: { repair?: boolean }, cmd: Command) => {
+        const g = globalOptions(cmd);
+        const dir = resolve(g.library || defaultLibraryDir());
+        let report: FsckReport;
+        const progress = new Progress('fsck');
+        let store: BlobStore | undefined;
+        try {
+          store = await openBlobStoreFor(dir, chooseBlobConfig(dir, g).config);
+          report = await checkLibrary(dir, { repair: o.repair === true, ...(store ? { blobStore: store } : {}), onProgress: (what, n) => progress.show(`${what}: ${n}`) });
+        } catch (e) {
+          progress.done();
+          reportError('fsck', withSubject(e, dir));
+          return 8;
+        } finally {
+          await store?.close?.().catch(() => undefined);
+        }
+        progress.done();
+        if (g.json) printJson(report);
+        else for (const line of fsckLines(report)) printLine(line);
+        return report.exitCode;
+      }),
+    );
+
+  program
+    .command('gc')
+    .description("list blobs in the store that no record of the library mentions (orphans); delete them with --delete")
+    .option('--delete', 'delete the orphans older than the grace period (default: only list them)')
+    .addOption(new Option('--grace <duration>', 'leave orphans younger than this (uploads in flight elsewhere)').default(3_600_000, '1h').argParser(parseDuration))
+    .action(
+      runAction('gc', async (o: { delete?: boolean; grace: number }, cmd: Command) => {
+        const g = globalOptions(cmd);
+        const { lib } = await openLibrary(g);
+        const progress = new Progress('gc');
+        let queue: { deleted: number } | undefined;
+        if (o.delete) queue = await lib.collectGarbage(); // the library's own records first
+        const orphans = await lib.listOrphans((n) => progress.show(`listing ${lib.blobs.description}: ${n} blobs`));
+        progress.done();
+        const now = Date.now();
+        const ageOf = (b: BlobInfo): number | undefined => (b.modifiedMs === undefined ? undefined : Math.max(0, now - b.modifiedMs));
+        const old = orphans.filter((b) => (ageOf(b) ?? 0) >= o.grace && (b.modifiedMs !== undefined || o.grace === 0));
+        let deleted = 0;
+        if (o.delete && old.length > 0) {
+          deleted = (await lib.deleteOrphans(old.map((b) => b.key), (n) => progress.show(`deleted ${n}/${old.length} orphans`))).deleted;
+          progress.done();
+        }
+        const bytes = (list: BlobInfo[]): number => list.reduce((a, b) => a + b.size, 0);
+        if (g.json) {
+          printJson({
+            store: lib.blobs.description,
+            graceMs: o.grace,
+            orphans: orphans.map((b) => ({ key: b.key, size: b.size, ...(ageOf(b) !== undefined ? { ageMs: ageOf(b) } : {}), pastGrace: old.includes(b) })),
+            orphanBytes: bytes(orphans),
+            deleted,
+            ...(queue ? { queueDeleted: queue.deleted } : {}),
+            queued: lib.queuedBlobCount(),
+          });
+          return 0;
+        }
+        if (queue && queue.deleted > 0) printLine(`deleted ${plural(queue.deleted, 'blob')} from the library's deletion queue`);
+        if (orphans.length === 0) {
+          printLine(`no orphans in ${lib.blobs.description}`);
+          return 0;
+        }
+        printLine(`${plural(orphans.length, 'orphan')} (${bytes(orphans)} bytes) in ${lib.blobs.description}: blobs no record of this library mentions`);
+        for (const b of orphans.slice(0, 20)) {
+          const age = ageOf(b);
+          printLine(`  ${b.key}  ${b.size} bytes  ${age === undefined ? 'age unknown' : `${Math.round(age / 1000)} s old`}${old.includes(b) ? '' : ' (within the grace period)'}`);
+        }
+        if (orphans.length > 20) printLine(`  … and ${orphans.length - 20} more (--json lists them all)`);
+        if (o.delete) printLine(`deleted ${plural(deleted, 'orphan')} (${bytes(old)} bytes); kept ${orphans.length - old.length} within the grace period`);
+        else printLine(`nothing deleted (a dry run): "smhfs gc --delete" deletes the ${old.length} older than ${formatDuration(o.grace)}`);
+        return 0;
+      }),
+    );
+}
+
+/** One line per finding, problems first, then the verdict. */
+function fsckLines(r: FsckReport): string[] {
+  const out = [
+    `${r.library}: library ${r.libraryId ?? '(unreadable)'}, blobs in ${r.store}`,
+    `  ${r.counts.nodes} nodes, ${r.counts.entries} names, ${r.counts.files} files; ${r.counts.referencedBlobs} blobs referenced, ${r.counts.storedBlobs} stored (${r.counts.storedBytes} bytes)`,
+  ];
+  const sorted = [...r.findings].sort((a, b) => Number(b.problem) - Number(a.problem));
+  for (const f of sorted) {
+    const fixed = f.repaired > 0 ? ` [repaired ${f.repaired}]` : '';
+    out.push(`${f.problem ? 'PROBLEM' : 'notice'} ${f.check}: ${f.summary}${fixed}`);
+    for (const e of f.examples.slice(0, 10)) out.push(`    ${e}`);
+    if (f.examples.length > 10 || f.count > f.examples.length) out.push(`    … ${f.count - Math.min(10, f.examples.length)} more (--json)`);
+    if (f.hint && f.repaired < f.count) out.push(`    hint: ${f.hint}`);
+  }
+  const problems = r.findings.filter((f) => f.problem);
+  if (r.exitCode === 0) out.push(`clean${r.findings.length > 0 ? ` (${plural(r.findings.length, 'notice')})` : ''}`);
+  else if (r.exitCode === 1) out.push(`${plural(problems.length, 'problem')} found, all repaired`);
+  else {
+    const fixable = problems.some((f) => f.repairable && f.repaired < f.count);
+    out.push(`${plural(problems.length, 'problem')} found${r.repair ? ', some left: see the hints' : fixable ? '; "smhfs fsck --repair" fixes those it can without losing a byte' : '; see the hints'}`);
+  }
+  return out;
+}
+
+/** Progress on a terminal only (a rewritten line on stderr), at most five times a second. */
+class Progress {
+  #last = 0;
+  #shown = false;
+  constructor(private readonly name: string) {}
+  show(text: string): void {
+    if (!process.stderr.isTTY) return;
+    const now = Date.now();
+    if (now - this.#last < 200) return;
+    this.#last = now;
+    this.#shown = true;
+    process.stderr.write(`\r\x1b[Ksmhfs: ${this.name}: ${text}`);
+  }
+  done(): void {
+    if (this.#shown) process.stderr.write('\r\x1b[K');
+    this.#shown = false;
+  }
+}
+
+function formatDuration(ms: number): string {
+  if (ms % 86_400_000 === 0 && ms > 0) return `${ms / 86_400_000}d`;
+  if (ms % 3_600_000 === 0 && ms > 0) return `${ms / 3_600_000}h`;
+  if (ms % 60_000 === 0 && ms > 0) return `${ms / 60_000}m`;
+  return `${ms / 1000}s`;
 }
 
 /**
@@ -101,5 +233,3 @@ export function parseDuration(value: string): number {
   if (!Number.isFinite(ms)) throw new InvalidArgumentError(`duration out of range: ${value}.`);
   return Math.round(ms);
 }
-
-export { Option };
