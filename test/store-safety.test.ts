@@ -165,3 +165,21 @@ t.test('D3: nothing lists the store at start-up: a key no record mentions stays'
   t.equal(await blobs.head(ref.key), undefined, 'an abandoned upload is collected from its own record');
   t.ok(existsSync(blobs.pathOf(stranger.key)));
 });
+
+t.test('D10: how a link resolves does not depend on a mount running in the process: the context is per call', async (t) => {
+  const { lib } = localLib(t);
+  const space = lib.space();
+  space.mkdir('a', {});
+  await put(lib, space, 'a/f', 'target bytes', { conflict: 'ask' });
+  // What the mount does (its mountpoint given with the call): an absolute target under it binds (L1).
+  t.equal(space.symlink('bound', '/mnt/x/a/f', { mountpoint: '/mnt/x' }).link?.flavour, 'bound', 'the mount binds an absolute target under its mountpoint');
+  // A library that a mount in this process once used must not change how others resolve:
+  // the old code kept the mountpoint on the library object.
+  (lib as unknown as { mountpoint?: string }).mountpoint = '/mnt/x';
+  const made = space.symlink('abs', '/mnt/x/a/f');
+  t.equal(made.link?.flavour, 'path', 'without a context the same target is a path link, stored as given');
+  await expectCode(t, () => space.resolveRead('abs', 'smh'), 'SourceFileNotFound', 'and leads nowhere for HTTP and the CLI (it would be outside the space)');
+  t.equal(space.resolveRead('abs', 'smh', { mountpoint: '/mnt/x' }).node.path, 'a/f', 'the mount, giving its mountpoint, reaches the file');
+  t.equal(space.resolveRead('bound', 'smh').node.path, 'a/f', 'a bound link resolves the same everywhere');
+  t.equal(space.readlink('abs'), '/mnt/x/a/f', 'readlink returns the stored string (the kernel resolves it)');
+});

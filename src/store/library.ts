@@ -35,7 +35,7 @@ import { migrate } from './schema.js';
 import { nowUs, Space } from './space.js';
 import type { BlobConfig, BlobRef, Task } from './types.js';
 
-export { Space } from './space.js';
+export { Space, type ResolveContext } from './space.js';
 
 export const DB_FILE = 'library.db';
 /** This process, as named in the rows it owns (leases, holds, doomed keys, tasks). */
@@ -217,8 +217,6 @@ export class Library {
   readonly blobs: BlobStore;
   readonly cache: PageCache;
   readonly stagingDir: string;
-  /** Set by the mount: absolute link targets under it are taken relative to the space root (L1). */
-  mountpoint: string | undefined;
 
   private readonly spaces = new Map<string, Space>();
   private txDepth = 0;
