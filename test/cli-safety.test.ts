@@ -338,3 +338,32 @@ t.test('D3: kill -9 during gc --delete: nothing referenced is lost; the next gc 
   await expectFsckClean(t, lib, {}, 'after the second gc');
   expectSameFiles(t, before, await librarySha256(lib), 'at the end');
 });
+
+t.test('D5 (reproducer 3, CLI): names that are not UTF-8 are refused in one line, never altered, never merged', async (t) => {
+  const lib = fresh('lib');
+  const src = fresh('src');
+  mkdirSync(src);
+  writeFileSync(join(src, 'one'), 'first file');
+  writeFileSync(join(src, 'two'), 'second file');
+  t.equal((await smhfs(['--library', lib, 'init'])).code, 0);
+  // Raw bytes reach the CLI only through a shell: Node's own spawn would encode the string as UTF-8.
+  const cli = `'${process.execPath}' '${CLI}' --library '${lib}'`;
+  for (const [what, cmd] of [
+    ['put to caf\\xe9.txt', `${cli} put '${src}/one' $'caf\\xe9.txt'`],
+    ['put to caf\\xe8.txt', `${cli} put '${src}/two' $'caf\\xe8.txt'`],
+    ['mkdir', `${cli} mkdir $'d\\xff'`],
+    ['ln', `${cli} ln one $'l\\xfe'`],
+  ] as const) {
+    const r = await sh(cmd);
+    t.equal(r.code, 1, `${what}: exit 1`);
+    t.equal(r.stderr.trim().split('\n').length, 1, `${what}: one line`);
+    t.match(r.stderr, /^smhfs: argument \d+ is not valid UTF-8 \(\$'[^']*\\x[ef][0-9a-f][^']*'\); smhfs keeps names exactly as given/, `${what}: ${r.stderr.trim()}`);
+  }
+  const ls = await smhfs(['--library', lib, '--json', 'ls']);
+  t.same(JSON.parse(ls.stdout), [], 'nothing was created (no caf\uFFFD.txt)');
+  const ok = await sh(`${cli} put '${src}/one' 'café.txt' && ${cli} put '${src}/two' 'cafè.txt'`);
+  t.equal(ok.code, 0, `UTF-8 names are fine: ${ok.stderr}`);
+  const names = (JSON.parse((await smhfs(['--library', lib, '--json', 'ls'])).stdout) as Array<{ name: string }>).map((e) => e.name).sort();
+  t.same(names, ['café.txt', 'cafè.txt'].sort(), 'two names, two files');
+  await expectFsckClean(t, lib);
+});

@@ -183,3 +183,15 @@ t.test('D10: how a link resolves does not depend on a mount running in the proce
   t.equal(space.resolveRead('bound', 'smh').node.path, 'a/f', 'a bound link resolves the same everywhere');
   t.equal(space.readlink('abs'), '/mnt/x/a/f', 'readlink returns the stored string (the kernel resolves it)');
 });
+
+t.test('D5: the store refuses strings that have no UTF-8 form (lone surrogates) with NameNotUtf8', async (t) => {
+  const { lib } = localLib(t);
+  const space = lib.space();
+  await expectCode(t, () => space.mkdir('caf\uD800', {}), 'NameNotUtf8', 'mkdir');
+  await expectCode(t, () => space.createFile('x\uDC00y', {}), 'NameNotUtf8', 'create');
+  await expectCode(t, () => space.symlink('l', 'target\uD83D'), 'NameNotUtf8', 'a link target');
+  await expectCode(t, () => space.putSymlink('k', 'a/\uDFFF'), 'NameNotUtf8', 'a BOS symlink target');
+  await expectCode(t, async () => space.putFile('\uD800.txt', await blobOf(lib, 'x'), {}), 'NameNotUtf8', 'an upload');
+  t.equal(space.mkdir('emoji \uD83D\uDE00', {}).info.path, 'emoji \uD83D\uDE00', 'a surrogate pair is a character: fine');
+  t.same(space.readdir('').map((e) => e.name).sort(), ['.trash', 'emoji \uD83D\uDE00'], 'nothing else was created');
+});
