@@ -132,8 +132,9 @@ export class Space {
 
   // ───────────────────────────── transactions ─────────────────────────────
 
-  private tx<T>(fn: () => T, durable = false): T {
-    return this.lib.transaction(fn, { durable });
+  /** `freeing`: a delete, which may use the library's reserve space on a full disk (D9). */
+  private tx<T>(fn: () => T, durable = false, freeing = false): T {
+    return this.lib.transaction(fn, { durable, freeing });
   }
 
   // ───────────────────────────── resolution ─────────────────────────────
@@ -991,7 +992,7 @@ export class Space {
       }
       this.purgeNode(r.row);
       return {};
-    });
+    }, false, opts.permanent === true);
   }
 
   setattr(pathOrId: string | number, attrs: Attrs): NodeInfo {
@@ -1223,7 +1224,7 @@ export class Space {
 
   /** T5: purge one item permanently; a directory becomes a background task (L15). */
   purge(id: number): { taskId?: number } {
-    return this.tx(() => this.purgeItem(this.item(id)));
+    return this.tx(() => this.purgeItem(this.item(id)), false, true);
   }
 
   private purgeItem(it: { id: number; node: number; original_path: string }): { taskId?: number } {
@@ -1243,15 +1244,19 @@ export class Space {
   }
 
   emptyTrash(): { purged: number; taskIds: number[] } {
-    return this.tx(() => {
-      const taskIds: number[] = [];
-      const items = this.itemRows();
-      for (const it of items) {
-        const r = this.purgeItem(it);
-        if (r.taskId !== undefined) taskIds.push(r.taskId);
-      }
-      return { purged: items.length, taskIds };
-    });
+    return this.tx(
+      () => {
+        const taskIds: number[] = [];
+        const items = this.itemRows();
+        for (const it of items) {
+          const r = this.purgeItem(it);
+          if (r.taskId !== undefined) taskIds.push(r.taskId);
+        }
+        return { purged: items.length, taskIds };
+      },
+      false,
+      true,
+    );
   }
 
   /** T5: purge items older than the retention period (0 = keep forever). */
@@ -1260,12 +1265,16 @@ export class Space {
       throw fail('InvalidArgument', 'retention must be a number of days >= 0 (0 = keep forever)');
     }
     if (retentionDays === 0) return 0;
-    return this.tx(() => {
-      const cutoff = nowUs() - retentionDays * 86_400 * 1_000_000;
-      const old = this.itemRows().filter((it) => it.removed_at < cutoff);
-      for (const it of old) this.purgeItem(it);
-      return old.length;
-    });
+    return this.tx(
+      () => {
+        const cutoff = nowUs() - retentionDays * 86_400 * 1_000_000;
+        const old = this.itemRows().filter((it) => it.removed_at < cutoff);
+        for (const it of old) this.purgeItem(it);
+        return old.length;
+      },
+      false,
+      true,
+    );
   }
 
   // ───────────────────────────── permanent deletion ─────────────────────────────
@@ -1329,7 +1338,7 @@ export class Space {
         return { deleted, finished: true };
       }
       return { deleted, finished: false };
-    });
+    }, false, true);
   }
 }
 
