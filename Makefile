@@ -5,14 +5,19 @@ SHELL := /bin/bash
 NODE_DEPS_STAMP := node_modules/.package-lock.json
 LIBRARY ?= $(HOME)/.local/share/smhfs/default
 MOUNTPOINT ?= $(CURDIR)/mnt
-APT_PACKAGES := libfuse2 fuse
+# libfuse2: fuse-native (the fallback binding). fuse3: fusermount3 for the libfuse 3 binding
+# (on Debian 12 it replaces `fuse` and keeps a `fusermount` link). libfuse3-dev, pkg-config,
+# build-essential, python3: node-gyp builds our addon (src/fuse/ll) and fuse-native from source.
+APT_PACKAGES := libfuse2 fuse3 libfuse3-dev pkg-config build-essential python3
 BENCH_PACKAGES := bindfs fio rclone s3fs
+LL_ADDON := src/fuse/ll/build/Release/smhfs_ll.node
+BENCH_ARGS ?=
 
-.PHONY: all deps system-deps build run test bench clean
+.PHONY: all deps system-deps build run test bench clean addon
 
 all: build
 
-# Debian packages the mount needs at run time: libfuse.so.2 (fuse-native) and fusermount (unmount).
+# Debian packages the mount needs (see APT_PACKAGES), installed when missing.
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -27,7 +32,14 @@ $(NODE_DEPS_STAMP): package.json package-lock.json
 
 deps: system-deps $(NODE_DEPS_STAMP)
 
-build: deps
+# Our libfuse 3 low-level addon. `npm ci` builds it too (postinstall, never failing the install:
+# without libfuse3 smhfs runs with --binding fuse-native); here a failed build is an error.
+$(LL_ADDON): src/fuse/ll/smhfs_ll.c src/fuse/ll/binding.gyp src/fuse/ll/build.mjs | deps
+	node src/fuse/ll/build.mjs --strict
+
+addon: $(LL_ADDON)
+
+build: deps $(LL_ADDON)
 	rm -rf dist
 	npx tsc -p tsconfig.json
 	@chmod +x dist/src/cli/main.js
@@ -45,7 +57,7 @@ bench-deps: deps
 	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
 bench: build bench-deps
-	node dist/bench/run.js
+	node dist/bench/run.js $(BENCH_ARGS)
 
 clean:
-	rm -rf dist
+	rm -rf dist src/fuse/ll/build

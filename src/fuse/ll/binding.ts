@@ -331,7 +331,8 @@ export function lowLevelBinding(): { ok: true; addon: Addon } | { ok: false; rea
     return loaded;
   }
   if (!existsSync(file)) {
-    const marker = join(ADDON_DIR, 'UNAVAILABLE');
+    // build.mjs leaves the reason beside Release/ when it could not build
+    const marker = join(dirname(dirname(file)), 'UNAVAILABLE');
     const why = existsSync(marker) ? readFileSync(marker, 'utf8').trim() : `${file} was not built`;
     loaded = { ok: false, reason: `the libfuse 3 binding is unavailable: ${why}; ${hint}` };
     return loaded;
