@@ -105,4 +105,29 @@ if (why) {
     t.equal(await inval, true, 'answered: the invalidation goes through');
     await callerDone;
   });
+
+  t.test('close() while an invalidation is held back by a pending request ends cleanly', async (t) => {
+    const fs = new MemFs();
+    let waiting = false;
+    fs.hooks.lookup = (_ctx: Ctx, _parent: unknown, name: unknown) =>
+      name === 'slow'
+        ? new Promise<number>(() => {
+            waiting = true; // never answered by the file system
+          })
+        : undefined;
+    const m = await llMount(t, fs, LONG);
+    await ok(`mkdir '${m.p('d')}' && stat '${m.p('d/x')}' || true`);
+    const caller = spawn('stat', [m.p('d/slow')], { stdio: 'ignore' });
+    const callerDone = new Promise((r) => caller.on('exit', r));
+    t.ok(await until(() => waiting, 10_000), 'the lookup is pending');
+    const inval = m.session.invalidateEntry(fs.inoOf('d')!, 'x');
+    await sleep(200);
+    const t0 = Date.now();
+    m.session.close();
+    await m.session.closed;
+    t.ok(Date.now() - t0 < 5000, 'close did not wait on the kernel');
+    t.type(await inval, 'boolean', 'the invalidation settled');
+    t.not(await Promise.race([callerDone, sleep(10_000).then(() => 'hung')]), 'hung', 'the caller was let go');
+    t.equal(await m.session.invalidateEntry(1, 'x'), false, 'an ended session invalidates nothing');
+  });
 }

@@ -154,4 +154,15 @@ if (why) {
     t.equal((await asUser(1234, 1234, `test -r '${m.p('public')}'`)).code, 0, 'readable');
     t.equal(fs.lastCtx.get('access')?.uid, 1234, 'the access request carried the caller');
   });
+
+  t.test('mount options: fsname and subtype in the mount table, ro, and other users kept out without allow_other', async (t) => {
+    const fs = new MemFs();
+    fs.addFile('f', Buffer.from('content\n'));
+    const m = await llMount(t, fs, { fsname: 'myfs', subtype: 'mytype', readOnly: true });
+    t.match(await ok(`grep ' ${m.mountpoint} ' /proc/mounts`), new RegExp(`^myfs ${m.mountpoint} fuse\\.mytype ro,`));
+    t.equal(await ok(`cat '${m.p('f')}'`), 'content\n');
+    t.match((await sh(`touch '${m.p('g')}'`)).stderr, /Read-only file system/);
+    t.match((await asUser(1234, 1234, `ls '${m.mountpoint}'`)).stderr, /Permission denied/, 'another user: EACCES');
+    t.equal(fs.calls.get('create') ?? 0, 0);
+  });
 }

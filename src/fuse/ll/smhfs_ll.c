@@ -40,8 +40,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ───────────────────────────── shared layout (mirrored in binding.ts) ───────────────────────────── */
@@ -219,7 +221,7 @@ typedef struct session {
   double requests, deferred, exceptions;
 } session_t;
 
-static void teardown(session_t *s, const char *why);
+static void teardown(session_t *s, int forced);
 
 /* ───────────────────────────── small N-API helpers ───────────────────────────── */
 
@@ -1207,7 +1209,7 @@ static void on_readable(uv_poll_t *h, int status, int events) {
   }
   s->in_batch = 0;
   if (!gone && status < 0) gone = 1; /* POLLERR: the connection is gone */
-  if (gone) teardown(s, "unmounted");
+  if (gone) teardown(s, s->close_requested);
   napi_close_callback_scope(env, cs);
   napi_close_handle_scope(env, hs);
 }
@@ -1286,13 +1288,24 @@ static void tsfn_call(napi_env env, napi_value js_cb, void *context, void *data)
   deliver_done(s);
 }
 
-static void stop_notifier(session_t *s) {
+/* Stop the notification thread; 0 when it could not be joined within `wait_ms` (a write the
+ * kernel holds back on a live connection). */
+static int stop_notifier(session_t *s, int wait_ms) {
   if (s->thr_started) {
     pthread_mutex_lock(&s->mu);
     s->thr_stop = 1;
     pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
-    pthread_join(s->thr, NULL);
+    if (wait_ms < 0) {
+      pthread_join(s->thr, NULL);
+    } else {
+      struct timespec until;
+      clock_gettime(CLOCK_REALTIME, &until);
+      until.tv_sec += wait_ms / 1000;
+      until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+      if (until.tv_nsec >= 1000000000L) { until.tv_sec++; until.tv_nsec -= 1000000000L; }
+      if (pthread_timedjoin_np(s->thr, NULL, &until) != 0) return 0;
+    }
     s->thr_started = 0;
   }
   /* what was still queued is answered ENODEV: the connection is gone */
@@ -1309,6 +1322,7 @@ static void stop_notifier(session_t *s) {
   }
   pthread_mutex_unlock(&s->mu);
   deliver_done(s);
+  return 1;
 }
 
 /* ───────────────────────────── teardown ───────────────────────────── */
@@ -1358,13 +1372,17 @@ static void on_poll_closed(uv_handle_t *h) {
 }
 
 /*
- * End the session: stop polling, answer every pending request (EIO — after an unmount nobody
- * is waiting for them any more), stop the notifier, close the device (lazily unmounting if it is
- * still mounted) and destroy the session (libfuse calls our destroy op). JS hears onUnmounted
- * once the poll handle is closed.
+ * End the session: stop polling, answer every pending request (EIO), stop the notifier, close
+ * the device and destroy the session (libfuse calls our destroy op). JS hears onUnmounted once
+ * the poll handle is closed.
+ *
+ * After an unmount (ENODEV) the connection is already gone. A forced end (close(), process exit)
+ * finds it alive: a notification may then be blocked in the kernel behind a request we will no
+ * longer read, so the connection is aborted first — umount2(MNT_FORCE) does that for root — and
+ * the mountpoint lazily detached. Without root the thread gets 2 s; if it is still stuck, the
+ * session is left behind (leaked) rather than freed under it.
  */
-static void teardown(session_t *s, const char *why) {
-  (void)why;
+static void teardown(session_t *s, int forced) {
   if (s->torn_down) return;
   if (s->in_batch) {
     /* libfuse is on the stack (a handler asked to close): finish the request first */
@@ -1379,7 +1397,16 @@ static void teardown(session_t *s, const char *why) {
       release_slot(s, i);
     }
   }
-  stop_notifier(s);
+  if (forced && s->mounted && s->mountpoint && geteuid() == 0) {
+    if (umount2(s->mountpoint, MNT_FORCE) != 0 && errno != EINVAL && errno != ENOENT) umount2(s->mountpoint, MNT_DETACH);
+  }
+  if (!stop_notifier(s, forced ? 2000 : -1)) {
+    fprintf(stderr, "smhfs_ll: a cache invalidation is stuck in the kernel; leaving the session of %s behind\n", s->mountpoint);
+    if (s->se && s->mounted) fuse_session_unmount(s->se);
+    s->se = NULL;
+    s->refs += 1000; /* never freed: the thread may still use it */
+    return;
+  }
   if (s->se) {
     if (s->mounted) fuse_session_unmount(s->se);
     fuse_session_destroy(s->se);
@@ -1394,7 +1421,7 @@ static void finalize_external(napi_env env, void *data, void *hint) {
   if (!s->torn_down) {
     /* the JS side dropped a live session: end it (lazy unmount) rather than leak the mount */
     s->no_js = 1;
-    teardown(s, "collected");
+    teardown(s, 1);
   }
   unref_session(s);
 }
@@ -1717,7 +1744,7 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   session_t *s = session_of(env, argv[0]);
   if (!s) return NULL;
-  teardown(s, "closed");
+  teardown(s, 1);
   return undef(env);
 }
 
