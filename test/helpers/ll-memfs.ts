@@ -550,7 +550,7 @@ export class MemFs implements LowLevelOps {
     for (let i = offset; i < l.length && out.length < 256; i++) {
       const [name, cino] = l[i]!;
       const n = this.nodes.get(cino);
-      out.push({ name, ino: cino, mode: n ? n.mode : S_IFREG });
+      out.push({ name, ino: cino, mode: n ? n.mode : S_IFREG, nextOffset: i + 1 });
     }
     return out;
   }
@@ -565,9 +565,9 @@ export class MemFs implements LowLevelOps {
     for (let i = offset; i < l.length && out.length < room; i++) {
       const [name, cino] = l[i]!;
       const n = this.nodes.get(cino);
-      if (!n) continue; // removed since opendir
+      if (!n) continue; // freed since opendir: skipped, so say where the next one is
       const dot = name === '.' || name === '..';
-      out.push({ name, entry: dot ? { attr: this.stat(n) } : this.#entry(n) });
+      out.push({ name, entry: dot ? { attr: this.stat(n) } : this.#entry(n), nextOffset: i + 1 });
     }
     return out;
   }

@@ -92,12 +92,16 @@ export interface DirEntry {
   ino: number;
   /** the entry's mode (only its type bits are used) */
   mode: number;
+  /** the `offset` a later call passes to continue after this entry (default: its index in the
+   * answer + the call's offset + 1, i.e. listings indexed from 0) */
+  nextOffset?: number;
 }
 
 export interface DirEntryPlus {
   name: string;
   /** for names other than . and .., a lookup reference like lookup's (see forget) */
   entry: Entry;
+  nextOffset?: number;
 }
 
 export interface Statfs {
@@ -183,8 +187,9 @@ export interface LowLevelOps {
   release?(ino: number, fh: number, flags: number, ctx: Ctx): Reply<void>;
   fsync?(ino: number, fh: number, datasync: boolean, ctx: Ctx): Reply<void>;
   opendir?(ino: number, flags: number, ctx: Ctx): Reply<Open>;
-  /** entries from index `offset` of the listing this handle sees (stable per opendir); the
-   * binding sends as many as fit in `size` bytes */
+  /** entries from `offset` on (0: the start; else a `nextOffset` given before — by default the
+   * index in the listing this handle sees, stable per opendir); the binding sends as many as fit
+   * in `size` bytes and the kernel asks again from the next one */
   readdir?(ino: number, fh: number, offset: number, size: number, ctx: Ctx): Reply<DirEntry[]>;
   /** like readdir, with attributes; entries that did not fit are given back through forget */
   readdirplus?(ino: number, fh: number, offset: number, size: number, ctx: Ctx): Reply<DirEntryPlus[]>;
@@ -364,6 +369,8 @@ const IO_SLOT = 5;
 const IO_SA = 6; // mode uid gid size atime atimens mtime mtimens ctime ctimens
 const IO_ATTR = 16;
 const ATTR_STRIDE = 18;
+const DIR_STRIDE = 3;
+const DIRPLUS_STRIDE = ATTR_STRIDE + 1;
 const IO_FH = 34;
 const IO_OPEN_FLAGS = 35;
 const IO_STATFS = 40;
@@ -702,22 +709,24 @@ export class LowLevelSession extends EventEmitter {
     const xattrNames = (names: string[]): RawResult => Buffer.from(names.map((n) => `${n}\0`).join(''));
     const dir = (list: DirEntry[]): RawResult => {
       const names = new Array<string>(list.length);
-      const nums = new Float64Array(list.length * 2);
+      const nums = new Float64Array(list.length * DIR_STRIDE);
       for (let i = 0; i < list.length; i++) {
         const d = list[i]!;
         names[i] = d.name;
-        nums[i * 2] = d.ino;
-        nums[i * 2 + 1] = d.mode;
+        nums[i * DIR_STRIDE] = d.ino;
+        nums[i * DIR_STRIDE + 1] = d.mode;
+        nums[i * DIR_STRIDE + 2] = d.nextOffset ?? NaN;
       }
       return [names, nums];
     };
     const dirPlus = (list: DirEntryPlus[]): RawResult => {
       const names = new Array<string>(list.length);
-      const nums = new Float64Array(list.length * ATTR_STRIDE);
+      const nums = new Float64Array(list.length * DIRPLUS_STRIDE);
       for (let i = 0; i < list.length; i++) {
         const d = list[i]!;
         names[i] = d.name;
-        putAttr(nums, i * ATTR_STRIDE, d.entry.attr, d.entry.generation ?? 0, d.entry.attrTimeout, d.entry.entryTimeout);
+        putAttr(nums, i * DIRPLUS_STRIDE, d.entry.attr, d.entry.generation ?? 0, d.entry.attrTimeout, d.entry.entryTimeout);
+        nums[i * DIRPLUS_STRIDE + ATTR_STRIDE] = d.nextOffset ?? NaN;
       }
       return [names, nums];
     };

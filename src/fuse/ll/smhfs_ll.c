@@ -103,6 +103,10 @@ static const char *const OP_NAMES[OP_COUNT] = {
 #define A_ATTR_TIMEOUT 16
 #define A_ENTRY_TIMEOUT 17
 #define ATTR_STRIDE 18
+/* listings: readdir entries are [ino, mode, next offset]; readdirplus entries the attribute
+ * block + next offset (NaN: the entry's index + 1) */
+#define DIR_STRIDE 3
+#define DIRPLUS_STRIDE (ATTR_STRIDE + 1)
 /* io: open reply (out) */
 #define IO_FH 34
 #define IO_OPEN_FLAGS 35
@@ -514,7 +518,7 @@ static void reply_readdir(session_t *s, fuse_req_t req, int op, size_t size, off
   if (napi_is_array(env, ret, &is_arr) != napi_ok || !is_arr ||
       napi_get_element(env, ret, 0, &names) != napi_ok || napi_get_element(env, ret, 1, &nums) != napi_ok ||
       napi_is_array(env, names, &is_arr) != napi_ok || !is_arr || napi_get_array_length(env, names, &n) != napi_ok ||
-      !bytes_of(env, nums, (void **)&v, &vbytes) || vbytes < (size_t)n * (plus ? ATTR_STRIDE : 2) * sizeof(double)) {
+      !bytes_of(env, nums, (void **)&v, &vbytes) || vbytes < (size_t)n * (plus ? DIRPLUS_STRIDE : DIR_STRIDE) * sizeof(double)) {
     report_bad_result(s, op, "a listing that is not [names, Float64Array]");
     fuse_reply_err(req, EIO);
     return;
@@ -538,15 +542,19 @@ static void reply_readdir(session_t *s, fuse_req_t req, int op, size_t size, off
     }
     size_t need;
     if (plus) {
+      const double *a = v + (size_t)i * DIRPLUS_STRIDE;
       struct fuse_entry_param e;
-      fill_entry(s, v + (size_t)i * ATTR_STRIDE, &e);
-      need = fuse_add_direntry_plus(req, s->dirbuf + used, size - used, name, &e, off0 + i + 1);
+      fill_entry(s, a, &e);
+      off_t next = isnan(a[ATTR_STRIDE]) ? off0 + i + 1 : (off_t)a[ATTR_STRIDE];
+      need = fuse_add_direntry_plus(req, s->dirbuf + used, size - used, name, &e, next);
     } else {
+      const double *a = v + (size_t)i * DIR_STRIDE;
       struct stat st;
       memset(&st, 0, sizeof st);
-      st.st_ino = (ino_t)v[i * 2];
-      st.st_mode = (mode_t)v[i * 2 + 1];
-      need = fuse_add_direntry(req, s->dirbuf + used, size - used, name, &st, off0 + i + 1);
+      st.st_ino = (ino_t)a[0];
+      st.st_mode = (mode_t)a[1];
+      off_t next = isnan(a[2]) ? off0 + i + 1 : (off_t)a[2];
+      need = fuse_add_direntry(req, s->dirbuf + used, size - used, name, &st, next);
     }
     if (need > size - used) break;
     used += need;
@@ -562,7 +570,7 @@ static void reply_readdir(session_t *s, fuse_req_t req, int op, size_t size, off
       if (napi_get_element(env, names, j, &nv) != napi_ok ||
           napi_get_value_string_utf8(env, nv, name, sizeof name, &nlen) != napi_ok) continue;
       if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) continue;
-      js_forget(s, (uint64_t)v[(size_t)j * ATTR_STRIDE + A_INO], 1);
+      js_forget(s, (uint64_t)v[(size_t)j * DIRPLUS_STRIDE + A_INO], 1);
     }
   }
 }
