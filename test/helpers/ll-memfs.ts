@@ -510,13 +510,17 @@ export class MemFs implements LowLevelOps {
       this.violations.push(`release of unknown handle ${fh} (ino ${ino})`);
       return 0;
     }
+    this.#closeHandle(ino, fh);
+    return 0;
+  }
+
+  #closeHandle(ino: number, fh: number): void {
     this.#handles.delete(fh);
     const n = this.nodes.get(ino);
     if (n) {
       n.opens--;
       this.#maybeFree(n);
     }
-    return 0;
   }
 
   fsync(ino: number, _fh: number, _datasync: boolean, ctx: Ctx): number {
@@ -574,12 +578,7 @@ export class MemFs implements LowLevelOps {
 
   releasedir(ino: number, fh: number, _flags: number, ctx: Ctx): number {
     this.#count('releasedir', ctx);
-    this.#handles.delete(fh);
-    const n = this.nodes.get(ino);
-    if (n) {
-      n.opens--;
-      this.#maybeFree(n);
-    }
+    this.#closeHandle(ino, fh);
     return 0;
   }
 

@@ -873,13 +873,27 @@ static void ll_destroy(void *userdata) {
   SCOPE_CLOSE();
 }
 
-static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
+/* ops whose arguments are (ino, name): lookup unlink rmdir removexattr */
+static void ino_name_op(fuse_req_t req, int op, fuse_ino_t ino, const char *name) {
   session_t *s = S_OF(req);
   SCOPE_OPEN(s);
   NAME_OR_EILSEQ(n, name);
-  napi_value a[2] = {num(env, (double)parent), n};
-  dispatch(s, req, OP_LOOKUP, 2, a, 0, 0);
+  napi_value a[2] = {num(env, (double)ino), n};
+  dispatch(s, req, op, 2, a, 0, 0);
   SCOPE_CLOSE();
+}
+
+/* ops whose arguments are (ino, fh, a number): release releasedir (flags), fsync fsyncdir (datasync) */
+static void ino_fh_num_op(fuse_req_t req, int op, fuse_ino_t ino, struct fuse_file_info *fi, int n) {
+  session_t *s = S_OF(req);
+  SCOPE_OPEN(s);
+  napi_value a[3] = {num(env, (double)ino), num(env, (double)fi->fh), num(env, n)};
+  dispatch(s, req, op, 3, a, 0, 0);
+  SCOPE_CLOSE();
+}
+
+static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
+  ino_name_op(req, OP_LOOKUP, parent, name);
 }
 
 static void ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
@@ -952,21 +966,11 @@ static void ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 }
 
 static void ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name) {
-  session_t *s = S_OF(req);
-  SCOPE_OPEN(s);
-  NAME_OR_EILSEQ(n, name);
-  napi_value a[2] = {num(env, (double)parent), n};
-  dispatch(s, req, OP_UNLINK, 2, a, 0, 0);
-  SCOPE_CLOSE();
+  ino_name_op(req, OP_UNLINK, parent, name);
 }
 
 static void ll_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name) {
-  session_t *s = S_OF(req);
-  SCOPE_OPEN(s);
-  NAME_OR_EILSEQ(n, name);
-  napi_value a[2] = {num(env, (double)parent), n};
-  dispatch(s, req, OP_RMDIR, 2, a, 0, 0);
-  SCOPE_CLOSE();
+  ino_name_op(req, OP_RMDIR, parent, name);
 }
 
 static void ll_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name) {
@@ -1064,19 +1068,11 @@ static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) 
 }
 
 static void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-  session_t *s = S_OF(req);
-  SCOPE_OPEN(s);
-  napi_value a[3] = {num(env, (double)ino), num(env, (double)fi->fh), num(env, fi->flags)};
-  dispatch(s, req, OP_RELEASE, 3, a, 0, 0);
-  SCOPE_CLOSE();
+  ino_fh_num_op(req, OP_RELEASE, ino, fi, fi->flags);
 }
 
 static void ll_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi) {
-  session_t *s = S_OF(req);
-  SCOPE_OPEN(s);
-  napi_value a[3] = {num(env, (double)ino), num(env, (double)fi->fh), num(env, datasync)};
-  dispatch(s, req, OP_FSYNC, 3, a, 0, 0);
-  SCOPE_CLOSE();
+  ino_fh_num_op(req, OP_FSYNC, ino, fi, datasync);
 }
 
 static void ll_readdir_common(fuse_req_t req, int op, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
@@ -1096,19 +1092,11 @@ static void ll_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 }
 
 static void ll_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-  session_t *s = S_OF(req);
-  SCOPE_OPEN(s);
-  napi_value a[3] = {num(env, (double)ino), num(env, (double)fi->fh), num(env, fi->flags)};
-  dispatch(s, req, OP_RELEASEDIR, 3, a, 0, 0);
-  SCOPE_CLOSE();
+  ino_fh_num_op(req, OP_RELEASEDIR, ino, fi, fi->flags);
 }
 
 static void ll_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi) {
-  session_t *s = S_OF(req);
-  SCOPE_OPEN(s);
-  napi_value a[3] = {num(env, (double)ino), num(env, (double)fi->fh), num(env, datasync)};
-  dispatch(s, req, OP_FSYNCDIR, 3, a, 0, 0);
-  SCOPE_CLOSE();
+  ino_fh_num_op(req, OP_FSYNCDIR, ino, fi, datasync);
 }
 
 static void ll_statfs(fuse_req_t req, fuse_ino_t ino) {
@@ -1148,12 +1136,7 @@ static void ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 }
 
 static void ll_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name) {
-  session_t *s = S_OF(req);
-  SCOPE_OPEN(s);
-  NAME_OR_EILSEQ(n, name);
-  napi_value a[2] = {num(env, (double)ino), n};
-  dispatch(s, req, OP_REMOVEXATTR, 2, a, 0, 0);
-  SCOPE_CLOSE();
+  ino_name_op(req, OP_REMOVEXATTR, ino, name);
 }
 
 static void ll_access(fuse_req_t req, fuse_ino_t ino, int mask) {
