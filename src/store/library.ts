@@ -7,8 +7,8 @@
  * Transactions are synchronous and IMMEDIATE; blob bytes are never touched inside one. Keys of
  * blobs whose last reference a transaction dropped are collected after it commits.
  */
-import { randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, readdirSync, rmSync, statSync, accessSync, constants as fsc } from 'node:fs';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { closeSync, createWriteStream, existsSync, mkdirSync, openSync, readdirSync, rmSync, statSync, accessSync, constants as fsc } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -20,7 +20,7 @@ import { HashingTransform, hashFile, type ContentHash } from '../blob/hash.js';
 import { LocalBlobStore } from '../blob/local-store.js';
 import { PageCache, type PageCacheOptions, type ReadStream } from '../blob/page-cache.js';
 import { EMPTY_BLOB_KEY, type BlobStore } from '../blob/types.js';
-import { migrate } from './schema.js';
+import { migrate, secretHash } from './schema.js';
 import { nowUs, Space } from './space.js';
 import type { BlobConfig, BlobRef, Task } from './types.js';
 
@@ -46,6 +46,15 @@ export interface TokenInfo {
   userId: string | null;
   expiresAtUs: number;
 }
+
+/** A token as `smhfs token list` shows it: never the token itself (only its hash is kept). */
+export interface TokenRecord extends TokenInfo {
+  id: number;
+  createdAtUs: number;
+}
+
+/** `meta` key of the library secret's SHA-256 (the secret itself is shown once, by rotateLibrarySecret). */
+const SECRET_KEY = 'library_secret_sha256';
 
 function isLocalOwnerDead(owner: string): boolean {
   const [host, pid] = owner.split(':');
@@ -126,8 +135,11 @@ export class Library {
       claim: p(`UPDATE tasks SET state = 'running', owner = ?, heartbeat = ?, updated = ? WHERE id = ?`),
       progress: p('UPDATE tasks SET done = done + ?, heartbeat = ?, updated = ? WHERE id = ?'),
       finish: p('UPDATE tasks SET state = ?, error = ?, updated = ?, owner = NULL WHERE id = ?'),
-      insertToken: p('INSERT INTO tokens (token, space, grants, user_id, expires, created) VALUES (?, ?, ?, ?, ?, ?)'),
-      token: p('SELECT * FROM tokens WHERE token = ?'),
+      insertToken: p('INSERT INTO tokens (hash, space, grants, user_id, expires, created) VALUES (?, ?, ?, ?, ?, ?)'),
+      token: p('SELECT * FROM tokens WHERE hash = ?'),
+      tokens: p('SELECT * FROM tokens ORDER BY id'),
+      revokeToken: p('DELETE FROM tokens WHERE id = ?'),
+      revokeTokenHash: p('DELETE FROM tokens WHERE hash = ?'),
       purgeTokens: p('DELETE FROM tokens WHERE expires < ?'),
       insertSpace: p('INSERT INTO spaces (name, root, trash, created) VALUES (?, ?, ?, ?)'),
       insertDir: p(`INSERT INTO nodes (space, kind, mode, atime, mtime, ctime, btime) VALUES (?, 'dir', ?, ?, ?, ?, ?)`),
@@ -161,6 +173,9 @@ export class Library {
     }
     let db: Database.Database;
     try {
+      // A new database (and the WAL and SHM files SQLite creates with its mode) is the owner's
+      // alone: it names every file of the library.
+      if (!exists) closeSync(openSync(dbPath, fsc.O_CREAT | fsc.O_EXCL | fsc.O_WRONLY, 0o600));
       db = new Database(dbPath, { fileMustExist: exists });
       db.pragma('busy_timeout = 10000');
       if (exists) {
@@ -235,7 +250,6 @@ export class Library {
     this.transaction(() => {
       if (!this.q.meta.get('library_id')) {
         this.q.setMeta.run('library_id', `smh${randomBytes(8).toString('hex')}`);
-        this.q.setMeta.run('library_secret', randomBytes(24).toString('hex'));
         this.q.setMeta.run('retention_days', String(DEFAULT_RETENTION_DAYS));
       }
       if (!this.q.space.get('-')) this.insertSpace('-');
@@ -264,8 +278,22 @@ export class Library {
     return (this.q.meta.get('library_id') as { value: string }).value;
   }
 
-  get librarySecret(): string {
-    return (this.q.meta.get('library_secret') as { value: string }).value;
+  /**
+   * Whether `secret` is the library secret (SMH token endpoint). Only its hash is kept; a library
+   * has no secret until `rotateLibrarySecret` makes one.
+   */
+  checkLibrarySecret(secret: string): boolean {
+    const row = this.q.meta.get(SECRET_KEY) as { value: string } | undefined;
+    const given = Buffer.from(secretHash(secret), 'hex');
+    const kept = Buffer.from(row?.value ?? secretHash(randomBytes(24).toString('hex')), 'hex');
+    return timingSafeEqual(given, kept) && row !== undefined;
+  }
+
+  /** Make a new library secret, keep its hash, and return it (the only time it is shown). */
+  rotateLibrarySecret(): string {
+    const secret = randomBytes(24).toString('hex');
+    this.transaction(() => this.q.setMeta.run(SECRET_KEY, secretHash(secret)));
+    return secret;
   }
 
   get retentionDays(): number {
@@ -663,15 +691,28 @@ export class Library {
     const token = randomBytes(24).toString('base64url');
     const t = nowUs();
     this.transaction(() =>
-      this.q.insertToken.run(token, opts.space, JSON.stringify(opts.grants), opts.userId ?? null, t + opts.periodSec * 1_000_000, t),
+      this.q.insertToken.run(secretHash(token), opts.space, JSON.stringify(opts.grants), opts.userId ?? null, t + opts.periodSec * 1_000_000, t),
     );
     return { accessToken: token, expiresIn: opts.periodSec };
   }
 
   checkToken(token: string): TokenInfo | undefined {
-    const row = this.q.token.get(token) as { space: string; grants: string; user_id: string | null; expires: number } | undefined;
+    const row = this.q.token.get(secretHash(token)) as TokenRow | undefined;
     if (!row || row.expires <= nowUs()) return undefined;
-    return { space: row.space, grants: JSON.parse(row.grants) as string[], userId: row.user_id, expiresAtUs: row.expires };
+    return tokenInfo(row);
+  }
+
+  /** Every unexpired token (`smhfs token list`): ids and grants, never the tokens. */
+  listTokens(): TokenRecord[] {
+    const now = nowUs();
+    return (this.q.tokens.all() as TokenRow[]).filter((r) => r.expires > now).map((r) => ({ ...tokenInfo(r), id: r.id, createdAtUs: r.created }));
+  }
+
+  /** Revoke a token by its id (from `listTokens`) or by the token itself; false when there was none. */
+  revokeToken(idOrToken: number | string): boolean {
+    return this.transaction(() =>
+      typeof idOrToken === 'number' ? this.q.revokeToken.run(idOrToken).changes > 0 : this.q.revokeTokenHash.run(secretHash(idOrToken)).changes > 0,
+    );
   }
 
   // ───────────────────────────── life cycle ─────────────────────────────
@@ -702,6 +743,19 @@ export class Library {
     // Releases the read descriptors the local store keeps; its close starts synchronously.
     if (this.ownsBlobs) void this.blobs.close?.()?.catch(() => undefined);
   }
+}
+
+interface TokenRow {
+  id: number;
+  space: string;
+  grants: string;
+  user_id: string | null;
+  expires: number;
+  created: number;
+}
+
+function tokenInfo(r: TokenRow): TokenInfo {
+  return { space: r.space, grants: JSON.parse(r.grants) as string[], userId: r.user_id, expiresAtUs: r.expires };
 }
 
 interface TaskRow {
