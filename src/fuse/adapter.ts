@@ -100,12 +100,12 @@ export class FuseAdapter {
   }
 
   /** errno (negative) for a thrown value; logs what a user could not have caused. */
-  #errno(op: string, path: string, e: unknown): number {
+  #errno(op: string, path: string | null, e: unknown): number {
     const errno = errnoOf(e);
     const expected = isSmhError(e) ? errno !== E.EIO : typeof (e as NodeJS.ErrnoException)?.code === 'string' && errno !== E.EIO;
     if (!expected) {
       const what = isSmhError(e) ? `${e.code}: ${e.message}` : e instanceof Error ? (e.stack ?? e.message) : String(e);
-      this.#log(`smhfs: ${op} ${path}: ${what} (returned ${errno === E.EIO ? 'EIO' : errno})`);
+      this.#log(`smhfs: ${op} ${path ?? '(an open file without a name)'}: ${what} (returned ${errno === E.EIO ? 'EIO' : errno})`);
     }
     return -errno;
   }
@@ -114,7 +114,7 @@ export class FuseAdapter {
    * Run `fn` (sync or async) and answer fuse-native: `done(0, value)` or `done(-errno)`. Sync
    * results answer without a promise round trip (most ops are one synchronous SQLite call).
    */
-  #run<T>(op: string, path: string, fn: () => T | Promise<T>, done: (err: number, value?: T) => void): void {
+  #run<T>(op: string, path: string | null, fn: () => T | Promise<T>, done: (err: number, value?: T) => void): void {
     const c = this.#count(op);
     c.calls++;
     const t0 = performance.now();
@@ -139,7 +139,7 @@ export class FuseAdapter {
   }
 
   /** read/write answer with a byte count or a negative errno in the first argument. */
-  #runBytes(op: string, path: string, fn: () => number | Promise<number>, done: (res: number) => void): void {
+  #runBytes(op: string, path: string | null, fn: () => number | Promise<number>, done: (res: number) => void): void {
     this.#run(op, path, fn, (err, n) => done(err < 0 ? err : (n ?? 0)));
   }
 

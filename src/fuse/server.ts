@@ -174,6 +174,13 @@ export async function serve(opts: ServeOptions): Promise<number> {
   try {
     await mountFuse(fuse);
   } catch (e) {
+    // A mount the kernel made but nobody serves would answer ENOTCONN forever: never leave one.
+    const left = await mountState(mp);
+    if (left.state === 'stale' || left.state === 'hung') await recoverStale(mp);
+    const user = mountOptionList({ fuseOptions: opts.fuseOptions ?? [] }).slice(BASE_MOUNT_OPTIONS.length + 2);
+    if (/refused the mount options/.test((e as Error).message)) {
+      throw new Error(`mounting ${mp} failed: libfuse refused the mount options${user.length ? ` -o ${user.join(',')}` : ''} (its message above says which); nothing is mounted`);
+    }
     throw new Error(
       `mounting ${mp} failed (${(e as Error).message}): is /dev/fuse there, libfuse2 and fusermount installed, ` +
         `and the mountpoint empty (or pass -o nonempty)?`,
