@@ -8,6 +8,10 @@ import { join } from 'node:path';
 import { Library, DB_FILE } from '../src/store/library.js';
 import { MIGRATIONS, SCHEMA_VERSION } from '../src/store/schema.js';
 
+/** Migration 3 (blob queue, holds, owners of leases and doomed rows) taken back. */
+const UNDO_3 = `DROP TABLE blob_queue; DROP TABLE blob_holds; DROP INDEX blob_pending_by_owner;
+  ALTER TABLE blob_pending DROP COLUMN heartbeat; ALTER TABLE blob_doomed DROP COLUMN owner;`;
+
 t.test('a schema-1 library is upgraded to the current version with its tree intact', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'smhfs-migrate-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -17,6 +21,7 @@ t.test('a schema-1 library is upgraded to the current version with its tree inta
   lib.space().mkdir('a/d');
   lib.close();
   const db = new Database(join(dir, DB_FILE));
+  db.exec(UNDO_3);
   db.exec('DROP INDEX entries_subdirs; ALTER TABLE entries DROP COLUMN is_dir;');
   db.pragma('user_version = 1');
   db.close();
@@ -32,4 +37,28 @@ t.test('a schema-1 library is upgraded to the current version with its tree inta
   t.same(s.readdir('a').map((e) => e.name), ['b', 'd'], 'the tree is intact');
   s.mkdir('a/e');
   t.equal(s.stat('a').nlink, 5, 'new directories are counted after the upgrade');
+});
+
+t.test('D3: a schema-2 library gets the blob queue and holds; its doomed and leased keys keep their meaning', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'smhfs-migrate-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const lib = Library.open(dir, { create: true });
+  lib.space().mkdir('kept');
+  lib.close();
+  const db = new Database(join(dir, DB_FILE));
+  db.exec(UNDO_3);
+  db.pragma('user_version = 2');
+  const key = 'a'.repeat(64);
+  db.prepare('INSERT INTO blob_doomed (key, created) VALUES (?, ?)').run(key, Date.now() * 1000 - 120_000_000);
+  db.close();
+
+  const again = Library.open(dir);
+  t.teardown(() => again.close());
+  t.equal(again.db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
+  t.same(again.space().readdir('').map((e) => e.name).sort(), ['.trash', 'kept'], 'the tree is intact');
+  // A doomed row of an older smhfs has no owner: stale after its minute, it is queued again, and
+  // the collector (finding nothing that references it) deletes it — from the records, not a listing.
+  const r = await again.collectGarbage();
+  t.equal(r.reaped.doomed, 1, 'the ownerless doomed row was reaped');
+  t.equal(again.queuedBlobCount(), 0, 'and collected');
 });

@@ -37,6 +37,7 @@ export type HttpLibrary = Pick<
   | 'storeBlobFromStream'
   | 'abandonBlob'
   | 'readBlob'
+  | 'holdBlob'
   | 'cache'
   | 'runTasks'
   | 'tasks'

@@ -4,8 +4,19 @@
  * (leases while uploading, collection after the last reference is committed away: T6/B6), the
  * background purge tasks (L15), retention (T5) and access tokens.
  *
- * Transactions are synchronous and IMMEDIATE; blob bytes are never touched inside one. Keys of
- * blobs whose last reference a transaction dropped are collected after it commits.
+ * Transactions are synchronous and IMMEDIATE; blob bytes are never touched inside one.
+ *
+ * Blob deletion works only from the library's own records (D3, T6): a transaction that drops the
+ * last reference to a key writes the key into `blob_queue` in that same transaction; after the
+ * commit the collector (this process at once, any long-running process periodically, `smhfs gc`)
+ * dooms queued keys that nothing references, leases (an upload in flight) or holds (a reader in
+ * any process, D7), deletes their bytes, and forgets them. A crash anywhere in between leaves the
+ * key queued or doomed, never deleted while referenced and never forgotten. The store is never
+ * listed to find garbage: only `smhfs gc` does that, and only reports unless told to delete.
+ *
+ * Rows owned by a process (upload leases, holds, doomed keys) name it as `host:pid:random`; a row
+ * whose owner is gone (same host: its pid is not alive; another host: no heartbeat for 5 minutes)
+ * is cleaned by the next collection (`reapDeadOwners`).
  */
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, readdirSync, rmSync, statSync, accessSync, constants as fsc } from 'node:fs';
@@ -27,7 +38,21 @@ import type { BlobConfig, BlobRef, Task } from './types.js';
 export { Space } from './space.js';
 
 export const DB_FILE = 'library.db';
-const OWNER = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+/** This process, as named in the rows it owns (leases, holds, doomed keys, tasks). */
+export const PROCESS_OWNER = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+const OWNER = PROCESS_OWNER;
+/** Heartbeat of this process's holds and leases. */
+const HEARTBEAT_MS = 30_000;
+/** A holder on another host is dead after this long without a heartbeat. */
+const REMOTE_STALE_US = 5 * 60_000_000;
+/** On this host the pid decides; a heartbeat this old means a reused pid (or a process stopped that long). */
+const LOCAL_STALE_US = 60 * 60_000_000;
+/** Rows written before owners had heartbeats: an upload lease of another host is trusted for a day. */
+const LEGACY_LEASE_STALE_US = 24 * 3600 * 1_000_000;
+/** Doomed rows without an owner (written by an older smhfs): stale after a minute, as that version decided. */
+const LEGACY_DOOMED_STALE_US = 60_000_000;
+/** Keys a short-lived command collects from an old backlog before it exits (long-running processes take the rest). */
+const COMMAND_COLLECT_LIMIT = 500;
 const TASK_BATCH = 500;
 const TASK_STALE_US = 30_000_000;
 const DEFAULT_RETENTION_DAYS = 30;
@@ -47,15 +72,59 @@ export interface TokenInfo {
   expiresAtUs: number;
 }
 
-function isLocalOwnerDead(owner: string): boolean {
-  const [host, pid] = owner.split(':');
-  if (host !== hostname()) return false;
+/** `host:pid:random` → host and pid (a host name may itself hold ':'). */
+function splitOwner(owner: string): { host: string; pid: number } {
+  const parts = owner.split(':');
+  if (parts.length < 3) return { host: parts[0] ?? '', pid: Number(parts[1]) };
+  return { host: parts.slice(0, -2).join(':'), pid: Number(parts[parts.length - 2]) };
+}
+
+function pidAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
-    process.kill(Number(pid), 0);
-    return false;
+    process.kill(pid, 0);
+    return true;
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'ESRCH';
+    return (e as NodeJS.ErrnoException).code !== 'ESRCH'; // EPERM: alive, someone else's
   }
+}
+
+function isLocalOwnerDead(owner: string): boolean {
+  const { host, pid } = splitOwner(owner);
+  if (host !== hostname()) return false;
+  return !pidAlive(pid);
+}
+
+/**
+ * Is the process that owns a row gone? Same host: its pid is not alive (or its heartbeat is an
+ * hour old: a reused pid); another host: no heartbeat for 5 minutes. `lastSeenUs` is the row's
+ * heartbeat (or creation time).
+ */
+export function ownerGone(owner: string | null, lastSeenUs: number, now = nowUs(), legacyStaleUs = LEGACY_DOOMED_STALE_US): boolean {
+  if (owner === OWNER) return false;
+  if (owner === null) return now - lastSeenUs > legacyStaleUs;
+  const { host, pid } = splitOwner(owner);
+  if (host === hostname()) return !pidAlive(pid) || now - lastSeenUs > LOCAL_STALE_US;
+  return now - lastSeenUs > REMOTE_STALE_US;
+}
+
+/**
+ * A hold on a blob's bytes (D7): while any process holds a key, no collector in any process
+ * deletes it, even after its last reference is gone. `release()` is idempotent; a process that
+ * dies releases its holds implicitly (they are reaped as its owner is gone).
+ */
+export interface BlobHold {
+  readonly key: string;
+  release(): void;
+}
+
+const NO_HOLD: BlobHold = Object.freeze({ key: EMPTY_BLOB_KEY, release: () => undefined });
+
+/** What `reapDeadOwners` cleaned. */
+export interface ReapResult {
+  holds: number;
+  leases: number;
+  doomed: number;
 }
 
 function sqliteToDomain(e: unknown): unknown {
@@ -86,6 +155,11 @@ export class Library {
   private readonly spaces = new Map<string, Space>();
   private txDepth = 0;
   private txDrops: string[] = [];
+  /** This process's holds: one row per key, counted here. */
+  private readonly holds = new Map<string, { id: number; refs: number }>();
+  private heartbeat: NodeJS.Timeout | undefined;
+  /** Leases this process took and has not yet seen end (approximate; only keeps the heartbeat running). */
+  private leasesOut = 0;
   private gcQueue = new Set<string>();
   private gcRunning: Promise<void> | undefined;
   /** Keys this process's collector has doomed and not yet finished deleting (see takeLease). */
@@ -113,13 +187,28 @@ export class Library {
       blobSize: p('SELECT size FROM nodes WHERE blob = ? LIMIT 1'),
       referenced: p('SELECT 1 FROM nodes WHERE blob = ? LIMIT 1'),
       pendingKey: p('SELECT 1 FROM blob_pending WHERE key = ? LIMIT 1'),
-      pendingAll: p('SELECT id, owner, created FROM blob_pending'),
-      insertPending: p('INSERT INTO blob_pending (key, owner, created) VALUES (?, ?, ?)'),
+      pendingAll: p('SELECT id, key, owner, created, heartbeat FROM blob_pending'),
+      pendingById: p('SELECT key FROM blob_pending WHERE id = ?'),
+      pendingOf: p('SELECT id, key FROM blob_pending WHERE owner = ?'),
+      insertPending: p('INSERT INTO blob_pending (key, owner, created, heartbeat) VALUES (?, ?, ?, ?)'),
       deletePending: p('DELETE FROM blob_pending WHERE id = ?'),
-      doomed: p('SELECT created FROM blob_doomed WHERE key = ?'),
-      doomedAll: p('SELECT key FROM blob_doomed'),
-      doom: p('INSERT OR IGNORE INTO blob_doomed (key, created) VALUES (?, ?)'),
+      beatPending: p('UPDATE blob_pending SET heartbeat = ? WHERE owner = ?'),
+      doomed: p('SELECT created, owner FROM blob_doomed WHERE key = ?'),
+      doomedAll: p('SELECT key, created, owner FROM blob_doomed'),
+      doom: p('INSERT OR IGNORE INTO blob_doomed (key, created, owner) VALUES (?, ?, ?)'),
       undoom: p('DELETE FROM blob_doomed WHERE key = ?'),
+      queued: p('SELECT 1 FROM blob_queue WHERE key = ?'),
+      enqueue: p('INSERT OR IGNORE INTO blob_queue (key, queued) VALUES (?, ?)'),
+      dequeue: p('DELETE FROM blob_queue WHERE key = ?'),
+      queuePage: p('SELECT key FROM blob_queue WHERE key > ? ORDER BY key LIMIT ?'),
+      queueAny: p('SELECT 1 FROM blob_queue LIMIT 1'),
+      held: p('SELECT 1 FROM blob_holds WHERE key = ? LIMIT 1'),
+      insertHold: p('INSERT INTO blob_holds (key, owner, heartbeat, created) VALUES (?, ?, ?, ?)'),
+      deleteHold: p('DELETE FROM blob_holds WHERE id = ?'),
+      deleteHoldsOf: p('DELETE FROM blob_holds WHERE owner = ?'),
+      beatHolds: p('UPDATE blob_holds SET heartbeat = ? WHERE owner = ?'),
+      ownsRows: p('SELECT 1 FROM blob_holds WHERE owner = ? UNION ALL SELECT 1 FROM blob_pending WHERE owner = ? LIMIT 1'),
+      holdOwners: p('SELECT owner, max(heartbeat) AS heartbeat FROM blob_holds GROUP BY owner'),
       tasks: p('SELECT * FROM tasks ORDER BY id'),
       task: p('SELECT * FROM tasks WHERE id = ?'),
       claimable: p(`SELECT * FROM tasks WHERE state = 'queued' OR (state = 'running' AND (heartbeat < ? OR owner IS NOT NULL)) ORDER BY id`),
@@ -374,14 +463,23 @@ export class Library {
     return result;
   }
 
-  /** Called inside a transaction: these blob keys may have lost their last reference. */
+  /**
+   * Called inside a transaction: these blob keys may have lost their last reference. They are
+   * queued in the same transaction (D3: the record survives a crash) and collected after it commits.
+   */
   dropBlobs(keys: string[]): void {
-    this.txDrops.push(...keys);
+    if (this.txDepth === 0) throw fail('Internal', 'dropBlobs outside a transaction');
+    const t = nowUs();
+    for (const k of keys) {
+      if (k === EMPTY_BLOB_KEY) continue;
+      this.q.enqueue.run(k, t);
+      this.txDrops.push(k);
+    }
   }
 
   /** Called inside the commit that references a stored blob: its upload lease ends. */
   useLease(ref: BlobRef): void {
-    if (ref.lease !== undefined) this.q.deletePending.run(ref.lease);
+    if (ref.lease !== undefined && this.q.deletePending.run(ref.lease).changes > 0) this.leasesOut = Math.max(0, this.leasesOut - 1);
     if (ref.key !== EMPTY_BLOB_KEY && this.q.doomed.get(ref.key)) {
       throw fail('Busy', 'the blob is being garbage-collected; retry the write');
     }
@@ -440,15 +538,21 @@ export class Library {
   private async takeLease(key: string): Promise<number> {
     for (let attempt = 0; ; attempt++) {
       const lease = this.transaction(() => {
-        const doomed = this.q.doomed.get(key) as { created: number } | undefined;
+        const doomed = this.q.doomed.get(key) as { created: number; owner: string | null } | undefined;
         if (doomed) {
-          // A collector that died mid-delete leaves its row behind; after a minute it is stale.
-          if (nowUs() - doomed.created < 60_000_000) return undefined;
+          // A collector that died mid-delete leaves its row behind: the key is no one's, and the
+          // upload that follows stores the bytes again if the delete happened.
+          if (!ownerGone(doomed.owner, doomed.created)) return undefined;
           this.q.undoom.run(key);
         }
-        return Number(this.q.insertPending.run(key, OWNER, nowUs()).lastInsertRowid);
+        const t = nowUs();
+        return Number(this.q.insertPending.run(key, OWNER, t, t).lastInsertRowid);
       });
-      if (lease !== undefined) return lease;
+      if (lease !== undefined) {
+        this.leasesOut++;
+        this.startHeartbeat();
+        return lease;
+      }
       if (attempt > 200) throw fail('Busy', 'a blob with the same content is being deleted; retry');
       // Our own collector deleting it: go on the moment it is done (writing the same bytes again
       // right after deleting them is common: rm, then cp again). Another process's: poll.
@@ -457,14 +561,132 @@ export class Library {
     }
   }
 
+  /** End an upload lease without a commit: its key is queued (collected if nothing references it). */
   private releaseLease(lease: number): void {
-    this.transaction(() => this.q.deletePending.run(lease));
+    this.transaction(() => {
+      const row = this.q.pendingById.get(lease) as { key: string } | undefined;
+      if (!row) return;
+      this.q.deletePending.run(lease);
+      this.leasesOut = Math.max(0, this.leasesOut - 1);
+      this.dropBlobs([row.key]);
+    });
   }
 
   /** A stored blob that will not be committed: drop its lease and collect it if unreferenced. */
   abandonBlob(ref: BlobRef): void {
     if (ref.lease !== undefined) this.releaseLease(ref.lease);
-    this.scheduleCollect([ref.key]);
+    else if (ref.key !== EMPTY_BLOB_KEY) this.transaction(() => this.dropBlobs([ref.key]));
+  }
+
+  // ───────────────────────────── holds (D7) ─────────────────────────────
+
+  /**
+   * Hold `key`'s bytes for a reader (D7): until `release()`, no collector in any process deletes
+   * them, even once no file references them. Refused (FileNotFound) when the bytes are already
+   * gone or being deleted — the file the caller resolved was deleted meanwhile: resolve again.
+   * One row per key and process, counted in memory, so holding a key twice costs no write. On a
+   * library this user may only read nothing can be recorded: the hold is then a no-op (such a
+   * reader cannot protect its bytes, as before holds existed).
+   */
+  holdBlob(key: string): BlobHold {
+    if (key === EMPTY_BLOB_KEY) return NO_HOLD;
+    let entry = this.holds.get(key);
+    if (!entry) {
+      let id: number;
+      try {
+        id = this.transaction(() => {
+          if (this.q.doomed.get(key)) throw fail('FileNotFound', 'the file was deleted while it was being opened (its bytes are being deleted)', key);
+          if (!this.q.referenced.get(key) && !this.q.pendingKey.get(key) && !this.q.queued.get(key)) {
+            throw fail('FileNotFound', 'the file was deleted while it was being opened (its bytes are gone)', key);
+          }
+          const t = nowUs();
+          return Number(this.q.insertHold.run(key, OWNER, t, t).lastInsertRowid);
+        });
+      } catch (e) {
+        if (isSmhError(e, 'LibraryReadOnly')) return { key, release: () => undefined };
+        throw e;
+      }
+      entry = { id, refs: 0 };
+      this.holds.set(key, entry);
+      this.startHeartbeat();
+    }
+    entry.refs++;
+    const held = entry;
+    let released = false;
+    return {
+      key,
+      release: () => {
+        if (released) return;
+        released = true;
+        if (--held.refs > 0 || this.holds.get(key) !== held) return;
+        this.holds.delete(key);
+        if (this.closed) return; // close() dropped the rows
+        let queued = false;
+        try {
+          queued = this.transaction(() => {
+            this.q.deleteHold.run(held.id);
+            return this.q.queued.get(key) !== undefined;
+          });
+        } catch (e) {
+          // The row stays until this process is gone or the next collection reaps it.
+          console.error(`smhfs: releasing a blob hold failed (it is cleaned up later): ${(e as Error).message}`);
+          return;
+        }
+        if (queued) this.scheduleCollect([key]);
+      },
+    };
+  }
+
+  /** Keep this process's holds and leases alive for other processes' collectors. */
+  private startHeartbeat(): void {
+    if (this.heartbeat || this.closed) return;
+    this.heartbeat = setInterval(() => {
+      if (this.closed) return;
+      try {
+        const t = nowUs();
+        const n = this.transaction(() => this.q.beatHolds.run(t, OWNER).changes + this.q.beatPending.run(t, OWNER).changes);
+        if (n === 0 && this.holds.size === 0) {
+          this.leasesOut = 0;
+          clearInterval(this.heartbeat);
+          this.heartbeat = undefined;
+        }
+      } catch (e) {
+        console.error(`smhfs: blob hold heartbeat failed (will retry): ${(e as Error).message}`);
+      }
+    }, HEARTBEAT_MS);
+    this.heartbeat.unref();
+  }
+
+  /**
+   * Clean the rows of processes that are gone (`ownerGone`): their holds are dropped, their
+   * upload leases end (the keys are queued: collected unless something references them), and
+   * keys their collector had doomed are queued again (their delete may or may not have happened).
+   */
+  reapDeadOwners(): ReapResult {
+    const now = nowUs();
+    const deadHolders = (this.q.holdOwners.all() as Array<{ owner: string; heartbeat: number }>)
+      .filter((h) => ownerGone(h.owner, h.heartbeat, now))
+      .map((h) => h.owner);
+    const deadLeases = (this.q.pendingAll.all() as Array<{ id: number; key: string; owner: string; created: number; heartbeat: number | null }>).filter(
+      (p) => p.owner !== OWNER && (p.heartbeat === null ? isLocalOwnerDead(p.owner) || now - p.created > LEGACY_LEASE_STALE_US : ownerGone(p.owner, p.heartbeat, now)),
+    );
+    const deadDoomed = (this.q.doomedAll.all() as Array<{ key: string; created: number; owner: string | null }>).filter(
+      (d) => d.owner !== OWNER && ownerGone(d.owner, d.created, now),
+    );
+    const r: ReapResult = { holds: 0, leases: deadLeases.length, doomed: deadDoomed.length };
+    if (deadHolders.length === 0 && deadLeases.length === 0 && deadDoomed.length === 0) return r;
+    this.transaction(() => {
+      for (const o of deadHolders) r.holds += this.q.deleteHoldsOf.run(o).changes;
+      for (const p of deadLeases) {
+        this.q.deletePending.run(p.id);
+        this.dropBlobs([p.key]);
+      }
+      for (const d of deadDoomed) {
+        this.q.undoom.run(d.key);
+        this.dropBlobs([d.key]);
+      }
+    });
+    return r;
   }
 
   /** Size of a committed blob (content-addressed, so any node holding it knows). */
@@ -499,14 +721,21 @@ export class Library {
   }
 
   /**
-   * T6: delete these blobs if no committed metadata and no upload lease references them. They
-   * are marked doomed first (in a transaction), so no new commit can start using them.
+   * T6/D3: delete those of these queued keys that no committed metadata, no upload lease and no
+   * hold references. They are doomed first (in a transaction), so no new commit or hold can start
+   * using them; a referenced key leaves the queue; a leased or held one stays queued.
    */
   private async collectKeys(keys: string[]): Promise<number> {
     const doomed = this.transaction(() =>
       keys.filter((k) => {
-        if (this.q.referenced.get(k) || this.q.pendingKey.get(k)) return false;
-        this.q.doom.run(k, nowUs());
+        if (!this.q.queued.get(k)) return false; // not (or no longer) on the library's records
+        if (this.q.referenced.get(k)) {
+          this.q.dequeue.run(k);
+          return false;
+        }
+        if (this.q.pendingKey.get(k) || this.q.held.get(k)) return false;
+        this.q.doom.run(k, nowUs(), OWNER);
+        this.q.dequeue.run(k);
         return true;
       }),
     );
@@ -517,51 +746,58 @@ export class Library {
       this.deleting.delete(k);
       done.get(k)?.();
     };
+    let failure: unknown;
     try {
       for (const key of doomed) {
         try {
           await this.blobs.delete(key);
           if (!this.closed) this.transaction(() => this.q.undoom.run(key));
           deleted++;
+        } catch (e) {
+          // Back on the queue for the next collection; the bytes are intact or gone, both fine.
+          failure ??= e;
+          if (!this.closed) {
+            this.transaction(() => {
+              this.q.undoom.run(key);
+              this.q.enqueue.run(key, nowUs());
+            });
+          }
         } finally {
           finish(key);
         }
       }
     } finally {
-      for (const k of doomed) finish(k); // a failed delete leaves its row doomed: writers poll it out
+      for (const k of doomed) finish(k); // closed mid-way: rows left doomed are reaped once this process is gone
     }
+    if (failure !== undefined) throw failure;
     return deleted;
   }
 
-  /** Full collection: every stored blob that nothing references (crash leftovers, B6). */
-  async collectGarbage(): Promise<{ deleted: number }> {
-    this.transaction(() => {
-      for (const p of this.q.pendingAll.all() as Array<{ id: number; owner: string; created: number }>) {
-        const old = nowUs() - p.created > 24 * 3600 * 1_000_000;
-        if (p.owner !== OWNER && (old || isLocalOwnerDead(p.owner))) this.q.deletePending.run(p.id);
-      }
-    });
+  /**
+   * Collection from the library's own records (D3, B6): reap the rows of dead processes, then
+   * delete every queued key nothing references, leases or holds (up to `limit` keys looked at).
+   * Never lists the store: orphans no record mentions are `smhfs gc`'s (collectOrphans).
+   */
+  async collectGarbage(opts: { limit?: number } = {}): Promise<{ deleted: number; reaped: ReapResult }> {
+    const reaped = this.reapDeadOwners();
+    const limit = opts.limit ?? Infinity;
     let deleted = 0;
-    const leftovers = (this.q.doomedAll.all() as Array<{ key: string }>).map((r) => r.key);
-    for (const key of leftovers) {
-      if (this.q.referenced.get(key)) {
-        this.transaction(() => this.q.undoom.run(key));
-        continue;
-      }
-      await this.blobs.delete(key);
-      this.transaction(() => this.q.undoom.run(key));
-      deleted++;
+    let seen = 0;
+    let after = '';
+    while (seen < limit && !this.closed) {
+      const keys = (this.q.queuePage.all(after, Math.min(500, limit - seen)) as Array<{ key: string }>).map((r) => r.key);
+      if (keys.length === 0) break;
+      seen += keys.length;
+      after = keys[keys.length - 1]!;
+      deleted += await this.collectKeys(keys);
     }
-    let batch: string[] = [];
-    for await (const b of this.blobs.list()) {
-      batch.push(b.key);
-      if (batch.length >= 500) {
-        deleted += await this.collectKeys(batch);
-        batch = [];
-      }
-    }
-    if (batch.length > 0) deleted += await this.collectKeys(batch);
-    return { deleted };
+    while (this.gcRunning) await this.gcRunning;
+    return { deleted, reaped };
+  }
+
+  /** Keys on the library's deletion queue (fsck, gc). */
+  queuedBlobCount(): number {
+    return (this.db.prepare('SELECT count(*) AS n FROM blob_queue').get() as { n: number }).n;
   }
 
   // ───────────────────────────── tasks (L15) ─────────────────────────────
@@ -610,6 +846,14 @@ export class Library {
       })();
     }
     await this.taskRun;
+    // A backlog left by a crash or by a reader's hold: a command takes a bounded share of it.
+    if (!this.closed && this.q.queueAny.get()) {
+      try {
+        await this.collectGarbage({ limit: COMMAND_COLLECT_LIMIT });
+      } catch (e) {
+        if (!isSmhError(e, 'LibraryReadOnly') && !isSmhError(e, 'Busy')) throw e;
+      }
+    }
     while (this.gcRunning) await this.gcRunning;
   }
 
@@ -634,7 +878,8 @@ export class Library {
 
   /**
    * For long-running processes (mount, serve): run tasks as they come, purge expired bin items
-   * (T5) and collect garbage periodically. Timers are unref'd so they never keep a process alive.
+   * (T5) and collect the deletion queue periodically (D3: the library's own records; the store is
+   * never listed). Timers are unref'd so they never keep a process alive.
    */
   startBackground(intervalMs = 60_000): void {
     if (this.background) return;
@@ -643,6 +888,7 @@ export class Library {
         for (const name of this.spaceNames()) this.space(name).purgeExpired(this.retentionDays);
         this.transaction(() => this.q.purgeTokens.run(nowUs()));
         await this.runTasks();
+        await this.collectGarbage();
       } catch (e) {
         console.error(`smhfs: background maintenance failed: ${(e as Error).message}`);
       }
@@ -650,7 +896,6 @@ export class Library {
     this.background = setInterval(() => void tick(), intervalMs);
     this.background.unref();
     void tick();
-    void this.collectGarbage().catch((e) => console.error(`smhfs: garbage collection failed: ${(e as Error).message}`));
   }
 
   // ───────────────────────────── tokens (SMH access tokens) ─────────────────────────────
@@ -696,6 +941,25 @@ export class Library {
   close(): void {
     if (this.closed) return;
     if (this.background) clearInterval(this.background);
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    // A clean exit ends this process's holds and its uncommitted uploads' leases (queued, so the
+    // next collection deletes what nothing references).
+    // Not this.transaction(): nothing is collected on the way out.
+    try {
+      if (this.q.ownsRows.get(OWNER, OWNER)) this.db
+        .transaction(() => {
+          this.q.deleteHoldsOf.run(OWNER);
+          const t = nowUs();
+          for (const l of this.q.pendingOf.all(OWNER) as Array<{ id: number; key: string }>) {
+            this.q.deletePending.run(l.id);
+            if (l.key !== EMPTY_BLOB_KEY) this.q.enqueue.run(l.key, t);
+          }
+        })
+        .immediate();
+    } catch {
+      // read-only or busy: the rows are reaped once this process is gone
+    }
+    this.holds.clear();
     this.closed = true;
     this.db.close();
     rmSync(this.stagingDir, { recursive: true, force: true });

@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { posix } from 'node:path';
 import { type Command, Option } from 'commander';
 import { SmhError, isSmhError } from '../../errors.js';
-import type { Library, Space } from '../../store/library.js';
+import type { BlobHold, Library, Space } from '../../store/library.js';
 import { type DirEntry, type NodeInfo, type RecycleItem, STORAGE_CLASSES, type StorageClass, type Task } from '../../store/types.js';
 import {
   conflictOf,
@@ -357,18 +357,34 @@ export function register(program: Command): void {
 // ---------------------------------------------------------------------------------------------
 
 async function catOne(lib: Library, space: Space, path: string): Promise<void> {
-  const { node } = await about(path, () => space.resolveRead(path, 'smh'));
-  if (node.kind === 'dir') throw new SmhError('IsADirectory', 'is a directory', path);
-  if (node.blob === null || node.size === 0) return;
-  const blob = node.blob;
-  const stream = lib.cache.openStream(); // sequential reads: readahead (B3)
-  let offset = 0;
-  while (offset < node.size) {
-    const length = Math.min(CAT_CHUNK, node.size - offset);
-    const buf = await about(path, () => lib.readBlob(blob, offset, length, stream, node.size));
-    if (buf.length === 0) throw new SmhError('BlobUnavailable', `short read at offset ${offset}`, path);
-    offset += buf.length;
-    if (!process.stdout.write(buf)) await once(process.stdout, 'drain');
+  // D7: the bytes are held while they are written out, so a delete by another process cannot
+  // take them away mid-file. A delete between resolving and holding: resolve again.
+  let node: NodeInfo | undefined;
+  let hold: BlobHold | undefined;
+  for (let attempt = 0; !hold; attempt++) {
+    node = (await about(path, () => space.resolveRead(path, 'smh'))).node;
+    if (node.kind === 'dir') throw new SmhError('IsADirectory', 'is a directory', path);
+    if (node.blob === null || node.size === 0) return;
+    const key = node.blob;
+    try {
+      hold = lib.holdBlob(key);
+    } catch (e) {
+      if (!isSmhError(e, 'FileNotFound') || attempt >= 2) throw withSubject(e, path);
+    }
+  }
+  const size = node!.size;
+  try {
+    const stream = lib.cache.openStream(); // sequential reads: readahead (B3)
+    let offset = 0;
+    while (offset < size) {
+      const length = Math.min(CAT_CHUNK, size - offset);
+      const buf = await about(path, () => lib.readBlob(hold!.key, offset, length, stream, size));
+      if (buf.length === 0) throw new SmhError('BlobUnavailable', `short read at offset ${offset}`, path);
+      offset += buf.length;
+      if (!process.stdout.write(buf)) await once(process.stdout, 'drain');
+    }
+  } finally {
+    hold.release();
   }
 }
 
