@@ -11,6 +11,8 @@ import { MIGRATIONS, SCHEMA_VERSION } from '../src/store/schema.js';
 /** Migration 3 (blob queue, holds, owners of leases and doomed rows) taken back. */
 const UNDO_3 = `DROP TABLE blob_queue; DROP TABLE blob_holds; DROP INDEX blob_pending_by_owner;
   ALTER TABLE blob_pending DROP COLUMN heartbeat; ALTER TABLE blob_doomed DROP COLUMN owner;`;
+/** Migration 4 (D8: sparse layouts) taken back. */
+const UNDO_4 = 'ALTER TABLE nodes DROP COLUMN layout;';
 
 t.test('a schema-1 library is upgraded to the current version with its tree intact', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'smhfs-migrate-'));
@@ -21,6 +23,7 @@ t.test('a schema-1 library is upgraded to the current version with its tree inta
   lib.space().mkdir('a/d');
   lib.close();
   const db = new Database(join(dir, DB_FILE));
+  db.exec(UNDO_4);
   db.exec(UNDO_3);
   db.exec('DROP INDEX entries_subdirs; ALTER TABLE entries DROP COLUMN is_dir;');
   db.pragma('user_version = 1');
@@ -46,6 +49,7 @@ t.test('D3: a schema-2 library gets the blob queue and holds; its doomed and lea
   lib.space().mkdir('kept');
   lib.close();
   const db = new Database(join(dir, DB_FILE));
+  db.exec(UNDO_4);
   db.exec(UNDO_3);
   db.pragma('user_version = 2');
   const key = 'a'.repeat(64);
@@ -61,4 +65,26 @@ t.test('D3: a schema-2 library gets the blob queue and holds; its doomed and lea
   const r = await again.collectGarbage();
   t.equal(r.reaped.doomed, 1, 'the ownerless doomed row was reaped');
   t.equal(again.queuedBlobCount(), 0, 'and collected');
+});
+
+t.test('D8: a schema-3 library gets nodes.layout; its files stay dense and readable', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'smhfs-migrate-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const lib = Library.open(dir, { create: true });
+  const bytes = Buffer.from('dense bytes, stored before sparse files existed');
+  const { Readable } = await import('node:stream');
+  const ref = await lib.storeBlobFromStream(Readable.from([bytes]));
+  lib.space().putFile('f.txt', ref);
+  lib.close();
+  const db = new Database(join(dir, DB_FILE));
+  db.exec(UNDO_4);
+  db.pragma('user_version = 3');
+  db.close();
+
+  const again = Library.open(dir);
+  t.teardown(() => again.close());
+  t.equal(again.db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
+  const info = again.space().stat('f.txt');
+  t.equal(info.layout, undefined, 'no layout: a dense file');
+  t.same(await again.readContent(info, 0, 1000), bytes, 'read back byte for byte');
 });

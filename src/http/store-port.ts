@@ -37,6 +37,7 @@ export type HttpLibrary = Pick<
   | 'storeBlobFromStream'
   | 'abandonBlob'
   | 'readBlob'
+  | 'readContent'
   | 'holdBlob'
   | 'cache'
   | 'runTasks'
