@@ -35,6 +35,8 @@ build: deps
 
 run: build
 	@mkdir -p "$(MOUNTPOINT)"
+	@# The default library is made once (D2: only "smhfs init" creates a library; an existing one is never re-made).
+	@test -e "$(LIBRARY)/library.db" || node dist/src/cli/main.js --library "$(LIBRARY)" init
 	@echo "Mounting library $(LIBRARY) at $(MOUNTPOINT). Stop with Ctrl-C (or: node dist/src/cli/main.js unmount $(MOUNTPOINT))."
 	node dist/src/cli/main.js mount "$(MOUNTPOINT)" --library "$(LIBRARY)"
 

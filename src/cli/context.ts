@@ -3,7 +3,8 @@
  *
  * - `globalOptions(cmd)`: the global options (`--library`, `--space`, `--json`, blob options),
  *   merged from the program and the subcommand.
- * - `openLibrary(opts)`: opens (creating on first use) the library folder and one space. Every
+ * - `openLibrary(opts)`: opens the library folder (never creating it: `smhfs init` does, D2),
+ *   after checking its blob store is its own (D1), and one space. Every
  *   library opened this way is finished by `runAction`: queued background tasks are run to
  *   completion (L15 purges, with progress on stderr) and the library is closed.
  * - `openLibraryWithBlobs(dir, opts)`: the library with the blob store it records (or the one
@@ -25,7 +26,9 @@ import { HTTP_OF } from '../http/status.js';
 import { Library, type LibraryOptions as StoreOpenOptions, type Space } from '../store/library.js';
 import { type BlobConfig, CONFLICTS, type Conflict, type Task } from '../store/types.js';
 import type { BlobStore } from '../blob/types.js';
-import { chooseBlobConfig, openBlobStoreFor, settleBlobRecord } from './blobs.js';
+import { LocalBlobStore } from '../blob/local-store.js';
+import { claimBlobStore } from '../store/ownership.js';
+import { DEFAULT_BLOBS, chooseBlobConfig, openBlobStoreFor, settleBlobRecord } from './blobs.js';
 import { UsageError } from './usage.js';
 
 export interface LibraryOptions {
@@ -82,7 +85,7 @@ interface Opened {
 const opened: Opened[] = [];
 
 /**
- * Open the library folder (created with its parents on first use) and one space of it. The
+ * Open the library folder (it must exist: `smhfs init`) and one space of it. The
  * library is closed by `runAction` when the action ends; closing it earlier yourself is fine.
  */
 export async function openLibrary(opts: LibraryOptions): Promise<{ lib: Library; space: Space }> {
@@ -110,7 +113,7 @@ export async function openLibrary(opts: LibraryOptions): Promise<{ lib: Library;
 type LibOpenOptions = Omit<StoreOpenOptions, 'create' | 'blobStore'>;
 
 /**
- * Open the library folder `dir` (created on first use) with its blob store: the one its record
+ * Open the library folder `dir` (it must exist, D2) with its blob store: the one its record
  * names, or `--blobs` (the record is written on first use; a different store is refused with
  * `BlobStoreMismatch`). `libOptions` may depend on the chosen store (the mount's readahead);
  * `wrap` may replace the store before the library gets it (test faults). Returns the store this
@@ -129,8 +132,11 @@ export async function openLibraryWithBlobs(
   let lib: Library;
   try {
     blobStore = wrap ? wrap(made) : made;
+    // D1 before the library changes anything: the store must be this library's (src/store/ownership.ts).
+    await checkStoreOwner(dir, blobStore);
     const more = typeof libOptions === 'function' ? libOptions(choice.config) : libOptions;
-    lib = Library.open(dir, { create: true, ...more, ...(blobStore ? { blobStore } : {}) });
+    // D2: never created implicitly (`smhfs init` creates).
+    lib = Library.open(dir, { ...more, ...(blobStore ? { blobStore } : {}) });
   } catch (e) {
     await made?.close?.().catch(() => undefined);
     throw withSubject(e, dir);
@@ -143,6 +149,30 @@ export async function openLibraryWithBlobs(
     throw e;
   }
   return { lib, blobStore, blobs: choice.config };
+}
+
+/**
+ * D1 for an existing library: read its id and a sample of its blobs without opening it for
+ * writing, then check (and, for an empty or adoptable store, mark) the store. A folder that holds
+ * no readable library is left to `Library.open`, which refuses it with the right message (D2).
+ */
+async function checkStoreOwner(dir: string, store: BlobStore | undefined): Promise<void> {
+  let peek: ReturnType<typeof Library.peek>;
+  try {
+    peek = Library.peek(dir);
+  } catch (e) {
+    if (isSmhError(e, 'LibraryReadOnly')) return; // a reader that cannot even peek writes nothing either
+    throw e;
+  }
+  if (!peek.library || peek.libraryId === undefined) return;
+  const target = store ?? new LocalBlobStore(resolve(dir, DEFAULT_BLOBS.url), { prepare: false });
+  try {
+    await claimBlobStore(target, peek.libraryId, { referenced: peek.referenced, isNew: false });
+  } catch (e) {
+    // A store this user may only read cannot be marked: it cannot be written (or deleted from) either.
+    if (isSmhError(e, 'BlobUnavailable') && /EACCES|EROFS|EPERM|AccessDenied/.test(e.message)) return;
+    throw e;
+  }
 }
 
 /**

@@ -7,6 +7,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { register as registerBlobs } from './commands/blobs.js';
 import { register as registerLibrary } from './commands/library.js';
 import { register as registerMount } from './commands/mount.js';
+import { register as registerSafety } from './commands/safety.js';
 import { register as registerServe } from './commands/serve.js';
 import { USAGE_HINT, actionExitCode, defaultLibraryDir, reportError } from './context.js';
 
@@ -42,7 +43,7 @@ export function buildProgram(): Command {
     .description('a FUSE filesystem whose symbolic links behave like a cloud media library\'s')
     .version(version(), '-V, --version')
     .addOption(
-      new Option('--library <dir>', 'library folder, created on first use')
+      new Option('--library <dir>', 'library folder (created by "smhfs init")')
         .env('SMHFS_LIBRARY')
         .default(defaultLibraryDir()),
     )
@@ -58,6 +59,7 @@ export function buildProgram(): Command {
   registerMount(program);
   registerServe(program);
   registerBlobs(program);
+  registerSafety(program);
   configureTree(program);
   return program;
 }

@@ -30,7 +30,7 @@ import { fail, isSmhError, SmhError } from '../errors.js';
 import { HashingTransform, hashFile, type ContentHash } from '../blob/hash.js';
 import { LocalBlobStore } from '../blob/local-store.js';
 import { PageCache, type PageCacheOptions, type ReadStream } from '../blob/page-cache.js';
-import { EMPTY_BLOB_KEY, type BlobStore } from '../blob/types.js';
+import { EMPTY_BLOB_KEY, type BlobInfo, type BlobStore } from '../blob/types.js';
 import { SparseLayout, storedBlobSize } from '../blob/sparse.js';
 import { migrate } from './schema.js';
 import { nowUs, Space } from './space.js';
@@ -126,6 +126,74 @@ export interface ReapResult {
   holds: number;
   leases: number;
   doomed: number;
+}
+
+/**
+ * What a library folder holds, looked at without opening anything: its state, the data that
+ * must never be overwritten by a new library (`data`: blob files, staging, a WAL), and other
+ * entries (`others`).
+ */
+export function inspectLibraryFolder(dir: string): {
+  state: 'absent' | 'not-a-folder' | 'no-database' | 'empty-database' | 'database';
+  data: string[];
+  others: string[];
+} {
+  let st;
+  try {
+    st = statSync(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { state: 'absent', data: [], others: [] };
+    throw new SmhError('LibraryReadOnly', `cannot look into ${dir}: ${(e as Error).message}`, dir, { cause: e });
+  }
+  if (!st.isDirectory()) return { state: 'not-a-folder', data: [], others: [] };
+  const names = readdirSync(dir).filter((n) => !n.startsWith('.'));
+  const data: string[] = [];
+  const blobsDir = join(dir, 'blobs');
+  if (names.includes('blobs')) {
+    const files = countFiles(blobsDir, new Set(['.tmp']));
+    if (files > 0) data.push(`blobs/ (${files} file${files === 1 ? '' : 's'})`);
+  }
+  if (names.includes('staging')) data.push('staging/');
+  const wal = join(dir, `${DB_FILE}-wal`);
+  if (existsSync(wal) && statSync(wal).size > 0) data.push(`${DB_FILE}-wal`);
+  const others = names.filter((n) => n !== DB_FILE && n !== 'blobs' && n !== 'staging' && !n.startsWith(`${DB_FILE}-`));
+  if (!names.includes(DB_FILE)) return { state: 'no-database', data, others };
+  const size = statSync(join(dir, DB_FILE)).size;
+  return { state: size === 0 ? 'empty-database' : 'database', data, others };
+}
+
+/** Files under `dir` (not following links), skipping the top-level names in `skip`; stops counting at 100,000. */
+function countFiles(dir: string, skip: Set<string> = new Set()): number {
+  let n = 0;
+  const stack = [dir];
+  while (stack.length > 0 && n < 100_000) {
+    const d = stack.pop()!;
+    let entries;
+    try {
+      entries = readdirSync(d, { withFileTypes: true });
+    } catch {
+      continue;
+    }
+    for (const e of entries) {
+      if (d === dir && skip.has(e.name)) continue;
+      if (e.isDirectory()) stack.push(join(d, e.name));
+      else n++;
+    }
+  }
+  return n;
+}
+
+/** D2: the refusal of a folder whose database is missing or empty (`what`), naming fsck when data is there. */
+function refusal(dir: string, data: string[], what: string): SmhError {
+  if (data.length > 0) {
+    return fail(
+      'NotALibrary',
+      `${what}, but the folder holds ${data.join(' and ')}: smhfs will not create a library over them; ` +
+        `run "smhfs --library ${dir} fsck" to see what is there (nothing was changed)`,
+      dir,
+    );
+  }
+  return fail('NotALibrary', `${what}; create a library there with "smhfs --library ${dir} init"`, dir);
 }
 
 function sqliteToDomain(e: unknown): unknown {
@@ -225,19 +293,19 @@ export class Library {
   }
 
   /**
-   * Open (or with `create`, initialise) the library in `dir`. Refuses a folder that holds other
-   * things but no library, and a database written by a newer smhfs.
+   * Open the library in `dir`; with `create`, initialise it when the folder holds none yet.
+   *
+   * D2, nothing is created over data: a folder without a library database is initialised only
+   * when it is empty (or holds only an empty database left by an initialisation that crashed
+   * before its first migration, and no blobs or staging). A missing, empty, unreadable or damaged
+   * database beside blobs or staging is refused with a message naming `smhfs fsck`; a folder that
+   * does not exist, or holds no library, is refused with a hint naming `smhfs init`.
    */
   static open(dir: string, opts: LibraryOptions = {}): Library {
     const dbPath = join(dir, DB_FILE);
-    const exists = existsSync(dbPath);
-    if (!exists) {
-      if (!opts.create) throw fail('NotALibrary', `${dir} is not an smhfs library (no ${DB_FILE}); create it with smhfs mkdir/put or --create`, dir);
-      if (existsSync(dir)) {
-        if (!statSync(dir).isDirectory()) throw fail('NotALibrary', `${dir} is not a directory`, dir);
-        const others = readdirSync(dir).filter((n) => !n.startsWith('.'));
-        if (others.length > 0) throw fail('NotALibrary', `${dir} is not empty and holds no smhfs library; choose an empty or new folder`, dir);
-      }
+    const folder = Library.checkFolder(dir, opts.create === true);
+    const exists = folder.state === 'database';
+    if (folder.state === 'absent' || folder.state === 'no-database') {
       try {
         mkdirSync(dir, { recursive: true });
       } catch (e) {
@@ -250,19 +318,24 @@ export class Library {
       throw fail('LibraryReadOnly', `the library folder ${dir} is not writable; fix its permissions`, dir);
     }
     let db: Database.Database;
+    let opened: Database.Database | undefined;
     try {
-      db = new Database(dbPath, { fileMustExist: exists });
+      db = opened = new Database(dbPath, { fileMustExist: exists });
       db.pragma('busy_timeout = 10000');
       if (exists) {
-        // Look before changing anything: a foreign database must be left exactly as it was.
+        // Look before changing anything: a foreign or damaged database must be left exactly as it was.
         const tables = db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get() as { n: number };
         const version = db.pragma('user_version', { simple: true }) as number;
         const ours = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'nodes'").get() !== undefined;
         // An empty database is what a crash between creating the file and the first migration leaves.
-        const emptyLeftover = tables.n === 0 && version === 0 && opts.create;
+        const emptyLeftover = tables.n === 0 && version === 0;
+        if (emptyLeftover && (!opts.create || folder.data.length > 0)) {
+          db.close();
+          throw refusal(dir, folder.data, `${dbPath} is an empty database`);
+        }
         if (!emptyLeftover && (version === 0 || !ours)) {
           db.close();
-          throw fail('NotALibrary', `${dbPath} is ${tables.n === 0 ? 'an empty database' : 'some other SQLite database'}, not an smhfs library`, dir);
+          throw fail('NotALibrary', `${dbPath} is some other SQLite database, not an smhfs library`, dir);
         }
       }
       db.pragma('journal_mode = WAL');
@@ -272,9 +345,16 @@ export class Library {
       db.pragma('synchronous = NORMAL');
       migrate(db);
     } catch (e) {
+      if (opened?.open) opened.close();
       if (e instanceof SmhError) throw e;
-      const code = (e as { code?: string }).code;
-      if (code === 'SQLITE_NOTADB') throw fail('NotALibrary', `${dbPath} is not an SQLite database`, dir);
+      const code = (e as { code?: string }).code ?? '';
+      if (code === 'SQLITE_NOTADB' || code.startsWith('SQLITE_CORRUPT')) {
+        throw fail(
+          'NotALibrary',
+          `${dbPath} is damaged or not an SQLite database (${code}); smhfs will not re-create it: run "smhfs --library ${dir} fsck" (nothing was changed)`,
+          dir,
+        );
+      }
       throw sqliteToDomain(e);
     }
     const blobs = opts.blobStore ?? new LocalBlobStore(join(dir, 'blobs'));
@@ -286,30 +366,59 @@ export class Library {
   }
 
   /**
-   * The blob-store record of the library in `dir`, read without changing anything (no migration,
-   * no journal-mode switch, nothing created): callers decide which store to open before opening
-   * the library. `library` is false when `dir` holds no library database; `blobs` is undefined
-   * when there is no record — also for a database that is not an smhfs library, which
-   * `Library.open` then refuses with the proper error. Works for a user who may only read the
-   * library, as far as SQLite can read it (WAL: `library.db-shm` must exist or be creatable;
-   * otherwise `LibraryReadOnly`).
+   * The D2 checks of `open` on the folder alone, without opening or creating anything: throws
+   * what `open` would throw for the folder (with `create`: whether a library may be created
+   * there), else returns what it holds. `smhfs init` runs it before it touches a blob store.
    */
-  static peekBlobConfig(dir: string): { library: boolean; blobs: BlobConfig | undefined } {
+  static checkFolder(dir: string, create: boolean): ReturnType<typeof inspectLibraryFolder> {
     const dbPath = join(dir, DB_FILE);
-    if (!existsSync(dbPath)) return { library: false, blobs: undefined };
+    const folder = inspectLibraryFolder(dir);
+    if (folder.state === 'absent') {
+      if (!create) throw fail('NotALibrary', `there is no library at ${dir}; create one with "smhfs --library ${dir} init"`, dir);
+    } else if (folder.state === 'not-a-folder') {
+      throw fail('NotALibrary', `${dir} is not a folder`, dir);
+    } else if (folder.state === 'no-database') {
+      if (!create || folder.data.length > 0) throw refusal(dir, folder.data, `${dir} has no ${DB_FILE}`);
+      if (folder.others.length > 0) throw fail('NotALibrary', `${dir} is not empty and holds no smhfs library; choose an empty or new folder`, dir);
+    } else if (folder.state === 'empty-database') {
+      // A crash between creating the file and the first migration leaves this; nothing else does.
+      if (!create || folder.data.length > 0) throw refusal(dir, folder.data, `${dbPath} is an empty file`);
+    }
+    return folder;
+  }
+
+  /**
+   * What the library in `dir` records, read without changing anything (no migration, no
+   * journal-mode switch, nothing created): callers decide which store to open, and check it (D1),
+   * before opening the library. `library` is false when `dir` holds no library database; `blobs`
+   * is undefined when there is no record — also for a database that is not an smhfs library,
+   * which `Library.open` then refuses with the proper error; `libraryId` likewise; `referenced`
+   * is a sample of up to 16 blob keys its files reference (the D1 adoption check). Works for a
+   * user who may only read the library, as far as SQLite can read it (WAL: `library.db-shm` must
+   * exist or be creatable; otherwise `LibraryReadOnly`).
+   */
+  static peek(dir: string): { library: boolean; blobs: BlobConfig | undefined; libraryId: string | undefined; referenced: string[] } {
+    const none = { library: false, blobs: undefined, libraryId: undefined, referenced: [] };
+    const dbPath = join(dir, DB_FILE);
+    if (!existsSync(dbPath)) return none;
     let db: Database.Database | undefined;
     try {
       // Read-write if permitted (SQLite opens a write-protected file read-only by itself), so the
       // last connection to close can tidy the WAL files as usual.
       db = new Database(dbPath, { fileMustExist: true });
       db.pragma('busy_timeout = 10000');
-      const row = db.prepare('SELECT value FROM meta WHERE key = ?').get(BLOBS_KEY) as { value: string } | undefined;
-      return { library: true, blobs: row ? parseBlobConfig(row.value) : undefined };
+      const meta = db.prepare('SELECT value FROM meta WHERE key = ?');
+      const row = meta.get(BLOBS_KEY) as { value: string } | undefined;
+      const id = meta.get('library_id') as { value: string } | undefined;
+      const referenced = (db.prepare('SELECT DISTINCT blob FROM nodes WHERE blob IS NOT NULL AND blob != ? LIMIT 16').all(EMPTY_BLOB_KEY) as Array<{ blob: string }>).map(
+        (r) => r.blob,
+      );
+      return { library: true, blobs: row ? parseBlobConfig(row.value) : undefined, libraryId: id?.value, referenced };
     } catch (e) {
       const code = (e as { code?: string }).code ?? '';
-      // Not SQLite, or no meta table: not (yet) a library; Library.open says so properly.
-      if (code === 'SQLITE_NOTADB' || (code === 'SQLITE_ERROR' && /no such table/i.test((e as Error).message))) {
-        return { library: true, blobs: undefined };
+      // Not SQLite, damaged, or no tables: not (yet) a library; Library.open says so properly.
+      if (code === 'SQLITE_NOTADB' || code.startsWith('SQLITE_CORRUPT') || (code === 'SQLITE_ERROR' && /no such table/i.test((e as Error).message))) {
+        return { ...none, library: true };
       }
       if (code.startsWith('SQLITE_READONLY') || code === 'SQLITE_CANTOPEN' || code === 'SQLITE_PERM') {
         // A WAL database can be read only where SQLite can open or create library.db-shm.
@@ -319,6 +428,12 @@ export class Library {
     } finally {
       db?.close();
     }
+  }
+
+  /** `peek`, the blob-store record only. */
+  static peekBlobConfig(dir: string): { library: boolean; blobs: BlobConfig | undefined } {
+    const { library, blobs } = Library.peek(dir);
+    return { library, blobs };
   }
 
   private initialise(): void {
@@ -663,7 +778,7 @@ export class Library {
    * upload leases end (the keys are queued: collected unless something references them), and
    * keys their collector had doomed are queued again (their delete may or may not have happened).
    */
-  reapDeadOwners(): ReapResult {
+  reapDeadOwners(opts: { dryRun?: boolean } = {}): ReapResult {
     const now = nowUs();
     const deadHolders = (this.q.holdOwners.all() as Array<{ owner: string; heartbeat: number }>)
       .filter((h) => ownerGone(h.owner, h.heartbeat, now))
@@ -675,6 +790,10 @@ export class Library {
       (d) => d.owner !== OWNER && ownerGone(d.owner, d.created, now),
     );
     const r: ReapResult = { holds: 0, leases: deadLeases.length, doomed: deadDoomed.length };
+    if (opts.dryRun) {
+      r.holds = deadHolders.length === 0 ? 0 : (this.db.prepare(`SELECT count(*) AS n FROM blob_holds WHERE owner IN (${deadHolders.map(() => '?').join(',')})`).get(...deadHolders) as { n: number }).n;
+      return r;
+    }
     if (deadHolders.length === 0 && deadLeases.length === 0 && deadDoomed.length === 0) return r;
     this.transaction(() => {
       for (const o of deadHolders) r.holds += this.q.deleteHoldsOf.run(o).changes;
@@ -819,6 +938,61 @@ export class Library {
     }
     while (this.gcRunning) await this.gcRunning;
     return { deleted, reaped };
+  }
+
+  /** Does any record of the library mention `key` (a file, an upload, a hold, the queue, a deletion)? */
+  private mentioned(key: string): boolean {
+    return (
+      this.q.referenced.get(key) !== undefined ||
+      this.q.pendingKey.get(key) !== undefined ||
+      this.q.held.get(key) !== undefined ||
+      this.q.queued.get(key) !== undefined ||
+      this.q.doomed.get(key) !== undefined
+    );
+  }
+
+  /**
+   * D3, `smhfs gc`: the keys in the store that no record of the library mentions (orphans), with
+   * their size and age. The only place the store is listed to find garbage; it deletes nothing.
+   */
+  async listOrphans(onProgress?: (listed: number) => void): Promise<BlobInfo[]> {
+    const out: BlobInfo[] = [];
+    let listed = 0;
+    for await (const b of this.blobs.list()) {
+      if (b.key !== EMPTY_BLOB_KEY && !this.mentioned(b.key)) out.push(b);
+      if (++listed % 1000 === 0) onProgress?.(listed);
+    }
+    onProgress?.(listed);
+    return out;
+  }
+
+  /**
+   * Delete orphans found by `listOrphans`. Each batch is doomed first (in a transaction that
+   * checks again that nothing mentions the key), so an upload of the same bytes that started
+   * since waits, and a crash leaves doomed rows that the next collection finishes.
+   */
+  async deleteOrphans(keys: string[], onProgress?: (deleted: number) => void): Promise<{ deleted: number }> {
+    let deleted = 0;
+    for (let i = 0; i < keys.length && !this.closed; i += 200) {
+      const batch = this.transaction(() =>
+        keys.slice(i, i + 200).filter((k) => {
+          if (k === EMPTY_BLOB_KEY || this.mentioned(k)) return false;
+          this.q.doom.run(k, nowUs(), OWNER);
+          return true;
+        }),
+      );
+      for (const key of batch) {
+        try {
+          await this.blobs.delete(key);
+        } finally {
+          this.transaction(() => this.q.undoom.run(key));
+        }
+        deleted++;
+        if (deleted % 100 === 0) onProgress?.(deleted);
+      }
+    }
+    onProgress?.(deleted);
+    return { deleted };
   }
 
   /** Keys on the library's deletion queue (fsck, gc). */
