@@ -33,8 +33,8 @@
 export const SPARSE_MAGIC = 'SMHFS-SPARSE 1';
 /** The smallest gap between written ranges kept as a hole (smaller ones are stored as zeros). */
 export const HOLE_MIN = 1 << 20;
-/** Above this many extents the smallest kept hole doubles until they fit (bounds the header). */
-export const MAX_EXTENTS = 4096;
+/** Above this many extents the smallest gaps are stored as zeros (bounds the header to ~1.5 MB). */
+export const MAX_EXTENTS = 65536;
 /** Appended to the MD5 of the container to make a sparse file's ETag. */
 export const SPARSE_ETAG_SUFFIX = '-sparse';
 
@@ -284,43 +284,45 @@ export class ExtentSet {
 /**
  * How a staged file of `size` bytes whose written ranges are `written` should be stored: a
  * SparseLayout when it has a hole of at least HOLE_MIN bytes after small gaps are filled in,
- * otherwise undefined (store it dense: its bytes, holes and all, as one plain blob).
+ * otherwise undefined (store it dense: its bytes, holes and all, as one plain blob). A file
+ * written in more than MAX_EXTENTS separate pieces has its smallest gaps stored as zeros, so the
+ * header (kept in the node row, parsed by every read) stays bounded.
  */
 export function planLayout(size: number, written: ExtentSet): SparseLayout | undefined {
-  let minHole = HOLE_MIN;
-  for (;;) {
-    const kept: Extent[] = [];
-    let holes = 0;
-    let cur: Extent | undefined;
-    for (const e of written.list()) {
-      if (e.offset >= size) break;
-      const end = Math.min(size, e.offset + e.length);
-      if (cur && e.offset - (cur.offset + cur.length) < minHole) {
-        cur.length = end - cur.offset; // a small gap is stored as zeros
-        continue;
-      }
-      if (cur) {
-        holes += e.offset - (cur.offset + cur.length);
-        kept.push(cur);
-      } else if (e.offset > 0 && e.offset < minHole) {
-        cur = { offset: 0, length: end }; // a small leading gap is stored as zeros
-        continue;
-      } else {
-        holes += e.offset;
-      }
-      cur = { offset: e.offset, length: end - e.offset };
-    }
-    if (cur) {
-      if (size - (cur.offset + cur.length) < minHole) cur.length = size - cur.offset;
-      else holes += size - (cur.offset + cur.length);
-      kept.push(cur);
-    } else {
-      holes = size;
-    }
-    if (holes < HOLE_MIN || holes === 0) return undefined;
-    if (kept.length <= MAX_EXTENTS) return SparseLayout.fromExtents(size, kept);
-    minHole *= 2;
+  let runs: Extent[] = [];
+  for (const e of written.list()) {
+    if (e.offset >= size) break;
+    const end = Math.min(size, e.offset + e.length);
+    const last = runs[runs.length - 1];
+    const prevEnd = last ? last.offset + last.length : 0;
+    if (e.offset - prevEnd >= HOLE_MIN) runs.push({ offset: e.offset, length: end - e.offset });
+    else if (last) last.length = end - last.offset; // a small gap is stored as zeros
+    else runs.push({ offset: 0, length: end }); // a small leading gap too
   }
+  const last = runs[runs.length - 1];
+  if (last && size - (last.offset + last.length) < HOLE_MIN) last.length = size - last.offset;
+  if (runs.length > MAX_EXTENTS) runs = mergeSmallestGaps(runs, runs.length - MAX_EXTENTS);
+  const data = runs.reduce((n, e) => n + e.length, 0);
+  if (size - data < HOLE_MIN) return undefined;
+  return SparseLayout.fromExtents(size, runs);
+}
+
+/** Join `k` pairs of neighbouring runs across the smallest gaps (the biggest holes stay holes). */
+function mergeSmallestGaps(runs: Extent[], k: number): Extent[] {
+  const gap = (i: number): number => runs[i + 1]!.offset - (runs[i]!.offset + runs[i]!.length);
+  const order = Array.from({ length: runs.length - 1 }, (_, i) => i).sort((a, b) => gap(a) - gap(b) || a - b);
+  const merge = new Set(order.slice(0, k));
+  const out: Extent[] = [];
+  for (let i = 0; i < runs.length; i++) {
+    const r = runs[i]!;
+    if (i > 0 && merge.has(i - 1)) {
+      const prev = out[out.length - 1]!;
+      prev.length = r.offset + r.length - prev.offset;
+    } else {
+      out.push({ offset: r.offset, length: r.length });
+    }
+  }
+  return out;
 }
 
 /** The ETag of a sparse file from the MD5 (hex) of its container. */
