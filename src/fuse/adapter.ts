@@ -24,6 +24,7 @@ import type { FuseLibrary, FuseSpace } from './port.js';
 
 const E = constants.errno;
 const O_ACCMODE = 3;
+const O_WRONLY = 1;
 const O_TRUNC = fsConstants.O_TRUNC;
 const W_OK = 2;
 const S_IFMT = 0o170000;
@@ -261,10 +262,11 @@ export class FuseAdapter {
       open: (path, flags, cb) =>
         run('open', path, async () => {
           const writable = (flags & O_ACCMODE) !== 0;
+          const readable = (flags & O_ACCMODE) !== O_WRONLY;
           const info = writable ? s.statWritable(storePath(path)) : s.stat(storePath(path));
           if (info.kind === 'dir' && writable) throw fail('IsADirectory', 'is a directory', info.path);
-          if (info.kind !== 'file') return files.open(info, false).fd; // dirs, fifos, devices: the kernel does the rest
-          const h = files.open(info, writable);
+          if (info.kind !== 'file') return files.open(info, false, false).fd; // dirs, fifos, devices: the kernel does the rest
+          const h = files.open(info, writable, readable);
           // Only with atomic_o_trunc; otherwise the kernel sends a truncate after open.
           if (writable && flags & O_TRUNC) await files.truncate(h.node, 0);
           return h.fd;
@@ -274,7 +276,8 @@ export class FuseAdapter {
         run('create', path, () => {
           const p = storePath(path);
           const info = s.createFile(p, { mode: mode & 0o7777, ...this.#owner(p) });
-          return files.open(info, true).fd;
+          // fuse-native does not pass create's flags: a read of committed bytes takes its hold then.
+          return files.open(info, true, false).fd;
         }, cb),
 
       read: (path, fd, buf, len, pos, cb) =>
@@ -462,6 +465,7 @@ export class FuseAdapter {
     const node = h.node;
     const v = h.view; // a dense version only: a sparse one maps through its layout (files.read)
     if (this.#readsWaiting > 0 || node.staging || node.preparing || !v.blob || v.layout || pos >= v.size) return undefined;
+    this.files.ensureHold(h);
     const lease = this.#lib.cache?.readCachedSync(v.blob, v.size, pos, len, h.stream);
     if (!lease) return undefined;
     const n = lease.copyTo(buf.subarray(0, len));
@@ -480,6 +484,7 @@ export class FuseAdapter {
     const cache = this.#lib.cache;
     const v = h.view;
     if (!cache || node.staging || node.preparing || !v.blob || v.layout || pos >= v.size) return undefined;
+    this.files.ensureHold(h);
     const lease = await cache.readLease(v.blob, v.size, pos, len, h.stream);
     try {
       await new Promise((r) => setImmediate(r)); // see "Answering from setImmediate" in native-notes

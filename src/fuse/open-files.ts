@@ -189,8 +189,13 @@ export class OpenFiles {
     return h;
   }
 
-  /** A new handle on `info` (a regular file, or anything else the kernel opens). */
-  open(info: NodeInfo, writable: boolean): Handle {
+  /**
+   * A new handle on `info` (a regular file, or anything else the kernel opens). `readable`: the
+   * handle may read (O_RDONLY, O_RDWR); only those hold their version from the start — a handle
+   * that only writes (cp, dd) takes a hold if it ever reads its committed bytes (`ensureHold`),
+   * which keeps the write path free of the hold's two small transactions per file.
+   */
+  open(info: NodeInfo, writable: boolean, readable = true): Handle {
     let node = this.#nodes.get(info.id);
     if (!node) {
       node = new OpenNode(info);
@@ -205,7 +210,7 @@ export class OpenFiles {
     const view = node.committed;
     // D7: hold the bytes this handle may read. Refused when they were deleted between the
     // caller's lookup and now: the file is gone (ENOENT), as if the lookup had come later.
-    const hold = view.blob ? this.#lib.holdBlob(view.blob) : undefined;
+    const hold = readable && view.blob ? this.#lib.holdBlob(view.blob) : undefined;
     const fd = this.#allocFd();
     const h: Handle = { fd, node, writable, stream: this.#lib.cache?.openStream(), view, hold };
     node.handles.add(h);
@@ -222,15 +227,20 @@ export class OpenFiles {
     }
   }
 
-  /** Move every handle of `node` to `version` (after this mount committed it), holding its blob. */
+  /** Move every handle of `node` to `version` (after this mount committed it); holders hold it. */
   #viewAll(node: OpenNode, version: Version): void {
     for (const h of node.handles) {
       if (h.view === version) continue;
       const old = h.hold;
-      h.hold = version.blob ? this.#lib.holdBlob(version.blob) : undefined;
       h.view = version;
+      h.hold = old && version.blob ? this.#lib.holdBlob(version.blob) : undefined;
       old?.release();
     }
+  }
+
+  /** Before reading `h.view`'s blob: hold it (D7), if the handle does not yet. */
+  ensureHold(h: Handle): void {
+    if (!h.hold && h.view.blob) h.hold = this.#lib.holdBlob(h.view.blob);
   }
 
   /** Read into a fresh buffer (never the kernel's: see native-notes on buffer lifetimes). */
@@ -251,6 +261,7 @@ export class OpenFiles {
       }
       out = out.subarray(0, got);
     } else {
+      this.ensureHold(h);
       out = await this.#lib.readContent(h.view, pos, len, h.stream);
     }
     this.stats.bytesRead += out.length;
@@ -671,6 +682,8 @@ export class OpenFiles {
     const written = new ExtentSet();
     const layout = version.layout ? SparseLayout.parse(version.layout) : undefined;
     const hasher = layout ? undefined : new FileHasher(path);
+    // The bytes being copied must not be deleted under the copy (D7): held while it runs.
+    const hold = keep > 0 && version.blob ? this.#lib.holdBlob(version.blob) : undefined;
     try {
       if (keep > 0 && version.blob) {
         this.stats.stagedCopies++;
@@ -707,6 +720,8 @@ export class OpenFiles {
       await fh.close().catch(() => undefined);
       await unlink(path).catch(() => undefined);
       throw e;
+    } finally {
+      hold?.release();
     }
   }
 
