@@ -17,6 +17,7 @@ import { canonicalBlobConfig, reconcileBlobConfig, sameBlobConfig } from '../src
 import { UsageError } from '../src/cli/usage.js';
 import { Library } from '../src/store/library.js';
 import type { BlobConfig } from '../src/store/types.js';
+import { expectFsckClean } from './helpers/fsck.js';
 import { CLI, cleanup, fuseUnavailable, ok, smhfs, startMount } from './helpers/mount.js';
 
 const BUCKET = 'smhfs-cfg';
@@ -358,4 +359,9 @@ t.test('B1 a library the user may only read: the record is read, never required 
   const c = cliAs(['cat', 'r.bin']);
   t.notMatch(c.stderr, /BlobStoreMismatch|blob-store record/, `no record-related failure (Library.open's own read-only rule applies): ${c.stderr.trim()}`);
   t.equal(meta(dir)['blobs'], before, 'record unchanged');
+});
+
+t.test('D4: after re-pointing, refusals and read-only use, every library here is consistent', async (t) => {
+  await expectFsckClean(t, lib, env, 'the S3 library (re-pointed)');
+  for (const name of ['lib-local', 'lib-outside', 'lib-old']) await expectFsckClean(t, join(work, name), {}, name);
 });

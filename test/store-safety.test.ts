@@ -165,3 +165,33 @@ t.test('D3: nothing lists the store at start-up: a key no record mentions stays'
   t.equal(await blobs.head(ref.key), undefined, 'an abandoned upload is collected from its own record');
   t.ok(existsSync(blobs.pathOf(stranger.key)));
 });
+
+t.test('D10: how a link resolves does not depend on a mount running in the process: the context is per call', async (t) => {
+  const { lib } = localLib(t);
+  const space = lib.space();
+  space.mkdir('a', {});
+  await put(lib, space, 'a/f', 'target bytes', { conflict: 'ask' });
+  // What the mount does (its mountpoint given with the call): an absolute target under it binds (L1).
+  t.equal(space.symlink('bound', '/mnt/x/a/f', { mountpoint: '/mnt/x' }).link?.flavour, 'bound', 'the mount binds an absolute target under its mountpoint');
+  // A library that a mount in this process once used must not change how others resolve:
+  // the old code kept the mountpoint on the library object.
+  (lib as unknown as { mountpoint?: string }).mountpoint = '/mnt/x';
+  const made = space.symlink('abs', '/mnt/x/a/f');
+  t.equal(made.link?.flavour, 'path', 'without a context the same target is a path link, stored as given');
+  await expectCode(t, () => space.resolveRead('abs', 'smh'), 'SourceFileNotFound', 'and leads nowhere for HTTP and the CLI (it would be outside the space)');
+  t.equal(space.resolveRead('abs', 'smh', { mountpoint: '/mnt/x' }).node.path, 'a/f', 'the mount, giving its mountpoint, reaches the file');
+  t.equal(space.resolveRead('bound', 'smh').node.path, 'a/f', 'a bound link resolves the same everywhere');
+  t.equal(space.readlink('abs'), '/mnt/x/a/f', 'readlink returns the stored string (the kernel resolves it)');
+});
+
+t.test('D5: the store refuses strings that have no UTF-8 form (lone surrogates) with NameNotUtf8', async (t) => {
+  const { lib } = localLib(t);
+  const space = lib.space();
+  await expectCode(t, () => space.mkdir('caf\uD800', {}), 'NameNotUtf8', 'mkdir');
+  await expectCode(t, () => space.createFile('x\uDC00y', {}), 'NameNotUtf8', 'create');
+  await expectCode(t, () => space.symlink('l', 'target\uD83D'), 'NameNotUtf8', 'a link target');
+  await expectCode(t, () => space.putSymlink('k', 'a/\uDFFF'), 'NameNotUtf8', 'a BOS symlink target');
+  await expectCode(t, async () => space.putFile('\uD800.txt', await blobOf(lib, 'x'), {}), 'NameNotUtf8', 'an upload');
+  t.equal(space.mkdir('emoji \uD83D\uDE00', {}).info.path, 'emoji \uD83D\uDE00', 'a surrogate pair is a character: fine');
+  t.same(space.readdir('').map((e) => e.name).sort(), ['.trash', 'emoji \uD83D\uDE00'], 'nothing else was created');
+});

@@ -166,6 +166,15 @@ export class LocalBlobStore implements BlobStore {
   }
 
   async adoptFile(key: string, path: string, size: number): Promise<void> {
+    try {
+      await this.#adopt(key, path, size);
+    } catch (e) {
+      if (isNoSpace(e)) throw new SmhError('InsufficientStorage', `local blob store ${this.dir}: the disk is full`, key, { cause: e });
+      throw e;
+    }
+  }
+
+  async #adopt(key: string, path: string, size: number): Promise<void> {
     checkKey(key);
     if (key === EMPTY_BLOB_KEY) {
       await unlink(path);
@@ -234,6 +243,7 @@ export class LocalBlobStore implements BlobStore {
       await fh?.close().catch(() => undefined);
       await rm(tmp, { force: true }).catch(() => undefined);
       if (isSmhError(e)) throw e;
+      if (isNoSpace(e)) throw new SmhError('InsufficientStorage', `local blob store ${this.dir}: the disk is full`, wantKey, { cause: e });
       throw new SmhError('BlobUnavailable', `local blob store ${this.dir}: cannot store blob: ${messageOf(e)}`, wantKey, { cause: e });
     }
   }
@@ -446,6 +456,7 @@ export class LocalBlobStore implements BlobStore {
       return true;
     } catch (e) {
       if (isSmhError(e)) throw e;
+      if (isNoSpace(e)) throw new SmhError('InsufficientStorage', `cannot write the owner marker of ${this.description}: the disk is full`, undefined, { cause: e });
       throw new SmhError('BlobUnavailable', `cannot write the owner marker of ${this.description}: ${messageOf(e)}`, undefined, { cause: e });
     } finally {
       await rm(tmp, { force: true }).catch(() => undefined);
@@ -512,6 +523,12 @@ async function writeAll(fh: FileHandle, buf: Buffer): Promise<void> {
     const { bytesWritten } = await fh.write(buf, off, buf.length - off);
     off += bytesWritten;
   }
+}
+
+/** D9: a full disk (or quota) is InsufficientStorage, never an I/O error. */
+function isNoSpace(e: unknown): boolean {
+  const code = errno(e);
+  return code === 'ENOSPC' || code === 'EDQUOT';
 }
 
 async function fsyncDir(dir: string): Promise<void> {

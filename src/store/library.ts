@@ -19,7 +19,21 @@
  * is cleaned by the next collection (`reapDeadOwners`).
  */
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, readdirSync, rmSync, statSync, accessSync, constants as fsc } from 'node:fs';
+import {
+  accessSync,
+  closeSync,
+  constants as fsc,
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  rmSync,
+  statfsSync,
+  statSync,
+  truncateSync,
+  writeSync,
+} from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -36,7 +50,7 @@ import { migrate } from './schema.js';
 import { nowUs, Space } from './space.js';
 import type { BlobConfig, BlobRef, Task } from './types.js';
 
-export { Space } from './space.js';
+export { Space, type ResolveContext } from './space.js';
 
 export const DB_FILE = 'library.db';
 /** This process, as named in the rows it owns (leases, holds, doomed keys, tasks). */
@@ -52,8 +66,20 @@ const LOCAL_STALE_US = 60 * 60_000_000;
 const LEGACY_LEASE_STALE_US = 24 * 3600 * 1_000_000;
 /** Doomed rows without an owner (written by an older smhfs): stale after a minute, as that version decided. */
 const LEGACY_DOOMED_STALE_US = 60_000_000;
+/**
+ * D9: space kept in `<library>/.smhfs-reserve` so the library still works on a full disk. The
+ * first OPEN_RESERVE bytes are given up by any open that cannot create SQLite's shared-memory
+ * file (reads then work: a full disk still lists); the rest only by deletes (their WAL frames),
+ * so that `rm --permanent`, purge and `trash empty` work when nothing else can. Given-up space is
+ * taken back when the library closes, once the disk has room for it twice over.
+ */
+const RESERVE_FILE = '.smhfs-reserve';
+const RESERVE_BYTES = 4 * 1024 * 1024;
+const OPEN_RESERVE = 32 * 1024; // what SQLite's shared-memory file takes, no more: writes must still fail
 /** Keys a short-lived command collects from an old backlog before it exits (long-running processes take the rest). */
 const COMMAND_COLLECT_LIMIT = 500;
+/** Transactions of the collector, tasks and leases: they lead to space coming back, so they may use the reserve (D9). */
+const FREEING = { freeing: true } as const;
 const TASK_BATCH = 500;
 const TASK_STALE_US = 30_000_000;
 const DEFAULT_RETENTION_DAYS = 30;
@@ -183,6 +209,61 @@ function countFiles(dir: string, skip: Set<string> = new Set()): number {
   return n;
 }
 
+/** Bytes free for unprivileged use on the file system holding `dir` (Infinity when unknown). */
+function freeBytes(dir: string): number {
+  try {
+    const st = statfsSync(dir);
+    return st.bavail * st.bsize;
+  } catch {
+    return Infinity;
+  }
+}
+
+/** Is this error a full disk? SQLITE_FULL, ENOSPC, or an SQLite I/O error while the disk has no room left. */
+function isDiskFull(e: unknown, dir: string): boolean {
+  const code = (e as { code?: string }).code ?? '';
+  if (code === 'SQLITE_FULL' || code === 'ENOSPC' || code === 'EDQUOT') return true;
+  return code.startsWith('SQLITE_IOERR') && freeBytes(dir) < OPEN_RESERVE;
+}
+
+/** Shrink the reserve to `keep` bytes; true when that gave space back. */
+function releaseReserve(dir: string, keep: number): boolean {
+  const p = join(dir, RESERVE_FILE);
+  try {
+    const size = statSync(p).size;
+    if (size <= keep) return false;
+    truncateSync(p, keep);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Grow the reserve back to its full size when the disk has room for it twice over. Best effort. */
+function topUpReserve(dir: string): void {
+  const p = join(dir, RESERVE_FILE);
+  const want = RESERVE_BYTES + OPEN_RESERVE;
+  let size = 0;
+  try {
+    size = statSync(p).size;
+  } catch {
+    size = 0;
+  }
+  const missing = want - size;
+  if (missing <= 0 || freeBytes(dir) < 2 * want) return;
+  let fd: number | undefined;
+  try {
+    fd = openSync(p, 'a');
+    // Real zeros, not a sparse extension: the blocks must be taken now to be given back later.
+    const zeros = Buffer.alloc(Math.min(missing, 1 << 20));
+    for (let left = missing; left > 0; left -= zeros.length) writeSync(fd, zeros, 0, Math.min(left, zeros.length));
+  } catch {
+    // no room after all, or read-only: the reserve stays as it is
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
 /** D2: the refusal of a folder whose database is missing or empty (`what`), naming fsck when data is there. */
 function refusal(dir: string, data: string[], what: string): SmhError {
   if (data.length > 0) {
@@ -194,6 +275,13 @@ function refusal(dir: string, data: string[], what: string): SmhError {
     );
   }
   return fail('NotALibrary', `${what}; create a library there with "smhfs --library ${dir} init"`, dir);
+}
+
+function formatBytes(n: number): string {
+  if (n >= 1024 ** 3) return `${(n / 1024 ** 3).toFixed(1)} GiB`;
+  if (n >= 1024 ** 2) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
+  if (n >= 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${n} bytes`;
 }
 
 function sqliteToDomain(e: unknown): unknown {
@@ -218,8 +306,6 @@ export class Library {
   readonly blobs: BlobStore;
   readonly cache: PageCache;
   readonly stagingDir: string;
-  /** Set by the mount: absolute link targets under it are taken relative to the space root (L1). */
-  mountpoint: string | undefined;
 
   private readonly spaces = new Map<string, Space>();
   private txDepth = 0;
@@ -318,6 +404,27 @@ export class Library {
       throw fail('LibraryReadOnly', `the library folder ${dir} is not writable; fix its permissions`, dir);
     }
     let db: Database.Database;
+    try {
+      db = Library.openDatabase(dir, folder, opts);
+    } catch (e) {
+      // D9: a full disk cannot even hold SQLite's shared-memory file: give up the small part of
+      // the reserve and try again (reads work on a full disk; writes then say InsufficientStorage).
+      if (!(e instanceof SmhError) && isDiskFull(e, dir) && releaseReserve(dir, RESERVE_BYTES)) db = Library.openDatabase(dir, folder, opts);
+      else if (!(e instanceof SmhError) && isDiskFull(e, dir)) throw new SmhError('InsufficientStorage', `the disk holding ${dir} is full; free some space`, dir, { cause: e });
+      else throw e;
+    }
+    const blobs = opts.blobStore ?? new LocalBlobStore(join(dir, 'blobs'));
+    const lib = new Library(dir, db, blobs, opts.cache);
+    lib.ownsBlobs = opts.blobStore === undefined; // a store the caller passed in is the caller's to close
+    lib.initialise();
+    lib.cleanStaging();
+    return lib;
+  }
+
+  private static openDatabase(dir: string, folder: ReturnType<typeof inspectLibraryFolder>, opts: LibraryOptions): Database.Database {
+    const dbPath = join(dir, DB_FILE);
+    const exists = folder.state === 'database';
+    let db: Database.Database;
     let opened: Database.Database | undefined;
     try {
       db = opened = new Database(dbPath, { fileMustExist: exists });
@@ -355,14 +462,10 @@ export class Library {
           dir,
         );
       }
+      if (isDiskFull(e, dir)) throw e; // the caller may give up reserve space and retry
       throw sqliteToDomain(e);
     }
-    const blobs = opts.blobStore ?? new LocalBlobStore(join(dir, 'blobs'));
-    const lib = new Library(dir, db, blobs, opts.cache);
-    lib.ownsBlobs = opts.blobStore === undefined; // a store the caller passed in is the caller's to close
-    lib.initialise();
-    lib.cleanStaging();
-    return lib;
+    return db;
   }
 
   /**
@@ -398,6 +501,23 @@ export class Library {
    * exist or be creatable; otherwise `LibraryReadOnly`).
    */
   static peek(dir: string): { library: boolean; blobs: BlobConfig | undefined; libraryId: string | undefined; referenced: string[] } {
+    try {
+      return Library.peekOnce(dir);
+    } catch (e) {
+      // D9: as in `open`, a full disk may need the small part of the reserve for SQLite's shared memory.
+      if (e instanceof SmhError || !isDiskFull(e, dir)) throw e;
+      if (releaseReserve(dir, RESERVE_BYTES)) {
+        try {
+          return Library.peekOnce(dir);
+        } catch (e2) {
+          if (e2 instanceof SmhError || !isDiskFull(e2, dir)) throw e2;
+        }
+      }
+      throw new SmhError('InsufficientStorage', `the disk holding ${dir} is full; free some space`, dir, { cause: e });
+    }
+  }
+
+  private static peekOnce(dir: string): { library: boolean; blobs: BlobConfig | undefined; libraryId: string | undefined; referenced: string[] } {
     const none = { library: false, blobs: undefined, libraryId: undefined, referenced: [] };
     const dbPath = join(dir, DB_FILE);
     if (!existsSync(dbPath)) return none;
@@ -424,6 +544,7 @@ export class Library {
         // A WAL database can be read only where SQLite can open or create library.db-shm.
         throw new SmhError('LibraryReadOnly', `cannot read ${dbPath}: its folder is read-only and SQLite needs ${DB_FILE}-shm there; fix its permissions`, dir, { cause: e });
       }
+      if (isDiskFull(e, dir)) throw e;
       throw sqliteToDomain(e);
     } finally {
       db?.close();
@@ -457,8 +578,19 @@ export class Library {
   /** B6: staging folders of processes that are gone are leftovers of a crash. */
   private cleanStaging(): void {
     const base = join(this.dir, 'staging');
-    mkdirSync(this.stagingDir, { recursive: true });
-    for (const name of readdirSync(base)) {
+    try {
+      mkdirSync(this.stagingDir, { recursive: true });
+    } catch (e) {
+      // A full disk (D9): made when an upload needs it; deletes must not wait for it.
+      if ((e as NodeJS.ErrnoException).code !== 'ENOSPC' && (e as NodeJS.ErrnoException).code !== 'EDQUOT') throw e;
+    }
+    let names: string[];
+    try {
+      names = readdirSync(base);
+    } catch {
+      return;
+    }
+    for (const name of names) {
       const pid = Number(name.split('-')[0]);
       if (!Number.isInteger(pid) || pid === process.pid) continue;
       if (isLocalOwnerDead(`${hostname()}:${pid}`)) rmSync(join(base, name), { recursive: true, force: true });
@@ -557,7 +689,7 @@ export class Library {
    * Run `fn` in one IMMEDIATE transaction (nested calls join the outer one). `durable` syncs the
    * WAL at commit (synchronous=FULL), which also makes every earlier commit durable.
    */
-  transaction<T>(fn: () => T, opts: { durable?: boolean } = {}): T {
+  transaction<T>(fn: () => T, opts: { durable?: boolean; freeing?: boolean } = {}): T {
     if (this.closed) throw fail('Internal', 'the library is closed');
     if (this.txDepth > 0) return fn();
     this.txDepth++;
@@ -565,7 +697,19 @@ export class Library {
     let result: T;
     try {
       if (opts.durable) this.db.pragma('synchronous = FULL');
-      result = this.db.transaction(fn).immediate();
+      try {
+        result = this.db.transaction(fn).immediate();
+      } catch (e) {
+        if (e instanceof SmhError || !isDiskFull(e, this.dir)) throw e;
+        // D9: a delete on a full disk may use the reserve for its WAL frames, once.
+        if (!opts.freeing || !releaseReserve(this.dir, 0)) throw this.diskFull(e);
+        this.txDrops = [];
+        try {
+          result = this.db.transaction(fn).immediate();
+        } catch (e2) {
+          throw !(e2 instanceof SmhError) && isDiskFull(e2, this.dir) ? this.diskFull(e2) : e2;
+        }
+      }
     } catch (e) {
       this.txDrops = [];
       throw sqliteToDomain(e);
@@ -577,6 +721,47 @@ export class Library {
     this.txDrops = [];
     if (drops.length > 0) this.scheduleCollect(drops);
     return result;
+  }
+
+  /**
+   * D9: the error for a full disk, saying what `smhfs trash empty` would free (the bytes of blobs
+   * only items in the recycle bin reference).
+   */
+  diskFull(cause?: unknown): SmhError {
+    let hint = '';
+    try {
+      const { bytes, items } = this.trashReclaimable();
+      hint =
+        items > 0
+          ? `; "smhfs trash empty" would free ${formatBytes(bytes)} (${items} item${items === 1 ? '' : 's'} in the recycle bin), "smhfs rm --permanent" frees a file's space at once`
+          : '; the recycle bin is empty: free space with "smhfs rm --permanent" or outside the library';
+    } catch {
+      hint = '; free space with "smhfs trash empty" or "smhfs rm --permanent"';
+    }
+    return new SmhError('InsufficientStorage', `the disk holding the library is full${hint}`, undefined, { cause });
+  }
+
+  /**
+   * Make (or fill up) the reserve that keeps deletes working on a full disk (D9). `smhfs init`
+   * and every mount/serve start call it; a library closes it back to full size when it can.
+   */
+  ensureReserve(): void {
+    topUpReserve(this.dir);
+  }
+
+  /** Bytes of the blobs that only nodes in recycle bins reference: what emptying the bins frees. */
+  trashReclaimable(): { bytes: number; items: number } {
+    const row = this.db
+      .prepare(
+        `WITH RECURSIVE bin(id) AS (SELECT trash FROM spaces UNION ALL SELECT e.node FROM entries e JOIN bin ON e.parent = bin.id)
+         SELECT coalesce(sum(size), 0) AS bytes FROM (
+           SELECT n.blob, max(n.size) AS size FROM nodes n WHERE n.id IN (SELECT id FROM bin) AND n.blob IS NOT NULL AND n.blob != ?
+             AND NOT EXISTS (SELECT 1 FROM nodes m WHERE m.blob = n.blob AND m.id NOT IN (SELECT id FROM bin))
+           GROUP BY n.blob)`,
+      )
+      .get(EMPTY_BLOB_KEY) as { bytes: number };
+    const items = (this.db.prepare('SELECT count(*) AS n FROM recycle_items').get() as { n: number }).n;
+    return { bytes: row.bytes, items };
   }
 
   /**
@@ -618,7 +803,14 @@ export class Library {
     const staged = join(this.stagingDir, `upload-${randomBytes(8).toString('hex')}`);
     const hasher = new HashingTransform();
     try {
-      await pipeline(body, hasher, createWriteStream(staged));
+      try {
+        mkdirSync(this.stagingDir, { recursive: true }); // not made at open on a full disk
+        await pipeline(body, hasher, createWriteStream(staged));
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'ENOSPC' || code === 'EDQUOT') throw this.diskFull(e);
+        throw e;
+      }
       const h = hasher.digest();
       return await this.storeHashed(staged, h.sha256, h.md5, h.size, true);
     } finally {
@@ -645,6 +837,7 @@ export class Library {
       if (consume) await unlink(path).catch(() => undefined);
     } catch (e) {
       this.releaseLease(lease);
+      if (isSmhError(e, 'InsufficientStorage')) throw this.diskFull(e); // D9, with what the bin would free
       if (isSmhError(e)) throw e;
       throw new SmhError('BlobUnavailable', `storing the blob failed: ${(e as Error).message}`, undefined, { cause: e });
     }
@@ -685,13 +878,13 @@ export class Library {
       this.q.deletePending.run(lease);
       this.leasesOut = Math.max(0, this.leasesOut - 1);
       this.dropBlobs([row.key]);
-    });
+    }, FREEING);
   }
 
   /** A stored blob that will not be committed: drop its lease and collect it if unreferenced. */
   abandonBlob(ref: BlobRef): void {
     if (ref.lease !== undefined) this.releaseLease(ref.lease);
-    else if (ref.key !== EMPTY_BLOB_KEY) this.transaction(() => this.dropBlobs([ref.key]));
+    else if (ref.key !== EMPTY_BLOB_KEY) this.transaction(() => this.dropBlobs([ref.key]), FREEING);
   }
 
   // ───────────────────────────── holds (D7) ─────────────────────────────
@@ -742,7 +935,7 @@ export class Library {
           queued = this.transaction(() => {
             this.q.deleteHold.run(held.id);
             return this.q.queued.get(key) !== undefined;
-          });
+          }, FREEING);
         } catch (e) {
           // The row stays until this process is gone or the next collection reaps it.
           console.error(`smhfs: releasing a blob hold failed (it is cleaned up later): ${(e as Error).message}`);
@@ -805,7 +998,7 @@ export class Library {
         this.q.undoom.run(d.key);
         this.dropBlobs([d.key]);
       }
-    });
+    }, FREEING);
     return r;
   }
 
@@ -883,6 +1076,7 @@ export class Library {
         this.q.dequeue.run(k);
         return true;
       }),
+      FREEING,
     );
     let deleted = 0;
     const done = new Map<string, () => void>();
@@ -896,7 +1090,7 @@ export class Library {
       for (const key of doomed) {
         try {
           await this.blobs.delete(key);
-          if (!this.closed) this.transaction(() => this.q.undoom.run(key));
+          if (!this.closed) this.transaction(() => this.q.undoom.run(key), FREEING);
           deleted++;
         } catch (e) {
           // Back on the queue for the next collection; the bytes are intact or gone, both fine.
@@ -905,7 +1099,7 @@ export class Library {
             this.transaction(() => {
               this.q.undoom.run(key);
               this.q.enqueue.run(key, nowUs());
-            });
+            }, FREEING);
           }
         } finally {
           finish(key);
@@ -980,12 +1174,13 @@ export class Library {
           this.q.doom.run(k, nowUs(), OWNER);
           return true;
         }),
+        FREEING,
       );
       for (const key of batch) {
         try {
           await this.blobs.delete(key);
         } finally {
-          this.transaction(() => this.q.undoom.run(key));
+          this.transaction(() => this.q.undoom.run(key), FREEING);
         }
         deleted++;
         if (deleted % 100 === 0) onProgress?.(deleted);
@@ -1036,7 +1231,7 @@ export class Library {
               );
               if (t) this.q.claim.run(OWNER, nowUs(), nowUs(), t.id);
               return t;
-            });
+            }, FREEING);
             if (!claimed || this.closed) break;
             await this.runTask(claimed, onProgress);
           }
@@ -1063,15 +1258,15 @@ export class Library {
       for (;;) {
         if (this.closed) return;
         const r = space.purgeBatch(t.root, TASK_BATCH);
-        this.transaction(() => this.q.progress.run(r.deleted, nowUs(), nowUs(), t.id));
+        this.transaction(() => this.q.progress.run(r.deleted, nowUs(), nowUs(), t.id), FREEING);
         onProgress?.(this.task(t.id));
         if (r.finished) break;
         await new Promise((res) => setImmediate(res));
       }
-      this.transaction(() => this.q.finish.run('done', null, nowUs(), t.id));
+      this.transaction(() => this.q.finish.run('done', null, nowUs(), t.id), FREEING);
     } catch (e) {
       if (this.closed) return;
-      this.transaction(() => this.q.finish.run('failed', (e as Error).message, nowUs(), t.id));
+      this.transaction(() => this.q.finish.run('failed', (e as Error).message, nowUs(), t.id), FREEING);
     }
     onProgress?.(this.task(t.id));
   }
@@ -1083,6 +1278,7 @@ export class Library {
    */
   startBackground(intervalMs = 60_000): void {
     if (this.background) return;
+    this.ensureReserve();
     const tick = async () => {
       try {
         for (const name of this.spaceNames()) this.space(name).purgeExpired(this.retentionDays);
@@ -1163,6 +1359,8 @@ export class Library {
     this.closed = true;
     this.db.close();
     rmSync(this.stagingDir, { recursive: true, force: true });
+    // After the WAL and shared memory are gone, their space counts as free again.
+    if (existsSync(join(this.dir, RESERVE_FILE))) topUpReserve(this.dir);
     // Releases the read descriptors the local store keeps; its close starts synchronously.
     if (this.ownsBlobs) void this.blobs.close?.()?.catch(() => undefined);
   }

@@ -89,6 +89,16 @@ const XATTR_STORAGE_CLASS = 'user.smhfs.storage-class';
 const XATTR_LINK = 'user.smhfs.link';
 
 export const nowUs = (): number => Date.now() * 1000;
+
+/**
+ * D10: how absolute link targets are read, given per call — never a property of the library, so
+ * a link resolves the same whether or not a mount is running in this process. The mount passes
+ * its mountpoint (an absolute target under it is taken relative to the space root, L1); HTTP and
+ * the CLI pass nothing (an absolute target then leads nowhere: it dangles).
+ */
+export interface ResolveContext {
+  mountpoint?: string | undefined;
+}
 const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
 
 export function checkConflict(value: unknown): Conflict {
@@ -123,8 +133,9 @@ export class Space {
 
   // ───────────────────────────── transactions ─────────────────────────────
 
-  private tx<T>(fn: () => T, durable = false): T {
-    return this.lib.transaction(fn, { durable });
+  /** `freeing`: a delete, which may use the library's reserve space on a full disk (D9). */
+  private tx<T>(fn: () => T, durable = false, freeing = false): T {
+    return this.lib.transaction(fn, { durable, freeing });
   }
 
   // ───────────────────────────── resolution ─────────────────────────────
@@ -273,10 +284,10 @@ export class Space {
     return info;
   }
 
-  stat(path: string, opts: { follow?: boolean } = {}): NodeInfo {
+  stat(path: string, opts: { follow?: boolean } & ResolveContext = {}): NodeInfo {
     return this.lib.snapshot(() => {
       const r = this.resolve(path);
-      if (opts.follow && r.row.kind === 'link') return this.followForMount(r);
+      if (opts.follow && r.row.kind === 'link') return this.followForMount(r, opts);
       return this.infoOf(r.row, { where: r.inTrash ? 'trash' : 'live', segs: r.segs });
     });
   }
@@ -333,8 +344,8 @@ export class Space {
   }
 
   /** Follow a link the way the kernel would for the mount (used by stat with follow). */
-  private followForMount(r: Resolved): NodeInfo {
-    const target = this.followLink(r.row, r.segs, 'parent-relative');
+  private followForMount(r: Resolved, ctx: ResolveContext): NodeInfo {
+    const target = this.followLink(r.row, r.segs, 'parent-relative', ctx);
     if (!target) throw fail('FileNotFound', 'the link dangles', joinPath(r.segs));
     return this.infoOf(target.row, { where: target.inTrash ? 'trash' : 'live', segs: target.segs });
   }
@@ -348,6 +359,7 @@ export class Space {
     link: NodeRow,
     linkSegs: string[],
     mode: 'parent-relative' | 'one-hop',
+    ctx: ResolveContext,
   ): Resolved | undefined {
     let cur = link;
     let segs = linkSegs;
@@ -359,7 +371,7 @@ export class Space {
         if (loc.where === 'gone' || !row) return undefined;
         next = { row, segs: loc.segs, parent: null, name: loc.segs[loc.segs.length - 1] ?? '', inTrash: loc.where === 'trash' };
       } else {
-        next = this.resolvePathTarget(cur, segs);
+        next = this.resolvePathTarget(cur, segs, ctx);
       }
       if (!next) return undefined;
       if (next.row.kind !== 'link' || mode === 'one-hop') return next;
@@ -370,7 +382,7 @@ export class Space {
   }
 
   /** Resolve a path link's stored string to a node, or undefined when it dangles. */
-  private resolvePathTarget(link: NodeRow, linkSegs: string[]): Resolved | undefined {
+  private resolvePathTarget(link: NodeRow, linkSegs: string[], ctx: ResolveContext): Resolved | undefined {
     const stored = link.link_path!;
     let start: string[];
     let rest: string[];
@@ -379,7 +391,7 @@ export class Space {
       rest = stored.split('/').filter((s) => s.length > 0);
     } else {
       if (stored.startsWith('/')) {
-        const mp = this.lib.mountpoint;
+        const mp = ctx.mountpoint?.replace(/\/+$/, '');
         if (!mp || !(stored === mp || stored.startsWith(mp + '/'))) return undefined;
         start = [];
         rest = stored.slice(mp.length).split('/').filter((s) => s.length > 0);
@@ -388,14 +400,14 @@ export class Space {
         rest = stored.split('/').filter((s) => s.length > 0);
       }
     }
-    return this.lexicalWalk(start, rest, 0);
+    return this.lexicalWalk(start, rest, 0, ctx);
   }
 
   /**
    * Walk `rest` from the directory `start`, handling '.' and '..' and following links in
    * intermediate components as the kernel would. Returns undefined if anything is missing.
    */
-  private lexicalWalk(start: string[], rest: string[], depth: number): Resolved | undefined {
+  private lexicalWalk(start: string[], rest: string[], depth: number, ctx: ResolveContext): Resolved | undefined {
     if (depth > MAX_LINK_HOPS) throw fail('TooManyLinks', 'too many levels of symbolic links');
     let segs = [...start];
     let cur: Resolved;
@@ -414,7 +426,7 @@ export class Space {
         continue;
       }
       if (cur.row.kind === 'link') {
-        const t = this.followLink(cur.row, cur.segs, 'parent-relative');
+        const t = this.followLink(cur.row, cur.segs, 'parent-relative', ctx);
         if (!t) return undefined;
         cur = t;
         segs = t.segs;
@@ -432,12 +444,12 @@ export class Space {
    * L6: what a dialect GET/HEAD reads. 'smh' follows bound and path links; 'bos' follows one
    * hop and refuses secondary links (InvalidTargetType) and missing targets (SymlinkTargetNotExist).
    */
-  resolveRead(path: string, how: 'smh' | 'bos'): { node: NodeInfo; link?: NodeInfo } {
+  resolveRead(path: string, how: 'smh' | 'bos', ctx: ResolveContext = {}): { node: NodeInfo; link?: NodeInfo } {
     const r = this.resolve(path);
     if (r.row.kind === 'dir') throw fail(how === 'bos' ? 'FileNotFound' : 'IsADirectory', 'is a directory', path);
     if (r.row.kind !== 'link') return { node: this.infoOf(r.row, { where: r.inTrash ? 'trash' : 'live', segs: r.segs }) };
     const link = this.infoOf(r.row, { where: r.inTrash ? 'trash' : 'live', segs: r.segs });
-    const target = this.followLink(r.row, r.segs, how === 'bos' ? 'one-hop' : 'parent-relative');
+    const target = this.followLink(r.row, r.segs, how === 'bos' ? 'one-hop' : 'parent-relative', ctx);
     if (!target || target.row.kind === 'dir') {
       throw fail(how === 'bos' ? 'SymlinkTargetNotExist' : 'SourceFileNotFound', 'the link target does not exist', path);
     }
@@ -623,15 +635,16 @@ export class Space {
   }
 
   /**
-   * L1: symlink(2). Bound when TARGET resolves now (relative to the link's parent, or under the
-   * mountpoint when absolute) to a live regular file; otherwise a path link storing TARGET.
+   * L1: symlink(2). Bound when TARGET resolves now (relative to the link's parent, or under
+   * `mountpoint` when absolute: the mount's resolve context, D10) to a live regular file;
+   * otherwise a path link storing TARGET.
    */
-  symlink(linkPath: string, target: string, opts: { mountpoint?: string; uid?: number; gid?: number } = {}): NodeInfo {
+  symlink(linkPath: string, target: string, opts: ResolveContext & { uid?: number; gid?: number } = {}): NodeInfo {
     validateLinkTarget(target, linkPath);
     return this.tx(() => {
       const { parent, name, segs } = this.parentOf(linkPath, false);
       if (this.occupied(parent.id, name)) throw fail('SameNameDirectoryOrFileExists', 'the link name exists', linkPath);
-      const bound = this.bindableTarget(segs.slice(0, -1), target, opts.mountpoint ?? this.lib.mountpoint);
+      const bound = this.bindableTarget(segs.slice(0, -1), target, opts);
       const id = this.insertNode({
         kind: 'link',
         mode: S_IFLNK | 0o777,
@@ -645,11 +658,11 @@ export class Space {
     });
   }
 
-  private bindableTarget(parentSegs: string[], target: string, mountpoint: string | undefined): number | undefined {
+  private bindableTarget(parentSegs: string[], target: string, ctx: ResolveContext): number | undefined {
     let start: string[];
     let rest: string;
     if (target.startsWith('/')) {
-      const mp = mountpoint?.replace(/\/+$/, '');
+      const mp = ctx.mountpoint?.replace(/\/+$/, '');
       if (!mp || !(target === mp || target.startsWith(mp + '/'))) return undefined;
       start = [];
       rest = target.slice(mp.length);
@@ -659,7 +672,7 @@ export class Space {
     }
     let r: Resolved | undefined;
     try {
-      r = this.lexicalWalk(start, rest.split('/').filter((s) => s.length > 0), 0);
+      r = this.lexicalWalk(start, rest.split('/').filter((s) => s.length > 0), 0, ctx);
     } catch {
       return undefined;
     }
@@ -983,7 +996,7 @@ export class Space {
       }
       this.purgeNode(r.row);
       return {};
-    });
+    }, false, opts.permanent === true);
   }
 
   setattr(pathOrId: string | number, attrs: Attrs): NodeInfo {
@@ -1215,7 +1228,7 @@ export class Space {
 
   /** T5: purge one item permanently; a directory becomes a background task (L15). */
   purge(id: number): { taskId?: number } {
-    return this.tx(() => this.purgeItem(this.item(id)));
+    return this.tx(() => this.purgeItem(this.item(id)), false, true);
   }
 
   private purgeItem(it: { id: number; node: number; original_path: string }): { taskId?: number } {
@@ -1235,15 +1248,19 @@ export class Space {
   }
 
   emptyTrash(): { purged: number; taskIds: number[] } {
-    return this.tx(() => {
-      const taskIds: number[] = [];
-      const items = this.itemRows();
-      for (const it of items) {
-        const r = this.purgeItem(it);
-        if (r.taskId !== undefined) taskIds.push(r.taskId);
-      }
-      return { purged: items.length, taskIds };
-    });
+    return this.tx(
+      () => {
+        const taskIds: number[] = [];
+        const items = this.itemRows();
+        for (const it of items) {
+          const r = this.purgeItem(it);
+          if (r.taskId !== undefined) taskIds.push(r.taskId);
+        }
+        return { purged: items.length, taskIds };
+      },
+      false,
+      true,
+    );
   }
 
   /** T5: purge items older than the retention period (0 = keep forever). */
@@ -1252,12 +1269,16 @@ export class Space {
       throw fail('InvalidArgument', 'retention must be a number of days >= 0 (0 = keep forever)');
     }
     if (retentionDays === 0) return 0;
-    return this.tx(() => {
-      const cutoff = nowUs() - retentionDays * 86_400 * 1_000_000;
-      const old = this.itemRows().filter((it) => it.removed_at < cutoff);
-      for (const it of old) this.purgeItem(it);
-      return old.length;
-    });
+    return this.tx(
+      () => {
+        const cutoff = nowUs() - retentionDays * 86_400 * 1_000_000;
+        const old = this.itemRows().filter((it) => it.removed_at < cutoff);
+        for (const it of old) this.purgeItem(it);
+        return old.length;
+      },
+      false,
+      true,
+    );
   }
 
   // ───────────────────────────── permanent deletion ─────────────────────────────
@@ -1321,7 +1342,7 @@ export class Space {
         return { deleted, finished: true };
       }
       return { deleted, finished: false };
-    });
+    }, false, true);
   }
 }
 

@@ -199,6 +199,7 @@ export async function initLibrary(dir: string, config: BlobConfig): Promise<{ li
     created = true;
     lib.setBlobConfig(config);
     await claimBlobStore(lib.blobs, lib.libraryId, { referenced: [], isNew: true });
+    lib.ensureReserve(); // D9: room for deletes on a full disk
     return { library: dir, libraryId: lib.libraryId, blobs: config };
   } catch (e) {
     // Raced by another init on the same store: undo what this one made (its fresh, empty database).
