@@ -210,7 +210,7 @@ export class OpenFiles {
     const view = node.committed;
     // D7: hold the bytes this handle may read. Refused when they were deleted between the
     // caller's lookup and now: the file is gone (ENOENT), as if the lookup had come later.
-    const hold = readable && view.blob ? this.#lib.holdBlob(view.blob) : undefined;
+    const hold = readable && view.blob ? this.#hold(view.blob) : undefined;
     const fd = this.#allocFd();
     const h: Handle = { fd, node, writable, stream: this.#lib.cache?.openStream(), view, hold };
     node.handles.add(h);
@@ -227,20 +227,40 @@ export class OpenFiles {
     }
   }
 
+  /**
+   * `lib.holdBlob`, except on a full disk (D9), where the hold cannot be recorded: the file is
+   * then read without one (reading must work on a full disk; a purge by another process could
+   * then take the bytes away under the reader, which gets EIO), and not asked again per read.
+   */
+  #hold(key: string): BlobHold {
+    try {
+      return this.#lib.holdBlob(key);
+    } catch (e) {
+      if (!isSmhError(e, 'InsufficientStorage')) throw e;
+      if (!this.#warnedFull) {
+        this.#warnedFull = true;
+        console.error('smhfs: mount: the disk holding the library is full: files are opened without holding their bytes (D7) until there is room');
+      }
+      return { key, release: () => undefined };
+    }
+  }
+
+  #warnedFull = false;
+
   /** Move every handle of `node` to `version` (after this mount committed it); holders hold it. */
   #viewAll(node: OpenNode, version: Version): void {
     for (const h of node.handles) {
       if (h.view === version) continue;
       const old = h.hold;
       h.view = version;
-      h.hold = old && version.blob ? this.#lib.holdBlob(version.blob) : undefined;
+      h.hold = old && version.blob ? this.#hold(version.blob) : undefined;
       old?.release();
     }
   }
 
   /** Before reading `h.view`'s blob: hold it (D7), if the handle does not yet. */
   ensureHold(h: Handle): void {
-    if (!h.hold && h.view.blob) h.hold = this.#lib.holdBlob(h.view.blob);
+    if (!h.hold && h.view.blob) h.hold = this.#hold(h.view.blob);
   }
 
   /** Read into a fresh buffer (never the kernel's: see native-notes on buffer lifetimes). */
@@ -683,7 +703,7 @@ export class OpenFiles {
     const layout = version.layout ? SparseLayout.parse(version.layout) : undefined;
     const hasher = layout ? undefined : new FileHasher(path);
     // The bytes being copied must not be deleted under the copy (D7): held while it runs.
-    const hold = keep > 0 && version.blob ? this.#lib.holdBlob(version.blob) : undefined;
+    const hold = keep > 0 && version.blob ? this.#hold(version.blob) : undefined;
     try {
       if (keep > 0 && version.blob) {
         this.stats.stagedCopies++;
