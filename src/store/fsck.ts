@@ -31,7 +31,7 @@
  * 4 problems left, 8 fsck could not do its job (no library folder, store unreachable); 2 is a
  * usage error, as for every command.
  */
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -40,7 +40,7 @@ import { EMPTY_BLOB_KEY } from '../blob/types.js';
 import { isBlobKey } from '../blob/hash.js';
 import { SparseLayout, storedBlobSize } from '../blob/sparse.js';
 import { fail, isSmhError } from '../errors.js';
-import { DB_FILE, inspectLibraryFolder, Library } from './library.js';
+import { DB_FILE, deadStagingFolders, inspectLibraryFolder, Library } from './library.js';
 import { claimBlobStore, inspectStoreOwner, type OwnerVerdict } from './ownership.js';
 
 export type FsckCheck =
@@ -537,35 +537,17 @@ function checkDatabaseFile(path: string): string[] {
   }
 }
 
-/** Staging folders (`staging/<pid>-<random>`) of processes on this host that are gone. */
+/** Staging folders of processes that are gone, described for the report. */
 function deadStaging(dir: string): string[] {
-  const base = join(dir, 'staging');
-  let names: string[];
-  try {
-    names = readdirSync(base);
-  } catch {
-    return [];
-  }
-  const out: string[] = [];
-  for (const name of names) {
-    const pid = Number(name.split('-')[0]);
-    if (!Number.isInteger(pid) || pid === process.pid) continue;
-    try {
-      process.kill(pid, 0);
-      continue;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ESRCH') continue;
-    }
+  return deadStagingFolders(dir).map((name) => {
     let files = 0;
     try {
-      files = readdirSync(join(base, name)).length;
-      statSync(join(base, name));
+      files = readdirSync(join(dir, 'staging', name)).length;
     } catch {
       /* raced */
     }
-    out.push(`staging/${name} (${files} file${files === 1 ? '' : 's'}, process ${pid} on ${hostname()} is gone)`);
-  }
-  return out;
+    return `staging/${name} (${files} file${files === 1 ? '' : 's'}, process ${name.split('-')[0]} on ${hostname()} is gone)`;
+  });
 }
 
 /** `lost+found` at a space's root, made on first use; lost nodes go in as `#<id>`. */

@@ -99,6 +99,20 @@ export interface TokenInfo {
   expiresAtUs: number;
 }
 
+/** Staging folders (`staging/<pid>-<random>`) of processes on this host that are gone (B6: crash leftovers). */
+export function deadStagingFolders(dir: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(join(dir, 'staging'));
+  } catch {
+    return [];
+  }
+  return names.filter((name) => {
+    const pid = Number(name.split('-')[0]);
+    return Number.isInteger(pid) && pid !== process.pid && !pidAlive(pid);
+  });
+}
+
 /** `host:pid:random` → host and pid (a host name may itself hold ':'). */
 function splitOwner(owner: string): { host: string; pid: number } {
   const parts = owner.split(':');
@@ -584,17 +598,7 @@ export class Library {
       // A full disk (D9): made when an upload needs it; deletes must not wait for it.
       if ((e as NodeJS.ErrnoException).code !== 'ENOSPC' && (e as NodeJS.ErrnoException).code !== 'EDQUOT') throw e;
     }
-    let names: string[];
-    try {
-      names = readdirSync(base);
-    } catch {
-      return;
-    }
-    for (const name of names) {
-      const pid = Number(name.split('-')[0]);
-      if (!Number.isInteger(pid) || pid === process.pid) continue;
-      if (isLocalOwnerDead(`${hostname()}:${pid}`)) rmSync(join(base, name), { recursive: true, force: true });
-    }
+    for (const name of deadStagingFolders(this.dir)) rmSync(join(base, name), { recursive: true, force: true });
   }
 
   get libraryId(): string {
