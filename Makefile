@@ -38,7 +38,8 @@ system-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-$(NODE_DEPS_STAMP): package.json package-lock.json
+# The patches are applied (and fuse-native rebuilt) by npm's postinstall: a changed patch needs it again.
+$(NODE_DEPS_STAMP): package.json package-lock.json $(wildcard patches/*.patch)
 	@echo "installing dependencies (npm ci, native modules built from source), ~3 minutes the first time"
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
