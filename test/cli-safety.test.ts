@@ -353,16 +353,22 @@ t.test('D5 (reproducer 3, CLI): names that are not UTF-8 are refused in one line
   t.equal((await smhfs(['--library', lib, 'init'])).code, 0);
   // Raw bytes reach the CLI only through a shell: Node's own spawn would encode the string as UTF-8.
   const cli = `'${process.execPath}' '${CLI}' --library '${lib}'`;
-  for (const [what, cmd] of [
-    ['put to caf\\xe9.txt', `${cli} put '${src}/one' $'caf\\xe9.txt'`],
-    ['put to caf\\xe8.txt', `${cli} put '${src}/two' $'caf\\xe8.txt'`],
-    ['mkdir', `${cli} mkdir $'d\\xff'`],
-    ['ln', `${cli} ln one $'l\\xfe'`],
+  for (const [what, command, cmd] of [
+    ['put to caf\\xe9.txt', 'put', `${cli} put '${src}/one' $'caf\\xe9.txt'`],
+    ['put to caf\\xe8.txt', 'put', `${cli} put '${src}/two' $'caf\\xe8.txt'`],
+    ['mkdir', 'mkdir', `${cli} mkdir $'d\\xff'`],
+    ['ln', 'ln', `${cli} ln one $'l\\xfe'`],
+    ['trash restore', 'trash restore', `${cli} --json trash restore $'\\xff'`],
   ] as const) {
     const r = await sh(cmd);
     t.equal(r.code, 1, `${what}: exit 1`);
     t.equal(r.stderr.trim().split('\n').length, 1, `${what}: one line`);
-    t.match(r.stderr, /^smhfs: argument \d+ is not valid UTF-8 \(\$'[^']*\\x[ef][0-9a-f][^']*'\); smhfs keeps names exactly as given/, `${what}: ${r.stderr.trim()}`);
+    // The shape of every CLI error: smhfs: <command>: <subject>: <message> (<code>)
+    t.match(
+      r.stderr,
+      new RegExp(`^smhfs: ${command}: \\$'[^']*\\\\x[ef][0-9a-f][^']*': argument \\d+ is not valid UTF-8; smhfs keeps names exactly as given.* \\(NameNotUtf8\\)\\n$`),
+      `${what}: ${r.stderr.trim()}`,
+    );
   }
   const ls = await smhfs(['--library', lib, '--json', 'ls']);
   t.same(JSON.parse(ls.stdout), [], 'nothing was created (no caf\uFFFD.txt)');
