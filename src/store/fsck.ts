@@ -40,7 +40,9 @@ import { EMPTY_BLOB_KEY } from '../blob/types.js';
 import { isBlobKey } from '../blob/hash.js';
 import { SparseLayout, storedBlobSize } from '../blob/sparse.js';
 import { fail, isSmhError } from '../errors.js';
-import { DB_FILE, deadStagingFolders, inspectLibraryFolder, Library } from './library.js';
+import { Library } from './library.js';
+import { deadStagingFolders } from './owners.js';
+import { DB_FILE, inspectLibraryFolder } from './sqlite/open.js';
 import { claimBlobStore, inspectStoreOwner, type OwnerVerdict } from './ownership.js';
 
 export type FsckCheck =
