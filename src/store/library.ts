@@ -28,10 +28,12 @@ import { deadStagingFolders } from './owners.js';
 import type { MetaRows } from './rows.js';
 import { secretHash } from './secrets.js';
 import { Space } from './space.js';
+import type { SpaceHost } from './space-rows.js';
 import { RESERVE_FILE, topUpReserve } from './sqlite/disk.js';
 import { SqliteEngine } from './sqlite/engine.js';
 import { checkFolder, openReadOnlyDatabase, openWritableDatabase, peek, type PeekResult } from './sqlite/open.js';
 import { sqliteBlobRows, sqliteMetaRows, sqliteTaskRows, sqliteTokenRows } from './sqlite/rows.js';
+import { sqliteSpaceRows } from './sqlite/space-rows.js';
 import { TaskScheduler } from './tasks.js';
 import { Tokens, type TokenInfo, type TokenRecord } from './tokens.js';
 import type { BlobConfig, BlobRef, Task } from './types.js';
@@ -78,6 +80,7 @@ export class Library {
   private readonly refs: BlobRefs;
   private readonly scheduler: TaskScheduler;
   private readonly tokens: Tokens;
+  private readonly spaceHost: SpaceHost;
   private ownsBlobs = false;
 
   private constructor(dir: string, db: Database.Database, blobs: BlobStore, cacheOpts: LibraryOptions['cache']) {
@@ -95,6 +98,12 @@ export class Library {
       readOnly: () => this.readOnly,
       diskFull: (cause) => this.diskFull(cause),
     });
+    this.spaceHost = {
+      engine: this.engine,
+      dropBlobs: (keys) => this.refs.dropBlobs(keys),
+      useLease: (ref) => this.refs.useLease(ref),
+      queuePurge: (space, subject, root, total) => this.scheduler.queuePurge(space, subject, root, total),
+    };
     this.tokens = new Tokens(this.engine, sqliteTokenRows(db));
     this.scheduler = new TaskScheduler(this.engine, sqliteTaskRows(db), {
       purgeBatch: (space, root, limit) => this.space(space).purgeBatch(root, limit),
@@ -260,7 +269,8 @@ export class Library {
     if (cached) return cached;
     const row = this.meta.space(name);
     if (!row) throw fail('SpaceNotFound', `no space '${name}' in this library`, name);
-    const s = new Space(this, this.db, name, row.root, row.trash);
+    // Each space prepares its statements when it is made (test/helpers/sql-counter.ts counts on it).
+    const s = new Space(this.spaceHost, sqliteSpaceRows(this.db), name, row.root, row.trash);
     this.spaces.set(name, s);
     return s;
   }
