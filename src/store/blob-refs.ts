@@ -75,8 +75,6 @@ export class BlobRefs {
   /** This process's holds: one row per key, counted here. */
   private readonly holds = new Map<string, { id: number; refs: number }>();
   private heartbeat: NodeJS.Timeout | undefined;
-  /** Leases this process took and has not yet seen end (approximate; only keeps the heartbeat running). */
-  private leasesOut = 0;
   private readonly gcQueue = new Set<string>();
   private gcRunning: Promise<void> | undefined;
   /** Keys this process's collector has doomed and not yet finished deleting (see takeLease). */
@@ -120,7 +118,7 @@ export class BlobRefs {
 
   /** Called inside the commit that references a stored blob: its upload lease ends. */
   useLease(ref: BlobRef): void {
-    if (ref.lease !== undefined && this.rows.deleteLease(ref.lease)) this.leasesOut = Math.max(0, this.leasesOut - 1);
+    if (ref.lease !== undefined) this.rows.deleteLease(ref.lease);
     if (ref.key !== EMPTY_BLOB_KEY && this.rows.doomed(ref.key)) {
       throw fail('Busy', 'the blob is being garbage-collected; retry the write');
     }
@@ -208,7 +206,6 @@ export class BlobRefs {
         return this.rows.insertLease(key, OWNER, t);
       });
       if (lease !== undefined) {
-        this.leasesOut++;
         this.startHeartbeat();
         return lease;
       }
@@ -226,7 +223,6 @@ export class BlobRefs {
       const key = this.rows.leaseKey(lease);
       if (key === undefined) return;
       this.rows.deleteLease(lease);
-      this.leasesOut = Math.max(0, this.leasesOut - 1);
       this.dropBlobs([key]);
     }, FREEING);
   }
@@ -306,7 +302,6 @@ export class BlobRefs {
         const t = nowUs();
         const n = this.engine.transaction(() => this.rows.beatHolds(OWNER, t) + this.rows.beatLeases(OWNER, t));
         if (n === 0 && this.holds.size === 0) {
-          this.leasesOut = 0;
           clearInterval(this.heartbeat);
           this.heartbeat = undefined;
         }

@@ -451,6 +451,14 @@ export class Library {
     this.scheduler.wake();
   }
 
+  /**
+   * Run queued tasks now (never twice at once; a kick during a run runs again after it), for a
+   * process that decides itself when to look — without `startBackground`'s maintenance.
+   */
+  kickTasks(onError: (e: unknown) => void): Promise<void> {
+    return this.scheduler.kick(onError);
+  }
+
   /** Run every queued (or abandoned) task to completion, and wait for pending blob collection. */
   runTasks(onProgress?: (t: Task) => void): Promise<void> {
     return this.scheduler.runTasks(onProgress);

@@ -41,6 +41,8 @@ export class TaskScheduler {
   private readonly work: SchedulerWork;
   private taskRun: Promise<void> | undefined;
   private background: NodeJS.Timeout | undefined;
+  private kicked: Promise<void> | undefined;
+  private again = false;
 
   constructor(engine: MetaEngine, rows: TaskRows, work: SchedulerWork) {
     this.engine = engine;
@@ -70,6 +72,32 @@ export class TaskScheduler {
   /** Called when a task is queued: a long-running process (`start`) starts on it at once. */
   wake(): void {
     if (this.background) setImmediate(() => void this.runTasks().catch(() => undefined));
+  }
+
+  /**
+   * Run queued tasks now, whether or not `start` was called, never twice at once: a kick during a
+   * run runs again after it. A plain read first: claiming takes a write lock, which a kick with
+   * nothing to do should not take. For a server that decides itself when to look (after queuing
+   * a task, on a timer); errors go to `onError`.
+   */
+  kick(onError: (e: unknown) => void): Promise<void> {
+    if (this.kicked) {
+      this.again = true;
+      return this.kicked;
+    }
+    this.kicked = (async () => {
+      do {
+        this.again = false;
+        try {
+          if (this.rows.all().some((t) => t.state === 'queued' || t.state === 'running')) await this.runTasks();
+        } catch (e) {
+          onError(e);
+        }
+      } while (this.again && !this.engine.closed);
+    })().finally(() => {
+      this.kicked = undefined;
+    });
+    return this.kicked;
   }
 
   get running(): Promise<void> | undefined {
