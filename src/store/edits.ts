@@ -167,7 +167,7 @@ export class Edits {
       const seg = segs[i]!;
       validateName(seg, true, subject);
       const existing = this.tree.occupied(cur, seg);
-      if (existing === 'reserved') throw fail('ReadOnly', 'the recycle bin is read-only', subject);
+      if (existing === 'reserved') throw this.tree.binReadOnly(subject);
       if (existing) {
         if (existing.kind !== 'dir') throw fail('NotADirectory', `'${joinPath(segs.slice(0, i + 1))}' is not a directory`, subject);
         cur = existing.id;

@@ -189,13 +189,26 @@ export class Tree {
     return this.walk(splitPath(path, role), path);
   }
 
+  /**
+   * T3: the recycle bin is read-only — nothing in it changes but by restore or purge. The one
+   * refusal every change inside it meets (`restoreFirst`: say how to get the item out).
+   */
+  binReadOnly(subject?: string, restoreFirst = false): SmhError {
+    return fail('ReadOnly', restoreFirst ? 'the recycle bin is read-only; restore the item first' : 'the recycle bin is read-only', subject);
+  }
+
+  /** T3: whether node `id` is inside the recycle bin now (an item, or in one). */
+  inBin(id: number): boolean {
+    return this.locate(id).where === 'trash';
+  }
+
   /** Resolve `path` as something the caller will change; the bin view is read-only (T3). */
   resolveWritable(path: string, role: PathRole = 'source'): Resolved {
     return this.writable(this.resolve(path, role), path);
   }
 
   writable(r: Resolved, path: string): Resolved {
-    if (r.inTrash) throw fail('ReadOnly', 'the recycle bin is read-only; restore the item first', path);
+    if (r.inTrash) throw this.binReadOnly(path, true);
     if (r.row.id === this.root) throw fail('InvalidDestinationPath', 'the root cannot be changed this way', path);
     return r;
   }
@@ -216,7 +229,7 @@ export class Tree {
       if (e instanceof SmhError && e.code === 'FileNotFound') throw fail('DirectoryNotFound', 'the parent directory does not exist', path);
       throw e;
     }
-    if (parent.inTrash) throw fail('ReadOnly', 'the recycle bin is read-only; restore the item first', path);
+    if (parent.inTrash) throw this.binReadOnly(path, true);
     if (parent.row.kind !== 'dir') throw fail('NotADirectory', 'the parent is not a directory', path);
     return { parent: parent.row, name, segs };
   }
@@ -433,7 +446,7 @@ export class Tree {
       const seg = segs[i]!;
       validateName(seg, true, subject);
       const existing = this.occupied(cur, seg);
-      if (existing === 'reserved') throw fail('ReadOnly', 'the recycle bin is read-only', subject);
+      if (existing === 'reserved') throw this.binReadOnly(subject);
       if (!existing) {
         for (const rest of segs.slice(i + 1)) validateName(rest, true, subject);
         return undefined;
@@ -465,7 +478,7 @@ export class Tree {
 
   resolveWritableOrRoot(path: string): Resolved {
     const r = this.resolve(path);
-    if (r.inTrash) throw fail('ReadOnly', 'the recycle bin is read-only', path);
+    if (r.inTrash) throw this.binReadOnly(path);
     return r;
   }
 }

@@ -28,7 +28,7 @@ export class NodeOps extends SpaceOps {
   /** Like stat, for an operation about to change the node (open for writing, truncate): the bin is read-only (T3). */
   statWritable(path: string): NodeInfo {
     const info = this.stat(path);
-    if (info.inTrash) throw fail('ReadOnly', 'the recycle bin is read-only; restore the item first', path);
+    if (info.inTrash) throw this.tree.binReadOnly(path, true);
     return info;
   }
 
@@ -244,7 +244,7 @@ export class NodeOps extends SpaceOps {
       this.host.useLease(blob);
       const row = this.tree.row(nodeId);
       if (!row || row.kind !== 'file') throw fail('FileNotFound', 'the file no longer exists', String(nodeId));
-      if (this.tree.locate(nodeId).where === 'trash') throw fail('ReadOnly', 'the file is in the recycle bin; restore it first', String(nodeId));
+      if (this.tree.inBin(nodeId)) throw fail('ReadOnly', 'the file is in the recycle bin; restore it first', String(nodeId)); // T3
       const t = nowUs();
       this.rows.setContent(nodeId, blob, opts.mtimeUs ?? t, t);
       if (row.blob && row.blob !== blob.key) this.host.dropBlobs([row.blob]);
@@ -258,11 +258,11 @@ export class NodeOps extends SpaceOps {
       if (typeof pathOrId === 'number') {
         const r = this.tree.row(pathOrId);
         if (!r || r.space !== this.name) throw fail('FileNotFound', `no node ${pathOrId}`, String(pathOrId));
-        if (this.tree.locate(r.id).where === 'trash') throw fail('ReadOnly', 'the recycle bin is read-only', String(pathOrId));
+        if (this.tree.inBin(r.id)) throw this.tree.binReadOnly(String(pathOrId));
         row = r;
       } else {
         const r = this.tree.resolve(pathOrId);
-        if (r.inTrash) throw fail('ReadOnly', 'the recycle bin is read-only', pathOrId);
+        if (r.inTrash) throw this.tree.binReadOnly(pathOrId);
         row = r.row;
       }
       const t = nowUs();

@@ -43,7 +43,7 @@ export class TreeOps extends SpaceOps {
         throw fail('MoveIntoItself', 'cannot move a directory into itself', to);
       }
       const existing = this.tree.occupied(parent.id, name);
-      if (existing === 'reserved') throw fail('ReadOnly', 'the recycle bin is read-only', to);
+      if (existing === 'reserved') throw this.tree.binReadOnly(to);
       if (existing && existing.id === src.row.id) return this.edits.placed(src.row.id).info;
       if (existing) {
         if (src.row.kind === 'dir' && existing.kind !== 'dir') throw fail('NotADirectory', 'cannot replace a non-directory with a directory', to);

@@ -16,7 +16,7 @@ export class XattrOps extends SpaceOps {
     if (typeof path === 'number') {
       const r = this.tree.row(path);
       if (!r) throw fail('FileNotFound', `no node ${path}`);
-      if (write && this.tree.locate(r.id).where === 'trash') throw fail('ReadOnly', 'the recycle bin is read-only');
+      if (write && this.tree.inBin(r.id)) throw this.tree.binReadOnly();
       return r;
     }
     const r = write ? this.tree.resolveWritableOrRoot(path) : this.tree.resolve(path);
