@@ -4,7 +4,7 @@
  */
 import { fail } from '../errors.js';
 import { truncateUtf8 } from './paths.js';
-import { CONFLICTS, STORAGE_CLASSES, type Conflict, type StorageClass } from './types.js';
+import { CONFLICTS, DEFAULT_CONFLICT, STORAGE_CLASSES, type Conflict, type StorageClass } from './types.js';
 
 /** The largest value of one extended attribute or metadata entry. */
 export const MAX_XATTR_VALUE = 64 * 1024;
@@ -16,7 +16,7 @@ export function quote(s: string, maxBytes = 200): string {
 }
 
 export function checkConflict(value: unknown): Conflict {
-  if (value === undefined) return 'rename';
+  if (value === undefined) return DEFAULT_CONFLICT.place;
   if (typeof value !== 'string' || !(CONFLICTS as readonly string[]).includes(value)) {
     throw fail('InvalidArgument', `conflict strategy must be one of ${CONFLICTS.join(', ')}, not '${String(value)}'`);
   }

@@ -73,6 +73,16 @@ export class Space {
     return this.nodes.statWritable(path);
   }
 
+  /** open(2): for writing, a node that may be written and is not a directory. */
+  statOpen(path: string, opts: { write: boolean }): NodeInfo {
+    return this.nodes.statOpen(path, opts);
+  }
+
+  /** truncate(2): only a regular file that may be written has a size to change. */
+  statTruncatable(path: string): NodeInfo {
+    return this.nodes.statTruncatable(path);
+  }
+
   statNode(id: number): NodeInfo {
     return this.nodes.statNode(id);
   }
@@ -123,6 +133,11 @@ export class Space {
     opts: { forbidOverwrite?: boolean; storageClass?: string; meta?: Record<string, string> } = {},
   ): { info: NodeInfo; etag: string } {
     return this.links.putSymlink(key, target, opts);
+  }
+
+  /** L17: no hard links (a node has one name; links are bound symbolic links). */
+  link(path: string, _newPath: string): never {
+    return this.links.link(path);
   }
 
   /** D10: whether a path link stored as `stored` in the directory `parentSegs` leads outside the space. */

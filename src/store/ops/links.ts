@@ -100,6 +100,11 @@ export class LinkOps extends SpaceOps {
     });
   }
 
+  /** L17: no hard links (a node has one name; links are bound symbolic links). */
+  link(path: string): never {
+    throw fail('NotPermitted', 'hard links are not supported (L17)', path);
+  }
+
   /** A file may gain `adding` more bound links without passing MAX_BOUND_LINKS. */
   checkLinkRoom(target: number, adding: number, subject: string): void {
     const n = this.rows.boundLinkCount(target);

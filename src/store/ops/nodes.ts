@@ -11,7 +11,7 @@ import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../edits.js';
 import { splitPath, TRASH_NAME, validateName } from '../paths.js';
 import type { NodeRow } from '../space-rows.js';
 import type { ResolveContext } from '../tree.js';
-import type { Attrs, Authorize, BlobRef, Conflict, DirEntry, NodeInfo, Owner, Placed, StatFs } from '../types.js';
+import { DEFAULT_CONFLICT, type Attrs, type Authorize, type BlobRef, type Conflict, type DirEntry, type NodeInfo, type Owner, type Placed, type StatFs } from '../types.js';
 import { SpaceOps } from './base.js';
 
 const EMPTY_ETAG = 'd41d8cd98f00b204e9800998ecf8427e';
@@ -29,6 +29,21 @@ export class NodeOps extends SpaceOps {
   statWritable(path: string): NodeInfo {
     const info = this.stat(path);
     if (info.inTrash) throw this.tree.binReadOnly(path, true);
+    return info;
+  }
+
+  /** open(2): for writing, a node that may be written and is not a directory. */
+  statOpen(path: string, opts: { write: boolean }): NodeInfo {
+    const info = opts.write ? this.statWritable(path) : this.stat(path);
+    if (opts.write && info.kind === 'dir') throw fail('IsADirectory', 'is a directory', info.path);
+    return info;
+  }
+
+  /** truncate(2): only a regular file that may be written has a size to change. */
+  statTruncatable(path: string): NodeInfo {
+    const info = this.statWritable(path);
+    if (info.kind === 'dir') throw fail('IsADirectory', 'is a directory', info.path);
+    if (info.kind !== 'file') throw fail('InvalidArgument', 'not a regular file', info.path);
     return info;
   }
 
@@ -82,7 +97,7 @@ export class NodeOps extends SpaceOps {
   }
 
   mkdir(path: string, opts: Owner & { parents?: boolean; conflict?: Conflict; authorize?: Authorize } = {}): Placed {
-    const conflict = opts.conflict === undefined ? 'ask' : checkConflict(opts.conflict);
+    const conflict = opts.conflict === undefined ? DEFAULT_CONFLICT.mkdir : checkConflict(opts.conflict);
     return this.tx(() => {
       const segs = splitPath(path, 'destination');
       if (segs.length === 0) {
