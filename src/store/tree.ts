@@ -190,6 +190,33 @@ export class Tree {
   }
 
   /**
+   * A node of this space by id, as `resolve` would find it by its path: FileNotFound for an id
+   * that is not a node of this space or has no place (a directory being purged).
+   */
+  resolveId(id: number): Resolved {
+    const row = this.row(id);
+    if (!row || row.space !== this.name) throw fail('FileNotFound', `no node ${id}`, String(id));
+    if (id === this.root) return { row, segs: [], parent: null, name: '', inTrash: false };
+    if (id === this.trash) return { row, segs: [TRASH_NAME], parent: this.root, name: TRASH_NAME, inTrash: true };
+    const entry = this.rows.entryOf(id);
+    const loc = entry ? this.locate(id) : undefined;
+    if (!entry || !loc || loc.where === 'gone') throw fail('FileNotFound', `node ${id} has no place in the space`, String(id));
+    return { row, segs: loc.segs, parent: entry.parent, name: entry.name, inTrash: loc.where === 'trash' };
+  }
+
+  /** The entry `name` of directory `parent`, as `walk` takes one step (the root's `.trash` included). */
+  lookup(parent: number, name: string): Resolved {
+    const dir = this.resolveId(parent);
+    const subject = joinPath([...dir.segs, name]);
+    if (Buffer.byteLength(name) > MAX_NAME_BYTES) throw fail('FileNameLengthExceed', `a name is longer than ${MAX_NAME_BYTES} bytes`, subject);
+    if (dir.row.kind !== 'dir') throw fail('NotADirectory', `'${joinPath(dir.segs)}' is not a directory`, subject);
+    const atBin = parent === this.root && name === TRASH_NAME;
+    const row = atBin ? this.row(this.trash) : this.child(parent, name);
+    if (!row) throw fail('FileNotFound', 'no such file or directory', subject);
+    return { row, segs: [...dir.segs, name], parent, name, inTrash: dir.inTrash || atBin };
+  }
+
+  /**
    * T3: the recycle bin is read-only — nothing in it changes but by restore or purge. The one
    * refusal every change inside it meets (`restoreFirst`: say how to get the item out).
    */

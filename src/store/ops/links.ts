@@ -165,10 +165,12 @@ export class LinkOps extends SpaceOps {
     });
   }
 
-  readlink(path: string): string {
-    const info = this.nodes.stat(path);
-    if (info.kind !== 'link') throw fail('InvalidArgument', 'not a symbolic link', path);
-    if (info.link!.readlink === undefined) throw fail('FileNotFound', "the link's target is being deleted", path);
+  /** L4/L5: what readlink(2) answers, for a link given by path or by node id. */
+  readlink(pathOrId: string | number): string {
+    const info = typeof pathOrId === 'number' ? this.nodes.statNode(pathOrId) : this.nodes.stat(pathOrId);
+    const subject = String(pathOrId);
+    if (info.kind !== 'link') throw fail('InvalidArgument', 'not a symbolic link', subject);
+    if (info.link!.readlink === undefined) throw fail('FileNotFound', "the link's target is being deleted", subject);
     return info.link!.readlink;
   }
 

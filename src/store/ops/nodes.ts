@@ -10,7 +10,7 @@ import { nowUs } from '../engine.js';
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../edits.js';
 import { splitPath, TRASH_NAME, validateName } from '../paths.js';
 import type { NodeRow } from '../space-rows.js';
-import type { ResolveContext } from '../tree.js';
+import type { Resolved, ResolveContext } from '../tree.js';
 import { DEFAULT_CONFLICT, type Attrs, type Authorize, type BlobRef, type Conflict, type DirEntry, type NodeInfo, type Owner, type Placed, type StatFs } from '../types.js';
 import { SpaceOps } from './base.js';
 
@@ -55,12 +55,22 @@ export class NodeOps extends SpaceOps {
     });
   }
 
-  readdir(path: string): DirEntry[] {
-    return this.host.engine.snapshot(() => this.readdirIn(path));
+  /** A directory's entries, by path or by node id. */
+  readdir(pathOrId: string | number): DirEntry[] {
+    return this.host.engine.snapshot(() =>
+      this.readdirIn(typeof pathOrId === 'number' ? this.tree.resolveId(pathOrId) : this.tree.resolve(pathOrId), String(pathOrId)),
+    );
   }
 
-  readdirIn(path: string): DirEntry[] {
-    const r = this.tree.resolve(path);
+  /** The entry `name` of directory `parent` (node ids): what lookup(2) asks the mount. */
+  lookup(parent: number, name: string): NodeInfo {
+    return this.host.engine.snapshot(() => {
+      const r = this.tree.lookup(parent, name);
+      return this.tree.infoOf(r.row, { where: r.inTrash ? 'trash' : 'live', segs: r.segs });
+    });
+  }
+
+  readdirIn(r: Resolved, path: string): DirEntry[] {
     if (r.row.kind !== 'dir') throw fail('NotADirectory', 'not a directory', path);
     const rows = this.rows.children(r.row.id);
     const where = r.inTrash ? 'trash' : 'live';

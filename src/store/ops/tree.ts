@@ -8,6 +8,7 @@ import { checkConflict } from '../checks.js';
 import { nowUs } from '../engine.js';
 import { joinPath, MAX_PATH_BYTES } from '../paths.js';
 import type { NodeRow } from '../space-rows.js';
+import type { Resolved } from '../tree.js';
 import type { Authorize, Conflict, NodeInfo, Placed } from '../types.js';
 import { SpaceOps } from './base.js';
 import type { LinkOps } from './links.js';
@@ -167,11 +168,16 @@ export class TreeOps extends SpaceOps {
     this.tx(() => {
       const r = this.tree.resolveWritable(path);
       if (r.row.kind !== 'dir') throw fail('NotADirectory', 'not a directory', path);
-      if (this.rows.hasChildren(r.row.id)) throw fail('DirectoryNotEmpty', 'directory not empty', path);
-      this.rows.deleteEntry(r.row.id);
-      this.edits.touchDir(r.parent!);
-      this.edits.deleteNodeRows(r.row);
+      this.removeEmptyDir(r, path);
     });
+  }
+
+  /** rmdir semantics: an empty directory is removed for good (nothing in it to lose). */
+  private removeEmptyDir(r: Resolved, path: string): void {
+    if (this.rows.hasChildren(r.row.id)) throw fail('DirectoryNotEmpty', 'directory not empty', path);
+    this.rows.deleteEntry(r.row.id);
+    this.edits.touchDir(r.parent!);
+    this.edits.deleteNodeRows(r.row);
   }
 
   /**
@@ -191,11 +197,8 @@ export class TreeOps extends SpaceOps {
       if (opts.kind === 'dir' && found.row.kind !== 'dir') throw fail('NotADirectory', 'not a directory; delete it as a file', path);
       const r = this.tree.writable(found, path);
       if (opts.rmdirEmpty && r.row.kind === 'dir') {
-        // BOS DeleteObject of a directory key: rmdir semantics (nothing in it to lose)
-        if (this.rows.hasChildren(r.row.id)) throw fail('DirectoryNotEmpty', 'directory not empty', path);
-        this.rows.deleteEntry(r.row.id);
-        this.edits.touchDir(r.parent!);
-        this.edits.deleteNodeRows(r.row);
+        // BOS DeleteObject of a directory key: rmdir semantics
+        this.removeEmptyDir(r, path);
         return {};
       }
       if (r.row.kind === 'dir' && !opts.recursive && this.rows.hasChildren(r.row.id)) {
