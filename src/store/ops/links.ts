@@ -6,10 +6,10 @@
 import { createHash } from 'node:crypto';
 import { fail, SmhError } from '../../errors.js';
 import { checkConflict, checkMeta, checkStorageClass, quote } from '../checks.js';
-import { S_IFLNK } from '../edits.js';
+import { S_IFLNK, type Edits } from '../edits.js';
 import { joinPath, splitPath, validateLinkTarget, validateName } from '../paths.js';
-import type { NodeRow } from '../space-rows.js';
-import type { Resolved, ResolveContext } from '../tree.js';
+import type { NodeRow, SpaceCtx } from '../space-rows.js';
+import type { Resolved, ResolveContext, Tree } from '../tree.js';
 import type { Authorize, Conflict, NodeInfo, Placed } from '../types.js';
 import { SpaceOps } from './base.js';
 import type { NodeOps } from './nodes.js';
@@ -26,7 +26,7 @@ const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
 export class LinkOps extends SpaceOps {
   private readonly nodes: NodeOps;
 
-  constructor(ctx: ConstructorParameters<typeof SpaceOps>[0], tree: ConstructorParameters<typeof SpaceOps>[1], edits: ConstructorParameters<typeof SpaceOps>[2], nodes: NodeOps) {
+  constructor(ctx: SpaceCtx, tree: Tree, edits: Edits, nodes: NodeOps) {
     super(ctx, tree, edits);
     this.nodes = nodes;
   }

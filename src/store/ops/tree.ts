@@ -6,9 +6,10 @@
 import { fail, SmhError } from '../../errors.js';
 import { checkConflict } from '../checks.js';
 import { nowUs } from '../engine.js';
+import type { Edits } from '../edits.js';
 import { joinPath, MAX_PATH_BYTES } from '../paths.js';
-import type { NodeRow } from '../space-rows.js';
-import type { Resolved } from '../tree.js';
+import type { NodeRow, SpaceCtx } from '../space-rows.js';
+import type { Resolved, Tree } from '../tree.js';
 import type { Authorize, Conflict, NodeInfo, Placed } from '../types.js';
 import { SpaceOps } from './base.js';
 import type { LinkOps } from './links.js';
@@ -30,7 +31,7 @@ function pathTooLong(subject: string): SmhError {
 export class TreeOps extends SpaceOps {
   private readonly links: LinkOps;
 
-  constructor(ctx: ConstructorParameters<typeof SpaceOps>[0], tree: ConstructorParameters<typeof SpaceOps>[1], edits: ConstructorParameters<typeof SpaceOps>[2], links: LinkOps) {
+  constructor(ctx: SpaceCtx, tree: Tree, edits: Edits, links: LinkOps) {
     super(ctx, tree, edits);
     this.links = links;
   }
