@@ -171,19 +171,7 @@ export class NodeOps extends SpaceOps {
     if (opts.storageClass !== undefined) checkStorageClass(opts.storageClass);
     if (opts.meta !== undefined) checkMeta(opts.meta);
     this.host.engine.snapshot(() => {
-      let parentId: number | undefined;
-      let name: string;
-      if (opts.createParents) {
-        const segs = splitPath(path, 'destination');
-        if (segs.length === 0) throw fail('InvalidDestinationPath', 'a file path must not be empty', path);
-        name = segs[segs.length - 1]!;
-        validateName(name, false, path);
-        parentId = this.tree.existingDirs(segs.slice(0, -1), path);
-      } else {
-        const p = this.tree.parentOf(path, false);
-        parentId = p.parent.id;
-        name = p.name;
-      }
+      const { parentId, name } = this.uploadPlace(path, opts.createParents === true, false);
       if (parentId === undefined) return; // the missing directories will be made
       const existing = this.tree.occupied(parentId, name);
       if (!existing || conflict === 'rename') return;
@@ -191,6 +179,24 @@ export class NodeOps extends SpaceOps {
         throw fail('SameNameDirectoryOrFileExists', 'a file or directory with the same name exists', path);
       }
     });
+  }
+
+  /**
+   * Where an upload to `path` goes: its parent directory and name. With `createParents` the
+   * missing directories are made (`make`), or only looked for (undefined when some are missing:
+   * the early check of `checkPutFile`); without, the parent must exist.
+   */
+  private uploadPlace(path: string, createParents: boolean, make: boolean): { parentId: number | undefined; name: string } {
+    if (!createParents) {
+      const p = this.tree.parentOf(path, false);
+      return { parentId: p.parent.id, name: p.name };
+    }
+    const segs = splitPath(path, 'destination');
+    if (segs.length === 0) throw fail('InvalidDestinationPath', 'a file path must not be empty', path);
+    const name = segs[segs.length - 1]!;
+    validateName(name, false, path);
+    const dirs = segs.slice(0, -1);
+    return { parentId: make ? this.edits.ensureDirs(dirs, {}, path) : this.tree.existingDirs(dirs, path), name };
   }
 
   /**
@@ -215,19 +221,9 @@ export class NodeOps extends SpaceOps {
     const meta = opts.meta === undefined ? undefined : checkMeta(opts.meta);
     return this.tx(() => {
       this.host.useLease(blob);
-      let parentId: number;
-      let name: string;
-      if (opts.createParents) {
-        const segs = splitPath(path, 'destination');
-        if (segs.length === 0) throw fail('InvalidDestinationPath', 'a file path must not be empty', path);
-        name = segs[segs.length - 1]!;
-        validateName(name, false, path);
-        parentId = this.edits.ensureDirs(segs.slice(0, -1), {}, path);
-      } else {
-        const p = this.tree.parentOf(path, false);
-        parentId = p.parent.id;
-        name = p.name;
-      }
+      const place = this.uploadPlace(path, opts.createParents === true, true);
+      const parentId = place.parentId!;
+      const name = place.name;
       const t = opts.mtimeUs ?? nowUs();
       const existing = this.tree.occupied(parentId, name);
       if (existing && existing !== 'reserved' && existing.kind === 'file' && conflict === 'overwrite') {

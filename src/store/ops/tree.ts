@@ -69,12 +69,7 @@ export class TreeOps extends SpaceOps {
   move(from: string, to: string, opts: TreeOpOptions = {}): Placed {
     const conflict = checkConflict(opts.conflict);
     return this.tx(() => {
-      const src = this.tree.resolveSource(from);
-      this.checkSourceKind(src.row, opts.kind, from);
-      const { parent, name } = this.tree.parentOf(to, src.row.kind === 'dir');
-      if (src.row.kind === 'dir' && this.tree.isAncestor(src.row.id, parent.id)) {
-        throw fail('MoveIntoItself', 'cannot move a directory into itself', to);
-      }
+      const { src, parent, name } = this.sourceAndPlace(from, to, opts.kind, 'move');
       if (src.parent === parent.id && src.name === name) {
         opts.authorize?.({ source: src.row.kind });
         return this.edits.placed(src.row.id);
@@ -90,10 +85,20 @@ export class TreeOps extends SpaceOps {
     });
   }
 
-  /** The endpoint's kind against the source's: a directory API moves directories, a file API the rest. */
-  checkSourceKind(row: NodeRow, kind: 'file' | 'dir' | undefined, subject: string): void {
-    if (kind === 'file' && row.kind === 'dir') throw fail('IsADirectory', 'the source is a directory; use the directory API', subject);
-    if (kind === 'dir' && row.kind !== 'dir') throw fail('NotADirectory', 'the source is not a directory; use the file API', subject);
+  /**
+   * What a dialect move or copy takes and where it goes: the source (of the endpoint's kind: a
+   * directory API moves directories, a file API the rest), the destination's parent and name,
+   * and never a directory into its own subtree.
+   */
+  private sourceAndPlace(from: string, to: string, kind: 'file' | 'dir' | undefined, verb: 'move' | 'copy'): { src: Resolved; parent: NodeRow; name: string } {
+    const src = this.tree.resolveSource(from);
+    if (kind === 'file' && src.row.kind === 'dir') throw fail('IsADirectory', 'the source is a directory; use the directory API', from);
+    if (kind === 'dir' && src.row.kind !== 'dir') throw fail('NotADirectory', 'the source is not a directory; use the file API', from);
+    const { parent, name } = this.tree.parentOf(to, src.row.kind === 'dir');
+    if (src.row.kind === 'dir' && this.tree.isAncestor(src.row.id, parent.id)) {
+      throw fail('MoveIntoItself', `cannot ${verb} a directory into itself`, to);
+    }
+    return { src, parent, name };
   }
 
   /**
@@ -104,12 +109,7 @@ export class TreeOps extends SpaceOps {
   copy(from: string, to: string, opts: TreeOpOptions = {}): Placed {
     const conflict = checkConflict(opts.conflict);
     return this.tx(() => {
-      const src = this.tree.resolveSource(from);
-      this.checkSourceKind(src.row, opts.kind, from);
-      const { parent, name } = this.tree.parentOf(to, src.row.kind === 'dir');
-      if (src.row.kind === 'dir' && this.tree.isAncestor(src.row.id, parent.id)) {
-        throw fail('MoveIntoItself', 'cannot copy a directory into itself', to);
-      }
+      const { src, parent, name } = this.sourceAndPlace(from, to, opts.kind, 'copy');
       const parentBytes = Buffer.byteLength(joinPath(this.tree.locate(parent.id).segs));
       const id = this.edits.occupy(parent.id, name, src.row.kind, conflict, to, (finalName) =>
         this.copyTree(src.row, parent.id, finalName, parentBytes + (parentBytes > 0 ? 1 : 0) + Buffer.byteLength(finalName), to, opts.maxNodes),
