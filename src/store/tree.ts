@@ -105,7 +105,7 @@ export class Tree {
     return this.rows.node(id);
   }
 
-  child(parent: number, name: string): NodeRow | undefined {
+  private child(parent: number, name: string): NodeRow | undefined {
     return this.rows.child(parent, name);
   }
 
@@ -158,7 +158,7 @@ export class Tree {
     return { loc: loc.where === 'gone' ? loc : { where: loc.where, segs: [...loc.segs, own.name] }, parent: own.parent, name: own.name };
   }
 
-  walk(segs: string[], subject: string): Resolved {
+  private walk(segs: string[], subject: string): Resolved {
     if (segs.length === 0) return { row: this.row(this.root)!, segs, parent: null, name: '', inTrash: false };
     // The root is a directory by construction: no need to read its row to step into it.
     let row: NodeRow | undefined;
@@ -386,7 +386,7 @@ export class Tree {
    * 'space') never leaves the space: '..' at the root stays there, as in a chroot (N3 refuses such
    * keys today; this keeps any older one inside).
    */
-  resolvePathTarget(link: NodeRow, linkSegs: string[], ctx: ResolveContext, escape?: Escape): Resolved | undefined {
+  private resolvePathTarget(link: NodeRow, linkSegs: string[], ctx: ResolveContext, escape?: Escape): Resolved | undefined {
     const stored = link.link_path!;
     let start: string[];
     let rest: string[];

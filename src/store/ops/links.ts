@@ -56,7 +56,7 @@ export class LinkOps extends SpaceOps {
     });
   }
 
-  bindableTarget(parentSegs: string[], target: string, ctx: ResolveContext): number | undefined {
+  private bindableTarget(parentSegs: string[], target: string, ctx: ResolveContext): number | undefined {
     let start: string[];
     let rest: string;
     if (target.startsWith('/')) {
@@ -114,7 +114,7 @@ export class LinkOps extends SpaceOps {
   }
 
   /** The live regular file a link may be bound to (L2). */
-  sourceFile(linkTo: string): NodeRow {
+  private sourceFile(linkTo: string): NodeRow {
     if (typeof linkTo !== 'string' || linkTo.length === 0) throw fail('InvalidSourceFile', 'linkTo must be a non-empty path', String(linkTo));
     let r: Resolved;
     try {

@@ -70,7 +70,7 @@ export class NodeOps extends SpaceOps {
     });
   }
 
-  readdirIn(r: Resolved, path: string): DirEntry[] {
+  private readdirIn(r: Resolved, path: string): DirEntry[] {
     if (r.row.kind !== 'dir') throw fail('NotADirectory', 'not a directory', path);
     const rows = this.rows.children(r.row.id);
     const where = r.inTrash ? 'trash' : 'live';

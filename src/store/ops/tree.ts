@@ -125,7 +125,7 @@ export class TreeOps extends SpaceOps {
    * Copy `row` (with its whole subtree) as `name` in `parent`; `pathBytes` is the length of the
    * copy's path. Iterative: a tree of any depth copies without growing the stack.
    */
-  copyTree(row: NodeRow, parent: number, name: string, pathBytes: number, subject: string, maxNodes = Infinity): number {
+  private copyTree(row: NodeRow, parent: number, name: string, pathBytes: number, subject: string, maxNodes = Infinity): number {
     let copied = 0;
     const budget = (): void => {
       if (++copied > maxNodes) {

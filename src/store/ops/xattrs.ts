@@ -12,7 +12,7 @@ const XATTR_STORAGE_CLASS = 'user.smhfs.storage-class';
 const XATTR_LINK = 'user.smhfs.link';
 
 export class XattrOps extends SpaceOps {
-  xattrNode(path: string | number, write: boolean): NodeRow {
+  private xattrNode(path: string | number, write: boolean): NodeRow {
     if (typeof path === 'number') {
       const r = this.tree.row(path);
       if (!r) throw fail('FileNotFound', `no node ${path}`);
