@@ -158,6 +158,7 @@ export class FuseAdapter {
     const open: OpenNode | undefined = info.kind === 'file' ? this.files.node(info.id) : undefined;
     const size = open?.staging ? open.size : info.size;
     const mtimeUs = open?.mtimeUs ?? info.mtimeUs;
+    const ctimeUs = Math.max(open?.ctimeUs ?? 0, info.ctimeUs);
     const owner = this.#opts.presentAs ?? info;
     return {
       mode: info.mode,
@@ -171,7 +172,7 @@ export class FuseAdapter {
       blocks: Math.ceil(size / 512),
       atime: ms(info.atimeUs),
       mtime: ms(mtimeUs),
-      ctime: ms(info.ctimeUs),
+      ctime: ms(ctimeUs),
     };
   }
 

@@ -40,6 +40,12 @@ export class OpenNode {
   size: number;
   /** Last data change (µs) not yet committed, or an explicit utimens while staged. */
   mtimeUs: number | undefined;
+  /**
+   * When the staged content last changed (µs): a write or truncate changes ctime too (POSIX), and
+   * stat must show it at once, not only after the close commits (getattr shows the later of this
+   * and the store's ctime, which a chmod or utimens meanwhile may have moved on).
+   */
+  ctimeUs: number | undefined;
   handles = 0;
   writers = 0;
   staging: { path: string; fh: FileHandle } | undefined;
@@ -220,7 +226,7 @@ export class OpenFiles {
   #written(node: OpenNode, pos: number, len: number): void {
     if (pos + len > node.size) node.size = pos + len;
     node.dirty = true;
-    node.mtimeUs = Date.now() * 1000;
+    node.mtimeUs = node.ctimeUs = Date.now() * 1000;
     this.stats.bytesWritten += len;
     node.unflushed += len;
     if (node.unflushed >= EARLY_FLUSH_BYTES && !node.flushing) this.#flushEarly(node);
@@ -283,7 +289,7 @@ export class OpenFiles {
       this.#dropHasher(node);
     }
     node.dirty = true;
-    node.mtimeUs = Date.now() * 1000;
+    node.mtimeUs = node.ctimeUs = Date.now() * 1000;
   }
 
   /**
@@ -356,7 +362,7 @@ export class OpenFiles {
       node.blob = ref.key;
       node.blobSize = ref.size;
       node.size = ref.size;
-      if (!node.dirty) node.mtimeUs = undefined;
+      if (!node.dirty) node.mtimeUs = node.ctimeUs = undefined;
       this.stats.commits++;
       this.stats.commitBytes += size;
     })();
