@@ -113,6 +113,7 @@ const STEP_NODES = 1000;
 const STEP_ITEMS = 200;
 
 const S_IFMT = 0o170000;
+const S_ISGID = 0o2000;
 const S_IFDIR = 0o040000;
 const S_IFREG = 0o100000;
 const S_IFLNK = 0o120000;
@@ -213,8 +214,28 @@ export class Space {
 
   // ───────────────────────────── transactions ─────────────────────────────
 
+  /**
+   * Each public operation is one transaction, and every time it sets is one instant: POSIX's
+   * "time of the call", so a new directory's ctime equals its parent's new mtime, and a rename
+   * stamps both parents and the node alike.
+   */
   private tx<T>(fn: () => T, durable = false): T {
-    return this.lib.transaction(fn, { durable });
+    return this.lib.transaction(() => {
+      const outer = this.opTime;
+      this.opTime ??= nowUs();
+      try {
+        return fn();
+      } finally {
+        this.opTime = outer;
+      }
+    }, { durable });
+  }
+
+  /** The operation's time inside a transaction (see `tx`), else the clock's. */
+  private opTime: number | undefined;
+
+  private now(): number {
+    return this.opTime ?? nowUs();
   }
 
   // ───────────────────────────── resolution ─────────────────────────────
@@ -635,7 +656,7 @@ export class Space {
   // ───────────────────────────── creation helpers ─────────────────────────────
 
   private insertNode(fields: Partial<NodeRow> & { kind: NodeKind; mode: number }): number {
-    const t = nowUs();
+    const t = this.now();
     const r = this.q.insertNode.run({
       space: this.name,
       kind: fields.kind,
@@ -665,7 +686,7 @@ export class Space {
   }
 
   private touchDir(id: number): void {
-    const t = nowUs();
+    const t = this.now();
     this.q.touch.run(t, t, id);
   }
 
@@ -704,6 +725,16 @@ export class Space {
     const id = make(finalName);
     if (replaced) this.rebindReplaced(replaced, id, kind === 'file');
     return id;
+  }
+
+  /**
+   * M2 (POSIX, BSD group semantics as Linux does them): a node made in a directory with the
+   * setgid bit takes the directory's group, and a new directory takes the bit too, so a shared
+   * project directory stays shared however deep it grows.
+   */
+  private inheritGroup(parent: NodeRow, gid: number | undefined, perm: number, isDir: boolean): { gid: number; perm: number } {
+    if (!(parent.mode & S_ISGID)) return { gid: gid ?? 0, perm };
+    return { gid: parent.gid, perm: isDir ? perm | S_ISGID : perm };
   }
 
   /** POSIX creation (create(2), mknod(2)): the name must be free (EEXIST). */
@@ -749,7 +780,7 @@ export class Space {
     const copy = this.insertNode({ ...existing });
     this.q.xattrCopy.run(copy, existing.id);
     const itemId = Number(
-      this.q.insertItem.run({ space: this.name, node: copy, kind: 'file', name, original_path: originalPath, size: existing.size, removed_at: nowUs() })
+      this.q.insertItem.run({ space: this.name, node: copy, kind: 'file', name, original_path: originalPath, size: existing.size, removed_at: this.now() })
         .lastInsertRowid,
     );
     const viewName = trashViewName(itemId, name);
@@ -777,8 +808,9 @@ export class Space {
         return this.placed(dir);
       }
       const { parent, name } = this.parentOf(path, true);
+      const { gid, perm } = this.inheritGroup(parent, opts.gid, (opts.mode ?? 0o755) & 0o7777, true);
       const id = this.occupy(parent.id, name, 'dir', conflict, path, (finalName) => {
-        const dir = this.insertNode({ kind: 'dir', mode: S_IFDIR | ((opts.mode ?? 0o755) & 0o7777), uid: opts.uid ?? 0, gid: opts.gid ?? 0 });
+        const dir = this.insertNode({ kind: 'dir', mode: S_IFDIR | perm, uid: opts.uid ?? 0, gid });
         this.attach(parent.id, finalName, dir, 'dir');
         return dir;
       }, { fn: opts.authorize });
@@ -814,7 +846,8 @@ export class Space {
     return this.tx(() => {
       const { parent, name } = this.parentOf(path, false);
       this.claimFree(parent.id, name, path);
-      const id = this.insertNode({ kind: 'special', mode: opts.mode, rdev: opts.rdev ?? 0, uid: opts.uid ?? 0, gid: opts.gid ?? 0 });
+      const { gid } = this.inheritGroup(parent, opts.gid, opts.mode, false);
+      const id = this.insertNode({ kind: 'special', mode: opts.mode, rdev: opts.rdev ?? 0, uid: opts.uid ?? 0, gid });
       this.attach(parent.id, name, id, 'special');
       return this.placed(id).info;
     });
@@ -825,11 +858,12 @@ export class Space {
     return this.tx(() => {
       const { parent, name } = this.parentOf(path, false);
       this.claimFree(parent.id, name, path);
+      const { gid } = this.inheritGroup(parent, owner.gid, 0, false);
       const id = this.insertNode({
         kind: 'file',
         mode: S_IFREG | ((owner.mode ?? 0o644) & 0o7777),
         uid: owner.uid ?? 0,
-        gid: owner.gid ?? 0,
+        gid,
         blob: EMPTY_BLOB_KEY,
         etag: EMPTY_ETAG,
         storage_class: this.defaultClass(),
@@ -854,7 +888,7 @@ export class Space {
         kind: 'link',
         mode: S_IFLNK | 0o777,
         uid: opts.uid ?? 0,
-        gid: opts.gid ?? 0,
+        gid: this.inheritGroup(parent, opts.gid, 0, false).gid,
         storage_class: this.defaultClass() === 'ARCHIVE' ? 'STANDARD' : this.defaultClass(),
         ...(bound ? { link_flavour: 'bound', link_node: bound } : { link_flavour: 'path', link_path: target, link_base: 'parent' }),
       });
@@ -1071,12 +1105,12 @@ export class Space {
         parentId = p.parent.id;
         name = p.name;
       }
-      const t = opts.mtimeUs ?? nowUs();
+      const t = opts.mtimeUs ?? this.now();
       const existing = this.occupied(parentId, name);
       if (existing && existing !== 'reserved' && existing.kind === 'file' && conflict === 'overwrite') {
         opts.authorize?.({ replacing: 'file' });
         this.binOldVersion(existing, blob.key);
-        this.q.setContent.run({ id: existing.id, blob: blob.key, size: blob.size, etag: blob.etag, mtime: t, ctime: nowUs() });
+        this.q.setContent.run({ id: existing.id, blob: blob.key, size: blob.size, etag: blob.etag, mtime: t, ctime: this.now() });
         if (cls) this.q.setClass.run(cls, existing.id);
         if (meta) {
           this.q.xattrClear.run(existing.id);
@@ -1112,7 +1146,7 @@ export class Space {
       const row = this.row(nodeId);
       if (!row || row.kind !== 'file') throw fail('FileNotFound', 'the file no longer exists', String(nodeId));
       if (this.locate(nodeId).where === 'trash') throw fail('ReadOnly', 'the file is in the recycle bin; restore it first', String(nodeId));
-      const t = nowUs();
+      const t = this.now();
       this.q.setContent.run({ id: nodeId, blob: blob.key, size: blob.size, etag: blob.etag, mtime: opts.mtimeUs ?? t, ctime: t });
       if (row.blob && row.blob !== blob.key) this.lib.dropBlobs([row.blob]);
       return this.infoOf(this.row(nodeId)!);
@@ -1151,7 +1185,7 @@ export class Space {
       this.q.moveEntry.run(parent.id, name, src.row.id);
       this.touchDir(src.parent!);
       this.touchDir(parent.id);
-      this.q.touchCtime.run(nowUs(), src.row.id);
+      this.q.touchCtime.run(this.now(), src.row.id);
       return this.placed(src.row.id).info;
     });
   }
@@ -1281,7 +1315,7 @@ export class Space {
         throw fail('OperationTooLarge', `a copy through this server may hold at most ${maxNodes} items; copy the directories inside it one by one`, subject);
       }
     };
-    const t = nowUs();
+    const t = this.now();
     const copyOne = (r: NodeRow, into: number, as: string): number => {
       budget();
       const id = this.insertNode({ ...r, atime: t, mtime: r.mtime, ctime: t, btime: t });
@@ -1381,7 +1415,7 @@ export class Space {
         if (r.inTrash) throw fail('ReadOnly', 'the recycle bin is read-only', pathOrId);
         row = r.row;
       }
-      const t = nowUs();
+      const t = this.now();
       this.q.setattr.run({
         id: row.id,
         mode: attrs.mode === undefined ? row.mode : (row.mode & S_IFMT) | (attrs.mode & 0o7777),
@@ -1443,6 +1477,7 @@ export class Space {
         const cls = checkStorageClass(value.toString('utf8').trim());
         if (cls === 'ARCHIVE' && row.kind === 'link') throw fail('InvalidArgument', 'links do not support ARCHIVE', String(path));
         this.q.setClass.run(cls, row.id);
+        this.q.touchCtime.run(this.now(), row.id);
         return;
       }
       if (!name.startsWith('user.') || name.startsWith('user.smhfs.')) throw fail('NotSupported', `attribute namespace not supported: ${name}`, String(path));
@@ -1453,7 +1488,7 @@ export class Space {
       if (flags.create && exists) throw fail('AttributeExists', 'attribute exists', String(path));
       if (flags.replace && !exists) throw fail('NoSuchAttribute', 'no such attribute', String(path));
       this.q.xattrSet.run(row.id, key, Buffer.from(value));
-      this.q.touchCtime.run(nowUs(), row.id);
+      this.q.touchCtime.run(this.now(), row.id);
     });
   }
 
@@ -1464,6 +1499,7 @@ export class Space {
       if (!name.startsWith('user.')) throw fail('NoSuchAttribute', 'no such attribute', String(path));
       const r = this.q.xattrDelete.run(row.id, name.slice(5));
       if (r.changes === 0) throw fail('NoSuchAttribute', 'no such attribute', String(path));
+      this.q.touchCtime.run(this.now(), row.id);
     });
   }
 
@@ -1478,7 +1514,7 @@ export class Space {
     const size =
       row.kind === 'dir' ? (this.q.subtreeBytes.get(row.id) as { n: number | null }).n ?? 0 : row.kind === 'file' ? row.size : 0;
     const itemId = Number(
-      this.q.insertItem.run({ space: this.name, node: row.id, kind: row.kind, name, original_path: originalPath, size, removed_at: nowUs() })
+      this.q.insertItem.run({ space: this.name, node: row.id, kind: row.kind, name, original_path: originalPath, size, removed_at: this.now() })
         .lastInsertRowid,
     );
     this.q.moveEntry.run(this.trash, trashViewName(itemId, name), row.id);
@@ -1720,7 +1756,7 @@ export class Space {
   private startPurgeTask(row: NodeRow, subject: string): number {
     this.q.setState.run('purging', row.id);
     const total = (this.q.subtreeCount.get(row.id) as { n: number }).n + 1;
-    const t = nowUs();
+    const t = this.now();
     const id = Number(this.q.insertTask.run(this.name, subject, row.id, total, t, t).lastInsertRowid);
     this.lib.wakeTasks();
     return id;
