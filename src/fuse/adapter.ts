@@ -483,14 +483,17 @@ export class FuseAdapter {
       bfree = Math.floor(bfree / 2);
       bavail = Math.floor(bavail / 2);
     }
-    const ffree = Math.max(0, U32 - files);
+    // D11: f_files is the inode total and f_ffree the free ones (df -i: used = files - ffree).
+    // Nodes are rows, not preallocated inodes: the total is what the 32-bit field can say.
+    const used = Math.min(files, U32);
+    const ffree = U32 - used;
     return {
       bsize: frsize,
       frsize,
       blocks,
       bfree,
       bavail,
-      files: Math.min(files, U32),
+      files: U32,
       ffree,
       favail: ffree,
       fsid: 0,
