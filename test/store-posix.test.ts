@@ -67,3 +67,14 @@ t.test('POSIX times: one operation sets one instant (a new node and its parent; 
   }
   t.pass('200 mkdirs and renames, each stamped with one instant');
 });
+
+t.test("L1: a target that ends in '/' or '/.' names no file: a path link, kept as given", async (t) => {
+  const { space } = openLib(t);
+  space.createFile('f', { mode: 0o644 });
+  for (const target of ['f/', 'f/.']) {
+    const l = space.symlink(`l${target.length}`, target, {});
+    t.equal(l.link?.flavour, 'path', `${target}: a path link`);
+    t.equal(space.readlink(`l${target.length}`), target, `${target}: readlink as given`);
+  }
+  t.equal(space.symlink('bound', 'f', {}).link?.flavour, 'bound', "'f' itself is bound");
+});

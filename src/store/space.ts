@@ -898,6 +898,8 @@ export class Space {
   }
 
   private bindableTarget(parentSegs: string[], target: string, mountpoint: string | undefined): number | undefined {
+    // 'f/' and 'f/.' name a directory or nothing (ENOTDIR through them): never a file to bind to
+    if (/(^|\/)\.?$/.test(target)) return undefined;
     let start: string[];
     let rest: string;
     if (target.startsWith('/')) {

@@ -255,6 +255,16 @@ export function registerAttrs(l: CaseList): void {
     const list = (await c.root.call('listxattr', c.p('f'), size)).ok as string[] | undefined;
     c.check('exact size', Array.isArray(list) && list.includes('user.first'), list, 'a list with user.first');
   });
+  l.kase('setxattr: an empty value is a value', async (c) => {
+    await c.file(c.p('f'));
+    c.succeeds('setxattr ""', await c.root.call('setxattr', c.p('f'), 'user.empty', '', 0));
+    c.eq('size probe', (await c.root.call('getxattr', c.p('f'), 'user.empty', 0)).ok, 0);
+    c.eq('getxattr', (await c.root.call('getxattr', c.p('f'), 'user.empty', 10)).ok, '');
+  });
+  l.kase('setxattr: ERANGE for a name longer than 255 bytes', async (c) => {
+    await c.file(c.p('f'));
+    c.errno('setxattr of a 256-byte name', await c.root.call('setxattr', c.p('f'), `user.${'n'.repeat(251)}`, '1', 0), 'ERANGE');
+  });
   l.kase('setxattr: EOPNOTSUPP for an unknown namespace', async (c) => {
     await c.file(c.p('f'));
     c.errno('setxattr foo.bar', await c.root.call('setxattr', c.p('f'), 'foo.bar', '1', 0), 'EOPNOTSUPP');

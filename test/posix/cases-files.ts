@@ -264,6 +264,40 @@ export function registerFiles(l: CaseList): void {
     await c.root.must('close', fd);
   });
 
+  l.kase('fsync: on a file and on a directory succeeds', async (c) => {
+    await c.file(c.p('f'), { data: 'x' });
+    const fd = await c.root.must<number>('open', c.p('f'), ['O_RDWR']);
+    await c.root.must('write', fd, 'y');
+    c.succeeds('fsync a file', await c.root.call('fsync', fd));
+    await c.root.must('close', fd);
+    const d = await c.root.must<number>('open', c.dir, ['O_RDONLY', 'O_DIRECTORY']);
+    c.succeeds('fsync a directory', await c.root.call('fsync', d));
+    await c.root.must('close', d);
+  });
+  l.kase('fchmod, fchown and futimens act on the open file', async (c) => {
+    await c.file(c.p('f'));
+    const fd = await c.root.must<number>('open', c.p('f'), ['O_RDWR']);
+    c.succeeds('fchmod', await c.root.call('fchmod', fd, 0o600));
+    c.succeeds('fchown', await c.root.call('fchown', fd, c.a.uid, c.a.gid));
+    c.succeeds('futimens', await c.root.call('futimens', fd, '1000000000000000000', '1100000000000000000'));
+    await c.root.must('close', fd);
+    const st = await c.stat(c.p('f'));
+    c.eq('mode', st.perm, 0o600);
+    c.eq('owner', [st.uid, st.gid], [c.a.uid, c.a.gid]);
+    c.eq('mtime', String(st.mtime), '1100000000000000000');
+  });
+  l.kase('futimens: times set on a file with unsaved writes survive its close (cp -p, tar)', async (c) => {
+    await c.file(c.p('f'), { data: 'old' });
+    const fd = await c.root.must<number>('open', c.p('f'), ['O_WRONLY', 'O_TRUNC']);
+    await c.root.must('write', fd, 'new content');
+    c.succeeds('futimens', await c.root.call('futimens', fd, '1000000000000000000', '1100000000000000000'));
+    await c.root.must('close', fd);
+    const st = await c.stat(c.p('f'));
+    c.eq('size', st.size, 11);
+    c.eq('mtime', String(st.mtime), '1100000000000000000');
+    c.eq('atime', String(st.atime), '1000000000000000000');
+  });
+
   // ───────────── files open after their name is gone ─────────────
   l.kase('unlink: an open file stays readable: read, pread and fstat after unlink', async (c) => {
     await c.file(c.p('f'), { data: 'still here' });

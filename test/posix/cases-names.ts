@@ -55,6 +55,10 @@ export function registerNames(l: CaseList): void {
     c.eq("gid is the directory's", st.gid, c.b.gid);
     c.eq('setgid bit inherited', st.perm & 0o2000, 0o2000);
   });
+  l.kase('mkdir: the sticky bit asked for is kept', async (c) => {
+    c.succeeds('mkdir 01777', await c.root.call('mkdir', c.p('d'), 0o1777));
+    c.eq('mode', (await c.stat(c.p('d'))).perm, 0o1777);
+  });
   l.kase('mkdir: parent mtime and ctime advance', async (c) => {
     await parentTimes(c, c.dir, 'mkdir', () => c.root.must('mkdir', c.p('d'), 0o755));
   });
@@ -192,6 +196,19 @@ export function registerNames(l: CaseList): void {
   l.kase("rename: within one directory its mtime and ctime advance", async (c) => {
     await c.file(c.p('a'));
     await parentTimes(c, c.dir, 'rename a b', () => c.root.must('rename', c.p('a'), c.p('b')));
+  });
+  l.kase('rename: a directory keeps what it holds', async (c) => {
+    await c.mkdir(c.p('a'));
+    await c.mkdir(c.p('a', 'sub'));
+    await c.file(c.p('a', 'sub', 'f'), { data: 'deep' });
+    c.succeeds('rename a b', await c.root.call('rename', c.p('a'), c.p('b')));
+    c.eq('listing', (await c.root.call('readdir', c.p('b', 'sub'))).ok, ['f']);
+    c.eq('size of b/sub/f', (await c.stat(c.p('b', 'sub', 'f'))).size, 4);
+  });
+  l.kase('rename: ENOTDIR for a trailing slash on a non-directory', async (c) => {
+    await c.file(c.p('f'));
+    c.errno('rename f g/', await c.root.call('rename', c.p('f'), `${c.p('g')}/`), 'ENOTDIR');
+    c.errno('rename f/ g', await c.root.call('rename', `${c.p('f')}/`, c.p('g')), 'ENOTDIR');
   });
   l.kase("rename: a directory moved to another parent: nlinks of both parents, its '..'", async (c) => {
     await c.mkdir(c.p('s'));
@@ -388,6 +405,22 @@ export function registerNames(l: CaseList): void {
       if (r.errno === undefined) c.eq(`readlink of ${target.length} bytes`, (await c.root.call('readlink', l)).ok, target);
     }
   });
+  l.kase('symlink: a link to an existing file reads back exactly as given', async (c) => {
+    await c.mkdir(c.p('d'));
+    await c.file(c.p('d', 'f'));
+    for (const [name, target] of [['l1', 'f'], ['l2', './f'], ['l3', '../d/f']]) {
+      c.succeeds(`symlink ${target}`, await c.root.call('symlink', target, c.p('d', name!)));
+      c.eq(`readlink ${target}`, (await c.root.call('readlink', c.p('d', name!))).ok, target);
+    }
+  });
+  l.kase("symlink: 'f/' and 'f/.' name no file (ENOTDIR through them), and read back as given", async (c) => {
+    await c.file(c.p('f'));
+    for (const [name, target] of [['l1', 'f/'], ['l2', 'f/.']]) {
+      c.succeeds(`symlink ${target}`, await c.root.call('symlink', target, c.p(name!)));
+      c.eq(`readlink ${target}`, (await c.root.call('readlink', c.p(name!))).ok, target);
+      c.errno(`stat through ${target}`, await c.root.call('stat', c.p(name!)), 'ENOTDIR');
+    }
+  });
   l.kase('symlink: the new link belongs to the caller', async (c) => {
     const w = await c.openDir(c.p('w'));
     c.succeeds('symlink as a user', await c.a.call('symlink', 'target', `${w}/l`));
@@ -414,6 +447,13 @@ export function registerNames(l: CaseList): void {
   });
 
   // ───────────── mknod / mkfifo ─────────────
+  l.kase('mknod: S_IFREG makes an empty regular file', async (c) => {
+    c.succeeds('mknod S_IFREG', await c.root.call('mknod', c.p('f'), 'reg', 0o640, 0));
+    const st = await c.stat(c.p('f'));
+    c.eq('type', st.type, S_IF.regular);
+    c.eq('mode', st.perm, 0o640);
+    c.eq('size', st.size, 0);
+  });
   for (const [kind, how, perm, dev] of [
     ['fifo', 'fifo', 0o640, 0],
     ['socket', 'sock', 0o640, 0],

@@ -20,6 +20,8 @@ export type Cause =
   | 'no-o-tmpfile'
   | 'no-fallocate'
   | 'spec-L12'
+  | 'spec-L4'
+  | 'bindfs-mode-bits'
   | 'libfuse2-hard-link-inodes'
   | 'bindfs-create-as-user';
 
@@ -36,6 +38,9 @@ export const CAUSES: Record<Cause, string> = {
   'no-fallocate': 'fallocate(2) gives EOPNOTSUPP: fuse-native 2.2.6 has no fallocate op (i9-mount patch, libfuse3 binding; D8)',
   'spec-L12':
     'deliberate (SPEC L12): removing a file removes its bound links with it, so a symlink does not stay behind dangling',
+  'spec-L4':
+    "deliberate (SPEC L1/L4): a link to an existing file is bound to it, and readlink gives the current relative path ('./f' reads 'f')",
+  'bindfs-mode-bits': 'bindfs 1.14.7 drops the sticky bit of a new directory',
   'libfuse2-hard-link-inodes':
     "libfuse 2's high-level API gives each name of a hard-linked file its own kernel inode: the other name's nlink/ctime stay cached until attr_timeout",
   'bindfs-create-as-user': 'bindfs creates as root then chowns to the caller: the new node’s ctime is later than its mtime and atime',
@@ -58,6 +63,8 @@ export const LIFTED_BY: Record<Cause, string> = {
   'no-o-tmpfile': 'libfuse3 binding',
   'no-fallocate': 'i9-mount / libfuse3 binding',
   'spec-L12': 'stays (SPEC)',
+  'spec-L4': 'stays (SPEC)',
+  'bindfs-mode-bits': 'reference limitation',
   'libfuse2-hard-link-inodes': 'reference limitation',
   'bindfs-create-as-user': 'reference limitation',
 };
@@ -95,9 +102,11 @@ const SMHFS_FUSE_NATIVE: Record<string, Cause> = {
   'link: both names share the content; a write through one shows through the other': 'hard-links',
 
   'unlink: a symbolic link to the removed file stays, dangling, and reads the same': 'spec-L12',
+  'symlink: a link to an existing file reads back exactly as given': 'spec-L4',
 };
 
 const BINDFS: Record<string, Cause> = {
+  'mkdir: the sticky bit asked for is kept': 'bindfs-mode-bits',
   "open: a new file's atime, mtime and ctime are the time of creation": 'bindfs-create-as-user',
   "mkdir: the new directory's atime, mtime and ctime are the time of creation": 'bindfs-create-as-user',
   'open: O_TMPFILE gives a writable unnamed file (nlink 0)': 'no-o-tmpfile',

@@ -188,6 +188,7 @@ OPS = {
     "ftruncate": os.ftruncate,
     "fchmod": os.fchmod,
     "fchown": os.fchown,
+    "futimens": lambda fd, atime, mtime: os.utime(fd, ns=(int(atime), int(mtime))),
     "stat": lambda path: stat_dict(os.stat(path)),
     "lstat": lambda path: stat_dict(os.lstat(path)),
     "mkdir": lambda path, mode: os.mkdir(path, mode),
