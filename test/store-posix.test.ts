@@ -78,3 +78,30 @@ t.test("L1: a target that ends in '/' or '/.' names no file: a path link, kept a
   }
   t.equal(space.symlink('bound', 'f', {}).link?.flavour, 'bound', "'f' itself is bound");
 });
+
+t.test('POSIX times (relatime): a read moves atime only when it is not later than mtime or ctime, or a day old; never ctime', async (t) => {
+  const { space } = openLib(t);
+  const made = space.createFile('f', { mode: 0o644 });
+  const old = made.mtimeUs - 3_600_000_000; // an hour before the file's mtime
+  space.setattr('f', { atimeUs: old });
+  const due = space.stat('f');
+  await sleep(2);
+  space.accessed(due);
+  const read = space.stat('f');
+  t.ok(read.atimeUs > due.mtimeUs, 'atime not later than mtime: moves to now');
+  t.equal(read.ctimeUs, due.ctimeUs, 'ctime kept');
+  t.equal(read.mtimeUs, due.mtimeUs, 'mtime kept');
+  await sleep(2);
+  space.accessed(read);
+  t.equal(space.stat('f').atimeUs, read.atimeUs, 'read again: atime later than mtime and ctime, so kept');
+  await sleep(2);
+  space.setattr('f', { mode: 0o600 });
+  const changed = space.stat('f');
+  t.ok(changed.ctimeUs > changed.atimeUs, 'a chmod moved ctime past atime');
+  space.accessed(changed);
+  t.ok(space.stat('f').atimeUs >= changed.ctimeUs, 'so the next read moves atime');
+  space.mkdir('d', {});
+  space.setattr('d', { atimeUs: 1_000_000, mtimeUs: 1_000_000 });
+  space.accessed(space.stat('d'));
+  t.ok(space.stat('d').atimeUs > 1_000_000, 'a directory listed: likewise');
+});

@@ -23,6 +23,7 @@ import type { FuseLibrary, FuseSpace } from './port.js';
 
 const E = constants.errno;
 const O_ACCMODE = 3;
+const O_WRONLY = 1;
 const O_TRUNC = fsConstants.O_TRUNC;
 const W_OK = 2;
 const S_IFMT = 0o170000;
@@ -229,6 +230,7 @@ export class FuseAdapter {
           const self = s.stat(p);
           const up = p === '' ? self : s.stat(parentOf(p));
           const entries = s.readdir(p);
+          this.#touchAtime(self);
           const names = ['.', '..'];
           const stats = [this.#stat(self), this.#stat(up)];
           for (const e of entries) {
@@ -247,6 +249,7 @@ export class FuseAdapter {
           if (info.kind === 'dir' && writable) throw fail('IsADirectory', 'is a directory', info.path);
           if (info.kind !== 'file') return files.open(info, false).fd; // dirs, fifos, devices: the kernel does the rest
           const h = files.open(info, writable);
+          if ((flags & O_ACCMODE) !== O_WRONLY) this.#accessDue.set(h.fd, info);
           // Only with atomic_o_trunc; otherwise the kernel sends a truncate after open.
           if (writable && flags & O_TRUNC) await files.truncate(h.node, 0);
           return h.fd;
@@ -262,6 +265,7 @@ export class FuseAdapter {
       read: (path, fd, buf, len, pos, cb) =>
         this.#runBytes('read', path, () => {
           const h = files.handle(fd);
+          if (this.#accessDue.size > 0) this.#accessed(fd);
           const n = this.#cachedRead(h, buf, len, pos);
           return n !== undefined ? n : this.#read(h, buf, len, pos);
         }, cb),
@@ -295,6 +299,7 @@ export class FuseAdapter {
       // The last close commits what is left; if that fails the staged bytes are gone: say so.
       release: (path, fd, cb) =>
         run('release', path, async () => {
+          this.#accessDue.delete(fd);
           const id = files.handle(fd).node.id;
           try {
             await files.release(fd);
@@ -402,6 +407,28 @@ export class FuseAdapter {
           s.removeXattr(storePath(path), name);
         }, cb),
     };
+  }
+
+  /**
+   * Readable handles whose first read is still to be told to the store (`accessed`, relatime),
+   * with the node as it was at open; an entry lives from the open to the first read.
+   */
+  readonly #accessDue = new Map<number, NodeInfo>();
+
+  #accessed(fd: number): void {
+    const seen = this.#accessDue.get(fd);
+    if (!seen) return;
+    this.#accessDue.delete(fd);
+    this.#touchAtime(seen);
+  }
+
+  /** A read or a listing never fails for its atime: a read-only library keeps it, anything else is logged. */
+  #touchAtime(seen: NodeInfo): void {
+    try {
+      this.#space.accessed(seen);
+    } catch (e) {
+      if (!isSmhError(e, 'LibraryReadOnly')) this.#log(`smhfs: atime of node ${seen.id} not recorded: ${(e as Error).message}`);
+    }
   }
 
   async #read(h: Handle, buf: Buffer, len: number, pos: number): Promise<number> {

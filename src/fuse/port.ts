@@ -24,6 +24,7 @@ export type FuseSpace = Pick<
   | 'unlink'
   | 'rmdir'
   | 'setattr'
+  | 'accessed'
   | 'getXattr'
   | 'setXattr'
   | 'listXattr'

@@ -171,6 +171,13 @@ export interface TreeOpOptions {
 
 export const nowUs = (): number => Date.now() * 1000;
 
+const DAY_US = 86_400 * 1_000_000;
+
+/** relatime: an access updates atime when it is not later than mtime or ctime, or older than a day. */
+function atimeDue(atime: number, mtime: number, ctime: number, now: number): boolean {
+  return atime <= mtime || atime <= ctime || now - atime >= DAY_US;
+}
+
 /** A user-given string inside a message, cut short: errors never echo a megabyte back. */
 export function quote(s: string, maxBytes = 200): string {
   const cut = truncateUtf8(s, maxBytes);
@@ -1404,6 +1411,22 @@ export class Space {
     });
   }
 
+  /**
+   * A read of a file or a listing of a directory, as Linux records it under `relatime` (its
+   * default, and what the mount shows in /proc/mounts): atime moves to now only when it is not
+   * later than mtime or ctime, or is more than a day old — so a first read after each change is
+   * seen (mutt, tmpwatch, `find -amin`) while repeated reads cost nothing. Given the node as the
+   * caller last saw it, so nothing is written when no update is due; ctime does not change.
+   */
+  accessed(seen: NodeInfo): void {
+    if (!atimeDue(seen.atimeUs, seen.mtimeUs, seen.ctimeUs, nowUs())) return;
+    this.tx(() => {
+      const row = this.row(seen.id);
+      if (!row || row.state !== 'live' || !atimeDue(row.atime, row.mtime, row.ctime, this.now())) return;
+      this.q.touchAtime.run(this.now(), row.id);
+    });
+  }
+
   setattr(pathOrId: string | number, attrs: Attrs): NodeInfo {
     return this.tx(() => {
       let row: NodeRow;
@@ -1822,6 +1845,7 @@ function prepare(db: Database.Database) {
     deleteNode: p('DELETE FROM nodes WHERE id = ?'),
     touch: p('UPDATE nodes SET mtime = ?, ctime = ? WHERE id = ?'),
     touchCtime: p('UPDATE nodes SET ctime = ? WHERE id = ?'),
+    touchAtime: p('UPDATE nodes SET atime = ? WHERE id = ?'),
     setState: p('UPDATE nodes SET state = ? WHERE id = ?'),
     setClass: p('UPDATE nodes SET storage_class = ? WHERE id = ?'),
     setContent: p('UPDATE nodes SET blob = @blob, size = @size, etag = @etag, mtime = @mtime, ctime = @ctime WHERE id = @id'),

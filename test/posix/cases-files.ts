@@ -248,6 +248,16 @@ export function registerFiles(l: CaseList): void {
     await c.a.must('close', fd);
     c.eq('mode', (await c.stat(c.p('f'))).perm, 0o777);
   });
+  l.kase('read: atime advances when it is not later than mtime (relatime)', async (c) => {
+    await c.file(c.p('f'), { data: 'some bytes' });
+    await c.root.must('utimensat', c.p('f'), '1000000000000000000', '1000000000000000000');
+    const fd = await c.root.must<number>('open', c.p('f'), ['O_RDONLY']);
+    c.eq('read', (await c.root.call('read', fd, 100)).ok, 'some bytes');
+    await c.root.must('close', fd);
+    const st = await c.stat(c.p('f'));
+    c.advanced('atime', 1_100_000_000_000_000_000n, st.atime);
+    c.eq('mtime kept', String(st.mtime), '1000000000000000000');
+  });
   l.kase('read: EBADF on a descriptor opened write-only, write: EBADF on one opened read-only', async (c) => {
     await c.file(c.p('f'), { data: 'x' });
     const w = await c.root.must<number>('open', c.p('f'), ['O_WRONLY']);

@@ -78,6 +78,15 @@ export function registerNames(l: CaseList): void {
     c.errno('mkdir in a 0755 root directory as a user', await c.a.call('mkdir', c.p('d'), 0o755), 'EACCES');
   });
 
+  l.kase('readdir: lists what the directory holds; its atime advances when not later than mtime (relatime)', async (c) => {
+    await c.mkdir(c.p('d'));
+    await c.file(c.p('d', 'f'));
+    await c.mkdir(c.p('d', 'e'));
+    await c.root.must('utimensat', c.p('d'), '1000000000000000000', '1000000000000000000');
+    c.eq('names', (await c.root.call('readdir', c.p('d'))).ok, ['e', 'f']);
+    c.advanced('atime', 1_100_000_000_000_000_000n, (await c.stat(c.p('d'))).atime);
+  });
+
   // ───────────── rmdir ─────────────
   l.kase('rmdir: removes an empty directory; parent nlink - 1, parent mtime and ctime advance', async (c) => {
     await c.mkdir(c.p('d'));
