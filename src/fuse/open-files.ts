@@ -31,6 +31,14 @@ const COPY_CHUNK = 4 * 1024 * 1024;
 /** A staged file starts going to disk after this many bytes, while the writer goes on. */
 const EARLY_FLUSH_BYTES = 32 * 1024 * 1024;
 
+/**
+ * The largest file this mount can hold: sizes and offsets travel as JS numbers, exact up to
+ * 2^53 − 1 bytes (8 PiB). Past it: EFBIG, as a file system past its maximum file size answers.
+ */
+function checkFileSize(size: number): void {
+  if (!Number.isSafeInteger(size)) throw Object.assign(new Error(`file size ${size} is past the largest this mount holds`), { code: 'EFBIG' });
+}
+
 export class OpenNode {
   readonly id: number;
   /** Committed content (updated after each commit). */
@@ -190,7 +198,7 @@ export class OpenFiles {
     const node = h.node;
     const st = node.staging;
     // A hash worker that fell behind makes writers wait, and only the async path can wait.
-    if (!st || node.committing || node.preparing || node.hasher?.behind) return undefined;
+    if (!st || node.committing || node.preparing || node.hasher?.behind || !Number.isSafeInteger(pos + len)) return undefined;
     const data = buf.subarray(0, len);
     const hasher = this.#hashReserve(node, pos, len);
     try {
@@ -252,6 +260,7 @@ export class OpenFiles {
 
   /** `data` is the caller's own copy. */
   async write(h: Handle, data: Buffer, pos: number): Promise<number> {
+    checkFileSize(pos + data.length);
     const node = h.node;
     while (node.committing) await node.committing;
     await this.#ensureStaging(node, undefined);
@@ -276,6 +285,7 @@ export class OpenFiles {
 
   /** ftruncate(2)/truncate(2)/O_TRUNC on an open node: staged; committed by the holders' close. */
   async truncate(node: OpenNode, size: number): Promise<void> {
+    checkFileSize(size);
     while (node.committing) await node.committing;
     await this.#ensureStaging(node, size);
     if (node.size !== size) {

@@ -95,6 +95,11 @@ export function registerAttrs(l: CaseList): void {
     c.succeeds('chown', await c.root.call('chown', c.p('f'), c.a.uid, c.a.gid));
     c.eq('mode', (await c.stat(c.p('f'))).perm, 0o555);
   });
+  l.kase('chown: by the owner (to its own group) clears setuid too', async (c) => {
+    const f = await ownedFile(c, c.a, 0o4755);
+    c.succeeds('chown -1 own gid', await c.a.call('chown', f, -1, c.a.gid));
+    c.eq('mode', (await c.stat(f)).perm, 0o755);
+  });
   l.kase('chown: keeps setgid of a directory', async (c) => {
     await c.mkdir(c.p('d'));
     await c.root.must('chmod', c.p('d'), 0o2755);
@@ -128,6 +133,22 @@ export function registerAttrs(l: CaseList): void {
     const st = await c.stat(c.p('f'));
     c.eq('atime', String(st.atime), String(T(1, 123456789)));
     c.eq('mtime', String(st.mtime), String(T(2, 987654321)));
+  });
+  l.kase('utimensat: times after 2038', async (c) => {
+    await c.file(c.p('f'));
+    const y2100 = 4_102_444_800n * 1_000_000_000n;
+    c.succeeds('utimensat 2100', await c.root.call('utimensat', c.p('f'), String(y2100), String(y2100 + 1_000_000_000n)));
+    const st = await c.stat(c.p('f'));
+    c.timeIs('atime 2100', st.atime, y2100);
+    c.timeIs('mtime 2100', st.mtime, y2100 + 1_000_000_000n);
+  });
+  l.kase('utimensat: times before 1970', async (c) => {
+    await c.file(c.p('f'));
+    const y1960 = -315_619_200n * 1_000_000_000n;
+    c.succeeds('utimensat 1960', await c.root.call('utimensat', c.p('f'), String(y1960), String(y1960 + 1_000_000_000n)));
+    const st = await c.stat(c.p('f'));
+    c.timeIs('atime 1960', st.atime, y1960);
+    c.timeIs('mtime 1960', st.mtime, y1960 + 1_000_000_000n);
   });
   l.kase('utimensat: mtime before atime is allowed', async (c) => {
     await c.file(c.p('f'));

@@ -161,6 +161,10 @@ export function registerFiles(l: CaseList): void {
     await c.file(c.p('f'));
     c.errno('open O_DIRECTORY', await c.root.call('open', c.p('f'), ['O_RDONLY', 'O_DIRECTORY']), 'ENOTDIR');
   });
+  l.kase('open: ENXIO for a UNIX domain socket', async (c) => {
+    await c.root.must('mknod', c.p('s'), 'sock', 0o644, 0);
+    c.errno('open O_RDONLY', await c.root.call('open', c.p('s'), ['O_RDONLY']), 'ENXIO');
+  });
   l.kase('open: ENXIO for a fifo opened O_WRONLY|O_NONBLOCK with no reader', async (c) => {
     await c.root.must('mkfifo', c.p('f'), 0o644);
     c.errno('open', await c.root.call('open', c.p('f'), ['O_WRONLY', 'O_NONBLOCK']), 'ENXIO');
@@ -393,6 +397,15 @@ export function registerFiles(l: CaseList): void {
   l.kase('truncate: EINVAL for a negative length', async (c) => {
     await c.file(c.p('f'));
     c.errno('truncate -1', await c.root.call('truncate', c.p('f'), -1), 'EINVAL');
+  });
+  l.kase('truncate, ftruncate, pwrite: EFBIG (or EINVAL) past the largest file size; the file is unchanged', async (c) => {
+    await c.file(c.p('f'), { data: 'abc' });
+    c.errno('truncate to 10^18', await c.root.call('truncate', c.p('f'), 1e18), 'EFBIG', 'EINVAL');
+    const fd = await c.root.must<number>('open', c.p('f'), ['O_WRONLY']);
+    c.errno('ftruncate to 10^18', await c.root.call('ftruncate', fd, 1e18), 'EFBIG', 'EINVAL');
+    c.errno('pwrite at 10^18', await c.root.call('pwrite', fd, 'x', 1e18), 'EFBIG', 'EINVAL');
+    await c.root.must('close', fd);
+    c.eq('size', (await c.stat(c.p('f'))).size, 3);
   });
   l.kase('ftruncate: EINVAL (or EBADF) on a descriptor not open for writing', async (c) => {
     await c.file(c.p('f'), { data: 'x' });

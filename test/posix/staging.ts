@@ -14,7 +14,7 @@ export type Cause =
   | 'hard-links'
   | 'caller-identity'
   | 'unlinked-open-files'
-  | 'ms-times'
+  | 'fuse-native-times'
   | 'libfuse2-utime-omit'
   | 'libfuse2-renameat2'
   | 'no-o-tmpfile'
@@ -31,7 +31,8 @@ export const CAUSES: Record<Cause, string> = {
     "new nodes take the parent's owner, not the caller's uid/gid: fuse-native cannot see the caller (libfuse3 binding, issue 11; M2)",
   'unlinked-open-files':
     'read/write/fstat on a handle after its name is gone fail with ENOENT: libfuse 2 forgets the path and fuse-native has no nullpath_ok (i9-mount patch, libfuse3 binding; D7)',
-  'ms-times': 'fuse-native carries times as milliseconds: nanoseconds are lost (libfuse3 binding; M2)',
+  'fuse-native-times':
+    'fuse-native carries times as unsigned milliseconds: nanoseconds are lost and times before 1970 wrap around (libfuse3 binding; M2)',
   'libfuse2-utime-omit': "libfuse 2.9 calls utimens only with both times: UTIME_OMIT of one time is not honoured (libfuse3 binding; M2)",
   'libfuse2-renameat2': 'libfuse 2 has no rename flags: RENAME_NOREPLACE/RENAME_EXCHANGE give EINVAL (libfuse3 binding)',
   'no-o-tmpfile': 'O_TMPFILE gives EOPNOTSUPP through libfuse 2 (libfuse3 binding, if the kernel offers it)',
@@ -57,7 +58,7 @@ export const LIFTED_BY: Record<Cause, string> = {
   'hard-links': 'issue 12',
   'caller-identity': 'libfuse3 binding',
   'unlinked-open-files': 'i9-mount / libfuse3 binding',
-  'ms-times': 'libfuse3 binding',
+  'fuse-native-times': 'libfuse3 binding',
   'libfuse2-utime-omit': 'libfuse3 binding',
   'libfuse2-renameat2': 'libfuse3 binding + issue 12 (store)',
   'no-o-tmpfile': 'libfuse3 binding',
@@ -84,7 +85,8 @@ const SMHFS_FUSE_NATIVE: Record<string, Cause> = {
   'unlink: an open file stays writable: write, pwrite, pread, ftruncate after unlink, and close succeeds': 'unlinked-open-files',
   'rename: a file open when another is renamed over it stays readable': 'unlinked-open-files',
 
-  'utimensat: keeps nanoseconds': 'ms-times',
+  'utimensat: keeps nanoseconds': 'fuse-native-times',
+  'utimensat: times before 1970': 'fuse-native-times',
   'utimensat: UTIME_OMIT leaves atime as it was while mtime is set': 'libfuse2-utime-omit',
   'utimensat: UTIME_OMIT leaves mtime as it was while atime is set': 'libfuse2-utime-omit',
   'rename: RENAME_NOREPLACE moves to a free name, EEXIST over an existing one': 'libfuse2-renameat2',
