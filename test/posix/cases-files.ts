@@ -312,6 +312,58 @@ export function registerFiles(l: CaseList): void {
     c.eq('atime', String(st.atime), '1000000000000000000');
   });
 
+  l.kase('write: two descriptors of one file: each close keeps both writes', async (c) => {
+    await c.file(c.p('f'), { data: '....' });
+    const a = await c.root.must<number>('open', c.p('f'), ['O_WRONLY']);
+    const b = await c.root.must<number>('open', c.p('f'), ['O_WRONLY']);
+    await c.root.must('pwrite', a, 'A', 0);
+    await c.root.must('pwrite', b, 'B', 3);
+    await c.root.must('close', a);
+    c.eq('after the first close', await readAll(c, c.p('f')), 'A..B');
+    await c.root.must('pwrite', b, 'b', 2);
+    await c.root.must('close', b);
+    c.eq('after the second close', await readAll(c, c.p('f')), 'A.bB');
+  });
+  l.kase('rename: a file with unsaved writes keeps them under its new name', async (c) => {
+    await c.file(c.p('f'), { data: 'old' });
+    const fd = await c.root.must<number>('open', c.p('f'), ['O_WRONLY', 'O_TRUNC']);
+    await c.root.must('write', fd, 'draft');
+    await c.root.must('rename', c.p('f'), c.p('g'));
+    await c.root.must('write', fd, ' saved');
+    c.succeeds('close', await c.root.call('close', fd));
+    c.eq('content under the new name', await readAll(c, c.p('g')), 'draft saved');
+    c.errno('old name', await c.root.call('lstat', c.p('f')), 'ENOENT');
+  });
+  l.kase('mmap: writes through a shared mapping reach the file', async (c) => {
+    await c.file(c.p('f'), { data: 'abcdefgh' });
+    c.succeeds('mmap write + msync', await c.root.call('mmap_write', c.p('f'), 2, 'XY'));
+    c.eq('read(2) sees them', await readAll(c, c.p('f')), 'abXYefgh');
+    c.eq('a new mapping sees them', (await c.root.call('mmap_read', c.p('f'))).ok, 'abXYefgh');
+  });
+  l.kase('fcntl: byte-range write locks conflict between processes (EAGAIN or EACCES)', async (c) => {
+    await c.file(c.p('f'), { data: '0123456789', mode: 0o666 });
+    const mine = await c.root.must<number>('open', c.p('f'), ['O_RDWR']);
+    const theirs = await c.a.must<number>('open', c.p('f'), ['O_RDWR']);
+    c.succeeds('lock bytes 0–4', await c.root.call('lockf', mine, 'F_WRLCK', 0, 5));
+    c.errno('another process: bytes 2–3', await c.a.call('lockf', theirs, 'F_WRLCK', 2, 2), 'EAGAIN', 'EACCES');
+    c.succeeds('another process: bytes 5–9', await c.a.call('lockf', theirs, 'F_WRLCK', 5, 5));
+    await c.root.must('lockf', mine, 'F_UNLCK', 0, 5);
+    c.succeeds('after unlock: bytes 2–3', await c.a.call('lockf', theirs, 'F_WRLCK', 2, 2));
+    await c.a.must('close', theirs);
+    await c.root.must('close', mine);
+  });
+  l.kase('flock: an exclusive lock excludes another open file description (EWOULDBLOCK)', async (c) => {
+    await c.file(c.p('f'), { mode: 0o666 });
+    const mine = await c.root.must<number>('open', c.p('f'), ['O_RDONLY']);
+    const theirs = await c.a.must<number>('open', c.p('f'), ['O_RDONLY']);
+    c.succeeds('LOCK_EX', await c.root.call('flock', mine, 'LOCK_EX'));
+    c.errno('another LOCK_SH', await c.a.call('flock', theirs, 'LOCK_SH'), 'EAGAIN', 'EWOULDBLOCK');
+    await c.root.must('flock', mine, 'LOCK_UN');
+    c.succeeds('after LOCK_UN', await c.a.call('flock', theirs, 'LOCK_SH'));
+    await c.a.must('close', theirs);
+    await c.root.must('close', mine);
+  });
+
   // ───────────── files open after their name is gone ─────────────
   l.kase('unlink: an open file stays readable: read, pread and fstat after unlink', async (c) => {
     await c.file(c.p('f'), { data: 'still here' });

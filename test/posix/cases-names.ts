@@ -87,6 +87,14 @@ export function registerNames(l: CaseList): void {
     c.advanced('atime', 1_100_000_000_000_000_000n, (await c.stat(c.p('d'))).atime);
   });
 
+  l.kase('readdir: lists a thousand names, each once', async (c) => {
+    await c.mkdir(c.p('d'));
+    const names: string[] = [];
+    for (let i = 0; i < 1000; i++) names.push(`entry-${String(i).padStart(4, '0')}-${'x'.repeat(i % 200)}`);
+    for (const n of names) await c.root.must('mknod', c.p('d', n), 'fifo', 0o644, 0);
+    c.eq('names', (await c.root.call('readdir', c.p('d'))).ok, [...names].sort());
+  });
+
   // ───────────── rmdir ─────────────
   l.kase('rmdir: removes an empty directory; parent nlink - 1, parent mtime and ctime advance', async (c) => {
     await c.mkdir(c.p('d'));

@@ -13,7 +13,9 @@
 import ctypes
 import ctypes.util
 import errno
+import fcntl
 import json
+import mmap
 import os
 import stat
 import sys
@@ -165,6 +167,43 @@ def op_mknod(path, kind, perm, dev=0):
     os.mknod(path, kinds[kind] | perm, dev)
 
 
+def op_mmap_write(path, offset, data):
+    """Write `data` at `offset` through a shared mapping of the whole file, msync, unmap, close."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        m = mmap.mmap(fd, os.fstat(fd).st_size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        try:
+            m[offset:offset + len(data)] = data.encode("latin-1")
+            m.flush()
+        finally:
+            m.close()
+    finally:
+        os.close(fd)
+
+
+def op_mmap_read(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        m = mmap.mmap(fd, os.fstat(fd).st_size, mmap.MAP_SHARED, mmap.PROT_READ)
+        try:
+            return m[:].decode("latin-1")
+        finally:
+            m.close()
+    finally:
+        os.close(fd)
+
+
+def op_lockf(fd, how, start, length):
+    """fcntl(F_SETLK) byte-range locks: how is F_WRLCK, F_RDLCK or F_UNLCK; never waits."""
+    kinds = {"F_WRLCK": fcntl.LOCK_EX, "F_RDLCK": fcntl.LOCK_SH, "F_UNLCK": fcntl.LOCK_UN}
+    fcntl.lockf(fd, kinds[how] | (0 if how == "F_UNLCK" else fcntl.LOCK_NB), length, start, 0)
+
+
+def op_flock(fd, how):
+    kinds = {"LOCK_EX": fcntl.LOCK_EX, "LOCK_SH": fcntl.LOCK_SH, "LOCK_UN": fcntl.LOCK_UN}
+    fcntl.flock(fd, kinds[how] | (0 if how == "LOCK_UN" else fcntl.LOCK_NB))
+
+
 def op_statvfs(path):
     s = os.statvfs(path)
     return {"bsize": s.f_bsize, "frsize": s.f_frsize, "blocks": s.f_blocks, "bfree": s.f_bfree, "bavail": s.f_bavail,
@@ -213,6 +252,10 @@ OPS = {
     "listxattr": op_listxattr,
     "removexattr": os.removexattr,
     "statvfs": op_statvfs,
+    "mmap_write": op_mmap_write,
+    "mmap_read": op_mmap_read,
+    "lockf": op_lockf,
+    "flock": op_flock,
     "access": op_access,
     "readdir": op_readdir,
     "umask": os.umask,
