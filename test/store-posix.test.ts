@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { openLib } from './helpers/store.js';
+import { openLib, put } from './helpers/store.js';
 
 t.test('M2: a node made in a setgid directory takes its group; a new directory takes the setgid bit too', async (t) => {
   const { space } = openLib(t);
@@ -104,4 +104,17 @@ t.test('POSIX times (relatime): a read moves atime only when it is not later tha
   space.setattr('d', { atimeUs: 1_000_000, mtimeUs: 1_000_000 });
   space.accessed(space.stat('d'));
   t.ok(space.stat('d').atimeUs > 1_000_000, 'a directory listed: likewise');
+});
+
+t.test('M2: a setgid directory gives its group to what the dialects and the CLI make in it too', async (t) => {
+  const { lib, space } = openLib(t);
+  space.mkdir('shared', { mode: 0o2775, uid: 0, gid: 500 });
+  t.equal((await put(lib, space, 'shared/up.txt', 'bytes', { conflict: 'ask' })).info.gid, 500, 'an upload');
+  t.equal((await put(lib, space, 'shared/new/deep/up.txt', 'x', { createParents: true })).info.gid, 500, 'an upload with its parents');
+  const made = space.stat('shared/new');
+  t.equal(made.gid, 500, 'a parent made on the way');
+  t.equal(made.mode & 0o2000, 0o2000, 'with the setgid bit');
+  t.equal(space.createLink('shared/bound', 'shared/up.txt', {}).info.gid, 500, 'an SMH link');
+  t.equal(space.putSymlink('shared/bos', 'shared/up.txt').info.gid, 500, 'a BOS symlink');
+  t.equal((await put(lib, space, 'elsewhere.txt', 'y')).info.gid, 0, 'outside: the default group');
 });

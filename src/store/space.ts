@@ -737,7 +737,8 @@ export class Space {
   /**
    * M2 (POSIX, BSD group semantics as Linux does them): a node made in a directory with the
    * setgid bit takes the directory's group, and a new directory takes the bit too, so a shared
-   * project directory stays shared however deep it grows.
+   * project directory stays shared however deep it grows — whichever interface made the node
+   * (mount, SMH, BOS, CLI). Copies, moves and restores keep the group the node had.
    */
   private inheritGroup(parent: NodeRow, gid: number | undefined, perm: number, isDir: boolean): { gid: number; perm: number } {
     if (!(parent.mode & S_ISGID)) return { gid: gid ?? 0, perm };
@@ -828,6 +829,7 @@ export class Space {
   /** mkdir -p: create every missing directory of `segs`; an existing directory is fine. */
   private ensureDirs(segs: string[], owner: Owner, subject: string): number {
     let cur = this.root;
+    let curRow: NodeRow | undefined;
     for (let i = 0; i < segs.length; i++) {
       const seg = segs[i]!;
       validateName(seg, true, subject);
@@ -836,11 +838,14 @@ export class Space {
       if (existing) {
         if (existing.kind !== 'dir') throw fail('NotADirectory', `'${joinPath(segs.slice(0, i + 1))}' is not a directory`, subject);
         cur = existing.id;
+        curRow = existing;
         continue;
       }
-      const id = this.insertNode({ kind: 'dir', mode: S_IFDIR | ((owner.mode ?? 0o755) & 0o7777), uid: owner.uid ?? 0, gid: owner.gid ?? 0 });
+      const { gid, perm } = this.inheritGroup(curRow ?? this.row(cur)!, owner.gid, (owner.mode ?? 0o755) & 0o7777, true);
+      const id = this.insertNode({ kind: 'dir', mode: S_IFDIR | perm, uid: owner.uid ?? 0, gid });
       this.attach(cur, seg, id, 'dir');
       cur = id;
+      curRow = this.row(id);
     }
     return cur;
   }
@@ -939,6 +944,7 @@ export class Space {
         const link = this.insertNode({
           kind: 'link',
           mode: S_IFLNK | 0o777,
+          gid: this.inheritGroup(parent, undefined, 0, false).gid,
           storage_class: this.defaultClass() === 'ARCHIVE' ? 'STANDARD' : this.defaultClass(),
           link_flavour: 'bound',
           link_node: target.id,
@@ -999,7 +1005,8 @@ export class Space {
       if (existing && opts.forbidOverwrite) throw fail('ObjectAlreadyExists', 'an object with this key exists', key);
       const parent = this.ensureDirs(segs.slice(0, -1), {}, key);
       const id = this.occupy(parent, name, 'link', 'overwrite', key, (finalName) => {
-        const link = this.insertNode({ kind: 'link', mode: S_IFLNK | 0o777, storage_class: effective, link_flavour: 'path', link_path: target, link_base: 'space' });
+        const gid = this.inheritGroup(this.row(parent)!, undefined, 0, false).gid;
+        const link = this.insertNode({ kind: 'link', mode: S_IFLNK | 0o777, gid, storage_class: effective, link_flavour: 'path', link_path: target, link_base: 'space' });
         this.attach(parent, finalName, link, 'link');
         return link;
       });
@@ -1133,7 +1140,7 @@ export class Space {
           kind: 'file',
           mode: S_IFREG | ((opts.mode ?? 0o644) & 0o7777),
           uid: opts.uid ?? 0,
-          gid: opts.gid ?? 0,
+          gid: this.inheritGroup(this.row(parentId)!, opts.gid, 0, false).gid,
           blob: blob.key,
           size: blob.size,
           etag: blob.etag,
