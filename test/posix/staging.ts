@@ -36,7 +36,7 @@ export const CAUSES: Record<Cause, string> = {
   'libfuse2-utime-omit': "libfuse 2.9 calls utimens only with both times: UTIME_OMIT of one time is not honoured (libfuse3 binding; M2)",
   'libfuse2-renameat2': 'libfuse 2 has no rename flags: RENAME_NOREPLACE/RENAME_EXCHANGE give EINVAL (libfuse3 binding)',
   'no-o-tmpfile': 'O_TMPFILE gives EOPNOTSUPP through libfuse 2 (libfuse3 binding, if the kernel offers it)',
-  'no-fallocate': 'fallocate(2) gives EOPNOTSUPP: fuse-native 2.2.6 has no fallocate op (i9-mount patch, libfuse3 binding; D8)',
+  'no-fallocate': 'fallocate(2) gives EOPNOTSUPP: no fallocate op in fuse-native 2.2.6 (i9-mount patch, libfuse3 binding; D8) nor in bindfs 1.14.7',
   'spec-L12':
     'deliberate (SPEC L12): removing a file removes its bound links with it, so a symlink does not stay behind dangling',
   'spec-L4':
