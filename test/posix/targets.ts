@@ -12,10 +12,10 @@
  * Temporary folders are made 0755: callers that are not root must be able to reach the mount.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cleanup, sh, startMount, type Mount } from '../helpers/mount.js';
+import { cleanup, isMounted, sh, startMount, type Mount } from '../helpers/mount.js';
 import type { TargetInfo } from './suite.js';
 
 export interface RunningTarget extends TargetInfo {
@@ -57,15 +57,6 @@ async function startPlain(): Promise<RunningTarget> {
   };
 }
 
-async function mountType(mp: string): Promise<string | undefined> {
-  const text = await readFile('/proc/self/mounts', 'utf8');
-  for (const line of text.split('\n')) {
-    const f = line.split(' ');
-    if (f[1] === mp) return f[2];
-  }
-  return undefined;
-}
-
 async function startBindfs(): Promise<RunningTarget> {
   const found = await sh('command -v bindfs');
   if (found.code !== 0) throw new Error('bindfs is not installed (apt-get install bindfs; `make test` installs it)');
@@ -82,7 +73,7 @@ async function startBindfs(): Promise<RunningTarget> {
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   let exited = false;
   const gone = new Promise<void>((res) => child.on('exit', () => ((exited = true), res())));
-  for (let i = 0; (await mountType(mnt)) !== 'fuse'; i++) {
+  for (let i = 0; !(await isMounted(mnt)); i++) {
     if (exited || i > 200) {
       if (!exited) child.kill('SIGKILL');
       throw new Error(`bindfs did not mount ${mnt}: ${out}`);
@@ -97,11 +88,11 @@ async function startBindfs(): Promise<RunningTarget> {
     output: () => out,
     stop: async () => {
       await sh(`fusermount -u '${mnt}'`);
-      if (await mountType(mnt)) await sh(`umount -l '${mnt}'`);
+      if (await isMounted(mnt)) await sh(`umount -l '${mnt}'`);
       if (!exited) child.kill('SIGTERM');
       await Promise.race([gone, new Promise((r) => setTimeout(r, 5000).unref())]);
       if (!exited) child.kill('SIGKILL');
-      if (!(await mountType(mnt))) await rm(dir, { recursive: true, force: true });
+      if (!(await isMounted(mnt))) await rm(dir, { recursive: true, force: true });
     },
   };
 }
