@@ -8,6 +8,14 @@
 import type { Caller } from './caller.js';
 import { ALL_KINDS, S_IF, type CaseList, type Ctx, type NodeKind } from './suite.js';
 
+/** Python's sorted() order (code points), which readdir answers in. */
+const byCodePoint = (x: string, y: string): number => {
+  const a = [...x].map((ch) => ch.codePointAt(0)!);
+  const b = [...y].map((ch) => ch.codePointAt(0)!);
+  for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
+  return a.length - b.length;
+};
+
 /** Another file system than any target's (EXDEV): tmpfs. */
 const OTHER_FS = '/dev/shm';
 
@@ -29,6 +37,24 @@ async function owned(c: Ctx, kind: NodeKind, path: string, who: Caller, mode = 0
 }
 
 export function registerNames(l: CaseList): void {
+  // ───────────── names ─────────────
+  l.kase("names: any byte but '/' and NUL makes a name (spaces, newline, tab, backslash, '*', UTF-8)", async (c) => {
+    const names = [' lead and trail ', 'new\nline', 'tab\there', 'back\\slash', 'star*?[x]', '-dash', 'émoji 🎞', "quote'\"", '..dots', '.hidden'];
+    for (const n of names) c.succeeds(`create ${JSON.stringify(n)}`, await c.root.call('mknod', c.p(n), 'fifo', 0o644, 0));
+    c.eq('readdir', (await c.root.call('readdir', c.dir)).ok, [...names].sort(byCodePoint));
+  });
+  l.kase('names: case and Unicode normalization make different names', async (c) => {
+    const names = ['a', 'A', 'caf\u00e9', 'cafe\u0301'];
+    for (const n of names) c.succeeds(`create ${JSON.stringify(n)}`, await c.root.call('mknod', c.p(n), 'fifo', 0o644, 0));
+    c.eq('four names', ((await c.root.call('readdir', c.dir)).ok as string[] | undefined)?.length, 4);
+  });
+  l.kase('names: a name that is not UTF-8 is kept byte for byte', async (c) => {
+    // a lone surrogate travels to python as the raw byte 0xE9 (surrogateescape)
+    const name = 'caf\udce9';
+    c.succeeds('create caf\\xe9', await c.root.call('mknod', c.p(name), 'fifo', 0o644, 0));
+    c.eq('readdir', (await c.root.call('readdir', c.dir)).ok, [name]);
+  });
+
   // ───────────── mkdir ─────────────
   l.kase('mkdir: makes a directory with the mode asked, nlink 2, parent nlink + 1', async (c) => {
     const before = await c.stat(c.dir);

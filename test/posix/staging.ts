@@ -21,6 +21,7 @@ export type Cause =
   | 'no-fallocate'
   | 'spec-L12'
   | 'spec-L4'
+  | 'spec-D5'
   | 'bindfs-mode-bits'
   | 'libfuse2-hard-link-inodes'
   | 'bindfs-create-as-user';
@@ -41,6 +42,8 @@ export const CAUSES: Record<Cause, string> = {
     'deliberate (SPEC L12): removing a file removes its bound links with it, so a symlink does not stay behind dangling',
   'spec-L4':
     "deliberate (SPEC L1/L4): a link to an existing file is bound to it, and readlink gives the current relative path ('./f' reads 'f')",
+  'spec-D5':
+    'deliberate (SPEC D5): a name must be UTF-8; fuse-native alters other bytes today (a data-safety bug), i9-mount refuses them with EILSEQ',
   'bindfs-mode-bits': 'bindfs 1.14.7 drops the sticky bit of a new directory',
   'libfuse2-hard-link-inodes':
     "libfuse 2's high-level API gives each name of a hard-linked file its own kernel inode: the other name's nlink/ctime stay cached until attr_timeout",
@@ -65,6 +68,7 @@ export const LIFTED_BY: Record<Cause, string> = {
   'no-fallocate': 'i9-mount / libfuse3 binding',
   'spec-L12': 'stays (SPEC)',
   'spec-L4': 'stays (SPEC)',
+  'spec-D5': 'stays (SPEC; i9-mount: EILSEQ)',
   'bindfs-mode-bits': 'reference limitation',
   'libfuse2-hard-link-inodes': 'reference limitation',
   'bindfs-create-as-user': 'reference limitation',
@@ -105,6 +109,7 @@ const SMHFS_FUSE_NATIVE: Record<string, Cause> = {
 
   'unlink: a symbolic link to the removed file stays, dangling, and reads the same': 'spec-L12',
   'symlink: a link to an existing file reads back exactly as given': 'spec-L4',
+  'names: a name that is not UTF-8 is kept byte for byte': 'spec-D5',
 };
 
 const BINDFS: Record<string, Cause> = {
