@@ -89,6 +89,16 @@ export function registerAttrs(l: CaseList): void {
     c.eq('link uid', (await c.stat(c.p('l'), { l: true })).uid, c.b.uid);
     c.eq('target uid unchanged', (await c.stat(c.p('f'))).uid, c.a.uid);
   });
+  l.kase("lchown: on a symbolic link the link's ctime advances, its target's is kept", async (c) => {
+    await c.file(c.p('f'));
+    await c.root.must('symlink', 'f', c.p('l'));
+    const link0 = await c.stat(c.p('l'), { l: true });
+    const file0 = await c.stat(c.p('f'));
+    await c.tick();
+    c.succeeds('lchown', await c.root.call('lchown', c.p('l'), c.a.uid, c.a.gid));
+    c.advanced("link's ctime", link0.ctime, (await c.stat(c.p('l'), { l: true })).ctime);
+    c.kept("target's ctime", file0.ctime, (await c.stat(c.p('f'))).ctime);
+  });
   l.kase('chown: clears setuid and setgid of a regular file (even for root)', async (c) => {
     await c.file(c.p('f'));
     await c.root.must('chmod', c.p('f'), 0o6555);

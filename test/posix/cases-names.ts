@@ -212,12 +212,12 @@ export function registerNames(l: CaseList): void {
     c.errno('old name', await c.root.call('lstat', c.p('a')), 'ENOENT');
     c.eq('same inode', (await c.stat(c.p('b'), { l: true })).ino, ino);
   });
-  l.kase("rename: the moved file's ctime advances, its mtime is kept (Linux)", async (c) => {
-    await c.file(c.p('a'), { data: 'x' });
-    const before = await c.stat(c.p('a'));
+  l.each(['regular', 'dir', 'fifo', 'symlink', 'socket'], "rename: the moved node's ctime advances, its mtime is kept (Linux)", async (c, kind) => {
+    await c.make(kind, c.p('a'));
+    const before = await c.stat(c.p('a'), { l: true });
     await c.tick();
     await c.root.must('rename', c.p('a'), c.p('b'));
-    const after = await c.stat(c.p('b'));
+    const after = await c.stat(c.p('b'), { l: true });
     c.advanced('ctime', before.ctime, after.ctime);
     c.kept('mtime', before.mtime, after.mtime);
   });
@@ -512,6 +512,13 @@ export function registerNames(l: CaseList): void {
       c.eq('nlink', st.nlink, 1);
     });
   }
+  l.each(['fifo', 'socket', 'char', 'block', 'symlink'], "mknod, symlink: a new node's atime, mtime and ctime are the time of creation", async (c, kind) => {
+    await c.make(kind, c.p('x'));
+    const st = await c.stat(c.p('x'), { l: true });
+    c.eq('mtime = ctime', st.mtime, st.ctime);
+    c.eq('atime = ctime', st.atime, st.ctime);
+    c.eq("parent's new mtime = the node's ctime", (await c.stat(c.dir)).mtime, st.ctime);
+  });
   l.kase('mknod: parent mtime and ctime advance', async (c) => {
     await parentTimes(c, c.dir, 'mknod', () => c.root.must('mknod', c.p('x'), 'fifo', 0o644, 0));
   });
