@@ -48,11 +48,19 @@ export function registerNames(l: CaseList): void {
     for (const n of names) c.succeeds(`create ${JSON.stringify(n)}`, await c.root.call('mknod', c.p(n), 'fifo', 0o644, 0));
     c.eq('four names', ((await c.root.call('readdir', c.dir)).ok as string[] | undefined)?.length, 4);
   });
-  l.kase('names: a name that is not UTF-8 is kept byte for byte', async (c) => {
+  l.kase('names: a name that is not UTF-8 is kept byte for byte, or refused with EILSEQ where names must be UTF-8 (SPEC D5)', async (c) => {
     // a lone surrogate travels to python as the raw byte 0xE9 (surrogateescape)
     const name = 'caf\udce9';
-    c.succeeds('create caf\\xe9', await c.root.call('mknod', c.p(name), 'fifo', 0o644, 0));
-    c.eq('readdir', (await c.root.call('readdir', c.dir)).ok, [name]);
+    if (!c.target.utf8Names) {
+      c.succeeds('create caf\\xe9', await c.root.call('mknod', c.p(name), 'fifo', 0o644, 0));
+      c.eq('readdir', (await c.root.call('readdir', c.dir)).ok, [name]);
+      return;
+    }
+    // Never altered (D5): refused, so two names differing only in such bytes can never become one.
+    c.errno('create caf\\xe9', await c.root.call('mknod', c.p(name), 'fifo', 0o644, 0), 'EILSEQ');
+    c.errno('create caf\\xe8', await c.root.call('mknod', c.p('caf\udce8'), 'fifo', 0o644, 0), 'EILSEQ');
+    c.errno('lookup caf\\xe9', await c.root.call('lstat', c.p(name)), 'EILSEQ');
+    c.eq('readdir: nothing was made', (await c.root.call('readdir', c.dir)).ok, []);
   });
 
   // ───────────── mkdir ─────────────

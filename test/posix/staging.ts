@@ -5,9 +5,9 @@
  * (then it belongs in `make test`: delete its line here) or an unstaged one fails.
  *
  * Causes are of two sorts: what smhfs still lacks (hard links, issue 12; the caller's identity,
- * unlinked open files, nanoseconds, UTIME_OMIT, renameat2 flags — the libfuse3 binding, issue 11;
- * fallocate — i9-mount's fuse-native patch) and what the reference itself cannot do through
- * libfuse 2 (bindfs 1.14.7 on libfuse 2.9). A case is never staged for a bug we can fix now.
+ * nanoseconds, UTIME_OMIT, renameat2 flags — the libfuse3 binding, issue 11; nlink of a file
+ * unlinked while open) and what the reference itself cannot do through libfuse 2 (bindfs 1.14.7
+ * on libfuse 2.9). A case is never staged for a bug we can fix now.
  */
 
 export type Cause =
@@ -21,7 +21,6 @@ export type Cause =
   | 'no-fallocate'
   | 'spec-L12'
   | 'spec-L4'
-  | 'spec-D5'
   | 'bindfs-mode-bits'
   | 'libfuse2-hard-link-inodes'
   | 'bindfs-create-as-user';
@@ -31,19 +30,17 @@ export const CAUSES: Record<Cause, string> = {
   'caller-identity':
     "new nodes take the parent's owner, not the caller's uid/gid: fuse-native cannot see the caller (libfuse3 binding, issue 11; M2)",
   'unlinked-open-files':
-    'read/write/fstat on a handle after its name is gone fail with ENOENT: libfuse 2 forgets the path and fuse-native has no nullpath_ok (i9-mount patch, libfuse3 binding; D7)',
+    'fstat of a file unlinked through the mount while open answers st_nlink 1, not 0: the handle reads the node, which lives on in the recycle bin (reads, writes and fstat themselves work since i9-mount, D7)',
   'fuse-native-times':
     'fuse-native carries times as unsigned milliseconds: nanoseconds are lost and times before 1970 wrap around (libfuse3 binding; M2)',
   'libfuse2-utime-omit': "libfuse 2.9 calls utimens only with both times: UTIME_OMIT of one time is not honoured (libfuse3 binding; M2)",
   'libfuse2-renameat2': 'libfuse 2 has no rename flags: RENAME_NOREPLACE/RENAME_EXCHANGE give EINVAL (libfuse3 binding)',
   'no-o-tmpfile': 'O_TMPFILE gives EOPNOTSUPP through libfuse 2 (libfuse3 binding, if the kernel offers it)',
-  'no-fallocate': 'fallocate(2) gives EOPNOTSUPP: no fallocate op in fuse-native 2.2.6 (i9-mount patch, libfuse3 binding; D8) nor in bindfs 1.14.7',
+  'no-fallocate': 'fallocate(2) gives EOPNOTSUPP: bindfs 1.14.7 has no fallocate op (smhfs has one since i9-mount, D8)',
   'spec-L12':
     'deliberate (SPEC L12): removing a file removes its bound links with it, so a symlink does not stay behind dangling',
   'spec-L4':
     "deliberate (SPEC L1/L4): a link to an existing file is bound to it, and readlink gives the current relative path ('./f' reads 'f')",
-  'spec-D5':
-    'deliberate (SPEC D5): a name must be UTF-8; fuse-native alters other bytes today (a data-safety bug), i9-mount refuses them with EILSEQ',
   'bindfs-mode-bits': 'bindfs 1.14.7 drops the sticky bit of a new directory',
   'libfuse2-hard-link-inodes':
     "libfuse 2's high-level API gives each name of a hard-linked file its own kernel inode: the other name's nlink/ctime stay cached until attr_timeout",
@@ -60,15 +57,14 @@ export const TIMING_DEPENDENT: ReadonlySet<Cause> = new Set<Cause>(['bindfs-crea
 export const LIFTED_BY: Record<Cause, string> = {
   'hard-links': 'issue 12',
   'caller-identity': 'libfuse3 binding',
-  'unlinked-open-files': 'i9-mount / libfuse3 binding',
+  'unlinked-open-files': 'adapter (nlink 0 for a handle whose name this mount removed)',
   'fuse-native-times': 'libfuse3 binding',
   'libfuse2-utime-omit': 'libfuse3 binding',
   'libfuse2-renameat2': 'libfuse3 binding + issue 12 (store)',
   'no-o-tmpfile': 'libfuse3 binding',
-  'no-fallocate': 'i9-mount / libfuse3 binding',
+  'no-fallocate': 'reference limitation',
   'spec-L12': 'stays (SPEC)',
   'spec-L4': 'stays (SPEC)',
-  'spec-D5': 'stays (SPEC; i9-mount: EILSEQ)',
   'bindfs-mode-bits': 'reference limitation',
   'libfuse2-hard-link-inodes': 'reference limitation',
   'bindfs-create-as-user': 'reference limitation',
@@ -86,8 +82,6 @@ const SMHFS_FUSE_NATIVE: Record<string, Cause> = {
   'rename: in a sticky directory a user may not move or replace what others own': 'caller-identity',
 
   'unlink: an open file stays readable: read, pread and fstat after unlink': 'unlinked-open-files',
-  'unlink: an open file stays writable: write, pwrite, pread, ftruncate after unlink, and close succeeds': 'unlinked-open-files',
-  'rename: a file open when another is renamed over it stays readable': 'unlinked-open-files',
 
   'utimensat: keeps nanoseconds': 'fuse-native-times',
   'utimensat: times before 1970': 'fuse-native-times',
@@ -96,7 +90,6 @@ const SMHFS_FUSE_NATIVE: Record<string, Cause> = {
   'rename: RENAME_NOREPLACE moves to a free name, EEXIST over an existing one': 'libfuse2-renameat2',
   'rename: RENAME_EXCHANGE swaps two names atomically': 'libfuse2-renameat2',
   'open: O_TMPFILE gives a writable unnamed file (nlink 0)': 'no-o-tmpfile',
-  'fallocate: mode 0 extends the file; FALLOC_FL_KEEP_SIZE keeps the size': 'no-fallocate',
 
   "unlink: a name of a file with two names: the other keeps the content, nlink - 1, the file's ctime advances": 'hard-links',
   'rename: two names of one file: succeeds and both names stay (POSIX)': 'hard-links',
@@ -109,7 +102,6 @@ const SMHFS_FUSE_NATIVE: Record<string, Cause> = {
 
   'unlink: a symbolic link to the removed file stays, dangling, and reads the same': 'spec-L12',
   'symlink: a link to an existing file reads back exactly as given': 'spec-L4',
-  'names: a name that is not UTF-8 is kept byte for byte': 'spec-D5',
 };
 
 const BINDFS: Record<string, Cause> = {

@@ -45,6 +45,8 @@ export interface TargetInfo {
   timeResolutionNs: number;
   /** What ENAMETOOLONG-sized names and statfs's namemax are: 255 everywhere here. */
   nameMax: number;
+  /** Names must be UTF-8 (smhfs, SPEC D5): other bytes are refused with EILSEQ, never kept or altered. */
+  utf8Names: boolean;
 }
 
 export class Ctx {

@@ -53,6 +53,7 @@ async function startPlain(): Promise<RunningTarget> {
     dir,
     timeResolutionNs: 1,
     nameMax: 255,
+    utf8Names: false,
     stop: () => rm(dir, { recursive: true, force: true }),
   };
 }
@@ -85,6 +86,7 @@ async function startBindfs(): Promise<RunningTarget> {
     dir: mnt,
     timeResolutionNs: 1,
     nameMax: 255,
+    utf8Names: false,
     output: () => out,
     stop: async () => {
       await sh(`fusermount -u '${mnt}'`);
@@ -112,6 +114,7 @@ async function startSmhfs(name: string, bindingArgs: string[]): Promise<RunningT
     // fuse-native carries times as milliseconds
     timeResolutionNs: bindingArgs.length === 0 ? 1_000_000 : 1,
     nameMax: 255,
+    utf8Names: true,
     output: () => m.output(),
     stop: () => cleanup(m),
   };
