@@ -102,7 +102,7 @@ export class Library {
       engine: this.engine,
       dropBlobs: (keys) => this.refs.dropBlobs(keys),
       useLease: (ref) => this.refs.useLease(ref),
-      queuePurge: (space, subject, root, total) => this.scheduler.queuePurge(space, subject, root, total),
+      queuePurge: (space, subject, root, total, timeUs) => this.scheduler.queuePurge(space, subject, root, total, timeUs),
     };
     this.tokens = new Tokens(this.engine, sqliteTokenRows(db));
     this.scheduler = new TaskScheduler(this.engine, sqliteTaskRows(db), {

@@ -49,7 +49,7 @@ export class Space {
     this.name = name;
     this.root = root;
     this.trash = trash;
-    const ctx: SpaceCtx = { name, root, trash, rows, host };
+    const ctx: SpaceCtx = { name, root, trash, rows, host, clock: { time: undefined } };
     this.tree = new Tree(ctx);
     this.edits = new Edits(ctx, this.tree);
     this.nodes = new NodeOps(ctx, this.tree, this.edits);
@@ -197,6 +197,11 @@ export class Space {
   /** B5: commit new content for an open file (flush/fsync/release/truncate through the mount). */
   setContent(nodeId: number, blob: BlobRef, opts: { mtimeUs?: number } = {}): NodeInfo {
     return this.nodes.setContent(nodeId, blob, opts);
+  }
+
+  /** relatime: a read or listing moves atime when it is due (see NodeOps.accessed). */
+  accessed(seen: NodeInfo): void {
+    this.nodes.accessed(seen);
   }
 
   setattr(pathOrId: string | number, attrs: Attrs): NodeInfo {

@@ -18,7 +18,8 @@ import {
   validateName,
   type PathRole,
 } from './paths.js';
-import type { NodeRow, SpaceCtx, SpaceRows } from './space-rows.js';
+import { nowUs } from './engine.js';
+import type { NodeRow, OpClock, SpaceCtx, SpaceRows } from './space-rows.js';
 import type { NodeInfo } from './types.js';
 
 export interface Location {
@@ -93,12 +94,19 @@ export class Tree {
   readonly root: number;
   readonly trash: number;
   private readonly rows: SpaceRows;
+  private readonly clock: OpClock;
 
   constructor(ctx: SpaceCtx) {
     this.name = ctx.name;
     this.root = ctx.root;
     this.trash = ctx.trash;
     this.rows = ctx.rows;
+    this.clock = ctx.clock;
+  }
+
+  /** The operation's time inside a transaction (see `OpClock`), else the clock's. */
+  now(): number {
+    return this.clock.time ?? nowUs();
   }
 
   row(id: number): NodeRow | undefined {

@@ -47,7 +47,7 @@ export class LinkOps extends SpaceOps {
         kind: 'link',
         mode: S_IFLNK | 0o777,
         uid: opts.uid ?? 0,
-        gid: opts.gid ?? 0,
+        gid: this.edits.inheritGroup(parent, opts.gid, 0, false).gid,
         storage_class: this.edits.defaultClass() === 'ARCHIVE' ? 'STANDARD' : this.edits.defaultClass(),
         ...(bound ? { link_flavour: 'bound', link_node: bound } : { link_flavour: 'path', link_path: target, link_base: 'parent' }),
       });
@@ -57,6 +57,8 @@ export class LinkOps extends SpaceOps {
   }
 
   private bindableTarget(parentSegs: string[], target: string, ctx: ResolveContext): number | undefined {
+    // 'f/' and 'f/.' name a directory or nothing (ENOTDIR through them): never a file to bind to
+    if (/(^|\/)\.?$/.test(target)) return undefined;
     let start: string[];
     let rest: string;
     if (target.startsWith('/')) {
@@ -89,6 +91,7 @@ export class LinkOps extends SpaceOps {
         const link = this.edits.insertNode({
           kind: 'link',
           mode: S_IFLNK | 0o777,
+          gid: this.edits.inheritGroup(parent, undefined, 0, false).gid,
           storage_class: this.edits.defaultClass() === 'ARCHIVE' ? 'STANDARD' : this.edits.defaultClass(),
           link_flavour: 'bound',
           link_node: target.id,
@@ -154,7 +157,8 @@ export class LinkOps extends SpaceOps {
       if (existing && opts.forbidOverwrite) throw fail('ObjectAlreadyExists', 'an object with this key exists', key);
       const parent = this.edits.ensureDirs(segs.slice(0, -1), {}, key);
       const id = this.edits.occupy(parent, name, 'link', 'overwrite', key, (finalName) => {
-        const link = this.edits.insertNode({ kind: 'link', mode: S_IFLNK | 0o777, storage_class: effective, link_flavour: 'path', link_path: target, link_base: 'space' });
+        const gid = this.edits.inheritGroup(this.tree.row(parent)!, undefined, 0, false).gid;
+        const link = this.edits.insertNode({ kind: 'link', mode: S_IFLNK | 0o777, gid, storage_class: effective, link_flavour: 'path', link_path: target, link_base: 'space' });
         this.edits.attach(parent, finalName, link, 'link');
         return link;
       });

@@ -5,7 +5,6 @@
  */
 import { fail, SmhError } from '../../errors.js';
 import { checkConflict } from '../checks.js';
-import { nowUs } from '../engine.js';
 import type { Edits } from '../edits.js';
 import { joinPath, MAX_PATH_BYTES } from '../paths.js';
 import type { NodeRow, SpaceCtx } from '../space-rows.js';
@@ -56,7 +55,7 @@ export class TreeOps extends SpaceOps {
       this.rows.moveEntry(parent.id, name, src.row.id);
       this.edits.touchDir(src.parent!);
       this.edits.touchDir(parent.id);
-      this.rows.touchCtime(src.row.id, nowUs());
+      this.rows.touchCtime(src.row.id, this.tree.now());
       return this.edits.placed(src.row.id).info;
     });
   }
@@ -132,7 +131,7 @@ export class TreeOps extends SpaceOps {
         throw fail('OperationTooLarge', `a copy through this server may hold at most ${maxNodes} items; copy the directories inside it one by one`, subject);
       }
     };
-    const t = nowUs();
+    const t = this.tree.now();
     const copyOne = (r: NodeRow, into: number, as: string): number => {
       budget();
       const id = this.edits.insertNode({ ...r, atime: t, mtime: r.mtime, ctime: t, btime: t });
