@@ -2,8 +2,13 @@
  * `smhfs mount MOUNTPOINT`, `smhfs unmount MOUNTPOINT`, `smhfs stats MOUNTPOINT` (M1).
  *
  * The mount opens the library itself (not through `openLibrary`) because the page-cache options
- * (`--cache-size`, `--page-size`, `--readahead`) are fixed when a Library is constructed; it
- * closes it itself when the mount stops.
+ * (`--cache-size`, `--page-size`, `--readahead`, the disk cache) are fixed when a Library is
+ * constructed; it closes it itself when the mount stops.
+ *
+ * The on-disk cache (`--cache-dir`, `--cache-disk-size`; src/blob/disk-cache.ts) is on by default
+ * for an S3 library, in `<library>/cache`: remote bytes then survive a remount. It is off for a
+ * local store, whose blobs already are local files; `--cache-dir` turns it on there too, and
+ * `--cache-disk-size 0` turns it off.
  *
  * Test-only: `SMHFS_TEST_FAULTS='{"failRate":1,"failOps":["putFile"],"truncateRate":0.5,…}'` in
  * the environment wraps the mount's blob store in a FaultInjectingStore (src/blob/fault-store.ts)
@@ -13,6 +18,8 @@
 import { createConnection } from 'node:net';
 import { join, resolve } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
+import { DiskCache, type DiskCacheFaults } from '../../blob/disk-cache.js';
+import type { PageCacheStats } from '../../blob/page-cache.js';
 import { FaultInjectingStore, type FaultOptions } from '../../blob/fault-store.js';
 import { LocalBlobStore } from '../../blob/local-store.js';
 import type { BlobConfig } from '../../store/types.js';
@@ -31,6 +38,11 @@ export function parseSize(value: string): number {
   return n;
 }
 
+/** `parseSize`, where 0 means "off". */
+function parseSizeOrZero(value: string): number {
+  return value.trim() === '0' ? 0 : parseSize(value);
+}
+
 function parseSeconds(value: string): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n < 0 || n > 86400) throw new InvalidArgumentError('expected seconds, 0 to 86400.');
@@ -43,6 +55,8 @@ function collect(value: string, prev: string[]): string[] {
 
 interface MountCmdOptions {
   cacheSize: number;
+  cacheDir?: string;
+  cacheDiskSize: number;
   pageSize: number;
   readahead?: number;
   options: string[];
@@ -59,6 +73,8 @@ export function register(program: Command): void {
     .option('--cache-size <size>', 'page cache budget', parseSize, 256 * 1024 ** 2)
     .option('--page-size <size>', 'page cache page size', parseSize, 1024 ** 2)
     .option('--readahead <size>', 'largest readahead window per open file (default 16M; 64M on S3)', parseSize)
+    .option('--cache-dir <dir>', 'on-disk cache of remote bytes, kept across remounts (default: <library>/cache for an S3 library; none for a local one)')
+    .option('--cache-disk-size <size>', 'largest on-disk cache (0 turns it off)', parseSizeOrZero, DEFAULT_DISK_CACHE)
     .option('-o, --options <opts>', 'FUSE mount options, comma-separated, passed through (allow_other, …); repeatable', collect, [])
     .option('--attr-timeout <seconds>', 'how long the kernel caches attributes and names (changes by others show after it)', parseSeconds, 1)
     .option(
@@ -78,16 +94,32 @@ export function register(program: Command): void {
         // Readahead: SPEC B3's 16 MiB, but 64 MiB against an object store, whose per-request
         // latency needs several large requests in flight (cold 1 GiB from s3rver: 225 → 275 MB/s,
         // and less CPU on both sides). Always capped at a quarter of the cache by the page cache.
-        const cacheFor = (config: BlobConfig) => ({
-          cache: { maxBytes: o.cacheSize, pageSize: o.pageSize, readaheadMax: o.readahead ?? (isS3(config) ? 64 : 16) * 1024 ** 2 },
-        });
+        let disk: DiskCache | undefined;
+        const cacheFor = (config: BlobConfig) => {
+          const cacheDir = o.cacheDir !== undefined ? resolve(o.cacheDir) : isS3(config) ? join(dir, 'cache') : undefined;
+          if (cacheDir !== undefined && o.cacheDiskSize > 0) {
+            disk = new DiskCache({
+              dir: cacheDir,
+              maxBytes: o.cacheDiskSize,
+              // Pages waiting to be written are pinned in memory: a quarter of the budget at most.
+              maxPendingWriteBytes: Math.min(64 * 1024 ** 2, Math.floor(o.cacheSize / 4)),
+              ...(faults?.diskCache ? { faults: diskFaults(faults.diskCache) } : {}),
+            });
+          }
+          return {
+            cache: { maxBytes: o.cacheSize, pageSize: o.pageSize, readaheadMax: o.readahead ?? (isS3(config) ? 64 : 16) * 1024 ** 2, ...(disk ? { disk } : {}) },
+          };
+        };
         const { lib, blobStore } = await openLibraryWithBlobs(dir, g, cacheFor, (store) => {
           if (!faults) return store;
           process.stderr.write(`smhfs: mount: SMHFS_TEST_FAULTS is set: injecting faults ${JSON.stringify(faults)} (tests only)\n`);
-          return new FaultInjectingStore(store ?? new LocalBlobStore(join(dir, 'blobs')), faults);
+          const { diskCache: _onlyTheDiskCache, ...storeFaults } = faults;
+          if (Object.keys(storeFaults).length === 0) return store;
+          return new FaultInjectingStore(store ?? new LocalBlobStore(join(dir, 'blobs')), storeFaults);
         });
         const blobs = blobStore;
         try {
+          await disk?.open(); // never throws: an unusable folder means memory only, said in one line
           const spaceName = g.space ?? '-';
           const space = lib.space(spaceName);
           const { serve } = await import('../../fuse/server.js');
@@ -106,6 +138,8 @@ export function register(program: Command): void {
             }),
           });
         } finally {
+          // Finishes the disk cache's writes and releases its folder.
+          await lib.cache.close().catch(() => undefined);
           // No lib.idle(): a background purge may be long; tasks resume in the next process.
           lib.close();
           await blobStore?.close?.().catch(() => undefined);
@@ -173,8 +207,19 @@ export function register(program: Command): void {
     );
 }
 
+const DEFAULT_DISK_CACHE = 10 * 1024 ** 3;
+
+/** Faults for the mount's store and its disk cache (`diskCache: {"read": "EIO", "write": "ENOSPC"}`). */
+interface TestFaults extends FaultOptions {
+  diskCache?: Partial<Record<'read' | 'write', string>>;
+}
+
+function diskFaults(spec: Partial<Record<'read' | 'write', string>>): DiskCacheFaults {
+  return (op) => spec[op];
+}
+
 /** `SMHFS_TEST_FAULTS` (tests only): FaultOptions as JSON, or undefined when unset. */
-function testFaults(): FaultOptions | undefined {
+function testFaults(): TestFaults | undefined {
   const raw = process.env['SMHFS_TEST_FAULTS'];
   if (raw === undefined || raw === '') return undefined;
   let v: unknown;
@@ -184,7 +229,7 @@ function testFaults(): FaultOptions | undefined {
     throw new UsageError('SMHFS_TEST_FAULTS must be JSON fault options, e.g. {"failRate":1}');
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new UsageError('SMHFS_TEST_FAULTS must be a JSON object');
-  return v as FaultOptions;
+  return v as TestFaults;
 }
 
 interface StatsReply {
@@ -198,7 +243,7 @@ interface StatsReply {
   openHandles: number;
   openFiles: number;
   io: { commits: number; commitBytes: number; stagedCopies: number; bytesRead: number; bytesWritten: number };
-  cache?: { hits: number; misses: number; bytesFetched: number; prefetches: number; prefetchHits: number; retries: number; errors: number; cachedBytes: number };
+  cache?: PageCacheStats;
   blobs?: string;
   faults?: { injectedFailures: number; injectedTruncations: number };
   rssBytes?: number;
@@ -220,6 +265,15 @@ function printStats(s: StatsReply): void {
       `cache     ${mib(c.cachedBytes)} cached; ${c.hits} hits, ${c.misses} misses, ${c.prefetches} prefetches (${c.prefetchHits} used), ` +
         `${mib(c.bytesFetched)} fetched, ${c.retries} retries, ${c.errors} errors`,
     );
+    if (c.toRandom > 0 || c.unitFetches > 0) printLine(`random    ${c.toRandom} streams turned random (${c.toSequential} back), ${c.unitFetches} small reads`);
+    const d = c.disk;
+    if (d) {
+      printLine(
+        `disk      ${d.state}, ${d.dir}: ${mib(d.bytes)} of ${mib(d.maxBytes)} in ${d.entries} files; ${d.hits} hits, ${d.misses} misses, ` +
+          `${mib(d.bytesRead)} read, ${mib(d.bytesWritten)} written, ${d.evictions} evictions, ${d.corrupt} corrupt, ${d.errors} errors` +
+          (d.writesDropped > 0 ? `, ${d.writesDropped} writes skipped` : ''),
+      );
+    }
   }
   if (s.faults) printLine(`faults    injected ${s.faults.injectedFailures} failures, ${s.faults.injectedTruncations} truncations (SMHFS_TEST_FAULTS)`);
   printLine('op              calls   errors   avg ms');
