@@ -44,8 +44,9 @@ bench-deps: deps
 	@missing=""; for p in $(BENCH_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
+# Options go in BENCH_ARGS, e.g. make bench BENCH_ARGS='--only remote --runs 3'.
 bench: build bench-deps
-	node dist/bench/run.js
+	node dist/bench/run.js $(BENCH_ARGS)
 
 clean:
 	rm -rf dist
