@@ -406,3 +406,35 @@ t.test('a unit as large as a page turns random-access detection off', async (t) 
   t.notOk(store.calls.some((c) => c.length !== RPS), 'pages only');
   t.equal(cache.stats().toRandom, 0);
 });
+
+t.test('B3/random: a random stream on a local store fetches missing units synchronously (readCachedSync)', async (t) => {
+  const { LocalBlobStore } = await import('../src/blob/local-store.js');
+  const { mkdtemp, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = await mkdtemp(join(tmpdir(), 'smhfs-pc-sync-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const local = new LocalBlobStore(dir);
+  t.teardown(() => local.close());
+  const bytes = randomBytes(32 * RPS + 5000);
+  const { key } = await local.putStream(bytes);
+  const cache = new PageCache({ store: local, pageSize: RPS, unitSize: RUS, maxBytes: 16 * RPS });
+  const s = cache.openStream();
+  t.equal(cache.readCachedSync(key, bytes.length, 20 * RPS, 100, s, true), undefined, 'a stream not known to be random: no sync fetch');
+  await cache.read(key, bytes.length, 20 * RPS, 100, s); // opens the blob's descriptor
+  await cache.read(key, bytes.length, 3 * RPS + 10, 100, s);
+  t.ok(s.random, 'random now');
+  const before = cache.stats();
+  for (const off of [7 * RPS + 1, 30 * RPS + RUS - 50, 32 * RPS + 4000, 11 * RPS]) {
+    const lease = cache.readCachedSync(key, bytes.length, off, 4096, s, true);
+    t.ok(lease, `answered synchronously at ${off}`);
+    t.ok(Buffer.concat(lease!.parts).equals(bytes.subarray(off, off + 4096)), `bytes at ${off}`);
+  }
+  const after = cache.stats();
+  t.equal(after.misses - before.misses, 7, 'seven units fetched (three reads crossed a unit boundary)');
+  t.equal(after.bytesFetched - before.bytesFetched, 6 * RUS + (5000 - RUS), 'only those units\' bytes (the last one short)');
+  t.equal(cache.readCachedSync(key, bytes.length, 9 * RPS, 100, s, false), undefined, 'without fetchSync: only what is cached');
+  const lease = cache.readCachedSync(key, bytes.length, 7 * RPS + 1, 100, s, false);
+  t.ok(lease && Buffer.concat(lease.parts).equals(bytes.subarray(7 * RPS + 1, 7 * RPS + 101)), 'a unit fetched synchronously is cached like any other');
+  t.ok(cache.stats().cachedBytes <= 16 * RPS, 'within budget');
+});

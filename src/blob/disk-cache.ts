@@ -29,8 +29,8 @@
  * Faults never reach a reader: a full disk (ENOSPC/EDQUOT) or a failing one (EIO, EROFS…) on a
  * write turns writes off for a while with one log line (evicting a tenth of the cache on ENOSPC,
  * to give the space back); a read that fails or does not verify is a miss. Writes are
- * fire-and-forget with a bounded backlog: when the disk cannot keep up, pages are not written
- * (counted in `writesDropped`) rather than held in memory.
+ * fire-and-forget with a bounded backlog (4 at a time on the thread pool): when the disk cannot
+ * keep up, pages are not written (counted in `writesDropped`) rather than held in memory.
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -63,9 +63,9 @@ export interface DiskCacheOptions {
   log?: (line: string) => void;
   /** How long writes stay off after a full or failing disk (default 60 s). */
   retryAfterMs?: number;
-  /** Bytes of writes queued or running at most; more are dropped (default 64 MiB). */
+  /** Bytes of writes queued or running at most; more are dropped (default 128 MiB). */
   maxPendingWriteBytes?: number;
-  /** Writes running at once (default 2: the thread pool also serves reads). */
+  /** Writes running at once (default 4, the thread pool's size: a cold S3 read at 400 MB/s needs them). */
   writeConcurrency?: number;
   /**
    * Share of the cache's file system kept free for everything else (default 0.05): below it the
@@ -158,8 +158,8 @@ export class DiskCache {
     this.unitSize = opts.unitSize ?? 64 * 1024;
     this.#log = opts.log ?? ((line) => process.stderr.write(`${line}\n`));
     this.#retryAfterMs = opts.retryAfterMs ?? 60_000;
-    this.#maxPendingBytes = opts.maxPendingWriteBytes ?? 64 * 1024 * 1024;
-    this.#writeConcurrency = opts.writeConcurrency ?? 2;
+    this.#maxPendingBytes = opts.maxPendingWriteBytes ?? 128 * 1024 * 1024;
+    this.#writeConcurrency = opts.writeConcurrency ?? 4;
     this.#faults = opts.faults;
     this.#minFreeRatio = opts.minFreeRatio ?? 0.05;
     if (!Number.isSafeInteger(this.unitSize) || this.unitSize < 4096) throw new Error(`disk cache: unitSize must be ≥ 4096, got ${this.unitSize}`);

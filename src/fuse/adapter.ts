@@ -419,7 +419,8 @@ export class FuseAdapter {
   #cachedRead(h: Handle, buf: Buffer, len: number, pos: number): number | undefined {
     const node = h.node;
     if (this.#readsWaiting > 0 || node.staging || node.preparing || !node.blob || pos >= node.blobSize) return undefined;
-    const lease = this.#lib.cache?.readCachedSync(node.blob, node.blobSize, pos, len, h.stream);
+    // Random readers of a local blob fetch missing units right here (a pread): see page-cache.ts.
+    const lease = this.#lib.cache?.readCachedSync(node.blob, node.blobSize, pos, len, h.stream, true);
     if (!lease) return undefined;
     const n = lease.copyTo(buf.subarray(0, len));
     this.files.stats.bytesRead += n;

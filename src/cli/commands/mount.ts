@@ -101,8 +101,8 @@ export function register(program: Command): void {
             disk = new DiskCache({
               dir: cacheDir,
               maxBytes: o.cacheDiskSize,
-              // Pages waiting to be written are pinned in memory: a quarter of the budget at most.
-              maxPendingWriteBytes: Math.min(64 * 1024 ** 2, Math.floor(o.cacheSize / 4)),
+              // Pages waiting to be written stay in memory (counted in --cache-size): half of it at most.
+              maxPendingWriteBytes: Math.min(128 * 1024 ** 2, Math.floor(o.cacheSize / 2)),
               ...(faults?.diskCache ? { faults: diskFaults(faults.diskCache) } : {}),
             });
           }
