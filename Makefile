@@ -3,12 +3,23 @@
 
 SHELL := /bin/bash
 NODE_DEPS_STAMP := node_modules/.package-lock.json
-LIBRARY ?= $(HOME)/.local/share/smhfs/default
+BUILD_STAMP := dist/.build-stamp
+# Empty: the CLI's own default ($$SMHFS_LIBRARY, else $$XDG_DATA_HOME/smhfs/default, else
+# ~/.local/share/smhfs/default), so `make run` and `smhfs …` always mean the same library.
+LIBRARY ?=
 MOUNTPOINT ?= $(CURDIR)/mnt
 APT_PACKAGES := libfuse2 fuse
 BENCH_PACKAGES := bindfs fio rclone s3fs
+# `make install` (as root): smhfs on the PATH, mount(8) helpers, man page, bash completion.
+PREFIX ?= /usr/local
+SBINDIR ?= /sbin
+MANDIR ?= $(PREFIX)/share/man
+BASH_COMPLETION_DIR ?= $(PREFIX)/share/bash-completion/completions
+NODE := $(shell command -v node)
+CLI := $(CURDIR)/dist/src/cli/main.js
+SOURCES := $(shell find src test bench -name '*.ts' 2>/dev/null) tsconfig.json package.json
 
-.PHONY: all deps system-deps build run test bench clean
+.PHONY: all deps system-deps build run test bench bench-scale clean install install-files uninstall
 
 all: build
 
@@ -22,23 +33,64 @@ system-deps:
 	fi
 
 $(NODE_DEPS_STAMP): package.json package-lock.json
-	npm ci --no-audit --no-fund
+	@echo "installing dependencies (npm ci, native modules built from source), ~3 minutes the first time"
+	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 deps: system-deps $(NODE_DEPS_STAMP)
 
-build: deps
-	rm -rf dist
-	npx tsc -p tsconfig.json
-	@chmod +x dist/src/cli/main.js
+# Incremental: nothing to do when no source changed; tsc recompiles only what did.
+build: deps $(BUILD_STAMP)
 
+$(BUILD_STAMP): $(SOURCES) $(NODE_DEPS_STAMP)
+	npx tsc -p tsconfig.json --incremental --tsBuildInfoFile dist/.tsbuildinfo
+	@chmod +x dist/src/cli/main.js
+	@commit=$$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown); \
+	if [ "$$commit" != unknown ] && [ -n "$$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then commit="$$commit+dirty"; fi; \
+	echo "{\"commit\": \"$$commit\"}" > dist/build-info.json
+	@touch $@
+
+# As root: installs smhfs (make install) so the commands below work as printed.
 run: build
 	@mkdir -p "$(MOUNTPOINT)"
-	@echo "Mounting library $(LIBRARY) at $(MOUNTPOINT). Stop with Ctrl-C (or: node dist/src/cli/main.js unmount $(MOUNTPOINT))."
-	node dist/src/cli/main.js mount "$(MOUNTPOINT)" --library "$(LIBRARY)"
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory install >/dev/null && echo "smhfs: installed $(PREFIX)/bin/smhfs and $(SBINDIR)/mount.smhfs (make uninstall removes them)"; \
+	elif ! command -v smhfs >/dev/null; then echo "smhfs: to type smhfs in another shell: sudo make install   (or: alias smhfs='$(NODE) $(CLI)')"; fi
+	@echo "smhfs: mounting at $(MOUNTPOINT); stop with Ctrl-C, or from another shell: smhfs unmount $(MOUNTPOINT)"
+	@$(NODE) $(CLI) mount "$(MOUNTPOINT)" $(if $(LIBRARY),--library "$(LIBRARY)")
 
-test: build
+# From scratch, as CI does: no compiled test of a deleted source survives.
+test: deps
+	rm -rf dist
+	$(MAKE) --no-print-directory build
 	npx tap
+
+# smhfs on the PATH, /sbin/mount.smhfs and /sbin/mount.fuse.smhfs for mount(8) and fstab
+# (`mount -t smhfs` / `-t fuse.smhfs`), the man page and bash completion. The scripts run this
+# checkout's build with this node, by absolute path: mount(8) at boot has a minimal PATH.
+# DESTDIR for packaging; PREFIX, SBINDIR, MANDIR, BASH_COMPLETION_DIR to relocate.
+install: build
+	@$(MAKE) --no-print-directory install-files
+
+# The files only, from the current build (tests install into a temporary PREFIX with this).
+install-files:
+	@test -n "$(NODE)" || { echo "smhfs: node is not on the PATH"; exit 1; }
+	@test -f "$(CLI)" || { echo "smhfs: not built yet: make build"; exit 1; }
+	install -d "$(DESTDIR)$(PREFIX)/bin" "$(DESTDIR)$(MANDIR)/man1" "$(DESTDIR)$(BASH_COMPLETION_DIR)"
+	printf '#!/bin/sh\nexec "%s" "%s" "$$@"\n' '$(NODE)' '$(CLI)' > "$(DESTDIR)$(PREFIX)/bin/smhfs.tmp"
+	chmod 755 "$(DESTDIR)$(PREFIX)/bin/smhfs.tmp" && mv -f "$(DESTDIR)$(PREFIX)/bin/smhfs.tmp" "$(DESTDIR)$(PREFIX)/bin/smhfs"
+	@if [ -n "$(SBINDIR)" ]; then \
+	  install -d "$(DESTDIR)$(SBINDIR)" && \
+	  printf '#!/bin/sh\n# mount(8) helper: mount -t smhfs|fuse.smhfs LIBRARY DIR -o OPTIONS\nexec "%s" "%s" --mount-helper "$$@"\n' '$(NODE)' '$(CLI)' > "$(DESTDIR)$(SBINDIR)/mount.smhfs.tmp" && \
+	  chmod 755 "$(DESTDIR)$(SBINDIR)/mount.smhfs.tmp" && mv -f "$(DESTDIR)$(SBINDIR)/mount.smhfs.tmp" "$(DESTDIR)$(SBINDIR)/mount.smhfs" && \
+	  ln -sf mount.smhfs "$(DESTDIR)$(SBINDIR)/mount.fuse.smhfs" && \
+	  echo "install $(DESTDIR)$(SBINDIR)/mount.smhfs $(DESTDIR)$(SBINDIR)/mount.fuse.smhfs"; \
+	fi
+	$(NODE) $(CLI) man > "$(DESTDIR)$(MANDIR)/man1/smhfs.1"
+	$(NODE) $(CLI) completion bash > "$(DESTDIR)$(BASH_COMPLETION_DIR)/smhfs"
+
+uninstall:
+	rm -f "$(DESTDIR)$(PREFIX)/bin/smhfs" "$(DESTDIR)$(MANDIR)/man1/smhfs.1" "$(DESTDIR)$(BASH_COMPLETION_DIR)/smhfs"
+	@if [ -n "$(SBINDIR)" ]; then rm -f "$(DESTDIR)$(SBINDIR)/mount.smhfs" "$(DESTDIR)$(SBINDIR)/mount.fuse.smhfs"; fi
 
 bench-deps: deps
 	@missing=""; for p in $(BENCH_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -47,6 +99,11 @@ bench-deps: deps
 # Options go in BENCH_ARGS, e.g. make bench BENCH_ARGS='--only remote --runs 3'.
 bench: build bench-deps
 	node dist/bench/run.js $(BENCH_ARGS)
+
+# Does an operation's cost grow with the library? (issue 15; `make bench --scale` is not a thing
+# make accepts). Options: make bench-scale BENCH_ARGS='--sizes 10000,100000 --pin both'
+bench-scale: build bench-deps
+	node dist/bench/run.js --scale $(BENCH_ARGS)
 
 clean:
 	rm -rf dist

@@ -10,6 +10,9 @@
  * Options: `--size-mib N` (read file, default 1024), `--write-mib N` (256), `--links N` (10000),
  * `--runs N` (3; the median is reported), `--only local|remote` (default both; remote is
  * bench/remote.ts, with `--random-sec N`, `--rss-gib N` (4; 0 skips) and `--no-rss-s3`).
+ *
+ * `--scale` runs only the scale bench (bench/scale.ts; `make bench-scale`): `--sizes 10000,100000`,
+ * `--mem-files N` (300000; 0 skips the memory test), `--pin both|yes|no` (both).
  */
 import { spawn, execFile } from 'node:child_process';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
@@ -276,20 +279,42 @@ async function cleanupMounts(): Promise<void> {
 
 // `--only local|remote` picks a part (default both): local = the bindfs comparison above,
 // remote = bench/remote.ts (S3 via s3rver, rclone, s3fs, the fuse-native ceiling, peak RSS).
+// `--scale` is the scale bench alone (bench/scale.ts).
+const SCALE = process.argv.includes('--scale');
 const ONLY = (() => {
+  if (SCALE) return 'scale';
   const i = process.argv.indexOf('--only');
   const v = i > 0 ? process.argv[i + 1] : 'all';
   if (v !== 'all' && v !== 'local' && v !== 'remote') throw new Error(`--only ${v}: expected local or remote`);
   return v;
 })();
 
-try {
-  if (ONLY !== 'remote') await main();
-} finally {
-  await cleanupMounts();
-  if (!KEEP) await rm(BASE, { recursive: true, force: true }).catch(() => undefined);
+if (SCALE) {
+  if (process.getuid?.() !== 0) throw new Error('the bench needs root (drop_caches, mounts)');
+  const i = process.argv.indexOf('--sizes');
+  const sizes = (i > 0 ? process.argv[i + 1]! : '10000,100000').split(',').map(Number);
+  if (sizes.length < 2 || sizes.some((n) => !Number.isInteger(n) || n < 10)) throw new Error('--sizes: two or more whole numbers, e.g. 10000,100000');
+  const p = process.argv.indexOf('--pin');
+  const pinArg = p > 0 ? process.argv[p + 1] : 'both';
+  if (pinArg !== 'both' && pinArg !== 'yes' && pinArg !== 'no') throw new Error(`--pin ${pinArg}: expected both, yes or no`);
+  const { runScale } = await import('./scale.js');
+  const report = await runScale({
+    root: ROOT,
+    sizes,
+    memFiles: arg('mem-files', 300_000),
+    pinned: pinArg === 'both' ? [false, true] : [pinArg === 'yes'],
+    keep: KEEP,
+  });
+  process.stdout.write(`${report}\n`);
 }
-if (ONLY !== 'local') {
+
+try {
+  if (ONLY === 'all' || ONLY === 'local') await main();
+} finally {
+  if (!SCALE) await cleanupMounts();
+  if (!KEEP && !SCALE) await rm(BASE, { recursive: true, force: true }).catch(() => undefined);
+}
+if (ONLY === 'all' || ONLY === 'remote') {
   if (process.getuid?.() !== 0) throw new Error('the bench needs root (drop_caches, mounts)');
   const { runRemote } = await import('./remote.js');
   const report = await runRemote({

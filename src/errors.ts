@@ -20,6 +20,7 @@ export const ERROR_CODES = [
   'FileNameLengthExceed',
   'DirectoryNameLengthExceed',
   'LinkTargetTooLong', // N2: a link target over 4095 bytes
+  'PathTooLong', // a path over 4095 bytes (PATH_MAX semantics), given or about to be made by a copy
   'InvalidFileName', // empty, contains '/' or NUL, '.' or '..'
   'NameNotUtf8', // D5: a name or link target whose bytes are not valid UTF-8 (never altered, refused)
   'InvalidSourceFile', // a bad source: a '..' segment, a link to a directory or to a link (L2)
@@ -32,6 +33,8 @@ export const ERROR_CODES = [
   'MoveIntoItself', // rename of a directory into its own subtree (EINVAL)
   'CrossSpace', // rename/link across spaces (EXDEV)
   'TooManyLinks', // ELOOP while resolving a path through links
+  'LinkLimitExceeded', // a file already has the most bound links one file may have (EMLINK)
+  'OperationTooLarge', // one request would do more synchronous work than the server allows (a huge copy)
   // permissions / capabilities
   'ReadOnly', // writes into the recycle-bin view (T3) -> EPERM
   'NotPermitted', // hard links (L17), ownership changes a non-owner may not make

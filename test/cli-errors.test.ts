@@ -1,7 +1,7 @@
 /**
- * CLI exit codes and messages: 1 with one line `smhfs: <command>: <subject>: <status> <code>…`
- * for a domain error, 2 for usage errors, parseable `--json`, a clear message for a folder that
- * is not a library.
+ * CLI exit codes and messages: 1 with one line `smhfs: <command>: <subject>: <words> (<code>)`
+ * for a domain error (shell words, the SMH code last, no HTTP status), 2 for usage errors,
+ * parseable `--json`, a clear message for a folder that is not a library.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -32,7 +32,7 @@ t.test('C1: ln onto an existing name with --conflict ask: exit 1, one exact line
   t.equal(r.out, '', 'nothing on stdout');
   const errLines = lines(r.stderr);
   t.equal(errLines.length, 1, 'exactly one line on stderr');
-  t.match(errLines[0], /^smhfs: ln: links\/cat: 409 SameNameDirectoryOrFileExists(: \S.*)?$/, 'names the command, path, status and code');
+  t.match(errLines[0], /^smhfs: ln: links\/cat: a file or directory with the same name exists \(SameNameDirectoryOrFileExists\)$/, 'names the command, the path, what happened and the code');
   t.equal((await run('--json', 'ls', '-l', 'links')).out, before, 'nothing changed');
   // The default strategy (rename) succeeds with a new name.
   const renamed = await run('ln', 'photos/cat.jpg', 'links/cat');
@@ -43,26 +43,29 @@ t.test('C1: ln onto an existing name with --conflict ask: exit 1, one exact line
 t.test('domain errors name the path and the rule', async (t) => {
   const { run } = await setup(t);
   const cases: Array<[string[], RegExp]> = [
-    [['stat', 'nope'], /^smhfs: stat: nope: 404 FileNotFound(: .*)?$/],
-    [['ln', 'missing.jpg', 'links/x'], /^smhfs: ln: missing\.jpg: 404 SourceFileNotFound(: .*)?$/],
-    [['ln', 'photos', 'links/dir'], /^smhfs: ln: photos: 400 InvalidSourceFile(: .*)?$/],
-    [['ln', 'links/cat', 'links/second'], /^smhfs: ln: links\/cat: 400 InvalidSourceFile(: .*)?$/],
-    [['trash', 'restore', '999'], /^smhfs: trash restore: 999: 404 RecycledItemNotFound(: .*)?$/],
-    [['trash', 'purge', '999'], /^smhfs: trash purge: 999: 404 RecycledItemNotFound(: .*)?$/],
-    [['cat', 'photos'], /^smhfs: cat: photos: 409 IsADirectory(: .*)?$/],
-    [['mkdir', 'photos'], /^smhfs: mkdir: photos: 409 SameNameDirectoryOrFileExists(: .*)?$/],
-    [['mkdir', `${'x'.repeat(256)}`], /^smhfs: mkdir: x+: 400 DirectoryNameLengthExceed(: .*)?$/],
-    [['mv', 'photos', '../outside'], /^smhfs: mv: \S+: 400 InvalidDestinationPath(: .*)?$/],
+    [['stat', 'nope'], /^smhfs: stat: nope: no such file or directory \(FileNotFound\)$/],
+    [['cat', 'links/nope'], /^smhfs: cat: links\/nope: no such file or directory \(FileNotFound\)$/],
+    [['ln', 'missing.jpg', 'links/x'], /^smhfs: ln: missing\.jpg: the link target does not exist \(SourceFileNotFound\)$/],
+    [['ln', 'photos', 'links/dir'], /^smhfs: ln: photos: symbolic links to directories are not supported \(InvalidSourceFile\)$/],
+    [['ln', 'links/cat', 'links/second'], /^smhfs: ln: links\/cat: secondary symbolic links are not supported \(InvalidSourceFile\)$/],
+    [['trash', 'restore', '999'], /^smhfs: trash restore: 999: no recycle-bin item 999 \(RecycledItemNotFound\)$/],
+    [['trash', 'purge', '999'], /^smhfs: trash purge: 999: no recycle-bin item 999 \(RecycledItemNotFound\)$/],
+    [['cat', 'photos'], /^smhfs: cat: photos: is a directory \(IsADirectory\)$/],
+    [['mkdir', 'photos'], /^smhfs: mkdir: photos: a file or directory with the same name exists \(SameNameDirectoryOrFileExists\)$/],
+    [['mkdir', `${'x'.repeat(256)}`], /^smhfs: mkdir: x+: name is 256 bytes, the limit is 255 \(DirectoryNameLengthExceed\)$/],
+    [['mv', 'photos', '../outside'], /^smhfs: mv: \S+: '\.\.' segments are not allowed in a path \(InvalidDestinationPath\)$/],
+    [['rm', 'photos'], /^smhfs: rm: photos: directory not empty \(remove it recursively\) \(DirectoryNotEmpty\)$/],
   ];
   for (const [args, re] of cases) {
     const r = await run(...args);
     t.equal(r.code, 1, `${args.join(' ')}: exit 1`);
     t.equal(lines(r.stderr).length, 1, `${args.join(' ')}: one line`);
     t.match(r.stderr.trimEnd(), re, `${args.join(' ')}: ${r.stderr.trimEnd()}`);
+    t.notMatch(r.stderr, /\b[45]\d\d\b/, `${args.join(' ')}: no HTTP status in a shell message`);
   }
   const ls = await run('--space', 'nosuch', 'ls');
   t.equal(ls.code, 1);
-  t.match(ls.stderr, /^smhfs: ls: nosuch: 404 SpaceNotFound/, 'an unknown space');
+  t.match(ls.stderr, /^smhfs: ls: nosuch: no space 'nosuch' in this library \(SpaceNotFound\)\n$/, 'an unknown space');
   const put = await run('put', './no-such-local-file', 'x');
   t.equal(put.code, 1);
   t.match(put.stderr, /^smhfs: put: .*no-such-local-file: no such file or directory \(ENOENT\)\n$/, 'a missing local file');
@@ -80,6 +83,11 @@ t.test('usage errors exit 2', async (t) => {
     [['ls', '--bogus'], /unknown option '--bogus'/],
     [['stat', 'a', 'b'], /too many arguments/],
     [[], /Usage: smhfs/],
+    [['--library', '', 'ls'], /--library <dir>.*must not be empty/],
+    [['mount', './mnt', '--readahead', '1T'], /'1T' is invalid\. "1T" is out of range: 64K to 1G/],
+    [['mount', './mnt', '--cache-size', '12'], /out of range: 16M to/],
+    [['mount', './mnt', '--umask', '999'], /expected an octal umask/],
+    [['completion', 'tcsh'], /value 'tcsh' is invalid for argument 'shell'. Allowed choices are bash, zsh, fish/],
   ];
   for (const [args, re] of cases) {
     const r = await run(...args);
@@ -90,7 +98,7 @@ t.test('usage errors exit 2', async (t) => {
   t.equal((await run('stat', 'photos')).code, 0, 'photos is still there');
   const help = await run('--help');
   t.equal(help.code, 0, '--help exits 0');
-  t.match(help.out, /Commands:[\s\S]*trash/);
+  t.match(help.out, /Library commands[^\n]*:[\s\S]*trash[\s\S]*Mount:[\s\S]*mount/);
 });
 
 t.test('--json output parses', async (t) => {
@@ -126,7 +134,7 @@ t.test('a folder that is not a library gives a clear message', async (t) => {
   const r = await smhfs(dir, notLib, ['ls']);
   t.equal(r.code, 1, 'exit 1');
   t.equal(lines(r.stderr).length, 1, 'one line');
-  t.match(r.stderr, /^smhfs: ls: \S*papers: NotALibrary: .+$/m, `clear message: ${r.stderr.trimEnd()}`);
+  t.match(r.stderr, /^smhfs: ls: \S*papers: is not empty and holds no smhfs library; choose an empty or new folder \(NotALibrary\)$/m, `clear message: ${r.stderr.trimEnd()}`);
   const file = join(dir, 'plain-file');
   writeFileSync(file, 'x');
   const f = await smhfs(dir, file, ['ls']);

@@ -121,7 +121,7 @@ t.test('put - reads standard input; cp makes a second bound link; ls -l of a fil
   const cat = await smhfs(dir, lib, ['cat', 'l2']);
   t.ok(cat.stdout.equals(bytes), 'cat through the copied link');
   const ls = await smhfs(dir, lib, ['ls', '-l', 'notes.txt']);
-  t.match(ls.out, /^-\S+ +17 +\S+ \S+ +notes\.txt\n$/, 'ls -l of one file shows that file');
+  t.match(ls.out, /^-\S+ +\S+ +\S+ +17 +\S+ \S+ +notes\.txt\n$/, 'ls -l of one file shows that file (mode, owner, group, size, time, name)');
   // mv into a directory with a trailing slash.
   t.equal((await smhfs(dir, lib, ['mkdir', 'docs'])).code, 0);
   const mv = await smhfs(dir, lib, ['mv', 'notes.txt', 'docs/']);

@@ -118,7 +118,7 @@ t.test('ranges past the end, unknown ids, bad tokens: errors and nothing changes
   );
   await bad(t, h, 'upload without the grant', 403, 'NoPermission', () => h.smh('PUT', 'file', 'up.bin', { body: 'data', token: linker }));
   await bad(t, h, 'token endpoint with a wrong secret', 403, 'InvalidLibraryIdOrSecret', () =>
-    h.fetch('GET', `/api/v1/token?library_id=${h.libId}&library_secret=nope&grant=admin`),
+    h.fetch('POST', `/api/v1/token?library_id=${h.libId}&grant=admin`, { headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'library_secret=nope' }),
   );
 });
 

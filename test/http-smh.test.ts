@@ -354,21 +354,28 @@ t.test('H2: access tokens, grants (C5), token endpoint', async (t) => {
   await upload(h, 'f.txt', 'F');
   await upload(h, 'g.txt', 'G');
 
-  // Token endpoint, shaped like SMH's.
-  const tr = await h.fetch('GET', `/api/v1/token?library_id=${h.libId}&library_secret=${h.lib.librarySecret}&space_id=-&grant=create_symlink,upload_file&period=600`);
+  // Token endpoint, shaped like SMH's, except that the secret travels in a POST body (form or
+  // JSON), never in the URL.
+  const secret = h.lib.rotateLibrarySecret();
+  const form = (params: Record<string, string>) => ({ headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(params).toString() });
+  const tr = await h.fetch('POST', `/api/v1/token?library_id=${h.libId}&space_id=-&grant=create_symlink,upload_file&period=600`, form({ library_secret: secret }));
   t.equal(tr.status, 200, tr.text);
   t.same(Object.keys(tr.json).sort(), ['accessToken', 'expiresIn']);
   t.equal(tr.json.expiresIn, 600);
   const tok = tr.json.accessToken as string;
-  t.equal((await h.fetch('GET', `/api/v1/token?library_id=${h.libId}&library_secret=${h.lib.librarySecret}`)).json.expiresIn, 86400, 'default period');
-  const post = await h.fetch('POST', `/api/v1/token?library_id=${h.libId}&library_secret=${h.lib.librarySecret}&grant=admin`);
-  t.equal(post.status, 200);
-  expectError(t, await h.fetch('GET', `/api/v1/token?library_id=${h.libId}&library_secret=wrong`), 403, 'InvalidLibraryIdOrSecret', 'wrong secret');
-  expectError(t, await h.fetch('GET', `/api/v1/token?library_id=other&library_secret=${h.lib.librarySecret}`), 403, 'InvalidLibraryIdOrSecret', 'wrong library');
-  expectError(t, await h.fetch('GET', `/api/v1/token?library_id=${h.libId}`), 400, 'InvalidArgument', 'missing secret');
-  expectError(t, await h.fetch('GET', `/api/v1/token?library_id=${h.libId}&library_secret=${h.lib.librarySecret}&grant=fly`), 400, 'InvalidArgument', 'unknown grant');
-  expectError(t, await h.fetch('GET', `/api/v1/token?library_id=${h.libId}&library_secret=${h.lib.librarySecret}&space_id=nope`), 404, 'SpaceNotFound', 'unknown space');
-  expectError(t, await h.fetch('GET', `/api/v1/token?library_id=${h.libId}&library_secret=${h.lib.librarySecret}&period=0`), 400, 'InvalidArgument', 'period 0');
+  t.equal((await h.fetch('POST', `/api/v1/token`, form({ library_id: h.libId, library_secret: secret }))).json.expiresIn, 86400, 'default period; every parameter in the body');
+  const post = await h.fetch('POST', `/api/v1/token?grant=admin`, { headers: { 'content-type': 'application/json' }, body: JSON.stringify({ library_id: h.libId, library_secret: secret }) });
+  t.equal(post.status, 200, 'a JSON body');
+  expectError(t, await h.fetch('POST', `/api/v1/token?library_id=${h.libId}`, form({ library_secret: 'wrong' })), 403, 'InvalidLibraryIdOrSecret', 'wrong secret');
+  expectError(t, await h.fetch('POST', `/api/v1/token?library_id=other`, form({ library_secret: secret })), 403, 'InvalidLibraryIdOrSecret', 'wrong library');
+  expectError(t, await h.fetch('POST', `/api/v1/token?library_id=${h.libId}`), 400, 'InvalidArgument', 'missing secret');
+  const inUrl = await h.fetch('GET', `/api/v1/token?library_id=${h.libId}&library_secret=${secret}`);
+  expectError(t, inUrl, 400, 'InvalidArgument', 'the secret in the URL is refused');
+  t.notMatch(inUrl.text, secret, 'and not echoed');
+  expectError(t, await h.fetch('POST', `/api/v1/token?library_id=${h.libId}&grant=fly`, form({ library_secret: secret })), 400, 'InvalidArgument', 'unknown grant');
+  expectError(t, await h.fetch('POST', `/api/v1/token?library_id=${h.libId}&space_id=nope`, form({ library_secret: secret })), 404, 'SpaceNotFound', 'unknown space');
+  expectError(t, await h.fetch('POST', `/api/v1/token?library_id=${h.libId}&period=0`, form({ library_secret: secret })), 400, 'InvalidArgument', 'period 0');
+  expectError(t, await h.fetch('POST', `/api/v1/token?library_id=${h.libId}`, form({ library_secret: secret, color: 'red' })), 400, 'InvalidArgument', 'unknown body field');
 
   // The token works, as query parameter and as Bearer.
   t.equal((await linkTo(h, 'l1', 'f.txt', {}, tok)).status, 200);

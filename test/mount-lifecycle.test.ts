@@ -81,7 +81,8 @@ if (why) {
     t.equal(await isMounted(m.mountpoint), false);
     t.equal(await m.stop(), 0, 'the server exits 0 after an unmount by someone else');
     const none = await smhfs(['unmount', m.mountpoint]);
-    t.equal(none.code, 2, 'not mounted: a usage error');
+    t.equal(none.code, 1, 'not mounted: exit 1 (an error, not a usage error)');
+    t.match(none.stderr, /: not mounted \(NotMounted\)\n$/);
   });
 
   t.test('B6: SIGKILL during a write; the next mount recovers the stale mountpoint; the library is intact', async (t) => {

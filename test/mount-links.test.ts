@@ -80,7 +80,10 @@ if (why) {
     t.equal((await run('readlink l10/l')).trim(), 't.txt');
     t.equal((await run('cat l10/l')).trim(), 'v4', 'rename(2) of another file over the target: rebound');
     t.same(await flavours('l10/l'), ['bound']);
-    t.equal((await run('ls .trash')).includes('t.txt'), false, 'the replaced version is not in the bin');
+    const replaced = (await trashList(m)).filter((i) => i.originalPath === 'l10/t.txt');
+    t.equal(replaced.length, 1, 'T1: the version rename(2) replaced is in the bin');
+    t.same(replaced[0]?.links, [], 'without the link, which stayed bound to the new file');
+    t.equal((await run(`cat '.trash/${replaced[0]!.id}-t.txt'`)).trim(), 'v3', 'with its content');
   });
 
   t.test('L11: a link renamed over the target counts as deleting it (L12 applies)', async (t) => {

@@ -103,7 +103,7 @@ if (why) {
     const t0 = Date.now();
     const missing = await smhfs(['--library', lib, ...blobArgs('no-such-bucket'), 'mount', mnt], { env, timeoutMs: 20_000 });
     t.equal(missing.code, 1);
-    t.match(missing.stderr, /^smhfs: mount: .*no-such-bucket.* does not exist\n$/, 'one line naming the bucket');
+    t.match(missing.stderr, /^smhfs: mount: .*no-such-bucket.* does not exist \(BlobUnavailable\)\n$/, 'one line naming the bucket');
     const sockets = new Set<Socket>();
     const silent = createServer((c) => {
       sockets.add(c);
@@ -119,7 +119,7 @@ if (why) {
     const hung = await smhfs(['--library', lib, ...blobArgs('smhfs-mnt', endpoint), 'mount', mnt], { env, timeoutMs: 20_000 });
     const ms = Date.now() - t1;
     t.equal(hung.code, 1);
-    t.match(hung.stderr, /^smhfs: mount: .*no answer within 5000 ms\n$/, 'one line');
+    t.match(hung.stderr, /^smhfs: mount: .*no answer within 5000 ms \(BlobUnavailable\)\n$/, 'one line');
     t.ok(ms < 9000, `gave up after ${ms} ms`);
     const put = await smhfs(['--library', lib, ...blobArgs('no-such-bucket'), 'put', `${src}/tree/sub/b.txt`, 'x'], { env });
     t.equal(put.code, 1);

@@ -7,6 +7,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Library, DB_FILE } from '../src/store/library.js';
 import { MIGRATIONS, SCHEMA_VERSION } from '../src/store/schema.js';
+import { listFiles } from './helpers/store.js';
+
+/** Schema 1–3 had no statfs counters and no bin indexes (undoes migration 4). */
+const SCHEMA_3_USAGE = `
+  DROP TRIGGER nodes_usage_insert; DROP TRIGGER nodes_usage_delete; DROP TRIGGER nodes_usage_update;
+  DROP TABLE space_usage; DROP INDEX recycle_items_by_space; DROP INDEX recycle_items_by_age;
+`;
+
+/** Schema 1–2 kept access tokens and the library secret in clear (undoes migration 3). */
+const SCHEMA_2_TOKENS = `
+  DROP TABLE tokens;
+  CREATE TABLE tokens (token TEXT PRIMARY KEY, space TEXT NOT NULL, grants TEXT NOT NULL, user_id TEXT,
+    expires INTEGER NOT NULL, created INTEGER NOT NULL);
+  DELETE FROM meta WHERE key = 'library_secret_sha256';
+`;
 
 t.test('a schema-1 library is upgraded to the current version with its tree intact', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'smhfs-migrate-'));
@@ -17,6 +32,8 @@ t.test('a schema-1 library is upgraded to the current version with its tree inta
   lib.space().mkdir('a/d');
   lib.close();
   const db = new Database(join(dir, DB_FILE));
+  db.exec(SCHEMA_3_USAGE);
+  db.exec(SCHEMA_2_TOKENS);
   db.exec('DROP INDEX entries_subdirs; ALTER TABLE entries DROP COLUMN is_dir;');
   db.pragma('user_version = 1');
   db.close();
@@ -32,4 +49,33 @@ t.test('a schema-1 library is upgraded to the current version with its tree inta
   t.same(s.readdir('a').map((e) => e.name), ['b', 'd'], 'the tree is intact');
   s.mkdir('a/e');
   t.equal(s.stat('a').nlink, 5, 'new directories are counted after the upgrade');
+});
+
+t.test('migration 3: tokens and the library secret of an older library are kept as hashes only, and still work', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'smhfs-migrate-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  Library.open(dir, { create: true }).close();
+  const token = 'Zm9vYmFyLXRva2VuLW9mLWFuLW9sZGVyLWxpYnJhcnk';
+  const secret = '0123456789abcdef0123456789abcdef0123456789abcdef';
+  const db = new Database(join(dir, DB_FILE));
+  db.exec(SCHEMA_3_USAGE);
+  db.exec(SCHEMA_2_TOKENS);
+  const now = Date.now() * 1000;
+  db.prepare('INSERT INTO tokens VALUES (?, ?, ?, NULL, ?, ?)').run(token, '-', '["admin"]', now + 3600e6, now);
+  db.prepare("INSERT INTO meta (key, value) VALUES ('library_secret', ?)").run(secret);
+  db.pragma('user_version = 2');
+  db.close();
+
+  const lib = Library.open(dir);
+  t.equal(lib.db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
+  t.same(lib.checkToken(token)?.grants, ['admin'], 'the old token still works');
+  t.equal(lib.checkLibrarySecret(secret), true, 'the old secret still works');
+  t.equal(lib.checkLibrarySecret(secret + 'x'), false);
+  t.equal(lib.listTokens().length, 1);
+  lib.close();
+  for (const f of listFiles(dir)) {
+    const bytes = (await import('node:fs')).readFileSync(f);
+    t.equal(bytes.includes(token), false, `${f.slice(dir.length)} holds no token in clear`);
+    t.equal(bytes.includes(secret), false, `${f.slice(dir.length)} holds no secret in clear`);
+  }
 });

@@ -288,7 +288,11 @@ function trashWhole(m: Model, n: MNode, id: number, originalPath: string) {
 }
 
 /**
- * After the store placed `incoming` over `replaced`: apply L10/L11/link replacement to the model.
+ * After the store placed `incoming` over `replaced`: apply the one replacement rule to the model
+ * (C3, L10, L11, T1): the replaced file or link always goes to the bin as an item of its own; a
+ * file replaced by a file keeps no links (they are rebound to the newcomer, L10), a file replaced
+ * by anything else takes its live bound links along (L11/L12). An upload over a file keeps the
+ * file's identity: the item holds the old version as a new node (`sidOfItem`).
  * `survivorSid` is the id the store reports for the node now at the path.
  */
 function applyReplace(
@@ -299,6 +303,7 @@ function applyReplace(
   survivorSid: number,
   replacedPath: string,
   newItems: RecycleItem[],
+  sidOfItem: (it: RecycleItem) => number,
 ) {
   const adopt = (kind: Kind) => {
     const it = newItems.find((i) => i.originalPath === replacedPath && i.kind === kind);
@@ -314,21 +319,19 @@ function applyReplace(
     trashFile(m, replaced, it.id, replacedPath);
   } else if (mode === 'l10') {
     for (const l of boundTo(m, replaced.mid)) l.target = incoming.mid; // L10: rebound
-    const it = adopt('file'); // lenient: SPEC does not say whether the replaced file version is binned
-    if (it) {
-      if (replaced.sid === survivorSid) throw new Mismatch('L10: the replaced file is both binned and the survivor');
-      trashWhole(m, replaced, it.id, replacedPath);
-    } else {
-      if (replaced.sid !== survivorSid && replaced.sid !== undefined) m.purged.add(replaced.sid);
-      m.nodes.delete(replaced.mid);
+    const it = adopt('file');
+    if (!it && replaced.sid === survivorSid && replaced.content === incoming.content) {
+      m.nodes.delete(replaced.mid); // the same bytes uploaded over themselves: nothing to keep
+      return;
     }
+    if (!it) throw new Mismatch(`T1: the file replaced at ${replacedPath} did not go to the recycle bin`);
+    expectEq(it.links, [], `L10: the replaced file's item carries no links (they were rebound)`);
+    if (replaced.sid === survivorSid) replaced.sid = sidOfItem(it); // in place: the bin holds the old version
+    trashWhole(m, replaced, it.id, replacedPath);
   } else {
-    const it = adopt('link'); // lenient: a replaced link may be binned or dropped
-    if (it) trashWhole(m, replaced, it.id, replacedPath);
-    else {
-      if (replaced.sid !== survivorSid && replaced.sid !== undefined) m.purged.add(replaced.sid);
-      m.nodes.delete(replaced.mid);
-    }
+    const it = adopt('link');
+    if (!it) throw new Mismatch(`T1: the link replaced at ${replacedPath} did not go to the recycle bin`);
+    trashWhole(m, replaced, it.id, replacedPath);
   }
   if (oldIncomingSid !== undefined && oldIncomingSid !== survivorSid) m.purged.add(oldIncomingSid);
 }
@@ -338,6 +341,48 @@ function checkPlaced(res: unknown, path: string, kind: Kind, what: string): Plac
   expectEq(p.path, segsOf(path), `${what}: Placed.path`);
   expectEq(p.info.kind, kind, `${what}: Placed.info.kind`);
   return p;
+}
+
+/** The node id of a recycle item (its entry in the bin view). */
+const itemSid = (space: Space) => (it: RecycleItem): number => space.stat(`.trash/${it.viewName}`, {}).id;
+
+/**
+ * D10 for a move or copy of `src` to `newPath`: 'outside' when a mount-made path link in what
+ * moves would lead outside the space from its new place (then the store refuses it with
+ * InvalidSourceFile), 'unsure' when a link lies on the way of such a target (the store walks it as
+ * the kernel would; the model does not), else 'inside'.
+ */
+function d10(m: Model, src: { n: MNode; p: string }, newPath: string, op: 'mv' | 'cp'): 'outside' | 'inside' | 'unsure' {
+  const after = (path: string): MNode | undefined | 'blocked' => {
+    if (path === newPath || path.startsWith(newPath + '/')) return lookup(m, src.p + path.slice(newPath.length));
+    if (op === 'mv' && (path === src.p || path.startsWith(src.p + '/'))) return undefined;
+    return lookup(m, path);
+  };
+  let verdict: 'outside' | 'inside' | 'unsure' = 'inside';
+  for (const l of subtree(m, src.n.mid)) {
+    if (l.kind !== 'link' || l.flavour !== 'path') continue;
+    const stored = l.stored!;
+    if (stored.startsWith('/')) {
+      if (op === 'cp') return 'outside';
+      continue;
+    }
+    const at = newPath + pathOf(m, l.mid)!.slice(src.p.length);
+    const dir = parentOf(at);
+    if (resolveFrom(dir, stored) === undefined) return 'outside';
+    const segs = dir === '' ? [] : dir.split('/');
+    for (const seg of stored.split('/')) {
+      if (seg === '' || seg === '.') continue;
+      if (seg === '..') {
+        segs.pop();
+        continue;
+      }
+      segs.push(seg);
+      const n = after(segs.join('/'));
+      if (n === undefined || n === 'blocked') break;
+      if (n.kind === 'link') verdict = 'unsure';
+    }
+  }
+  return verdict;
 }
 
 function newItemsSince(space: Space, m: Model): RecycleItem[] {
@@ -395,7 +440,7 @@ function plan(m: Model, op: Op): Plan {
           const newItems = pl.replaced ? newItemsSince(space, m) : [];
           if (pl.replaced) pl.replaced.parent = -1; // out of the way while placing
           const n = addNode(m, { sid: undefined, kind: 'file', parent: d.n.mid, name: pl.name, content });
-          if (pl.replaced) applyReplace(m, pl.replaced, pl.mode!, n, p.info.id, replacedPath, newItems);
+          if (pl.replaced) applyReplace(m, pl.replaced, pl.mode!, n, p.info.id, replacedPath, newItems, itemSid(space));
           else {
             n.sid = p.info.id;
             m.purged.delete(n.sid);
@@ -429,7 +474,7 @@ function plan(m: Model, op: Op): Plan {
           const newItems = pl.replaced ? newItemsSince(space, m) : [];
           if (pl.replaced) pl.replaced.parent = -1;
           const n = addNode(m, { sid: undefined, kind: 'link', parent: d.n.mid, name: pl.name, flavour: 'bound', target: src.n.mid });
-          if (pl.replaced) applyReplace(m, pl.replaced, pl.mode!, n, p.info.id, replacedPath, newItems);
+          if (pl.replaced) applyReplace(m, pl.replaced, pl.mode!, n, p.info.id, replacedPath, newItems, itemSid(space));
           else {
             n.sid = p.info.id;
             m.purged.delete(n.sid);
@@ -487,6 +532,9 @@ function plan(m: Model, op: Op): Plan {
       if (pl.t === 'skip') return { t: 'skip', why: pl.why };
       if (pl.t === 'error') return { t: 'error', desc, codes: pl.codes, call };
       const finalPath = joinPath(d.p, pl.name);
+      const escape = d10(m, src, finalPath, 'mv');
+      if (escape === 'unsure') return { t: 'skip', why: 'D10 with a link on the way of a path link target' };
+      if (escape === 'outside') return { t: 'error', desc, codes: ['InvalidSourceFile'], call };
       return {
         t: 'ok',
         desc,
@@ -498,7 +546,7 @@ function plan(m: Model, op: Op): Plan {
           if (pl.replaced) pl.replaced.parent = -1;
           src.n.parent = d.n.mid;
           src.n.name = pl.name;
-          if (pl.replaced) applyReplace(m, pl.replaced, pl.mode!, src.n, p.info.id, replacedPath, newItems);
+          if (pl.replaced) applyReplace(m, pl.replaced, pl.mode!, src.n, p.info.id, replacedPath, newItems, itemSid(space));
           else expectEq(p.info.id, src.n.sid, `${desc}: identity survives a move`);
         },
       };
@@ -520,6 +568,9 @@ function plan(m: Model, op: Op): Plan {
       if (pl.t === 'skip') return { t: 'skip', why: pl.why };
       if (pl.t === 'error') return { t: 'error', desc, codes: pl.codes, call };
       const finalPath = joinPath(d.p, pl.name);
+      const escape = d10(m, src, finalPath, 'cp');
+      if (escape === 'unsure') return { t: 'skip', why: 'D10 with a link on the way of a path link target' };
+      if (escape === 'outside') return { t: 'error', desc, codes: ['InvalidSourceFile'], call };
       return {
         t: 'ok',
         desc,
@@ -532,7 +583,7 @@ function plan(m: Model, op: Op): Plan {
           if (pl.replaced) pl.replaced.parent = -1;
           const { mid: _mid, sid: _sid, parent: _parent, name: _name, ...rest } = src.n;
           const n = addNode(m, { ...rest, sid: undefined, parent: d.n.mid, name: pl.name });
-          if (pl.replaced) applyReplace(m, pl.replaced, pl.mode!, n, p.info.id, replacedPath, newItems);
+          if (pl.replaced) applyReplace(m, pl.replaced, pl.mode!, n, p.info.id, replacedPath, newItems, itemSid(space));
           else {
             n.sid = p.info.id;
             m.purged.delete(n.sid);
@@ -642,7 +693,7 @@ function plan(m: Model, op: Op): Plan {
         t: 'ok',
         desc: 'trash empty',
         call: async ({ space, lib }) => {
-          const r = space.emptyTrash();
+          const r = await space.emptyTrash();
           await lib.runTasks();
           return r;
         },

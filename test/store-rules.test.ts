@@ -396,7 +396,10 @@ t.test('L10: overwriting the target with a file keeps the link and shows the new
     t.equal(space.stat('links/cat', { follow: false }).id, link.id, 'same link');
     t.equal(space.stat('links/cat', { follow: false }).link?.targetNode, p.info.id, 'bound to the node now at that path');
     t.equal(space.readlink('links/cat'), '../photos/cat.jpg');
-    t.same(space.trashList(), [], 'no link went to the bin');
+    const items = space.trashList();
+    t.equal(items.length, 1, 'T1: the replaced content went to the bin');
+    t.same(items[0]!.links, [], 'no link went to the bin with it');
+    t.equal(await read(lib, space, `.trash/${items[0]!.viewName}`), 'meow', 'the bin keeps the old content');
   });
   await t.test('content commit (open O_TRUNC + write)', async (t) => {
     const { lib, space, cat } = await catFixture(t);
@@ -844,7 +847,7 @@ t.test('T5: purge, empty, and expiry by retention', async (t) => {
 
   space.unlink('b');
   space.unlink('c');
-  const e = space.emptyTrash();
+  const e = await space.emptyTrash();
   t.equal(e.purged, 2, 'empty purges all');
   t.same(space.trashList(), []);
 
@@ -852,11 +855,11 @@ t.test('T5: purge, empty, and expiry by retention', async (t) => {
   await sleep(300);
   await put(lib, space, 'e', 'e', { conflict: 'ask' });
   const fresh = space.unlink('e').recycledItemId;
-  t.equal(space.purgeExpired(0), 0, '0 = keep forever');
-  t.equal(space.purgeExpired(30), 0, 'nothing older than 30 days');
+  t.equal(await space.purgeExpired(0), 0, '0 = keep forever');
+  t.equal(await space.purgeExpired(30), 0, 'nothing older than 30 days');
   t.equal(space.trashList().length, 2);
   // 150 ms expressed in days: `old` (300 ms) is past it, `fresh` is not
-  const n = space.purgeExpired(0.15 / 86400);
+  const n = await space.purgeExpired(0.15 / 86400);
   t.equal(n, 1, 'one item older than the retention');
   t.same(space.trashList().map((i) => i.id), [fresh]);
   t.notOk(space.trashList().some((i) => i.id === old));
@@ -885,11 +888,14 @@ t.test('T6: blob bytes go only after no committed metadata references them', asy
   t.ok(await blobs.head(s2.blob!), 'survives while the other file references it');
   t.equal(await read(lib, space, 's2'), 'shared bytes');
 
-  // overwritten content goes too; the new content stays
+  // overwritten content is kept by the bin (T1) until purged; the new content stays
   const o = (await put(lib, space, 'o', 'old content', { conflict: 'ask' })).info;
   await put(lib, space, 'o', 'new content', { conflict: 'overwrite' });
   await lib.collectGarbage();
-  t.equal(await blobs.head(o.blob!), undefined, 'old content of an overwritten file collected');
+  t.ok(await blobs.head(o.blob!), 'old content of an overwritten file kept by its bin item');
+  space.purge(space.trashList().find((i) => i.originalPath === 'o')!.id);
+  await lib.collectGarbage();
+  t.equal(await blobs.head(o.blob!), undefined, 'old content collected once its bin item is purged');
   t.equal(await read(lib, space, 'o'), 'new content');
 
   // a stored-but-uncommitted blob (leased) survives collection; an abandoned one does not
@@ -933,4 +939,220 @@ t.test('T3/L12: links cascaded with a file are shown in the bin view beside it, 
   t.same(space.readdir('.trash').map((e) => e.name), [], 'restore empties the view');
   t.equal(space.readlink('links/cat'), '../photos/cat.jpg');
   t.equal(space.readlink('more/cat'), '../photos/cat.jpg');
+});
+
+// -------------------------------------------------------------------------------------------
+// One replacement rule (C3, L10, L11, T1): whatever replaces a file or link, the replaced node
+// goes to the recycle bin — never deleted for good; a file replaced by a file keeps its links live
+// (rebound to the newcomer), anything else takes them to the bin.
+
+t.test('T1/C3: every replacement sends the replaced node to the bin; links rebound to a file that takes its place (L10)', async (t) => {
+  const replacements: Array<[string, (f: Awaited<ReturnType<typeof catFixture>>) => Promise<unknown> | unknown, 'file' | 'other']> = [
+    ['upload with overwrite (in place)', ({ lib, space }) => put(lib, space, 'photos/cat.jpg', 'new', { conflict: 'overwrite' }), 'file'],
+    ['copy over', async ({ lib, space }) => {
+      await put(lib, space, 'new.jpg', 'new', { conflict: 'ask' });
+      return space.copy('new.jpg', 'photos/cat.jpg', { conflict: 'overwrite' });
+    }, 'file'],
+    ['move over', async ({ lib, space }) => {
+      await put(lib, space, 'new.jpg', 'new', { conflict: 'ask' });
+      return space.move('new.jpg', 'photos/cat.jpg', { conflict: 'overwrite' });
+    }, 'file'],
+    ['rename(2) over', async ({ lib, space }) => {
+      await put(lib, space, 'new.jpg', 'new', { conflict: 'ask' });
+      return space.rename('new.jpg', 'photos/cat.jpg', { posix: true });
+    }, 'file'],
+    ['restore over', async ({ lib, space }) => {
+      await put(lib, space, 'photos/new.jpg', 'new', { conflict: 'ask' });
+      const id = space.unlink('photos/new.jpg').recycledItemId;
+      space.rename('photos/cat.jpg', 'photos/new.jpg', { posix: true }); // the newer file now sits at the item's path
+      void id;
+      return space.restore(id, { conflict: 'overwrite' });
+    }, 'file'],
+    ['a link over (L11)', async ({ lib, space }) => {
+      await put(lib, space, 'other.jpg', 'other', { conflict: 'ask' });
+      return space.createLink('photos/cat.jpg', 'other.jpg', { conflict: 'overwrite' });
+    }, 'other'],
+    ['a BOS symlink over (L11)', ({ space }) => space.putSymlink('photos/cat.jpg', 'other.jpg', {}), 'other'],
+    ['a directory moved over (L11)', ({ space }) => {
+      space.mkdir('d', {});
+      return space.move('d', 'photos/cat.jpg', { conflict: 'overwrite' });
+    }, 'other'],
+    ['mkdir with overwrite (L11)', ({ space }) => space.mkdir('photos/cat.jpg', { conflict: 'overwrite' }), 'other'],
+  ];
+  for (const [what, replace, by] of replacements) {
+    await t.test(what, async (t) => {
+      const f = await catFixture(t);
+      const { lib, space, link } = f;
+      const restoreCase = what === 'restore over';
+      const binnedPath = restoreCase ? 'photos/new.jpg' : 'photos/cat.jpg';
+      const before = space.trashList().length;
+      await replace(f);
+      const items = space.trashList().filter((i) => i.originalPath === binnedPath && i.kind === 'file');
+      t.equal(items.length, 1, 'the replaced file is a bin item');
+      const it = items[0]!;
+      t.ok(space.trashList().length > before);
+      t.equal(await read(lib, space, `.trash/${it.viewName}`), 'meow', 'with its content');
+      if (by === 'file') {
+        t.same(it.links, [], 'its links stayed live');
+        t.equal(space.stat('links/cat', { follow: false }).link?.targetNode, space.stat(binnedPath, {}).id, 'rebound to the file now at its path');
+        t.equal(await read(lib, space, 'links/cat'), 'new', 'and show the new content');
+      } else {
+        t.same(it.links, [{ nodeId: link.id, originalPath: 'links/cat' }], 'its links went along (L12)');
+        t.notOk(exists(space, 'links/cat'));
+      }
+      space.restore(it.id, { conflict: 'rename' });
+      t.same(space.trashList().filter((i) => i.id === it.id), [], 'and it can be restored');
+    });
+  }
+});
+
+t.test('T1: an overwritten link goes to the bin; the same bytes uploaded again keep nothing', async (t) => {
+  const { lib, space } = await catFixture(t);
+  await put(lib, space, 'links/cat', 'a file now', { conflict: 'overwrite' });
+  const items = space.trashList();
+  t.equal(items.length, 1);
+  t.equal(items[0]!.kind, 'link', 'the replaced link is an item');
+  t.equal(items[0]!.originalPath, 'links/cat');
+  await put(lib, space, 'links/cat', 'a file now', { conflict: 'overwrite' });
+  t.equal(space.trashList().length, 1, 'identical bytes: nothing was replaced, nothing to keep');
+});
+
+t.test('C5 (store side): authorize sees the source kind and what would be replaced, before anything changes', async (t) => {
+  const { lib, space } = await catFixture(t);
+  await put(lib, space, 'x.txt', 'x', { conflict: 'ask' });
+  const seen: unknown[] = [];
+  const refuse = (facts: unknown) => {
+    seen.push(facts);
+    throw new Error('refused');
+  };
+  const before = [...walk(space).keys()].sort();
+  await t.rejects(async () => space.move('photos', 'x.txt', { conflict: 'overwrite', authorize: refuse }), /refused/);
+  await t.rejects(async () => space.copy('x.txt', 'photos/cat.jpg', { conflict: 'overwrite', authorize: refuse }), /refused/);
+  await t.rejects(async () => space.mkdir('x.txt', { conflict: 'overwrite', authorize: refuse }), /refused/);
+  await t.rejects(async () => space.copy('x.txt', 'new.txt', { authorize: refuse }), /refused/);
+  await t.rejects(async () => put(lib, space, 'x.txt', 'y', { conflict: 'overwrite', authorize: refuse }), /refused/);
+  t.same(seen, [
+    { source: 'dir', replacing: 'file' },
+    { source: 'file', replacing: 'file' },
+    { replacing: 'file' },
+    { source: 'file' },
+    { replacing: 'file' },
+  ]);
+  t.same([...walk(space).keys()].sort(), before, 'nothing changed');
+  t.same(space.trashList(), [], 'nothing went to the bin');
+  await expectCode(t, () => space.move('photos', 'p2', { kind: 'file' }), 'IsADirectory', 'a file endpoint cannot move a directory');
+  await expectCode(t, () => space.copy('x.txt', 'x2', { kind: 'dir' }), 'NotADirectory', 'a directory endpoint cannot copy a file');
+});
+
+// -------------------------------------------------------------------------------------------
+// D10: links made through a dialect (or the CLI) never lead outside the space
+
+t.test('D10/N3: BOS symlink targets with . or .. segments are refused; keys stay inside the space', async (t) => {
+  const { space } = openLib(t);
+  space.mkdir('docs', {});
+  for (const target of ['../../../../OUTSIDE', 'docs/../../..', '..', './x', 'docs/./a', 'a/..']) {
+    await expectCode(t, () => space.putSymlink('docs/l', target, {}), 'InvalidSourceFile', `target ${target}`);
+  }
+  t.notOk(exists(space, 'docs/l'), 'nothing created');
+  const ok = space.putSymlink('docs/l', '/docs//a.txt', {});
+  t.equal(ok.info.link?.targetPath, 'docs/a.txt', 'a leading / and empty segments are collapsed');
+  t.equal(space.readlink('docs/l'), 'a.txt');
+});
+
+t.test('D10: a BOS key stored before N3 was enforced stays inside the space (.. stops at the root, as in a chroot)', async (t) => {
+  const { lib, space } = openLib(t);
+  space.mkdir('a/b', { parents: true });
+  await put(lib, space, 'OUTSIDE', 'inside after all', { conflict: 'ask' });
+  space.putSymlink('a/b/l', 'placeholder', {});
+  // what an older smhfs stored for `x-bce-symlink-target: ../../../../OUTSIDE`
+  lib.db.prepare("UPDATE nodes SET link_path = '../../../../OUTSIDE' WHERE id = ?").run(space.stat('a/b/l', {}).id);
+  const info = space.stat('a/b/l', {});
+  t.equal(info.link?.targetPath, 'OUTSIDE', 'targetPath (SMH linkTo) inside the space');
+  t.equal(space.readlink('a/b/l'), '../../OUTSIDE', 'readlink stays under the mountpoint');
+  t.equal(resolveFrom('a/b', space.readlink('a/b/l')), 'OUTSIDE', 'and leads where targetPath says');
+  t.equal(await read(lib, space, 'a/b/l'), 'inside after all', 'reads agree');
+  t.equal(space.resolveRead('a/b/l', 'bos').node.path, 'OUTSIDE', 'BOS GET agrees');
+});
+
+t.test('D10: a path link made in the mount cannot be copied or moved through a dialect to where it leads outside', async (t) => {
+  const { lib, space } = openLib(t);
+  space.mkdir('m2/b/c', { parents: true });
+  space.symlink('m2/b/c/up', '../../..', {}); // the space root, from where it is
+  space.symlink('m2/b/c/abs', '/etc/passwd', {});
+  await put(lib, space, 'f.txt', 'f', { conflict: 'ask' });
+  t.equal(space.stat('m2/b/c/up', {}).link?.targetPath, '', 'it leads to the root now');
+
+  const before = [...walk(space).keys()].sort();
+  await expectCode(t, () => space.copy('m2/b/c/up', 'up-B', {}), 'InvalidSourceFile', 'copy to the root: would lead 3 levels above it');
+  await expectCode(t, () => space.move('m2/b/c/up', 'up-B', {}), 'InvalidSourceFile', 'move to the root');
+  await expectCode(t, () => space.move('m2/b', 'b', {}), 'InvalidSourceFile', 'moving its directory up');
+  await expectCode(t, () => space.copy('m2', 'x', {}), 'InvalidSourceFile', 'copying a tree holding an absolute link');
+  t.same([...walk(space).keys()].sort(), before, 'nothing changed');
+
+  t.same(space.copy('m2/b/c/up', 'm2/b/c/up2', {}).path, ['m2', 'b', 'c', 'up2'], 'a copy beside it still leads inside: allowed');
+  space.mkdir('deep/er/still', { parents: true });
+  t.same(space.move('m2', 'deep/er/still/m2', {}).path, ['deep', 'er', 'still', 'm2'], 'moving deeper keeps it inside (absolute links move unchanged)');
+  t.equal(space.stat('deep/er/still/m2/b/c/up', {}).link?.targetPath, 'deep/er/still', 'and it leads inside');
+
+  // Through a link on the way: a/b/hop leads to the root, so `a/b/hop/..` climbs out of the space
+  // the way the kernel walks it, although on paper it stays two levels down.
+  space.mkdir('a/b', { parents: true });
+  space.symlink('a/b/hop', '../..', {});
+  t.equal(space.leadsOutside([], 'a/b/hop/..'), true, 'a/b/hop/.. from the root leads outside');
+  t.equal(space.leadsOutside([], 'a/b/hop/f.txt'), false, 'a/b/hop/f.txt does not');
+  space.mkdir('z', {});
+  space.symlink('z/p', '../a/b/hop/..', {});
+  await expectCode(t, () => space.copy('z/p', 'z/p2', {}), 'InvalidSourceFile', 'a copy of it is refused even beside it');
+});
+
+// -------------------------------------------------------------------------------------------
+// Depth: PATH_MAX semantics and iterative walks
+
+t.test('PathTooLong: a path of more than 4095 bytes is refused before any walk; copies cannot exceed it', async (t) => {
+  const { lib, space } = openLib(t);
+  const deep = Array.from({ length: 7000 }, () => 'a').join('/');
+  await expectCode(t, () => space.mkdir(deep, { parents: true }), 'PathTooLong', 'mkdir -p of 7,000 levels');
+  await expectCode(t, () => space.putSymlink(deep, 'x', {}), 'PathTooLong', 'BOS key of 7,000 levels');
+  await expectCode(t, () => space.stat(deep, {}), 'PathTooLong', 'a lookup of 7,000 levels');
+  t.notOk(exists(space, 'a'), 'nothing created');
+  const ok = Array.from({ length: 2047 }, () => 'a').join('/') + '/b'; // 4095 bytes
+  t.equal(Buffer.byteLength(ok), 4095);
+  space.mkdir(ok, { parents: true });
+  // Two such chains stacked by a move (moves keep shapes): 4,096 levels deep.
+  space.mkdir('top', {});
+  const chain2 = 'top/' + Array.from({ length: 2045 }, () => 'c').join('/');
+  space.mkdir(chain2, { parents: true });
+  space.move('a', chain2 + '/a', {});
+  const r = await expectCode(t, () => space.copy('top', 'copy', {}), 'PathTooLong', 'copying a 4,096-level tree: refused, not a stack overflow');
+  t.match(r?.message ?? '', /PATH_MAX/);
+  t.notOk(exists(space, 'copy'), 'nothing copied');
+  void lib;
+});
+
+t.test('L15: purging a deep chain deletes a full batch each time (linear, no recursion)', async (t) => {
+  const { lib, space } = openLib(t);
+  const chain = Array.from({ length: 2000 }, () => 'd').join('/');
+  space.mkdir(chain, { parents: true });
+  space.mkdir('top', {});
+  space.move('d', 'top/d', {});
+  space.mkdir('d', {});
+  space.mkdir(chain, { parents: true });
+  space.move('d', 'top/d/' + Array.from({ length: 1999 }, () => 'd').join('/') + '/e', {});
+  const { taskId } = space.remove('top', { permanent: true, recursive: true });
+  t.type(taskId, 'number');
+  const task = lib.task(taskId!);
+  t.equal(task.total, 4001, '4,000 levels under top, and top');
+  const root = (lib.db.prepare('SELECT root FROM tasks WHERE id = ?').get(taskId) as { root: number }).root;
+  let batches = 0;
+  let deleted = 0;
+  for (;;) {
+    const r = space.purgeBatch(root, 500);
+    batches++;
+    deleted += r.deleted;
+    if (r.finished) break;
+    t.equal(r.deleted, 500, `batch ${batches} deleted a full batch`);
+    if (batches > 20) break;
+  }
+  t.equal(deleted, 4001, 'everything deleted');
+  t.equal(batches, 9, 'in ceil(4001 / 500) batches');
 });

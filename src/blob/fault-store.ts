@@ -92,9 +92,9 @@ export class FaultInjectingStore implements BlobStore {
     }
   }
 
-  async putFile(key: string, path: string, size: number): Promise<void> {
+  async putFile(key: string, path: string, size: number, onProgress?: (storedBytes: number) => void): Promise<void> {
     await this.#before('putFile', key);
-    return this.inner.putFile(key, path, size);
+    return this.inner.putFile(key, path, size, onProgress);
   }
 
   async putStream(body: Readable | Buffer): Promise<BlobInfo> {

@@ -88,12 +88,15 @@ export function hashBuffer(buf: Buffer): ContentHash {
   return new Hasher().update(buf).digest();
 }
 
-/** Hash a file by streaming it (constant memory whatever its size). */
-export async function hashFile(path: string): Promise<ContentHash> {
+/** Hash a file by streaming it (constant memory whatever its size); `onProgress` gets the bytes hashed so far. */
+export async function hashFile(path: string, onProgress?: (hashedBytes: number) => void): Promise<ContentHash> {
   const hasher = new Hasher();
   // 1 MiB reads: fewer syscalls and hash-update calls than the 64 KiB default.
   await pipeline(createReadStream(path, { highWaterMark: 1 << 20 }), async function (source) {
-    for await (const chunk of source) hasher.update(chunk as Buffer);
+    for await (const chunk of source) {
+      hasher.update(chunk as Buffer);
+      onProgress?.(hasher.size);
+    }
   });
   return hasher.digest();
 }

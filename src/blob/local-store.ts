@@ -125,7 +125,7 @@ export class LocalBlobStore implements BlobStore {
     return join(this.dir, key.slice(0, 2), key.slice(2, 4), key);
   }
 
-  async putFile(key: string, path: string, size: number): Promise<void> {
+  async putFile(key: string, path: string, size: number, onProgress?: (storedBytes: number) => void): Promise<void> {
     checkKey(key);
     if (!Number.isSafeInteger(size) || size < 0) throw new SmhError('InvalidArgument', `bad blob size ${size}`, key);
     if (key === EMPTY_BLOB_KEY) {
@@ -143,7 +143,7 @@ export class LocalBlobStore implements BlobStore {
         throw new SmhError('InvalidArgument', `staged file ${path} has ${st.size} bytes, expected ${size}`, key);
       }
       if ((await this.head(key))?.size === size) return; // content addressing: already there
-      await this.#storeFrom(readChunks(src), key, size);
+      await this.#storeFrom(onProgress ? counted(readChunks(src), onProgress) : readChunks(src), key, size);
     } finally {
       await src.close();
     }
@@ -423,6 +423,15 @@ export class LocalBlobStore implements BlobStore {
     } catch (e) {
       throw new SmhError('BlobUnavailable', `local blob store ${this.dir} is not writable: ${messageOf(e)}`, undefined, { cause: e });
     }
+  }
+}
+
+async function* counted(chunks: AsyncIterable<Buffer>, onProgress: (bytes: number) => void): AsyncGenerator<Buffer> {
+  let n = 0;
+  for await (const c of chunks) {
+    yield c;
+    n += c.length;
+    onProgress(n);
   }
 }
 

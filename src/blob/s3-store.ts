@@ -189,7 +189,7 @@ export class S3BlobStore implements BlobStore {
     return `${this.#where()}: cannot reach it: ${oneLine(messageOf(e)) || name || 'unknown error'}`;
   }
 
-  async putFile(key: string, path: string, size: number): Promise<void> {
+  async putFile(key: string, path: string, size: number, onProgress?: (storedBytes: number) => void): Promise<void> {
     checkKey(key);
     if (!Number.isSafeInteger(size) || size < 0) throw new SmhError('InvalidArgument', `bad blob size ${size}`, key);
     if (key === EMPTY_BLOB_KEY) return; // stores need not hold the empty blob
@@ -206,8 +206,9 @@ export class S3BlobStore implements BlobStore {
       if (size <= this.#multipartThreshold) {
         const body = await readExactly(fh, 0, size);
         await this.#putObject(key, body);
+        onProgress?.(size);
       } else {
-        await this.#putMultipart(key, fh, size);
+        await this.#putMultipart(key, fh, size, onProgress);
         await this.#verifyStored(key, size); // one HEAD is nothing next to ≥ 16 MiB of parts
       }
     } catch (e) {
@@ -260,7 +261,7 @@ export class S3BlobStore implements BlobStore {
     );
   }
 
-  async #putMultipart(key: string, fh: FileHandle, size: number): Promise<void> {
+  async #putMultipart(key: string, fh: FileHandle, size: number, onProgress?: (storedBytes: number) => void): Promise<void> {
     // ≤ 10,000 parts (S3's limit): grow the part size, in whole MiB, for huge blobs.
     const partSize = Math.max(this.#partSize, Math.ceil(size / 10_000 / MiB) * MiB);
     const count = Math.ceil(size / partSize);
@@ -273,6 +274,7 @@ export class S3BlobStore implements BlobStore {
     const parts: CompletedPart[] = new Array(count);
     let next = 0;
     let failed = false;
+    let uploaded = 0;
     const worker = async (): Promise<void> => {
       while (!failed && next < count) {
         const i = next++;
@@ -291,6 +293,8 @@ export class S3BlobStore implements BlobStore {
         );
         if (!res.ETag) throw new SmhError('BlobUnavailable', `${this.description}: part ${i + 1} of ${key} got no ETag`, key);
         parts[i] = { PartNumber: i + 1, ETag: res.ETag };
+        uploaded += body.length;
+        onProgress?.(uploaded);
       }
     };
     try {

@@ -19,9 +19,10 @@ export interface BlobStore {
   readonly description: string;
   /**
    * Store the bytes of a local file under `key` (the caller computed the SHA-256 while staging).
-   * Durable when the promise resolves (fsync for local, completed upload for S3).
+   * Durable when the promise resolves (fsync for local, completed upload for S3). `onProgress`,
+   * if given, is told how many bytes are stored so far, now and then (progress on a terminal).
    */
-  putFile(key: string, path: string, size: number): Promise<void>;
+  putFile(key: string, path: string, size: number, onProgress?: (storedBytes: number) => void): Promise<void>;
   /**
    * Optional: store the file at `path` by taking it over (a rename), trusting the caller's key.
    * Afterwards the path is gone. Used for staged writes whose hash was computed while writing,

@@ -31,7 +31,7 @@ import type { BlobStore } from '../blob/types.js';
 import { isSmhError } from '../errors.js';
 import { Library } from '../store/library.js';
 import type { BlobConfig } from '../store/types.js';
-import { UsageError } from './usage.js';
+import { CliError, UsageError } from './usage.js';
 
 /** The blob options of one invocation (a subset of the global options). */
 export interface BlobOptions {
@@ -45,16 +45,18 @@ export interface BlobOptions {
 export const DEFAULT_BLOBS: BlobConfig = Object.freeze({ url: 'blobs' });
 
 /** A command gave blob options that name another store than the library's record. */
-export class BlobStoreMismatch extends Error {
+export class BlobStoreMismatch extends CliError {
   constructor(
     readonly libraryDir: string,
     readonly recorded: BlobConfig,
     readonly given: BlobConfig,
   ) {
     super(
-      `${libraryDir}: BlobStoreMismatch: this library keeps its blobs in ${describeBlobConfig(libraryDir, recorded)}, ` +
+      'BlobStoreMismatch',
+      `this library keeps its blobs in ${describeBlobConfig(libraryDir, recorded)}, ` +
         `not in ${describeBlobConfig(libraryDir, given)}; leave out --blobs and the --s3-* options to use its store, ` +
         `or, once the bytes are there, re-point it with "smhfs blobs set ${blobFlags(libraryDir, given).join(' ')}" (it moves no bytes)`,
+      libraryDir,
     );
     this.name = 'BlobStoreMismatch';
   }

@@ -17,16 +17,19 @@
  * long-running command such as `mount`, after it has stopped). After it resolves the libraries it
  * opened are closed and the process exits with the action's exit code.
  */
+import { existsSync, readdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { type Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { type ErrorCode, SmhError, isSmhError } from '../errors.js';
 import { HTTP_OF } from '../http/status.js';
-import { Library, type LibraryOptions as StoreOpenOptions, type Space } from '../store/library.js';
+import { DB_FILE, Library, type LibraryOptions as StoreOpenOptions, type Space } from '../store/library.js';
+import { LocalBlobStore } from '../blob/local-store.js';
 import { type BlobConfig, CONFLICTS, type Conflict, type Task } from '../store/types.js';
 import type { BlobStore } from '../blob/types.js';
 import { chooseBlobConfig, openBlobStoreFor, settleBlobRecord } from './blobs.js';
-import { UsageError } from './usage.js';
+import { type Progress, startProgress } from './progress.js';
+import { CliError, UsageError } from './usage.js';
 
 export interface LibraryOptions {
   /** Library folder; default `$XDG_DATA_HOME/smhfs/default` (`~/.local/share/smhfs/default`). */
@@ -41,15 +44,37 @@ export interface LibraryOptions {
   s3PathStyle?: boolean;
 }
 
-export { UsageError };
+export { CliError, UsageError };
 
 export const USAGE_HINT = '(run "smhfs help [command]" for usage)';
 
-/** `$XDG_DATA_HOME/smhfs/default`, falling back to `~/.local/share/smhfs/default` (XDG: relative values are ignored). */
+/** The hint after a usage error: the command's own help (`smhfs help trash restore`). */
+export function usageHint(commandName: string): string {
+  return commandName && commandName !== 'smhfs' ? `(run "smhfs help ${commandName}" for usage)` : USAGE_HINT;
+}
+
+/**
+ * The default library: `$SMHFS_LIBRARY` when set and not empty, else `$XDG_DATA_HOME/smhfs/default`,
+ * else `~/.local/share/smhfs/default` (XDG: relative values are ignored). `make run` leaves the
+ * choice to the CLI, so both always mean the same library.
+ */
 export function defaultLibraryDir(env: NodeJS.ProcessEnv = process.env): string {
+  const fromEnv = env['SMHFS_LIBRARY'];
+  if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
   const xdg = env['XDG_DATA_HOME'];
   const base = xdg && isAbsolute(xdg) ? xdg : join(homedir(), '.local', 'share');
   return join(base, 'smhfs', 'default');
+}
+
+/** `--library DIR`: an empty value is refused (it used to mean the default, silently). */
+export function parseLibraryOption(value: string): string {
+  if (value.trim() === '') throw new InvalidArgumentError('the library folder must not be empty (leave --library out for the default).');
+  return value;
+}
+
+/** The library folder the options name: `--library`, else the default (never an empty string). */
+export function libraryDir(opts: { library?: string | undefined }): string {
+  return opts.library !== undefined && opts.library !== '' ? opts.library : defaultLibraryDir();
 }
 
 /** The global options as seen from `cmd` (the command whose action runs; ancestors' values win). */
@@ -81,13 +106,41 @@ interface Opened {
 
 const opened: Opened[] = [];
 
+/** Commands that only read: run on a library this process cannot write (`ls`, `cat`, `stat`…). */
+export const READ_ONLY_COMMANDS = 'ls, cat, stat, trash list, tasks, blobs';
+
 /**
  * Open the library folder (created with its parents on first use) and one space of it. The
  * library is closed by `runAction` when the action ends; closing it earlier yourself is fine.
+ *
+ * `reading`: the command only reads. A library this process cannot write (a read-only file
+ * system, another user's folder) is then opened read-only instead of refused; the command works
+ * and nothing is written (no tasks are run at the end). A writing command on such a library is
+ * refused with one line that says which commands still work.
  */
-export async function openLibrary(opts: LibraryOptions): Promise<{ lib: Library; space: Space }> {
-  const dir = resolve(opts.library || defaultLibraryDir());
-  const { lib, blobStore } = await openLibraryWithBlobs(dir, opts);
+export async function openLibrary(
+  opts: LibraryOptions,
+  how: { reading?: boolean; wrap?: (store: BlobStore | undefined, dir: string) => BlobStore | undefined } = {},
+): Promise<{ lib: Library; space: Space }> {
+  const dir = resolve(libraryDir(opts));
+  const wrap = how.wrap ? (store: BlobStore | undefined) => how.wrap!(store, dir) : undefined;
+  let lib: Library;
+  let blobStore: BlobStore | undefined;
+  try {
+    ({ lib, blobStore } = await openLibraryWithBlobs(dir, opts, {}, wrap));
+  } catch (e) {
+    if (!isSmhError(e, 'LibraryReadOnly')) throw e;
+    if (!how.reading) {
+      throw new SmhError(
+        'LibraryReadOnly',
+        `this process cannot write to the library (a read-only file system, or a folder of another user); ` +
+          `commands that only read (${READ_ONLY_COMMANDS}) still work on it`,
+        e.subject || dir,
+        { cause: e },
+      );
+    }
+    ({ lib, blobStore } = await openLibraryWithBlobs(dir, opts, { readOnly: true }, wrap));
+  }
   const entry: Opened = { lib, dir, closed: false, finished: false, ownBlobStore: blobStore };
   opened.push(entry);
   // Mark it closed if the action closes it itself, so the epilogue does not close it twice.
@@ -104,6 +157,24 @@ export async function openLibrary(opts: LibraryOptions): Promise<{ lib: Library;
     throw e;
   }
   return { lib, space };
+}
+
+/**
+ * For a wrapper around the library's blob store (metrics): `store`, or — for the library's own
+ * default folder, which the library would make itself — a LocalBlobStore of `<dir>/blobs` made
+ * here, but only where Library.open will accept the folder (nothing is created in a folder that
+ * turns out not to be a library).
+ */
+export function instrumentableStore(store: BlobStore | undefined, dir: string, wrap: (s: BlobStore) => BlobStore): BlobStore | undefined {
+  if (store) return wrap(store);
+  const accepted = existsSync(join(dir, DB_FILE)) || (() => {
+    try {
+      return readdirSync(dir).every((n) => n.startsWith('.'));
+    } catch {
+      return true; // missing: Library.open creates it
+    }
+  })();
+  return accepted ? wrap(new LocalBlobStore(join(dir, 'blobs'))) : undefined;
 }
 
 /** Library.open options other than the folder check and the store, which openLibraryWithBlobs decides. */
@@ -123,14 +194,21 @@ export async function openLibraryWithBlobs(
   libOptions: LibOpenOptions | ((blobs: BlobConfig) => LibOpenOptions) = {},
   wrap?: (store: BlobStore | undefined) => BlobStore | undefined,
 ): Promise<{ lib: Library; blobStore: BlobStore | undefined; blobs: BlobConfig }> {
-  const choice = chooseBlobConfig(dir, opts);
+  const more0 = typeof libOptions === 'function' ? undefined : libOptions;
+  let choice: ReturnType<typeof chooseBlobConfig>;
+  try {
+    choice = chooseBlobConfig(dir, opts);
+  } catch (e) {
+    throw withSubject(e, dir);
+  }
+  if (more0?.readOnly) choice.record = false;
   const made = await openBlobStoreFor(dir, choice.config);
   let blobStore: BlobStore | undefined = made;
   let lib: Library;
   try {
     blobStore = wrap ? wrap(made) : made;
     const more = typeof libOptions === 'function' ? libOptions(choice.config) : libOptions;
-    lib = Library.open(dir, { create: true, ...more, ...(blobStore ? { blobStore } : {}) });
+    lib = Library.open(dir, { create: !more.readOnly, ...more, ...(blobStore ? { blobStore } : {}) });
   } catch (e) {
     await made?.close?.().catch(() => undefined);
     throw withSubject(e, dir);
@@ -153,7 +231,7 @@ async function finishLibrary(entry: Opened, runTasks: boolean): Promise<void> {
   if (entry.finished) return;
   entry.finished = true;
   try {
-    if (runTasks && !entry.closed) {
+    if (runTasks && !entry.closed && !entry.lib.readOnly) {
       await runTasksWithProgress(entry.lib);
     }
   } finally {
@@ -162,25 +240,18 @@ async function finishLibrary(entry: Opened, runTasks: boolean): Promise<void> {
   }
 }
 
-/** `lib.runTasks()`, printing progress on stderr once the tasks have taken more than a second. */
+/** `lib.runTasks()`, with progress on a terminal (src/cli/progress.ts) once it takes a while. */
 async function runTasksWithProgress(lib: Library): Promise<void> {
-  const started = Date.now();
-  const tty = process.stderr.isTTY === true;
-  let printed = false;
-  let last = 0;
-  const progress = (t: Task): void => {
-    const now = Date.now();
-    const final = t.state === 'done' || t.state === 'failed';
-    if (now - started < 1000 || (!final && now - last < (tty ? 200 : 5000))) return;
-    last = now;
-    const text = `purging ${t.subject || '/'}: ${t.done}/${t.total}${final ? ` ${t.state}` : ''}`;
-    process.stderr.write(tty ? `\r\x1b[Ksmhfs: ${text}${final ? '\n' : ''}` : `smhfs: ${text}\n`);
-    printed = !final;
-  };
+  const bars = new Map<number, Progress>();
   try {
-    await lib.runTasks(progress);
+    await lib.runTasks((t: Task) => {
+      let bar = bars.get(t.id);
+      if (!bar) bars.set(t.id, (bar = startProgress(`purging ${t.subject || '/'}`, { unit: 'items', noun: 'entries', delayMs: 1000 })));
+      bar.update(t.done, t.total);
+      if (t.state === 'done' || t.state === 'failed') bar.done(`${t.done}/${t.total} entries, ${t.state}`);
+    });
   } finally {
-    if (printed && tty) process.stderr.write('\n');
+    for (const bar of bars.values()) bar.fail();
   }
 }
 
@@ -227,28 +298,70 @@ export function runAction<A extends unknown[]>(
 /** Generic HTTP codes that say less than the domain code: the CLI shows the domain code instead. */
 const VAGUE = new Set(['InternalError', 'ServiceUnavailable', 'BadGateway']);
 
-/** One line describing an error, without the `smhfs: <command>: ` prefix. */
-export function describeError(e: unknown): string {
+/** SQLite result codes (an `Internal` error's cause) in shell words, with the code scripts see. */
+const SQLITE_WORDS: Array<[RegExp, string, string]> = [
+  // SHMSIZE: SQLite could not grow library.db-shm, which on Linux means the disk is full.
+  [/^SQLITE_(FULL|IOERR_SHMSIZE)/, 'no space left on device for the library database; free some space (smhfs trash empty frees what the recycle bin holds)', 'InsufficientStorage'],
+  [/^SQLITE_(CORRUPT|NOTADB)/, 'the library database is damaged; run "smhfs fsck" on it, and restore it from a backup if fsck cannot repair it', ''],
+  [/^SQLITE_IOERR/, 'input/output error reading or writing the library database', ''],
+  [/^SQLITE_(READONLY|CANTOPEN|PERM)/, 'the library database cannot be written (read-only file system or permissions)', 'LibraryReadOnly'],
+];
+
+/** The code a script sees for an error, and the words a person reads (no `subject: ` prefix). */
+export function errorParts(e: unknown): { subject: string | undefined; message: string; code: string | undefined } {
   if (isSmhError(e)) {
+    const cause = (e.cause as { code?: unknown } | undefined)?.code;
+    if (e.code === 'Internal' && typeof cause === 'string') {
+      for (const [re, words, code] of SQLITE_WORDS) {
+        if (re.test(cause)) return { subject: e.subject, message: words, code: code || cause.split('_').slice(0, 2).join('_') };
+      }
+    }
     const h = HTTP_OF[e.code as ErrorCode];
-    const what = h && !(VAGUE.has(h.smhCode) && e.code !== 'Internal') ? `${h.status} ${h.smhCode}` : e.code;
-    const parts = [];
-    if (e.subject !== undefined && e.subject !== '') parts.push(e.subject);
-    parts.push(what);
-    const msg = oneLine(e.message);
-    if (msg && msg !== e.code && msg !== h?.smhCode) parts.push(msg);
-    return parts.join(': ');
+    const code = h && !(VAGUE.has(h.smhCode) && e.code !== 'Internal') ? h.smhCode : e.code;
+    return { subject: e.subject, message: withoutSubject(oneLine(e.message), e.subject) || code, code };
   }
+  if (e instanceof CliError) return { subject: e.subject, message: withoutSubject(oneLine(e.message), e.subject), code: e.code };
   if (e instanceof Error) {
     const sys = e as NodeJS.ErrnoException;
     if (typeof sys.code === 'string' && typeof sys.syscall === 'string') {
       // "ENOENT: no such file or directory, open './x'" -> "./x: no such file or directory (ENOENT)"
       const text = e.message.replace(/^[A-Z0-9_]+: /, '').replace(/, \w+( '.*')?$/, '');
-      return oneLine(`${sys.path !== undefined ? `${sys.path}: ` : ''}${text} (${sys.code})`);
+      return { subject: sys.path, message: oneLine(text), code: sys.code };
     }
-    return oneLine(e.message || e.name);
+    if (typeof sys.code === 'string' && /^SQLITE_/.test(sys.code)) return errorParts(new SmhError('Internal', e.message, undefined, { cause: e }));
+    return { subject: undefined, message: oneLine(e.message || e.name), code: undefined };
   }
-  return oneLine(String(e));
+  return { subject: undefined, message: oneLine(String(e)), code: undefined };
+}
+
+/**
+ * One line describing an error, without the `smhfs: <command>: ` prefix, in shell words with the
+ * code for scripts last: `links/cat: no such file or directory (FileNotFound)`. The code is the
+ * SMH code of the rule (src/http/status.ts), or the domain code where the SMH one is a generic
+ * 500/502/503 (NotALibrary, LibraryReadOnly, BlobUnavailable, Busy…): that is what says what to fix.
+ */
+export function describeError(e: unknown): string {
+  const { subject, message, code } = errorParts(e);
+  const head = subject !== undefined && subject !== '' ? `${subject}: ` : '';
+  return `${head}${message}${code !== undefined ? ` (${code})` : ''}`;
+}
+
+/** "/tmp/x is not empty…" about /tmp/x reads "is not empty…" after the subject. */
+function withoutSubject(message: string, subject: string | undefined): string {
+  if (subject && message.startsWith(`${subject} `)) return message.slice(subject.length + 1);
+  return message;
+}
+
+/**
+ * Where error lines go: stderr; a daemon's child also sends them to the waiting parent, which
+ * prints them (src/cli/daemon.ts). `hint` is printed on stderr only.
+ */
+let errorSink = (line: string, hint?: string): void => {
+  process.stderr.write(`${line}\n${hint !== undefined ? `${hint}\n` : ''}`);
+};
+
+export function setErrorSink(sink: (line: string, hint?: string) => void): void {
+  errorSink = sink;
 }
 
 /** Print an error as one line on stderr and return its exit code (2 usage, 1 otherwise). */
@@ -259,15 +372,15 @@ export function reportError(commandName: string, e: unknown): number {
     // InvalidArgumentError has not.
     if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return 0;
     if (e instanceof InvalidArgumentError) {
-      process.stderr.write(`smhfs: ${commandName}: ${oneLine(e.message)}\n${USAGE_HINT}\n`);
+      process.stderr.write(`smhfs: ${commandName}: ${oneLine(e.message)}\n${usageHint(commandName)}\n`);
     }
     return e.exitCode === 0 ? 0 : 2;
   }
   if (e instanceof UsageError) {
-    process.stderr.write(`smhfs: ${commandName}: ${oneLine(e.message)}\n${USAGE_HINT}\n`);
+    errorSink(`smhfs: ${commandName}: ${oneLine(e.message)}`, usageHint(commandName));
     return 2;
   }
-  process.stderr.write(`smhfs: ${commandName}: ${describeError(e)}\n`);
+  errorSink(`smhfs: ${commandName}: ${describeError(e)}`);
   if (process.env['SMHFS_DEBUG'] && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);
   return 1;
 }

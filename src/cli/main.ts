@@ -1,6 +1,10 @@
 #!/usr/bin/env node
 /** `smhfs`: the executable. Everything else is in ./program.ts. */
+import { attachDaemonChild, isDaemonChild } from './daemon.js';
 import { main } from './program.js';
+
+// The background server of `smhfs mount --daemon`: report errors to the waiting parent too.
+if (isDaemonChild()) attachDaemonChild();
 
 // `smhfs cat big | head`: a closed pipe is not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {

@@ -51,6 +51,11 @@ export interface AdapterOptions {
    * counter, not metadata, and `cp -a`/`rsync -X` of the root should not copy it.
    */
   rootStats?: () => Record<string, unknown>;
+  /**
+   * Told of every answered request: op, mount path, milliseconds, and 0 or the errno returned
+   * (metrics histograms, debug logs). Not set: nothing is done per request beyond the counters.
+   */
+  onOp?: ((op: string, path: string, ms: number, errno: number) => void) | undefined;
 }
 
 /** Read-only xattr of the mount root: run-time counters (page cache, ops, io) as JSON. */
@@ -118,14 +123,20 @@ export class FuseAdapter {
     const c = this.#count(op);
     c.calls++;
     const t0 = performance.now();
+    const onOp = this.#opts.onOp;
     const ok = (v: T): void => {
-      c.ms += performance.now() - t0;
+      const ms = performance.now() - t0;
+      c.ms += ms;
       done(0, v);
+      onOp?.(op, path, ms, 0);
     };
     const bad = (e: unknown): void => {
-      c.ms += performance.now() - t0;
+      const ms = performance.now() - t0;
+      c.ms += ms;
       c.errors++;
-      done(this.#errno(op, path, e));
+      const errno = this.#errno(op, path, e);
+      done(errno);
+      onOp?.(op, path, ms, -errno);
     };
     let r: T | Promise<T>;
     try {

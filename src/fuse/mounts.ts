@@ -7,6 +7,7 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -177,11 +178,28 @@ export async function removeRegistry(mountpoint: string, pid = process.pid): Pro
   await rm(p.socket, { force: true });
 }
 
+/**
+ * Is process `pid` still running? A zombie (exited, not yet reaped by its parent: a Python or
+ * other parent that never waits) still answers kill(pid, 0) but will never do anything again, so
+ * it counts as gone: /proc/PID/stat state Z or X (issue 15: `smhfs unmount` waited 30 s for one).
+ */
 export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  return !isZombie(pid);
+}
+
+function isZombie(pid: number): boolean {
+  if (process.platform !== 'linux') return false;
+  try {
+    // "PID (comm) S …": comm may hold spaces and parentheses, the state follows the last ')'.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 1).trim()[0];
+    return state === 'Z' || state === 'X';
+  } catch {
+    return false; // no /proc (or it vanished this instant): kill(0) said it exists
   }
 }

@@ -103,6 +103,13 @@ export class OpenFiles {
     return this.#nodes.size;
   }
 
+  /** Bytes written and not yet committed: the size of every staged file that differs from its blob. */
+  get stagedBytes(): number {
+    let n = 0;
+    for (const node of this.#nodes.values()) if (node.staging && node.dirty) n += node.size;
+    return n;
+  }
+
   /** The open state of a node, if any handle has it open (getattr shows staged size/mtime). */
   node(id: number): OpenNode | undefined {
     return this.#nodes.get(id);

@@ -76,7 +76,14 @@ export interface ServeOptions {
   /** attr_timeout/entry_timeout in seconds (default 1, H4). */
   attrTimeout?: number;
   debug?: boolean;
-  log?: (line: string) => void;
+  /** Where the server's lines go (default stderr), with a level for log files (default info). */
+  log?: (line: string, level?: 'error' | 'warn' | 'info') => void;
+  /** Told of every answered request (metrics, debug logs): see AdapterOptions.onOp. */
+  onOp?: (op: string, path: string, ms: number, errno: number) => void;
+  /** Given the adapter once it exists: its counters and open files feed `--metrics`. */
+  onAdapter?: (adapter: FuseAdapter) => void;
+  /** Called once the mount serves (after the "serving" line): `--daemon` tells its parent here. */
+  onReady?: () => void;
   /** Resolves when the server should stop (tests); signals are handled anyway. */
   stop?: Promise<unknown>;
   /** More fields for `smhfs stats` and `user.smhfs.stats` (the blob store, injected faults). */
@@ -127,7 +134,7 @@ function mountFuse(fuse: SmhFuse): Promise<void> {
 
 /** Serve until stopped; resolves with the exit code (0 after a clean unmount). */
 export async function serve(opts: ServeOptions): Promise<number> {
-  const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const log = opts.log ?? ((line: string, _level?: 'error' | 'warn' | 'info') => process.stderr.write(`${line}\n`));
   const mp = resolve(opts.mountpoint);
 
   // 1. The mountpoint.
@@ -135,7 +142,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
   if (state.state === 'stale' || state.state === 'hung') {
     const r = await recoverStale(mp);
     if (r.code !== 0) throw new Error(`${mp} holds a dead FUSE mount (${state.detail}) and detaching it failed: ${r.stderr.trim()}`);
-    log(`smhfs: mount: ${mp} held a stale mount (${state.detail === 'ENOTCONN' ? 'Transport endpoint is not connected' : state.detail}) left by a server that is gone; detached it`);
+    log(`smhfs: mount: ${mp} held a stale mount (${state.detail === 'ENOTCONN' ? 'Transport endpoint is not connected' : state.detail}) left by a server that is gone; detached it`, 'warn');
   } else if (state.state !== 'none') {
     throw new Error(`${mp} is already a mount point (${state.entry?.fstype} from ${state.entry?.source}); unmount it first`);
   }
@@ -166,9 +173,11 @@ export async function serve(opts: ServeOptions): Promise<number> {
   const adapter: FuseAdapter = new FuseAdapter(opts.lib, opts.space, {
     mountpoint: mp,
     presentAs: process.getuid?.() === 0 ? undefined : { uid: process.getuid!(), gid: process.getgid!() },
-    log,
+    log: (line) => log(line, 'error'),
     rootStats: statsSnapshot,
+    onOp: opts.onOp,
   });
+  opts.onAdapter?.(adapter);
   const mountOptions = mountOptionList(opts);
   fuse = createFuse(mp, adapter.ops(), { mountOptions, timeout: OP_TIMEOUTS, debug: opts.debug === true });
   try {
@@ -205,10 +214,11 @@ export async function serve(opts: ServeOptions): Promise<number> {
     });
     server.unref();
   } catch (e) {
-    log(`smhfs: mount: stats socket unavailable: ${(e as Error).message}`);
+    log(`smhfs: mount: stats socket unavailable: ${(e as Error).message}`, 'warn');
   }
 
   log(`smhfs: serving ${opts.lib.dir} (space ${opts.spaceName}) at ${mp}; stop with Ctrl-C or "smhfs unmount ${mp}"`);
+  opts.onReady?.();
 
   // 4. Wait for a signal, an external unmount, or the caller's stop.
   let reason = await new Promise<'signal' | 'unmounted' | 'stop'>((res) => {
@@ -239,7 +249,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
   const onSecondSignal = (): void => {
     if (forced) return;
     forced = true;
-    log('smhfs: mount: second signal, detaching without waiting');
+    log('smhfs: mount: second signal, detaching without waiting', 'warn');
     void fuseUnmount(mp, { lazy: true }).finally(() => process.exit(1));
   };
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, onSecondSignal);
@@ -247,11 +257,11 @@ export async function serve(opts: ServeOptions): Promise<number> {
   if (reason !== 'unmounted') {
     let r = await fuseUnmount(mp);
     if (r.code !== 0 && (await mountAt(mp))) {
-      log(`smhfs: mount: ${mp} is busy (${r.stderr.trim()}); detaching it lazily, open files keep working until closed`);
+      log(`smhfs: mount: ${mp} is busy (${r.stderr.trim()}); detaching it lazily, open files keep working until closed`, 'warn');
       r = await fuseUnmount(mp, { lazy: true });
     }
     if (r.code !== 0 && (await mountAt(mp))) {
-      log(`smhfs: mount: unmounting ${mp} failed: ${r.stderr.trim()}`);
+      log(`smhfs: mount: unmounting ${mp} failed: ${r.stderr.trim()}`, 'error');
       code = 1;
     } else {
       await waitFor(async () => !(await mountAt(mp)), 5000);
@@ -261,7 +271,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
   }
   const failed = await adapter.files.commitAll();
   for (const f of failed) {
-    log(`smhfs: mount: staged writes to node ${f.id} could not be committed: ${(f.error as Error).message ?? String(f.error)}`);
+    log(`smhfs: mount: staged writes to node ${f.id} could not be committed: ${(f.error as Error).message ?? String(f.error)}`, 'error');
     code = 1;
   }
   await adapter.files.closeAll();

@@ -13,6 +13,13 @@
  * each URI-encoded, sorted. CanonicalHeaders are the signed headers, `name:value` with the value
  * trimmed and URI-encoded, sorted, joined by '\n'. The signature may also come from an
  * `authorization` query parameter (presigned URLs).
+ *
+ * As strict as BOS (H3): an empty signed-header list means the default set — host, the
+ * content-length/-md5/-type present, and every x-bce-* header present — never "nothing"; with a
+ * list, `host`, every x-bce-* header of the request (they change what is stored: symlink target,
+ * metadata, storage class, overwrite) and Content-MD5 when sent must be in it, so a captured
+ * request cannot be replayed with other ones; a signature is valid for at most
+ * MAX_EXPIRATION_SECONDS (7 days, as S3 presigned URLs).
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
@@ -25,6 +32,10 @@ export interface BosCredentials {
 
 /** How far a signature's timestamp may lie in the future (client clock ahead of ours). */
 export const MAX_FUTURE_SKEW_MS = 15 * 60 * 1000;
+/** The longest validity a signature may claim. */
+export const MAX_EXPIRATION_SECONDS = 7 * 24 * 3600;
+/** Signed by default when the list is empty (besides every x-bce-* header present). */
+const DEFAULT_SIGNED = ['host', 'content-length', 'content-md5', 'content-type'];
 
 const ESCAPES: Record<string, string> = { '!': '%21', "'": '%27', '(': '%28', ')': '%29', '*': '%2A' };
 
@@ -107,7 +118,21 @@ export function verifyBosRequest(req: FastifyRequest, creds: BosCredentials | un
   const tsMs = Date.parse(timestamp);
   const expiration = Number(expStr);
   if (!Number.isFinite(tsMs) || expiration <= 0) throw wire('InvalidHTTPAuthHeader', `bad timestamp or expiration in Authorization`);
-  const signedHeaders = signed === '' ? [] : signed.split(';').map((h) => h.trim().toLowerCase());
+  if (expiration > MAX_EXPIRATION_SECONDS) {
+    throw wire('InvalidHTTPAuthHeader', `a signature is valid for at most ${MAX_EXPIRATION_SECONDS} seconds (7 days), not ${expiration}`);
+  }
+  const present = (name: string): boolean => {
+    const v = req.headers[name];
+    return v !== undefined && (Array.isArray(v) ? v.join(',') : v).trim() !== '';
+  };
+  const bceHeaders = Object.keys(req.headers).filter((h) => h.startsWith('x-bce-') && present(h));
+  const signedHeaders = signed === '' ? [...DEFAULT_SIGNED.filter(present), ...bceHeaders] : signed.split(';').map((h) => h.trim().toLowerCase());
+  const unsigned = [...(present('host') ? ['host'] : []), ...bceHeaders, ...(present('content-md5') ? ['content-md5'] : [])].filter(
+    (h) => !signedHeaders.includes(h),
+  );
+  if (unsigned.length > 0) {
+    throw wire('SignatureDoesNotMatch', `the headers ${unsigned.join(', ')} must be signed (host, Content-MD5 and every x-bce-* header sent)`);
+  }
   const canonical = canonicalRequest(req.method, req.url, req.headers, signedHeaders);
   const signingKey = hmacHex(creds.secretKey, `bce-auth-v1/${ak}/${timestamp}/${expStr}`);
   const expected = Buffer.from(hmacHex(signingKey, canonical), 'hex');

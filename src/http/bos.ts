@@ -5,16 +5,23 @@
  * Node SDK 1.0.7 sends for an IP endpoint: its path-style resource has no `/v1`). A bucket is a
  * space, named by its space id (`-` for the single-tenant space). `api` cannot be a bucket in the
  * unprefixed form (that is the SMH dialect), nor `v1`.
+ *
+ * Header text (D5): Node hands header values over as Latin-1, one character per byte; the bytes
+ * are decoded as UTF-8, as BOS does, and what is not UTF-8 is refused — never stored altered.
+ * `x-bce-symlink-target` is a key, percent-encoded where it needs to be (`%` itself as `%25`), and
+ * `GET ?symlink` answers it encoded the same way. Query parameters other than the ones below are
+ * refused (SPEC 9): a misspelt sub-resource must not turn into a plain PUT.
  */
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { fail } from '../errors.js';
+import type { ErrorCode } from '../errors.js';
 import type { NodeInfo, StorageClass } from '../store/types.js';
 import { STORAGE_CLASSES } from '../store/types.js';
 import { verifyBosRequest } from './bos-auth.js';
 import type { BosCredentials } from './bos-auth.js';
 import { httpDate, sendContent } from './download.js';
-import { bosRequestId, sendBosError, sendSmhError, wire } from './errors.js';
+import { bosRequestId, closeIfBodyUnread, sendBosError, sendSmhError, wire } from './errors.js';
 import type { HttpLibrary, HttpSpace } from './store-port.js';
 
 export interface BosOptions {
@@ -33,6 +40,36 @@ const MAX_META_BYTES = 2048; // BOS: user metadata up to 2 KB
 const EMPTY_MD5 = 'd41d8cd98f00b204e9800998ecf8427e';
 /** Sub-resources of the object API we do not implement (answered 501 rather than misread as a plain PUT/GET). */
 const UNSUPPORTED_SUBRESOURCES = ['acl', 'uploads', 'uploadId', 'partNumber', 'append', 'restore', 'fetch', 'tagging', 'objectMeta', 'rename'];
+/** Every query parameter an object request may carry. */
+const KNOWN_QUERY = new Set(['authorization', 'symlink', ...UNSUPPORTED_SUBRESOURCES]);
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/** A header value as the bytes that arrived, decoded as UTF-8; not UTF-8 → `code` (D5). */
+export function headerText(raw: string, name: string, code: ErrorCode): string {
+  try {
+    return UTF8.decode(Buffer.from(raw, 'latin1'));
+  } catch {
+    throw fail(code, `the ${name} header is not valid UTF-8; send UTF-8 (percent-encoded where needed)`);
+  }
+}
+
+/** `x-bce-symlink-target`: UTF-8 bytes, then percent-decoding. */
+export function symlinkTarget(raw: string): string {
+  const text = headerText(raw, 'x-bce-symlink-target', 'NameNotUtf8');
+  if (!text.includes('%')) return text;
+  if (/%(?![0-9A-Fa-f]{2})/.test(text)) throw fail('InvalidArgument', 'x-bce-symlink-target has a stray %; encode a literal % as %25');
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    throw fail('NameNotUtf8', 'x-bce-symlink-target percent-decodes to bytes that are not UTF-8');
+  }
+}
+
+/** A key for a response header: percent-encoded (by segment) when it holds % or anything outside printable ASCII. */
+export function keyHeader(key: string): string {
+  return /^[\x20-\x24\x26-\x7e]*$/.test(key) ? key : key.split('/').map(encodeURIComponent).join('/');
+}
 
 const headerSchema = {
   type: 'object',
@@ -51,7 +88,7 @@ function metaOf(req: FastifyRequest): Record<string, string> | undefined {
     if (!name.startsWith(META_PREFIX) || value === undefined) continue;
     const key = name.slice(META_PREFIX.length);
     if (key === '') throw fail('InvalidArgument', 'an x-bce-meta- header needs a name after the prefix');
-    const v = Array.isArray(value) ? value.join(',') : value;
+    const v = headerText(Array.isArray(value) ? value.join(',') : value, name, 'InvalidArgument');
     bytes += Buffer.byteLength(name) + Buffer.byteLength(v);
     meta[key] = v;
     any = true;
@@ -74,6 +111,8 @@ function keyOf(req: FastifyRequest): string {
 }
 
 function hasSubresource(q: Q): string | undefined {
+  const unknown = Object.keys(q).find((k) => !KNOWN_QUERY.has(k));
+  if (unknown !== undefined) throw fail('InvalidArgument', `unknown query parameter ${JSON.stringify(unknown.slice(0, 64))}`);
   return UNSUPPORTED_SUBRESOURCES.find((s) => q[s] !== undefined);
 }
 
@@ -101,7 +140,7 @@ export async function bosRoutes(app: FastifyInstance, opts: BosOptions): Promise
     const key = keyOf(req);
     if (q.symlink !== undefined) {
       const target = await space.getSymlink(key);
-      reply.header('x-bce-symlink-target', headerValue(target));
+      reply.header('x-bce-symlink-target', keyHeader(target));
       const info = await space.stat(key, { follow: false });
       reply.header('last-modified', httpDate(info.mtimeUs)).header('x-bce-storage-class', info.storageClass);
       return reply.code(200).header('content-length', '0').send();
@@ -135,9 +174,9 @@ export async function bosRoutes(app: FastifyInstance, opts: BosOptions): Promise
     const meta = metaOf(req);
 
     if (q.symlink !== undefined) {
-      const target = h['x-bce-symlink-target'];
-      if (target === undefined) throw fail('InvalidArgument', 'PutSymlink needs the x-bce-symlink-target header');
-      const r = await space.putSymlink(key, target, {
+      const raw = h['x-bce-symlink-target'];
+      if (raw === undefined) throw fail('InvalidArgument', 'PutSymlink needs the x-bce-symlink-target header');
+      const r = await space.putSymlink(key, symlinkTarget(raw), {
         forbidOverwrite,
         ...(storageClass ? { storageClass } : {}),
         ...(meta ? { meta } : {}),
@@ -155,19 +194,24 @@ export async function bosRoutes(app: FastifyInstance, opts: BosOptions): Promise
       return reply.code(200).header('etag', `"${EMPTY_MD5}"`).header('content-length', '0').send();
     }
 
+    // Everything that can be checked before the body is read is checked first: a refused
+    // destination costs no upload (the connection is closed unread).
+    const md5 = h['content-md5'];
+    if (md5 !== undefined && !/^[A-Za-z0-9+/]{22}==$/.test(md5.trim())) throw wire('InvalidDigest', 'Content-MD5 must be the base64 of 16 bytes');
+    const putOpts = {
+      conflict: forbidOverwrite ? ('ask' as const) : ('overwrite' as const),
+      createParents: true, // BOS keys imply their directories
+      ...(storageClass ? { storageClass } : {}),
+      ...(meta ? { meta } : {}),
+    };
+    await space.checkPutFile(key, putOpts);
     const body = req.body instanceof Readable ? req.body : Readable.from([]);
     const ref = await lib.storeBlobFromStream(body);
     try {
-      const md5 = h['content-md5'];
-      if (md5 !== undefined && Buffer.from(md5, 'base64').toString('hex') !== ref.etag) {
+      if (md5 !== undefined && Buffer.from(md5.trim(), 'base64').toString('hex') !== ref.etag) {
         throw wire('BadDigest', 'the Content-MD5 you specified did not match what was received');
       }
-      await space.putFile(key, ref, {
-        conflict: forbidOverwrite ? 'ask' : 'overwrite',
-        createParents: true, // BOS keys imply their directories
-        ...(storageClass ? { storageClass } : {}),
-        ...(meta ? { meta } : {}),
-      });
+      await space.putFile(key, ref, putOpts);
     } catch (e) {
       await lib.abandonBlob(ref);
       throw e;
@@ -179,11 +223,9 @@ export async function bosRoutes(app: FastifyInstance, opts: BosOptions): Promise
     const q = req.query as Q;
     const sub = hasSubresource(q);
     if (sub) throw fail('NotSupported', `the ${sub} sub-resource is not supported`);
-    const space = bucketSpace(req);
-    const key = keyOf(req);
-    const info = await space.stat(key, { follow: false });
-    if (info.kind === 'dir') await space.rmdir(key);
-    else await space.remove(key, { permanent: false }); // T1: to the recycle bin
+    // One store call (no stat-then-remove race): files and links to the bin (T1), an empty
+    // directory key removed, a non-empty one refused.
+    await bucketSpace(req).remove(keyOf(req), { permanent: false, rmdirEmpty: true });
     return reply.code(204).send();
   }
 

@@ -1,9 +1,18 @@
 /**
- * SMH access tokens and grants (SPEC H2, C5). The store keeps tokens (createToken/checkToken); this
- * module decides which grant each SMH operation needs — the dialect's job.
+ * SMH access tokens and grants (SPEC H2, C5). The store keeps tokens (createToken/checkToken, by
+ * hash); this module decides which grants each SMH operation needs — the dialect's job — from one
+ * table, `GRANT_TABLE`:
  *
+ *  - `base`: the operation itself needs one of these. Each endpoint has its operation: the file
+ *    endpoint moves and copies files and links, the directory endpoint directories (the store
+ *    checks the source's kind in the same transaction).
+ *  - `force`: `conflict_resolution_strategy=overwrite` also needs one of these — the operation's
+ *    own `_force` grant, or where SMH has none (copy_directory, create_directory,
+ *    restore_recycled) the file grant that allows replacing a file.
+ *  - `replaceFile`: actually replacing a file or link (it goes to the recycle bin) needs one of
+ *    these: the file grant with `_force` of the operation's family. Checked by the store's
+ *    `authorize` hook inside its transaction, so it cannot race the change.
  *  - `admin` and `space_admin` allow everything in the token's space.
- *  - A `_force` grant allows what its plain grant allows, plus the `overwrite` strategy.
  *  - Creating a link is allowed by create_symlink or upload_file (seed: "Required permissions:
  *    admin, space_admin, or upload_file/upload_file_force/create_symlink/create_symlink_force").
  *  - Reads (download, info, directory and recycle-bin listing, task query) need a valid token of
@@ -11,7 +20,7 @@
  */
 import type { FastifyRequest } from 'fastify';
 import { fail } from '../errors.js';
-import type { Conflict } from '../store/types.js';
+import type { Authorize, Conflict } from '../store/types.js';
 import { wire } from './errors.js';
 import type { HttpLibrary, TokenInfo } from './store-port.js';
 
@@ -50,33 +59,58 @@ export type Operation =
   | 'restore_recycled'
   | 'delete_recycled';
 
-/** Grants that allow an operation; with `overwrite` only the `_force` ones (C5). */
-export function grantsFor(op: Operation, conflict: Conflict | undefined): string[] {
-  const force = conflict === 'overwrite';
-  switch (op) {
-    case 'create_symlink':
-      return force ? ['create_symlink_force', 'upload_file_force'] : ['create_symlink', 'create_symlink_force', 'upload_file', 'upload_file_force'];
-    case 'upload_file':
-      return force ? ['upload_file_force'] : ['upload_file', 'upload_file_force'];
-    case 'move_file':
-      return force ? ['move_file_force'] : ['move_file', 'move_file_force'];
-    case 'move_directory':
-      return force ? ['move_directory_force'] : ['move_directory', 'move_directory_force'];
-    case 'copy_file':
-      return force ? ['copy_file_force'] : ['copy_file', 'copy_file_force'];
-    case 'copy_directory':
-      return ['copy_directory'];
-    default:
-      return [op];
-  }
+export interface GrantRule {
+  /** The operation needs one of these. */
+  base: readonly Grant[];
+  /** With `overwrite`, also one of these. */
+  force?: readonly Grant[];
+  /** Replacing a file or link (to the bin), also one of these. */
+  replaceFile?: readonly Grant[];
 }
 
+const LINK_FORCE = ['create_symlink_force', 'upload_file_force'] as const;
+
+/** C5, the one table (native-notes/http.md). */
+export const GRANT_TABLE: Record<Operation, GrantRule> = {
+  create_symlink: { base: ['create_symlink', 'create_symlink_force', 'upload_file', 'upload_file_force'], force: LINK_FORCE, replaceFile: LINK_FORCE },
+  upload_file: { base: ['upload_file', 'upload_file_force'], force: ['upload_file_force'], replaceFile: ['upload_file_force'] },
+  move_file: { base: ['move_file', 'move_file_force'], force: ['move_file_force'], replaceFile: ['move_file_force'] },
+  move_directory: { base: ['move_directory', 'move_directory_force'], force: ['move_directory_force'], replaceFile: ['move_file_force'] },
+  copy_file: { base: ['copy_file', 'copy_file_force'], force: ['copy_file_force'], replaceFile: ['copy_file_force'] },
+  copy_directory: { base: ['copy_directory'], force: ['copy_file_force'], replaceFile: ['copy_file_force'] },
+  create_directory: { base: ['create_directory'], force: ['upload_file_force'], replaceFile: ['upload_file_force'] },
+  restore_recycled: { base: ['restore_recycled'], force: ['upload_file_force'], replaceFile: ['upload_file_force'] },
+  delete_file: { base: ['delete_file'] },
+  delete_directory: { base: ['delete_directory'] },
+  delete_recycled: { base: ['delete_recycled'] },
+};
+
+function isAdmin(token: TokenInfo): boolean {
+  return token.grants.includes('admin') || token.grants.includes('space_admin');
+}
+
+function need(token: TokenInfo, anyOf: readonly string[], what: string): void {
+  if (anyOf.some((g) => token.grants.includes(g))) return;
+  throw fail('NoPermission', `${what} needs one of the grants ${anyOf.join(', ')} (the token has ${token.grants.join(', ') || 'none'})`);
+}
+
+/** What the request alone asks for (before the store is consulted): the operation, and `overwrite`. */
 export function requireGrant(token: TokenInfo, op: Operation, conflict?: Conflict): void {
-  if (token.grants.includes('admin') || token.grants.includes('space_admin')) return;
-  const ok = grantsFor(op, conflict);
-  if (ok.some((g) => token.grants.includes(g))) return;
-  const how = conflict === 'overwrite' ? ' with conflict_resolution_strategy=overwrite' : '';
-  throw fail('NoPermission', `this operation${how} needs one of the grants ${ok.join(', ')} (the token has ${token.grants.join(', ') || 'none'})`);
+  if (isAdmin(token)) return;
+  const rule = GRANT_TABLE[op];
+  need(token, rule.base, `this operation (${op})`);
+  if (conflict === 'overwrite' && rule.force) need(token, rule.force, `${op} with conflict_resolution_strategy=overwrite`);
+}
+
+/** The store's hook for what only it knows: replacing a file or link needs `replaceFile` (C5). */
+export function authorizer(token: TokenInfo, op: Operation): Authorize {
+  return (facts) => {
+    if (isAdmin(token)) return;
+    const rule = GRANT_TABLE[op];
+    if (facts.replacing !== undefined && facts.replacing !== 'dir' && rule.replaceFile) {
+      need(token, rule.replaceFile, `${op} replacing a ${facts.replacing === 'link' ? 'link' : 'file'}`);
+    }
+  };
 }
 
 /** Parse `grant=a,b` of the token endpoint / CLI; unknown names are refused. */
@@ -86,7 +120,9 @@ export function parseGrants(s: string | undefined): string[] {
     .map((g) => g.trim())
     .filter((g) => g !== '');
   for (const g of list) {
-    if (!(GRANTS as readonly string[]).includes(g)) throw fail('InvalidArgument', `unknown grant ${JSON.stringify(g)} (known: ${GRANTS.join(', ')})`);
+    if (!(GRANTS as readonly string[]).includes(g)) {
+      throw fail('InvalidArgument', `unknown grant ${JSON.stringify(g.slice(0, 64))} (known: ${GRANTS.join(', ')})`);
+    }
   }
   return [...new Set(list)];
 }
@@ -112,7 +148,7 @@ export async function authenticate(req: FastifyRequest, lib: HttpLibrary, librar
   if (token === undefined) throw wire('EmptyAccessToken', 'an access token is required (access_token query parameter or Authorization: Bearer)');
   const info = await lib.checkToken(token);
   if (!info) throw wire('InvalidAccessToken', 'the access token is unknown or has expired');
-  if (libraryId !== lib.libraryId) throw wire('InvalidAccessToken', `the access token does not belong to library ${libraryId}`);
-  if (spaceId !== info.space) throw fail('NoPermission', `the access token is for space ${info.space}, not ${spaceId}`);
+  if (libraryId !== lib.libraryId) throw wire('InvalidAccessToken', 'the access token does not belong to this library');
+  if (spaceId !== info.space) throw fail('NoPermission', `the access token is for space ${info.space}, not this one`);
   return info;
 }

@@ -3,13 +3,23 @@
  *   /api/v1/…            SMH (./smh.ts)
  *   /v1/{bucket}/{key}   BOS (./bos.ts), also /{bucket}/{key} as the Node SDK sends it
  * Asynchronous purge tasks (L15) are run in the background by `lib.runTasks()`.
+ *
+ * Connection limits (`ServerLimits`, documented in the README): the header section must arrive
+ * within `headersTimeoutMs`, a whole request within `requestTimeoutMs`, a connection silent for
+ * `idleTimeoutMs` (slow body, idle client) is closed, at most `maxConnections` are open at once
+ * (more are refused at accept), headers are at most `maxHeaderBytes`. A request refused before its
+ * body was read (authentication, a bad destination) is answered and its connection closed
+ * without reading the body. Errors from the HTTP parser and from URL decoding leave in the
+ * dialects' error shapes (./errors.ts); the log never holds a secret (./redact.ts).
  */
+import type { Writable } from 'node:stream';
 import Fastify from 'fastify';
-import type { FastifyInstance, FastifyServerOptions } from 'fastify';
-import type { AddressInfo } from 'node:net';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { AddressInfo, Socket } from 'node:net';
 import type { BosCredentials } from './bos-auth.js';
 import { bosRoutes } from './bos.js';
-import { sendBosError, sendSmhError, wire } from './errors.js';
+import { clientErrorResponse, sendBosError, sendSmhError, wire } from './errors.js';
+import { logSerializers } from './redact.js';
 import { parseListen } from './listen.js';
 import { smhRoutes } from './smh.js';
 import type { HttpLibrary } from './store-port.js';
@@ -20,11 +30,43 @@ export interface ServerOptions {
   listen?: string;
   /** BOS access key pair; without it every BOS request is refused (403 AccessDenied). */
   bos?: BosCredentials | undefined;
-  /** Fastify logger option (default: off). */
-  logger?: FastifyServerOptions['logger'];
+  /** Log requests and failures as JSON lines (secrets redacted): true = stdout, or a stream. */
+  logger?: boolean | { stream: Writable; level?: string };
   /** How often to look for purge tasks queued by other processes (ms, default 5000; 0 = never). */
   taskPollMs?: number;
+  /** Connection limits; each defaults to DEFAULT_LIMITS. */
+  limits?: Partial<ServerLimits>;
 }
+
+export interface ServerLimits {
+  /** The whole header section must arrive within this (slow-header clients). */
+  headersTimeoutMs: number;
+  /** A whole request, body included, must arrive within this. */
+  requestTimeoutMs: number;
+  /** A connection with no traffic either way for this long is closed (slow bodies, idle clients). */
+  idleTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this. */
+  keepAliveTimeoutMs: number;
+  /** Connections open at once; further ones are closed at accept. */
+  maxConnections: number;
+  /** Size of the request line and headers together. */
+  maxHeaderBytes: number;
+  /**
+   * The most items one copy request may create: a copy is one transaction, and while it runs no
+   * other request is answered (10,000 items: ~0.4 s on the 2-core test machine).
+   */
+  maxCopyNodes: number;
+}
+
+export const DEFAULT_LIMITS: ServerLimits = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 3_600_000,
+  idleTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+  maxConnections: 256,
+  maxHeaderBytes: 16 * 1024,
+  maxCopyNodes: 10_000,
+};
 
 export interface RunningServer {
   url: string;
@@ -84,16 +126,57 @@ class TaskRunner {
 
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const { host, port } = parseListen(opts.listen ?? '127.0.0.1:8080');
+  const limits: ServerLimits = { ...DEFAULT_LIMITS, ...opts.limits };
+  const logger =
+    opts.logger === undefined || opts.logger === false
+      ? false
+      : { level: opts.logger === true ? 'info' : (opts.logger.level ?? 'info'), serializers: logSerializers, ...(opts.logger === true ? {} : { stream: opts.logger.stream }) };
+  const dialectError = (err: FastifyError, req: FastifyRequest, reply: FastifyReply): FastifyReply => {
+    const path = req.url.split('?')[0] ?? '';
+    return path.startsWith('/api/') ? sendSmhError(req, reply, err) : sendBosError(req, reply, err);
+  };
   const app = Fastify({
-    logger: opts.logger ?? false,
+    logger,
     exposeHeadRoutes: false,
     bodyLimit: 1 << 20, // JSON bodies; uploads are streamed and not subject to it
     routerOptions: { maxParamLength: 1 << 16, ignoreDuplicateSlashes: false },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+    http: {
+      maxHeaderSize: limits.maxHeaderBytes,
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      // Node checks the header and request deadlines on this period: keep it below them.
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(limits.headersTimeoutMs / 4))),
+    },
+    connectionTimeout: limits.idleTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    // A URL that does not decode (invalid UTF-8, a bad %) or a path over the router's limit: the
+    // dialect's error, never Fastify's (which echoes the URL, token included).
+    frameworkErrors: dialectError,
+    // Name what was wrong (an unknown parameter, a bad value) — ajv's defaults do not.
+    schemaErrorFormatter: (errors, dataVar) =>
+      new Error(
+        errors
+          .map((e) => {
+            const extra = (e.params as { additionalProperty?: string; allowedValues?: unknown[] }) ?? {};
+            const name = extra.additionalProperty !== undefined ? ` ${JSON.stringify(extra.additionalProperty.slice(0, 64))}` : '';
+            const allowed = extra.allowedValues ? ` (one of ${extra.allowedValues.join(', ')})` : '';
+            return `${dataVar}${e.instancePath} ${e.message ?? 'is invalid'}${name}${allowed}`;
+          })
+          .join('; '),
+      ),
+    clientErrorHandler(err: Error, socket: Socket) {
+      const e = err as NodeJS.ErrnoException & { rawPacket?: Buffer };
+      if (e.code === 'ECONNRESET' || socket.destroyed) return;
+      if (socket.writable) socket.write(clientErrorResponse(e));
+      socket.destroy();
+    },
   });
+  app.server.maxConnections = limits.maxConnections;
   const tasks = new TaskRunner(opts.lib, app.log, opts.taskPollMs ?? 5000);
 
-  await app.register(smhRoutes, { prefix: '/api/v1', lib: opts.lib, onTaskQueued: () => tasks.kick() });
+  await app.register(smhRoutes, { prefix: '/api/v1', lib: opts.lib, onTaskQueued: () => tasks.kick(), maxCopyNodes: limits.maxCopyNodes });
   await app.register(bosRoutes, { lib: opts.lib, credentials: opts.bos });
 
   app.setNotFoundHandler((req, reply) => {
@@ -102,10 +185,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     if (path.split('/').filter(Boolean).length > 0) return sendBosError(req, reply, wire('MethodNotAllowed', `${req.method} is not supported on ${path}`));
     return sendBosError(req, reply, wire('BosRouteNotFound', `no API at ${req.method} ${path}`));
   });
-  app.setErrorHandler((err, req, reply) => {
-    const path = req.url.split('?')[0] ?? '';
-    return path.startsWith('/api/') ? sendSmhError(req, reply, err) : sendBosError(req, reply, err);
-  });
+  app.setErrorHandler(dialectError);
 
   await app.listen({ host, port });
   const addr = app.server.address() as AddressInfo;

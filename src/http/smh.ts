@@ -5,14 +5,12 @@
  */
 import { posix } from 'node:path';
 import { Readable } from 'node:stream';
-import { timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { fail, isSmhError } from '../errors.js';
-import type { Conflict, NodeInfo, RecycleItem, Task } from '../store/types.js';
+import { fail } from '../errors.js';
+import type { Authorize, Conflict, NodeInfo, RecycleItem, Task } from '../store/types.js';
 import { httpDate, isoDate, sendContent } from './download.js';
 import { sendSmhError, wire } from './errors.js';
-import { HTTP_OF } from './status.js';
-import { authenticate, parseGrants, requireGrant } from './grants.js';
+import { authenticate, authorizer, parseGrants, requireGrant } from './grants.js';
 import type { Operation } from './grants.js';
 import type { HttpLibrary, HttpSpace, TokenInfo } from './store-port.js';
 
@@ -20,6 +18,8 @@ export interface SmhOptions {
   lib: HttpLibrary;
   /** Called after an operation queued an asynchronous purge task (L15). */
   onTaskQueued: () => void;
+  /** The most items one copy may create (the request's work budget). */
+  maxCopyNodes?: number;
 }
 
 type Q = Record<string, string | undefined>;
@@ -36,6 +36,11 @@ const COMMON_QUERY = { access_token: { type: 'string' }, user_id: { type: 'strin
 const PERMANENT = { type: 'string', enum: ['0', '1'] } as const;
 const LIMIT = { type: 'string', pattern: '^[0-9]{1,7}$' } as const;
 const MAX_LIMIT = 1000;
+
+/** A querystring schema: these parameters (and the token's), nothing else (SPEC 9: unknown ones are refused). */
+function query(props: Record<string, unknown> = {}, required: string[] = []): Record<string, unknown> {
+  return { type: 'object', additionalProperties: false, properties: { ...COMMON_QUERY, ...props }, ...(required.length ? { required } : {}) };
+}
 
 const pathParams = {
   type: 'object',
@@ -56,18 +61,25 @@ const commandBody = {
   },
 } as const;
 
-const tokenQuery = {
-  type: 'object',
-  required: ['library_id', 'library_secret'],
-  properties: {
-    library_id: { type: 'string', minLength: 1 },
-    library_secret: { type: 'string', minLength: 1 },
-    space_id: { type: 'string', minLength: 1 },
-    grant: { type: 'string' },
-    period: { type: 'string', pattern: '^[0-9]{1,10}$' },
-    user_id: { type: 'string' },
-  },
+/**
+ * Token endpoint parameters: in the query string as SMH documents them — except the library
+ * secret, which a URL must never carry (URLs end up in logs, proxies, shell history): it comes in
+ * the body of a POST, `application/x-www-form-urlencoded` or JSON (native-notes/http.md).
+ */
+const TOKEN_PARAMS = {
+  library_id: { type: 'string', minLength: 1 },
+  space_id: { type: 'string', minLength: 1 },
+  grant: { type: 'string' },
+  period: { type: 'string', pattern: '^[0-9]{1,10}$' },
+  user_id: { type: 'string' },
 } as const;
+const tokenQuery = { type: 'object', additionalProperties: false, properties: { ...TOKEN_PARAMS, library_secret: { type: 'string' } } } as const;
+const tokenBody = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { ...TOKEN_PARAMS, library_secret: { type: 'string', minLength: 1 } },
+} as const;
+const MAX_FORM_BYTES = 64 * 1024;
 
 const MAX_PERIOD = 10 * 366 * 86400;
 
@@ -79,13 +91,8 @@ export function segments(path: string): string[] {
 /** Where a link points, as space-relative segments (null when it points outside the space or nowhere now). */
 export function linkToSegments(info: NodeInfo): string[] | null {
   const l = info.link;
-  if (!l) return null;
-  if (l.flavour === 'bound') return l.targetPath === undefined ? null : segments(l.targetPath);
-  const stored = l.stored ?? '';
-  if (l.pathBase === 'space') return segments(posix.normalize('/' + stored));
-  if (stored.startsWith('/')) return null; // absolute: only the mount knows its mountpoint
-  const joined = posix.normalize(posix.join('/', posix.dirname('/' + info.path), stored));
-  return segments(joined);
+  if (!l || l.targetPath === undefined) return null;
+  return segments(l.targetPath);
 }
 
 function typeOf(info: NodeInfo): 'file' | 'dir' | 'symlink' {
@@ -158,6 +165,7 @@ function byteOrder(a: string, b: string): number {
 
 export async function smhRoutes(app: FastifyInstance, opts: SmhOptions): Promise<void> {
   const { lib } = opts;
+  const maxNodes = opts.maxCopyNodes ?? Infinity;
   const tokens = new WeakMap<FastifyRequest, TokenInfo>();
 
   // JSON bodies are commands ({linkTo}|{from}|{copyFrom}); every other body is file content and
@@ -186,6 +194,11 @@ export async function smhRoutes(app: FastifyInstance, opts: SmhOptions): Promise
   const spaceOf = (req: FastifyRequest): HttpSpace => lib.space((req.params as P).space);
   const pathOf = (req: FastifyRequest): string => (req.params as P)['*'] ?? '';
   const grant = (req: FastifyRequest, op: Operation, conflict?: Conflict): void => requireGrant(tokenOfReq(req), op, conflict);
+  /** C5: what the request asks for is checked now; what the store is about to replace, by the store's hook. */
+  const allow = (req: FastifyRequest, op: Operation, conflict: Conflict): Authorize => {
+    grant(req, op, conflict);
+    return authorizer(tokenOfReq(req), op);
+  };
 
   function command(req: FastifyRequest): { linkTo?: string; from?: string; copyFrom?: string } | undefined {
     const b = req.body;
@@ -203,7 +216,7 @@ export async function smhRoutes(app: FastifyInstance, opts: SmhOptions): Promise
         onRequest: auth,
         schema: {
           params: pathParams,
-          querystring: { type: 'object', properties: { ...COMMON_QUERY, conflict_resolution_strategy: STRATEGY } },
+          querystring: query({ conflict_resolution_strategy: STRATEGY }),
           body: { content: { 'application/json': { schema: commandBody } } },
         },
       },
@@ -216,29 +229,27 @@ export async function smhRoutes(app: FastifyInstance, opts: SmhOptions): Promise
         if (req.mediaType === 'application/json' && cmd === undefined) {
           throw fail('InvalidArgument', 'a JSON body must be one of {"linkTo": …}, {"from": …} or {"copyFrom": …}; upload content with another Content-Type');
         }
+        // The file endpoint moves and copies files and links; directories have their own (C5).
         if (cmd?.linkTo !== undefined) {
-          grant(req, 'create_symlink', conflict);
-          const placed = await space.createLink(path, cmd.linkTo, { conflict });
+          const placed = await space.createLink(path, cmd.linkTo, { conflict, authorize: allow(req, 'create_symlink', conflict) });
           return json(reply, 200, { path: placed.path });
         }
         if (cmd?.from !== undefined) {
-          const src = await statSource(space, cmd.from);
-          grant(req, src?.kind === 'dir' ? 'move_directory' : 'move_file', conflict);
-          const placed = await space.move(cmd.from, path, { conflict });
+          const placed = await space.move(cmd.from, path, { conflict, kind: 'file', authorize: allow(req, 'move_file', conflict) });
           return json(reply, 200, { path: placed.path });
         }
         if (cmd?.copyFrom !== undefined) {
-          const src = await statSource(space, cmd.copyFrom);
-          grant(req, src?.kind === 'dir' ? 'copy_directory' : 'copy_file', conflict);
-          const placed = await space.copy(cmd.copyFrom, path, { conflict });
+          const placed = await space.copy(cmd.copyFrom, path, { conflict, kind: 'file', authorize: allow(req, 'copy_file', conflict), maxNodes });
           return json(reply, 200, { path: placed.path });
         }
-        // Upload: the body is the content.
-        grant(req, 'upload_file', conflict);
+        // Upload: the body is the content. Grants and the destination are checked before a byte
+        // of it is read (a refused upload is answered at once and its connection closed unread).
+        const authorize = allow(req, 'upload_file', conflict);
+        await space.checkPutFile(path, { conflict });
         const body = req.body as Readable | undefined;
         const ref = await lib.storeBlobFromStream(body instanceof Readable ? body : emptyStream());
         try {
-          const placed = await space.putFile(path, ref, { conflict });
+          const placed = await space.putFile(path, ref, { conflict, authorize });
           reply.header('etag', `"${ref.etag}"`);
           return json(reply, 200, { path: placed.path });
         } catch (e) {
@@ -252,7 +263,7 @@ export async function smhRoutes(app: FastifyInstance, opts: SmhOptions): Promise
       fileRoute,
       {
         onRequest: auth,
-        schema: { params: pathParams, querystring: { type: 'object', properties: { ...COMMON_QUERY, info: { type: 'string' } } } },
+        schema: { params: pathParams, querystring: query({ info: { type: 'string' } }) },
       },
       async (req, reply) => {
         const q = req.query as Q;
@@ -279,7 +290,7 @@ export async function smhRoutes(app: FastifyInstance, opts: SmhOptions): Promise
         onRequest: auth,
         schema: {
           params: pathParams,
-          querystring: { type: 'object', properties: { ...COMMON_QUERY, conflict_resolution_strategy: STRATEGY } },
+          querystring: query({ conflict_resolution_strategy: STRATEGY }),
           body: { content: { 'application/json': { schema: commandBody } } },
         },
       },
@@ -293,21 +304,20 @@ export async function smhRoutes(app: FastifyInstance, opts: SmhOptions): Promise
         if (hasBody(req) && req.mediaType !== 'application/json') {
           throw fail('InvalidArgument', 'a directory request takes no body, or a JSON {"from": …} / {"copyFrom": …}');
         }
+        // The directory endpoint moves and copies directories only; replacing a file needs the
+        // file grant (the store asks `authorize` what it is about to replace, C5).
         if (cmd?.from !== undefined) {
           const conflict = strategy ?? 'rename';
-          grant(req, 'move_directory', conflict);
-          const placed = await space.move(cmd.from, path, { conflict });
+          const placed = await space.move(cmd.from, path, { conflict, kind: 'dir', authorize: allow(req, 'move_directory', conflict) });
           return json(reply, 200, { path: placed.path });
         }
         if (cmd?.copyFrom !== undefined) {
           const conflict = strategy ?? 'rename';
-          grant(req, 'copy_directory', conflict);
-          const placed = await space.copy(cmd.copyFrom, path, { conflict });
+          const placed = await space.copy(cmd.copyFrom, path, { conflict, kind: 'dir', authorize: allow(req, 'copy_directory', conflict), maxNodes });
           return json(reply, 200, { path: placed.path });
         }
         const conflict = strategy ?? 'ask'; // C4: directory create defaults to ask
-        grant(req, 'create_directory', conflict);
-        const placed = await space.mkdir(path, { conflict });
+        const placed = await space.mkdir(path, { conflict, authorize: allow(req, 'create_directory', conflict) });
         return json(reply, 201, { path: placed.path });
       },
     );
@@ -318,7 +328,7 @@ export async function smhRoutes(app: FastifyInstance, opts: SmhOptions): Promise
         onRequest: auth,
         schema: {
           params: pathParams,
-          querystring: { type: 'object', properties: { ...COMMON_QUERY, info: { type: 'string' }, marker: { type: 'string' }, limit: LIMIT } },
+          querystring: query({ info: { type: 'string' }, marker: { type: 'string' }, limit: LIMIT }),
         },
       },
       async (req, reply) => {
@@ -355,11 +365,15 @@ export async function smhRoutes(app: FastifyInstance, opts: SmhOptions): Promise
 
   app.get(
     '/recycled/:lib/:space',
-    { onRequest: auth, schema: { params: pathParams, querystring: { type: 'object', properties: { ...COMMON_QUERY, marker: { type: 'string' }, limit: LIMIT } } } },
+    { onRequest: auth, schema: { params: pathParams, querystring: query({ marker: { type: 'string' }, limit: LIMIT }) } },
     async (req, reply) => {
       const q = req.query as Q;
-      const items = [...(await spaceOf(req).trashList())].sort((a, b) => a.id - b.id);
+      // One page read from the store by id (issue 15), not the whole bin; the marker stays the
+      // opaque key of the last item returned, as for directory listings.
       const key = (it: RecycleItem): string => String(it.id).padStart(16, '0');
+      const limit = q.limit === undefined ? MAX_LIMIT : Number(q.limit);
+      const after = q.marker ? Buffer.from(q.marker, 'base64url').toString('utf8') : '0';
+      const items = /^[0-9]{1,16}$/.test(after) ? await spaceOf(req).trashList({ after: Number(after), limit: Math.min(limit, MAX_LIMIT) + 1 }) : [];
       const pg = page(items, key, q.marker, q.limit);
       const body: Record<string, unknown> = { contents: pg.items.map(itemJson) };
       if (pg.nextMarker !== undefined) body.nextMarker = pg.nextMarker;
@@ -373,21 +387,20 @@ export async function smhRoutes(app: FastifyInstance, opts: SmhOptions): Promise
       onRequest: auth,
       schema: {
         params: idParams,
-        querystring: { type: 'object', required: ['restore'], properties: { ...COMMON_QUERY, restore: { type: 'string' }, conflict_resolution_strategy: STRATEGY } },
+        querystring: query({ restore: { type: 'string' }, conflict_resolution_strategy: STRATEGY }, ['restore']),
       },
     },
     async (req, reply) => {
       const q = req.query as Q;
       const conflict = (q.conflict_resolution_strategy as Conflict | undefined) ?? 'rename';
-      grant(req, 'restore_recycled');
-      const placed = await spaceOf(req).restore(Number((req.params as P).id), { conflict });
+      const placed = await spaceOf(req).restore(Number((req.params as P).id), { conflict, authorize: allow(req, 'restore_recycled', conflict) });
       return json(reply, 200, { path: placed.path });
     },
   );
 
   app.delete(
     '/recycled/:lib/:space/:id',
-    { onRequest: auth, schema: { params: idParams, querystring: { type: 'object', properties: COMMON_QUERY } } },
+    { onRequest: auth, schema: { params: idParams, querystring: query() } },
     async (req, reply) => {
       grant(req, 'delete_recycled');
       const r = await spaceOf(req).purge(Number((req.params as P).id));
@@ -401,7 +414,7 @@ export async function smhRoutes(app: FastifyInstance, opts: SmhOptions): Promise
 
   app.delete(
     '/recycled/:lib/:space',
-    { onRequest: auth, schema: { params: pathParams, querystring: { type: 'object', properties: COMMON_QUERY } } },
+    { onRequest: auth, schema: { params: pathParams, querystring: query() } },
     async (req, reply) => {
       grant(req, 'delete_recycled');
       const r = await spaceOf(req).emptyTrash();
@@ -421,7 +434,7 @@ export async function smhRoutes(app: FastifyInstance, opts: SmhOptions): Promise
           properties: { lib: { type: 'string' }, space: { type: 'string' }, ids: { type: 'string', pattern: '^[0-9]{1,15}(,[0-9]{1,15}){0,99}$' } },
           required: ['lib', 'space', 'ids'],
         },
-        querystring: { type: 'object', properties: COMMON_QUERY },
+        querystring: query(),
       },
     },
     async (req, reply) => {
@@ -441,19 +454,46 @@ export async function smhRoutes(app: FastifyInstance, opts: SmhOptions): Promise
   // ---------------------------------------------------------------- token
   const tokenHandler = async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
     const q = req.query as Q;
-    const idOk = safeEqual(q.library_id!, lib.libraryId);
-    const secretOk = safeEqual(q.library_secret!, lib.librarySecret);
+    if (q.library_secret !== undefined) {
+      throw fail('InvalidArgument', 'the library secret must not be sent in the URL; POST it in the body (library_secret=… or {"library_secret": …})');
+    }
+    const b = req.method === 'POST' ? await tokenParams(req) : {};
+    for (const k of Object.keys(b)) if (q[k] !== undefined) throw fail('InvalidArgument', `${k} is given twice (query and body)`);
+    const p: Q = { ...q, ...b };
+    if (p.library_id === undefined || p.library_secret === undefined) {
+      throw fail('InvalidArgument', 'library_id (query or body) and library_secret (POST body) are required');
+    }
+    const idOk = p.library_id === lib.libraryId;
+    const secretOk = lib.checkLibrarySecret(p.library_secret);
     if (!idOk || !secretOk) throw wire('InvalidLibrary', 'library_id or library_secret is wrong');
-    const spaceId = q.space_id ?? '-';
+    const spaceId = p.space_id ?? '-';
     lib.space(spaceId); // SpaceNotFound → 404
-    const grants = parseGrants(q.grant);
-    const period = q.period === undefined ? 86400 : Number(q.period);
+    const grants = parseGrants(p.grant);
+    if (p.period !== undefined && !/^[0-9]{1,10}$/.test(p.period)) throw fail('InvalidArgument', 'period must be a number of seconds');
+    const period = p.period === undefined ? 86400 : Number(p.period);
     if (!(period >= 1 && period <= MAX_PERIOD)) throw fail('InvalidArgument', `period must be between 1 and ${MAX_PERIOD} seconds`);
-    const t = await lib.createToken({ space: spaceId, grants, periodSec: period, ...(q.user_id ? { userId: q.user_id } : {}) });
+    const t = await lib.createToken({ space: spaceId, grants, periodSec: period, ...(p.user_id ? { userId: p.user_id } : {}) });
     return json(reply, 200, { accessToken: t.accessToken, expiresIn: t.expiresIn });
   };
   app.get('/token', { schema: { querystring: tokenQuery } }, tokenHandler);
-  app.post('/token', { schema: { querystring: tokenQuery } }, tokenHandler);
+  app.post('/token', { schema: { querystring: tokenQuery, body: { content: { 'application/json': { schema: tokenBody } } } } }, tokenHandler);
+
+  /** The token endpoint's POST body: JSON (parsed and validated already) or a form. */
+  async function tokenParams(req: FastifyRequest): Promise<Q> {
+    if (req.mediaType === 'application/json') return (req.body ?? {}) as Q;
+    if (req.mediaType !== 'application/x-www-form-urlencoded') {
+      if (!(req.body instanceof Readable)) return {};
+      throw fail('InvalidArgument', 'the token endpoint takes an application/x-www-form-urlencoded or application/json body');
+    }
+    const text = (await readSmall(req.body as Readable, MAX_FORM_BYTES)).toString('utf8');
+    const out: Q = {};
+    for (const [k, v] of new URLSearchParams(text)) {
+      if (!(k in tokenBody.properties)) throw fail('InvalidArgument', `unknown parameter ${JSON.stringify(k.slice(0, 64))}`);
+      if (out[k] !== undefined) throw fail('InvalidArgument', `${k} is given twice`);
+      out[k] = v;
+    }
+    return out;
+  }
 
   // --------------------------------------------------------------- helpers
   async function infoOf(space: HttpSpace, path: string): Promise<Record<string, unknown>> {
@@ -468,7 +508,7 @@ export async function smhRoutes(app: FastifyInstance, opts: SmhOptions): Promise
       url,
       {
         onRequest: auth,
-        schema: { params: pathParams, querystring: { type: 'object', properties: { ...COMMON_QUERY, permanent: PERMANENT } } },
+        schema: { params: pathParams, querystring: query({ permanent: PERMANENT }) },
       },
       async (req, reply) => {
         const q = req.query as Q;
@@ -491,21 +531,16 @@ export async function smhRoutes(app: FastifyInstance, opts: SmhOptions): Promise
   }
 }
 
-/** Stat a move/copy source to pick the grant; a missing source is the store's error to report. */
-async function statSource(space: HttpSpace, from: string): Promise<NodeInfo | undefined> {
-  try {
-    return await space.stat(from, { follow: false });
-  } catch (e) {
-    // The store reports a bad or missing source authoritatively when the operation runs.
-    if (isSmhError(e) && HTTP_OF[e.code].status < 500) return undefined;
-    throw e;
+/** Read a small body whole; refuse one over `max` bytes. */
+async function readSmall(stream: Readable, max: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const c of stream) {
+    n += (c as Buffer).length;
+    if (n > max) throw wire('EntityTooLarge', `the body is over ${max} bytes`);
+    parts.push(c as Buffer);
   }
-}
-
-function safeEqual(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
+  return Buffer.concat(parts);
 }
 
 function emptyStream(): Readable {

@@ -18,6 +18,7 @@ export type HttpSpace = Pick<
   | 'putSymlink'
   | 'getSymlink'
   | 'putFile'
+  | 'checkPutFile'
   | 'move'
   | 'copy'
   | 'rmdir'
@@ -31,7 +32,7 @@ export type HttpSpace = Pick<
 export type HttpLibrary = Pick<
   Library,
   | 'libraryId'
-  | 'librarySecret'
+  | 'checkLibrarySecret'
   | 'createToken'
   | 'checkToken'
   | 'storeBlobFromStream'

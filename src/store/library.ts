@@ -7,8 +7,8 @@
  * Transactions are synchronous and IMMEDIATE; blob bytes are never touched inside one. Keys of
  * blobs whose last reference a transaction dropped are collected after it commits.
  */
-import { randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, readdirSync, rmSync, statSync, accessSync, constants as fsc } from 'node:fs';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { closeSync, createWriteStream, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync, accessSync, constants as fsc } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -20,7 +20,7 @@ import { HashingTransform, hashFile, type ContentHash } from '../blob/hash.js';
 import { LocalBlobStore } from '../blob/local-store.js';
 import { PageCache, type PageCacheOptions, type ReadStream } from '../blob/page-cache.js';
 import { EMPTY_BLOB_KEY, type BlobStore } from '../blob/types.js';
-import { migrate } from './schema.js';
+import { SCHEMA_VERSION, migrate, secretHash } from './schema.js';
 import { nowUs, Space } from './space.js';
 import type { BlobConfig, BlobRef, Task } from './types.js';
 
@@ -36,6 +36,12 @@ const BLOBS_KEY = 'blobs';
 
 export interface LibraryOptions {
   create?: boolean;
+  /**
+   * Open for reading only (`smhfs ls/cat/stat` on a library the user may not write, or on a
+   * read-only file system): nothing is created, migrated, cleaned or initialised; any write fails
+   * with `LibraryReadOnly`. See `openReadOnly`.
+   */
+  readOnly?: boolean;
   blobStore?: BlobStore;
   cache?: Omit<PageCacheOptions, 'store'>;
 }
@@ -46,6 +52,15 @@ export interface TokenInfo {
   userId: string | null;
   expiresAtUs: number;
 }
+
+/** A token as `smhfs token list` shows it: never the token itself (only its hash is kept). */
+export interface TokenRecord extends TokenInfo {
+  id: number;
+  createdAtUs: number;
+}
+
+/** `meta` key of the library secret's SHA-256 (the secret itself is shown once, by rotateLibrarySecret). */
+const SECRET_KEY = 'library_secret_sha256';
 
 function isLocalOwnerDead(owner: string): boolean {
   const [host, pid] = owner.split(':');
@@ -80,6 +95,8 @@ export class Library {
   readonly blobs: BlobStore;
   readonly cache: PageCache;
   readonly stagingDir: string;
+  /** Opened with `readOnly`: every write fails (`LibraryReadOnly`); no tasks, no background work. */
+  readOnly = false;
   /** Set by the mount: absolute link targets under it are taken relative to the space root (L1). */
   mountpoint: string | undefined;
 
@@ -126,8 +143,11 @@ export class Library {
       claim: p(`UPDATE tasks SET state = 'running', owner = ?, heartbeat = ?, updated = ? WHERE id = ?`),
       progress: p('UPDATE tasks SET done = done + ?, heartbeat = ?, updated = ? WHERE id = ?'),
       finish: p('UPDATE tasks SET state = ?, error = ?, updated = ?, owner = NULL WHERE id = ?'),
-      insertToken: p('INSERT INTO tokens (token, space, grants, user_id, expires, created) VALUES (?, ?, ?, ?, ?, ?)'),
-      token: p('SELECT * FROM tokens WHERE token = ?'),
+      insertToken: p('INSERT INTO tokens (hash, space, grants, user_id, expires, created) VALUES (?, ?, ?, ?, ?, ?)'),
+      token: p('SELECT * FROM tokens WHERE hash = ?'),
+      tokens: p('SELECT * FROM tokens ORDER BY id'),
+      revokeToken: p('DELETE FROM tokens WHERE id = ?'),
+      revokeTokenHash: p('DELETE FROM tokens WHERE hash = ?'),
       purgeTokens: p('DELETE FROM tokens WHERE expires < ?'),
       insertSpace: p('INSERT INTO spaces (name, root, trash, created) VALUES (?, ?, ?, ?)'),
       insertDir: p(`INSERT INTO nodes (space, kind, mode, atime, mtime, ctime, btime) VALUES (?, 'dir', ?, ?, ?, ?, ?)`),
@@ -139,6 +159,7 @@ export class Library {
    * things but no library, and a database written by a newer smhfs.
    */
   static open(dir: string, opts: LibraryOptions = {}): Library {
+    if (opts.readOnly) return Library.openReadOnly(dir, opts);
     const dbPath = join(dir, DB_FILE);
     const exists = existsSync(dbPath);
     if (!exists) {
@@ -161,6 +182,9 @@ export class Library {
     }
     let db: Database.Database;
     try {
+      // A new database (and the WAL and SHM files SQLite creates with its mode) is the owner's
+      // alone: it names every file of the library.
+      if (!exists) closeSync(openSync(dbPath, fsc.O_CREAT | fsc.O_EXCL | fsc.O_WRONLY, 0o600));
       db = new Database(dbPath, { fileMustExist: exists });
       db.pragma('busy_timeout = 10000');
       if (exists) {
@@ -196,6 +220,74 @@ export class Library {
   }
 
   /**
+   * A read-only open. SQLite reads a WAL database read-only only where it can open or create
+   * `library.db-shm`; in a folder nobody may write (a read-only file system, another user's
+   * library) and after a clean close there is none. Then the database file alone is the whole
+   * library — a clean close checkpointed everything into it — so it is read into memory and
+   * opened from there (its header switched from WAL to rollback mode in the copy, which the
+   * in-memory engine needs). A library whose `library.db-wal` still holds changes cannot be read
+   * that way without losing them, and is refused with a message saying so.
+   */
+  private static openReadOnly(dir: string, opts: LibraryOptions): Library {
+    const dbPath = join(dir, DB_FILE);
+    if (!existsSync(dbPath)) throw fail('NotALibrary', `${dir} holds no smhfs library (no ${DB_FILE})`, dir);
+    let db: Database.Database | undefined;
+    try {
+      db = Library.readOnlyDatabase(dir);
+      const version = db.pragma('user_version', { simple: true }) as number;
+      const ours = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'nodes'").get() !== undefined;
+      if (version === 0 || !ours) throw fail('NotALibrary', `${dbPath} is not an smhfs library`, dir);
+      if (version > SCHEMA_VERSION) {
+        throw fail('SchemaTooNew', `library schema version ${version} is newer than this smhfs supports (${SCHEMA_VERSION}); upgrade smhfs`, dir);
+      }
+      if (version < SCHEMA_VERSION) {
+        throw fail('LibraryReadOnly', `the library has schema version ${version} and needs an upgrade to ${SCHEMA_VERSION}, which needs write access; open it once where it is writable`, dir);
+      }
+    } catch (e) {
+      db?.close();
+      if (e instanceof SmhError) throw e;
+      if ((e as { code?: string }).code === 'SQLITE_NOTADB') throw fail('NotALibrary', `${dbPath} is not an SQLite database`, dir);
+      throw sqliteToDomain(e);
+    }
+    const lib = new Library(dir, db, opts.blobStore ?? new LocalBlobStore(join(dir, 'blobs')), opts.cache);
+    lib.ownsBlobs = opts.blobStore === undefined;
+    lib.readOnly = true;
+    return lib;
+  }
+
+  /** The database of `dir` opened read-only (see `openReadOnly`); SQLite errors are thrown as they are. */
+  private static readOnlyDatabase(dir: string): Database.Database {
+    const dbPath = join(dir, DB_FILE);
+    try {
+      const db = new Database(dbPath, { readonly: true, fileMustExist: true });
+      try {
+        db.pragma('busy_timeout = 10000');
+        db.prepare('SELECT 1 FROM sqlite_master LIMIT 1').get(); // whether -shm can be had is settled here
+        return db;
+      } catch (e) {
+        db.close();
+        throw e;
+      }
+    } catch (e) {
+      const code = (e as { code?: string }).code ?? '';
+      if (code !== 'SQLITE_CANTOPEN' && !code.startsWith('SQLITE_READONLY')) throw e;
+    }
+    let walBytes = 0;
+    try {
+      walBytes = statSync(`${dbPath}-wal`).size;
+    } catch {
+      walBytes = 0;
+    }
+    if (walBytes > 0) {
+      throw fail('LibraryReadOnly', `${DB_FILE}-wal holds changes that were never checkpointed, and this folder cannot be written to apply them; open the library once where it is writable`, dir);
+    }
+    const image = readFileSync(dbPath);
+    // Bytes 18–19 are 2 in WAL mode; the in-memory copy must be a rollback-journal database.
+    if (image.length >= 20 && image[18] === 2 && image[19] === 2) image[18] = image[19] = 1;
+    return new Database(image, { readonly: true });
+  }
+
+  /**
    * The blob-store record of the library in `dir`, read without changing anything (no migration,
    * no journal-mode switch, nothing created): callers decide which store to open before opening
    * the library. `library` is false when `dir` holds no library database; `blobs` is undefined
@@ -222,8 +314,17 @@ export class Library {
         return { library: true, blobs: undefined };
       }
       if (code.startsWith('SQLITE_READONLY') || code === 'SQLITE_CANTOPEN' || code === 'SQLITE_PERM') {
-        // A WAL database can be read only where SQLite can open or create library.db-shm.
-        throw new SmhError('LibraryReadOnly', `cannot read ${dbPath}: its folder is read-only and SQLite needs ${DB_FILE}-shm there; fix its permissions`, dir, { cause: e });
+        // A folder this process cannot write: read the record the way a read-only open would.
+        db?.close();
+        db = undefined;
+        try {
+          db = Library.readOnlyDatabase(dir);
+          const row = db.prepare('SELECT value FROM meta WHERE key = ?').get(BLOBS_KEY) as { value: string } | undefined;
+          return { library: true, blobs: row ? parseBlobConfig(row.value) : undefined };
+        } catch (e2) {
+          if (e2 instanceof SmhError) throw e2;
+          throw new SmhError('LibraryReadOnly', `cannot read ${dbPath}: ${(e2 as Error).message}`, dir, { cause: e2 });
+        }
       }
       throw sqliteToDomain(e);
     } finally {
@@ -235,7 +336,6 @@ export class Library {
     this.transaction(() => {
       if (!this.q.meta.get('library_id')) {
         this.q.setMeta.run('library_id', `smh${randomBytes(8).toString('hex')}`);
-        this.q.setMeta.run('library_secret', randomBytes(24).toString('hex'));
         this.q.setMeta.run('retention_days', String(DEFAULT_RETENTION_DAYS));
       }
       if (!this.q.space.get('-')) this.insertSpace('-');
@@ -264,8 +364,22 @@ export class Library {
     return (this.q.meta.get('library_id') as { value: string }).value;
   }
 
-  get librarySecret(): string {
-    return (this.q.meta.get('library_secret') as { value: string }).value;
+  /**
+   * Whether `secret` is the library secret (SMH token endpoint). Only its hash is kept; a library
+   * has no secret until `rotateLibrarySecret` makes one.
+   */
+  checkLibrarySecret(secret: string): boolean {
+    const row = this.q.meta.get(SECRET_KEY) as { value: string } | undefined;
+    const given = Buffer.from(secretHash(secret), 'hex');
+    const kept = Buffer.from(row?.value ?? secretHash(randomBytes(24).toString('hex')), 'hex');
+    return timingSafeEqual(given, kept) && row !== undefined;
+  }
+
+  /** Make a new library secret, keep its hash, and return it (the only time it is shown). */
+  rotateLibrarySecret(): string {
+    const secret = randomBytes(24).toString('hex');
+    this.transaction(() => this.q.setMeta.run(SECRET_KEY, secretHash(secret)));
+    return secret;
   }
 
   get retentionDays(): number {
@@ -394,25 +508,35 @@ export class Library {
    * hashing when the caller computed it while writing; `consume` lets the store take the file
    * over (a rename for the local store) — the path is gone afterwards.
    */
-  async storeBlobFromFile(path: string, opts: { hash?: ContentHash; consume?: boolean } = {}): Promise<BlobRef> {
+  async storeBlobFromFile(
+    path: string,
+    opts: { hash?: ContentHash; consume?: boolean; onProgress?: (storedBytes: number) => void } = {},
+  ): Promise<BlobRef> {
     const h = opts.hash ?? (await hashFile(path));
-    return this.storeHashed(path, h.sha256, h.md5, h.size, opts.consume ?? false);
+    return this.storeHashed(path, h.sha256, h.md5, h.size, opts.consume ?? false, opts.onProgress);
   }
 
   /** Stage a stream to a local file (hashing as it goes), then store it. */
-  async storeBlobFromStream(body: Readable): Promise<BlobRef> {
+  async storeBlobFromStream(body: Readable, opts: { onProgress?: (storedBytes: number) => void } = {}): Promise<BlobRef> {
     const staged = join(this.stagingDir, `upload-${randomBytes(8).toString('hex')}`);
     const hasher = new HashingTransform();
     try {
       await pipeline(body, hasher, createWriteStream(staged));
       const h = hasher.digest();
-      return await this.storeHashed(staged, h.sha256, h.md5, h.size, true);
+      return await this.storeHashed(staged, h.sha256, h.md5, h.size, true, opts.onProgress);
     } finally {
       await unlink(staged).catch(() => undefined);
     }
   }
 
-  private async storeHashed(path: string, key: string, etag: string, size: number, consume: boolean): Promise<BlobRef> {
+  private async storeHashed(
+    path: string,
+    key: string,
+    etag: string,
+    size: number,
+    consume: boolean,
+    onProgress?: (storedBytes: number) => void,
+  ): Promise<BlobRef> {
     if (key === EMPTY_BLOB_KEY) {
       if (consume) await unlink(path).catch(() => undefined);
       return { key, size: 0, etag };
@@ -427,7 +551,7 @@ export class Library {
           if ((e as NodeJS.ErrnoException).code !== 'EXDEV') throw e;
         }
       }
-      await this.blobs.putFile(key, path, size);
+      await this.blobs.putFile(key, path, size, onProgress);
       if (consume) await unlink(path).catch(() => undefined);
     } catch (e) {
       this.releaseLease(lease);
@@ -637,10 +761,10 @@ export class Library {
    * (T5) and collect garbage periodically. Timers are unref'd so they never keep a process alive.
    */
   startBackground(intervalMs = 60_000): void {
-    if (this.background) return;
+    if (this.background || this.readOnly) return;
     const tick = async () => {
       try {
-        for (const name of this.spaceNames()) this.space(name).purgeExpired(this.retentionDays);
+        for (const name of this.spaceNames()) await this.space(name).purgeExpired(this.retentionDays);
         this.transaction(() => this.q.purgeTokens.run(nowUs()));
         await this.runTasks();
       } catch (e) {
@@ -663,15 +787,28 @@ export class Library {
     const token = randomBytes(24).toString('base64url');
     const t = nowUs();
     this.transaction(() =>
-      this.q.insertToken.run(token, opts.space, JSON.stringify(opts.grants), opts.userId ?? null, t + opts.periodSec * 1_000_000, t),
+      this.q.insertToken.run(secretHash(token), opts.space, JSON.stringify(opts.grants), opts.userId ?? null, t + opts.periodSec * 1_000_000, t),
     );
     return { accessToken: token, expiresIn: opts.periodSec };
   }
 
   checkToken(token: string): TokenInfo | undefined {
-    const row = this.q.token.get(token) as { space: string; grants: string; user_id: string | null; expires: number } | undefined;
+    const row = this.q.token.get(secretHash(token)) as TokenRow | undefined;
     if (!row || row.expires <= nowUs()) return undefined;
-    return { space: row.space, grants: JSON.parse(row.grants) as string[], userId: row.user_id, expiresAtUs: row.expires };
+    return tokenInfo(row);
+  }
+
+  /** Every unexpired token (`smhfs token list`): ids and grants, never the tokens. */
+  listTokens(): TokenRecord[] {
+    const now = nowUs();
+    return (this.q.tokens.all() as TokenRow[]).filter((r) => r.expires > now).map((r) => ({ ...tokenInfo(r), id: r.id, createdAtUs: r.created }));
+  }
+
+  /** Revoke a token by its id (from `listTokens`) or by the token itself; false when there was none. */
+  revokeToken(idOrToken: number | string): boolean {
+    return this.transaction(() =>
+      typeof idOrToken === 'number' ? this.q.revokeToken.run(idOrToken).changes > 0 : this.q.revokeTokenHash.run(secretHash(idOrToken)).changes > 0,
+    );
   }
 
   // ───────────────────────────── life cycle ─────────────────────────────
@@ -702,6 +839,19 @@ export class Library {
     // Releases the read descriptors the local store keeps; its close starts synchronously.
     if (this.ownsBlobs) void this.blobs.close?.()?.catch(() => undefined);
   }
+}
+
+interface TokenRow {
+  id: number;
+  space: string;
+  grants: string;
+  user_id: string | null;
+  expires: number;
+  created: number;
+}
+
+function tokenInfo(r: TokenRow): TokenInfo {
+  return { space: r.space, grants: JSON.parse(r.grants) as string[], userId: r.user_id, expiresAtUs: r.expires };
 }
 
 interface TaskRow {

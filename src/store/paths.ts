@@ -8,6 +8,8 @@ import { fail } from '../errors.js';
 
 export const MAX_NAME_BYTES = 255;
 export const MAX_LINK_TARGET_BYTES = 4095;
+/** PATH_MAX is 4096 bytes with its NUL: a path (and so a tree's depth) is at most 4095 bytes. */
+export const MAX_PATH_BYTES = 4095;
 export const TRASH_NAME = '.trash';
 
 export type PathRole = 'source' | 'destination';
@@ -20,6 +22,10 @@ const byteLength = (s: string): number => Buffer.byteLength(s, 'utf8');
  */
 export function splitPath(path: string, role: PathRole = 'source'): string[] {
   if (typeof path !== 'string') throw fail('InvalidArgument', 'path must be a string');
+  // Checked before splitting: a request cannot make the store walk (or create) 7,000 levels.
+  if (path.length * 3 > MAX_PATH_BYTES && byteLength(path) > MAX_PATH_BYTES) {
+    throw fail('PathTooLong', `a path is at most ${MAX_PATH_BYTES} bytes (PATH_MAX), this one is ${byteLength(path)}`, truncateUtf8(path, 200) + '…');
+  }
   const segs = path.split('/').filter((s) => s.length > 0);
   for (const s of segs) {
     if (s === '.' || s === '..') {
@@ -65,12 +71,36 @@ export function validateLinkTarget(target: string, subject: string): void {
 
 /**
  * C2: the n-th alternative name. Files split at the last '.' unless it is the first character
- * (`a.tar.gz` → `a.tar (1).gz`, `.bashrc` → `.bashrc (1)`); directories never split.
+ * (`a.tar.gz` → `a.tar (1).gz`, `.bashrc` → `.bashrc (1)`); directories never split. When that
+ * would pass 255 bytes the stem is shortened (whole characters; the extension is kept) so it
+ * fits: a name of 250 bytes that is taken still has alternatives (native-notes/scale.md). If
+ * even the extension leaves no room, the long name is returned and validateName refuses it.
  */
 export function conflictName(name: string, n: number, isDir: boolean): string {
+  const { stem, ext } = conflictPattern(name, isDir);
+  const full = `${stem} (${n})${ext}`;
+  if (byteLength(full) <= MAX_NAME_BYTES) return full;
+  const room = MAX_NAME_BYTES - byteLength(` (${n})${ext}`);
+  const short = room > 0 ? truncateUtf8(stem, room) : '';
+  return short.length > 0 ? `${short} (${n})${ext}` : full;
+}
+
+/** C2: the parts around ` (n)` in the alternatives to `name`. */
+export function conflictPattern(name: string, isDir: boolean): { stem: string; ext: string } {
   const dot = isDir ? -1 : name.lastIndexOf('.');
-  if (dot <= 0) return `${name} (${n})`;
-  return `${name.slice(0, dot)} (${n})${name.slice(dot)}`;
+  return dot <= 0 ? { stem: name, ext: '' } : { stem: name.slice(0, dot), ext: name.slice(dot) };
+}
+
+/**
+ * The n of `candidate` if it is exactly the C2 alternative `stem (n)ext` (n written as
+ * conflictName writes it: no sign, no leading zero), else undefined.
+ */
+export function conflictNumber(candidate: string, stem: string, ext: string): number | undefined {
+  const head = `${stem} (`;
+  const tail = `)${ext}`;
+  if (candidate.length <= head.length + tail.length || !candidate.startsWith(head) || !candidate.endsWith(tail)) return undefined;
+  const digits = candidate.slice(head.length, candidate.length - tail.length);
+  return /^[1-9][0-9]{0,14}$/.test(digits) ? Number(digits) : undefined;
 }
 
 /** Relative path from directory `from` to `to` (both segment lists from the space root). */

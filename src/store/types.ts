@@ -30,7 +30,12 @@ export interface LinkInfo {
   readlink: string | undefined;
   /** Bound: the target node id. */
   targetNode?: number;
-  /** Bound: the target's current space-relative path (may start with `.trash/`). */
+  /**
+   * Where the link leads, space-relative. Bound: the target's current path (may start with
+   * `.trash/`; unset while the target is being purged). Path: where the string leads, lexically —
+   * a BOS key as such, a mount-made target from the link's parent; unset when it leads outside
+   * the space (absolute, or '..' above the root: D10).
+   */
   targetPath?: string;
   /** Path: the stored string, as given at creation (BOS `GET ?symlink` returns this). */
   stored?: string;
@@ -81,6 +86,18 @@ export interface Owner {
   uid?: number;
   gid?: number;
 }
+
+/**
+ * What a tree operation is about to do, shown to a caller's check inside the store's transaction
+ * (the dialects decide grants from it, C5): the kind of the node moved, copied or restored, and the
+ * kind of the node an 'overwrite' is about to replace (to the recycle bin), if any.
+ */
+export interface OpFacts {
+  source?: NodeKind;
+  replacing?: NodeKind;
+}
+/** Throws to refuse; called once, before anything changes. */
+export type Authorize = (facts: OpFacts) => void;
 
 export interface Placed {
   info: NodeInfo;

@@ -11,7 +11,8 @@ import type { Test } from 'tap';
 import { Library } from '../../src/store/library.js';
 import type { BlobStore } from '../../src/blob/types.js';
 import { MemoryBlobStore } from '../../src/blob/memory-store.js';
-import { startServer, type RunningServer } from '../../src/http/server.js';
+import { startServer, type RunningServer, type ServerLimits, type ServerOptions } from '../../src/http/server.js';
+import type { HttpLibrary } from '../../src/http/store-port.js';
 import { dumpDb, tempDir, type DbDump } from './store.js';
 
 export { dumpDb, md5, sha256 } from './store.js';
@@ -77,7 +78,16 @@ export interface Harness {
   bosFetch(
     method: string,
     path: string,
-    opts?: { query?: Record<string, string>; headers?: Record<string, string>; body?: string | Buffer; timestamp?: number; expiration?: number; sk?: string; ak?: string },
+    opts?: {
+      query?: Record<string, string>;
+      headers?: Record<string, string>;
+      body?: string | Buffer;
+      timestamp?: number;
+      expiration?: number;
+      sk?: string;
+      ak?: string;
+      headersToSign?: string[];
+    },
   ): Promise<Res>;
   /** node:http with the path sent byte for byte (no URL normalisation of `..`). */
   raw(method: string, path: string, headers?: Record<string, string>, body?: string | Buffer): Promise<Res>;
@@ -129,16 +139,20 @@ export function rawRequest(base: string, method: string, path: string, headers: 
   });
 }
 
-/** Sign like the SDK: canonical headers are host + every x-bce-* (+ any listed). */
+/**
+ * Sign with the SDK's own signer, as BosClient does: canonical headers are host, content-md5,
+ * content-length and content-type when in `headers`, and every x-bce-* header (`headersToSign`
+ * replaces the first four).
+ */
 export function signBce(
   method: string,
   path: string,
   query: Record<string, string>,
   headers: Record<string, string>,
-  opts: { ak?: string; sk?: string; timestamp?: number; expiration?: number } = {},
+  opts: { ak?: string; sk?: string; timestamp?: number; expiration?: number; headersToSign?: string[] } = {},
 ): string {
   const auth = new SdkAuth(opts.ak ?? AK, opts.sk ?? SK);
-  return auth.generateAuthorization(method, path, query, headers, opts.timestamp, opts.expiration, ['host']);
+  return auth.generateAuthorization(method, path, query, headers, opts.timestamp, opts.expiration, opts.headersToSign);
 }
 
 export function queryString(q: Record<string, string | number | undefined> | undefined): string {
@@ -157,10 +171,20 @@ export function encPath(p: string): string {
     .join('/');
 }
 
-export async function startHarness(t: Test, opts: { blobStore?: BlobStore; bos?: boolean; dir?: string } = {}): Promise<Harness> {
+export async function startHarness(
+  t: Test,
+  opts: { blobStore?: BlobStore; bos?: boolean; dir?: string; limits?: Partial<ServerLimits>; logger?: ServerOptions['logger']; wrap?: (lib: Library) => HttpLibrary } = {},
+): Promise<Harness> {
   const dir = opts.dir ?? tempDir('smhfs-http-');
-  const lib = Library.open(dir, { create: true, blobStore: opts.blobStore ?? new MemoryBlobStore() });
-  const server = await startServer({ lib, listen: '127.0.0.1:0', bos: opts.bos === false ? undefined : { accessKey: AK, secretKey: SK }, taskPollMs: 0 });
+  const lib = Library.open(dir, { create: true, ...(opts.blobStore === undefined ? { blobStore: new MemoryBlobStore() } : { blobStore: opts.blobStore }) });
+  const server = await startServer({
+    lib: opts.wrap ? opts.wrap(lib) : lib,
+    listen: '127.0.0.1:0',
+    bos: opts.bos === false ? undefined : { accessKey: AK, secretKey: SK },
+    taskPollMs: 0,
+    ...(opts.limits ? { limits: opts.limits } : {}),
+    ...(opts.logger !== undefined ? { logger: opts.logger } : {}),
+  });
   t.teardown(async () => {
     await server.close();
     await lib.idle();

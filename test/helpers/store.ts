@@ -5,7 +5,7 @@
  * Nothing here imports `tap` at run time (only its types), so the crash child can use it too.
  */
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, existsSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { Readable } from 'node:stream';
@@ -34,6 +34,17 @@ export function bareEtag(e: string | null | undefined): string | null | undefine
 
 // ---------------------------------------------------------------------------------------------
 // temp libraries
+
+/** Every regular file under `dir`, recursively (absolute paths). */
+export function listFiles(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...listFiles(p));
+    else if (e.isFile()) out.push(p);
+  }
+  return out;
+}
 
 export function tempDir(prefix = 'smhfs-store-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
@@ -291,7 +302,8 @@ export async function runCrashOp(lib: Library, space: Space, i: number): Promise
   const r = i % CRASH_BLOCK;
   const odd = k % 2 === 1;
   const itemOf = (p: string) => {
-    const it = space.trashList().find((x) => x.originalPath === p);
+    // the newest item of that path (an overwrite leaves the older version there too)
+    const it = space.trashList().filter((x) => x.originalPath === p).pop();
     if (!it) throw new Error(`crash op ${i}: no recycle item for ${p}`);
     return it;
   };
@@ -343,7 +355,7 @@ export type CrashEntry = { kind: 'dir' } | { kind: 'file'; sha: string; size: nu
 export interface CrashState {
   live: Map<string, CrashEntry>;
   /** Recycle items: original path -> kind and the links cascaded with it (path -> target). */
-  trash: Map<string, { kind: 'file' | 'link'; entry: CrashEntry; links: Map<string, string> }>;
+  trash: Map<string, { kind: 'file' | 'link'; entry: CrashEntry; links: Map<string, string>; path?: string }>;
 }
 
 /** The library's expected state after operations 0..n-1 (starting from `links/` and `moved/`). */
@@ -390,6 +402,8 @@ export function crashModel(n: number): CrashState {
         break;
       }
       case 5:
+        // T1: the overwritten version goes to the bin (no links: they stay with the live file)
+        s.trash.set(`${big}@old`, { kind: 'file', entry: s.live.get(big)!, links: new Map(), path: big });
         s.live.set(big, file(crashBytes(k, 1, true)));
         break;
       case 6:
@@ -433,7 +447,7 @@ export function renderCrashState(s: CrashState): string[] {
     );
   }
   for (const [p, it] of s.trash) {
-    out.push(`trash ${it.kind} ${p} links=[${[...it.links.keys()].sort().join(',')}]`);
+    out.push(`trash ${it.kind} ${it.path ?? p} links=[${[...it.links.keys()].sort().join(',')}]`);
   }
   return out.sort();
 }

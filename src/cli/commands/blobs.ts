@@ -21,7 +21,7 @@ import {
   openBlobStoreFor,
   sameBlobConfig,
 } from '../blobs.js';
-import { UsageError, defaultLibraryDir, globalOptions, printJson, printLine, runAction, withSubject } from '../context.js';
+import { CliError, UsageError, defaultLibraryDir, globalOptions, printJson, printLine, runAction, withSubject } from '../context.js';
 import { table } from '../format.js';
 
 /** How many referenced blobs `blobs set` looks for in the new store. */
@@ -99,9 +99,11 @@ export function register(program: Command): void {
           let missing = 0;
           for (const key of keys) if ((await lib.blobs.head(key)) === undefined) missing++;
           if (missing > 0 && !o.force) {
-            throw new Error(
-              `${dir}: BlobsMissing: ${missing} of ${keys.length} sampled blobs the library references are not in ` +
+            throw new CliError(
+              'BlobsMissing',
+              `${missing} of ${keys.length} sampled blobs the library references are not in ` +
                 `${describeBlobConfig(dir, next)}; copy the bytes there first (e.g. aws s3 sync), or re-point anyway with --force`,
+              dir,
             );
           }
           lib.setBlobConfig(next);

@@ -4,11 +4,16 @@
  * arguments to store calls and results to text (or JSON with `--json`).
  */
 import { once } from 'node:events';
+import { createReadStream } from 'node:fs';
+import { stat as statLocal } from 'node:fs/promises';
 import { posix } from 'node:path';
+import { Transform } from 'node:stream';
 import { type Command, Option } from 'commander';
-import { SmhError, isSmhError } from '../../errors.js';
+import { hashFile } from '../../blob/hash.js';
+import { SmhError, fail, isSmhError } from '../../errors.js';
+import { TRASH_NAME, splitPath, validateName } from '../../store/paths.js';
 import type { Library, Space } from '../../store/library.js';
-import { type DirEntry, type NodeInfo, type RecycleItem, STORAGE_CLASSES, type StorageClass, type Task } from '../../store/types.js';
+import { type Conflict, type DirEntry, type NodeInfo, type RecycleItem, STORAGE_CLASSES, type StorageClass, type Task } from '../../store/types.js';
 import {
   conflictOf,
   conflictOption,
@@ -20,8 +25,12 @@ import {
   reportError,
   runAction,
   withSubject,
+  CliError,
 } from '../context.js';
+import { humanBytes as humanSize } from '../sizes.js';
 import { isoTime, linkTarget, modeString, octalMode, placedPath, plural, shortTime, table } from '../format.js';
+import { groupName, userName } from '../owners.js';
+import { type Progress, startProgress } from '../progress.js';
 
 /** Bytes per `readBlob` call in `cat` (the page cache's default page size). */
 const CAT_CHUNK = 1 << 20;
@@ -64,13 +73,43 @@ export function register(program: Command): void {
     .description('store a local file (or standard input) at PATH')
     .argument('<src>', 'local file, or - for standard input')
     .argument('<path>', 'destination path in the library')
+    .option('-p, --parents', 'create missing parent directories of PATH')
     .addOption(conflictOption('when PATH exists: ask (fail), rename, overwrite (default: the store\'s, rename)'))
     .addOption(new Option('--storage-class <class>', 'storage class').choices(STORAGE_CLASSES as string[]))
     .action(
-      runAction('put', async (src: string, path: string, opts: ConflictOpts & { storageClass?: string }, cmd: Command) => {
+      runAction('put', async (src: string, path: string, opts: ConflictOpts & { storageClass?: string; parents?: boolean }, cmd: Command) => {
         const g = globalOptions(cmd);
+        // The local file first (a typo should not create a library), then the destination: both
+        // are checked before a byte is read, so a 2 GiB put into a missing folder fails at once.
+        const size = src === '-' ? undefined : await localFileSize(src);
+        const streamed = src === '-' || size === undefined; // stdin, a pipe, a device: read once
         const { lib, space } = await openLibrary(g);
-        const ref = src === '-' ? await lib.storeBlobFromStream(process.stdin) : await lib.storeBlobFromFile(src);
+        await about(path, () => checkPut(space, path, { conflict: conflictOf(opts), parents: opts.parents === true }));
+        const progress = startProgress(`put ${path}`, { total: size });
+        let ref;
+        try {
+          if (streamed) {
+            let read = 0;
+            const counter = new Transform({
+              transform(chunk: Buffer, _enc, cb) {
+                read += chunk.length;
+                progress.update(read);
+                cb(null, chunk);
+              },
+            });
+            const input = src === '-' ? process.stdin : createReadStream(src, { highWaterMark: 1 << 20 });
+            input.pipe(counter);
+            input.once('error', (e: Error) => counter.destroy(e));
+            ref = await lib.storeBlobFromStream(counter, { onProgress: storingProgress(progress, () => read) });
+          } else {
+            // Two passes over the file (hash, then copy or upload): the bar covers both.
+            const hash = await hashFile(src, (n) => progress.update(n, size! * 2));
+            ref = await lib.storeBlobFromFile(src, { hash, onProgress: (n) => progress.update(size! + n, size! * 2) });
+          }
+        } catch (e) {
+          progress.fail();
+          throw e;
+        }
         let placed;
         try {
           placed = await about(path, () =>
@@ -78,12 +117,15 @@ export function register(program: Command): void {
               ...owner(),
               ...(opts.conflict ? { conflict: conflictOf(opts) } : {}),
               ...(opts.storageClass ? { storageClass: opts.storageClass as StorageClass } : {}),
+              ...(opts.parents ? { createParents: true } : {}),
             }),
           );
         } catch (e) {
+          progress.fail();
           await lib.abandonBlob(ref);
           throw e;
         }
+        progress.done(`${humanSize(placed.info.size)}, done`);
         const final = placedPath(placed);
         if (g.json) printJson({ path: placed.path, info: placed.info });
         else printLine(`${final} (${plural(placed.info.size, 'byte')})`);
@@ -97,7 +139,7 @@ export function register(program: Command): void {
     .argument('<path...>', 'file or link paths')
     .action(
       runAction('cat', async (paths: string[], _opts: unknown, cmd: Command) => {
-        const { lib, space } = await openLibrary(globalOptions(cmd));
+        const { lib, space } = await openLibrary(globalOptions(cmd), { reading: true });
         for (const path of paths) await catOne(lib, space, path);
       }),
     );
@@ -106,13 +148,15 @@ export function register(program: Command): void {
   program
     .command('ls')
     .description('list a directory (or show one entry)')
-    .argument('[path]', 'directory or entry (default: the space root)', '')
-    .option('-l, --long', 'long format: mode, size, mtime, and link targets with their flavour')
+    .argument('[path]', 'directory or entry (default: the space root)')
+    .option('-l, --long', 'long format: mode, owner, group, size, mtime, and link targets with their flavour')
+    .option('-n, --numeric-uid-gid', 'like -l, with numeric user and group ids')
     .option('-a, --all', 'include names starting with . (such as the recycle bin view .trash)')
     .action(
-      runAction('ls', async (path: string, opts: { long?: boolean; all?: boolean }, cmd: Command) => {
+      runAction('ls', async (pathArg: string | undefined, opts: { long?: boolean; all?: boolean; numericUidGid?: boolean }, cmd: Command) => {
+        const path = pathArg ?? '';
         const g = globalOptions(cmd);
-        const { space } = await openLibrary(g);
+        const { space } = await openLibrary(g, { reading: true });
         const info = await about(path, () => space.stat(path, { follow: false }));
         const entries: DirEntry[] =
           info.kind === 'dir'
@@ -123,17 +167,20 @@ export function register(program: Command): void {
           printJson(entries.map((e) => ({ name: e.name, ...e.info })));
           return;
         }
-        if (!opts.long) {
+        if (!opts.long && !opts.numericUidGid) {
           for (const e of entries) printLine(e.name);
           return;
         }
+        const numeric = opts.numericUidGid === true;
         const rows = entries.map((e) => [
           modeString(e.info.mode, e.info.kind),
+          numeric ? String(e.info.uid) : userName(e.info.uid),
+          numeric ? String(e.info.gid) : groupName(e.info.gid),
           String(e.info.size),
           shortTime(e.info.mtimeUs),
           e.info.link ? `${e.name} -> ${linkSummary(e.info)}` : e.name,
         ]);
-        for (const line of table(rows, [1])) printLine(line);
+        for (const line of table(rows, [3])) printLine(line);
       }),
     );
 
@@ -234,11 +281,9 @@ export function register(program: Command): void {
           printJson(results);
           return code;
         }
-        const items = results.some((r) => r.recycledItemId !== undefined) ? space.trashList() : [];
         for (const r of results) {
           if (r.recycledItemId !== undefined) {
-            const item = items.find((i) => i.id === r.recycledItemId);
-            const links = item?.links ?? [];
+            const links = space.trashItem(r.recycledItemId).links;
             const withLinks = links.length
               ? ` with ${plural(links.length, 'bound link')}: ${links.map((l) => l.originalPath).join(', ')}`
               : '';
@@ -262,7 +307,7 @@ export function register(program: Command): void {
     .action(
       runAction('stat', async (path: string, opts: { dereference?: boolean }, cmd: Command) => {
         const g = globalOptions(cmd);
-        const { space } = await openLibrary(g);
+        const { space } = await openLibrary(g, { reading: true });
         const info = await about(path, () =>
           opts.dereference ? space.resolveRead(path, 'smh').node : space.stat(path, { follow: false }),
         );
@@ -275,14 +320,22 @@ export function register(program: Command): void {
   const trash = program.command('trash').description('the recycle bin: list, restore, purge, empty');
   trash
     .command('list')
-    .description('list recycle bin items with the bound links that went with them')
+    .description('list recycle bin items (oldest first) with the bound links that went with them')
+    .option('--limit <n>', 'at most N items (one page)', parseId)
+    .option('--after <id>', 'only items after this id (the next page)', parseId)
     .action(
-      runAction('trash list', async (_opts: unknown, cmd: Command) => {
+      runAction('trash list', async (opts: { limit?: number; after?: number }, cmd: Command) => {
         const g = globalOptions(cmd);
-        const { space } = await openLibrary(g);
-        const items = space.trashList();
+        const { space } = await openLibrary(g, { reading: true });
+        // One more than asked: whether another page follows, without counting the bin.
+        const page = space.trashList({ ...(opts.after !== undefined ? { after: opts.after } : {}), ...(opts.limit !== undefined ? { limit: opts.limit + 1 } : {}) });
+        const more = opts.limit !== undefined && page.length > opts.limit;
+        const items = more ? page.slice(0, opts.limit) : page;
         if (g.json) printJson(items);
-        else for (const line of trashLines(items)) printLine(line);
+        else {
+          for (const line of trashLines(items, opts.after !== undefined)) printLine(line);
+          if (more) printLine(`more items: smhfs trash list --limit ${opts.limit} --after ${items[items.length - 1]!.id}`);
+        }
       }),
     );
   trash
@@ -294,9 +347,9 @@ export function register(program: Command): void {
       runAction('trash restore', async (id: number, opts: ConflictOpts, cmd: Command) => {
         const g = globalOptions(cmd);
         const { space } = await openLibrary(g);
-        const item = space.trashList().find((i) => i.id === id);
+        const item = await about(String(id), () => space.trashItem(id));
         const placed = await about(String(id), () => space.restore(id, opts.conflict ? { conflict: conflictOf(opts) } : {}));
-        const links: Array<{ nodeId: number; path: string | null }> = (item?.links ?? []).map((l) => {
+        const links: Array<{ nodeId: number; path: string | null }> = item.links.map((l) => {
           try {
             const info = space.statNode(l.nodeId);
             return { nodeId: l.nodeId, path: info.inTrash ? null : info.path };
@@ -332,7 +385,7 @@ export function register(program: Command): void {
       runAction('trash empty', async (_opts: unknown, cmd: Command) => {
         const g = globalOptions(cmd);
         const { space } = await openLibrary(g);
-        const r = space.emptyTrash();
+        const r = await space.emptyTrash();
         if (g.json) printJson(r);
         else printLine(`purged ${plural(r.purged, 'item')}${r.taskIds.length ? ` (tasks ${r.taskIds.join(', ')})` : ''}`);
       }),
@@ -346,7 +399,7 @@ export function register(program: Command): void {
     .action(
       runAction('tasks', async (id: number | undefined, _opts: unknown, cmd: Command) => {
         const g = globalOptions(cmd);
-        const { lib } = await openLibrary(g);
+        const { lib } = await openLibrary(g, { reading: true });
         const tasks: Task[] = id !== undefined ? [await about(String(id), () => lib.task(id))] : lib.tasks();
         if (g.json) printJson(id !== undefined ? tasks[0] : tasks);
         else for (const line of taskLines(tasks)) printLine(line);
@@ -355,6 +408,53 @@ export function register(program: Command): void {
 }
 
 // ---------------------------------------------------------------------------------------------
+
+/** The size of a regular local file; undefined for a pipe or device (read as a stream, once). */
+async function localFileSize(src: string): Promise<number | undefined> {
+  const st = await statLocal(src);
+  if (st.isDirectory()) throw new CliError('EISDIR', 'is a directory; put stores one file (smhfs mkdir makes directories)', src);
+  return st.isFile() ? st.size : undefined;
+}
+
+/** After stdin was read: storing it somewhere slow (S3) continues the same progress line. */
+function storingProgress(progress: Progress, read: () => number): (stored: number) => void {
+  return (stored) => progress.update(read() + stored, read() * 2);
+}
+
+/**
+ * What `space.putFile` would refuse, found before the source is read (the store checks again in
+ * its transaction; this is for failing fast, not for safety): a bad name, a missing or non-directory
+ * parent (unless `parents`), the read-only recycle-bin view, and a taken name under `ask` (or a
+ * directory under `overwrite`).
+ */
+function checkPut(space: Space, path: string, o: { conflict: Conflict | undefined; parents: boolean }): void {
+  const segs = splitPath(path, 'destination');
+  if (segs.length === 0) throw fail('InvalidDestinationPath', 'a file path must not be empty', path);
+  validateName(segs[segs.length - 1]!, false, path);
+  if (segs[0] === TRASH_NAME) throw fail('ReadOnly', 'the recycle bin is read-only', path);
+  for (let i = 1; i < segs.length; i++) {
+    const prefix = segs.slice(0, i).join('/');
+    let info: NodeInfo;
+    try {
+      info = space.stat(prefix, { follow: false });
+    } catch (e) {
+      if (!isSmhError(e, 'FileNotFound')) throw e;
+      if (!o.parents) throw fail('DirectoryNotFound', `the parent directory ${prefix} does not exist (put -p creates it)`, path);
+      for (const name of segs.slice(i, -1)) validateName(name, true, path);
+      return; // the rest will be created, so nothing can be in the way
+    }
+    if (info.kind !== 'dir') throw fail('NotADirectory', `${prefix} is not a directory`, path);
+  }
+  let existing: NodeInfo;
+  try {
+    existing = space.stat(path, { follow: false });
+  } catch (e) {
+    if (isSmhError(e, 'FileNotFound')) return;
+    throw e;
+  }
+  if (o.conflict === 'ask') throw fail('SameNameDirectoryOrFileExists', 'a file or directory with the same name exists', path);
+  if (o.conflict === 'overwrite' && existing.kind === 'dir') throw fail('IsADirectory', 'cannot replace a directory with a file', path);
+}
 
 async function catOne(lib: Library, space: Space, path: string): Promise<void> {
   const { node } = await about(path, () => space.resolveRead(path, 'smh'));
@@ -426,8 +526,8 @@ function statLines(info: NodeInfo): string[] {
   return table(rows);
 }
 
-function trashLines(items: RecycleItem[]): string[] {
-  if (items.length === 0) return ['the recycle bin is empty'];
+function trashLines(items: RecycleItem[], paged = false): string[] {
+  if (items.length === 0) return [paged ? 'no more items' : 'the recycle bin is empty'];
   const rows: string[][] = [['ID', 'KIND', 'SIZE', 'REMOVED', 'PATH']];
   for (const it of items) {
     rows.push([String(it.id), it.kind, String(it.size), shortTime(it.removedAtUs), it.originalPath]);

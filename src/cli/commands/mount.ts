@@ -1,6 +1,12 @@
 /**
  * `smhfs mount MOUNTPOINT`, `smhfs unmount MOUNTPOINT`, `smhfs stats MOUNTPOINT` (M1).
  *
+ * `mount` runs in the foreground, or with `--daemon` returns once the mount serves
+ * (src/cli/daemon.ts; also what mount(8) runs through /sbin/mount.smhfs, src/cli/mount-helper.ts).
+ * It logs to stderr or `--log-file` (src/cli/log.ts) and serves `--metrics` (src/cli/metrics.ts).
+ * The flags peers have (`--read-only`, `--allow-other`, `--uid/--gid/--umask`) become FUSE
+ * options; `--read-only` also opens the library read-only, so a library on read-only media mounts.
+ *
  * The mount opens the library itself (not through `openLibrary`) because the page-cache options
  * (`--cache-size`, `--page-size`, `--readahead`, the disk cache) are fixed when a Library is
  * constructed; it closes it itself when the mount stops.
@@ -12,46 +18,71 @@
  *
  * Test-only: `SMHFS_TEST_FAULTS='{"failRate":1,"failOps":["putFile"],"truncateRate":0.5,…}'` in
  * the environment wraps the mount's blob store in a FaultInjectingStore (src/blob/fault-store.ts)
- * with those FaultOptions, so tests can drive B4/B5 failures through the kernel. It prints a
- * warning at start; never set it in production.
+ * with those FaultOptions, so tests can drive B4/B5 failures through the kernel;
+ * `{"diskCache":{"read":"EIO","write":"ENOSPC"}}` fails those operations of the disk cache (and
+ * wraps the store only if store faults are given too). It prints a warning at start; never set it
+ * in production.
  */
 import { createConnection } from 'node:net';
+import { totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
 import { DiskCache, type DiskCacheFaults } from '../../blob/disk-cache.js';
-import type { PageCacheStats } from '../../blob/page-cache.js';
 import { FaultInjectingStore, type FaultOptions } from '../../blob/fault-store.js';
+import type { PageCacheStats } from '../../blob/page-cache.js';
 import { LocalBlobStore } from '../../blob/local-store.js';
+import type { BlobStore } from '../../blob/types.js';
+import type { FuseAdapter } from '../../fuse/adapter.js';
+import type { Library } from '../../store/library.js';
 import type { BlobConfig } from '../../store/types.js';
 import { isS3 } from '../blobs.js';
-import { defaultLibraryDir, globalOptions, openLibraryWithBlobs, printJson, printLine, runAction } from '../context.js';
+import {
+  CliError,
+  READ_ONLY_COMMANDS,
+  globalOptions,
+  instrumentableStore,
+  libraryDir,
+  openLibraryWithBlobs,
+  printJson,
+  printLine,
+  runAction,
+} from '../context.js';
+import { daemonReady, defaultDaemonLog, isDaemonChild, runDaemon } from '../daemon.js';
+import { type LogLevel, type Logger, checkLogFile, logFileOption, logLevelOption, openLogger } from '../log.js';
+import { Metrics, metricsOption } from '../metrics.js';
+import { formatSize, humanBytes, sizeIn } from '../sizes.js';
 import { UsageError } from '../usage.js';
 
-const UNITS: Record<string, number> = { '': 1, B: 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
+export { parseSize } from '../sizes.js';
 
-/** `256M`, `1m`, `512KiB`, `1G`, `4096` → bytes. */
-export function parseSize(value: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?$/i.exec(value.trim());
-  if (!m) throw new InvalidArgumentError(`expected a size such as 256M, 1M, 512K or a number of bytes, got ${JSON.stringify(value)}.`);
-  const n = Math.round(Number(m[1]) * UNITS[m[2]!.toUpperCase()]!);
-  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError(`size must be positive, got ${JSON.stringify(value)}.`);
-  return n;
-}
-
-/** `parseSize`, where 0 means "off". */
-function parseSizeOrZero(value: string): number {
-  return value.trim() === '0' ? 0 : parseSize(value);
-}
+const KiB = 1024;
+const MiB = 1024 ** 2;
+const GiB = 1024 ** 3;
 
 function parseSeconds(value: string): number {
   const n = Number(value);
-  if (!Number.isFinite(n) || n < 0 || n > 86400) throw new InvalidArgumentError('expected seconds, 0 to 86400.');
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 86400) throw new InvalidArgumentError('expected seconds, 0 to 86400.');
   return n;
 }
 
-function collect(value: string, prev: string[]): string[] {
+function parseId(what: string): (value: string) => number {
+  return (value: string): number => {
+    if (!/^\d{1,10}$/.test(value) || Number(value) > 0xfffffffe) throw new InvalidArgumentError(`expected a numeric ${what} (0 to 4294967294).`);
+    return Number(value);
+  };
+}
+
+function parseUmask(value: string): string {
+  if (!/^0?[0-7]{1,3}$/.test(value)) throw new InvalidArgumentError('expected an octal umask such as 022 or 0027.');
+  return value.replace(/^0(?=[0-7])/, '').padStart(3, '0');
+}
+
+function collect(value: string, prev: string[] = []): string[] {
   return [...prev, value];
 }
+
+/** The page cache may not hold more than this machine's memory. */
+const MAX_CACHE = Math.max(64 * MiB, Math.floor(totalmem() / MiB) * MiB);
 
 interface MountCmdOptions {
   cacheSize: number;
@@ -59,155 +90,254 @@ interface MountCmdOptions {
   cacheDiskSize: number;
   pageSize: number;
   readahead?: number;
-  options: string[];
+  options?: string[];
   attrTimeout: number;
   kernelReadahead: number;
   debug?: boolean;
+  daemon?: boolean;
+  readOnly?: boolean;
+  allowOther?: boolean;
+  uid?: number;
+  gid?: number;
+  umask?: string;
+  logFile?: string;
+  logLevel?: LogLevel;
+  metrics?: string;
 }
 
 export function register(program: Command): void {
-  program
+  const mount = program
     .command('mount')
-    .description('serve the library at MOUNTPOINT through FUSE, in the foreground (Ctrl-C unmounts)')
+    .description('serve the library at MOUNTPOINT through FUSE (foreground: Ctrl-C unmounts; --daemon: in the background)')
     .argument('<mountpoint>', 'an empty directory (created if missing)')
-    .option('--cache-size <size>', 'page cache budget', parseSize, 256 * 1024 ** 2)
-    .option('--page-size <size>', 'page cache page size', parseSize, 1024 ** 2)
-    .option('--readahead <size>', 'largest readahead window per open file (default 16M; 64M on S3)', parseSize)
+    .option('-d, --daemon', 'return once the mount serves (exit 0) or has failed (exit 1); the server runs in the background')
+    .option('--read-only', 'a read-only mount (also of a library on read-only media)')
+    .option('--allow-other', 'let other users use the mount (FUSE allow_other; non-root needs user_allow_other in /etc/fuse.conf)')
+    .option('--uid <uid>', 'show every file as owned by this user id (FUSE uid=)', parseId('user id'))
+    .option('--gid <gid>', 'show every file as owned by this group id (FUSE gid=)', parseId('group id'))
+    .option('--umask <octal>', 'show every file and directory with mode 0777 minus these bits (FUSE umask=; 022 shows 755)', parseUmask)
+    .option('--cache-size <size>', `page cache budget (16M to ${formatSize(MAX_CACHE)}, this machine's memory)`, sizeIn({ min: 16 * MiB, max: MAX_CACHE }), 256 * MiB)
+    .option('--page-size <size>', 'page cache page size (4K to 64M)', sizeIn({ min: 4 * KiB, max: 64 * MiB }), MiB)
+    .option('--readahead <size>', 'largest readahead window per open file (64K to 1G; default 16M, 64M on S3)', sizeIn({ min: 64 * KiB, max: GiB }))
     .option('--cache-dir <dir>', 'on-disk cache of remote bytes, kept across remounts (default: <library>/cache for an S3 library; none for a local one)')
-    .option('--cache-disk-size <size>', 'largest on-disk cache (0 turns it off)', parseSizeOrZero, DEFAULT_DISK_CACHE)
-    .option('-o, --options <opts>', 'FUSE mount options, comma-separated, passed through (allow_other, …); repeatable', collect, [])
-    .option('--attr-timeout <seconds>', 'how long the kernel caches attributes and names (changes by others show after it)', parseSeconds, 1)
+    .option('--cache-disk-size <size>', 'largest on-disk cache (0 turns it off; up to 64T)', sizeIn({ min: 64 * MiB, max: 64 * 1024 * GiB, zero: true }), 10 * GiB)
     .option(
       '--kernel-readahead <size>',
-      "the kernel's readahead for this mount (Linux, as root; 0 keeps the kernel's 128K)",
-      (v: string) => (v.trim() === '0' ? 0 : parseSize(v)),
-      1024 ** 2,
+      "the kernel's readahead for this mount (Linux, as root; 0 keeps the kernel's 128K; up to 256M)",
+      sizeIn({ min: 4 * KiB, max: 256 * MiB, zero: true }),
+      MiB,
     )
-    .option('--debug', 'libfuse debug output (every request) on stderr')
-    .action(
-      runAction('mount', async (mountpoint: string, o: MountCmdOptions, cmd: Command) => {
-        if (o.pageSize < 4096 || o.pageSize > 64 * 1024 ** 2) throw new UsageError('--page-size must be 4K to 64M');
-        if (o.cacheSize < o.pageSize * 4) throw new UsageError('--cache-size must hold at least four pages');
-        const g = globalOptions(cmd);
-        const dir = resolve(g.library || defaultLibraryDir());
-        const faults = testFaults();
-        // Readahead: SPEC B3's 16 MiB, but 64 MiB against an object store, whose per-request
-        // latency needs several large requests in flight (cold 1 GiB from s3rver: 225 → 275 MB/s,
-        // and less CPU on both sides). Always capped at a quarter of the cache by the page cache.
-        let disk: DiskCache | undefined;
-        const cacheFor = (config: BlobConfig) => {
-          const cacheDir = o.cacheDir !== undefined ? resolve(o.cacheDir) : isS3(config) ? join(dir, 'cache') : undefined;
-          if (cacheDir !== undefined && o.cacheDiskSize > 0) {
-            disk = new DiskCache({
-              dir: cacheDir,
-              maxBytes: o.cacheDiskSize,
-              // Pages waiting to be written stay in memory (counted in --cache-size): half of it at most.
-              maxPendingWriteBytes: Math.min(128 * 1024 ** 2, Math.floor(o.cacheSize / 2)),
-              ...(faults?.diskCache ? { faults: diskFaults(faults.diskCache) } : {}),
-            });
-          }
-          return {
-            cache: { maxBytes: o.cacheSize, pageSize: o.pageSize, readaheadMax: o.readahead ?? (isS3(config) ? 64 : 16) * 1024 ** 2, ...(disk ? { disk } : {}) },
-          };
-        };
-        const { lib, blobStore } = await openLibraryWithBlobs(dir, g, cacheFor, (store) => {
-          if (!faults) return store;
-          process.stderr.write(`smhfs: mount: SMHFS_TEST_FAULTS is set: injecting faults ${JSON.stringify(faults)} (tests only)\n`);
-          const { diskCache: _onlyTheDiskCache, ...storeFaults } = faults;
-          if (Object.keys(storeFaults).length === 0) return store;
-          return new FaultInjectingStore(store ?? new LocalBlobStore(join(dir, 'blobs')), storeFaults);
-        });
-        const blobs = blobStore;
-        try {
-          await disk?.open(); // never throws: an unusable folder means memory only, said in one line
-          const spaceName = g.space ?? '-';
-          const space = lib.space(spaceName);
-          const { serve } = await import('../../fuse/server.js');
-          return await serve({
-            mountpoint,
-            lib,
-            space,
-            spaceName,
-            fuseOptions: o.options,
-            attrTimeout: o.attrTimeout,
-            debug: o.debug === true,
-            kernelReadaheadKb: Math.floor(o.kernelReadahead / 1024),
-            extraStats: () => ({
-              blobs: blobs?.description ?? `local:${join(dir, 'blobs')}`,
-              ...(blobs instanceof FaultInjectingStore ? { faults: blobs.stats } : {}),
-            }),
-          });
-        } finally {
-          // Finishes the disk cache's writes and releases its folder.
-          await lib.cache.close().catch(() => undefined);
-          // No lib.idle(): a background purge may be long; tasks resume in the next process.
-          lib.close();
-          await blobStore?.close?.().catch(() => undefined);
+    .option('--attr-timeout <seconds>', 'how long the kernel caches attributes and names (changes by others show after it)', parseSeconds, 1)
+    .option('-o, --options <opts>', 'FUSE mount options, comma-separated, passed through (allow_other, nosuid, …); repeatable', collect);
+  mount.addOption(logFileOption()).addOption(logLevelOption()).addOption(metricsOption());
+  mount.option('--debug', 'libfuse debug output (every request) on stderr');
+  for (const o of mount.options) {
+    const def = o.defaultValue as unknown;
+    if (typeof def === 'number' && /<size>/.test(o.flags)) o.default(def, formatSize(def));
+  }
+  mount.action(
+    runAction('mount', async (mountpoint: string, o: MountCmdOptions, cmd: Command) => {
+      if (o.cacheSize < o.pageSize * 4) throw new UsageError(`--cache-size must hold at least four pages (${formatSize(o.pageSize * 4)} with --page-size ${formatSize(o.pageSize)})`);
+      try {
+        checkLogFile(o.logFile, mountpoint);
+      } catch (e) {
+        throw new UsageError((e as Error).message);
+      }
+      if (o.daemon && !isDaemonChild()) {
+        const logFile = o.logFile ?? defaultDaemonLog();
+        const r = await runDaemon(logFile, 'mount');
+        if (r.code === 0) {
+          const mp = resolve(mountpoint);
+          const metricsUrl = typeof r.info?.['metrics'] === 'string' ? `; metrics at ${r.info['metrics']}` : '';
+          process.stderr.write(
+            `smhfs: mount: serving ${String(r.info?.['library'] ?? '')} at ${mp} in the background (pid ${r.pid}); log: ${resolve(logFile)}${metricsUrl}; stop with "smhfs unmount ${mp}"\n`,
+          );
         }
-      }),
-    );
+        return r.code;
+      }
+      const logger = openLogger({ file: o.logFile ?? (isDaemonChild() ? defaultDaemonLog() : undefined), level: o.logLevel });
+      try {
+        return await serveMount(mountpoint, o, cmd, logger);
+      } finally {
+        logger.close();
+      }
+    }),
+  );
 
-  program
+  const unmount = program
     .command('unmount')
     .alias('umount')
     .description('unmount an smhfs mount (waits for its server to finish); recovers a stale one')
     .argument('<mountpoint>', 'where it is mounted')
-    .option('-l, --lazy', 'detach now even if files are open (they keep working until closed)')
-    .action(
-      runAction('unmount', async (mountpoint: string, o: { lazy?: boolean }) => {
-        const { fuseUnmount, mountState, pidAlive, readRegistry, recoverStale, waitFor } = await import('../../fuse/mounts.js');
-        const mp = resolve(mountpoint);
-        const st = await mountState(mp);
-        if (st.state === 'none') throw new UsageError(`${mp} is not mounted`);
-        if (st.state === 'other') throw new UsageError(`${mp} is not a FUSE mount (${st.entry?.fstype})`);
-        const reg = await readRegistry(mp);
-        if (st.state === 'stale' || st.state === 'hung') {
-          const r = await recoverStale(mp);
-          if (r.code !== 0) throw new Error(`detaching the dead mount at ${mp} failed: ${r.stderr.trim()}`);
-          process.stderr.write(`smhfs: unmount: ${mp} was stale (its server is gone); detached it\n`);
-          return 0;
-        }
-        const r = await fuseUnmount(mp, { lazy: o.lazy === true });
-        if (r.code !== 0) {
-          const busy = /busy/i.test(r.stderr);
-          throw new Error(`${mp}: ${r.stderr.trim() || 'unmount failed'}${busy ? ' (files are open there; close them, or use --lazy)' : ''}`);
-        }
-        // The server notices, commits what is staged and exits: wait for it.
-        if (reg && pidAlive(reg.pid)) await waitFor(async () => !pidAlive(reg.pid), 30_000, 100);
+    .option('-l, --lazy', 'detach now even if files are open (they keep working until closed)');
+  unmount.action(
+    runAction('unmount', async (mountpoint: string, o: { lazy?: boolean }) => {
+      const { fuseUnmount, mountState, pidAlive, readRegistry, recoverStale, waitFor } = await import('../../fuse/mounts.js');
+      const mp = resolve(mountpoint);
+      const st = await mountState(mp);
+      if (st.state === 'none') throw new CliError('NotMounted', 'not mounted', mp);
+      if (st.state === 'other') throw new CliError('NotFuse', `not an smhfs mount (${st.entry?.fstype}); use umount(8)`, mp);
+      const reg = await readRegistry(mp);
+      if (st.state === 'stale' || st.state === 'hung') {
+        const r = await recoverStale(mp);
+        if (r.code !== 0) throw new CliError('UnmountFailed', `detaching the dead mount failed: ${r.stderr.trim()}`, mp);
+        process.stderr.write(`smhfs: unmount: ${mp} was stale (its server is gone); detached it\n`);
         return 0;
-      }),
-    );
+      }
+      const r = await fuseUnmount(mp, { lazy: o.lazy === true });
+      if (r.code !== 0) {
+        const busy = /busy/i.test(r.stderr);
+        throw new CliError(
+          busy ? 'MountBusy' : 'UnmountFailed',
+          busy ? 'files are open there; close them, or use "smhfs unmount --lazy"' : r.stderr.trim() || 'unmount failed',
+          mp,
+        );
+      }
+      // The server notices, commits what is staged and exits: wait for it.
+      if (reg && pidAlive(reg.pid)) await waitFor(async () => !pidAlive(reg.pid), 30_000, 100);
+      return 0;
+    }),
+  );
 
-  program
+  const stats = program
     .command('stats')
     .description("a running mount's counters: operations, open files, page cache")
-    .argument('<mountpoint>', 'where it is mounted')
-    .action(
-      runAction('stats', async (mountpoint: string, _o: unknown, cmd: Command) => {
-        const { readRegistry } = await import('../../fuse/mounts.js');
-        const mp = resolve(mountpoint);
-        const reg = await readRegistry(mp);
-        if (!reg) throw new UsageError(`no smhfs mount is being served at ${mp} by this user`);
-        const text = await new Promise<string>((res, rej) => {
-          const chunks: Buffer[] = [];
-          const sock = createConnection(reg.socket);
-          sock.setTimeout(5000, () => sock.destroy(new Error('the mount did not answer within 5 s')));
-          sock.on('data', (c: Buffer) => chunks.push(c));
-          sock.on('end', () => res(Buffer.concat(chunks).toString('utf8')));
-          sock.on('error', (e) => rej(new Error(`cannot reach the mount's server (pid ${reg.pid}): ${e.message}`)));
-        });
-        const s = JSON.parse(text) as StatsReply;
-        if (globalOptions(cmd).json) {
-          printJson(s);
-          return 0;
-        }
-        printStats(s);
+    .argument('<mountpoint>', 'where it is mounted');
+  stats.action(
+    runAction('stats', async (mountpoint: string, _o: unknown, cmd: Command) => {
+      const { readRegistry } = await import('../../fuse/mounts.js');
+      const mp = resolve(mountpoint);
+      const reg = await readRegistry(mp);
+      if (!reg) throw new CliError('NotMounted', 'no smhfs mount is served here by this user', mp);
+      const text = await new Promise<string>((res, rej) => {
+        const chunks: Buffer[] = [];
+        const sock = createConnection(reg.socket);
+        sock.setTimeout(5000, () => sock.destroy(new Error('the mount did not answer within 5 s')));
+        sock.on('data', (c: Buffer) => chunks.push(c));
+        sock.on('end', () => res(Buffer.concat(chunks).toString('utf8')));
+        sock.on('error', (e) => rej(new CliError('MountUnreachable', `cannot reach the mount's server (pid ${reg.pid}): ${e.message}`, mp)));
+      });
+      const s = JSON.parse(text) as StatsReply;
+      if (globalOptions(cmd).json) {
+        printJson(s);
         return 0;
-      }),
-    );
+      }
+      printStats(s);
+      return 0;
+    }),
+  );
 }
 
-const DEFAULT_DISK_CACHE = 10 * 1024 ** 3;
+/** The foreground mount (also the background child of --daemon). */
+async function serveMount(mountpoint: string, o: MountCmdOptions, cmd: Command, logger: Logger): Promise<number> {
+  const g = globalOptions(cmd);
+  const dir = resolve(libraryDir(g));
+  const faults = testFaults();
+  const metrics = o.metrics !== undefined ? new Metrics('mount') : undefined;
+  let metricsServer: { url: string; close: () => Promise<void> } | undefined;
+  if (metrics && o.metrics !== undefined) {
+    try {
+      metricsServer = await metrics.serve(o.metrics);
+    } catch (e) {
+      throw new CliError('MetricsUnavailable', `cannot serve metrics at ${o.metrics}: ${(e as Error).message}`);
+    }
+  }
+  // Readahead: SPEC B3's 16 MiB, but 64 MiB against an object store, whose per-request
+  // latency needs several large requests in flight (cold 1 GiB from s3rver: 225 → 275 MB/s,
+  // and less CPU on both sides). Always capped at a quarter of the cache by the page cache.
+  let disk: DiskCache | undefined;
+  const cacheFor = (config: BlobConfig) => {
+    const cacheDir = o.cacheDir !== undefined ? resolve(o.cacheDir) : isS3(config) ? join(dir, 'cache') : undefined;
+    if (cacheDir !== undefined && o.cacheDiskSize > 0) {
+      disk = new DiskCache({
+        dir: cacheDir,
+        maxBytes: o.cacheDiskSize,
+        log: (line) => logger.log(/failed|cannot|full|less than/.test(line) ? 'warn' : 'info', line.replace(/^smhfs: /, '')),
+        // Pages waiting to be written stay in memory (counted in --cache-size): half of it at most.
+        maxPendingWriteBytes: Math.min(128 * MiB, Math.floor(o.cacheSize / 2)),
+        ...(faults?.diskCache ? { faults: diskFaults(faults.diskCache) } : {}),
+      });
+    }
+    return {
+      readOnly: o.readOnly === true,
+      cache: { maxBytes: o.cacheSize, pageSize: o.pageSize, readaheadMax: o.readahead ?? (isS3(config) ? 64 : 16) * MiB, ...(disk ? { disk } : {}) },
+    };
+  };
+  let lib: Library;
+  let blobStore: BlobStore | undefined;
+  try {
+    ({ lib, blobStore } = await openLibraryWithBlobs(dir, g, cacheFor, (store) => {
+      let s = store;
+      if (faults) {
+        logger.warn(`mount: SMHFS_TEST_FAULTS is set: injecting faults ${JSON.stringify(faults)} (tests only)`);
+        const { diskCache: _theDiskCachesOwn, ...storeFaults } = faults;
+        if (Object.keys(storeFaults).length > 0) s = new FaultInjectingStore(s ?? new LocalBlobStore(join(dir, 'blobs')), storeFaults);
+      }
+      return metrics ? instrumentableStore(s, dir, (x) => metrics.instrumentStore(x)) : s;
+    }));
+  } catch (e) {
+    await metricsServer?.close();
+    if (o.readOnly !== true && (e as { code?: string }).code === 'LibraryReadOnly') {
+      throw new CliError('LibraryReadOnly', `${(e as Error).message}; mount it with --read-only (${READ_ONLY_COMMANDS} also work)`, dir);
+    }
+    throw e;
+  }
+  const blobs = blobStore;
+  try {
+    await disk?.open(); // never throws: an unusable folder means memory only, said in one line
+    const spaceName = g.space ?? '-';
+    const space = lib.space(spaceName);
+    const fuseOptions = [...(o.options ?? [])];
+    if (o.readOnly) fuseOptions.push('ro');
+    if (o.allowOther) fuseOptions.push('allow_other');
+    if (o.uid !== undefined) fuseOptions.push(`uid=${o.uid}`);
+    if (o.gid !== undefined) fuseOptions.push(`gid=${o.gid}`);
+    if (o.umask !== undefined) fuseOptions.push(`umask=${o.umask}`);
+    const debugOps = logger.enabled('debug');
+    const { serve } = await import('../../fuse/server.js');
+    return await serve({
+      mountpoint,
+      lib,
+      space,
+      spaceName,
+      fuseOptions,
+      attrTimeout: o.attrTimeout,
+      debug: o.debug === true,
+      kernelReadaheadKb: Math.floor(o.kernelReadahead / 1024),
+      log: (line, level) => logger.log(level ?? 'info', line),
+      ...(metrics || debugOps
+        ? {
+            onOp: (op: string, path: string, ms: number, errno: number) => {
+              metrics?.observeOp(op, ms / 1000);
+              if (debugOps) logger.debug(`${op} ${path} -> ${errno === 0 ? 'ok' : `errno ${errno}`} (${ms.toFixed(3)} ms)`);
+            },
+          }
+        : {}),
+      onAdapter: (adapter: FuseAdapter) =>
+        metrics?.setSources({
+          ops: () => adapter.counters.entries(),
+          cache: () => lib.cache.stats(),
+          files: () => ({ openFiles: adapter.files.openNodes, openHandles: adapter.files.openHandles, stagedBytes: adapter.files.stagedBytes }),
+        }),
+      onReady: () => {
+        if (metricsServer) logger.info(`mount: metrics at ${metricsServer.url}`);
+        daemonReady({ pid: process.pid, library: dir, mountpoint: resolve(mountpoint), ...(metricsServer ? { metrics: metricsServer.url } : {}) });
+      },
+      extraStats: () => ({
+        blobs: blobs?.description ?? `local:${join(dir, 'blobs')}`,
+        ...(blobs instanceof FaultInjectingStore ? { faults: blobs.stats } : {}),
+        ...(metricsServer ? { metrics: metricsServer.url } : {}),
+      }),
+    });
+  } finally {
+    // Finishes the disk cache's writes and releases its folder.
+    await lib.cache.close().catch(() => undefined);
+    // No lib.idle(): a background purge may be long; tasks resume in the next process.
+    lib.close();
+    await blobStore?.close?.().catch(() => undefined);
+    await metricsServer?.close();
+  }
+}
 
 /** Faults for the mount's store and its disk cache (`diskCache: {"read": "EIO", "write": "ENOSPC"}`). */
 interface TestFaults extends FaultOptions {
@@ -249,7 +379,7 @@ interface StatsReply {
   rssBytes?: number;
 }
 
-const mib = (n: number): string => `${(n / 1024 / 1024).toFixed(1)} MiB`;
+const mib = (n: number): string => humanBytes(n);
 
 function printStats(s: StatsReply): void {
   printLine(`mount     ${s.mountpoint} (pid ${s.pid}, up ${s.uptimeSec} s)`);
