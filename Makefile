@@ -16,6 +16,9 @@ SBINDIR ?= /sbin
 MANDIR ?= $(PREFIX)/share/man
 BASH_COMPLETION_DIR ?= $(PREFIX)/share/bash-completion/completions
 NODE := $(shell command -v node)
+# V8's young generation at 1 MiB instead of 16: a mount's heap stays ~20 MiB instead of ~50 (its
+# buffers live outside the heap), for ~3% more CPU; what keeps a 256M cache under 350 MiB RSS.
+NODE_FLAGS := --max-semi-space-size=1
 CLI := $(CURDIR)/dist/src/cli/main.js
 SOURCES := $(shell find src test bench -name '*.ts' 2>/dev/null) tsconfig.json package.json
 
@@ -56,7 +59,7 @@ run: build
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory install >/dev/null && echo "smhfs: installed $(PREFIX)/bin/smhfs and $(SBINDIR)/mount.smhfs (make uninstall removes them)"; \
 	elif ! command -v smhfs >/dev/null; then echo "smhfs: to type smhfs in another shell: sudo make install   (or: alias smhfs='$(NODE) $(CLI)')"; fi
 	@echo "smhfs: mounting at $(MOUNTPOINT); stop with Ctrl-C, or from another shell: smhfs unmount $(MOUNTPOINT)"
-	@$(NODE) $(CLI) mount "$(MOUNTPOINT)" $(if $(LIBRARY),--library "$(LIBRARY)")
+	@$(NODE) $(NODE_FLAGS) $(CLI) mount "$(MOUNTPOINT)" $(if $(LIBRARY),--library "$(LIBRARY)")
 
 # From scratch, as CI does: no compiled test of a deleted source survives.
 test: deps
@@ -76,11 +79,11 @@ install-files:
 	@test -n "$(NODE)" || { echo "smhfs: node is not on the PATH"; exit 1; }
 	@test -f "$(CLI)" || { echo "smhfs: not built yet: make build"; exit 1; }
 	install -d "$(DESTDIR)$(PREFIX)/bin" "$(DESTDIR)$(MANDIR)/man1" "$(DESTDIR)$(BASH_COMPLETION_DIR)"
-	printf '#!/bin/sh\nexec "%s" "%s" "$$@"\n' '$(NODE)' '$(CLI)' > "$(DESTDIR)$(PREFIX)/bin/smhfs.tmp"
+	printf '#!/bin/sh\nexec "%s" %s "%s" "$$@"\n' '$(NODE)' '$(NODE_FLAGS)' '$(CLI)' > "$(DESTDIR)$(PREFIX)/bin/smhfs.tmp"
 	chmod 755 "$(DESTDIR)$(PREFIX)/bin/smhfs.tmp" && mv -f "$(DESTDIR)$(PREFIX)/bin/smhfs.tmp" "$(DESTDIR)$(PREFIX)/bin/smhfs"
 	@if [ -n "$(SBINDIR)" ]; then \
 	  install -d "$(DESTDIR)$(SBINDIR)" && \
-	  printf '#!/bin/sh\n# mount(8) helper: mount -t smhfs|fuse.smhfs LIBRARY DIR -o OPTIONS\nexec "%s" "%s" --mount-helper "$$@"\n' '$(NODE)' '$(CLI)' > "$(DESTDIR)$(SBINDIR)/mount.smhfs.tmp" && \
+	  printf '#!/bin/sh\n# mount(8) helper: mount -t smhfs|fuse.smhfs LIBRARY DIR -o OPTIONS\nexec "%s" %s "%s" --mount-helper "$$@"\n' '$(NODE)' '$(NODE_FLAGS)' '$(CLI)' > "$(DESTDIR)$(SBINDIR)/mount.smhfs.tmp" && \
 	  chmod 755 "$(DESTDIR)$(SBINDIR)/mount.smhfs.tmp" && mv -f "$(DESTDIR)$(SBINDIR)/mount.smhfs.tmp" "$(DESTDIR)$(SBINDIR)/mount.smhfs" && \
 	  ln -sf mount.smhfs "$(DESTDIR)$(SBINDIR)/mount.fuse.smhfs" && \
 	  echo "install $(DESTDIR)$(SBINDIR)/mount.smhfs $(DESTDIR)$(SBINDIR)/mount.fuse.smhfs"; \

@@ -117,7 +117,8 @@ export async function runRemote(o: RemoteOptions): Promise<string> {
     const DEFAULT_CACHE = '256M'; // smhfs's default, for everything else
     const fsChildren: Partial<Record<keyof typeof MNT, Child>> = {};
     const mountSmhfs = async (which: 's3' | 'local', cacheSize = warmCache, lib?: string, extra: string[] = []): Promise<Child> => {
-      const args = [CLI, 'mount', MNT[which], '--library', lib ?? (which === 's3' ? LIB_S3 : LIB_LOCAL), '--cache-size', cacheSize, ...(which === 's3' ? blobArgs : []), ...extra];
+      // As `make install`'s smhfs and `make run` start it (Makefile NODE_FLAGS).
+      const args = ['--max-semi-space-size=1', CLI, 'mount', MNT[which], '--library', lib ?? (which === 's3' ? LIB_S3 : LIB_LOCAL), '--cache-size', cacheSize, ...(which === 's3' ? blobArgs : []), ...extra];
       const c = startChild(`smhfs-${which}`, process.execPath, args, S3ENV);
       await waitMounted(MNT[which], true, 30_000, c);
       fsChildren[which] = c;

@@ -438,3 +438,44 @@ t.test('B3/random: a random stream on a local store fetches missing units synchr
   t.ok(lease && Buffer.concat(lease.parts).equals(bytes.subarray(7 * RPS + 1, 7 * RPS + 101)), 'a unit fetched synchronously is cached like any other');
   t.ok(cache.stats().cachedBytes <= 16 * RPS, 'within budget');
 });
+
+t.test('B4: every buffer the cache holds (cached, in flight, lent, free in its pools) stays within the budget, sequential then random then sequential', async (t) => {
+  const { LocalBlobStore } = await import('../src/blob/local-store.js');
+  const { mkdtemp, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = await mkdtemp(join(tmpdir(), 'smhfs-pc-budget-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const local = new LocalBlobStore(dir);
+  t.teardown(() => local.close());
+  const bytes = randomBytes(128 * RPS);
+  const { key } = await local.putStream(bytes);
+  const budget = 16 * RPS;
+  const cache = new PageCache({ store: local, pageSize: RPS, unitSize: RUS, maxBytes: budget, readaheadMax: 8 * RPS });
+  let peak = 0;
+  let wrong = 0;
+  const check = async (s: ReturnType<PageCache['openStream']>, off: number, len: number): Promise<void> => {
+    const lease = await cache.readLease(key, bytes.length, off, len, s);
+    peak = Math.max(peak, cache.stats().bufferBytes);
+    if (!Buffer.concat(lease.parts).equals(bytes.subarray(off, off + len))) wrong++;
+    lease.release();
+  };
+  // A sequential pass fills the cache and its page pool; random units then need room; a second
+  // sequential pass needs pages again. Free pool buffers must give way, never add to the budget.
+  const seq = cache.openStream();
+  for (let off = 0; off < bytes.length; off += 50_000) await check(seq, off, Math.min(50_000, bytes.length - off));
+  const rnd = cache.openStream();
+  let x = 12345;
+  for (let i = 0; i < 400; i++) {
+    x = (x * 1103515245 + 12345) % 2 ** 31;
+    await check(rnd, x % (bytes.length - 4096), 4096);
+  }
+  t.ok(rnd.random, 'the second stream turned random');
+  const seq2 = cache.openStream();
+  for (let off = 0; off < bytes.length; off += 131_072) await check(seq2, off, Math.min(131_072, bytes.length - off));
+  await cache.idle();
+  t.equal(wrong, 0, 'every read returned the right bytes');
+  t.ok(cache.stats().unitFetches > 0, 'units were fetched');
+  t.ok(peak <= budget, `buffer bytes peaked at ${peak} ≤ ${budget}`);
+  t.ok(cache.stats().bufferBytes <= budget, 'and stay within it at rest');
+});

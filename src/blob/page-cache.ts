@@ -128,6 +128,11 @@ export interface PageCacheStats {
   errors: number;
   /** Bytes of pages and units in memory now. */
   cachedBytes: number;
+  /**
+   * Bytes of every page and unit buffer the cache holds against its budget: cached, being
+   * fetched, evicted but still lent to a reply, and free in the pools for the next fetches.
+   */
+  bufferBytes: number;
   /** Units fetched (disk cache or store) for reads of random streams. */
   unitFetches: number;
   /** Streams that turned random (two seeks in a row) / sequential again. */
@@ -275,13 +280,14 @@ export class PageCache {
   /** Free page-size and unit-size buffers, reused by the next fetches. */
   readonly #pool: Buffer[] = [];
   readonly #unitPool: Buffer[] = [];
-  readonly #poolMax: number;
-  readonly #unitPoolMax: number;
+  /** Bytes of the free buffers in both pools (counted against the budget like any page memory). */
+  #pooledBytes = 0;
   /** Evicted owned buffers, recycled at the next turn of the event loop unless pinned. */
   #retired: Buffer[] = [];
   #drainScheduled = false;
   /** Fetches waiting for retired buffers to reach the pool. */
-  #drainWaiters: Array<() => void> = [];
+  /** Fetches waiting for a retired buffer of their size (`length`) to reach its pool. */
+  #drainWaiters: Array<{ length: number; wake: () => void }> = [];
   /** Owned buffers a read (or a disk-cache write) is using, with counts; and those evicted meanwhile. */
   readonly #pins = new Map<Buffer, number>();
   readonly #evictedWhilePinned = new Set<Buffer>();
@@ -319,8 +325,6 @@ export class PageCache {
     const requestBytes = options.maxRequestBytes ?? (canRangeInto(this.store) ? (this.store.readRequestBytes ?? this.pageSize) : this.pageSize);
     this.maxRequestPages = Math.max(1, Math.min(Math.floor(requestBytes / this.pageSize), this.prefetchPagesCap));
     this.#unitRunBytes = Math.max(this.pageSize, this.maxRequestPages * this.pageSize);
-    this.#poolMax = Math.max(1, Math.min(64, Math.floor(this.maxBytes / this.pageSize / 4)));
-    this.#unitPoolMax = Math.max(1, Math.min(256, Math.floor(this.maxBytes / this.unitSize / 8)));
 
     this.#queue = new PQueue({ concurrency });
     this.#cache = new LRUCache<string, Buffer, FetchContext>({
@@ -419,7 +423,9 @@ export class PageCache {
   }
 
   stats(): PageCacheStats {
-    return { ...this.#s, cachedBytes: this.#cachedBytes(), ...(this.disk ? { disk: this.disk.stats() } : {}) };
+    const cachedBytes = this.#cachedBytes();
+    const bufferBytes = cachedBytes + this.#inflightBytes + this.#heldBytes + this.#pooledBytes;
+    return { ...this.#s, cachedBytes, bufferBytes, ...(this.disk ? { disk: this.disk.stats() } : {}) };
   }
 
   /**
@@ -481,8 +487,8 @@ export class PageCache {
 
   /** A unit fetched synchronously into the cache, or undefined (nothing changed) when the store cannot now. */
   #fetchUnitSync(store: Required<Pick<RangeIntoStore, 'getRangeIntoSync'>>, key: string, e: Extent): Buffer | undefined {
+    this.#reserve(e.length, e.length);
     const buf = this.#take(e.length);
-    this.#reserve(e.length);
     let ok = false;
     try {
       ok = store.getRangeIntoSync(key, e.offset, [buf]);
@@ -524,6 +530,9 @@ export class PageCache {
     this.#closed = true;
     await this.idle();
     this.clear();
+    this.#pool.length = 0;
+    this.#unitPool.length = 0;
+    this.#pooledBytes = 0;
     await this.disk?.close();
   }
 
@@ -623,7 +632,12 @@ export class PageCache {
   }
 
   #take(length: number): Buffer {
-    const b = this.#poolFor(length)?.pop() ?? Buffer.allocUnsafeSlow(length);
+    const pooled = this.#poolFor(length)?.pop();
+    if (pooled) {
+      this.#pooledBytes -= pooled.length;
+      return pooled;
+    }
+    const b = Buffer.allocUnsafeSlow(length);
     this.#owned.add(b);
     return b;
   }
@@ -648,9 +662,10 @@ export class PageCache {
           this.#recycle(r);
         }
       }
+      this.#trimPools();
       const waiters = this.#drainWaiters;
       this.#drainWaiters = [];
-      for (const w of waiters) w();
+      for (const w of waiters) w.wake();
     });
   }
 
@@ -658,15 +673,42 @@ export class PageCache {
   async #takeBuffer(length: number): Promise<Buffer> {
     const pool = this.#poolFor(length);
     while (pool && pool.length === 0 && this.#retired.length > 0) {
-      await new Promise<void>((r) => this.#drainWaiters.push(r));
+      await new Promise<void>((wake) => this.#drainWaiters.push({ length, wake }));
     }
     return this.#take(length);
   }
 
+  /**
+   * A free buffer back to its pool. Pools have no cap of their own: they count against the
+   * budget, and `#reserve` lets excess free buffers go before it evicts a cached page. Freeing
+   * page buffers only when memory is really over (not at every burst of evictions) keeps them
+   * out of malloc's churn, which is what left freed megabytes resident before.
+   */
   #recycle(b: Buffer): void {
-    if (this.#closed) return;
-    if (b.length === this.pageSize && this.#pool.length < this.#poolMax) this.#pool.push(b);
-    else if (b.length === this.unitSize && this.#unitPool.length < this.#unitPoolMax) this.#unitPool.push(b);
+    const pool = this.#closed ? undefined : this.#poolFor(b.length);
+    if (!pool) return;
+    pool.push(b);
+    this.#pooledBytes += b.length;
+  }
+
+  /**
+   * Free buffers over the budget go to the GC — those evicted to make room for a fetch of
+   * another size (units for a page, pages for units) — except one for each waiting fetch of
+   * their size, whose bytes `#inflightBytes` already counts.
+   */
+  #trimPools(): void {
+    let keepPages = 0;
+    let keepUnits = 0;
+    for (const w of this.#drainWaiters) {
+      if (w.length === this.pageSize) keepPages++;
+      else if (w.length === this.unitSize) keepUnits++;
+    }
+    const kept = (): number => Math.min(keepPages, this.#pool.length) * this.pageSize + Math.min(keepUnits, this.#unitPool.length) * this.unitSize;
+    while (this.#cachedBytes() + this.#inflightBytes + this.#heldBytes + this.#pooledBytes - kept() > this.maxBytes) {
+      const pool = this.#unitPool.length > keepUnits ? this.#unitPool : this.#pool.length > keepPages ? this.#pool : undefined;
+      if (!pool) break;
+      this.#pooledBytes -= pool.pop()!.length;
+    }
   }
 
   #pin(b: Buffer): void {
@@ -688,12 +730,23 @@ export class PageCache {
   }
 
   /**
-   * A fetch is about to hold `bytes` of buffers: evict least recently used pages until cached
-   * pages, running fetches and evicted-but-pinned buffers fit the budget.
+   * A fetch is about to hold `bytes` of buffers of `size` bytes each: make room so that cached
+   * pages, running fetches, evicted-but-pinned buffers and free pooled buffers fit the budget —
+   * every page buffer this cache holds. The free buffers this fetch will take are not counted
+   * twice; other free buffers go first (garbage), then the least recently used pages.
    */
-  #reserve(bytes: number): void {
+  #reserve(bytes: number, size: number): void {
     this.#inflightBytes += bytes;
-    while (this.#cachedBytes() + this.#inflightBytes + this.#heldBytes > this.maxBytes) {
+    const own = this.#poolFor(size);
+    const reuse = Math.min(bytes, (own?.length ?? 0) * size);
+    const over = (): boolean => this.#cachedBytes() + this.#inflightBytes + this.#heldBytes + this.#pooledBytes - reuse > this.maxBytes;
+    while (over()) {
+      const other = own === this.#pool ? this.#unitPool : this.#pool;
+      const spare = other.length > 0 ? other : own && own.length * size > reuse ? own : undefined;
+      if (spare) {
+        this.#pooledBytes -= spare.pop()!.length; // freed by the GC
+        continue;
+      }
       const lru = this.#cache.rkeys().next();
       if (lru.done) break;
       this.#cache.delete(lru.value);
@@ -703,7 +756,7 @@ export class PageCache {
   /** Fetch consecutive extents from `offset` (their `lengths`) in one store request, into cache buffers. */
   async #getExtents(key: string, offset: number, lengths: number[]): Promise<Buffer[]> {
     const total = lengths.reduce((a, b) => a + b, 0);
-    this.#reserve(total);
+    this.#reserve(total, lengths[0]!);
     try {
       if (lengths.length === 1 && !canRangeInto(this.store)) {
         // A plain store returns a fresh buffer of its own: keep it as the page (no copy).
@@ -736,7 +789,7 @@ export class PageCache {
   async #fromDisk(ctx: FetchContext): Promise<Buffer | undefined> {
     const disk = this.disk!;
     const onPage = disk.has(ctx.key, ctx.pageOffset, ctx.pageLength);
-    this.#reserve(ctx.length);
+    this.#reserve(ctx.length, ctx.length);
     try {
       const buf = await this.#takeBuffer(ctx.length);
       const ok = onPage
