@@ -8,7 +8,10 @@ BUILD_STAMP := dist/.build-stamp
 # ~/.local/share/smhfs/default), so `make run` and `smhfs …` always mean the same library.
 LIBRARY ?=
 MOUNTPOINT ?= $(CURDIR)/mnt
-APT_PACKAGES := libfuse2 fuse
+# libfuse2: fuse-native (the fallback binding). fuse3: fusermount3 for the libfuse 3 binding
+# (on Debian 12 it replaces `fuse` and keeps a `fusermount` link). libfuse3-dev, pkg-config,
+# build-essential, python3: node-gyp builds our addon (src/fuse/ll) and fuse-native from source.
+APT_PACKAGES := libfuse2 fuse3 libfuse3-dev pkg-config build-essential python3
 BENCH_PACKAGES := bindfs fio rclone s3fs
 # `make install` (as root): smhfs on the PATH, mount(8) helpers, man page, bash completion.
 PREFIX ?= /usr/local
@@ -22,11 +25,14 @@ NODE_FLAGS := --max-semi-space-size=1
 CLI := $(CURDIR)/dist/src/cli/main.js
 SOURCES := $(shell find src test bench -name '*.ts' 2>/dev/null) tsconfig.json package.json
 
-.PHONY: all deps system-deps build run test bench bench-scale clean install install-files uninstall
+LL_ADDON := src/fuse/ll/build/Release/smhfs_ll.node
+BENCH_ARGS ?=
+
+.PHONY: all deps system-deps build run test bench bench-scale clean install install-files uninstall addon
 
 all: build
 
-# Debian packages the mount needs at run time: libfuse.so.2 (fuse-native) and fusermount (unmount).
+# Debian packages the mount needs (see APT_PACKAGES), installed when missing.
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -35,15 +41,23 @@ system-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-$(NODE_DEPS_STAMP): package.json package-lock.json
+# The patches are applied (and fuse-native rebuilt) by npm's postinstall: a changed patch needs it again.
+$(NODE_DEPS_STAMP): package.json package-lock.json $(wildcard patches/*.patch)
 	@echo "installing dependencies (npm ci, native modules built from source), ~3 minutes the first time"
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 deps: system-deps $(NODE_DEPS_STAMP)
 
+# Our libfuse 3 low-level addon. `npm ci` builds it too (postinstall, never failing the install:
+# without libfuse3 smhfs runs with --binding fuse-native); here a failed build is an error.
+$(LL_ADDON): src/fuse/ll/smhfs_ll.c src/fuse/ll/binding.gyp src/fuse/ll/build.mjs | deps
+	node src/fuse/ll/build.mjs --strict
+
+addon: $(LL_ADDON)
+
 # Incremental: nothing to do when no source changed; tsc recompiles only what did.
-build: deps $(BUILD_STAMP)
+build: deps $(LL_ADDON) $(BUILD_STAMP)
 
 $(BUILD_STAMP): $(SOURCES) $(NODE_DEPS_STAMP)
 	npx tsc -p tsconfig.json --incremental --tsBuildInfoFile dist/.tsbuildinfo
@@ -58,6 +72,9 @@ run: build
 	@mkdir -p "$(MOUNTPOINT)"
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory install >/dev/null && echo "smhfs: installed $(PREFIX)/bin/smhfs and $(SBINDIR)/mount.smhfs (make uninstall removes them)"; \
 	elif ! command -v smhfs >/dev/null; then echo "smhfs: to type smhfs in another shell: sudo make install   (or: alias smhfs='$(NODE) $(CLI)')"; fi
+	@# The library is made once (D2: only "smhfs init" creates one; an existing one is never re-made, and
+	@# init refuses a folder holding data). `blobs show` only reads: it fails when there is no library yet.
+	@$(NODE) $(CLI) $(if $(LIBRARY),--library "$(LIBRARY)") blobs show >/dev/null 2>&1 || $(NODE) $(CLI) $(if $(LIBRARY),--library "$(LIBRARY)") init
 	@echo "smhfs: mounting at $(MOUNTPOINT); stop with Ctrl-C, or from another shell: smhfs unmount $(MOUNTPOINT)"
 	@$(NODE) $(NODE_FLAGS) $(CLI) mount "$(MOUNTPOINT)" $(if $(LIBRARY),--library "$(LIBRARY)")
 
@@ -109,4 +126,4 @@ bench-scale: build bench-deps
 	node dist/bench/run.js --scale $(BENCH_ARGS)
 
 clean:
-	rm -rf dist
+	rm -rf dist src/fuse/ll/build

@@ -12,6 +12,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { register as registerBlobs } from './commands/blobs.js';
 import { register as registerLibrary } from './commands/library.js';
 import { register as registerMount } from './commands/mount.js';
+import { register as registerSafety } from './commands/safety.js';
 import { register as registerServe } from './commands/serve.js';
 import { register as registerShell } from './commands/shell.js';
 import { actionExitCode, parseLibraryOption, reportError, usageHint } from './context.js';
@@ -68,7 +69,7 @@ export function buildProgram(): Command {
     .description("a FUSE filesystem whose symbolic links behave like a cloud media library's")
     .addOption(
       globalGroup(
-        new Option('--library <dir>', 'library folder (default: $SMHFS_LIBRARY, else $XDG_DATA_HOME/smhfs/default, else ~/.local/share/smhfs/default)').argParser(
+        new Option('--library <dir>', 'library folder, created by "smhfs init" (default: $SMHFS_LIBRARY, else $XDG_DATA_HOME/smhfs/default, else ~/.local/share/smhfs/default)').argParser(
           parseLibraryOption,
         ),
         'library',
@@ -98,10 +99,39 @@ export function buildProgram(): Command {
   registerServe(program);
   registerBlobs(program);
   registerShell(program);
+  registerSafety(program);
   groupCommands(program);
   applyDocs(program, COMMAND_DOCS);
   configureTree(program);
   return program;
+}
+
+/**
+ * The command `smhfs ARGS…` names (`put`, `trash restore`), found in the command tree without
+ * parsing or running anything — for errors raised before commander may look at the arguments
+ * (D5's argv check). Options are skipped with their values, global ones anywhere; 'smhfs' when
+ * no command is named.
+ */
+export function commandNameOf(args: readonly string[]): string {
+  if (args[0] === '--mount-helper') return 'mount'; // mount(8): see main()
+  let cmd: Command = buildProgram();
+  const names: string[] = [];
+  for (let i = 0; i < args.length && cmd.commands.length > 0; i++) {
+    const a = args[i]!;
+    if (a === '--') break;
+    if (a.startsWith('-')) {
+      const flag = a.split('=')[0]!;
+      let opt: Option | undefined;
+      for (let c: Command | null = cmd; c && !opt; c = c.parent) opt = c.options.find((o) => o.long === flag || o.short === flag);
+      if (opt && (opt.required || opt.optional) && !a.includes('=')) i++; // its value
+      continue;
+    }
+    const sub = cmd.commands.find((c) => c.name() === a || c.aliases().includes(a));
+    if (!sub) break;
+    names.push(sub.name());
+    cmd = sub;
+  }
+  return names.join(' ') || 'smhfs';
 }
 
 /** Parse and run; returns the process exit code (0 ok, 1 error, 2 usage). */

@@ -53,9 +53,10 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
   return { start, end: Math.min(end, size - 1) };
 }
 
-async function readChunk(lib: HttpLibrary, key: string, size: number, rs: ReadStream, offset: number, len: number): Promise<Buffer> {
-  const buf = await lib.readBlob(key, offset, len, rs, size);
-  if (buf.length !== len) throw fail('BlobUnavailable', `short read of blob ${key}: ${buf.length} of ${len} bytes at ${offset}`);
+async function readChunk(lib: HttpLibrary, file: NodeInfo, rs: ReadStream, offset: number, len: number): Promise<Buffer> {
+  // readContent: a sparse file's holes are zeros, never fetched (D8)
+  const buf = await lib.readContent(file, offset, len, rs);
+  if (buf.length !== len) throw fail('BlobUnavailable', `short read of blob ${file.blob}: ${buf.length} of ${len} bytes at ${offset}`);
   return buf;
 }
 
@@ -86,17 +87,27 @@ export async function sendContent(
   const chunk = lib.cache.pageSize;
   const rs = lib.cache.openStream();
   const firstLen = Math.min(length, chunk - (start % chunk));
-  const first = await readChunk(lib, key, size, rs, start, firstLen);
+  // D7: held until the response is done, so a delete by anyone cannot take the bytes mid-body.
+  const hold = lib.holdBlob(key);
+  let first: Buffer;
+  try {
+    first = await readChunk(lib, file, rs, start, firstLen);
+  } catch (e) {
+    hold.release();
+    throw e;
+  }
   async function* rest(): AsyncGenerator<Buffer> {
     yield first;
     let off = start + firstLen;
     while (off <= end) {
       const n = Math.min(chunk, end - off + 1);
-      yield await readChunk(lib, key!, size, rs, off, n);
+      yield await readChunk(lib, file, rs, off, n);
       off += n;
     }
   }
-  return reply.send(Readable.from(rest(), { objectMode: false }));
+  const body = Readable.from(rest(), { objectMode: false });
+  body.once('close', () => hold.release());
+  return reply.send(body);
 }
 
 /** RFC 7231 date from microseconds. */

@@ -38,6 +38,8 @@ export type HttpLibrary = Pick<
   | 'storeBlobFromStream'
   | 'abandonBlob'
   | 'readBlob'
+  | 'readContent'
+  | 'holdBlob'
   | 'cache'
   | 'runTasks'
   | 'tasks'

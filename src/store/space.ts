@@ -56,6 +56,7 @@ export interface NodeRow {
   size: number;
   blob: string | null;
   etag: string | null;
+  layout: string | null;
   rdev: number;
   storage_class: StorageClass;
   link_flavour: 'bound' | 'path' | null;
@@ -170,6 +171,16 @@ export interface TreeOpOptions {
 
 export const nowUs = (): number => Date.now() * 1000;
 
+/**
+ * D10: how absolute link targets are read, given per call — never a property of the library, so
+ * a link resolves the same whether or not a mount is running in this process. The mount passes
+ * its mountpoint (an absolute target under it is taken relative to the space root, L1); HTTP and
+ * the CLI pass nothing (an absolute target then leads nowhere: it dangles).
+ */
+export interface ResolveContext {
+  mountpoint?: string | undefined;
+}
+
 /** A user-given string inside a message, cut short: errors never echo a megabyte back. */
 export function quote(s: string, maxBytes = 200): string {
   const cut = truncateUtf8(s, maxBytes);
@@ -213,8 +224,9 @@ export class Space {
 
   // ───────────────────────────── transactions ─────────────────────────────
 
-  private tx<T>(fn: () => T, durable = false): T {
-    return this.lib.transaction(fn, { durable });
+  /** `freeing`: a delete, which may use the library's reserve space on a full disk (D9). */
+  private tx<T>(fn: () => T, durable = false, freeing = false): T {
+    return this.lib.transaction(fn, { durable, freeing });
   }
 
   // ───────────────────────────── resolution ─────────────────────────────
@@ -390,6 +402,7 @@ export class Space {
       rdev: row.rdev,
       blob: row.blob,
       etag: row.etag,
+      ...(row.layout ? { layout: row.layout } : {}),
       storageClass: row.storage_class,
       atimeUs: row.atime,
       mtimeUs: row.mtime,
@@ -421,10 +434,10 @@ export class Space {
     return info;
   }
 
-  stat(path: string, opts: { follow?: boolean } = {}): NodeInfo {
+  stat(path: string, opts: { follow?: boolean } & ResolveContext = {}): NodeInfo {
     return this.lib.snapshot(() => {
       const r = this.resolve(path);
-      if (opts.follow && r.row.kind === 'link') return this.followForMount(r);
+      if (opts.follow && r.row.kind === 'link') return this.followForMount(r, opts);
       return this.infoOf(r.row, { where: r.inTrash ? 'trash' : 'live', segs: r.segs });
     });
   }
@@ -481,8 +494,8 @@ export class Space {
   }
 
   /** Follow a link the way the kernel would for the mount (used by stat with follow). */
-  private followForMount(r: Resolved): NodeInfo {
-    const target = this.followLink(r.row, r.segs, 'parent-relative');
+  private followForMount(r: Resolved, ctx: ResolveContext): NodeInfo {
+    const target = this.followLink(r.row, r.segs, 'parent-relative', ctx);
     if (!target) throw fail('FileNotFound', 'the link dangles', joinPath(r.segs));
     return this.infoOf(target.row, { where: target.inTrash ? 'trash' : 'live', segs: target.segs });
   }
@@ -496,6 +509,7 @@ export class Space {
     link: NodeRow,
     linkSegs: string[],
     mode: 'parent-relative' | 'one-hop',
+    ctx: ResolveContext,
     escape?: Escape,
   ): Resolved | undefined {
     let cur = link;
@@ -508,7 +522,7 @@ export class Space {
         if (loc.where === 'gone' || !row) return undefined;
         next = { row, segs: loc.segs, parent: null, name: loc.segs[loc.segs.length - 1] ?? '', inTrash: loc.where === 'trash' };
       } else {
-        next = this.resolvePathTarget(cur, segs, escape);
+        next = this.resolvePathTarget(cur, segs, ctx, escape);
       }
       if (!next) return undefined;
       if (next.row.kind !== 'link' || mode === 'one-hop') return next;
@@ -523,15 +537,15 @@ export class Space {
    * 'space') never leaves the space: '..' at the root stays there, as in a chroot (N3 refuses such
    * keys today; this keeps any older one inside).
    */
-  private resolvePathTarget(link: NodeRow, linkSegs: string[], escape?: Escape): Resolved | undefined {
+  private resolvePathTarget(link: NodeRow, linkSegs: string[], ctx: ResolveContext, escape?: Escape): Resolved | undefined {
     const stored = link.link_path!;
     let start: string[];
     let rest: string[];
     if (link.link_base === 'space') {
-      return this.lexicalWalk([], spaceKeySegs(stored), 0, escape);
+      return this.lexicalWalk([], spaceKeySegs(stored), 0, ctx, escape);
     } else {
       if (stored.startsWith('/')) {
-        const mp = this.lib.mountpoint;
+        const mp = ctx.mountpoint?.replace(/\/+$/, '');
         if (!mp || !(stored === mp || stored.startsWith(mp + '/'))) {
           if (escape) escape.outside = true;
           return undefined;
@@ -543,7 +557,7 @@ export class Space {
         rest = stored.split('/').filter((s) => s.length > 0);
       }
     }
-    return this.lexicalWalk(start, rest, 0, escape);
+    return this.lexicalWalk(start, rest, 0, ctx, escape);
   }
 
   /**
@@ -551,7 +565,7 @@ export class Space {
    * intermediate components as the kernel would. Returns undefined if anything is missing, or if
    * the walk climbs above the space root (then `escape.outside` is set: outside the mount).
    */
-  private lexicalWalk(start: string[], rest: string[], depth: number, escape?: Escape): Resolved | undefined {
+  private lexicalWalk(start: string[], rest: string[], depth: number, ctx: ResolveContext, escape?: Escape): Resolved | undefined {
     if (depth > MAX_LINK_HOPS) throw fail('TooManyLinks', 'too many levels of symbolic links');
     let segs = [...start];
     let cur: Resolved;
@@ -566,7 +580,7 @@ export class Space {
       if (seg === '..') {
         if (cur.row.kind === 'link') {
           // the kernel follows a link before stepping out of where it leads
-          const t = this.followLink(cur.row, cur.segs, 'parent-relative', escape);
+          const t = this.followLink(cur.row, cur.segs, 'parent-relative', ctx, escape);
           if (!t) return undefined;
           cur = t;
           segs = t.segs;
@@ -580,7 +594,7 @@ export class Space {
         continue;
       }
       if (cur.row.kind === 'link') {
-        const t = this.followLink(cur.row, cur.segs, 'parent-relative', escape);
+        const t = this.followLink(cur.row, cur.segs, 'parent-relative', ctx, escape);
         if (!t) return undefined;
         cur = t;
         segs = t.segs;
@@ -598,12 +612,12 @@ export class Space {
    * L6: what a dialect GET/HEAD reads. 'smh' follows bound and path links; 'bos' follows one
    * hop and refuses secondary links (InvalidTargetType) and missing targets (SymlinkTargetNotExist).
    */
-  resolveRead(path: string, how: 'smh' | 'bos'): { node: NodeInfo; link?: NodeInfo } {
+  resolveRead(path: string, how: 'smh' | 'bos', ctx: ResolveContext = {}): { node: NodeInfo; link?: NodeInfo } {
     const r = this.resolve(path);
     if (r.row.kind === 'dir') throw fail(how === 'bos' ? 'FileNotFound' : 'IsADirectory', 'is a directory', path);
     if (r.row.kind !== 'link') return { node: this.infoOf(r.row, { where: r.inTrash ? 'trash' : 'live', segs: r.segs }) };
     const link = this.infoOf(r.row, { where: r.inTrash ? 'trash' : 'live', segs: r.segs });
-    const target = this.followLink(r.row, r.segs, how === 'bos' ? 'one-hop' : 'parent-relative');
+    const target = this.followLink(r.row, r.segs, how === 'bos' ? 'one-hop' : 'parent-relative', ctx);
     if (!target || target.row.kind === 'dir') {
       throw fail(how === 'bos' ? 'SymlinkTargetNotExist' : 'SourceFileNotFound', 'the link target does not exist', path);
     }
@@ -645,6 +659,7 @@ export class Space {
       size: fields.size ?? 0,
       blob: fields.blob ?? null,
       etag: fields.etag ?? null,
+      layout: fields.layout ?? null,
       rdev: fields.rdev ?? 0,
       storage_class: fields.storage_class ?? 'STANDARD',
       link_flavour: fields.link_flavour ?? null,
@@ -840,15 +855,16 @@ export class Space {
   }
 
   /**
-   * L1: symlink(2). Bound when TARGET resolves now (relative to the link's parent, or under the
-   * mountpoint when absolute) to a live regular file; otherwise a path link storing TARGET.
+   * L1: symlink(2). Bound when TARGET resolves now (relative to the link's parent, or under
+   * `mountpoint` when absolute: the mount's resolve context, D10) to a live regular file;
+   * otherwise a path link storing TARGET.
    */
-  symlink(linkPath: string, target: string, opts: { mountpoint?: string; uid?: number; gid?: number } = {}): NodeInfo {
+  symlink(linkPath: string, target: string, opts: ResolveContext & { uid?: number; gid?: number } = {}): NodeInfo {
     validateLinkTarget(target, linkPath);
     return this.tx(() => {
       const { parent, name, segs } = this.parentOf(linkPath, false);
       if (this.occupied(parent.id, name)) throw fail('SameNameDirectoryOrFileExists', 'the link name exists', linkPath);
-      const bound = this.bindableTarget(segs.slice(0, -1), target, opts.mountpoint ?? this.lib.mountpoint);
+      const bound = this.bindableTarget(segs.slice(0, -1), target, opts);
       if (bound !== undefined) this.checkLinkRoom(bound, 1, linkPath);
       const id = this.insertNode({
         kind: 'link',
@@ -863,11 +879,11 @@ export class Space {
     });
   }
 
-  private bindableTarget(parentSegs: string[], target: string, mountpoint: string | undefined): number | undefined {
+  private bindableTarget(parentSegs: string[], target: string, ctx: ResolveContext): number | undefined {
     let start: string[];
     let rest: string;
     if (target.startsWith('/')) {
-      const mp = mountpoint?.replace(/\/+$/, '');
+      const mp = ctx.mountpoint?.replace(/\/+$/, '');
       if (!mp || !(target === mp || target.startsWith(mp + '/'))) return undefined;
       start = [];
       rest = target.slice(mp.length);
@@ -877,7 +893,7 @@ export class Space {
     }
     let r: Resolved | undefined;
     try {
-      r = this.lexicalWalk(start, rest.split('/').filter((s) => s.length > 0), 0);
+      r = this.lexicalWalk(start, rest.split('/').filter((s) => s.length > 0), 0, ctx);
     } catch {
       return undefined;
     }
@@ -1076,7 +1092,7 @@ export class Space {
       if (existing && existing !== 'reserved' && existing.kind === 'file' && conflict === 'overwrite') {
         opts.authorize?.({ replacing: 'file' });
         this.binOldVersion(existing, blob.key);
-        this.q.setContent.run({ id: existing.id, blob: blob.key, size: blob.size, etag: blob.etag, mtime: t, ctime: nowUs() });
+        this.q.setContent.run({ id: existing.id, blob: blob.key, size: blob.size, etag: blob.etag, layout: blob.layout ?? null, mtime: t, ctime: nowUs() });
         if (cls) this.q.setClass.run(cls, existing.id);
         if (meta) {
           this.q.xattrClear.run(existing.id);
@@ -1094,6 +1110,7 @@ export class Space {
           blob: blob.key,
           size: blob.size,
           etag: blob.etag,
+          layout: blob.layout ?? null,
           mtime: t,
           storage_class: cls ?? this.defaultClass(),
         });
@@ -1113,7 +1130,7 @@ export class Space {
       if (!row || row.kind !== 'file') throw fail('FileNotFound', 'the file no longer exists', String(nodeId));
       if (this.locate(nodeId).where === 'trash') throw fail('ReadOnly', 'the file is in the recycle bin; restore it first', String(nodeId));
       const t = nowUs();
-      this.q.setContent.run({ id: nodeId, blob: blob.key, size: blob.size, etag: blob.etag, mtime: opts.mtimeUs ?? t, ctime: t });
+      this.q.setContent.run({ id: nodeId, blob: blob.key, size: blob.size, etag: blob.etag, layout: blob.layout ?? null, mtime: opts.mtimeUs ?? t, ctime: t });
       if (row.blob && row.blob !== blob.key) this.lib.dropBlobs([row.blob]);
       return this.infoOf(this.row(nodeId)!);
     }, true);
@@ -1229,7 +1246,7 @@ export class Space {
     }
     const escape = { outside: false };
     try {
-      this.lexicalWalk(parentSegs, rest, 0, escape);
+      this.lexicalWalk(parentSegs, rest, 0, {}, escape); // a dialect or the CLI: no mountpoint (D10)
     } catch {
       // a loop (ELOOP) resolves nowhere
     }
@@ -1365,7 +1382,7 @@ export class Space {
       }
       this.purgeNode(r.row);
       return {};
-    });
+    }, false, opts.permanent === true);
   }
 
   setattr(pathOrId: string | number, attrs: Attrs): NodeInfo {
@@ -1619,7 +1636,7 @@ export class Space {
 
   /** T5: purge one item permanently; a directory becomes a background task (L15). */
   purge(id: number): { taskId?: number } {
-    return this.tx(() => this.purgeItem(this.item(id)));
+    return this.tx(() => this.purgeItem(this.item(id)), false, true);
   }
 
   /** Purge one item; `nodes` is how many nodes that deleted now (a directory's contents go in a task). */
@@ -1662,7 +1679,7 @@ export class Space {
             if (nodes >= STEP_NODES) return true;
           }
         }
-      });
+      }, false, true); // deletes: may use the reserve on a full disk (D9)
       if (!more) return { purged, taskIds };
       await new Promise((r) => setImmediate(r));
     }
@@ -1759,7 +1776,7 @@ export class Space {
         }
       }
       return { deleted, finished: this.row(root) === undefined };
-    });
+    }, false, true);
   }
 }
 
@@ -1775,8 +1792,8 @@ function prepare(db: Database.Database) {
     hasChildren: p('SELECT 1 FROM entries WHERE parent = ? LIMIT 1'),
     firstChild: p('SELECT node, is_dir FROM entries WHERE parent = ? LIMIT 1'),
     subdirCount: p('SELECT count(*) AS n FROM entries WHERE parent = ? AND is_dir = 1'),
-    insertNode: p(`INSERT INTO nodes (space, kind, mode, uid, gid, size, blob, etag, rdev, storage_class, link_flavour, link_node,
-      link_path, link_base, atime, mtime, ctime, btime) VALUES (@space, @kind, @mode, @uid, @gid, @size, @blob, @etag, @rdev,
+    insertNode: p(`INSERT INTO nodes (space, kind, mode, uid, gid, size, blob, etag, layout, rdev, storage_class, link_flavour, link_node,
+      link_path, link_base, atime, mtime, ctime, btime) VALUES (@space, @kind, @mode, @uid, @gid, @size, @blob, @etag, @layout, @rdev,
       @storage_class, @link_flavour, @link_node, @link_path, @link_base, @atime, @mtime, @ctime, @btime)`),
     insertEntry: p('INSERT INTO entries (parent, name, node, is_dir) VALUES (?, ?, ?, ?)'),
     moveEntry: p('UPDATE entries SET parent = ?, name = ? WHERE node = ?'),
@@ -1786,7 +1803,7 @@ function prepare(db: Database.Database) {
     touchCtime: p('UPDATE nodes SET ctime = ? WHERE id = ?'),
     setState: p('UPDATE nodes SET state = ? WHERE id = ?'),
     setClass: p('UPDATE nodes SET storage_class = ? WHERE id = ?'),
-    setContent: p('UPDATE nodes SET blob = @blob, size = @size, etag = @etag, mtime = @mtime, ctime = @ctime WHERE id = @id'),
+    setContent: p('UPDATE nodes SET blob = @blob, size = @size, etag = @etag, layout = @layout, mtime = @mtime, ctime = @ctime WHERE id = @id'),
     setattr: p('UPDATE nodes SET mode = @mode, uid = @uid, gid = @gid, atime = @atime, mtime = @mtime, ctime = @ctime WHERE id = @id'),
     rebind: p("UPDATE nodes SET link_node = ? WHERE link_flavour = 'bound' AND link_node = ?"),
     spaceClass: p('SELECT default_storage_class AS c FROM spaces WHERE name = ?'),
