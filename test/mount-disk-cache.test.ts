@@ -45,6 +45,8 @@ if (why) {
   const s3Library = async (): Promise<{ dir: string; args: string[] }> => {
     const dir = await mkdtemp(join(work, 'm-'));
     const args = blobArgs();
+    const init = await smhfs(['--library', join(dir, 'lib'), ...args, 'init'], { env });
+    if (init.code !== 0) throw new Error(`init: ${init.stderr}`);
     const put = await smhfs(['--library', join(dir, 'lib'), ...args, 'put', src, 'big.bin'], { env });
     if (put.code !== 0) throw new Error(`put: ${put.stderr}`);
     return { dir, args };
@@ -136,7 +138,7 @@ if (why) {
     const { dir, args } = await s3Library();
     const m1 = await withMount(t, { dir, args, env });
     const other = await mkdtemp(join(work, 'second-'));
-    const m2 = await startMount({ dir: other, args: ['--library', m1.library, ...args], env });
+    const m2 = await startMount({ dir: other, args: ['--library', m1.library, ...args], env, init: false });
     t.teardown(() => cleanup(m2));
     await ok(`cmp '${m2.p('big.bin')}' '${src}'`);
     t.equal((await stats(m2)).cache.disk?.state, 'off');
