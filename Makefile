@@ -21,6 +21,9 @@ SBINDIR ?= /sbin
 MANDIR ?= $(PREFIX)/share/man
 BASH_COMPLETION_DIR ?= $(PREFIX)/share/bash-completion/completions
 NODE := $(shell command -v node)
+# V8's young generation at 1 MiB instead of 16: a mount's heap stays ~20 MiB instead of ~50 (its
+# buffers live outside the heap), for ~3% more CPU; what keeps a 256M cache under 350 MiB RSS.
+NODE_FLAGS := --max-semi-space-size=1
 CLI := $(CURDIR)/dist/src/cli/main.js
 SOURCES := $(shell find src test bench -name '*.ts' 2>/dev/null) tsconfig.json package.json
 
@@ -75,7 +78,7 @@ run: build
 	@# init refuses a folder holding data). `blobs show` only reads: it fails when there is no library yet.
 	@$(NODE) $(CLI) $(if $(LIBRARY),--library "$(LIBRARY)") blobs show >/dev/null 2>&1 || $(NODE) $(CLI) $(if $(LIBRARY),--library "$(LIBRARY)") init
 	@echo "smhfs: mounting at $(MOUNTPOINT); stop with Ctrl-C, or from another shell: smhfs unmount $(MOUNTPOINT)"
-	@$(NODE) $(CLI) mount "$(MOUNTPOINT)" $(if $(LIBRARY),--library "$(LIBRARY)")
+	@$(NODE) $(NODE_FLAGS) $(CLI) mount "$(MOUNTPOINT)" $(if $(LIBRARY),--library "$(LIBRARY)")
 
 test-deps: deps
 	@missing=""; for p in $(TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -108,11 +111,11 @@ install-files:
 	@test -n "$(NODE)" || { echo "smhfs: node is not on the PATH"; exit 1; }
 	@test -f "$(CLI)" || { echo "smhfs: not built yet: make build"; exit 1; }
 	install -d "$(DESTDIR)$(PREFIX)/bin" "$(DESTDIR)$(MANDIR)/man1" "$(DESTDIR)$(BASH_COMPLETION_DIR)"
-	printf '#!/bin/sh\nexec "%s" "%s" "$$@"\n' '$(NODE)' '$(CLI)' > "$(DESTDIR)$(PREFIX)/bin/smhfs.tmp"
+	printf '#!/bin/sh\nexec "%s" %s "%s" "$$@"\n' '$(NODE)' '$(NODE_FLAGS)' '$(CLI)' > "$(DESTDIR)$(PREFIX)/bin/smhfs.tmp"
 	chmod 755 "$(DESTDIR)$(PREFIX)/bin/smhfs.tmp" && mv -f "$(DESTDIR)$(PREFIX)/bin/smhfs.tmp" "$(DESTDIR)$(PREFIX)/bin/smhfs"
 	@if [ -n "$(SBINDIR)" ]; then \
 	  install -d "$(DESTDIR)$(SBINDIR)" && \
-	  printf '#!/bin/sh\n# mount(8) helper: mount -t smhfs|fuse.smhfs LIBRARY DIR -o OPTIONS\nexec "%s" "%s" --mount-helper "$$@"\n' '$(NODE)' '$(CLI)' > "$(DESTDIR)$(SBINDIR)/mount.smhfs.tmp" && \
+	  printf '#!/bin/sh\n# mount(8) helper: mount -t smhfs|fuse.smhfs LIBRARY DIR -o OPTIONS\nexec "%s" %s "%s" --mount-helper "$$@"\n' '$(NODE)' '$(NODE_FLAGS)' '$(CLI)' > "$(DESTDIR)$(SBINDIR)/mount.smhfs.tmp" && \
 	  chmod 755 "$(DESTDIR)$(SBINDIR)/mount.smhfs.tmp" && mv -f "$(DESTDIR)$(SBINDIR)/mount.smhfs.tmp" "$(DESTDIR)$(SBINDIR)/mount.smhfs" && \
 	  ln -sf mount.smhfs "$(DESTDIR)$(SBINDIR)/mount.fuse.smhfs" && \
 	  echo "install $(DESTDIR)$(SBINDIR)/mount.smhfs $(DESTDIR)$(SBINDIR)/mount.fuse.smhfs"; \
@@ -128,6 +131,7 @@ bench-deps: deps
 	@missing=""; for p in $(BENCH_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
+# Options go in BENCH_ARGS, e.g. make bench BENCH_ARGS='--only remote --runs 3'.
 bench: build bench-deps
 	node dist/bench/run.js $(BENCH_ARGS)
 
