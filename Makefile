@@ -9,6 +9,10 @@ BUILD_STAMP := dist/.build-stamp
 LIBRARY ?=
 MOUNTPOINT ?= $(CURDIR)/mnt
 APT_PACKAGES := libfuse2 fuse
+# The PostgreSQL metadata engine (SPEC §11): npm ci builds the libpq binding against libpq-dev.
+APT_PACKAGES += libpq-dev
+# What the tests and benches start themselves: a real PostgreSQL server (initdb + pg_ctl, temp dir).
+TEST_PACKAGES := postgresql
 BENCH_PACKAGES := bindfs fio rclone s3fs
 # `make install` (as root): smhfs on the PATH, mount(8) helpers, man page, bash completion.
 PREFIX ?= /usr/local
@@ -19,7 +23,7 @@ NODE := $(shell command -v node)
 CLI := $(CURDIR)/dist/src/cli/main.js
 SOURCES := $(shell find src test bench -name '*.ts' 2>/dev/null) tsconfig.json package.json
 
-.PHONY: all deps system-deps build run test bench bench-scale clean install install-files uninstall
+.PHONY: all deps system-deps test-deps build run test bench bench-scale clean install install-files uninstall
 
 all: build
 
@@ -28,6 +32,16 @@ system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "smhfs: need root to apt-get install$$missing (or install them yourself)"; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# Packages the tests need besides the run-time ones (test/helpers/postgres.ts fails, never skips,
+# without them).
+test-deps:
+	@missing=""; for p in $(TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages for the tests:$$missing"; \
 	  if [ "$$(id -u)" != 0 ]; then echo "smhfs: need root to apt-get install$$missing (or install them yourself)"; exit 1; fi; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
@@ -59,7 +73,7 @@ run: build
 	@$(NODE) $(CLI) mount "$(MOUNTPOINT)" $(if $(LIBRARY),--library "$(LIBRARY)")
 
 # From scratch, as CI does: no compiled test of a deleted source survives.
-test: deps
+test: deps test-deps
 	rm -rf dist
 	$(MAKE) --no-print-directory build
 	npx tap
@@ -92,7 +106,7 @@ uninstall:
 	rm -f "$(DESTDIR)$(PREFIX)/bin/smhfs" "$(DESTDIR)$(MANDIR)/man1/smhfs.1" "$(DESTDIR)$(BASH_COMPLETION_DIR)/smhfs"
 	@if [ -n "$(SBINDIR)" ]; then rm -f "$(DESTDIR)$(SBINDIR)/mount.smhfs" "$(DESTDIR)$(SBINDIR)/mount.fuse.smhfs"; fi
 
-bench-deps: deps
+bench-deps: deps test-deps
 	@missing=""; for p in $(BENCH_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
