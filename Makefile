@@ -23,7 +23,7 @@ NODE := $(shell command -v node)
 CLI := $(CURDIR)/dist/src/cli/main.js
 SOURCES := $(shell find src test bench -name '*.ts' 2>/dev/null) tsconfig.json package.json
 
-.PHONY: all deps system-deps test-deps build run test bench bench-scale clean install install-files uninstall
+.PHONY: all deps system-deps test-deps build run test bench bench-scale bench-postgres clean install install-files uninstall
 
 all: build
 
@@ -117,6 +117,11 @@ bench: build bench-deps
 # make accepts). Options: make bench-scale BENCH_ARGS='--sizes 10000,100000 --pin both'
 bench-scale: build bench-deps
 	node dist/bench/run.js --scale $(BENCH_ARGS)
+
+# What the PostgreSQL engine's round trips cost against SQLite, in one run (issue 13;
+# bench/postgres.ts). Options: make bench-postgres BENCH_ARGS='--iterations 2000 --seconds 3 --pin both'
+bench-postgres: build bench-deps
+	node dist/bench/postgres.js $(BENCH_ARGS)
 
 clean:
 	rm -rf dist

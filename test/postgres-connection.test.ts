@@ -161,6 +161,38 @@ t.test('S2: a transaction commits, a domain error rolls it back and comes out un
   t.equal(conn.inTransaction, false);
 });
 
+t.test('durability as in SQLite: commits skip the WAL flush unless durable (then the server setting holds)', async (t) => {
+  const { name, url } = await cluster.createDatabase();
+  await cluster.sql(`ALTER DATABASE ${name} SET synchronous_commit = on`);
+  const conn = PgConnection.connectSync(url);
+  t.teardown(() => conn.close());
+  const setting = () => conn.query<{ s: string }>("SELECT current_setting('synchronous_commit') AS s")[0]!.s;
+  t.equal(conn.transaction(setting), 'off', 'metadata commit: asynchronous (as synchronous=NORMAL)');
+  t.equal(conn.transaction(setting, { durable: true }), 'on', 'durable commit: the server setting (as synchronous=FULL)');
+  t.equal(setting(), 'on', 'nothing leaks out of the transaction');
+});
+
+t.test('a snapshot reads several statements in one view, and runs again after a lost connection', async (t) => {
+  const { url, conn: other } = await freshDb(t);
+  other.exec('CREATE TABLE s (x INT); INSERT INTO s VALUES (1)');
+  const conn = PgConnection.connectSync(url);
+  t.teardown(() => conn.close());
+  let runs = 0;
+  const views: number[][] = [];
+  const seen = conn.snapshot(() => {
+    runs++;
+    const a = conn.query<{ n: number }>('SELECT count(*) AS n FROM s')[0]!.n;
+    if (runs === 1) other.transaction(() => other.query('INSERT INTO s VALUES (2)'));
+    const b = conn.query<{ n: number }>('SELECT count(*) AS n FROM s')[0]!.n;
+    views.push([a, b]);
+    if (runs === 1) other.query('SELECT pg_terminate_backend($1)', [conn.query<{ p: number }>('SELECT pg_backend_pid() AS p')[0]!.p]);
+    return [a, b];
+  });
+  t.equal(runs, 2, 'ran again on a new connection');
+  t.same(views[0], [1, 1], 'the first run did not see the insert made in the middle of it: one view');
+  t.same(seen, [2, 2]);
+});
+
 /** Write skew: two transactions each read what the other writes. The second to commit fails with 40001. */
 function setupSkew(conn: PgConnection): void {
   conn.exec('CREATE TABLE doctors (name TEXT PRIMARY KEY, on_call BOOLEAN NOT NULL); INSERT INTO doctors VALUES ($$alice$$, true), ($$bob$$, true)');

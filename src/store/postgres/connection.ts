@@ -88,6 +88,12 @@ const DEFAULT_RECONNECT_BUDGET_MS = 15_000;
 /** How long a commit lost in transit may take to settle (the server restarting) before it is reported. */
 const IN_DOUBT_BUDGET_MS = 15_000;
 
+// One round trip each: BEGIN and its settings go as one simple query.
+const BEGIN_WRITE = 'BEGIN ISOLATION LEVEL SERIALIZABLE; SET LOCAL synchronous_commit = off';
+// The server's own setting (on, or stronger: remote_apply with a synchronous standby).
+const BEGIN_DURABLE = 'BEGIN ISOLATION LEVEL SERIALIZABLE';
+const BEGIN_READ_ONLY = 'BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY';
+
 /** SQLSTATEs after which the server closes the session (or already has): reconnect. */
 const CONNECTION_STATES = new Set(['57P01', '57P02', '57P03', '08000', '08003', '08006', '08001', '08004']);
 
@@ -283,6 +289,8 @@ export class PgStatement {
   readonly plainRead: boolean;
   /** Generation of the physical connection it was last prepared on. */
   preparedOn = -1;
+  /** @internal its result columns, read once */
+  shape: RowShape | undefined;
   private readonly conn: PgConnection;
 
   constructor(conn: PgConnection, name: string, sql: string) {
@@ -312,6 +320,13 @@ export class PgStatement {
 interface Result {
   rows: PgRow[];
   rowCount: number;
+}
+
+/** Column names and parsers of a statement's result, for one physical connection. */
+interface RowShape {
+  generation: number;
+  names: string[];
+  parsers: Array<(v: string) => unknown>;
 }
 
 /** The transaction value handed to `fn`: its after-commit work and, for in-doubt commits, its xid. */
@@ -452,12 +467,12 @@ export class PgConnection {
 
   /** One unprepared statement with parameters. */
   query<R extends PgRow = PgRow>(sql: string, params: PgValue[] = []): R[] {
-    return this.execute(sql, (pq) => pq.execParams(sql, params.map(toParam)), isPlainRead(sql)).rows as R[];
+    return this.execute((pq) => pq.execParams(sql, params.map(toParam)), isPlainRead(sql)).rows as R[];
   }
 
   /** Statements without parameters, several allowed (the simple protocol): DDL, migrations. */
   exec(sql: string): void {
-    this.execute(sql, (pq) => pq.exec(sql), false);
+    this.execute((pq) => pq.exec(sql), false);
   }
 
   /** @internal */
@@ -465,7 +480,6 @@ export class PgConnection {
     if (params.length !== st.nParams) throw new SmhError('Internal', `statement ${st.name} takes ${st.nParams} parameters, given ${params.length}`);
     const values = params.map(toParam);
     return this.execute(
-      st.sql,
       (pq) => {
         if (st.preparedOn !== this.generation) {
           pq.prepare(st.name, st.sql, st.nParams);
@@ -475,6 +489,7 @@ export class PgConnection {
         pq.execPrepared(st.name, values);
       },
       st.plainRead,
+      st,
     );
   }
 
@@ -482,7 +497,7 @@ export class PgConnection {
    * Run one statement. Outside a transaction, a plain read whose connection was lost is run
    * again on a new connection; everything else reports the loss (a write's outcome is unknown).
    */
-  private execute(sql: string, send: (pq: PQ) => void, plainRead: boolean): Result {
+  private execute(send: (pq: PQ) => void, plainRead: boolean, holder?: { shape?: RowShape }): Result {
     for (let attempt = 0; ; attempt++) {
       if (this.tx && (!this.pq || this.generation !== this.txGeneration)) {
         // The transaction died with its connection: nothing more may run, least of all on a new
@@ -495,7 +510,7 @@ export class PgConnection {
       try {
         send(pq);
         this.stats.queries++;
-        return this.check(pq);
+        return this.check(pq, holder);
       } catch (e) {
         if (!(e instanceof PgError)) throw e;
         if (this.tx) {
@@ -511,22 +526,33 @@ export class PgConnection {
   }
 
   /** The result of the last command, or a PgError. */
-  private check(pq: PQ): Result {
+  private check(pq: PQ, holder?: { shape?: RowShape }): Result {
     const status = pq.resultStatus();
     if (status === 'PGRES_TUPLES_OK' || status === 'PGRES_COMMAND_OK' || status === 'PGRES_EMPTY_QUERY') {
       const nrows = pq.ntuples();
-      const nfields = pq.nfields();
       const rows: PgRow[] = new Array(nrows);
       if (nrows > 0) {
-        const names: string[] = new Array(nfields);
-        const parse: Array<(v: string) => unknown> = new Array(nfields);
-        for (let c = 0; c < nfields; c++) {
-          names[c] = pq.fname(c);
-          parse[c] = parserFor(pq.ftype(c));
+        // A prepared statement's columns are fixed (PostgreSQL refuses to change them under it):
+        // names and parsers are read once per statement and connection, not per call.
+        let shape = holder?.shape;
+        if (!shape || shape.generation !== this.generation) {
+          const nfields = pq.nfields();
+          shape = { generation: this.generation, names: new Array(nfields), parsers: new Array(nfields) };
+          for (let c = 0; c < nfields; c++) {
+            shape.names[c] = pq.fname(c);
+            shape.parsers[c] = parserFor(pq.ftype(c));
+          }
+          if (holder) holder.shape = shape;
         }
+        const { names, parsers } = shape;
+        const nfields = names.length;
         for (let r = 0; r < nrows; r++) {
           const row: PgRow = {};
-          for (let c = 0; c < nfields; c++) row[names[c]!] = pq.getisnull(r, c) ? null : parse[c]!(pq.getvalue(r, c));
+          for (let c = 0; c < nfields; c++) {
+            const text = pq.getvalue(r, c);
+            // libpq gives '' for NULL: only then is the null flag worth a call
+            row[names[c]!] = text === '' && pq.getisnull(r, c) ? null : parsers[c]!(text);
+          }
           rows[r] = row;
         }
       }
@@ -566,8 +592,13 @@ export class PgConnection {
    * serialization failure, a deadlock or a connection lost before COMMIT. `fn` must not await and
    * must do nothing outside the database except through `tx.afterCommit`. Nested calls join the
    * outer transaction.
+   *
+   * Durability as the SQLite engine has it (synchronous NORMAL, FULL where promised): a commit
+   * returns without waiting for the WAL flush (synchronous_commit off: a server crash may lose the
+   * last fraction of a second of commits, never consistency), unless `durable` — for commits that
+   * back a promise (close/fsync of written content, an upload) or precede deleting blob bytes.
    */
-  transaction<T>(fn: (tx: PgTx) => T, opts: { readOnly?: boolean } = {}): T {
+  transaction<T>(fn: (tx: PgTx) => T, opts: { readOnly?: boolean; durable?: boolean } = {}): T {
     if (this.tx) return fn(this.tx);
     const maxAttempts = this.opts.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
     for (let attempt = 1; ; attempt++) {
@@ -576,7 +607,7 @@ export class PgConnection {
       let committing = false;
       let result: T;
       try {
-        this.simple(opts.readOnly ? 'BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY' : 'BEGIN ISOLATION LEVEL SERIALIZABLE');
+        this.simple(opts.readOnly ? BEGIN_READ_ONLY : opts.durable ? BEGIN_DURABLE : BEGIN_WRITE);
         this.txGeneration = this.generation;
         this.tx = tx;
         try {
