@@ -119,7 +119,7 @@ bench-scale: build bench-deps
 	node dist/bench/run.js --scale $(BENCH_ARGS)
 
 # What the PostgreSQL engine's round trips cost against SQLite, in one run (issue 13;
-# bench/postgres.ts). Options: make bench-postgres BENCH_ARGS='--iterations 2000 --seconds 3 --pin both'
+# bench/postgres.ts). Options: make bench-postgres BENCH_ARGS='--iterations 2000 --seconds 2 --pin both'
 bench-postgres: build bench-deps
 	node dist/bench/postgres.js $(BENCH_ARGS)
 

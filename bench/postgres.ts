@@ -8,16 +8,19 @@
  *   2. getattr-shaped path resolution at depth 1, 5 and 20: one query per segment (sync), one
  *      recursive CTE, one PL/pgSQL function call; SQLite one query per segment
  *   3. a rename-shaped SERIALIZABLE transaction (resolve, check the new name, move the entry, touch
- *      the node), without and with the change-feed append; SQLite IMMEDIATE for reference
+ *      the node), without and with the change-feed append (and a sequencer pass after it, as a
+ *      CLI would run it), durable; SQLite IMMEDIATE (synchronous NORMAL and FULL) for reference
  *   4. two processes contending (each a separate connection, as two hosts): renames in disjoint
  *      directories, renames within one directory, file creations in one space (statfs counters),
- *      with the feed; throughput against one process, and the retries it took
+ *      with the feed (numbered by a listener's passes meanwhile) and with the feed as first
+ *      designed (an advisory lock and NOTIFY inside each write transaction); the statfs counters
+ *      as one row per space; throughput against one process, and the retries it took
  *
  * Each part runs unpinned and pinned to CPU 0 (server and clients alike, `taskset`). The cluster
  * is the test harness's with fsync and synchronous_commit on (data under .tmp/). Transactions run
  * as the engine will: commit without waiting for the WAL flush unless durable (as SQLite's
  * synchronous=NORMAL, FULL where promised); the durable variant is measured too.
- * Options: --iterations N (2000), --seconds S (3, per contention run), --pin both|yes|no (both).
+ * Options: --iterations N (2000), --seconds S (2, per contention run; each is run 3 times), --pin both|yes|no (both).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
@@ -29,8 +32,8 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import type PQType from 'libpq';
 import { PgConnection } from '../src/store/postgres/connection.js';
-import { appendChanges } from '../src/store/postgres/feed.js';
-import { migratePostgres } from '../src/store/postgres/schema.js';
+import { appendChanges, ChangeFeedListener, sequenceChanges } from '../src/store/postgres/feed.js';
+import { FEED_CHANNEL, FEED_LOCK, migratePostgres } from '../src/store/postgres/schema.js';
 import { migrate as migrateSqlite } from '../src/store/schema.js';
 import { startPostgres } from '../test/helpers/postgres.js';
 
@@ -42,7 +45,7 @@ function arg(name: string, def: string): string {
   return i > 0 ? process.argv[i + 1]! : def;
 }
 const ITER = Number(arg('iterations', '2000'));
-const SECONDS = Number(arg('seconds', '3'));
+const SECONDS = Number(arg('seconds', '2'));
 const PIN = arg('pin', 'both');
 const DEPTHS = [1, 5, 20];
 const WIDE = 10_000; // files in one directory, so indexes have some depth
@@ -260,7 +263,7 @@ async function measure(url: string, sqlitePath: string, shape: Shape): Promise<R
   const pExists = conn.prepare('SELECT 1 FROM entries WHERE parent = $1 AND name = $2');
   const pMove = conn.prepare('UPDATE entries SET parent = $1, name = $2 WHERE node = $3');
   const pTouch = conn.prepare('UPDATE nodes SET ctime = $1 WHERE id = $2');
-  const renamePg = (feed: boolean, durable: boolean) => {
+  const renamePg = (feed: boolean, durable: boolean, sequence = false) => {
     // every item back to x-k
     conn.transaction(() => conn.query("UPDATE entries SET name = 'x-' || substr(name, 3) WHERE parent = $1", [wa]));
     const at = new Uint8Array(N);
@@ -275,10 +278,12 @@ async function measure(url: string, sqlitePath: string, shape: Shape): Promise<R
         pTouch.run(i, row.id);
         if (feed) appendChanges(conn, tx, 'bench', [{ space: '-', kind: 'entry', parent: wa!, name: from }, { space: '-', kind: 'entry', parent: wa!, name: to }]);
       }, { durable });
+      if (sequence) sequenceChanges(conn);
     });
   };
   out['3 rename tx: PG SERIALIZABLE'] = renamePg(false, false);
   out['3 rename tx: PG SERIALIZABLE + feed append'] = renamePg(true, false);
+  out['3 rename tx: PG + feed append + own sequencer pass'] = renamePg(true, false, true);
   out['3 rename tx: PG SERIALIZABLE durable (WAL flushed)'] = renamePg(false, true);
   sqlite.pragma('synchronous = FULL');
   out['3 rename tx: SQLite IMMEDIATE synchronous=FULL'] = timeSync(Math.max(200, ITER / 4), renameSqlite);
@@ -292,7 +297,23 @@ async function measure(url: string, sqlitePath: string, shape: Shape): Promise<R
 type Workload = 'rename-disjoint' | 'rename-same-dir' | 'create-same-space';
 
 /** One contending process: runs `workload` for SECONDS, prints {ops, retries, failures}. */
-function worker(url: string, workload: Workload, index: number, shape: Shape, feed: boolean): void {
+type Feed = 'none' | 'append' | 'locked';
+
+/** The feed as first designed: number and NOTIFY inside the write transaction, under the lock. */
+const LOCKED_APPEND_DDL = `
+  CREATE OR REPLACE FUNCTION bench_feed_append_locked(p_origin TEXT, p_changes JSONB) RETURNS VOID LANGUAGE plpgsql AS $fn$
+  DECLARE last BIGINT;
+  BEGIN
+    PERFORM pg_advisory_xact_lock(${FEED_LOCK});
+    WITH ins AS (
+      INSERT INTO changes (seq, at, origin, space, kind, node, parent, name)
+      SELECT nextval('changes_seq'), 0, p_origin, c.space, c.kind, c.node, c.parent, c.name
+      FROM jsonb_to_recordset(p_changes) AS c(space TEXT, kind TEXT, node BIGINT, parent BIGINT, name TEXT) RETURNING seq)
+    SELECT max(seq) INTO last FROM ins;
+    PERFORM pg_notify('${FEED_CHANNEL}', last::TEXT);
+  END $fn$`;
+
+function worker(url: string, workload: Workload, index: number, shape: Shape, feed: Feed): void {
   let retries = 0;
   const conn = PgConnection.connectSync(url, { onRetry: () => retries++, maxAttempts: 100 });
   const dir = workload === 'rename-disjoint' ? shape.work[index]! : shape.work[0]!;
@@ -302,6 +323,7 @@ function worker(url: string, workload: Workload, index: number, shape: Shape, fe
   const pTouch = conn.prepare('UPDATE nodes SET ctime = $1 WHERE id = $2');
   const pIns = conn.prepare(`INSERT INTO nodes (${NODE_COLS}) VALUES ('-', 'file', 33188, $1, 1, 1, 1, 1) RETURNING id`);
   const pEntry = conn.prepare('INSERT INTO entries (parent, name, node, is_dir) VALUES ($1, $2, $3, 0)');
+  const pLocked = conn.prepare('SELECT bench_feed_append_locked($1, $2::JSONB)');
   const N = 200;
   const tag = `p${index}`;
   if (workload !== 'create-same-space') {
@@ -330,7 +352,8 @@ function worker(url: string, workload: Workload, index: number, shape: Shape, fe
           pTouch.run(ops, row.id);
           changes.push({ space: '-', kind: 'entry' as const, parent: dir, name: from }, { space: '-', kind: 'entry' as const, parent: dir, name: to });
         }
-        if (feed) appendChanges(conn, tx, tag, changes);
+        if (feed === 'append') appendChanges(conn, tx, tag, changes);
+        if (feed === 'locked') pLocked.get(tag, changes);
       });
       if (workload !== 'create-same-space') at[k] ^= 1;
       ops++;
@@ -373,28 +396,55 @@ const DELTA_ROWS = `
 async function contention(url: string, shape: Shape, pinned: boolean): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   const shapeArg = JSON.stringify(shape);
-  const runs: Array<[Workload, boolean, string]> = [];
-  for (const workload of ['rename-disjoint', 'rename-same-dir', 'create-same-space'] as Workload[]) for (const feed of [false, true]) runs.push([workload, feed, '']);
-  runs.push(['create-same-space', false, ' (counters as one row per space)']);
+  const runs: Array<[Workload, Feed, string]> = [];
+  for (const workload of ['rename-disjoint', 'rename-same-dir', 'create-same-space'] as Workload[]) {
+    for (const feed of ['none', 'append', 'locked'] as Feed[]) runs.push([workload, feed, '']);
+  }
+  runs.push(['create-same-space', 'none', ' (counters as one row per space)']);
+  const setup = PgConnection.connectSync(url);
+  setup.exec(LOCKED_APPEND_DDL);
+  setup.close();
   for (const [workload, feed, variant] of runs) {
     const admin = PgConnection.connectSync(url);
     admin.exec(variant ? ONE_COUNTER_ROW : DELTA_ROWS);
     admin.close();
     const run = async (procs: number) => {
+      // The listeners' side, as busy as the writers: one reader delivering every change; with the
+      // feed as built it also runs a sequencer pass every 2 ms (durable, as the feed has them).
+      const listener = feed === 'none' ? undefined : new ChangeFeedListener(url, { sequenceEveryMs: feed === 'append' ? 2 : 0 });
+      listener?.on('error', () => undefined);
+      await listener?.start();
       const rs = await Promise.all(
-        Array.from({ length: procs }, (_, i) => spawnNode(['--role', 'worker', '--url', url, '--workload', workload, '--index', String(i), '--shape', shapeArg, '--feed', String(feed), '--seconds', String(SECONDS)], pinned)),
+        Array.from({ length: procs }, (_, i) => spawnNode(['--role', 'worker', '--url', url, '--workload', workload, '--index', String(i), '--shape', shapeArg, '--feed', feed, '--seconds', String(SECONDS)], pinned)),
       );
+      await listener?.close();
       const parsed = rs.map((r) => JSON.parse(r) as { ops: number; retries: number; failures: number });
       const ops = parsed.reduce((a, b) => a + b.ops, 0);
       const retries = parsed.reduce((a, b) => a + b.retries, 0);
       const failures = parsed.reduce((a, b) => a + b.failures, 0);
       return { tps: ops / SECONDS, retries, ops, failures };
     };
-    const one = await run(1);
-    const two = await run(2);
-    const label = `4 ${workload}${feed ? ' + feed' : ''}${variant}`;
+    // 1 and 2 processes alternately, three times each: the machine's load moves a lone run's rate
+    // 2x either way; the median of each, and the median of the three same-time ratios, are reported.
+    const ones: Array<Awaited<ReturnType<typeof run>>> = [];
+    const twos: Array<Awaited<ReturnType<typeof run>>> = [];
+    for (let rep = 0; rep < 3; rep++) {
+      ones.push(await run(1));
+      twos.push(await run(2));
+    }
+    const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    const one = { tps: med(ones.map((r) => r.tps)), retries: ones.reduce((a, r) => a + r.retries, 0) };
+    const two = {
+      tps: med(twos.map((r) => r.tps)),
+      retries: twos.reduce((a, r) => a + r.retries, 0),
+      ops: twos.reduce((a, r) => a + r.ops, 0),
+      failures: twos.reduce((a, r) => a + r.failures, 0),
+    };
+    const ratio = med(twos.map((r, i) => r.tps / ones[i]!.tps));
+    const feedLabel = { none: '', append: ' + feed', locked: ' + feed, lock+NOTIFY in tx' }[feed];
+    const label = `4 ${workload}${feedLabel}${variant}`;
     out[label] =
-      `1 proc ${one.tps.toFixed(0)} tx/s (retries ${one.retries}) | 2 procs ${two.tps.toFixed(0)} tx/s = ${(two.tps / one.tps).toFixed(2)}x ` +
+      `1 proc ${one.tps.toFixed(0)} tx/s (retries ${one.retries}) | 2 procs ${two.tps.toFixed(0)} tx/s, ratio ${ratio.toFixed(2)}x ` +
       `(retries ${two.retries} = ${((1000 * two.retries) / Math.max(1, two.ops)).toFixed(1)} per 1000 tx, failed ${two.failures})`;
   }
   const admin = PgConnection.connectSync(url);
@@ -419,7 +469,7 @@ async function main(): Promise<void> {
     return;
   }
   if (role === 'worker') {
-    worker(arg('url', ''), arg('workload', 'rename-disjoint') as Workload, Number(arg('index', '0')), JSON.parse(arg('shape', '{}')) as Shape, arg('feed', 'false') === 'true');
+    worker(arg('url', ''), arg('workload', 'rename-disjoint') as Workload, Number(arg('index', '0')), JSON.parse(arg('shape', '{}')) as Shape, arg('feed', 'none') as Feed);
     return;
   }
   const base = join(ROOT, '.tmp', 'bench-postgres');
@@ -468,7 +518,7 @@ async function main(): Promise<void> {
         const v = results[l]![k];
         return typeof v === 'number' ? `${v.toFixed(1)} µs` : String(v);
       });
-      lines.push(`${k.padEnd(56)} ${cells.map((c, i) => `${labels[i]}: ${c}`).join('  ||  ')}`);
+      lines.push(`${k.padEnd(58)} ${cells.map((c, i) => `${labels[i]}: ${c}`).join('  ||  ')}`);
     }
     // same-run ratios against SQLite
     for (const l of labels) {

@@ -1,13 +1,16 @@
 // S2: the change feed (src/store/postgres/feed.ts) on a real PostgreSQL: committed changes are
-// delivered in sequence order exactly once, rolled-back ones never; sequence order is commit
-// order; two writer processes with a listener that loses its connection and a server restarted
-// mid-run lose nothing and repeat nothing; a listener behind the pruned horizon resynchronises.
+// numbered after their commit and delivered in number order exactly once, rolled-back ones never;
+// a long transaction does not hold back another host's changes, and a later commit never gets a
+// smaller number than one already delivered; a host that dies between its commit and the
+// numbering is covered by the listeners; two writer processes with a listener that loses its
+// connection and a server restarted mid-run lose nothing and repeat nothing; a listener behind
+// the pruned horizon resynchronises.
 import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PgConnection } from '../src/store/postgres/connection.js';
-import { appendChanges, ChangeFeedListener, pruneFeed, type FeedRecord } from '../src/store/postgres/feed.js';
+import { appendChanges, ChangeFeedListener, pruneFeed, sequenceChanges, type Change, type FeedRecord } from '../src/store/postgres/feed.js';
 import { migratePostgres } from '../src/store/postgres/schema.js';
 import { postgresForTest, type PgCluster } from './helpers/postgres.js';
 
@@ -25,7 +28,7 @@ async function library(t: Test): Promise<{ url: string; conn: PgConnection }> {
 
 /** A started listener that records everything it delivers; closed at teardown. */
 async function listen(t: Test, url: string, opts: ConstructorParameters<typeof ChangeFeedListener>[1] = {}) {
-  const l = new ChangeFeedListener(url, { reconnectMinMs: 20, reconnectMaxMs: 500, ...opts });
+  const l = new ChangeFeedListener(url, { reconnectMinMs: 20, reconnectMaxMs: 500, sequenceEveryMs: 0, ...opts });
   const got: FeedRecord[] = [];
   const batches: number[] = [];
   const resyncs: Array<{ after: number; horizon: number; head: number }> = [];
@@ -50,10 +53,16 @@ async function until(what: string, cond: () => boolean, ms = 20_000): Promise<vo
   }
 }
 
-t.test('S2: a committed change is delivered with its sequence number, a rolled-back one never', async (t) => {
+/** Commit `changes` as host `origin`, then number them (what a host does after each write). */
+function commit(conn: PgConnection, origin: string, changes: Change[]): number {
+  conn.transaction((tx) => appendChanges(conn, tx, origin, changes));
+  return sequenceChanges(conn);
+}
+
+t.test('S2: a committed change is delivered with its number, a rolled-back one never', async (t) => {
   const { url, conn } = await library(t);
   const { l, got, batches } = await listen(t, url, { batch: 10 });
-  const a = conn.transaction((tx) => appendChanges(conn, tx, 'host-a', [{ space: '-', kind: 'entry', parent: 1, name: 'cat.jpg' }]));
+  const a = commit(conn, 'host-a', [{ space: '-', kind: 'entry', parent: 1, name: 'cat.jpg' }]);
   t.throws(() =>
     conn.transaction((tx) => {
       appendChanges(conn, tx, 'host-a', [{ space: '-', kind: 'entry', parent: 1, name: 'never' }]);
@@ -61,20 +70,20 @@ t.test('S2: a committed change is delivered with its sequence number, a rolled-b
     }),
   );
   const many = Array.from({ length: 35 }, (_, i) => ({ space: '-', kind: 'node' as const, node: 100 + i }));
-  const b = conn.transaction((tx) => appendChanges(conn, tx, 'host-b', many));
+  const b = commit(conn, 'host-b', many);
   await until('delivery', () => l.lastSeq >= b);
   t.equal(got.length, 36, 'one plus 35; the rolled-back change is not there');
   t.notOk(got.some((r) => r.name === 'never'));
   t.same(got[0], { seq: a, at: got[0]!.at, origin: 'host-a', space: '-', kind: 'entry', node: null, parent: 1, name: 'cat.jpg' });
   t.same(got.slice(1).map((r) => r.node), many.map((c) => c.node), 'in the order they were appended');
-  t.ok(got.every((r, i) => i === 0 || r.seq > got[i - 1]!.seq), 'strictly increasing');
+  t.same(got.map((r) => r.seq), Array.from({ length: 36 }, (_, i) => a + i), 'numbers are dense: only committed changes get one');
   t.ok(batches.every((n) => n <= 10), `delivered in batches of at most 10: ${batches.join(',')}`);
-  t.equal(b - a, 36, 'the rolled-back transaction used one number, which stays a hole');
 });
 
-t.test('S2: sequence order is commit order: a later writer waits for the earlier one to commit', async (t) => {
+t.test('S2: a long transaction holds back no other host, and a later commit never gets a smaller number than one delivered', async (t) => {
   const { url, conn } = await library(t);
-  // Another host appends, then holds its transaction open for 600 ms before committing.
+  const { l, got } = await listen(t, url);
+  // Another host appends, then keeps its transaction open for 800 ms before committing.
   const holder = spawn(
     process.execPath,
     [
@@ -82,15 +91,15 @@ t.test('S2: sequence order is commit order: a later writer waits for the earlier
       '-e',
       `
       const { PgConnection } = await import(${JSON.stringify(new URL('../src/store/postgres/connection.js', import.meta.url).href)});
-      const { appendChanges } = await import(${JSON.stringify(new URL('../src/store/postgres/feed.js', import.meta.url).href)});
+      const { appendChanges, sequenceChanges } = await import(${JSON.stringify(new URL('../src/store/postgres/feed.js', import.meta.url).href)});
       const c = PgConnection.connectSync(process.argv[1]);
-      const seq = c.transaction((tx) => {
-        const s = appendChanges(c, tx, 'slow', [{ space: '-', kind: 'space' }]);
-        process.stdout.write('appended ' + s + '\\n');
-        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 600);
-        return s;
+      c.transaction((tx) => {
+        appendChanges(c, tx, 'slow', [{ space: '-', kind: 'entry', parent: 1, name: 'slow' }]);
+        process.stdout.write('appended\\n');
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 800);
       });
-      process.stdout.write('committed ' + seq + ' ' + Date.now() + '\\n');
+      sequenceChanges(c);
+      process.stdout.write('committed\\n');
       c.close();
       `,
       url,
@@ -101,17 +110,33 @@ t.test('S2: sequence order is commit order: a later writer waits for the earlier
   holder.stdout.on('data', (d: Buffer) => (out += d.toString()));
   const done = new Promise((r) => holder.on('close', r));
   await until('the other host to append', () => out.includes('appended'));
-  const mine = conn.transaction((tx) => appendChanges(conn, tx, 'fast', [{ space: '-', kind: 'space' }]));
-  const myCommit = Date.now();
+  const t0 = Date.now();
+  const mine = commit(conn, 'fast', [{ space: '-', kind: 'entry', parent: 1, name: 'fast' }]);
+  const took = Date.now() - t0;
+  await until('my change delivered', () => l.lastSeq >= mine);
+  t.notOk(out.includes('committed'), 'delivered while the other transaction was still open');
+  t.ok(took < 500, `my commit and numbering did not wait for it (${took} ms)`);
   await done;
-  const [, theirs, theirCommit] = /committed (\d+) (\d+)/.exec(out)!.map(Number);
-  t.ok(mine > theirs!, `my number ${mine} comes after theirs ${theirs}`);
-  t.ok(myCommit >= theirCommit!, 'and I committed after they did (I waited for the feed lock)');
+  await until('the slow change delivered', () => got.length === 2);
+  t.same(got.map((r) => [r.name, r.seq]), [
+    ['fast', mine],
+    ['slow', mine + 1],
+  ], 'numbered in the order they became visible');
+});
+
+t.test("S2: a host that dies between its commit and the numbering: a listener's pass numbers its changes", async (t) => {
+  const { url, conn } = await library(t);
+  const { l, got } = await listen(t, url, { sequenceEveryMs: 100 });
+  conn.transaction((tx) => appendChanges(conn, tx, 'gone', [{ space: '-', kind: 'space' }]));
+  // no sequenceChanges: the writer "died"
+  await until('numbered by the listener', () => got.length === 1);
+  t.equal(got[0]!.origin, 'gone');
+  t.equal(l.lastSeq, got[0]!.seq);
 });
 
 t.test('S2: two writer processes, a listener cut off twice and the server restarted mid-run: every committed change delivered once, in order', async (t) => {
   const { url, conn } = await library(t);
-  const { l, got, disconnects } = await listen(t, url);
+  const { l, got, disconnects } = await listen(t, url, { sequenceEveryMs: 200 });
   const writers = ['w1', 'w2'].map((origin, i) => {
     const child = spawn(process.execPath, [WRITER, url, origin, '150', String(17 + i)], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -120,9 +145,7 @@ t.test('S2: two writer processes, a listener cut off twice and the server restar
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     return new Promise<{ code: number | null; out: string; err: string }>((r) => child.on('close', (code) => r({ code, out, err })));
   });
-  const cutListener = async () => {
-    await cluster.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'smhfs-feed'");
-  };
+  const cutListener = () => cluster.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'smhfs-feed'");
   await until('some changes', () => got.length > 20);
   await cutListener();
   await until('more changes', () => got.length > 120);
@@ -131,34 +154,35 @@ t.test('S2: two writer processes, a listener cut off twice and the server restar
   await cutListener();
   const results = await Promise.all(writers);
   for (const r of results) t.equal(r.code, 0, `writer exited cleanly ${r.err}`);
-  const reports = results.map((r) => JSON.parse(r.out) as { origin: string; committed: number[]; rolledBack: number; stats: { retries: number; reconnects: number } });
-  const inTable = conn.query<{ seq: number }>('SELECT seq FROM changes ORDER BY seq').map((r) => r.seq);
-  await until('the listener to catch up', () => l.lastSeq === inTable[inTable.length - 1]);
-  const delivered = got.map((r) => r.seq);
-  t.same(delivered, inTable, 'delivered = committed: none missing, none twice, in order');
-  const claimed = reports.flatMap((r) => r.committed).sort((a, b) => a - b);
-  t.same(claimed, inTable, 'exactly what the writers were told they committed');
+  const reports = results.map((r) => JSON.parse(r.out) as { committed: string[]; rolledBack: number; sequenceFailures: number; stats: { retries: number; reconnects: number } });
+  await until('everything numbered', () => conn.query<{ n: number }>('SELECT count(*) AS n FROM changes WHERE seq IS NULL')[0]!.n === 0);
+  const inTable = conn.query<{ seq: number; name: string }>('SELECT seq, name FROM changes ORDER BY seq');
+  await until('the listener to catch up', () => l.lastSeq === inTable[inTable.length - 1]!.seq);
+  t.same(got.map((r) => r.seq), inTable.map((r) => r.seq), 'delivered = numbered: none missing, none twice, in order');
+  t.same(got.map((r) => r.name).sort(), reports.flatMap((r) => r.committed).sort(), 'exactly the changes the writers were told they committed');
   t.ok(disconnects() >= 3, `the listener reconnected (${disconnects()} disconnects)`);
   t.ok(reports.some((r) => r.stats.reconnects >= 1), 'writers reconnected after the restart');
   t.ok(reports.every((r) => r.rolledBack > 0), 'some transactions were rolled back on purpose');
-  t.comment(`changes ${inTable.length}; writer retries ${reports.map((r) => r.stats.retries).join('/')}, reconnects ${reports.map((r) => r.stats.reconnects).join('/')}`);
+  t.comment(
+    `changes ${inTable.length}; writer retries ${reports.map((r) => r.stats.retries).join('/')}, reconnects ${reports.map((r) => r.stats.reconnects).join('/')}, passes lost to the restart ${reports.map((r) => r.sequenceFailures).join('/')}`,
+  );
 });
 
 t.test('S2: a listener whose last change was pruned resynchronises whole, then follows again', async (t) => {
   const { url, conn } = await library(t);
   const first = await listen(t, url);
-  const s1 = conn.transaction((tx) => appendChanges(conn, tx, 'a', [{ space: '-', kind: 'space' }]));
+  const s1 = commit(conn, 'a', [{ space: '-', kind: 'space' }]);
   await until('first change', () => first.l.lastSeq === s1);
   await first.l.close();
   // While it is away: more changes, then everything older than now is pruned.
-  const s2 = conn.transaction((tx) => appendChanges(conn, tx, 'a', [{ space: '-', kind: 'node', node: 5 }]));
+  const s2 = commit(conn, 'a', [{ space: '-', kind: 'node', node: 5 }]);
   await sleep(5);
   const horizon = pruneFeed(conn, Date.now() * 1000);
   t.equal(horizon, s2);
   const back = await listen(t, url, { after: s1 });
   await until('resync', () => back.resyncs.length === 1);
   t.same(back.resyncs[0], { after: s1, horizon: s2, head: s2 }, 'told to drop every cache; goes on from the head');
-  const s3 = conn.transaction((tx) => appendChanges(conn, tx, 'a', [{ space: '-', kind: 'node', node: 6 }]));
+  const s3 = commit(conn, 'a', [{ space: '-', kind: 'node', node: 6 }]);
   await until('the next change', () => back.l.lastSeq === s3);
   t.same(back.got.map((r) => r.seq), [s3]);
 });

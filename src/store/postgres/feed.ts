@@ -2,23 +2,28 @@
  * The change feed of a PostgreSQL library (SPEC S2; a prototype the engine of issue 13 builds on):
  * how one host learns, at once and without guessing, what other hosts changed.
  *
- * Writing: at the end of each write transaction the engine appends what it changed
- * (`appendChanges`, one round trip): rows in `changes` with a sequence number, and a NOTIFY
- * carrying the last one. Both are part of the transaction: a rolled-back change is never
- * announced and a committed one always is. The sequence is taken under an advisory lock held
- * until the transaction ends (smhfs_feed_append), so sequence order is commit order: once a
- * reader sees number n, every smaller number is committed or never will be, and "everything
- * after the last number I saw" is an exact catch-up query. (A plain sequence would not do:
- * numbers are handed out at insert time, and a transaction holding 9 may commit after the one
- * holding 10 was read.) PostgreSQL already serialises the commits of notifying transactions
- * (async.c queues notifications in commit order under one lock), so the lock costs little more.
+ * Writing: a write transaction appends what it changed (`appendChanges`, one round trip, rows in
+ * `changes` without a number). Nothing in it takes a lock or notifies, so writers never wait for
+ * each other: PostgreSQL serialises the commits of every transaction that NOTIFYs, cluster-wide
+ * (a lock on "database 0" held through the commit and its WAL flush, src/backend/commands/
+ * async.c), which would make every write of every host queue behind the slowest commit.
+ *
+ * Numbering: after commits, a sequencer pass (`sequenceChanges`, or a listener's `sequenceSoon`)
+ * numbers every committed change that has none, in one small durable transaction under an
+ * advisory lock, and notifies once. Passes run one at a time and each becomes visible whole, so
+ * once a reader sees number n, every smaller number is visible too: "everything after my last
+ * number" is an exact catch-up query. (Numbers taken inside the write transactions would not do:
+ * they are handed out in statement order, and a transaction holding 9 may commit after the one
+ * holding 10 was read.) The writer's own host runs the pass right after its commit, off the
+ * writer's path; every listener also runs one now and then, so the changes of a host that died
+ * between its commit and its pass are numbered all the same, a moment later.
  *
  * Reading: `ChangeFeedListener` holds one asynchronous `pg` connection that LISTENs, and on each
- * notification (and after every (re)connect) asks for everything after its last sequence number
- * and delivers it in order, each change exactly once. A lost connection is re-opened with
- * back-off, LISTEN first and catch-up second, so nothing committed in between slips through.
- * Changes older than the feed's horizon (pruned by `pruneFeed`) cannot be replayed: the listener
- * then reports `resync` (drop every cache) and goes on from the newest change.
+ * notification (and after every (re)connect) asks for everything after its last number and
+ * delivers it in order, each change exactly once. A lost connection is re-opened with back-off,
+ * LISTEN first and catch-up second, so nothing numbered in between slips through. Changes older
+ * than the feed's horizon (`pruneFeed`) cannot be replayed: the listener then reports `resync`
+ * (drop every cache) and goes on from the newest change.
  */
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
@@ -50,27 +55,33 @@ export interface FeedRecord {
 const appendStatements = new WeakMap<PgConnection, PgStatement>();
 
 /**
- * Record `changes` as part of the open transaction `tx` and announce them at its commit; returns
- * the last sequence number. Also records the transaction's xid on `tx`, which lets the
- * connection settle a COMMIT whose answer was lost. Call it once, last, in a write transaction.
+ * Record `changes` as part of the open transaction `tx` (they are numbered after it commits).
+ * Also records the transaction's xid on `tx`, which lets the connection settle a COMMIT whose
+ * answer was lost. Call it once, last, in a write transaction; after the commit, have the changes
+ * numbered (`sequenceChanges`, or the host's listener's `sequenceSoon`).
  */
-export function appendChanges(conn: PgConnection, tx: PgTx, origin: string, changes: readonly Change[]): number {
+export function appendChanges(conn: PgConnection, tx: PgTx, origin: string, changes: readonly Change[]): void {
   if (changes.length === 0) throw new Error('appendChanges: nothing to append');
   if (!conn.inTransaction) throw new Error('appendChanges: must run inside conn.transaction()');
   let st = appendStatements.get(conn);
   if (!st) {
-    st = conn.prepare('SELECT last_seq, xid FROM smhfs_feed_append($1, $2::jsonb)');
+    st = conn.prepare('SELECT smhfs_feed_append($1, $2::jsonb) AS xid');
     appendStatements.set(conn, st);
   }
   const rows = changes.map((c) => ({ space: c.space, kind: c.kind, node: c.node ?? null, parent: c.parent ?? null, name: c.name ?? null }));
-  const r = st.get<{ last_seq: number; xid: string }>(origin, rows)!;
-  tx.xid = r.xid;
-  return r.last_seq;
+  tx.xid = st.get<{ xid: string }>(origin, rows)!.xid;
+}
+
+/** One sequencer pass, synchronously, outside any transaction: returns the newest number. */
+export function sequenceChanges(conn: PgConnection): number {
+  if (conn.inTransaction) throw new Error('sequenceChanges: run it after the commit, not inside a transaction');
+  return conn.query<{ head: number }>('SELECT smhfs_feed_sequence() AS head')[0]!.head;
 }
 
 /** Drop changes recorded before `beforeUs` (µs since the epoch); returns the new horizon. */
 export function pruneFeed(conn: PgConnection, beforeUs: number): number {
-  return conn.transaction(() => conn.query<{ h: number }>('SELECT smhfs_feed_prune($1) AS h', [beforeUs])[0]!.h);
+  if (conn.inTransaction) throw new Error('pruneFeed: run it outside a transaction');
+  return conn.query<{ h: number }>('SELECT smhfs_feed_prune($1) AS h', [beforeUs])[0]!.h;
 }
 
 export interface ListenerOptions {
@@ -81,6 +92,8 @@ export interface ListenerOptions {
   /** Back-off between reconnect attempts: doubles from min to max. */
   reconnectMinMs?: number;
   reconnectMaxMs?: number;
+  /** A sequencer pass at least this often (ms), for changes whose writer died before numbering them; 0: never. */
+  sequenceEveryMs?: number;
   applicationName?: string;
 }
 
@@ -107,6 +120,10 @@ export class ChangeFeedListener extends EventEmitter<ListenerEvents> {
   /** One catch-up at a time; a notification during one asks for another after it. */
   private catching: Promise<void> | undefined;
   private again = false;
+  /** One sequencer pass at a time; a request during one asks for another after it. */
+  private sequencing: Promise<void> | undefined;
+  private sequenceAgain = false;
+  private sequenceTimer: NodeJS.Timeout | undefined;
 
   constructor(url: string, opts: ListenerOptions = {}) {
     super();
@@ -116,6 +133,7 @@ export class ChangeFeedListener extends EventEmitter<ListenerEvents> {
       batch: opts.batch ?? 1000,
       reconnectMinMs: opts.reconnectMinMs ?? 50,
       reconnectMaxMs: opts.reconnectMaxMs ?? 2000,
+      sequenceEveryMs: opts.sequenceEveryMs ?? 1000,
       applicationName: opts.applicationName ?? 'smhfs-feed',
     };
     this.backoff = this.opts.reconnectMinMs;
@@ -129,6 +147,37 @@ export class ChangeFeedListener extends EventEmitter<ListenerEvents> {
   /** Connect, listen, catch up. Resolves once listening (rejects if the first connect fails). */
   async start(): Promise<void> {
     await this.connect();
+    if (this.opts.sequenceEveryMs > 0) {
+      this.sequenceTimer = setInterval(() => void this.sequenceSoon(), this.opts.sequenceEveryMs);
+      this.sequenceTimer.unref();
+    }
+  }
+
+  /**
+   * Have the committed changes numbered (and so announced to every host): what a host calls
+   * after each of its write commits. Asynchronous, coalesced: never more than one pass in flight
+   * and one waiting. Resolves when a pass that started after the call has committed.
+   */
+  sequenceSoon(): Promise<void> {
+    if (this.sequencing) {
+      this.sequenceAgain = true;
+      return this.sequencing;
+    }
+    this.sequencing = (async () => {
+      try {
+        do {
+          this.sequenceAgain = false;
+          const client = this.client;
+          if (!client || this.closed) return; // the next connect's catch-up and timer pass cover it
+          await client.query('SELECT smhfs_feed_sequence()');
+        } while (this.sequenceAgain);
+      } catch (e) {
+        if (!this.closed && this.client) this.emit('error', e as Error);
+      } finally {
+        this.sequencing = undefined;
+      }
+    })();
+    return this.sequencing;
   }
 
   private async connect(): Promise<void> {
@@ -146,13 +195,15 @@ export class ChangeFeedListener extends EventEmitter<ListenerEvents> {
       await client.end().catch(() => undefined);
       return;
     }
-    // LISTEN before the catch-up query: a change committed in between is then either in the
-    // query's answer or announced after it (and filtered by seq), never in neither.
-    await client.query(`LISTEN ${FEED_CHANNEL}`);
+    // LISTEN before the catch-up query: a change numbered in between is then either in the
+    // query's answer or announced after it (and filtered by seq), never in neither. READ
+    // COMMITTED whatever the server's default: a sequencer pass must see the passes before it.
+    await client.query(`SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED; LISTEN ${FEED_CHANNEL}`);
     this.client = client;
     this.backoff = this.opts.reconnectMinMs;
     this.emit('connected');
     await this.catchUp();
+    void this.sequenceSoon(); // changes committed while nobody was numbering
   }
 
   private lost(client: pg.Client, e: Error): void {
@@ -234,11 +285,13 @@ export class ChangeFeedListener extends EventEmitter<ListenerEvents> {
 
   async close(): Promise<void> {
     this.closed = true;
+    if (this.sequenceTimer) clearInterval(this.sequenceTimer);
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;
     const c = this.client;
     this.client = undefined;
     await this.catching?.catch(() => undefined);
+    await this.sequencing?.catch(() => undefined);
     if (c) await c.end().catch(() => undefined);
   }
 }

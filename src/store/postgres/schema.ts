@@ -28,7 +28,7 @@ import { MIGRATIONS } from '../schema.js';
 
 /** pg_advisory_lock key taken while migrating: hosts starting at once migrate one at a time. */
 const MIGRATION_LOCK = 0x736d_6866_6d69_67n; // 'smhfmig'
-/** pg_advisory_xact_lock key of the change feed (feed.ts): sequence numbers in commit order. */
+/** pg_advisory_xact_lock key of the change feed's sequencer (feed.ts): one numbering pass at a time. */
 export const FEED_LOCK = 0x736d_6866_6665_6564n; // 'smhffeed'
 /** The LISTEN/NOTIFY channel of the change feed. */
 export const FEED_CHANNEL = 'smhfs_changes';
@@ -143,12 +143,14 @@ export const PG_MIGRATIONS: readonly string[] = [
   CREATE INDEX blob_pending_by_key ON blob_pending(key);
   CREATE TABLE blob_doomed (key TEXT COLLATE "C" PRIMARY KEY, created BIGINT NOT NULL);
 
-  -- The change feed (S2, PostgreSQL only): every write transaction appends what it changed and
-  -- notifies; other hosts invalidate their caches. seq is taken under FEED_LOCK, held until the
-  -- transaction ends, so seq order is commit order and "everything after my last seq" is exact.
+  -- The change feed (S2, PostgreSQL only; feed.ts). A write transaction appends what it changed
+  -- (no lock, no NOTIFY: nothing serialises the writers). After commits, a sequencer pass, one at
+  -- a time under FEED_LOCK and durable, numbers the committed changes that have no number yet and
+  -- notifies; a reader that sees number n has every smaller number, so catch-up is exact.
   CREATE SEQUENCE changes_seq AS BIGINT CACHE 1;
   CREATE TABLE changes (
-    seq    BIGINT PRIMARY KEY,
+    id     BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    seq    BIGINT UNIQUE,
     xid    xid8   NOT NULL DEFAULT pg_current_xact_id(),
     at     BIGINT NOT NULL,
     origin TEXT   COLLATE "C" NOT NULL,
@@ -158,42 +160,55 @@ export const PG_MIGRATIONS: readonly string[] = [
     parent BIGINT,
     name   TEXT   COLLATE "C"
   );
+  CREATE INDEX changes_unsequenced ON changes(id) WHERE seq IS NULL;
   CREATE INDEX changes_by_at ON changes(at);
   -- Everything up to pruned_to has been deleted: a host whose last seq is older resynchronises whole.
   CREATE TABLE changes_horizon (one BOOLEAN PRIMARY KEY DEFAULT true CHECK (one), pruned_to BIGINT NOT NULL);
   INSERT INTO changes_horizon (pruned_to) VALUES (0);
 
-  CREATE FUNCTION smhfs_feed_append(p_origin TEXT, p_changes JSONB) RETURNS TABLE (last_seq BIGINT, xid TEXT)
+  -- Inside a write transaction: record its changes; returns the transaction's xid.
+  CREATE FUNCTION smhfs_feed_append(p_origin TEXT, p_changes JSONB) RETURNS TEXT
+  LANGUAGE sql AS $fn$
+    INSERT INTO changes (at, origin, space, kind, node, parent, name)
+    SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::BIGINT, p_origin, c.space, c.kind, c.node, c.parent, c.name
+    FROM ROWS FROM (jsonb_to_recordset(p_changes) AS (space TEXT, kind TEXT, node BIGINT, parent BIGINT, name TEXT))
+      WITH ORDINALITY AS c(space, kind, node, parent, name, ord)
+    ORDER BY c.ord;
+    SELECT pg_current_xact_id()::TEXT;
+  $fn$;
+
+  -- After commits, in a transaction of its own at READ COMMITTED: number every committed change
+  -- that has no number yet, notify, return the newest number. Passes run one at a time (the lock
+  -- is held until the pass commits), so a later pass never hands out a smaller number, and each
+  -- pass's numbers become visible at once. Durable (the server's synchronous_commit): a number
+  -- once seen is never handed out again after a crash.
+  CREATE FUNCTION smhfs_feed_sequence() RETURNS BIGINT
   LANGUAGE plpgsql AS $fn$
   DECLARE
-    last BIGINT;
+    numbered BIGINT;
+    head BIGINT;
   BEGIN
     PERFORM pg_advisory_xact_lock(${FEED_LOCK});
-    WITH c AS (
-      SELECT * FROM ROWS FROM (jsonb_to_recordset(p_changes) AS (space TEXT, kind TEXT, node BIGINT, parent BIGINT, name TEXT))
-        WITH ORDINALITY AS r(space, kind, node, parent, name, ord)
-      ORDER BY ord
-    ), ins AS (
-      INSERT INTO changes (seq, at, origin, space, kind, node, parent, name)
-      SELECT nextval('changes_seq'), (extract(epoch FROM clock_timestamp()) * 1000000)::BIGINT, p_origin, c.space, c.kind, c.node, c.parent, c.name
-      FROM c
-      RETURNING seq
-    )
-    SELECT max(seq) INTO last FROM ins;
-    PERFORM pg_notify('${FEED_CHANNEL}', last::TEXT);
-    RETURN QUERY SELECT last, pg_current_xact_id()::TEXT;
+    UPDATE changes c SET seq = s.seq
+    FROM (SELECT o.id, nextval('changes_seq') AS seq FROM (SELECT id FROM changes WHERE seq IS NULL ORDER BY id) o) s
+    WHERE c.id = s.id;
+    GET DIAGNOSTICS numbered = ROW_COUNT;
+    SELECT coalesce(max(seq), (SELECT pruned_to FROM changes_horizon)) INTO head FROM changes;
+    IF numbered > 0 THEN
+      PERFORM pg_notify('${FEED_CHANNEL}', head::TEXT);
+    END IF;
+    RETURN head;
   END
   $fn$;
 
-  -- Drop changes older than p_before (µs); returns the new horizon. Under the feed lock, so the
-  -- horizon never passes a sequence number that is still being committed.
+  -- Drop numbered changes older than p_before (µs); returns the new horizon.
   CREATE FUNCTION smhfs_feed_prune(p_before BIGINT) RETURNS BIGINT
   LANGUAGE plpgsql AS $fn$
   DECLARE
     upto BIGINT;
   BEGIN
     PERFORM pg_advisory_xact_lock(${FEED_LOCK});
-    SELECT max(seq) INTO upto FROM changes WHERE at < p_before;
+    SELECT max(seq) INTO upto FROM changes WHERE at < p_before AND seq IS NOT NULL;
     IF upto IS NOT NULL THEN
       DELETE FROM changes WHERE seq <= upto;
       UPDATE changes_horizon SET pruned_to = greatest(pruned_to, upto);
