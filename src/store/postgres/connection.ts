@@ -2,7 +2,7 @@
  * A synchronous PostgreSQL connection for the store (SPEC S1/S2), over libpq through the `libpq`
  * binding (the one pg-native is built on). The store's rules are synchronous — better-sqlite3
  * answers without a turn of the event loop, which keeps `getattr` fast — so the PostgreSQL
- * engine asks synchronously too: one query is one blocking round trip (~60 µs on loopback).
+ * engine asks synchronously too: one query is one blocking round trip (~25–45 µs on loopback).
  * pg-native's own sync calls hide the SQLSTATE and the row count, which the retry loop and the
  * rules need, so this wrapper talks to the binding directly (native-notes/postgres.md).
  *
@@ -17,23 +17,22 @@
  * - Failures become domain errors (`toDomainError`): disk full → InsufficientStorage, a read-only
  *   server → LibraryReadOnly, an unreachable server → MetaUnavailable, and so on.
  *
- * `checkPostgres` is the start-up check: within 5 s, one line for an unreachable server, a wrong
- * password, a missing database. It uses the asynchronous `pg` client, whose errors carry the
- * server's SQLSTATE even during the login (libpq's carry only localised text there).
+ * Beside it: startup.ts (the start-up check, `PgConnection.open` runs it first), errors.ts (the
+ * SQLSTATE mapping), values.ts (parameters and columns in libpq's text format).
  */
 import { createRequire } from 'node:module';
 import type PQType from 'libpq';
-import pg from 'pg';
-import { SmhError, type ErrorCode } from '../../errors.js';
+import { SmhError } from '../../errors.js';
+import { CONNECTION_STATES, PgError, toDomainError } from './errors.js';
+import { checkPostgres, DEFAULT_CONNECT_TIMEOUT_MS, describeTarget, redactUrl, unavailable, where, type PgTarget, type StartupOptions } from './startup.js';
+import { parserFor, toParam, type PgValue } from './values.js';
 
-export type PgValue = string | number | bigint | boolean | Buffer | null | undefined | Date | object;
+export { checkPostgres, describeTarget, redactUrl, type PgTarget } from './startup.js';
+export { PgError, toDomainError } from './errors.js';
+export { toParam, type PgValue } from './values.js';
 export type PgRow = Record<string, unknown>;
 
-export interface PgConnectOptions {
-  /** Shown in pg_stat_activity. */
-  applicationName?: string;
-  /** Start-up check and (re)connect budget; libpq's connect_timeout is in whole seconds (≥ 2). */
-  connectTimeoutMs?: number;
+export interface PgConnectOptions extends StartupOptions {
   /** Attempts of one transaction before a serialization failure is reported as Busy. */
   maxAttempts?: number;
   /** How long a lost connection is retried before MetaUnavailable (a restarting server); 15 s. */
@@ -59,27 +58,11 @@ export interface PgStats {
   inDoubtResolved: number;
 }
 
-/** What a failed statement reported: SQLSTATE and text, or that the connection is gone. */
-export class PgError extends Error {
-  readonly sqlState: string | undefined;
-  readonly detail: string | undefined;
-  /** The connection broke (no SQLSTATE from a server that is still talking to us). */
-  readonly connectionLost: boolean;
-  constructor(message: string, sqlState: string | undefined, detail: string | undefined, connectionLost: boolean) {
-    super(message);
-    this.name = 'PgError';
-    this.sqlState = sqlState;
-    this.detail = detail;
-    this.connectionLost = connectionLost;
-  }
-}
-
 // Loaded through require: imported as an ES module, libpq's index.js sees no `module.parent` and
 // prints its include path on stdout (it is also a build helper), which would corrupt CLI output.
 const PQ = createRequire(import.meta.url)('libpq') as typeof PQType;
 type PQ = PQType;
 
-const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
 const DEFAULT_MAX_ATTEMPTS = 30;
 /** Back-off of retry n: random in [0, min(CAP, BASE·2^n)) ms — spreads contenders apart. */
 const BACKOFF_BASE_MS = 0.5;
@@ -93,179 +76,6 @@ const BEGIN_WRITE = 'BEGIN ISOLATION LEVEL SERIALIZABLE; SET LOCAL synchronous_c
 // The server's own setting (on, or stronger: remote_apply with a synchronous standby).
 const BEGIN_DURABLE = 'BEGIN ISOLATION LEVEL SERIALIZABLE';
 const BEGIN_READ_ONLY = 'BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY';
-
-/** SQLSTATEs after which the server closes the session (or already has): reconnect. */
-const CONNECTION_STATES = new Set(['57P01', '57P02', '57P03', '08000', '08003', '08006', '08001', '08004']);
-
-// ───────────────────────────── targets and messages ─────────────────────────────
-
-export interface PgTarget {
-  host: string;
-  port: number;
-  user: string;
-  database: string;
-}
-
-function isUrl(s: string): boolean {
-  return /^postgres(ql)?:\/\//i.test(s);
-}
-
-/** Host, port, user and database a URL names (libpq's defaults filled in), for messages. */
-export function describeTarget(url: string): PgTarget {
-  if (!isUrl(url)) throw new SmhError('InvalidArgument', 'a PostgreSQL library is named by a URL: postgres://user@host:port/database');
-  const u = new URL(url);
-  const hostParam = u.searchParams.get('host');
-  const host = decodeURIComponent(u.hostname) || hostParam || process.env.PGHOST || '/var/run/postgresql';
-  const port = Number(u.port || u.searchParams.get('port') || process.env.PGPORT || 5432);
-  const user = decodeURIComponent(u.username) || process.env.PGUSER || process.env.USER || 'postgres';
-  const database = decodeURIComponent(u.pathname.replace(/^\//, '')) || process.env.PGDATABASE || user;
-  return { host, port, user, database };
-}
-
-/** The URL without its password: what messages and logs may show. */
-export function redactUrl(url: string): string {
-  if (!isUrl(url)) return url;
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    for (const k of ['password', 'sslpassword']) if (u.searchParams.has(k)) u.searchParams.set(k, '***');
-    return u.toString();
-  } catch {
-    return 'postgres://(unparsable URL)';
-  }
-}
-
-function where(t: PgTarget): string {
-  return t.host.startsWith('/') ? `socket ${t.host}/.s.PGSQL.${t.port}` : `${t.host}:${t.port}`;
-}
-
-function unavailable(message: string, url: string, cause?: unknown): SmhError {
-  return new SmhError('MetaUnavailable', message, redactUrl(url), { cause });
-}
-
-/** One line for a failed login, from the pg client's error (SQLSTATE or socket errno). */
-function loginMessage(e: { code?: string; message?: string }, t: PgTarget, timeoutMs: number): string {
-  const at = where(t);
-  switch (e.code) {
-    case 'ECONNREFUSED':
-      return `cannot reach PostgreSQL at ${at}: connection refused; is the server running and listening there?`;
-    case 'ENOENT':
-      return `cannot reach PostgreSQL at ${at}: no such socket; is the server running there?`;
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-      return `cannot reach PostgreSQL: the host name ${JSON.stringify(t.host)} does not resolve`;
-    case 'EHOSTUNREACH':
-    case 'ENETUNREACH':
-      return `cannot reach PostgreSQL at ${at}: no route to the host`;
-    case 'ETIMEDOUT':
-    case 'TIMEOUT':
-      return `cannot reach PostgreSQL at ${at}: no answer within ${timeoutMs / 1000} s`;
-    case '28P01':
-      return `PostgreSQL at ${at} refused the password of user ${JSON.stringify(t.user)}; check the URL, PGPASSWORD or ~/.pgpass`;
-    case '28000':
-      return `PostgreSQL at ${at} refused user ${JSON.stringify(t.user)} for database ${JSON.stringify(t.database)} (no such role, or no pg_hba.conf entry allows it): ${e.message ?? ''}`.trim();
-    case '3D000':
-      return `database ${JSON.stringify(t.database)} does not exist on PostgreSQL at ${at}; create it: createdb -h ${t.host} -p ${t.port} -U ${t.user} -E UTF8 -T template0 ${t.database}`;
-    case '53300':
-      return `PostgreSQL at ${at} has no free connection (max_connections reached); raise max_connections or close other clients`;
-    case '57P03':
-      return `PostgreSQL at ${at} is starting up or shutting down; try again in a moment`;
-    default:
-      return `cannot connect to PostgreSQL at ${at}: ${(e.message ?? String(e)).split('\n')[0]}${e.code ? ` (${e.code})` : ''}`;
-  }
-}
-
-/**
- * The start-up check: connect once (asynchronously, at most `connectTimeoutMs`, 5 s by default)
- * and answer with one line for what went wrong. Throws SmhError('MetaUnavailable').
- */
-export async function checkPostgres(url: string, opts: PgConnectOptions = {}): Promise<void> {
-  const target = describeTarget(url);
-  const timeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: timeoutMs, application_name: opts.applicationName ?? 'smhfs' });
-  // A connection that fails later must not crash the process through an unhandled 'error'.
-  client.on('error', () => undefined);
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    // connectionTimeoutMillis covers the socket and the login; the race is a belt for DNS.
-    await Promise.race([
-      client.connect(),
-      new Promise((_, rej) => {
-        timer = setTimeout(() => rej(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })), timeoutMs + 250);
-      }),
-    ]);
-  } catch (e) {
-    const err = e as { code?: string; message?: string };
-    // pg reports its own connection timeout as a plain Error
-    const code = err.code ?? (/timeout/i.test(err.message ?? '') ? 'TIMEOUT' : undefined);
-    throw unavailable(loginMessage({ ...err, code }, target, timeoutMs), url, e);
-  } finally {
-    clearTimeout(timer);
-    client.end().catch(() => undefined);
-  }
-}
-
-// ───────────────────────────── values ─────────────────────────────
-
-const INT8 = 20;
-const NUMERIC = 1700;
-
-function safeNumber(text: string): number {
-  const n = Number(text);
-  if (!Number.isSafeInteger(n) && !(Number.isFinite(n) && !/^-?\d+$/.test(text))) {
-    throw new SmhError('Internal', `a database integer (${text}) is beyond what JavaScript numbers hold exactly`);
-  }
-  return n;
-}
-
-/** Column parsers by type oid: int8 and numeric as numbers (ids, sizes and µs times fit in 2^53), the rest as pg parses them. */
-const parsers = new Map<number, (v: string) => unknown>();
-function parserFor(oid: number): (v: string) => unknown {
-  let p = parsers.get(oid);
-  if (!p) {
-    p = oid === INT8 || oid === NUMERIC ? safeNumber : (pg.types.getTypeParser(oid, 'text') as (v: string) => unknown);
-    parsers.set(oid, p);
-  }
-  return p;
-}
-
-/** A JavaScript value as libpq's text format. */
-export function toParam(v: PgValue): string | null {
-  if (v === null || v === undefined) return null;
-  if (typeof v === 'string') {
-    // libpq takes C strings: a NUL would silently cut the value short.
-    if (v.includes('\0')) throw new SmhError('InvalidArgument', 'a value holds a NUL byte, which PostgreSQL text cannot hold');
-    return v;
-  }
-  if (typeof v === 'number') {
-    if (!Number.isFinite(v)) throw new SmhError('Internal', `not a finite number: ${v}`);
-    return String(v);
-  }
-  if (typeof v === 'bigint') return v.toString();
-  if (typeof v === 'boolean') return v ? 'true' : 'false';
-  if (Buffer.isBuffer(v) || v instanceof Uint8Array) return `\\x${Buffer.from(v).toString('hex')}`;
-  if (v instanceof Date) return v.toISOString();
-  return JSON.stringify(v);
-}
-
-// ───────────────────────────── errors → domain ─────────────────────────────
-
-/** SQLSTATE → domain error. Serialization failures and deadlocks never get here (retried). */
-export function toDomainError(e: unknown, url = ''): unknown {
-  if (e instanceof SmhError || !(e instanceof PgError)) return e;
-  const s = e.sqlState ?? '';
-  const mk = (code: ErrorCode, message: string) => new SmhError(code, message, undefined, { cause: e });
-  if (e.connectionLost || CONNECTION_STATES.has(s)) return unavailable(`the connection to PostgreSQL was lost: ${e.message}`, url, e);
-  if (s === '53100') return mk('InsufficientStorage', 'the PostgreSQL server is out of disk space; free space on it and retry');
-  if (s === '53300') return mk('Busy', 'PostgreSQL has no free connection (max_connections reached); try again');
-  if (s === '53200') return mk('Busy', 'the PostgreSQL server is out of memory; try again');
-  if (s === '40001' || s === '40P01' || s === '55P03' || s === '57014') return mk('Busy', 'the library is busy (PostgreSQL kept refusing the change); try again');
-  if (s === '25006') return mk('LibraryReadOnly', 'the PostgreSQL server accepts no writes (a standby, or default_transaction_read_only); use the primary');
-  if (s === '42501') return mk('LibraryReadOnly', `the PostgreSQL role may not do this (${e.message}); grant it the smhfs tables (native-notes/postgres.md)`);
-  if (s === '22021') return mk('NameNotUtf8', 'a name or value is not valid UTF-8 (or holds a NUL byte)');
-  if (s === '54000') return mk('InvalidArgument', `a value is too large for the database: ${e.message}`);
-  return mk('Internal', `database error ${s || '(no SQLSTATE)'}: ${e.message}`);
-}
 
 // ───────────────────────────── the connection ─────────────────────────────
 
