@@ -69,6 +69,9 @@ run: build
 	@mkdir -p "$(MOUNTPOINT)"
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory install >/dev/null && echo "smhfs: installed $(PREFIX)/bin/smhfs and $(SBINDIR)/mount.smhfs (make uninstall removes them)"; \
 	elif ! command -v smhfs >/dev/null; then echo "smhfs: to type smhfs in another shell: sudo make install   (or: alias smhfs='$(NODE) $(CLI)')"; fi
+	@# The library is made once (D2: only "smhfs init" creates one; an existing one is never re-made, and
+	@# init refuses a folder holding data). `blobs show` only reads: it fails when there is no library yet.
+	@$(NODE) $(CLI) $(if $(LIBRARY),--library "$(LIBRARY)") blobs show >/dev/null 2>&1 || $(NODE) $(CLI) $(if $(LIBRARY),--library "$(LIBRARY)") init
 	@echo "smhfs: mounting at $(MOUNTPOINT); stop with Ctrl-C, or from another shell: smhfs unmount $(MOUNTPOINT)"
 	@$(NODE) $(CLI) mount "$(MOUNTPOINT)" $(if $(LIBRARY),--library "$(LIBRARY)")
 

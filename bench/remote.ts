@@ -101,7 +101,9 @@ export async function runRemote(o: RemoteOptions): Promise<string> {
     const cli = (args: string[]): Promise<string> =>
       must(`env ${Object.entries(S3ENV).map(([k, v]) => `${k}=${v}`).join(' ')} '${process.execPath}' '${CLI}' ${args.map((a) => `'${a}'`).join(' ')}`);
     log('storing it in a local library and in s3rver (multipart upload)…');
+    await cli(['--library', LIB_LOCAL, 'init']);
     await cli(['--library', LIB_LOCAL, 'put', DATA, 'big.bin']);
+    await cli(['--library', LIB_S3, ...blobArgs, 'init']);
     const tUp = Date.now();
     await cli(['--library', LIB_S3, ...blobArgs, 'put', DATA, 'big.bin']);
     const uploadMBps = o.sizeMiB / ((Date.now() - tUp) / 1000);
@@ -113,7 +115,7 @@ export async function runRemote(o: RemoteOptions): Promise<string> {
     const DEFAULT_CACHE = '256M'; // smhfs's default, for everything else
     const fsChildren: Partial<Record<keyof typeof MNT, Child>> = {};
     const mountSmhfs = async (which: 's3' | 'local', cacheSize = warmCache, lib?: string): Promise<Child> => {
-      const args = [CLI, 'mount', MNT[which], '--library', lib ?? (which === 's3' ? LIB_S3 : LIB_LOCAL), '--cache-size', cacheSize, ...(which === 's3' ? blobArgs : [])];
+      const args = [CLI, 'mount', MNT[which], '--library', lib ?? (which === 's3' ? LIB_S3 : LIB_LOCAL), '--cache-size', cacheSize, ...(which === 's3' && lib === undefined ? blobArgs : [])];
       const c = startChild(`smhfs-${which}`, process.execPath, args, S3ENV);
       await waitMounted(MNT[which], true, 30_000, c);
       fsChildren[which] = c;
@@ -262,7 +264,10 @@ export async function runRemote(o: RemoteOptions): Promise<string> {
       const libs: Array<['local' | 's3', string]> = [['local', join(BASE, 'lib-rss-local')]];
       if (o.rssS3) libs.push(['s3', join(BASE, 'lib-rss-s3')]);
       for (const [which, lib] of libs) {
-        await cli(['--library', lib, ...(which === 's3' ? blobArgs : []), 'put', bigFile, 'rss.bin']);
+        // Its own prefix: one store per library (D1).
+        const rssBlobs = which === 's3' ? ['--blobs', `s3://${BUCKET}/rss`, ...blobArgs.slice(2)] : [];
+        await cli(['--library', lib, ...rssBlobs, 'init']);
+        await cli(['--library', lib, 'put', bigFile, 'rss.bin']);
         await dropCaches();
         const c = await mountSmhfs(which, '256M', lib);
         const t = await timed(`dd if='${join(MNT[which], 'rss.bin')}' of=/dev/null bs=1M status=none`);

@@ -194,6 +194,7 @@ async function main(): Promise<void> {
   process.stderr.write(`bench: preparing ${SIZE_MIB} MiB of random bytes in ${BASE}…\n`);
   await must(`head -c ${SIZE_MIB}M /dev/urandom > '${PLAIN}/big.bin'`);
   await must(`head -c ${WRITE_MIB}M /dev/urandom > '${SRC}'`);
+  await must(`node '${CLI}' --library '${LIB}' init`);
   await must(`node '${CLI}' --library '${LIB}' put '${PLAIN}/big.bin' big.bin`);
   await mountSmhfs();
   await mountBindfs();

@@ -54,6 +54,7 @@ export const ERROR_CODES = [
   'BlobMissing', // committed metadata points at a blob the store does not have
   // library files
   'NotALibrary',
+  'BlobStoreOwned', // D1: the blob store belongs to another library (its marker), or holds data that is not this library's
   'SchemaTooNew',
   'LibraryReadOnly',
   'InsufficientStorage', // D9: the disk holding the library or its staging/blobs is full

@@ -65,6 +65,7 @@ function contract(name: string, make: () => Promise<BlobStore>): void {
     t.teardown(() => store.close?.());
 
     t.test('empty store lists nothing and heads nothing', async (t) => {
+      t.equal(await store.isEmpty?.(), true, 'it says it is empty');
       t.same(await collect(store.list()), new Map());
       t.equal(await store.head(small.key), undefined);
     });
@@ -174,6 +175,21 @@ function contract(name: string, make: () => Promise<BlobStore>): void {
       await t.resolves(store.delete(absent), 'delete of a never-stored key: fine');
       t.notOk((await collect(store.list())).has(big.key), 'not listed');
       sameBytes(t, await store.getRange(mid.key, 0, 10), mid.bytes.subarray(0, 10), 'other blobs untouched');
+    });
+
+    t.test('D1: the owner marker is written once, read back, and never listed as a blob', async (t) => {
+      t.ok(store.readMarker && store.createMarker, 'the store keeps an owner marker');
+      t.equal(await store.readMarker!(), undefined, 'no marker at first');
+      t.equal(await store.isEmpty!(), false, 'a store with blobs is not empty');
+      const listedBefore = await collect(store.list());
+      t.equal(await store.createMarker!('{"library":"smhA"}'), true, 'the first create writes it');
+      t.equal(await store.createMarker!('{"library":"smhB"}'), false, 'a second create does not replace it');
+      t.equal(await store.readMarker!(), '{"library":"smhA"}', 'the first writer owns it');
+      t.same(await collect(store.list()), listedBefore, 'listings skip the marker');
+      for await (const b of store.list()) {
+        t.ok(b.modifiedMs === undefined || (b.modifiedMs > 0 && b.modifiedMs <= Date.now() + 5000), 'a listed time is a real time');
+        break;
+      }
     });
 
     t.test('bad input is refused with typed errors', async (t) => {

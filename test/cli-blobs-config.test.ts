@@ -1,5 +1,5 @@
-// B1: the library remembers its blob store. The CLI records the store of a library's first
-// command in its meta table (URL, S3 endpoint/region/path-style — never credentials); later
+// B1: the library remembers its blob store. `smhfs init` records the store it is given
+// in its meta table (URL, S3 endpoint/region/path-style — never credentials); later
 // commands without --blobs use it (S3 included: cat, serve, mount); a --blobs naming another store
 // is refused with one line and exit 1, changing nothing; `smhfs blobs set` re-points a library
 // (no bytes moved, refused when sampled blobs are missing there); local libraries work as before;
@@ -17,6 +17,7 @@ import { canonicalBlobConfig, reconcileBlobConfig, sameBlobConfig } from '../src
 import { UsageError } from '../src/cli/usage.js';
 import { Library } from '../src/store/library.js';
 import type { BlobConfig } from '../src/store/types.js';
+import { expectFsckClean } from './helpers/fsck.js';
 import { CLI, cleanup, fuseUnavailable, ok, smhfs, startMount } from './helpers/mount.js';
 
 const BUCKET = 'smhfs-cfg';
@@ -119,6 +120,8 @@ function localBlobs(dir: string): string[] {
 }
 
 t.test('B1 put with --blobs s3://, then cat without --blobs returns the bytes', async (t) => {
+  const init = await run(lib, [...s3Args('lib1'), 'init']);
+  t.equal(init.code, 0, init.stderr);
   const mk = await run(lib, [...s3Args('lib1'), 'mkdir', 'photos']);
   t.equal(mk.code, 0, mk.stderr);
   const put = await run(lib, [...s3Args('lib1'), 'put', src, 'photos/photo.bin']);
@@ -239,6 +242,7 @@ t.test('B1 serve without --blobs serves the recorded S3 store', async (t) => {
 
 t.test('B1 mount without --blobs mounts the recorded S3 store', { skip: noFuse ? `needs FUSE: ${noFuse}` : false }, async (t) => {
   const dir = await mkdtemp(join(work, 'mnt-'));
+  t.equal((await smhfs(['--library', join(dir, 'lib'), ...s3Args('lib3'), 'init'], { env })).code, 0);
   const put = await smhfs(['--library', join(dir, 'lib'), ...s3Args('lib3'), 'put', src, 'a.bin'], { env });
   t.equal(put.code, 0, put.stderr);
   const m = await startMount({ dir, env });
@@ -254,6 +258,7 @@ t.test('B1 mount without --blobs mounts the recorded S3 store', { skip: noFuse ?
 
 t.test('B1 a local library keeps working as before, and records the local default', async (t) => {
   const local = join(work, 'lib-local');
+  t.equal((await smhfs(['--library', local, 'init'])).code, 0);
   const put = await smhfs(['--library', local, 'put', src, 'x.bin']);
   t.equal(put.code, 0, put.stderr);
   t.same(JSON.parse(meta(local)['blobs']!), { url: 'blobs' }, 'the default, relative to the library folder');
@@ -273,6 +278,7 @@ t.test('B1 a local library keeps working as before, and records the local defaul
   // A directory outside the library is recorded absolute, and used from then on.
   const outside = join(work, 'lib-outside');
   const dirBlobs = join(work, 'outside-blobs');
+  t.equal((await smhfs(['--library', outside, '--blobs', dirBlobs, 'init'])).code, 0);
   const p2 = await smhfs(['--library', outside, '--blobs', dirBlobs, 'put', src, 'y.bin']);
   t.equal(p2.code, 0, p2.stderr);
   t.same(JSON.parse(meta(outside)['blobs']!), { url: dirBlobs });
@@ -282,6 +288,7 @@ t.test('B1 a local library keeps working as before, and records the local defaul
 
 t.test('B1 a library from before the record: not pinned to a guess', async (t) => {
   const old = join(work, 'lib-old');
+  t.equal((await smhfs(['--library', old, 'init'])).code, 0);
   t.equal((await smhfs(['--library', old, 'put', src, 'z.bin'])).code, 0);
   const db = new Database(join(old, 'library.db'));
   db.prepare("DELETE FROM meta WHERE key = 'blobs'").run();
@@ -323,6 +330,7 @@ t.test('B1 store: the record is kept in meta, known fields only', async (t) => {
 
 t.test('B1 a library the user may only read: the record is read, never required to be written', async (t) => {
   const dir = join(work, 'lib-ro');
+  t.equal((await smhfs(['--library', dir, 'init'])).code, 0);
   t.equal((await smhfs(['--library', dir, 'put', src, 'r.bin'])).code, 0);
   const before = meta(dir)['blobs'];
   const isRoot = process.getuid?.() === 0;
@@ -351,4 +359,9 @@ t.test('B1 a library the user may only read: the record is read, never required 
   const c = cliAs(['cat', 'r.bin']);
   t.notMatch(c.stderr, /BlobStoreMismatch|blob-store record/, `no record-related failure (Library.open's own read-only rule applies): ${c.stderr.trim()}`);
   t.equal(meta(dir)['blobs'], before, 'record unchanged');
+});
+
+t.test('D4: after re-pointing, refusals and read-only use, every library here is consistent', async (t) => {
+  await expectFsckClean(t, lib, env, 'the S3 library (re-pointed)');
+  for (const name of ['lib-local', 'lib-outside', 'lib-old']) await expectFsckClean(t, join(work, name), {}, name);
 });

@@ -6,11 +6,11 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { lines, scratch, smhfs } from './cli-helpers.js';
+import { lines, scratch, scratchLibrary, smhfs } from './cli-helpers.js';
 
 /** A library with photos/cat.jpg and the bound link links/cat. */
 async function setup(t: Test) {
-  const { dir, lib } = scratch(t);
+  const { dir, lib } = await scratchLibrary(t);
   writeFileSync(join(dir, 'cat.jpg'), 'meow');
   for (const args of [
     ['mkdir', '-p', 'photos', 'links'],
@@ -142,8 +142,13 @@ t.test('a folder that is not a library gives a clear message', async (t) => {
   t.match(f.stderr, /^smhfs: ls: .*plain-file/, `names the path: ${f.stderr.trimEnd()}`);
 });
 
-t.test('the default library is $XDG_DATA_HOME/smhfs/default, created on first use', async (t) => {
+t.test('D2: the default library is $XDG_DATA_HOME/smhfs/default, made by init; before that commands refuse with a hint', async (t) => {
   const { dir } = scratch(t);
+  const before = await smhfs(dir, undefined, ['mkdir', 'x']);
+  t.equal(before.code, 1, 'no implicit creation');
+  t.equal(lines(before.stderr).length, 1, 'one line');
+  t.match(before.stderr, /: there is no library at .*xdg\/smhfs\/default; create one with "smhfs --library .* init" \(NotALibrary\)$/m, before.stderr.trimEnd());
+  t.equal((await smhfs(dir, undefined, ['init'])).code, 0, 'init makes the default library');
   const r = await smhfs(dir, undefined, ['mkdir', 'x']);
   t.equal(r.code, 0, r.stderr);
   const ls = await smhfs(dir, join(dir, 'xdg', 'smhfs', 'default'), ['ls']);

@@ -22,6 +22,17 @@ export function scratch(t: { teardown(fn: () => void): void }): { dir: string; l
   return { dir, lib: join(dir, 'lib') };
 }
 
+/**
+ * `scratch` with the library made (`smhfs init`, D2: no other command creates one); `args` are
+ * extra global options for init (`--blobs …`).
+ */
+export async function scratchLibrary(t: { teardown(fn: () => void): void }, args: string[] = []): Promise<{ dir: string; lib: string }> {
+  const s = scratch(t);
+  const r = await smhfs(s.dir, s.lib, [...args, 'init']);
+  if (r.code !== 0) throw new Error(`smhfs init failed (${r.code}): ${r.stderr}`);
+  return s;
+}
+
 /** The test's environment, but never the real ~/.local/share/smhfs. */
 function childEnv(dir: string): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, XDG_DATA_HOME: join(dir, 'xdg') };

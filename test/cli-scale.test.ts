@@ -4,7 +4,7 @@
  */
 import t from 'tap';
 import type { Test } from 'tap';
-import { lines, scratch, smhfs } from './cli-helpers.js';
+import { lines, scratchLibrary, smhfs } from './cli-helpers.js';
 
 interface Item {
   id: number;
@@ -13,8 +13,8 @@ interface Item {
 }
 
 /** `smhfs --library <scratch lib> …` for one test: `run` any command, `ok` one that must exit 0. */
-function cliOf(t: Test) {
-  const { dir, lib } = scratch(t);
+async function cliOf(t: Test) {
+  const { dir, lib } = await scratchLibrary(t);
   const run = (...args: string[]) => smhfs(dir, lib, args);
   const ok = async (...args: string[]) => {
     const r = await run(...args);
@@ -25,7 +25,7 @@ function cliOf(t: Test) {
 }
 
 t.test('T2: trash list --limit N --after ID pages through the bin in removal order', async (t) => {
-  const { run, ok } = cliOf(t);
+  const { run, ok } = await cliOf(t);
   await ok('mkdir', '-p', 'd');
   for (const n of ['a', 'b', 'c', 'd/e', 'f']) await ok('put', '-', n).catch(() => undefined);
   await ok('rm', 'a', 'b', 'c', 'd/e', 'f');
@@ -50,7 +50,7 @@ t.test('T2: trash list --limit N --after ID pages through the bin in removal ord
 });
 
 t.test('T4: trash restore ID reports the links that came back with the item', async (t) => {
-  const { run, ok } = cliOf(t);
+  const { run, ok } = await cliOf(t);
   await ok('put', '-', 'photo.jpg');
   await ok('mkdir', 'x');
   await ok('ln', 'photo.jpg', 'x/cover');

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { lines, scratch, smhfs } from './cli-helpers.js';
+import { lines, scratch, scratchLibrary, smhfs } from './cli-helpers.js';
 
 interface Info {
   id: number;
@@ -36,6 +36,9 @@ t.test('walk-through: mkdir, put, ln, mv, rm, trash list, trash restore, cat', a
     return r;
   };
   const json = async <T>(args: string[]): Promise<T> => JSON.parse((await ok(['--json', ...args])).out) as T;
+
+  // smhfs init                                   # D2: the one command that creates a library
+  t.match((await ok(['init'])).out, /: new library smh[0-9a-f]+; blobs in .*lib\/blobs/, 'init says what it made');
 
   // smhfs mkdir -p photos links
   await ok(['mkdir', '-p', 'photos', 'links']);
@@ -108,7 +111,7 @@ t.test('walk-through: mkdir, put, ln, mv, rm, trash list, trash restore, cat', a
 });
 
 t.test('put - reads standard input; cp makes a second bound link; ls -l of a file', async (t) => {
-  const { dir, lib } = scratch(t);
+  const { dir, lib } = await scratchLibrary(t);
   const bytes = Buffer.from('hello from stdin\n');
   const put = await smhfs(dir, lib, ['put', '-', 'notes.txt'], bytes);
   t.equal(put.code, 0, put.stderr);
@@ -131,7 +134,7 @@ t.test('put - reads standard input; cp makes a second bound link; ls -l of a fil
 });
 
 t.test('rm -r --permanent runs the purge task before exiting (L15)', async (t) => {
-  const { dir, lib } = scratch(t);
+  const { dir, lib } = await scratchLibrary(t);
   writeFileSync(join(dir, 'f'), 'x');
   for (const args of [
     ['mkdir', '-p', 'd/e'],

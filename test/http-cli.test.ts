@@ -16,6 +16,7 @@ t.test('smhfs serve + token create', async (t) => {
   const dir = tempDir('smhfs-serve-');
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const lib = ['--library', dir];
+  t.equal((await smhfs([...lib, 'init'])).code, 0, 'init');
 
   const bad = await smhfs([...lib, 'token', 'create', '--grant', 'fly']);
   t.equal(bad.code, 2, 'unknown grant is a usage error');

@@ -119,6 +119,7 @@ t.test('F4: no log line and no database file holds a token or the secret; token 
   const dir = tempDir('smhfs-secrets-');
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const lib = ['--library', dir];
+  t.equal((await cli([...lib, 'init'])).code, 0, 'smhfs init (D2: the only command that creates a library)');
   t.equal((await cli([...lib, 'mkdir', 'docs'])).code, 0);
   const rotated = await cli([...lib, 'token', 'rotate-secret']);
   t.equal(rotated.code, 0, rotated.stderr);

@@ -7,6 +7,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expectFsckClean, expectSameFiles, librarySha256 } from './helpers/fsck.js';
 import { cleanup, fuseUnavailable, ok, sh, smhfs, startMount, type Mount } from './helpers/mount.js';
 
 const why = await fuseUnavailable();
@@ -20,10 +21,13 @@ if (why) {
   await mkdir(src);
   await writeFile(join(src, 'r.bin'), randomBytes(3 * 1024 * 1024 + 4321));
   await writeFile(join(src, 'v.txt'), 'version one\n');
+  const init = await smhfs(['--library', library, 'init']);
+  if (init.code !== 0) throw new Error(`init: ${init.stderr}`);
   for (const f of ['r.bin', 'v.txt']) {
     const r = await smhfs(['--library', library, 'put', join(src, f), f]);
     if (r.code !== 0) throw new Error(`put ${f}: ${r.stderr}`);
   }
+  const before = await librarySha256(library);
 
   /** Mount the library with faults injected; always unmounted at the end of the subtest. */
   async function faulty(tt: { teardown(fn: () => unknown): void; ok(v: unknown, m: string): unknown }, faults: object): Promise<Mount> {
@@ -89,5 +93,10 @@ EOF`,
     await m.stop();
     const cat = await smhfs(['--library', library, 'cat', 'v.txt']);
     t.equal(cat.stdout, 'version one\n', 'and so does the library after the mount is gone');
+  });
+
+  t.test('D4: after every fault the library is consistent and every file has its bytes', async (t) => {
+    await expectFsckClean(t, library);
+    expectSameFiles(t, before, await librarySha256(library));
   });
 }

@@ -4,6 +4,7 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
+import { expectFsckClean, sha256File, sha256Tree } from './helpers/fsck.js';
 import { cleanup, fuseUnavailable, isMounted, ok, sh, smhfs, startMount, storeCall, withMount } from './helpers/mount.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -124,5 +125,8 @@ if (why) {
     t.ok(gc.deleted >= 0, 'garbage collection runs on the library');
     await ok(`echo v2 > '${again.p('doc.txt')}'`);
     t.equal((await ok(`cat '${again.p('link')}'`)).trim(), 'v2', 'and it works');
+    const files = await sha256Tree(again.mountpoint);
+    t.equal(files.get('keep.bin'), await sha256File(`${m.dir}/keep.bin`), 'keep.bin has its bytes');
+    await expectFsckClean(t, again.library, {}, 'after the crash');
   });
 }

@@ -27,6 +27,8 @@ if (why) {
   t.test('M1: smhfs unmount returns promptly when the server exited and its parent never reaps it', async (t) => {
     const dir = await mkdtemp(join(tmpdir(), 'smhfs-zombie-'));
     const mp = join(dir, 'mnt');
+    const made = await smhfs(['--library', join(dir, 'lib'), 'init']); // D2: only init creates a library
+    t.equal(made.code, 0, `smhfs init ${made.stderr}`);
     // A parent that forks the server and never waits for it (perl: SIGCHLD left at its default).
     const parent = spawn(
       'perl',

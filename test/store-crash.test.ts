@@ -5,7 +5,8 @@
  * library opens, passes `PRAGMA integrity_check`, and shows exactly the state after the logged
  * operations — or after one more (the operation in flight may have committed). Committed file
  * content must read back intact; resumable purge tasks finish; garbage collection keeps every
- * referenced blob. Then the child resumes from there, and is killed again, several times.
+ * referenced blob, and `smhfs fsck` finds the library clean. Then the child resumes from there,
+ * and is killed again, several times.
  */
 import t from 'tap';
 import { spawn } from 'node:child_process';
@@ -26,6 +27,7 @@ import {
   tempDir,
   walk,
 } from './helpers/store.js';
+import { expectFsckClean } from './helpers/fsck.js';
 
 const CHILD = fileURLToPath(new URL('./helpers/crash-child.js', import.meta.url));
 const ROUNDS = Number(process.env.SMHFS_CRASH_ROUNDS ?? 12);
@@ -177,6 +179,8 @@ t.test('B6: SIGKILL in the middle of a long sequence leaves a consistent library
     } finally {
       lib.close();
     }
+    // 5. the product agrees: fsck finds nothing wrong (orphans included: a crash leaks nothing)
+    await expectFsckClean(t, dir, {}, `round ${round}`);
   }
   t.ok(kills >= Math.min(ROUNDS, 3), `the child was killed mid-sequence ${kills} times`);
   t.comment(`applied ${applied} ops over ${ROUNDS} rounds; the op in flight had committed ${inFlightCommitted} times`);

@@ -23,6 +23,10 @@ const SCHEMA_2_TOKENS = `
   DELETE FROM meta WHERE key = 'library_secret_sha256';
 `;
 
+/** Schema 1–4 had no blob queue, no holds, no owners of leases and doomed rows (undoes migration 5). */
+const SCHEMA_4_SAFETY = `DROP TABLE blob_queue; DROP TABLE blob_holds; DROP INDEX blob_pending_by_owner;
+  ALTER TABLE blob_pending DROP COLUMN heartbeat; ALTER TABLE blob_doomed DROP COLUMN owner;`;
+
 t.test('a schema-1 library is upgraded to the current version with its tree intact', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'smhfs-migrate-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -32,6 +36,7 @@ t.test('a schema-1 library is upgraded to the current version with its tree inta
   lib.space().mkdir('a/d');
   lib.close();
   const db = new Database(join(dir, DB_FILE));
+  db.exec(SCHEMA_4_SAFETY);
   db.exec(SCHEMA_3_USAGE);
   db.exec(SCHEMA_2_TOKENS);
   db.exec('DROP INDEX entries_subdirs; ALTER TABLE entries DROP COLUMN is_dir;');
@@ -58,6 +63,7 @@ t.test('migration 3: tokens and the library secret of an older library are kept 
   const token = 'Zm9vYmFyLXRva2VuLW9mLWFuLW9sZGVyLWxpYnJhcnk';
   const secret = '0123456789abcdef0123456789abcdef0123456789abcdef';
   const db = new Database(join(dir, DB_FILE));
+  db.exec(SCHEMA_4_SAFETY);
   db.exec(SCHEMA_3_USAGE);
   db.exec(SCHEMA_2_TOKENS);
   const now = Date.now() * 1000;
@@ -78,4 +84,28 @@ t.test('migration 3: tokens and the library secret of an older library are kept 
     t.equal(bytes.includes(token), false, `${f.slice(dir.length)} holds no token in clear`);
     t.equal(bytes.includes(secret), false, `${f.slice(dir.length)} holds no secret in clear`);
   }
+});
+
+t.test('D3: a schema-4 library gets the blob queue and holds; its doomed and leased keys keep their meaning', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'smhfs-migrate-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const lib = Library.open(dir, { create: true });
+  lib.space().mkdir('kept');
+  lib.close();
+  const db = new Database(join(dir, DB_FILE));
+  db.exec(SCHEMA_4_SAFETY);
+  db.pragma('user_version = 4');
+  const key = 'a'.repeat(64);
+  db.prepare('INSERT INTO blob_doomed (key, created) VALUES (?, ?)').run(key, Date.now() * 1000 - 120_000_000);
+  db.close();
+
+  const again = Library.open(dir);
+  t.teardown(() => again.close());
+  t.equal(again.db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
+  t.same(again.space().readdir('').map((e) => e.name).sort(), ['.trash', 'kept'], 'the tree is intact');
+  // A doomed row of an older smhfs has no owner: stale after its minute, it is queued again, and
+  // the collector (finding nothing that references it) deletes it — from the records, not a listing.
+  const r = await again.collectGarbage();
+  t.equal(r.reaped.doomed, 1, 'the ownerless doomed row was reaped');
+  t.equal(again.queuedBlobCount(), 0, 'and collected');
 });

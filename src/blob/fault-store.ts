@@ -134,6 +134,20 @@ export class FaultInjectingStore implements BlobStore {
     yield* this.inner.list();
   }
 
+  async readMarker(): Promise<string | undefined> {
+    return this.inner.readMarker?.();
+  }
+
+  async createMarker(text: string): Promise<boolean> {
+    if (!this.inner.createMarker) throw new SmhError('NotSupported', `${this.inner.description} keeps no owner marker`);
+    return this.inner.createMarker(text);
+  }
+
+  async isEmpty(): Promise<boolean> {
+    if (!this.inner.isEmpty) throw new SmhError('NotSupported', `${this.inner.description} cannot tell whether it is empty`);
+    return this.inner.isEmpty();
+  }
+
   async close(): Promise<void> {
     await this.inner.close?.();
   }

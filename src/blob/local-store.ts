@@ -23,14 +23,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, statSync, unlinkSync } from 'node:fs';
-import { mkdir, open, opendir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { link, mkdir, open, opendir, readFile, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { LRUCache } from 'lru-cache';
 import { SmhError, isSmhError } from '../errors.js';
 import { checkKey, checkRange, checkRangeInto, chunksOf, errno, expectedLength, messageOf } from './common.js';
 import { Hasher, isBlobKey, type ContentHash } from './hash.js';
-import { EMPTY_BLOB_KEY, type BlobInfo, type BlobStore } from './types.js';
+import { EMPTY_BLOB_KEY, MARKER_NAME, type BlobInfo, type BlobStore } from './types.js';
 
 const TEMP_DIR = '.tmp';
 const READ_ONLY_ERRNOS = new Set(['EROFS', 'EACCES', 'EPERM']);
@@ -41,6 +41,11 @@ export const STALE_TEMP_AGE_MS = 60 * 60 * 1000;
 export interface LocalBlobStoreOptions {
   /** Override the 1 h stale-temp threshold (tests). */
   staleTempAgeMs?: number;
+  /**
+   * false: create nothing and clean nothing at construction (a look at a folder before deciding
+   * to use it: `smhfs init` checks a store before the library exists). Default true.
+   */
+  prepare?: boolean;
 }
 
 /** An open blob file shared by reads; closed once evicted and no read uses it. */
@@ -83,6 +88,10 @@ export class LocalBlobStore implements BlobStore {
     this.dir = dir;
     this.description = `local:${dir}`;
     this.#tmpDir = join(dir, TEMP_DIR);
+    if (options.prepare === false) {
+      this.cleanedTempFiles = 0;
+      return;
+    }
     // Synchronous on purpose: construction happens once at startup, and a store that is usable as
     // soon as `new` returns is simpler for every caller than an async factory.
     try {
@@ -150,6 +159,15 @@ export class LocalBlobStore implements BlobStore {
   }
 
   async adoptFile(key: string, path: string, size: number): Promise<void> {
+    try {
+      await this.#adopt(key, path, size);
+    } catch (e) {
+      if (isNoSpace(e)) throw new SmhError('InsufficientStorage', `local blob store ${this.dir}: the disk is full`, key, { cause: e });
+      throw e;
+    }
+  }
+
+  async #adopt(key: string, path: string, size: number): Promise<void> {
     checkKey(key);
     if (key === EMPTY_BLOB_KEY) {
       await unlink(path);
@@ -218,6 +236,7 @@ export class LocalBlobStore implements BlobStore {
       await fh?.close().catch(() => undefined);
       await rm(tmp, { force: true }).catch(() => undefined);
       if (isSmhError(e)) throw e;
+      if (isNoSpace(e)) throw new SmhError('InsufficientStorage', `local blob store ${this.dir}: the disk is full`, wantKey, { cause: e });
       throw new SmhError('BlobUnavailable', `local blob store ${this.dir}: cannot store blob: ${messageOf(e)}`, wantKey, { cause: e });
     }
   }
@@ -367,13 +386,74 @@ export class LocalBlobStore implements BlobStore {
           if (!f.isFile() || !isBlobKey(f.name) || !f.name.startsWith(l1.name + l2.name)) continue;
           try {
             const st = await stat(join(d2, f.name));
-            yield { key: f.name, size: st.size };
+            yield { key: f.name, size: st.size, modifiedMs: st.mtimeMs };
           } catch (e) {
             if (errno(e) !== 'ENOENT') throw e; // deleted while listing: skip
           }
         }
       }
     }
+  }
+
+  /** The owner marker (D1): `<dir>/smhfs-library.json`, outside the fan-out folders `list` walks. */
+  async readMarker(): Promise<string | undefined> {
+    try {
+      return await readFile(join(this.dir, MARKER_NAME), 'utf8');
+    } catch (e) {
+      if (errno(e) === 'ENOENT') return undefined;
+      throw new SmhError('BlobUnavailable', `cannot read the owner marker of ${this.description}: ${messageOf(e)}`, undefined, { cause: e });
+    }
+  }
+
+  /** Written complete and synced under a temp name, then hard-linked into place: link(2) never replaces. */
+  async createMarker(text: string): Promise<boolean> {
+    const tmp = join(this.#tmpDir, `${process.pid}-${randomBytes(8).toString('hex')}.marker.tmp`);
+    try {
+      await mkdir(this.#tmpDir, { recursive: true });
+      const fh = await open(tmp, 'wx', 0o644);
+      try {
+        await fh.writeFile(text);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      try {
+        await link(tmp, join(this.dir, MARKER_NAME));
+      } catch (e) {
+        if (errno(e) === 'EEXIST') return false;
+        throw e;
+      }
+      await fsyncDir(this.dir);
+      return true;
+    } catch (e) {
+      if (isSmhError(e)) throw e;
+      if (isNoSpace(e)) throw new SmhError('InsufficientStorage', `cannot write the owner marker of ${this.description}: the disk is full`, undefined, { cause: e });
+      throw new SmhError('BlobUnavailable', `cannot write the owner marker of ${this.description}: ${messageOf(e)}`, undefined, { cause: e });
+    } finally {
+      await rm(tmp, { force: true }).catch(() => undefined);
+    }
+  }
+
+  /** Nothing but `.tmp` and (empty) fan-out folders; a missing folder is empty too. */
+  async isEmpty(): Promise<boolean> {
+    let names: string[];
+    try {
+      names = readdirSync(this.dir);
+    } catch (e) {
+      if (errno(e) === 'ENOENT') return true;
+      throw new SmhError('BlobUnavailable', `cannot list ${this.description}: ${messageOf(e)}`, undefined, { cause: e });
+    }
+    for (const name of names) {
+      if (name === TEMP_DIR) continue;
+      if (!/^[0-9a-f]{2}$/.test(name)) return false;
+      const d1 = join(this.dir, name);
+      if (!statSync(d1).isDirectory()) return false;
+      for (const n2 of readdirSync(d1)) {
+        const d2 = join(d1, n2);
+        if (!/^[0-9a-f]{2}$/.test(n2) || !statSync(d2).isDirectory() || readdirSync(d2).length > 0) return false;
+      }
+    }
+    return true;
   }
 
   /** Close the read descriptors (reads still running finish first: each closes on release). */
@@ -421,6 +501,12 @@ async function writeAll(fh: FileHandle, buf: Buffer): Promise<void> {
     const { bytesWritten } = await fh.write(buf, off, buf.length - off);
     off += bytesWritten;
   }
+}
+
+/** D9: a full disk (or quota) is InsufficientStorage, never an I/O error. */
+function isNoSpace(e: unknown): boolean {
+  const code = errno(e);
+  return code === 'ENOSPC' || code === 'EDQUOT';
 }
 
 async function fsyncDir(dir: string): Promise<void> {

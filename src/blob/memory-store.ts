@@ -14,6 +14,8 @@ import { EMPTY_BLOB_KEY, type BlobInfo, type BlobStore } from './types.js';
 export class MemoryBlobStore implements BlobStore {
   readonly description = 'memory:';
   readonly #blobs = new Map<string, Buffer>();
+  #marker: string | undefined;
+  readonly #stored = new Map<string, number>();
 
   async putFile(key: string, path: string, size: number): Promise<void> {
     checkKey(key);
@@ -23,7 +25,7 @@ export class MemoryBlobStore implements BlobStore {
     if (bytes.length !== size) throw new SmhError('InvalidArgument', `staged file ${path} has ${bytes.length} bytes, expected ${size}`, key);
     const h = hashBuffer(bytes);
     if (h.sha256 !== key) throw new SmhError('InvalidArgument', `content does not match blob key (got ${h.sha256})`, key);
-    if (key !== EMPTY_BLOB_KEY && !this.#blobs.has(key)) this.#blobs.set(key, bytes);
+    if (key !== EMPTY_BLOB_KEY && !this.#blobs.has(key)) this.#store(key, bytes);
   }
 
   async putStream(body: Readable | Buffer): Promise<BlobInfo> {
@@ -31,8 +33,13 @@ export class MemoryBlobStore implements BlobStore {
     for await (const c of chunksOf(body)) parts.push(Buffer.from(c)); // copy: the caller may reuse c
     const bytes = Buffer.concat(parts);
     const key = hashBuffer(bytes).sha256;
-    if (key !== EMPTY_BLOB_KEY && !this.#blobs.has(key)) this.#blobs.set(key, bytes);
+    if (key !== EMPTY_BLOB_KEY && !this.#blobs.has(key)) this.#store(key, bytes);
     return { key, size: bytes.length };
+  }
+
+  #store(key: string, bytes: Buffer): void {
+    this.#blobs.set(key, bytes);
+    this.#stored.set(key, Date.now());
   }
 
   async getRange(key: string, offset: number, length: number): Promise<Buffer> {
@@ -55,10 +62,25 @@ export class MemoryBlobStore implements BlobStore {
   async delete(key: string): Promise<void> {
     checkKey(key);
     this.#blobs.delete(key);
+    this.#stored.delete(key);
   }
 
   async *list(): AsyncIterable<BlobInfo> {
-    for (const [key, b] of [...this.#blobs]) yield { key, size: b.length };
+    for (const [key, b] of [...this.#blobs]) yield { key, size: b.length, modifiedMs: this.#stored.get(key) ?? 0 };
+  }
+
+  async readMarker(): Promise<string | undefined> {
+    return this.#marker;
+  }
+
+  async createMarker(text: string): Promise<boolean> {
+    if (this.#marker !== undefined) return false;
+    this.#marker = text;
+    return true;
+  }
+
+  async isEmpty(): Promise<boolean> {
+    return this.#blobs.size === 0 && this.#marker === undefined;
   }
 
   /** Number of stored blobs (tests). */

@@ -43,7 +43,7 @@ import { SmhError, isSmhError } from '../errors.js';
 import { checkKey, checkRange, checkRangeInto, chunksOf, messageOf } from './common.js';
 import { HashingTransform, hashBuffer, isBlobKey, md5Base64 } from './hash.js';
 import { LocalBlobStore } from './local-store.js';
-import { EMPTY_BLOB_KEY, type BlobInfo, type BlobStore } from './types.js';
+import { EMPTY_BLOB_KEY, MARKER_NAME, type BlobInfo, type BlobStore } from './types.js';
 
 const MiB = 1024 * 1024;
 
@@ -487,11 +487,60 @@ export class S3BlobStore implements BlobStore {
       for (const o of contents) {
         const name = o.Key?.slice(this.prefix.length);
         // Only our own objects: anything else under the prefix is none of our business.
-        if (name !== undefined && isBlobKey(name)) yield { key: name, size: o.Size ?? 0 };
+        if (name !== undefined && isBlobKey(name)) {
+          yield { key: name, size: o.Size ?? 0, ...(o.LastModified ? { modifiedMs: o.LastModified.getTime() } : {}) };
+        }
       }
       const last = res.NextMarker ?? contents.at(-1)?.Key;
       if (!res.IsTruncated || last === undefined || last === Marker) return;
       Marker = last;
+    }
+  }
+
+  /** The owner marker (D1): the object `<prefix>smhfs-library.json` (not a blob key: never listed). */
+  async readMarker(): Promise<string | undefined> {
+    try {
+      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.prefix + MARKER_NAME }));
+      return (await res.Body?.transformToString('utf8')) ?? '';
+    } catch (e) {
+      if (httpStatus(e) === 404 || errName(e) === 'NoSuchKey' || errName(e) === 'NotFound') return undefined;
+      throw new SmhError('BlobUnavailable', `cannot read the owner marker of ${this.description}: ${oneLine(messageOf(e))}`, undefined, { cause: e });
+    }
+  }
+
+  /**
+   * Written with `If-None-Match: *` (a conditional write: AWS, MinIO and others refuse it with
+   * 412 when the object exists), after a look first for services that ignore the condition.
+   */
+  async createMarker(text: string): Promise<boolean> {
+    if ((await this.readMarker()) !== undefined) return false;
+    const body = Buffer.from(text, 'utf8');
+    try {
+      await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: this.prefix + MARKER_NAME,
+          Body: body,
+          ContentLength: body.length,
+          ContentMD5: md5Base64(body),
+          ContentType: 'application/json',
+          IfNoneMatch: '*',
+        }),
+      );
+      return true;
+    } catch (e) {
+      if (httpStatus(e) === 412 || errName(e) === 'PreconditionFailed' || httpStatus(e) === 409) return false;
+      throw new SmhError('BlobUnavailable', `cannot write the owner marker of ${this.description}: ${oneLine(messageOf(e))}`, undefined, { cause: e });
+    }
+  }
+
+  /** No object at all under the prefix (blob, marker or anything else). */
+  async isEmpty(): Promise<boolean> {
+    try {
+      const res = await this.client.send(new ListObjectsCommand({ Bucket: this.bucket, Prefix: this.prefix, MaxKeys: 1 }));
+      return (res.Contents ?? []).length === 0;
+    } catch (e) {
+      throw new SmhError('BlobUnavailable', `cannot list ${this.description}: ${oneLine(messageOf(e))}`, undefined, { cause: e });
     }
   }
 

@@ -12,7 +12,12 @@ import type { Readable } from 'node:stream';
 export interface BlobInfo {
   key: string;
   size: number;
+  /** When the bytes were stored (ms since the epoch), where the store knows it: listings set it (gc's grace period). */
+  modifiedMs?: number;
 }
+
+/** Name of the owner marker (D1) in a store: beside the blobs, never a blob key, never listed. */
+export const MARKER_NAME = 'smhfs-library.json';
 
 export interface BlobStore {
   /** A short human description for logs, e.g. `local:/var/lib/smhfs/blobs` or `s3://bucket/prefix`. */
@@ -41,8 +46,24 @@ export interface BlobStore {
   head(key: string): Promise<BlobInfo | undefined>;
   /** Delete; deleting an absent key is not an error. */
   delete(key: string): Promise<void>;
-  /** Every key in the store, for garbage collection. */
+  /** Every blob key in the store (never the marker), for `smhfs gc` and `smhfs fsck`. */
   list(): AsyncIterable<BlobInfo>;
+  /**
+   * D1: the store's owner marker, a small text naming the library that owns the store (the
+   * library layer writes and reads its content; the store only keeps it). Undefined when absent.
+   * Every real store has it; a store without it (a test double) cannot be claimed by a library.
+   */
+  readMarker?(): Promise<string | undefined>;
+  /**
+   * Write the marker only if the store has none: true when this call wrote it, false when one
+   * was there (whatever it says: read it again to see whose it is).
+   */
+  createMarker?(text: string): Promise<boolean>;
+  /**
+   * True when the store holds nothing at all — no blob, no marker, nothing else (a local folder's
+   * own `.tmp` and empty fan-out folders aside): what a new library may start on (D2).
+   */
+  isEmpty?(): Promise<boolean>;
   close?(): Promise<void>;
 }
 

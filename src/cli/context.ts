@@ -3,7 +3,8 @@
  *
  * - `globalOptions(cmd)`: the global options (`--library`, `--space`, `--json`, blob options),
  *   merged from the program and the subcommand.
- * - `openLibrary(opts)`: opens (creating on first use) the library folder and one space. Every
+ * - `openLibrary(opts)`: opens the library folder (never creating it: `smhfs init` does, D2),
+ *   after checking its blob store is its own (D1), and one space. Every
  *   library opened this way is finished by `runAction`: queued background tasks are run to
  *   completion (L15 purges, with progress on stderr) and the library is closed.
  * - `openLibraryWithBlobs(dir, opts)`: the library with the blob store it records (or the one
@@ -27,7 +28,8 @@ import { DB_FILE, Library, type LibraryOptions as StoreOpenOptions, type Space }
 import { LocalBlobStore } from '../blob/local-store.js';
 import { type BlobConfig, CONFLICTS, type Conflict, type Task } from '../store/types.js';
 import type { BlobStore } from '../blob/types.js';
-import { chooseBlobConfig, openBlobStoreFor, settleBlobRecord } from './blobs.js';
+import { claimBlobStore, inspectStoreOwner, refusalOf } from '../store/ownership.js';
+import { DEFAULT_BLOBS, chooseBlobConfig, openBlobStoreFor, settleBlobRecord } from './blobs.js';
 import { type Progress, startProgress } from './progress.js';
 import { CliError, UsageError } from './usage.js';
 
@@ -110,7 +112,7 @@ const opened: Opened[] = [];
 export const READ_ONLY_COMMANDS = 'ls, cat, stat, trash list, tasks, blobs';
 
 /**
- * Open the library folder (created with its parents on first use) and one space of it. The
+ * Open the library folder (it must exist: `smhfs init`) and one space of it. The
  * library is closed by `runAction` when the action ends; closing it earlier yourself is fine.
  *
  * `reading`: the command only reads. A library this process cannot write (a read-only file
@@ -181,7 +183,7 @@ export function instrumentableStore(store: BlobStore | undefined, dir: string, w
 type LibOpenOptions = Omit<StoreOpenOptions, 'create' | 'blobStore'>;
 
 /**
- * Open the library folder `dir` (created on first use) with its blob store: the one its record
+ * Open the library folder `dir` (it must exist, D2) with its blob store: the one its record
  * names, or `--blobs` (the record is written on first use; a different store is refused with
  * `BlobStoreMismatch`). `libOptions` may depend on the chosen store (the mount's readahead);
  * `wrap` may replace the store before the library gets it (test faults). Returns the store this
@@ -207,8 +209,11 @@ export async function openLibraryWithBlobs(
   let lib: Library;
   try {
     blobStore = wrap ? wrap(made) : made;
+    // D1 before the library changes anything: the store must be this library's (src/store/ownership.ts).
+    await checkStoreOwner(dir, blobStore, more0?.readOnly === true);
     const more = typeof libOptions === 'function' ? libOptions(choice.config) : libOptions;
-    lib = Library.open(dir, { create: !more.readOnly, ...more, ...(blobStore ? { blobStore } : {}) });
+    // D2: never created implicitly (`smhfs init` creates).
+    lib = Library.open(dir, { ...more, ...(blobStore ? { blobStore } : {}) });
   } catch (e) {
     await made?.close?.().catch(() => undefined);
     throw withSubject(e, dir);
@@ -221,6 +226,36 @@ export async function openLibraryWithBlobs(
     throw e;
   }
   return { lib, blobStore, blobs: choice.config };
+}
+
+/**
+ * D1 for an existing library: read its id and a sample of its blobs without opening it for
+ * writing, then check (and, for an empty or adoptable store, mark) the store. A folder that holds
+ * no readable library is left to `Library.open`, which refuses it with the right message (D2).
+ * `readOnly`: a read-only open writes nothing, the marker included: the store is only checked.
+ */
+async function checkStoreOwner(dir: string, store: BlobStore | undefined, readOnly: boolean): Promise<void> {
+  let peek: ReturnType<typeof Library.peek>;
+  try {
+    peek = Library.peek(dir);
+  } catch (e) {
+    if (isSmhError(e, 'LibraryReadOnly')) return; // a reader that cannot even peek writes nothing either
+    throw e;
+  }
+  if (!peek.library || peek.libraryId === undefined) return;
+  const target = store ?? new LocalBlobStore(resolve(dir, DEFAULT_BLOBS.url), { prepare: false });
+  try {
+    const check = { referenced: peek.referenced, isNew: false };
+    if (!readOnly) await claimBlobStore(target, peek.libraryId, check);
+    else {
+      const refusal = refusalOf(await inspectStoreOwner(target, peek.libraryId, check), target, peek.libraryId);
+      if (refusal) throw refusal;
+    }
+  } catch (e) {
+    // A store this user may only read cannot be marked: it cannot be written (or deleted from) either.
+    if (isSmhError(e, 'BlobUnavailable') && /EACCES|EROFS|EPERM|AccessDenied/.test(e.message)) return;
+    throw e;
+  }
 }
 
 /**
@@ -311,7 +346,11 @@ const SQLITE_WORDS: Array<[RegExp, string, string]> = [
 export function errorParts(e: unknown): { subject: string | undefined; message: string; code: string | undefined } {
   if (isSmhError(e)) {
     const cause = (e.cause as { code?: unknown } | undefined)?.code;
-    if (e.code === 'Internal' && typeof cause === 'string') {
+    // A database SQLite finds damaged is refused by the store as NotALibrary (never re-created,
+    // D2); the CLI names the SQLite reason in the same words as when it shows up later. (A file
+    // that is no SQLite database at all, NOTADB, stays NotALibrary: it is not a library.)
+    const damagedDb = e.code === 'NotALibrary' && typeof cause === 'string' && /^SQLITE_CORRUPT/.test(cause);
+    if ((e.code === 'Internal' || damagedDb) && typeof cause === 'string') {
       for (const [re, words, code] of SQLITE_WORDS) {
         if (re.test(cause)) return { subject: e.subject, message: words, code: code || cause.split('_').slice(0, 2).join('_') };
       }

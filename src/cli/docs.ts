@@ -62,6 +62,27 @@ export const COMMAND_DOCS: Record<string, CommandDoc> = {
     uses: ['library', 'json', 's3'],
     examples: [['blobs set s3://archive/smhfs --s3-endpoint http://127.0.0.1:9000 --s3-path-style', 'after copying the bytes there yourself']],
   },
+  init: {
+    uses: ['library', 'json', 'blobs', 's3'],
+    examples: [
+      ['init', 'the default library, its blobs in <library>/blobs'],
+      ['--library /srv/media init --blobs s3://media/smhfs --s3-endpoint http://127.0.0.1:9000 --s3-path-style', 'blobs under an S3 prefix of its own (the library records it)'],
+    ],
+  },
+  fsck: {
+    uses: ['library', 'json', 'blobs', 's3'],
+    examples: [
+      ['fsck', 'check the database, names, links, the bin, tasks and every blob; exit 0 clean, 1 repaired, 4 problems left, 8 could not check'],
+      ['fsck --repair', 'fix what loses no byte (lost nodes go to /lost+found)'],
+    ],
+  },
+  gc: {
+    uses: ['library', 'json', 'blobs', 's3'],
+    examples: [
+      ['gc', 'list the orphans: blobs in the store no record of the library mentions (a dry run)'],
+      ['gc --delete --grace 1d', 'delete the orphans older than a day'],
+    ],
+  },
   mount: {
     uses: ['library', 'space', 'blobs', 's3'],
     examples: [

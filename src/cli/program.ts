@@ -12,6 +12,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { register as registerBlobs } from './commands/blobs.js';
 import { register as registerLibrary } from './commands/library.js';
 import { register as registerMount } from './commands/mount.js';
+import { register as registerSafety } from './commands/safety.js';
 import { register as registerServe } from './commands/serve.js';
 import { register as registerShell } from './commands/shell.js';
 import { actionExitCode, parseLibraryOption, reportError, usageHint } from './context.js';
@@ -68,7 +69,7 @@ export function buildProgram(): Command {
     .description("a FUSE filesystem whose symbolic links behave like a cloud media library's")
     .addOption(
       globalGroup(
-        new Option('--library <dir>', 'library folder (default: $SMHFS_LIBRARY, else $XDG_DATA_HOME/smhfs/default, else ~/.local/share/smhfs/default)').argParser(
+        new Option('--library <dir>', 'library folder, created by "smhfs init" (default: $SMHFS_LIBRARY, else $XDG_DATA_HOME/smhfs/default, else ~/.local/share/smhfs/default)').argParser(
           parseLibraryOption,
         ),
         'library',
@@ -98,6 +99,7 @@ export function buildProgram(): Command {
   registerServe(program);
   registerBlobs(program);
   registerShell(program);
+  registerSafety(program);
   groupCommands(program);
   applyDocs(program, COMMAND_DOCS);
   configureTree(program);

@@ -47,6 +47,7 @@ export const ERRNO_OF: Record<ErrorCode, number> = {
   BlobUnavailable: E.EIO,
   BlobMissing: E.EIO,
   NotALibrary: E.EIO,
+  BlobStoreOwned: E.EPERM,
   SchemaTooNew: E.EIO,
   LibraryReadOnly: E.EROFS,
   InsufficientStorage: E.ENOSPC,

@@ -68,7 +68,7 @@ export const OP_TIMEOUTS: OpTimeouts = {
 
 export interface ServeOptions {
   mountpoint: string;
-  lib: FuseLibrary & { mountpoint?: string | undefined; startBackground?: () => void };
+  lib: FuseLibrary & { startBackground?: () => void };
   space: FuseSpace;
   spaceName: string;
   /** User `-o` options, comma-separated strings (passed through verbatim). */
@@ -154,8 +154,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
     await mkdir(mp, { recursive: true });
   }
 
-  // 2. Mount.
-  opts.lib.mountpoint = mp;
+  // 2. Mount. (The mountpoint reaches the store per call, as the adapter's resolve context: D10.)
   let fuse: SmhFuse | undefined;
   /** What `smhfs stats` and the root's `user.smhfs.stats` show. */
   const statsSnapshot = (): Record<string, unknown> => ({

@@ -86,7 +86,15 @@ export async function sendContent(
   const chunk = lib.cache.pageSize;
   const rs = lib.cache.openStream();
   const firstLen = Math.min(length, chunk - (start % chunk));
-  const first = await readChunk(lib, key, size, rs, start, firstLen);
+  // D7: held until the response is done, so a delete by anyone cannot take the bytes mid-body.
+  const hold = lib.holdBlob(key);
+  let first: Buffer;
+  try {
+    first = await readChunk(lib, key, size, rs, start, firstLen);
+  } catch (e) {
+    hold.release();
+    throw e;
+  }
   async function* rest(): AsyncGenerator<Buffer> {
     yield first;
     let off = start + firstLen;
@@ -96,7 +104,9 @@ export async function sendContent(
       off += n;
     }
   }
-  return reply.send(Readable.from(rest(), { objectMode: false }));
+  const body = Readable.from(rest(), { objectMode: false });
+  body.once('close', () => hold.release());
+  return reply.send(body);
 }
 
 /** RFC 7231 date from microseconds. */

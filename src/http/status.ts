@@ -51,6 +51,7 @@ export const HTTP_OF: Record<ErrorCode, HttpError> = {
   BlobUnavailable: h(503, 'ServiceUnavailable', 'ServiceUnavailable'),
   BlobMissing: h(502, 'BadGateway', 'InternalError'),
   NotALibrary: h(500, 'InternalError', 'InternalError'),
+  BlobStoreOwned: h(500, 'InternalError', 'InternalError'),
   SchemaTooNew: h(500, 'InternalError', 'InternalError'),
   LibraryReadOnly: h(503, 'ServiceUnavailable', 'ServiceUnavailable'),
   InsufficientStorage: h(507, 'InsufficientStorage', 'InsufficientStorage'),

@@ -38,6 +38,7 @@ export type HttpLibrary = Pick<
   | 'storeBlobFromStream'
   | 'abandonBlob'
   | 'readBlob'
+  | 'holdBlob'
   | 'cache'
   | 'runTasks'
   | 'tasks'

@@ -4,11 +4,37 @@
  * (leases while uploading, collection after the last reference is committed away: T6/B6), the
  * background purge tasks (L15), retention (T5) and access tokens.
  *
- * Transactions are synchronous and IMMEDIATE; blob bytes are never touched inside one. Keys of
- * blobs whose last reference a transaction dropped are collected after it commits.
+ * Transactions are synchronous and IMMEDIATE; blob bytes are never touched inside one.
+ *
+ * Blob deletion works only from the library's own records (D3, T6): a transaction that drops the
+ * last reference to a key writes the key into `blob_queue` in that same transaction; after the
+ * commit the collector (this process at once, any long-running process periodically, `smhfs gc`)
+ * dooms queued keys that nothing references, leases (an upload in flight) or holds (a reader in
+ * any process, D7), deletes their bytes, and forgets them. A crash anywhere in between leaves the
+ * key queued or doomed, never deleted while referenced and never forgotten. The store is never
+ * listed to find garbage: only `smhfs gc` does that, and only reports unless told to delete.
+ *
+ * Rows owned by a process (upload leases, holds, doomed keys) name it as `host:pid:random`; a row
+ * whose owner is gone (same host: its pid is not alive; another host: no heartbeat for 5 minutes)
+ * is cleaned by the next collection (`reapDeadOwners`).
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { closeSync, createWriteStream, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync, accessSync, constants as fsc } from 'node:fs';
+import {
+  accessSync,
+  closeSync,
+  constants as fsc,
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statfsSync,
+  statSync,
+  truncateSync,
+  writeSync,
+} from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -19,15 +45,41 @@ import { fail, isSmhError, SmhError } from '../errors.js';
 import { HashingTransform, hashFile, type ContentHash } from '../blob/hash.js';
 import { LocalBlobStore } from '../blob/local-store.js';
 import { PageCache, type PageCacheOptions, type ReadStream } from '../blob/page-cache.js';
-import { EMPTY_BLOB_KEY, type BlobStore } from '../blob/types.js';
+import { EMPTY_BLOB_KEY, type BlobInfo, type BlobStore } from '../blob/types.js';
 import { SCHEMA_VERSION, migrate, secretHash } from './schema.js';
 import { nowUs, Space } from './space.js';
 import type { BlobConfig, BlobRef, Task } from './types.js';
 
-export { Space } from './space.js';
+export { Space, type ResolveContext } from './space.js';
 
 export const DB_FILE = 'library.db';
-const OWNER = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+/** This process, as named in the rows it owns (leases, holds, doomed keys, tasks). */
+export const PROCESS_OWNER = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+const OWNER = PROCESS_OWNER;
+/** Heartbeat of this process's holds and leases. */
+const HEARTBEAT_MS = 30_000;
+/** A holder on another host is dead after this long without a heartbeat. */
+const REMOTE_STALE_US = 5 * 60_000_000;
+/** On this host the pid decides; a heartbeat this old means a reused pid (or a process stopped that long). */
+const LOCAL_STALE_US = 60 * 60_000_000;
+/** Rows written before owners had heartbeats: an upload lease of another host is trusted for a day. */
+const LEGACY_LEASE_STALE_US = 24 * 3600 * 1_000_000;
+/** Doomed rows without an owner (written by an older smhfs): stale after a minute, as that version decided. */
+const LEGACY_DOOMED_STALE_US = 60_000_000;
+/**
+ * D9: space kept in `<library>/.smhfs-reserve` so the library still works on a full disk. The
+ * first OPEN_RESERVE bytes are given up by any open that cannot create SQLite's shared-memory
+ * file (reads then work: a full disk still lists); the rest only by deletes (their WAL frames),
+ * so that `rm --permanent`, purge and `trash empty` work when nothing else can. Given-up space is
+ * taken back when the library closes, once the disk has room for it twice over.
+ */
+const RESERVE_FILE = '.smhfs-reserve';
+const RESERVE_BYTES = 4 * 1024 * 1024;
+const OPEN_RESERVE = 32 * 1024; // what SQLite's shared-memory file takes, no more: writes must still fail
+/** Keys a short-lived command collects from an old backlog before it exits (long-running processes take the rest). */
+const COMMAND_COLLECT_LIMIT = 500;
+/** Transactions of the collector, tasks and leases: they lead to space coming back, so they may use the reserve (D9). */
+const FREEING = { freeing: true } as const;
 const TASK_BATCH = 500;
 const TASK_STALE_US = 30_000_000;
 const DEFAULT_RETENTION_DAYS = 30;
@@ -62,15 +114,224 @@ export interface TokenRecord extends TokenInfo {
 /** `meta` key of the library secret's SHA-256 (the secret itself is shown once, by rotateLibrarySecret). */
 const SECRET_KEY = 'library_secret_sha256';
 
-function isLocalOwnerDead(owner: string): boolean {
-  const [host, pid] = owner.split(':');
-  if (host !== hostname()) return false;
+/** Staging folders (`staging/<pid>-<random>`) of processes on this host that are gone (B6: crash leftovers). */
+export function deadStagingFolders(dir: string): string[] {
+  let names: string[];
   try {
-    process.kill(Number(pid), 0);
-    return false;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'ESRCH';
+    names = readdirSync(join(dir, 'staging'));
+  } catch {
+    return [];
   }
+  return names.filter((name) => {
+    const pid = Number(name.split('-')[0]);
+    return Number.isInteger(pid) && pid !== process.pid && !pidAlive(pid);
+  });
+}
+
+/** `host:pid:random` → host and pid (a host name may itself hold ':'). */
+function splitOwner(owner: string): { host: string; pid: number } {
+  const parts = owner.split(':');
+  if (parts.length < 3) return { host: parts[0] ?? '', pid: Number(parts[1]) };
+  return { host: parts.slice(0, -2).join(':'), pid: Number(parts[parts.length - 2]) };
+}
+
+function pidAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code !== 'ESRCH'; // EPERM: alive, someone else's
+  }
+}
+
+function isLocalOwnerDead(owner: string): boolean {
+  const { host, pid } = splitOwner(owner);
+  if (host !== hostname()) return false;
+  return !pidAlive(pid);
+}
+
+/**
+ * Is the process that owns a row gone? Same host: its pid is not alive (or its heartbeat is an
+ * hour old: a reused pid); another host: no heartbeat for 5 minutes. `lastSeenUs` is the row's
+ * heartbeat (or creation time).
+ */
+export function ownerGone(owner: string | null, lastSeenUs: number, now = nowUs(), legacyStaleUs = LEGACY_DOOMED_STALE_US): boolean {
+  if (owner === OWNER) return false;
+  if (owner === null) return now - lastSeenUs > legacyStaleUs;
+  const { host, pid } = splitOwner(owner);
+  if (host === hostname()) return !pidAlive(pid) || now - lastSeenUs > LOCAL_STALE_US;
+  return now - lastSeenUs > REMOTE_STALE_US;
+}
+
+/**
+ * A hold on a blob's bytes (D7): while any process holds a key, no collector in any process
+ * deletes it, even after its last reference is gone. `release()` is idempotent; a process that
+ * dies releases its holds implicitly (they are reaped as its owner is gone).
+ */
+export interface BlobHold {
+  readonly key: string;
+  release(): void;
+}
+
+const NO_HOLD: BlobHold = Object.freeze({ key: EMPTY_BLOB_KEY, release: () => undefined });
+
+/** What `reapDeadOwners` cleaned. */
+export interface ReapResult {
+  holds: number;
+  leases: number;
+  doomed: number;
+}
+
+/**
+ * What a library folder holds, looked at without opening anything: its state, the data that
+ * must never be overwritten by a new library (`data`: blob files, staging, a WAL), and other
+ * entries (`others`).
+ */
+export function inspectLibraryFolder(dir: string): {
+  state: 'absent' | 'not-a-folder' | 'no-database' | 'empty-database' | 'database';
+  data: string[];
+  others: string[];
+} {
+  let st;
+  try {
+    st = statSync(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { state: 'absent', data: [], others: [] };
+    throw new SmhError('LibraryReadOnly', `cannot look into ${dir}: ${(e as Error).message}`, dir, { cause: e });
+  }
+  if (!st.isDirectory()) return { state: 'not-a-folder', data: [], others: [] };
+  const names = readdirSync(dir).filter((n) => !n.startsWith('.'));
+  const data: string[] = [];
+  const blobsDir = join(dir, 'blobs');
+  if (names.includes('blobs')) {
+    const files = countFiles(blobsDir, new Set(['.tmp']));
+    if (files > 0) data.push(`blobs/ (${files} file${files === 1 ? '' : 's'})`);
+  }
+  if (names.includes('staging')) data.push('staging/');
+  const wal = join(dir, `${DB_FILE}-wal`);
+  if (existsSync(wal) && statSync(wal).size > 0) data.push(`${DB_FILE}-wal`);
+  const others = names.filter((n) => n !== DB_FILE && n !== 'blobs' && n !== 'staging' && !n.startsWith(`${DB_FILE}-`));
+  if (!names.includes(DB_FILE)) return { state: 'no-database', data, others };
+  const size = statSync(join(dir, DB_FILE)).size;
+  return { state: size === 0 ? 'empty-database' : 'database', data, others };
+}
+
+/** Files under `dir` (not following links), skipping the top-level names in `skip`; stops counting at 100,000. */
+function countFiles(dir: string, skip: Set<string> = new Set()): number {
+  let n = 0;
+  const stack = [dir];
+  while (stack.length > 0 && n < 100_000) {
+    const d = stack.pop()!;
+    let entries;
+    try {
+      entries = readdirSync(d, { withFileTypes: true });
+    } catch {
+      continue;
+    }
+    for (const e of entries) {
+      if (d === dir && skip.has(e.name)) continue;
+      if (e.isDirectory()) stack.push(join(d, e.name));
+      else n++;
+    }
+  }
+  return n;
+}
+
+/** Bytes free for unprivileged use on the file system holding `dir` (Infinity when unknown). */
+function freeBytes(dir: string): number {
+  try {
+    const st = statfsSync(dir);
+    return st.bavail * st.bsize;
+  } catch {
+    return Infinity;
+  }
+}
+
+/** Is this error a full disk? SQLITE_FULL, ENOSPC, or an SQLite I/O error while the disk has no room left. */
+function isDiskFull(e: unknown, dir: string): boolean {
+  const code = (e as { code?: string }).code ?? '';
+  if (code === 'SQLITE_FULL' || code === 'ENOSPC' || code === 'EDQUOT') return true;
+  return code.startsWith('SQLITE_IOERR') && freeBytes(dir) < OPEN_RESERVE;
+}
+
+/** Shrink the reserve to `keep` bytes; true when that gave space back. */
+function releaseReserve(dir: string, keep: number): boolean {
+  const p = join(dir, RESERVE_FILE);
+  try {
+    const size = statSync(p).size;
+    if (size <= keep) return false;
+    truncateSync(p, keep);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Grow the reserve back to its full size when the disk has room for it twice over. Best effort. */
+function topUpReserve(dir: string): void {
+  const p = join(dir, RESERVE_FILE);
+  const want = RESERVE_BYTES + OPEN_RESERVE;
+  let size = 0;
+  try {
+    size = statSync(p).size;
+  } catch {
+    size = 0;
+  }
+  const missing = want - size;
+  if (missing <= 0 || freeBytes(dir) < 2 * want) return;
+  let fd: number | undefined;
+  try {
+    fd = openSync(p, 'a');
+    // Real zeros, not a sparse extension: the blocks must be taken now to be given back later.
+    const zeros = Buffer.alloc(Math.min(missing, 1 << 20));
+    for (let left = missing; left > 0; left -= zeros.length) writeSync(fd, zeros, 0, Math.min(left, zeros.length));
+  } catch {
+    // no room after all, or read-only: the reserve stays as it is
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/** D2: the refusal of a folder whose database is missing or empty (`what`), naming fsck when data is there. */
+function refusal(dir: string, data: string[], what: string): SmhError {
+  if (data.length > 0) {
+    return fail(
+      'NotALibrary',
+      `${what}, but the folder holds ${data.join(' and ')}: smhfs will not create a library over them; ` +
+        `run "smhfs --library ${dir} fsck" to see what is there (nothing was changed)`,
+      dir,
+    );
+  }
+  return fail('NotALibrary', `${what}; create a library there with "smhfs --library ${dir} init"`, dir);
+}
+
+/** D2: a database SQLite cannot read as one (NOTADB) or finds damaged (CORRUPT) is never re-created. */
+function damaged(dir: string, code: string, cause: unknown): SmhError {
+  return new SmhError(
+    'NotALibrary',
+    `${join(dir, DB_FILE)} is damaged or not an SQLite database (${code}); smhfs will not re-create it: run "smhfs --library ${dir} fsck" (nothing was changed)`,
+    dir,
+    { cause },
+  );
+}
+
+/** What `Library.peek` reads from an open database (see there). */
+function peekRecord(db: Database.Database): { library: true; blobs: BlobConfig | undefined; libraryId: string | undefined; referenced: string[] } {
+  const meta = db.prepare('SELECT value FROM meta WHERE key = ?');
+  const row = meta.get(BLOBS_KEY) as { value: string } | undefined;
+  const id = meta.get('library_id') as { value: string } | undefined;
+  const referenced = (db.prepare('SELECT DISTINCT blob FROM nodes WHERE blob IS NOT NULL AND blob != ? LIMIT 16').all(EMPTY_BLOB_KEY) as Array<{ blob: string }>).map(
+    (r) => r.blob,
+  );
+  return { library: true, blobs: row ? parseBlobConfig(row.value) : undefined, libraryId: id?.value, referenced };
+}
+
+function formatBytes(n: number): string {
+  if (n >= 1024 ** 3) return `${(n / 1024 ** 3).toFixed(1)} GiB`;
+  if (n >= 1024 ** 2) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
+  if (n >= 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${n} bytes`;
 }
 
 function sqliteToDomain(e: unknown): unknown {
@@ -97,12 +358,15 @@ export class Library {
   readonly stagingDir: string;
   /** Opened with `readOnly`: every write fails (`LibraryReadOnly`); no tasks, no background work. */
   readOnly = false;
-  /** Set by the mount: absolute link targets under it are taken relative to the space root (L1). */
-  mountpoint: string | undefined;
 
   private readonly spaces = new Map<string, Space>();
   private txDepth = 0;
   private txDrops: string[] = [];
+  /** This process's holds: one row per key, counted here. */
+  private readonly holds = new Map<string, { id: number; refs: number }>();
+  private heartbeat: NodeJS.Timeout | undefined;
+  /** Leases this process took and has not yet seen end (approximate; only keeps the heartbeat running). */
+  private leasesOut = 0;
   private gcQueue = new Set<string>();
   private gcRunning: Promise<void> | undefined;
   /** Keys this process's collector has doomed and not yet finished deleting (see takeLease). */
@@ -130,13 +394,28 @@ export class Library {
       blobSize: p('SELECT size FROM nodes WHERE blob = ? LIMIT 1'),
       referenced: p('SELECT 1 FROM nodes WHERE blob = ? LIMIT 1'),
       pendingKey: p('SELECT 1 FROM blob_pending WHERE key = ? LIMIT 1'),
-      pendingAll: p('SELECT id, owner, created FROM blob_pending'),
-      insertPending: p('INSERT INTO blob_pending (key, owner, created) VALUES (?, ?, ?)'),
+      pendingAll: p('SELECT id, key, owner, created, heartbeat FROM blob_pending'),
+      pendingById: p('SELECT key FROM blob_pending WHERE id = ?'),
+      pendingOf: p('SELECT id, key FROM blob_pending WHERE owner = ?'),
+      insertPending: p('INSERT INTO blob_pending (key, owner, created, heartbeat) VALUES (?, ?, ?, ?)'),
       deletePending: p('DELETE FROM blob_pending WHERE id = ?'),
-      doomed: p('SELECT created FROM blob_doomed WHERE key = ?'),
-      doomedAll: p('SELECT key FROM blob_doomed'),
-      doom: p('INSERT OR IGNORE INTO blob_doomed (key, created) VALUES (?, ?)'),
+      beatPending: p('UPDATE blob_pending SET heartbeat = ? WHERE owner = ?'),
+      doomed: p('SELECT created, owner FROM blob_doomed WHERE key = ?'),
+      doomedAll: p('SELECT key, created, owner FROM blob_doomed'),
+      doom: p('INSERT OR IGNORE INTO blob_doomed (key, created, owner) VALUES (?, ?, ?)'),
       undoom: p('DELETE FROM blob_doomed WHERE key = ?'),
+      queued: p('SELECT 1 FROM blob_queue WHERE key = ?'),
+      enqueue: p('INSERT OR IGNORE INTO blob_queue (key, queued) VALUES (?, ?)'),
+      dequeue: p('DELETE FROM blob_queue WHERE key = ?'),
+      queuePage: p('SELECT key FROM blob_queue WHERE key > ? ORDER BY key LIMIT ?'),
+      queueAny: p('SELECT 1 FROM blob_queue LIMIT 1'),
+      held: p('SELECT 1 FROM blob_holds WHERE key = ? LIMIT 1'),
+      insertHold: p('INSERT INTO blob_holds (key, owner, heartbeat, created) VALUES (?, ?, ?, ?)'),
+      deleteHold: p('DELETE FROM blob_holds WHERE id = ?'),
+      deleteHoldsOf: p('DELETE FROM blob_holds WHERE owner = ?'),
+      beatHolds: p('UPDATE blob_holds SET heartbeat = ? WHERE owner = ?'),
+      ownsRows: p('SELECT 1 FROM blob_holds WHERE owner = ? UNION ALL SELECT 1 FROM blob_pending WHERE owner = ? LIMIT 1'),
+      holdOwners: p('SELECT owner, max(heartbeat) AS heartbeat FROM blob_holds GROUP BY owner'),
       tasks: p('SELECT * FROM tasks ORDER BY id'),
       task: p('SELECT * FROM tasks WHERE id = ?'),
       claimable: p(`SELECT * FROM tasks WHERE state = 'queued' OR (state = 'running' AND (heartbeat < ? OR owner IS NOT NULL)) ORDER BY id`),
@@ -155,20 +434,20 @@ export class Library {
   }
 
   /**
-   * Open (or with `create`, initialise) the library in `dir`. Refuses a folder that holds other
-   * things but no library, and a database written by a newer smhfs.
+   * Open the library in `dir`; with `create`, initialise it when the folder holds none yet.
+   *
+   * D2, nothing is created over data: a folder without a library database is initialised only
+   * when it is empty (or holds only an empty database left by an initialisation that crashed
+   * before its first migration, and no blobs or staging). A missing, empty, unreadable or damaged
+   * database beside blobs or staging is refused with a message naming `smhfs fsck`; a folder that
+   * does not exist, or holds no library, is refused with a hint naming `smhfs init`.
    */
   static open(dir: string, opts: LibraryOptions = {}): Library {
     if (opts.readOnly) return Library.openReadOnly(dir, opts);
     const dbPath = join(dir, DB_FILE);
-    const exists = existsSync(dbPath);
-    if (!exists) {
-      if (!opts.create) throw fail('NotALibrary', `${dir} is not an smhfs library (no ${DB_FILE}); create it with smhfs mkdir/put or --create`, dir);
-      if (existsSync(dir)) {
-        if (!statSync(dir).isDirectory()) throw fail('NotALibrary', `${dir} is not a directory`, dir);
-        const others = readdirSync(dir).filter((n) => !n.startsWith('.'));
-        if (others.length > 0) throw fail('NotALibrary', `${dir} is not empty and holds no smhfs library; choose an empty or new folder`, dir);
-      }
+    const folder = Library.checkFolder(dir, opts.create === true);
+    const exists = folder.state === 'database';
+    if (folder.state === 'absent' || folder.state === 'no-database') {
       try {
         mkdirSync(dir, { recursive: true });
       } catch (e) {
@@ -182,34 +461,13 @@ export class Library {
     }
     let db: Database.Database;
     try {
-      // A new database (and the WAL and SHM files SQLite creates with its mode) is the owner's
-      // alone: it names every file of the library.
-      if (!exists) closeSync(openSync(dbPath, fsc.O_CREAT | fsc.O_EXCL | fsc.O_WRONLY, 0o600));
-      db = new Database(dbPath, { fileMustExist: exists });
-      db.pragma('busy_timeout = 10000');
-      if (exists) {
-        // Look before changing anything: a foreign database must be left exactly as it was.
-        const tables = db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get() as { n: number };
-        const version = db.pragma('user_version', { simple: true }) as number;
-        const ours = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'nodes'").get() !== undefined;
-        // An empty database is what a crash between creating the file and the first migration leaves.
-        const emptyLeftover = tables.n === 0 && version === 0 && opts.create;
-        if (!emptyLeftover && (version === 0 || !ours)) {
-          db.close();
-          throw fail('NotALibrary', `${dbPath} is ${tables.n === 0 ? 'an empty database' : 'some other SQLite database'}, not an smhfs library`, dir);
-        }
-      }
-      db.pragma('journal_mode = WAL');
-      // NORMAL in WAL mode: consistent after any crash; a power loss may roll back the newest
-      // metadata-only transactions (as an unsynced directory would). Commits that back a
-      // durability promise (close/fsync of written content, uploads) run with FULL: see transaction().
-      db.pragma('synchronous = NORMAL');
-      migrate(db);
+      db = Library.openDatabase(dir, folder, opts);
     } catch (e) {
-      if (e instanceof SmhError) throw e;
-      const code = (e as { code?: string }).code;
-      if (code === 'SQLITE_NOTADB') throw fail('NotALibrary', `${dbPath} is not an SQLite database`, dir);
-      throw sqliteToDomain(e);
+      // D9: a full disk cannot even hold SQLite's shared-memory file: give up the small part of
+      // the reserve and try again (reads work on a full disk; writes then say InsufficientStorage).
+      if (!(e instanceof SmhError) && isDiskFull(e, dir) && releaseReserve(dir, RESERVE_BYTES)) db = Library.openDatabase(dir, folder, opts, true);
+      else if (!(e instanceof SmhError) && isDiskFull(e, dir)) throw new SmhError('InsufficientStorage', `no space left on device for the library database; free some space (the disk holding ${dir} is full)`, dir, { cause: e });
+      else throw e;
     }
     const blobs = opts.blobStore ?? new LocalBlobStore(join(dir, 'blobs'));
     const lib = new Library(dir, db, blobs, opts.cache);
@@ -230,7 +488,8 @@ export class Library {
    */
   private static openReadOnly(dir: string, opts: LibraryOptions): Library {
     const dbPath = join(dir, DB_FILE);
-    if (!existsSync(dbPath)) throw fail('NotALibrary', `${dir} holds no smhfs library (no ${DB_FILE})`, dir);
+    // D2: the same refusals as a writable open (missing or empty database beside data: fsck).
+    Library.checkFolder(dir, false);
     let db: Database.Database | undefined;
     try {
       db = Library.readOnlyDatabase(dir);
@@ -246,7 +505,8 @@ export class Library {
     } catch (e) {
       db?.close();
       if (e instanceof SmhError) throw e;
-      if ((e as { code?: string }).code === 'SQLITE_NOTADB') throw fail('NotALibrary', `${dbPath} is not an SQLite database`, dir);
+      const code = (e as { code?: string }).code ?? '';
+      if (code === 'SQLITE_NOTADB' || code.startsWith('SQLITE_CORRUPT')) throw damaged(dir, code, e);
       throw sqliteToDomain(e);
     }
     const lib = new Library(dir, db, opts.blobStore ?? new LocalBlobStore(join(dir, 'blobs')), opts.cache);
@@ -288,30 +548,125 @@ export class Library {
   }
 
   /**
-   * The blob-store record of the library in `dir`, read without changing anything (no migration,
-   * no journal-mode switch, nothing created): callers decide which store to open before opening
-   * the library. `library` is false when `dir` holds no library database; `blobs` is undefined
-   * when there is no record — also for a database that is not an smhfs library, which
-   * `Library.open` then refuses with the proper error. Works for a user who may only read the
-   * library, as far as SQLite can read it (WAL: `library.db-shm` must exist or be creatable;
-   * otherwise `LibraryReadOnly`).
+   * The writable open's database: created 0600 when new (it, and the WAL and SHM files SQLite
+   * creates with its mode, name every file of the library), checked before anything changes,
+   * migrated. `retry`: a second attempt after a full disk, which may find the file the first made.
    */
-  static peekBlobConfig(dir: string): { library: boolean; blobs: BlobConfig | undefined } {
+  private static openDatabase(dir: string, folder: ReturnType<typeof inspectLibraryFolder>, opts: LibraryOptions, retry = false): Database.Database {
     const dbPath = join(dir, DB_FILE);
-    if (!existsSync(dbPath)) return { library: false, blobs: undefined };
+    const exists = folder.state === 'database';
+    let db: Database.Database;
+    let opened: Database.Database | undefined;
+    try {
+      if (!exists) {
+        try {
+          closeSync(openSync(dbPath, fsc.O_CREAT | fsc.O_EXCL | fsc.O_WRONLY, 0o600));
+        } catch (e) {
+          if (!retry || (e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        }
+      }
+      db = opened = new Database(dbPath, { fileMustExist: exists });
+      db.pragma('busy_timeout = 10000');
+      if (exists) {
+        // Look before changing anything: a foreign or damaged database must be left exactly as it was.
+        const tables = db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get() as { n: number };
+        const version = db.pragma('user_version', { simple: true }) as number;
+        const ours = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'nodes'").get() !== undefined;
+        // An empty database is what a crash between creating the file and the first migration leaves.
+        const emptyLeftover = tables.n === 0 && version === 0;
+        if (emptyLeftover && (!opts.create || folder.data.length > 0)) {
+          db.close();
+          throw refusal(dir, folder.data, `${dbPath} is an empty database`);
+        }
+        if (!emptyLeftover && (version === 0 || !ours)) {
+          db.close();
+          throw fail('NotALibrary', `${dbPath} is some other SQLite database, not an smhfs library`, dir);
+        }
+      }
+      db.pragma('journal_mode = WAL');
+      // NORMAL in WAL mode: consistent after any crash; a power loss may roll back the newest
+      // metadata-only transactions (as an unsynced directory would). Commits that back a
+      // durability promise (close/fsync of written content, uploads) run with FULL: see transaction().
+      db.pragma('synchronous = NORMAL');
+      migrate(db);
+    } catch (e) {
+      if (opened?.open) opened.close();
+      if (e instanceof SmhError) throw e;
+      const code = (e as { code?: string }).code ?? '';
+      if (code === 'SQLITE_NOTADB' || code.startsWith('SQLITE_CORRUPT')) throw damaged(dir, code, e);
+      if (isDiskFull(e, dir)) throw e; // the caller may give up reserve space and retry
+      throw sqliteToDomain(e);
+    }
+    return db;
+  }
+
+  /**
+   * The D2 checks of `open` on the folder alone, without opening or creating anything: throws
+   * what `open` would throw for the folder (with `create`: whether a library may be created
+   * there), else returns what it holds. `smhfs init` runs it before it touches a blob store.
+   */
+  static checkFolder(dir: string, create: boolean): ReturnType<typeof inspectLibraryFolder> {
+    const dbPath = join(dir, DB_FILE);
+    const folder = inspectLibraryFolder(dir);
+    if (folder.state === 'absent') {
+      if (!create) throw fail('NotALibrary', `there is no library at ${dir}; create one with "smhfs --library ${dir} init"`, dir);
+    } else if (folder.state === 'not-a-folder') {
+      throw fail('NotALibrary', `${dir} is not a folder`, dir);
+    } else if (folder.state === 'no-database') {
+      if (folder.data.length > 0) throw refusal(dir, folder.data, `${dir} has no ${DB_FILE}`);
+      // Other files and no library: not a library folder (init would refuse it too, so no init hint).
+      if (folder.others.length > 0) throw fail('NotALibrary', `${dir} is not empty and holds no smhfs library; choose an empty or new folder`, dir);
+      if (!create) throw refusal(dir, folder.data, `${dir} has no ${DB_FILE}`);
+    } else if (folder.state === 'empty-database') {
+      // A crash between creating the file and the first migration leaves this; nothing else does.
+      if (!create || folder.data.length > 0) throw refusal(dir, folder.data, `${dbPath} is an empty file`);
+    }
+    return folder;
+  }
+
+  /**
+   * What the library in `dir` records, read without changing anything (no migration, no
+   * journal-mode switch, nothing created): callers decide which store to open, and check it (D1),
+   * before opening the library. `library` is false when `dir` holds no library database; `blobs`
+   * is undefined when there is no record — also for a database that is not an smhfs library,
+   * which `Library.open` then refuses with the proper error; `libraryId` likewise; `referenced`
+   * is a sample of up to 16 blob keys its files reference (the D1 adoption check). Works for a
+   * user who may only read the library, as far as SQLite can read it (WAL: `library.db-shm` must
+   * exist or be creatable; otherwise `LibraryReadOnly`).
+   */
+  static peek(dir: string): { library: boolean; blobs: BlobConfig | undefined; libraryId: string | undefined; referenced: string[] } {
+    try {
+      return Library.peekOnce(dir);
+    } catch (e) {
+      // D9: as in `open`, a full disk may need the small part of the reserve for SQLite's shared memory.
+      if (e instanceof SmhError || !isDiskFull(e, dir)) throw e;
+      if (releaseReserve(dir, RESERVE_BYTES)) {
+        try {
+          return Library.peekOnce(dir);
+        } catch (e2) {
+          if (e2 instanceof SmhError || !isDiskFull(e2, dir)) throw e2;
+        }
+      }
+      throw new SmhError('InsufficientStorage', `no space left on device for the library database; free some space (the disk holding ${dir} is full)`, dir, { cause: e });
+    }
+  }
+
+  private static peekOnce(dir: string): { library: boolean; blobs: BlobConfig | undefined; libraryId: string | undefined; referenced: string[] } {
+    const none = { library: false, blobs: undefined, libraryId: undefined, referenced: [] };
+    const dbPath = join(dir, DB_FILE);
+    if (!existsSync(dbPath)) return none;
     let db: Database.Database | undefined;
     try {
       // Read-write if permitted (SQLite opens a write-protected file read-only by itself), so the
       // last connection to close can tidy the WAL files as usual.
       db = new Database(dbPath, { fileMustExist: true });
       db.pragma('busy_timeout = 10000');
-      const row = db.prepare('SELECT value FROM meta WHERE key = ?').get(BLOBS_KEY) as { value: string } | undefined;
-      return { library: true, blobs: row ? parseBlobConfig(row.value) : undefined };
+      return peekRecord(db);
     } catch (e) {
       const code = (e as { code?: string }).code ?? '';
-      // Not SQLite, or no meta table: not (yet) a library; Library.open says so properly.
-      if (code === 'SQLITE_NOTADB' || (code === 'SQLITE_ERROR' && /no such table/i.test((e as Error).message))) {
-        return { library: true, blobs: undefined };
+      // Not SQLite, damaged, or no tables: not (yet) a library; Library.open says so properly.
+      if (code === 'SQLITE_NOTADB' || code.startsWith('SQLITE_CORRUPT') || (code === 'SQLITE_ERROR' && /no such table/i.test((e as Error).message))) {
+        return { ...none, library: true };
       }
       if (code.startsWith('SQLITE_READONLY') || code === 'SQLITE_CANTOPEN' || code === 'SQLITE_PERM') {
         // A folder this process cannot write: read the record the way a read-only open would.
@@ -319,17 +674,23 @@ export class Library {
         db = undefined;
         try {
           db = Library.readOnlyDatabase(dir);
-          const row = db.prepare('SELECT value FROM meta WHERE key = ?').get(BLOBS_KEY) as { value: string } | undefined;
-          return { library: true, blobs: row ? parseBlobConfig(row.value) : undefined };
+          return peekRecord(db);
         } catch (e2) {
           if (e2 instanceof SmhError) throw e2;
           throw new SmhError('LibraryReadOnly', `cannot read ${dbPath}: ${(e2 as Error).message}`, dir, { cause: e2 });
         }
       }
+      if (isDiskFull(e, dir)) throw e;
       throw sqliteToDomain(e);
     } finally {
       db?.close();
     }
+  }
+
+  /** `peek`, the blob-store record only. */
+  static peekBlobConfig(dir: string): { library: boolean; blobs: BlobConfig | undefined } {
+    const { library, blobs } = Library.peek(dir);
+    return { library, blobs };
   }
 
   private initialise(): void {
@@ -352,12 +713,13 @@ export class Library {
   /** B6: staging folders of processes that are gone are leftovers of a crash. */
   private cleanStaging(): void {
     const base = join(this.dir, 'staging');
-    mkdirSync(this.stagingDir, { recursive: true });
-    for (const name of readdirSync(base)) {
-      const pid = Number(name.split('-')[0]);
-      if (!Number.isInteger(pid) || pid === process.pid) continue;
-      if (isLocalOwnerDead(`${hostname()}:${pid}`)) rmSync(join(base, name), { recursive: true, force: true });
+    try {
+      mkdirSync(this.stagingDir, { recursive: true });
+    } catch (e) {
+      // A full disk (D9): made when an upload needs it; deletes must not wait for it.
+      if ((e as NodeJS.ErrnoException).code !== 'ENOSPC' && (e as NodeJS.ErrnoException).code !== 'EDQUOT') throw e;
     }
+    for (const name of deadStagingFolders(this.dir)) rmSync(join(base, name), { recursive: true, force: true });
   }
 
   get libraryId(): string {
@@ -466,7 +828,7 @@ export class Library {
    * Run `fn` in one IMMEDIATE transaction (nested calls join the outer one). `durable` syncs the
    * WAL at commit (synchronous=FULL), which also makes every earlier commit durable.
    */
-  transaction<T>(fn: () => T, opts: { durable?: boolean } = {}): T {
+  transaction<T>(fn: () => T, opts: { durable?: boolean; freeing?: boolean } = {}): T {
     if (this.closed) throw fail('Internal', 'the library is closed');
     if (this.txDepth > 0) return fn();
     this.txDepth++;
@@ -474,7 +836,19 @@ export class Library {
     let result: T;
     try {
       if (opts.durable) this.db.pragma('synchronous = FULL');
-      result = this.db.transaction(fn).immediate();
+      try {
+        result = this.db.transaction(fn).immediate();
+      } catch (e) {
+        if (e instanceof SmhError || !isDiskFull(e, this.dir)) throw e;
+        // D9: a delete on a full disk may use the reserve for its WAL frames, once.
+        if (!opts.freeing || !releaseReserve(this.dir, 0)) throw this.diskFull(e);
+        this.txDrops = [];
+        try {
+          result = this.db.transaction(fn).immediate();
+        } catch (e2) {
+          throw !(e2 instanceof SmhError) && isDiskFull(e2, this.dir) ? this.diskFull(e2) : e2;
+        }
+      }
     } catch (e) {
       this.txDrops = [];
       throw sqliteToDomain(e);
@@ -488,14 +862,66 @@ export class Library {
     return result;
   }
 
-  /** Called inside a transaction: these blob keys may have lost their last reference. */
+  /**
+   * D9: the error for a full disk, saying what `smhfs trash empty` would free (the bytes of blobs
+   * only items in the recycle bin reference).
+   */
+  diskFull(cause?: unknown): SmhError {
+    let hint = '';
+    try {
+      const { bytes, items } = this.trashReclaimable();
+      hint =
+        items > 0
+          ? `; "smhfs trash empty" would free ${formatBytes(bytes)} (${items} item${items === 1 ? '' : 's'} in the recycle bin), "smhfs rm --permanent" frees a file's space at once`
+          : '; the recycle bin is empty: free space with "smhfs rm --permanent" or outside the library';
+    } catch {
+      hint = '; free space with "smhfs trash empty" or "smhfs rm --permanent"';
+    }
+    // Shell words, as the CLI prints SQLite's SQLITE_FULL: "no space left on device" (ENOSPC).
+    const what = /^SQLITE_/.test(String((cause as { code?: unknown } | undefined)?.code ?? '')) ? 'the library database' : 'the library\'s files';
+    return new SmhError('InsufficientStorage', `no space left on device for ${what}${hint}`, undefined, { cause });
+  }
+
+  /**
+   * Make (or fill up) the reserve that keeps deletes working on a full disk (D9). `smhfs init`
+   * and every mount/serve start call it; a library closes it back to full size when it can.
+   */
+  ensureReserve(): void {
+    topUpReserve(this.dir);
+  }
+
+  /** Bytes of the blobs that only nodes in recycle bins reference: what emptying the bins frees. */
+  trashReclaimable(): { bytes: number; items: number } {
+    const row = this.db
+      .prepare(
+        `WITH RECURSIVE bin(id) AS (SELECT trash FROM spaces UNION ALL SELECT e.node FROM entries e JOIN bin ON e.parent = bin.id)
+         SELECT coalesce(sum(size), 0) AS bytes FROM (
+           SELECT n.blob, max(n.size) AS size FROM nodes n WHERE n.id IN (SELECT id FROM bin) AND n.blob IS NOT NULL AND n.blob != ?
+             AND NOT EXISTS (SELECT 1 FROM nodes m WHERE m.blob = n.blob AND m.id NOT IN (SELECT id FROM bin))
+           GROUP BY n.blob)`,
+      )
+      .get(EMPTY_BLOB_KEY) as { bytes: number };
+    const items = (this.db.prepare('SELECT count(*) AS n FROM recycle_items').get() as { n: number }).n;
+    return { bytes: row.bytes, items };
+  }
+
+  /**
+   * Called inside a transaction: these blob keys may have lost their last reference. They are
+   * queued in the same transaction (D3: the record survives a crash) and collected after it commits.
+   */
   dropBlobs(keys: string[]): void {
-    this.txDrops.push(...keys);
+    if (this.txDepth === 0) throw fail('Internal', 'dropBlobs outside a transaction');
+    const t = nowUs();
+    for (const k of keys) {
+      if (k === EMPTY_BLOB_KEY) continue;
+      this.q.enqueue.run(k, t);
+      this.txDrops.push(k);
+    }
   }
 
   /** Called inside the commit that references a stored blob: its upload lease ends. */
   useLease(ref: BlobRef): void {
-    if (ref.lease !== undefined) this.q.deletePending.run(ref.lease);
+    if (ref.lease !== undefined && this.q.deletePending.run(ref.lease).changes > 0) this.leasesOut = Math.max(0, this.leasesOut - 1);
     if (ref.key !== EMPTY_BLOB_KEY && this.q.doomed.get(ref.key)) {
       throw fail('Busy', 'the blob is being garbage-collected; retry the write');
     }
@@ -521,7 +947,14 @@ export class Library {
     const staged = join(this.stagingDir, `upload-${randomBytes(8).toString('hex')}`);
     const hasher = new HashingTransform();
     try {
-      await pipeline(body, hasher, createWriteStream(staged));
+      try {
+        mkdirSync(this.stagingDir, { recursive: true }); // not made at open on a full disk
+        await pipeline(body, hasher, createWriteStream(staged));
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'ENOSPC' || code === 'EDQUOT') throw this.diskFull(e);
+        throw e;
+      }
       const h = hasher.digest();
       return await this.storeHashed(staged, h.sha256, h.md5, h.size, true, opts.onProgress);
     } finally {
@@ -555,6 +988,7 @@ export class Library {
       if (consume) await unlink(path).catch(() => undefined);
     } catch (e) {
       this.releaseLease(lease);
+      if (isSmhError(e, 'InsufficientStorage')) throw this.diskFull(e); // D9, with what the bin would free
       if (isSmhError(e)) throw e;
       throw new SmhError('BlobUnavailable', `storing the blob failed: ${(e as Error).message}`, undefined, { cause: e });
     }
@@ -564,15 +998,21 @@ export class Library {
   private async takeLease(key: string): Promise<number> {
     for (let attempt = 0; ; attempt++) {
       const lease = this.transaction(() => {
-        const doomed = this.q.doomed.get(key) as { created: number } | undefined;
+        const doomed = this.q.doomed.get(key) as { created: number; owner: string | null } | undefined;
         if (doomed) {
-          // A collector that died mid-delete leaves its row behind; after a minute it is stale.
-          if (nowUs() - doomed.created < 60_000_000) return undefined;
+          // A collector that died mid-delete leaves its row behind: the key is no one's, and the
+          // upload that follows stores the bytes again if the delete happened.
+          if (!ownerGone(doomed.owner, doomed.created)) return undefined;
           this.q.undoom.run(key);
         }
-        return Number(this.q.insertPending.run(key, OWNER, nowUs()).lastInsertRowid);
+        const t = nowUs();
+        return Number(this.q.insertPending.run(key, OWNER, t, t).lastInsertRowid);
       });
-      if (lease !== undefined) return lease;
+      if (lease !== undefined) {
+        this.leasesOut++;
+        this.startHeartbeat();
+        return lease;
+      }
       if (attempt > 200) throw fail('Busy', 'a blob with the same content is being deleted; retry');
       // Our own collector deleting it: go on the moment it is done (writing the same bytes again
       // right after deleting them is common: rm, then cp again). Another process's: poll.
@@ -581,14 +1021,137 @@ export class Library {
     }
   }
 
+  /** End an upload lease without a commit: its key is queued (collected if nothing references it). */
   private releaseLease(lease: number): void {
-    this.transaction(() => this.q.deletePending.run(lease));
+    this.transaction(() => {
+      const row = this.q.pendingById.get(lease) as { key: string } | undefined;
+      if (!row) return;
+      this.q.deletePending.run(lease);
+      this.leasesOut = Math.max(0, this.leasesOut - 1);
+      this.dropBlobs([row.key]);
+    }, FREEING);
   }
 
   /** A stored blob that will not be committed: drop its lease and collect it if unreferenced. */
   abandonBlob(ref: BlobRef): void {
     if (ref.lease !== undefined) this.releaseLease(ref.lease);
-    this.scheduleCollect([ref.key]);
+    else if (ref.key !== EMPTY_BLOB_KEY) this.transaction(() => this.dropBlobs([ref.key]), FREEING);
+  }
+
+  // ───────────────────────────── holds (D7) ─────────────────────────────
+
+  /**
+   * Hold `key`'s bytes for a reader (D7): until `release()`, no collector in any process deletes
+   * them, even once no file references them. Refused (FileNotFound) when the bytes are already
+   * gone or being deleted — the file the caller resolved was deleted meanwhile: resolve again.
+   * One row per key and process, counted in memory, so holding a key twice costs no write. On a
+   * library this user may only read nothing can be recorded: the hold is then a no-op (such a
+   * reader cannot protect its bytes, as before holds existed).
+   */
+  holdBlob(key: string): BlobHold {
+    if (key === EMPTY_BLOB_KEY) return NO_HOLD;
+    if (this.readOnly) return { key, release: () => undefined }; // nothing can be recorded (see above)
+    let entry = this.holds.get(key);
+    if (!entry) {
+      let id: number;
+      try {
+        id = this.transaction(() => {
+          if (this.q.doomed.get(key)) throw fail('FileNotFound', 'the file was deleted while it was being opened (its bytes are being deleted)', key);
+          if (!this.q.referenced.get(key) && !this.q.pendingKey.get(key) && !this.q.queued.get(key)) {
+            throw fail('FileNotFound', 'the file was deleted while it was being opened (its bytes are gone)', key);
+          }
+          const t = nowUs();
+          return Number(this.q.insertHold.run(key, OWNER, t, t).lastInsertRowid);
+        });
+      } catch (e) {
+        if (isSmhError(e, 'LibraryReadOnly')) return { key, release: () => undefined };
+        throw e;
+      }
+      entry = { id, refs: 0 };
+      this.holds.set(key, entry);
+      this.startHeartbeat();
+    }
+    entry.refs++;
+    const held = entry;
+    let released = false;
+    return {
+      key,
+      release: () => {
+        if (released) return;
+        released = true;
+        if (--held.refs > 0 || this.holds.get(key) !== held) return;
+        this.holds.delete(key);
+        if (this.closed) return; // close() dropped the rows
+        let queued = false;
+        try {
+          queued = this.transaction(() => {
+            this.q.deleteHold.run(held.id);
+            return this.q.queued.get(key) !== undefined;
+          }, FREEING);
+        } catch (e) {
+          // The row stays until this process is gone or the next collection reaps it.
+          console.error(`smhfs: releasing a blob hold failed (it is cleaned up later): ${(e as Error).message}`);
+          return;
+        }
+        if (queued) this.scheduleCollect([key]);
+      },
+    };
+  }
+
+  /** Keep this process's holds and leases alive for other processes' collectors. */
+  private startHeartbeat(): void {
+    if (this.heartbeat || this.closed) return;
+    this.heartbeat = setInterval(() => {
+      if (this.closed) return;
+      try {
+        const t = nowUs();
+        const n = this.transaction(() => this.q.beatHolds.run(t, OWNER).changes + this.q.beatPending.run(t, OWNER).changes);
+        if (n === 0 && this.holds.size === 0) {
+          this.leasesOut = 0;
+          clearInterval(this.heartbeat);
+          this.heartbeat = undefined;
+        }
+      } catch (e) {
+        console.error(`smhfs: blob hold heartbeat failed (will retry): ${(e as Error).message}`);
+      }
+    }, HEARTBEAT_MS);
+    this.heartbeat.unref();
+  }
+
+  /**
+   * Clean the rows of processes that are gone (`ownerGone`): their holds are dropped, their
+   * upload leases end (the keys are queued: collected unless something references them), and
+   * keys their collector had doomed are queued again (their delete may or may not have happened).
+   */
+  reapDeadOwners(opts: { dryRun?: boolean } = {}): ReapResult {
+    const now = nowUs();
+    const deadHolders = (this.q.holdOwners.all() as Array<{ owner: string; heartbeat: number }>)
+      .filter((h) => ownerGone(h.owner, h.heartbeat, now))
+      .map((h) => h.owner);
+    const deadLeases = (this.q.pendingAll.all() as Array<{ id: number; key: string; owner: string; created: number; heartbeat: number | null }>).filter(
+      (p) => p.owner !== OWNER && (p.heartbeat === null ? isLocalOwnerDead(p.owner) || now - p.created > LEGACY_LEASE_STALE_US : ownerGone(p.owner, p.heartbeat, now)),
+    );
+    const deadDoomed = (this.q.doomedAll.all() as Array<{ key: string; created: number; owner: string | null }>).filter(
+      (d) => d.owner !== OWNER && ownerGone(d.owner, d.created, now),
+    );
+    const r: ReapResult = { holds: 0, leases: deadLeases.length, doomed: deadDoomed.length };
+    if (opts.dryRun) {
+      r.holds = deadHolders.length === 0 ? 0 : (this.db.prepare(`SELECT count(*) AS n FROM blob_holds WHERE owner IN (${deadHolders.map(() => '?').join(',')})`).get(...deadHolders) as { n: number }).n;
+      return r;
+    }
+    if (deadHolders.length === 0 && deadLeases.length === 0 && deadDoomed.length === 0) return r;
+    this.transaction(() => {
+      for (const o of deadHolders) r.holds += this.q.deleteHoldsOf.run(o).changes;
+      for (const p of deadLeases) {
+        this.q.deletePending.run(p.id);
+        this.dropBlobs([p.key]);
+      }
+      for (const d of deadDoomed) {
+        this.q.undoom.run(d.key);
+        this.dropBlobs([d.key]);
+      }
+    }, FREEING);
+    return r;
   }
 
   /** Size of a committed blob (content-addressed, so any node holding it knows). */
@@ -623,16 +1186,24 @@ export class Library {
   }
 
   /**
-   * T6: delete these blobs if no committed metadata and no upload lease references them. They
-   * are marked doomed first (in a transaction), so no new commit can start using them.
+   * T6/D3: delete those of these queued keys that no committed metadata, no upload lease and no
+   * hold references. They are doomed first (in a transaction), so no new commit or hold can start
+   * using them; a referenced key leaves the queue; a leased or held one stays queued.
    */
   private async collectKeys(keys: string[]): Promise<number> {
     const doomed = this.transaction(() =>
       keys.filter((k) => {
-        if (this.q.referenced.get(k) || this.q.pendingKey.get(k)) return false;
-        this.q.doom.run(k, nowUs());
+        if (!this.q.queued.get(k)) return false; // not (or no longer) on the library's records
+        if (this.q.referenced.get(k)) {
+          this.q.dequeue.run(k);
+          return false;
+        }
+        if (this.q.pendingKey.get(k) || this.q.held.get(k)) return false;
+        this.q.doom.run(k, nowUs(), OWNER);
+        this.q.dequeue.run(k);
         return true;
       }),
+      FREEING,
     );
     let deleted = 0;
     const done = new Map<string, () => void>();
@@ -641,51 +1212,114 @@ export class Library {
       this.deleting.delete(k);
       done.get(k)?.();
     };
+    let failure: unknown;
     try {
       for (const key of doomed) {
         try {
           await this.blobs.delete(key);
-          if (!this.closed) this.transaction(() => this.q.undoom.run(key));
+          if (!this.closed) this.transaction(() => this.q.undoom.run(key), FREEING);
           deleted++;
+        } catch (e) {
+          // Back on the queue for the next collection; the bytes are intact or gone, both fine.
+          failure ??= e;
+          if (!this.closed) {
+            this.transaction(() => {
+              this.q.undoom.run(key);
+              this.q.enqueue.run(key, nowUs());
+            }, FREEING);
+          }
         } finally {
           finish(key);
         }
       }
     } finally {
-      for (const k of doomed) finish(k); // a failed delete leaves its row doomed: writers poll it out
+      for (const k of doomed) finish(k); // closed mid-way: rows left doomed are reaped once this process is gone
     }
+    if (failure !== undefined) throw failure;
     return deleted;
   }
 
-  /** Full collection: every stored blob that nothing references (crash leftovers, B6). */
-  async collectGarbage(): Promise<{ deleted: number }> {
-    this.transaction(() => {
-      for (const p of this.q.pendingAll.all() as Array<{ id: number; owner: string; created: number }>) {
-        const old = nowUs() - p.created > 24 * 3600 * 1_000_000;
-        if (p.owner !== OWNER && (old || isLocalOwnerDead(p.owner))) this.q.deletePending.run(p.id);
-      }
-    });
+  /**
+   * Collection from the library's own records (D3, B6): reap the rows of dead processes, then
+   * delete every queued key nothing references, leases or holds (up to `limit` keys looked at).
+   * Never lists the store: orphans no record mentions are `smhfs gc`'s (collectOrphans).
+   */
+  async collectGarbage(opts: { limit?: number } = {}): Promise<{ deleted: number; reaped: ReapResult }> {
+    const reaped = this.reapDeadOwners();
+    const limit = opts.limit ?? Infinity;
     let deleted = 0;
-    const leftovers = (this.q.doomedAll.all() as Array<{ key: string }>).map((r) => r.key);
-    for (const key of leftovers) {
-      if (this.q.referenced.get(key)) {
-        this.transaction(() => this.q.undoom.run(key));
-        continue;
-      }
-      await this.blobs.delete(key);
-      this.transaction(() => this.q.undoom.run(key));
-      deleted++;
+    let seen = 0;
+    let after = '';
+    while (seen < limit && !this.closed) {
+      const keys = (this.q.queuePage.all(after, Math.min(500, limit - seen)) as Array<{ key: string }>).map((r) => r.key);
+      if (keys.length === 0) break;
+      seen += keys.length;
+      after = keys[keys.length - 1]!;
+      deleted += await this.collectKeys(keys);
     }
-    let batch: string[] = [];
+    while (this.gcRunning) await this.gcRunning;
+    return { deleted, reaped };
+  }
+
+  /** Does any record of the library mention `key` (a file, an upload, a hold, the queue, a deletion)? */
+  private mentioned(key: string): boolean {
+    return (
+      this.q.referenced.get(key) !== undefined ||
+      this.q.pendingKey.get(key) !== undefined ||
+      this.q.held.get(key) !== undefined ||
+      this.q.queued.get(key) !== undefined ||
+      this.q.doomed.get(key) !== undefined
+    );
+  }
+
+  /**
+   * D3, `smhfs gc`: the keys in the store that no record of the library mentions (orphans), with
+   * their size and age. The only place the store is listed to find garbage; it deletes nothing.
+   */
+  async listOrphans(onProgress?: (listed: number) => void): Promise<BlobInfo[]> {
+    const out: BlobInfo[] = [];
+    let listed = 0;
     for await (const b of this.blobs.list()) {
-      batch.push(b.key);
-      if (batch.length >= 500) {
-        deleted += await this.collectKeys(batch);
-        batch = [];
+      if (b.key !== EMPTY_BLOB_KEY && !this.mentioned(b.key)) out.push(b);
+      if (++listed % 1000 === 0) onProgress?.(listed);
+    }
+    onProgress?.(listed);
+    return out;
+  }
+
+  /**
+   * Delete orphans found by `listOrphans`. Each batch is doomed first (in a transaction that
+   * checks again that nothing mentions the key), so an upload of the same bytes that started
+   * since waits, and a crash leaves doomed rows that the next collection finishes.
+   */
+  async deleteOrphans(keys: string[], onProgress?: (deleted: number) => void): Promise<{ deleted: number }> {
+    let deleted = 0;
+    for (let i = 0; i < keys.length && !this.closed; i += 200) {
+      const batch = this.transaction(() =>
+        keys.slice(i, i + 200).filter((k) => {
+          if (k === EMPTY_BLOB_KEY || this.mentioned(k)) return false;
+          this.q.doom.run(k, nowUs(), OWNER);
+          return true;
+        }),
+        FREEING,
+      );
+      for (const key of batch) {
+        try {
+          await this.blobs.delete(key);
+        } finally {
+          this.transaction(() => this.q.undoom.run(key), FREEING);
+        }
+        deleted++;
+        if (deleted % 100 === 0) onProgress?.(deleted);
       }
     }
-    if (batch.length > 0) deleted += await this.collectKeys(batch);
+    onProgress?.(deleted);
     return { deleted };
+  }
+
+  /** Keys on the library's deletion queue (fsck, gc). */
+  queuedBlobCount(): number {
+    return (this.db.prepare('SELECT count(*) AS n FROM blob_queue').get() as { n: number }).n;
   }
 
   // ───────────────────────────── tasks (L15) ─────────────────────────────
@@ -724,7 +1358,7 @@ export class Library {
               );
               if (t) this.q.claim.run(OWNER, nowUs(), nowUs(), t.id);
               return t;
-            });
+            }, FREEING);
             if (!claimed || this.closed) break;
             await this.runTask(claimed, onProgress);
           }
@@ -734,6 +1368,14 @@ export class Library {
       })();
     }
     await this.taskRun;
+    // A backlog left by a crash or by a reader's hold: a command takes a bounded share of it.
+    if (!this.closed && this.q.queueAny.get()) {
+      try {
+        await this.collectGarbage({ limit: COMMAND_COLLECT_LIMIT });
+      } catch (e) {
+        if (!isSmhError(e, 'LibraryReadOnly') && !isSmhError(e, 'Busy')) throw e;
+      }
+    }
     while (this.gcRunning) await this.gcRunning;
   }
 
@@ -743,30 +1385,33 @@ export class Library {
       for (;;) {
         if (this.closed) return;
         const r = space.purgeBatch(t.root, TASK_BATCH);
-        this.transaction(() => this.q.progress.run(r.deleted, nowUs(), nowUs(), t.id));
+        this.transaction(() => this.q.progress.run(r.deleted, nowUs(), nowUs(), t.id), FREEING);
         onProgress?.(this.task(t.id));
         if (r.finished) break;
         await new Promise((res) => setImmediate(res));
       }
-      this.transaction(() => this.q.finish.run('done', null, nowUs(), t.id));
+      this.transaction(() => this.q.finish.run('done', null, nowUs(), t.id), FREEING);
     } catch (e) {
       if (this.closed) return;
-      this.transaction(() => this.q.finish.run('failed', (e as Error).message, nowUs(), t.id));
+      this.transaction(() => this.q.finish.run('failed', (e as Error).message, nowUs(), t.id), FREEING);
     }
     onProgress?.(this.task(t.id));
   }
 
   /**
    * For long-running processes (mount, serve): run tasks as they come, purge expired bin items
-   * (T5) and collect garbage periodically. Timers are unref'd so they never keep a process alive.
+   * (T5) and collect the deletion queue periodically (D3: the library's own records; the store is
+   * never listed). Timers are unref'd so they never keep a process alive.
    */
   startBackground(intervalMs = 60_000): void {
     if (this.background || this.readOnly) return;
+    this.ensureReserve();
     const tick = async () => {
       try {
         for (const name of this.spaceNames()) await this.space(name).purgeExpired(this.retentionDays);
         this.transaction(() => this.q.purgeTokens.run(nowUs()));
         await this.runTasks();
+        await this.collectGarbage();
       } catch (e) {
         console.error(`smhfs: background maintenance failed: ${(e as Error).message}`);
       }
@@ -774,7 +1419,6 @@ export class Library {
     this.background = setInterval(() => void tick(), intervalMs);
     this.background.unref();
     void tick();
-    void this.collectGarbage().catch((e) => console.error(`smhfs: garbage collection failed: ${(e as Error).message}`));
   }
 
   // ───────────────────────────── tokens (SMH access tokens) ─────────────────────────────
@@ -833,9 +1477,31 @@ export class Library {
   close(): void {
     if (this.closed) return;
     if (this.background) clearInterval(this.background);
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    // A clean exit ends this process's holds and its uncommitted uploads' leases (queued, so the
+    // next collection deletes what nothing references).
+    // Not this.transaction(): nothing is collected on the way out.
+    try {
+      if (this.q.ownsRows.get(OWNER, OWNER)) this.db
+        .transaction(() => {
+          this.q.deleteHoldsOf.run(OWNER);
+          const t = nowUs();
+          for (const l of this.q.pendingOf.all(OWNER) as Array<{ id: number; key: string }>) {
+            this.q.deletePending.run(l.id);
+            if (l.key !== EMPTY_BLOB_KEY) this.q.enqueue.run(l.key, t);
+          }
+        })
+        .immediate();
+    } catch {
+      // read-only or busy: the rows are reaped once this process is gone
+    }
+    this.holds.clear();
     this.closed = true;
     this.db.close();
     rmSync(this.stagingDir, { recursive: true, force: true });
+    // After the WAL and shared memory are gone, their space counts as free again.
+    // A read-only open creates nothing, the reserve included.
+    if (!this.readOnly && existsSync(join(this.dir, RESERVE_FILE))) topUpReserve(this.dir);
     // Releases the read descriptors the local store keeps; its close starts synchronously.
     if (this.ownsBlobs) void this.blobs.close?.()?.catch(() => undefined);
   }

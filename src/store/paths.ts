@@ -16,6 +16,18 @@ export type PathRole = 'source' | 'destination';
 
 const byteLength = (s: string): number => Buffer.byteLength(s, 'utf8');
 
+/** A UTF-16 surrogate without its partner: a string that has no UTF-8 form. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * D5: names and link targets are stored as given or refused, never altered: a string that is not
+ * well-formed Unicode (a lone surrogate, what a lossy decoding of foreign bytes can leave) cannot
+ * be written as UTF-8 without changing it, so it is refused.
+ */
+export function checkUtf8(s: string, subject: string, what = 'a name'): void {
+  if (LONE_SURROGATE.test(s)) throw fail('NameNotUtf8', `${what} is not valid UTF-8 (it holds a lone UTF-16 surrogate); names are never altered`, subject);
+}
+
 /**
  * Parse a space-relative path. `role` picks the error code for '.'/'..' segments (N3). Name
  * lengths are checked where the name is used (lookup or creation), which knows the right code.
@@ -27,6 +39,7 @@ export function splitPath(path: string, role: PathRole = 'source'): string[] {
     throw fail('PathTooLong', `a path is at most ${MAX_PATH_BYTES} bytes (PATH_MAX), this one is ${byteLength(path)}`, truncateUtf8(path, 200) + '…');
   }
   const segs = path.split('/').filter((s) => s.length > 0);
+  checkUtf8(path, path, 'the path');
   for (const s of segs) {
     if (s === '.' || s === '..') {
       throw fail(
@@ -49,6 +62,7 @@ export function validateName(name: string, isDir: boolean, subject?: string): vo
   if (name.length === 0 || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
     throw fail('InvalidFileName', `'${name}' is not a valid name`, subject ?? name);
   }
+  checkUtf8(name, subject ?? name);
   if (byteLength(name) > MAX_NAME_BYTES) {
     throw fail(
       isDir ? 'DirectoryNameLengthExceed' : 'FileNameLengthExceed',
@@ -64,6 +78,7 @@ export function validateLinkTarget(target: string, subject: string): void {
     throw fail('FileNotFound', 'a link target must not be empty', subject);
   }
   if (target.includes('\0')) throw fail('InvalidArgument', 'a link target must not contain NUL', subject);
+  checkUtf8(target, subject, 'the link target');
   if (byteLength(target) > MAX_LINK_TARGET_BYTES) {
     throw fail('LinkTargetTooLong', `link target is longer than ${MAX_LINK_TARGET_BYTES} bytes`, subject);
   }

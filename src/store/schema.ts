@@ -6,7 +6,8 @@
  * Identity (`nodes`) is separate from naming (`entries`): a rename or move is one UPDATE of an
  * entry, and a bound link stores a node id, so it survives every rename of its target (L9).
  * A node without an entry is either a space root, a space's recycle-bin node, a link cascaded
- * into the bin (state 'detached', L12), or a directory being purged (state 'purging', L15).
+ * into the bin (state 'detached', L12), or a directory being purged (state 'purging', L15);
+ * `smhfs fsck` reports any other (src/store/fsck.ts).
  */
 import { createHash } from 'node:crypto';
 import type Database from 'better-sqlite3';
@@ -176,6 +177,27 @@ export const MIGRATIONS: readonly string[] = [
   END;
   CREATE INDEX recycle_items_by_space ON recycle_items(space, id);
   CREATE INDEX recycle_items_by_age ON recycle_items(space, removed_at);
+  `,
+  // 5: data safety (D3, D7). `blob_queue` is the durable record of keys whose last reference a
+  // committed transaction dropped (written in that transaction): the collector deletes only from
+  // it, so a crash between commit and deletion leaks nothing. `blob_holds` are cross-process
+  // holds on blobs open for reading (a CLI cat, a serve download, a mount's open file): the
+  // collector never deletes a held key. Holds and upload leases carry a heartbeat; a doomed row
+  // names the collector deleting it, so a dead collector's rows can be told from a live one's.
+  `
+  CREATE TABLE blob_queue (key TEXT PRIMARY KEY, queued INTEGER NOT NULL);
+  CREATE TABLE blob_holds (
+    id        INTEGER PRIMARY KEY,
+    key       TEXT    NOT NULL,
+    owner     TEXT    NOT NULL,
+    heartbeat INTEGER NOT NULL,
+    created   INTEGER NOT NULL
+  );
+  CREATE INDEX blob_holds_by_key ON blob_holds(key);
+  CREATE INDEX blob_holds_by_owner ON blob_holds(owner);
+  ALTER TABLE blob_pending ADD COLUMN heartbeat INTEGER;
+  CREATE INDEX blob_pending_by_owner ON blob_pending(owner);
+  ALTER TABLE blob_doomed ADD COLUMN owner TEXT;
   `,
 ];
 

@@ -170,6 +170,16 @@ export interface TreeOpOptions {
 
 export const nowUs = (): number => Date.now() * 1000;
 
+/**
+ * D10: how absolute link targets are read, given per call — never a property of the library, so
+ * a link resolves the same whether or not a mount is running in this process. The mount passes
+ * its mountpoint (an absolute target under it is taken relative to the space root, L1); HTTP and
+ * the CLI pass nothing (an absolute target then leads nowhere: it dangles).
+ */
+export interface ResolveContext {
+  mountpoint?: string | undefined;
+}
+
 /** A user-given string inside a message, cut short: errors never echo a megabyte back. */
 export function quote(s: string, maxBytes = 200): string {
   const cut = truncateUtf8(s, maxBytes);
@@ -213,8 +223,9 @@ export class Space {
 
   // ───────────────────────────── transactions ─────────────────────────────
 
-  private tx<T>(fn: () => T, durable = false): T {
-    return this.lib.transaction(fn, { durable });
+  /** `freeing`: a delete, which may use the library's reserve space on a full disk (D9). */
+  private tx<T>(fn: () => T, durable = false, freeing = false): T {
+    return this.lib.transaction(fn, { durable, freeing });
   }
 
   // ───────────────────────────── resolution ─────────────────────────────
@@ -421,10 +432,10 @@ export class Space {
     return info;
   }
 
-  stat(path: string, opts: { follow?: boolean } = {}): NodeInfo {
+  stat(path: string, opts: { follow?: boolean } & ResolveContext = {}): NodeInfo {
     return this.lib.snapshot(() => {
       const r = this.resolve(path);
-      if (opts.follow && r.row.kind === 'link') return this.followForMount(r);
+      if (opts.follow && r.row.kind === 'link') return this.followForMount(r, opts);
       return this.infoOf(r.row, { where: r.inTrash ? 'trash' : 'live', segs: r.segs });
     });
   }
@@ -481,8 +492,8 @@ export class Space {
   }
 
   /** Follow a link the way the kernel would for the mount (used by stat with follow). */
-  private followForMount(r: Resolved): NodeInfo {
-    const target = this.followLink(r.row, r.segs, 'parent-relative');
+  private followForMount(r: Resolved, ctx: ResolveContext): NodeInfo {
+    const target = this.followLink(r.row, r.segs, 'parent-relative', ctx);
     if (!target) throw fail('FileNotFound', 'the link dangles', joinPath(r.segs));
     return this.infoOf(target.row, { where: target.inTrash ? 'trash' : 'live', segs: target.segs });
   }
@@ -496,6 +507,7 @@ export class Space {
     link: NodeRow,
     linkSegs: string[],
     mode: 'parent-relative' | 'one-hop',
+    ctx: ResolveContext,
     escape?: Escape,
   ): Resolved | undefined {
     let cur = link;
@@ -508,7 +520,7 @@ export class Space {
         if (loc.where === 'gone' || !row) return undefined;
         next = { row, segs: loc.segs, parent: null, name: loc.segs[loc.segs.length - 1] ?? '', inTrash: loc.where === 'trash' };
       } else {
-        next = this.resolvePathTarget(cur, segs, escape);
+        next = this.resolvePathTarget(cur, segs, ctx, escape);
       }
       if (!next) return undefined;
       if (next.row.kind !== 'link' || mode === 'one-hop') return next;
@@ -523,15 +535,15 @@ export class Space {
    * 'space') never leaves the space: '..' at the root stays there, as in a chroot (N3 refuses such
    * keys today; this keeps any older one inside).
    */
-  private resolvePathTarget(link: NodeRow, linkSegs: string[], escape?: Escape): Resolved | undefined {
+  private resolvePathTarget(link: NodeRow, linkSegs: string[], ctx: ResolveContext, escape?: Escape): Resolved | undefined {
     const stored = link.link_path!;
     let start: string[];
     let rest: string[];
     if (link.link_base === 'space') {
-      return this.lexicalWalk([], spaceKeySegs(stored), 0, escape);
+      return this.lexicalWalk([], spaceKeySegs(stored), 0, ctx, escape);
     } else {
       if (stored.startsWith('/')) {
-        const mp = this.lib.mountpoint;
+        const mp = ctx.mountpoint?.replace(/\/+$/, '');
         if (!mp || !(stored === mp || stored.startsWith(mp + '/'))) {
           if (escape) escape.outside = true;
           return undefined;
@@ -543,7 +555,7 @@ export class Space {
         rest = stored.split('/').filter((s) => s.length > 0);
       }
     }
-    return this.lexicalWalk(start, rest, 0, escape);
+    return this.lexicalWalk(start, rest, 0, ctx, escape);
   }
 
   /**
@@ -551,7 +563,7 @@ export class Space {
    * intermediate components as the kernel would. Returns undefined if anything is missing, or if
    * the walk climbs above the space root (then `escape.outside` is set: outside the mount).
    */
-  private lexicalWalk(start: string[], rest: string[], depth: number, escape?: Escape): Resolved | undefined {
+  private lexicalWalk(start: string[], rest: string[], depth: number, ctx: ResolveContext, escape?: Escape): Resolved | undefined {
     if (depth > MAX_LINK_HOPS) throw fail('TooManyLinks', 'too many levels of symbolic links');
     let segs = [...start];
     let cur: Resolved;
@@ -566,7 +578,7 @@ export class Space {
       if (seg === '..') {
         if (cur.row.kind === 'link') {
           // the kernel follows a link before stepping out of where it leads
-          const t = this.followLink(cur.row, cur.segs, 'parent-relative', escape);
+          const t = this.followLink(cur.row, cur.segs, 'parent-relative', ctx, escape);
           if (!t) return undefined;
           cur = t;
           segs = t.segs;
@@ -580,7 +592,7 @@ export class Space {
         continue;
       }
       if (cur.row.kind === 'link') {
-        const t = this.followLink(cur.row, cur.segs, 'parent-relative', escape);
+        const t = this.followLink(cur.row, cur.segs, 'parent-relative', ctx, escape);
         if (!t) return undefined;
         cur = t;
         segs = t.segs;
@@ -598,12 +610,12 @@ export class Space {
    * L6: what a dialect GET/HEAD reads. 'smh' follows bound and path links; 'bos' follows one
    * hop and refuses secondary links (InvalidTargetType) and missing targets (SymlinkTargetNotExist).
    */
-  resolveRead(path: string, how: 'smh' | 'bos'): { node: NodeInfo; link?: NodeInfo } {
+  resolveRead(path: string, how: 'smh' | 'bos', ctx: ResolveContext = {}): { node: NodeInfo; link?: NodeInfo } {
     const r = this.resolve(path);
     if (r.row.kind === 'dir') throw fail(how === 'bos' ? 'FileNotFound' : 'IsADirectory', 'is a directory', path);
     if (r.row.kind !== 'link') return { node: this.infoOf(r.row, { where: r.inTrash ? 'trash' : 'live', segs: r.segs }) };
     const link = this.infoOf(r.row, { where: r.inTrash ? 'trash' : 'live', segs: r.segs });
-    const target = this.followLink(r.row, r.segs, how === 'bos' ? 'one-hop' : 'parent-relative');
+    const target = this.followLink(r.row, r.segs, how === 'bos' ? 'one-hop' : 'parent-relative', ctx);
     if (!target || target.row.kind === 'dir') {
       throw fail(how === 'bos' ? 'SymlinkTargetNotExist' : 'SourceFileNotFound', 'the link target does not exist', path);
     }
@@ -840,15 +852,16 @@ export class Space {
   }
 
   /**
-   * L1: symlink(2). Bound when TARGET resolves now (relative to the link's parent, or under the
-   * mountpoint when absolute) to a live regular file; otherwise a path link storing TARGET.
+   * L1: symlink(2). Bound when TARGET resolves now (relative to the link's parent, or under
+   * `mountpoint` when absolute: the mount's resolve context, D10) to a live regular file;
+   * otherwise a path link storing TARGET.
    */
-  symlink(linkPath: string, target: string, opts: { mountpoint?: string; uid?: number; gid?: number } = {}): NodeInfo {
+  symlink(linkPath: string, target: string, opts: ResolveContext & { uid?: number; gid?: number } = {}): NodeInfo {
     validateLinkTarget(target, linkPath);
     return this.tx(() => {
       const { parent, name, segs } = this.parentOf(linkPath, false);
       if (this.occupied(parent.id, name)) throw fail('SameNameDirectoryOrFileExists', 'the link name exists', linkPath);
-      const bound = this.bindableTarget(segs.slice(0, -1), target, opts.mountpoint ?? this.lib.mountpoint);
+      const bound = this.bindableTarget(segs.slice(0, -1), target, opts);
       if (bound !== undefined) this.checkLinkRoom(bound, 1, linkPath);
       const id = this.insertNode({
         kind: 'link',
@@ -863,11 +876,11 @@ export class Space {
     });
   }
 
-  private bindableTarget(parentSegs: string[], target: string, mountpoint: string | undefined): number | undefined {
+  private bindableTarget(parentSegs: string[], target: string, ctx: ResolveContext): number | undefined {
     let start: string[];
     let rest: string;
     if (target.startsWith('/')) {
-      const mp = mountpoint?.replace(/\/+$/, '');
+      const mp = ctx.mountpoint?.replace(/\/+$/, '');
       if (!mp || !(target === mp || target.startsWith(mp + '/'))) return undefined;
       start = [];
       rest = target.slice(mp.length);
@@ -877,7 +890,7 @@ export class Space {
     }
     let r: Resolved | undefined;
     try {
-      r = this.lexicalWalk(start, rest.split('/').filter((s) => s.length > 0), 0);
+      r = this.lexicalWalk(start, rest.split('/').filter((s) => s.length > 0), 0, ctx);
     } catch {
       return undefined;
     }
@@ -1229,7 +1242,7 @@ export class Space {
     }
     const escape = { outside: false };
     try {
-      this.lexicalWalk(parentSegs, rest, 0, escape);
+      this.lexicalWalk(parentSegs, rest, 0, {}, escape); // a dialect or the CLI: no mountpoint (D10)
     } catch {
       // a loop (ELOOP) resolves nowhere
     }
@@ -1365,7 +1378,7 @@ export class Space {
       }
       this.purgeNode(r.row);
       return {};
-    });
+    }, false, opts.permanent === true);
   }
 
   setattr(pathOrId: string | number, attrs: Attrs): NodeInfo {
@@ -1619,7 +1632,7 @@ export class Space {
 
   /** T5: purge one item permanently; a directory becomes a background task (L15). */
   purge(id: number): { taskId?: number } {
-    return this.tx(() => this.purgeItem(this.item(id)));
+    return this.tx(() => this.purgeItem(this.item(id)), false, true);
   }
 
   /** Purge one item; `nodes` is how many nodes that deleted now (a directory's contents go in a task). */
@@ -1662,7 +1675,7 @@ export class Space {
             if (nodes >= STEP_NODES) return true;
           }
         }
-      });
+      }, false, true); // deletes: may use the reserve on a full disk (D9)
       if (!more) return { purged, taskIds };
       await new Promise((r) => setImmediate(r));
     }
@@ -1759,7 +1772,7 @@ export class Space {
         }
       }
       return { deleted, finished: this.row(root) === undefined };
-    });
+    }, false, true);
   }
 }
 

@@ -250,6 +250,12 @@ export async function startHarness(
 /** Run `fn`; the whole database must be the same before and after (section 9). */
 export async function unchanged<T>(t: Test, h: Harness, what: string, fn: () => Promise<T>): Promise<T> {
   const before = await h.dump();
+  // The dump is synchronous and can take seconds on a loaded machine; meanwhile the keep-alive
+  // timeout of the client's idle connection expired in this very process without firing. Let it
+  // fire, and the client see the close, before the request: otherwise the request may go out on
+  // the connection the server is closing (ECONNRESET).
+  await new Promise((r) => setTimeout(r, 0));
+  await new Promise((r) => setImmediate(r));
   const r = await fn();
   const after = await h.dump();
   t.same(after, before, `${what}: library unchanged`);

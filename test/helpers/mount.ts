@@ -141,6 +141,22 @@ export interface MountOptions {
   dir?: string;
   args?: string[];
   env?: NodeJS.ProcessEnv;
+  /**
+   * Make the library first when it does not exist yet (`smhfs init` with the blob options found
+   * in `args`; D2: mount never creates one). Default true; false to test the refusal.
+   */
+  init?: boolean;
+}
+
+/** The global blob options (`--blobs X`, `--s3-endpoint X`, `--s3-region X`, `--s3-path-style`) in `args`. */
+export function blobOptionsIn(args: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--blobs' || a === '--s3-endpoint' || a === '--s3-region') out.push(a, args[++i] ?? '');
+    else if (/^--(blobs|s3-endpoint|s3-region)=/.test(a) || a === '--s3-path-style') out.push(a);
+  }
+  return out;
 }
 
 /** Start `smhfs mount` in a child and wait (polling /proc/mounts) until the mount is there. */
@@ -149,6 +165,10 @@ export async function startMount(opts: MountOptions = {}): Promise<Mount> {
   const mountpoint = join(dir, 'mnt');
   const library = join(dir, 'lib');
   await mkdir(mountpoint, { recursive: true }).catch(() => undefined);
+  if (opts.init !== false && !(await access(join(library, 'library.db')).then(() => true, () => false))) {
+    const r = await smhfs(['--library', library, ...blobOptionsIn(opts.args ?? []), 'init'], { env: opts.env ?? {} });
+    if (r.code !== 0) throw new Error(`smhfs init failed (${r.code}): ${r.stderr}`);
+  }
   const child = spawn(process.execPath, [CLI, 'mount', mountpoint, '--library', library, ...(opts.args ?? [])], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...opts.env },

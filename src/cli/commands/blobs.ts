@@ -11,6 +11,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { SmhError } from '../../errors.js';
 import { Library } from '../../store/library.js';
+import { claimBlobStore } from '../../store/ownership.js';
 import type { BlobConfig } from '../../store/types.js';
 import {
   DEFAULT_BLOBS,
@@ -51,7 +52,7 @@ export function register(program: Command): void {
         // Read without opening for writing: works on a library this user may only read.
         const { library, blobs: recorded } = Library.peekBlobConfig(dir);
         if (!library) {
-          throw new SmhError('NotALibrary', `${dir} holds no smhfs library yet; the first command that uses it records its blob store`, dir);
+          throw new SmhError('NotALibrary', `${dir} holds no smhfs library; create one with "smhfs --library ${dir} init"`, dir);
         }
         const c = recorded ?? DEFAULT_BLOBS;
         if (g.json) {
@@ -83,7 +84,7 @@ export function register(program: Command): void {
         const store = await openBlobStoreFor(dir, next);
         let lib: Library;
         try {
-          lib = Library.open(dir, { create: true, ...(store ? { blobStore: store } : {}) });
+          lib = Library.open(dir, store ? { blobStore: store } : {});
         } catch (e) {
           await store?.close?.().catch(() => undefined);
           throw withSubject(e, dir);
@@ -106,6 +107,9 @@ export function register(program: Command): void {
               dir,
             );
           }
+          // D1: the new store must be empty or this library's (marked, or holding its blobs); --force
+          // never hands a library a store that is another's.
+          await claimBlobStore(lib.blobs, lib.libraryId, { referenced: missing > 0 ? [] : keys, isNew: false });
           lib.setBlobConfig(next);
           const was = before !== undefined ? describeBlobConfig(dir, before) : `${describeBlobConfig(dir, DEFAULT_BLOBS)}, unrecorded`;
           if (g.json) printJson({ changed: true, previous: before ?? null, blobs: next, sampled: keys.length, missing });

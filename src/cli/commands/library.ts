@@ -11,8 +11,8 @@ import { Transform } from 'node:stream';
 import { type Command, Option } from 'commander';
 import { hashFile } from '../../blob/hash.js';
 import { SmhError, fail, isSmhError } from '../../errors.js';
-import { TRASH_NAME, splitPath, validateName } from '../../store/paths.js';
-import type { Library, Space } from '../../store/library.js';
+import { splitPath } from '../../store/paths.js';
+import type { BlobHold, Library, Space } from '../../store/library.js';
 import { type Conflict, type DirEntry, type NodeInfo, type RecycleItem, STORAGE_CLASSES, type StorageClass, type Task } from '../../store/types.js';
 import {
   conflictOf,
@@ -84,7 +84,7 @@ export function register(program: Command): void {
         const size = src === '-' ? undefined : await localFileSize(src);
         const streamed = src === '-' || size === undefined; // stdin, a pipe, a device: read once
         const { lib, space } = await openLibrary(g);
-        await about(path, () => checkPut(space, path, { conflict: conflictOf(opts), parents: opts.parents === true }));
+        await about(path, () => checkPut(space, path, { conflict: conflictOf(opts), parents: opts.parents === true, storageClass: opts.storageClass }));
         const progress = startProgress(`put ${path}`, { total: size });
         let ref;
         try {
@@ -422,53 +422,60 @@ function storingProgress(progress: Progress, read: () => number): (stored: numbe
 }
 
 /**
- * What `space.putFile` would refuse, found before the source is read (the store checks again in
- * its transaction; this is for failing fast, not for safety): a bad name, a missing or non-directory
- * parent (unless `parents`), the read-only recycle-bin view, and a taken name under `ask` (or a
- * directory under `overwrite`).
+ * What `space.putFile` would refuse, found before the source is read: the store's own early check
+ * (`Space.checkPutFile`; putFile checks again in its transaction). A missing parent is named, with
+ * the flag that would create it.
  */
-function checkPut(space: Space, path: string, o: { conflict: Conflict | undefined; parents: boolean }): void {
-  const segs = splitPath(path, 'destination');
-  if (segs.length === 0) throw fail('InvalidDestinationPath', 'a file path must not be empty', path);
-  validateName(segs[segs.length - 1]!, false, path);
-  if (segs[0] === TRASH_NAME) throw fail('ReadOnly', 'the recycle bin is read-only', path);
-  for (let i = 1; i < segs.length; i++) {
-    const prefix = segs.slice(0, i).join('/');
-    let info: NodeInfo;
-    try {
-      info = space.stat(prefix, { follow: false });
-    } catch (e) {
-      if (!isSmhError(e, 'FileNotFound')) throw e;
-      if (!o.parents) throw fail('DirectoryNotFound', `the parent directory ${prefix} does not exist (put -p creates it)`, path);
-      for (const name of segs.slice(i, -1)) validateName(name, true, path);
-      return; // the rest will be created, so nothing can be in the way
-    }
-    if (info.kind !== 'dir') throw fail('NotADirectory', `${prefix} is not a directory`, path);
-  }
-  let existing: NodeInfo;
+function checkPut(space: Space, path: string, o: { conflict: Conflict | undefined; parents: boolean; storageClass?: string | undefined }): void {
   try {
-    existing = space.stat(path, { follow: false });
+    space.checkPutFile(path, { conflict: o.conflict, createParents: o.parents, ...(o.storageClass !== undefined ? { storageClass: o.storageClass } : {}) });
   } catch (e) {
-    if (isSmhError(e, 'FileNotFound')) return;
-    throw e;
+    if (o.parents || !isSmhError(e, 'DirectoryNotFound')) throw e;
+    const segs = splitPath(path, 'destination');
+    let missing = 1;
+    while (missing < segs.length - 1 && exists(space, segs.slice(0, missing).join('/'))) missing++;
+    throw fail('DirectoryNotFound', `the parent directory ${segs.slice(0, missing).join('/')} does not exist (put -p creates it)`, path);
   }
-  if (o.conflict === 'ask') throw fail('SameNameDirectoryOrFileExists', 'a file or directory with the same name exists', path);
-  if (o.conflict === 'overwrite' && existing.kind === 'dir') throw fail('IsADirectory', 'cannot replace a directory with a file', path);
+}
+
+function exists(space: Space, path: string): boolean {
+  try {
+    space.stat(path, { follow: false });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 async function catOne(lib: Library, space: Space, path: string): Promise<void> {
-  const { node } = await about(path, () => space.resolveRead(path, 'smh'));
-  if (node.kind === 'dir') throw new SmhError('IsADirectory', 'is a directory', path);
-  if (node.blob === null || node.size === 0) return;
-  const blob = node.blob;
-  const stream = lib.cache.openStream(); // sequential reads: readahead (B3)
-  let offset = 0;
-  while (offset < node.size) {
-    const length = Math.min(CAT_CHUNK, node.size - offset);
-    const buf = await about(path, () => lib.readBlob(blob, offset, length, stream, node.size));
-    if (buf.length === 0) throw new SmhError('BlobUnavailable', `short read at offset ${offset}`, path);
-    offset += buf.length;
-    if (!process.stdout.write(buf)) await once(process.stdout, 'drain');
+  // D7: the bytes are held while they are written out, so a delete by another process cannot
+  // take them away mid-file. A delete between resolving and holding: resolve again.
+  let node: NodeInfo | undefined;
+  let hold: BlobHold | undefined;
+  for (let attempt = 0; !hold; attempt++) {
+    node = (await about(path, () => space.resolveRead(path, 'smh'))).node;
+    if (node.kind === 'dir') throw new SmhError('IsADirectory', 'is a directory', path);
+    if (node.blob === null || node.size === 0) return;
+    const key = node.blob;
+    try {
+      hold = lib.holdBlob(key);
+    } catch (e) {
+      if (!isSmhError(e, 'FileNotFound') || attempt >= 2) throw withSubject(e, path);
+    }
+  }
+  const size = node!.size;
+  try {
+    const stream = lib.cache.openStream(); // sequential reads: readahead (B3)
+    let offset = 0;
+    while (offset < size) {
+      const length = Math.min(CAT_CHUNK, size - offset);
+      const buf = await about(path, () => lib.readBlob(hold!.key, offset, length, stream, size));
+      if (buf.length === 0) throw new SmhError('BlobUnavailable', `short read at offset ${offset}`, path);
+      offset += buf.length;
+      if (!process.stdout.write(buf)) await once(process.stdout, 'drain');
+    }
+  } finally {
+    hold.release();
   }
 }
 
