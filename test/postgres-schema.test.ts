@@ -74,7 +74,7 @@ t.test('S1: a new library has the tables, columns and indexes SQLite has at the 
   t.same(notC.filter((r) => !['space_usage'].includes(r.t)), [], 'name-like columns are COLLATE "C"');
 });
 
-t.test('S1: each migration runs on the data of the version before (2: is_dir, 3: hashed secrets, 4: counters)', async (t) => {
+t.test('S1: each migration runs on the data of the version before (2: is_dir, 3: hashed secrets, 4: counters, 5: queue and holds)', async (t) => {
   const { conn } = await freshDb(t);
   migratePostgres(conn, { create: true, to: 1 });
   t.equal(pgSchemaVersion(conn), 1);
@@ -101,6 +101,11 @@ t.test('S1: each migration runs on the data of the version before (2: is_dir, 3:
     { space: '-', nodes: 4, bytes: 1000 },
     { space: 'b', nodes: 2, bytes: 5 },
   ]);
+  conn.exec("INSERT INTO blob_pending (key, owner, created) VALUES ('k1', 'host-a:1:x', 1); INSERT INTO blob_doomed (key, created) VALUES ('k2', 1)");
+  migratePostgres(conn, { to: 5 });
+  t.same(conn.query('SELECT key, owner, heartbeat FROM blob_pending'), [{ key: 'k1', owner: 'host-a:1:x', heartbeat: null }], 'leases kept, no heartbeat yet');
+  t.same(conn.query('SELECT key, owner FROM blob_doomed'), [{ key: 'k2', owner: null }]);
+  conn.exec("INSERT INTO blob_holds (key, owner, heartbeat, created) VALUES ('k1', 'host-b:2:y', 1, 1); INSERT INTO blob_queue (key, queued) VALUES ('k3', 1)");
   t.equal(pgSchemaVersion(conn), SCHEMA_VERSION);
   // Identity columns start past ids a copy wrote once told so (what `smhfs migrate` will do).
   conn.query("SELECT setval(pg_get_serial_sequence('nodes', 'id'), (SELECT max(id) FROM nodes))");
