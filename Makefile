@@ -8,7 +8,10 @@ BUILD_STAMP := dist/.build-stamp
 # ~/.local/share/smhfs/default), so `make run` and `smhfs …` always mean the same library.
 LIBRARY ?=
 MOUNTPOINT ?= $(CURDIR)/mnt
-APT_PACKAGES := libfuse2 fuse
+# libfuse2: fuse-native (the fallback binding). fuse3: fusermount3 for the libfuse 3 binding
+# (on Debian 12 it replaces `fuse` and keeps a `fusermount` link). libfuse3-dev, pkg-config,
+# build-essential, python3: node-gyp builds our addon (src/fuse/ll) and fuse-native from source.
+APT_PACKAGES := libfuse2 fuse3 libfuse3-dev pkg-config build-essential python3
 # The PostgreSQL metadata engine (SPEC §11): npm ci builds the libpq binding against libpq-dev.
 APT_PACKAGES += libpq-dev
 # What the tests and benches start themselves: a real PostgreSQL server (initdb + pg_ctl, temp dir).
@@ -23,11 +26,14 @@ NODE := $(shell command -v node)
 CLI := $(CURDIR)/dist/src/cli/main.js
 SOURCES := $(shell find src test bench -name '*.ts' 2>/dev/null) tsconfig.json package.json
 
-.PHONY: all deps system-deps test-deps build run test bench bench-scale bench-postgres clean install install-files uninstall
+LL_ADDON := src/fuse/ll/build/Release/smhfs_ll.node
+BENCH_ARGS ?=
+
+.PHONY: all deps system-deps test-deps build run test bench bench-scale bench-postgres clean install install-files uninstall addon
 
 all: build
 
-# Debian packages the mount needs at run time: libfuse.so.2 (fuse-native) and fusermount (unmount).
+# Debian packages the mount needs (see APT_PACKAGES), installed when missing.
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -46,15 +52,23 @@ test-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-$(NODE_DEPS_STAMP): package.json package-lock.json
+# The patches are applied (and fuse-native rebuilt) by npm's postinstall: a changed patch needs it again.
+$(NODE_DEPS_STAMP): package.json package-lock.json $(wildcard patches/*.patch)
 	@echo "installing dependencies (npm ci, native modules built from source), ~3 minutes the first time"
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 deps: system-deps $(NODE_DEPS_STAMP)
 
+# Our libfuse 3 low-level addon. `npm ci` builds it too (postinstall, never failing the install:
+# without libfuse3 smhfs runs with --binding fuse-native); here a failed build is an error.
+$(LL_ADDON): src/fuse/ll/smhfs_ll.c src/fuse/ll/binding.gyp src/fuse/ll/build.mjs | deps
+	node src/fuse/ll/build.mjs --strict
+
+addon: $(LL_ADDON)
+
 # Incremental: nothing to do when no source changed; tsc recompiles only what did.
-build: deps $(BUILD_STAMP)
+build: deps $(LL_ADDON) $(BUILD_STAMP)
 
 $(BUILD_STAMP): $(SOURCES) $(NODE_DEPS_STAMP)
 	npx tsc -p tsconfig.json --incremental --tsBuildInfoFile dist/.tsbuildinfo
@@ -127,4 +141,4 @@ bench-postgres: build bench-deps
 	node dist/bench/postgres.js $(BENCH_ARGS)
 
 clean:
-	rm -rf dist
+	rm -rf dist src/fuse/ll/build

@@ -114,7 +114,7 @@ const ops: Partial<FuseOps> = {
     cb(e ? 0 : ENOENT);
   },
   ftruncate: (path, _fd, size, cb) => {
-    const e = tree.get(path);
+    const e = path === null ? undefined : tree.get(path);
     if (e) e.size = size;
     cb(e ? 0 : ENOENT);
   },
@@ -126,7 +126,7 @@ const ops: Partial<FuseOps> = {
   write: (path, fd, buf, len, pos, cb) => {
     const real = backing.get(fd);
     if (real !== undefined) writeSync(real, buf, 0, len, pos);
-    const e = tree.get(path);
+    const e = path === null ? undefined : tree.get(path);
     if (e && pos + len > e.size) e.size = pos + len;
     cb(len);
   },

@@ -8,8 +8,10 @@
  * Needs root (drop_caches, mounts), bindfs and fusermount. Data lives in `.tmp/bench` of the
  * repo (a disk-backed folder; /tmp may be tmpfs) and is removed afterwards (`--keep` keeps it).
  * Options: `--size-mib N` (read file, default 1024), `--write-mib N` (256), `--links N` (10000),
- * `--runs N` (3; the median is reported), `--only local|remote` (default both; remote is
- * bench/remote.ts, with `--random-sec N`, `--rss-gib N` (4; 0 skips) and `--no-rss-s3`).
+ * `--runs N` (3; the median is reported), `--only local|binding|remote` (default all three;
+ * binding is bench/binding.ts — the two FUSE bindings' ceilings against bindfs, pinned and
+ * unpinned —, remote is bench/remote.ts, with `--random-sec N`, `--rss-gib N` (4; 0 skips) and
+ * `--no-rss-s3`).
  *
  * `--scale` runs only the scale bench (bench/scale.ts; `make bench-scale`): `--sizes 10000,100000`,
  * `--mem-files N` (300000; 0 skips the memory test), `--pin both|yes|no` (both).
@@ -278,7 +280,8 @@ async function cleanupMounts(): Promise<void> {
   }
 }
 
-// `--only local|remote` picks a part (default both): local = the bindfs comparison above,
+// `--only local|binding|remote` picks a part (default all): local = the bindfs comparison above,
+// binding = bench/binding.ts (fuse-native and libfuse 3 ceilings vs bindfs, pinned and unpinned),
 // remote = bench/remote.ts (S3 via s3rver, rclone, s3fs, the fuse-native ceiling, peak RSS).
 // `--scale` is the scale bench alone (bench/scale.ts).
 const SCALE = process.argv.includes('--scale');
@@ -286,7 +289,7 @@ const ONLY = (() => {
   if (SCALE) return 'scale';
   const i = process.argv.indexOf('--only');
   const v = i > 0 ? process.argv[i + 1] : 'all';
-  if (v !== 'all' && v !== 'local' && v !== 'remote') throw new Error(`--only ${v}: expected local or remote`);
+  if (v !== 'all' && v !== 'local' && v !== 'remote' && v !== 'binding') throw new Error(`--only ${v}: expected local, binding or remote`);
   return v;
 })();
 
@@ -314,6 +317,20 @@ try {
 } finally {
   if (!SCALE) await cleanupMounts();
   if (!KEEP && !SCALE) await rm(BASE, { recursive: true, force: true }).catch(() => undefined);
+}
+if (ONLY === 'all' || ONLY === 'binding') {
+  if (process.getuid?.() !== 0) throw new Error('the bench needs root (mounts, taskset of other processes)');
+  const { runBinding } = await import('./binding.js');
+  const report = await runBinding({
+    root: ROOT,
+    sizeMiB: SIZE_MIB,
+    writeMiB: WRITE_MIB,
+    links: LINKS,
+    runs: RUNS,
+    randomSec: arg('random-sec', 4),
+    keep: KEEP,
+  });
+  process.stdout.write(`\n${report}\n`);
 }
 if (ONLY === 'all' || ONLY === 'remote') {
   if (process.getuid?.() !== 0) throw new Error('the bench needs root (drop_caches, mounts)');

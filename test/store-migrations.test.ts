@@ -26,6 +26,8 @@ const SCHEMA_2_TOKENS = `
 /** Schema 1–4 had no blob queue, no holds, no owners of leases and doomed rows (undoes migration 5). */
 const SCHEMA_4_SAFETY = `DROP TABLE blob_queue; DROP TABLE blob_holds; DROP INDEX blob_pending_by_owner;
   ALTER TABLE blob_pending DROP COLUMN heartbeat; ALTER TABLE blob_doomed DROP COLUMN owner;`;
+/** Schema 1–5 had no sparse layouts (undoes migration 6, D8). */
+const SCHEMA_5_LAYOUT = 'ALTER TABLE nodes DROP COLUMN layout;';
 
 t.test('a schema-1 library is upgraded to the current version with its tree intact', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'smhfs-migrate-'));
@@ -36,6 +38,7 @@ t.test('a schema-1 library is upgraded to the current version with its tree inta
   lib.space().mkdir('a/d');
   lib.close();
   const db = new Database(join(dir, DB_FILE));
+  db.exec(SCHEMA_5_LAYOUT);
   db.exec(SCHEMA_4_SAFETY);
   db.exec(SCHEMA_3_USAGE);
   db.exec(SCHEMA_2_TOKENS);
@@ -63,6 +66,7 @@ t.test('migration 3: tokens and the library secret of an older library are kept 
   const token = 'Zm9vYmFyLXRva2VuLW9mLWFuLW9sZGVyLWxpYnJhcnk';
   const secret = '0123456789abcdef0123456789abcdef0123456789abcdef';
   const db = new Database(join(dir, DB_FILE));
+  db.exec(SCHEMA_5_LAYOUT);
   db.exec(SCHEMA_4_SAFETY);
   db.exec(SCHEMA_3_USAGE);
   db.exec(SCHEMA_2_TOKENS);
@@ -93,6 +97,7 @@ t.test('D3: a schema-4 library gets the blob queue and holds; its doomed and lea
   lib.space().mkdir('kept');
   lib.close();
   const db = new Database(join(dir, DB_FILE));
+  db.exec(SCHEMA_5_LAYOUT);
   db.exec(SCHEMA_4_SAFETY);
   db.pragma('user_version = 4');
   const key = 'a'.repeat(64);
@@ -108,4 +113,26 @@ t.test('D3: a schema-4 library gets the blob queue and holds; its doomed and lea
   const r = await again.collectGarbage();
   t.equal(r.reaped.doomed, 1, 'the ownerless doomed row was reaped');
   t.equal(again.queuedBlobCount(), 0, 'and collected');
+});
+
+t.test('D8: a schema-5 library gets nodes.layout; its files stay dense and readable', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'smhfs-migrate-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const lib = Library.open(dir, { create: true });
+  const bytes = Buffer.from('dense bytes, stored before sparse files existed');
+  const { Readable } = await import('node:stream');
+  const ref = await lib.storeBlobFromStream(Readable.from([bytes]));
+  lib.space().putFile('f.txt', ref);
+  lib.close();
+  const db = new Database(join(dir, DB_FILE));
+  db.exec(SCHEMA_5_LAYOUT);
+  db.pragma('user_version = 5');
+  db.close();
+
+  const again = Library.open(dir);
+  t.teardown(() => again.close());
+  t.equal(again.db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
+  const info = again.space().stat('f.txt');
+  t.equal(info.layout, undefined, 'no layout: a dense file');
+  t.same(await again.readContent(info, 0, 1000), bytes, 'read back byte for byte');
 });

@@ -19,10 +19,13 @@
  * Reads keep up to 64 blob files open (an LRU of descriptors with their sizes): a page read is then
  * one positioned read instead of open + fstat + read + close on the thread pool. Blobs never
  * change, so a descriptor stays valid; one whose blob is deleted is closed (at once, or when the
- * last read using it ends).
+ * last read using it ends). Deletions by other processes (the CLI, `smhfs serve`, another mount
+ * on the same library) are noticed by a sweep every SWEEP_MS that closes descriptors whose file
+ * has no name any more (st_nlink 0): an open descriptor would keep the deleted bytes on disk
+ * (D7: the space comes back).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, statSync, unlinkSync } from 'node:fs';
+import { fstatSync, mkdirSync, readdirSync, statSync, unlinkSync } from 'node:fs';
 import { link, mkdir, open, opendir, readFile, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -73,6 +76,8 @@ class OpenBlob {
 }
 
 const OPEN_BLOBS = 64;
+/** How often kept descriptors are checked for blobs deleted by other processes. */
+export const SWEEP_MS = 2000;
 
 export class LocalBlobStore implements BlobStore {
   readonly description: string;
@@ -83,6 +88,8 @@ export class LocalBlobStore implements BlobStore {
   readonly #open = new LRUCache<string, OpenBlob>({ max: OPEN_BLOBS, dispose: (b) => b.evict() });
   /** Opens in progress, so concurrent first reads of a blob open it once. */
   readonly #opening = new Map<string, Promise<OpenBlob>>();
+  /** Runs while descriptors are kept (unref'd: never keeps a process alive). */
+  #sweeper: NodeJS.Timeout | undefined;
 
   constructor(dir: string, options: LocalBlobStoreOptions = {}) {
     this.dir = dir;
@@ -339,11 +346,33 @@ export class LocalBlobStore implements BlobStore {
     try {
       const blob = new OpenBlob(fh, (await fh.stat()).size);
       this.#open.set(key, blob);
+      this.#sweeper ??= setInterval(() => this.sweepDeleted(), SWEEP_MS).unref();
       return blob;
     } catch (e) {
       await fh.close().catch(() => undefined);
       throw new SmhError('BlobUnavailable', `cannot stat blob ${key}: ${messageOf(e)}`, key, { cause: e });
     }
+  }
+
+  /**
+   * Close kept descriptors whose blob was deleted (by any process); returns how many. Reads in
+   * progress finish on their descriptor first, and the next read of the key opens it again.
+   */
+  sweepDeleted(): number {
+    const gone = [...this.#open.entries()].filter(([, blob]) => {
+      try {
+        return fstatSync(blob.fh.fd).nlink === 0;
+      } catch {
+        return true; // a descriptor that cannot be stat'ed is no use either
+      }
+    });
+    for (const [key, blob] of gone) this.#forget(key, blob);
+    const closed = gone.length;
+    if (this.#open.size === 0 && this.#sweeper) {
+      clearInterval(this.#sweeper);
+      this.#sweeper = undefined;
+    }
+    return closed;
   }
 
   #forget(key: string, blob?: OpenBlob): void {
@@ -458,6 +487,8 @@ export class LocalBlobStore implements BlobStore {
 
   /** Close the read descriptors (reads still running finish first: each closes on release). */
   async close(): Promise<void> {
+    if (this.#sweeper) clearInterval(this.#sweeper);
+    this.#sweeper = undefined;
     this.#open.clear();
   }
 

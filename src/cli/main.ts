@@ -2,7 +2,9 @@
 /** `smhfs`: the executable. Everything else is in ./program.ts. */
 import { escapeBytes, firstNonUtf8Argument } from './argv.js';
 import { attachDaemonChild, isDaemonChild } from './daemon.js';
-import { main } from './program.js';
+import { reportError } from './context.js';
+import { commandNameOf, main } from './program.js';
+import { CliError } from './usage.js';
 
 // The background server of `smhfs mount --daemon`: report errors to the waiting parent too.
 if (isDaemonChild()) attachDaemonChild();
@@ -13,14 +15,21 @@ process.stdout.on('error', (e: NodeJS.ErrnoException) => {
   throw e;
 });
 
-// D5: names are never altered; an argument Node would decode lossily is refused first (./argv.ts).
+// D5: names are never altered; an argument Node would decode lossily is refused first (./argv.ts),
+// in the shape of every other error: `smhfs: put: $'caf\xe9.txt': … (NameNotUtf8)`, exit 1.
 const bad = firstNonUtf8Argument();
 if (bad) {
-  process.stderr.write(
-    `smhfs: argument ${bad.position} is not valid UTF-8 ($'${escapeBytes(bad.bytes)}'); smhfs keeps names exactly as given and ` +
-      `cannot keep this one: use a UTF-8 name (a local file so named: rename it first, e.g. convmv -f latin1 -t utf-8)\n`,
+  process.exit(
+    reportError(
+      commandNameOf(process.argv.slice(2)),
+      new CliError(
+        'NameNotUtf8',
+        `argument ${bad.position} is not valid UTF-8; smhfs keeps names exactly as given and cannot keep this one: ` +
+          'use a UTF-8 name (rename a local file so named first, e.g. with convmv -f latin1 -t utf-8)',
+        `$'${escapeBytes(bad.bytes)}'`,
+      ),
+    ),
   );
-  process.exit(1);
 }
 
 const code = await main(process.argv);

@@ -106,6 +106,34 @@ export function buildProgram(): Command {
   return program;
 }
 
+/**
+ * The command `smhfs ARGS…` names (`put`, `trash restore`), found in the command tree without
+ * parsing or running anything — for errors raised before commander may look at the arguments
+ * (D5's argv check). Options are skipped with their values, global ones anywhere; 'smhfs' when
+ * no command is named.
+ */
+export function commandNameOf(args: readonly string[]): string {
+  if (args[0] === '--mount-helper') return 'mount'; // mount(8): see main()
+  let cmd: Command = buildProgram();
+  const names: string[] = [];
+  for (let i = 0; i < args.length && cmd.commands.length > 0; i++) {
+    const a = args[i]!;
+    if (a === '--') break;
+    if (a.startsWith('-')) {
+      const flag = a.split('=')[0]!;
+      let opt: Option | undefined;
+      for (let c: Command | null = cmd; c && !opt; c = c.parent) opt = c.options.find((o) => o.long === flag || o.short === flag);
+      if (opt && (opt.required || opt.optional) && !a.includes('=')) i++; // its value
+      continue;
+    }
+    const sub = cmd.commands.find((c) => c.name() === a || c.aliases().includes(a));
+    if (!sub) break;
+    names.push(sub.name());
+    cmd = sub;
+  }
+  return names.join(' ') || 'smhfs';
+}
+
 /** Parse and run; returns the process exit code (0 ok, 1 error, 2 usage). */
 export async function main(argv: string[]): Promise<number> {
   let args = argv;

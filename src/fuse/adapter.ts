@@ -16,13 +16,17 @@ import { constants as fsConstants } from 'node:fs';
 import { constants } from 'node:os';
 import { fail, isSmhError } from '../errors.js';
 import type { NodeInfo } from '../store/types.js';
+import { SparseLayout } from '../blob/sparse.js';
 import { errnoOf } from './errno.js';
 import type { FuseOps, FuseStat, FuseStatfs } from './native.js';
 import { OpenFiles, type Handle, type OpenNode } from './open-files.js';
 import type { FuseLibrary, FuseSpace } from './port.js';
 
 const E = constants.errno;
+/** How logs name a request on a file unlinked while open (fuse-native passes a null path). */
+const NAMELESS = '(an open file without a name)';
 const O_ACCMODE = 3;
+const O_WRONLY = 1;
 const O_TRUNC = fsConstants.O_TRUNC;
 const W_OK = 2;
 const S_IFMT = 0o170000;
@@ -105,12 +109,12 @@ export class FuseAdapter {
   }
 
   /** errno (negative) for a thrown value; logs what a user could not have caused. */
-  #errno(op: string, path: string, e: unknown): number {
+  #errno(op: string, path: string | null, e: unknown): number {
     const errno = errnoOf(e);
     const expected = isSmhError(e) ? errno !== E.EIO : typeof (e as NodeJS.ErrnoException)?.code === 'string' && errno !== E.EIO;
     if (!expected) {
       const what = isSmhError(e) ? `${e.code}: ${e.message}` : e instanceof Error ? (e.stack ?? e.message) : String(e);
-      this.#log(`smhfs: ${op} ${path}: ${what} (returned ${errno === E.EIO ? 'EIO' : errno})`);
+      this.#log(`smhfs: ${op} ${path ?? NAMELESS}: ${what} (returned ${errno === E.EIO ? 'EIO' : errno})`);
     }
     return -errno;
   }
@@ -119,7 +123,7 @@ export class FuseAdapter {
    * Run `fn` (sync or async) and answer fuse-native: `done(0, value)` or `done(-errno)`. Sync
    * results answer without a promise round trip (most ops are one synchronous SQLite call).
    */
-  #run<T>(op: string, path: string, fn: () => T | Promise<T>, done: (err: number, value?: T) => void): void {
+  #run<T>(op: string, path: string | null, fn: () => T | Promise<T>, done: (err: number, value?: T) => void): void {
     const c = this.#count(op);
     c.calls++;
     const t0 = performance.now();
@@ -128,7 +132,7 @@ export class FuseAdapter {
       const ms = performance.now() - t0;
       c.ms += ms;
       done(0, v);
-      onOp?.(op, path, ms, 0);
+      onOp?.(op, path ?? NAMELESS, ms, 0);
     };
     const bad = (e: unknown): void => {
       const ms = performance.now() - t0;
@@ -136,7 +140,7 @@ export class FuseAdapter {
       c.errors++;
       const errno = this.#errno(op, path, e);
       done(errno);
-      onOp?.(op, path, ms, -errno);
+      onOp?.(op, path ?? NAMELESS, ms, -errno);
     };
     let r: T | Promise<T>;
     try {
@@ -150,15 +154,19 @@ export class FuseAdapter {
   }
 
   /** read/write answer with a byte count or a negative errno in the first argument. */
-  #runBytes(op: string, path: string, fn: () => number | Promise<number>, done: (res: number) => void): void {
+  #runBytes(op: string, path: string | null, fn: () => number | Promise<number>, done: (res: number) => void): void {
     this.#run(op, path, fn, (err, n) => done(err < 0 ? err : (n ?? 0)));
   }
 
-  #stat(info: NodeInfo): FuseStat {
+  /** `view`: fstat through a handle answers with the size of the version that handle reads (D7). */
+  #stat(info: NodeInfo, view?: { size: number; layout: string | undefined }): FuseStat {
     const open: OpenNode | undefined = info.kind === 'file' ? this.files.node(info.id) : undefined;
-    const size = open?.staging ? open.size : info.size;
+    const size = open?.staging ? open.size : (view?.size ?? info.size);
     const mtimeUs = open?.mtimeUs ?? info.mtimeUs;
     const owner = this.#opts.presentAs ?? info;
+    // st_blocks counts what is stored, so du and cp --sparse=auto see a sparse file's holes (D8).
+    const layout = view ? view.layout : info.layout;
+    const stored = open?.staging ? (open.written?.bytes ?? size) : layout ? SparseLayout.parse(layout).dataBytes : size;
     return {
       mode: info.mode,
       uid: owner.uid,
@@ -168,7 +176,7 @@ export class FuseAdapter {
       ino: info.id,
       rdev: info.rdev,
       blksize: BLKSIZE,
-      blocks: Math.ceil(size / 512),
+      blocks: Math.ceil(stored / 512),
       atime: ms(info.atimeUs),
       mtime: ms(mtimeUs),
       ctime: ms(info.ctimeUs),
@@ -202,6 +210,16 @@ export class FuseAdapter {
 
   readonly #owners = new Map<string, { uid: number; gid: number; at: number }>();
 
+  /** The id of the open file at store path `p`, if it is one (before an unlink or a rename over it). */
+  #openNodeAt(p: string): number | undefined {
+    try {
+      const info = this.#space.stat(p);
+      return info.kind === 'file' && this.files.node(info.id) ? info.id : undefined;
+    } catch {
+      return undefined; // the store call that follows reports it
+    }
+  }
+
   // ───────────────────────────── operations ─────────────────────────────
 
   ops(): FuseOps {
@@ -221,6 +239,21 @@ export class FuseAdapter {
       statfs: (path, cb) => run('statfs', path, () => this.#statfs(), cb),
 
       getattr: (path, cb) => run('getattr', path, () => this.#stat(s.stat(storePath(path))), cb),
+
+      // fstat, and the kernel's attribute refresh while reading an open file: by the handle, so a
+      // file deleted or renamed by anyone (or unlinked here: path null) still answers (D7).
+      fgetattr: (path, fd, cb) =>
+        run('fgetattr', path, () => {
+          const h = files.handle(fd);
+          let info = h.node.info;
+          try {
+            info = s.statNode(h.node.id);
+            h.node.info = info;
+          } catch (e) {
+            if (!isSmhError(e, 'FileNotFound')) throw e; // purged: what we last saw
+          }
+          return this.#stat(info, info.kind === 'file' ? h.view : undefined);
+        }, cb),
 
       readdir: (path, cb) =>
         run('readdir', path, () => {
@@ -242,10 +275,11 @@ export class FuseAdapter {
       open: (path, flags, cb) =>
         run('open', path, async () => {
           const writable = (flags & O_ACCMODE) !== 0;
+          const readable = (flags & O_ACCMODE) !== O_WRONLY;
           const info = writable ? s.statWritable(storePath(path)) : s.stat(storePath(path));
           if (info.kind === 'dir' && writable) throw fail('IsADirectory', 'is a directory', info.path);
-          if (info.kind !== 'file') return files.open(info, false).fd; // dirs, fifos, devices: the kernel does the rest
-          const h = files.open(info, writable);
+          if (info.kind !== 'file') return files.open(info, false, false).fd; // dirs, fifos, devices: the kernel does the rest
+          const h = files.open(info, writable, readable);
           // Only with atomic_o_trunc; otherwise the kernel sends a truncate after open.
           if (writable && flags & O_TRUNC) await files.truncate(h.node, 0);
           return h.fd;
@@ -255,7 +289,8 @@ export class FuseAdapter {
         run('create', path, () => {
           const p = storePath(path);
           const info = s.createFile(p, { mode: mode & 0o7777, ...this.#owner(p) });
-          return files.open(info, true).fd;
+          // fuse-native does not pass create's flags: a read of committed bytes takes its hold then.
+          return files.open(info, true, false).fd;
         }, cb),
 
       read: (path, fd, buf, len, pos, cb) =>
@@ -315,7 +350,17 @@ export class FuseAdapter {
 
       ftruncate: (path, fd, size, cb) => run('ftruncate', path, () => files.truncate(files.handle(fd).node, size), cb),
 
-      unlink: (path, cb) => run('unlink', path, () => void s.unlink(storePath(path)), cb),
+      fallocate: (path, fd, mode, offset, length, cb) =>
+        run('fallocate', path, () => files.fallocate(files.handle(fd), mode, offset, length), cb),
+
+      // An open file unlinked here keeps working through its handles (D7): see OpenFiles.markOrphan.
+      unlink: (path, cb) =>
+        run('unlink', path, () => {
+          const p = storePath(path);
+          const open = files.openNodes > 0 ? this.#openNodeAt(p) : undefined;
+          s.unlink(p);
+          if (open !== undefined) files.markOrphan(open);
+        }, cb),
 
       rmdir: (path, cb) =>
         run('rmdir', path, () => {
@@ -340,7 +385,9 @@ export class FuseAdapter {
       rename: (src, dest, cb) =>
         run('rename', src, () => {
           this.#owners.clear();
-          s.rename(storePath(src), storePath(dest), { posix: true });
+          const replaced = files.openNodes > 0 ? this.#openNodeAt(storePath(dest)) : undefined;
+          const moved = s.rename(storePath(src), storePath(dest), { posix: true });
+          if (replaced !== undefined && replaced !== moved.id) files.markOrphan(replaced);
         }, cb),
 
       // L17: no hard links.
@@ -429,8 +476,10 @@ export class FuseAdapter {
    */
   #cachedRead(h: Handle, buf: Buffer, len: number, pos: number): number | undefined {
     const node = h.node;
-    if (this.#readsWaiting > 0 || node.staging || node.preparing || !node.blob || pos >= node.blobSize) return undefined;
-    const lease = this.#lib.cache?.readCachedSync(node.blob, node.blobSize, pos, len, h.stream);
+    const v = h.view; // a dense version only: a sparse one maps through its layout (files.read)
+    if (this.#readsWaiting > 0 || node.staging || node.preparing || !v.blob || v.layout || pos >= v.size) return undefined;
+    this.files.ensureHold(h);
+    const lease = this.#lib.cache?.readCachedSync(v.blob, v.size, pos, len, h.stream);
     if (!lease) return undefined;
     const n = lease.copyTo(buf.subarray(0, len));
     this.files.stats.bytesRead += n;
@@ -446,8 +495,10 @@ export class FuseAdapter {
   async #leaseRead(h: Handle, buf: Buffer, len: number, pos: number): Promise<number | undefined> {
     const node = h.node;
     const cache = this.#lib.cache;
-    if (!cache || node.staging || node.preparing || !node.blob || pos >= node.blobSize) return undefined;
-    const lease = await cache.readLease(node.blob, node.blobSize, pos, len, h.stream);
+    const v = h.view;
+    if (!cache || node.staging || node.preparing || !v.blob || v.layout || pos >= v.size) return undefined;
+    this.files.ensureHold(h);
+    const lease = await cache.readLease(v.blob, v.size, pos, len, h.stream);
     try {
       await new Promise((r) => setImmediate(r)); // see "Answering from setImmediate" in native-notes
       const n = lease.copyTo(buf.subarray(0, len)); // synchronously, right before answering
@@ -482,14 +533,17 @@ export class FuseAdapter {
       bfree = Math.floor(bfree / 2);
       bavail = Math.floor(bavail / 2);
     }
-    const ffree = Math.max(0, U32 - files);
+    // D11: f_files is the inode total and f_ffree the free ones (df -i: used = files - ffree).
+    // Nodes are rows, not preallocated inodes: the total is what the 32-bit field can say.
+    const used = Math.min(files, U32);
+    const ffree = U32 - used;
     return {
       bsize: frsize,
       frsize,
       blocks,
       bfree,
       bavail,
-      files: Math.min(files, U32),
+      files: U32,
       ffree,
       favail: ffree,
       fsid: 0,

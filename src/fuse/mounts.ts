@@ -8,7 +8,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -118,6 +118,29 @@ export async function fuseUnmount(mountpoint: string, opts: { lazy?: boolean } =
 /** Detach a stale mount (its server is gone): `fusermount -uz`, else `umount -l`. */
 export async function recoverStale(mountpoint: string): Promise<ExecResult> {
   return fuseUnmount(mountpoint, { lazy: true });
+}
+
+/**
+ * Whether this process still has a FUSE connection open (a `/dev/fuse` descriptor): the binding
+ * closes it when the kernel ends the connection — after an unmount, or once the last user of a
+ * detached mount is gone. Linux only (macOS: always true).
+ */
+export async function fuseConnectionOpen(): Promise<boolean> {
+  if (process.platform !== 'linux') return true;
+  let fds: string[];
+  try {
+    fds = await readdir('/proc/self/fd');
+  } catch {
+    return true;
+  }
+  for (const fd of fds) {
+    try {
+      if ((await readlink(`/proc/self/fd/${fd}`)) === '/dev/fuse') return true;
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return false;
 }
 
 export async function waitFor(cond: () => Promise<boolean>, timeoutMs: number, stepMs = 50): Promise<boolean> {

@@ -5,6 +5,10 @@
  * - its mount-option whitelist (`_fuseOptions`) lacks `big_writes`, `max_write`, `use_ino`,
  *   `hard_remove`, … — `SmhFuse` appends our own list (and the user's `-o` options) verbatim;
  * - its getxattr/listxattr glue ignores the caller's buffer size (no ERANGE) — overridden here;
+ * - our patch (patches/fuse-native+2.2.6.patch) refuses names that are not UTF-8 with EILSEQ on
+ *   the libfuse thread (D5), passes null as the path of requests on a file unlinked while open
+ *   (fd-based ops: read, write, flush, fsync, release, ftruncate, fgetattr, fallocate), adds
+ *   fgetattr by handle and fallocate, and unmounts again when libfuse refuses an option;
  * - everything else (the op dispatch, timeouts, stat packing) is fuse-native's own.
  */
 import { createRequire } from 'node:module';
@@ -44,25 +48,31 @@ export interface FuseStatfs {
 
 /**
  * The operations smhfs implements, with fuse-native's argument order. Callbacks: `cb(0, value)`
- * on success, `cb(-errno)` on failure; read/write answer `cb(bytes)` or `cb(-errno)`.
+ * on success, `cb(-errno)` on failure; read/write answer `cb(bytes)` or `cb(-errno)`. Ops that
+ * carry a file handle get a null path when the file was unlinked while open: they must use the
+ * handle only.
  */
 export interface FuseOps {
   init?(cb: (err: number) => void): void;
   access(path: string, mode: number, cb: (err: number) => void): void;
   statfs(path: string, cb: (err: number, st?: FuseStatfs) => void): void;
   getattr(path: string, cb: (err: number, st?: FuseStat) => void): void;
+  /** fstat(2) and attributes after ftruncate: by the handle (optional: without it libfuse uses getattr by path). */
+  fgetattr?(path: string | null, fd: number, cb: (err: number, st?: FuseStat) => void): void;
   readdir(path: string, cb: (err: number, names?: string[], stats?: FuseStat[]) => void): void;
   readlink(path: string, cb: (err: number, target?: string) => void): void;
   open(path: string, flags: number, cb: (err: number, fd?: number) => void): void;
   create(path: string, mode: number, cb: (err: number, fd?: number) => void): void;
-  read(path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (res: number) => void): void;
-  write(path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (res: number) => void): void;
-  flush(path: string, fd: number, cb: (err: number) => void): void;
-  fsync(path: string, datasync: number, fd: number, cb: (err: number) => void): void;
-  fsyncdir(path: string, datasync: number, fd: number, cb: (err: number) => void): void;
-  release(path: string, fd: number, cb: (err: number) => void): void;
+  read(path: string | null, fd: number, buf: Buffer, len: number, pos: number, cb: (res: number) => void): void;
+  write(path: string | null, fd: number, buf: Buffer, len: number, pos: number, cb: (res: number) => void): void;
+  flush(path: string | null, fd: number, cb: (err: number) => void): void;
+  fsync(path: string | null, datasync: number, fd: number, cb: (err: number) => void): void;
+  fsyncdir(path: string | null, datasync: number, fd: number, cb: (err: number) => void): void;
+  release(path: string | null, fd: number, cb: (err: number) => void): void;
   truncate(path: string, size: number, cb: (err: number) => void): void;
-  ftruncate(path: string, fd: number, size: number, cb: (err: number) => void): void;
+  ftruncate(path: string | null, fd: number, size: number, cb: (err: number) => void): void;
+  /** fallocate(2): `mode` is the FALLOC_FL_* bits. */
+  fallocate?(path: string | null, fd: number, mode: number, offset: number, length: number, cb: (err: number) => void): void;
   unlink(path: string, cb: (err: number) => void): void;
   rmdir(path: string, cb: (err: number) => void): void;
   mkdir(path: string, mode: number, cb: (err: number) => void): void;
@@ -180,7 +190,48 @@ function loadClass(): new (mnt: string, ops: FuseOps, opts: SmhFuseOptions) => S
   return SmhFuseClass;
 }
 
+/**
+ * Every `-o` option libfuse 2.9 accepts: mount.c (kernel and fusermount options),
+ * fuse_lowlevel.c, fuse.c, and the subdir/iconv modules. libfuse parses the high-level ones only
+ * after the kernel mount is made, so an unknown one used to leave a dead mount behind; we refuse
+ * it before mounting, by name (the patched binding also unmounts if libfuse refuses a value).
+ */
+const LIBFUSE2_FLAGS = new Set([
+  // mount.c
+  'allow_other', 'allow_root', 'auto_unmount', 'nonempty', 'blkdev', 'default_permissions', 'large_read',
+  'rw', 'ro', 'suid', 'nosuid', 'dev', 'nodev', 'exec', 'noexec', 'async', 'sync', 'atime', 'noatime', 'dirsync',
+  // fuse_lowlevel.c
+  'debug', 'async_read', 'sync_read', 'atomic_o_trunc', 'no_remote_lock', 'no_remote_flock', 'no_remote_posix_lock',
+  'big_writes', 'splice_write', 'no_splice_write', 'splice_move', 'no_splice_move', 'splice_read', 'no_splice_read',
+  // fuse.c
+  'hard_remove', 'use_ino', 'readdir_ino', 'direct_io', 'kernel_cache', 'auto_cache', 'noauto_cache', 'noforget', 'nopath', 'intr',
+  // modules
+  'rellinks', 'norellinks',
+]);
+const LIBFUSE2_VALUED = new Set([
+  'blksize', 'context', 'fscontext', 'defcontext', 'rootcontext', 'max_read', 'user', 'fsname', 'subtype',
+  'max_write', 'max_readahead', 'max_background', 'congestion_threshold',
+  'umask', 'uid', 'gid', 'entry_timeout', 'attr_timeout', 'ac_attr_timeout', 'negative_timeout', 'remember', 'intr_signal', 'modules',
+  'subdir', 'from_code', 'to_code',
+]);
+
+/** The options in `options` (single options, not comma lists) that libfuse 2 would refuse. */
+export function unknownMountOptions(options: string[]): string[] {
+  if (process.platform === 'darwin') return []; // macFUSE has its own list; it refuses before mounting
+  return options.filter((o) => {
+    const eq = o.indexOf('=');
+    return eq < 0 ? !LIBFUSE2_FLAGS.has(o) : !LIBFUSE2_VALUED.has(o.slice(0, eq));
+  });
+}
+
 export function createFuse(mnt: string, ops: FuseOps, opts: SmhFuseOptions): SmhFuse {
+  const bad = unknownMountOptions(opts.mountOptions);
+  if (bad.length > 0) {
+    throw new Error(
+      `unknown mount option${bad.length > 1 ? 's' : ''} ${bad.map((o) => `'${o}'`).join(', ')}: libfuse 2 does not know ` +
+        `${bad.length > 1 ? 'them' : 'it'} (see "man mount.fuse" for the options; smhfs's own flags go before the mountpoint, not in -o)`,
+    );
+  }
   const C = loadClass();
   return new C(mnt, ops, opts);
 }

@@ -1,5 +1,6 @@
 /**
- * Open files of the mount: file handles (one per open(2)/create(2)) over per-node state.
+ * Open files of the mount: file handles (one per open(2)/create(2)) over per-node state. Nothing
+ * here depends on the FUSE binding: handles are numbers, paths are never used.
  *
  * B5: writes are staged in a local file under the library's staging folder, shared by every
  * handle of the node so read-your-writes holds across handles (POSIX). The staged bytes are
@@ -7,6 +8,21 @@
  * release, and at once for a truncate(2) of a file nobody has open for writing. Until the first
  * write (or truncate) a node has no staging file and reads go to its blob through the page cache
  * with a per-handle readahead stream (B2/B3).
+ *
+ * D6: only a writer's close or fsync commits. `discardUnsaved` (the unmount, once its grace is
+ * over) drops what neither did — the previous version stays — and later writes and commits are
+ * refused (`stopAccepting`).
+ *
+ * D7: every handle reads the version it opened (`Handle.view`) until this mount commits a new one,
+ * and holds that version's blob (`lib.holdBlob`) until it moves on or closes, so a delete or an
+ * overwrite by anyone — this mount, the CLI, HTTP, another mount — leaves it readable. A file
+ * unlinked or replaced through this mount stays readable and writable through its open handles;
+ * its staged writes are dropped at the last close, as POSIX drops an unlinked file's data.
+ *
+ * D8: the ranges written into a staging file are recorded (`ExtentSet`); the staging file is
+ * sparse on disk (holes are never written). At commit a file with holes is stored as a sparse
+ * container (src/blob/sparse.ts): only the written extents are copied, hashed and stored. Reads of
+ * holes return zeros without a fetch; staging a sparse file copies only its data.
  *
  * Writes are cheap on purpose (the serving thread answers every FUSE request): an idle staged
  * node is written with `writeSync` straight from libfuse's buffer (`writeNow`); while the writes
@@ -23,26 +39,48 @@ import { mkdir, open, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fail, isSmhError } from '../errors.js';
 import { FileHasher } from '../blob/hash-pipeline.js';
+import type { ContentHash } from '../blob/hash.js';
 import type { ReadStream } from '../blob/page-cache.js';
-import type { NodeInfo } from '../store/types.js';
+import { ExtentSet, planLayout, SparseLayout, sparseEtag } from '../blob/sparse.js';
+import type { BlobHold } from '../store/library.js';
+import type { BlobRef, NodeInfo } from '../store/types.js';
 import type { FuseLibrary, FuseSpace } from './port.js';
 
 const COPY_CHUNK = 4 * 1024 * 1024;
 /** A staged file starts going to disk after this many bytes, while the writer goes on. */
 const EARLY_FLUSH_BYTES = 32 * 1024 * 1024;
 
+/** fallocate(2) mode bits (linux/falloc.h). */
+const FALLOC_FL_KEEP_SIZE = 0x01;
+
+/** A committed version of a file's content: what a handle reads while nothing is staged. */
+export interface Version {
+  blob: string | null;
+  /** Logical size. */
+  size: number;
+  /** Sparse container layout (header text), when the version is sparse (D8). */
+  layout: string | undefined;
+}
+
+function versionOf(info: NodeInfo): Version {
+  return { blob: info.blob, size: info.size, layout: info.layout };
+}
+
 export class OpenNode {
   readonly id: number;
-  /** Committed content (updated after each commit). */
-  blob: string | null;
-  blobSize: number;
-  /** Current size: the staging file's while staged, else the blob's. */
+  /** The node as last seen in the store (fstat of a file whose name is gone answers from it). */
+  info: NodeInfo;
+  /** The newest version this mount knows: committed by it, or seen at the last open. */
+  committed: Version;
+  /** Current size: the staging file's while staged, else the committed version's. */
   size: number;
   /** Last data change (µs) not yet committed, or an explicit utimens while staged. */
   mtimeUs: number | undefined;
-  handles = 0;
+  readonly handles = new Set<Handle>();
   writers = 0;
   staging: { path: string; fh: FileHandle } | undefined;
+  /** While staged: the ranges of the staging file that were written (the rest are holes, D8). */
+  written: ExtentSet | undefined;
   /** Staged bytes differ from the committed blob. */
   dirty = false;
   /** A commit in progress; writes and truncates wait for it (the blob must match the hash). */
@@ -57,11 +95,16 @@ export class OpenNode {
   /** Bytes written since the last early flush started, and that flush (see `#flushEarly`). */
   unflushed = 0;
   flushing: Promise<void> | undefined;
+  /**
+   * The file lost its name through this mount (unlink, or replaced by a rename) while open: its
+   * handles keep reading and writing it, but nothing is committed any more (D7, POSIX).
+   */
+  orphan = false;
 
   constructor(info: NodeInfo) {
     this.id = info.id;
-    this.blob = info.blob;
-    this.blobSize = info.size;
+    this.info = info;
+    this.committed = versionOf(info);
     this.size = info.size;
   }
 }
@@ -71,6 +114,10 @@ export interface Handle {
   node: OpenNode;
   writable: boolean;
   stream: ReadStream | undefined;
+  /** The version this handle reads while the node has nothing staged (D7 snapshot). */
+  view: Version;
+  /** Keeps `view`'s blob from being deleted while this handle may read it (D7). */
+  hold: BlobHold | undefined;
 }
 
 export interface OpenFileStats {
@@ -79,6 +126,22 @@ export interface OpenFileStats {
   stagedCopies: number;
   bytesRead: number;
   bytesWritten: number;
+  /** Bytes hashed for commits (content keys, ETags): D8 says holes never are. */
+  bytesHashed: number;
+  /** Bytes handed to the blob store by commits (a sparse file's container, not its size). */
+  bytesStored: number;
+  /** Files committed as sparse containers. */
+  sparseCommits: number;
+  /** Unsaved files dropped by an unmount whose grace ran out (D6). */
+  discarded: number;
+}
+
+/** An open file whose unsaved writes an unmount dropped (D6). */
+export interface Discarded {
+  id: number;
+  path: string;
+  /** Bytes of the staged version that was dropped. */
+  size: number;
 }
 
 export class OpenFiles {
@@ -88,7 +151,19 @@ export class OpenFiles {
   readonly #handles = new Map<number, Handle>();
   #nextFd = 1;
   #stagingReady: Promise<unknown> | undefined;
-  readonly stats: OpenFileStats = { commits: 0, commitBytes: 0, stagedCopies: 0, bytesRead: 0, bytesWritten: 0 };
+  /** Set by the unmount once its grace is over: no more writes or commits (D6). */
+  #refusing: string | undefined;
+  readonly stats: OpenFileStats = {
+    commits: 0,
+    commitBytes: 0,
+    stagedCopies: 0,
+    bytesRead: 0,
+    bytesWritten: 0,
+    bytesHashed: 0,
+    bytesStored: 0,
+    sparseCommits: 0,
+    discarded: 0,
+  };
 
   constructor(lib: FuseLibrary, space: FuseSpace) {
     this.#lib = lib;
@@ -103,10 +178,13 @@ export class OpenFiles {
     return this.#nodes.size;
   }
 
-  /** Bytes written and not yet committed: the size of every staged file that differs from its blob. */
+  /**
+   * Bytes written and not yet committed: the data of every staged file that differs from its blob
+   * (a sparse staging file's holes take no space, D8: only its written ranges count).
+   */
   get stagedBytes(): number {
     let n = 0;
-    for (const node of this.#nodes.values()) if (node.staging && node.dirty) n += node.size;
+    for (const node of this.#nodes.values()) if (node.staging && node.dirty) n += node.written?.bytes ?? node.size;
     return n;
   }
 
@@ -121,22 +199,32 @@ export class OpenFiles {
     return h;
   }
 
-  /** A new handle on `info` (a regular file). */
-  open(info: NodeInfo, writable: boolean): Handle {
+  /**
+   * A new handle on `info` (a regular file, or anything else the kernel opens). `readable`: the
+   * handle may read (O_RDONLY, O_RDWR); only those hold their version from the start — a handle
+   * that only writes (cp, dd) takes a hold if it ever reads its committed bytes (`ensureHold`),
+   * which keeps the write path free of the hold's two small transactions per file.
+   */
+  open(info: NodeInfo, writable: boolean, readable = true): Handle {
     let node = this.#nodes.get(info.id);
     if (!node) {
       node = new OpenNode(info);
       this.#nodes.set(info.id, node);
     } else if (!node.staging && !node.committing && !node.preparing) {
-      // Nobody has staged anything: pick up content changed by others (HTTP, CLI) since.
-      node.blob = info.blob;
-      node.blobSize = info.size;
+      // Nobody has staged anything: pick up content changed by others (HTTP, CLI) since. Handles
+      // opened before keep reading the version they opened (their `view`).
+      node.committed = versionOf(info);
       node.size = info.size;
+      node.info = info;
     }
-    node.handles++;
-    if (writable) node.writers++;
+    const view = node.committed;
+    // D7: hold the bytes this handle may read. Refused when they were deleted between the
+    // caller's lookup and now: the file is gone (ENOENT), as if the lookup had come later.
+    const hold = readable && view.blob ? this.#hold(view.blob) : undefined;
     const fd = this.#allocFd();
-    const h: Handle = { fd, node, writable, stream: this.#lib.cache?.openStream() };
+    const h: Handle = { fd, node, writable, stream: this.#lib.cache?.openStream(), view, hold };
+    node.handles.add(h);
+    if (writable) node.writers++;
     this.#handles.set(fd, h);
     return h;
   }
@@ -149,6 +237,42 @@ export class OpenFiles {
     }
   }
 
+  /**
+   * `lib.holdBlob`, except on a full disk (D9), where the hold cannot be recorded: the file is
+   * then read without one (reading must work on a full disk; a purge by another process could
+   * then take the bytes away under the reader, which gets EIO), and not asked again per read.
+   */
+  #hold(key: string): BlobHold {
+    try {
+      return this.#lib.holdBlob(key);
+    } catch (e) {
+      if (!isSmhError(e, 'InsufficientStorage')) throw e;
+      if (!this.#warnedFull) {
+        this.#warnedFull = true;
+        console.error('smhfs: mount: the disk holding the library is full: files are opened without holding their bytes (D7) until there is room');
+      }
+      return { key, release: () => undefined };
+    }
+  }
+
+  #warnedFull = false;
+
+  /** Move every handle of `node` to `version` (after this mount committed it); holders hold it. */
+  #viewAll(node: OpenNode, version: Version): void {
+    for (const h of node.handles) {
+      if (h.view === version) continue;
+      const old = h.hold;
+      h.view = version;
+      h.hold = old && version.blob ? this.#hold(version.blob) : undefined;
+      old?.release();
+    }
+  }
+
+  /** Before reading `h.view`'s blob: hold it (D7), if the handle does not yet. */
+  ensureHold(h: Handle): void {
+    if (!h.hold && h.view.blob) h.hold = this.#hold(h.view.blob);
+  }
+
   /** Read into a fresh buffer (never the kernel's: see native-notes on buffer lifetimes). */
   async read(h: Handle, pos: number, len: number): Promise<Buffer> {
     const node = h.node;
@@ -156,6 +280,7 @@ export class OpenFiles {
     if (node.preparing) await node.preparing;
     let out: Buffer;
     if (node.staging) {
+      // Holes of a sparse staging file read as zeros from the local file system.
       const want = Math.max(0, Math.min(len, node.size - pos));
       out = Buffer.allocUnsafe(want);
       let got = 0;
@@ -166,8 +291,8 @@ export class OpenFiles {
       }
       out = out.subarray(0, got);
     } else {
-      if (!node.blob || pos >= node.blobSize) return Buffer.alloc(0);
-      out = await this.#lib.readBlob(node.blob, pos, len, h.stream, node.blobSize);
+      this.ensureHold(h);
+      out = await this.#lib.readContent(h.view, pos, len, h.stream);
     }
     this.stats.bytesRead += out.length;
     return out;
@@ -184,7 +309,7 @@ export class OpenFiles {
     const node = h.node;
     const st = node.staging;
     // A hash worker that fell behind makes writers wait, and only the async path can wait.
-    if (!st || node.committing || node.preparing || node.hasher?.behind) return undefined;
+    if (!st || node.committing || node.preparing || node.hasher?.behind || this.#refusing) return undefined;
     const data = buf.subarray(0, len);
     const hasher = this.#hashReserve(node, pos, len);
     try {
@@ -219,6 +344,7 @@ export class OpenFiles {
 
   #written(node: OpenNode, pos: number, len: number): void {
     if (pos + len > node.size) node.size = pos + len;
+    node.written?.add(pos, pos + len);
     node.dirty = true;
     node.mtimeUs = Date.now() * 1000;
     this.stats.bytesWritten += len;
@@ -244,11 +370,18 @@ export class OpenFiles {
       });
   }
 
+  /** Refused once the unmount has given up waiting (D6): say so, never accept bytes we will drop. */
+  #checkAccepting(): void {
+    if (this.#refusing) throw fail('LibraryReadOnly', this.#refusing);
+  }
+
   /** `data` is the caller's own copy. */
   async write(h: Handle, data: Buffer, pos: number): Promise<number> {
+    this.#checkAccepting();
     const node = h.node;
     while (node.committing) await node.committing;
     await this.#ensureStaging(node, undefined);
+    this.#checkAccepting();
     const st = node.staging!;
     if (node.hasher?.behind) await node.hasher.drained();
     const hasher = this.#hashReserve(node, pos, data.length);
@@ -268,14 +401,20 @@ export class OpenFiles {
     return data.length;
   }
 
-  /** ftruncate(2)/truncate(2)/O_TRUNC on an open node: staged; committed by the holders' close. */
+  /**
+   * ftruncate(2)/truncate(2)/O_TRUNC on an open node: staged; committed by the holders' close.
+   * Growing a file writes nothing: the new range is a hole of the sparse staging file (D8).
+   */
   async truncate(node: OpenNode, size: number): Promise<void> {
+    this.#checkAccepting();
     while (node.committing) await node.committing;
     await this.#ensureStaging(node, size);
+    this.#checkAccepting();
     if (node.size !== size) {
       await node.staging!.fh.truncate(size);
       node.size = size;
     }
+    node.written?.truncate(size);
     if (size === 0) {
       this.#dropHasher(node);
       node.hasher = new FileHasher(node.staging!.path);
@@ -284,6 +423,24 @@ export class OpenFiles {
     }
     node.dirty = true;
     node.mtimeUs = Date.now() * 1000;
+  }
+
+  /**
+   * fallocate(2) (D8). Mode 0 extends the file like a truncate up — the range stays a hole: a
+   * library has no blocks to reserve — and FALLOC_FL_KEEP_SIZE changes nothing. Punching holes,
+   * zeroing, collapsing and inserting ranges are not supported (EOPNOTSUPP), so programs fall
+   * back to writing.
+   */
+  async fallocate(h: Handle, mode: number, offset: number, length: number): Promise<void> {
+    if (mode !== 0 && mode !== FALLOC_FL_KEEP_SIZE) throw fail('NotSupported', `fallocate mode 0x${mode.toString(16)} is not supported`);
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length <= 0) {
+      throw fail('InvalidArgument', 'bad fallocate range');
+    }
+    if (mode === FALLOC_FL_KEEP_SIZE) return;
+    const node = h.node;
+    while (node.committing) await node.committing;
+    const end = offset + length;
+    if (end > (node.staging ? node.size : node.committed.size)) await this.truncate(node, end);
   }
 
   /**
@@ -306,56 +463,58 @@ export class OpenFiles {
     if (node?.dirty) node.mtimeUs = mtimeUs;
   }
 
+  /** The file lost its name through this mount while open (unlink, rename over it): see `orphan`. */
+  markOrphan(id: number): void {
+    const node = this.#nodes.get(id);
+    if (node) node.orphan = true;
+  }
+
   /**
    * Commit staged bytes if they changed (flush, fsync). The staging file is handed to the blob
-   * store (a rename for the local store); later writes stage again from the committed blob.
+   * store (a rename for the local store) or, when it has holes, packed into a sparse container
+   * (D8); later writes stage again from the committed blob.
    */
   async commit(node: OpenNode): Promise<void> {
     while (node.committing) await node.committing;
     if (!node.dirty || !node.staging) return;
+    // Writes to a file this mount unlinked go nowhere (POSIX); they stay readable until the last close.
+    if (node.orphan) return;
+    this.#checkAccepting();
     const staging = node.staging;
     const size = node.size;
+    const layout = planLayout(size, node.written ?? ExtentSet.of([{ offset: 0, length: size }]));
     node.committing = (async () => {
       node.dirty = false;
       const mtimeUs = node.mtimeUs;
-      const hasher = node.hasher;
-      const complete = hasher !== undefined && hasher.covers(size);
-      node.hasher = undefined;
-      node.staging = undefined;
-      if (!complete) hasher?.drop();
-      // The digest (the hash worker finishing) and the data reaching the disk, side by side; a
-      // failed hash worker only costs a second pass: the store hashes the file itself.
-      if (node.flushing) await node.flushing;
-      const [hash] = await Promise.all([
-        complete ? hasher.digest().catch(() => undefined) : undefined,
-        staging.fh.datasync().catch(() => undefined), // the store's own sync reports a failure
-      ]);
-      node.unflushed = 0;
-      await staging.fh.close();
-      let ref;
+      let ref: BlobRef;
       try {
-        ref = await this.#lib.storeBlobFromFile(staging.path, { consume: true, ...(hash ? { hash } : {}) });
+        ref = layout ? await this.#storeSparse(node, staging, layout) : await this.#storeDense(node, staging, size);
       } catch (e) {
         // The store did not take the file: the staged bytes are still ours.
-        node.staging = { path: staging.path, fh: await open(staging.path, 'r+') };
+        if (!node.staging) node.staging = { path: staging.path, fh: await open(staging.path, 'r+') };
         node.dirty = true;
         throw e;
       }
+      await this.#dropStaging(node);
+      const version: Version = { blob: ref.key, size, layout: ref.layout };
       try {
-        this.#space.setContent(node.id, ref, mtimeUs !== undefined ? { mtimeUs } : {});
+        node.info = this.#space.setContent(node.id, ref, mtimeUs !== undefined ? { mtimeUs } : {});
       } catch (e) {
-        // Stored but not committed. Unless the file is gone for good (purged, or in the bin),
-        // stage its bytes again so a later close or fsync can still commit them.
-        if (!isSmhError(e, 'FileNotFound') && !isSmhError(e, 'ReadOnly')) {
-          await this.#stageFrom(node, ref.key, ref.size).catch(() => undefined);
+        const gone = isSmhError(e, 'FileNotFound') || isSmhError(e, 'ReadOnly');
+        // Stored but not committed: stage its bytes again so a later close or fsync can still
+        // commit them — or, for a file that lost its name through this mount (unlinked while
+        // being committed), so its handles still read what they wrote.
+        if (!gone || node.handles.size > 0) {
+          await this.#stageFrom(node, version, size).catch(() => undefined);
           node.dirty = node.staging !== undefined;
         }
         this.#lib.abandonBlob(ref);
+        if (gone && node.orphan) return;
         throw e;
       }
-      node.blob = ref.key;
-      node.blobSize = ref.size;
-      node.size = ref.size;
+      node.committed = version;
+      node.size = size;
+      this.#viewAll(node, version);
       if (!node.dirty) node.mtimeUs = undefined;
       this.stats.commits++;
       this.stats.commitBytes += size;
@@ -367,44 +526,160 @@ export class OpenFiles {
     }
   }
 
+  /** A dense commit: the staging file itself becomes the blob (renamed into a local store). */
+  async #storeDense(node: OpenNode, staging: { path: string; fh: FileHandle }, size: number): Promise<BlobRef> {
+    const hasher = node.hasher;
+    const complete = hasher !== undefined && hasher.covers(size);
+    node.hasher = undefined;
+    if (!complete) hasher?.drop();
+    // The digest (the hash worker finishing) and the data reaching the disk, side by side; a
+    // failed hash worker only costs a second pass: the store hashes the file itself.
+    if (node.flushing) await node.flushing;
+    const [hash] = await Promise.all([
+      complete ? hasher.digest().catch(() => undefined) : this.#hashFile(staging.path, size),
+      staging.fh.datasync().catch(() => undefined), // the store's own sync reports a failure
+    ]);
+    if (complete) this.stats.bytesHashed += size;
+    node.unflushed = 0;
+    // The store takes the file over (a rename): it must not be open for writing any more.
+    await staging.fh.close();
+    node.staging = undefined;
+    const ref = await this.#lib.storeBlobFromFile(staging.path, { consume: true, ...(hash ? { hash } : {}) });
+    this.stats.bytesStored += size;
+    return ref;
+  }
+
+  /**
+   * A sparse commit (D8): the written extents are copied into a container (header + data), which
+   * is hashed and stored; the holes are never read, hashed or uploaded. The staging file stays
+   * ours until the container is stored.
+   */
+  async #storeSparse(node: OpenNode, staging: { path: string; fh: FileHandle }, layout: SparseLayout): Promise<BlobRef> {
+    this.#dropHasher(node);
+    await (this.#stagingReady ??= mkdir(this.#lib.stagingDir, { recursive: true }));
+    const path = join(this.#lib.stagingDir, `sparse-${node.id}-${randomBytes(6).toString('hex')}`);
+    const out = await open(path, 'wx', 0o600);
+    try {
+      const header = Buffer.from(layout.header, 'latin1');
+      let at = 0;
+      while (at < header.length) at += (await out.write(header, at, header.length - at, at)).bytesWritten;
+      const chunk = Buffer.allocUnsafe(Math.min(COPY_CHUNK, Math.max(1, layout.dataBytes)));
+      for (const e of layout.extents) {
+        for (let off = 0; off < e.length; ) {
+          const n = Math.min(chunk.length, e.length - off);
+          const { bytesRead } = await staging.fh.read(chunk, 0, n, e.offset + off);
+          // Past the staging file's end (cannot happen: the size is the file's) reads as zeros.
+          if (bytesRead < n) chunk.fill(0, bytesRead, n);
+          let w = 0;
+          while (w < n) w += (await out.write(chunk, w, n - w, at + w)).bytesWritten;
+          at += n;
+          off += n;
+        }
+      }
+      await out.datasync();
+    } catch (e) {
+      await out.close().catch(() => undefined);
+      await unlink(path).catch(() => undefined);
+      throw e;
+    }
+    await out.close();
+    let stored: BlobRef;
+    try {
+      const hash = await this.#hashFile(path, layout.blobSize);
+      stored = await this.#lib.storeBlobFromFile(path, { consume: true, ...(hash ? { hash } : {}) });
+    } finally {
+      await unlink(path).catch(() => undefined); // consumed on success; ours otherwise
+    }
+    this.stats.bytesStored += layout.blobSize;
+    this.stats.sparseCommits++;
+    return { ...stored, size: layout.size, etag: sparseEtag(stored.etag), layout: layout.header };
+  }
+
+  /** SHA-256 + MD5 of a file's first `size` bytes on the hash worker (undefined: let the store hash it). */
+  async #hashFile(path: string, size: number): Promise<ContentHash | undefined> {
+    this.stats.bytesHashed += size;
+    return new FileHasher(path, size).digest().catch(() => undefined);
+  }
+
   /** release(2): the last close commits anything left and drops the staging file. */
   async release(fd: number): Promise<void> {
     const h = this.#handles.get(fd);
     if (!h) return;
     this.#handles.delete(fd);
     const node = h.node;
-    node.handles--;
+    node.handles.delete(h);
     if (h.writable) node.writers--;
     let err: unknown;
-    if (node.dirty && node.handles === 0) {
+    if (node.dirty && node.handles.size === 0 && !node.orphan && !this.#refusing) {
       try {
         await this.commit(node);
       } catch (e) {
         err = e;
       }
     }
-    if (node.handles === 0 && this.#nodes.get(node.id) === node) {
+    if (node.handles.size === 0 && this.#nodes.get(node.id) === node) {
       this.#nodes.delete(node.id);
       await this.#dropStaging(node);
     }
+    h.hold?.release();
     if (err) throw err;
   }
 
-  /** Commit every dirty node (shutdown). Returns the errors, one per node that failed. */
-  async commitAll(): Promise<Array<{ id: number; error: unknown }>> {
-    const failed: Array<{ id: number; error: unknown }> = [];
+  // ───────────────────────────── unmount (D6) ─────────────────────────────
+
+  /** Handles open for writing, per file, with their current paths (for the unmount's messages). */
+  openForWriting(): Array<{ id: number; path: string; writers: number; unsaved: boolean }> {
+    const out: Array<{ id: number; path: string; writers: number; unsaved: boolean }> = [];
     for (const node of this.#nodes.values()) {
-      try {
-        await this.commit(node);
-      } catch (error) {
-        failed.push({ id: node.id, error });
-      }
+      if (node.writers > 0 || node.dirty) out.push({ id: node.id, path: this.#pathOf(node), writers: node.writers, unsaved: node.dirty });
     }
-    return failed;
+    return out;
   }
 
+  /** Commits in progress (a writer's close or fsync that must finish before the library closes). */
+  async commitsDone(): Promise<void> {
+    for (;;) {
+      const running = [...this.#nodes.values()].map((n) => n.committing).filter((p): p is Promise<void> => p !== undefined);
+      if (running.length === 0) return;
+      await Promise.allSettled(running);
+    }
+  }
+
+  /**
+   * From now on refuse writes and commits with `reason` (EROFS): the unmount is over. Then drop
+   * every staged version that no close or fsync committed — the previous version stays (D6) —
+   * and say which.
+   */
+  async discardUnsaved(reason: string): Promise<Discarded[]> {
+    this.#refusing = reason;
+    await this.commitsDone();
+    const out: Discarded[] = [];
+    for (const node of this.#nodes.values()) {
+      if (node.preparing) await node.preparing.catch(() => undefined);
+      if (!node.dirty || node.orphan) continue;
+      out.push({ id: node.id, path: this.#pathOf(node), size: node.size });
+      node.dirty = false;
+      await this.#dropStaging(node);
+      node.size = node.committed.size;
+      this.stats.discarded++;
+    }
+    return out;
+  }
+
+  /** The node's current path ('' when it has none any more). */
+  #pathOf(node: OpenNode): string {
+    try {
+      node.info = this.#space.statNode(node.id);
+    } catch {
+      // purged: the last known path
+    }
+    return node.info.path;
+  }
+
+  /** Forget every handle (the mount is gone): staged leftovers are deleted, holds released. */
   async closeAll(): Promise<void> {
     for (const node of this.#nodes.values()) await this.#dropStaging(node);
+    for (const h of this.#handles.values()) h.hold?.release();
     this.#nodes.clear();
     this.#handles.clear();
   }
@@ -416,8 +691,9 @@ export class OpenFiles {
   async #ensureStaging(node: OpenNode, truncateTo: number | undefined): Promise<void> {
     if (node.staging) return;
     if (node.preparing) return node.preparing;
-    const keep = truncateTo === undefined ? node.blobSize : Math.min(truncateTo, node.blobSize);
-    node.preparing = node.blob ? this.#stageFrom(node, node.blob, keep, node.blobSize) : this.#stageFrom(node, null, 0);
+    const c = node.committed;
+    const keep = truncateTo === undefined ? c.size : Math.min(truncateTo, c.size);
+    node.preparing = this.#stageFrom(node, c, keep);
     try {
       await node.preparing;
     } finally {
@@ -425,44 +701,73 @@ export class OpenFiles {
     }
   }
 
-  /** A new staging file holding the first `keep` bytes of `blob`, hashed as they are copied. */
-  async #stageFrom(node: OpenNode, blob: string | null, keep: number, blobSize = keep): Promise<void> {
+  /**
+   * A new staging file holding the first `keep` bytes of `version`: a dense blob is copied (and
+   * hashed as it is copied); a sparse one has only its data extents copied, the rest stays holes.
+   */
+  async #stageFrom(node: OpenNode, version: Version, keep: number): Promise<void> {
     await (this.#stagingReady ??= mkdir(this.#lib.stagingDir, { recursive: true }));
     const path = join(this.#lib.stagingDir, `open-${node.id}-${randomBytes(6).toString('hex')}`);
     const fh = await open(path, 'w+', 0o600);
-    const hasher = new FileHasher(path);
+    const written = new ExtentSet();
+    const layout = version.layout ? SparseLayout.parse(version.layout) : undefined;
+    const hasher = layout ? undefined : new FileHasher(path);
+    // The bytes being copied must not be deleted under the copy (D7): held while it runs.
+    const hold = keep > 0 && version.blob ? this.#hold(version.blob) : undefined;
     try {
-      if (keep > 0 && blob) {
+      if (keep > 0 && version.blob) {
         this.stats.stagedCopies++;
         const stream = this.#lib.cache?.openStream();
-        for (let off = 0; off < keep; off += COPY_CHUNK) {
-          const chunk = await this.#lib.readBlob(blob, off, Math.min(COPY_CHUNK, keep - off), stream, blobSize);
-          if (chunk.length === 0) throw fail('BlobMissing', `blob ${blob} is shorter than its metadata says`);
-          await hasher.drained();
-          let w = 0;
-          while (w < chunk.length) w += (await fh.write(chunk, w, chunk.length - w, off + w)).bytesWritten;
-          hasher.advance(off + chunk.length);
+        if (layout) {
+          await fh.truncate(keep);
+          for (const e of layout.extents) {
+            if (e.offset >= keep) break;
+            const end = Math.min(keep, e.offset + e.length);
+            for (let off = e.offset; off < end; off += COPY_CHUNK) {
+              const chunk = await this.#lib.readContent(version, off, Math.min(COPY_CHUNK, end - off), stream);
+              await writeFully(fh, chunk, off);
+            }
+            written.add(e.offset, end);
+          }
+        } else {
+          for (let off = 0; off < keep; off += COPY_CHUNK) {
+            const chunk = await this.#lib.readContent(version, off, Math.min(COPY_CHUNK, keep - off), stream);
+            if (chunk.length === 0) throw fail('BlobMissing', `blob ${version.blob} is shorter than its metadata says`);
+            await hasher!.drained();
+            await writeFully(fh, chunk, off);
+            hasher!.advance(off + chunk.length);
+          }
+          written.add(0, keep);
         }
       }
       node.size = keep;
       node.staging = { path, fh };
+      node.written = written;
       this.#dropHasher(node);
       node.hasher = hasher;
     } catch (e) {
-      hasher.drop();
+      hasher?.drop();
       await fh.close().catch(() => undefined);
       await unlink(path).catch(() => undefined);
       throw e;
+    } finally {
+      hold?.release();
     }
   }
 
   async #dropStaging(node: OpenNode): Promise<void> {
     this.#dropHasher(node);
     const st = node.staging;
+    node.written = undefined;
     if (!st) return;
     node.staging = undefined;
     if (node.flushing) await node.flushing;
     await st.fh.close().catch(() => undefined);
     await unlink(st.path).catch(() => undefined);
   }
+}
+
+async function writeFully(fh: FileHandle, buf: Buffer, pos: number): Promise<void> {
+  let w = 0;
+  while (w < buf.length) w += (await fh.write(buf, w, buf.length - w, pos + w)).bytesWritten;
 }

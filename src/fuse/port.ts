@@ -4,13 +4,14 @@
  */
 import type { Library, Space } from '../store/library.js';
 
-export type FuseLibrary = Pick<Library, 'dir' | 'stagingDir' | 'storeBlobFromFile' | 'abandonBlob' | 'readBlob' | 'sync'> & {
+export type FuseLibrary = Pick<Library, 'dir' | 'stagingDir' | 'storeBlobFromFile' | 'abandonBlob' | 'readContent' | 'holdBlob' | 'sync'> & {
   readonly cache: Pick<Library['cache'], 'openStream' | 'stats' | 'readLease' | 'readCachedSync'> | undefined;
 };
 
 export type FuseSpace = Pick<
   Space,
   | 'stat'
+  | 'statNode'
   | 'statWritable'
   | 'readdir'
   | 'readlink'

@@ -5,28 +5,33 @@
  *    "Transport endpoint is not connected") is detached (`fusermount -uz`, else `umount -l`) with
  *    a message; a live mount is refused.
  * 2. fuse-native mounts with our options (native-notes/fuse-native.md) and the adapter's ops.
- * 3. It runs until SIGINT/SIGTERM/SIGHUP (unmount, commit what is staged, close: exit 0) or
- *    until someone unmounts it (`smhfs unmount`, `fusermount -u`), which it notices in the
- *    mount table.
- * 4. A control socket answers `smhfs stats MOUNTPOINT`; the same JSON is the read-only xattr
- *    `user.smhfs.stats` of the mount root.
+ * 3. It runs until SIGINT/SIGTERM/SIGHUP or `smhfs unmount` (a stop request on the control
+ *    socket), or until someone detaches it (`smhfs unmount -l`, `umount -l`, `fusermount -u`),
+ *    which it notices in the mount table.
+ * 4. The control socket answers `smhfs stats MOUNTPOINT` and `smhfs unmount`; the stats JSON is
+ *    also the read-only xattr `user.smhfs.stats` of the mount root.
+ * 5. D6, the truthful unmount (native-notes/unmount.md): a stop unmounts at once when nothing is
+ *    open; otherwise it detaches the mount (no new opens) and waits up to the grace for the files
+ *    open for writing to be closed or fsynced, then discards what is still unsaved — the previous
+ *    version stays, each discarded file is named in the log — and exits (1 if it discarded
+ *    anything). A detach by someone else keeps serving the open files until they are closed.
  *
  * The process never touches its own mountpoint with a blocking call (M4): all checks go through
  * /proc or child processes (./mounts.ts).
  */
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { resolve } from 'node:path';
 import { FuseAdapter } from './adapter.js';
 import { createFuse, type OpTimeouts, type SmhFuse } from './native.js';
 import {
+  fuseConnectionOpen,
   fuseUnmount,
   mountAt,
   mountState,
   recoverStale,
   registryPaths,
   removeRegistry,
-  waitFor,
   writeRegistry,
 } from './mounts.js';
 import type { FuseLibrary, FuseSpace } from './port.js';
@@ -95,6 +100,12 @@ export interface ServeOptions {
    * on a local store, measured). 0 leaves the kernel's value.
    */
   kernelReadaheadKb?: number;
+  /**
+   * D6: how long SIGINT/SIGTERM/`smhfs unmount` wait for files open for writing to be closed or
+   * fsynced before discarding what is unsaved (seconds, default 30; `smhfs unmount --grace`
+   * overrides it per request).
+   */
+  graceSec?: number;
 }
 
 /**
@@ -182,6 +193,13 @@ export async function serve(opts: ServeOptions): Promise<number> {
   try {
     await mountFuse(fuse);
   } catch (e) {
+    // A mount the kernel made but nobody serves would answer ENOTCONN forever: never leave one.
+    const left = await mountState(mp);
+    if (left.state === 'stale' || left.state === 'hung') await recoverStale(mp);
+    const user = mountOptionList({ fuseOptions: opts.fuseOptions ?? [] }).slice(BASE_MOUNT_OPTIONS.length + 2);
+    if (/refused the mount options/.test((e as Error).message)) {
+      throw new Error(`mounting ${mp} failed: libfuse refused the mount options${user.length ? ` -o ${user.join(',')}` : ''} (its message above says which); nothing is mounted`);
+    }
     throw new Error(
       `mounting ${mp} failed (${(e as Error).message}): is /dev/fuse there, libfuse2 and fusermount installed, ` +
         `and the mountpoint empty (or pass -o nonempty)?`,
@@ -193,6 +211,14 @@ export async function serve(opts: ServeOptions): Promise<number> {
   // 3. The control socket and registry (for `smhfs stats` and `smhfs unmount`).
   const paths = registryPaths(mp);
   let server: Server | undefined;
+  /** Clients of a stop request: they get every line the shutdown logs, then `{"exit":code}`. */
+  const watchers = new Set<Socket>();
+  const say = (line: string, level: 'error' | 'warn' | 'info' = 'info'): void => {
+    log(line, level);
+    for (const w of watchers) w.write(`${line}\n`);
+  };
+  let requestStop: ((r: StopReason) => void) | undefined;
+  const pendingStops: StopReason[] = [];
   try {
     await writeRegistry({
       pid: process.pid,
@@ -205,7 +231,20 @@ export async function serve(opts: ServeOptions): Promise<number> {
     await rm(paths.socket, { force: true });
     server = createServer((sock) => {
       sock.on('error', () => undefined);
-      sock.end(JSON.stringify(statsSnapshot()));
+      readRequest(sock).then(
+        (req) => {
+          if (req.op === 'stop') {
+            watchers.add(sock);
+            sock.on('close', () => watchers.delete(sock));
+            const r: StopReason = { kind: 'request', grace: req.grace };
+            if (requestStop) requestStop(r);
+            else pendingStops.push(r);
+          } else {
+            sock.end(JSON.stringify(statsSnapshot()));
+          }
+        },
+        () => sock.destroy(),
+      );
     });
     await new Promise<void>((res, rej) => {
       server!.once('error', rej);
@@ -219,64 +258,154 @@ export async function serve(opts: ServeOptions): Promise<number> {
   log(`smhfs: serving ${opts.lib.dir} (space ${opts.spaceName}) at ${mp}; stop with Ctrl-C or "smhfs unmount ${mp}"`);
   opts.onReady?.();
 
-  // 4. Wait for a signal, an external unmount, or the caller's stop.
-  let reason = await new Promise<'signal' | 'unmounted' | 'stop'>((res) => {
-    let done = false;
-    const finish = (r: 'signal' | 'unmounted' | 'stop'): void => {
-      if (done) return;
-      done = true;
-      clearInterval(poll);
-      for (const sig of SIGNALS) process.removeListener(sig, onSignal);
-      res(r);
-    };
-    const onSignal = (): void => finish('signal');
-    const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
-    for (const sig of SIGNALS) process.on(sig, onSignal);
-    const poll = setInterval(() => {
-      mountAt(mp).then(
-        (m) => {
-          if (!m) finish('unmounted');
-        },
-        () => undefined,
-      );
-    }, 250);
-    opts.stop?.then(() => finish('stop'));
-  });
-
-  // 5. Shut down: unmount (a busy mount is detached lazily), commit staged writes, close.
-  let forced = false;
-  const onSecondSignal = (): void => {
-    if (forced) return;
-    forced = true;
-    log('smhfs: mount: second signal, detaching without waiting', 'warn');
-    void fuseUnmount(mp, { lazy: true }).finally(() => process.exit(1));
+  // 4. Wait for a signal, a stop request, an external unmount, or the caller's stop. Later ones
+  // (a second Ctrl-C while waiting for writers) arrive through `nextStop`.
+  const stops: StopReason[] = [...pendingStops];
+  let wake: (() => void) | undefined;
+  const push = (r: StopReason): void => {
+    stops.push(r);
+    wake?.();
   };
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, onSecondSignal);
+  requestStop = push;
+  const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  const onSignal = (sig: NodeJS.Signals): void => push({ kind: 'signal', signal: sig });
+  for (const sig of SIGNALS) process.on(sig, onSignal);
+  opts.stop?.then(() => push({ kind: 'signal', signal: 'stop' }));
+  const nextStop = (ms: number, poll: () => Promise<boolean>): Promise<StopReason | 'condition' | 'timeout'> =>
+    new Promise((res) => {
+      const end = Date.now() + ms;
+      let done = false;
+      const finish = (v: StopReason | 'condition' | 'timeout'): void => {
+        if (done) return;
+        done = true;
+        clearInterval(timer);
+        wake = undefined;
+        res(v);
+      };
+      const check = (): void => {
+        if (stops.length > 0) return finish(stops.shift()!);
+        if (Date.now() >= end) return finish('timeout');
+        poll().then((c) => c && finish('condition'), () => undefined);
+      };
+      wake = () => finish(stops.shift()!);
+      const timer = setInterval(check, 100);
+      check();
+    });
+
+  let first = await nextStop(Number.POSITIVE_INFINITY, async () => !(await mountAt(mp)));
+  const files = adapter.files;
+  const writing = (): boolean => files.openForWriting().length > 0;
   let code = 0;
-  if (reason !== 'unmounted') {
-    let r = await fuseUnmount(mp);
-    if (r.code !== 0 && (await mountAt(mp))) {
-      log(`smhfs: mount: ${mp} is busy (${r.stderr.trim()}); detaching it lazily, open files keep working until closed`, 'warn');
-      r = await fuseUnmount(mp, { lazy: true });
+
+  // 5. Shut down (D6, native-notes/unmount.md).
+  if (first === 'condition') {
+    // Unmounted by someone else: `smhfs unmount -l`, `umount -l`, or `fusermount -u` of an idle
+    // mount. Open files keep working until they are closed, with no time limit; a signal or a
+    // stop request meanwhile switches to the graceful stop below.
+    if (files.openHandles > 0) {
+      say(
+        `smhfs: mount: ${mp} was detached; serving the ${files.openHandles} open file${files.openHandles === 1 ? '' : 's'} ` +
+          `until they are closed (changes are saved at each close or fsync, as usual)`,
+      );
+      const r = await nextStop(Number.POSITIVE_INFINITY, async () => files.openHandles === 0 || !(await fuseConnectionOpen()));
+      first = r;
     }
-    if (r.code !== 0 && (await mountAt(mp))) {
-      log(`smhfs: mount: unmounting ${mp} failed: ${r.stderr.trim()}`, 'error');
-      code = 1;
-    } else {
-      await waitFor(async () => !(await mountAt(mp)), 5000);
-    }
-  } else {
-    reason = 'unmounted';
   }
-  const failed = await adapter.files.commitAll();
-  for (const f of failed) {
-    log(`smhfs: mount: staged writes to node ${f.id} could not be committed: ${(f.error as Error).message ?? String(f.error)}`, 'error');
+  if (first !== 'condition' && first !== 'timeout') {
+    const grace = first.kind === 'request' && first.grace !== undefined ? first.grace : (opts.graceSec ?? DEFAULT_GRACE_SEC);
+    const why = first.kind === 'request' ? 'smhfs unmount' : first.signal;
+    // A plain unmount succeeds only when nothing is open; then there is nothing to wait for.
+    let busy = files.openHandles > 0;
+    let detail = 'open files or a working directory there';
+    if (await mountAt(mp)) {
+      const r = await fuseUnmount(mp);
+      busy = r.code !== 0 && (await mountAt(mp)) !== undefined;
+      if (r.stderr.trim()) detail = r.stderr.trim();
+    }
+    if (busy) {
+      const open = files.openForWriting();
+      const mounted = (await mountAt(mp)) !== undefined;
+      if (open.length === 0) {
+        say(`smhfs: mount: ${why}: ${mp} is in use (${detail}) but nothing is open for writing: ${mounted ? 'detaching it; ' : ''}programs still using it get errors from now on`, 'warn');
+      } else {
+        const list = open.map((f) => f.path || `node ${f.id}`).join(', ');
+        say(
+          `smhfs: mount: ${why}: ${open.length} file${open.length === 1 ? ' is' : 's are'} open for writing (${list}). ` +
+            `${mounted ? `Detaching ${mp} (no new opens) and waiting` : 'Waiting'} up to ${grace} s for ${open.length === 1 ? 'it' : 'them'} to be closed or fsynced; ` +
+            `writes neither closed nor fsynced by then are discarded and the previous version kept. Signal again to stop waiting.`,
+          'warn',
+        );
+      }
+      if (mounted) {
+        const r = await fuseUnmount(mp, { lazy: true });
+        if (r.code !== 0 && (await mountAt(mp))) {
+          say(`smhfs: mount: unmounting ${mp} failed: ${r.stderr.trim()}`, 'error');
+          code = 1;
+        }
+      }
+      if (open.length > 0) {
+        const w = await nextStop(grace * 1000, async () => !writing() || !(await fuseConnectionOpen()));
+        if (w === 'timeout') say(`smhfs: mount: the grace of ${grace} s is over`, 'warn');
+        else if (w !== 'condition') say(`smhfs: mount: ${w.kind === 'signal' ? w.signal : 'smhfs unmount'} again: not waiting any longer`, 'warn');
+      }
+    }
+  }
+  // From here on a signal no longer waits for anything: commits in progress are abandoned too.
+  for (const sig of SIGNALS) process.removeListener(sig, onSignal);
+  const force = (): void => {
+    log('smhfs: mount: exiting now, without waiting for commits in progress (their files keep the previous version)', 'warn');
+    process.exit(1);
+  };
+  for (const sig of SIGNALS) process.on(sig, force);
+  // Whatever is still unsaved now was neither closed nor fsynced: it is dropped, never committed.
+  const discarded = await files.discardUnsaved(`${mp} was unmounted: the file was not saved (its previous version is kept)`);
+  for (const d of discarded) {
+    say(`smhfs: mount: discarded unsaved writes to ${d.path || `node ${d.id}`} (${d.size} bytes, neither closed nor fsynced before the unmount); its previous version is kept`, 'error');
     code = 1;
   }
-  await adapter.files.closeAll();
-  server?.close();
+  await files.closeAll();
+  for (const sig of SIGNALS) process.removeListener(sig, force);
+  requestStop = undefined;
   await removeRegistry(mp);
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.removeListener(sig, onSecondSignal);
-  log(`smhfs: unmounted ${mp}`);
+  say(`smhfs: unmounted ${mp}${discarded.length > 0 ? ` (${discarded.length} unsaved file${discarded.length === 1 ? '' : 's'} discarded)` : ''}`);
+  for (const w of watchers) w.end(`${JSON.stringify({ exit: code })}\n`);
+  server?.close();
   return code;
+}
+
+/** Why the server stops: a signal (or the caller's `stop`), or `smhfs unmount` over the socket. */
+type StopReason = { kind: 'signal'; signal: string } | { kind: 'request'; grace: number | undefined };
+
+export const DEFAULT_GRACE_SEC = 30;
+
+/** A control request: one JSON line, `{"op":"stats"}` or `{"op":"stop","grace":N}`. */
+type ControlRequest = { op: 'stats' } | { op: 'stop'; grace: number | undefined };
+
+function readRequest(sock: Socket): Promise<ControlRequest> {
+  return new Promise((res, rej) => {
+    let buf = '';
+    const timer = setTimeout(() => rej(new Error('no request')), 5000);
+    sock.setEncoding('utf8');
+    sock.on('data', (d: string) => {
+      buf += d;
+      const nl = buf.indexOf('\n');
+      if (nl < 0) {
+        if (buf.length > 4096) rej(new Error('request too long'));
+        return;
+      }
+      clearTimeout(timer);
+      try {
+        const v = JSON.parse(buf.slice(0, nl)) as { op?: unknown; grace?: unknown };
+        if (v.op === 'stop') {
+          const g = v.grace;
+          res({ op: 'stop', grace: typeof g === 'number' && Number.isFinite(g) && g >= 0 ? g : undefined });
+        } else {
+          res({ op: 'stats' });
+        }
+      } catch (e) {
+        rej(e as Error);
+      }
+    });
+    sock.on('end', () => rej(new Error('no request')));
+  });
 }

@@ -53,9 +53,10 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
   return { start, end: Math.min(end, size - 1) };
 }
 
-async function readChunk(lib: HttpLibrary, key: string, size: number, rs: ReadStream, offset: number, len: number): Promise<Buffer> {
-  const buf = await lib.readBlob(key, offset, len, rs, size);
-  if (buf.length !== len) throw fail('BlobUnavailable', `short read of blob ${key}: ${buf.length} of ${len} bytes at ${offset}`);
+async function readChunk(lib: HttpLibrary, file: NodeInfo, rs: ReadStream, offset: number, len: number): Promise<Buffer> {
+  // readContent: a sparse file's holes are zeros, never fetched (D8)
+  const buf = await lib.readContent(file, offset, len, rs);
+  if (buf.length !== len) throw fail('BlobUnavailable', `short read of blob ${file.blob}: ${buf.length} of ${len} bytes at ${offset}`);
   return buf;
 }
 
@@ -90,7 +91,7 @@ export async function sendContent(
   const hold = lib.holdBlob(key);
   let first: Buffer;
   try {
-    first = await readChunk(lib, key, size, rs, start, firstLen);
+    first = await readChunk(lib, file, rs, start, firstLen);
   } catch (e) {
     hold.release();
     throw e;
@@ -100,7 +101,7 @@ export async function sendContent(
     let off = start + firstLen;
     while (off <= end) {
       const n = Math.min(chunk, end - off + 1);
-      yield await readChunk(lib, key!, size, rs, off, n);
+      yield await readChunk(lib, file, rs, off, n);
       off += n;
     }
   }

@@ -38,6 +38,7 @@ export type HttpLibrary = Pick<
   | 'storeBlobFromStream'
   | 'abandonBlob'
   | 'readBlob'
+  | 'readContent'
   | 'holdBlob'
   | 'cache'
   | 'runTasks'

@@ -38,6 +38,7 @@ import Database from 'better-sqlite3';
 import type { BlobStore } from '../blob/types.js';
 import { EMPTY_BLOB_KEY } from '../blob/types.js';
 import { isBlobKey } from '../blob/hash.js';
+import { SparseLayout, storedBlobSize } from '../blob/sparse.js';
 import { fail, isSmhError } from '../errors.js';
 import { DB_FILE, deadStagingFolders, inspectLibraryFolder, Library } from './library.js';
 import { claimBlobStore, inspectStoreOwner, type OwnerVerdict } from './ownership.js';
@@ -115,6 +116,7 @@ interface NodeRow {
   link_flavour: string | null;
   link_node: number | null;
   link_path: string | null;
+  layout: string | null;
 }
 
 class Findings {
@@ -292,7 +294,9 @@ export async function checkLibrary(dir: string, opts: FsckOptions = {}): Promise
     );
     if (badLinks.length > 0) findings.add('link-shape', true, `${badLinks.length} link(s) with no flavour or no target`, badLinks.map((l) => describe(l.id, l.space)));
     const badFiles = all<NodeRow>("SELECT * FROM nodes WHERE kind = 'file' AND (blob IS NULL OR etag IS NULL OR size < 0)").concat(
-      all<NodeRow>("SELECT * FROM nodes WHERE kind = 'file' AND blob IS NOT NULL").filter((n) => !isBlobKey(n.blob!) || (n.blob === EMPTY_BLOB_KEY && n.size !== 0)),
+      all<NodeRow>("SELECT * FROM nodes WHERE kind = 'file' AND blob IS NOT NULL").filter(
+        (n) => !isBlobKey(n.blob!) || (n.blob === EMPTY_BLOB_KEY && n.size !== 0) || (n.layout !== null && !layoutFits(n.layout, n.size)),
+      ),
     );
     if (badFiles.length > 0) findings.add('file-shape', true, `${badFiles.length} file(s) without a well-formed content record`, badFiles.map((n) => describe(n.id, n.space)));
 
@@ -434,7 +438,12 @@ export async function checkLibrary(dir: string, opts: FsckOptions = {}): Promise
     // blobs: what the records reference vs what the store holds
     const referenced = new Map<string, { size: number; nodes: number[] }>();
     const sizeConflicts: string[] = [];
-    for (const r of all<{ blob: string; size: number; id: number }>(`SELECT blob, size, id FROM nodes WHERE kind = 'file' AND blob IS NOT NULL AND blob != ?`, EMPTY_BLOB_KEY)) {
+    for (const row of all<{ blob: string; size: number; layout: string | null; id: number }>(
+      `SELECT blob, size, layout, id FROM nodes WHERE kind = 'file' AND blob IS NOT NULL AND blob != ?`,
+      EMPTY_BLOB_KEY,
+    )) {
+      // A sparse file's blob is its container (D8): its size is the container's, not the file's.
+      const r = { blob: row.blob, id: row.id, size: row.layout !== null && layoutFits(row.layout, row.size) ? storedBlobSize(row) : row.size };
       const cur = referenced.get(r.blob);
       if (!cur) referenced.set(r.blob, { size: r.size, nodes: [r.id] });
       else {
@@ -603,5 +612,14 @@ class LostAndFound {
     this.db.prepare('INSERT INTO entries (parent, name, node, is_dir) VALUES (?, ?, ?, 1)').run(root, name, id);
     this.#dirs.set(space, id);
     return id;
+  }
+}
+
+/** A sparse file's layout (D8) is well-formed and describes a file of `size` bytes. */
+function layoutFits(layout: string, size: number): boolean {
+  try {
+    return SparseLayout.parse(layout).size === size;
+  } catch {
+    return false;
   }
 }

@@ -46,6 +46,7 @@ import { HashingTransform, hashFile, type ContentHash } from '../blob/hash.js';
 import { LocalBlobStore } from '../blob/local-store.js';
 import { PageCache, type PageCacheOptions, type ReadStream } from '../blob/page-cache.js';
 import { EMPTY_BLOB_KEY, type BlobInfo, type BlobStore } from '../blob/types.js';
+import { SparseLayout, storedBlobSize } from '../blob/sparse.js';
 import { SCHEMA_VERSION, migrate, secretHash } from './schema.js';
 import { nowUs, Space } from './space.js';
 import type { BlobConfig, BlobRef, Task } from './types.js';
@@ -391,7 +392,7 @@ export class Library {
       blobSample: p('SELECT DISTINCT blob FROM nodes WHERE blob IS NOT NULL AND blob != ? LIMIT ?'),
       space: p('SELECT root, trash FROM spaces WHERE name = ?'),
       spaces: p('SELECT name FROM spaces ORDER BY name'),
-      blobSize: p('SELECT size FROM nodes WHERE blob = ? LIMIT 1'),
+      blobSize: p('SELECT size, layout FROM nodes WHERE blob = ? LIMIT 1'),
       referenced: p('SELECT 1 FROM nodes WHERE blob = ? LIMIT 1'),
       pendingKey: p('SELECT 1 FROM blob_pending WHERE key = ? LIMIT 1'),
       pendingAll: p('SELECT id, key, owner, created, heartbeat FROM blob_pending'),
@@ -1157,7 +1158,8 @@ export class Library {
   /** Size of a committed blob (content-addressed, so any node holding it knows). */
   blobSize(key: string): number | undefined {
     if (key === EMPTY_BLOB_KEY) return 0;
-    return (this.q.blobSize.get(key) as { size: number } | undefined)?.size;
+    const row = this.q.blobSize.get(key) as { size: number; layout: string | null } | undefined;
+    return row ? storedBlobSize(row) : undefined;
   }
 
   /** Read blob bytes through the page cache (B2). */
@@ -1165,6 +1167,30 @@ export class Library {
     const blobSize = size ?? this.blobSize(key);
     if (blobSize === undefined) throw fail('BlobMissing', `no committed file references blob ${key}`);
     return this.cache.read(key, blobSize, offset, length, stream);
+  }
+
+  /**
+   * Read bytes [offset, offset + length) of a file's content — clipped to its size — through the
+   * page cache. A sparse file's holes (D8) are zeros and never fetched; its data comes from its
+   * container blob. Use this, not `readBlob`, to read a file: `readBlob` reads blob bytes.
+   */
+  async readContent(
+    file: { blob: string | null; size: number; layout?: string | undefined; path?: string },
+    offset: number,
+    length: number,
+    stream?: ReadStream,
+  ): Promise<Buffer> {
+    const want = Math.max(0, Math.min(length, file.size - offset));
+    if (want === 0) return Buffer.alloc(0);
+    if (!file.blob) throw fail('BlobMissing', `file ${file.path ?? ''} has no content blob`, file.path);
+    if (!file.layout) return this.cache.read(file.blob, file.size, offset, want, stream);
+    const layout = SparseLayout.parse(file.layout);
+    const parts: Buffer[] = [];
+    for (const seg of layout.segments(offset, want)) {
+      if (seg.blobOffset === null) parts.push(Buffer.alloc(seg.length));
+      else parts.push(await this.cache.read(file.blob, layout.blobSize, seg.blobOffset, seg.length, stream));
+    }
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
   }
 
   private scheduleCollect(keys: string[]): void {

@@ -199,6 +199,11 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX blob_pending_by_owner ON blob_pending(owner);
   ALTER TABLE blob_doomed ADD COLUMN owner TEXT;
   `,
+  // 6 (D8): a sparse file's layout — the header of its container blob (src/blob/sparse.ts) — or
+  // NULL for a dense file, whose blob is its bytes.
+  `
+  ALTER TABLE nodes ADD COLUMN layout TEXT;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

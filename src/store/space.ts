@@ -56,6 +56,7 @@ export interface NodeRow {
   size: number;
   blob: string | null;
   etag: string | null;
+  layout: string | null;
   rdev: number;
   storage_class: StorageClass;
   link_flavour: 'bound' | 'path' | null;
@@ -401,6 +402,7 @@ export class Space {
       rdev: row.rdev,
       blob: row.blob,
       etag: row.etag,
+      ...(row.layout ? { layout: row.layout } : {}),
       storageClass: row.storage_class,
       atimeUs: row.atime,
       mtimeUs: row.mtime,
@@ -657,6 +659,7 @@ export class Space {
       size: fields.size ?? 0,
       blob: fields.blob ?? null,
       etag: fields.etag ?? null,
+      layout: fields.layout ?? null,
       rdev: fields.rdev ?? 0,
       storage_class: fields.storage_class ?? 'STANDARD',
       link_flavour: fields.link_flavour ?? null,
@@ -1089,7 +1092,7 @@ export class Space {
       if (existing && existing !== 'reserved' && existing.kind === 'file' && conflict === 'overwrite') {
         opts.authorize?.({ replacing: 'file' });
         this.binOldVersion(existing, blob.key);
-        this.q.setContent.run({ id: existing.id, blob: blob.key, size: blob.size, etag: blob.etag, mtime: t, ctime: nowUs() });
+        this.q.setContent.run({ id: existing.id, blob: blob.key, size: blob.size, etag: blob.etag, layout: blob.layout ?? null, mtime: t, ctime: nowUs() });
         if (cls) this.q.setClass.run(cls, existing.id);
         if (meta) {
           this.q.xattrClear.run(existing.id);
@@ -1107,6 +1110,7 @@ export class Space {
           blob: blob.key,
           size: blob.size,
           etag: blob.etag,
+          layout: blob.layout ?? null,
           mtime: t,
           storage_class: cls ?? this.defaultClass(),
         });
@@ -1126,7 +1130,7 @@ export class Space {
       if (!row || row.kind !== 'file') throw fail('FileNotFound', 'the file no longer exists', String(nodeId));
       if (this.locate(nodeId).where === 'trash') throw fail('ReadOnly', 'the file is in the recycle bin; restore it first', String(nodeId));
       const t = nowUs();
-      this.q.setContent.run({ id: nodeId, blob: blob.key, size: blob.size, etag: blob.etag, mtime: opts.mtimeUs ?? t, ctime: t });
+      this.q.setContent.run({ id: nodeId, blob: blob.key, size: blob.size, etag: blob.etag, layout: blob.layout ?? null, mtime: opts.mtimeUs ?? t, ctime: t });
       if (row.blob && row.blob !== blob.key) this.lib.dropBlobs([row.blob]);
       return this.infoOf(this.row(nodeId)!);
     }, true);
@@ -1788,8 +1792,8 @@ function prepare(db: Database.Database) {
     hasChildren: p('SELECT 1 FROM entries WHERE parent = ? LIMIT 1'),
     firstChild: p('SELECT node, is_dir FROM entries WHERE parent = ? LIMIT 1'),
     subdirCount: p('SELECT count(*) AS n FROM entries WHERE parent = ? AND is_dir = 1'),
-    insertNode: p(`INSERT INTO nodes (space, kind, mode, uid, gid, size, blob, etag, rdev, storage_class, link_flavour, link_node,
-      link_path, link_base, atime, mtime, ctime, btime) VALUES (@space, @kind, @mode, @uid, @gid, @size, @blob, @etag, @rdev,
+    insertNode: p(`INSERT INTO nodes (space, kind, mode, uid, gid, size, blob, etag, layout, rdev, storage_class, link_flavour, link_node,
+      link_path, link_base, atime, mtime, ctime, btime) VALUES (@space, @kind, @mode, @uid, @gid, @size, @blob, @etag, @layout, @rdev,
       @storage_class, @link_flavour, @link_node, @link_path, @link_base, @atime, @mtime, @ctime, @btime)`),
     insertEntry: p('INSERT INTO entries (parent, name, node, is_dir) VALUES (?, ?, ?, ?)'),
     moveEntry: p('UPDATE entries SET parent = ?, name = ? WHERE node = ?'),
@@ -1799,7 +1803,7 @@ function prepare(db: Database.Database) {
     touchCtime: p('UPDATE nodes SET ctime = ? WHERE id = ?'),
     setState: p('UPDATE nodes SET state = ? WHERE id = ?'),
     setClass: p('UPDATE nodes SET storage_class = ? WHERE id = ?'),
-    setContent: p('UPDATE nodes SET blob = @blob, size = @size, etag = @etag, mtime = @mtime, ctime = @ctime WHERE id = @id'),
+    setContent: p('UPDATE nodes SET blob = @blob, size = @size, etag = @etag, layout = @layout, mtime = @mtime, ctime = @ctime WHERE id = @id'),
     setattr: p('UPDATE nodes SET mode = @mode, uid = @uid, gid = @gid, atime = @atime, mtime = @mtime, ctime = @ctime WHERE id = @id'),
     rebind: p("UPDATE nodes SET link_node = ? WHERE link_flavour = 'bound' AND link_node = ?"),
     spaceClass: p('SELECT default_storage_class AS c FROM spaces WHERE name = ?'),

@@ -54,7 +54,13 @@ export interface NodeInfo {
   nlink: number; // dirs: 2 + subdirectories
   rdev: number;
   blob: string | null; // content blob key (files)
-  etag: string | null; // hex MD5 of the content (files)
+  etag: string | null; // hex MD5 of the content (files); sparse files: see src/blob/sparse.ts
+  /**
+   * D8: present only for a sparse file — the layout (header) of its container blob, whose data
+   * extents are the file's written ranges; read it with `Library.readContent`, never as bytes of
+   * the file (src/blob/sparse.ts).
+   */
+  layout?: string;
   storageClass: StorageClass;
   atimeUs: number;
   mtimeUs: number;
@@ -75,8 +81,11 @@ export interface DirEntry {
 /** A blob the caller has stored (Library.storeBlob*) and wants a file to point at. */
 export interface BlobRef {
   key: string;
+  /** The file's size: the blob's, or with `layout` the logical size of the sparse file. */
   size: number;
-  etag: string; // hex MD5
+  etag: string; // hex MD5 (sparse: see src/blob/sparse.ts)
+  /** D8: the blob is the container of a sparse file with this layout (src/blob/sparse.ts). */
+  layout?: string;
   /** The pending-write lease taken by Library.storeBlob*; the commit that references the blob releases it. */
   lease?: number;
 }

@@ -469,7 +469,7 @@ async function catOne(lib: Library, space: Space, path: string): Promise<void> {
     let offset = 0;
     while (offset < size) {
       const length = Math.min(CAT_CHUNK, size - offset);
-      const buf = await about(path, () => lib.readBlob(hold!.key, offset, length, stream, size));
+      const buf = await about(path, () => lib.readContent(node!, offset, length, stream)); // sparse-aware (D8)
       if (buf.length === 0) throw new SmhError('BlobUnavailable', `short read at offset ${offset}`, path);
       offset += buf.length;
       if (!process.stdout.write(buf)) await once(process.stdout, 'drain');

@@ -76,6 +76,7 @@ function collect(value: string, prev: string[] = []): string[] {
 const MAX_CACHE = Math.max(64 * MiB, Math.floor(totalmem() / MiB) * MiB);
 
 interface MountCmdOptions {
+  grace: number;
   cacheSize: number;
   pageSize: number;
   readahead?: number;
@@ -115,7 +116,13 @@ export function register(program: Command): void {
       MiB,
     )
     .option('--attr-timeout <seconds>', 'how long the kernel caches attributes and names (changes by others show after it)', parseSeconds, 1)
-    .option('-o, --options <opts>', 'FUSE mount options, comma-separated, passed through (allow_other, nosuid, …); repeatable', collect);
+    .option('-o, --options <opts>', 'FUSE mount options, comma-separated, passed through (allow_other, nosuid, …); repeatable', collect)
+    .option(
+      '--grace <seconds>',
+      'on SIGINT/SIGTERM/"smhfs unmount": how long to wait for files open for writing to be closed or fsynced; unsaved writes are discarded after it',
+      parseSeconds,
+      30,
+    );
   mount.addOption(logFileOption()).addOption(logLevelOption()).addOption(metricsOption());
   mount.option('--debug', 'libfuse debug output (every request) on stderr');
   for (const o of mount.options) {
@@ -154,11 +161,12 @@ export function register(program: Command): void {
   const unmount = program
     .command('unmount')
     .alias('umount')
-    .description('unmount an smhfs mount (waits for its server to finish); recovers a stale one')
+    .description('unmount an smhfs mount: waits for files open for writing (up to --grace), then stops its server; recovers a stale one')
     .argument('<mountpoint>', 'where it is mounted')
-    .option('-l, --lazy', 'detach now even if files are open (they keep working until closed)');
+    .option('-l, --lazy', 'detach now; the server keeps serving files that are open until they are closed')
+    .option('--grace <seconds>', "how long to wait for files open for writing to be closed or fsynced (default: the mount's --grace, 30 s); unsaved writes are discarded after it", parseSeconds);
   unmount.action(
-    runAction('unmount', async (mountpoint: string, o: { lazy?: boolean }) => {
+    runAction('unmount', async (mountpoint: string, o: { lazy?: boolean; grace?: number }) => {
       const { fuseUnmount, mountState, pidAlive, readRegistry, recoverStale, waitFor } = await import('../../fuse/mounts.js');
       const mp = resolve(mountpoint);
       const st = await mountState(mp);
@@ -171,7 +179,29 @@ export function register(program: Command): void {
         process.stderr.write(`smhfs: unmount: ${mp} was stale (its server is gone); detached it\n`);
         return 0;
       }
-      const r = await fuseUnmount(mp, { lazy: o.lazy === true });
+      if (o.lazy) {
+        // Detach here (works even when the server does not answer); the server notices and
+        // keeps serving the files still open until they are closed.
+        const open = reg && pidAlive(reg.pid) ? await control(reg.socket, { op: 'stats' }).then((t) => (JSON.parse(t) as StatsReply).openHandles, () => undefined) : undefined;
+        const r = await fuseUnmount(mp, { lazy: true });
+        if (r.code !== 0) throw new CliError('UnmountFailed', r.stderr.trim() || 'detaching failed', mp);
+        process.stderr.write(
+          open
+            ? `smhfs: unmount: detached ${mp}; its server keeps serving the ${open} open file${open === 1 ? '' : 's'} until they are closed, then exits\n`
+            : `smhfs: unmount: detached ${mp}\n`,
+        );
+        return 0;
+      }
+      if (reg && pidAlive(reg.pid)) {
+        // Ask the server to stop (D6): it waits for writers up to the grace and says what it does.
+        const code = await stopServer(reg.socket, o.grace);
+        if (code !== undefined) {
+          await waitFor(async () => !pidAlive(reg.pid), 30_000, 100);
+          return code;
+        }
+      }
+      // No server of ours to ask (another user's, or an older smhfs): a plain unmount.
+      const r = await fuseUnmount(mp);
       if (r.code !== 0) {
         const busy = /busy/i.test(r.stderr);
         throw new CliError(
@@ -180,7 +210,6 @@ export function register(program: Command): void {
           mp,
         );
       }
-      // The server notices, commits what is staged and exits: wait for it.
       if (reg && pidAlive(reg.pid)) await waitFor(async () => !pidAlive(reg.pid), 30_000, 100);
       return 0;
     }),
@@ -196,13 +225,8 @@ export function register(program: Command): void {
       const mp = resolve(mountpoint);
       const reg = await readRegistry(mp);
       if (!reg) throw new CliError('NotMounted', 'no smhfs mount is served here by this user', mp);
-      const text = await new Promise<string>((res, rej) => {
-        const chunks: Buffer[] = [];
-        const sock = createConnection(reg.socket);
-        sock.setTimeout(5000, () => sock.destroy(new Error('the mount did not answer within 5 s')));
-        sock.on('data', (c: Buffer) => chunks.push(c));
-        sock.on('end', () => res(Buffer.concat(chunks).toString('utf8')));
-        sock.on('error', (e) => rej(new CliError('MountUnreachable', `cannot reach the mount's server (pid ${reg.pid}): ${e.message}`, mp)));
+      const text = await control(reg.socket, { op: 'stats' }).catch((e: Error) => {
+        throw new CliError('MountUnreachable', `cannot reach the mount's server (pid ${reg.pid}): ${e.message}`, mp);
       });
       const s = JSON.parse(text) as StatsReply;
       if (globalOptions(cmd).json) {
@@ -275,6 +299,7 @@ async function serveMount(mountpoint: string, o: MountCmdOptions, cmd: Command, 
       attrTimeout: o.attrTimeout,
       debug: o.debug === true,
       kernelReadaheadKb: Math.floor(o.kernelReadahead / 1024),
+      graceSec: o.grace,
       log: (line, level) => logger.log(level ?? 'info', line),
       ...(metrics || debugOps
         ? {
@@ -308,6 +333,50 @@ async function serveMount(mountpoint: string, o: MountCmdOptions, cmd: Command, 
   }
 }
 
+/** One request to a mount's control socket; resolves with the whole answer. */
+function control(socket: string, req: { op: 'stats' }): Promise<string> {
+  return new Promise<string>((res, rej) => {
+    const chunks: Buffer[] = [];
+    const sock = createConnection(socket);
+    sock.setTimeout(5000, () => sock.destroy(new Error('the mount did not answer within 5 s')));
+    sock.on('connect', () => sock.write(`${JSON.stringify(req)}\n`));
+    sock.on('data', (c: Buffer) => chunks.push(c));
+    sock.on('end', () => res(Buffer.concat(chunks).toString('utf8')));
+    sock.on('error', (e) => rej(e));
+  });
+}
+
+/**
+ * Ask a mount's server to stop (D6) and relay what it says (which files it waits for, which it
+ * discards) until it is done. Resolves with its exit code, or undefined when it cannot be asked.
+ */
+function stopServer(socket: string, grace: number | undefined): Promise<number | undefined> {
+  return new Promise((res) => {
+    let buf = '';
+    let code: number | undefined;
+    let connected = false;
+    const sock = createConnection(socket);
+    sock.setEncoding('utf8');
+    sock.on('connect', () => {
+      connected = true;
+      sock.write(`${JSON.stringify({ op: 'stop', ...(grace !== undefined ? { grace } : {}) })}\n`);
+    });
+    sock.on('data', (d: string) => {
+      buf += d;
+      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        const m = /^\{"exit":(\d+)\}$/.exec(line);
+        if (m) code = Number(m[1]);
+        else process.stderr.write(`${line}\n`);
+      }
+    });
+    // The server closes the connection when it is done (or when it exits).
+    sock.on('close', () => res(connected ? (code ?? 1) : undefined));
+    sock.on('error', () => undefined);
+  });
+}
+
 /** `SMHFS_TEST_FAULTS` (tests only): FaultOptions as JSON, or undefined when unset. */
 function testFaults(): FaultOptions | undefined {
   const raw = process.env['SMHFS_TEST_FAULTS'];
@@ -332,7 +401,17 @@ interface StatsReply {
   ops: Record<string, { calls: number; errors: number; ms: number }>;
   openHandles: number;
   openFiles: number;
-  io: { commits: number; commitBytes: number; stagedCopies: number; bytesRead: number; bytesWritten: number };
+  io: {
+    commits: number;
+    commitBytes: number;
+    stagedCopies: number;
+    bytesRead: number;
+    bytesWritten: number;
+    bytesHashed?: number;
+    bytesStored?: number;
+    sparseCommits?: number;
+    discarded?: number;
+  };
   cache?: { hits: number; misses: number; bytesFetched: number; prefetches: number; prefetchHits: number; retries: number; errors: number; cachedBytes: number };
   blobs?: string;
   faults?: { injectedFailures: number; injectedTruncations: number };
@@ -349,6 +428,9 @@ function printStats(s: StatsReply): void {
   if (s.rssBytes !== undefined) printLine(`memory    ${mib(s.rssBytes)} resident`);
   printLine(`open      ${s.openHandles} handles on ${s.openFiles} files`);
   printLine(`io        read ${mib(s.io.bytesRead)}, written ${mib(s.io.bytesWritten)}, ${s.io.commits} commits (${mib(s.io.commitBytes)})`);
+  if (s.io.bytesHashed !== undefined) {
+    printLine(`commits   ${mib(s.io.bytesHashed)} hashed, ${mib(s.io.bytesStored ?? 0)} stored, ${s.io.sparseCommits ?? 0} sparse, ${s.io.discarded ?? 0} discarded at unmount`);
+  }
   if (s.cache) {
     const c = s.cache;
     printLine(

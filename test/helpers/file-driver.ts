@@ -1,0 +1,101 @@
+/**
+ * A program of ours holding files open in a mount, driven step by step from a test: open, write,
+ * read, fstat, fsync, close, each answered before the next. It runs in a child process (a plain
+ * `node` with synchronous fs calls), so the test process never blocks on a mountpoint (M4), and
+ * its handles live exactly as long as the test says — what the unmount (D6) and open-file (D7)
+ * tests need and a shell redirection cannot give (`>&3` dups and closes, which flushes).
+ *
+ *   const d = fileDriver();
+ *   const fd = await d.open(m.p('f'), 'w');
+ *   await d.write(fd, bytes);          // at the current position, or d.write(fd, bytes, pos)
+ *   await d.close(fd);                 // commits (B5)
+ *   d.kill();                          // teardown: only this child, by its pid
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+
+const SCRIPT = `
+const fs = require('fs');
+const rl = require('readline').createInterface({ input: process.stdin });
+const say = (v) => process.stdout.write(JSON.stringify(v) + '\\n');
+rl.on('line', (line) => {
+  const c = JSON.parse(line);
+  try {
+    switch (c.op) {
+      case 'open': return say({ ok: fs.openSync(c.path, c.flags) });
+      case 'write': {
+        const b = Buffer.from(c.data, 'base64');
+        let done = 0;
+        while (done < b.length) done += fs.writeSync(c.fd, b, done, b.length - done, c.pos === null ? null : c.pos + done);
+        return say({ ok: done });
+      }
+      case 'read': {
+        const b = Buffer.alloc(c.len);
+        const n = fs.readSync(c.fd, b, 0, c.len, c.pos);
+        return say({ ok: b.subarray(0, n).toString('base64') });
+      }
+      case 'fstat': { const s = fs.fstatSync(c.fd); return say({ ok: { size: s.size, blocks: s.blocks, ino: s.ino } }); }
+      case 'fsync': fs.fsyncSync(c.fd); return say({ ok: 0 });
+      case 'close': fs.closeSync(c.fd); return say({ ok: 0 });
+    }
+    say({ err: 'unknown op ' + c.op });
+  } catch (e) {
+    say({ err: e.code || String(e) });
+  }
+});
+`;
+
+export class DriverError extends Error {
+  constructor(readonly code: string, op: string) {
+    super(`${op}: ${code}`);
+  }
+}
+
+export interface FileDriver {
+  readonly pid: number;
+  open(path: string, flags: string): Promise<number>;
+  write(fd: number, data: Buffer, pos?: number): Promise<number>;
+  read(fd: number, len: number, pos: number): Promise<Buffer>;
+  fstat(fd: number): Promise<{ size: number; blocks: number; ino: number }>;
+  fsync(fd: number): Promise<void>;
+  close(fd: number): Promise<void>;
+  /** SIGKILL the child (its descriptors are closed by the kernel: a close without a flush check). */
+  kill(): void;
+  exited: Promise<unknown>;
+}
+
+export function fileDriver(): FileDriver {
+  const child: ChildProcess = spawn(process.execPath, ['-e', SCRIPT], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const waiting: Array<(v: { ok?: unknown; err?: string }) => void> = [];
+  let buf = '';
+  child.stdout!.setEncoding('utf8');
+  child.stdout!.on('data', (d: string) => {
+    buf += d;
+    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      waiting.shift()?.(JSON.parse(line) as { ok?: unknown; err?: string });
+    }
+  });
+  const exited = new Promise((r) => child.once('exit', r));
+  exited.then(() => {
+    for (const w of waiting.splice(0)) w({ err: 'the driver exited' });
+  });
+  const call = <T>(op: string, args: Record<string, unknown>): Promise<T> =>
+    new Promise<T>((res, rej) => {
+      waiting.push((v) => (v.err !== undefined ? rej(new DriverError(v.err, op)) : res(v.ok as T)));
+      child.stdin!.write(`${JSON.stringify({ op, ...args })}\n`);
+    });
+  return {
+    pid: child.pid!,
+    open: (path, flags) => call<number>('open', { path, flags }),
+    write: (fd, data, pos) => call<number>('write', { fd, data: data.toString('base64'), pos: pos ?? null }),
+    read: async (fd, len, pos) => Buffer.from(await call<string>('read', { fd, len, pos }), 'base64'),
+    fstat: (fd) => call('fstat', { fd }),
+    fsync: (fd) => call<void>('fsync', { fd }),
+    close: (fd) => call<void>('close', { fd }),
+    kill: () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    },
+    exited,
+  };
+}
