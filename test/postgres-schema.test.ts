@@ -13,6 +13,7 @@ import { pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
 import { Library, DB_FILE } from '../src/store/library.js';
 import { MIGRATIONS, SCHEMA_VERSION, secretHash } from '../src/store/schema.js';
+import { MAX_EXTENTS, SparseLayout } from '../src/blob/sparse.js';
 import { PgConnection } from '../src/store/postgres/connection.js';
 import { migratePostgres, pgSchemaVersion, PG_MIGRATIONS, PG_SCHEMA_VERSION } from '../src/store/postgres/schema.js';
 import { isSmhError } from '../src/errors.js';
@@ -74,7 +75,7 @@ t.test('S1: a new library has the tables, columns and indexes SQLite has at the 
   t.same(notC.filter((r) => !['space_usage'].includes(r.t)), [], 'name-like columns are COLLATE "C"');
 });
 
-t.test('S1: each migration runs on the data of the version before (2: is_dir, 3: hashed secrets, 4: counters, 5: queue and holds)', async (t) => {
+t.test('S1: each migration runs on the data of the version before (2: is_dir, 3: hashed secrets, 4: counters, 5: queue and holds, 6: sparse layout)', async (t) => {
   const { conn } = await freshDb(t);
   migratePostgres(conn, { create: true, to: 1 });
   t.equal(pgSchemaVersion(conn), 1);
@@ -106,6 +107,30 @@ t.test('S1: each migration runs on the data of the version before (2: is_dir, 3:
   t.same(conn.query('SELECT key, owner, heartbeat FROM blob_pending'), [{ key: 'k1', owner: 'host-a:1:x', heartbeat: null }], 'leases kept, no heartbeat yet');
   t.same(conn.query('SELECT key, owner FROM blob_doomed'), [{ key: 'k2', owner: null }]);
   conn.exec("INSERT INTO blob_holds (key, owner, heartbeat, created) VALUES ('k1', 'host-b:2:y', 1, 1); INSERT INTO blob_queue (key, queued) VALUES ('k3', 1)");
+  conn.query('SELECT smhfs_fold_space_usage()');
+  migratePostgres(conn, { to: 6 });
+  t.same(conn.query('SELECT id, size, blob, layout FROM nodes WHERE id IN (4, 6) ORDER BY id'), [
+    { id: 4, size: 1000, blob: null, layout: null },
+    { id: 6, size: 5, blob: null, layout: null },
+  ], 'existing files are dense (no layout), sizes kept');
+  // A sparse version of file 4: logical size 1 GiB, one written extent at its end; the layout
+  // never counts in statfs (the counters follow size only).
+  const header = SparseLayout.fromExtents(2 ** 30, [{ offset: 2 ** 30 - 4096, length: 4096 }]).header;
+  conn.query("UPDATE nodes SET size = $1, blob = 'c0ffee', layout = $2 WHERE id = 4", [2 ** 30, header]);
+  t.same(conn.query('SELECT size, layout FROM nodes WHERE id = 4'), [{ size: 2 ** 30, layout: header }], 'the layout reads back byte for byte');
+  t.same(conn.query('SELECT space, nodes, bytes FROM space_usage ORDER BY space'), [
+    { space: '-', nodes: 4, bytes: 2 ** 30 },
+    { space: 'b', nodes: 2, bytes: 5 },
+  ], 'counters after the sparse version');
+  // The largest layout sparse.ts writes (MAX_EXTENTS extents, ~1.3 MB) goes through a prepared
+  // statement and back unchanged.
+  const big = SparseLayout.fromExtents(2 ** 40, Array.from({ length: MAX_EXTENTS }, (_, i) => ({ offset: i * 2 ** 24, length: 4096 }))).header;
+  t.ok(big.length > 1_000_000);
+  conn.prepare('UPDATE nodes SET layout = $1 WHERE id = 6').run(big);
+  t.ok(conn.prepare('SELECT layout FROM nodes WHERE id = 6').get<{ layout: string }>()!.layout === big, 'a 1.3 MB layout reads back byte for byte');
+  t.same(SparseLayout.parse(conn.query<{ layout: string }>('SELECT layout FROM nodes WHERE id = 6')[0]!.layout).extents.length, MAX_EXTENTS);
+  conn.query('UPDATE nodes SET layout = NULL WHERE id IN (4, 6)');
+  t.same(conn.query('SELECT count(*) AS n FROM space_usage_delta'), [{ n: 1 }], 'a layout-only update adds no counter delta');
   t.equal(pgSchemaVersion(conn), SCHEMA_VERSION);
   // Identity columns start past ids a copy wrote once told so (what `smhfs migrate` will do).
   conn.query("SELECT setval(pg_get_serial_sequence('nodes', 'id'), (SELECT max(id) FROM nodes))");

@@ -339,6 +339,13 @@ export const PG_MIGRATIONS: readonly string[] = [
   CREATE INDEX blob_pending_by_owner ON blob_pending(owner);
   ALTER TABLE blob_doomed ADD COLUMN owner TEXT COLLATE "C";
   `,
+  // 6 (D8): a sparse file's layout — the ASCII header of its container blob (src/blob/sparse.ts),
+  // up to ~1.5 MB at MAX_EXTENTS — or NULL for a dense file, whose blob is its bytes. TEXT as in
+  // SQLite (never compared or ordered, so no collation; a large one is TOASTed out of line and
+  // compressed). Existing rows are dense: NULL, as SQLite's ADD COLUMN gives them.
+  `
+  ALTER TABLE nodes ADD COLUMN layout TEXT;
+  `,
 ];
 
 export const PG_SCHEMA_VERSION = PG_MIGRATIONS.length;
