@@ -3,7 +3,7 @@
 // and a failure (never a skip) that says how to install PostgreSQL when it is missing.
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import pg from 'pg';
@@ -116,4 +116,29 @@ t.test('PostgreSQL missing: the harness fails with what to install (it never ski
     else process.env.SMHFS_PG_BINDIR = saved;
   });
   await t.rejects(startPostgres(), /does not hold initdb, pg_ctl, postgres.*apt-get install postgresql/);
+});
+
+t.test('PostgreSQL missing: every test file that needs it fails, with the reason, and skips nothing', async (t) => {
+  // Every compiled test file that starts a cluster (this one excepted: it would recurse), found
+  // by what it imports, so a new PostgreSQL test file is covered without being listed here.
+  const dir = import.meta.dirname;
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.test.js') && f !== 'postgres-harness.test.js')
+    .filter((f) => readFileSync(join(dir, f), 'utf8').includes('/helpers/postgres.js'));
+  t.ok(files.length >= 3, `PostgreSQL test files: ${files.join(', ')}`);
+  for (const file of files) {
+    const r = await new Promise<{ code: number | null; out: string }>((res) => {
+      const child = spawn(process.execPath, [join(dir, file)], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, SMHFS_PG_BINDIR: '/nonexistent/postgresql/bin' },
+      });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      child.on('close', (code) => res({ code, out }));
+    });
+    t.not(r.code, 0, `${file} exits non-zero`);
+    t.match(r.out, /not ok \d+ - a real PostgreSQL is needed and could not start: .*apt-get install postgresql/, `${file} reports a failing test with what to install`);
+    t.notMatch(r.out, /# (SKIP|TODO)|\n\s*ok \d+/i, `${file} skips nothing and passes nothing`);
+  }
 });

@@ -334,9 +334,19 @@ export async function startPostgres(opts: PgClusterOptions = {}): Promise<PgClus
   return cluster;
 }
 
-/** A cluster for one test file: destroyed in `t`'s teardown, also when the test fails. */
+/**
+ * A cluster for one test file: destroyed in `t`'s teardown, also when the test fails. When it
+ * cannot start, a failing assertion carries the reason into tap's summary, and the error goes on
+ * up: the file fails, it never skips.
+ */
 export async function postgresForTest(t: Test, opts: PgClusterOptions = {}): Promise<PgCluster> {
-  const cluster = await startPostgres(opts);
+  let cluster: PgCluster;
+  try {
+    cluster = await startPostgres(opts);
+  } catch (e) {
+    t.fail(`a real PostgreSQL is needed and could not start: ${(e as Error).message}`);
+    throw e;
+  }
   t.teardown(() => cluster.destroy());
   return cluster;
 }
