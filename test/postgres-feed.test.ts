@@ -7,6 +7,8 @@
 // the pruned horizon resynchronises.
 import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PgConnection } from '../src/store/postgres/connection.js';
@@ -83,40 +85,54 @@ t.test('S2: a committed change is delivered with its number, a rolled-back one n
 t.test('S2: a long transaction holds back no other host, and a later commit never gets a smaller number than one delivered', async (t) => {
   const { url, conn } = await library(t);
   const { l, got } = await listen(t, url);
-  // Another host appends, then keeps its transaction open for 800 ms before committing.
+  // Another host appends, then keeps its transaction open until this test lets it commit (no
+  // clock involved: "still open" is a fact, not a guess about how long a commit takes).
+  const dir = mkdtempSync(join(tmpdir(), 'smhfs-feed-hold-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const release = join(dir, 'release');
   const holder = spawn(
     process.execPath,
     [
       '--input-type=module',
       '-e',
       `
+      const { existsSync } = await import('node:fs');
       const { PgConnection } = await import(${JSON.stringify(new URL('../src/store/postgres/connection.js', import.meta.url).href)});
       const { appendChanges, sequenceChanges } = await import(${JSON.stringify(new URL('../src/store/postgres/feed.js', import.meta.url).href)});
       const c = PgConnection.connectSync(process.argv[1]);
       c.transaction((tx) => {
         appendChanges(c, tx, 'slow', [{ space: '-', kind: 'entry', parent: 1, name: 'slow' }]);
         process.stdout.write('appended\\n');
-        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 800);
+        while (!existsSync(process.argv[2])) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
       });
       sequenceChanges(c);
       process.stdout.write('committed\\n');
       c.close();
       `,
       url,
+      release,
     ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
+  // On a failure the holder must not outlive the test (it would hold its transaction and the
+  // test's output pipe open): stop it by the pid we started.
+  t.teardown(() => {
+    if (holder.exitCode === null && holder.signalCode === null) holder.kill('SIGKILL');
+  });
   let out = '';
   holder.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  const done = new Promise((r) => holder.on('close', r));
+  const done = new Promise<number | null>((r) => holder.on('close', r));
   await until('the other host to append', () => out.includes('appended'));
-  const t0 = Date.now();
+  // Were the writers serialised (a feed lock or NOTIFY held through the commit), this commit
+  // would wait for the other: it would fail here (Busy) instead of hanging the test.
+  conn.exec("SET statement_timeout = '10s'");
   const mine = commit(conn, 'fast', [{ space: '-', kind: 'entry', parent: 1, name: 'fast' }]);
-  const took = Date.now() - t0;
+  conn.exec('RESET statement_timeout');
   await until('my change delivered', () => l.lastSeq >= mine);
-  t.notOk(out.includes('committed'), 'delivered while the other transaction was still open');
-  t.ok(took < 500, `my commit and numbering did not wait for it (${took} ms)`);
-  await done;
+  t.notOk(out.includes('committed'), 'my commit, numbering and delivery happened while the other transaction was open');
+  t.same(got.map((r) => r.name), ['fast']);
+  writeFileSync(release, '');
+  t.equal(await done, 0, 'the other host committed');
   await until('the slow change delivered', () => got.length === 2);
   t.same(got.map((r) => [r.name, r.seq]), [
     ['fast', mine],
