@@ -25,6 +25,7 @@ export type FuseSpace = Pick<
   | 'unlink'
   | 'rmdir'
   | 'setattr'
+  | 'accessed'
   | 'getXattr'
   | 'setXattr'
   | 'listXattr'

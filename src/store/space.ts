@@ -114,6 +114,7 @@ const STEP_NODES = 1000;
 const STEP_ITEMS = 200;
 
 const S_IFMT = 0o170000;
+const S_ISGID = 0o2000;
 const S_IFDIR = 0o040000;
 const S_IFREG = 0o100000;
 const S_IFLNK = 0o120000;
@@ -171,6 +172,13 @@ export interface TreeOpOptions {
 
 export const nowUs = (): number => Date.now() * 1000;
 
+const DAY_US = 86_400 * 1_000_000;
+
+/** relatime: an access updates atime when it is not later than mtime or ctime, or older than a day. */
+function atimeDue(atime: number, mtime: number, ctime: number, now: number): boolean {
+  return atime <= mtime || atime <= ctime || now - atime >= DAY_US;
+}
+
 /**
  * D10: how absolute link targets are read, given per call — never a property of the library, so
  * a link resolves the same whether or not a mount is running in this process. The mount passes
@@ -224,9 +232,29 @@ export class Space {
 
   // ───────────────────────────── transactions ─────────────────────────────
 
-  /** `freeing`: a delete, which may use the library's reserve space on a full disk (D9). */
+  /**
+   * Each public operation is one transaction, and every time it sets is one instant: POSIX's
+   * "time of the call", so a new directory's ctime equals its parent's new mtime, and a rename
+   * stamps both parents and the node alike. `freeing`: a delete, which may use the library's
+   * reserve space on a full disk (D9).
+   */
   private tx<T>(fn: () => T, durable = false, freeing = false): T {
-    return this.lib.transaction(fn, { durable, freeing });
+    return this.lib.transaction(() => {
+      const outer = this.opTime;
+      this.opTime ??= nowUs();
+      try {
+        return fn();
+      } finally {
+        this.opTime = outer;
+      }
+    }, { durable, freeing });
+  }
+
+  /** The operation's time inside a transaction (see `tx`), else the clock's. */
+  private opTime: number | undefined;
+
+  private now(): number {
+    return this.opTime ?? nowUs();
   }
 
   // ───────────────────────────── resolution ─────────────────────────────
@@ -649,7 +677,7 @@ export class Space {
   // ───────────────────────────── creation helpers ─────────────────────────────
 
   private insertNode(fields: Partial<NodeRow> & { kind: NodeKind; mode: number }): number {
-    const t = nowUs();
+    const t = this.now();
     const r = this.q.insertNode.run({
       space: this.name,
       kind: fields.kind,
@@ -680,7 +708,7 @@ export class Space {
   }
 
   private touchDir(id: number): void {
-    const t = nowUs();
+    const t = this.now();
     this.q.touch.run(t, t, id);
   }
 
@@ -719,6 +747,17 @@ export class Space {
     const id = make(finalName);
     if (replaced) this.rebindReplaced(replaced, id, kind === 'file');
     return id;
+  }
+
+  /**
+   * M2 (POSIX, BSD group semantics as Linux does them): a node made in a directory with the
+   * setgid bit takes the directory's group, and a new directory takes the bit too, so a shared
+   * project directory stays shared however deep it grows — whichever interface made the node
+   * (mount, SMH, BOS, CLI). Copies, moves and restores keep the group the node had.
+   */
+  private inheritGroup(parent: NodeRow, gid: number | undefined, perm: number, isDir: boolean): { gid: number; perm: number } {
+    if (!(parent.mode & S_ISGID)) return { gid: gid ?? 0, perm };
+    return { gid: parent.gid, perm: isDir ? perm | S_ISGID : perm };
   }
 
   /** POSIX creation (create(2), mknod(2)): the name must be free (EEXIST). */
@@ -764,7 +803,7 @@ export class Space {
     const copy = this.insertNode({ ...existing });
     this.q.xattrCopy.run(copy, existing.id);
     const itemId = Number(
-      this.q.insertItem.run({ space: this.name, node: copy, kind: 'file', name, original_path: originalPath, size: existing.size, removed_at: nowUs() })
+      this.q.insertItem.run({ space: this.name, node: copy, kind: 'file', name, original_path: originalPath, size: existing.size, removed_at: this.now() })
         .lastInsertRowid,
     );
     const viewName = trashViewName(itemId, name);
@@ -792,8 +831,9 @@ export class Space {
         return this.placed(dir);
       }
       const { parent, name } = this.parentOf(path, true);
+      const { gid, perm } = this.inheritGroup(parent, opts.gid, (opts.mode ?? 0o755) & 0o7777, true);
       const id = this.occupy(parent.id, name, 'dir', conflict, path, (finalName) => {
-        const dir = this.insertNode({ kind: 'dir', mode: S_IFDIR | ((opts.mode ?? 0o755) & 0o7777), uid: opts.uid ?? 0, gid: opts.gid ?? 0 });
+        const dir = this.insertNode({ kind: 'dir', mode: S_IFDIR | perm, uid: opts.uid ?? 0, gid });
         this.attach(parent.id, finalName, dir, 'dir');
         return dir;
       }, { fn: opts.authorize });
@@ -804,6 +844,7 @@ export class Space {
   /** mkdir -p: create every missing directory of `segs`; an existing directory is fine. */
   private ensureDirs(segs: string[], owner: Owner, subject: string): number {
     let cur = this.root;
+    let curRow: NodeRow | undefined;
     for (let i = 0; i < segs.length; i++) {
       const seg = segs[i]!;
       validateName(seg, true, subject);
@@ -812,11 +853,14 @@ export class Space {
       if (existing) {
         if (existing.kind !== 'dir') throw fail('NotADirectory', `'${joinPath(segs.slice(0, i + 1))}' is not a directory`, subject);
         cur = existing.id;
+        curRow = existing;
         continue;
       }
-      const id = this.insertNode({ kind: 'dir', mode: S_IFDIR | ((owner.mode ?? 0o755) & 0o7777), uid: owner.uid ?? 0, gid: owner.gid ?? 0 });
+      const { gid, perm } = this.inheritGroup(curRow ?? this.row(cur)!, owner.gid, (owner.mode ?? 0o755) & 0o7777, true);
+      const id = this.insertNode({ kind: 'dir', mode: S_IFDIR | perm, uid: owner.uid ?? 0, gid });
       this.attach(cur, seg, id, 'dir');
       cur = id;
+      curRow = this.row(id);
     }
     return cur;
   }
@@ -829,7 +873,8 @@ export class Space {
     return this.tx(() => {
       const { parent, name } = this.parentOf(path, false);
       this.claimFree(parent.id, name, path);
-      const id = this.insertNode({ kind: 'special', mode: opts.mode, rdev: opts.rdev ?? 0, uid: opts.uid ?? 0, gid: opts.gid ?? 0 });
+      const { gid } = this.inheritGroup(parent, opts.gid, opts.mode, false);
+      const id = this.insertNode({ kind: 'special', mode: opts.mode, rdev: opts.rdev ?? 0, uid: opts.uid ?? 0, gid });
       this.attach(parent.id, name, id, 'special');
       return this.placed(id).info;
     });
@@ -840,11 +885,12 @@ export class Space {
     return this.tx(() => {
       const { parent, name } = this.parentOf(path, false);
       this.claimFree(parent.id, name, path);
+      const { gid } = this.inheritGroup(parent, owner.gid, 0, false);
       const id = this.insertNode({
         kind: 'file',
         mode: S_IFREG | ((owner.mode ?? 0o644) & 0o7777),
         uid: owner.uid ?? 0,
-        gid: owner.gid ?? 0,
+        gid,
         blob: EMPTY_BLOB_KEY,
         etag: EMPTY_ETAG,
         storage_class: this.defaultClass(),
@@ -870,7 +916,7 @@ export class Space {
         kind: 'link',
         mode: S_IFLNK | 0o777,
         uid: opts.uid ?? 0,
-        gid: opts.gid ?? 0,
+        gid: this.inheritGroup(parent, opts.gid, 0, false).gid,
         storage_class: this.defaultClass() === 'ARCHIVE' ? 'STANDARD' : this.defaultClass(),
         ...(bound ? { link_flavour: 'bound', link_node: bound } : { link_flavour: 'path', link_path: target, link_base: 'parent' }),
       });
@@ -880,6 +926,8 @@ export class Space {
   }
 
   private bindableTarget(parentSegs: string[], target: string, ctx: ResolveContext): number | undefined {
+    // 'f/' and 'f/.' name a directory or nothing (ENOTDIR through them): never a file to bind to
+    if (/(^|\/)\.?$/.test(target)) return undefined;
     let start: string[];
     let rest: string;
     if (target.startsWith('/')) {
@@ -912,6 +960,7 @@ export class Space {
         const link = this.insertNode({
           kind: 'link',
           mode: S_IFLNK | 0o777,
+          gid: this.inheritGroup(parent, undefined, 0, false).gid,
           storage_class: this.defaultClass() === 'ARCHIVE' ? 'STANDARD' : this.defaultClass(),
           link_flavour: 'bound',
           link_node: target.id,
@@ -972,7 +1021,8 @@ export class Space {
       if (existing && opts.forbidOverwrite) throw fail('ObjectAlreadyExists', 'an object with this key exists', key);
       const parent = this.ensureDirs(segs.slice(0, -1), {}, key);
       const id = this.occupy(parent, name, 'link', 'overwrite', key, (finalName) => {
-        const link = this.insertNode({ kind: 'link', mode: S_IFLNK | 0o777, storage_class: effective, link_flavour: 'path', link_path: target, link_base: 'space' });
+        const gid = this.inheritGroup(this.row(parent)!, undefined, 0, false).gid;
+        const link = this.insertNode({ kind: 'link', mode: S_IFLNK | 0o777, gid, storage_class: effective, link_flavour: 'path', link_path: target, link_base: 'space' });
         this.attach(parent, finalName, link, 'link');
         return link;
       });
@@ -1087,12 +1137,12 @@ export class Space {
         parentId = p.parent.id;
         name = p.name;
       }
-      const t = opts.mtimeUs ?? nowUs();
+      const t = opts.mtimeUs ?? this.now();
       const existing = this.occupied(parentId, name);
       if (existing && existing !== 'reserved' && existing.kind === 'file' && conflict === 'overwrite') {
         opts.authorize?.({ replacing: 'file' });
         this.binOldVersion(existing, blob.key);
-        this.q.setContent.run({ id: existing.id, blob: blob.key, size: blob.size, etag: blob.etag, layout: blob.layout ?? null, mtime: t, ctime: nowUs() });
+        this.q.setContent.run({ id: existing.id, blob: blob.key, size: blob.size, etag: blob.etag, layout: blob.layout ?? null, mtime: t, ctime: this.now() });
         if (cls) this.q.setClass.run(cls, existing.id);
         if (meta) {
           this.q.xattrClear.run(existing.id);
@@ -1106,7 +1156,7 @@ export class Space {
           kind: 'file',
           mode: S_IFREG | ((opts.mode ?? 0o644) & 0o7777),
           uid: opts.uid ?? 0,
-          gid: opts.gid ?? 0,
+          gid: this.inheritGroup(this.row(parentId)!, opts.gid, 0, false).gid,
           blob: blob.key,
           size: blob.size,
           etag: blob.etag,
@@ -1129,7 +1179,7 @@ export class Space {
       const row = this.row(nodeId);
       if (!row || row.kind !== 'file') throw fail('FileNotFound', 'the file no longer exists', String(nodeId));
       if (this.locate(nodeId).where === 'trash') throw fail('ReadOnly', 'the file is in the recycle bin; restore it first', String(nodeId));
-      const t = nowUs();
+      const t = this.now();
       this.q.setContent.run({ id: nodeId, blob: blob.key, size: blob.size, etag: blob.etag, layout: blob.layout ?? null, mtime: opts.mtimeUs ?? t, ctime: t });
       if (row.blob && row.blob !== blob.key) this.lib.dropBlobs([row.blob]);
       return this.infoOf(this.row(nodeId)!);
@@ -1168,7 +1218,7 @@ export class Space {
       this.q.moveEntry.run(parent.id, name, src.row.id);
       this.touchDir(src.parent!);
       this.touchDir(parent.id);
-      this.q.touchCtime.run(nowUs(), src.row.id);
+      this.q.touchCtime.run(this.now(), src.row.id);
       return this.placed(src.row.id).info;
     });
   }
@@ -1298,7 +1348,7 @@ export class Space {
         throw fail('OperationTooLarge', `a copy through this server may hold at most ${maxNodes} items; copy the directories inside it one by one`, subject);
       }
     };
-    const t = nowUs();
+    const t = this.now();
     const copyOne = (r: NodeRow, into: number, as: string): number => {
       budget();
       const id = this.insertNode({ ...r, atime: t, mtime: r.mtime, ctime: t, btime: t });
@@ -1385,6 +1435,22 @@ export class Space {
     }, false, opts.permanent === true);
   }
 
+  /**
+   * A read of a file or a listing of a directory, as Linux records it under `relatime` (its
+   * default, and what the mount shows in /proc/mounts): atime moves to now only when it is not
+   * later than mtime or ctime, or is more than a day old — so a first read after each change is
+   * seen (mutt, tmpwatch, `find -amin`) while repeated reads cost nothing. Given the node as the
+   * caller last saw it, so nothing is written when no update is due; ctime does not change.
+   */
+  accessed(seen: NodeInfo): void {
+    if (!atimeDue(seen.atimeUs, seen.mtimeUs, seen.ctimeUs, nowUs())) return;
+    this.tx(() => {
+      const row = this.row(seen.id);
+      if (!row || row.state !== 'live' || !atimeDue(row.atime, row.mtime, row.ctime, this.now())) return;
+      this.q.touchAtime.run(this.now(), row.id);
+    });
+  }
+
   setattr(pathOrId: string | number, attrs: Attrs): NodeInfo {
     return this.tx(() => {
       let row: NodeRow;
@@ -1398,7 +1464,7 @@ export class Space {
         if (r.inTrash) throw fail('ReadOnly', 'the recycle bin is read-only', pathOrId);
         row = r.row;
       }
-      const t = nowUs();
+      const t = this.now();
       this.q.setattr.run({
         id: row.id,
         mode: attrs.mode === undefined ? row.mode : (row.mode & S_IFMT) | (attrs.mode & 0o7777),
@@ -1460,6 +1526,7 @@ export class Space {
         const cls = checkStorageClass(value.toString('utf8').trim());
         if (cls === 'ARCHIVE' && row.kind === 'link') throw fail('InvalidArgument', 'links do not support ARCHIVE', String(path));
         this.q.setClass.run(cls, row.id);
+        this.q.touchCtime.run(this.now(), row.id);
         return;
       }
       if (!name.startsWith('user.') || name.startsWith('user.smhfs.')) throw fail('NotSupported', `attribute namespace not supported: ${name}`, String(path));
@@ -1470,7 +1537,7 @@ export class Space {
       if (flags.create && exists) throw fail('AttributeExists', 'attribute exists', String(path));
       if (flags.replace && !exists) throw fail('NoSuchAttribute', 'no such attribute', String(path));
       this.q.xattrSet.run(row.id, key, Buffer.from(value));
-      this.q.touchCtime.run(nowUs(), row.id);
+      this.q.touchCtime.run(this.now(), row.id);
     });
   }
 
@@ -1481,6 +1548,7 @@ export class Space {
       if (!name.startsWith('user.')) throw fail('NoSuchAttribute', 'no such attribute', String(path));
       const r = this.q.xattrDelete.run(row.id, name.slice(5));
       if (r.changes === 0) throw fail('NoSuchAttribute', 'no such attribute', String(path));
+      this.q.touchCtime.run(this.now(), row.id);
     });
   }
 
@@ -1495,7 +1563,7 @@ export class Space {
     const size =
       row.kind === 'dir' ? (this.q.subtreeBytes.get(row.id) as { n: number | null }).n ?? 0 : row.kind === 'file' ? row.size : 0;
     const itemId = Number(
-      this.q.insertItem.run({ space: this.name, node: row.id, kind: row.kind, name, original_path: originalPath, size, removed_at: nowUs() })
+      this.q.insertItem.run({ space: this.name, node: row.id, kind: row.kind, name, original_path: originalPath, size, removed_at: this.now() })
         .lastInsertRowid,
     );
     this.q.moveEntry.run(this.trash, trashViewName(itemId, name), row.id);
@@ -1737,7 +1805,7 @@ export class Space {
   private startPurgeTask(row: NodeRow, subject: string): number {
     this.q.setState.run('purging', row.id);
     const total = (this.q.subtreeCount.get(row.id) as { n: number }).n + 1;
-    const t = nowUs();
+    const t = this.now();
     const id = Number(this.q.insertTask.run(this.name, subject, row.id, total, t, t).lastInsertRowid);
     this.lib.wakeTasks();
     return id;
@@ -1801,6 +1869,7 @@ function prepare(db: Database.Database) {
     deleteNode: p('DELETE FROM nodes WHERE id = ?'),
     touch: p('UPDATE nodes SET mtime = ?, ctime = ? WHERE id = ?'),
     touchCtime: p('UPDATE nodes SET ctime = ? WHERE id = ?'),
+    touchAtime: p('UPDATE nodes SET atime = ? WHERE id = ?'),
     setState: p('UPDATE nodes SET state = ? WHERE id = ?'),
     setClass: p('UPDATE nodes SET storage_class = ? WHERE id = ?'),
     setContent: p('UPDATE nodes SET blob = @blob, size = @size, etag = @etag, layout = @layout, mtime = @mtime, ctime = @ctime WHERE id = @id'),
