@@ -12,9 +12,12 @@ MOUNTPOINT ?= $(CURDIR)/mnt
 # (on Debian 12 it replaces `fuse` and keeps a `fusermount` link). libfuse3-dev, pkg-config,
 # build-essential, python3: node-gyp builds our addon (src/fuse/ll) and fuse-native from source.
 APT_PACKAGES := libfuse2 fuse3 libfuse3-dev pkg-config build-essential python3
+# The PostgreSQL metadata engine (SPEC §11): npm ci builds the libpq binding against libpq-dev.
+APT_PACKAGES += libpq-dev
 BENCH_PACKAGES := bindfs fio rclone s3fs
-# The tests' own needs: bindfs is the POSIX suite's reference, python3 its syscall driver.
-TEST_PACKAGES := bindfs python3
+# The tests' own needs: bindfs is the POSIX suite's reference, python3 its syscall driver;
+# postgresql is the real server the PostgreSQL tests start themselves (initdb + pg_ctl, temp dir).
+TEST_PACKAGES := bindfs python3 postgresql
 # `make install` (as root): smhfs on the PATH, mount(8) helpers, man page, bash completion.
 PREFIX ?= /usr/local
 SBINDIR ?= /sbin
@@ -30,7 +33,7 @@ SOURCES := $(shell find src test bench -name '*.ts' 2>/dev/null) tsconfig.json p
 LL_ADDON := src/fuse/ll/build/Release/smhfs_ll.node
 BENCH_ARGS ?=
 
-.PHONY: all deps system-deps test-deps build run test posix bench bench-scale clean install install-files uninstall addon
+.PHONY: all deps system-deps test-deps build run test posix bench bench-scale bench-postgres clean install install-files uninstall addon
 
 all: build
 
@@ -127,7 +130,7 @@ uninstall:
 	rm -f "$(DESTDIR)$(PREFIX)/bin/smhfs" "$(DESTDIR)$(MANDIR)/man1/smhfs.1" "$(DESTDIR)$(BASH_COMPLETION_DIR)/smhfs"
 	@if [ -n "$(SBINDIR)" ]; then rm -f "$(DESTDIR)$(SBINDIR)/mount.smhfs" "$(DESTDIR)$(SBINDIR)/mount.fuse.smhfs"; fi
 
-bench-deps: deps
+bench-deps: deps test-deps
 	@missing=""; for p in $(BENCH_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
@@ -139,6 +142,11 @@ bench: build bench-deps
 # make accepts). Options: make bench-scale BENCH_ARGS='--sizes 10000,100000 --pin both'
 bench-scale: build bench-deps
 	node dist/bench/run.js --scale $(BENCH_ARGS)
+
+# What the PostgreSQL engine's round trips cost against SQLite, in one run (issue 13;
+# bench/postgres.ts). Options: make bench-postgres BENCH_ARGS='--iterations 2000 --seconds 2 --pin both'
+bench-postgres: build bench-deps
+	node dist/bench/postgres.js $(BENCH_ARGS)
 
 clean:
 	rm -rf dist src/fuse/ll/build
