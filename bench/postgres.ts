@@ -34,7 +34,7 @@ import type PQType from 'libpq';
 import { PgConnection } from '../src/store/postgres/connection.js';
 import { appendChanges, ChangeFeedListener, sequenceChanges } from '../src/store/postgres/feed.js';
 import { FEED_CHANNEL, FEED_LOCK, migratePostgres } from '../src/store/postgres/schema.js';
-import { migrate as migrateSqlite } from '../src/store/schema.js';
+import { migrate as migrateSqlite } from '../src/store/sqlite/schema.js';
 import { startPostgres } from '../test/helpers/postgres.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');

@@ -2,7 +2,7 @@
  * The library schema in PostgreSQL, and its migration runner. Not wired to the CLI yet (issue 13
  * does that after the engine seam of issue 10).
  *
- * PG_MIGRATIONS[i] is SQLite's MIGRATIONS[i] (src/store/schema.ts) translated, so both engines
+ * PG_MIGRATIONS[i] is SQLite's MIGRATIONS[i] (src/store/sqlite/schema.ts) translated, so both engines
  * share one version number: a library at version N has the same tables, columns and meaning on
  * either, which `smhfs migrate` (S3) relies on. PostgreSQL has no `user_version`; the version
  * lives in the one-row table `smhfs_schema`, created in the transaction of migration 1.
@@ -24,7 +24,7 @@
  */
 import { SmhError } from '../../errors.js';
 import type { PgConnection } from './connection.js';
-import { MIGRATIONS } from '../schema.js';
+import { MIGRATIONS } from '../sqlite/schema.js';
 
 /** pg_advisory_lock key taken while migrating: hosts starting at once migrate one at a time. */
 const MIGRATION_LOCK = 0x736d_6866_6d69_67n; // 'smhfmig'
@@ -352,7 +352,7 @@ export const PG_SCHEMA_VERSION = PG_MIGRATIONS.length;
 
 // Both engines must describe the same library: a migration appended to one is appended to both.
 if (PG_SCHEMA_VERSION !== MIGRATIONS.length) {
-  throw new Error(`src/store/postgres/schema.ts has ${PG_SCHEMA_VERSION} migrations, src/store/schema.ts ${MIGRATIONS.length}: translate the new one`);
+  throw new Error(`src/store/postgres/schema.ts has ${PG_SCHEMA_VERSION} migrations, src/store/sqlite/schema.ts ${MIGRATIONS.length}: translate the new one`);
 }
 
 export interface PgMigrateOptions {
