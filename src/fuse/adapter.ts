@@ -19,7 +19,8 @@ import type { NodeInfo } from '../store/types.js';
 import { SparseLayout } from '../blob/sparse.js';
 import { errnoOf } from './errno.js';
 import type { FuseOps, FuseStat, FuseStatfs } from './native.js';
-import { OpenFiles, type Handle, type OpenNode } from './open-files.js';
+import { OpenFiles, type Handle, type OpenNode } from '../vfs/open-files.js';
+import type { ContentReader } from '../vfs/reader.js';
 import type { FuseLibrary, FuseSpace } from './port.js';
 
 const E = constants.errno;
@@ -92,12 +93,12 @@ export class FuseAdapter {
   readonly #opts: AdapterOptions;
   readonly #log: (line: string) => void;
 
-  constructor(lib: FuseLibrary, space: FuseSpace, opts: AdapterOptions) {
+  constructor(lib: FuseLibrary, space: FuseSpace, reader: ContentReader, opts: AdapterOptions) {
     this.#lib = lib;
     this.#space = space;
     this.#opts = opts;
     this.#log = opts.log ?? ((line) => process.stderr.write(`${line}\n`));
-    this.files = new OpenFiles(lib, space);
+    this.files = new OpenFiles(lib, space, reader);
   }
 
   // ───────────────────────────── plumbing ─────────────────────────────
@@ -479,7 +480,7 @@ export class FuseAdapter {
     const v = h.view; // a dense version only: a sparse one maps through its layout (files.read)
     if (this.#readsWaiting > 0 || node.staging || node.preparing || !v.blob || v.layout || pos >= v.size) return undefined;
     this.files.ensureHold(h);
-    const lease = this.#lib.cache?.readCachedSync(v.blob, v.size, pos, len, h.stream);
+    const lease = this.files.reader.cache.readCachedSync(v.blob, v.size, pos, len, h.stream);
     if (!lease) return undefined;
     const n = lease.copyTo(buf.subarray(0, len));
     this.files.stats.bytesRead += n;
@@ -494,9 +495,9 @@ export class FuseAdapter {
    */
   async #leaseRead(h: Handle, buf: Buffer, len: number, pos: number): Promise<number | undefined> {
     const node = h.node;
-    const cache = this.#lib.cache;
+    const cache = this.files.reader.cache;
     const v = h.view;
-    if (!cache || node.staging || node.preparing || !v.blob || v.layout || pos >= v.size) return undefined;
+    if (node.staging || node.preparing || !v.blob || v.layout || pos >= v.size) return undefined;
     this.files.ensureHold(h);
     const lease = await cache.readLease(v.blob, v.size, pos, len, h.stream);
     try {
@@ -561,7 +562,7 @@ export class FuseAdapter {
       openHandles: this.files.openHandles,
       openFiles: this.files.openNodes,
       io: { ...this.files.stats },
-      cache: this.#lib.cache?.stats(),
+      cache: this.files.reader.cache.stats(),
     };
   }
 }

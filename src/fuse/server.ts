@@ -35,6 +35,7 @@ import {
   writeRegistry,
 } from './mounts.js';
 import type { FuseLibrary, FuseSpace } from './port.js';
+import type { ContentReader } from '../vfs/reader.js';
 
 /** Always passed on Linux; see native-notes/fuse-native.md for each. */
 const LINUX_MOUNT_OPTIONS = [
@@ -75,6 +76,8 @@ export interface ServeOptions {
   mountpoint: string;
   lib: FuseLibrary & { startBackground?: () => void };
   space: FuseSpace;
+  /** The one read path (it owns the page cache): src/vfs/reader.ts. */
+  reader: ContentReader;
   spaceName: string;
   /** User `-o` options, comma-separated strings (passed through verbatim). */
   fuseOptions?: string[];
@@ -180,7 +183,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
     ...opts.extraStats?.(),
     ...adapter.snapshot(),
   });
-  const adapter: FuseAdapter = new FuseAdapter(opts.lib, opts.space, {
+  const adapter: FuseAdapter = new FuseAdapter(opts.lib, opts.space, opts.reader, {
     mountpoint: mp,
     presentAs: process.getuid?.() === 0 ? undefined : { uid: process.getuid!(), gid: process.getgid!() },
     log: (line) => log(line, 'error'),

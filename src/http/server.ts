@@ -23,9 +23,12 @@ import { logSerializers } from './redact.js';
 import { parseListen } from './listen.js';
 import { smhRoutes } from './smh.js';
 import type { HttpLibrary } from './store-port.js';
+import { ContentReader } from '../vfs/reader.js';
 
 export interface ServerOptions {
   lib: HttpLibrary;
+  /** The one read path (it owns the page cache); default: one of its own over `lib`. */
+  reader?: ContentReader;
   /** `host:port` (`[::1]:8080` for IPv6); port 0 picks a free one. Default 127.0.0.1:8080. */
   listen?: string;
   /** BOS access key pair; without it every BOS request is refused (403 AccessDenied). */
@@ -176,8 +179,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   app.server.maxConnections = limits.maxConnections;
   const tasks = new TaskRunner(opts.lib, app.log, opts.taskPollMs ?? 5000);
 
-  await app.register(smhRoutes, { prefix: '/api/v1', lib: opts.lib, onTaskQueued: () => tasks.kick(), maxCopyNodes: limits.maxCopyNodes });
-  await app.register(bosRoutes, { lib: opts.lib, credentials: opts.bos });
+  const reader = opts.reader ?? new ContentReader(opts.lib);
+  await app.register(smhRoutes, { prefix: '/api/v1', lib: opts.lib, reader, onTaskQueued: () => tasks.kick(), maxCopyNodes: limits.maxCopyNodes });
+  await app.register(bosRoutes, { lib: opts.lib, reader, credentials: opts.bos });
 
   app.setNotFoundHandler((req, reply) => {
     const path = req.url.split('?')[0] ?? '';

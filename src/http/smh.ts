@@ -12,10 +12,14 @@ import { httpDate, isoDate, sendContent } from './download.js';
 import { sendSmhError, wire } from './errors.js';
 import { authenticate, authorizer, parseGrants, requireGrant } from './grants.js';
 import type { Operation } from './grants.js';
+import type { ContentReader } from '../vfs/reader.js';
+import { upload } from '../vfs/upload.js';
 import type { HttpLibrary, HttpSpace, TokenInfo } from './store-port.js';
 
 export interface SmhOptions {
   lib: HttpLibrary;
+  /** The one read path (src/vfs/reader.ts). */
+  reader: ContentReader;
   /** Called after an operation queued an asynchronous purge task (L15). */
   onTaskQueued: () => void;
   /** The most items one copy may create (the request's work budget). */
@@ -164,7 +168,7 @@ function byteOrder(a: string, b: string): number {
 }
 
 export async function smhRoutes(app: FastifyInstance, opts: SmhOptions): Promise<void> {
-  const { lib } = opts;
+  const { lib, reader } = opts;
   const maxNodes = opts.maxCopyNodes ?? Infinity;
   const tokens = new WeakMap<FastifyRequest, TokenInfo>();
 
@@ -247,15 +251,12 @@ export async function smhRoutes(app: FastifyInstance, opts: SmhOptions): Promise
         const authorize = allow(req, 'upload_file', conflict);
         await space.checkPutFile(path, { conflict });
         const body = req.body as Readable | undefined;
-        const ref = await lib.storeBlobFromStream(body instanceof Readable ? body : emptyStream());
-        try {
-          const placed = await space.putFile(path, ref, { conflict, authorize });
-          reply.header('etag', `"${ref.etag}"`);
-          return json(reply, 200, { path: placed.path });
-        } catch (e) {
-          await lib.abandonBlob(ref);
-          throw e;
-        }
+        const { placed, etag } = await upload(lib, { stream: body instanceof Readable ? body : emptyStream() }, async (ref) => ({
+          placed: await space.putFile(path, ref, { conflict, authorize }),
+          etag: ref.etag,
+        }));
+        reply.header('etag', `"${etag}"`);
+        return json(reply, 200, { path: placed.path });
       },
     );
 
@@ -275,7 +276,7 @@ export async function smhRoutes(app: FastifyInstance, opts: SmhOptions): Promise
           .header('content-type', 'application/octet-stream')
           .header('last-modified', httpDate(node.mtimeUs));
         if (node.etag) reply.header('etag', `"${node.etag}"`);
-        return sendContent(reply, lib, node, req.headers.range, false);
+        return sendContent(reply, reader, node, req.headers.range, false);
       },
     );
 

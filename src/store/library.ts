@@ -44,7 +44,6 @@ import Database from 'better-sqlite3';
 import { fail, isSmhError, SmhError } from '../errors.js';
 import { HashingTransform, hashFile, type ContentHash } from '../blob/hash.js';
 import { LocalBlobStore } from '../blob/local-store.js';
-import { PageCache, type PageCacheOptions, type ReadStream } from '../blob/page-cache.js';
 import { EMPTY_BLOB_KEY, type BlobInfo, type BlobStore } from '../blob/types.js';
 import { SparseLayout, storedBlobSize } from '../blob/sparse.js';
 import { SCHEMA_VERSION, migrate, secretHash } from './schema.js';
@@ -96,7 +95,6 @@ export interface LibraryOptions {
    */
   readOnly?: boolean;
   blobStore?: BlobStore;
-  cache?: Omit<PageCacheOptions, 'store'>;
 }
 
 export interface TokenInfo {
@@ -355,7 +353,6 @@ export class Library {
   readonly db: Database.Database;
   private readRunner: Database.Transaction<(f: () => unknown) => unknown> | undefined;
   readonly blobs: BlobStore;
-  readonly cache: PageCache;
   readonly stagingDir: string;
   /** Opened with `readOnly`: every write fails (`LibraryReadOnly`); no tasks, no background work. */
   readOnly = false;
@@ -378,11 +375,10 @@ export class Library {
   private ownsBlobs = false;
   private readonly q;
 
-  private constructor(dir: string, db: Database.Database, blobs: BlobStore, cacheOpts: LibraryOptions['cache']) {
+  private constructor(dir: string, db: Database.Database, blobs: BlobStore) {
     this.dir = dir;
     this.db = db;
     this.blobs = blobs;
-    this.cache = new PageCache({ ...cacheOpts, store: blobs });
     this.stagingDir = join(dir, 'staging', `${process.pid}-${randomBytes(4).toString('hex')}`);
     const p = (sql: string) => db.prepare(sql);
     this.q = {
@@ -471,7 +467,7 @@ export class Library {
       else throw e;
     }
     const blobs = opts.blobStore ?? new LocalBlobStore(join(dir, 'blobs'));
-    const lib = new Library(dir, db, blobs, opts.cache);
+    const lib = new Library(dir, db, blobs);
     lib.ownsBlobs = opts.blobStore === undefined; // a store the caller passed in is the caller's to close
     lib.initialise();
     lib.cleanStaging();
@@ -510,7 +506,7 @@ export class Library {
       if (code === 'SQLITE_NOTADB' || code.startsWith('SQLITE_CORRUPT')) throw damaged(dir, code, e);
       throw sqliteToDomain(e);
     }
-    const lib = new Library(dir, db, opts.blobStore ?? new LocalBlobStore(join(dir, 'blobs')), opts.cache);
+    const lib = new Library(dir, db, opts.blobStore ?? new LocalBlobStore(join(dir, 'blobs')));
     lib.ownsBlobs = opts.blobStore === undefined;
     lib.readOnly = true;
     return lib;
@@ -1160,37 +1156,6 @@ export class Library {
     if (key === EMPTY_BLOB_KEY) return 0;
     const row = this.q.blobSize.get(key) as { size: number; layout: string | null } | undefined;
     return row ? storedBlobSize(row) : undefined;
-  }
-
-  /** Read blob bytes through the page cache (B2). */
-  async readBlob(key: string, offset: number, length: number, stream?: ReadStream, size?: number): Promise<Buffer> {
-    const blobSize = size ?? this.blobSize(key);
-    if (blobSize === undefined) throw fail('BlobMissing', `no committed file references blob ${key}`);
-    return this.cache.read(key, blobSize, offset, length, stream);
-  }
-
-  /**
-   * Read bytes [offset, offset + length) of a file's content — clipped to its size — through the
-   * page cache. A sparse file's holes (D8) are zeros and never fetched; its data comes from its
-   * container blob. Use this, not `readBlob`, to read a file: `readBlob` reads blob bytes.
-   */
-  async readContent(
-    file: { blob: string | null; size: number; layout?: string | undefined; path?: string },
-    offset: number,
-    length: number,
-    stream?: ReadStream,
-  ): Promise<Buffer> {
-    const want = Math.max(0, Math.min(length, file.size - offset));
-    if (want === 0) return Buffer.alloc(0);
-    if (!file.blob) throw fail('BlobMissing', `file ${file.path ?? ''} has no content blob`, file.path);
-    if (!file.layout) return this.cache.read(file.blob, file.size, offset, want, stream);
-    const layout = SparseLayout.parse(file.layout);
-    const parts: Buffer[] = [];
-    for (const seg of layout.segments(offset, want)) {
-      if (seg.blobOffset === null) parts.push(Buffer.alloc(seg.length));
-      else parts.push(await this.cache.read(file.blob, layout.blobSize, seg.blobOffset, seg.length, stream));
-    }
-    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
   }
 
   private scheduleCollect(keys: string[]): void {

@@ -26,6 +26,7 @@ import type { BlobStore } from '../../blob/types.js';
 import type { FuseAdapter } from '../../fuse/adapter.js';
 import type { Library } from '../../store/library.js';
 import type { BlobConfig } from '../../store/types.js';
+import { ContentReader, type ReaderOptions } from '../../vfs/reader.js';
 import { isS3 } from '../blobs.js';
 import {
   CliError,
@@ -256,14 +257,16 @@ async function serveMount(mountpoint: string, o: MountCmdOptions, cmd: Command, 
   // Readahead: SPEC B3's 16 MiB, but 64 MiB against an object store, whose per-request
   // latency needs several large requests in flight (cold 1 GiB from s3rver: 225 → 275 MB/s,
   // and less CPU on both sides). Always capped at a quarter of the cache by the page cache.
-  const cacheFor = (config: BlobConfig) => ({
-    readOnly: o.readOnly === true,
-    cache: { maxBytes: o.cacheSize, pageSize: o.pageSize, readaheadMax: o.readahead ?? (isS3(config) ? 64 : 16) * MiB },
+  const cacheFor = (config: BlobConfig): ReaderOptions => ({
+    maxBytes: o.cacheSize,
+    pageSize: o.pageSize,
+    readaheadMax: o.readahead ?? (isS3(config) ? 64 : 16) * MiB,
   });
   let lib: Library;
   let blobStore: BlobStore | undefined;
+  let blobConfig: BlobConfig;
   try {
-    ({ lib, blobStore } = await openLibraryWithBlobs(dir, g, cacheFor, (store) => {
+    ({ lib, blobStore, blobs: blobConfig } = await openLibraryWithBlobs(dir, g, { readOnly: o.readOnly === true }, (store) => {
       let s = store;
       if (faults) {
         logger.warn(`mount: SMHFS_TEST_FAULTS is set: injecting faults ${JSON.stringify(faults)} (tests only)`);
@@ -282,6 +285,7 @@ async function serveMount(mountpoint: string, o: MountCmdOptions, cmd: Command, 
   try {
     const spaceName = g.space ?? '-';
     const space = lib.space(spaceName);
+    const reader = new ContentReader(lib, cacheFor(blobConfig));
     const fuseOptions = [...(o.options ?? [])];
     if (o.readOnly) fuseOptions.push('ro');
     if (o.allowOther) fuseOptions.push('allow_other');
@@ -294,6 +298,7 @@ async function serveMount(mountpoint: string, o: MountCmdOptions, cmd: Command, 
       mountpoint,
       lib,
       space,
+      reader,
       spaceName,
       fuseOptions,
       attrTimeout: o.attrTimeout,
@@ -312,7 +317,7 @@ async function serveMount(mountpoint: string, o: MountCmdOptions, cmd: Command, 
       onAdapter: (adapter: FuseAdapter) =>
         metrics?.setSources({
           ops: () => adapter.counters.entries(),
-          cache: () => lib.cache.stats(),
+          cache: () => reader.cache.stats(),
           files: () => ({ openFiles: adapter.files.openNodes, openHandles: adapter.files.openHandles, stagedBytes: adapter.files.stagedBytes }),
         }),
       onReady: () => {
