@@ -449,6 +449,26 @@ export class Space {
     return info;
   }
 
+  /** open(2): for writing, a node that may be written and is not a directory. */
+  statOpen(path: string, opts: { write: boolean }): NodeInfo {
+    const info = opts.write ? this.statWritable(path) : this.stat(path);
+    if (opts.write && info.kind === 'dir') throw fail('IsADirectory', 'is a directory', info.path);
+    return info;
+  }
+
+  /** truncate(2): only a regular file that may be written has a size to change. */
+  statTruncatable(path: string): NodeInfo {
+    const info = this.statWritable(path);
+    if (info.kind === 'dir') throw fail('IsADirectory', 'is a directory', info.path);
+    if (info.kind !== 'file') throw fail('InvalidArgument', 'not a regular file', info.path);
+    return info;
+  }
+
+  /** L17: no hard links (a node has one name; links are bound symbolic links). */
+  link(path: string, _newPath: string): never {
+    throw fail('NotPermitted', 'hard links are not supported (L17)', path);
+  }
+
   statNode(id: number): NodeInfo {
     return this.lib.snapshot(() => {
       const row = this.row(id);
