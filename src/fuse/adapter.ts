@@ -277,8 +277,7 @@ export class FuseAdapter {
         run('open', path, async () => {
           const writable = (flags & O_ACCMODE) !== 0;
           const readable = (flags & O_ACCMODE) !== O_WRONLY;
-          const info = writable ? s.statWritable(storePath(path)) : s.stat(storePath(path));
-          if (info.kind === 'dir' && writable) throw fail('IsADirectory', 'is a directory', info.path);
+          const info = s.statOpen(storePath(path), { write: writable });
           if (info.kind !== 'file') return files.open(info, false, false).fd; // dirs, fifos, devices: the kernel does the rest
           const h = files.open(info, writable, readable);
           // Only with atomic_o_trunc; otherwise the kernel sends a truncate after open.
@@ -341,9 +340,7 @@ export class FuseAdapter {
 
       truncate: (path, size, cb) =>
         run('truncate', path, async () => {
-          const info = s.statWritable(storePath(path));
-          if (info.kind === 'dir') throw fail('IsADirectory', 'is a directory', info.path);
-          if (info.kind !== 'file') throw fail('InvalidArgument', 'not a regular file', info.path);
+          const info = s.statTruncatable(storePath(path));
           const open = files.node(info.id);
           if (open && open.writers > 0) await files.truncate(open, size);
           else await files.truncatePath(info, size);
@@ -387,14 +384,11 @@ export class FuseAdapter {
         run('rename', src, () => {
           this.#owners.clear();
           const replaced = files.openNodes > 0 ? this.#openNodeAt(storePath(dest)) : undefined;
-          const moved = s.rename(storePath(src), storePath(dest), { posix: true });
+          const moved = s.rename(storePath(src), storePath(dest));
           if (replaced !== undefined && replaced !== moved.id) files.markOrphan(replaced);
         }, cb),
 
-      // L17: no hard links.
-      link: (src, _dest, cb) => run('link', src, () => {
-        throw fail('NotPermitted', 'hard links are not supported (L17)', storePath(src));
-      }, cb),
+      link: (src, dest, cb) => run('link', src, () => s.link(storePath(src), storePath(dest)), cb),
 
       symlink: (target, path, cb) =>
         run('symlink', path, () => {
