@@ -30,6 +30,7 @@ import {
 } from './paths.js';
 import {
   CONFLICTS,
+  DEFAULT_CONFLICT,
   STORAGE_CLASSES,
   type Attrs,
   type Authorize,
@@ -193,7 +194,7 @@ function pathTooLong(subject: string): SmhError {
 const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
 
 export function checkConflict(value: unknown): Conflict {
-  if (value === undefined) return 'rename';
+  if (value === undefined) return DEFAULT_CONFLICT.place;
   if (typeof value !== 'string' || !(CONFLICTS as readonly string[]).includes(value)) {
     throw fail('InvalidArgument', `conflict strategy must be one of ${CONFLICTS.join(', ')}, not '${String(value)}'`);
   }
@@ -800,7 +801,7 @@ export class Space {
   // ───────────────────────────── creation ─────────────────────────────
 
   mkdir(path: string, opts: Owner & { parents?: boolean; conflict?: Conflict; authorize?: Authorize } = {}): Placed {
-    const conflict = opts.conflict === undefined ? 'ask' : checkConflict(opts.conflict);
+    const conflict = opts.conflict === undefined ? DEFAULT_CONFLICT.mkdir : checkConflict(opts.conflict);
     return this.tx(() => {
       const segs = splitPath(path, 'destination');
       if (segs.length === 0) {

@@ -18,6 +18,8 @@ export type StorageClass = 'STANDARD' | 'STANDARD_IA' | 'COLD' | 'ARCHIVE';
 export const STORAGE_CLASSES: readonly StorageClass[] = ['STANDARD', 'STANDARD_IA', 'COLD', 'ARCHIVE'];
 export type Conflict = 'ask' | 'rename' | 'overwrite';
 export const CONFLICTS: readonly Conflict[] = ['ask', 'rename', 'overwrite'];
+/** C4: the strategy when none is given — placing a file or link, a move, copy or restore renames; creating a directory asks. */
+export const DEFAULT_CONFLICT = { place: 'rename', mkdir: 'ask' } as const satisfies Record<string, Conflict>;
 
 /** Where a path link's stored string is anchored. */
 export type PathBase =
