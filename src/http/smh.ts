@@ -7,7 +7,7 @@ import { posix } from 'node:path';
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { fail } from '../errors.js';
-import type { Authorize, Conflict, NodeInfo, RecycleItem, Task } from '../store/types.js';
+import { type Authorize, type Conflict, DEFAULT_CONFLICT, type NodeInfo, type RecycleItem, type Task } from '../store/types.js';
 import { httpDate, isoDate, sendContent } from './download.js';
 import { sendSmhError, wire } from './errors.js';
 import { authenticate, authorizer, parseGrants, requireGrant } from './grants.js';
@@ -226,7 +226,7 @@ export async function smhRoutes(app: FastifyInstance, opts: SmhOptions): Promise
       },
       async (req, reply) => {
         const q = req.query as Q;
-        const conflict = (q.conflict_resolution_strategy as Conflict | undefined) ?? 'rename';
+        const conflict = (q.conflict_resolution_strategy as Conflict | undefined) ?? DEFAULT_CONFLICT.place;
         const space = spaceOf(req);
         const path = pathOf(req);
         const cmd = command(req);
@@ -308,16 +308,16 @@ export async function smhRoutes(app: FastifyInstance, opts: SmhOptions): Promise
         // The directory endpoint moves and copies directories only; replacing a file needs the
         // file grant (the store asks `authorize` what it is about to replace, C5).
         if (cmd?.from !== undefined) {
-          const conflict = strategy ?? 'rename';
+          const conflict = strategy ?? DEFAULT_CONFLICT.place;
           const placed = await space.move(cmd.from, path, { conflict, kind: 'dir', authorize: allow(req, 'move_directory', conflict) });
           return json(reply, 200, { path: placed.path });
         }
         if (cmd?.copyFrom !== undefined) {
-          const conflict = strategy ?? 'rename';
+          const conflict = strategy ?? DEFAULT_CONFLICT.place;
           const placed = await space.copy(cmd.copyFrom, path, { conflict, kind: 'dir', authorize: allow(req, 'copy_directory', conflict), maxNodes });
           return json(reply, 200, { path: placed.path });
         }
-        const conflict = strategy ?? 'ask'; // C4: directory create defaults to ask
+        const conflict = strategy ?? DEFAULT_CONFLICT.mkdir;
         const placed = await space.mkdir(path, { conflict, authorize: allow(req, 'create_directory', conflict) });
         return json(reply, 201, { path: placed.path });
       },
@@ -393,7 +393,7 @@ export async function smhRoutes(app: FastifyInstance, opts: SmhOptions): Promise
     },
     async (req, reply) => {
       const q = req.query as Q;
-      const conflict = (q.conflict_resolution_strategy as Conflict | undefined) ?? 'rename';
+      const conflict = (q.conflict_resolution_strategy as Conflict | undefined) ?? DEFAULT_CONFLICT.place;
       const placed = await spaceOf(req).restore(Number((req.params as P).id), { conflict, authorize: allow(req, 'restore_recycled', conflict) });
       return json(reply, 200, { path: placed.path });
     },
