@@ -10,7 +10,7 @@ import { mkdtemp, readdir, readlink, rm, unlink, writeFile } from 'node:fs/promi
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalBlobStore } from '../src/blob/local-store.js';
-import { MemoryBlobStore } from '../src/blob/memory-store.js';
+import { MemoryBlobStore } from './helpers/memory-store.js';
 import { ExtentSet, HOLE_MIN, MAX_EXTENTS, planLayout, SparseLayout, sparseEtag, storedBlobSize } from '../src/blob/sparse.js';
 import { Library } from '../src/store/library.js';
 import { ContentReader } from '../src/vfs/reader.js';

@@ -6,7 +6,7 @@
  */
 import t from 'tap';
 import { FaultInjectingStore } from '../src/blob/fault-store.js';
-import { MemoryBlobStore } from '../src/blob/memory-store.js';
+import { MemoryBlobStore } from './helpers/memory-store.js';
 import { AK, BosClient, expectError, md5, sdkError, startHarness, unchanged, upload, encPath } from './helpers/http.js';
 
 const B = '-'; // the single-tenant space is bucket "-"

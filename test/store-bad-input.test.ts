@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { Library } from '../src/store/library.js';
-import { MemoryBlobStore } from '../src/blob/memory-store.js';
+import { MemoryBlobStore } from './helpers/memory-store.js';
 import type { Conflict, StorageClass } from '../src/store/types.js';
 import {
   blobOf,

@@ -23,7 +23,7 @@ import fc from 'fast-check';
 import { rmSync, writeFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { Library, type Space } from '../src/store/library.js';
-import { MemoryBlobStore } from '../src/blob/memory-store.js';
+import { MemoryBlobStore } from './helpers/memory-store.js';
 import { isSmhError, type ErrorCode } from '../src/errors.js';
 import type { Conflict, NodeInfo, Placed, RecycleItem } from '../src/store/types.js';
 import { copyDb, readerOf, joinPath, parentOf, relPath, resolveFrom, sha256, tempDir } from './helpers/store.js';

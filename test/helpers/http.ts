@@ -11,7 +11,7 @@ import type { Test } from 'tap';
 import { ContentReader } from '../../src/vfs/reader.js';
 import { Library } from '../../src/store/library.js';
 import type { BlobStore } from '../../src/blob/types.js';
-import { MemoryBlobStore } from '../../src/blob/memory-store.js';
+import { MemoryBlobStore } from './memory-store.js';
 import { startServer, type RunningServer, type ServerLimits, type ServerOptions } from '../../src/http/server.js';
 import type { HttpLibrary } from '../../src/http/store-port.js';
 import { dumpDb, tempDir, type DbDump } from './store.js';

@@ -13,7 +13,7 @@ import Database from 'better-sqlite3';
 import type { Test } from 'tap';
 import { Library, Space } from '../../src/store/library.js';
 import { ContentReader } from '../../src/vfs/reader.js';
-import { MemoryBlobStore } from '../../src/blob/memory-store.js';
+import { MemoryBlobStore } from './memory-store.js';
 import { isSmhError, SmhError, type ErrorCode } from '../../src/errors.js';
 import type { BlobRef, NodeInfo, Placed } from '../../src/store/types.js';
 
