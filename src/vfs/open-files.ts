@@ -1,4 +1,7 @@
 /**
+ * (Over 600 lines because the per-node state — staging, hashing, commits, holds, D6 to D8 — is one
+ * state machine; a split would have to expose its private fields to the pieces.)
+ *
  * Open files of a mount: file handles (one per open(2)/create(2)) over per-node state. Nothing
  * here depends on a FUSE binding: handles are numbers, paths are never used. Committed bytes are
  * read through the one read path (./reader.ts); staged bytes from the staging file.
