@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Library, DB_FILE } from '../src/store/library.js';
-import { MIGRATIONS, SCHEMA_VERSION } from '../src/store/schema.js';
+import { MIGRATIONS, SCHEMA_VERSION } from '../src/store/sqlite/schema.js';
 import { listFiles, readerOf } from './helpers/store.js';
 
 /** Schema 1–3 had no statfs counters and no bin indexes (undoes migration 4). */

@@ -30,6 +30,9 @@
  * Exit codes (after e2fsck): 0 clean (notices allowed), 1 problems found and all repaired,
  * 4 problems left, 8 fsck could not do its job (no library folder, store unreachable); 2 is a
  * usage error, as for every command.
+ *
+ * Longer than ~600 lines on purpose: it is one pass of independent checks over SQLite's raw tables
+ * (each a query and a report line); splitting it would scatter the list above over files.
  */
 import { readdirSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -40,7 +43,9 @@ import { EMPTY_BLOB_KEY } from '../blob/types.js';
 import { isBlobKey } from '../blob/hash.js';
 import { SparseLayout, storedBlobSize } from '../blob/sparse.js';
 import { fail, isSmhError } from '../errors.js';
-import { DB_FILE, deadStagingFolders, inspectLibraryFolder, Library } from './library.js';
+import { Library } from './library.js';
+import { deadStagingFolders } from './owners.js';
+import { DB_FILE, inspectLibraryFolder } from './sqlite/open.js';
 import { claimBlobStore, inspectStoreOwner, type OwnerVerdict } from './ownership.js';
 
 export type FsckCheck =

@@ -9,14 +9,9 @@
  * into the bin (state 'detached', L12), or a directory being purged (state 'purging', L15);
  * `smhfs fsck` reports any other (src/store/fsck.ts).
  */
-import { createHash } from 'node:crypto';
 import type Database from 'better-sqlite3';
-import { fail } from '../errors.js';
-
-/** SHA-256 (hex) of a secret: what the database keeps of access tokens and the library secret. */
-export function secretHash(secret: string): string {
-  return createHash('sha256').update(secret, 'utf8').digest('hex');
-}
+import { fail } from '../../errors.js';
+import { secretHash } from '../secrets.js';
 
 export const MIGRATIONS: readonly string[] = [
   // 1: the initial schema

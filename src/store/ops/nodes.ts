@@ -1,0 +1,296 @@
+/**
+ * SPEC §2, nodes: reading them (stat, readdir, statfs, user metadata), making them (mkdir, mknod,
+ * create(2), uploads with their conflict strategy, B5 content commits) and changing their
+ * attributes (setattr, the space's default storage class).
+ */
+import { fail } from '../../errors.js';
+import { EMPTY_BLOB_KEY } from '../../blob/types.js';
+import { checkConflict, checkMeta, checkStorageClass } from '../checks.js';
+import { nowUs } from '../engine.js';
+import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../edits.js';
+import { splitPath, TRASH_NAME, validateName } from '../paths.js';
+import type { NodeRow } from '../space-rows.js';
+import type { ResolveContext } from '../tree.js';
+import { DEFAULT_CONFLICT, type Attrs, type Authorize, type BlobRef, type Conflict, type DirEntry, type NodeInfo, type Owner, type Placed, type StatFs } from '../types.js';
+import { SpaceOps } from './base.js';
+
+const EMPTY_ETAG = 'd41d8cd98f00b204e9800998ecf8427e';
+
+export class NodeOps extends SpaceOps {
+  stat(path: string, opts: { follow?: boolean } & ResolveContext = {}): NodeInfo {
+    return this.host.engine.snapshot(() => {
+      const r = this.tree.resolve(path);
+      if (opts.follow && r.row.kind === 'link') return this.tree.followForMount(r, opts);
+      return this.tree.infoOf(r.row, { where: r.inTrash ? 'trash' : 'live', segs: r.segs });
+    });
+  }
+
+  /** Like stat, for an operation about to change the node (open for writing, truncate): the bin is read-only (T3). */
+  statWritable(path: string): NodeInfo {
+    const info = this.stat(path);
+    if (info.inTrash) throw this.tree.binReadOnly(path, true);
+    return info;
+  }
+
+  /** open(2): for writing, a node that may be written and is not a directory. */
+  statOpen(path: string, opts: { write: boolean }): NodeInfo {
+    const info = opts.write ? this.statWritable(path) : this.stat(path);
+    if (opts.write && info.kind === 'dir') throw fail('IsADirectory', 'is a directory', info.path);
+    return info;
+  }
+
+  /** truncate(2): only a regular file that may be written has a size to change. */
+  statTruncatable(path: string): NodeInfo {
+    const info = this.statWritable(path);
+    if (info.kind === 'dir') throw fail('IsADirectory', 'is a directory', info.path);
+    if (info.kind !== 'file') throw fail('InvalidArgument', 'not a regular file', info.path);
+    return info;
+  }
+
+  statNode(id: number): NodeInfo {
+    return this.host.engine.snapshot(() => {
+      const row = this.tree.row(id);
+      if (!row || row.space !== this.name) throw fail('FileNotFound', `no node ${id}`, String(id));
+      return this.tree.infoOf(row);
+    });
+  }
+
+  readdir(path: string): DirEntry[] {
+    return this.host.engine.snapshot(() => this.readdirIn(path));
+  }
+
+  readdirIn(path: string): DirEntry[] {
+    const r = this.tree.resolve(path);
+    if (r.row.kind !== 'dir') throw fail('NotADirectory', 'not a directory', path);
+    const rows = this.rows.children(r.row.id);
+    const where = r.inTrash ? 'trash' : 'live';
+    const out: DirEntry[] = rows.map((row) => ({
+      name: row.entry_name,
+      info: this.tree.infoOf(row, { where, segs: [...r.segs, row.entry_name] }),
+    }));
+    if (r.row.id === this.root) {
+      const t = this.tree.row(this.trash)!;
+      out.push({ name: TRASH_NAME, info: this.tree.infoOf(t, { where: 'trash', segs: [TRASH_NAME] }) });
+    }
+    return out;
+  }
+
+  /** The space's default storage class (new files and links take it; L3 checks it for ARCHIVE). */
+  setDefaultStorageClass(value: string): void {
+    const cls = checkStorageClass(value);
+    this.tx(() => this.rows.setSpaceClass(this.name, cls));
+  }
+
+  /** Nodes and bytes of the space, from counters kept exact in every transaction (O(1), issue 15). */
+  statfs(): StatFs {
+    const r = this.rows.statfs(this.name);
+    return { files: r?.files ?? 0, bytes: r?.bytes ?? 0 };
+  }
+
+  userMeta(pathOrId: string | number): Record<string, string> {
+    const id = typeof pathOrId === 'number' ? pathOrId : this.tree.resolve(pathOrId).row.id;
+    const out: Record<string, string> = {};
+    for (const x of this.rows.xattrs(id)) {
+      out[x.name] = Buffer.from(x.value).toString('utf8');
+    }
+    return out;
+  }
+
+  mkdir(path: string, opts: Owner & { parents?: boolean; conflict?: Conflict; authorize?: Authorize } = {}): Placed {
+    const conflict = opts.conflict === undefined ? DEFAULT_CONFLICT.mkdir : checkConflict(opts.conflict);
+    return this.tx(() => {
+      const segs = splitPath(path, 'destination');
+      if (segs.length === 0) {
+        if (opts.parents) return this.edits.placed(this.root);
+        throw fail('SameNameDirectoryOrFileExists', 'the root already exists', path);
+      }
+      if (opts.parents) {
+        const dir = this.edits.ensureDirs(segs, opts, path);
+        return this.edits.placed(dir);
+      }
+      const { parent, name } = this.tree.parentOf(path, true);
+      const id = this.edits.occupy(parent.id, name, 'dir', conflict, path, (finalName) => {
+        const dir = this.edits.insertNode({ kind: 'dir', mode: S_IFDIR | ((opts.mode ?? 0o755) & 0o7777), uid: opts.uid ?? 0, gid: opts.gid ?? 0 });
+        this.edits.attach(parent.id, finalName, dir, 'dir');
+        return dir;
+      }, { fn: opts.authorize });
+      return this.edits.placed(id);
+    });
+  }
+
+  mknod(path: string, opts: { mode: number; rdev?: number; uid?: number; gid?: number }): NodeInfo {
+    if ((opts.mode & S_IFMT) === S_IFREG || (opts.mode & S_IFMT) === 0) return this.createFile(path, opts);
+    if ((opts.mode & S_IFMT) === S_IFDIR || (opts.mode & S_IFMT) === S_IFLNK) {
+      throw fail('InvalidArgument', 'mknod cannot make directories or links', path);
+    }
+    return this.tx(() => {
+      const { parent, name } = this.tree.parentOf(path, false);
+      this.edits.claimFree(parent.id, name, path);
+      const id = this.edits.insertNode({ kind: 'special', mode: opts.mode, rdev: opts.rdev ?? 0, uid: opts.uid ?? 0, gid: opts.gid ?? 0 });
+      this.edits.attach(parent.id, name, id, 'special');
+      return this.edits.placed(id).info;
+    });
+  }
+
+  /** create(2) through the mount: an empty file; EEXIST when the name is taken. */
+  createFile(path: string, owner: Owner = {}): NodeInfo {
+    return this.tx(() => {
+      const { parent, name } = this.tree.parentOf(path, false);
+      this.edits.claimFree(parent.id, name, path);
+      const id = this.edits.insertNode({
+        kind: 'file',
+        mode: S_IFREG | ((owner.mode ?? 0o644) & 0o7777),
+        uid: owner.uid ?? 0,
+        gid: owner.gid ?? 0,
+        blob: EMPTY_BLOB_KEY,
+        etag: EMPTY_ETAG,
+        storage_class: this.edits.defaultClass(),
+      });
+      this.edits.attach(parent.id, name, id, 'file');
+      return this.edits.placed(id).info;
+    });
+  }
+
+  /**
+   * What an upload to `path` would meet, checked before its body is read (a bad destination is
+   * refused before a byte is stored or hashed). `putFile` checks everything again in its own
+   * transaction: this is only the early answer.
+   */
+  checkPutFile(path: string, opts: { conflict?: Conflict; createParents?: boolean; meta?: Record<string, string>; storageClass?: string } = {}): void {
+    const conflict = checkConflict(opts.conflict);
+    if (opts.storageClass !== undefined) checkStorageClass(opts.storageClass);
+    if (opts.meta !== undefined) checkMeta(opts.meta);
+    this.host.engine.snapshot(() => {
+      let parentId: number | undefined;
+      let name: string;
+      if (opts.createParents) {
+        const segs = splitPath(path, 'destination');
+        if (segs.length === 0) throw fail('InvalidDestinationPath', 'a file path must not be empty', path);
+        name = segs[segs.length - 1]!;
+        validateName(name, false, path);
+        parentId = this.tree.existingDirs(segs.slice(0, -1), path);
+      } else {
+        const p = this.tree.parentOf(path, false);
+        parentId = p.parent.id;
+        name = p.name;
+      }
+      if (parentId === undefined) return; // the missing directories will be made
+      const existing = this.tree.occupied(parentId, name);
+      if (!existing || conflict === 'rename') return;
+      if (conflict === 'ask' || existing === 'reserved' || existing.kind === 'dir') {
+        throw fail('SameNameDirectoryOrFileExists', 'a file or directory with the same name exists', path);
+      }
+    });
+  }
+
+  /**
+   * Upload (SMH PUT with a body, BOS PutObject, CLI put). With 'overwrite' an existing file keeps
+   * its identity and shows the new content, so every bound link shows it too (L10); the content
+   * it had goes to the recycle bin (`binOldVersion`).
+   */
+  putFile(
+    path: string,
+    blob: BlobRef,
+    opts: Owner & {
+      conflict?: Conflict;
+      mtimeUs?: number;
+      meta?: Record<string, string>;
+      storageClass?: string;
+      createParents?: boolean;
+      authorize?: Authorize;
+    } = {},
+  ): Placed {
+    const conflict = checkConflict(opts.conflict);
+    const cls = opts.storageClass === undefined ? undefined : checkStorageClass(opts.storageClass);
+    const meta = opts.meta === undefined ? undefined : checkMeta(opts.meta);
+    return this.tx(() => {
+      this.host.useLease(blob);
+      let parentId: number;
+      let name: string;
+      if (opts.createParents) {
+        const segs = splitPath(path, 'destination');
+        if (segs.length === 0) throw fail('InvalidDestinationPath', 'a file path must not be empty', path);
+        name = segs[segs.length - 1]!;
+        validateName(name, false, path);
+        parentId = this.edits.ensureDirs(segs.slice(0, -1), {}, path);
+      } else {
+        const p = this.tree.parentOf(path, false);
+        parentId = p.parent.id;
+        name = p.name;
+      }
+      const t = opts.mtimeUs ?? nowUs();
+      const existing = this.tree.occupied(parentId, name);
+      if (existing && existing !== 'reserved' && existing.kind === 'file' && conflict === 'overwrite') {
+        opts.authorize?.({ replacing: 'file' });
+        this.edits.binOldVersion(existing, blob.key);
+        this.rows.setContent(existing.id, blob, t, nowUs());
+        if (cls) this.rows.setClass(existing.id, cls);
+        if (meta) {
+          this.rows.clearXattrs(existing.id);
+          for (const [k, v] of Object.entries(meta)) this.rows.setXattr(existing.id, k, Buffer.from(v, 'utf8'));
+        }
+        // the old blob stays referenced by the bin item binOldVersion made: nothing to drop
+        return this.edits.placed(existing.id);
+      }
+      const id = this.edits.occupy(parentId, name, 'file', conflict, path, (finalName) => {
+        const file = this.edits.insertNode({
+          kind: 'file',
+          mode: S_IFREG | ((opts.mode ?? 0o644) & 0o7777),
+          uid: opts.uid ?? 0,
+          gid: opts.gid ?? 0,
+          blob: blob.key,
+          size: blob.size,
+          etag: blob.etag,
+          layout: blob.layout ?? null,
+          mtime: t,
+          storage_class: cls ?? this.edits.defaultClass(),
+        });
+        this.edits.attach(parentId, finalName, file, 'file');
+        for (const [k, v] of Object.entries(meta ?? {})) this.rows.setXattr(file, k, Buffer.from(v, 'utf8'));
+        return file;
+      }, { fn: opts.authorize });
+      return this.edits.placed(id);
+    }, true);
+  }
+
+  /** B5: commit new content for an open file (flush/fsync/release/truncate through the mount). */
+  setContent(nodeId: number, blob: BlobRef, opts: { mtimeUs?: number } = {}): NodeInfo {
+    return this.tx(() => {
+      this.host.useLease(blob);
+      const row = this.tree.row(nodeId);
+      if (!row || row.kind !== 'file') throw fail('FileNotFound', 'the file no longer exists', String(nodeId));
+      if (this.tree.inBin(nodeId)) throw fail('ReadOnly', 'the file is in the recycle bin; restore it first', String(nodeId)); // T3
+      const t = nowUs();
+      this.rows.setContent(nodeId, blob, opts.mtimeUs ?? t, t);
+      if (row.blob && row.blob !== blob.key) this.host.dropBlobs([row.blob]);
+      return this.tree.infoOf(this.tree.row(nodeId)!);
+    }, true);
+  }
+
+  setattr(pathOrId: string | number, attrs: Attrs): NodeInfo {
+    return this.tx(() => {
+      let row: NodeRow;
+      if (typeof pathOrId === 'number') {
+        const r = this.tree.row(pathOrId);
+        if (!r || r.space !== this.name) throw fail('FileNotFound', `no node ${pathOrId}`, String(pathOrId));
+        if (this.tree.inBin(r.id)) throw this.tree.binReadOnly(String(pathOrId));
+        row = r;
+      } else {
+        const r = this.tree.resolve(pathOrId);
+        if (r.inTrash) throw this.tree.binReadOnly(pathOrId);
+        row = r.row;
+      }
+      const t = nowUs();
+      this.rows.setattr({
+        id: row.id,
+        mode: attrs.mode === undefined ? row.mode : (row.mode & S_IFMT) | (attrs.mode & 0o7777),
+        uid: attrs.uid ?? row.uid,
+        gid: attrs.gid ?? row.gid,
+        atime: attrs.atimeUs ?? row.atime,
+        mtime: attrs.mtimeUs ?? row.mtime,
+        ctime: t,
+      });
+      return this.tree.infoOf(this.tree.row(row.id)!);
+    });
+  }
+}

@@ -1,0 +1,218 @@
+/**
+ * SPEC §4, the tree: rename(2) with POSIX replacement, the dialects' move and copy with a conflict
+ * strategy (L8 copies links; D10 and PATH_MAX checked on what a move or copy makes), and deletes:
+ * unlink/rmdir, and SMH/BOS/CLI delete to the bin (T1) or for good (L13, L15).
+ */
+import { fail, SmhError } from '../../errors.js';
+import { checkConflict } from '../checks.js';
+import { nowUs } from '../engine.js';
+import { joinPath, MAX_PATH_BYTES } from '../paths.js';
+import type { NodeRow } from '../space-rows.js';
+import type { Authorize, Conflict, NodeInfo, Placed } from '../types.js';
+import { SpaceOps } from './base.js';
+import type { LinkOps } from './links.js';
+
+/** Options of the dialect tree operations (move, copy). */
+export interface TreeOpOptions {
+  conflict?: Conflict;
+  /** Copy: refuse (OperationTooLarge) a copy of more nodes than this — a server's per-request budget. */
+  maxNodes?: number;
+  /** What the caller's endpoint handles: 'dir' refuses a non-directory source, 'file' a directory. */
+  kind?: 'file' | 'dir';
+  authorize?: Authorize;
+}
+
+function pathTooLong(subject: string): SmhError {
+  return fail('PathTooLong', `the copy would make a path longer than ${MAX_PATH_BYTES} bytes (PATH_MAX)`, subject);
+}
+
+export class TreeOps extends SpaceOps {
+  private readonly links: LinkOps;
+
+  constructor(ctx: ConstructorParameters<typeof SpaceOps>[0], tree: ConstructorParameters<typeof SpaceOps>[1], edits: ConstructorParameters<typeof SpaceOps>[2], links: LinkOps) {
+    super(ctx, tree, edits);
+    this.links = links;
+  }
+
+  /** rename(2) with POSIX replacement rules; L9 holds for free (identity is untouched), L10/L11 on replace. */
+  rename(from: string, to: string, _opts: { posix: true } = { posix: true }): NodeInfo {
+    return this.tx(() => {
+      const src = this.tree.resolveWritable(from);
+      const { parent, name } = this.tree.parentOf(to, src.row.kind === 'dir');
+      if (src.row.kind === 'dir' && this.tree.isAncestor(src.row.id, parent.id)) {
+        throw fail('MoveIntoItself', 'cannot move a directory into itself', to);
+      }
+      const existing = this.tree.occupied(parent.id, name);
+      if (existing === 'reserved') throw this.tree.binReadOnly(to);
+      if (existing && existing.id === src.row.id) return this.edits.placed(src.row.id).info;
+      if (existing) {
+        if (src.row.kind === 'dir' && existing.kind !== 'dir') throw fail('NotADirectory', 'cannot replace a non-directory with a directory', to);
+        if (src.row.kind !== 'dir' && existing.kind === 'dir') throw fail('IsADirectory', 'cannot replace a directory with a non-directory', to);
+        this.edits.displace(existing, parent.id, name, src.row.kind === 'file', src.row.id);
+        this.edits.rebindReplaced(existing, src.row.id, src.row.kind === 'file');
+      }
+      this.rows.moveEntry(parent.id, name, src.row.id);
+      this.edits.touchDir(src.parent!);
+      this.edits.touchDir(parent.id);
+      this.rows.touchCtime(src.row.id, nowUs());
+      return this.edits.placed(src.row.id).info;
+    });
+  }
+
+  /**
+   * SMH/CLI move with a conflict strategy (default rename). `kind` is what the caller's endpoint
+   * moves (SMH has one for files, one for directories), checked in the same transaction. D10: a
+   * move that would make a path link inside what moves lead outside the space is refused.
+   */
+  move(from: string, to: string, opts: TreeOpOptions = {}): Placed {
+    const conflict = checkConflict(opts.conflict);
+    return this.tx(() => {
+      const src = this.tree.resolveSource(from);
+      this.checkSourceKind(src.row, opts.kind, from);
+      const { parent, name } = this.tree.parentOf(to, src.row.kind === 'dir');
+      if (src.row.kind === 'dir' && this.tree.isAncestor(src.row.id, parent.id)) {
+        throw fail('MoveIntoItself', 'cannot move a directory into itself', to);
+      }
+      if (src.parent === parent.id && src.name === name) {
+        opts.authorize?.({ source: src.row.kind });
+        return this.edits.placed(src.row.id);
+      }
+      this.edits.occupy(parent.id, name, src.row.kind, conflict, to, (finalName) => {
+        this.rows.moveEntry(parent.id, finalName, src.row.id);
+        return src.row.id;
+      }, { fn: opts.authorize, source: src.row.kind }, src.row.id);
+      this.edits.touchDir(src.parent!);
+      this.edits.touchDir(parent.id);
+      this.links.checkLinksInside(src.row.id, 'move', to);
+      return this.edits.placed(src.row.id);
+    });
+  }
+
+  /** The endpoint's kind against the source's: a directory API moves directories, a file API the rest. */
+  checkSourceKind(row: NodeRow, kind: 'file' | 'dir' | undefined, subject: string): void {
+    if (kind === 'file' && row.kind === 'dir') throw fail('IsADirectory', 'the source is a directory; use the directory API', subject);
+    if (kind === 'dir' && row.kind !== 'dir') throw fail('NotADirectory', 'the source is not a directory; use the file API', subject);
+  }
+
+  /**
+   * L8: copy. A copied link is a new link of the same flavour bound to the same target. `kind` as
+   * for move. D10: a copy that would make a path link lead outside the space is refused; N2/PATH_MAX:
+   * so is a copy that would make a path longer than MAX_PATH_BYTES.
+   */
+  copy(from: string, to: string, opts: TreeOpOptions = {}): Placed {
+    const conflict = checkConflict(opts.conflict);
+    return this.tx(() => {
+      const src = this.tree.resolveSource(from);
+      this.checkSourceKind(src.row, opts.kind, from);
+      const { parent, name } = this.tree.parentOf(to, src.row.kind === 'dir');
+      if (src.row.kind === 'dir' && this.tree.isAncestor(src.row.id, parent.id)) {
+        throw fail('MoveIntoItself', 'cannot copy a directory into itself', to);
+      }
+      const parentBytes = Buffer.byteLength(joinPath(this.tree.locate(parent.id).segs));
+      const id = this.edits.occupy(parent.id, name, src.row.kind, conflict, to, (finalName) =>
+        this.copyTree(src.row, parent.id, finalName, parentBytes + (parentBytes > 0 ? 1 : 0) + Buffer.byteLength(finalName), to, opts.maxNodes),
+      { fn: opts.authorize, source: src.row.kind });
+      this.links.checkLinksInside(id, 'copy', to);
+      // L8 copies bound links: none of their targets may pass MAX_BOUND_LINKS
+      for (const { target } of this.rows.boundTargetsIn(id)) this.links.checkLinkRoom(target, 0, from);
+      return this.edits.placed(id);
+    });
+  }
+
+  /**
+   * Copy `row` (with its whole subtree) as `name` in `parent`; `pathBytes` is the length of the
+   * copy's path. Iterative: a tree of any depth copies without growing the stack.
+   */
+  copyTree(row: NodeRow, parent: number, name: string, pathBytes: number, subject: string, maxNodes = Infinity): number {
+    let copied = 0;
+    const budget = (): void => {
+      if (++copied > maxNodes) {
+        throw fail('OperationTooLarge', `a copy through this server may hold at most ${maxNodes} items; copy the directories inside it one by one`, subject);
+      }
+    };
+    const t = nowUs();
+    const copyOne = (r: NodeRow, into: number, as: string): number => {
+      budget();
+      const id = this.edits.insertNode({ ...r, atime: t, mtime: r.mtime, ctime: t, btime: t });
+      this.rows.copyXattrs(id, r.id);
+      this.edits.attach(into, as, id, r.kind);
+      return id;
+    };
+    if (pathBytes > MAX_PATH_BYTES) throw pathTooLong(subject);
+    const top = copyOne(row, parent, name);
+    const pending: Array<{ from: number; to: number; bytes: number }> = row.kind === 'dir' ? [{ from: row.id, to: top, bytes: pathBytes }] : [];
+    while (pending.length > 0) {
+      const { from, to, bytes } = pending.pop()!;
+      for (const c of this.rows.children(from)) {
+        const b = bytes + 1 + Buffer.byteLength(c.entry_name);
+        if (b > MAX_PATH_BYTES) throw pathTooLong(subject);
+        const id = copyOne(c, to, c.entry_name);
+        if (c.kind === 'dir') pending.push({ from: c.id, to: id, bytes: b });
+      }
+    }
+    return top;
+  }
+
+  /** unlink(2): a file, link or special file goes to the recycle bin (T1), bound links with it (L12). */
+  unlink(path: string): { recycledItemId: number } {
+    return this.tx(() => {
+      const r = this.tree.resolveWritable(path);
+      if (r.row.kind === 'dir') throw fail('IsADirectory', 'is a directory (use rmdir)', path);
+      return { recycledItemId: this.edits.trashNode(r.row, r.parent!, r.name) };
+    });
+  }
+
+  /** rmdir(2): removes an empty directory for good (nothing to lose). */
+  rmdir(path: string): void {
+    this.tx(() => {
+      const r = this.tree.resolveWritable(path);
+      if (r.row.kind !== 'dir') throw fail('NotADirectory', 'not a directory', path);
+      if (this.rows.hasChildren(r.row.id)) throw fail('DirectoryNotEmpty', 'directory not empty', path);
+      this.rows.deleteEntry(r.row.id);
+      this.edits.touchDir(r.parent!);
+      this.edits.deleteNodeRows(r.row);
+    });
+  }
+
+  /**
+   * SMH DELETE / CLI rm / BOS DeleteObject. Without `permanent` anything goes to the recycle bin
+   * as one item (T1); with it a file or link is deleted at once (L13) and a directory becomes a
+   * purge task (L15). `kind` is what the caller's endpoint deletes (SMH has one for files and one
+   * for directories): checked in the same transaction as the delete. `rmdirEmpty`: a directory
+   * is removed as rmdir(2) would (BOS DeleteObject of a directory key).
+   */
+  remove(
+    path: string,
+    opts: { permanent?: boolean; recursive?: boolean; kind?: 'dir' | 'file'; rmdirEmpty?: boolean } = {},
+  ): { recycledItemId?: number; taskId?: number } {
+    return this.tx(() => {
+      const found = this.tree.resolve(path);
+      if (opts.kind === 'file' && found.row.kind === 'dir') throw fail('IsADirectory', 'is a directory; delete it as a directory', path);
+      if (opts.kind === 'dir' && found.row.kind !== 'dir') throw fail('NotADirectory', 'not a directory; delete it as a file', path);
+      const r = this.tree.writable(found, path);
+      if (opts.rmdirEmpty && r.row.kind === 'dir') {
+        // BOS DeleteObject of a directory key: rmdir semantics (nothing in it to lose)
+        if (this.rows.hasChildren(r.row.id)) throw fail('DirectoryNotEmpty', 'directory not empty', path);
+        this.rows.deleteEntry(r.row.id);
+        this.edits.touchDir(r.parent!);
+        this.edits.deleteNodeRows(r.row);
+        return {};
+      }
+      if (r.row.kind === 'dir' && !opts.recursive && this.rows.hasChildren(r.row.id)) {
+        throw fail('DirectoryNotEmpty', 'directory not empty (remove it recursively)', path);
+      }
+      if (!opts.permanent) return { recycledItemId: this.edits.trashNode(r.row, r.parent!, r.name) };
+      this.rows.deleteEntry(r.row.id);
+      this.edits.touchDir(r.parent!);
+      if (r.row.kind === 'dir') {
+        if (!this.rows.hasChildren(r.row.id)) {
+          this.edits.deleteNodeRows(r.row);
+          return {};
+        }
+        return { taskId: this.edits.startPurgeTask(r.row, path) };
+      }
+      this.edits.purgeNode(r.row);
+      return {};
+    }, false, opts.permanent === true);
+  }
+}

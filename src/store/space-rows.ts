@@ -1,0 +1,139 @@
+/**
+ * The row primitives of a space's tree — nodes, entries, recycle-bin items, xattrs — as the rules
+ * use them (src/store/tree.ts, edits.ts, ops/): typed methods, no SQL, nothing engine-specific.
+ * SQLite implements them in src/store/sqlite/space-rows.ts. Also here: what the rules of one
+ * space share (`SpaceCtx`).
+ */
+import type { MetaEngine } from './engine.js';
+import type { BlobRef, NodeKind, StorageClass } from './types.js';
+
+export interface NodeRow {
+  id: number;
+  space: string;
+  kind: NodeKind;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  blob: string | null;
+  etag: string | null;
+  layout: string | null;
+  rdev: number;
+  storage_class: StorageClass;
+  link_flavour: 'bound' | 'path' | null;
+  link_node: number | null;
+  link_path: string | null;
+  link_base: 'parent' | 'space' | null;
+  atime: number;
+  mtime: number;
+  ctime: number;
+  btime: number;
+  state: 'live' | 'detached' | 'purging';
+}
+
+/** The fields of a new node; `space` comes from the caller. */
+export type NewNode = Omit<NodeRow, 'id' | 'state'>;
+
+export interface ItemRow {
+  id: number;
+  node: number;
+  kind: NodeKind;
+  name: string;
+  original_path: string;
+  size: number;
+  removed_at: number;
+}
+
+/** A link cascaded with a file into the bin (L12): where it was. */
+export interface ItemLinkRow {
+  node: number;
+  parent: number | null;
+  name: string;
+  original_path: string;
+}
+
+export interface SpaceRows {
+  // nodes and entries
+  node(id: number): NodeRow | undefined;
+  child(parent: number, name: string): NodeRow | undefined;
+  /** Children in name order, each with the name of its entry. */
+  children(parent: number): Array<NodeRow & { entry_name: string }>;
+  entryOf(node: number): { parent: number; name: string } | undefined;
+  /** C2: the names of `parent` in [lo, hi). */
+  namesBetween(parent: number, lo: string, hi: string): string[];
+  hasChildren(parent: number): boolean;
+  firstChild(parent: number): { node: number; is_dir: number } | undefined;
+  subdirCount(parent: number): number;
+  insertNode(node: NewNode): number;
+  insertEntry(parent: number, name: string, node: number, isDir: boolean): void;
+  moveEntry(parent: number, name: string, node: number): void;
+  deleteEntry(node: number): void;
+  deleteNode(id: number): void;
+  /** mtime and ctime of a directory whose entries changed. */
+  touch(id: number, timeUs: number): void;
+  touchCtime(id: number, timeUs: number): void;
+  setState(id: number, state: NodeRow['state']): void;
+  setClass(id: number, cls: StorageClass): void;
+  setContent(id: number, blob: BlobRef, mtimeUs: number, ctimeUs: number): void;
+  setattr(a: { id: number; mode: number; uid: number; gid: number; atime: number; mtime: number; ctime: number }): void;
+  /** L10: every link bound to `from` is bound to `to`. */
+  rebind(from: number, to: number): void;
+  // the space
+  spaceClass(space: string): StorageClass;
+  setSpaceClass(space: string, cls: StorageClass): void;
+  statfs(space: string): { files: number; bytes: number } | undefined;
+  // links
+  /** Links to cascade with a trashed file: bound, not detached already, not a bin item of their own. */
+  boundLinksToCascade(target: number): number[];
+  boundLinksAll(target: number): NodeRow[];
+  boundLinkCount(target: number): number;
+  /** The bound links in the subtree of `top` (itself included), counted per target. */
+  boundTargetsIn(top: number): Array<{ target: number; n: number }>;
+  /** D10: the mount-made path links in the subtree of `top` (itself included). */
+  parentPathLinksIn(top: number): NodeRow[];
+  // subtrees (below `dir`, not counting it)
+  subtreeBytes(dir: number): number;
+  subtreeCount(dir: number): number;
+  // the recycle bin
+  insertItem(it: Omit<ItemRow, 'id'> & { space: string }): number;
+  /** Items in id order with ids > `after` (at most `limit`; undefined: all). */
+  itemsAfter(space: string, after: number, limit: number | undefined): ItemRow[];
+  itemsUpTo(space: string, last: number, limit: number): ItemRow[];
+  itemsOlder(space: string, cutoffUs: number, limit: number): ItemRow[];
+  lastItem(space: string): number | undefined;
+  item(id: number, space: string): ItemRow | undefined;
+  itemByNode(node: number): number | undefined;
+  deleteItem(id: number): void;
+  insertItemLink(item: number, link: ItemLinkRow): void;
+  itemLinks(item: number): ItemLinkRow[];
+  deleteItemLinks(item: number): void;
+  deleteItemLinkOf(node: number): void;
+  // xattrs
+  xattr(node: number, name: string): Buffer | undefined;
+  xattrs(node: number): Array<{ name: string; value: Buffer }>;
+  setXattr(node: number, name: string, value: Buffer): void;
+  /** Whether there was such an attribute. */
+  deleteXattr(node: number, name: string): boolean;
+  clearXattrs(node: number): void;
+  copyXattrs(to: number, from: number): void;
+}
+
+/** What a space's rules need beyond its rows: the engine, and the library's blob records and scheduler. */
+export interface SpaceHost {
+  engine: MetaEngine;
+  /** Inside a transaction: these keys may have lost their last reference (D3). */
+  dropBlobs(keys: string[]): void;
+  /** Inside the commit that references a stored blob: its upload lease ends. */
+  useLease(ref: BlobRef): void;
+  /** Inside a transaction: queue an L15 purge task; runs once committed. */
+  queuePurge(space: string, subject: string, root: number, total: number): number;
+}
+
+/** One space, as its rules see it. */
+export interface SpaceCtx {
+  readonly name: string;
+  readonly root: number;
+  readonly trash: number;
+  readonly rows: SpaceRows;
+  readonly host: SpaceHost;
+}

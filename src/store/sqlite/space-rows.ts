@@ -1,0 +1,122 @@
+/** A space's row primitives (src/store/space-rows.ts) as prepared SQLite statements. */
+import type Database from 'better-sqlite3';
+import type { ItemLinkRow, ItemRow, NodeRow, SpaceRows } from '../space-rows.js';
+import type { StorageClass } from '../types.js';
+
+export function sqliteSpaceRows(db: Database.Database): SpaceRows {
+  const p = (sql: string) => db.prepare(sql);
+  const q = {
+    node: p('SELECT * FROM nodes WHERE id = ?'),
+    child: p('SELECT n.* FROM entries e JOIN nodes n ON n.id = e.node WHERE e.parent = ? AND e.name = ?'),
+    children: p('SELECT n.*, e.name AS entry_name FROM entries e JOIN nodes n ON n.id = e.node WHERE e.parent = ? ORDER BY e.name'),
+    entryOf: p('SELECT parent, name FROM entries WHERE node = ?'),
+    // C2: the names of one parent in [lo, hi) — a range of the (parent, name) primary key
+    namesBetween: p('SELECT name FROM entries WHERE parent = ? AND name >= ? AND name < ?'),
+    hasChildren: p('SELECT 1 FROM entries WHERE parent = ? LIMIT 1'),
+    firstChild: p('SELECT node, is_dir FROM entries WHERE parent = ? LIMIT 1'),
+    subdirCount: p('SELECT count(*) AS n FROM entries WHERE parent = ? AND is_dir = 1'),
+    insertNode: p(`INSERT INTO nodes (space, kind, mode, uid, gid, size, blob, etag, layout, rdev, storage_class, link_flavour, link_node,
+      link_path, link_base, atime, mtime, ctime, btime) VALUES (@space, @kind, @mode, @uid, @gid, @size, @blob, @etag, @layout, @rdev,
+      @storage_class, @link_flavour, @link_node, @link_path, @link_base, @atime, @mtime, @ctime, @btime)`),
+    insertEntry: p('INSERT INTO entries (parent, name, node, is_dir) VALUES (?, ?, ?, ?)'),
+    moveEntry: p('UPDATE entries SET parent = ?, name = ? WHERE node = ?'),
+    deleteEntry: p('DELETE FROM entries WHERE node = ?'),
+    deleteNode: p('DELETE FROM nodes WHERE id = ?'),
+    touch: p('UPDATE nodes SET mtime = ?, ctime = ? WHERE id = ?'),
+    touchCtime: p('UPDATE nodes SET ctime = ? WHERE id = ?'),
+    setState: p('UPDATE nodes SET state = ? WHERE id = ?'),
+    setClass: p('UPDATE nodes SET storage_class = ? WHERE id = ?'),
+    setContent: p('UPDATE nodes SET blob = @blob, size = @size, etag = @etag, layout = @layout, mtime = @mtime, ctime = @ctime WHERE id = @id'),
+    setattr: p('UPDATE nodes SET mode = @mode, uid = @uid, gid = @gid, atime = @atime, mtime = @mtime, ctime = @ctime WHERE id = @id'),
+    rebind: p("UPDATE nodes SET link_node = ? WHERE link_flavour = 'bound' AND link_node = ?"),
+    spaceClass: p('SELECT default_storage_class AS c FROM spaces WHERE name = ?'),
+    setSpaceClass: p('UPDATE spaces SET default_storage_class = ? WHERE name = ?'),
+    // kept by the triggers of migration 4: O(1) whatever the size of the space
+    statfs: p('SELECT nodes AS files, bytes FROM space_usage WHERE space = ?'),
+    boundLinksToCascade: p(`SELECT n.id FROM nodes n WHERE n.link_flavour = 'bound' AND n.link_node = ? AND n.state = 'live'
+      AND NOT EXISTS (SELECT 1 FROM recycle_items r WHERE r.node = n.id)`),
+    boundLinksAll: p("SELECT * FROM nodes WHERE link_flavour = 'bound' AND link_node = ?"),
+    boundLinkCount: p("SELECT count(*) AS n FROM nodes WHERE link_node = ? AND link_flavour = 'bound'"),
+    boundTargetsIn: p(`WITH RECURSIVE sub(id) AS (SELECT ? UNION ALL SELECT e.node FROM entries e JOIN sub ON e.parent = sub.id)
+      SELECT n.link_node AS target, count(*) AS n FROM sub JOIN nodes n ON n.id = sub.id WHERE n.link_flavour = 'bound' GROUP BY n.link_node`),
+    parentPathLinksIn: p(`WITH RECURSIVE sub(id) AS (SELECT ? UNION ALL SELECT e.node FROM entries e JOIN sub ON e.parent = sub.id)
+      SELECT n.* FROM sub JOIN nodes n ON n.id = sub.id WHERE n.link_flavour = 'path' AND n.link_base = 'parent'`),
+    subtreeBytes: p(`WITH RECURSIVE sub(id) AS (SELECT node FROM entries WHERE parent = ?
+      UNION ALL SELECT e.node FROM entries e JOIN sub ON e.parent = sub.id)
+      SELECT sum(n.size) AS n FROM sub JOIN nodes n ON n.id = sub.id WHERE n.kind = 'file'`),
+    subtreeCount: p(`WITH RECURSIVE sub(id) AS (SELECT node FROM entries WHERE parent = ?
+      UNION ALL SELECT e.node FROM entries e JOIN sub ON e.parent = sub.id) SELECT count(*) AS n FROM sub`),
+    insertItem: p(`INSERT INTO recycle_items (space, node, kind, name, original_path, size, removed_at)
+      VALUES (@space, @node, @kind, @name, @original_path, @size, @removed_at)`),
+    // the bin by (space, id) and (space, removed_at): migration 4's indexes
+    itemsAfter: p('SELECT * FROM recycle_items WHERE space = ? AND id > ? ORDER BY id LIMIT ?'),
+    itemsUpTo: p('SELECT * FROM recycle_items WHERE space = ? AND id <= ? ORDER BY id LIMIT ?'),
+    itemsOlder: p('SELECT * FROM recycle_items WHERE space = ? AND removed_at < ? ORDER BY removed_at LIMIT ?'),
+    lastItem: p('SELECT max(id) AS id FROM recycle_items WHERE space = ?'),
+    item: p('SELECT * FROM recycle_items WHERE id = ? AND space = ?'),
+    itemByNode: p('SELECT id FROM recycle_items WHERE node = ?'),
+    deleteItem: p('DELETE FROM recycle_items WHERE id = ?'),
+    insertRecycleLink: p('INSERT INTO recycle_links (item, node, parent, name, original_path) VALUES (?, ?, ?, ?, ?)'),
+    itemLinksFull: p('SELECT node, parent, name, original_path FROM recycle_links WHERE item = ? ORDER BY node'),
+    deleteItemLinks: p('DELETE FROM recycle_links WHERE item = ?'),
+    deleteRecycleLink: p('DELETE FROM recycle_links WHERE node = ?'),
+    xattrGet: p('SELECT value FROM xattrs WHERE node = ? AND name = ?'),
+    xattrList: p('SELECT name, value FROM xattrs WHERE node = ? ORDER BY name'),
+    xattrSet: p('INSERT INTO xattrs (node, name, value) VALUES (?, ?, ?) ON CONFLICT (node, name) DO UPDATE SET value = excluded.value'),
+    xattrDelete: p('DELETE FROM xattrs WHERE node = ? AND name = ?'),
+    xattrClear: p('DELETE FROM xattrs WHERE node = ?'),
+    xattrCopy: p('INSERT INTO xattrs (node, name, value) SELECT ?, name, value FROM xattrs WHERE node = ?'),
+  };
+  return {
+    node: (id) => q.node.get(id) as NodeRow | undefined,
+    child: (parent, name) => q.child.get(parent, name) as NodeRow | undefined,
+    children: (parent) => q.children.all(parent) as Array<NodeRow & { entry_name: string }>,
+    entryOf: (node) => q.entryOf.get(node) as { parent: number; name: string } | undefined,
+    namesBetween: (parent, lo, hi) => (q.namesBetween.all(parent, lo, hi) as Array<{ name: string }>).map((r) => r.name),
+    hasChildren: (parent) => q.hasChildren.get(parent) !== undefined,
+    firstChild: (parent) => q.firstChild.get(parent) as { node: number; is_dir: number } | undefined,
+    subdirCount: (parent) => (q.subdirCount.get(parent) as { n: number }).n,
+    insertNode: (node) => Number(q.insertNode.run(node).lastInsertRowid),
+    insertEntry: (parent, name, node, isDir) => void q.insertEntry.run(parent, name, node, isDir ? 1 : 0),
+    moveEntry: (parent, name, node) => void q.moveEntry.run(parent, name, node),
+    deleteEntry: (node) => void q.deleteEntry.run(node),
+    deleteNode: (id) => void q.deleteNode.run(id),
+    touch: (id, t) => void q.touch.run(t, t, id),
+    touchCtime: (id, t) => void q.touchCtime.run(t, id),
+    setState: (id, state) => void q.setState.run(state, id),
+    setClass: (id, cls) => void q.setClass.run(cls, id),
+    setContent: (id, blob, mtime, ctime) =>
+      void q.setContent.run({ id, blob: blob.key, size: blob.size, etag: blob.etag, layout: blob.layout ?? null, mtime, ctime }),
+    setattr: (a) => void q.setattr.run(a),
+    rebind: (from, to) => void q.rebind.run(to, from),
+    spaceClass: (space) => (q.spaceClass.get(space) as { c: StorageClass }).c,
+    setSpaceClass: (space, cls) => void q.setSpaceClass.run(cls, space),
+    statfs: (space) => q.statfs.get(space) as { files: number; bytes: number } | undefined,
+    boundLinksToCascade: (target) => (q.boundLinksToCascade.all(target) as Array<{ id: number }>).map((r) => r.id),
+    boundLinksAll: (target) => q.boundLinksAll.all(target) as NodeRow[],
+    boundLinkCount: (target) => (q.boundLinkCount.get(target) as { n: number }).n,
+    boundTargetsIn: (top) => q.boundTargetsIn.all(top) as Array<{ target: number; n: number }>,
+    parentPathLinksIn: (top) => q.parentPathLinksIn.all(top) as NodeRow[],
+    subtreeBytes: (dir) => (q.subtreeBytes.get(dir) as { n: number | null }).n ?? 0,
+    subtreeCount: (dir) => (q.subtreeCount.get(dir) as { n: number }).n,
+    insertItem: (it) => Number(q.insertItem.run(it).lastInsertRowid),
+    // SQLite: a negative LIMIT is no limit
+    itemsAfter: (space, after, limit) => q.itemsAfter.all(space, after, limit ?? -1) as ItemRow[],
+    itemsUpTo: (space, last, limit) => q.itemsUpTo.all(space, last, limit) as ItemRow[],
+    itemsOlder: (space, cutoff, limit) => q.itemsOlder.all(space, cutoff, limit) as ItemRow[],
+    lastItem: (space) => (q.lastItem.get(space) as { id: number | null }).id ?? undefined,
+    item: (id, space) => q.item.get(id, space) as ItemRow | undefined,
+    itemByNode: (node) => (q.itemByNode.get(node) as { id: number } | undefined)?.id,
+    deleteItem: (id) => void q.deleteItem.run(id),
+    insertItemLink: (item, l) => void q.insertRecycleLink.run(item, l.node, l.parent, l.name, l.original_path),
+    itemLinks: (item) => q.itemLinksFull.all(item) as ItemLinkRow[],
+    deleteItemLinks: (item) => void q.deleteItemLinks.run(item),
+    deleteItemLinkOf: (node) => void q.deleteRecycleLink.run(node),
+    xattr: (node, name) => (q.xattrGet.get(node, name) as { value: Buffer } | undefined)?.value,
+    xattrs: (node) => q.xattrList.all(node) as Array<{ name: string; value: Buffer }>,
+    setXattr: (node, name, value) => void q.xattrSet.run(node, name, value),
+    deleteXattr: (node, name) => q.xattrDelete.run(node, name).changes > 0,
+    clearXattrs: (node) => void q.xattrClear.run(node),
+    copyXattrs: (to, from) => void q.xattrCopy.run(to, from),
+  };
+}

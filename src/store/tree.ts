@@ -1,0 +1,484 @@
+/**
+ * Read-only resolution in one space: paths to nodes (`walk`, `resolve`, `parentOf`), nodes to
+ * their current path (`locate`: up their entries to the space root, or to the recycle-bin node,
+ * shown as `.trash`; a node that reaches neither is gone — a cascaded link or a directory being
+ * purged), following links the way the kernel would (`followLink`, `lexicalWalk`: L4–L7, D10),
+ * free C2 names, and what a node looks like to a caller (`infoOf`). Nothing here writes.
+ */
+import { fail, SmhError } from '../errors.js';
+import {
+  conflictName,
+  conflictNumber,
+  conflictPattern,
+  joinPath,
+  MAX_NAME_BYTES,
+  relativePath,
+  splitPath,
+  TRASH_NAME,
+  validateName,
+  type PathRole,
+} from './paths.js';
+import type { NodeRow, SpaceCtx, SpaceRows } from './space-rows.js';
+import type { NodeInfo } from './types.js';
+
+export interface Location {
+  where: 'live' | 'trash' | 'gone';
+  segs: string[];
+}
+
+export interface Resolved {
+  row: NodeRow;
+  segs: string[];
+  parent: number | null;
+  name: string;
+  inTrash: boolean;
+}
+
+/**
+ * C2 names already handed out in one transaction, per (parent, stem, ext): what one range read
+ * found taken, plus what was picked since, and the lowest n not known to be taken.
+ */
+export type FreeNames = Map<string, { taken: Set<number>; next: number }>;
+
+/** The key of `FreeNames` for the alternatives to `name` in `parent`. */
+export function freeNamesKey(parent: number, name: string, isDir: boolean): string {
+  const { stem, ext } = conflictPattern(name, isDir);
+  return `${parent}\0${stem}\0${ext}`;
+}
+
+export const MAX_LINK_HOPS = 40;
+
+/** Set when a walk climbs out of the space (D10). */
+export interface Escape {
+  outside: boolean;
+}
+
+/** A BOS key's segments, '.' dropped and '..' kept at the root (chroot semantics). */
+export function spaceKeySegs(key: string): string[] {
+  const out: string[] = [];
+  for (const s of key.split('/')) {
+    if (s === '' || s === '.') continue;
+    if (s === '..') out.pop();
+    else out.push(s);
+  }
+  return out;
+}
+
+/** Where a mount-made relative target leads from `parentSegs`, lexically; undefined when absolute or above the root. */
+function lexicalTarget(parentSegs: string[], stored: string): string[] | undefined {
+  if (stored.startsWith('/')) return undefined;
+  const out = [...parentSegs];
+  for (const s of stored.split('/')) {
+    if (s === '' || s === '.') continue;
+    if (s === '..') {
+      if (out.length === 0) return undefined;
+      out.pop();
+    } else out.push(s);
+  }
+  return out;
+}
+
+/**
+ * D10: how absolute link targets are read, given per call — never a property of the library, so
+ * a link resolves the same whether or not a mount is running in this process. The mount passes
+ * its mountpoint (an absolute target under it is taken relative to the space root, L1); HTTP and
+ * the CLI pass nothing (an absolute target then leads nowhere: it dangles).
+ */
+export interface ResolveContext {
+  mountpoint?: string | undefined;
+}
+
+export class Tree {
+  readonly name: string;
+  readonly root: number;
+  readonly trash: number;
+  private readonly rows: SpaceRows;
+
+  constructor(ctx: SpaceCtx) {
+    this.name = ctx.name;
+    this.root = ctx.root;
+    this.trash = ctx.trash;
+    this.rows = ctx.rows;
+  }
+
+  row(id: number): NodeRow | undefined {
+    return this.rows.node(id);
+  }
+
+  child(parent: number, name: string): NodeRow | undefined {
+    return this.rows.child(parent, name);
+  }
+
+  /** Where a node is now: its segments from the space root, or from `.trash`. */
+  locate(id: number): Location {
+    const segs: string[] = [];
+    let cur = id;
+    for (let depth = 0; depth < 100_000; depth++) {
+      if (cur === this.root) return { where: 'live', segs: segs.reverse() };
+      if (cur === this.trash) return { where: 'trash', segs: [TRASH_NAME, ...segs.reverse()] };
+      const e = this.rows.entryOf(cur);
+      if (!e) return { where: 'gone', segs: [] };
+      segs.push(e.name);
+      cur = e.parent;
+    }
+    throw fail('Internal', `directory cycle at node ${id}`);
+  }
+
+  /**
+   * `locate` for one of many nodes handled by one operation (a cascade of thousands of links):
+   * the locations of the directories on the way up are remembered in `dirs`, so each directory
+   * is walked once, not once per link in it. Also returns the node's own entry.
+   */
+  locateVia(id: number, dirs: Map<number, Location>): { loc: Location; parent: number; name: string } {
+    const own = this.rows.entryOf(id);
+    if (!own) throw fail('Internal', `node ${id} has no entry`);
+    const chain: Array<{ id: number; name: string }> = [];
+    let cur = own.parent;
+    let base: Location | undefined;
+    for (let depth = 0; depth < 100_000 && !base; depth++) {
+      const known = dirs.get(cur);
+      if (known) base = known;
+      else if (cur === this.root) base = { where: 'live', segs: [] };
+      else if (cur === this.trash) base = { where: 'trash', segs: [TRASH_NAME] };
+      else {
+        const e = this.rows.entryOf(cur);
+        if (!e) base = { where: 'gone', segs: [] };
+        else {
+          chain.push({ id: cur, name: e.name });
+          cur = e.parent;
+        }
+      }
+    }
+    if (!base) throw fail('Internal', `directory cycle at node ${id}`);
+    let loc = base;
+    for (let i = chain.length - 1; i >= 0; i--) {
+      if (loc.where !== 'gone') loc = { where: loc.where, segs: [...loc.segs, chain[i]!.name] };
+      dirs.set(chain[i]!.id, loc);
+    }
+    return { loc: loc.where === 'gone' ? loc : { where: loc.where, segs: [...loc.segs, own.name] }, parent: own.parent, name: own.name };
+  }
+
+  walk(segs: string[], subject: string): Resolved {
+    if (segs.length === 0) return { row: this.row(this.root)!, segs, parent: null, name: '', inTrash: false };
+    // The root is a directory by construction: no need to read its row to step into it.
+    let row: NodeRow | undefined;
+    let parent: number | null = null;
+    let name = '';
+    let inTrash = false;
+    for (let i = 0; i < segs.length; i++) {
+      const seg = segs[i]!;
+      if (Buffer.byteLength(seg) > MAX_NAME_BYTES) throw fail('FileNameLengthExceed', `a name is longer than ${MAX_NAME_BYTES} bytes`, subject);
+      if (row && row.kind !== 'dir') throw fail('NotADirectory', `'${joinPath(segs.slice(0, i))}' is not a directory`, subject);
+      const dir = row ? row.id : this.root;
+      let next: NodeRow | undefined;
+      if (i === 0 && seg === TRASH_NAME) {
+        next = this.row(this.trash);
+        inTrash = true;
+      } else {
+        next = this.child(dir, seg);
+      }
+      if (!next) throw fail('FileNotFound', 'no such file or directory', subject);
+      parent = dir;
+      name = seg;
+      row = next;
+    }
+    return { row: row!, segs, parent, name, inTrash };
+  }
+
+  resolve(path: string, role: PathRole = 'source'): Resolved {
+    return this.walk(splitPath(path, role), path);
+  }
+
+  /**
+   * T3: the recycle bin is read-only — nothing in it changes but by restore or purge. The one
+   * refusal every change inside it meets (`restoreFirst`: say how to get the item out).
+   */
+  binReadOnly(subject?: string, restoreFirst = false): SmhError {
+    return fail('ReadOnly', restoreFirst ? 'the recycle bin is read-only; restore the item first' : 'the recycle bin is read-only', subject);
+  }
+
+  /** T3: whether node `id` is inside the recycle bin now (an item, or in one). */
+  inBin(id: number): boolean {
+    return this.locate(id).where === 'trash';
+  }
+
+  /** Resolve `path` as something the caller will change; the bin view is read-only (T3). */
+  resolveWritable(path: string, role: PathRole = 'source'): Resolved {
+    return this.writable(this.resolve(path, role), path);
+  }
+
+  writable(r: Resolved, path: string): Resolved {
+    if (r.inTrash) throw this.binReadOnly(path, true);
+    if (r.row.id === this.root) throw fail('InvalidDestinationPath', 'the root cannot be changed this way', path);
+    return r;
+  }
+
+  /**
+   * The parent directory of a path to be created, and the new name. A missing parent is
+   * DirectoryNotFound (the dialects' code; it maps to ENOENT for the mount).
+   */
+  parentOf(path: string, isDir: boolean): { parent: NodeRow; name: string; segs: string[] } {
+    const segs = splitPath(path, 'destination');
+    if (segs.length === 0) throw fail('InvalidDestinationPath', 'the root already exists', path);
+    const name = segs[segs.length - 1]!;
+    validateName(name, isDir, path);
+    let parent: Resolved;
+    try {
+      parent = this.walk(segs.slice(0, -1), path);
+    } catch (e) {
+      if (e instanceof SmhError && e.code === 'FileNotFound') throw fail('DirectoryNotFound', 'the parent directory does not exist', path);
+      throw e;
+    }
+    if (parent.inTrash) throw this.binReadOnly(path, true);
+    if (parent.row.kind !== 'dir') throw fail('NotADirectory', 'the parent is not a directory', path);
+    return { parent: parent.row, name, segs };
+  }
+
+  occupied(parent: number, name: string): NodeRow | 'reserved' | undefined {
+    if (parent === this.root && name === TRASH_NAME) return 'reserved';
+    return this.child(parent, name);
+  }
+
+  /**
+   * C2: the first free `stem (n).ext` in `parent`. The names of that form already taken come from
+   * one index range read (`stem (` ≤ name < `stem )`), not one probe per n, so naming k nodes
+   * that share a name costs O(k), not O(k²) (issue 15: 2,000 same-named links took 11 s). A
+   * caller naming many nodes in one transaction passes one `memo`, so each (parent, pattern) is
+   * read once; each pick is still checked with a point lookup, so a name taken since the read
+   * (by a move that did not go through here) is never handed out twice.
+   */
+  freeName(parent: number, name: string, isDir: boolean, memo: FreeNames = new Map()): string {
+    const { stem, ext } = conflictPattern(name, isDir);
+    const key = freeNamesKey(parent, name, isDir);
+    let names = memo.get(key);
+    if (!names) {
+      names = { taken: new Set(), next: 1 };
+      for (const taken of this.rows.namesBetween(parent, `${stem} (`, `${stem} )`)) {
+        const n = conflictNumber(taken, stem, ext);
+        if (n !== undefined) names.taken.add(n);
+      }
+      memo.set(key, names);
+    }
+    for (;;) {
+      while (names.taken.has(names.next)) names.next++;
+      const n = names.next;
+      names.taken.add(n);
+      const candidate = conflictName(name, n, isDir);
+      validateName(candidate, isDir);
+      if (!this.occupied(parent, candidate)) return candidate;
+    }
+  }
+
+  infoOf(row: NodeRow, loc?: Location): NodeInfo {
+    const where = loc ?? this.locate(row.id);
+    const info: NodeInfo = {
+      id: row.id,
+      kind: row.kind,
+      mode: row.mode,
+      uid: row.uid,
+      gid: row.gid,
+      size: row.kind === 'dir' ? 4096 : row.size,
+      // 2 + subdirectories as listed; the root also lists `.trash` (find's leaf optimisation counts on it)
+      nlink: row.kind === 'dir' ? 2 + this.rows.subdirCount(row.id) + (row.id === this.root ? 1 : 0) : 1,
+      rdev: row.rdev,
+      blob: row.blob,
+      etag: row.etag,
+      ...(row.layout ? { layout: row.layout } : {}),
+      storageClass: row.storage_class,
+      atimeUs: row.atime,
+      mtimeUs: row.mtime,
+      ctimeUs: row.ctime,
+      birthtimeUs: row.btime,
+      path: joinPath(where.segs),
+      // a link cascaded with its target (L12) has no place of its own but is in the bin all the same
+      inTrash: where.where === 'trash' || row.state === 'detached',
+    };
+    if (row.kind === 'link') {
+      const parentSegs = where.segs.slice(0, -1);
+      if (row.link_flavour === 'bound') {
+        const target = this.locate(row.link_node!);
+        const readlink = target.where === 'gone' ? undefined : relativePath(parentSegs, target.segs);
+        info.link = { flavour: 'bound', readlink, targetNode: row.link_node! };
+        if (target.where !== 'gone') info.link.targetPath = joinPath(target.segs);
+      } else {
+        const stored = row.link_path!;
+        // L5: a BOS key reads as the relative path to it; a mount-made target as stored. Where it
+        // leads in the space (lexically): `targetPath`, unset when it leads outside (D10).
+        const key = row.link_base === 'space' ? spaceKeySegs(stored) : undefined;
+        const readlink = key ? relativePath(parentSegs, key) : stored;
+        info.link = { flavour: 'path', readlink, stored, pathBase: row.link_base ?? 'parent' };
+        const lexical = key ?? lexicalTarget(parentSegs, stored);
+        if (lexical) info.link.targetPath = joinPath(lexical);
+      }
+      info.size = info.link.readlink === undefined ? 0 : Buffer.byteLength(info.link.readlink, 'utf8');
+    }
+    return info;
+  }
+
+  /** Follow a link the way the kernel would for the mount (used by stat with follow). */
+  followForMount(r: Resolved, ctx: ResolveContext): NodeInfo {
+    const target = this.followLink(r.row, r.segs, 'parent-relative', ctx);
+    if (!target) throw fail('FileNotFound', 'the link dangles', joinPath(r.segs));
+    return this.infoOf(target.row, { where: target.inTrash ? 'trash' : 'live', segs: target.segs });
+  }
+
+  /**
+   * The node a link points at, following path links hop by hop (up to 40, ELOOP past that).
+   * Returns undefined when the target does not exist. `mode` 'one-hop' (BOS, which has no
+   * secondary links) stops after one hop and reports a link target as such.
+   */
+  followLink(
+    link: NodeRow,
+    linkSegs: string[],
+    mode: 'parent-relative' | 'one-hop',
+    ctx: ResolveContext,
+    escape?: Escape,
+  ): Resolved | undefined {
+    let cur = link;
+    let segs = linkSegs;
+    for (let hop = 0; hop < MAX_LINK_HOPS; hop++) {
+      let next: Resolved | undefined;
+      if (cur.link_flavour === 'bound') {
+        const loc = this.locate(cur.link_node!);
+        const row = this.row(cur.link_node!);
+        if (loc.where === 'gone' || !row) return undefined;
+        next = { row, segs: loc.segs, parent: null, name: loc.segs[loc.segs.length - 1] ?? '', inTrash: loc.where === 'trash' };
+      } else {
+        next = this.resolvePathTarget(cur, segs, ctx, escape);
+      }
+      if (!next) return undefined;
+      if (next.row.kind !== 'link' || mode === 'one-hop') return next;
+      cur = next.row;
+      segs = next.segs;
+    }
+    throw fail('TooManyLinks', 'too many levels of symbolic links', joinPath(linkSegs));
+  }
+
+  /**
+   * Resolve a path link's stored string to a node, or undefined when it dangles. A BOS key (base
+   * 'space') never leaves the space: '..' at the root stays there, as in a chroot (N3 refuses such
+   * keys today; this keeps any older one inside).
+   */
+  resolvePathTarget(link: NodeRow, linkSegs: string[], ctx: ResolveContext, escape?: Escape): Resolved | undefined {
+    const stored = link.link_path!;
+    let start: string[];
+    let rest: string[];
+    if (link.link_base === 'space') {
+      return this.lexicalWalk([], spaceKeySegs(stored), 0, ctx, escape);
+    } else {
+      if (stored.startsWith('/')) {
+        const mp = ctx.mountpoint?.replace(/\/+$/, '');
+        if (!mp || !(stored === mp || stored.startsWith(mp + '/'))) {
+          if (escape) escape.outside = true;
+          return undefined;
+        }
+        start = [];
+        rest = stored.slice(mp.length).split('/').filter((s) => s.length > 0);
+      } else {
+        start = linkSegs.slice(0, -1);
+        rest = stored.split('/').filter((s) => s.length > 0);
+      }
+    }
+    return this.lexicalWalk(start, rest, 0, ctx, escape);
+  }
+
+  /**
+   * Walk `rest` from the directory `start`, handling '.' and '..' and following links in
+   * intermediate components as the kernel would. Returns undefined if anything is missing, or if
+   * the walk climbs above the space root (then `escape.outside` is set: outside the mount).
+   */
+  lexicalWalk(start: string[], rest: string[], depth: number, ctx: ResolveContext, escape?: Escape): Resolved | undefined {
+    if (depth > MAX_LINK_HOPS) throw fail('TooManyLinks', 'too many levels of symbolic links');
+    let segs = [...start];
+    let cur: Resolved;
+    try {
+      cur = this.walk(segs, joinPath(segs));
+    } catch {
+      return undefined;
+    }
+    for (let i = 0; i < rest.length; i++) {
+      const seg = rest[i]!;
+      if (seg === '.') continue;
+      if (seg === '..') {
+        if (cur.row.kind === 'link') {
+          // the kernel follows a link before stepping out of where it leads
+          const t = this.followLink(cur.row, cur.segs, 'parent-relative', ctx, escape);
+          if (!t) return undefined;
+          cur = t;
+          segs = t.segs;
+        }
+        if (segs.length === 0) {
+          if (escape) escape.outside = true; // above the space root: outside the mount
+          return undefined;
+        }
+        segs = segs.slice(0, -1);
+        cur = this.walk(segs, joinPath(segs));
+        continue;
+      }
+      if (cur.row.kind === 'link') {
+        const t = this.followLink(cur.row, cur.segs, 'parent-relative', ctx, escape);
+        if (!t) return undefined;
+        cur = t;
+        segs = t.segs;
+      }
+      if (cur.row.kind !== 'dir') return undefined;
+      const next = i === 0 && segs.length === 0 && seg === TRASH_NAME ? this.row(this.trash) : this.child(cur.row.id, seg);
+      if (!next) return undefined;
+      segs = [...segs, seg];
+      cur = { row: next, segs, parent: cur.row.id, name: seg, inTrash: cur.inTrash || next.id === this.trash };
+    }
+    return cur;
+  }
+
+  existingAt(segs: string[]): NodeRow | undefined {
+    try {
+      const r = this.walk(segs, joinPath(segs));
+      return r.inTrash ? undefined : r.row;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The directory `ensureDirs` would end in, if it exists already; what `ensureDirs` would refuse is refused. */
+  existingDirs(segs: string[], subject: string): number | undefined {
+    let cur = this.root;
+    for (let i = 0; i < segs.length; i++) {
+      const seg = segs[i]!;
+      validateName(seg, true, subject);
+      const existing = this.occupied(cur, seg);
+      if (existing === 'reserved') throw this.binReadOnly(subject);
+      if (!existing) {
+        for (const rest of segs.slice(i + 1)) validateName(rest, true, subject);
+        return undefined;
+      }
+      if (existing.kind !== 'dir') throw fail('NotADirectory', `'${joinPath(segs.slice(0, i + 1))}' is not a directory`, subject);
+      cur = existing.id;
+    }
+    return cur;
+  }
+
+  isAncestor(ancestor: number, node: number): boolean {
+    let cur: number | undefined = node;
+    while (cur !== undefined) {
+      if (cur === ancestor) return true;
+      const e = this.rows.entryOf(cur);
+      cur = e?.parent;
+    }
+    return false;
+  }
+
+  resolveSource(path: string): Resolved {
+    try {
+      return this.resolveWritable(path, 'source');
+    } catch (e) {
+      if (e instanceof SmhError && e.code === 'FileNotFound') throw fail('SourceFileNotFound', 'the source does not exist', path);
+      throw e;
+    }
+  }
+
+  resolveWritableOrRoot(path: string): Resolved {
+    const r = this.resolve(path);
+    if (r.inTrash) throw this.binReadOnly(path);
+    return r;
+  }
+}
