@@ -41,7 +41,7 @@ export type HttpLibrary = Pick<
   | 'blobs'
   | 'blobSize'
   | 'holdBlob'
-  | 'runTasks'
+  | 'kickTasks'
   | 'tasks'
   | 'task'
 > & { space(name: string): HttpSpace };
