@@ -46,7 +46,7 @@ import { FileHasher } from '../blob/hash-pipeline.js';
 import type { ContentHash } from '../blob/hash.js';
 import type { ReadStream } from '../blob/page-cache.js';
 import { ExtentSet, planLayout, SparseLayout, sparseEtag } from '../blob/sparse.js';
-import type { BlobHold } from '../store/library.js';
+import type { BlobHold } from './port.js';
 import type { BlobRef, NodeInfo } from '../store/types.js';
 import type { FilesLibrary, FilesSpace } from './port.js';
 import type { ContentReader } from './reader.js';

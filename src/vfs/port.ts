@@ -2,7 +2,9 @@
  * What src/vfs uses of the store (native-notes/store-api.md): nothing else. Picked from the real
  * classes so a change of signature there is a compile error here.
  */
-import type { Library, Space } from '../store/library.js';
+import type { BlobHold, Library, Space } from '../store/library.js';
+
+export type { BlobHold };
 
 /** The read path: which bytes (blob size), may I hold them, and the blob store that has them. */
 export type ReaderLibrary = Pick<Library, 'blobs' | 'blobSize' | 'holdBlob'>;

@@ -15,8 +15,7 @@
 import { fail } from '../errors.js';
 import { PageCache, type PageCacheOptions, type ReadStream } from '../blob/page-cache.js';
 import { SparseLayout } from '../blob/sparse.js';
-import type { BlobHold } from '../store/library.js';
-import type { ReaderLibrary } from './port.js';
+import type { BlobHold, ReaderLibrary } from './port.js';
 
 export type ReaderOptions = Omit<PageCacheOptions, 'store'>;
 
