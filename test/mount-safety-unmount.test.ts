@@ -124,6 +124,9 @@ if (why) {
     process.kill(m.pid, 'SIGTERM');
     await until('the server to say it waits', async () => /waiting up to 120 s for it/.test(m.output()));
     t.match(m.output(), /1 file is open for writing \(w\.bin\)/);
+    // The server says it is detaching, then detaches: wait for the detach itself (under load it
+    // comes a little after the line), while the writer still holds its file open.
+    await until('the mount to be detached', async () => !(await isMounted(m.mountpoint)));
     t.equal(await isMounted(m.mountpoint), false, 'detached: no new opens');
     // The writer goes on through its open descriptor, and closes.
     await d.write(fd, part2);

@@ -164,6 +164,7 @@ export class FuseAdapter {
     const open: OpenNode | undefined = info.kind === 'file' ? this.files.node(info.id) : undefined;
     const size = open?.staging ? open.size : (view?.size ?? info.size);
     const mtimeUs = open?.mtimeUs ?? info.mtimeUs;
+    const ctimeUs = Math.max(open?.ctimeUs ?? 0, info.ctimeUs);
     const owner = this.#opts.presentAs ?? info;
     // st_blocks counts what is stored, so du and cp --sparse=auto see a sparse file's holes (D8).
     const layout = view ? view.layout : info.layout;
@@ -180,7 +181,7 @@ export class FuseAdapter {
       blocks: Math.ceil(stored / 512),
       atime: ms(info.atimeUs),
       mtime: ms(mtimeUs),
-      ctime: ms(info.ctimeUs),
+      ctime: ms(ctimeUs),
     };
   }
 
@@ -262,6 +263,7 @@ export class FuseAdapter {
           const self = s.stat(p);
           const up = p === '' ? self : s.stat(parentOf(p));
           const entries = s.readdir(p);
+          this.#touchAtime(self);
           const names = ['.', '..'];
           const stats = [this.#stat(self), this.#stat(up)];
           for (const e of entries) {
@@ -280,6 +282,7 @@ export class FuseAdapter {
           const info = s.statOpen(storePath(path), { write: writable });
           if (info.kind !== 'file') return files.open(info, false, false).fd; // dirs, fifos, devices: the kernel does the rest
           const h = files.open(info, writable, readable);
+          if (readable) this.#accessDue.set(h.fd, info);
           // Only with atomic_o_trunc; otherwise the kernel sends a truncate after open.
           if (writable && flags & O_TRUNC) await files.truncate(h.node, 0);
           return h.fd;
@@ -296,6 +299,7 @@ export class FuseAdapter {
       read: (path, fd, buf, len, pos, cb) =>
         this.#runBytes('read', path, () => {
           const h = files.handle(fd);
+          if (this.#accessDue.size > 0) this.#accessed(fd);
           const n = this.#cachedRead(h, buf, len, pos);
           return n !== undefined ? n : this.#read(h, buf, len, pos);
         }, cb),
@@ -329,6 +333,7 @@ export class FuseAdapter {
       // The last close commits what is left; if that fails the staged bytes are gone: say so.
       release: (path, fd, cb) =>
         run('release', path, async () => {
+          this.#accessDue.delete(fd);
           const id = files.handle(fd).node.id;
           try {
             await files.release(fd);
@@ -443,6 +448,28 @@ export class FuseAdapter {
           s.removeXattr(storePath(path), name);
         }, cb),
     };
+  }
+
+  /**
+   * Readable handles whose first read is still to be told to the store (`accessed`, relatime),
+   * with the node as it was at open; an entry lives from the open to the first read.
+   */
+  readonly #accessDue = new Map<number, NodeInfo>();
+
+  #accessed(fd: number): void {
+    const seen = this.#accessDue.get(fd);
+    if (!seen) return;
+    this.#accessDue.delete(fd);
+    this.#touchAtime(seen);
+  }
+
+  /** A read or a listing never fails for its atime: a read-only library keeps it, anything else is logged. */
+  #touchAtime(seen: NodeInfo): void {
+    try {
+      this.#space.accessed(seen);
+    } catch (e) {
+      if (!isSmhError(e, 'LibraryReadOnly')) this.#log(`smhfs: atime of node ${seen.id} not recorded: ${(e as Error).message}`);
+    }
   }
 
   async #read(h: Handle, buf: Buffer, len: number, pos: number): Promise<number> {

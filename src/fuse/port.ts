@@ -27,6 +27,7 @@ export type FuseSpace = Pick<
   | 'unlink'
   | 'rmdir'
   | 'setattr'
+  | 'accessed'
   | 'getXattr'
   | 'setXattr'
   | 'listXattr'

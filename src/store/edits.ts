@@ -7,13 +7,13 @@
  * transaction.
  */
 import { fail } from '../errors.js';
-import { nowUs } from './engine.js';
 import { joinPath, trashViewName, validateName } from './paths.js';
 import type { NodeRow, SpaceCtx, SpaceHost, SpaceRows } from './space-rows.js';
 import { freeNamesKey, type FreeNames, type Location, type Tree } from './tree.js';
 import type { Authorize, Conflict, NodeKind, Owner, Placed, StorageClass } from './types.js';
 
 export const S_IFMT = 0o170000;
+export const S_ISGID = 0o2000;
 export const S_IFDIR = 0o040000;
 export const S_IFREG = 0o100000;
 export const S_IFLNK = 0o120000;
@@ -36,7 +36,7 @@ export class Edits {
   }
 
   insertNode(fields: Partial<NodeRow> & { kind: NodeKind; mode: number }): number {
-    const t = nowUs();
+    const t = this.tree.now();
     return this.rows.insertNode({
       space: this.name,
       kind: fields.kind,
@@ -66,7 +66,7 @@ export class Edits {
   }
 
   touchDir(id: number): void {
-    const t = nowUs();
+    const t = this.tree.now();
     this.rows.touch(id, t);
   }
 
@@ -149,7 +149,7 @@ export class Edits {
     const name = originalPath.slice(originalPath.lastIndexOf('/') + 1);
     const copy = this.insertNode({ ...existing });
     this.rows.copyXattrs(copy, existing.id);
-    const itemId = this.rows.insertItem({ space: this.name, node: copy, kind: 'file', name, original_path: originalPath, size: existing.size, removed_at: nowUs() });
+    const itemId = this.rows.insertItem({ space: this.name, node: copy, kind: 'file', name, original_path: originalPath, size: existing.size, removed_at: this.tree.now() });
     const viewName = trashViewName(itemId, name);
     this.rows.insertEntry(this.trash, this.tree.occupied(this.trash, viewName) ? this.tree.freeName(this.trash, viewName, false) : viewName, copy, false);
   }
@@ -160,9 +160,21 @@ export class Edits {
     return { info: this.tree.infoOf(row, loc), path: loc.where === 'live' ? loc.segs : null };
   }
 
+  /**
+   * M2 (POSIX, BSD group semantics as Linux does them): a node made in a directory with the
+   * setgid bit takes the directory's group, and a new directory takes the bit too, so a shared
+   * project directory stays shared however deep it grows — whichever interface made the node
+   * (mount, SMH, BOS, CLI). Copies, moves and restores keep the group the node had.
+   */
+  inheritGroup(parent: NodeRow, gid: number | undefined, perm: number, isDir: boolean): { gid: number; perm: number } {
+    if (!(parent.mode & S_ISGID)) return { gid: gid ?? 0, perm };
+    return { gid: parent.gid, perm: isDir ? perm | S_ISGID : perm };
+  }
+
   /** mkdir -p: create every missing directory of `segs`; an existing directory is fine. */
   ensureDirs(segs: string[], owner: Owner, subject: string): number {
     let cur = this.root;
+    let curRow: NodeRow | undefined;
     for (let i = 0; i < segs.length; i++) {
       const seg = segs[i]!;
       validateName(seg, true, subject);
@@ -171,11 +183,14 @@ export class Edits {
       if (existing) {
         if (existing.kind !== 'dir') throw fail('NotADirectory', `'${joinPath(segs.slice(0, i + 1))}' is not a directory`, subject);
         cur = existing.id;
+        curRow = existing;
         continue;
       }
-      const id = this.insertNode({ kind: 'dir', mode: S_IFDIR | ((owner.mode ?? 0o755) & 0o7777), uid: owner.uid ?? 0, gid: owner.gid ?? 0 });
+      const { gid, perm } = this.inheritGroup(curRow ?? this.tree.row(cur)!, owner.gid, (owner.mode ?? 0o755) & 0o7777, true);
+      const id = this.insertNode({ kind: 'dir', mode: S_IFDIR | perm, uid: owner.uid ?? 0, gid });
       this.attach(cur, seg, id, 'dir');
       cur = id;
+      curRow = this.tree.row(id);
     }
     return cur;
   }
@@ -188,7 +203,7 @@ export class Edits {
     const originalPath = joinPath(this.tree.locate(row.id).segs);
     const size =
       row.kind === 'dir' ? this.rows.subtreeBytes(row.id) : row.kind === 'file' ? row.size : 0;
-    const itemId = this.rows.insertItem({ space: this.name, node: row.id, kind: row.kind, name, original_path: originalPath, size, removed_at: nowUs() });
+    const itemId = this.rows.insertItem({ space: this.name, node: row.id, kind: row.kind, name, original_path: originalPath, size, removed_at: this.tree.now() });
     this.rows.moveEntry(this.trash, trashViewName(itemId, name), row.id);
     this.touchDir(parent);
     if (row.kind === 'file' && opts.cascade !== false) {
@@ -245,6 +260,6 @@ export class Edits {
   startPurgeTask(row: NodeRow, subject: string): number {
     this.rows.setState(row.id, 'purging');
     const total = this.rows.subtreeCount(row.id) + 1;
-    return this.host.queuePurge(this.name, subject, row.id, total);
+    return this.host.queuePurge(this.name, subject, row.id, total, this.tree.now());
   }
 }

@@ -31,8 +31,8 @@
  * 4 problems left, 8 fsck could not do its job (no library folder, store unreachable); 2 is a
  * usage error, as for every command.
  *
- * Longer than ~600 lines on purpose: it is one pass of independent checks over SQLite's raw tables
- * (each a query and a report line); splitting it would scatter the list above over files.
+ * Over 600 lines because it is one pass of independent checks over SQLite's raw tables (each a
+ * query and a report line); splitting it would scatter the list above over files.
  */
 import { readdirSync } from 'node:fs';
 import { hostname } from 'node:os';

@@ -99,7 +99,7 @@ export class Library {
       engine: this.engine,
       dropBlobs: (keys) => this.refs.dropBlobs(keys),
       useLease: (ref) => this.refs.useLease(ref),
-      queuePurge: (space, subject, root, total) => this.scheduler.queuePurge(space, subject, root, total),
+      queuePurge: (space, subject, root, total, timeUs) => this.scheduler.queuePurge(space, subject, root, total, timeUs),
     };
     this.tokens = new Tokens(this.engine, sqliteTokenRows(db));
     this.scheduler = new TaskScheduler(this.engine, sqliteTaskRows(db), {
@@ -305,7 +305,7 @@ export class Library {
    * D9: the error for a full disk, saying what `smhfs trash empty` would free (the bytes of blobs
    * only items in the recycle bin reference).
    */
-  diskFull(cause?: unknown): SmhError {
+  private diskFull(cause?: unknown): SmhError {
     let hint = '';
     try {
       const { bytes, items } = this.trashReclaimable();
@@ -330,21 +330,11 @@ export class Library {
   }
 
   /** Bytes of the blobs that only nodes in recycle bins reference: what emptying the bins frees. */
-  trashReclaimable(): { bytes: number; items: number } {
+  private trashReclaimable(): { bytes: number; items: number } {
     return this.meta.trashReclaimable(EMPTY_BLOB_KEY);
   }
 
   // ───────────────────────────── blobs (src/store/blob-refs.ts) ─────────────────────────────
-
-  /** Inside a transaction: these keys may have lost their last reference (queued now, collected after the commit). */
-  dropBlobs(keys: string[]): void {
-    this.refs.dropBlobs(keys);
-  }
-
-  /** Inside the commit that references a stored blob: its upload lease ends. */
-  useLease(ref: BlobRef): void {
-    this.refs.useLease(ref);
-  }
 
   /** Store a local file as a blob; the returned ref holds a lease until committed. */
   storeBlobFromFile(path: string, opts: { hash?: ContentHash; consume?: boolean; onProgress?: (storedBytes: number) => void } = {}): Promise<BlobRef> {
@@ -409,11 +399,6 @@ export class Library {
 
   task(id: number): Task {
     return this.scheduler.task(id);
-  }
-
-  /** Called when a purge task is queued: a long-running process starts on it at once. */
-  wakeTasks(): void {
-    this.scheduler.wake();
   }
 
   /**

@@ -72,6 +72,7 @@ export interface SpaceRows {
   /** mtime and ctime of a directory whose entries changed. */
   touch(id: number, timeUs: number): void;
   touchCtime(id: number, timeUs: number): void;
+  touchAtime(id: number, timeUs: number): void;
   setState(id: number, state: NodeRow['state']): void;
   setClass(id: number, cls: StorageClass): void;
   setContent(id: number, blob: BlobRef, mtimeUs: number, ctimeUs: number): void;
@@ -126,7 +127,16 @@ export interface SpaceHost {
   /** Inside the commit that references a stored blob: its upload lease ends. */
   useLease(ref: BlobRef): void;
   /** Inside a transaction: queue an L15 purge task; runs once committed. */
-  queuePurge(space: string, subject: string, root: number, total: number): number;
+  queuePurge(space: string, subject: string, root: number, total: number, timeUs: number): number;
+}
+
+/**
+ * The time of the operation running now: each public operation is one transaction, and every
+ * time it sets is one instant (POSIX's "time of the call": a new directory's ctime equals its
+ * parent's new mtime, a rename stamps both parents and the node alike). Set by `SpaceOps.tx`.
+ */
+export interface OpClock {
+  time: number | undefined;
 }
 
 /** One space, as its rules see it. */
@@ -136,4 +146,5 @@ export interface SpaceCtx {
   readonly trash: number;
   readonly rows: SpaceRows;
   readonly host: SpaceHost;
+  readonly clock: OpClock;
 }

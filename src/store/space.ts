@@ -9,9 +9,11 @@
  *   xattrs;
  * - space-rows.ts — the row primitives they use, which the engine implements (sqlite/space-rows.ts).
  *
- * Each public operation is one synchronous transaction of the engine (or one snapshot for a read).
- * Nothing here awaits or touches blob bytes: an operation that drops the last reference to a blob
- * hands its key to the library's blob records, which collect it after the commit (T6).
+ * Each public operation is one synchronous transaction of the engine (or one snapshot for a read);
+ * only emptying the bin and retention run as several bounded transactions with the event loop
+ * turning between them. No transaction awaits or touches blob bytes: an operation that drops the
+ * last reference to a blob hands its key to the library's blob records, which collect it after the
+ * commit (T6).
  */
 import type { Edits as EditsT } from './edits.js';
 import { Edits } from './edits.js';
@@ -47,7 +49,7 @@ export class Space {
     this.name = name;
     this.root = root;
     this.trash = trash;
-    const ctx: SpaceCtx = { name, root, trash, rows, host };
+    const ctx: SpaceCtx = { name, root, trash, rows, host, clock: { time: undefined } };
     this.tree = new Tree(ctx);
     this.edits = new Edits(ctx, this.tree);
     this.nodes = new NodeOps(ctx, this.tree, this.edits);
@@ -87,8 +89,14 @@ export class Space {
     return this.nodes.statNode(id);
   }
 
-  readdir(path: string): DirEntry[] {
-    return this.nodes.readdir(path);
+  /** A directory's entries, by path or by node id. */
+  readdir(pathOrId: string | number): DirEntry[] {
+    return this.nodes.readdir(pathOrId);
+  }
+
+  /** The entry `name` of directory `parent` (node ids; the root's `.trash` included): lookup(2). */
+  lookup(parent: number, name: string): NodeInfo {
+    return this.nodes.lookup(parent, name);
   }
 
   /** Nodes and bytes of the space, from counters kept exact in every transaction (O(1), issue 15). */
@@ -102,8 +110,9 @@ export class Space {
 
   // ───────────────────────────── links (§3, ops/links.ts) ─────────────────────────────
 
-  readlink(path: string): string {
-    return this.links.readlink(path);
+  /** L4/L5: what readlink(2) answers, for a link given by path or by node id. */
+  readlink(pathOrId: string | number): string {
+    return this.links.readlink(pathOrId);
   }
 
   /** The stored target of a link (BOS `GET ?symlink`); a bound link answers its target's current key. */
@@ -188,6 +197,11 @@ export class Space {
   /** B5: commit new content for an open file (flush/fsync/release/truncate through the mount). */
   setContent(nodeId: number, blob: BlobRef, opts: { mtimeUs?: number } = {}): NodeInfo {
     return this.nodes.setContent(nodeId, blob, opts);
+  }
+
+  /** relatime: a read or listing moves atime when it is due (see NodeOps.accessed). */
+  accessed(seen: NodeInfo): void {
+    this.nodes.accessed(seen);
   }
 
   setattr(pathOrId: string | number, attrs: Attrs): NodeInfo {

@@ -61,10 +61,10 @@ export class TaskScheduler {
   }
 
   /** Queue an L15 purge of the subtree under `root` (its `total` nodes), inside the caller's transaction. */
-  queuePurge(space: string, subject: string, root: number, total: number): number {
+  queuePurge(space: string, subject: string, root: number, total: number, timeUs = nowUs()): number {
     const tx = this.engine.current;
     if (!tx) throw fail('Internal', 'a task is queued inside a transaction');
-    const id = this.rows.insertPurge(space, subject, root, total, nowUs());
+    const id = this.rows.insertPurge(space, subject, root, total, timeUs);
     tx.afterCommit(() => this.wake());
     return id;
   }

@@ -18,7 +18,8 @@ import {
   validateName,
   type PathRole,
 } from './paths.js';
-import type { NodeRow, SpaceCtx, SpaceRows } from './space-rows.js';
+import { nowUs } from './engine.js';
+import type { NodeRow, OpClock, SpaceCtx, SpaceRows } from './space-rows.js';
 import type { NodeInfo } from './types.js';
 
 export interface Location {
@@ -93,19 +94,26 @@ export class Tree {
   readonly root: number;
   readonly trash: number;
   private readonly rows: SpaceRows;
+  private readonly clock: OpClock;
 
   constructor(ctx: SpaceCtx) {
     this.name = ctx.name;
     this.root = ctx.root;
     this.trash = ctx.trash;
     this.rows = ctx.rows;
+    this.clock = ctx.clock;
+  }
+
+  /** The operation's time inside a transaction (see `OpClock`), else the clock's. */
+  now(): number {
+    return this.clock.time ?? nowUs();
   }
 
   row(id: number): NodeRow | undefined {
     return this.rows.node(id);
   }
 
-  child(parent: number, name: string): NodeRow | undefined {
+  private child(parent: number, name: string): NodeRow | undefined {
     return this.rows.child(parent, name);
   }
 
@@ -158,7 +166,7 @@ export class Tree {
     return { loc: loc.where === 'gone' ? loc : { where: loc.where, segs: [...loc.segs, own.name] }, parent: own.parent, name: own.name };
   }
 
-  walk(segs: string[], subject: string): Resolved {
+  private walk(segs: string[], subject: string): Resolved {
     if (segs.length === 0) return { row: this.row(this.root)!, segs, parent: null, name: '', inTrash: false };
     // The root is a directory by construction: no need to read its row to step into it.
     let row: NodeRow | undefined;
@@ -187,6 +195,33 @@ export class Tree {
 
   resolve(path: string, role: PathRole = 'source'): Resolved {
     return this.walk(splitPath(path, role), path);
+  }
+
+  /**
+   * A node of this space by id, as `resolve` would find it by its path: FileNotFound for an id
+   * that is not a node of this space or has no place (a directory being purged).
+   */
+  resolveId(id: number): Resolved {
+    const row = this.row(id);
+    if (!row || row.space !== this.name) throw fail('FileNotFound', `no node ${id}`, String(id));
+    if (id === this.root) return { row, segs: [], parent: null, name: '', inTrash: false };
+    if (id === this.trash) return { row, segs: [TRASH_NAME], parent: this.root, name: TRASH_NAME, inTrash: true };
+    const entry = this.rows.entryOf(id);
+    const loc = entry ? this.locate(id) : undefined;
+    if (!entry || !loc || loc.where === 'gone') throw fail('FileNotFound', `node ${id} has no place in the space`, String(id));
+    return { row, segs: loc.segs, parent: entry.parent, name: entry.name, inTrash: loc.where === 'trash' };
+  }
+
+  /** The entry `name` of directory `parent`, as `walk` takes one step (the root's `.trash` included). */
+  lookup(parent: number, name: string): Resolved {
+    const dir = this.resolveId(parent);
+    const subject = joinPath([...dir.segs, name]);
+    if (Buffer.byteLength(name) > MAX_NAME_BYTES) throw fail('FileNameLengthExceed', `a name is longer than ${MAX_NAME_BYTES} bytes`, subject);
+    if (dir.row.kind !== 'dir') throw fail('NotADirectory', `'${joinPath(dir.segs)}' is not a directory`, subject);
+    const atBin = parent === this.root && name === TRASH_NAME;
+    const row = atBin ? this.row(this.trash) : this.child(parent, name);
+    if (!row) throw fail('FileNotFound', 'no such file or directory', subject);
+    return { row, segs: [...dir.segs, name], parent, name, inTrash: dir.inTrash || atBin };
   }
 
   /**
@@ -359,7 +394,7 @@ export class Tree {
    * 'space') never leaves the space: '..' at the root stays there, as in a chroot (N3 refuses such
    * keys today; this keeps any older one inside).
    */
-  resolvePathTarget(link: NodeRow, linkSegs: string[], ctx: ResolveContext, escape?: Escape): Resolved | undefined {
+  private resolvePathTarget(link: NodeRow, linkSegs: string[], ctx: ResolveContext, escape?: Escape): Resolved | undefined {
     const stored = link.link_path!;
     let start: string[];
     let rest: string[];

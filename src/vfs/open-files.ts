@@ -58,6 +58,14 @@ const EARLY_FLUSH_BYTES = 32 * 1024 * 1024;
 /** fallocate(2) mode bits (linux/falloc.h). */
 const FALLOC_FL_KEEP_SIZE = 0x01;
 
+/**
+ * The largest file this mount can hold: sizes and offsets travel as JS numbers, exact up to
+ * 2^53 − 1 bytes (8 PiB). Past it: EFBIG, as a file system past its maximum file size answers.
+ */
+function checkFileSize(size: number): void {
+  if (!Number.isSafeInteger(size)) throw Object.assign(new Error(`file size ${size} is past the largest this mount holds`), { code: 'EFBIG' });
+}
+
 /** A committed version of a file's content: what a handle reads while nothing is staged. */
 export interface Version {
   blob: string | null;
@@ -81,6 +89,12 @@ export class OpenNode {
   size: number;
   /** Last data change (µs) not yet committed, or an explicit utimens while staged. */
   mtimeUs: number | undefined;
+  /**
+   * When the staged content last changed (µs): a write or truncate changes ctime too (POSIX), and
+   * stat must show it at once, not only after the close commits (getattr shows the later of this
+   * and the store's ctime, which a chmod or utimens meanwhile may have moved on).
+   */
+  ctimeUs: number | undefined;
   readonly handles = new Set<Handle>();
   writers = 0;
   staging: { path: string; fh: FileHandle } | undefined;
@@ -317,7 +331,7 @@ export class OpenFiles {
     const node = h.node;
     const st = node.staging;
     // A hash worker that fell behind makes writers wait, and only the async path can wait.
-    if (!st || node.committing || node.preparing || node.hasher?.behind || this.#refusing) return undefined;
+    if (!st || node.committing || node.preparing || node.hasher?.behind || this.#refusing || !Number.isSafeInteger(pos + len)) return undefined;
     const data = buf.subarray(0, len);
     const hasher = this.#hashReserve(node, pos, len);
     try {
@@ -354,7 +368,7 @@ export class OpenFiles {
     if (pos + len > node.size) node.size = pos + len;
     node.written?.add(pos, pos + len);
     node.dirty = true;
-    node.mtimeUs = Date.now() * 1000;
+    node.mtimeUs = node.ctimeUs = Date.now() * 1000;
     this.stats.bytesWritten += len;
     node.unflushed += len;
     if (node.unflushed >= EARLY_FLUSH_BYTES && !node.flushing) this.#flushEarly(node);
@@ -386,6 +400,7 @@ export class OpenFiles {
   /** `data` is the caller's own copy. */
   async write(h: Handle, data: Buffer, pos: number): Promise<number> {
     this.#checkAccepting();
+    checkFileSize(pos + data.length);
     const node = h.node;
     while (node.committing) await node.committing;
     await this.#ensureStaging(node, undefined);
@@ -415,6 +430,7 @@ export class OpenFiles {
    */
   async truncate(node: OpenNode, size: number): Promise<void> {
     this.#checkAccepting();
+    checkFileSize(size);
     while (node.committing) await node.committing;
     await this.#ensureStaging(node, size);
     this.#checkAccepting();
@@ -430,7 +446,7 @@ export class OpenFiles {
       this.#dropHasher(node);
     }
     node.dirty = true;
-    node.mtimeUs = Date.now() * 1000;
+    node.mtimeUs = node.ctimeUs = Date.now() * 1000;
   }
 
   /**
@@ -523,7 +539,7 @@ export class OpenFiles {
       node.committed = version;
       node.size = size;
       this.#viewAll(node, version);
-      if (!node.dirty) node.mtimeUs = undefined;
+      if (!node.dirty) node.mtimeUs = node.ctimeUs = undefined;
       this.stats.commits++;
       this.stats.commitBytes += size;
     })();

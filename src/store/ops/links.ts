@@ -6,10 +6,10 @@
 import { createHash } from 'node:crypto';
 import { fail, SmhError } from '../../errors.js';
 import { checkConflict, checkMeta, checkStorageClass, quote } from '../checks.js';
-import { S_IFLNK } from '../edits.js';
+import { S_IFLNK, type Edits } from '../edits.js';
 import { joinPath, splitPath, validateLinkTarget, validateName } from '../paths.js';
-import type { NodeRow } from '../space-rows.js';
-import type { Resolved, ResolveContext } from '../tree.js';
+import type { NodeRow, SpaceCtx } from '../space-rows.js';
+import type { Resolved, ResolveContext, Tree } from '../tree.js';
 import type { Authorize, Conflict, NodeInfo, Placed } from '../types.js';
 import { SpaceOps } from './base.js';
 import type { NodeOps } from './nodes.js';
@@ -26,7 +26,7 @@ const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
 export class LinkOps extends SpaceOps {
   private readonly nodes: NodeOps;
 
-  constructor(ctx: ConstructorParameters<typeof SpaceOps>[0], tree: ConstructorParameters<typeof SpaceOps>[1], edits: ConstructorParameters<typeof SpaceOps>[2], nodes: NodeOps) {
+  constructor(ctx: SpaceCtx, tree: Tree, edits: Edits, nodes: NodeOps) {
     super(ctx, tree, edits);
     this.nodes = nodes;
   }
@@ -47,7 +47,7 @@ export class LinkOps extends SpaceOps {
         kind: 'link',
         mode: S_IFLNK | 0o777,
         uid: opts.uid ?? 0,
-        gid: opts.gid ?? 0,
+        gid: this.edits.inheritGroup(parent, opts.gid, 0, false).gid,
         storage_class: this.edits.defaultClass() === 'ARCHIVE' ? 'STANDARD' : this.edits.defaultClass(),
         ...(bound ? { link_flavour: 'bound', link_node: bound } : { link_flavour: 'path', link_path: target, link_base: 'parent' }),
       });
@@ -56,7 +56,9 @@ export class LinkOps extends SpaceOps {
     });
   }
 
-  bindableTarget(parentSegs: string[], target: string, ctx: ResolveContext): number | undefined {
+  private bindableTarget(parentSegs: string[], target: string, ctx: ResolveContext): number | undefined {
+    // 'f/' and 'f/.' name a directory or nothing (ENOTDIR through them): never a file to bind to
+    if (/(^|\/)\.?$/.test(target)) return undefined;
     let start: string[];
     let rest: string;
     if (target.startsWith('/')) {
@@ -89,6 +91,7 @@ export class LinkOps extends SpaceOps {
         const link = this.edits.insertNode({
           kind: 'link',
           mode: S_IFLNK | 0o777,
+          gid: this.edits.inheritGroup(parent, undefined, 0, false).gid,
           storage_class: this.edits.defaultClass() === 'ARCHIVE' ? 'STANDARD' : this.edits.defaultClass(),
           link_flavour: 'bound',
           link_node: target.id,
@@ -114,7 +117,7 @@ export class LinkOps extends SpaceOps {
   }
 
   /** The live regular file a link may be bound to (L2). */
-  sourceFile(linkTo: string): NodeRow {
+  private sourceFile(linkTo: string): NodeRow {
     if (typeof linkTo !== 'string' || linkTo.length === 0) throw fail('InvalidSourceFile', 'linkTo must be a non-empty path', String(linkTo));
     let r: Resolved;
     try {
@@ -154,7 +157,8 @@ export class LinkOps extends SpaceOps {
       if (existing && opts.forbidOverwrite) throw fail('ObjectAlreadyExists', 'an object with this key exists', key);
       const parent = this.edits.ensureDirs(segs.slice(0, -1), {}, key);
       const id = this.edits.occupy(parent, name, 'link', 'overwrite', key, (finalName) => {
-        const link = this.edits.insertNode({ kind: 'link', mode: S_IFLNK | 0o777, storage_class: effective, link_flavour: 'path', link_path: target, link_base: 'space' });
+        const gid = this.edits.inheritGroup(this.tree.row(parent)!, undefined, 0, false).gid;
+        const link = this.edits.insertNode({ kind: 'link', mode: S_IFLNK | 0o777, gid, storage_class: effective, link_flavour: 'path', link_path: target, link_base: 'space' });
         this.edits.attach(parent, finalName, link, 'link');
         return link;
       });
@@ -165,10 +169,12 @@ export class LinkOps extends SpaceOps {
     });
   }
 
-  readlink(path: string): string {
-    const info = this.nodes.stat(path);
-    if (info.kind !== 'link') throw fail('InvalidArgument', 'not a symbolic link', path);
-    if (info.link!.readlink === undefined) throw fail('FileNotFound', "the link's target is being deleted", path);
+  /** L4/L5: what readlink(2) answers, for a link given by path or by node id. */
+  readlink(pathOrId: string | number): string {
+    const info = typeof pathOrId === 'number' ? this.nodes.statNode(pathOrId) : this.nodes.stat(pathOrId);
+    const subject = String(pathOrId);
+    if (info.kind !== 'link') throw fail('InvalidArgument', 'not a symbolic link', subject);
+    if (info.link!.readlink === undefined) throw fail('FileNotFound', "the link's target is being deleted", subject);
     return info.link!.readlink;
   }
 

@@ -10,11 +10,17 @@ import { nowUs } from '../engine.js';
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../edits.js';
 import { splitPath, TRASH_NAME, validateName } from '../paths.js';
 import type { NodeRow } from '../space-rows.js';
-import type { ResolveContext } from '../tree.js';
+import type { Resolved, ResolveContext } from '../tree.js';
 import { DEFAULT_CONFLICT, type Attrs, type Authorize, type BlobRef, type Conflict, type DirEntry, type NodeInfo, type Owner, type Placed, type StatFs } from '../types.js';
 import { SpaceOps } from './base.js';
 
 const EMPTY_ETAG = 'd41d8cd98f00b204e9800998ecf8427e';
+const DAY_US = 86_400 * 1_000_000;
+
+/** relatime: an access updates atime when it is not later than mtime or ctime, or older than a day. */
+function atimeDue(atime: number, mtime: number, ctime: number, now: number): boolean {
+  return atime <= mtime || atime <= ctime || now - atime >= DAY_US;
+}
 
 export class NodeOps extends SpaceOps {
   stat(path: string, opts: { follow?: boolean } & ResolveContext = {}): NodeInfo {
@@ -55,12 +61,22 @@ export class NodeOps extends SpaceOps {
     });
   }
 
-  readdir(path: string): DirEntry[] {
-    return this.host.engine.snapshot(() => this.readdirIn(path));
+  /** A directory's entries, by path or by node id. */
+  readdir(pathOrId: string | number): DirEntry[] {
+    return this.host.engine.snapshot(() =>
+      this.readdirIn(typeof pathOrId === 'number' ? this.tree.resolveId(pathOrId) : this.tree.resolve(pathOrId), String(pathOrId)),
+    );
   }
 
-  readdirIn(path: string): DirEntry[] {
-    const r = this.tree.resolve(path);
+  /** The entry `name` of directory `parent` (node ids): what lookup(2) asks the mount. */
+  lookup(parent: number, name: string): NodeInfo {
+    return this.host.engine.snapshot(() => {
+      const r = this.tree.lookup(parent, name);
+      return this.tree.infoOf(r.row, { where: r.inTrash ? 'trash' : 'live', segs: r.segs });
+    });
+  }
+
+  private readdirIn(r: Resolved, path: string): DirEntry[] {
     if (r.row.kind !== 'dir') throw fail('NotADirectory', 'not a directory', path);
     const rows = this.rows.children(r.row.id);
     const where = r.inTrash ? 'trash' : 'live';
@@ -109,8 +125,9 @@ export class NodeOps extends SpaceOps {
         return this.edits.placed(dir);
       }
       const { parent, name } = this.tree.parentOf(path, true);
+      const { gid, perm } = this.edits.inheritGroup(parent, opts.gid, (opts.mode ?? 0o755) & 0o7777, true);
       const id = this.edits.occupy(parent.id, name, 'dir', conflict, path, (finalName) => {
-        const dir = this.edits.insertNode({ kind: 'dir', mode: S_IFDIR | ((opts.mode ?? 0o755) & 0o7777), uid: opts.uid ?? 0, gid: opts.gid ?? 0 });
+        const dir = this.edits.insertNode({ kind: 'dir', mode: S_IFDIR | perm, uid: opts.uid ?? 0, gid });
         this.edits.attach(parent.id, finalName, dir, 'dir');
         return dir;
       }, { fn: opts.authorize });
@@ -126,7 +143,8 @@ export class NodeOps extends SpaceOps {
     return this.tx(() => {
       const { parent, name } = this.tree.parentOf(path, false);
       this.edits.claimFree(parent.id, name, path);
-      const id = this.edits.insertNode({ kind: 'special', mode: opts.mode, rdev: opts.rdev ?? 0, uid: opts.uid ?? 0, gid: opts.gid ?? 0 });
+      const { gid } = this.edits.inheritGroup(parent, opts.gid, opts.mode, false);
+      const id = this.edits.insertNode({ kind: 'special', mode: opts.mode, rdev: opts.rdev ?? 0, uid: opts.uid ?? 0, gid });
       this.edits.attach(parent.id, name, id, 'special');
       return this.edits.placed(id).info;
     });
@@ -137,11 +155,12 @@ export class NodeOps extends SpaceOps {
     return this.tx(() => {
       const { parent, name } = this.tree.parentOf(path, false);
       this.edits.claimFree(parent.id, name, path);
+      const { gid } = this.edits.inheritGroup(parent, owner.gid, 0, false);
       const id = this.edits.insertNode({
         kind: 'file',
         mode: S_IFREG | ((owner.mode ?? 0o644) & 0o7777),
         uid: owner.uid ?? 0,
-        gid: owner.gid ?? 0,
+        gid,
         blob: EMPTY_BLOB_KEY,
         etag: EMPTY_ETAG,
         storage_class: this.edits.defaultClass(),
@@ -161,19 +180,7 @@ export class NodeOps extends SpaceOps {
     if (opts.storageClass !== undefined) checkStorageClass(opts.storageClass);
     if (opts.meta !== undefined) checkMeta(opts.meta);
     this.host.engine.snapshot(() => {
-      let parentId: number | undefined;
-      let name: string;
-      if (opts.createParents) {
-        const segs = splitPath(path, 'destination');
-        if (segs.length === 0) throw fail('InvalidDestinationPath', 'a file path must not be empty', path);
-        name = segs[segs.length - 1]!;
-        validateName(name, false, path);
-        parentId = this.tree.existingDirs(segs.slice(0, -1), path);
-      } else {
-        const p = this.tree.parentOf(path, false);
-        parentId = p.parent.id;
-        name = p.name;
-      }
+      const { parentId, name } = this.uploadPlace(path, opts.createParents === true, false);
       if (parentId === undefined) return; // the missing directories will be made
       const existing = this.tree.occupied(parentId, name);
       if (!existing || conflict === 'rename') return;
@@ -181,6 +188,24 @@ export class NodeOps extends SpaceOps {
         throw fail('SameNameDirectoryOrFileExists', 'a file or directory with the same name exists', path);
       }
     });
+  }
+
+  /**
+   * Where an upload to `path` goes: its parent directory and name. With `createParents` the
+   * missing directories are made (`make`), or only looked for (undefined when some are missing:
+   * the early check of `checkPutFile`); without, the parent must exist.
+   */
+  private uploadPlace(path: string, createParents: boolean, make: boolean): { parentId: number | undefined; name: string } {
+    if (!createParents) {
+      const p = this.tree.parentOf(path, false);
+      return { parentId: p.parent.id, name: p.name };
+    }
+    const segs = splitPath(path, 'destination');
+    if (segs.length === 0) throw fail('InvalidDestinationPath', 'a file path must not be empty', path);
+    const name = segs[segs.length - 1]!;
+    validateName(name, false, path);
+    const dirs = segs.slice(0, -1);
+    return { parentId: make ? this.edits.ensureDirs(dirs, {}, path) : this.tree.existingDirs(dirs, path), name };
   }
 
   /**
@@ -205,25 +230,15 @@ export class NodeOps extends SpaceOps {
     const meta = opts.meta === undefined ? undefined : checkMeta(opts.meta);
     return this.tx(() => {
       this.host.useLease(blob);
-      let parentId: number;
-      let name: string;
-      if (opts.createParents) {
-        const segs = splitPath(path, 'destination');
-        if (segs.length === 0) throw fail('InvalidDestinationPath', 'a file path must not be empty', path);
-        name = segs[segs.length - 1]!;
-        validateName(name, false, path);
-        parentId = this.edits.ensureDirs(segs.slice(0, -1), {}, path);
-      } else {
-        const p = this.tree.parentOf(path, false);
-        parentId = p.parent.id;
-        name = p.name;
-      }
-      const t = opts.mtimeUs ?? nowUs();
+      const place = this.uploadPlace(path, opts.createParents === true, true);
+      const parentId = place.parentId!;
+      const name = place.name;
+      const t = opts.mtimeUs ?? this.tree.now();
       const existing = this.tree.occupied(parentId, name);
       if (existing && existing !== 'reserved' && existing.kind === 'file' && conflict === 'overwrite') {
         opts.authorize?.({ replacing: 'file' });
         this.edits.binOldVersion(existing, blob.key);
-        this.rows.setContent(existing.id, blob, t, nowUs());
+        this.rows.setContent(existing.id, blob, t, this.tree.now());
         if (cls) this.rows.setClass(existing.id, cls);
         if (meta) {
           this.rows.clearXattrs(existing.id);
@@ -237,7 +252,7 @@ export class NodeOps extends SpaceOps {
           kind: 'file',
           mode: S_IFREG | ((opts.mode ?? 0o644) & 0o7777),
           uid: opts.uid ?? 0,
-          gid: opts.gid ?? 0,
+          gid: this.edits.inheritGroup(this.tree.row(parentId)!, opts.gid, 0, false).gid,
           blob: blob.key,
           size: blob.size,
           etag: blob.etag,
@@ -260,11 +275,27 @@ export class NodeOps extends SpaceOps {
       const row = this.tree.row(nodeId);
       if (!row || row.kind !== 'file') throw fail('FileNotFound', 'the file no longer exists', String(nodeId));
       if (this.tree.inBin(nodeId)) throw fail('ReadOnly', 'the file is in the recycle bin; restore it first', String(nodeId)); // T3
-      const t = nowUs();
+      const t = this.tree.now();
       this.rows.setContent(nodeId, blob, opts.mtimeUs ?? t, t);
       if (row.blob && row.blob !== blob.key) this.host.dropBlobs([row.blob]);
       return this.tree.infoOf(this.tree.row(nodeId)!);
     }, true);
+  }
+
+  /**
+   * A read of a file or a listing of a directory, as Linux records it under `relatime` (its
+   * default, and what the mount shows in /proc/mounts): atime moves to now only when it is not
+   * later than mtime or ctime, or is more than a day old — so a first read after each change is
+   * seen (mutt, tmpwatch, `find -amin`) while repeated reads cost nothing. Given the node as the
+   * caller last saw it, so nothing is written when no update is due; ctime does not change.
+   */
+  accessed(seen: NodeInfo): void {
+    if (!atimeDue(seen.atimeUs, seen.mtimeUs, seen.ctimeUs, nowUs())) return;
+    this.tx(() => {
+      const row = this.tree.row(seen.id);
+      if (!row || row.state !== 'live' || !atimeDue(row.atime, row.mtime, row.ctime, this.tree.now())) return;
+      this.rows.touchAtime(row.id, this.tree.now());
+    });
   }
 
   setattr(pathOrId: string | number, attrs: Attrs): NodeInfo {
@@ -280,7 +311,7 @@ export class NodeOps extends SpaceOps {
         if (r.inTrash) throw this.tree.binReadOnly(pathOrId);
         row = r.row;
       }
-      const t = nowUs();
+      const t = this.tree.now();
       this.rows.setattr({
         id: row.id,
         mode: attrs.mode === undefined ? row.mode : (row.mode & S_IFMT) | (attrs.mode & 0o7777),

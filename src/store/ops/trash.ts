@@ -22,7 +22,7 @@ const STEP_NODES = 1000;
 const STEP_ITEMS = 200;
 
 export class TrashOps extends SpaceOps {
-  recycleItem(it: ItemRow): RecycleItem {
+  private recycleItem(it: ItemRow): RecycleItem {
     return {
       id: it.id,
       kind: it.kind,
@@ -57,7 +57,7 @@ export class TrashOps extends SpaceOps {
     return this.host.engine.snapshot(() => this.recycleItem(this.item(id)));
   }
 
-  item(id: number): ItemRow {
+  private item(id: number): ItemRow {
     const it = this.rows.item(id, this.name);
     if (!it) throw fail('RecycledItemNotFound', `no recycle-bin item ${id}`, String(id));
     return it;
@@ -95,7 +95,7 @@ export class TrashOps extends SpaceOps {
   }
 
   /** Recreate missing directories on the way back; a non-directory in the way is worked around (C2). */
-  restoreParents(segs: string[], owner: NodeRow, names: FreeNames): number {
+  private restoreParents(segs: string[], owner: NodeRow, names: FreeNames): number {
     let cur = this.root;
     for (const seg of segs) {
       const existing = this.tree.occupied(cur, seg);
@@ -116,7 +116,7 @@ export class TrashOps extends SpaceOps {
    * (T4). A link that was itself inside a trashed directory goes back into that directory if it
    * still exists (in the bin or restored since); if that directory was purged it is deleted.
    */
-  restoreCascadedLink(l: { node: number; parent: number | null; name: string; original_path: string }, names: FreeNames): void {
+  private restoreCascadedLink(l: { node: number; parent: number | null; name: string; original_path: string }, names: FreeNames): void {
     const link = this.tree.row(l.node);
     if (!link) return;
     let parent: number | undefined;
@@ -142,7 +142,7 @@ export class TrashOps extends SpaceOps {
   }
 
   /** Purge one item; `nodes` is how many nodes that deleted now (a directory's contents go in a task). */
-  purgeItem(it: { id: number; node: number; original_path: string }): { taskId?: number; nodes: number } {
+  private purgeItem(it: { id: number; node: number; original_path: string }): { taskId?: number; nodes: number } {
     const row = this.tree.row(it.node)!;
     this.rows.deleteItem(it.id);
     this.rows.deleteEntry(row.id);
@@ -164,7 +164,7 @@ export class TrashOps extends SpaceOps {
    * doing this keeps answering other requests (issue 15). Each item's purge is atomic; a crash
    * between steps leaves the rest in the bin.
    */
-  async purgeInSteps(next: (limit: number) => ItemRow[]): Promise<{ purged: number; taskIds: number[] }> {
+  private async purgeInSteps(next: (limit: number) => ItemRow[]): Promise<{ purged: number; taskIds: number[] }> {
     let purged = 0;
     const taskIds: number[] = [];
     for (;;) {

@@ -5,9 +5,10 @@
  */
 import { fail, SmhError } from '../../errors.js';
 import { checkConflict } from '../checks.js';
-import { nowUs } from '../engine.js';
+import type { Edits } from '../edits.js';
 import { joinPath, MAX_PATH_BYTES } from '../paths.js';
-import type { NodeRow } from '../space-rows.js';
+import type { NodeRow, SpaceCtx } from '../space-rows.js';
+import type { Resolved, Tree } from '../tree.js';
 import type { Authorize, Conflict, NodeInfo, Placed } from '../types.js';
 import { SpaceOps } from './base.js';
 import type { LinkOps } from './links.js';
@@ -29,7 +30,7 @@ function pathTooLong(subject: string): SmhError {
 export class TreeOps extends SpaceOps {
   private readonly links: LinkOps;
 
-  constructor(ctx: ConstructorParameters<typeof SpaceOps>[0], tree: ConstructorParameters<typeof SpaceOps>[1], edits: ConstructorParameters<typeof SpaceOps>[2], links: LinkOps) {
+  constructor(ctx: SpaceCtx, tree: Tree, edits: Edits, links: LinkOps) {
     super(ctx, tree, edits);
     this.links = links;
   }
@@ -54,7 +55,7 @@ export class TreeOps extends SpaceOps {
       this.rows.moveEntry(parent.id, name, src.row.id);
       this.edits.touchDir(src.parent!);
       this.edits.touchDir(parent.id);
-      this.rows.touchCtime(src.row.id, nowUs());
+      this.rows.touchCtime(src.row.id, this.tree.now());
       return this.edits.placed(src.row.id).info;
     });
   }
@@ -67,12 +68,7 @@ export class TreeOps extends SpaceOps {
   move(from: string, to: string, opts: TreeOpOptions = {}): Placed {
     const conflict = checkConflict(opts.conflict);
     return this.tx(() => {
-      const src = this.tree.resolveSource(from);
-      this.checkSourceKind(src.row, opts.kind, from);
-      const { parent, name } = this.tree.parentOf(to, src.row.kind === 'dir');
-      if (src.row.kind === 'dir' && this.tree.isAncestor(src.row.id, parent.id)) {
-        throw fail('MoveIntoItself', 'cannot move a directory into itself', to);
-      }
+      const { src, parent, name } = this.sourceAndPlace(from, to, opts.kind, 'move');
       if (src.parent === parent.id && src.name === name) {
         opts.authorize?.({ source: src.row.kind });
         return this.edits.placed(src.row.id);
@@ -88,10 +84,20 @@ export class TreeOps extends SpaceOps {
     });
   }
 
-  /** The endpoint's kind against the source's: a directory API moves directories, a file API the rest. */
-  checkSourceKind(row: NodeRow, kind: 'file' | 'dir' | undefined, subject: string): void {
-    if (kind === 'file' && row.kind === 'dir') throw fail('IsADirectory', 'the source is a directory; use the directory API', subject);
-    if (kind === 'dir' && row.kind !== 'dir') throw fail('NotADirectory', 'the source is not a directory; use the file API', subject);
+  /**
+   * What a dialect move or copy takes and where it goes: the source (of the endpoint's kind: a
+   * directory API moves directories, a file API the rest), the destination's parent and name,
+   * and never a directory into its own subtree.
+   */
+  private sourceAndPlace(from: string, to: string, kind: 'file' | 'dir' | undefined, verb: 'move' | 'copy'): { src: Resolved; parent: NodeRow; name: string } {
+    const src = this.tree.resolveSource(from);
+    if (kind === 'file' && src.row.kind === 'dir') throw fail('IsADirectory', 'the source is a directory; use the directory API', from);
+    if (kind === 'dir' && src.row.kind !== 'dir') throw fail('NotADirectory', 'the source is not a directory; use the file API', from);
+    const { parent, name } = this.tree.parentOf(to, src.row.kind === 'dir');
+    if (src.row.kind === 'dir' && this.tree.isAncestor(src.row.id, parent.id)) {
+      throw fail('MoveIntoItself', `cannot ${verb} a directory into itself`, to);
+    }
+    return { src, parent, name };
   }
 
   /**
@@ -102,12 +108,7 @@ export class TreeOps extends SpaceOps {
   copy(from: string, to: string, opts: TreeOpOptions = {}): Placed {
     const conflict = checkConflict(opts.conflict);
     return this.tx(() => {
-      const src = this.tree.resolveSource(from);
-      this.checkSourceKind(src.row, opts.kind, from);
-      const { parent, name } = this.tree.parentOf(to, src.row.kind === 'dir');
-      if (src.row.kind === 'dir' && this.tree.isAncestor(src.row.id, parent.id)) {
-        throw fail('MoveIntoItself', 'cannot copy a directory into itself', to);
-      }
+      const { src, parent, name } = this.sourceAndPlace(from, to, opts.kind, 'copy');
       const parentBytes = Buffer.byteLength(joinPath(this.tree.locate(parent.id).segs));
       const id = this.edits.occupy(parent.id, name, src.row.kind, conflict, to, (finalName) =>
         this.copyTree(src.row, parent.id, finalName, parentBytes + (parentBytes > 0 ? 1 : 0) + Buffer.byteLength(finalName), to, opts.maxNodes),
@@ -123,14 +124,14 @@ export class TreeOps extends SpaceOps {
    * Copy `row` (with its whole subtree) as `name` in `parent`; `pathBytes` is the length of the
    * copy's path. Iterative: a tree of any depth copies without growing the stack.
    */
-  copyTree(row: NodeRow, parent: number, name: string, pathBytes: number, subject: string, maxNodes = Infinity): number {
+  private copyTree(row: NodeRow, parent: number, name: string, pathBytes: number, subject: string, maxNodes = Infinity): number {
     let copied = 0;
     const budget = (): void => {
       if (++copied > maxNodes) {
         throw fail('OperationTooLarge', `a copy through this server may hold at most ${maxNodes} items; copy the directories inside it one by one`, subject);
       }
     };
-    const t = nowUs();
+    const t = this.tree.now();
     const copyOne = (r: NodeRow, into: number, as: string): number => {
       budget();
       const id = this.edits.insertNode({ ...r, atime: t, mtime: r.mtime, ctime: t, btime: t });
@@ -167,11 +168,16 @@ export class TreeOps extends SpaceOps {
     this.tx(() => {
       const r = this.tree.resolveWritable(path);
       if (r.row.kind !== 'dir') throw fail('NotADirectory', 'not a directory', path);
-      if (this.rows.hasChildren(r.row.id)) throw fail('DirectoryNotEmpty', 'directory not empty', path);
-      this.rows.deleteEntry(r.row.id);
-      this.edits.touchDir(r.parent!);
-      this.edits.deleteNodeRows(r.row);
+      this.removeEmptyDir(r, path);
     });
+  }
+
+  /** rmdir semantics: an empty directory is removed for good (nothing in it to lose). */
+  private removeEmptyDir(r: Resolved, path: string): void {
+    if (this.rows.hasChildren(r.row.id)) throw fail('DirectoryNotEmpty', 'directory not empty', path);
+    this.rows.deleteEntry(r.row.id);
+    this.edits.touchDir(r.parent!);
+    this.edits.deleteNodeRows(r.row);
   }
 
   /**
@@ -191,11 +197,8 @@ export class TreeOps extends SpaceOps {
       if (opts.kind === 'dir' && found.row.kind !== 'dir') throw fail('NotADirectory', 'not a directory; delete it as a file', path);
       const r = this.tree.writable(found, path);
       if (opts.rmdirEmpty && r.row.kind === 'dir') {
-        // BOS DeleteObject of a directory key: rmdir semantics (nothing in it to lose)
-        if (this.rows.hasChildren(r.row.id)) throw fail('DirectoryNotEmpty', 'directory not empty', path);
-        this.rows.deleteEntry(r.row.id);
-        this.edits.touchDir(r.parent!);
-        this.edits.deleteNodeRows(r.row);
+        // BOS DeleteObject of a directory key: rmdir semantics
+        this.removeEmptyDir(r, path);
         return {};
       }
       if (r.row.kind === 'dir' && !opts.recursive && this.rows.hasChildren(r.row.id)) {

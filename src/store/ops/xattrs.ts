@@ -4,7 +4,6 @@
  */
 import { fail } from '../../errors.js';
 import { checkStorageClass, MAX_XATTR_VALUE } from '../checks.js';
-import { nowUs } from '../engine.js';
 import type { NodeRow } from '../space-rows.js';
 import { SpaceOps } from './base.js';
 
@@ -12,7 +11,7 @@ const XATTR_STORAGE_CLASS = 'user.smhfs.storage-class';
 const XATTR_LINK = 'user.smhfs.link';
 
 export class XattrOps extends SpaceOps {
-  xattrNode(path: string | number, write: boolean): NodeRow {
+  private xattrNode(path: string | number, write: boolean): NodeRow {
     if (typeof path === 'number') {
       const r = this.tree.row(path);
       if (!r) throw fail('FileNotFound', `no node ${path}`);
@@ -52,6 +51,7 @@ export class XattrOps extends SpaceOps {
         const cls = checkStorageClass(value.toString('utf8').trim());
         if (cls === 'ARCHIVE' && row.kind === 'link') throw fail('InvalidArgument', 'links do not support ARCHIVE', String(path));
         this.rows.setClass(row.id, cls);
+        this.rows.touchCtime(row.id, this.tree.now());
         return;
       }
       if (!name.startsWith('user.') || name.startsWith('user.smhfs.')) throw fail('NotSupported', `attribute namespace not supported: ${name}`, String(path));
@@ -62,7 +62,7 @@ export class XattrOps extends SpaceOps {
       if (flags.create && exists) throw fail('AttributeExists', 'attribute exists', String(path));
       if (flags.replace && !exists) throw fail('NoSuchAttribute', 'no such attribute', String(path));
       this.rows.setXattr(row.id, key, Buffer.from(value));
-      this.rows.touchCtime(row.id, nowUs());
+      this.rows.touchCtime(row.id, this.tree.now());
     });
   }
 
@@ -72,6 +72,7 @@ export class XattrOps extends SpaceOps {
       if (name === XATTR_LINK || name === XATTR_STORAGE_CLASS) throw fail('NotPermitted', `${name} cannot be removed`, String(path));
       if (!name.startsWith('user.')) throw fail('NoSuchAttribute', 'no such attribute', String(path));
       if (!this.rows.deleteXattr(row.id, name.slice(5))) throw fail('NoSuchAttribute', 'no such attribute', String(path));
+      this.rows.touchCtime(row.id, this.tree.now());
     });
   }
 }

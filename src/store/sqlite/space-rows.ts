@@ -24,6 +24,7 @@ export function sqliteSpaceRows(db: Database.Database): SpaceRows {
     deleteNode: p('DELETE FROM nodes WHERE id = ?'),
     touch: p('UPDATE nodes SET mtime = ?, ctime = ? WHERE id = ?'),
     touchCtime: p('UPDATE nodes SET ctime = ? WHERE id = ?'),
+    touchAtime: p('UPDATE nodes SET atime = ? WHERE id = ?'),
     setState: p('UPDATE nodes SET state = ? WHERE id = ?'),
     setClass: p('UPDATE nodes SET storage_class = ? WHERE id = ?'),
     setContent: p('UPDATE nodes SET blob = @blob, size = @size, etag = @etag, layout = @layout, mtime = @mtime, ctime = @ctime WHERE id = @id'),
@@ -83,6 +84,7 @@ export function sqliteSpaceRows(db: Database.Database): SpaceRows {
     deleteNode: (id) => void q.deleteNode.run(id),
     touch: (id, t) => void q.touch.run(t, t, id),
     touchCtime: (id, t) => void q.touchCtime.run(t, id),
+    touchAtime: (id, t) => void q.touchAtime.run(t, id),
     setState: (id, state) => void q.setState.run(state, id),
     setClass: (id, cls) => void q.setClass.run(cls, id),
     setContent: (id, blob, mtime, ctime) =>
