@@ -59,6 +59,7 @@ export const ERROR_CODES = [
   'LibraryReadOnly',
   'InsufficientStorage', // D9: the disk holding the library or its staging/blobs is full
   'Busy', // transient contention that outlived busy_timeout
+  'MetaUnavailable', // the metadata database (PostgreSQL) cannot be reached, refused the login, or was lost mid-commit
   'Internal',
 ] as const;
 

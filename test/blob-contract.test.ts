@@ -216,3 +216,7 @@ t.teardown(() => s3.close());
 contract('S3BlobStore on s3rver', async () =>
   s3rverStore(s3, 'smhfs-contract', 'lib-a'),
 );
+// Ranged reads through the SDK (what https endpoints use) instead of the store's own reader.
+contract('S3BlobStore on s3rver, reads through the SDK', async () =>
+  s3rverStore(s3, 'smhfs-contract', 'lib-b', { leanGets: false }),
+);

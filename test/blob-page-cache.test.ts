@@ -308,3 +308,174 @@ t.test('options are validated; close stops reads', async (t) => {
   t.equal(cache.stats().cachedBytes, 0);
   await t.rejects(cache.read(key, 100, 0, 100), { code: 'BlobUnavailable' });
 });
+
+// ── random access (issue 16): misses of a random stream fetch small units, not whole pages ──
+
+const RPS = 64 * 1024; // pages of these tests
+const RUS = 4096; // units
+
+async function rblob(pages: number): Promise<{ store: CountingStore; key: string; bytes: Buffer }> {
+  const mem = new MemoryBlobStore();
+  const bytes = randomBytes(pages * RPS);
+  const { key } = await mem.putStream(bytes);
+  return { store: new CountingStore(mem), key, bytes };
+}
+
+t.test('B3/random: two seeks in a row make a stream random; its misses fetch units, without readahead', async (t) => {
+  const { store, key, bytes } = await rblob(64);
+  const cache = new PageCache({ store, pageSize: RPS, unitSize: RUS, maxBytes: 64 * RPS, readaheadMax: 8 * RPS });
+  const s = cache.openStream();
+  const at = [40 * RPS + 100, 10 * RPS + 5000, 50 * RPS + 3 * RUS, 20 * RPS + RUS - 10, 33 * RPS];
+  for (const off of at) t.ok((await cache.read(key, bytes.length, off, 4096, s)).equals(bytes.subarray(off, off + 4096)), `bytes at ${off}`);
+  await cache.idle();
+  t.ok(s.random, 'the stream is random');
+  t.same(
+    store.calls.map((c) => c.length),
+    [RPS, 2 * RUS, RUS, 2 * RUS, RUS],
+    'the first read fetched a page; after the second seek only the units the reads touched (a read crossing a unit boundary: two, in one request)',
+  );
+  t.same(store.calls.slice(1, 3).map((c) => c.offset), [10 * RPS + RUS, 50 * RPS + 3 * RUS], 'units are aligned');
+  t.equal(cache.stats().prefetches, 0, 'no readahead for a random stream');
+  t.match(cache.stats(), { toRandom: 1, toSequential: 0 });
+  // A unit already in memory is a hit, synchronously too.
+  const n = store.calls.length;
+  t.ok((await cache.read(key, bytes.length, 50 * RPS + 3 * RUS + 8, 100, s)).equals(bytes.subarray(50 * RPS + 3 * RUS + 8, 50 * RPS + 3 * RUS + 108)));
+  const lease = cache.readCachedSync(key, bytes.length, 10 * RPS + RUS, 2000, s);
+  t.ok(lease && Buffer.concat(lease.parts).equals(bytes.subarray(10 * RPS + RUS, 10 * RPS + RUS + 2000)), 'readCachedSync answers from a cached unit');
+  t.equal(store.calls.length, n, 'no fetch for cached units');
+  t.equal(cache.stats().cachedBytes, RPS + 6 * RUS, 'memory holds one page and six units');
+});
+
+t.test('B3/random: enough contiguous bytes make a random stream sequential again (pages, doubling window)', async (t) => {
+  const { store, key, bytes } = await rblob(64);
+  const cache = new PageCache({ store, pageSize: RPS, unitSize: RUS, maxBytes: 64 * RPS, readaheadMax: 8 * RPS });
+  const s = cache.openStream();
+  await cache.read(key, bytes.length, 30 * RPS, 100, s);
+  await cache.read(key, bytes.length, 5 * RPS, 100, s);
+  t.ok(s.random, 'random');
+  // Now read on from 5 * RPS + 100 in 4 KiB steps: units until four units' worth, then pages.
+  let off = 5 * RPS + 100;
+  const lengths: boolean[] = [];
+  for (let i = 0; i < 8; i++) {
+    t.ok((await cache.read(key, bytes.length, off, 4096, s)).equals(bytes.subarray(off, off + 4096)));
+    lengths.push(s.random);
+    off += 4096;
+  }
+  t.same(lengths, [true, true, true, false, false, false, false, false], 'sequential again once four units (16 KiB) were read contiguously, counting the seek\'s 100 bytes');
+  t.ok(s.window >= RPS, `readahead is back (window ${s.window})`);
+  await cache.idle();
+  t.ok(cache.stats().prefetches > 0, 'and prefetches pages');
+  t.ok(store.calls.some((c) => c.offset === 6 * RPS && c.length === RPS), 'whole pages again');
+  t.match(cache.stats(), { toRandom: 1, toSequential: 1 });
+  // And random once more after two seeks.
+  await cache.read(key, bytes.length, 60 * RPS, 100, s);
+  await cache.read(key, bytes.length, 2 * RPS, 100, s);
+  t.ok(s.random, 'random again');
+  t.equal(store.calls.at(-1)!.length, RUS, 'a unit');
+  t.match(cache.stats(), { toRandom: 2, toSequential: 1 });
+});
+
+t.test('B3/random: one seek (a player jumping once) keeps whole pages; a page that lands drops its units', async (t) => {
+  const { store, key, bytes } = await rblob(32);
+  const cache = new PageCache({ store, pageSize: RPS, unitSize: RUS, maxBytes: 64 * RPS, readaheadMax: 4 * RPS });
+  const s = cache.openStream();
+  for (let off = 0; off < 3 * RPS; off += 16384) await cache.read(key, bytes.length, off, 16384, s);
+  await cache.read(key, bytes.length, 20 * RPS, 16384, s); // one seek
+  t.notOk(s.random, 'one seek is not random access');
+  for (let off = 20 * RPS + 16384; off < 22 * RPS; off += 16384) await cache.read(key, bytes.length, off, 16384, s);
+  await cache.idle();
+  t.notOk(store.calls.some((c) => c.length !== RPS), 'only whole pages were fetched');
+  // Units of page 10, then page 10 itself: the units go.
+  const r = cache.openStream();
+  await cache.read(key, bytes.length, 28 * RPS, 10, r);
+  await cache.read(key, bytes.length, 10 * RPS, 10, r);
+  await cache.read(key, bytes.length, 10 * RPS + 5 * RUS, 10, r);
+  t.ok(r.random);
+  const before = cache.stats().cachedBytes;
+  await cache.read(key, bytes.length, 10 * RPS, RPS); // no stream: the whole page
+  t.equal(cache.stats().cachedBytes, before - 2 * RUS + RPS, 'the page replaced its two units in memory');
+  t.ok((await cache.read(key, bytes.length, 10 * RPS + 5 * RUS, 10, r)).equals(bytes.subarray(10 * RPS + 5 * RUS, 10 * RPS + 5 * RUS + 10)), 'served from the page');
+});
+
+t.test('a unit as large as a page turns random-access detection off', async (t) => {
+  const { store, key, bytes } = await rblob(16);
+  const cache = new PageCache({ store, pageSize: RPS, unitSize: RPS, maxBytes: 64 * RPS });
+  const s = cache.openStream();
+  for (const off of [9 * RPS, 2 * RPS, 13 * RPS, 5 * RPS]) await cache.read(key, bytes.length, off, 100, s);
+  t.notOk(s.random);
+  t.notOk(store.calls.some((c) => c.length !== RPS), 'pages only');
+  t.equal(cache.stats().toRandom, 0);
+});
+
+t.test('B3/random: a random stream on a local store fetches missing units synchronously (readCachedSync)', async (t) => {
+  const { LocalBlobStore } = await import('../src/blob/local-store.js');
+  const { mkdtemp, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = await mkdtemp(join(tmpdir(), 'smhfs-pc-sync-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const local = new LocalBlobStore(dir);
+  t.teardown(() => local.close());
+  const bytes = randomBytes(32 * RPS + 5000);
+  const { key } = await local.putStream(bytes);
+  const cache = new PageCache({ store: local, pageSize: RPS, unitSize: RUS, maxBytes: 16 * RPS });
+  const s = cache.openStream();
+  t.equal(cache.readCachedSync(key, bytes.length, 20 * RPS, 100, s, true), undefined, 'a stream not known to be random: no sync fetch');
+  await cache.read(key, bytes.length, 20 * RPS, 100, s); // opens the blob's descriptor
+  await cache.read(key, bytes.length, 3 * RPS + 10, 100, s);
+  t.ok(s.random, 'random now');
+  const before = cache.stats();
+  for (const off of [7 * RPS + 1, 30 * RPS + RUS - 50, 32 * RPS + 4000, 11 * RPS]) {
+    const lease = cache.readCachedSync(key, bytes.length, off, 4096, s, true);
+    t.ok(lease, `answered synchronously at ${off}`);
+    t.ok(Buffer.concat(lease!.parts).equals(bytes.subarray(off, off + 4096)), `bytes at ${off}`);
+  }
+  const after = cache.stats();
+  t.equal(after.misses - before.misses, 7, 'seven units fetched (three reads crossed a unit boundary)');
+  t.equal(after.bytesFetched - before.bytesFetched, 6 * RUS + (5000 - RUS), 'only those units\' bytes (the last one short)');
+  t.equal(cache.readCachedSync(key, bytes.length, 9 * RPS, 100, s, false), undefined, 'without fetchSync: only what is cached');
+  const lease = cache.readCachedSync(key, bytes.length, 7 * RPS + 1, 100, s, false);
+  t.ok(lease && Buffer.concat(lease.parts).equals(bytes.subarray(7 * RPS + 1, 7 * RPS + 101)), 'a unit fetched synchronously is cached like any other');
+  t.ok(cache.stats().cachedBytes <= 16 * RPS, 'within budget');
+});
+
+t.test('B4: every buffer the cache holds (cached, in flight, lent, free in its pools) stays within the budget, sequential then random then sequential', async (t) => {
+  const { LocalBlobStore } = await import('../src/blob/local-store.js');
+  const { mkdtemp, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = await mkdtemp(join(tmpdir(), 'smhfs-pc-budget-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const local = new LocalBlobStore(dir);
+  t.teardown(() => local.close());
+  const bytes = randomBytes(128 * RPS);
+  const { key } = await local.putStream(bytes);
+  const budget = 16 * RPS;
+  const cache = new PageCache({ store: local, pageSize: RPS, unitSize: RUS, maxBytes: budget, readaheadMax: 8 * RPS });
+  let peak = 0;
+  let wrong = 0;
+  const check = async (s: ReturnType<PageCache['openStream']>, off: number, len: number): Promise<void> => {
+    const lease = await cache.readLease(key, bytes.length, off, len, s);
+    peak = Math.max(peak, cache.stats().bufferBytes);
+    if (!Buffer.concat(lease.parts).equals(bytes.subarray(off, off + len))) wrong++;
+    lease.release();
+  };
+  // A sequential pass fills the cache and its page pool; random units then need room; a second
+  // sequential pass needs pages again. Free pool buffers must give way, never add to the budget.
+  const seq = cache.openStream();
+  for (let off = 0; off < bytes.length; off += 50_000) await check(seq, off, Math.min(50_000, bytes.length - off));
+  const rnd = cache.openStream();
+  let x = 12345;
+  for (let i = 0; i < 400; i++) {
+    x = (x * 1103515245 + 12345) % 2 ** 31;
+    await check(rnd, x % (bytes.length - 4096), 4096);
+  }
+  t.ok(rnd.random, 'the second stream turned random');
+  const seq2 = cache.openStream();
+  for (let off = 0; off < bytes.length; off += 131_072) await check(seq2, off, Math.min(131_072, bytes.length - off));
+  await cache.idle();
+  t.equal(wrong, 0, 'every read returned the right bytes');
+  t.ok(cache.stats().unitFetches > 0, 'units were fetched');
+  t.ok(peak <= budget, `buffer bytes peaked at ${peak} ≤ ${budget}`);
+  t.ok(cache.stats().bufferBytes <= budget, 'and stay within it at rest');
+});

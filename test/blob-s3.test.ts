@@ -81,16 +81,25 @@ t.test('the page cache reads an S3 blob exactly, through ranged GETs', async (t)
   const s = store('cache');
   const bytes = randomBytes(5 * MiB + 333);
   const { key } = await s.putStream(bytes);
-  const sent = spy(s);
-  const cache = new PageCache({ store: s, pageSize: MiB, maxBytes: 8 * MiB, readaheadMax: 2 * MiB });
-  const st = cache.openStream();
-  const parts: Buffer[] = [];
-  for (let off = 0; off < bytes.length; off += 128 * 1024) parts.push(await cache.read(key, bytes.length, off, 128 * 1024, st));
-  t.ok(Buffer.concat(parts).equals(bytes), 'sequential read, every byte');
-  await cache.idle();
-  t.equal(sent.filter((x) => x.command === 'GetObjectCommand').length, 6, 'one GET per page, none twice');
-  const ranges = sent.filter((x) => x.command === 'GetObjectCommand').map((x) => x.headers['range'] ?? x.headers['Range']);
-  t.ok(ranges.every((r) => /^bytes=\d+-\d+$/.test(r ?? '')), 'every GET is ranged');
+  for (const leanGets of [true, false]) {
+    const s2 = leanGets ? s : store('cache', { leanGets: false });
+    const sent = spy(s2);
+    const gets: string[] = [];
+    s2.onRangedGet = (offset, length) => gets.push(`bytes=${offset}-${offset + length - 1}`);
+    const cache = new PageCache({ store: s2, pageSize: MiB, maxBytes: 8 * MiB, readaheadMax: 2 * MiB });
+    const st = cache.openStream();
+    const parts: Buffer[] = [];
+    for (let off = 0; off < bytes.length; off += 128 * 1024) parts.push(await cache.read(key, bytes.length, off, 128 * 1024, st));
+    const how = leanGets ? 'own reader' : 'SDK';
+    t.ok(Buffer.concat(parts).equals(bytes), `${how}: sequential read, every byte`);
+    await cache.idle();
+    t.equal(gets.length, 6, `${how}: one GET per page, none twice`);
+    t.equal(sent.filter((x) => x.command === 'GetObjectCommand').length, leanGets ? 0 : 6, `${how}: ${leanGets ? 'the SDK sent none' : 'all through the SDK'}`);
+    if (!leanGets) {
+      const ranges = sent.filter((x) => x.command === 'GetObjectCommand').map((x) => x.headers['range'] ?? x.headers['Range']);
+      t.ok(ranges.every((r) => /^bytes=\d+-\d+$/.test(r ?? '')), 'every GET is ranged');
+    }
+  }
 });
 
 t.test('prefixes isolate stores sharing a bucket', async (t) => {

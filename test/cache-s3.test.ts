@@ -30,19 +30,10 @@ function store(extra: Partial<ConstructorParameters<typeof S3BlobStore>[0]> = {}
   return s;
 }
 
-/** Ranges of every GET the store sends. */
+/** Ranges of every GET the store sends (its own reader or the SDK's). */
 function spyRanges(s: S3BlobStore): string[] {
   const ranges: string[] = [];
-  s.client.middlewareStack.add(
-    (next, context) => async (args) => {
-      if (context.commandName === 'GetObjectCommand') {
-        const h = (args.request as { headers?: Record<string, string> }).headers ?? {};
-        ranges.push(h['range'] ?? h['Range'] ?? '');
-      }
-      return next(args);
-    },
-    { step: 'finalizeRequest', priority: 'low', name: 'rangeSpy' },
-  );
+  s.onRangedGet = (offset, length) => ranges.push(`bytes=${offset}-${offset + length - 1}`);
   return ranges;
 }
 

@@ -323,7 +323,7 @@ t.test('issue 14: completion script sourced by bash', async (t) => {
     'smhfs mv a b --conflict  => ask rename overwrite',
     'smhfs mount ./mnt --log-level d => debug',
     'smhfs --library ./lib mou => mount',
-    'smhfs mount ./mnt --cache => --cache-size',
+    'smhfs mount ./mnt --cache => --cache-size --cache-dir --cache-disk-size',
     'smhfs completion  => bash zsh fish',
     'smhfs put ./pho => ./photo.jpg',
   ]);

@@ -25,7 +25,7 @@
  * (D7: the space comes back).
  */
 import { randomBytes } from 'node:crypto';
-import { fstatSync, mkdirSync, readdirSync, statSync, unlinkSync } from 'node:fs';
+import { fstatSync, mkdirSync, readdirSync, readvSync, statSync, unlinkSync } from 'node:fs';
 import { link, mkdir, open, opendir, readFile, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -316,6 +316,38 @@ export class LocalBlobStore implements BlobStore {
     }
   }
 
+  /**
+   * `getRangeInto` done synchronously, when the blob's descriptor is already open (the page
+   * cache's random reads: a pread that the kernel's page cache answers costs a few µs, the
+   * thread-pool round trip of the async path several times that). Returns false, having read
+   * nothing, when the descriptor is not open (the async path opens it); throws as getRangeInto.
+   */
+  getRangeIntoSync(key: string, offset: number, targets: Buffer[]): boolean {
+    const total = checkRangeInto(key, offset, targets);
+    const blob = this.#open.get(key);
+    if (!blob || blob.evicted) return false;
+    if (total === 0) return true;
+    blob.refs++;
+    try {
+      if (offset + total > blob.size) {
+        throw new SmhError('BlobUnavailable', `blob ${key} has only ${Math.max(0, blob.size - offset)} of ${total} bytes at ${offset}`, key);
+      }
+      let done = 0;
+      while (done < total) {
+        const n = readvSync(blob.fh.fd, sliceFrom(targets, done), offset + done);
+        if (n === 0) throw new SmhError('BlobUnavailable', `blob ${key} ended early (${done} of ${total} bytes at ${offset})`, key);
+        done += n;
+      }
+      return true;
+    } catch (e) {
+      this.#forget(key, blob);
+      if (isSmhError(e)) throw e;
+      throw new SmhError('BlobUnavailable', `cannot read blob ${key}: ${messageOf(e)}`, key, { cause: e });
+    } finally {
+      blob.release();
+    }
+  }
+
   /** An open descriptor on the blob, counted as in use until `release()`. */
   async #acquire(key: string): Promise<OpenBlob> {
     for (;;) {
@@ -547,4 +579,19 @@ async function fsyncDir(dir: string): Promise<void> {
   } finally {
     await fh.close();
   }
+}
+
+/** The buffers `targets` after their first `skip` bytes (a partial readv resumes there). */
+function sliceFrom(targets: Buffer[], skip: number): Buffer[] {
+  if (skip === 0) return targets;
+  const out: Buffer[] = [];
+  for (const t of targets) {
+    if (skip >= t.length) {
+      skip -= t.length;
+      continue;
+    }
+    out.push(skip > 0 ? t.subarray(skip) : t);
+    skip = 0;
+  }
+  return out;
 }

@@ -35,12 +35,24 @@
  * (measured: that churn, not the cache, is what pushed the mount's RSS past its budget). Because
  * a pooled buffer is rewritten later, `read` never hands one out: it returns a copy (a view only
  * of a buffer the store gave us, which is never reused), and a page a read is copying from is
- * pinned so it is not recycled under it. Queued prefetches hold no buffers.
+ * pinned so it is not recycled under it. Queued prefetches hold no buffers. Buffers evicted while
+ * pinned (a read copying, a disk-cache write) still count against the budget until released.
+ *
+ * Random access (per stream, like readahead): two seeks in a row make a stream random; a random
+ * stream's misses fetch only the small units (`unitSize`, 64 KiB) the read touches instead of
+ * whole pages, cached as their own LRU entries; enough contiguous bytes read (four units) make it
+ * sequential again, with whole pages and a window from one page. A page in memory, in flight or
+ * on disk always serves its units, and a page that lands drops its units from memory.
+ *
+ * On-disk cache (`disk`, src/blob/disk-cache.ts): an extent missing from memory is read from the
+ * disk cache when it is there (verified, else the store); what comes from the store is written
+ * there in the background. Coalesced store requests only ever cover extents the disk lacks.
  */
 import { LRUCache } from 'lru-cache';
 import PQueue from 'p-queue';
 import { SmhError, isSmhError } from '../errors.js';
 import { checkRange, messageOf } from './common.js';
+import type { DiskCache, DiskCacheStats } from './disk-cache.js';
 import { EMPTY_BLOB_KEY, type BlobStore } from './types.js';
 
 export const MiB = 1024 * 1024;
@@ -69,6 +81,13 @@ export interface PageCacheOptions {
    * than the prefetch share of the budget.
    */
   maxRequestBytes?: number;
+  /**
+   * What a random reader's miss fetches (default 64 KiB). Must divide the page size; a unit as
+   * large as a page turns random-access detection off.
+   */
+  unitSize?: number;
+  /** The on-disk cache below memory, already opened; `close()` closes it. */
+  disk?: DiskCache;
 }
 
 /**
@@ -84,6 +103,11 @@ export interface RangeIntoStore {
    * asked one page at a time, which measured faster there.
    */
   readonly readRequestBytes?: number;
+  /**
+   * Optional: the same read done synchronously when that is cheap (a local file whose
+   * descriptor is open); false when it cannot be done now. Random readers' misses use it.
+   */
+  getRangeIntoSync?(key: string, offset: number, targets: Buffer[]): boolean;
 }
 
 function canRangeInto(store: BlobStore): store is BlobStore & RangeIntoStore {
@@ -91,11 +115,11 @@ function canRangeInto(store: BlobStore): store is BlobStore & RangeIntoStore {
 }
 
 export interface PageCacheStats {
-  /** Page lookups by reads that found the page cached. */
+  /** Lookups (of a page, or a unit for random readers) by reads that found it cached. */
   hits: number;
-  /** Page lookups by reads that had to wait for a fetch (new or already in flight). */
+  /** Lookups by reads that had to wait for a fetch (new or already in flight). */
   misses: number;
-  /** Bytes received from the store in successful page fetches. */
+  /** Bytes received from the store in successful fetches (not from the disk cache). */
   bytesFetched: number;
   /** Prefetch page fetches started. */
   prefetches: number;
@@ -103,24 +127,46 @@ export interface PageCacheStats {
   prefetchHits: number;
   /** Failed attempts that were retried. */
   retries: number;
-  /** Page fetches that failed for good (read or prefetch). */
+  /** Fetches that failed for good (read or prefetch). */
   errors: number;
-  /** Bytes of pages in the cache now. */
+  /** Bytes of pages and units in memory now. */
   cachedBytes: number;
+  /**
+   * Bytes of every page and unit buffer the cache holds against its budget: cached, being
+   * fetched, evicted but still lent to a reply, and free in the pools for the next fetches.
+   */
+  bufferBytes: number;
+  /** Units fetched (disk cache or store) for reads of random streams. */
+  unitFetches: number;
+  /** Streams that turned random (two seeks in a row) / sequential again. */
+  toRandom: number;
+  toSequential: number;
+  /** The on-disk cache, when there is one. */
+  disk?: DiskCacheStats;
 }
 
-interface FetchContext {
+/** A cached extent of a blob: a page, or a unit of one (random readers). */
+interface Extent {
+  /** LRU key: `${key}:${page}` for a page, `${key}:${page}.${unit}` for a unit. */
+  k: string;
+  offset: number;
+  length: number;
+  unit: boolean;
+  /** The page holding it (itself, for a page): disk-cache lookups read units from page files. */
+  pageOffset: number;
+  pageLength: number;
+}
+
+interface FetchContext extends Extent {
   key: string;
-  blobSize: number;
-  index: number;
   prefetch: boolean;
-  /** The coalesced request this page's first attempt belongs to. */
+  /** The coalesced request this extent's first attempt belongs to. */
   run?: Run;
 }
 
-/** One store request for pages first..first+lengths.length-1 of a blob. */
+/** One store request for consecutive extents starting at `offset`. */
 interface Run {
-  first: number;
+  offset: number;
   lengths: number[];
   /** p-queue id while queued (promotion), undefined once running. */
   taskId: string | undefined;
@@ -136,6 +182,10 @@ interface Pending {
 
 const READ_PRIORITY = 10;
 const PREFETCH_PRIORITY = 0;
+/** Seeks in a row that make a stream random. */
+const SEEKS_TO_RANDOM = 2;
+/** A random stream continues "sequentially" if a read starts within this of the previous end. */
+const RANDOM_SLACK = 256 * 1024;
 
 /**
  * Per-open-file readahead state; create with `PageCache.openStream()` and pass it to every
@@ -154,6 +204,11 @@ export class ReadStream {
   key: string | undefined;
   sequentialReads = 0;
   seeks = 0;
+  /** Random access: misses fetch small units, no readahead. */
+  random = false;
+  /** Seeks in a row; bytes read contiguously since the last seek. */
+  seekRun = 0;
+  runBytes = 0;
 
   reset(key?: string): void {
     this.window = 0;
@@ -161,6 +216,9 @@ export class ReadStream {
     this.lastPage = -1;
     this.prefetchedThrough = -1;
     this.key = key;
+    this.random = false;
+    this.seekRun = 0;
+    this.runBytes = 0;
   }
 }
 
@@ -192,6 +250,7 @@ export class PageLease {
 export class PageCache {
   readonly store: BlobStore;
   readonly pageSize: number;
+  readonly unitSize: number;
   readonly maxBytes: number;
   readonly readaheadMax: number;
   readonly retries: number;
@@ -203,6 +262,7 @@ export class PageCache {
   readonly prefetchPagesCap: number;
   /** Most pages one store request may cover (1 = no coalescing). */
   readonly maxRequestPages: number;
+  readonly disk: DiskCache | undefined;
 
   readonly #cache: LRUCache<string, Buffer, FetchContext>;
   readonly #queue: PQueue;
@@ -210,25 +270,35 @@ export class PageCache {
   /** Pages brought in (or being brought in) by prefetch and not yet read: for prefetchHits. */
   readonly #prefetched = new Set<string>();
   readonly #inflight = new Set<Promise<unknown>>();
+  readonly #randomEnabled: boolean;
+  /** Contiguous bytes that make a random stream sequential again. */
+  readonly #resumeBytes: number;
+  /** Largest store request for units (random reads spanning several). */
+  readonly #unitRunBytes: number;
   #prefetchInFlight = 0;
   #closed = false;
   #taskSeq = 0;
-  /** Page buffers this cache allocated (only these are ever reused). */
+  /** Buffers this cache allocated (only these are ever reused). */
   readonly #owned = new WeakSet<Buffer>();
-  /** Free page-size buffers, reused by the next fetches. */
+  /** Free page-size and unit-size buffers, reused by the next fetches. */
   readonly #pool: Buffer[] = [];
-  readonly #poolMax: number;
+  readonly #unitPool: Buffer[] = [];
+  /** Bytes of the free buffers in both pools (counted against the budget like any page memory). */
+  #pooledBytes = 0;
   /** Evicted owned buffers, recycled at the next turn of the event loop unless pinned. */
   #retired: Buffer[] = [];
   #drainScheduled = false;
   /** Fetches waiting for retired buffers to reach the pool. */
-  #drainWaiters: Array<() => void> = [];
-  /** Owned buffers a read is copying from, with counts; and those evicted meanwhile. */
+  /** Fetches waiting for a retired buffer of their size (`length`) to reach its pool. */
+  #drainWaiters: Array<{ length: number; wake: () => void }> = [];
+  /** Owned buffers a read (or a disk-cache write) is using, with counts; and those evicted meanwhile. */
   readonly #pins = new Map<Buffer, number>();
   readonly #evictedWhilePinned = new Set<Buffer>();
+  /** Bytes of those evicted-while-pinned buffers: still memory, so still counted against the budget. */
+  #heldBytes = 0;
   /** Bytes of buffers held by running fetches (counted against the budget). */
   #inflightBytes = 0;
-  #s = { hits: 0, misses: 0, bytesFetched: 0, prefetches: 0, prefetchHits: 0, retries: 0, errors: 0 };
+  #s = { hits: 0, misses: 0, bytesFetched: 0, prefetches: 0, prefetchHits: 0, retries: 0, errors: 0, unitFetches: 0, toRandom: 0, toSequential: 0 };
 
   constructor(options: PageCacheOptions) {
     this.store = options.store;
@@ -238,21 +308,26 @@ export class PageCache {
     this.retries = options.retries ?? 4;
     this.backoffMs = options.backoffMs ?? 50;
     this.maxBackoffMs = options.maxBackoffMs ?? 2000;
+    this.disk = options.disk;
     const concurrency = options.concurrency ?? 8;
     const fraction = options.prefetchFraction ?? 0.25;
-    for (const [name, v] of Object.entries({ pageSize: this.pageSize, maxBytes: this.maxBytes, concurrency })) {
+    const unit = options.unitSize ?? 64 * 1024;
+    for (const [name, v] of Object.entries({ pageSize: this.pageSize, maxBytes: this.maxBytes, concurrency, unitSize: unit })) {
       if (!Number.isSafeInteger(v) || v < 1) throw new SmhError('InvalidArgument', `page cache: ${name} must be a positive integer, got ${v}`);
     }
     if (this.maxBytes < this.pageSize) {
       throw new SmhError('InvalidArgument', `page cache: maxBytes (${this.maxBytes}) is smaller than one page (${this.pageSize})`);
     }
+    this.#randomEnabled = unit < this.pageSize && this.pageSize % unit === 0;
+    this.unitSize = this.#randomEnabled ? unit : this.pageSize;
+    this.#resumeBytes = 4 * this.unitSize;
     const prefetchBudget = Math.floor(this.maxBytes * fraction);
     const capPages = Math.floor(Math.min(this.readaheadMax, prefetchBudget) / this.pageSize);
     this.windowCap = this.readaheadMax <= 0 ? 0 : Math.max(1, capPages) * this.pageSize; // 0 turns readahead off
     this.prefetchPagesCap = Math.max(1, Math.floor(prefetchBudget / this.pageSize));
     const requestBytes = options.maxRequestBytes ?? (canRangeInto(this.store) ? (this.store.readRequestBytes ?? this.pageSize) : this.pageSize);
     this.maxRequestPages = Math.max(1, Math.min(Math.floor(requestBytes / this.pageSize), this.prefetchPagesCap));
-    this.#poolMax = Math.max(1, Math.min(64, Math.floor(this.maxBytes / this.pageSize / 4)));
+    this.#unitRunBytes = Math.max(this.pageSize, this.maxRequestPages * this.pageSize);
 
     this.#queue = new PQueue({ concurrency });
     this.#cache = new LRUCache<string, Buffer, FetchContext>({
@@ -261,7 +336,7 @@ export class PageCache {
       // A fetch whose placeholder gets evicted still delivers to its waiters (it is just not
       // cached); without this, lru-cache would resolve the waiting read with undefined.
       ignoreFetchAbort: true,
-      fetchMethod: (k, _stale, { context }) => this.#fetchPage(k, context),
+      fetchMethod: (k, _stale, { context }) => this.#fetchExtent(k, context),
       dispose: (v, k) => {
         this.#prefetched.delete(k);
         if (this.#owned.has(v)) this.#retire(v);
@@ -299,7 +374,7 @@ export class PageCache {
 
   /**
    * `read` without the copy, for a caller that consumes the bytes right away (the mount copies
-   * them into the kernel's buffer): `parts` are views of the cached pages, in order, pinned —
+   * them into the kernel's buffer): `parts` are views of the cached extents, in order, pinned —
    * never recycled — until `release()`, which the caller must call (in a `finally`). Same
    * errors as `read`; the same readahead.
    */
@@ -312,32 +387,23 @@ export class PageCache {
     const end = Math.min(blobSize, offset + length);
     const first = Math.floor(offset / ps);
     const last = Math.floor((end - 1) / ps);
-    const pages: Promise<Buffer>[] = [];
-    if (this.maxRequestPages > 1 && last > first) {
-      // Contiguous missing pages of this read: one request each run.
-      let runStart = -1;
-      let runLen = 0;
-      const flush = (): void => {
-        if (runLen === 0) return;
-        const run = runLen > 1 ? this.#startRun(key, blobSize, runStart, runLen, false) : undefined;
-        for (let i = runStart; i < runStart + runLen; i++) pages.push(this.#page(key, blobSize, i, false, run));
-        runLen = 0;
-      };
-      for (let i = first; i <= last; i++) {
-        if (this.#isMissing(key, i)) {
-          if (runLen === 0) runStart = i;
-          if (++runLen === this.maxRequestPages) flush();
-        } else {
-          flush();
-          pages.push(this.#page(key, blobSize, i, false));
-        }
+    const random = stream ? this.#track(stream, key, offset, end, last) : false;
+    const exts: Extent[] = [];
+    for (let i = first; i <= last; i++) {
+      const page = this.#pageExtent(key, blobSize, i);
+      // A random stream asks for units, unless the whole page is here or on its way anyway.
+      if (!random || this.#cachedOrPending(page.k)) {
+        exts.push(page);
+        continue;
       }
-      flush();
-    } else {
-      for (let i = first; i <= last; i++) pages.push(this.#page(key, blobSize, i, false));
+      const from = Math.max(offset, page.offset);
+      const to = Math.min(end, page.offset + page.length);
+      for (let u = Math.floor(from / this.unitSize); u * this.unitSize < to; u++) exts.push(this.#unitExtent(key, blobSize, u));
     }
-    // After the read's own pages are queued, so they are ahead of any prefetch they trigger.
-    if (stream) this.#readahead(stream, key, blobSize, offset, end, last);
+    if (random) this.#s.unitFetches += exts.filter((e) => e.unit && !this.#cachedOrPending(e.k)).length;
+    const pages = this.#fetchAll(key, exts, false, random ? this.#unitRunBytes : this.maxRequestPages * ps);
+    // After the read's own extents are queued, so they are ahead of any prefetch they trigger.
+    if (stream) this.#prefetchAhead(stream, key, blobSize);
     const settled = await Promise.allSettled(pages);
     const bufs: Buffer[] = [];
     for (const r of settled) if (r.status === 'fulfilled') bufs.push(r.value);
@@ -353,40 +419,96 @@ export class PageCache {
       throw bad.reason;
     }
     const parts = bufs.map((b, j) => {
-      const pageStart = (first + j) * ps;
-      return b.subarray(Math.max(offset, pageStart) - pageStart, Math.min(end, pageStart + ps) - pageStart);
+      const e = exts[j]!;
+      return b.subarray(Math.max(offset, e.offset) - e.offset, Math.min(end, e.offset + e.length) - e.offset);
     });
     return new PageLease(parts, bufs.some((b) => this.#owned.has(b)), release);
   }
 
   stats(): PageCacheStats {
-    return { ...this.#s, cachedBytes: this.#cachedBytes() };
+    const cachedBytes = this.#cachedBytes();
+    const bufferBytes = cachedBytes + this.#inflightBytes + this.#heldBytes + this.#pooledBytes;
+    return { ...this.#s, cachedBytes, bufferBytes, ...(this.disk ? { disk: this.disk.stats() } : {}) };
   }
 
   /**
-   * `readLease` answered synchronously when every page of the range is cached (counted as hits,
-   * readahead as usual); undefined — with nothing counted or started — when any page is not,
+   * `readLease` answered synchronously when every byte of the range is in memory (counted as
+   * hits, readahead as usual); undefined — with nothing counted or started — when any is not,
    * and the caller goes the async way. For a caller that copies the bytes before it yields (the
    * mount answering a cached read without a promise round trip); `release()` is a no-op.
    */
-  readCachedSync(key: string, blobSize: number, offset: number, length: number, stream?: ReadStream): PageLease | undefined {
+  readCachedSync(key: string, blobSize: number, offset: number, length: number, stream?: ReadStream, fetchSync = false): PageLease | undefined {
     if (this.#closed || key === EMPTY_BLOB_KEY || length <= 0 || offset < 0 || offset >= blobSize) return undefined;
+    // A random stream on a store that reads synchronously (local files) fetches its missing
+    // units here and now: no thread-pool round trip, no promise (random 4 KiB reads, 256 MiB
+    // cache, 1 GiB file: see native-notes/blobs.md).
+    const sync = fetchSync && stream?.random === true && stream.key === key && this.#randomEnabled && !this.disk && this.#syncStore();
+    const fetched = new Map<string, Buffer>();
     const ps = this.pageSize;
     const end = Math.min(blobSize, offset + length);
     const first = Math.floor(offset / ps);
     const last = Math.floor((end - 1) / ps);
-    for (let i = first; i <= last; i++) if (!this.#cache.has(pageKey(key, i))) return undefined;
-    const parts: Buffer[] = [];
+    const exts: Extent[] = [];
     for (let i = first; i <= last; i++) {
-      const k = pageKey(key, i);
-      const b = this.#cache.get(k)!; // has() said cached: get() refreshes its recency
-      this.#s.hits++;
-      if (this.#prefetched.delete(k)) this.#s.prefetchHits++;
-      const pageStart = i * ps;
-      parts.push(b.subarray(Math.max(offset, pageStart) - pageStart, Math.min(end, pageStart + ps) - pageStart));
+      const page = this.#pageExtent(key, blobSize, i);
+      if (this.#cache.has(page.k)) {
+        exts.push(page);
+        continue;
+      }
+      if (!this.#randomEnabled) return undefined;
+      const from = Math.max(offset, page.offset);
+      const to = Math.min(end, page.offset + page.length);
+      for (let u = Math.floor(from / this.unitSize); u * this.unitSize < to; u++) {
+        const e = this.#unitExtent(key, blobSize, u);
+        if (!this.#cache.has(e.k)) {
+          const b = sync && !this.#pending.has(e.k) && !this.#pending.has(page.k) ? this.#fetchUnitSync(sync, key, e) : undefined;
+          if (!b) return undefined; // (units fetched so far stay cached: the async path finds them)
+          fetched.set(e.k, b);
+        }
+        exts.push(e);
+      }
     }
-    if (stream) this.#readahead(stream, key, blobSize, offset, end, last);
+    const parts: Buffer[] = [];
+    for (const e of exts) {
+      // has() said cached: get() refreshes its recency. Just fetched: counted as a miss there.
+      const b = fetched.get(e.k) ?? this.#cache.get(e.k)!;
+      if (!fetched.has(e.k)) this.#s.hits++;
+      if (this.#prefetched.delete(e.k)) this.#s.prefetchHits++;
+      parts.push(b.subarray(Math.max(offset, e.offset) - e.offset, Math.min(end, e.offset + e.length) - e.offset));
+    }
+    if (stream) {
+      this.#track(stream, key, offset, end, last);
+      this.#prefetchAhead(stream, key, blobSize);
+    }
     return new PageLease(parts, true, () => undefined);
+  }
+
+  #syncStore(): (BlobStore & Required<Pick<RangeIntoStore, 'getRangeIntoSync'>>) | undefined {
+    const st = this.store as BlobStore & Partial<RangeIntoStore>;
+    return typeof st.getRangeIntoSync === 'function' ? (st as BlobStore & Required<Pick<RangeIntoStore, 'getRangeIntoSync'>>) : undefined;
+  }
+
+  /** A unit fetched synchronously into the cache, or undefined (nothing changed) when the store cannot now. */
+  #fetchUnitSync(store: Required<Pick<RangeIntoStore, 'getRangeIntoSync'>>, key: string, e: Extent): Buffer | undefined {
+    this.#reserve(e.length, e.length);
+    const buf = this.#take(e.length);
+    let ok = false;
+    try {
+      ok = store.getRangeIntoSync(key, e.offset, [buf]);
+    } catch {
+      ok = false; // the async path retries, and reports what it cannot heal
+    } finally {
+      this.#inflightBytes -= e.length;
+    }
+    if (!ok) {
+      this.#recycle(buf);
+      return undefined;
+    }
+    this.#cache.set(e.k, buf);
+    this.#s.misses++;
+    this.#s.unitFetches++;
+    this.#s.bytesFetched += e.length;
+    return buf;
   }
 
   /** Whether a page is cached (fetched, not merely in flight). */
@@ -394,7 +516,7 @@ export class PageCache {
     return this.#cache.has(pageKey(key, index));
   }
 
-  /** Resolves once no page fetch (read, prefetch, or backoff between retries) is under way. */
+  /** Resolves once no fetch (read, prefetch, or backoff between retries) is under way. */
   async idle(): Promise<void> {
     while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight]);
     await this.#queue.onIdle();
@@ -406,11 +528,15 @@ export class PageCache {
     this.#prefetched.clear();
   }
 
-  /** Stop: new reads fail, queued fetches fail fast, cached pages are dropped. */
+  /** Stop: new reads fail, queued fetches fail fast, cached pages are dropped, the disk cache finishes its writes. */
   async close(): Promise<void> {
     this.#closed = true;
     await this.idle();
     this.clear();
+    this.#pool.length = 0;
+    this.#unitPool.length = 0;
+    this.#pooledBytes = 0;
+    await this.disk?.close();
   }
 
   #cachedBytes(): number {
@@ -418,24 +544,83 @@ export class PageCache {
     return Math.max(0, this.#cache.calculatedSize - this.#pending.size);
   }
 
-  #isMissing(key: string, index: number): boolean {
-    const k = pageKey(key, index);
-    return !this.#pending.has(k) && !this.#cache.has(k);
+  #cachedOrPending(k: string): boolean {
+    return this.#pending.has(k) || this.#cache.has(k);
   }
 
-  #page(key: string, blobSize: number, index: number, prefetch: boolean, run?: Run): Promise<Buffer> {
-    const k = pageKey(key, index);
+  #onDisk(key: string, e: Extent): boolean {
+    const d = this.disk;
+    return d !== undefined && (d.has(key, e.pageOffset, e.pageLength) || (e.unit && d.has(key, e.offset, e.length)));
+  }
+
+  /** Not in memory, not on its way, not on disk: only the store has it. */
+  #needsStore(key: string, e: Extent): boolean {
+    return !this.#cachedOrPending(e.k) && !this.#onDisk(key, e);
+  }
+
+  #pageExtent(key: string, blobSize: number, index: number): Extent {
+    const offset = index * this.pageSize;
+    const length = Math.min(this.pageSize, blobSize - offset);
+    return { k: pageKey(key, index), offset, length, unit: false, pageOffset: offset, pageLength: length };
+  }
+
+  /** Unit `u` of the blob (units never cross a page: the unit size divides the page size). */
+  #unitExtent(key: string, blobSize: number, u: number): Extent {
+    const offset = u * this.unitSize;
+    const index = Math.floor(offset / this.pageSize);
+    const pageOffset = index * this.pageSize;
+    return {
+      k: `${pageKey(key, index)}.${(offset - pageOffset) / this.unitSize}`,
+      offset,
+      length: Math.min(this.unitSize, blobSize - offset),
+      unit: true,
+      pageOffset,
+      pageLength: Math.min(this.pageSize, blobSize - pageOffset),
+    };
+  }
+
+  /**
+   * Start (or join) the fetches of `exts`, in blob order, one promise each. Consecutive extents
+   * that only the store has go out as one request of at most `maxRunBytes`.
+   */
+  #fetchAll(key: string, exts: Extent[], prefetch: boolean, maxRunBytes: number): Promise<Buffer>[] {
+    const out: Promise<Buffer>[] = [];
+    let run: Extent[] = [];
+    let runBytes = 0;
+    const flush = (): void => {
+      if (run.length === 0) return;
+      const r = run.length > 1 ? this.#startRun(key, run[0]!.offset, run.map((e) => e.length), prefetch) : undefined;
+      for (const e of run) out.push(this.#extent(key, e, prefetch, r));
+      run = [];
+      runBytes = 0;
+    };
+    for (const e of exts) {
+      if (!this.#needsStore(key, e)) {
+        flush();
+        out.push(this.#extent(key, e, prefetch));
+        continue;
+      }
+      const prev = run.at(-1);
+      if (prev && (prev.offset + prev.length !== e.offset || runBytes + e.length > maxRunBytes)) flush();
+      run.push(e);
+      runBytes += e.length;
+    }
+    flush();
+    return out;
+  }
+
+  #extent(key: string, e: Extent, prefetch: boolean, run?: Run): Promise<Buffer> {
     const status: LRUCache.Status<string, Buffer, FetchContext> = {};
-    const p = this.#cache.fetch(k, { context: { key, blobSize, index, prefetch, ...(run ? { run } : {}) }, status });
+    const p = this.#cache.fetch(e.k, { context: { ...e, key, prefetch, ...(run ? { run } : {}) }, status });
     if (!prefetch) {
       // status.fetch is set synchronously by lru-cache, before its first await.
       if (status.fetch === 'hit') this.#s.hits++;
       else this.#s.misses++;
-      if (status.fetch === 'inflight') this.#promote(k);
-      if (this.#prefetched.delete(k)) this.#s.prefetchHits++;
+      if (status.fetch === 'inflight') this.#promote(e.k);
+      if (this.#prefetched.delete(e.k)) this.#s.prefetchHits++;
     }
     return p.then((v) => {
-      if (v === undefined) throw new SmhError('Internal', `page cache lost page ${index} of ${key}`, key);
+      if (v === undefined) throw new SmhError('Internal', `page cache lost ${e.k}`, key);
       // Pinned in the same microtask checkpoint it is delivered in: recycling waits for a later
       // turn of the event loop, so the read copies from it before it can be reused.
       if (!prefetch) this.#pin(v);
@@ -445,8 +630,17 @@ export class PageCache {
 
   // ── buffer pool ──
 
+  #poolFor(length: number): Buffer[] | undefined {
+    return length === this.pageSize ? this.#pool : length === this.unitSize ? this.#unitPool : undefined;
+  }
+
   #take(length: number): Buffer {
-    const b = (length === this.pageSize ? this.#pool.pop() : undefined) ?? Buffer.allocUnsafeSlow(length);
+    const pooled = this.#poolFor(length)?.pop();
+    if (pooled) {
+      this.#pooledBytes -= pooled.length;
+      return pooled;
+    }
+    const b = Buffer.allocUnsafeSlow(length);
     this.#owned.add(b);
     return b;
   }
@@ -464,25 +658,60 @@ export class PageCache {
       const list = this.#retired;
       this.#retired = [];
       for (const r of list) {
-        if (this.#pins.has(r)) this.#evictedWhilePinned.add(r);
-        else this.#recycle(r);
+        if (this.#pins.has(r)) {
+          if (!this.#evictedWhilePinned.has(r)) this.#heldBytes += r.length;
+          this.#evictedWhilePinned.add(r);
+        } else {
+          this.#recycle(r);
+        }
       }
+      this.#trimPools();
       const waiters = this.#drainWaiters;
       this.#drainWaiters = [];
-      for (const w of waiters) w();
+      for (const w of waiters) w.wake();
     });
   }
 
-  /** A page buffer for a fetch: from the pool, after the retired ones reach it, else new. */
-  async #takePage(): Promise<Buffer> {
-    while (this.#pool.length === 0 && this.#retired.length > 0) {
-      await new Promise<void>((r) => this.#drainWaiters.push(r));
+  /** A buffer for a fetch: from its pool, after the retired ones reach it, else new. */
+  async #takeBuffer(length: number): Promise<Buffer> {
+    const pool = this.#poolFor(length);
+    while (pool && pool.length === 0 && this.#retired.length > 0) {
+      await new Promise<void>((wake) => this.#drainWaiters.push({ length, wake }));
     }
-    return this.#take(this.pageSize);
+    return this.#take(length);
   }
 
+  /**
+   * A free buffer back to its pool. Pools have no cap of their own: they count against the
+   * budget, and `#reserve` lets excess free buffers go before it evicts a cached page. Freeing
+   * page buffers only when memory is really over (not at every burst of evictions) keeps them
+   * out of malloc's churn, which is what left freed megabytes resident before.
+   */
   #recycle(b: Buffer): void {
-    if (b.length === this.pageSize && this.#pool.length < this.#poolMax && !this.#closed) this.#pool.push(b);
+    const pool = this.#closed ? undefined : this.#poolFor(b.length);
+    if (!pool) return;
+    pool.push(b);
+    this.#pooledBytes += b.length;
+  }
+
+  /**
+   * Free buffers over the budget go to the GC — those evicted to make room for a fetch of
+   * another size (units for a page, pages for units) — except one for each waiting fetch of
+   * their size, whose bytes `#inflightBytes` already counts.
+   */
+  #trimPools(): void {
+    let keepPages = 0;
+    let keepUnits = 0;
+    for (const w of this.#drainWaiters) {
+      if (w.length === this.pageSize) keepPages++;
+      else if (w.length === this.unitSize) keepUnits++;
+    }
+    const kept = (): number => Math.min(keepPages, this.#pool.length) * this.pageSize + Math.min(keepUnits, this.#unitPool.length) * this.unitSize;
+    while (this.#cachedBytes() + this.#inflightBytes + this.#heldBytes + this.#pooledBytes - kept() > this.maxBytes) {
+      const pool = this.#unitPool.length > keepUnits ? this.#unitPool : this.#pool.length > keepPages ? this.#pool : undefined;
+      if (!pool) break;
+      this.#pooledBytes -= pool.pop()!.length;
+    }
   }
 
   #pin(b: Buffer): void {
@@ -497,27 +726,40 @@ export class PageCache {
       return;
     }
     this.#pins.delete(b);
-    if (this.#evictedWhilePinned.delete(b)) this.#recycle(b);
+    if (this.#evictedWhilePinned.delete(b)) {
+      this.#heldBytes -= b.length;
+      this.#recycle(b);
+    }
   }
 
   /**
-   * A fetch is about to hold `bytes` of buffers: evict least recently used pages until cached
-   * pages plus running fetches fit the budget (pages in flight are not in the LRU yet).
+   * A fetch is about to hold `bytes` of buffers of `size` bytes each: make room so that cached
+   * pages, running fetches, evicted-but-pinned buffers and free pooled buffers fit the budget —
+   * every page buffer this cache holds. The free buffers this fetch will take are not counted
+   * twice; other free buffers go first (garbage), then the least recently used pages.
    */
-  #reserve(bytes: number): void {
+  #reserve(bytes: number, size: number): void {
     this.#inflightBytes += bytes;
-    while (this.#cachedBytes() + this.#inflightBytes > this.maxBytes) {
+    const own = this.#poolFor(size);
+    const reuse = Math.min(bytes, (own?.length ?? 0) * size);
+    const over = (): boolean => this.#cachedBytes() + this.#inflightBytes + this.#heldBytes + this.#pooledBytes - reuse > this.maxBytes;
+    while (over()) {
+      const other = own === this.#pool ? this.#unitPool : this.#pool;
+      const spare = other.length > 0 ? other : own && own.length * size > reuse ? own : undefined;
+      if (spare) {
+        this.#pooledBytes -= spare.pop()!.length; // freed by the GC
+        continue;
+      }
       const lru = this.#cache.rkeys().next();
       if (lru.done) break;
       this.#cache.delete(lru.value);
     }
   }
 
-  /** Fetch pages first.. (lengths) in one store request, into page buffers. */
-  async #getPages(key: string, first: number, lengths: number[]): Promise<Buffer[]> {
-    const offset = first * this.pageSize;
+  /** Fetch consecutive extents from `offset` (their `lengths`) in one store request, into cache buffers. */
+  async #getExtents(key: string, offset: number, lengths: number[]): Promise<Buffer[]> {
     const total = lengths.reduce((a, b) => a + b, 0);
-    this.#reserve(total);
+    this.#reserve(total, lengths[0]!);
     try {
       if (lengths.length === 1 && !canRangeInto(this.store)) {
         // A plain store returns a fresh buffer of its own: keep it as the page (no copy).
@@ -525,13 +767,13 @@ export class PageCache {
       }
       const targets: Buffer[] = [];
       try {
-        for (const n of lengths) targets.push(n === this.pageSize ? await this.#takePage() : this.#take(n));
+        for (const n of lengths) targets.push(await this.#takeBuffer(n));
         if (canRangeInto(this.store)) {
           await this.store.getRangeInto(key, offset, targets);
         } else {
           const buf = await this.store.getRange(key, offset, total);
           if (!Buffer.isBuffer(buf) || buf.length !== total) {
-            throw new SmhError('BlobUnavailable', `short read of ${key} pages ${first}+${lengths.length}: ${Buffer.isBuffer(buf) ? buf.length : typeof buf} of ${total} bytes`, key);
+            throw new SmhError('BlobUnavailable', `short read of ${key} at ${offset}: ${Buffer.isBuffer(buf) ? buf.length : typeof buf} of ${total} bytes`, key);
           }
           let pos = 0;
           for (const t of targets) pos += buf.copy(t, 0, pos, pos + t.length);
@@ -546,21 +788,55 @@ export class PageCache {
     }
   }
 
-  /** Queue one request for pages first..first+count-1 (all missing); their fetches share it. */
-  #startRun(key: string, blobSize: number, first: number, count: number, prefetch: boolean): Run {
-    const lengths: number[] = [];
-    for (let i = first; i < first + count; i++) lengths.push(Math.min(this.pageSize, blobSize - i * this.pageSize));
-    const id = `${pageKey(key, first)}+${count}#${++this.#taskSeq}`;
-    const run: Run = { first, lengths, taskId: id, promise: Promise.resolve([]) };
+  /** The extent from the disk cache, verified, or undefined (not there, unreadable, corrupt). */
+  async #fromDisk(ctx: FetchContext): Promise<Buffer | undefined> {
+    const disk = this.disk!;
+    const onPage = disk.has(ctx.key, ctx.pageOffset, ctx.pageLength);
+    this.#reserve(ctx.length, ctx.length);
+    try {
+      const buf = await this.#takeBuffer(ctx.length);
+      const ok = onPage
+        ? await disk.read(ctx.key, ctx.pageOffset, ctx.pageLength, ctx.offset, buf)
+        : await disk.read(ctx.key, ctx.offset, ctx.length, ctx.offset, buf);
+      if (ok) return buf;
+      this.#recycle(buf);
+      return undefined;
+    } finally {
+      this.#inflightBytes -= ctx.length;
+    }
+  }
+
+  /** Keep what the store sent on disk too (in the background; the buffer is pinned until written). */
+  #writeBehind(ctx: FetchContext, buf: Buffer): void {
+    const disk = this.disk;
+    if (!disk || disk.state !== 'on' || (ctx.unit && disk.has(ctx.key, ctx.pageOffset, ctx.pageLength))) return;
+    this.#pin(buf);
+    void disk.write(ctx.key, ctx.offset, buf).finally(() => this.#unpin(buf));
+  }
+
+  /** A page arrived: the units of it that random reads cached are now redundant. */
+  #landed(ctx: FetchContext): void {
+    if (ctx.unit || !this.#randomEnabled) return;
+    const pk = pageKey(ctx.key, ctx.offset / this.pageSize);
+    for (let j = 0; j * this.unitSize < ctx.length; j++) {
+      const uk = `${pk}.${j}`;
+      if (this.#cache.has(uk)) this.#cache.delete(uk);
+    }
+  }
+
+  /** Queue one store request for consecutive extents (all missing); their fetches share it. */
+  #startRun(key: string, offset: number, lengths: number[], prefetch: boolean): Run {
+    const id = `${key}@${offset}+${lengths.length}#${++this.#taskSeq}`;
+    const run: Run = { offset, lengths, taskId: id, promise: Promise.resolve([]) };
     run.promise = this.#queue.add(
       () => {
         run.taskId = undefined;
         if (this.#closed) throw new SmhError('BlobUnavailable', 'page cache is closed', key);
-        return this.#getPages(key, first, lengths);
+        return this.#getExtents(key, offset, lengths);
       },
       { priority: prefetch ? PREFETCH_PRIORITY : READ_PRIORITY, id },
     ) as Promise<Buffer[]>;
-    run.promise.catch(() => undefined); // each page's fetch reports (and retries) on its own
+    run.promise.catch(() => undefined); // each extent's fetch reports (and retries) on its own
     return run;
   }
 
@@ -579,28 +855,52 @@ export class PageCache {
     }
   }
 
-  #readahead(s: ReadStream, key: string, blobSize: number, offset: number, end: number, lastPage: number): void {
+  /**
+   * Follow a stream: sequential (or near-sequential) reads grow the window, a seek resets it;
+   * two seeks in a row make the stream random, enough contiguous bytes sequential again.
+   * Returns whether the stream is random now.
+   */
+  #track(s: ReadStream, key: string, offset: number, end: number, lastPage: number): boolean {
     const ps = this.pageSize;
     if (s.key !== key) s.reset(key); // new content under this open file: start over
     // Near-sequential counts as sequential: the kernel has several reads of one file in flight
     // (async readahead) and they can arrive slightly out of order. Within `slack` of where the
     // previous read ended is part of the same stream; anything further is a seek.
-    const slack = Math.max(s.window, ps);
+    const slack = s.random ? RANDOM_SLACK : Math.max(s.window, ps);
     const near = s.sequentialReads + s.seeks > 0 && Math.abs(offset - s.nextOffset) <= slack;
     if (offset === s.nextOffset || near) {
       s.sequentialReads++;
-      if (s.window === 0) s.window = Math.min(ps, this.windowCap);
-      else if (lastPage > s.lastPage) s.window = Math.min(s.window * 2, this.windowCap);
+      s.seekRun = 0;
+      s.runBytes += end - offset;
+      if (s.random && s.runBytes >= this.#resumeBytes) {
+        s.random = false;
+        this.#s.toSequential++;
+      }
+      if (!s.random) {
+        if (s.window === 0) s.window = Math.min(ps, this.windowCap);
+        else if (lastPage > s.lastPage) s.window = Math.min(s.window * 2, this.windowCap);
+      }
       s.nextOffset = Math.max(s.nextOffset, end);
       s.lastPage = Math.max(s.lastPage, lastPage);
     } else {
       s.seeks++;
+      s.runBytes = end - offset;
+      if (this.#randomEnabled && !s.random && ++s.seekRun >= SEEKS_TO_RANDOM) {
+        s.random = true;
+        this.#s.toRandom++;
+      }
       s.window = 0;
       s.prefetchedThrough = lastPage;
       s.nextOffset = end;
       s.lastPage = lastPage;
     }
-    if (s.window === 0) return;
+    return s.random;
+  }
+
+  /** Prefetch the stream's window ahead of its last page. */
+  #prefetchAhead(s: ReadStream, key: string, blobSize: number): void {
+    if (s.random || s.window === 0) return;
+    const ps = this.pageSize;
     const lastBlobPage = Math.floor((blobSize - 1) / ps);
     const upTo = Math.min(lastBlobPage, s.lastPage + s.window / ps);
     const from = Math.max(s.lastPage + 1, s.prefetchedThrough + 1);
@@ -613,48 +913,38 @@ export class PageCache {
       const caughtUp = s.prefetchedThrough <= s.lastPage;
       if (!caughtUp && upTo - from + 1 < runPages && upTo < lastBlobPage) return;
     }
-    let runStart = -1;
-    let runLen = 0;
-    const flush = (): void => {
-      if (runLen > 0) this.#prefetch(key, blobSize, runStart, runLen);
-      runLen = 0;
-    };
+    const exts: Extent[] = [];
     for (let i = from; i <= upTo; i++) {
-      if (this.#prefetchInFlight + runLen >= this.prefetchPagesCap) break; // retried on a later read
+      if (this.#prefetchInFlight + exts.length >= this.prefetchPagesCap) break; // retried on a later read
       s.prefetchedThrough = i;
-      if (!this.#isMissing(key, i)) {
-        flush();
-        continue;
-      }
-      if (runLen === 0) runStart = i;
-      if (++runLen === runPages) flush();
+      const e = this.#pageExtent(key, blobSize, i);
+      if (!this.#cachedOrPending(e.k)) exts.push(e);
     }
-    flush();
+    if (exts.length > 0) this.#prefetch(key, exts, runPages * ps);
   }
 
-  /** Prefetch pages first..first+count-1 (all missing), in one request when count > 1. */
-  #prefetch(key: string, blobSize: number, first: number, count: number): void {
-    const run = count > 1 ? this.#startRun(key, blobSize, first, count, true) : undefined;
-    for (let index = first; index < first + count; index++) {
-      const k = pageKey(key, index);
+  /** Prefetch pages (all missing from memory); those only the store has go out in runs. */
+  #prefetch(key: string, exts: Extent[], maxRunBytes: number): void {
+    const promises = this.#fetchAll(key, exts, true, maxRunBytes);
+    exts.forEach((e, j) => {
       this.#s.prefetches++;
       this.#prefetchInFlight++;
-      this.#prefetched.add(k);
+      this.#prefetched.add(e.k);
       // Fire and forget: a failed prefetch only costs the read that later needs the page a fetch.
-      this.#page(key, blobSize, index, true, run).then(
+      promises[j]!.then(
         () => {
           this.#prefetchInFlight--;
-          if (!this.#cache.has(k)) this.#prefetched.delete(k); // evicted before it landed
+          if (!this.#cache.has(e.k)) this.#prefetched.delete(e.k); // evicted before it landed
         },
         () => {
           this.#prefetchInFlight--;
-          this.#prefetched.delete(k);
+          this.#prefetched.delete(e.k);
         },
       );
-    }
+    });
   }
 
-  #fetchPage(k: string, ctx: FetchContext | undefined): Promise<Buffer> {
+  #fetchExtent(k: string, ctx: FetchContext | undefined): Promise<Buffer> {
     if (!ctx) throw new SmhError('Internal', `page cache fetch without context for ${k}`);
     const p = this.#fetchWithRetries(k, ctx);
     this.#inflight.add(p);
@@ -666,20 +956,27 @@ export class PageCache {
   }
 
   async #fetchWithRetries(k: string, ctx: FetchContext): Promise<Buffer> {
-    const { key, blobSize, index } = ctx;
-    const offset = index * this.pageSize;
-    const expected = Math.min(this.pageSize, blobSize - offset);
+    const { key, offset, length: expected } = ctx;
+    const what = ctx.unit ? `bytes ${offset}+${expected}` : `page ${offset / this.pageSize}`;
     const pending: Pending = { prefetch: ctx.prefetch, taskId: undefined, run: ctx.run };
     this.#pending.set(k, pending);
     try {
+      if (!ctx.run && this.disk && this.disk.state !== 'off') {
+        const fromDisk = this.#onDisk(key, ctx) ? await this.#fromDisk(ctx) : this.disk.missed();
+        if (fromDisk) {
+          this.#landed(ctx);
+          return fromDisk;
+        }
+      }
       for (let attempt = 0; ; attempt++) {
         try {
           let buf: Buffer;
           const run = pending.run;
           if (run) {
-            // First attempt: this page's share of a coalesced request; retries go alone.
+            // First attempt: this extent's share of a coalesced request; retries go alone.
             pending.run = undefined;
-            buf = (await run.promise)[index - run.first]!;
+            const i = run.lengths.length === 1 ? 0 : indexIn(run, offset);
+            buf = (await run.promise)[i]!;
           } else {
             const id = `${k}#${++this.#taskSeq}`;
             pending.taskId = id;
@@ -687,16 +984,18 @@ export class PageCache {
               async () => {
                 pending.taskId = undefined;
                 if (this.#closed) throw new SmhError('BlobUnavailable', 'page cache is closed', key);
-                return (await this.#getPages(key, index, [expected]))[0]!;
+                return (await this.#getExtents(key, offset, [expected]))[0]!;
               },
               { priority: pending.prefetch ? PREFETCH_PRIORITY : READ_PRIORITY, id },
             )) as Buffer;
           }
           if (!Buffer.isBuffer(buf) || buf.length !== expected) {
             // The store broke its contract (a truncated body): never cache or serve this.
-            throw new SmhError('BlobUnavailable', `short read of ${key} page ${index}: ${Buffer.isBuffer(buf) ? buf.length : typeof buf} of ${expected} bytes`, key);
+            throw new SmhError('BlobUnavailable', `short read of ${key} ${what}: ${Buffer.isBuffer(buf) ? buf.length : typeof buf} of ${expected} bytes`, key);
           }
           this.#s.bytesFetched += buf.length;
+          this.#writeBehind(ctx, buf);
+          this.#landed(ctx);
           return buf;
         } catch (e) {
           pending.taskId = undefined;
@@ -707,7 +1006,7 @@ export class PageCache {
             if (isSmhError(e, 'BlobMissing') || isSmhError(e, 'InvalidArgument')) throw e;
             throw new SmhError(
               'BlobUnavailable',
-              `cannot read ${key} page ${index} from ${this.store.description} after ${attempt + 1} attempt(s): ${messageOf(e)}`,
+              `cannot read ${key} ${what} from ${this.store.description} after ${attempt + 1} attempt(s): ${messageOf(e)}`,
               key,
               { cause: e },
             );
@@ -729,6 +1028,16 @@ export class PageCache {
 
 export function pageKey(key: string, index: number): string {
   return `${key}:${index}`;
+}
+
+/** Which of a run's extents starts at `offset`. */
+function indexIn(run: Run, offset: number): number {
+  let pos = run.offset;
+  for (let i = 0; i < run.lengths.length; i++) {
+    if (pos === offset) return i;
+    pos += run.lengths[i]!;
+  }
+  throw new SmhError('Internal', `offset ${offset} is not in the run at ${run.offset}`);
 }
 
 function sleep(ms: number): Promise<void> {

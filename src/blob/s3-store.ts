@@ -20,6 +20,10 @@
  * - Ranged reads never trust the server to honour the range exactly: the Content-Range is checked,
  *   extra bytes are not read (s3rver answers `bytes=0-0` with the whole object), and a body that
  *   ends early is an error, never a short success (B4).
+ * - Ranged reads from an `http:` endpoint (MinIO on a LAN, s3rver) skip the SDK's body stream:
+ *   `s3-get.ts` signs with the SDK's signer and credentials and reads the body straight into the
+ *   page buffers (a quarter of the CPU per GiB). https endpoints (AWS) and anything that reader
+ *   does not handle go through the SDK as before.
  */
 import {
   AbortMultipartUploadCommand,
@@ -46,6 +50,7 @@ import { SmhError, isSmhError } from '../errors.js';
 import { checkKey, checkRange, checkRangeInto, chunksOf, messageOf } from './common.js';
 import { HashingTransform, hashBuffer, isBlobKey, md5Base64 } from './hash.js';
 import { LocalBlobStore } from './local-store.js';
+import { LeanGetter, Unsupported } from './s3-get.js';
 import { EMPTY_BLOB_KEY, MARKER_NAME, type BlobInfo, type BlobStore } from './types.js';
 
 const MiB = 1024 * 1024;
@@ -81,6 +86,8 @@ export interface S3BlobStoreOptions {
   spoolDir?: string;
   /** Keys per ListObjects page (default 1000, the S3 maximum). */
   listPageSize?: number;
+  /** Ranged reads from an http endpoint without the SDK's body stream (default true; s3-get.ts). */
+  leanGets?: boolean;
 }
 
 export class S3BlobStore implements BlobStore {
@@ -97,6 +104,10 @@ export class S3BlobStore implements BlobStore {
   readonly #readTimeoutMs: number;
   /** Ranged GETs of up to 8 MiB: per-request cost dominates smaller ones (page-cache.ts). */
   readonly readRequestBytes = 8 * MiB;
+  /** The SDK-less reader for http endpoints; dropped for good once it meets what it cannot do. */
+  #lean: LeanGetter | undefined;
+  /** Test hook: every ranged GET (either way) as it starts. */
+  onRangedGet: ((offset: number, length: number) => void) | undefined;
 
   constructor(opts: S3BlobStoreOptions) {
     if (!opts.bucket) throw new SmhError('InvalidArgument', 's3 blob store: a bucket name is required');
@@ -123,6 +134,15 @@ export class S3BlobStore implements BlobStore {
       // Fail instead of hanging on a dead endpoint or a stalled connection.
       requestHandler: { connectionTimeout: 5000, socketTimeout: 60_000 },
     });
+    if ((opts.leanGets ?? true) && opts.endpoint?.startsWith('http:')) {
+      this.#lean = new LeanGetter({
+        endpoint: new URL(opts.endpoint),
+        bucket: this.bucket,
+        forcePathStyle: opts.forcePathStyle ?? false,
+        credentials: this.client.config.credentials,
+        region: this.client.config.region,
+      });
+    }
   }
 
   objectKey(key: string): string {
@@ -345,8 +365,29 @@ export class S3BlobStore implements BlobStore {
    * Content-Range start is checked, bytes past the range are not read, a short body is an error.
    */
   async #ranged(key: string, offset: number, length: number, sink: (want: number) => Buffer[]): Promise<number> {
+    this.onRangedGet?.(offset, length);
     // One deadline for the whole request (SDK retries, headers and body): see readTimeoutMs.
     const deadlineMs = this.#readTimeoutMs + Math.ceil(length / MiB) * 1000;
+    if (this.#lean) {
+      const ac = new AbortController();
+      const timer = setTimeout(() => ac.abort(), deadlineMs);
+      try {
+        const r = await this.#lean.get(this.objectKey(key), offset, length, sink, ac.signal);
+        if (r.kind === 'missing') throw new SmhError('BlobMissing', `blob ${key} is not in ${this.description}`, key);
+        return r.kind === 'past-end' ? 0 : r.got;
+      } catch (e) {
+        if (isSmhError(e)) throw e;
+        if (!(e instanceof Unsupported)) {
+          const why = ac.signal.aborted ? `no complete answer within ${deadlineMs} ms` : oneLine(messageOf(e));
+          throw new SmhError('BlobUnavailable', `cannot read blob ${key} from ${this.description}: ${why}`, key, { cause: e });
+        }
+        // A server this reader cannot follow (chunked bodies…): the SDK from now on.
+        this.#lean.close();
+        this.#lean = undefined;
+      } finally {
+        clearTimeout(timer);
+      }
+    }
     const ac = new AbortController();
     let body: Readable | undefined;
     let timedOut = false;
@@ -548,6 +589,7 @@ export class S3BlobStore implements BlobStore {
   }
 
   async close(): Promise<void> {
+    this.#lean?.close();
     this.client.destroy();
   }
 }

@@ -21,6 +21,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { InvalidArgumentError, Option } from 'commander';
 import type { BlobStore } from '../blob/types.js';
 import type { PageCacheStats } from '../blob/page-cache.js';
+import type { DiskCacheStats } from '../blob/disk-cache.js';
 
 export interface OpTotals {
   calls: number;
@@ -34,7 +35,10 @@ export interface MetricSources {
 }
 
 /** Blob-store methods that are requests to the store. */
-const STORE_OPS = ['putFile', 'adoptFile', 'putStream', 'getRange', 'getRangeInto', 'head', 'delete', 'list'] as const;
+const STORE_OPS = ['putFile', 'adoptFile', 'putStream', 'getRange', 'getRangeInto', 'getRangeIntoSync', 'head', 'delete', 'list'] as const;
+
+/** The page cache's counters that are numbers (not the nested disk-cache object). */
+type CacheNumber = Exclude<keyof PageCacheStats, 'disk'>;
 
 /** `127.0.0.1:9567`, `:9567` (all interfaces), `[::1]:9567`, `localhost:0` (any free port). */
 export function parseMetricsAddress(value: string): string {
@@ -68,7 +72,8 @@ export class Metrics {
     collectDefaultMetrics({ register: this.registry, prefix: 'smhfs_' });
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const self = this;
-    const cacheStat = (key: keyof PageCacheStats): number => self.#sources.cache?.()?.[key] ?? 0;
+    const cacheStat = (key: CacheNumber): number => self.#sources.cache?.()?.[key] ?? 0;
+    const diskStat = (key: Exclude<keyof DiskCacheStats, 'state' | 'dir'>): number => self.#sources.cache?.()?.disk?.[key] ?? 0;
     const totals = (): Array<[string, OpTotals]> => [...(self.#sources.ops?.() ?? [])];
     new Gauge({ name: 'smhfs_info', help: 'what this process serves (always 1)', labelNames: ['kind'], registers }).set({ kind }, 1);
     if (kind === 'mount') {
@@ -100,7 +105,7 @@ export class Metrics {
       buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     });
-    const cacheCounter = (name: string, help: string, key: keyof PageCacheStats): void => {
+    const cacheCounter = (name: string, help: string, key: CacheNumber): void => {
       new Counter({
         name,
         help,
@@ -118,6 +123,46 @@ export class Metrics {
     cacheCounter('smhfs_cache_prefetch_hits_total', 'pages a read found already prefetched', 'prefetchHits');
     cacheCounter('smhfs_blob_retries_total', 'blob reads retried after a failed or short answer', 'retries');
     cacheCounter('smhfs_blob_read_failures_total', 'page fetches that failed for good (after retries)', 'errors');
+    cacheCounter('smhfs_cache_unit_fetches_total', 'small (64 KiB) fetches for random readers instead of whole pages', 'unitFetches');
+    cacheCounter('smhfs_cache_random_streams_total', 'open files whose reads turned random', 'toRandom');
+    const diskCounter = (name: string, help: string, key: Exclude<keyof DiskCacheStats, 'state' | 'dir'>): void => {
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          this.reset();
+          this.inc(diskStat(key));
+        },
+      });
+    };
+    diskCounter('smhfs_disk_cache_hits_total', 'pages or units read back from the on-disk cache (verified)', 'hits');
+    diskCounter('smhfs_disk_cache_misses_total', 'fetches the on-disk cache did not have', 'misses');
+    diskCounter('smhfs_disk_cache_read_bytes_total', 'bytes read from the on-disk cache', 'bytesRead');
+    diskCounter('smhfs_disk_cache_written_bytes_total', 'bytes written to the on-disk cache', 'bytesWritten');
+    diskCounter('smhfs_disk_cache_evictions_total', 'files deleted to stay within --cache-disk-size or to free a full disk', 'evictions');
+    diskCounter('smhfs_disk_cache_corrupt_total', 'cache files that failed verification (never served)', 'corrupt');
+    diskCounter('smhfs_disk_cache_errors_total', 'I/O errors on the cache disk', 'errors');
+    diskCounter('smhfs_disk_cache_writes_dropped_total', 'pages not written to the on-disk cache (backlog full or writes paused)', 'writesDropped');
+    new Gauge({
+      name: 'smhfs_disk_cache_bytes',
+      help: 'bytes of on-disk cache files (headers included)',
+      registers,
+      collect() {
+        this.set(diskStat('bytes'));
+      },
+    });
+    new Gauge({
+      name: 'smhfs_disk_cache_state',
+      help: 'the on-disk cache: 1 for its current state (on, degraded: writes paused, off)',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        this.reset();
+        const st = self.#sources.cache?.()?.disk?.state;
+        for (const state of ['on', 'degraded', 'off']) this.set({ state }, st === state || (st === undefined && state === 'off') ? 1 : 0);
+      },
+    });
     new Gauge({
       name: 'smhfs_cache_bytes',
       help: 'bytes held by the page cache',

@@ -501,7 +501,8 @@ export class FuseAdapter {
     const v = h.view; // a dense version only: a sparse one maps through its layout (files.read)
     if (this.#readsWaiting > 0 || node.staging || node.preparing || !v.blob || v.layout || pos >= v.size) return undefined;
     this.files.ensureHold(h);
-    const lease = this.files.reader.cache.readCachedSync(v.blob, v.size, pos, len, h.stream);
+    // Random readers of a local blob fetch missing units right here (a pread): see page-cache.ts.
+    const lease = this.files.reader.cache.readCachedSync(v.blob, v.size, pos, len, h.stream, true);
     if (!lease) return undefined;
     const n = lease.copyTo(buf.subarray(0, len));
     this.files.stats.bytesRead += n;

@@ -52,6 +52,7 @@ export const ERRNO_OF: Record<ErrorCode, number> = {
   LibraryReadOnly: E.EROFS,
   InsufficientStorage: E.ENOSPC,
   Busy: E.EAGAIN,
+  MetaUnavailable: E.EIO,
   Internal: E.EIO,
 };
 

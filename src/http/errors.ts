@@ -74,6 +74,7 @@ const PUBLIC_5XX: Partial<Record<ErrorCode, string>> = {
   BlobMissing: "the file's content is missing from the blob store; run `smhfs fsck` on the library",
   BlobUnavailable: 'the blob store could not be read or written; try again',
   Busy: 'the library is busy; try again',
+  MetaUnavailable: 'the library database cannot be reached; try again',
   LibraryReadOnly: 'the library cannot be written on the server',
   InsufficientStorage: "the server's disk is full",
 };

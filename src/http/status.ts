@@ -56,5 +56,6 @@ export const HTTP_OF: Record<ErrorCode, HttpError> = {
   LibraryReadOnly: h(503, 'ServiceUnavailable', 'ServiceUnavailable'),
   InsufficientStorage: h(507, 'InsufficientStorage', 'InsufficientStorage'),
   Busy: h(503, 'ServiceUnavailable', 'SlowDown'),
+  MetaUnavailable: h(503, 'ServiceUnavailable', 'ServiceUnavailable'),
   Internal: h(500, 'InternalError', 'InternalError'),
 };

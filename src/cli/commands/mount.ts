@@ -8,19 +8,28 @@
  * options; `--read-only` also opens the library read-only, so a library on read-only media mounts.
  *
  * The mount opens the library itself (not through `openLibrary`) because the page-cache options
- * (`--cache-size`, `--page-size`, `--readahead`) are fixed when a Library is constructed; it
- * closes it itself when the mount stops.
+ * (`--cache-size`, `--page-size`, `--readahead`, the disk cache) are fixed when a Library is
+ * constructed; it closes it itself when the mount stops.
+ *
+ * The on-disk cache (`--cache-dir`, `--cache-disk-size`; src/blob/disk-cache.ts) is on by default
+ * for an S3 library, in `<library>/cache`: remote bytes then survive a remount. It is off for a
+ * local store, whose blobs already are local files; `--cache-dir` turns it on there too, and
+ * `--cache-disk-size 0` turns it off.
  *
  * Test-only: `SMHFS_TEST_FAULTS='{"failRate":1,"failOps":["putFile"],"truncateRate":0.5,…}'` in
  * the environment wraps the mount's blob store in a FaultInjectingStore (src/blob/fault-store.ts)
- * with those FaultOptions, so tests can drive B4/B5 failures through the kernel. It prints a
- * warning at start; never set it in production.
+ * with those FaultOptions, so tests can drive B4/B5 failures through the kernel;
+ * `{"diskCache":{"read":"EIO","write":"ENOSPC"}}` fails those operations of the disk cache (and
+ * wraps the store only if store faults are given too). It prints a warning at start; never set it
+ * in production.
  */
 import { createConnection } from 'node:net';
 import { totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
+import { DiskCache, type DiskCacheFaults } from '../../blob/disk-cache.js';
 import { FaultInjectingStore, type FaultOptions } from '../../blob/fault-store.js';
+import type { PageCacheStats } from '../../blob/page-cache.js';
 import { LocalBlobStore } from '../../blob/local-store.js';
 import type { BlobStore } from '../../blob/types.js';
 import type { FuseAdapter } from '../../fuse/adapter.js';
@@ -79,6 +88,8 @@ const MAX_CACHE = Math.max(64 * MiB, Math.floor(totalmem() / MiB) * MiB);
 interface MountCmdOptions {
   grace: number;
   cacheSize: number;
+  cacheDir?: string;
+  cacheDiskSize: number;
   pageSize: number;
   readahead?: number;
   options?: string[];
@@ -110,6 +121,8 @@ export function register(program: Command): void {
     .option('--cache-size <size>', `page cache budget (16M to ${formatSize(MAX_CACHE)}, this machine's memory)`, sizeIn({ min: 16 * MiB, max: MAX_CACHE }), 256 * MiB)
     .option('--page-size <size>', 'page cache page size (4K to 64M)', sizeIn({ min: 4 * KiB, max: 64 * MiB }), MiB)
     .option('--readahead <size>', 'largest readahead window per open file (64K to 1G; default 16M, 64M on S3)', sizeIn({ min: 64 * KiB, max: GiB }))
+    .option('--cache-dir <dir>', 'on-disk cache of remote bytes, kept across remounts (default: <library>/cache for an S3 library; none for a local one)')
+    .option('--cache-disk-size <size>', 'largest on-disk cache (0 turns it off; up to 64T)', sizeIn({ min: 64 * MiB, max: 64 * 1024 * GiB, zero: true }), 10 * GiB)
     .option(
       '--kernel-readahead <size>',
       "the kernel's readahead for this mount (Linux, as root; 0 keeps the kernel's 128K; up to 256M)",
@@ -257,11 +270,21 @@ async function serveMount(mountpoint: string, o: MountCmdOptions, cmd: Command, 
   // Readahead: SPEC B3's 16 MiB, but 64 MiB against an object store, whose per-request
   // latency needs several large requests in flight (cold 1 GiB from s3rver: 225 → 275 MB/s,
   // and less CPU on both sides). Always capped at a quarter of the cache by the page cache.
-  const cacheFor = (config: BlobConfig): ReaderOptions => ({
-    maxBytes: o.cacheSize,
-    pageSize: o.pageSize,
-    readaheadMax: o.readahead ?? (isS3(config) ? 64 : 16) * MiB,
-  });
+  let disk: DiskCache | undefined;
+  const cacheFor = (config: BlobConfig): ReaderOptions => {
+    const cacheDir = o.cacheDir !== undefined ? resolve(o.cacheDir) : isS3(config) ? join(dir, 'cache') : undefined;
+    if (cacheDir !== undefined && o.cacheDiskSize > 0) {
+      disk = new DiskCache({
+        dir: cacheDir,
+        maxBytes: o.cacheDiskSize,
+        log: (line) => logger.log(/failed|cannot|full|less than/.test(line) ? 'warn' : 'info', line.replace(/^smhfs: /, '')),
+        // Pages waiting to be written stay in memory (counted in --cache-size): half of it at most.
+        maxPendingWriteBytes: Math.min(128 * MiB, Math.floor(o.cacheSize / 2)),
+        ...(faults?.diskCache ? { faults: diskFaults(faults.diskCache) } : {}),
+      });
+    }
+    return { maxBytes: o.cacheSize, pageSize: o.pageSize, readaheadMax: o.readahead ?? (isS3(config) ? 64 : 16) * MiB, ...(disk ? { disk } : {}) };
+  };
   let lib: Library;
   let blobStore: BlobStore | undefined;
   let blobConfig: BlobConfig;
@@ -270,7 +293,8 @@ async function serveMount(mountpoint: string, o: MountCmdOptions, cmd: Command, 
       let s = store;
       if (faults) {
         logger.warn(`mount: SMHFS_TEST_FAULTS is set: injecting faults ${JSON.stringify(faults)} (tests only)`);
-        s = new FaultInjectingStore(s ?? new LocalBlobStore(join(dir, 'blobs')), faults);
+        const { diskCache: _theDiskCachesOwn, ...storeFaults } = faults;
+        if (Object.keys(storeFaults).length > 0) s = new FaultInjectingStore(s ?? new LocalBlobStore(join(dir, 'blobs')), storeFaults);
       }
       return metrics ? instrumentableStore(s, dir, (x) => metrics.instrumentStore(x)) : s;
     }));
@@ -282,10 +306,12 @@ async function serveMount(mountpoint: string, o: MountCmdOptions, cmd: Command, 
     throw e;
   }
   const blobs = blobStore;
+  let reader: ContentReader | undefined;
   try {
     const spaceName = g.space ?? '-';
     const space = lib.space(spaceName);
-    const reader = new ContentReader(lib, cacheFor(blobConfig));
+    const read = (reader = new ContentReader(lib, cacheFor(blobConfig)));
+    await disk?.open(); // never throws: an unusable folder means memory only, said in one line
     const fuseOptions = [...(o.options ?? [])];
     if (o.readOnly) fuseOptions.push('ro');
     if (o.allowOther) fuseOptions.push('allow_other');
@@ -298,7 +324,7 @@ async function serveMount(mountpoint: string, o: MountCmdOptions, cmd: Command, 
       mountpoint,
       lib,
       space,
-      reader,
+      reader: read,
       spaceName,
       fuseOptions,
       attrTimeout: o.attrTimeout,
@@ -317,7 +343,7 @@ async function serveMount(mountpoint: string, o: MountCmdOptions, cmd: Command, 
       onAdapter: (adapter: FuseAdapter) =>
         metrics?.setSources({
           ops: () => adapter.counters.entries(),
-          cache: () => reader.cache.stats(),
+          cache: () => read.cache.stats(),
           files: () => ({ openFiles: adapter.files.openNodes, openHandles: adapter.files.openHandles, stagedBytes: adapter.files.stagedBytes }),
         }),
       onReady: () => {
@@ -331,11 +357,22 @@ async function serveMount(mountpoint: string, o: MountCmdOptions, cmd: Command, 
       }),
     });
   } finally {
+    // Finishes the disk cache's writes and releases its folder.
+    await reader?.cache.close().catch(() => undefined);
     // No lib.idle(): a background purge may be long; tasks resume in the next process.
     lib.close();
     await blobStore?.close?.().catch(() => undefined);
     await metricsServer?.close();
   }
+}
+
+/** Faults for the mount's store and its disk cache (`diskCache: {"read": "EIO", "write": "ENOSPC"}`). */
+interface TestFaults extends FaultOptions {
+  diskCache?: Partial<Record<'read' | 'write', string>>;
+}
+
+function diskFaults(spec: Partial<Record<'read' | 'write', string>>): DiskCacheFaults {
+  return (op) => spec[op];
 }
 
 /** One request to a mount's control socket; resolves with the whole answer. */
@@ -383,7 +420,7 @@ function stopServer(socket: string, grace: number | undefined): Promise<number |
 }
 
 /** `SMHFS_TEST_FAULTS` (tests only): FaultOptions as JSON, or undefined when unset. */
-function testFaults(): FaultOptions | undefined {
+function testFaults(): TestFaults | undefined {
   const raw = process.env['SMHFS_TEST_FAULTS'];
   if (raw === undefined || raw === '') return undefined;
   let v: unknown;
@@ -393,7 +430,7 @@ function testFaults(): FaultOptions | undefined {
     throw new UsageError('SMHFS_TEST_FAULTS must be JSON fault options, e.g. {"failRate":1}');
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new UsageError('SMHFS_TEST_FAULTS must be a JSON object');
-  return v as FaultOptions;
+  return v as TestFaults;
 }
 
 interface StatsReply {
@@ -417,7 +454,7 @@ interface StatsReply {
     sparseCommits?: number;
     discarded?: number;
   };
-  cache?: { hits: number; misses: number; bytesFetched: number; prefetches: number; prefetchHits: number; retries: number; errors: number; cachedBytes: number };
+  cache?: PageCacheStats;
   blobs?: string;
   faults?: { injectedFailures: number; injectedTruncations: number };
   rssBytes?: number;
@@ -442,6 +479,15 @@ function printStats(s: StatsReply): void {
       `cache     ${mib(c.cachedBytes)} cached; ${c.hits} hits, ${c.misses} misses, ${c.prefetches} prefetches (${c.prefetchHits} used), ` +
         `${mib(c.bytesFetched)} fetched, ${c.retries} retries, ${c.errors} errors`,
     );
+    if (c.toRandom > 0 || c.unitFetches > 0) printLine(`random    ${c.toRandom} streams turned random (${c.toSequential} back), ${c.unitFetches} small reads`);
+    const d = c.disk;
+    if (d) {
+      printLine(
+        `disk      ${d.state}, ${d.dir}: ${mib(d.bytes)} of ${mib(d.maxBytes)} in ${d.entries} files; ${d.hits} hits, ${d.misses} misses, ` +
+          `${mib(d.bytesRead)} read, ${mib(d.bytesWritten)} written, ${d.evictions} evictions, ${d.corrupt} corrupt, ${d.errors} errors` +
+          (d.writesDropped > 0 ? `, ${d.writesDropped} writes skipped` : ''),
+      );
+    }
   }
   if (s.faults) printLine(`faults    injected ${s.faults.injectedFailures} failures, ${s.faults.injectedTruncations} truncations (SMHFS_TEST_FAULTS)`);
   printLine('op              calls   errors   avg ms');

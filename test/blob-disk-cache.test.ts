@@ -1,0 +1,421 @@
+// The on-disk cache (issue 16): a page is served only after it verifies (torn, truncated,
+// zero-filled or misplaced files never are), LRU eviction under a size limit, concurrent readers
+// of one page make one fetch, kill -9 mid-write then a reopen serves only verified pages, faults
+// on the cache disk (ENOSPC, EIO) fall back to the store (S3) with the right bytes, one process
+// per cache folder, and a "remount" reads a blob again with 0 bytes from S3.
+import t, { type Test } from 'tap';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, open, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DiskCache, headerSize, type DiskCacheOptions } from '../src/blob/disk-cache.js';
+import { MemoryBlobStore } from './helpers/memory-store.js';
+import { PageCache } from '../src/blob/page-cache.js';
+import { s3rverStore, startS3rver } from './helpers/s3rver-harness.js';
+import type { BlobInfo, BlobStore } from '../src/blob/types.js';
+import type { Readable } from 'node:stream';
+import { pageBytes } from './helpers/disk-cache.js';
+
+process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
+const KiB = 1024;
+const PS = 64 * KiB; // pages
+const US = 16 * KiB; // check units (and random-read units)
+const HERE = dirname(fileURLToPath(import.meta.url));
+
+const work = await mkdtemp(join(tmpdir(), 'smhfs-disk-cache-'));
+t.teardown(() => rm(work, { recursive: true, force: true }));
+let dirs = 0;
+const newDir = (): string => join(work, `cache-${++dirs}`);
+
+/** A DiskCache, opened, closed at teardown; log lines collected. */
+async function disk(t: Test, extra: Partial<DiskCacheOptions> & { dir?: string } = {}): Promise<{ d: DiskCache; logs: string[] }> {
+  const logs: string[] = [];
+  const d = new DiskCache({ dir: newDir(), maxBytes: 64 * PS, unitSize: US, log: (l) => logs.push(l), ...extra });
+  await d.open();
+  t.teardown(() => d.close());
+  return { d, logs };
+}
+
+
+/** Every getRange the page cache sends, counted. */
+class CountingStore implements BlobStore {
+  readonly description = 'counting';
+  calls = 0;
+  bytes = 0;
+  constructor(readonly inner: BlobStore) {}
+  async getRange(key: string, offset: number, length: number): Promise<Buffer> {
+    this.calls++;
+    const b = await this.inner.getRange(key, offset, length);
+    this.bytes += b.length;
+    return b;
+  }
+  putFile(key: string, path: string, size: number): Promise<void> {
+    return this.inner.putFile(key, path, size);
+  }
+  putStream(body: Readable | Buffer): Promise<BlobInfo> {
+    return this.inner.putStream(body);
+  }
+  head(key: string): Promise<BlobInfo | undefined> {
+    return this.inner.head(key);
+  }
+  delete(key: string): Promise<void> {
+    return this.inner.delete(key);
+  }
+  list(): AsyncIterable<BlobInfo> {
+    return this.inner.list();
+  }
+}
+
+async function cacheFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const sub of await readdir(join(dir, 'v1'))) for (const n of await readdir(join(dir, 'v1', sub))) out.push(join(dir, 'v1', sub, n));
+  return out;
+}
+
+const fileOf = (dir: string, files: string[], key: string, offset: number, length: number): string =>
+  files.find((f) => f.endsWith(`/${key}-${offset}-${length}`)) ?? `${dir}: no file for ${offset}`;
+
+t.test('extents round-trip: pages, units read out of a page file, unit files; counters', async (t) => {
+  const { d } = await disk(t);
+  const key = 'a'.repeat(64);
+  const page = pageBytes(key, 0, PS);
+  const tail = randomBytes(PS / 2 + 100); // a short last page: units of it end early
+  await d.write(key, 0, page);
+  await d.write(key, PS, tail);
+  await d.write(key, 3 * PS + US, page.subarray(0, US)); // a lone unit
+  t.ok(d.has(key, 0, PS) && d.has(key, PS, tail.length) && d.has(key, 3 * PS + US, US), 'indexed');
+  t.notOk(d.has(key, 0, US), 'a page is not a unit of itself');
+
+  const buf = Buffer.alloc(PS);
+  t.ok(await d.read(key, 0, PS, 0, buf), 'page read back');
+  t.ok(buf.equals(page), 'its bytes');
+  const unit = Buffer.alloc(US);
+  t.ok(await d.read(key, 0, PS, 2 * US, unit), 'a unit out of the page file');
+  t.ok(unit.equals(page.subarray(2 * US, 3 * US)), 'its bytes');
+  const last = Buffer.alloc(tail.length - 2 * US);
+  t.ok(await d.read(key, PS, tail.length, PS + 2 * US, last), 'the short last unit of a short page');
+  t.ok(last.equals(tail.subarray(2 * US)));
+  t.ok(await d.read(key, 3 * PS + US, US, 3 * PS + US, unit) && unit.equals(page.subarray(0, US)), 'a unit file');
+  t.notOk(await d.read(key, 0, PS, 100, unit), 'not on a unit boundary: refused, not guessed');
+  t.notOk(await d.read(key, 5 * PS, PS, 5 * PS, buf), 'absent: a miss');
+
+  const st = d.stats();
+  t.match(st, { state: 'on', hits: 4, writes: 3, bytesWritten: PS + tail.length + US, entries: 3, corrupt: 0, errors: 0 });
+  t.equal(st.bytes, headerSize(PS, US) + PS + headerSize(tail.length, US) + tail.length + headerSize(US, US) + US, 'bytes on disk, headers included');
+  t.equal(st.misses, 2);
+  await d.write(key, 0, page);
+  t.equal(d.stats().writes, 3, 'an extent already stored is not written again');
+});
+
+t.test('a torn, truncated, zeroed, bit-flipped or misplaced file is never served', async (t) => {
+  const mem = new MemoryBlobStore();
+  const bytes = randomBytes(8 * PS);
+  const { key } = await mem.putStream(bytes);
+  const store = new CountingStore(mem);
+  const dir = newDir();
+  {
+    const { d } = await disk(t, { dir });
+    const cache = new PageCache({ store, pageSize: PS, unitSize: US, maxBytes: 64 * PS, disk: d });
+    t.ok((await cache.read(key, bytes.length, 0, bytes.length)).equals(bytes));
+    await cache.close();
+  }
+  const files = await cacheFiles(dir);
+  t.equal(files.length, 8, 'eight page files');
+  const hs = headerSize(PS, US);
+  const damage: Array<[string, (f: string) => Promise<void>]> = [
+    ['truncated to half (a torn write)', (f) => truncate(f, hs + PS / 2)],
+    ['one data bit flipped', async (f) => flip(f, hs + 3 * US + 5)],
+    ['header zero-filled (power loss before the data reached the disk)', async (f) => overwrite(f, 0, Buffer.alloc(hs))],
+    ['data zero-filled', async (f) => overwrite(f, hs, Buffer.alloc(PS))],
+    ['a unit CRC changed', async (f) => flip(f, 64 + 4)],
+    ['another page\'s file under this name', async (f) => writeFile(f, await readFile(fileOf(dir, files, key, 7 * PS, PS)))],
+  ];
+  for (let i = 0; i < damage.length; i++) await damage[i]![1](fileOf(dir, files, key, i * PS, PS));
+
+  const logs: string[] = [];
+  const d2 = new DiskCache({ dir, maxBytes: 64 * PS, unitSize: US, log: (l) => logs.push(l) });
+  await d2.open();
+  t.teardown(() => d2.close());
+  t.equal(d2.stats().entries, 7, 'the truncated file is dropped at start (its size is wrong)');
+  const before = store.calls;
+  const cache2 = new PageCache({ store, pageSize: PS, unitSize: US, maxBytes: 64 * PS, disk: d2 });
+  for (let i = 0; i < 8; i++) {
+    const got = await cache2.read(key, bytes.length, i * PS, PS);
+    t.ok(got.equals(bytes.subarray(i * PS, (i + 1) * PS)), `page ${i} (${damage[i]?.[0] ?? 'intact'}): right bytes`);
+  }
+  t.equal(store.calls - before, 6, 'the six damaged pages came from the store, the intact two from disk');
+  t.match(d2.stats(), { corrupt: 5, hits: 2 }, 'five failed verification (the truncated one never got indexed)');
+  t.ok(logs.filter((l) => /failed verification/.test(l)).length === 5, 'each said so in one line');
+  await cache2.close();
+  // The damaged files were deleted and rewritten from the store: all eight verify now.
+  const d3 = new DiskCache({ dir, maxBytes: 64 * PS, unitSize: US, log: () => undefined });
+  await d3.open();
+  const buf = Buffer.alloc(PS);
+  for (let i = 0; i < 8; i++) t.ok((await d3.read(key, i * PS, PS, i * PS, buf)) && buf.equals(bytes.subarray(i * PS, (i + 1) * PS)), `page ${i} verifies after the repair`);
+  await d3.close();
+});
+
+async function flip(f: string, at: number): Promise<void> {
+  const fh = await open(f, 'r+');
+  const b = Buffer.alloc(1);
+  await fh.read(b, 0, 1, at);
+  b[0] = b[0]! ^ 0x10;
+  await fh.write(b, 0, 1, at);
+  await fh.close();
+}
+
+async function overwrite(f: string, at: number, data: Buffer): Promise<void> {
+  const fh = await open(f, 'r+');
+  await fh.write(data, 0, data.length, at);
+  await fh.close();
+}
+
+t.test('LRU eviction keeps the files within the size limit', async (t) => {
+  const fileSize = headerSize(PS, US) + PS;
+  const { d } = await disk(t, { maxBytes: 5 * fileSize });
+  const key = 'b'.repeat(64);
+  for (let i = 0; i < 5; i++) await d.write(key, i * PS, pageBytes(key, i, PS));
+  t.equal(d.stats().bytes, 5 * fileSize, 'full');
+  t.ok(await d.read(key, 0, PS, 0, Buffer.alloc(PS)), 'page 0 used: most recent now');
+  for (let i = 5; i < 9; i++) {
+    await d.write(key, i * PS, pageBytes(key, i, PS));
+    t.ok(d.stats().bytes <= 5 * fileSize, `after page ${i}: ${d.stats().bytes} ≤ limit`);
+  }
+  t.ok(d.has(key, 0, PS), 'the page read recently survived');
+  t.notOk(d.has(key, PS, PS), 'the least recently used went first');
+  t.ok(d.has(key, 8 * PS, PS), 'the newest is there');
+  t.equal(d.stats().evictions, 4);
+  await new Promise((r) => setTimeout(r, 50)); // unlinks are fire-and-forget
+  t.equal((await cacheFiles(d.dir)).length, 5, 'evicted files are gone from the disk too');
+  // A smaller limit at the next open evicts down to it.
+  await d.close();
+  const d2 = new DiskCache({ dir: d.dir, maxBytes: 2 * fileSize, unitSize: US, log: () => undefined });
+  await d2.open();
+  t.equal(d2.stats().entries, 2, 'reopened with a smaller limit: trimmed');
+  await d2.close();
+});
+
+t.test('concurrent readers of one page make one fetch; a second cache over the folder makes none', async (t) => {
+  const mem = new MemoryBlobStore();
+  const bytes = randomBytes(4 * PS);
+  const { key } = await mem.putStream(bytes);
+  const store = new CountingStore(mem);
+  const dir = newDir();
+  const { d } = await disk(t, { dir });
+  const cache = new PageCache({ store, pageSize: PS, unitSize: US, maxBytes: 64 * PS, disk: d });
+  const reads = Array.from({ length: 20 }, (_, i) => cache.read(key, bytes.length, PS + i * 100, 50));
+  const got = await Promise.all(reads);
+  got.forEach((b, i) => t.ok(b.equals(bytes.subarray(PS + i * 100, PS + i * 100 + 50)), `reader ${i}`));
+  t.equal(store.calls, 1, 'one store request');
+  await cache.close();
+  t.equal(d.stats().writes, 1, 'one disk write');
+
+  const d2 = new DiskCache({ dir, maxBytes: 64 * PS, unitSize: US, log: () => undefined });
+  await d2.open();
+  t.teardown(() => d2.close());
+  const cache2 = new PageCache({ store, pageSize: PS, unitSize: US, maxBytes: 64 * PS, disk: d2 });
+  const again = await Promise.all(Array.from({ length: 20 }, (_, i) => cache2.read(key, bytes.length, PS + i * 100, 50)));
+  again.forEach((b, i) => t.ok(b.equals(bytes.subarray(PS + i * 100, PS + i * 100 + 50)), `reader ${i} after the reopen`));
+  t.equal(store.calls, 1, 'no store request');
+  t.equal(d2.stats().hits, 1, 'one disk read');
+  await cache2.close();
+});
+
+t.test('random reads: units go to disk and come back; a page on disk serves its units', async (t) => {
+  const mem = new MemoryBlobStore();
+  const bytes = randomBytes(16 * PS);
+  const { key } = await mem.putStream(bytes);
+  const store = new CountingStore(mem);
+  const dir = newDir();
+  const { d } = await disk(t, { dir });
+  const cache = new PageCache({ store, pageSize: PS, unitSize: US, maxBytes: 64 * PS, disk: d });
+  await cache.read(key, bytes.length, 0, PS); // page 0 whole (not a random stream)
+  const s = cache.openStream();
+  const offsets = [9 * PS + 5, 3 * PS + US + 7, 12 * PS + 3 * US, 7 * PS, 0 + 2 * US + 1];
+  for (const off of offsets) t.ok((await cache.read(key, bytes.length, off, 100, s)).equals(bytes.subarray(off, off + 100)));
+  t.ok(s.random, 'random after two seeks');
+  await cache.close();
+  t.equal(store.bytes, PS + PS + 3 * US, 'page 0, page 9 (one seek is not random yet), then three units (page 0 was there)');
+  const d2 = new DiskCache({ dir, maxBytes: 64 * PS, unitSize: US, log: () => undefined });
+  await d2.open();
+  t.teardown(() => d2.close());
+  const cache2 = new PageCache({ store, pageSize: PS, unitSize: US, maxBytes: 64 * PS, disk: d2 });
+  const s2 = cache2.openStream();
+  const calls = store.calls;
+  for (const off of [5 * PS, 14 * PS, ...offsets]) t.ok((await cache2.read(key, bytes.length, off, 100, s2)).equals(bytes.subarray(off, off + 100)));
+  t.equal(store.calls - calls, 2, 'after the reopen only the two new places needed the store');
+  t.ok(d2.stats().hits >= 5, 'the rest came from disk (units from unit files and from page files)');
+  await cache2.close();
+});
+
+t.test('kill -9 mid-write, then a reopen serves only verified pages', async (t) => {
+  const dir = newDir();
+  const key = 'c'.repeat(64);
+  const child = spawn(process.execPath, [join(HERE, 'helpers', 'disk-cache-child.js'), dir, key, String(PS)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+  const exited = new Promise<void>((r) => child.on('exit', () => r()));
+  t.teardown(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  for (let i = 0; i < 600 && !/wrote (\d{3,})/.test(out); i++) await new Promise((r) => setTimeout(r, 25));
+  t.match(out, /ready on/, `the child opened the cache ${err}`);
+  child.kill('SIGKILL');
+  await exited;
+  t.equal(child.signalCode, 'SIGKILL', 'killed mid-write');
+  const wrote = Math.max(...[...out.matchAll(/wrote (\d+)/g)].map((m) => Number(m[1])));
+  t.ok(wrote >= 100, `it had stored ${wrote + 1} pages`);
+  t.equal((await readFile(join(dir, 'lock'), 'utf8')).trim().split(':')[1], String(child.pid), 'its lock stayed behind');
+
+  // What a power loss could add to the kill: a renamed file whose data never reached the disk.
+  const files = await cacheFiles(dir);
+  const hs = headerSize(PS, US);
+  await overwrite(files[0]!, hs, Buffer.alloc(PS));
+  await truncate(files[1]!, hs + 100);
+
+  const logs: string[] = [];
+  const d = new DiskCache({ dir, maxBytes: 1 << 30, unitSize: 64 * KiB, log: (l) => logs.push(l) });
+  await d.open();
+  t.teardown(() => d.close());
+  t.equal(d.stats().state, 'on', 'the dead owner\'s lock was taken over');
+  t.same(await readdir(join(dir, 'tmp')), [], 'half-written temp files were removed');
+  let served = 0;
+  let refused = 0;
+  const buf = Buffer.alloc(PS);
+  const indexed = d.stats().entries;
+  for (let i = 0; i <= wrote + 8; i++) {
+    if (!d.has(key, i * PS, PS)) continue;
+    if (await d.read(key, i * PS, PS, i * PS, buf)) {
+      served++;
+      if (!buf.equals(pageBytes(key, i, PS))) t.fail(`page ${i} was served with wrong bytes`);
+    } else {
+      refused++;
+    }
+  }
+  t.equal(served + refused, indexed, 'every indexed page was tried');
+  t.ok(served >= wrote - 8, `${served} pages served, all verified`);
+  t.equal(refused, 1, 'the zero-filled page was refused (the truncated one was never indexed)');
+  t.equal(d.stats().corrupt, 1);
+});
+
+t.test('faults on the cache disk: ENOSPC and EIO fall back to S3 with the right bytes', async (t) => {
+  const s3 = await startS3rver(await mkdtemp(join(work, 's3rver-')), ['smhfs-disk']);
+  t.teardown(() => s3.close());
+  const s3store = s3rverStore(s3, 'smhfs-disk', 'd');
+  t.teardown(() => s3store.close());
+  const bytes = randomBytes(24 * PS + 999);
+  const { key } = await s3store.putStream(bytes);
+  const dir = newDir();
+  let fault: { op: string; code: string } | undefined;
+  const { d, logs } = await disk(t, { dir, retryAfterMs: 200, faults: (op) => (fault && fault.op === op ? fault.code : undefined) });
+  const cache = new PageCache({ store: s3store, pageSize: PS, unitSize: US, maxBytes: 64 * PS, disk: d });
+
+  // ENOSPC on every write: readers never notice; the cache says it once and pauses.
+  fault = { op: 'write', code: 'ENOSPC' };
+  t.ok((await cache.read(key, bytes.length, 0, 8 * PS)).equals(bytes.subarray(0, 8 * PS)), 'ENOSPC: right bytes');
+  await d.idle();
+  t.equal(d.stats().state, 'degraded', 'writes paused');
+  t.equal(logs.filter((l) => /is full \(ENOSPC\); caching in memory only/.test(l)).length, 1, `one log line: ${logs.join(' | ')}`);
+  t.equal(d.stats().writes, 0);
+  t.ok(d.stats().writesDropped > 0, 'later writes were skipped, not queued');
+  // The disk frees up: after the pause, writes resume.
+  fault = undefined;
+  await new Promise((r) => setTimeout(r, 250));
+  t.ok((await cache.read(key, bytes.length, 8 * PS, 8 * PS)).equals(bytes.subarray(8 * PS, 16 * PS)));
+  await d.idle();
+  t.equal(d.stats().state, 'on', 'writing again');
+  t.ok(logs.some((l) => /writing to .* again/.test(l)), 'and said so');
+  t.ok(d.stats().writes >= 8, `pages written after the pause (${d.stats().writes})`);
+
+  // EIO on every read: each page falls back to S3; the bad files are dropped.
+  cache.clear();
+  fault = { op: 'read', code: 'EIO' };
+  const fetched = cache.stats().bytesFetched;
+  t.ok((await cache.read(key, bytes.length, 8 * PS, 8 * PS)).equals(bytes.subarray(8 * PS, 16 * PS)), 'EIO: right bytes');
+  t.equal(cache.stats().bytesFetched - fetched, 8 * PS, 'all from S3');
+  t.ok(d.stats().errors >= 8, 'read errors counted');
+  t.equal(logs.filter((l) => /reading .* failed \(EIO\)/.test(l)).length, 1, 'one log line, not one per page');
+  t.equal(cache.stats().errors, 0, 'no read failed');
+
+  // A write that fails with EIO also pauses writes, and nothing half-written is left behind.
+  fault = { op: 'write', code: 'EIO' };
+  cache.clear();
+  await new Promise((r) => setTimeout(r, 250));
+  t.ok((await cache.read(key, bytes.length, 16 * PS, 8 * PS + 999)).equals(bytes.subarray(16 * PS)), 'EIO on write: right bytes');
+  await d.idle();
+  t.equal(d.stats().state, 'degraded');
+  t.same(await readdir(join(dir, 'tmp')), [], 'no temp file left');
+  await cache.close();
+});
+
+t.test('a remount reads a blob again with 0 bytes from S3', async (t) => {
+  const s3 = await startS3rver(await mkdtemp(join(work, 's3rver-')), ['smhfs-disk']);
+  t.teardown(() => s3.close());
+  const s3store = s3rverStore(s3, 'smhfs-disk', 'r');
+  t.teardown(() => s3store.close());
+  const bytes = randomBytes(5 * 1024 * KiB + 77);
+  const { key } = await s3store.putStream(bytes);
+  const dir = newDir();
+  const read = async (): Promise<{ fetched: number; ok: boolean; disk: number }> => {
+    const d = new DiskCache({ dir, maxBytes: 64 * 1024 * KiB, log: () => undefined });
+    await d.open();
+    const cache = new PageCache({ store: s3store, maxBytes: 16 * 1024 * KiB, disk: d });
+    const s = cache.openStream();
+    const parts: Buffer[] = [];
+    for (let off = 0; off < bytes.length; off += 128 * KiB) parts.push(await cache.read(key, bytes.length, off, 128 * KiB, s));
+    const st = cache.stats();
+    await cache.close(); // finishes the disk writes, releases the folder
+    return { fetched: st.bytesFetched, ok: Buffer.concat(parts).equals(bytes), disk: st.disk!.hits };
+  };
+  const first = await read();
+  t.ok(first.ok, 'first read: every byte');
+  t.equal(first.fetched, bytes.length, 'from S3');
+  const second = await read();
+  t.ok(second.ok, 'second read after the "remount": every byte');
+  t.equal(second.fetched, 0, '0 bytes fetched from S3');
+  t.equal(second.disk, 6, 'six pages from disk');
+});
+
+t.test('one process per cache folder: a second one runs memory-only; a dead owner\'s lock is taken over', async (t) => {
+  const dir = newDir();
+  const { d } = await disk(t, { dir });
+  t.equal(d.stats().state, 'on');
+  const logs: string[] = [];
+  const other = new DiskCache({ dir, maxBytes: 64 * PS, unitSize: US, log: (l) => logs.push(l) });
+  await other.open();
+  t.equal(other.stats().state, 'off', 'the folder is taken: off');
+  t.match(logs.join('\n'), /is in use by .*:\d+; caching in memory only/, 'says so in one line');
+  const key = 'd'.repeat(64);
+  await other.write(key, 0, pageBytes(key, 0, PS));
+  t.notOk(other.has(key, 0, PS), 'an off cache stores nothing');
+  await other.close();
+  t.ok((await stat(join(dir, 'lock'))).isFile(), 'closing the second one left the owner\'s lock');
+  await d.close();
+  await t.rejects(stat(join(dir, 'lock')), { code: 'ENOENT' }, 'the owner removed its lock');
+  await writeFile(join(dir, 'lock'), `${(await import('node:os')).hostname()}:999999999\n`);
+  const again = new DiskCache({ dir, maxBytes: 64 * PS, unitSize: US, log: () => undefined });
+  await again.open();
+  t.equal(again.stats().state, 'on', 'a lock whose process is gone is taken over');
+  await again.close();
+});
+
+t.test('an unusable folder leaves the cache off, with a line, never an error', async (t) => {
+  const file = join(work, 'not-a-dir');
+  await writeFile(file, 'x');
+  const logs: string[] = [];
+  const d = new DiskCache({ dir: join(file, 'cache'), maxBytes: 64 * PS, log: (l) => logs.push(l) });
+  await d.open();
+  t.equal(d.stats().state, 'off');
+  t.match(logs.join('\n'), /cannot use .*; caching in memory only/);
+  const mem = new MemoryBlobStore();
+  const bytes = randomBytes(3 * PS);
+  const { key } = await mem.putStream(bytes);
+  const cache = new PageCache({ store: mem, pageSize: PS, unitSize: US, maxBytes: 64 * PS, disk: d });
+  t.ok((await cache.read(key, bytes.length, 0, bytes.length)).equals(bytes), 'reads work without it');
+  await cache.close();
+  t.equal(resolve(d.dir), join(file, 'cache'));
+});
