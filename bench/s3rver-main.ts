@@ -3,7 +3,7 @@
  * process, so the server does not share a JS thread with what is measured. Prints
  * `endpoint http://127.0.0.1:PORT` when ready; SIGTERM stops it.
  */
-import { startS3rver } from '../src/blob/s3rver-harness.js';
+import { startS3rver } from '../test/helpers/s3rver-harness.js';
 
 const [dir, bucket] = process.argv.slice(2);
 if (!dir || !bucket) throw new Error('usage: s3rver-main DIR BUCKET');

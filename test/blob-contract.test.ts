@@ -10,8 +10,8 @@ import { Readable } from 'node:stream';
 import { FaultInjectingStore } from '../src/blob/fault-store.js';
 import { hashBuffer, hashFile } from '../src/blob/hash.js';
 import { LocalBlobStore } from '../src/blob/local-store.js';
-import { MemoryBlobStore } from '../src/blob/memory-store.js';
-import { s3rverStore, startS3rver } from '../src/blob/s3rver-harness.js';
+import { MemoryBlobStore } from './helpers/memory-store.js';
+import { s3rverStore, startS3rver } from './helpers/s3rver-harness.js';
 import { EMPTY_BLOB_KEY, type BlobInfo, type BlobStore } from '../src/blob/types.js';
 
 const MiB = 1024 * 1024;

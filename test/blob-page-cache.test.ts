@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { isSmhError } from '../src/errors.js';
 import { FaultInjectingStore } from '../src/blob/fault-store.js';
-import { MemoryBlobStore } from '../src/blob/memory-store.js';
+import { MemoryBlobStore } from './helpers/memory-store.js';
 import { PageCache } from '../src/blob/page-cache.js';
 import { EMPTY_BLOB_KEY, type BlobInfo, type BlobStore } from '../src/blob/types.js';
 

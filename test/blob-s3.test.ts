@@ -11,7 +11,7 @@ import { hashBuffer } from '../src/blob/hash.js';
 import { LocalBlobStore } from '../src/blob/local-store.js';
 import { PageCache } from '../src/blob/page-cache.js';
 import { S3BlobStore, checkBlobStore, openBlobStore, parseBlobsUrl } from '../src/blob/s3-store.js';
-import { S3RVER_CREDENTIALS, s3rverStore, startS3rver } from '../src/blob/s3rver-harness.js';
+import { S3RVER_CREDENTIALS, s3rverStore, startS3rver } from './helpers/s3rver-harness.js';
 
 const MiB = 1024 * 1024;
 const work = await mkdtemp(join(tmpdir(), 'smhfs-blob-s3-'));

@@ -9,10 +9,10 @@ import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalBlobStore } from '../src/blob/local-store.js';
-import { MemoryBlobStore } from '../src/blob/memory-store.js';
+import { MemoryBlobStore } from './helpers/memory-store.js';
 import { PageCache, type RangeIntoStore } from '../src/blob/page-cache.js';
 import { S3BlobStore } from '../src/blob/s3-store.js';
-import { s3rverStore, startS3rver } from '../src/blob/s3rver-harness.js';
+import { s3rverStore, startS3rver } from './helpers/s3rver-harness.js';
 import type { BlobInfo, BlobStore } from '../src/blob/types.js';
 import { isSmhError } from '../src/errors.js';
 

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import t from 'tap';
-import { S3RVER_CREDENTIALS, s3rverStore, startS3rver } from '../src/blob/s3rver-harness.js';
+import { S3RVER_CREDENTIALS, s3rverStore, startS3rver } from './helpers/s3rver-harness.js';
 import { canonicalBlobConfig, reconcileBlobConfig, sameBlobConfig } from '../src/cli/blobs.js';
 import { UsageError } from '../src/cli/usage.js';
 import { Library } from '../src/store/library.js';

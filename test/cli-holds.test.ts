@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import t from 'tap';
-import { S3RVER_CREDENTIALS, s3rverStore, startS3rver } from '../src/blob/s3rver-harness.js';
+import { S3RVER_CREDENTIALS, s3rverStore, startS3rver } from './helpers/s3rver-harness.js';
 import { expectFsckClean } from './helpers/fsck.js';
 import { CLI, smhfs } from './helpers/mount.js';
 

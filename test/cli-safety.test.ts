@@ -20,7 +20,7 @@ import { join, relative } from 'node:path';
 import Database from 'better-sqlite3';
 import t, { type Test } from 'tap';
 import { LocalBlobStore } from '../src/blob/local-store.js';
-import { S3RVER_CREDENTIALS, s3rverStore, startS3rver } from '../src/blob/s3rver-harness.js';
+import { S3RVER_CREDENTIALS, s3rverStore, startS3rver } from './helpers/s3rver-harness.js';
 import type { BlobStore } from '../src/blob/types.js';
 import { expectFsckClean, expectSameFiles, librarySha256, runFsck } from './helpers/fsck.js';
 import { CLI, fuseUnavailable, isMounted, sh, smhfs } from './helpers/mount.js';

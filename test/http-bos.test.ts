@@ -6,7 +6,7 @@
  */
 import t from 'tap';
 import { FaultInjectingStore } from '../src/blob/fault-store.js';
-import { MemoryBlobStore } from '../src/blob/memory-store.js';
+import { MemoryBlobStore } from './helpers/memory-store.js';
 import { AK, BosClient, expectError, md5, sdkError, startHarness, unchanged, upload, encPath } from './helpers/http.js';
 
 const B = '-'; // the single-tenant space is bucket "-"
@@ -319,7 +319,7 @@ t.test('B4: a blob that cannot be read is 503, never wrong bytes', async (t) => 
   const h = await startHarness(t, { blobStore: store });
   const big = Buffer.alloc(3 << 20, 7);
   await h.bos.putObject(B, 'big', big);
-  h.lib.cache.clear();
+  h.reader.cache.clear();
   store.failNext(1000);
   const e = await sdkError(h.bos.getObject(B, 'big'));
   t.equal(e.status, 503);
@@ -336,7 +336,7 @@ t.test('B4: a failure after the first chunk cuts the response (the client sees a
   const h = await startHarness(t, { blobStore: store });
   const big = Buffer.alloc(3 << 20, 9);
   await h.bos.putObject(B, 'big', big);
-  h.lib.cache.clear();
+  h.reader.cache.clear();
   store.failFrom = 2 << 20;
   const res = await fetch(`${h.url}/api/v1/file/${h.libId}/-/big?access_token=${h.admin}`);
   t.equal(res.status, 200, 'headers went out with the first chunk');

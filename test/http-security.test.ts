@@ -364,7 +364,7 @@ t.test('F10: one error shape per dialect, nothing leaked, inputs echoed short, u
   // A 502 for a missing blob does not reveal the blob store's path or the key.
   const f = h.lib.space('-').stat('f.txt', {});
   rmSync(join(blobDir, f.blob!.slice(0, 2)), { recursive: true, force: true });
-  h.lib.cache.clear();
+  h.reader.cache.clear();
   const missing = await h.smh('GET', 'file', 'f.txt');
   t.equal(missing.status, 502, `a missing blob: ${missing.text}`);
   t.notMatch(missing.text, blobDir, 'no blob-store path');

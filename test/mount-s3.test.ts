@@ -8,7 +8,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startS3rver } from '../src/blob/s3rver-harness.js';
+import { startS3rver } from './helpers/s3rver-harness.js';
 import { CLI, cleanup, fuseUnavailable, ok, sh, smhfs, startMount, withMount } from './helpers/mount.js';
 
 const why = await fuseUnavailable();

@@ -11,10 +11,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { Library } from '../src/store/library.js';
-import { MemoryBlobStore } from '../src/blob/memory-store.js';
+import { MemoryBlobStore } from './helpers/memory-store.js';
 import type { Conflict, StorageClass } from '../src/store/types.js';
 import {
   blobOf,
+  readerOf,
   dumpDb,
   expectCode,
   expectUnchanged,
@@ -310,7 +311,7 @@ t.test('LibraryReadOnly: a read-only library folder', async (t) => {
     catch (e) { out.open = e.code ?? String(e); }
     if (lib) {
       const s = lib.space('-');
-      try { const i = s.stat('f.txt', {}); out.read = (await lib.readBlob(i.blob, 0, i.size)).toString(); }
+      try { const i = s.stat('f.txt', {}); out.read = (await readerOf(lib).readBlob(i.blob, 0, i.size)).toString(); }
       catch (e) { out.read = 'error ' + (e.code ?? String(e)); }
       try { s.mkdir('new', {}); out.write = 'ok'; } catch (e) { out.write = e.code ?? String(e); }
       try { lib.close(); } catch {}

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Library, DB_FILE } from '../src/store/library.js';
 import { MIGRATIONS, SCHEMA_VERSION } from '../src/store/sqlite/schema.js';
-import { listFiles } from './helpers/store.js';
+import { listFiles, readerOf } from './helpers/store.js';
 
 /** Schema 1–3 had no statfs counters and no bin indexes (undoes migration 4). */
 const SCHEMA_3_USAGE = `
@@ -134,5 +134,5 @@ t.test('D8: a schema-5 library gets nodes.layout; its files stay dense and reada
   t.equal(again.db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
   const info = again.space().stat('f.txt');
   t.equal(info.layout, undefined, 'no layout: a dense file');
-  t.same(await again.readContent(info, 0, 1000), bytes, 'read back byte for byte');
+  t.same(await readerOf(again).readContent(info, 0, 1000), bytes, 'read back byte for byte');
 });

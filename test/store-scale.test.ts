@@ -6,7 +6,7 @@
 import t from 'tap';
 import type { Test } from 'tap';
 import { Library, type Space } from '../src/store/library.js';
-import { MemoryBlobStore } from '../src/blob/memory-store.js';
+import { MemoryBlobStore } from './helpers/memory-store.js';
 import { countSql, type SqlCounter } from './helpers/sql-counter.js';
 import { blobOf, put, tempDir } from './helpers/store.js';
 import { rmSync } from 'node:fs';

@@ -1,4 +1,7 @@
 /**
+ * (Over 600 lines because the cache, its readahead and its pooled buffers share one byte budget
+ * and one LRU: split apart, each part would reach into the private state of the others.)
+ *
  * The page cache: every read of blob bytes goes through here (B2). A blob is cut into fixed-size
  * pages (default 1 MiB) cached in an `lru-cache` under `${key}:${index}` with a byte budget
  * (`maxSize` + `sizeCalculation`). Its `fetchMethod` does the remote read, so concurrent misses

@@ -1,4 +1,7 @@
 /**
+ * (Over 600 lines because it is one store over one SDK: client set-up, ranged and multipart
+ * transfers, retries and the mapping of every S3 error belong together.)
+ *
  * A blob store on any S3-compatible object store (AWS S3, MinIO, Ceph RGW, the S3 endpoints of
  * BOS and COS) through `@aws-sdk/client-s3` (B1). Objects are `<prefix><key>`: flat, because the
  * keys are uniformly distributed hex and S3 partitions by key on its own. Credentials come from

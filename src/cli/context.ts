@@ -100,7 +100,6 @@ export function globalOptions(cmd: Command): LibraryOptions {
 interface Opened {
   lib: Library;
   dir: string;
-  closed: boolean;
   finished: boolean;
   /** A blob store this module made (`--blobs`): closed after the library. */
   ownBlobStore: BlobStore | undefined;
@@ -113,7 +112,9 @@ export const READ_ONLY_COMMANDS = 'ls, cat, stat, trash list, tasks, blobs';
 
 /**
  * Open the library folder (it must exist: `smhfs init`) and one space of it. The
- * library is closed by `runAction` when the action ends; closing it earlier yourself is fine.
+ * library is closed by `runAction` when the action ends (its queued tasks run first); to close it
+ * earlier, call `closeLibrary` (not `lib.close()`: the end of the action would then run tasks on
+ * a closed library).
  *
  * `reading`: the command only reads. A library this process cannot write (a read-only file
  * system, another user's folder) is then opened read-only instead of refused; the command works
@@ -143,14 +144,8 @@ export async function openLibrary(
     }
     ({ lib, blobStore } = await openLibraryWithBlobs(dir, opts, { readOnly: true }, wrap));
   }
-  const entry: Opened = { lib, dir, closed: false, finished: false, ownBlobStore: blobStore };
+  const entry: Opened = { lib, dir, finished: false, ownBlobStore: blobStore };
   opened.push(entry);
-  // Mark it closed if the action closes it itself, so the epilogue does not close it twice.
-  const close = lib.close.bind(lib);
-  lib.close = () => {
-    entry.closed = true;
-    close();
-  };
   let space: Space;
   try {
     space = lib.space(opts.space ?? '-');
@@ -258,6 +253,13 @@ async function checkStoreOwner(dir: string, store: BlobStore | undefined, readOn
   }
 }
 
+/** Close a library `openLibrary` opened before the action ends, without running its tasks. */
+export async function closeLibrary(lib: Library): Promise<void> {
+  const entry = opened.find((o) => o.lib === lib);
+  if (entry) await finishLibrary(entry, false);
+  else lib.close();
+}
+
 /**
  * Run queued tasks (L15) to completion — `runTasks` also waits for the blob collection the
  * store scheduled after permanent deletes (T6) — then close. Errors are reported by the caller.
@@ -266,7 +268,7 @@ async function finishLibrary(entry: Opened, runTasks: boolean): Promise<void> {
   if (entry.finished) return;
   entry.finished = true;
   try {
-    if (runTasks && !entry.closed && !entry.lib.readOnly) {
+    if (runTasks && !entry.lib.readOnly) {
       await runTasksWithProgress(entry.lib);
     }
   } finally {

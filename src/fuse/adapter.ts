@@ -19,7 +19,8 @@ import type { NodeInfo } from '../store/types.js';
 import { SparseLayout } from '../blob/sparse.js';
 import { errnoOf } from './errno.js';
 import type { FuseOps, FuseStat, FuseStatfs } from './native.js';
-import { OpenFiles, type Handle, type OpenNode } from './open-files.js';
+import { OpenFiles, type Handle, type OpenNode } from '../vfs/open-files.js';
+import type { ContentReader } from '../vfs/reader.js';
 import type { FuseLibrary, FuseSpace } from './port.js';
 
 const E = constants.errno;
@@ -92,12 +93,12 @@ export class FuseAdapter {
   readonly #opts: AdapterOptions;
   readonly #log: (line: string) => void;
 
-  constructor(lib: FuseLibrary, space: FuseSpace, opts: AdapterOptions) {
+  constructor(lib: FuseLibrary, space: FuseSpace, reader: ContentReader, opts: AdapterOptions) {
     this.#lib = lib;
     this.#space = space;
     this.#opts = opts;
     this.#log = opts.log ?? ((line) => process.stderr.write(`${line}\n`));
-    this.files = new OpenFiles(lib, space);
+    this.files = new OpenFiles(lib, space, reader);
   }
 
   // ───────────────────────────── plumbing ─────────────────────────────
@@ -278,8 +279,7 @@ export class FuseAdapter {
         run('open', path, async () => {
           const writable = (flags & O_ACCMODE) !== 0;
           const readable = (flags & O_ACCMODE) !== O_WRONLY;
-          const info = writable ? s.statWritable(storePath(path)) : s.stat(storePath(path));
-          if (info.kind === 'dir' && writable) throw fail('IsADirectory', 'is a directory', info.path);
+          const info = s.statOpen(storePath(path), { write: writable });
           if (info.kind !== 'file') return files.open(info, false, false).fd; // dirs, fifos, devices: the kernel does the rest
           const h = files.open(info, writable, readable);
           if (readable) this.#accessDue.set(h.fd, info);
@@ -345,9 +345,7 @@ export class FuseAdapter {
 
       truncate: (path, size, cb) =>
         run('truncate', path, async () => {
-          const info = s.statWritable(storePath(path));
-          if (info.kind === 'dir') throw fail('IsADirectory', 'is a directory', info.path);
-          if (info.kind !== 'file') throw fail('InvalidArgument', 'not a regular file', info.path);
+          const info = s.statTruncatable(storePath(path));
           const open = files.node(info.id);
           if (open && open.writers > 0) await files.truncate(open, size);
           else await files.truncatePath(info, size);
@@ -391,14 +389,11 @@ export class FuseAdapter {
         run('rename', src, () => {
           this.#owners.clear();
           const replaced = files.openNodes > 0 ? this.#openNodeAt(storePath(dest)) : undefined;
-          const moved = s.rename(storePath(src), storePath(dest), { posix: true });
+          const moved = s.rename(storePath(src), storePath(dest));
           if (replaced !== undefined && replaced !== moved.id) files.markOrphan(replaced);
         }, cb),
 
-      // L17: no hard links.
-      link: (src, _dest, cb) => run('link', src, () => {
-        throw fail('NotPermitted', 'hard links are not supported (L17)', storePath(src));
-      }, cb),
+      link: (src, dest, cb) => run('link', src, () => s.link(storePath(src), storePath(dest)), cb),
 
       symlink: (target, path, cb) =>
         run('symlink', path, () => {
@@ -507,7 +502,7 @@ export class FuseAdapter {
     if (this.#readsWaiting > 0 || node.staging || node.preparing || !v.blob || v.layout || pos >= v.size) return undefined;
     this.files.ensureHold(h);
     // Random readers of a local blob fetch missing units right here (a pread): see page-cache.ts.
-    const lease = this.#lib.cache?.readCachedSync(v.blob, v.size, pos, len, h.stream, true);
+    const lease = this.files.reader.cache.readCachedSync(v.blob, v.size, pos, len, h.stream, true);
     if (!lease) return undefined;
     const n = lease.copyTo(buf.subarray(0, len));
     this.files.stats.bytesRead += n;
@@ -522,9 +517,9 @@ export class FuseAdapter {
    */
   async #leaseRead(h: Handle, buf: Buffer, len: number, pos: number): Promise<number | undefined> {
     const node = h.node;
-    const cache = this.#lib.cache;
+    const cache = this.files.reader.cache;
     const v = h.view;
-    if (!cache || node.staging || node.preparing || !v.blob || v.layout || pos >= v.size) return undefined;
+    if (node.staging || node.preparing || !v.blob || v.layout || pos >= v.size) return undefined;
     this.files.ensureHold(h);
     const lease = await cache.readLease(v.blob, v.size, pos, len, h.stream);
     try {
@@ -589,7 +584,7 @@ export class FuseAdapter {
       openHandles: this.files.openHandles,
       openFiles: this.files.openNodes,
       io: { ...this.files.stats },
-      cache: this.#lib.cache?.stats(),
+      cache: this.files.reader.cache.stats(),
     };
   }
 }

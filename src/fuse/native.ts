@@ -12,6 +12,7 @@
  * - everything else (the op dispatch, timeouts, stat packing) is fuse-native's own.
  */
 import { createRequire } from 'node:module';
+import type { Binding } from './binding.js';
 
 const require = createRequire(import.meta.url);
 
@@ -245,3 +246,17 @@ export function fuseAvailable(): { ok: true } | { ok: false; reason: string } {
     return { ok: false, reason: (e as Error).message };
   }
 }
+
+/** fuse-native as a `Binding` (./binding.ts): libfuse 2, path-based, the fallback and macOS binding. */
+export const fuseNativeBinding: Binding<FuseOps, OpTimeouts> = {
+  name: 'fuse-native',
+  capabilities: { callerContext: false, nanosecondTimes: false, invalidation: false, renameFlags: false, maxRequest: 131072 },
+  available: fuseAvailable,
+  mount(mountpoint, ops, opts) {
+    // createFuse refuses unknown options synchronously: nothing is mounted then.
+    const fuse = createFuse(mountpoint, ops, { mountOptions: opts.mountOptions, timeout: opts.timeouts ?? { default: 30_000 }, debug: opts.debug });
+    return new Promise((res, rej) =>
+      fuse.mount((err) => (err ? rej(err) : res({ mountpoint, optionString: () => fuse.optionString() }))),
+    );
+  },
+};

@@ -3,16 +3,18 @@
  * the real classes so a change of signature there is a compile error here.
  */
 import type { Library, Space } from '../store/library.js';
+import type { FilesLibrary } from '../vfs/port.js';
 
-export type FuseLibrary = Pick<Library, 'dir' | 'stagingDir' | 'storeBlobFromFile' | 'abandonBlob' | 'readContent' | 'holdBlob' | 'sync'> & {
-  readonly cache: Pick<Library['cache'], 'openStream' | 'stats' | 'readLease' | 'readCachedSync'> | undefined;
-};
+export type FuseLibrary = Pick<Library, 'dir' | 'sync'> & FilesLibrary;
 
 export type FuseSpace = Pick<
   Space,
   | 'stat'
   | 'statNode'
   | 'statWritable'
+  | 'statOpen'
+  | 'statTruncatable'
+  | 'link'
   | 'readdir'
   | 'readlink'
   | 'statfs'

@@ -4,7 +4,7 @@
  * 1. The mountpoint is checked: a stale mount left by a crashed server (stat fails with ENOTCONN,
  *    "Transport endpoint is not connected") is detached (`fusermount -uz`, else `umount -l`) with
  *    a message; a live mount is refused.
- * 2. fuse-native mounts with our options (native-notes/fuse-native.md) and the adapter's ops.
+ * 2. the binding (./binding.ts; fuse-native today) mounts with our options (native-notes/fuse-native.md) and the adapter's ops.
  * 3. It runs until SIGINT/SIGTERM/SIGHUP or `smhfs unmount` (a stop request on the control
  *    socket), or until someone detaches it (`smhfs unmount -l`, `umount -l`, `fusermount -u`),
  *    which it notices in the mount table.
@@ -23,7 +23,8 @@ import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { resolve } from 'node:path';
 import { FuseAdapter } from './adapter.js';
-import { createFuse, type OpTimeouts, type SmhFuse } from './native.js';
+import type { Binding, MountedFs } from './binding.js';
+import { fuseNativeBinding, type FuseOps, type OpTimeouts } from './native.js';
 import {
   fuseConnectionOpen,
   fuseUnmount,
@@ -35,6 +36,7 @@ import {
   writeRegistry,
 } from './mounts.js';
 import type { FuseLibrary, FuseSpace } from './port.js';
+import type { ContentReader } from '../vfs/reader.js';
 
 /** Always passed on Linux; see native-notes/fuse-native.md for each. */
 const LINUX_MOUNT_OPTIONS = [
@@ -75,6 +77,10 @@ export interface ServeOptions {
   mountpoint: string;
   lib: FuseLibrary & { startBackground?: () => void };
   space: FuseSpace;
+  /** The one read path (it owns the page cache): src/vfs/reader.ts. */
+  reader: ContentReader;
+  /** The FUSE binding (./binding.ts); default fuse-native. */
+  binding?: Binding<FuseOps, OpTimeouts>;
   spaceName: string;
   /** User `-o` options, comma-separated strings (passed through verbatim). */
   fuseOptions?: string[];
@@ -139,10 +145,6 @@ export function mountOptionList(opts: { fuseOptions?: string[]; attrTimeout?: nu
   return [...BASE_MOUNT_OPTIONS, `attr_timeout=${t}`, `entry_timeout=${t}`, ...user];
 }
 
-function mountFuse(fuse: SmhFuse): Promise<void> {
-  return new Promise((res, rej) => fuse.mount((err) => (err ? rej(err) : res())));
-}
-
 /** Serve until stopped; resolves with the exit code (0 after a clean unmount). */
 export async function serve(opts: ServeOptions): Promise<number> {
   const log = opts.log ?? ((line: string, _level?: 'error' | 'warn' | 'info') => process.stderr.write(`${line}\n`));
@@ -166,7 +168,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
   }
 
   // 2. Mount. (The mountpoint reaches the store per call, as the adapter's resolve context: D10.)
-  let fuse: SmhFuse | undefined;
+  let mounted: MountedFs | undefined;
   /** What `smhfs stats` and the root's `user.smhfs.stats` show. */
   const statsSnapshot = (): Record<string, unknown> => ({
     pid: process.pid,
@@ -174,13 +176,13 @@ export async function serve(opts: ServeOptions): Promise<number> {
     library: opts.lib.dir,
     space: opts.spaceName,
     uptimeSec: Math.round(process.uptime()),
-    mountOptions: fuse?.optionString() ?? '',
+    mountOptions: mounted?.optionString() ?? '',
     rssBytes: process.memoryUsage.rss(),
     memory: (({ heapTotal, external, arrayBuffers }) => ({ heapTotal, external, arrayBuffers }))(process.memoryUsage()),
     ...opts.extraStats?.(),
     ...adapter.snapshot(),
   });
-  const adapter: FuseAdapter = new FuseAdapter(opts.lib, opts.space, {
+  const adapter: FuseAdapter = new FuseAdapter(opts.lib, opts.space, opts.reader, {
     mountpoint: mp,
     presentAs: process.getuid?.() === 0 ? undefined : { uid: process.getuid!(), gid: process.getgid!() },
     log: (line) => log(line, 'error'),
@@ -189,9 +191,10 @@ export async function serve(opts: ServeOptions): Promise<number> {
   });
   opts.onAdapter?.(adapter);
   const mountOptions = mountOptionList(opts);
-  fuse = createFuse(mp, adapter.ops(), { mountOptions, timeout: OP_TIMEOUTS, debug: opts.debug === true });
+  const binding = opts.binding ?? fuseNativeBinding;
+  const mounting = binding.mount(mp, adapter.ops(), { mountOptions, timeouts: OP_TIMEOUTS, debug: opts.debug === true });
   try {
-    await mountFuse(fuse);
+    mounted = await mounting;
   } catch (e) {
     // A mount the kernel made but nobody serves would answer ENOTCONN forever: never leave one.
     const left = await mountState(mp);

@@ -22,10 +22,14 @@ import { verifyBosRequest } from './bos-auth.js';
 import type { BosCredentials } from './bos-auth.js';
 import { httpDate, sendContent } from './download.js';
 import { bosRequestId, closeIfBodyUnread, sendBosError, sendSmhError, wire } from './errors.js';
+import type { ContentReader } from '../vfs/reader.js';
+import { upload } from '../vfs/upload.js';
 import type { HttpLibrary, HttpSpace } from './store-port.js';
 
 export interface BosOptions {
   lib: HttpLibrary;
+  /** The one read path (src/vfs/reader.ts). */
+  reader: ContentReader;
   credentials: BosCredentials | undefined;
 }
 
@@ -117,7 +121,7 @@ function hasSubresource(q: Q): string | undefined {
 }
 
 export async function bosRoutes(app: FastifyInstance, opts: BosOptions): Promise<void> {
-  const { lib } = opts;
+  const { lib, reader } = opts;
 
   // No body is ever parsed: PutObject streams the raw request to the blob store.
   app.removeAllContentTypeParsers();
@@ -158,7 +162,7 @@ export async function bosRoutes(app: FastifyInstance, opts: BosOptions): Promise
       .header('x-bce-storage-class', own.storageClass);
     if (link) reply.header('x-bce-object-type', 'Symlink');
     setMetaHeaders(reply, await space.userMeta(own.id));
-    return sendContent(reply, lib, node, req.headers.range, head);
+    return sendContent(reply, reader, node, req.headers.range, head);
   }
 
   async function put(req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
@@ -206,17 +210,14 @@ export async function bosRoutes(app: FastifyInstance, opts: BosOptions): Promise
     };
     await space.checkPutFile(key, putOpts);
     const body = req.body instanceof Readable ? req.body : Readable.from([]);
-    const ref = await lib.storeBlobFromStream(body);
-    try {
+    const etag = await upload(lib, { stream: body }, async (ref) => {
       if (md5 !== undefined && Buffer.from(md5.trim(), 'base64').toString('hex') !== ref.etag) {
         throw wire('BadDigest', 'the Content-MD5 you specified did not match what was received');
       }
       await space.putFile(key, ref, putOpts);
-    } catch (e) {
-      await lib.abandonBlob(ref);
-      throw e;
-    }
-    return reply.code(200).header('etag', `"${ref.etag}"`).header('content-length', '0').send();
+      return ref.etag;
+    });
+    return reply.code(200).header('etag', `"${etag}"`).header('content-length', '0').send();
   }
 
   async function del(req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {

@@ -1,5 +1,6 @@
 /**
- * Shared by both dialects: `Range` parsing and streaming a file's blob through the page cache.
+ * Shared by both dialects: `Range` parsing and streaming a file's content through the one read
+ * path (src/vfs/reader.ts: page cache → blob store).
  *
  * B4: the first chunk is read before any header is sent, so a blob that cannot be read at all is a
  * clean 502/503. A failure after that destroys the response: the client sees a connection closed
@@ -8,10 +9,9 @@
 import { Readable } from 'node:stream';
 import type { FastifyReply } from 'fastify';
 import { fail } from '../errors.js';
-import type { ReadStream } from '../blob/page-cache.js';
 import type { NodeInfo } from '../store/types.js';
 import { RangeError416 } from './errors.js';
-import type { HttpLibrary } from './store-port.js';
+import type { ContentReader, OpenContent } from '../vfs/reader.js';
 
 /** Inclusive byte range. */
 export interface ByteRange {
@@ -53,10 +53,10 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
   return { start, end: Math.min(end, size - 1) };
 }
 
-async function readChunk(lib: HttpLibrary, file: NodeInfo, rs: ReadStream, offset: number, len: number): Promise<Buffer> {
+async function readChunk(content: OpenContent, offset: number, len: number): Promise<Buffer> {
   // readContent: a sparse file's holes are zeros, never fetched (D8)
-  const buf = await lib.readContent(file, offset, len, rs);
-  if (buf.length !== len) throw fail('BlobUnavailable', `short read of blob ${file.blob}: ${buf.length} of ${len} bytes at ${offset}`);
+  const buf = await content.read(offset, len);
+  if (buf.length !== len) throw fail('BlobUnavailable', `short read of blob ${content.version.blob}: ${buf.length} of ${len} bytes at ${offset}`);
   return buf;
 }
 
@@ -66,7 +66,7 @@ async function readChunk(lib: HttpLibrary, file: NodeInfo, rs: ReadStream, offse
  */
 export async function sendContent(
   reply: FastifyReply,
-  lib: HttpLibrary,
+  reader: ContentReader,
   file: NodeInfo,
   rangeHeader: string | undefined,
   head: boolean,
@@ -82,18 +82,17 @@ export async function sendContent(
   if (head || length === 0) return reply.send();
   const key = file.blob;
   if (!key) throw fail('BlobMissing', `file ${file.path} has no content blob`, file.path);
-  // Chunks are one cache page and end on page boundaries; one ReadStream per response makes the
-  // page cache read ahead while the client keeps reading sequentially (B3).
-  const chunk = lib.cache.pageSize;
-  const rs = lib.cache.openStream();
+  // Chunks are one cache page and end on page boundaries; the reader's own stream makes the page
+  // cache read ahead while the client keeps reading sequentially (B3).
+  const chunk = reader.cache.pageSize;
   const firstLen = Math.min(length, chunk - (start % chunk));
   // D7: held until the response is done, so a delete by anyone cannot take the bytes mid-body.
-  const hold = lib.holdBlob(key);
+  const content = reader.openContent(file);
   let first: Buffer;
   try {
-    first = await readChunk(lib, file, rs, start, firstLen);
+    first = await readChunk(content, start, firstLen);
   } catch (e) {
-    hold.release();
+    content.release();
     throw e;
   }
   async function* rest(): AsyncGenerator<Buffer> {
@@ -101,12 +100,12 @@ export async function sendContent(
     let off = start + firstLen;
     while (off <= end) {
       const n = Math.min(chunk, end - off + 1);
-      yield await readChunk(lib, file, rs, off, n);
+      yield await readChunk(content, off, n);
       off += n;
     }
   }
   const body = Readable.from(rest(), { objectMode: false });
-  body.once('close', () => hold.release());
+  body.once('close', () => content.release());
   return reply.send(body);
 }
 

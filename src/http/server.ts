@@ -2,7 +2,7 @@
  * `smhfs serve`: one Fastify server with both dialects over one library (SPEC section 8).
  *   /api/v1/…            SMH (./smh.ts)
  *   /v1/{bucket}/{key}   BOS (./bos.ts), also /{bucket}/{key} as the Node SDK sends it
- * Asynchronous purge tasks (L15) are run in the background by `lib.runTasks()`.
+ * Asynchronous purge tasks (L15) run on the store's one scheduler, kicked when a request queues one.
  *
  * Connection limits (`ServerLimits`, documented in the README): the header section must arrive
  * within `headersTimeoutMs`, a whole request within `requestTimeoutMs`, a connection silent for
@@ -23,9 +23,12 @@ import { logSerializers } from './redact.js';
 import { parseListen } from './listen.js';
 import { smhRoutes } from './smh.js';
 import type { HttpLibrary } from './store-port.js';
+import { ContentReader } from '../vfs/reader.js';
 
 export interface ServerOptions {
   lib: HttpLibrary;
+  /** The one read path (it owns the page cache); default: one of its own over `lib`. */
+  reader?: ContentReader;
   /** `host:port` (`[::1]:8080` for IPv6); port 0 picks a free one. Default 127.0.0.1:8080. */
   listen?: string;
   /** BOS access key pair; without it every BOS request is refused (403 AccessDenied). */
@@ -76,12 +79,15 @@ export interface RunningServer {
 
 export { parseListen };
 
-/** Runs `lib.runTasks()` whenever asked, never twice at once, and on a slow timer. */
-class TaskRunner {
-  private running: Promise<void> | undefined;
-  private again = false;
+/**
+ * When the server looks for purge tasks (L15): after a request queued one, and on a slow timer
+ * for tasks other processes queued. Running them is the store's one scheduler (`lib.kickTasks`:
+ * never twice at once, again after a kick during a run); this only decides when.
+ */
+class TaskTrigger {
+  private last: Promise<void> | undefined;
   private stopped = false;
-  private timer: NodeJS.Timeout | undefined;
+  private readonly timer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly lib: HttpLibrary,
@@ -96,31 +102,13 @@ class TaskRunner {
 
   kick(): void {
     if (this.stopped) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.running = (async () => {
-      do {
-        this.again = false;
-        try {
-          // A plain read first: runTasks() claims in an IMMEDIATE (write-locking) transaction,
-          // which a poll with nothing to do should not take.
-          const pending = (await this.lib.tasks()).some((t) => t.state === 'queued' || t.state === 'running');
-          if (pending) await this.lib.runTasks();
-        } catch (err) {
-          this.log.error({ err }, 'background task run failed');
-        }
-      } while (this.again && !this.stopped);
-    })().finally(() => {
-      this.running = undefined;
-    });
+    this.last = this.lib.kickTasks((err) => this.log.error({ err }, 'background task run failed'));
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
-    await this.running;
+    await this.last;
   }
 }
 
@@ -174,10 +162,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     },
   });
   app.server.maxConnections = limits.maxConnections;
-  const tasks = new TaskRunner(opts.lib, app.log, opts.taskPollMs ?? 5000);
+  const tasks = new TaskTrigger(opts.lib, app.log, opts.taskPollMs ?? 5000);
 
-  await app.register(smhRoutes, { prefix: '/api/v1', lib: opts.lib, onTaskQueued: () => tasks.kick(), maxCopyNodes: limits.maxCopyNodes });
-  await app.register(bosRoutes, { lib: opts.lib, credentials: opts.bos });
+  const reader = opts.reader ?? new ContentReader(opts.lib);
+  await app.register(smhRoutes, { prefix: '/api/v1', lib: opts.lib, reader, onTaskQueued: () => tasks.kick(), maxCopyNodes: limits.maxCopyNodes });
+  await app.register(bosRoutes, { lib: opts.lib, reader, credentials: opts.bos });
 
   app.setNotFoundHandler((req, reply) => {
     const path = req.url.split('?')[0] ?? '';

@@ -7,15 +7,19 @@ import { posix } from 'node:path';
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { fail } from '../errors.js';
-import type { Authorize, Conflict, NodeInfo, RecycleItem, Task } from '../store/types.js';
+import { type Authorize, type Conflict, DEFAULT_CONFLICT, type NodeInfo, type RecycleItem, type Task } from '../store/types.js';
 import { httpDate, isoDate, sendContent } from './download.js';
 import { sendSmhError, wire } from './errors.js';
 import { authenticate, authorizer, parseGrants, requireGrant } from './grants.js';
 import type { Operation } from './grants.js';
+import type { ContentReader } from '../vfs/reader.js';
+import { upload } from '../vfs/upload.js';
 import type { HttpLibrary, HttpSpace, TokenInfo } from './store-port.js';
 
 export interface SmhOptions {
   lib: HttpLibrary;
+  /** The one read path (src/vfs/reader.ts). */
+  reader: ContentReader;
   /** Called after an operation queued an asynchronous purge task (L15). */
   onTaskQueued: () => void;
   /** The most items one copy may create (the request's work budget). */
@@ -164,7 +168,7 @@ function byteOrder(a: string, b: string): number {
 }
 
 export async function smhRoutes(app: FastifyInstance, opts: SmhOptions): Promise<void> {
-  const { lib } = opts;
+  const { lib, reader } = opts;
   const maxNodes = opts.maxCopyNodes ?? Infinity;
   const tokens = new WeakMap<FastifyRequest, TokenInfo>();
 
@@ -222,7 +226,7 @@ export async function smhRoutes(app: FastifyInstance, opts: SmhOptions): Promise
       },
       async (req, reply) => {
         const q = req.query as Q;
-        const conflict = (q.conflict_resolution_strategy as Conflict | undefined) ?? 'rename';
+        const conflict = (q.conflict_resolution_strategy as Conflict | undefined) ?? DEFAULT_CONFLICT.place;
         const space = spaceOf(req);
         const path = pathOf(req);
         const cmd = command(req);
@@ -247,15 +251,12 @@ export async function smhRoutes(app: FastifyInstance, opts: SmhOptions): Promise
         const authorize = allow(req, 'upload_file', conflict);
         await space.checkPutFile(path, { conflict });
         const body = req.body as Readable | undefined;
-        const ref = await lib.storeBlobFromStream(body instanceof Readable ? body : emptyStream());
-        try {
-          const placed = await space.putFile(path, ref, { conflict, authorize });
-          reply.header('etag', `"${ref.etag}"`);
-          return json(reply, 200, { path: placed.path });
-        } catch (e) {
-          await lib.abandonBlob(ref);
-          throw e;
-        }
+        const { placed, etag } = await upload(lib, { stream: body instanceof Readable ? body : emptyStream() }, async (ref) => ({
+          placed: await space.putFile(path, ref, { conflict, authorize }),
+          etag: ref.etag,
+        }));
+        reply.header('etag', `"${etag}"`);
+        return json(reply, 200, { path: placed.path });
       },
     );
 
@@ -275,7 +276,7 @@ export async function smhRoutes(app: FastifyInstance, opts: SmhOptions): Promise
           .header('content-type', 'application/octet-stream')
           .header('last-modified', httpDate(node.mtimeUs));
         if (node.etag) reply.header('etag', `"${node.etag}"`);
-        return sendContent(reply, lib, node, req.headers.range, false);
+        return sendContent(reply, reader, node, req.headers.range, false);
       },
     );
 
@@ -307,16 +308,16 @@ export async function smhRoutes(app: FastifyInstance, opts: SmhOptions): Promise
         // The directory endpoint moves and copies directories only; replacing a file needs the
         // file grant (the store asks `authorize` what it is about to replace, C5).
         if (cmd?.from !== undefined) {
-          const conflict = strategy ?? 'rename';
+          const conflict = strategy ?? DEFAULT_CONFLICT.place;
           const placed = await space.move(cmd.from, path, { conflict, kind: 'dir', authorize: allow(req, 'move_directory', conflict) });
           return json(reply, 200, { path: placed.path });
         }
         if (cmd?.copyFrom !== undefined) {
-          const conflict = strategy ?? 'rename';
+          const conflict = strategy ?? DEFAULT_CONFLICT.place;
           const placed = await space.copy(cmd.copyFrom, path, { conflict, kind: 'dir', authorize: allow(req, 'copy_directory', conflict), maxNodes });
           return json(reply, 200, { path: placed.path });
         }
-        const conflict = strategy ?? 'ask'; // C4: directory create defaults to ask
+        const conflict = strategy ?? DEFAULT_CONFLICT.mkdir;
         const placed = await space.mkdir(path, { conflict, authorize: allow(req, 'create_directory', conflict) });
         return json(reply, 201, { path: placed.path });
       },
@@ -392,7 +393,7 @@ export async function smhRoutes(app: FastifyInstance, opts: SmhOptions): Promise
     },
     async (req, reply) => {
       const q = req.query as Q;
-      const conflict = (q.conflict_resolution_strategy as Conflict | undefined) ?? 'rename';
+      const conflict = (q.conflict_resolution_strategy as Conflict | undefined) ?? DEFAULT_CONFLICT.place;
       const placed = await spaceOf(req).restore(Number((req.params as P).id), { conflict, authorize: allow(req, 'restore_recycled', conflict) });
       return json(reply, 200, { path: placed.path });
     },

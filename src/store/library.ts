@@ -18,9 +18,8 @@ import type Database from 'better-sqlite3';
 import { fail, SmhError } from '../errors.js';
 import type { ContentHash } from '../blob/hash.js';
 import { LocalBlobStore } from '../blob/local-store.js';
-import { PageCache, type PageCacheOptions, type ReadStream } from '../blob/page-cache.js';
 import { EMPTY_BLOB_KEY, type BlobInfo, type BlobStore } from '../blob/types.js';
-import { SparseLayout, storedBlobSize } from '../blob/sparse.js';
+import { storedBlobSize } from '../blob/sparse.js';
 import { BLOBS_KEY, cleanBlobConfig, parseBlobConfig } from './blob-config.js';
 import { BlobRefs, type BlobHold, type ReapResult } from './blob-refs.js';
 import { nowUs, type MetaTx, type TxOptions } from './engine.js';
@@ -57,7 +56,6 @@ export interface LibraryOptions {
    */
   readOnly?: boolean;
   blobStore?: BlobStore;
-  cache?: Omit<PageCacheOptions, 'store'>;
 }
 
 function formatBytes(n: number): string {
@@ -83,11 +81,10 @@ export class Library {
   private readonly spaceHost: SpaceHost;
   private ownsBlobs = false;
 
-  private constructor(dir: string, db: Database.Database, blobs: BlobStore, cacheOpts: LibraryOptions['cache']) {
+  private constructor(dir: string, db: Database.Database, blobs: BlobStore) {
     this.dir = dir;
     this.engine = new SqliteEngine(db, dir, (cause) => this.diskFull(cause));
     this.blobs = blobs;
-    this.cache = new PageCache({ ...cacheOpts, store: blobs });
     this.stagingDir = join(dir, 'staging', `${process.pid}-${randomBytes(4).toString('hex')}`);
     this.meta = sqliteMetaRows(db);
     this.refs = new BlobRefs({
@@ -139,14 +136,14 @@ export class Library {
   static open(dir: string, opts: LibraryOptions = {}): Library {
     if (opts.readOnly) {
       const db = openReadOnlyDatabase(dir);
-      const lib = new Library(dir, db, opts.blobStore ?? new LocalBlobStore(join(dir, 'blobs')), opts.cache);
+      const lib = new Library(dir, db, opts.blobStore ?? new LocalBlobStore(join(dir, 'blobs')));
       lib.ownsBlobs = opts.blobStore === undefined;
       lib.readOnly = true;
       return lib;
     }
     const db = openWritableDatabase(dir, opts);
     const blobs = opts.blobStore ?? new LocalBlobStore(join(dir, 'blobs'));
-    const lib = new Library(dir, db, blobs, opts.cache);
+    const lib = new Library(dir, db, blobs);
     lib.ownsBlobs = opts.blobStore === undefined; // a store the caller passed in is the caller's to close
     lib.initialise();
     lib.cleanStaging();
@@ -384,46 +381,14 @@ export class Library {
     return this.refs.queuedBlobCount();
   }
 
-  // ───────────── page-cache reads (moving to src/vfs/, issue 10: leave as they are) ─────────────
-
-  readonly cache: PageCache;
+  // ───────────────────────────── blob sizes ─────────────────────────────
+  // (Reading bytes is src/vfs/reader.ts, which owns the page cache and asks this.)
 
   /** Size of a committed blob (content-addressed, so any node holding it knows). */
   blobSize(key: string): number | undefined {
     if (key === EMPTY_BLOB_KEY) return 0;
     const row = this.meta.blobSize(key);
     return row ? storedBlobSize(row) : undefined;
-  }
-
-  /** Read blob bytes through the page cache (B2). */
-  async readBlob(key: string, offset: number, length: number, stream?: ReadStream, size?: number): Promise<Buffer> {
-    const blobSize = size ?? this.blobSize(key);
-    if (blobSize === undefined) throw fail('BlobMissing', `no committed file references blob ${key}`);
-    return this.cache.read(key, blobSize, offset, length, stream);
-  }
-
-  /**
-   * Read bytes [offset, offset + length) of a file's content — clipped to its size — through the
-   * page cache. A sparse file's holes (D8) are zeros and never fetched; its data comes from its
-   * container blob. Use this, not `readBlob`, to read a file: `readBlob` reads blob bytes.
-   */
-  async readContent(
-    file: { blob: string | null; size: number; layout?: string | undefined; path?: string },
-    offset: number,
-    length: number,
-    stream?: ReadStream,
-  ): Promise<Buffer> {
-    const want = Math.max(0, Math.min(length, file.size - offset));
-    if (want === 0) return Buffer.alloc(0);
-    if (!file.blob) throw fail('BlobMissing', `file ${file.path ?? ''} has no content blob`, file.path);
-    if (!file.layout) return this.cache.read(file.blob, file.size, offset, want, stream);
-    const layout = SparseLayout.parse(file.layout);
-    const parts: Buffer[] = [];
-    for (const seg of layout.segments(offset, want)) {
-      if (seg.blobOffset === null) parts.push(Buffer.alloc(seg.length));
-      else parts.push(await this.cache.read(file.blob, layout.blobSize, seg.blobOffset, seg.length, stream));
-    }
-    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
   }
 
   // ───────────────────────────── tasks (src/store/tasks.ts) ─────────────────────────────

@@ -59,7 +59,7 @@ export interface NodeInfo {
   etag: string | null; // hex MD5 of the content (files); sparse files: see src/blob/sparse.ts
   /**
    * D8: present only for a sparse file — the layout (header) of its container blob, whose data
-   * extents are the file's written ranges; read it with `Library.readContent`, never as bytes of
+   * extents are the file's written ranges; read it with `ContentReader.readContent` (src/vfs/reader.ts), never as bytes of
    * the file (src/blob/sparse.ts).
    */
   layout?: string;

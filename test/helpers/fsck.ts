@@ -25,6 +25,7 @@ import type { BlobStore } from '../../src/blob/types.js';
 import { storedBlobSize } from '../../src/blob/sparse.js';
 import type { FsckReport } from '../../src/store/fsck.js';
 import { Library } from '../../src/store/library.js';
+import { ContentReader } from '../../src/vfs/reader.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
@@ -112,6 +113,7 @@ export async function sha256File(path: string): Promise<string> {
  */
 export async function librarySha256(libraryDir: string, opts: { space?: string; blobStore?: BlobStore } = {}): Promise<Map<string, string>> {
   const lib = Library.open(libraryDir, opts.blobStore ? { blobStore: opts.blobStore } : {});
+  const reader = new ContentReader(lib);
   try {
     const space = lib.space(opts.space ?? '-');
     const out = new Map<string, string>();
@@ -130,7 +132,7 @@ export async function librarySha256(libraryDir: string, opts: { space?: string; 
           const blobSize = storedBlobSize(e.info);
           const h = createHash('sha256');
           for (let off = 0; off < blobSize; off += 1 << 20) {
-            h.update(await lib.readBlob(e.info.blob!, off, Math.min(1 << 20, blobSize - off), undefined, blobSize));
+            h.update(await reader.readBlob(e.info.blob!, off, Math.min(1 << 20, blobSize - off), undefined, blobSize));
           }
           const sum = h.digest('hex');
           if (sum !== e.info.blob) throw new Error(`${p}: its container hashes to ${sum}, not to its blob key ${e.info.blob}`);
@@ -138,7 +140,7 @@ export async function librarySha256(libraryDir: string, opts: { space?: string; 
         } else if (e.info.kind === 'file') {
           const h = createHash('sha256');
           for (let off = 0; off < e.info.size; off += 1 << 20) {
-            h.update(await lib.readBlob(e.info.blob!, off, Math.min(1 << 20, e.info.size - off), undefined, e.info.size));
+            h.update(await reader.readBlob(e.info.blob!, off, Math.min(1 << 20, e.info.size - off), undefined, e.info.size));
           }
           const sum = h.digest('hex');
           if (e.info.size > 0 && sum !== e.info.blob) throw new Error(`${p}: its bytes hash to ${sum}, not to its blob key ${e.info.blob}`);

@@ -8,9 +8,10 @@ import { request as httpRequest } from 'node:http';
 import { createRequire } from 'node:module';
 import { rmSync } from 'node:fs';
 import type { Test } from 'tap';
+import { ContentReader } from '../../src/vfs/reader.js';
 import { Library } from '../../src/store/library.js';
 import type { BlobStore } from '../../src/blob/types.js';
-import { MemoryBlobStore } from '../../src/blob/memory-store.js';
+import { MemoryBlobStore } from './memory-store.js';
 import { startServer, type RunningServer, type ServerLimits, type ServerOptions } from '../../src/http/server.js';
 import type { HttpLibrary } from '../../src/http/store-port.js';
 import { dumpDb, tempDir, type DbDump } from './store.js';
@@ -64,6 +65,8 @@ export interface SmhRequest {
 export interface Harness {
   dir: string;
   lib: Library;
+  /** The server's read path (its page cache): tests clear it to make the next read fetch. */
+  reader: ContentReader;
   url: string;
   libId: string;
   server: RunningServer;
@@ -177,8 +180,10 @@ export async function startHarness(
 ): Promise<Harness> {
   const dir = opts.dir ?? tempDir('smhfs-http-');
   const lib = Library.open(dir, { create: true, ...(opts.blobStore === undefined ? { blobStore: new MemoryBlobStore() } : { blobStore: opts.blobStore }) });
+  const reader = new ContentReader(lib);
   const server = await startServer({
     lib: opts.wrap ? opts.wrap(lib) : lib,
+    reader,
     listen: '127.0.0.1:0',
     bos: opts.bos === false ? undefined : { accessKey: AK, secretKey: SK },
     taskPollMs: 0,
@@ -201,6 +206,7 @@ export async function startHarness(
   const h: Harness = {
     dir,
     lib,
+    reader,
     url,
     libId,
     server,

@@ -12,7 +12,8 @@ import { Readable } from 'node:stream';
 import Database from 'better-sqlite3';
 import type { Test } from 'tap';
 import { Library, Space } from '../../src/store/library.js';
-import { MemoryBlobStore } from '../../src/blob/memory-store.js';
+import { ContentReader } from '../../src/vfs/reader.js';
+import { MemoryBlobStore } from './memory-store.js';
 import { isSmhError, SmhError, type ErrorCode } from '../../src/errors.js';
 import type { BlobRef, NodeInfo, Placed } from '../../src/store/types.js';
 
@@ -103,7 +104,16 @@ export async function bytesOf(lib: Library, info: NodeInfo): Promise<Buffer> {
   if (info.kind !== 'file') throw new Error(`bytesOf: ${info.path} is a ${info.kind}`);
   if (info.size === 0) return Buffer.alloc(0);
   if (!info.blob) throw new Error(`bytesOf: ${info.path} has no blob but size ${info.size}`);
-  return lib.readBlob(info.blob, 0, info.size);
+  return readerOf(lib).readBlob(info.blob, 0, info.size);
+}
+
+const readers = new WeakMap<Library, ContentReader>();
+
+/** The one read path over `lib` (src/vfs/reader.ts), one per library. */
+export function readerOf(lib: Library): ContentReader {
+  let r = readers.get(lib);
+  if (!r) readers.set(lib, (r = new ContentReader(lib)));
+  return r;
 }
 
 /** Content of the file at `path`, following links (what `cat` shows). */

@@ -12,8 +12,10 @@ import { type Command, Option } from 'commander';
 import { hashFile } from '../../blob/hash.js';
 import { SmhError, fail, isSmhError } from '../../errors.js';
 import { splitPath } from '../../store/paths.js';
-import type { BlobHold, Library, Space } from '../../store/library.js';
-import { type Conflict, type DirEntry, type NodeInfo, type RecycleItem, STORAGE_CLASSES, type StorageClass, type Task } from '../../store/types.js';
+import type { Library, Space } from '../../store/library.js';
+import { ContentReader, type OpenContent } from '../../vfs/reader.js';
+import { upload } from '../../vfs/upload.js';
+import { type BlobRef, type Conflict, type DirEntry, type NodeInfo, type Placed, type RecycleItem, STORAGE_CLASSES, type StorageClass, type Task } from '../../store/types.js';
 import {
   conflictOf,
   conflictOption,
@@ -32,7 +34,7 @@ import { isoTime, linkTarget, modeString, octalMode, placedPath, plural, shortTi
 import { groupName, userName } from '../owners.js';
 import { type Progress, startProgress } from '../progress.js';
 
-/** Bytes per `readBlob` call in `cat` (the page cache's default page size). */
+/** Bytes per read in `cat` (the page cache's default page size). */
 const CAT_CHUNK = 1 << 20;
 
 interface ConflictOpts {
@@ -86,7 +88,16 @@ export function register(program: Command): void {
         const { lib, space } = await openLibrary(g);
         await about(path, () => checkPut(space, path, { conflict: conflictOf(opts), parents: opts.parents === true, storageClass: opts.storageClass }));
         const progress = startProgress(`put ${path}`, { total: size });
-        let ref;
+        const commit = (ref: BlobRef): Promise<Placed> =>
+          about(path, () =>
+            space.putFile(path, ref, {
+              ...owner(),
+              ...(opts.conflict ? { conflict: conflictOf(opts) } : {}),
+              ...(opts.storageClass ? { storageClass: opts.storageClass as StorageClass } : {}),
+              ...(opts.parents ? { createParents: true } : {}),
+            }),
+          );
+        let placed: Placed;
         try {
           if (streamed) {
             let read = 0;
@@ -100,29 +111,14 @@ export function register(program: Command): void {
             const input = src === '-' ? process.stdin : createReadStream(src, { highWaterMark: 1 << 20 });
             input.pipe(counter);
             input.once('error', (e: Error) => counter.destroy(e));
-            ref = await lib.storeBlobFromStream(counter, { onProgress: storingProgress(progress, () => read) });
+            placed = await upload(lib, { stream: counter }, commit, { onProgress: storingProgress(progress, () => read) });
           } else {
             // Two passes over the file (hash, then copy or upload): the bar covers both.
             const hash = await hashFile(src, (n) => progress.update(n, size! * 2));
-            ref = await lib.storeBlobFromFile(src, { hash, onProgress: (n) => progress.update(size! + n, size! * 2) });
+            placed = await upload(lib, { file: src, hash }, commit, { onProgress: (n) => progress.update(size! + n, size! * 2) });
           }
         } catch (e) {
           progress.fail();
-          throw e;
-        }
-        let placed;
-        try {
-          placed = await about(path, () =>
-            space.putFile(path, ref, {
-              ...owner(),
-              ...(opts.conflict ? { conflict: conflictOf(opts) } : {}),
-              ...(opts.storageClass ? { storageClass: opts.storageClass as StorageClass } : {}),
-              ...(opts.parents ? { createParents: true } : {}),
-            }),
-          );
-        } catch (e) {
-          progress.fail();
-          await lib.abandonBlob(ref);
           throw e;
         }
         progress.done(`${humanSize(placed.info.size)}, done`);
@@ -140,7 +136,8 @@ export function register(program: Command): void {
     .action(
       runAction('cat', async (paths: string[], _opts: unknown, cmd: Command) => {
         const { lib, space } = await openLibrary(globalOptions(cmd), { reading: true });
-        for (const path of paths) await catOne(lib, space, path);
+        const reader = new ContentReader(lib);
+        for (const path of paths) await catOne(reader, space, path);
       }),
     );
 
@@ -447,35 +444,32 @@ function exists(space: Space, path: string): boolean {
   }
 }
 
-async function catOne(lib: Library, space: Space, path: string): Promise<void> {
+async function catOne(reader: ContentReader, space: Space, path: string): Promise<void> {
   // D7: the bytes are held while they are written out, so a delete by another process cannot
   // take them away mid-file. A delete between resolving and holding: resolve again.
-  let node: NodeInfo | undefined;
-  let hold: BlobHold | undefined;
-  for (let attempt = 0; !hold; attempt++) {
-    node = (await about(path, () => space.resolveRead(path, 'smh'))).node;
+  let content: OpenContent | undefined;
+  for (let attempt = 0; !content; attempt++) {
+    const node = (await about(path, () => space.resolveRead(path, 'smh'))).node;
     if (node.kind === 'dir') throw new SmhError('IsADirectory', 'is a directory', path);
     if (node.blob === null || node.size === 0) return;
-    const key = node.blob;
     try {
-      hold = lib.holdBlob(key);
+      content = reader.openContent(node); // its own stream: sequential reads read ahead (B3)
     } catch (e) {
       if (!isSmhError(e, 'FileNotFound') || attempt >= 2) throw withSubject(e, path);
     }
   }
-  const size = node!.size;
+  const size = content.version.size;
   try {
-    const stream = lib.cache.openStream(); // sequential reads: readahead (B3)
     let offset = 0;
     while (offset < size) {
       const length = Math.min(CAT_CHUNK, size - offset);
-      const buf = await about(path, () => lib.readContent(node!, offset, length, stream)); // sparse-aware (D8)
+      const buf = await about(path, () => content!.read(offset, length)); // sparse-aware (D8)
       if (buf.length === 0) throw new SmhError('BlobUnavailable', `short read at offset ${offset}`, path);
       offset += buf.length;
       if (!process.stdout.write(buf)) await once(process.stdout, 'drain');
     }
   } finally {
-    hold.release();
+    content.release();
   }
 }
 

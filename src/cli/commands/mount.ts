@@ -35,6 +35,7 @@ import type { BlobStore } from '../../blob/types.js';
 import type { FuseAdapter } from '../../fuse/adapter.js';
 import type { Library } from '../../store/library.js';
 import type { BlobConfig } from '../../store/types.js';
+import { ContentReader, type ReaderOptions } from '../../vfs/reader.js';
 import { isS3 } from '../blobs.js';
 import {
   CliError,
@@ -270,7 +271,7 @@ async function serveMount(mountpoint: string, o: MountCmdOptions, cmd: Command, 
   // latency needs several large requests in flight (cold 1 GiB from s3rver: 225 → 275 MB/s,
   // and less CPU on both sides). Always capped at a quarter of the cache by the page cache.
   let disk: DiskCache | undefined;
-  const cacheFor = (config: BlobConfig) => {
+  const cacheFor = (config: BlobConfig): ReaderOptions => {
     const cacheDir = o.cacheDir !== undefined ? resolve(o.cacheDir) : isS3(config) ? join(dir, 'cache') : undefined;
     if (cacheDir !== undefined && o.cacheDiskSize > 0) {
       disk = new DiskCache({
@@ -282,15 +283,13 @@ async function serveMount(mountpoint: string, o: MountCmdOptions, cmd: Command, 
         ...(faults?.diskCache ? { faults: diskFaults(faults.diskCache) } : {}),
       });
     }
-    return {
-      readOnly: o.readOnly === true,
-      cache: { maxBytes: o.cacheSize, pageSize: o.pageSize, readaheadMax: o.readahead ?? (isS3(config) ? 64 : 16) * MiB, ...(disk ? { disk } : {}) },
-    };
+    return { maxBytes: o.cacheSize, pageSize: o.pageSize, readaheadMax: o.readahead ?? (isS3(config) ? 64 : 16) * MiB, ...(disk ? { disk } : {}) };
   };
   let lib: Library;
   let blobStore: BlobStore | undefined;
+  let blobConfig: BlobConfig;
   try {
-    ({ lib, blobStore } = await openLibraryWithBlobs(dir, g, cacheFor, (store) => {
+    ({ lib, blobStore, blobs: blobConfig } = await openLibraryWithBlobs(dir, g, { readOnly: o.readOnly === true }, (store) => {
       let s = store;
       if (faults) {
         logger.warn(`mount: SMHFS_TEST_FAULTS is set: injecting faults ${JSON.stringify(faults)} (tests only)`);
@@ -307,10 +306,12 @@ async function serveMount(mountpoint: string, o: MountCmdOptions, cmd: Command, 
     throw e;
   }
   const blobs = blobStore;
+  let reader: ContentReader | undefined;
   try {
-    await disk?.open(); // never throws: an unusable folder means memory only, said in one line
     const spaceName = g.space ?? '-';
     const space = lib.space(spaceName);
+    const read = (reader = new ContentReader(lib, cacheFor(blobConfig)));
+    await disk?.open(); // never throws: an unusable folder means memory only, said in one line
     const fuseOptions = [...(o.options ?? [])];
     if (o.readOnly) fuseOptions.push('ro');
     if (o.allowOther) fuseOptions.push('allow_other');
@@ -323,6 +324,7 @@ async function serveMount(mountpoint: string, o: MountCmdOptions, cmd: Command, 
       mountpoint,
       lib,
       space,
+      reader: read,
       spaceName,
       fuseOptions,
       attrTimeout: o.attrTimeout,
@@ -341,7 +343,7 @@ async function serveMount(mountpoint: string, o: MountCmdOptions, cmd: Command, 
       onAdapter: (adapter: FuseAdapter) =>
         metrics?.setSources({
           ops: () => adapter.counters.entries(),
-          cache: () => lib.cache.stats(),
+          cache: () => read.cache.stats(),
           files: () => ({ openFiles: adapter.files.openNodes, openHandles: adapter.files.openHandles, stagedBytes: adapter.files.stagedBytes }),
         }),
       onReady: () => {
@@ -356,7 +358,7 @@ async function serveMount(mountpoint: string, o: MountCmdOptions, cmd: Command, 
     });
   } finally {
     // Finishes the disk cache's writes and releases its folder.
-    await lib.cache.close().catch(() => undefined);
+    await reader?.cache.close().catch(() => undefined);
     // No lib.idle(): a background purge may be long; tasks resume in the next process.
     lib.close();
     await blobStore?.close?.().catch(() => undefined);

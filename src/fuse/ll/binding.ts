@@ -1,4 +1,7 @@
 /**
+ * (Over 600 lines because it is the whole TypeScript half of one addon: every op's argument
+ * decoding and reply encoding share one io array and its layout with the C side.)
+ *
  * The libfuse 3 low-level binding (our N-API addon, src/fuse/ll/smhfs_ll.c), typed for
  * TypeScript: `mount(mountpoint, ops, options)` serves an inode-addressed `LowLevelOps` on the JS
  * thread and returns a `LowLevelSession` (unmount, cache invalidation, an 'unmounted' event).

@@ -4,7 +4,7 @@
  * described by the few members used here; s3rver itself is loaded only by `startS3rver`.
  */
 import { createRequire } from 'node:module';
-import { S3BlobStore, type S3BlobStoreOptions } from './s3-store.js';
+import { S3BlobStore, type S3BlobStoreOptions } from '../../src/blob/s3-store.js';
 
 interface S3rverInstance {
   run(): Promise<{ address: string; port: number }>;

@@ -6,10 +6,10 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { SmhError } from '../errors.js';
-import { checkKey, checkRange, chunksOf, expectedLength, messageOf } from './common.js';
-import { hashBuffer } from './hash.js';
-import { EMPTY_BLOB_KEY, type BlobInfo, type BlobStore } from './types.js';
+import { SmhError } from '../../src/errors.js';
+import { checkKey, checkRange, chunksOf, expectedLength, messageOf } from '../../src/blob/common.js';
+import { hashBuffer } from '../../src/blob/hash.js';
+import { EMPTY_BLOB_KEY, type BlobInfo, type BlobStore } from '../../src/blob/types.js';
 
 export class MemoryBlobStore implements BlobStore {
   readonly description = 'memory:';

@@ -1,6 +1,10 @@
 /**
- * Open files of the mount: file handles (one per open(2)/create(2)) over per-node state. Nothing
- * here depends on the FUSE binding: handles are numbers, paths are never used.
+ * (Over 600 lines because the per-node state — staging, hashing, commits, holds, D6 to D8 — is one
+ * state machine; a split would have to expose its private fields to the pieces.)
+ *
+ * Open files of a mount: file handles (one per open(2)/create(2)) over per-node state. Nothing
+ * here depends on a FUSE binding: handles are numbers, paths are never used. Committed bytes are
+ * read through the one read path (./reader.ts); staged bytes from the staging file.
  *
  * B5: writes are staged in a local file under the library's staging folder, shared by every
  * handle of the node so read-your-writes holds across handles (POSIX). The staged bytes are
@@ -42,9 +46,10 @@ import { FileHasher } from '../blob/hash-pipeline.js';
 import type { ContentHash } from '../blob/hash.js';
 import type { ReadStream } from '../blob/page-cache.js';
 import { ExtentSet, planLayout, SparseLayout, sparseEtag } from '../blob/sparse.js';
-import type { BlobHold } from '../store/library.js';
+import type { BlobHold } from './port.js';
 import type { BlobRef, NodeInfo } from '../store/types.js';
-import type { FuseLibrary, FuseSpace } from './port.js';
+import type { FilesLibrary, FilesSpace } from './port.js';
+import type { ContentReader } from './reader.js';
 
 const COPY_CHUNK = 4 * 1024 * 1024;
 /** A staged file starts going to disk after this many bytes, while the writer goes on. */
@@ -159,8 +164,10 @@ export interface Discarded {
 }
 
 export class OpenFiles {
-  readonly #lib: FuseLibrary;
-  readonly #space: FuseSpace;
+  readonly #lib: FilesLibrary;
+  readonly #space: FilesSpace;
+  /** The one read path of committed bytes (page cache → blob store). */
+  readonly reader: ContentReader;
   readonly #nodes = new Map<number, OpenNode>();
   readonly #handles = new Map<number, Handle>();
   #nextFd = 1;
@@ -179,9 +186,10 @@ export class OpenFiles {
     discarded: 0,
   };
 
-  constructor(lib: FuseLibrary, space: FuseSpace) {
+  constructor(lib: FilesLibrary, space: FilesSpace, reader: ContentReader) {
     this.#lib = lib;
     this.#space = space;
+    this.reader = reader;
   }
 
   get openHandles(): number {
@@ -236,7 +244,7 @@ export class OpenFiles {
     // caller's lookup and now: the file is gone (ENOENT), as if the lookup had come later.
     const hold = readable && view.blob ? this.#hold(view.blob) : undefined;
     const fd = this.#allocFd();
-    const h: Handle = { fd, node, writable, stream: this.#lib.cache?.openStream(), view, hold };
+    const h: Handle = { fd, node, writable, stream: this.reader.openStream(), view, hold };
     node.handles.add(h);
     if (writable) node.writers++;
     this.#handles.set(fd, h);
@@ -306,7 +314,7 @@ export class OpenFiles {
       out = out.subarray(0, got);
     } else {
       this.ensureHold(h);
-      out = await this.#lib.readContent(h.view, pos, len, h.stream);
+      out = await this.reader.readContent(h.view, pos, len, h.stream);
     }
     this.stats.bytesRead += out.length;
     return out;
@@ -733,21 +741,21 @@ export class OpenFiles {
     try {
       if (keep > 0 && version.blob) {
         this.stats.stagedCopies++;
-        const stream = this.#lib.cache?.openStream();
+        const stream = this.reader.openStream();
         if (layout) {
           await fh.truncate(keep);
           for (const e of layout.extents) {
             if (e.offset >= keep) break;
             const end = Math.min(keep, e.offset + e.length);
             for (let off = e.offset; off < end; off += COPY_CHUNK) {
-              const chunk = await this.#lib.readContent(version, off, Math.min(COPY_CHUNK, end - off), stream);
+              const chunk = await this.reader.readContent(version, off, Math.min(COPY_CHUNK, end - off), stream);
               await writeFully(fh, chunk, off);
             }
             written.add(e.offset, end);
           }
         } else {
           for (let off = 0; off < keep; off += COPY_CHUNK) {
-            const chunk = await this.#lib.readContent(version, off, Math.min(COPY_CHUNK, keep - off), stream);
+            const chunk = await this.reader.readContent(version, off, Math.min(COPY_CHUNK, keep - off), stream);
             if (chunk.length === 0) throw fail('BlobMissing', `blob ${version.blob} is shorter than its metadata says`);
             await hasher!.drained();
             await writeFully(fh, chunk, off);
