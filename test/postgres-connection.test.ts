@@ -289,7 +289,11 @@ t.test('S2: a deadlock is retried (the other side is another process)', async (t
   });
   t.equal(await exited, 0, `the other process committed ${err}`);
   t.equal(reasons[0], 'deadlock', `retried: ${reasons.join(', ')}`);
-  t.equal(conn.stats.deadlocks, 1);
+  // Under load the retry itself can meet the other process again (it may not have sent its second
+  // UPDATE within blockFor's 300 ms), so the count is at least one; the rows below prove the
+  // transaction was applied exactly once whatever the number of attempts.
+  t.ok(conn.stats.deadlocks >= 1, `deadlocks counted: ${conn.stats.deadlocks}`);
+  t.equal(conn.stats.deadlocks, reasons.filter((r) => r === 'deadlock').length, 'every deadlock was retried');
   t.same(conn.query('SELECT id, v FROM dl ORDER BY id'), [
     { id: 1, v: 2 },
     { id: 2, v: 2 },
