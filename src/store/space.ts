@@ -210,11 +210,8 @@ export class Space {
 
   // ───────────────────────────── the tree (§4, ops/tree.ts) ─────────────────────────────
 
-  /**
-   * rename(2) with POSIX replacement rules. The third argument is ignored (kept while callers
-   * still pass it; issue 10 removes it).
-   */
-  rename(from: string, to: string, _unused?: { posix: true }): NodeInfo {
+  /** rename(2) with POSIX replacement rules. */
+  rename(from: string, to: string): NodeInfo {
     return this.treeOps.rename(from, to);
   }
 

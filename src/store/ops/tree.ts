@@ -36,7 +36,7 @@ export class TreeOps extends SpaceOps {
   }
 
   /** rename(2) with POSIX replacement rules; L9 holds for free (identity is untouched), L10/L11 on replace. */
-  rename(from: string, to: string, _opts: { posix: true } = { posix: true }): NodeInfo {
+  rename(from: string, to: string): NodeInfo {
     return this.tx(() => {
       const src = this.tree.resolveWritable(from);
       const { parent, name } = this.tree.parentOf(to, src.row.kind === 'dir');
