@@ -164,6 +164,11 @@ export class Space {
     return this.nodes.mkdir(path, opts);
   }
 
+  /** mkdir of `name` in directory `parentId` (node ids, as `lookup`): what `mkdir` of that path answers. */
+  mkdirAt(parentId: number, name: string, opts: Owner & { conflict?: Conflict; authorize?: Authorize } = {}): Placed {
+    return this.nodes.mkdirAt(parentId, name, opts);
+  }
+
   mknod(path: string, opts: { mode: number; rdev?: number; uid?: number; gid?: number }): NodeInfo {
     return this.nodes.mknod(path, opts);
   }
@@ -215,6 +220,11 @@ export class Space {
     return this.treeOps.rename(from, to);
   }
 
+  /** rename(2) by node ids: the entry `name` of `parentId` becomes `newName` in `newParentId`. */
+  renameAt(parentId: number, name: string, newParentId: number, newName: string): NodeInfo {
+    return this.treeOps.renameAt(parentId, name, newParentId, newName);
+  }
+
   /** SMH/CLI move with a conflict strategy (default rename). */
   move(from: string, to: string, opts: TreeOpOptions = {}): Placed {
     return this.treeOps.move(from, to, opts);
@@ -230,9 +240,19 @@ export class Space {
     return this.treeOps.unlink(path);
   }
 
+  /** unlink(2) of the entry `name` of directory `parentId`. */
+  unlinkAt(parentId: number, name: string): { recycledItemId: number } {
+    return this.treeOps.unlinkAt(parentId, name);
+  }
+
   /** rmdir(2): removes an empty directory for good (nothing to lose). */
   rmdir(path: string): void {
     this.treeOps.rmdir(path);
+  }
+
+  /** rmdir(2) of the entry `name` of directory `parentId`. */
+  rmdirAt(parentId: number, name: string): void {
+    this.treeOps.rmdirAt(parentId, name);
   }
 
   /** SMH DELETE / CLI rm / BOS DeleteObject: to the bin (T1), or for good (L13, L15). */
