@@ -285,7 +285,7 @@ t.test(`load: ${CLIENTS} clients × ${SECONDS}s, mixed SMH/BOS, with a mount of 
     if (ownDir) await rm(ownDir, { recursive: true, force: true });
   });
 
-  const token = lib.createToken({ space: '-', grants: ['admin'], periodSec: 3600 }).accessToken;
+  const token = lib.tokens.create({ space: '-', grants: ['admin'], periodSec: 3600 }).accessToken;
   const stats: Stats = { ops: {}, fivexx: [], unexpected: [] };
   const clients = Array.from({ length: CLIENTS }, (_, i) => new Client(i, server.url, lib.libraryId, token, stats));
   for (const c of clients) await c.setup();

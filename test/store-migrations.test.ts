@@ -78,10 +78,10 @@ t.test('migration 3: tokens and the library secret of an older library are kept 
 
   const lib = Library.open(dir);
   t.equal(lib.db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
-  t.same(lib.checkToken(token)?.grants, ['admin'], 'the old token still works');
+  t.same(lib.tokens.check(token)?.grants, ['admin'], 'the old token still works');
   t.equal(lib.checkLibrarySecret(secret), true, 'the old secret still works');
   t.equal(lib.checkLibrarySecret(secret + 'x'), false);
-  t.equal(lib.listTokens().length, 1);
+  t.equal(lib.tokens.list().length, 1);
   lib.close();
   for (const f of listFiles(dir)) {
     const bytes = (await import('node:fs')).readFileSync(f);

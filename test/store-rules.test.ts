@@ -377,9 +377,9 @@ t.test('L9: moving the target or an ancestor directory keeps the link working', 
   t.equal(space.readlink('links/cat'), '../albums/kitty.jpg', 'moving an ancestor directory');
   t.equal(await read(lib, space, 'links/cat'), 'meow');
   space.mkdir('x/y', { parents: true });
-  space.rename('albums', 'x/y/albums', { posix: true });
+  space.rename('albums', 'x/y/albums');
   t.equal(space.readlink('links/cat'), '../x/y/albums/kitty.jpg', 'rename(2) of an ancestor');
-  space.rename('x', 'z', { posix: true });
+  space.rename('x', 'z');
   t.equal(space.readlink('links/cat'), '../z/y/albums/kitty.jpg');
   t.equal(space.stat('links/cat', { follow: true }).id, cat.id);
   space.move('links', 'z/links', {});
@@ -411,7 +411,7 @@ t.test('L10: overwriting the target with a file keeps the link and shows the new
     const { lib, space, cat } = await catFixture(t);
     const dog = (await put(lib, space, 'photos/dog.jpg', 'woof', { conflict: 'ask' })).info;
     space.createLink('links/dog', 'photos/dog.jpg', {});
-    space.rename('photos/dog.jpg', 'photos/cat.jpg', { posix: true });
+    space.rename('photos/dog.jpg', 'photos/cat.jpg');
     const l = space.stat('links/cat', { follow: false });
     t.equal(l.link?.targetNode, dog.id, 'rebound to the node that took its place');
     t.equal(space.readlink('links/cat'), '../photos/cat.jpg');
@@ -791,7 +791,7 @@ t.test('T3: the .trash view is readable and read-only', async (t) => {
   await expectCode(t, () => space.mkdir(`.trash/${dv}/d`, {}), RO, 'mkdir');
   await expectCode(t, () => space.unlink(`.trash/${fv}`), RO, 'unlink');
   await expectCode(t, () => space.remove(`.trash/${dv}/sub/x.txt`, {}), RO, 'remove');
-  await expectCode(t, () => space.rename('links/cat', `.trash/${dv}/l`, { posix: true }), RO, 'rename into');
+  await expectCode(t, () => space.rename('links/cat', `.trash/${dv}/l`), RO, 'rename into');
   await expectCode(t, () => space.symlink(`.trash/${dv}/s`, 'x', {}), RO, 'symlink');
   await expectCode(t, () => space.createFile(`.trash/${dv}/c`, {}), RO, 'create');
   await expectCode(t, () => space.setattr(`.trash/${fv}`, { mode: 0o600 }), RO, 'chmod');
@@ -959,12 +959,12 @@ t.test('T1/C3: every replacement sends the replaced node to the bin; links rebou
     }, 'file'],
     ['rename(2) over', async ({ lib, space }) => {
       await put(lib, space, 'new.jpg', 'new', { conflict: 'ask' });
-      return space.rename('new.jpg', 'photos/cat.jpg', { posix: true });
+      return space.rename('new.jpg', 'photos/cat.jpg');
     }, 'file'],
     ['restore over', async ({ lib, space }) => {
       await put(lib, space, 'photos/new.jpg', 'new', { conflict: 'ask' });
       const id = space.unlink('photos/new.jpg').recycledItemId;
-      space.rename('photos/cat.jpg', 'photos/new.jpg', { posix: true }); // the newer file now sits at the item's path
+      space.rename('photos/cat.jpg', 'photos/new.jpg'); // the newer file now sits at the item's path
       void id;
       return space.restore(id, { conflict: 'overwrite' });
     }, 'file'],

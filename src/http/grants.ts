@@ -1,5 +1,5 @@
 /**
- * SMH access tokens and grants (SPEC H2, C5). The store keeps tokens (createToken/checkToken, by
+ * SMH access tokens and grants (SPEC H2, C5). The store keeps tokens (lib.tokens.create/check, by
  * hash); this module decides which grants each SMH operation needs — the dialect's job — from one
  * table, `GRANT_TABLE`:
  *
@@ -146,7 +146,7 @@ export function tokenOf(req: FastifyRequest): string | undefined {
 export async function authenticate(req: FastifyRequest, lib: HttpLibrary, libraryId: string, spaceId: string): Promise<TokenInfo> {
   const token = tokenOf(req);
   if (token === undefined) throw wire('EmptyAccessToken', 'an access token is required (access_token query parameter or Authorization: Bearer)');
-  const info = await lib.checkToken(token);
+  const info = await lib.tokens.check(token);
   if (!info) throw wire('InvalidAccessToken', 'the access token is unknown or has expired');
   if (libraryId !== lib.libraryId) throw wire('InvalidAccessToken', 'the access token does not belong to this library');
   if (spaceId !== info.space) throw fail('NoPermission', `the access token is for space ${info.space}, not this one`);

@@ -473,7 +473,7 @@ export async function smhRoutes(app: FastifyInstance, opts: SmhOptions): Promise
     if (p.period !== undefined && !/^[0-9]{1,10}$/.test(p.period)) throw fail('InvalidArgument', 'period must be a number of seconds');
     const period = p.period === undefined ? 86400 : Number(p.period);
     if (!(period >= 1 && period <= MAX_PERIOD)) throw fail('InvalidArgument', `period must be between 1 and ${MAX_PERIOD} seconds`);
-    const t = await lib.createToken({ space: spaceId, grants, periodSec: period, ...(p.user_id ? { userId: p.user_id } : {}) });
+    const t = await lib.tokens.create({ space: spaceId, grants, periodSec: period, ...(p.user_id ? { userId: p.user_id } : {}) });
     return json(reply, 200, { accessToken: t.accessToken, expiresIn: t.expiresIn });
   };
   app.get('/token', { schema: { querystring: tokenQuery } }, tokenHandler);

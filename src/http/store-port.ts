@@ -3,7 +3,7 @@
  * the real classes, like the FUSE adapter's port, so a change of signature there is a compile
  * error here rather than a silent drift.
  */
-import type { Library, Space, TokenInfo } from '../store/library.js';
+import type { Library, Space, TokenInfo, Tokens } from '../store/library.js';
 
 export type { TokenInfo };
 
@@ -29,12 +29,13 @@ export type HttpSpace = Pick<
   | 'emptyTrash'
 >;
 
+/** The token records SMH uses: make one (the token endpoint), check one (every request). */
+export type HttpTokens = Pick<Tokens, 'create' | 'check'>;
+
 export type HttpLibrary = Pick<
   Library,
   | 'libraryId'
   | 'checkLibrarySecret'
-  | 'createToken'
-  | 'checkToken'
   | 'storeBlobFromStream'
   | 'storeBlobFromFile'
   | 'abandonBlob'
@@ -44,4 +45,4 @@ export type HttpLibrary = Pick<
   | 'kickTasks'
   | 'tasks'
   | 'task'
-> & { space(name: string): HttpSpace };
+> & { space(name: string): HttpSpace; tokens: HttpTokens };

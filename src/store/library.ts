@@ -34,12 +34,12 @@ import { checkFolder, openReadOnlyDatabase, openWritableDatabase, peek, type Pee
 import { sqliteBlobRows, sqliteMetaRows, sqliteTaskRows, sqliteTokenRows } from './sqlite/rows.js';
 import { sqliteSpaceRows } from './sqlite/space-rows.js';
 import { TaskScheduler } from './tasks.js';
-import { Tokens, type TokenInfo, type TokenRecord } from './tokens.js';
+import { Tokens } from './tokens.js';
 import type { BlobConfig, BlobRef, Task } from './types.js';
 
 export { Space, type ResolveContext } from './space.js';
 export type { BlobHold, ReapResult } from './blob-refs.js';
-export type { TokenInfo, TokenRecord } from './tokens.js';
+export type { TokenInfo, TokenRecord, Tokens } from './tokens.js';
 export { deadStagingFolders, ownerGone, PROCESS_OWNER } from './owners.js';
 export { DB_FILE, inspectLibraryFolder } from './sqlite/open.js';
 
@@ -77,7 +77,8 @@ export class Library {
   private readonly meta: MetaRows;
   private readonly refs: BlobRefs;
   private readonly scheduler: TaskScheduler;
-  private readonly tokens: Tokens;
+  /** Access tokens' records (`lib.tokens.create/check/list/revoke`): what a grant means is src/http's. */
+  readonly tokens: Tokens;
   private readonly spaceHost: SpaceHost;
   private ownsBlobs = false;
 
@@ -101,7 +102,7 @@ export class Library {
       useLease: (ref) => this.refs.useLease(ref),
       queuePurge: (space, subject, root, total, timeUs) => this.scheduler.queuePurge(space, subject, root, total, timeUs),
     };
-    this.tokens = new Tokens(this.engine, sqliteTokenRows(db));
+    this.tokens = new Tokens(this.engine, sqliteTokenRows(db), (name) => void this.space(name));
     this.scheduler = new TaskScheduler(this.engine, sqliteTaskRows(db), {
       purgeBatch: (space, root, limit) => this.space(space).purgeBatch(root, limit),
       expire: async () => {
@@ -419,26 +420,6 @@ export class Library {
     if (this.scheduler.started || this.readOnly) return;
     this.ensureReserve();
     this.scheduler.start(intervalMs);
-  }
-
-  // ───────────────────────────── tokens (src/store/tokens.ts) ─────────────────────────────
-
-  createToken(opts: { space: string; grants: string[]; periodSec: number; userId?: string }): { accessToken: string; expiresIn: number } {
-    return this.tokens.create(opts, (name) => void this.space(name));
-  }
-
-  checkToken(token: string): TokenInfo | undefined {
-    return this.tokens.check(token);
-  }
-
-  /** Every unexpired token (`smhfs token list`): ids and grants, never the tokens. */
-  listTokens(): TokenRecord[] {
-    return this.tokens.list();
-  }
-
-  /** Revoke a token by its id (from `listTokens`) or by the token itself; false when there was none. */
-  revokeToken(idOrToken: number | string): boolean {
-    return this.tokens.revoke(idOrToken);
   }
 
   // ───────────────────────────── life cycle ─────────────────────────────

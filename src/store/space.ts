@@ -164,6 +164,11 @@ export class Space {
     return this.nodes.mkdir(path, opts);
   }
 
+  /** mkdir of `name` in directory `parentId` (node ids, as `lookup`): what `mkdir` of that path answers. */
+  mkdirAt(parentId: number, name: string, opts: Owner & { conflict?: Conflict; authorize?: Authorize } = {}): Placed {
+    return this.nodes.mkdirAt(parentId, name, opts);
+  }
+
   mknod(path: string, opts: { mode: number; rdev?: number; uid?: number; gid?: number }): NodeInfo {
     return this.nodes.mknod(path, opts);
   }
@@ -210,12 +215,14 @@ export class Space {
 
   // ───────────────────────────── the tree (§4, ops/tree.ts) ─────────────────────────────
 
-  /**
-   * rename(2) with POSIX replacement rules. The third argument is ignored (kept while callers
-   * still pass it; issue 10 removes it).
-   */
-  rename(from: string, to: string, _unused?: { posix: true }): NodeInfo {
+  /** rename(2) with POSIX replacement rules. */
+  rename(from: string, to: string): NodeInfo {
     return this.treeOps.rename(from, to);
+  }
+
+  /** rename(2) by node ids: the entry `name` of `parentId` becomes `newName` in `newParentId`. */
+  renameAt(parentId: number, name: string, newParentId: number, newName: string): NodeInfo {
+    return this.treeOps.renameAt(parentId, name, newParentId, newName);
   }
 
   /** SMH/CLI move with a conflict strategy (default rename). */
@@ -233,9 +240,19 @@ export class Space {
     return this.treeOps.unlink(path);
   }
 
+  /** unlink(2) of the entry `name` of directory `parentId`. */
+  unlinkAt(parentId: number, name: string): { recycledItemId: number } {
+    return this.treeOps.unlinkAt(parentId, name);
+  }
+
   /** rmdir(2): removes an empty directory for good (nothing to lose). */
   rmdir(path: string): void {
     this.treeOps.rmdir(path);
+  }
+
+  /** rmdir(2) of the entry `name` of directory `parentId`. */
+  rmdirAt(parentId: number, name: string): void {
+    this.treeOps.rmdirAt(parentId, name);
   }
 
   /** SMH DELETE / CLI rm / BOS DeleteObject: to the bin (T1), or for good (L13, L15). */

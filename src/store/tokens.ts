@@ -25,21 +25,21 @@ export interface TokenRecord extends TokenInfo {
 export class Tokens {
   private readonly engine: MetaEngine;
   private readonly rows: TokenRows;
+  private readonly checkSpace: (name: string) => void;
 
-  constructor(engine: MetaEngine, rows: TokenRows) {
+  /** `checkSpace` throws SpaceNotFound for a space the library does not have. */
+  constructor(engine: MetaEngine, rows: TokenRows, checkSpace: (name: string) => void) {
     this.engine = engine;
     this.rows = rows;
+    this.checkSpace = checkSpace;
   }
 
-  /** A new token for `space` (`checkSpace` throws SpaceNotFound), valid `periodSec` seconds. */
-  create(
-    opts: { space: string; grants: string[]; periodSec: number; userId?: string },
-    checkSpace: (name: string) => void,
-  ): { accessToken: string; expiresIn: number } {
+  /** A new token for `space` (SpaceNotFound when there is none), valid `periodSec` seconds. */
+  create(opts: { space: string; grants: string[]; periodSec: number; userId?: string }): { accessToken: string; expiresIn: number } {
     if (!Number.isInteger(opts.periodSec) || opts.periodSec <= 0 || opts.periodSec > 365 * 86400) {
       throw fail('InvalidArgument', 'token period must be 1 s to 365 days');
     }
-    checkSpace(opts.space);
+    this.checkSpace(opts.space);
     const token = randomBytes(24).toString('base64url');
     const t = nowUs();
     this.engine.transaction(() =>

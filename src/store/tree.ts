@@ -269,6 +269,39 @@ export class Tree {
     return { parent: parent.row, name, segs };
   }
 
+  /**
+   * `parentOf` for a place given as (directory id, name): the same checks in the same order, as
+   * far as a name is a path's last segment — the place's path as a path (PATH_MAX, `.`/`..`, NUL),
+   * N1 on the name, a missing directory (DirectoryNotFound), T3, a parent that is no directory.
+   * `subject` is the place's path, for the errors that follow.
+   */
+  parentAt(parentId: number, name: string, isDir: boolean): { parent: NodeRow; name: string; subject: string } {
+    let dir: Resolved | undefined;
+    try {
+      dir = this.resolveId(parentId);
+    } catch (e) {
+      if (!(e instanceof SmhError && e.code === 'FileNotFound')) throw e;
+    }
+    const subject = dir ? joinPath([...dir.segs, name]) : name;
+    splitPath(subject, 'destination');
+    validateName(name, isDir, subject);
+    if (!dir) throw fail('DirectoryNotFound', 'the parent directory does not exist', subject);
+    if (dir.inTrash) throw this.binReadOnly(subject, true);
+    if (dir.row.kind !== 'dir') throw fail('NotADirectory', 'the parent is not a directory', subject);
+    return { parent: dir.row, name, subject };
+  }
+
+  /**
+   * `resolveWritable` for the entry `name` of directory `parent`: the name checked as a path's
+   * segment is (`.`/`..`, NUL; a name that is no single segment is InvalidFileName), `lookup`, T3.
+   */
+  writableAt(parent: number, name: string): Resolved {
+    const segs = splitPath(name, 'source');
+    if (segs.length !== 1 || segs[0] !== name) throw fail('InvalidFileName', `'${name}' is not a valid name`, name);
+    const r = this.lookup(parent, name);
+    return this.writable(r, joinPath(r.segs));
+  }
+
   occupied(parent: number, name: string): NodeRow | 'reserved' | undefined {
     if (parent === this.root && name === TRASH_NAME) return 'reserved';
     return this.child(parent, name);

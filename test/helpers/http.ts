@@ -199,7 +199,7 @@ export async function startHarness(
   const url = server.url;
   const libId = lib.libraryId;
   const token = (grants: string[], o: { space?: string; periodSec?: number } = {}): string =>
-    lib.createToken({ space: o.space ?? '-', grants, periodSec: o.periodSec ?? 3600 }).accessToken;
+    lib.tokens.create({ space: o.space ?? '-', grants, periodSec: o.periodSec ?? 3600 }).accessToken;
   const admin = token(['admin']);
   const host = new URL(url).host;
 

@@ -151,7 +151,7 @@ export function register(program: Command): void {
           throw new UsageError(e instanceof SmhError ? e.message : String(e));
         }
         const { lib } = await openLibrary(g);
-        const t = await lib.createToken({ space: g.space ?? '-', grants, periodSec: opts.period, ...(opts.userId ? { userId: opts.userId } : {}) });
+        const t = await lib.tokens.create({ space: g.space ?? '-', grants, periodSec: opts.period, ...(opts.userId ? { userId: opts.userId } : {}) });
         if (g.json) printJson({ accessToken: t.accessToken, expiresIn: t.expiresIn, libraryId: lib.libraryId, spaceId: g.space ?? '-' });
         else printLine(t.accessToken);
       }),
@@ -168,7 +168,7 @@ function registerTokenAdmin(token: Command): void {
       runAction('token list', async (_opts: Record<string, never>, cmd: Command) => {
         const g = globalOptions(cmd);
         const { lib } = await openLibrary(g);
-        const tokens = lib.listTokens();
+        const tokens = lib.tokens.list();
         if (g.json) {
           printJson(
             tokens.map((t) => ({
@@ -207,17 +207,17 @@ function registerTokenAdmin(token: Command): void {
         });
         const { lib } = await openLibrary(globalOptions(cmd));
         if (opts.all) {
-          const all = lib.listTokens();
-          for (const t of all) lib.revokeToken(t.id);
+          const all = lib.tokens.list();
+          for (const t of all) lib.tokens.revoke(t.id);
           printLine(`revoked ${all.length} token${all.length === 1 ? '' : 's'}`);
           return;
         }
         if (opts.token !== undefined) {
-          if (!lib.revokeToken(opts.token)) throw new SmhError('FileNotFound', 'no such token (it may have expired or been revoked)');
+          if (!lib.tokens.revoke(opts.token)) throw new SmhError('FileNotFound', 'no such token (it may have expired or been revoked)');
           printLine('revoked 1 token');
           return;
         }
-        const missing = numbers.filter((id) => !lib.revokeToken(id));
+        const missing = numbers.filter((id) => !lib.tokens.revoke(id));
         if (missing.length > 0) throw new SmhError('FileNotFound', `no token with id ${missing.join(', ')} (see smhfs token list)`);
         printLine(`revoked ${numbers.length} token${numbers.length === 1 ? '' : 's'}`);
       }),

@@ -125,14 +125,27 @@ export class NodeOps extends SpaceOps {
         return this.edits.placed(dir);
       }
       const { parent, name } = this.tree.parentOf(path, true);
-      const { gid, perm } = this.edits.inheritGroup(parent, opts.gid, (opts.mode ?? 0o755) & 0o7777, true);
-      const id = this.edits.occupy(parent.id, name, 'dir', conflict, path, (finalName) => {
-        const dir = this.edits.insertNode({ kind: 'dir', mode: S_IFDIR | perm, uid: opts.uid ?? 0, gid });
-        this.edits.attach(parent.id, finalName, dir, 'dir');
-        return dir;
-      }, { fn: opts.authorize });
-      return this.edits.placed(id);
+      return this.mkdirIn(parent, name, path, conflict, opts);
     });
+  }
+
+  /** mkdir in directory `parentId` (no `parents`: the directory is given). */
+  mkdirAt(parentId: number, name: string, opts: Owner & { conflict?: Conflict; authorize?: Authorize } = {}): Placed {
+    const conflict = opts.conflict === undefined ? DEFAULT_CONFLICT.mkdir : checkConflict(opts.conflict);
+    return this.tx(() => {
+      const place = this.tree.parentAt(parentId, name, true);
+      return this.mkdirIn(place.parent, place.name, place.subject, conflict, opts);
+    });
+  }
+
+  private mkdirIn(parent: NodeRow, name: string, path: string, conflict: Conflict, opts: Owner & { authorize?: Authorize }): Placed {
+    const { gid, perm } = this.edits.inheritGroup(parent, opts.gid, (opts.mode ?? 0o755) & 0o7777, true);
+    const id = this.edits.occupy(parent.id, name, 'dir', conflict, path, (finalName) => {
+      const dir = this.edits.insertNode({ kind: 'dir', mode: S_IFDIR | perm, uid: opts.uid ?? 0, gid });
+      this.edits.attach(parent.id, finalName, dir, 'dir');
+      return dir;
+    }, { fn: opts.authorize });
+    return this.edits.placed(id);
   }
 
   mknod(path: string, opts: { mode: number; rdev?: number; uid?: number; gid?: number }): NodeInfo {

@@ -36,28 +36,41 @@ export class TreeOps extends SpaceOps {
   }
 
   /** rename(2) with POSIX replacement rules; L9 holds for free (identity is untouched), L10/L11 on replace. */
-  rename(from: string, to: string, _opts: { posix: true } = { posix: true }): NodeInfo {
+  rename(from: string, to: string): NodeInfo {
     return this.tx(() => {
       const src = this.tree.resolveWritable(from);
       const { parent, name } = this.tree.parentOf(to, src.row.kind === 'dir');
-      if (src.row.kind === 'dir' && this.tree.isAncestor(src.row.id, parent.id)) {
-        throw fail('MoveIntoItself', 'cannot move a directory into itself', to);
-      }
-      const existing = this.tree.occupied(parent.id, name);
-      if (existing === 'reserved') throw this.tree.binReadOnly(to);
-      if (existing && existing.id === src.row.id) return this.edits.placed(src.row.id).info;
-      if (existing) {
-        if (src.row.kind === 'dir' && existing.kind !== 'dir') throw fail('NotADirectory', 'cannot replace a non-directory with a directory', to);
-        if (src.row.kind !== 'dir' && existing.kind === 'dir') throw fail('IsADirectory', 'cannot replace a directory with a non-directory', to);
-        this.edits.displace(existing, parent.id, name, src.row.kind === 'file', src.row.id);
-        this.edits.rebindReplaced(existing, src.row.id, src.row.kind === 'file');
-      }
-      this.rows.moveEntry(parent.id, name, src.row.id);
-      this.edits.touchDir(src.parent!);
-      this.edits.touchDir(parent.id);
-      this.rows.touchCtime(src.row.id, this.tree.now());
-      return this.edits.placed(src.row.id).info;
+      return this.renameTo(src, parent, name, to);
     });
+  }
+
+  /** rename(2) by (directory id, name): the entry `name` of `parentId` becomes `newName` in `newParentId`. */
+  renameAt(parentId: number, name: string, newParentId: number, newName: string): NodeInfo {
+    return this.tx(() => {
+      const src = this.tree.writableAt(parentId, name);
+      const place = this.tree.parentAt(newParentId, newName, src.row.kind === 'dir');
+      return this.renameTo(src, place.parent, place.name, place.subject);
+    });
+  }
+
+  private renameTo(src: Resolved, parent: NodeRow, name: string, to: string): NodeInfo {
+    if (src.row.kind === 'dir' && this.tree.isAncestor(src.row.id, parent.id)) {
+      throw fail('MoveIntoItself', 'cannot move a directory into itself', to);
+    }
+    const existing = this.tree.occupied(parent.id, name);
+    if (existing === 'reserved') throw this.tree.binReadOnly(to);
+    if (existing && existing.id === src.row.id) return this.edits.placed(src.row.id).info;
+    if (existing) {
+      if (src.row.kind === 'dir' && existing.kind !== 'dir') throw fail('NotADirectory', 'cannot replace a non-directory with a directory', to);
+      if (src.row.kind !== 'dir' && existing.kind === 'dir') throw fail('IsADirectory', 'cannot replace a directory with a non-directory', to);
+      this.edits.displace(existing, parent.id, name, src.row.kind === 'file', src.row.id);
+      this.edits.rebindReplaced(existing, src.row.id, src.row.kind === 'file');
+    }
+    this.rows.moveEntry(parent.id, name, src.row.id);
+    this.edits.touchDir(src.parent!);
+    this.edits.touchDir(parent.id);
+    this.rows.touchCtime(src.row.id, this.tree.now());
+    return this.edits.placed(src.row.id).info;
   }
 
   /**
@@ -156,20 +169,38 @@ export class TreeOps extends SpaceOps {
 
   /** unlink(2): a file, link or special file goes to the recycle bin (T1), bound links with it (L12). */
   unlink(path: string): { recycledItemId: number } {
+    return this.tx(() => this.unlinkResolved(this.tree.resolveWritable(path), path));
+  }
+
+  /** unlink(2) of the entry `name` of directory `parentId`. */
+  unlinkAt(parentId: number, name: string): { recycledItemId: number } {
     return this.tx(() => {
-      const r = this.tree.resolveWritable(path);
-      if (r.row.kind === 'dir') throw fail('IsADirectory', 'is a directory (use rmdir)', path);
-      return { recycledItemId: this.edits.trashNode(r.row, r.parent!, r.name) };
+      const r = this.tree.writableAt(parentId, name);
+      return this.unlinkResolved(r, joinPath(r.segs));
     });
+  }
+
+  private unlinkResolved(r: Resolved, path: string): { recycledItemId: number } {
+    if (r.row.kind === 'dir') throw fail('IsADirectory', 'is a directory (use rmdir)', path);
+    return { recycledItemId: this.edits.trashNode(r.row, r.parent!, r.name) };
   }
 
   /** rmdir(2): removes an empty directory for good (nothing to lose). */
   rmdir(path: string): void {
+    this.tx(() => this.rmdirResolved(this.tree.resolveWritable(path), path));
+  }
+
+  /** rmdir(2) of the entry `name` of directory `parentId`. */
+  rmdirAt(parentId: number, name: string): void {
     this.tx(() => {
-      const r = this.tree.resolveWritable(path);
-      if (r.row.kind !== 'dir') throw fail('NotADirectory', 'not a directory', path);
-      this.removeEmptyDir(r, path);
+      const r = this.tree.writableAt(parentId, name);
+      this.rmdirResolved(r, joinPath(r.segs));
     });
+  }
+
+  private rmdirResolved(r: Resolved, path: string): void {
+    if (r.row.kind !== 'dir') throw fail('NotADirectory', 'not a directory', path);
+    this.removeEmptyDir(r, path);
   }
 
   /** rmdir semantics: an empty directory is removed for good (nothing in it to lose). */
