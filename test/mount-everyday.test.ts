@@ -175,6 +175,7 @@ if (why) {
     t.ok((value(samples, 'smhfs_cache_misses_total') ?? 0) >= 1, 'cache misses');
     t.ok((value(samples, 'smhfs_cache_fetched_bytes_total') ?? 0) >= s.photo.length, 'bytes fetched into the cache');
     t.ok((value(samples, 'smhfs_cache_bytes') ?? 0) > 0, 'cached bytes');
+    t.ok((value(samples, 'smhfs_cache_buffer_bytes') ?? 0) >= (value(samples, 'smhfs_cache_bytes') ?? 0), 'buffer bytes: at least the cached bytes');
     t.ok(value(samples, 'smhfs_cache_hits_total') !== undefined && value(samples, 'smhfs_blob_retries_total') === 0, 'hits and retries exported');
     const reads = (value(samples, 'smhfs_blob_requests_total', { op: 'getRange' }) ?? 0) + (value(samples, 'smhfs_blob_requests_total', { op: 'getRangeInto' }) ?? 0);
     t.ok(reads >= 1, 'blob reads counted');

@@ -128,6 +128,19 @@ if (why) {
     const trash = (await ok(`ls '${m.p('.trash')}'`)).trim();
     t.match(trash, /^\d+-f\.bin$/);
     t.equal(await ok(`sha256sum < '${m.p(`.trash/${trash}`)}'`), `${sha(v1)}  -\n`, 'the bin has the version at unlink time');
+
+    // fstat through a handle whose name this mount removed: POSIX gives st_nlink 0, though the
+    // node lives on in the recycle bin (one python process: open, unlink, read, pread past the
+    // end, fstat; never a call of ours on the mount, M4).
+    const fstat = `import os
+p = '${m.p('g.txt')}'
+with open(p, 'w') as f: f.write('still here')
+fd = os.open(p, os.O_RDONLY)
+os.unlink(p)
+a = os.read(fd, 5); b = os.pread(fd, 100, 6)
+print(a.decode(), b.decode(), os.fstat(fd).st_nlink)
+os.close(fd)`;
+    t.equal(await ok(`python3 -c "${fstat}"`), 'still here 0\n', 'read, pread and fstat after unlink: nlink 0');
     t.equal(await m.stop(), 0);
     await expectFsckClean(t, m.library);
     expectSameFiles(t, before, await librarySha256(m.library), 'earlier files');

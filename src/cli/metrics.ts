@@ -105,17 +105,19 @@ export class Metrics {
       buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     });
-    const cacheCounter = (name: string, help: string, key: CacheNumber): void => {
+    /** A counter that reads its running total from `get` at each scrape. */
+    const counter = (name: string, help: string, get: () => number): void => {
       new Counter({
         name,
         help,
         registers,
         collect() {
           this.reset();
-          this.inc(cacheStat(key));
+          this.inc(get());
         },
       });
     };
+    const cacheCounter = (name: string, help: string, key: CacheNumber): void => counter(name, help, () => cacheStat(key));
     cacheCounter('smhfs_cache_hits_total', 'page-cache lookups that found the page cached', 'hits');
     cacheCounter('smhfs_cache_misses_total', 'page-cache lookups that waited for a fetch', 'misses');
     cacheCounter('smhfs_cache_fetched_bytes_total', 'bytes received from the blob store into the page cache', 'bytesFetched');
@@ -125,17 +127,8 @@ export class Metrics {
     cacheCounter('smhfs_blob_read_failures_total', 'page fetches that failed for good (after retries)', 'errors');
     cacheCounter('smhfs_cache_unit_fetches_total', 'small (64 KiB) fetches for random readers instead of whole pages', 'unitFetches');
     cacheCounter('smhfs_cache_random_streams_total', 'open files whose reads turned random', 'toRandom');
-    const diskCounter = (name: string, help: string, key: Exclude<keyof DiskCacheStats, 'state' | 'dir'>): void => {
-      new Counter({
-        name,
-        help,
-        registers,
-        collect() {
-          this.reset();
-          this.inc(diskStat(key));
-        },
-      });
-    };
+    const diskCounter = (name: string, help: string, key: Exclude<keyof DiskCacheStats, 'state' | 'dir'>): void =>
+      counter(name, help, () => diskStat(key));
     diskCounter('smhfs_disk_cache_hits_total', 'pages or units read back from the on-disk cache (verified)', 'hits');
     diskCounter('smhfs_disk_cache_misses_total', 'fetches the on-disk cache did not have', 'misses');
     diskCounter('smhfs_disk_cache_read_bytes_total', 'bytes read from the on-disk cache', 'bytesRead');
@@ -169,6 +162,14 @@ export class Metrics {
       registers,
       collect() {
         this.set(cacheStat('cachedBytes'));
+      },
+    });
+    new Gauge({
+      name: 'smhfs_cache_buffer_bytes',
+      help: 'bytes of page-cache buffers: cached, in flight, lent to readers and pooled for reuse',
+      registers,
+      collect() {
+        this.set(cacheStat('bufferBytes'));
       },
     });
     this.#storeRequests = new Counter({ name: 'smhfs_blob_requests_total', help: 'requests to the blob store, by operation', labelNames: ['op'], registers });

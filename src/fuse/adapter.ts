@@ -254,7 +254,11 @@ export class FuseAdapter {
           } catch (e) {
             if (!isSmhError(e, 'FileNotFound')) throw e; // purged: what we last saw
           }
-          return this.#stat(info, info.kind === 'file' ? h.view : undefined);
+          const st = this.#stat(info, info.kind === 'file' ? h.view : undefined);
+          // A file whose name this mount removed has no name left (POSIX st_nlink 0), though the
+          // node lives on in the recycle bin; with hard links (issue 12) it counts the names left.
+          if (h.node.orphan) st.nlink = 0;
+          return st;
         }, cb),
 
       readdir: (path, cb) =>

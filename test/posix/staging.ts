@@ -5,15 +5,13 @@
  * (then it belongs in `make test`: delete its line here) or an unstaged one fails.
  *
  * Causes are of two sorts: what smhfs still lacks (hard links, issue 12; the caller's identity,
- * nanoseconds, UTIME_OMIT, renameat2 flags — the libfuse3 binding, issue 11; nlink of a file
- * unlinked while open) and what the reference itself cannot do through libfuse 2 (bindfs 1.14.7
- * on libfuse 2.9). A case is never staged for a bug we can fix now.
+ * nanoseconds, UTIME_OMIT, renameat2 flags — the libfuse3 binding, issue 11) and what the
+ * reference itself cannot do through libfuse 2 (bindfs 1.14.7 on libfuse 2.9). A case is never staged for a bug we can fix now.
  */
 
 export type Cause =
   | 'hard-links'
   | 'caller-identity'
-  | 'unlinked-open-files'
   | 'fuse-native-times'
   | 'libfuse2-utime-omit'
   | 'libfuse2-renameat2'
@@ -29,8 +27,6 @@ export const CAUSES: Record<Cause, string> = {
   'hard-links': 'link(2) is refused (EPERM): hard links are issue 12 (SPEC L17–L19)',
   'caller-identity':
     "new nodes take the parent's owner, not the caller's uid/gid: fuse-native cannot see the caller (libfuse3 binding, issue 11; M2)",
-  'unlinked-open-files':
-    'fstat of a file unlinked through the mount while open answers st_nlink 1, not 0: the handle reads the node, which lives on in the recycle bin (reads, writes and fstat themselves work since i9-mount, D7)',
   'fuse-native-times':
     'fuse-native carries times as unsigned milliseconds: nanoseconds are lost and times before 1970 wrap around (libfuse3 binding; M2)',
   'libfuse2-utime-omit': "libfuse 2.9 calls utimens only with both times: UTIME_OMIT of one time is not honoured (libfuse3 binding; M2)",
@@ -57,7 +53,6 @@ export const TIMING_DEPENDENT: ReadonlySet<Cause> = new Set<Cause>(['bindfs-crea
 export const LIFTED_BY: Record<Cause, string> = {
   'hard-links': 'issue 12',
   'caller-identity': 'libfuse3 binding',
-  'unlinked-open-files': 'adapter (nlink 0 for a handle whose name this mount removed)',
   'fuse-native-times': 'libfuse3 binding',
   'libfuse2-utime-omit': 'libfuse3 binding',
   'libfuse2-renameat2': 'libfuse3 binding + issue 12 (store)',
@@ -80,8 +75,6 @@ const SMHFS_FUSE_NATIVE: Record<string, Cause> = {
   'rmdir: in a sticky directory only the owner of the directory or of the parent may remove it': 'caller-identity',
   'unlink: in a sticky directory only the owner of the file or of the directory may remove it': 'caller-identity',
   'rename: in a sticky directory a user may not move or replace what others own': 'caller-identity',
-
-  'unlink: an open file stays readable: read, pread and fstat after unlink': 'unlinked-open-files',
 
   'utimensat: keeps nanoseconds': 'fuse-native-times',
   'utimensat: times before 1970': 'fuse-native-times',
