@@ -18,7 +18,7 @@
 import type { Edits as EditsT } from './edits.js';
 import { Edits } from './edits.js';
 import { LinkOps } from './ops/links.js';
-import { NodeOps } from './ops/nodes.js';
+import { NodeOps, type PutFileOptions } from './ops/nodes.js';
 import { TrashOps } from './ops/trash.js';
 import { TreeOps, type TreeOpOptions } from './ops/tree.js';
 import { XattrOps } from './ops/xattrs.js';
@@ -187,14 +187,7 @@ export class Space {
   putFile(
     path: string,
     blob: BlobRef,
-    opts: Owner & {
-      conflict?: Conflict;
-      mtimeUs?: number;
-      meta?: Record<string, string>;
-      storageClass?: string;
-      createParents?: boolean;
-      authorize?: Authorize;
-    } = {},
+    opts: PutFileOptions = {},
   ): Placed {
     return this.nodes.putFile(path, blob, opts);
   }

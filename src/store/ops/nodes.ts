@@ -22,6 +22,16 @@ function atimeDue(atime: number, mtime: number, ctime: number, now: number): boo
   return atime <= mtime || atime <= ctime || now - atime >= DAY_US;
 }
 
+/** Options of an upload (`putFile`), shared by the store's façade. */
+export type PutFileOptions = Owner & {
+  conflict?: Conflict;
+  mtimeUs?: number;
+  meta?: Record<string, string>;
+  storageClass?: string;
+  createParents?: boolean;
+  authorize?: Authorize;
+};
+
 export class NodeOps extends SpaceOps {
   stat(path: string, opts: { follow?: boolean } & ResolveContext = {}): NodeInfo {
     return this.host.engine.snapshot(() => {
@@ -229,14 +239,7 @@ export class NodeOps extends SpaceOps {
   putFile(
     path: string,
     blob: BlobRef,
-    opts: Owner & {
-      conflict?: Conflict;
-      mtimeUs?: number;
-      meta?: Record<string, string>;
-      storageClass?: string;
-      createParents?: boolean;
-      authorize?: Authorize;
-    } = {},
+    opts: PutFileOptions = {},
   ): Placed {
     const conflict = checkConflict(opts.conflict);
     const cls = opts.storageClass === undefined ? undefined : checkStorageClass(opts.storageClass);
