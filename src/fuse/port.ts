@@ -9,6 +9,7 @@ export type FuseLibrary = Pick<Library, 'dir' | 'sync'> & FilesLibrary;
 
 export type FuseSpace = Pick<
   Space,
+  | 'root'
   | 'stat'
   | 'statNode'
   | 'statWritable'
@@ -19,6 +20,14 @@ export type FuseSpace = Pick<
   | 'readlink'
   | 'statfs'
   | 'mkdir'
+  | 'mkdirAt'
+  | 'lookup'
+  | 'mknodAt'
+  | 'createFileAt'
+  | 'symlinkAt'
+  | 'unlinkAt'
+  | 'rmdirAt'
+  | 'renameAt'
   | 'mknod'
   | 'createFile'
   | 'symlink'
