@@ -79,7 +79,8 @@ export function llOptions(fuseOptions: string[], attrTimeout: number, debug: boo
   const rest: string[] = [];
   const num = (o: string, v: string, base = 10): number => {
     const n = base === 8 ? parseInt(v, 8) : Number(v);
-    if (!Number.isFinite(n) || n < 0 || v.trim() === '') throw new Error(`bad mount option '${o}': expected a number`);
+    // libfuse's own words for it (fuse_opt_parse)
+    if (!Number.isFinite(n) || n < 0 || !/^\d+(\.\d+)?$/.test(v.trim())) throw new Error(`fuse: invalid parameter in option \`${o}'`);
     return n;
   };
   for (const o of fuseOptions.flatMap((x) => x.split(',')).map((x) => x.trim()).filter((x) => x.length > 0)) {
@@ -120,16 +121,39 @@ const llFrontend: Frontend = {
     return a.ok ? { ok: true } : a;
   },
   prepare(lib, space, reader, adapterOpts, m) {
-    const { mount, show } = llOptions(m.fuseOptions, m.attrTimeout, m.debug);
     const log = adapterOpts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-    const adapter = new InodeAdapter(lib, space, reader, { ...adapterOpts, show });
+    let parsed: ReturnType<typeof llOptions> | undefined;
+    let refused: Error | undefined;
+    try {
+      parsed = llOptions(m.fuseOptions, m.attrTimeout, m.debug);
+    } catch (e) {
+      refused = e as Error; // said when mounting, where the server reports refused options
+    }
+    const adapter = new InodeAdapter(lib, space, reader, { ...adapterOpts, show: parsed?.show ?? {} });
     return {
       adapter,
       mount: async (mp) => {
-        const session = await llMount(mp, adapter.ops(), {
-          ...mount,
-          onError: (err, op) => log(`smhfs: ${op}: ${(err as Error)?.stack ?? String(err)} (answered EIO)`),
-        });
+        if (refused || !parsed) {
+          log(refused?.message ?? 'fuse: bad mount options');
+          throw new Error('libfuse refused the mount options');
+        }
+        const mount = parsed.mount;
+        let session: Awaited<ReturnType<typeof llMount>>;
+        try {
+          session = await llMount(mp, adapter.ops(), {
+            ...mount,
+            onError: (err, op) => log(`smhfs: ${op}: ${(err as Error)?.stack ?? String(err)} (answered EIO)`),
+          });
+        } catch (e) {
+          // fuse_session_new refuses what it does not know before anything is mounted
+          const unknown = /unknown option\(s\): `-o ([^']*)'/.exec((e as Error).message);
+          if (!unknown) throw e;
+          const bad = unknown[1]!.split(',');
+          throw new Error(
+            `unknown mount option${bad.length > 1 ? 's' : ''} ${bad.map((o) => `'${o}'`).join(', ')}: libfuse 3 does not know ` +
+              `${bad.length > 1 ? 'them' : 'it'} (see "man mount.fuse3" for the options; smhfs's own flags go before the mountpoint, not in -o)`,
+          );
+        }
         adapter.attachKernel(session);
         session.on('unmounted', () => adapter.attachKernel(undefined));
         const { args } = mountConfig(mount, adapter.ops());

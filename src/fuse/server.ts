@@ -181,7 +181,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
     const left = await mountState(mp);
     if (left.state === 'stale' || left.state === 'hung') await recoverStale(mp);
     const user = (opts.fuseOptions ?? []).flatMap((o) => o.split(',')).filter((o) => o.length > 0);
-    if (/refused the mount options|unknown option/.test((e as Error).message)) {
+    if (/refused the mount options/.test((e as Error).message)) {
       throw new Error(`mounting ${mp} failed: libfuse refused the mount options${user.length ? ` -o ${user.join(',')}` : ''} (its message above says which); nothing is mounted`);
     }
     throw new Error(
