@@ -15,7 +15,7 @@ import { constants } from 'node:os';
 import { fail, isSmhError } from '../errors.js';
 import type { NodeInfo } from '../store/types.js';
 import type { FuseOps, FuseStat, FuseStatfs } from './native.js';
-import { errnoFor, nodeStat, openMode, statfsNumbers } from './translate.js';
+import { adapterSnapshot, errnoFor, nodeStat, opCounter, openMode, statfsNumbers, touchAtime, type OpCounter } from './translate.js';
 import { OpenFiles, type Handle, type Version } from '../vfs/open-files.js';
 import type { ContentReader } from '../vfs/reader.js';
 import type { FuseLibrary, FuseSpace } from './port.js';
@@ -59,12 +59,7 @@ export interface AdapterOptions {
 /** Read-only xattr of the mount root: run-time counters (page cache, ops, io) as JSON. */
 export const STATS_XATTR = 'user.smhfs.stats';
 
-export interface OpCounter {
-  calls: number;
-  errors: number;
-  /** Total time in ms, from the op's start to its callback. */
-  ms: number;
-}
+export type { OpCounter } from './translate.js';
 
 /** `/x/y` → `x/y`; `/` → ''. */
 export function storePath(fusePath: string): string {
@@ -96,12 +91,6 @@ export class FuseAdapter {
 
   // ───────────────────────────── plumbing ─────────────────────────────
 
-  #count(op: string): OpCounter {
-    let c = this.counters.get(op);
-    if (!c) this.counters.set(op, (c = { calls: 0, errors: 0, ms: 0 }));
-    return c;
-  }
-
   /** errno (negative) for a thrown value; logs what a user could not have caused. */
   #errno(op: string, path: string | null, e: unknown): number {
     return -errnoFor(e, (what, errno) => this.#log(`smhfs: ${op} ${path ?? NAMELESS}: ${what} (returned ${errno === E.EIO ? 'EIO' : errno})`));
@@ -112,7 +101,7 @@ export class FuseAdapter {
    * results answer without a promise round trip (most ops are one synchronous SQLite call).
    */
   #run<T>(op: string, path: string | null, fn: () => T | Promise<T>, done: (err: number, value?: T) => void): void {
-    const c = this.#count(op);
+    const c = opCounter(this.counters, op);
     c.calls++;
     const t0 = performance.now();
     const onOp = this.#opts.onOp;
@@ -248,7 +237,7 @@ export class FuseAdapter {
           const self = s.stat(p);
           const up = p === '' ? self : s.stat(parentOf(p));
           const entries = s.readdir(p);
-          this.#touchAtime(self);
+          touchAtime(this.#space, this.#log, self);
           const names = ['.', '..'];
           const stats = [this.#stat(self), this.#stat(up)];
           for (const e of entries) {
@@ -444,16 +433,7 @@ export class FuseAdapter {
     const seen = this.#accessDue.get(fd);
     if (!seen) return;
     this.#accessDue.delete(fd);
-    this.#touchAtime(seen);
-  }
-
-  /** A read or a listing never fails for its atime: a read-only library keeps it, anything else is logged. */
-  #touchAtime(seen: NodeInfo): void {
-    try {
-      this.#space.accessed(seen);
-    } catch (e) {
-      if (!isSmhError(e, 'LibraryReadOnly')) this.#log(`smhfs: atime of node ${seen.id} not recorded: ${(e as Error).message}`);
-    }
+    touchAtime(this.#space, this.#log, seen);
   }
 
   async #read(h: Handle, buf: Buffer, len: number, pos: number): Promise<number> {
@@ -522,14 +502,6 @@ export class FuseAdapter {
 
   /** Counters for `smhfs stats`. */
   snapshot(): Record<string, unknown> {
-    const ops: Record<string, OpCounter> = {};
-    for (const [k, v] of [...this.counters.entries()].sort()) ops[k] = { ...v, ms: Math.round(v.ms) };
-    return {
-      ops,
-      openHandles: this.files.openHandles,
-      openFiles: this.files.openNodes,
-      io: { ...this.files.stats },
-      cache: this.files.reader.cache.stats(),
-    };
+    return adapterSnapshot(this.counters, this.files);
   }
 }

@@ -27,9 +27,9 @@ import { constants } from 'node:os';
 import { fail, isSmhError } from '../errors.js';
 import type { NodeInfo } from '../store/types.js';
 import type { Attr, Created, Ctx, DirEntry, Entry, FdSlice, LowLevelOps, Open, SetAttr, Statfs, Timespec } from './ll/binding.js';
-import type { AdapterOptions, OpCounter } from './adapter.js';
+import type { AdapterOptions } from './adapter.js';
 import { STATS_XATTR } from './adapter.js';
-import { errnoFor, nodeStat, openMode, statfsNumbers } from './translate.js';
+import { adapterSnapshot, errnoFor, nodeStat, opCounter, openMode, statfsNumbers, touchAtime, type OpCounter } from './translate.js';
 import type { FuseLibrary, FuseSpace } from './port.js';
 import { OpenFiles, type Handle } from '../vfs/open-files.js';
 import type { ContentReader } from '../vfs/reader.js';
@@ -171,18 +171,12 @@ export class InodeAdapter {
 
   // ───────────────────────────── plumbing ─────────────────────────────
 
-  #count(op: string): OpCounter {
-    let c = this.counters.get(op);
-    if (!c) this.counters.set(op, (c = { calls: 0, errors: 0, ms: 0 }));
-    return c;
-  }
-
   /**
    * Run `fn` and give the binding its answer: the value, or -errno (unexpected errors logged and
    * answered EIO). Sync results stay sync: most ops are one synchronous SQLite call.
    */
   #run<T>(op: string, ino: number, name: string | undefined, fn: () => T | Promise<T>): T | number | Promise<T | number> {
-    const c = this.#count(op);
+    const c = opCounter(this.counters, op);
     c.calls++;
     const t0 = performance.now();
     const onOp = this.#opts.onOp;
@@ -479,7 +473,7 @@ export class InodeAdapter {
       }
     }
     const entries = s.readdir(dirId);
-    this.#touchAtime(self);
+    touchAtime(this.#space, this.#log, self);
     const out: DirEntry[] = [
       { name: '.', ino: this.inoOf(self.id), mode: S_IFDIR },
       { name: '..', ino: this.inoOf(up.id), mode: S_IFDIR },
@@ -494,15 +488,6 @@ export class InodeAdapter {
    */
   readonly #accessDue = new Map<number, NodeInfo>();
 
-  /** A read or a listing never fails for its atime: a read-only library keeps it, anything else is logged. */
-  #touchAtime(seen: NodeInfo): void {
-    try {
-      this.#space.accessed(seen);
-    } catch (e) {
-      if (!isSmhError(e, 'LibraryReadOnly')) this.#log(`smhfs: atime of node ${seen.id} not recorded: ${(e as Error).message}`);
-    }
-  }
-
   /**
    * Cached pages answer at once: the binding sends them before this call returns, so a single
    * page is answered from its own memory (no copy). Anything else takes the async read path,
@@ -515,7 +500,7 @@ export class InodeAdapter {
       const seen = this.#accessDue.get(fh);
       if (seen) {
         this.#accessDue.delete(fh);
-        this.#touchAtime(seen);
+        touchAtime(this.#space, this.#log, seen);
       }
     }
     const node = h.node;
@@ -534,15 +519,7 @@ export class InodeAdapter {
 
   /** Counters for `smhfs stats`. */
   snapshot(): Record<string, unknown> {
-    const ops: Record<string, OpCounter> = {};
-    for (const [k, v] of [...this.counters.entries()].sort()) ops[k] = { ...v, ms: Math.round(v.ms) };
-    return {
-      ops,
-      openHandles: this.files.openHandles,
-      openFiles: this.files.openNodes,
-      kernelInodes: this.#lookups.size,
-      io: { ...this.files.stats },
-      cache: this.files.reader.cache.stats(),
-    };
+    return { ...adapterSnapshot(this.counters, this.files), kernelInodes: this.#lookups.size };
   }
+
 }

@@ -12,7 +12,7 @@ import { isSmhError } from '../errors.js';
 import type { NodeInfo } from '../store/types.js';
 import { SparseLayout } from '../blob/sparse.js';
 import { errnoOf } from './errno.js';
-import type { OpenNode, Version } from '../vfs/open-files.js';
+import type { OpenFiles, OpenNode, Version } from '../vfs/open-files.js';
 
 const E = constants.errno;
 const O_ACCMODE = 3;
@@ -135,4 +135,41 @@ export function errnoFor(e: unknown, log: (what: string, errno: number) => void)
     log(what, errno);
   }
   return errno;
+}
+
+/** Per-operation counters of an adapter (`smhfs stats`, metrics). */
+export interface OpCounter {
+  calls: number;
+  errors: number;
+  /** Total time in ms, from the op's start to its answer. */
+  ms: number;
+}
+
+/** The counter of `op`, made on first use. */
+export function opCounter(counters: Map<string, OpCounter>, op: string): OpCounter {
+  let c = counters.get(op);
+  if (!c) counters.set(op, (c = { calls: 0, errors: 0, ms: 0 }));
+  return c;
+}
+
+/** What `smhfs stats` shows of an adapter: its op counters, open files, io and page cache. */
+export function adapterSnapshot(counters: Map<string, OpCounter>, files: OpenFiles): Record<string, unknown> {
+  const ops: Record<string, OpCounter> = {};
+  for (const [k, v] of [...counters.entries()].sort()) ops[k] = { ...v, ms: Math.round(v.ms) };
+  return {
+    ops,
+    openHandles: files.openHandles,
+    openFiles: files.openNodes,
+    io: { ...files.stats },
+    cache: files.reader.cache.stats(),
+  };
+}
+
+/** relatime through `accessed`: a read or a listing never fails for its atime (a read-only library keeps it; anything else is logged). */
+export function touchAtime(space: { accessed(seen: NodeInfo): void }, log: (line: string) => void, seen: NodeInfo): void {
+  try {
+    space.accessed(seen);
+  } catch (e) {
+    if (!isSmhError(e, 'LibraryReadOnly')) log(`smhfs: atime of node ${seen.id} not recorded: ${(e as Error).message}`);
+  }
 }
