@@ -15,7 +15,7 @@ import { constants } from 'node:os';
 import { fail, isSmhError } from '../errors.js';
 import type { NodeInfo } from '../store/types.js';
 import type { FuseOps, FuseStat, FuseStatfs } from './native.js';
-import { adapterSnapshot, errnoFor, nodeStat, opCounter, openMode, statfsNumbers, touchAtime, type OpCounter } from './translate.js';
+import { adapterSnapshot, errnoFor, nodeStat, openMode, runOp, statfsNumbers, touchAtime, type OpCounter } from './translate.js';
 import { OpenFiles, type Handle, type Version } from '../vfs/open-files.js';
 import type { ContentReader } from '../vfs/reader.js';
 import type { FuseLibrary, FuseSpace } from './port.js';
@@ -101,34 +101,23 @@ export class FuseAdapter {
    * results answer without a promise round trip (most ops are one synchronous SQLite call).
    */
   #run<T>(op: string, path: string | null, fn: () => T | Promise<T>, done: (err: number, value?: T) => void): void {
-    const c = opCounter(this.counters, op);
-    c.calls++;
-    const t0 = performance.now();
     const onOp = this.#opts.onOp;
-    const ok = (v: T): void => {
-      const ms = performance.now() - t0;
-      c.ms += ms;
-      done(0, v);
-      onOp?.(op, path ?? NAMELESS, ms, 0);
-    };
-    const bad = (e: unknown): void => {
-      const ms = performance.now() - t0;
-      c.ms += ms;
-      c.errors++;
-      const errno = this.#errno(op, path, e);
-      done(errno);
-      onOp?.(op, path ?? NAMELESS, ms, -errno);
-    };
-    let r: T | Promise<T>;
-    try {
-      r = fn();
-    } catch (e) {
-      bad(e);
-      return;
-    }
-    if (r instanceof Promise) r.then(ok, bad);
-    else ok(r);
+    void runOp(
+      this.counters,
+      op,
+      fn,
+      (v, ms) => {
+        done(0, v);
+        onOp?.(op, path ?? NAMELESS, ms, 0);
+      },
+      (e, ms) => {
+        const errno = this.#errno(op, path, e);
+        done(errno);
+        onOp?.(op, path ?? NAMELESS, ms, -errno);
+      },
+    );
   }
+
 
   /** read/write answer with a byte count or a negative errno in the first argument. */
   #runBytes(op: string, path: string | null, fn: () => number | Promise<number>, done: (res: number) => void): void {

@@ -29,7 +29,7 @@ import type { NodeInfo } from '../store/types.js';
 import type { Attr, Created, Ctx, DirEntry, Entry, FdSlice, LowLevelOps, Open, SetAttr, Statfs, Timespec } from './ll/binding.js';
 import type { AdapterOptions } from './adapter.js';
 import { STATS_XATTR } from './adapter.js';
-import { adapterSnapshot, errnoFor, nodeStat, opCounter, openMode, statfsNumbers, touchAtime, type OpCounter } from './translate.js';
+import { adapterSnapshot, errnoFor, nodeStat, openMode, runOp, statfsNumbers, touchAtime, type OpCounter } from './translate.js';
 import type { FuseLibrary, FuseSpace } from './port.js';
 import { OpenFiles, type Handle } from '../vfs/open-files.js';
 import type { ContentReader } from '../vfs/reader.js';
@@ -176,32 +176,23 @@ export class InodeAdapter {
    * answered EIO). Sync results stay sync: most ops are one synchronous SQLite call.
    */
   #run<T>(op: string, ino: number, name: string | undefined, fn: () => T | Promise<T>): T | number | Promise<T | number> {
-    const c = opCounter(this.counters, op);
-    c.calls++;
-    const t0 = performance.now();
     const onOp = this.#opts.onOp;
-    const ok = (v: T): T => {
-      const ms = performance.now() - t0;
-      c.ms += ms;
-      onOp?.(op, this.#pathOf(ino, name), ms, 0);
-      return v;
-    };
-    const bad = (e: unknown): number => {
-      const ms = performance.now() - t0;
-      c.ms += ms;
-      c.errors++;
-      const errno = errnoFor(e, (msg, n) => this.#log(`smhfs: ${op} ${this.#pathOf(ino, name)}: ${msg} (returned ${n === E.EIO ? 'EIO' : n})`));
-      if (onOp) onOp(op, this.#pathOf(ino, name), ms, errno);
-      return -errno;
-    };
-    let r: T | Promise<T>;
-    try {
-      r = fn();
-    } catch (e) {
-      return bad(e);
-    }
-    return r instanceof Promise ? r.then(ok, bad) : ok(r);
+    return runOp<T, T | number>(
+      this.counters,
+      op,
+      fn,
+      (v, ms) => {
+        onOp?.(op, this.#pathOf(ino, name), ms, 0);
+        return v;
+      },
+      (e, ms) => {
+        const errno = errnoFor(e, (msg, n) => this.#log(`smhfs: ${op} ${this.#pathOf(ino, name)}: ${msg} (returned ${n === E.EIO ? 'EIO' : n})`));
+        onOp?.(op, this.#pathOf(ino, name), ms, errno);
+        return -errno;
+      },
+    );
   }
+
 
   /** How logs and metrics name a request: the mount path of `ino` (and `name` in it), when it has one. */
   #pathOf(ino: number, name: string | undefined): string {

@@ -13,6 +13,7 @@ import type { NodeInfo } from '../store/types.js';
 import { SparseLayout } from '../blob/sparse.js';
 import { errnoOf } from './errno.js';
 import type { OpenFiles, OpenNode, Version } from '../vfs/open-files.js';
+import type { FuseStatfs } from './native.js';
 
 const E = constants.errno;
 const O_ACCMODE = 3;
@@ -77,27 +78,13 @@ export function openMode(flags: number): { writable: boolean; readable: boolean;
   return { writable, readable: (flags & O_ACCMODE) !== O_WRONLY, truncate: writable && (flags & fsConstants.O_TRUNC) !== 0 };
 }
 
-export interface StatfsNumbers {
-  bsize: number;
-  frsize: number;
-  blocks: number;
-  bfree: number;
-  bavail: number;
-  files: number;
-  ffree: number;
-  favail: number;
-  fsid: number;
-  flag: number;
-  namemax: number;
-}
-
 /**
  * statfs(2): space is the library folder's file system (the local blob store's home; a made-up
  * figure for S3 would lie either way); D11: f_files is the inode total and f_ffree the free ones
  * (df -i: used = files - ffree). Nodes are rows, not preallocated inodes: the total is what a
  * 32-bit field can say. Counts are scaled to 32 bits (fuse-native packs them so; harmless on ll).
  */
-export async function statfsNumbers(libraryDir: string, nodes: number): Promise<StatfsNumbers> {
+export async function statfsNumbers(libraryDir: string, nodes: number): Promise<FuseStatfs> {
   let bsize = 4096;
   let blocks = 0;
   let bfree = 0;
@@ -146,10 +133,45 @@ export interface OpCounter {
 }
 
 /** The counter of `op`, made on first use. */
-export function opCounter(counters: Map<string, OpCounter>, op: string): OpCounter {
+function opCounter(counters: Map<string, OpCounter>, op: string): OpCounter {
   let c = counters.get(op);
   if (!c) counters.set(op, (c = { calls: 0, errors: 0, ms: 0 }));
   return c;
+}
+
+/**
+ * Run one operation `fn` (sync or async), counted and timed under `op`, and answer through `ok`
+ * or `bad` (given the ms it took). A sync result is answered without a promise round trip (most
+ * ops are one synchronous SQLite call).
+ */
+export function runOp<T, R>(
+  counters: Map<string, OpCounter>,
+  op: string,
+  fn: () => T | Promise<T>,
+  ok: (value: T, ms: number) => R,
+  bad: (err: unknown, ms: number) => R,
+): R | Promise<R> {
+  const c = opCounter(counters, op);
+  c.calls++;
+  const t0 = performance.now();
+  const good = (v: T): R => {
+    const ms = performance.now() - t0;
+    c.ms += ms;
+    return ok(v, ms);
+  };
+  const failed = (e: unknown): R => {
+    const ms = performance.now() - t0;
+    c.ms += ms;
+    c.errors++;
+    return bad(e, ms);
+  };
+  let r: T | Promise<T>;
+  try {
+    r = fn();
+  } catch (e) {
+    return failed(e);
+  }
+  return r instanceof Promise ? r.then(good, failed) : good(r);
 }
 
 /** What `smhfs stats` shows of an adapter: its op counters, open files, io and page cache. */

@@ -75,6 +75,21 @@ export const LIFTED_BY: Record<Cause, string> = {
   'll-no-tmpfile': 'libfuse3 binding (a tmpfile op)',
 };
 
+/** On every binding: what smhfs lacks (hard links) and the SMH rules a POSIX file system would not have. */
+const SMHFS_BOTH: Record<string, Cause> = {
+  "unlink: a name of a file with two names: the other keeps the content, nlink - 1, the file's ctime advances": 'hard-links',
+  'rename: two names of one file: succeeds and both names stay (POSIX)': 'hard-links',
+  'rename: over a name of a file with two names, the file keeps its other name': 'hard-links',
+  'link: a second name: same inode, nlink 2, ctime advances, parent times advance (regular)': 'hard-links',
+  'link: a second name: same inode, nlink 2, ctime advances, parent times advance (fifo)': 'hard-links',
+  'link: a second name: same inode, nlink 2, ctime advances, parent times advance (socket)': 'hard-links',
+  'link: a second name: same inode, nlink 2, ctime advances, parent times advance (symlink)': 'hard-links',
+  'link: both names share the content; a write through one shows through the other': 'hard-links',
+
+  'unlink: a symbolic link to the removed file stays, dangling, and reads the same': 'spec-L12',
+  'symlink: a link to an existing file reads back exactly as given': 'spec-L4',
+};
+
 const SMHFS_FUSE_NATIVE: Record<string, Cause> = {
   'open: the new file belongs to the caller': 'caller-identity',
   'mkdir: the new directory belongs to the caller': 'caller-identity',
@@ -94,32 +109,12 @@ const SMHFS_FUSE_NATIVE: Record<string, Cause> = {
   'rename: RENAME_EXCHANGE swaps two names atomically': 'libfuse2-renameat2',
   'open: O_TMPFILE gives a writable unnamed file (nlink 0)': 'no-o-tmpfile',
 
-  "unlink: a name of a file with two names: the other keeps the content, nlink - 1, the file's ctime advances": 'hard-links',
-  'rename: two names of one file: succeeds and both names stay (POSIX)': 'hard-links',
-  'rename: over a name of a file with two names, the file keeps its other name': 'hard-links',
-  'link: a second name: same inode, nlink 2, ctime advances, parent times advance (regular)': 'hard-links',
-  'link: a second name: same inode, nlink 2, ctime advances, parent times advance (fifo)': 'hard-links',
-  'link: a second name: same inode, nlink 2, ctime advances, parent times advance (socket)': 'hard-links',
-  'link: a second name: same inode, nlink 2, ctime advances, parent times advance (symlink)': 'hard-links',
-  'link: both names share the content; a write through one shows through the other': 'hard-links',
-
-  'unlink: a symbolic link to the removed file stays, dangling, and reads the same': 'spec-L12',
-  'symlink: a link to an existing file reads back exactly as given': 'spec-L4',
+  ...SMHFS_BOTH,
 };
 
 /** What is left on our libfuse 3 binding (the rest of fuse-native's causes are gone there). */
 const SMHFS_LL: Record<string, Cause> = {
-  "unlink: a name of a file with two names: the other keeps the content, nlink - 1, the file's ctime advances": 'hard-links',
-  'rename: two names of one file: succeeds and both names stay (POSIX)': 'hard-links',
-  'rename: over a name of a file with two names, the file keeps its other name': 'hard-links',
-  'link: a second name: same inode, nlink 2, ctime advances, parent times advance (regular)': 'hard-links',
-  'link: a second name: same inode, nlink 2, ctime advances, parent times advance (fifo)': 'hard-links',
-  'link: a second name: same inode, nlink 2, ctime advances, parent times advance (socket)': 'hard-links',
-  'link: a second name: same inode, nlink 2, ctime advances, parent times advance (symlink)': 'hard-links',
-  'link: both names share the content; a write through one shows through the other': 'hard-links',
-
-  'unlink: a symbolic link to the removed file stays, dangling, and reads the same': 'spec-L12',
-  'symlink: a link to an existing file reads back exactly as given': 'spec-L4',
+  ...SMHFS_BOTH,
 
   'utimensat: keeps nanoseconds': 'store-microseconds',
   'rename: RENAME_NOREPLACE moves to a free name, EEXIST over an existing one': 'store-rename-flags',
