@@ -97,7 +97,7 @@ t.test('L18: removing one of several names removes only that name: nothing goes 
   const id = space.stat('a.txt').id;
   const before = space.stat('a.txt').ctimeUs;
   await new Promise((r) => setTimeout(r, 2));
-  t.same(space.unlink('a.txt'), {}, 'unlink(2) of one name makes no recycle item');
+  t.same(space.unlink('a.txt'), { namesLeft: 1 }, 'unlink(2) of one name makes no recycle item');
   t.same(space.trashList(), [], 'the bin is empty');
   const b = space.stat('b.txt');
   t.equal(b.id, id, 'the node lives on');
@@ -124,8 +124,8 @@ t.test('L18: SMH/CLI delete of one name, to the bin or for good, removes that na
   await put(lib, space, 'a.txt', 'alpha');
   space.link('a.txt', 'b.txt');
   space.link('a.txt', 'c.txt');
-  t.same(space.remove('a.txt'), {}, 'a delete of one name: no item');
-  t.same(space.remove('b.txt', { permanent: true }), {}, 'a permanent delete of one name: nothing is lost');
+  t.same(space.remove('a.txt'), { namesLeft: 2 }, 'a delete of one name: no item');
+  t.same(space.remove('b.txt', { permanent: true }), { namesLeft: 1 }, 'a permanent delete of one name: nothing is lost');
   t.equal(await read(lib, space, 'c.txt'), 'alpha');
   t.equal(space.stat('c.txt').nlink, 1);
   t.same(space.trashList(), []);

@@ -159,9 +159,10 @@ export class Edits {
    * blob, metadata and times, with no links (they stay with the live file). Nothing to keep when
    * the bytes do not change.
    */
-  binOldVersion(existing: NodeRow, newBlob: string): void {
+  binOldVersion(existing: NodeRow, newBlob: string, at: { parent: number; name: string }): void {
     if (existing.blob === newBlob) return;
-    const originalPath = joinPath(this.tree.locate(existing.id).segs);
+    // the name uploaded to, of the file's names (L17)
+    const originalPath = joinPath(this.tree.locateEntry(at.parent, at.name).segs);
     const name = originalPath.slice(originalPath.lastIndexOf('/') + 1);
     const copy = this.insertNode({ ...existing });
     this.rows.copyXattrs(copy, existing.id);

@@ -23,6 +23,16 @@ export interface TreeOpOptions {
   authorize?: Authorize;
 }
 
+/**
+ * What a delete did: moved an item to the bin (T1), queued a purge task (L15), removed one name
+ * of a node that keeps `namesLeft` others (L18), or — none of these — deleted for good.
+ */
+export interface RemoveResult {
+  recycledItemId?: number;
+  taskId?: number;
+  namesLeft?: number;
+}
+
 function pathTooLong(subject: string): SmhError {
   return fail('PathTooLong', `the copy would make a path longer than ${MAX_PATH_BYTES} bytes (PATH_MAX)`, subject);
 }
@@ -175,21 +185,21 @@ export class TreeOps extends SpaceOps {
    * unlink(2): a file, link or special file goes to the recycle bin (T1), bound links with it
    * (L12) — unless it has other names (L18): then only this name goes, and no item is made.
    */
-  unlink(path: string): { recycledItemId?: number } {
+  unlink(path: string): { recycledItemId?: number; namesLeft?: number } {
     return this.tx(() => this.unlinkResolved(this.tree.resolveWritable(path), path));
   }
 
   /** unlink(2) of the entry `name` of directory `parentId`. */
-  unlinkAt(parentId: number, name: string): { recycledItemId?: number } {
+  unlinkAt(parentId: number, name: string): { recycledItemId?: number; namesLeft?: number } {
     return this.tx(() => {
       const r = this.tree.writableAt(parentId, name);
       return this.unlinkResolved(r, joinPath(r.segs));
     });
   }
 
-  private unlinkResolved(r: Resolved, path: string): { recycledItemId?: number } {
+  private unlinkResolved(r: Resolved, path: string): { recycledItemId?: number; namesLeft?: number } {
     if (r.row.kind === 'dir') throw fail('IsADirectory', 'is a directory (use rmdir)', path);
-    if (this.edits.removeName(r.row, r.parent!, r.name)) return {};
+    if (this.edits.removeName(r.row, r.parent!, r.name)) return { namesLeft: this.rows.nameCount(r.row.id) };
     return { recycledItemId: this.edits.trashNode(r.row, r.parent!, r.name) };
   }
 
@@ -229,7 +239,7 @@ export class TreeOps extends SpaceOps {
   remove(
     path: string,
     opts: { permanent?: boolean; recursive?: boolean; kind?: 'dir' | 'file'; rmdirEmpty?: boolean } = {},
-  ): { recycledItemId?: number; taskId?: number } {
+  ): RemoveResult {
     return this.tx(() => {
       const found = this.tree.resolve(path);
       if (opts.kind === 'file' && found.row.kind === 'dir') throw fail('IsADirectory', 'is a directory; delete it as a directory', path);
@@ -244,7 +254,7 @@ export class TreeOps extends SpaceOps {
         throw fail('DirectoryNotEmpty', 'directory not empty (remove it recursively)', path);
       }
       // L18: one name of several goes alone, to the bin or for good alike: nothing is lost
-      if (this.edits.removeName(r.row, r.parent!, r.name)) return {};
+      if (this.edits.removeName(r.row, r.parent!, r.name)) return { namesLeft: this.rows.nameCount(r.row.id) };
       if (!opts.permanent) return { recycledItemId: this.edits.trashNode(r.row, r.parent!, r.name) };
       this.rows.deleteEntry(r.row.id);
       this.edits.touchDir(r.parent!);
