@@ -259,7 +259,8 @@ export class InodeAdapter {
         this.#run('unlink', parent, name, () => {
           const open = this.#openNodeAt(id(parent), name);
           s.unlinkAt(id(parent), name);
-          if (open !== undefined) files.markOrphan(open);
+          // one name of several (L18): the file keeps its live names, and its handles their writes
+          if (open !== undefined && !this.#live(open)) files.markOrphan(open);
         }),
 
       rmdir: (parent, name) => this.#run('rmdir', parent, name, () => s.rmdirAt(id(parent), name)),
@@ -270,11 +271,11 @@ export class InodeAdapter {
           if (flags !== 0) throw Object.assign(new Error('rename flags are not supported'), { code: 'EINVAL' });
           const replaced = this.#openNodeAt(id(newParent), newName);
           const moved = s.renameAt(id(parent), name, id(newParent), newName);
-          if (replaced !== undefined && replaced !== moved.id) files.markOrphan(replaced);
+          if (replaced !== undefined && replaced !== moved.id && !this.#live(replaced)) files.markOrphan(replaced);
         }),
 
-      // L17 (hard links): whatever the store answers (i12-hard brings linkAt)
-      link: (ino, _newParent, newName) => this.#run('link', ino, undefined, () => s.link(s.statNode(id(ino)).path, newName)),
+      // L17: another name of the node (the store says what may not have one)
+      link: (ino, newParent, newName) => this.#run('link', newParent, newName, () => this.#entry(s.linkAt(id(ino), id(newParent), newName))),
 
       open: (ino, flags) => this.#run('open', ino, undefined, () => this.#open(id(ino), flags)),
 
@@ -395,6 +396,15 @@ export class InodeAdapter {
       return this.files.handle(fh);
     } catch {
       return undefined;
+    }
+  }
+
+  /** Whether node `id` still has a live name (hard links, L18: removing one name may leave others). */
+  #live(id: number): boolean {
+    try {
+      return !this.#space.statNode(id).inTrash;
+    } catch {
+      return false;
     }
   }
 

@@ -16,6 +16,7 @@ export type FuseSpace = Pick<
   | 'statOpen'
   | 'statTruncatable'
   | 'link'
+  | 'linkAt'
   | 'readdir'
   | 'readlink'
   | 'statfs'
