@@ -124,6 +124,11 @@ export class InodeAdapter {
     return this.#kernel?.invalidateInode(this.inoOf(id)) ?? Promise.resolve(false);
   }
 
+  /** Drop everything the kernel caches of this mount's nodes (the follower fell behind the change feed). */
+  async invalidateAll(): Promise<void> {
+    await Promise.all([this.#root, ...this.#lookups.keys()].map((id) => this.invalidateNode(id)));
+  }
+
   #attr(info: NodeInfo, view?: Handle['view']): Attr {
     const open = info.kind === 'file' ? this.files.node(info.id) : undefined;
     const show = this.#opts.show;
