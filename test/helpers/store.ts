@@ -58,11 +58,24 @@ export interface TestLib {
   blobs: MemoryBlobStore;
 }
 
+/**
+ * The engine `openLib` makes libraries on (SPEC S1: one rule suite, two engines). SQLite unless a
+ * test file calls `usePostgresEngine` (test/helpers/store-engines.ts) first: then each library is
+ * a fresh database on that file's PostgreSQL cluster.
+ */
+export const storeEngine: {
+  name: 'sqlite' | 'postgres';
+  newDatabaseUrl: (() => string) | undefined;
+  dropDatabase: ((url: string) => void) | undefined;
+} = { name: 'sqlite', newDatabaseUrl: undefined, dropDatabase: undefined };
+
 /** A fresh library on a MemoryBlobStore in a temp dir; closed and removed at teardown. */
 export function openLib(t: Test, opts: { dir?: string } = {}): TestLib {
   const dir = opts.dir ?? tempDir();
   const blobs = new MemoryBlobStore();
-  const lib = Library.open(dir, { create: true, blobStore: blobs });
+  const meta = storeEngine.newDatabaseUrl?.();
+  const lib = Library.open(dir, { create: true, blobStore: blobs, ...(meta ? { meta } : {}) });
+  if (lib.engineKind !== storeEngine.name) throw new Error(`openLib: asked for a ${storeEngine.name} library, got ${lib.engineKind}`);
   const space = lib.space('-');
   let closed = false;
   t.teardown(() => {
