@@ -132,11 +132,15 @@ export function openPostgresBackend(dir: string, opts: { meta?: string; create?:
 }
 
 /** `Library.peek` for a folder recording a PostgreSQL library: read without changing anything. */
-export function peekPostgres(dir: string): { library: boolean; blobs: BlobConfig | undefined; libraryId: string | undefined; referenced: string[] } {
-  const { url } = pgUrlFor(dir, undefined);
+export function peekPostgres(dir: string): ReturnType<typeof peekDatabase> {
+  return peekDatabase(pgUrlFor(dir, undefined).url);
+}
+
+/** What the database at `url` holds, read without changing anything (`library: false`: no smhfs library there). */
+export function peekDatabase(url: string): { library: boolean; blobs: BlobConfig | undefined; libraryId: string | undefined; referenced: string[] } {
   const conn = PgConnection.connectSync(url, { applicationName: 'smhfs' });
   try {
-    if (pgSchemaVersion(conn) === undefined) return { library: true, blobs: undefined, libraryId: undefined, referenced: [] };
+    if (pgSchemaVersion(conn) === undefined) return { library: false, blobs: undefined, libraryId: undefined, referenced: [] };
     const meta = (key: string) => conn.query<{ value: string }>('SELECT value FROM meta WHERE key = $1', [key])[0]?.value;
     const blobs = meta(BLOBS_KEY);
     const referenced = conn
