@@ -10,6 +10,13 @@ import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { lines, scratch, smhfs } from './cli-helpers.js';
 import { postgresForTest } from './helpers/postgres.js';
+import { expectFsckClean, runFsck } from './helpers/fsck.js';
+
+function checks(r: Awaited<ReturnType<typeof runFsck>>): Record<string, { count: number; repaired: number; problem: boolean }> {
+  const out: Record<string, { count: number; repaired: number; problem: boolean }> = {};
+  for (const f of r.report?.findings ?? []) out[f.check] = { count: f.count, repaired: f.repaired, problem: f.problem };
+  return out;
+}
 
 const cluster = await postgresForTest(t);
 
@@ -146,4 +153,58 @@ t.test('S1: the start-up check: unreachable, wrong password, missing database: o
   await cluster.sql(`DROP DATABASE ${name}`);
   await oneLineFailure(t, () => smhfs(s.dir, lib, ['ls']), new RegExp(`^smhfs: ls: .*database "${name}" does not exist`), 'ls on a library whose database was dropped');
   t.match(readFileSync(join(lib, 'library.pg'), 'utf8'), /postgres:\/\//, 'the record is kept (the database may come back from a backup)');
+});
+
+t.test('D4 on PostgreSQL: fsck of a sound library is clean; rows bent with SQL are named, --repair fixes what loses no byte', async (t) => {
+  const { name, url } = await cluster.createDatabase();
+  const s = scratch(t);
+  t.equal((await smhfs(s.dir, s.lib, ['--meta', url, 'init'])).code, 0, 'made');
+  writeFileSync(join(s.dir, 'one'), 'one');
+  writeFileSync(join(s.dir, 'four'), 'four');
+  for (const args of [
+    ['mkdir', 'docs'],
+    ['put', 'one', 'docs/one'],
+    ['put', 'four', 'four'],
+    ['ln', 'docs/one', 'link-to-one'],
+    ['ln', 'four', 'link-to-four'],
+    ['rm', 'four'],
+    ['mkdir', '-p', 'big/sub'],
+  ]) {
+    const r = await smhfs(s.dir, s.lib, args);
+    t.equal(r.code, 0, `${args.join(' ')} ${r.stderr}`);
+  }
+  const clean = await expectFsckClean(t, s.lib, {}, 'a sound PostgreSQL library');
+  t.equal(clean?.counts.files, 2, 'two files (one in the bin)');
+
+  const sql = (text: string, params: unknown[] = []) => cluster.sql<Record<string, unknown>>(text, params, name);
+  const id = async (p: string): Promise<number> => {
+    let cur = Number((await sql("SELECT root FROM spaces WHERE name = '-'"))[0]!.root);
+    for (const seg of p.split('/')) cur = Number((await sql('SELECT node FROM entries WHERE parent = $1 AND name = $2', [cur, seg]))[0]!.node);
+    return cur;
+  };
+  const oneId = await id('docs/one');
+  await sql('DELETE FROM entries WHERE node = $1', [oneId]); // nameless
+  await sql('INSERT INTO entries (parent, name, node, is_dir) VALUES ($1, $2, $3, 0)', [await id('docs'), 'ghost', 999_999]); // no node
+  await sql('UPDATE entries SET is_dir = 1 WHERE node = $1', [await id('link-to-one')]); // wrong flag
+  const big = await id('big');
+  await sql("UPDATE nodes SET state = 'purging' WHERE id = $1", [big]); // a purge no task will finish
+  await sql('DELETE FROM entries WHERE node = $1', [big]);
+  await sql('DELETE FROM recycle_links'); // the link cascaded with 'four' loses its record
+  await sql("INSERT INTO space_usage_delta (space, nodes, bytes) VALUES ('-', 5, 5)"); // df counters off
+
+  const found = await runFsck(s.lib);
+  t.equal(found.code, 4, `problems: exit 4 ${found.stderr}`);
+  const c = checks(found);
+  for (const check of ['nameless-node', 'entry-without-node', 'entry-dir-flag', 'purge-task', 'detached-link', 'space-usage']) {
+    t.ok(c[check]?.problem, `reports ${check}`);
+  }
+  const repaired = await runFsck(s.lib, {}, ['--repair']);
+  t.equal(repaired.code, 1, `all repaired: exit 1 ${repaired.stderr}`);
+  const rc = checks(repaired);
+  for (const check of ['nameless-node', 'entry-without-node', 'entry-dir-flag', 'purge-task', 'detached-link', 'space-usage']) {
+    t.equal(rc[check]?.repaired, rc[check]?.count, `${check} repaired`);
+  }
+  t.equal((await smhfs(s.dir, s.lib, ['cat', `lost+found/#${oneId}`])).out, 'one', 'the nameless file is in lost+found with its bytes');
+  t.equal((await smhfs(s.dir, s.lib, ['cat', 'link-to-one'])).out, 'one', 'and its link still resolves');
+  await expectFsckClean(t, s.lib, {}, 'after --repair');
 });
