@@ -16,6 +16,8 @@ export interface MetaBackend {
   tokenRows: TokenRows;
   /** A space's rows (prepared when asked: test/helpers/sql-counter.ts counts on it). */
   spaceRows(): SpaceRows;
+  /** Periodic upkeep of the engine's own records (mount and serve: every scheduler tick; each open). */
+  maintain?(): void;
   /** The SQLite database, for the SQLite engine. */
   sqlite?: Database.Database;
 }

@@ -138,6 +138,7 @@ export class Library {
       expire: async () => {
         for (const name of this.spaceNames()) await this.space(name).purgeExpired(this.retentionDays);
         this.tokens.purgeExpired();
+        this.backend.maintain?.();
       },
       backlog: () => this.refs.backlog(),
       collect: (opts) => this.refs.collectGarbage(opts),
@@ -201,6 +202,7 @@ export class Library {
     try {
       lib.initialise();
       lib.cleanStaging();
+      lib.backend.maintain?.();
     } catch (e) {
       lib.close();
       throw e;

@@ -43,6 +43,9 @@ export class PgEngine implements MetaEngine {
         const tx = (this.tx = new TxValue());
         try {
           const result = fn(tx);
+          // Work that must run inside the transaction at its end (the change feed's batched
+          // append), where the transaction value offers it.
+          (tx as { committing?: () => void }).committing?.();
           attempt.afterCommit(() => tx.committed());
           return result;
         } finally {

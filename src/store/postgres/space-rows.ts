@@ -73,7 +73,7 @@ export function pgSpaceRows(conn: PgConnection): SpaceRows {
       RETURNING id`),
     insertEntry: p('INSERT INTO entries (parent, name, node, is_dir) VALUES ($1, $2, $3, $4)'),
     moveEntry: p('UPDATE entries SET parent = $1, name = $2 WHERE node = $3'),
-    deleteEntry: p('DELETE FROM entries WHERE node = $1'),
+    deleteEntry: p('DELETE FROM entries WHERE node = $1 RETURNING parent, name'),
     deleteNode: p('DELETE FROM nodes WHERE id = $1'),
     touch: p('UPDATE nodes SET mtime = $1, ctime = $1 WHERE id = $2'),
     touchCtime: p('UPDATE nodes SET ctime = $1 WHERE id = $2'),
@@ -137,7 +137,8 @@ export function pgSpaceRows(conn: PgConnection): SpaceRows {
       )!.id,
     insertEntry: (parent, name, node, isDir) => void q.insertEntry.run(parent, name, node, isDir ? 1 : 0),
     moveEntry: (parent, name, node) => void q.moveEntry.run(parent, name, node),
-    deleteEntry: (node) => void q.deleteEntry.run(node),
+    // what it removed (the change feed names the entry that went)
+    deleteEntry: (node) => q.deleteEntry.get<{ parent: number; name: string }>(node),
     deleteNode: (id) => void q.deleteNode.run(id),
     touch: (id, t) => void q.touch.run(t, id),
     touchCtime: (id, t) => void q.touchCtime.run(t, id),
