@@ -84,3 +84,27 @@ t.test('S1: statfs deltas are folded into the totals by the library upkeep; stat
   t.equal(sqlGet<{ n: number }>(again, 'SELECT count(*) AS n FROM space_usage_delta')!.n, 0, 'an open folds them');
   t.same(again.space('-').statfs(), before, 'statfs unchanged');
 });
+
+t.test('S1: a path is resolved in one query, whatever its depth (not one round trip per segment)', async (t) => {
+  const { lib, space } = openLib(t);
+  const deep = Array.from({ length: 12 }, (_, i) => `d${i}`).join('/');
+  space.mkdir(deep, { parents: true });
+  await put(lib, space, `${deep}/f.txt`, 'deep', { conflict: 'ask' });
+  await put(lib, space, 'g.txt', 'shallow', { conflict: 'ask' });
+  const stats = lib.postgres!.conn.stats;
+  const cost = (fn: () => unknown): number => {
+    const before = stats.queries;
+    fn();
+    return stats.queries - before;
+  };
+  const shallow = cost(() => space.stat('g.txt', {}));
+  const deepCost = cost(() => space.stat(`${deep}/f.txt`, {}));
+  t.equal(deepCost, shallow, `stat of a 13-segment path costs what a 1-segment one does (${deepCost} statements)`);
+  t.equal(space.stat(`${deep}/f.txt`, {}).path, `${deep}/f.txt`, 'and finds the file');
+  t.equal(await read(lib, space, `${deep}/f.txt`), 'deep');
+  const { recycledItemId } = space.unlink('g.txt');
+  const view = space.trashItem(recycledItemId).viewName;
+  t.equal(space.stat(`.trash/${view}`, {}).kind, 'file', 'a path into the bin view resolves too');
+  t.throws(() => space.stat(`${deep}/nope/f.txt`, {}), { code: 'FileNotFound' }, 'a missing segment is FileNotFound');
+  t.throws(() => space.stat(`${deep}/f.txt/x`, {}), { code: 'NotADirectory' }, 'a file in the middle is NotADirectory');
+});

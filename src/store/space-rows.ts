@@ -59,6 +59,12 @@ export interface SpaceRows {
   /** Children in name order, each with the name of its entry. */
   children(parent: number): Array<NodeRow & { entry_name: string }>;
   entryOf(node: number): { parent: number; name: string } | undefined;
+  /**
+   * Optional, for engines where each statement is a round trip: the nodes named by `names` one
+   * below the other from `start`, in one statement (one snapshot), stopping at the first name
+   * that is not there. Without it the rules ask `child` once per name.
+   */
+  walk?(start: number, names: string[]): NodeRow[];
   /** C2: the names of `parent` in [lo, hi). */
   namesBetween(parent: number, lo: string, hi: string): string[];
   hasChildren(parent: number): boolean;

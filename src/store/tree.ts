@@ -173,6 +173,10 @@ export class Tree {
     let parent: number | null = null;
     let name = '';
     let inTrash = false;
+    // Over a network, the whole path in one query (the rows the loop below would ask one by one).
+    const fromBin = segs[0] === TRASH_NAME;
+    const ahead = segs.length > 1 && this.rows.walk ? this.rows.walk(fromBin ? this.trash : this.root, fromBin ? segs.slice(1) : segs) : undefined;
+    const skip = fromBin ? 1 : 0;
     for (let i = 0; i < segs.length; i++) {
       const seg = segs[i]!;
       if (Buffer.byteLength(seg) > MAX_NAME_BYTES) throw fail('FileNameLengthExceed', `a name is longer than ${MAX_NAME_BYTES} bytes`, subject);
@@ -182,6 +186,8 @@ export class Tree {
       if (i === 0 && seg === TRASH_NAME) {
         next = this.row(this.trash);
         inTrash = true;
+      } else if (ahead) {
+        next = ahead[i - skip];
       } else {
         next = this.child(dir, seg);
       }

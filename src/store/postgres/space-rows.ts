@@ -64,6 +64,11 @@ export function pgSpaceRows(conn: PgConnection): SpaceRows {
     child: p(`SELECT ${n} FROM entries e JOIN nodes n ON n.id = e.node WHERE e.parent = $1 AND e.name = $2`),
     children: p(`SELECT ${n}, e.name AS entry_name FROM entries e JOIN nodes n ON n.id = e.node WHERE e.parent = $1 ORDER BY e.name`),
     entryOf: p('SELECT parent, name FROM entries WHERE node = $1'),
+    // a path in one round trip: step i joins the entry named by the i-th name under step i-1's node
+    walk: p(`WITH RECURSIVE names(i, name) AS (SELECT ord::INT, v FROM jsonb_array_elements_text($2::jsonb) WITH ORDINALITY AS a(v, ord)),
+      steps(i, id) AS (SELECT 0, $1::BIGINT
+        UNION ALL SELECT s.i + 1, e.node FROM steps s JOIN names nm ON nm.i = s.i + 1 JOIN entries e ON e.parent = s.id AND e.name = nm.name COLLATE "C")
+      SELECT s.i AS step, ${n} FROM steps s JOIN nodes n ON n.id = s.id WHERE s.i > 0 ORDER BY s.i`),
     namesBetween: p('SELECT name FROM entries WHERE parent = $1 AND name >= $2 AND name < $3'),
     hasChildren: p('SELECT 1 AS x FROM entries WHERE parent = $1 LIMIT 1'),
     firstChild: p('SELECT node, is_dir FROM entries WHERE parent = $1 LIMIT 1'),
@@ -126,6 +131,11 @@ export function pgSpaceRows(conn: PgConnection): SpaceRows {
     child: (parent, name) => one(q.child, parent, name),
     children: (parent) => many<RawNode & { entry_name: string }>(q.children, parent),
     entryOf: (node) => q.entryOf.get<{ parent: number; name: string }>(node),
+    walk: (start, names) =>
+      many<RawNode & { step?: number }>(q.walk, start, JSON.stringify(names)).map((r) => {
+        delete r.step;
+        return r;
+      }),
     namesBetween: (parent, lo, hi) => q.namesBetween.all<{ name: string }>(parent, lo, hi).map((r) => r.name),
     hasChildren: (parent) => q.hasChildren.get(parent) !== undefined,
     firstChild: (parent) => q.firstChild.get<{ node: number; is_dir: number }>(parent),
