@@ -103,7 +103,7 @@ t.test('S1: a path is resolved in one query, whatever its depth (not one round t
   t.equal(space.stat(`${deep}/f.txt`, {}).path, `${deep}/f.txt`, 'and finds the file');
   t.equal(await read(lib, space, `${deep}/f.txt`), 'deep');
   const { recycledItemId } = space.unlink('g.txt');
-  const view = space.trashItem(recycledItemId).viewName;
+  const view = space.trashItem(recycledItemId!).viewName;
   t.equal(space.stat(`.trash/${view}`, {}).kind, 'file', 'a path into the bin view resolves too');
   t.throws(() => space.stat(`${deep}/nope/f.txt`, {}), { code: 'FileNotFound' }, 'a missing segment is FileNotFound');
   t.throws(() => space.stat(`${deep}/f.txt/x`, {}), { code: 'NotADirectory' }, 'a file in the middle is NotADirectory');

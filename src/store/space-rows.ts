@@ -58,7 +58,12 @@ export interface SpaceRows {
   child(parent: number, name: string): NodeRow | undefined;
   /** Children in name order, each with the name of its entry. */
   children(parent: number): Array<NodeRow & { entry_name: string }>;
+  /** The node's oldest name (L19: a node may have several, hard links L17; a directory has one). */
   entryOf(node: number): { parent: number; name: string } | undefined;
+  /** Every name of the node, oldest first. */
+  entriesOf(node: number): Array<{ parent: number; name: string }>;
+  /** How many names the node has (st_nlink of a non-directory). */
+  nameCount(node: number): number;
   /**
    * Optional, for engines where each statement is a round trip: the nodes named by `names` one
    * below the other from `start`, in one statement (one snapshot), stopping at the first name
@@ -68,12 +73,19 @@ export interface SpaceRows {
   /** C2: the names of `parent` in [lo, hi). */
   namesBetween(parent: number, lo: string, hi: string): string[];
   hasChildren(parent: number): boolean;
-  firstChild(parent: number): { node: number; is_dir: number } | undefined;
+  firstChild(parent: number): { node: number; is_dir: number; name: string } | undefined;
   subdirCount(parent: number): number;
   insertNode(node: NewNode): number;
+  /** A new name for `node`: its newest (L19). */
   insertEntry(parent: number, name: string, node: number, isDir: boolean): void;
+  /** Move the entry of a node that has one name (a directory, a last name going to or from the bin). */
   moveEntry(parent: number, name: string, node: number): void;
+  /** rename(2) of one name: (fromParent, fromName) becomes (toParent, toName), the node's newest name (L19). */
+  moveName(fromParent: number, fromName: string, toParent: number, toName: string): void;
+  /** Remove every name of the node. */
   deleteEntry(node: number): void;
+  /** Remove one name (L18). */
+  deleteName(parent: number, name: string): void;
   deleteNode(id: number): void;
   /** mtime and ctime of a directory whose entries changed. */
   touch(id: number, timeUs: number): void;

@@ -63,7 +63,10 @@ export function pgSpaceRows(conn: PgConnection): SpaceRows {
     node: p(`SELECT ${NODE_COLS} FROM nodes WHERE id = $1`),
     child: p(`SELECT ${n} FROM entries e JOIN nodes n ON n.id = e.node WHERE e.parent = $1 AND e.name = $2`),
     children: p(`SELECT ${n}, e.name AS entry_name FROM entries e JOIN nodes n ON n.id = e.node WHERE e.parent = $1 ORDER BY e.name`),
-    entryOf: p('SELECT parent, name FROM entries WHERE node = $1'),
+    // a node's names by age: the (node, seq) index of migration 7
+    entryOf: p('SELECT parent, name FROM entries WHERE node = $1 ORDER BY seq LIMIT 1'),
+    entriesOf: p('SELECT parent, name FROM entries WHERE node = $1 ORDER BY seq'),
+    nameCount: p('SELECT count(*) AS n FROM entries WHERE node = $1'),
     // a path in one round trip: step i joins the entry named by the i-th name under step i-1's node
     walk: p(`WITH RECURSIVE names(i, name) AS (SELECT ord::INT, v FROM jsonb_array_elements_text($2::jsonb) WITH ORDINALITY AS a(v, ord)),
       steps(i, id) AS (SELECT 0, $1::BIGINT
@@ -71,14 +74,17 @@ export function pgSpaceRows(conn: PgConnection): SpaceRows {
       SELECT s.i AS step, ${n} FROM steps s JOIN nodes n ON n.id = s.id WHERE s.i > 0 ORDER BY s.i`),
     namesBetween: p('SELECT name FROM entries WHERE parent = $1 AND name >= $2 AND name < $3'),
     hasChildren: p('SELECT 1 AS x FROM entries WHERE parent = $1 LIMIT 1'),
-    firstChild: p('SELECT node, is_dir FROM entries WHERE parent = $1 LIMIT 1'),
+    firstChild: p('SELECT node, is_dir, name FROM entries WHERE parent = $1 LIMIT 1'),
     subdirCount: p('SELECT count(*) AS n FROM entries WHERE parent = $1 AND is_dir = 1'),
     insertNode: p(`INSERT INTO nodes (space, kind, mode, uid, gid, size, blob, etag, layout, rdev, storage_class, link_flavour, link_node,
       link_path, link_base, atime, mtime, ctime, btime) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
       RETURNING id`),
-    insertEntry: p('INSERT INTO entries (parent, name, node, is_dir) VALUES ($1, $2, $3, $4)'),
+    insertEntry: p('INSERT INTO entries (parent, name, node, is_dir, seq) VALUES ($1, $2, $3, $4, (SELECT coalesce(max(seq), 0) + 1 FROM entries WHERE node = $3))'),
     moveEntry: p('UPDATE entries SET parent = $1, name = $2 WHERE node = $3'),
+    moveName: p(`UPDATE entries SET parent = $1, name = $2, seq = (SELECT max(x.seq) + 1 FROM entries x WHERE x.node = entries.node)
+      WHERE parent = $3 AND name = $4`),
     deleteEntry: p('DELETE FROM entries WHERE node = $1 RETURNING parent, name'),
+    deleteName: p('DELETE FROM entries WHERE parent = $1 AND name = $2'),
     deleteNode: p('DELETE FROM nodes WHERE id = $1'),
     touch: p('UPDATE nodes SET mtime = $1, ctime = $1 WHERE id = $2'),
     touchCtime: p('UPDATE nodes SET ctime = $1 WHERE id = $2'),
@@ -131,6 +137,8 @@ export function pgSpaceRows(conn: PgConnection): SpaceRows {
     child: (parent, name) => one(q.child, parent, name),
     children: (parent) => many<RawNode & { entry_name: string }>(q.children, parent),
     entryOf: (node) => q.entryOf.get<{ parent: number; name: string }>(node),
+    entriesOf: (node) => q.entriesOf.all<{ parent: number; name: string }>(node),
+    nameCount: (node) => q.nameCount.get<{ n: number }>(node)!.n,
     walk: (start, names) =>
       many<RawNode & { step?: number }>(q.walk, start, JSON.stringify(names)).map((r) => {
         delete r.step;
@@ -138,7 +146,7 @@ export function pgSpaceRows(conn: PgConnection): SpaceRows {
       }),
     namesBetween: (parent, lo, hi) => q.namesBetween.all<{ name: string }>(parent, lo, hi).map((r) => r.name),
     hasChildren: (parent) => q.hasChildren.get(parent) !== undefined,
-    firstChild: (parent) => q.firstChild.get<{ node: number; is_dir: number }>(parent),
+    firstChild: (parent) => q.firstChild.get<{ node: number; is_dir: number; name: string }>(parent),
     subdirCount: (parent) => q.subdirCount.get<{ n: number }>(parent)!.n,
     insertNode: (x) =>
       q.insertNode.get<{ id: number }>(
@@ -149,6 +157,8 @@ export function pgSpaceRows(conn: PgConnection): SpaceRows {
     moveEntry: (parent, name, node) => void q.moveEntry.run(parent, name, node),
     // what it removed (the change feed names the entry that went)
     deleteEntry: (node) => q.deleteEntry.get<{ parent: number; name: string }>(node),
+    moveName: (fromParent, fromName, toParent, toName) => void q.moveName.run(toParent, toName, fromParent, fromName),
+    deleteName: (parent, name) => void q.deleteName.run(parent, name),
     deleteNode: (id) => void q.deleteNode.run(id),
     touch: (id, t) => void q.touch.run(t, id),
     touchCtime: (id, t) => void q.touchCtime.run(t, id),
