@@ -4,7 +4,7 @@
 // by the library's upkeep without changing what statfs says; a sparse file's layout is read only
 // when asked. One real PostgreSQL for the file (fails, never skips, without one).
 import t from 'tap';
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -107,4 +107,38 @@ t.test('S1: a path is resolved in one query, whatever its depth (not one round t
   t.equal(space.stat(`.trash/${view}`, {}).kind, 'file', 'a path into the bin view resolves too');
   t.throws(() => space.stat(`${deep}/nope/f.txt`, {}), { code: 'FileNotFound' }, 'a missing segment is FileNotFound');
   t.throws(() => space.stat(`${deep}/f.txt/x`, {}), { code: 'NotADirectory' }, 'a file in the middle is NotADirectory');
+});
+
+/** Restart this file's server from inside synchronous code (the connection blocks the thread). */
+function restartServerSync(): void {
+  // -l: the postmaster writes to the log file, not to our pipes (spawnSync would wait for them)
+  const args = ['restart', '-D', cluster.dataDir, '-l', `${cluster.dir}/server.log`, '-m', 'fast', '-w', '-t', '60', '-s'];
+  const pgCtl = `${cluster.bindir}/pg_ctl`;
+  const r = process.getuid?.() === 0 ? spawnSync('runuser', ['-u', 'postgres', '--', pgCtl, ...args], { encoding: 'utf8' }) : spawnSync(pgCtl, args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`pg_ctl restart failed: ${r.stdout}${r.stderr}`);
+}
+
+t.test('S2: the server restarts in the middle of an operation: it runs again, once, whole; the library goes on; fsck is clean', async (t) => {
+  const { lib, space, dir } = openLib(t);
+  space.mkdir('d', {});
+  await put(lib, space, 'd/f.txt', 'before the restart', { conflict: 'ask' });
+  space.createLink('l', 'd/f.txt', {});
+  let attempts = 0;
+  lib.transaction(() => {
+    attempts++;
+    space.mkdir('made-during', {});
+    if (attempts === 1) restartServerSync(); // the connection dies under the open transaction
+    space.move('d/f.txt', 'made-during/f.txt', {});
+  });
+  t.equal(attempts, 2, 'the transaction ran again after the lost connection');
+  t.equal(space.readdir('made-during').map((e) => e.name).join(','), 'f.txt', 'its changes are there once');
+  t.equal(space.stat('l', { follow: false }).link?.targetPath, 'made-during/f.txt', 'the link followed the move');
+  await cluster.restart('fast'); // between operations: the next statement reconnects and prepares again
+  t.equal(await read(lib, space, 'l'), 'before the restart', 'reads go on after a restart between operations');
+  space.remove('made-during/f.txt', {});
+  t.same(space.readdir('').map((e) => e.name).sort(), ['.trash', 'd', 'made-during'], 'the link went to the bin with its file (L12)');
+  t.ok(lib.postgres!.conn.stats.reconnects >= 2, `reconnected (${lib.postgres!.conn.stats.reconnects} times)`);
+  await lib.idle();
+  const report = await checkLibrary(dir, { blobStore: lib.blobs });
+  t.equal(report.exitCode, 0, `fsck clean: ${report.findings.filter((f) => f.problem).map((f) => f.summary).join('; ')}`);
 });
