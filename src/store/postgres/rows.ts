@@ -121,7 +121,7 @@ export function pgTaskRows(conn: PgConnection): TaskRows {
   type R = TaskRow & Record<string, unknown>;
   return {
     all: () => q.tasks.all<R>(),
-    get: (id) => q.task.get<R>(id),
+    get: (id) => (Number.isSafeInteger(id) ? q.task.get<R>(id) : undefined),
     claimable: (staleUs) => q.claimable.all<R>(staleUs),
     claim: (id, owner, t) => void q.claim.run(owner, t, id),
     progress: (id, done, t) => void q.progress.run(done, t, id),

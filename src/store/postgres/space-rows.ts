@@ -16,6 +16,8 @@ const COLUMNS = ['id', 'space', 'kind', 'mode', 'uid', 'gid', 'size', 'blob', 'e
 const nodeCols = (a = ''): string => [...COLUMNS.map((c) => `${a}${c}`), `(${a}layout IS NOT NULL) AS has_layout`].join(', ');
 const NODE_COLS = nodeCols();
 
+const isId = (n: number): boolean => Number.isSafeInteger(n);
+
 type RawNode = Omit<NodeRow, 'layout'> & { has_layout?: boolean; layout?: string | null };
 
 /** Layouts of container blobs, by blob key (immutable for a key). */
@@ -133,7 +135,8 @@ export function pgSpaceRows(conn: PgConnection): SpaceRows {
   };
   type Item = ItemRow & Record<string, unknown>;
   return {
-    node: (id) => one(q.node, id),
+    // An id that is no integer (NaN from a caller) names no row, as in SQLite; libpq cannot send it.
+    node: (id) => (isId(id) ? one(q.node, id) : undefined),
     child: (parent, name) => one(q.child, parent, name),
     children: (parent) => many<RawNode & { entry_name: string }>(q.children, parent),
     entryOf: (node) => q.entryOf.get<{ parent: number; name: string }>(node),
@@ -184,8 +187,8 @@ export function pgSpaceRows(conn: PgConnection): SpaceRows {
     itemsUpTo: (space, last, limit) => q.itemsUpTo.all<Item>(space, last, limit),
     itemsOlder: (space, cutoff, limit) => q.itemsOlder.all<Item>(space, cutoff, limit),
     lastItem: (space) => q.lastItem.get<{ id: number | null }>(space)!.id ?? undefined,
-    item: (id, space) => q.item.get<Item>(id, space),
-    itemByNode: (node) => q.itemByNode.get<{ id: number }>(node)?.id,
+    item: (id, space) => (isId(id) ? q.item.get<Item>(id, space) : undefined),
+    itemByNode: (node) => (isId(node) ? q.itemByNode.get<{ id: number }>(node)?.id : undefined),
     deleteItem: (id) => void q.deleteItem.run(id),
     insertItemLink: (item, l) => void q.insertRecycleLink.run(item, l.node, l.parent, l.name, l.original_path),
     itemLinks: (item) => q.itemLinksFull.all<ItemLinkRow & Record<string, unknown>>(item),
