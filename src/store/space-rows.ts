@@ -70,6 +70,11 @@ export interface SpaceRows {
    * that is not there. Without it the rules ask `child` once per name.
    */
   walk?(start: number, names: string[]): NodeRow[];
+  /**
+   * Optional, likewise: the entries from `node` up (its oldest name, then its parent's, …), in one
+   * statement, stopping after the entry whose parent is one of `stops` (the space root, the bin).
+   */
+  up?(node: number, stops: [number, number]): Array<{ node: number; parent: number; name: string }>;
   /** C2: the names of `parent` in [lo, hi). */
   namesBetween(parent: number, lo: string, hi: string): string[];
   hasChildren(parent: number): boolean;

@@ -69,6 +69,12 @@ export function pgSpaceRows(conn: PgConnection): SpaceRows {
     entryOf: p('SELECT parent, name FROM entries WHERE node = $1 ORDER BY seq LIMIT 1'),
     entriesOf: p('SELECT parent, name FROM entries WHERE node = $1 ORDER BY seq'),
     nameCount: p('SELECT count(*) AS n FROM entries WHERE node = $1'),
+    // the way up in one round trip: a node's oldest name, then each parent's (a directory has one)
+    up: p(`WITH RECURSIVE steps(node, parent, name, depth) AS (
+        SELECT * FROM (SELECT node, parent, name, 0 FROM entries WHERE node = $1 ORDER BY seq LIMIT 1) AS own
+        UNION ALL SELECT e.node, e.parent, e.name, s.depth + 1 FROM steps s JOIN entries e ON e.node = s.parent
+        WHERE s.parent <> $2 AND s.parent <> $3 AND s.depth < 100000)
+      SELECT node, parent, name FROM steps ORDER BY depth`),
     // a path in one round trip: step i joins the entry named by the i-th name under step i-1's node
     walk: p(`WITH RECURSIVE names(i, name) AS (SELECT ord::INT, v FROM jsonb_array_elements_text($2::jsonb) WITH ORDINALITY AS a(v, ord)),
       steps(i, id) AS (SELECT 0, $1::BIGINT
@@ -142,6 +148,7 @@ export function pgSpaceRows(conn: PgConnection): SpaceRows {
     entryOf: (node) => q.entryOf.get<{ parent: number; name: string }>(node),
     entriesOf: (node) => q.entriesOf.all<{ parent: number; name: string }>(node),
     nameCount: (node) => q.nameCount.get<{ n: number }>(node)!.n,
+    up: (node, stops) => q.up.all<{ node: number; parent: number; name: string }>(node, stops[0], stops[1]),
     walk: (start, names) =>
       many<RawNode & { step?: number }>(q.walk, start, JSON.stringify(names)).map((r) => {
         delete r.step;
