@@ -30,7 +30,7 @@ import { type BlobConfig, CONFLICTS, type Conflict, type Task } from '../store/t
 import type { BlobStore } from '../blob/types.js';
 import { claimBlobStore, inspectStoreOwner, refusalOf } from '../store/ownership.js';
 import { checkPostgres } from '../store/postgres/startup.js';
-import { pgUrlFor } from '../store/postgres/library.js';
+import { PG_RECORD_FILE, pgUrlFor } from '../store/postgres/library.js';
 import { DEFAULT_BLOBS, chooseBlobConfig, openBlobStoreFor, settleBlobRecord } from './blobs.js';
 import { type Progress, startProgress } from './progress.js';
 import { CliError, UsageError } from './usage.js';
@@ -169,7 +169,7 @@ export async function openLibrary(
  */
 export function instrumentableStore(store: BlobStore | undefined, dir: string, wrap: (s: BlobStore) => BlobStore): BlobStore | undefined {
   if (store) return wrap(store);
-  const accepted = existsSync(join(dir, DB_FILE)) || (() => {
+  const accepted = existsSync(join(dir, DB_FILE)) || existsSync(join(dir, PG_RECORD_FILE)) || (() => {
     try {
       return readdirSync(dir).every((n) => n.startsWith('.'));
     } catch {
