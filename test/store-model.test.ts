@@ -996,6 +996,21 @@ async function checkRestorable(lib: Library, dir: string, m: Model) {
   }
 }
 
+/**
+ * Whether the call's outcome is what the plan expects: a refusal with one of its codes (true: the
+ * plan is done), or success (false: its check runs next). Throws a Mismatch otherwise.
+ */
+function refusedAsPlanned(p: Exclude<Plan, { t: 'skip' }>, desc: string, threw: boolean, err: unknown): boolean {
+  if (p.t === 'error') {
+    if (!threw) throw new Mismatch(`${desc}: expected ${p.codes.join('|')}, but it succeeded`);
+    if (!isSmhError(err) || !p.codes.includes(err.code))
+      throw new Mismatch(`${desc}: expected ${p.codes.join('|')}, got ${isSmhError(err) ? err.code : String(err)}: ${(err as Error)?.message}`);
+    return true;
+  }
+  if (threw) throw new Mismatch(`${desc}: unexpected error ${isSmhError(err) ? err.code : ''} ${(err as Error)?.message ?? String(err)}`);
+  return false;
+}
+
 /** `runPlan` for a plan whose call and check are synchronous (restore), inside a transaction. */
 function runPlanSync(env: Env, m: Model, p: Plan, desc: string): void {
   if (p.t === 'skip') return;
@@ -1009,15 +1024,8 @@ function runPlanSync(env: Env, m: Model, p: Plan, desc: string): void {
     err = e;
   }
   if (res instanceof Promise) throw new Error(`${desc}: the plan is not synchronous`);
-  if (p.t === 'error') {
-    if (!threw) throw new Mismatch(`${desc}: expected ${p.codes.join('|')}, but it succeeded`);
-    if (!isSmhError(err) || !p.codes.includes(err.code))
-      throw new Mismatch(`${desc}: expected ${p.codes.join('|')}, got ${isSmhError(err) ? err.code : String(err)}: ${(err as Error)?.message}`);
-    return;
-  }
-  if (threw) throw new Mismatch(`${desc}: unexpected error ${isSmhError(err) ? err.code : ''} ${(err as Error)?.message ?? String(err)}`);
-  const after = p.after(res, env);
-  if (after instanceof Promise) throw new Error(`${desc}: the check is not synchronous`);
+  if (refusedAsPlanned(p, desc, threw, err) || p.t !== 'ok') return;
+  if (p.after(res, env) instanceof Promise) throw new Error(`${desc}: the check is not synchronous`);
 }
 
 async function runPlan(env: Env, m: Model, p: Plan, desc: string) {
@@ -1031,13 +1039,7 @@ async function runPlan(env: Env, m: Model, p: Plan, desc: string) {
     threw = true;
     err = e;
   }
-  if (p.t === 'error') {
-    if (!threw) throw new Mismatch(`${desc}: expected ${p.codes.join('|')}, but it succeeded`);
-    if (!isSmhError(err) || !p.codes.includes(err.code))
-      throw new Mismatch(`${desc}: expected ${p.codes.join('|')}, got ${isSmhError(err) ? err.code : String(err)}: ${(err as Error)?.message}`);
-    return;
-  }
-  if (threw) throw new Mismatch(`${desc}: unexpected error ${isSmhError(err) ? err.code : ''} ${(err as Error)?.message ?? String(err)}`);
+  if (refusedAsPlanned(p, desc, threw, err) || p.t !== 'ok') return;
   await p.after(res, env);
 }
 
