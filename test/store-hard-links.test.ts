@@ -13,6 +13,7 @@ import { checkLibrary } from '../src/store/fsck.js';
 import { DB_FILE, Library } from '../src/store/library.js';
 import { expectCode, openLib, put, read, tempDir } from './helpers/store.js';
 import { expectFsckClean } from './helpers/fsck.js';
+import { openStoreLib } from './helpers/store-engines.js';
 
 const SN = 'SameNameDirectoryOrFileExists' as const;
 
@@ -268,7 +269,7 @@ t.test('L8: a copy of a file with several names is a new file with one name', as
 t.test('D4: fsck finds a library with hard links clean after links, unlinks, renames, deletes, restores and purges', async (t) => {
   const dir = tempDir();
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const lib = Library.open(dir, { create: true });
+  const lib = openStoreLib(dir);
   const space = lib.space('-');
   space.mkdir('d');
   await put(lib, space, 'd/a.txt', 'alpha');

@@ -18,6 +18,7 @@ import {
   sha256,
   walk,
 } from './helpers/store.js';
+import { sqlGet, sqlRun } from './helpers/store-engines.js';
 import type { NodeInfo } from '../src/store/types.js';
 
 /** photos/cat.jpg ('meow') and links/cat bound to it. */
@@ -1065,7 +1066,7 @@ t.test('D10: a BOS key stored before N3 was enforced stays inside the space (.. 
   await put(lib, space, 'OUTSIDE', 'inside after all', { conflict: 'ask' });
   space.putSymlink('a/b/l', 'placeholder', {});
   // what an older smhfs stored for `x-bce-symlink-target: ../../../../OUTSIDE`
-  lib.db.prepare("UPDATE nodes SET link_path = '../../../../OUTSIDE' WHERE id = ?").run(space.stat('a/b/l', {}).id);
+  sqlRun(lib, "UPDATE nodes SET link_path = '../../../../OUTSIDE' WHERE id = ?", space.stat('a/b/l', {}).id);
   const info = space.stat('a/b/l', {});
   t.equal(info.link?.targetPath, 'OUTSIDE', 'targetPath (SMH linkTo) inside the space');
   t.equal(space.readlink('a/b/l'), '../../OUTSIDE', 'readlink stays under the mountpoint');
@@ -1142,7 +1143,7 @@ t.test('L15: purging a deep chain deletes a full batch each time (linear, no rec
   t.type(taskId, 'number');
   const task = lib.task(taskId!);
   t.equal(task.total, 4001, '4,000 levels under top, and top');
-  const root = (lib.db.prepare('SELECT root FROM tasks WHERE id = ?').get(taskId) as { root: number }).root;
+  const root = sqlGet<{ root: number }>(lib, 'SELECT root FROM tasks WHERE id = ?', taskId!)!.root;
   let batches = 0;
   let deleted = 0;
   for (;;) {

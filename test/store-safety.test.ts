@@ -15,15 +15,16 @@ import { FaultInjectingStore } from '../src/blob/fault-store.js';
 import { LocalBlobStore } from '../src/blob/local-store.js';
 import { Library } from '../src/store/library.js';
 import { blobOf, expectCode, put, read, sha256, tempDir } from './helpers/store.js';
+import { closeStoreLib, openStoreLib, sqlGet, sqlRun } from './helpers/store-engines.js';
 import { rmSync } from 'node:fs';
 
 const HOLD_CHILD = fileURLToPath(new URL('./helpers/hold-child.js', import.meta.url));
 
 function localLib(t: Test): { dir: string; lib: Library; blobs: LocalBlobStore } {
   const dir = tempDir('smhfs-safety-');
-  const lib = Library.open(dir, { create: true });
+  const lib = openStoreLib(dir);
   t.teardown(() => {
-    lib.close();
+    closeStoreLib(lib);
     rmSync(dir, { recursive: true, force: true });
   });
   return { dir, lib, blobs: lib.blobs as LocalBlobStore };
@@ -86,12 +87,12 @@ t.test('D7: holds of another host count until their heartbeat is 5 minutes old',
   const key = (await put(lib, space, 'r.bin', 'remote reader', { conflict: 'ask' })).info.blob!;
   const other = `not-${hostname()}:4242:cafe`;
   const now = Date.now() * 1000;
-  const hold = lib.db.prepare('INSERT INTO blob_holds (key, owner, heartbeat, created) VALUES (?, ?, ?, ?)');
-  const id = Number(hold.run(key, other, now - 60_000_000, now).lastInsertRowid);
+  sqlRun(lib, 'INSERT INTO blob_holds (key, owner, heartbeat, created) VALUES (?, ?, ?, ?)', key, other, now - 60_000_000, now);
+  const id = sqlGet<{ id: number }>(lib, 'SELECT id FROM blob_holds WHERE owner = ?', other)!.id;
   space.remove('r.bin', { permanent: true });
   await lib.collectGarbage();
   t.ok(await blobs.head(key), 'a remote hold with a recent heartbeat is honoured');
-  lib.db.prepare('UPDATE blob_holds SET heartbeat = ? WHERE id = ?').run(now - 6 * 60_000_000, id);
+  sqlRun(lib, 'UPDATE blob_holds SET heartbeat = ? WHERE id = ?', now - 6 * 60_000_000, id);
   const r = await lib.collectGarbage();
   t.equal(r.reaped.holds, 1, 'a heartbeat older than 5 minutes is a dead holder');
   t.equal(await blobs.head(key), undefined, 'and the bytes go');
@@ -103,7 +104,7 @@ t.test('D7: holds in one process are counted: the bytes go after the last releas
   const key = (await put(lib, space, 'c.bin', 'counted', { conflict: 'ask' })).info.blob!;
   const a = lib.holdBlob(key);
   const b = lib.holdBlob(key);
-  t.equal((lib.db.prepare('SELECT count(*) AS n FROM blob_holds').get() as { n: number }).n, 1, 'one row per key and process');
+  t.equal(sqlGet<{ n: number }>(lib, 'SELECT count(*) AS n FROM blob_holds')!.n, 1, 'one row per key and process');
   space.remove('c.bin', { permanent: true });
   await lib.idle();
   a.release();
@@ -120,7 +121,7 @@ t.test('D3: a crash between the commit and the deletion leaks nothing: the key w
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const local = new LocalBlobStore(join(dir, 'store'));
   const faulty = new FaultInjectingStore(local);
-  let lib = Library.open(join(dir, 'lib'), { create: true, blobStore: faulty });
+  let lib = openStoreLib(join(dir, 'lib'), { blobStore: faulty });
   const key = (await put(lib, lib.space(), 'gone.txt', 'deleted, eventually', { conflict: 'ask' })).info.blob!;
   faulty.failNext(1_000, ['delete']); // the process "dies" before any delete reaches the store
   lib.space().remove('gone.txt', { permanent: true });

@@ -29,6 +29,8 @@ import { LocalBlobStore } from '../blob/local-store.js';
 import { type BlobConfig, CONFLICTS, type Conflict, type Task } from '../store/types.js';
 import type { BlobStore } from '../blob/types.js';
 import { claimBlobStore, inspectStoreOwner, refusalOf } from '../store/ownership.js';
+import { checkPostgres } from '../store/postgres/startup.js';
+import { PG_RECORD_FILE, pgUrlFor } from '../store/postgres/library.js';
 import { DEFAULT_BLOBS, chooseBlobConfig, openBlobStoreFor, settleBlobRecord } from './blobs.js';
 import { type Progress, startProgress } from './progress.js';
 import { CliError, UsageError } from './usage.js';
@@ -44,6 +46,8 @@ export interface LibraryOptions {
   s3Endpoint?: string;
   s3Region?: string;
   s3PathStyle?: boolean;
+  /** SPEC §11: the library's metadata in PostgreSQL (`postgres://…`); the folder records it at init. */
+  meta?: string;
 }
 
 export { CliError, UsageError };
@@ -91,6 +95,7 @@ export function globalOptions(cmd: Command): LibraryOptions {
     s3Endpoint: str(o['s3Endpoint']),
     s3Region: str(o['s3Region']),
     s3PathStyle: o['s3PathStyle'] === true,
+    ...(str(o['meta']) !== undefined ? { meta: str(o['meta'])! } : {}),
   };
 }
 
@@ -164,7 +169,7 @@ export async function openLibrary(
  */
 export function instrumentableStore(store: BlobStore | undefined, dir: string, wrap: (s: BlobStore) => BlobStore): BlobStore | undefined {
   if (store) return wrap(store);
-  const accepted = existsSync(join(dir, DB_FILE)) || (() => {
+  const accepted = existsSync(join(dir, DB_FILE)) || existsSync(join(dir, PG_RECORD_FILE)) || (() => {
     try {
       return readdirSync(dir).every((n) => n.startsWith('.'));
     } catch {
@@ -192,6 +197,8 @@ export async function openLibraryWithBlobs(
   wrap?: (store: BlobStore | undefined) => BlobStore | undefined,
 ): Promise<{ lib: Library; blobStore: BlobStore | undefined; blobs: BlobConfig }> {
   const more0 = typeof libOptions === 'function' ? undefined : libOptions;
+  // SPEC §11: a PostgreSQL library answers for its server first: one line within 5 s if it cannot.
+  await checkMetaServer(dir, opts.meta);
   let choice: ReturnType<typeof chooseBlobConfig>;
   try {
     choice = chooseBlobConfig(dir, opts);
@@ -208,7 +215,7 @@ export async function openLibraryWithBlobs(
     await checkStoreOwner(dir, blobStore, more0?.readOnly === true);
     const more = typeof libOptions === 'function' ? libOptions(choice.config) : libOptions;
     // D2: never created implicitly (`smhfs init` creates).
-    lib = Library.open(dir, { ...more, ...(blobStore ? { blobStore } : {}) });
+    lib = Library.open(dir, { ...more, ...(blobStore ? { blobStore } : {}), ...(opts.meta !== undefined ? { meta: opts.meta } : {}) });
   } catch (e) {
     await made?.close?.().catch(() => undefined);
     throw withSubject(e, dir);
@@ -221,6 +228,27 @@ export async function openLibraryWithBlobs(
     throw e;
   }
   return { lib, blobStore, blobs: choice.config };
+}
+
+/**
+ * The start-up check of a PostgreSQL library (the URL given, else the one the folder records):
+ * unreachable, no answer, wrong password, missing database → MetaUnavailable, one line, within
+ * 5 s. A folder recording nothing and no URL given: an SQLite library, nothing to check.
+ */
+export async function checkMetaServer(dir: string, meta: string | undefined): Promise<void> {
+  let url = meta;
+  if (url === undefined) {
+    try {
+      url = pgUrlFor(dir, undefined).url;
+    } catch {
+      return; // no record: SQLite (or no library; Library.open says so)
+    }
+  }
+  try {
+    await checkPostgres(url, { applicationName: 'smhfs' });
+  } catch (e) {
+    throw withSubject(e, dir);
+  }
 }
 
 /**

@@ -75,6 +75,15 @@ export function buildProgram(): Command {
         'library',
       ),
     )
+    .addOption(
+      globalGroup(
+        new Option(
+          '--meta <url>',
+          'metadata in PostgreSQL (postgres://USER@HOST:PORT/DB), for a library shared by several hosts; recorded by "smhfs init" (default: what the library folder records, else SQLite in the folder)',
+        ),
+        'library',
+      ),
+    )
     .addOption(globalGroup(new Option('--space <name>', 'space (tenant) of the library').default('-'), 'space'))
     .addOption(globalGroup(new Option('--json', 'print machine-readable JSON'), 'json'))
     .addOption(

@@ -31,6 +31,7 @@ import type { BlobRef } from './types.js';
 const OWNER = PROCESS_OWNER;
 /** Transactions of the collector and of leases: they lead to space coming back, so they may use the reserve (D9). */
 const FREEING = { freeing: true } as const;
+const DOOMING = { freeing: true, durable: true } as const;
 
 /**
  * A hold on a blob's bytes (D7): while any process holds a key, no collector in any process
@@ -386,7 +387,10 @@ export class BlobRefs {
         this.rows.dequeue(k);
         return true;
       }),
-      FREEING,
+      // Durable before any bytes go: it syncs the log up to and including the commits that
+      // dropped these keys' last references, so no crash (PostgreSQL's synchronous_commit=off,
+      // SQLite's synchronous=NORMAL on a power loss) can bring back a reference to deleted bytes.
+      DOOMING,
     );
     let deleted = 0;
     const done = new Map<string, () => void>();

@@ -47,6 +47,8 @@ import { Library } from './library.js';
 import { deadStagingFolders } from './owners.js';
 import { DB_FILE, inspectLibraryFolder } from './sqlite/open.js';
 import { claimBlobStore, inspectStoreOwner, type OwnerVerdict } from './ownership.js';
+import type { PgConnection, PgValue } from './postgres/connection.js';
+import { pgRecordOf } from './postgres/library.js';
 
 export type FsckCheck =
   | 'database'
@@ -156,8 +158,9 @@ export async function checkLibrary(dir: string, opts: FsckOptions = {}): Promise
     return { library: dir, libraryId, store: storeName, repair, exitCode, clean: exitCode === 0, counts, findings: findings.list };
   };
 
-  // ── the folder and the database file ──
-  const folder = inspectLibraryFolder(dir);
+  // ── the folder and the database file (SQLite; a PostgreSQL library's server answers for its own storage) ──
+  const onPostgres = pgRecordOf(dir) !== undefined;
+  const folder = onPostgres ? { state: 'database' as const, data: [], others: [] } : inspectLibraryFolder(dir);
   if (folder.state === 'absent' || folder.state === 'not-a-folder') {
     throw fail('NotALibrary', folder.state === 'absent' ? `there is no library folder at ${dir}` : `${dir} is not a folder`, dir);
   }
@@ -171,7 +174,7 @@ export async function checkLibrary(dir: string, opts: FsckOptions = {}): Promise
     });
     return finish(undefined);
   }
-  const integrity = checkDatabaseFile(join(dir, DB_FILE));
+  const integrity = onPostgres ? [] : checkDatabaseFile(join(dir, DB_FILE));
   if (integrity.length > 0) {
     findings.add('database', true, `${DB_FILE} cannot be trusted: ${integrity[0]}${dataNote}`, integrity, { count: integrity.length, hint: noRebuild });
     return finish(undefined);
@@ -186,7 +189,7 @@ export async function checkLibrary(dir: string, opts: FsckOptions = {}): Promise
   const lib = Library.open(dir, opts.blobStore ? { blobStore: opts.blobStore } : {});
   try {
     const libraryId = lib.libraryId;
-    const db = lib.db;
+    const db: SqlDb = lib.engineKind === 'sqlite' ? lib.db : pgSqlDb(lib.postgres!.conn);
     const all = <T>(sql: string, ...params: unknown[]): T[] => db.prepare(sql).all(...params) as T[];
     const one = <T>(sql: string, ...params: unknown[]): T => db.prepare(sql).get(...params) as T;
     counts.nodes = one<{ n: number }>('SELECT count(*) AS n FROM nodes').n;
@@ -246,13 +249,15 @@ export async function checkLibrary(dir: string, opts: FsckOptions = {}): Promise
         f.repaired = badParent.length;
       });
     }
-    const badFlag = all<{ node: number }>("SELECT e.node FROM entries e JOIN nodes n ON n.id = e.node WHERE e.is_dir != (n.kind = 'dir')");
+    const badFlag = all<{ node: number }>("SELECT e.node FROM entries e JOIN nodes n ON n.id = e.node WHERE e.is_dir != (CASE WHEN n.kind = 'dir' THEN 1 ELSE 0 END)");
     if (badFlag.length > 0) {
       const f = findings.add('entry-dir-flag', true, `${badFlag.length} name(s) whose directory flag disagrees with their node`, badFlag.map((e) => describe(e.node)), {
         repairable: true,
       });
       if (repair) repairs.push(() => {
-        db.prepare("UPDATE entries SET is_dir = (SELECT kind = 'dir' FROM nodes WHERE id = entries.node) WHERE node IN (SELECT e.node FROM entries e JOIN nodes n ON n.id = e.node WHERE e.is_dir != (n.kind = 'dir'))").run();
+        db.prepare(
+          "UPDATE entries SET is_dir = (SELECT CASE WHEN kind = 'dir' THEN 1 ELSE 0 END FROM nodes WHERE id = entries.node) WHERE node IN (SELECT e.node FROM entries e JOIN nodes n ON n.id = e.node WHERE e.is_dir != (CASE WHEN n.kind = 'dir' THEN 1 ELSE 0 END))",
+        ).run();
         f.repaired = badFlag.length;
       });
     }
@@ -435,8 +440,11 @@ export async function checkLibrary(dir: string, opts: FsckOptions = {}): Promise
         repairable: true,
       });
       if (repair) repairs.push(() => {
-        db.prepare('DELETE FROM space_usage').run();
-        db.prepare('INSERT INTO space_usage (space, nodes, bytes) SELECT space, count(*), coalesce(sum(size), 0) FROM nodes GROUP BY space').run();
+        // PostgreSQL keeps totals plus per-transaction deltas (its migration 4): both are rewritten.
+        const table = lib.engineKind === 'sqlite' ? 'space_usage' : 'space_usage_base';
+        if (lib.engineKind !== 'sqlite') db.prepare('DELETE FROM space_usage_delta').run();
+        db.prepare(`DELETE FROM ${table}`).run();
+        db.prepare(`INSERT INTO ${table} (space, nodes, bytes) SELECT space, count(*), coalesce(sum(size), 0) FROM nodes GROUP BY space`).run();
         f.repaired = usageOff.length;
       });
     }
@@ -597,10 +605,30 @@ function deadStaging(dir: string): string[] {
   });
 }
 
+/**
+ * The statements fsck runs, on either engine: better-sqlite3's `prepare`, or the same SQL (`?`
+ * placeholders, portable SQL) over the PostgreSQL connection, inside the library's transaction
+ * when a repair runs in one.
+ */
+interface SqlDb {
+  prepare(sql: string): { all(...params: unknown[]): unknown[]; get(...params: unknown[]): unknown; run(...params: unknown[]): unknown };
+}
+
+function pgSqlDb(conn: PgConnection): SqlDb {
+  return {
+    prepare(sql) {
+      let i = 0;
+      const text = sql.replace(/\?/g, () => `$${++i}`);
+      const rows = (params: unknown[]) => conn.query(text, params as PgValue[]);
+      return { all: (...p) => rows(p), get: (...p) => rows(p)[0], run: (...p) => void rows(p) };
+    },
+  };
+}
+
 /** `lost+found` at a space's root, made on first use; lost nodes go in as `#<id>`. */
 class LostAndFound {
   readonly #dirs = new Map<string, number>();
-  constructor(private readonly db: Database.Database) {}
+  constructor(private readonly db: SqlDb) {}
 
   attach(space: string, node: number, spaces: Array<{ name: string; root: number }>): void {
     const dir = this.#dir(space, spaces);
@@ -628,9 +656,11 @@ class LostAndFound {
     }
     const t = Date.now() * 1000;
     const id = Number(
-      this.db
-        .prepare(`INSERT INTO nodes (space, kind, mode, atime, mtime, ctime, btime) VALUES (?, 'dir', ?, ?, ?, ?, ?)`)
-        .run(space, 0o040700, t, t, t, t).lastInsertRowid,
+      (
+        this.db.prepare(`INSERT INTO nodes (space, kind, mode, atime, mtime, ctime, btime) VALUES (?, 'dir', ?, ?, ?, ?, ?) RETURNING id`).get(space, 0o040700, t, t, t, t) as {
+          id: number;
+        }
+      ).id,
     );
     this.db.prepare('INSERT INTO entries (parent, name, node, is_dir) VALUES (?, ?, ?, 1)').run(root, name, id);
     this.#dirs.set(space, id);

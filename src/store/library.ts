@@ -1,6 +1,8 @@
 /**
  * A library: one folder holding `library.db` (SQLite, WAL) and, by default, `blobs/` (the local
- * blob store). `Library` opens and closes it and holds its parts together: the metadata engine
+ * blob store) — or, for a library shared by several hosts (SPEC §11), a folder per host holding
+ * `library.pg` (where its metadata lives: a PostgreSQL URL, src/store/postgres/library.ts) and
+ * this host's staging. `Library` opens and closes it and holds its parts together: the metadata engine
  * (src/store/engine.ts, SQLite in src/store/sqlite/), the spaces (src/store/space.ts), the blob
  * life cycle around the metadata (src/store/blob-refs.ts: leases, holds, the deletion queue and
  * the collector), the one scheduler of background work (src/store/tasks.ts), access-token
@@ -22,12 +24,14 @@ import { EMPTY_BLOB_KEY, type BlobInfo, type BlobStore } from '../blob/types.js'
 import { storedBlobSize } from '../blob/sparse.js';
 import { BLOBS_KEY, cleanBlobConfig, parseBlobConfig } from './blob-config.js';
 import { BlobRefs, type BlobHold, type ReapResult } from './blob-refs.js';
-import { nowUs, type MetaTx, type TxOptions } from './engine.js';
+import { nowUs, type MetaEngine, type MetaTx, type TxOptions } from './engine.js';
 import { deadStagingFolders } from './owners.js';
+import type { MetaBackend } from './backend.js';
 import type { MetaRows } from './rows.js';
 import { secretHash } from './secrets.js';
 import { Space } from './space.js';
 import type { SpaceHost } from './space-rows.js';
+import { openPostgresBackend, peekPostgres, pgRecordOf, type PgBackend } from './postgres/library.js';
 import { RESERVE_FILE, topUpReserve } from './sqlite/disk.js';
 import { SqliteEngine } from './sqlite/engine.js';
 import { checkFolder, openReadOnlyDatabase, openWritableDatabase, peek, type PeekResult } from './sqlite/open.js';
@@ -56,6 +60,24 @@ export interface LibraryOptions {
    */
   readOnly?: boolean;
   blobStore?: BlobStore;
+  /**
+   * SPEC §11: the library's metadata lives in PostgreSQL at this URL (`postgres://user@host/db`).
+   * With `create`, a new library is made there (in an empty database) and the folder records the
+   * URL (`library.pg`); afterwards the record is used, and a different URL is refused.
+   */
+  meta?: string;
+}
+
+function sqliteBackend(dir: string, db: Database.Database, diskFull: (cause: unknown) => SmhError): MetaBackend {
+  return {
+    engine: new SqliteEngine(db, dir, diskFull),
+    meta: sqliteMetaRows(db),
+    blobRows: sqliteBlobRows(db),
+    taskRows: sqliteTaskRows(db),
+    tokenRows: sqliteTokenRows(db),
+    spaceRows: () => sqliteSpaceRows(db),
+    sqlite: db,
+  };
 }
 
 function formatBytes(n: number): string {
@@ -67,7 +89,12 @@ function formatBytes(n: number): string {
 
 export class Library {
   readonly dir: string;
-  readonly engine: SqliteEngine;
+  readonly engine: MetaEngine;
+  /** `sqlite` or `postgres`. */
+  readonly engineKind: 'sqlite' | 'postgres';
+  /** For a PostgreSQL library: its connection and URL. */
+  readonly postgres: PgBackend['postgres'] | undefined;
+  private readonly backend: MetaBackend;
   readonly blobs: BlobStore;
   readonly stagingDir: string;
   /** Opened with `readOnly`: every write fails (`LibraryReadOnly`); no tasks, no background work. */
@@ -82,15 +109,18 @@ export class Library {
   private readonly spaceHost: SpaceHost;
   private ownsBlobs = false;
 
-  private constructor(dir: string, db: Database.Database, blobs: BlobStore) {
+  private constructor(dir: string, backend: MetaBackend | ((diskFull: (cause: unknown) => SmhError) => MetaBackend), blobs: BlobStore) {
     this.dir = dir;
-    this.engine = new SqliteEngine(db, dir, (cause) => this.diskFull(cause));
+    this.backend = typeof backend === 'function' ? backend((cause) => this.diskFull(cause)) : backend;
+    this.engine = this.backend.engine;
+    this.engineKind = this.backend.sqlite ? 'sqlite' : 'postgres';
+    this.postgres = (this.backend as Partial<PgBackend>).postgres;
     this.blobs = blobs;
     this.stagingDir = join(dir, 'staging', `${process.pid}-${randomBytes(4).toString('hex')}`);
-    this.meta = sqliteMetaRows(db);
+    this.meta = this.backend.meta;
     this.refs = new BlobRefs({
       engine: this.engine,
-      rows: sqliteBlobRows(db),
+      rows: this.backend.blobRows,
       blobs,
       stagingDir: this.stagingDir,
       readOnly: () => this.readOnly,
@@ -102,12 +132,13 @@ export class Library {
       useLease: (ref) => this.refs.useLease(ref),
       queuePurge: (space, subject, root, total, timeUs) => this.scheduler.queuePurge(space, subject, root, total, timeUs),
     };
-    this.tokens = new Tokens(this.engine, sqliteTokenRows(db), (name) => void this.space(name));
-    this.scheduler = new TaskScheduler(this.engine, sqliteTaskRows(db), {
+    this.tokens = new Tokens(this.engine, this.backend.tokenRows, (name) => void this.space(name));
+    this.scheduler = new TaskScheduler(this.engine, this.backend.taskRows, {
       purgeBatch: (space, root, limit) => this.space(space).purgeBatch(root, limit),
       expire: async () => {
         for (const name of this.spaceNames()) await this.space(name).purgeExpired(this.retentionDays);
         this.tokens.purgeExpired();
+        this.backend.maintain?.();
       },
       backlog: () => this.refs.backlog(),
       collect: (opts) => this.refs.collectGarbage(opts),
@@ -115,9 +146,10 @@ export class Library {
     });
   }
 
-  /** The SQLite database (tests and fsck read it directly). */
+  /** The SQLite database (tests and fsck read it directly); a PostgreSQL library has none. */
   get db(): Database.Database {
-    return this.engine.db;
+    if (!this.backend.sqlite) throw fail('Internal', 'this library keeps its metadata in PostgreSQL, not in an SQLite database');
+    return this.backend.sqlite;
   }
 
   /** Whether `close()` was called. */
@@ -135,19 +167,46 @@ export class Library {
    * does not exist, or holds no library, is refused with a hint naming `smhfs init`.
    */
   static open(dir: string, opts: LibraryOptions = {}): Library {
+    if (opts.meta !== undefined || pgRecordOf(dir) !== undefined) return Library.openPostgres(dir, opts);
     if (opts.readOnly) {
       const db = openReadOnlyDatabase(dir);
-      const lib = new Library(dir, db, opts.blobStore ?? new LocalBlobStore(join(dir, 'blobs')));
+      const lib = new Library(dir, (diskFull) => sqliteBackend(dir, db, diskFull), opts.blobStore ?? new LocalBlobStore(join(dir, 'blobs')));
       lib.ownsBlobs = opts.blobStore === undefined;
       lib.readOnly = true;
       return lib;
     }
     const db = openWritableDatabase(dir, opts);
     const blobs = opts.blobStore ?? new LocalBlobStore(join(dir, 'blobs'));
-    const lib = new Library(dir, db, blobs);
+    const lib = new Library(dir, (diskFull) => sqliteBackend(dir, db, diskFull), blobs);
     lib.ownsBlobs = opts.blobStore === undefined; // a store the caller passed in is the caller's to close
     lib.initialise();
     lib.cleanStaging();
+    return lib;
+  }
+
+  /** A library whose metadata lives in PostgreSQL (SPEC §11): see src/store/postgres/library.ts. */
+  private static openPostgres(dir: string, opts: LibraryOptions): Library {
+    const backend = openPostgresBackend(dir, opts);
+    let lib: Library;
+    try {
+      lib = new Library(dir, backend, opts.blobStore ?? new LocalBlobStore(join(dir, 'blobs')));
+    } catch (e) {
+      backend.engine.close();
+      throw e;
+    }
+    lib.ownsBlobs = opts.blobStore === undefined;
+    if (opts.readOnly) {
+      lib.readOnly = true;
+      return lib;
+    }
+    try {
+      lib.initialise();
+      lib.cleanStaging();
+      lib.backend.maintain?.();
+    } catch (e) {
+      lib.close();
+      throw e;
+    }
     return lib;
   }
 
@@ -157,6 +216,10 @@ export class Library {
    * there), else returns what it holds. `smhfs init` runs it before it touches a blob store.
    */
   static checkFolder(dir: string, create: boolean): ReturnType<typeof checkFolder> {
+    if (pgRecordOf(dir) !== undefined) {
+      if (create) throw fail('NotALibrary', `${dir} is already a library (its metadata is in PostgreSQL); nothing was changed`, dir);
+      return { state: 'database', data: [], others: [] };
+    }
     return checkFolder(dir, create);
   }
 
@@ -165,12 +228,13 @@ export class Library {
    * journal-mode switch, nothing created): see `peek` in src/store/sqlite/open.ts.
    */
   static peek(dir: string): PeekResult {
+    if (pgRecordOf(dir) !== undefined) return peekPostgres(dir);
     return peek(dir);
   }
 
   /** `peek`, the blob-store record only. */
   static peekBlobConfig(dir: string): { library: boolean; blobs: BlobConfig | undefined } {
-    const { library, blobs } = peek(dir);
+    const { library, blobs } = Library.peek(dir);
     return { library, blobs };
   }
 
@@ -268,7 +332,7 @@ export class Library {
     const row = this.meta.space(name);
     if (!row) throw fail('SpaceNotFound', `no space '${name}' in this library`, name);
     // Each space prepares its statements when it is made (test/helpers/sql-counter.ts counts on it).
-    const s = new Space(this.spaceHost, sqliteSpaceRows(this.db), name, row.root, row.trash);
+    const s = new Space(this.spaceHost, this.backend.spaceRows(), name, row.root, row.trash);
     this.spaces.set(name, s);
     return s;
   }
@@ -327,6 +391,7 @@ export class Library {
    * and every mount/serve start call it; a library closes it back to full size when it can.
    */
   ensureReserve(): void {
+    if (this.engineKind !== 'sqlite') return; // the metadata is not on this disk
     topUpReserve(this.dir);
   }
 
@@ -450,7 +515,7 @@ export class Library {
     rmSync(this.stagingDir, { recursive: true, force: true });
     // After the WAL and shared memory are gone, their space counts as free again.
     // A read-only open creates nothing, the reserve included.
-    if (!this.readOnly && existsSync(join(this.dir, RESERVE_FILE))) topUpReserve(this.dir);
+    if (!this.readOnly && this.engineKind === 'sqlite' && existsSync(join(this.dir, RESERVE_FILE))) topUpReserve(this.dir);
     // Releases the read descriptors the local store keeps; its close starts synchronously.
     if (this.ownsBlobs) void this.blobs.close?.()?.catch(() => undefined);
   }

@@ -64,6 +64,17 @@ export interface SpaceRows {
   entriesOf(node: number): Array<{ parent: number; name: string }>;
   /** How many names the node has (st_nlink of a non-directory). */
   nameCount(node: number): number;
+  /**
+   * Optional, for engines where each statement is a round trip: the nodes named by `names` one
+   * below the other from `start`, in one statement (one snapshot), stopping at the first name
+   * that is not there. Without it the rules ask `child` once per name.
+   */
+  walk?(start: number, names: string[]): NodeRow[];
+  /**
+   * Optional, likewise: the entries from `node` up (its oldest name, then its parent's, …), in one
+   * statement, stopping after the entry whose parent is one of `stops` (the space root, the bin).
+   */
+  up?(node: number, stops: [number, number]): Array<{ node: number; parent: number; name: string }>;
   /** C2: the names of `parent` in [lo, hi). */
   namesBetween(parent: number, lo: string, hi: string): string[];
   hasChildren(parent: number): boolean;

@@ -12,6 +12,8 @@ import { Readable } from 'node:stream';
 import Database from 'better-sqlite3';
 import type { Test } from 'tap';
 import { Library, Space } from '../../src/store/library.js';
+import { PgConnection } from '../../src/store/postgres/connection.js';
+import { pgRecordOf } from '../../src/store/postgres/library.js';
 import { ContentReader } from '../../src/vfs/reader.js';
 import { MemoryBlobStore } from './memory-store.js';
 import { isSmhError, SmhError, type ErrorCode } from '../../src/errors.js';
@@ -58,11 +60,24 @@ export interface TestLib {
   blobs: MemoryBlobStore;
 }
 
+/**
+ * The engine `openLib` makes libraries on (SPEC S1: one rule suite, two engines). SQLite unless a
+ * test file calls `usePostgresEngine` (test/helpers/store-engines.ts) first: then each library is
+ * a fresh database on that file's PostgreSQL cluster.
+ */
+export const storeEngine: {
+  name: 'sqlite' | 'postgres';
+  newDatabaseUrl: (() => string) | undefined;
+  dropDatabase: ((url: string) => void) | undefined;
+} = { name: 'sqlite', newDatabaseUrl: undefined, dropDatabase: undefined };
+
 /** A fresh library on a MemoryBlobStore in a temp dir; closed and removed at teardown. */
 export function openLib(t: Test, opts: { dir?: string } = {}): TestLib {
   const dir = opts.dir ?? tempDir();
   const blobs = new MemoryBlobStore();
-  const lib = Library.open(dir, { create: true, blobStore: blobs });
+  const meta = storeEngine.newDatabaseUrl?.();
+  const lib = Library.open(dir, { create: true, blobStore: blobs, ...(meta ? { meta } : {}) });
+  if (lib.engineKind !== storeEngine.name) throw new Error(`openLib: asked for a ${storeEngine.name} library, got ${lib.engineKind}`);
   const space = lib.space('-');
   let closed = false;
   t.teardown(() => {
@@ -185,6 +200,8 @@ export interface DbDump {
  * user_version. Opened read-only on the side, so it sees exactly what is committed.
  */
 export function dumpDb(dir: string): DbDump {
+  const pg = pgRecordOf(dir);
+  if (pg) return dumpPostgres(pg.url);
   const db = new Database(join(dir, DB_NAME), { readonly: true, fileMustExist: true });
   try {
     const userVersion = db.pragma('user_version', { simple: true }) as number;
@@ -200,6 +217,26 @@ export function dumpDb(dir: string): DbDump {
     return { userVersion, schema: objs.map((o) => `${o.type} ${o.name}: ${o.sql ?? ''}`), tables };
   } finally {
     db.close();
+  }
+}
+
+/** `dumpDb` of a PostgreSQL library: every table of its schema, in one snapshot, on a connection of its own. */
+function dumpPostgres(url: string): DbDump {
+  const conn = PgConnection.connectSync(url);
+  try {
+    return conn.snapshot(() => {
+      const userVersion = conn.query<{ version: number }>('SELECT version FROM smhfs_schema')[0]!.version;
+      const cols = conn.query<{ t: string; c: string; ty: string }>(
+        `SELECT table_name AS t, column_name AS c, data_type AS ty FROM information_schema.columns
+         WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position`,
+      );
+      const names = [...new Set(conn.query<{ t: string }>("SELECT tablename AS t FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename").map((r) => r.t))];
+      const tables: Record<string, string[]> = {};
+      for (const name of names) tables[name] = conn.query(`SELECT * FROM "${name}"`).map((r) => JSON.stringify(r)).sort();
+      return { userVersion, schema: cols.map((c) => `column ${c.t}.${c.c}: ${c.ty}`), tables };
+    });
+  } finally {
+    conn.close();
   }
 }
 

@@ -13,10 +13,12 @@ import { LocalBlobStore } from '../../blob/local-store.js';
 import type { BlobInfo, BlobStore } from '../../blob/types.js';
 import { SmhError, isSmhError } from '../../errors.js';
 import { Library } from '../../store/library.js';
+import { peekDatabase } from '../../store/postgres/library.js';
+import { checkPostgres, redactUrl } from '../../store/postgres/startup.js';
 import { claimBlobStore, inspectStoreOwner, refusalOf } from '../../store/ownership.js';
 import type { BlobConfig } from '../../store/types.js';
 import { checkLibrary, type FsckReport } from '../../store/fsck.js';
-import { DEFAULT_BLOBS, blobConfigFromOptions, chooseBlobConfig, describeBlobConfig, isS3, localDirOf, openBlobStoreFor } from '../blobs.js';
+import { BlobStoreMismatch, DEFAULT_BLOBS, blobConfigFromOptions, reconcileBlobConfig, chooseBlobConfig, describeBlobConfig, isS3, localDirOf, openBlobStoreFor } from '../blobs.js';
 import { defaultLibraryDir, globalOptions, openLibrary, printJson, printLine, reportError, runAction, withSubject } from '../context.js';
 import { plural } from '../format.js';
 import { type Progress, startProgress } from '../progress.js';
@@ -29,6 +31,15 @@ export function register(program: Command): void {
       runAction('init', async (_o: unknown, cmd: Command) => {
         const g = globalOptions(cmd);
         const dir = resolve(g.library || defaultLibraryDir());
+        if (g.meta !== undefined) {
+          const r = await initPostgresLibrary(dir, g.meta, g);
+          if (g.json) printJson(r);
+          else
+            printLine(
+              `${dir}: ${r.joined ? 'joined' : 'new'} library ${r.libraryId}; metadata in PostgreSQL at ${r.meta}; blobs in ${describeBlobConfig(dir, r.blobs)}`,
+            );
+          return 0;
+        }
         const r = await initLibrary(dir, blobConfigFromOptions(dir, g) ?? DEFAULT_BLOBS);
         if (g.json) printJson(r);
         else printLine(`${dir}: new library ${r.libraryId}; blobs in ${describeBlobConfig(dir, r.blobs)}`);
@@ -224,6 +235,64 @@ export async function initLibrary(dir: string, config: BlobConfig): Promise<{ li
       lib = undefined;
       if (safePeek(dir)?.libraryId === id) rmSync(dir, { recursive: true, force: true });
     }
+    throw withSubject(e, dir);
+  } finally {
+    lib?.close();
+    await store?.close?.().catch(() => undefined);
+  }
+}
+
+/**
+ * SPEC §11: `smhfs init --meta postgres://…`. In an empty database: a new library, on an empty
+ * blob store (D1), as `initLibrary`. In a database that already holds a library: this host joins
+ * it — the folder records the URL, the blob store is the one the library records (a `--blobs`
+ * naming another is refused), and it must be that library's store (D1). The start-up check runs
+ * first: one line within 5 s for an unreachable server, a wrong password or a missing database.
+ */
+export async function initPostgresLibrary(
+  dir: string,
+  meta: string,
+  g: Parameters<typeof blobConfigFromOptions>[1],
+): Promise<{ library: string; libraryId: string; meta: string; joined: boolean; blobs: BlobConfig }> {
+  await checkPostgres(meta, { applicationName: 'smhfs' });
+  try {
+    Library.checkFolder(dir, true);
+  } catch (e) {
+    throw withSubject(e, dir);
+  }
+  // Look at the database before anything is made: a library there is joined, with its store.
+  const existing = peekDatabase(meta);
+  const given = blobConfigFromOptions(dir, g);
+  let config: BlobConfig;
+  if (existing.libraryId !== undefined) {
+    const recorded = existing.blobs;
+    if (recorded === undefined) {
+      throw new SmhError('NotALibrary', `the library in ${redactUrl(meta)} records no blob store; run "smhfs blobs set URL" on a host that uses it`, dir);
+    }
+    if (given !== undefined && reconcileBlobConfig(dir, given, recorded) === undefined) {
+      throw new BlobStoreMismatch(dir, recorded, given);
+    }
+    config = recorded;
+  } else {
+    config = given ?? DEFAULT_BLOBS;
+  }
+  if (existing.libraryId === undefined && !isS3(config)) {
+    // Several hosts share one library: a folder of this host alone cannot hold its blobs.
+    process.stderr.write(`smhfs: init: note: blobs in ${describeBlobConfig(dir, config)} are on this host only; other hosts need --blobs s3://… (see README, "Several hosts")\n`);
+  }
+  const store = await openBlobStoreFor(dir, config);
+  let lib: Library | undefined;
+  try {
+    if (existing.libraryId === undefined) {
+      const verdict = await inspectStoreOwner(store ?? new LocalBlobStore(localDirOf(dir, config), { prepare: false }), '(new)', { referenced: [], isNew: true });
+      const refusal = refusalOf(verdict, store ?? new LocalBlobStore(localDirOf(dir, config), { prepare: false }), '(new)');
+      if (refusal) throw refusal;
+    }
+    lib = Library.open(dir, { create: true, meta, ...(store ? { blobStore: store } : {}) });
+    if (existing.libraryId === undefined) lib.recordBlobConfig(config);
+    await claimBlobStore(lib.blobs, lib.libraryId, { referenced: existing.referenced, isNew: existing.libraryId === undefined });
+    return { library: dir, libraryId: lib.libraryId, meta: redactUrl(meta), joined: existing.libraryId !== undefined, blobs: config };
+  } catch (e) {
     throw withSubject(e, dir);
   } finally {
     lib?.close();

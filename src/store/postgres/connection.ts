@@ -85,6 +85,16 @@ function sleepSync(ms: number): void {
   if (ms > 0) Atomics.wait(sleepCell, 0, 0, ms);
 }
 
+/**
+ * libpq's `finish()` closes its libuv poll handle, which libuv completes in the close phase of the
+ * loop; the handle lives inside the binding's object, so that object must not be garbage
+ * collected before then (a freed handle aborts the process: uv__finish_close assertion). Two
+ * turns of setImmediate reach past the close phase of the current loop iteration.
+ */
+function keepUntilClosed(pq: PQ): void {
+  setImmediate(() => setImmediate(() => void pq)).unref();
+}
+
 /** First word of a statement decides whether re-running it after a lost connection is harmless. */
 function isPlainRead(sql: string): boolean {
   return /^\s*(select|values|show|table)\b/i.test(sql) && !/\b(nextval|setval|pg_notify|pg_advisory\w*|smhfs_\w+)\s*\(/i.test(sql);
@@ -234,12 +244,15 @@ export class PgConnection {
   }
 
   private dropConnection(): void {
+    const pq = this.pq;
+    this.pq = undefined;
+    if (!pq) return;
     try {
-      this.pq?.finish();
+      pq.finish();
     } catch {
       /* already broken */
     }
-    this.pq = undefined;
+    keepUntilClosed(pq);
   }
 
   private ensureConnected(): PQ {

@@ -1,0 +1,211 @@
+/**
+ * A space's row primitives (src/store/space-rows.ts) as prepared PostgreSQL statements.
+ *
+ * A node row is read without its `layout` (D8: a sparse file's container header, up to ~1.3 MB):
+ * over a network it would travel with every getattr of that file. The row carries whether it has
+ * one, and `layout` is a getter that fetches it when a rule asks — once per container blob, since
+ * a blob key names its bytes and so its header (content-addressed), kept in a small cache.
+ */
+import type { ItemLinkRow, ItemRow, NodeRow, SpaceRows } from '../space-rows.js';
+import type { StorageClass } from '../types.js';
+import type { PgConnection, PgStatement } from './connection.js';
+
+const COLUMNS = ['id', 'space', 'kind', 'mode', 'uid', 'gid', 'size', 'blob', 'etag', 'rdev', 'storage_class', 'link_flavour', 'link_node',
+  'link_path', 'link_base', 'atime', 'mtime', 'ctime', 'btime', 'state'];
+/** A node's columns (of table alias `a`), `layout` replaced by whether there is one. */
+const nodeCols = (a = ''): string => [...COLUMNS.map((c) => `${a}${c}`), `(${a}layout IS NOT NULL) AS has_layout`].join(', ');
+const NODE_COLS = nodeCols();
+
+const isId = (n: number): boolean => Number.isSafeInteger(n);
+
+type RawNode = Omit<NodeRow, 'layout'> & { has_layout?: boolean; layout?: string | null };
+
+/** Layouts of container blobs, by blob key (immutable for a key). */
+const LAYOUT_CACHE_MAX = 256;
+
+export function pgSpaceRows(conn: PgConnection): SpaceRows {
+  const p = (sql: string) => conn.prepare(sql);
+  const layouts = new Map<string, string>();
+  const layoutOf = p('SELECT layout FROM nodes WHERE id = $1');
+  const fetchLayout = (id: number, blob: string | null): string | null => {
+    const known = blob === null ? undefined : layouts.get(blob);
+    if (known !== undefined) return known;
+    const layout = layoutOf.get<{ layout: string | null }>(id)?.layout ?? null;
+    if (layout !== null && blob !== null) {
+      if (layouts.size >= LAYOUT_CACHE_MAX) layouts.delete(layouts.keys().next().value!);
+      layouts.set(blob, layout);
+    }
+    return layout;
+  };
+  /** A row as the rules see it: `layout` null, or fetched when first read. */
+  const shape = <R extends RawNode>(raw: R): R & NodeRow => {
+    const hasLayout = raw.has_layout === true;
+    delete raw.has_layout;
+    if (!hasLayout) {
+      raw.layout = null;
+      return raw as R & NodeRow;
+    }
+    let cached: string | null | undefined;
+    Object.defineProperty(raw, 'layout', {
+      enumerable: true,
+      configurable: true,
+      get: () => (cached ??= fetchLayout(raw.id, raw.blob)),
+      set: (v: string | null) => void (cached = v),
+    });
+    return raw as R & NodeRow;
+  };
+  const one = <R extends RawNode>(st: PgStatement, ...args: Array<string | number>): (R & NodeRow) | undefined => {
+    const r = st.get<R & Record<string, unknown>>(...args);
+    return r ? shape(r) : undefined;
+  };
+  const many = <R extends RawNode>(st: PgStatement, ...args: Array<string | number>): Array<R & NodeRow> =>
+    st.all<R & Record<string, unknown>>(...args).map((r) => shape(r));
+  const n = nodeCols('n.');
+  const q = {
+    node: p(`SELECT ${NODE_COLS} FROM nodes WHERE id = $1`),
+    child: p(`SELECT ${n} FROM entries e JOIN nodes n ON n.id = e.node WHERE e.parent = $1 AND e.name = $2`),
+    children: p(`SELECT ${n}, e.name AS entry_name FROM entries e JOIN nodes n ON n.id = e.node WHERE e.parent = $1 ORDER BY e.name`),
+    // a node's names by age: the (node, seq) index of migration 7
+    entryOf: p('SELECT parent, name FROM entries WHERE node = $1 ORDER BY seq LIMIT 1'),
+    entriesOf: p('SELECT parent, name FROM entries WHERE node = $1 ORDER BY seq'),
+    nameCount: p('SELECT count(*) AS n FROM entries WHERE node = $1'),
+    // the way up in one round trip: a node's oldest name, then each parent's (a directory has one)
+    up: p(`WITH RECURSIVE steps(node, parent, name, depth) AS (
+        SELECT * FROM (SELECT node, parent, name, 0 FROM entries WHERE node = $1 ORDER BY seq LIMIT 1) AS own
+        UNION ALL SELECT e.node, e.parent, e.name, s.depth + 1 FROM steps s JOIN entries e ON e.node = s.parent
+        WHERE s.parent <> $2 AND s.parent <> $3 AND s.depth < 100000)
+      SELECT node, parent, name FROM steps ORDER BY depth`),
+    // a path in one round trip: step i joins the entry named by the i-th name under step i-1's node
+    walk: p(`WITH RECURSIVE names(i, name) AS (SELECT ord::INT, v FROM jsonb_array_elements_text($2::jsonb) WITH ORDINALITY AS a(v, ord)),
+      steps(i, id) AS (SELECT 0, $1::BIGINT
+        UNION ALL SELECT s.i + 1, e.node FROM steps s JOIN names nm ON nm.i = s.i + 1 JOIN entries e ON e.parent = s.id AND e.name = nm.name COLLATE "C")
+      SELECT s.i AS step, ${n} FROM steps s JOIN nodes n ON n.id = s.id WHERE s.i > 0 ORDER BY s.i`),
+    namesBetween: p('SELECT name FROM entries WHERE parent = $1 AND name >= $2 AND name < $3'),
+    hasChildren: p('SELECT 1 AS x FROM entries WHERE parent = $1 LIMIT 1'),
+    firstChild: p('SELECT node, is_dir, name FROM entries WHERE parent = $1 LIMIT 1'),
+    subdirCount: p('SELECT count(*) AS n FROM entries WHERE parent = $1 AND is_dir = 1'),
+    insertNode: p(`INSERT INTO nodes (space, kind, mode, uid, gid, size, blob, etag, layout, rdev, storage_class, link_flavour, link_node,
+      link_path, link_base, atime, mtime, ctime, btime) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+      RETURNING id`),
+    insertEntry: p('INSERT INTO entries (parent, name, node, is_dir, seq) VALUES ($1, $2, $3, $4, (SELECT coalesce(max(seq), 0) + 1 FROM entries WHERE node = $3))'),
+    moveEntry: p('UPDATE entries SET parent = $1, name = $2 WHERE node = $3'),
+    moveName: p(`UPDATE entries SET parent = $1, name = $2, seq = (SELECT max(x.seq) + 1 FROM entries x WHERE x.node = entries.node)
+      WHERE parent = $3 AND name = $4`),
+    deleteEntry: p('DELETE FROM entries WHERE node = $1 RETURNING parent, name'),
+    deleteName: p('DELETE FROM entries WHERE parent = $1 AND name = $2'),
+    deleteNode: p('DELETE FROM nodes WHERE id = $1'),
+    touch: p('UPDATE nodes SET mtime = $1, ctime = $1 WHERE id = $2'),
+    touchCtime: p('UPDATE nodes SET ctime = $1 WHERE id = $2'),
+    touchAtime: p('UPDATE nodes SET atime = $1 WHERE id = $2'),
+    setState: p('UPDATE nodes SET state = $1 WHERE id = $2'),
+    setClass: p('UPDATE nodes SET storage_class = $1 WHERE id = $2'),
+    setContent: p('UPDATE nodes SET blob = $1, size = $2, etag = $3, layout = $4, mtime = $5, ctime = $6 WHERE id = $7'),
+    setattr: p('UPDATE nodes SET mode = $1, uid = $2, gid = $3, atime = $4, mtime = $5, ctime = $6 WHERE id = $7'),
+    rebind: p("UPDATE nodes SET link_node = $1 WHERE link_flavour = 'bound' AND link_node = $2"),
+    spaceClass: p('SELECT default_storage_class AS c FROM spaces WHERE name = $1'),
+    setSpaceClass: p('UPDATE spaces SET default_storage_class = $1 WHERE name = $2'),
+    // the view over the per-transaction deltas of migration 4
+    statfs: p('SELECT nodes AS files, bytes FROM space_usage WHERE space = $1'),
+    boundLinksToCascade: p(`SELECT n.id FROM nodes n WHERE n.link_flavour = 'bound' AND n.link_node = $1 AND n.state = 'live'
+      AND NOT EXISTS (SELECT 1 FROM recycle_items r WHERE r.node = n.id)`),
+    boundLinksAll: p(`SELECT ${NODE_COLS} FROM nodes WHERE link_flavour = 'bound' AND link_node = $1`),
+    boundLinkCount: p("SELECT count(*) AS n FROM nodes WHERE link_node = $1 AND link_flavour = 'bound'"),
+    boundTargetsIn: p(`WITH RECURSIVE sub(id) AS (SELECT $1::BIGINT UNION ALL SELECT e.node FROM entries e JOIN sub ON e.parent = sub.id)
+      SELECT n.link_node AS target, count(*) AS n FROM sub JOIN nodes n ON n.id = sub.id WHERE n.link_flavour = 'bound' GROUP BY n.link_node`),
+    parentPathLinksIn: p(`WITH RECURSIVE sub(id) AS (SELECT $1::BIGINT UNION ALL SELECT e.node FROM entries e JOIN sub ON e.parent = sub.id)
+      SELECT ${n} FROM sub JOIN nodes n ON n.id = sub.id WHERE n.link_flavour = 'path' AND n.link_base = 'parent'`),
+    subtreeBytes: p(`WITH RECURSIVE sub(id) AS (SELECT node FROM entries WHERE parent = $1
+      UNION ALL SELECT e.node FROM entries e JOIN sub ON e.parent = sub.id)
+      SELECT sum(n.size) AS n FROM sub JOIN nodes n ON n.id = sub.id WHERE n.kind = 'file'`),
+    subtreeCount: p(`WITH RECURSIVE sub(id) AS (SELECT node FROM entries WHERE parent = $1
+      UNION ALL SELECT e.node FROM entries e JOIN sub ON e.parent = sub.id) SELECT count(*) AS n FROM sub`),
+    insertItem: p(`INSERT INTO recycle_items (space, node, kind, name, original_path, size, removed_at)
+      VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`),
+    itemsAfter: p('SELECT * FROM recycle_items WHERE space = $1 AND id > $2 ORDER BY id LIMIT $3'),
+    itemsUpTo: p('SELECT * FROM recycle_items WHERE space = $1 AND id <= $2 ORDER BY id LIMIT $3'),
+    itemsOlder: p('SELECT * FROM recycle_items WHERE space = $1 AND removed_at < $2 ORDER BY removed_at LIMIT $3'),
+    lastItem: p('SELECT max(id) AS id FROM recycle_items WHERE space = $1'),
+    item: p('SELECT * FROM recycle_items WHERE id = $1 AND space = $2'),
+    itemByNode: p('SELECT id FROM recycle_items WHERE node = $1'),
+    deleteItem: p('DELETE FROM recycle_items WHERE id = $1'),
+    insertRecycleLink: p('INSERT INTO recycle_links (item, node, parent, name, original_path) VALUES ($1, $2, $3, $4, $5)'),
+    itemLinksFull: p('SELECT node, parent, name, original_path FROM recycle_links WHERE item = $1 ORDER BY node'),
+    deleteItemLinks: p('DELETE FROM recycle_links WHERE item = $1'),
+    deleteRecycleLink: p('DELETE FROM recycle_links WHERE node = $1'),
+    xattrGet: p('SELECT value FROM xattrs WHERE node = $1 AND name = $2'),
+    xattrList: p('SELECT name, value FROM xattrs WHERE node = $1 ORDER BY name'),
+    xattrSet: p('INSERT INTO xattrs (node, name, value) VALUES ($1, $2, $3) ON CONFLICT (node, name) DO UPDATE SET value = excluded.value'),
+    xattrDelete: p('DELETE FROM xattrs WHERE node = $1 AND name = $2'),
+    xattrClear: p('DELETE FROM xattrs WHERE node = $1'),
+    xattrCopy: p('INSERT INTO xattrs (node, name, value) SELECT $1, name, value FROM xattrs WHERE node = $2'),
+  };
+  type Item = ItemRow & Record<string, unknown>;
+  return {
+    // An id that is no integer (NaN from a caller) names no row, as in SQLite; libpq cannot send it.
+    node: (id) => (isId(id) ? one(q.node, id) : undefined),
+    child: (parent, name) => one(q.child, parent, name),
+    children: (parent) => many<RawNode & { entry_name: string }>(q.children, parent),
+    entryOf: (node) => q.entryOf.get<{ parent: number; name: string }>(node),
+    entriesOf: (node) => q.entriesOf.all<{ parent: number; name: string }>(node),
+    nameCount: (node) => q.nameCount.get<{ n: number }>(node)!.n,
+    up: (node, stops) => q.up.all<{ node: number; parent: number; name: string }>(node, stops[0], stops[1]),
+    walk: (start, names) =>
+      many<RawNode & { step?: number }>(q.walk, start, JSON.stringify(names)).map((r) => {
+        delete r.step;
+        return r;
+      }),
+    namesBetween: (parent, lo, hi) => q.namesBetween.all<{ name: string }>(parent, lo, hi).map((r) => r.name),
+    hasChildren: (parent) => q.hasChildren.get(parent) !== undefined,
+    firstChild: (parent) => q.firstChild.get<{ node: number; is_dir: number; name: string }>(parent),
+    subdirCount: (parent) => q.subdirCount.get<{ n: number }>(parent)!.n,
+    insertNode: (x) =>
+      q.insertNode.get<{ id: number }>(
+        x.space, x.kind, x.mode, x.uid, x.gid, x.size, x.blob, x.etag, x.layout, x.rdev, x.storage_class, x.link_flavour, x.link_node,
+        x.link_path, x.link_base, x.atime, x.mtime, x.ctime, x.btime,
+      )!.id,
+    insertEntry: (parent, name, node, isDir) => void q.insertEntry.run(parent, name, node, isDir ? 1 : 0),
+    moveEntry: (parent, name, node) => void q.moveEntry.run(parent, name, node),
+    // what it removed (the change feed names the entry that went)
+    deleteEntry: (node) => q.deleteEntry.get<{ parent: number; name: string }>(node),
+    moveName: (fromParent, fromName, toParent, toName) => void q.moveName.run(toParent, toName, fromParent, fromName),
+    deleteName: (parent, name) => void q.deleteName.run(parent, name),
+    deleteNode: (id) => void q.deleteNode.run(id),
+    touch: (id, t) => void q.touch.run(t, id),
+    touchCtime: (id, t) => void q.touchCtime.run(t, id),
+    touchAtime: (id, t) => void q.touchAtime.run(t, id),
+    setState: (id, state) => void q.setState.run(state, id),
+    setClass: (id, cls) => void q.setClass.run(cls, id),
+    setContent: (id, blob, mtime, ctime) => void q.setContent.run(blob.key, blob.size, blob.etag, blob.layout ?? null, mtime, ctime, id),
+    setattr: (a) => void q.setattr.run(a.mode, a.uid, a.gid, a.atime, a.mtime, a.ctime, a.id),
+    rebind: (from, to) => void q.rebind.run(to, from),
+    spaceClass: (space) => q.spaceClass.get<{ c: StorageClass }>(space)!.c,
+    setSpaceClass: (space, cls) => void q.setSpaceClass.run(cls, space),
+    statfs: (space) => q.statfs.get<{ files: number; bytes: number }>(space),
+    boundLinksToCascade: (target) => q.boundLinksToCascade.all<{ id: number }>(target).map((r) => r.id),
+    boundLinksAll: (target) => many(q.boundLinksAll, target),
+    boundLinkCount: (target) => q.boundLinkCount.get<{ n: number }>(target)!.n,
+    boundTargetsIn: (top) => q.boundTargetsIn.all<{ target: number; n: number }>(top),
+    parentPathLinksIn: (top) => many(q.parentPathLinksIn, top),
+    subtreeBytes: (dir) => q.subtreeBytes.get<{ n: number | null }>(dir)!.n ?? 0,
+    subtreeCount: (dir) => q.subtreeCount.get<{ n: number }>(dir)!.n,
+    insertItem: (it) => q.insertItem.get<{ id: number }>(it.space, it.node, it.kind, it.name, it.original_path, it.size, it.removed_at)!.id,
+    // PostgreSQL: LIMIT NULL is no limit
+    itemsAfter: (space, after, limit) => q.itemsAfter.all<Item>(space, after, limit ?? null),
+    itemsUpTo: (space, last, limit) => q.itemsUpTo.all<Item>(space, last, limit),
+    itemsOlder: (space, cutoff, limit) => q.itemsOlder.all<Item>(space, cutoff, limit),
+    lastItem: (space) => q.lastItem.get<{ id: number | null }>(space)!.id ?? undefined,
+    item: (id, space) => (isId(id) ? q.item.get<Item>(id, space) : undefined),
+    itemByNode: (node) => (isId(node) ? q.itemByNode.get<{ id: number }>(node)?.id : undefined),
+    deleteItem: (id) => void q.deleteItem.run(id),
+    insertItemLink: (item, l) => void q.insertRecycleLink.run(item, l.node, l.parent, l.name, l.original_path),
+    itemLinks: (item) => q.itemLinksFull.all<ItemLinkRow & Record<string, unknown>>(item),
+    deleteItemLinks: (item) => void q.deleteItemLinks.run(item),
+    deleteItemLinkOf: (node) => void q.deleteRecycleLink.run(node),
+    xattr: (node, name) => q.xattrGet.get<{ value: Buffer }>(node, name)?.value,
+    xattrs: (node) => q.xattrList.all<{ name: string; value: Buffer }>(node),
+    setXattr: (node, name, value) => void q.xattrSet.run(node, name, value),
+    deleteXattr: (node, name) => q.xattrDelete.run(node, name).changes > 0,
+    clearXattrs: (node) => void q.xattrClear.run(node),
+    copyXattrs: (to, from) => void q.xattrCopy.run(to, from),
+  };
+}

@@ -1,0 +1,114 @@
+/**
+ * SPEC S1: one behavioural suite, two engines. A test file that runs a store suite on PostgreSQL
+ * calls `usePostgresEngine(t)` and then imports the suite: `openLib` (test/helpers/store.ts) then
+ * makes each library in a fresh database of one real cluster started for that file (it fails,
+ * never skips, when PostgreSQL cannot start). `sqlRun`/`sqlGet` reach into the tables on either
+ * engine, for the tests that damage or inspect rows directly.
+ */
+import type { Test } from 'tap';
+import type { BlobStore } from '../../src/blob/types.js';
+import { Library } from '../../src/store/library.js';
+import { PgConnection, type PgValue } from '../../src/store/postgres/connection.js';
+import { migratePostgres } from '../../src/store/postgres/schema.js';
+import { postgresForTest, type PgCluster } from './postgres.js';
+import { copyDb, storeEngine } from './store.js';
+
+let counter = 0;
+const databases = new Map<string, string>();
+
+export async function usePostgresEngine(t: Test): Promise<PgCluster> {
+  const cluster = await postgresForTest(t);
+  // Databases are made synchronously (openLib is synchronous), over one admin connection.
+  const admin = PgConnection.connectSync(cluster.url('postgres'));
+  t.teardown(() => admin.close());
+  // One database migrated once, copied for each library (CREATE DATABASE … TEMPLATE): a fresh
+  // library costs a file copy instead of every migration's DDL. It holds the schema only (no
+  // library id, no space): Library.open makes those, as in any new database.
+  admin.exec(`CREATE DATABASE lib_template TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'`);
+  const tmpl = PgConnection.connectSync(cluster.url('lib_template'));
+  try {
+    migratePostgres(tmpl, { create: true });
+  } finally {
+    tmpl.close();
+  }
+  storeEngine.name = 'postgres';
+  storeEngine.newDatabaseUrl = () => {
+    const name = `lib_${process.pid}_${++counter}`;
+    admin.exec(`CREATE DATABASE ${name} TEMPLATE lib_template`);
+    databases.set(name, cluster.url(name));
+    return cluster.url(name);
+  };
+  storeEngine.dropDatabase = (url) => {
+    const name = decodeURIComponent(new URL(url).pathname.slice(1));
+    if (databases.delete(name)) admin.exec(`DROP DATABASE ${name}`);
+  };
+  return cluster;
+}
+
+/** `?` placeholders as PostgreSQL's $1, $2… */
+function pgPlaceholders(sql: string): string {
+  let i = 0;
+  return sql.replace(/\?/g, () => `$${++i}`);
+}
+
+/** Run a statement on the library's tables, whatever its engine (`?` placeholders). */
+export function sqlRun(lib: Library, sql: string, ...params: Array<string | number | null>): number {
+  if (lib.engineKind === 'sqlite') return lib.db.prepare(sql).run(...params).changes;
+  const conn = lib.postgres!.conn;
+  conn.query(pgPlaceholders(sql), params);
+  return 0;
+}
+
+/** One row of a query on the library's tables, whatever its engine. */
+export function sqlGet<R>(lib: Library, sql: string, ...params: Array<string | number | null>): R | undefined {
+  if (lib.engineKind === 'sqlite') return lib.db.prepare(sql).get(...params) as R | undefined;
+  return lib.postgres!.conn.query(pgPlaceholders(sql), params)[0] as R | undefined;
+}
+
+/** Close a library `openStoreLib`/`copyStoreLib` made, and drop its database on PostgreSQL. */
+export function closeStoreLib(lib: Library): void {
+  const url = lib.postgres?.url;
+  lib.close();
+  if (url) storeEngine.dropDatabase?.(url);
+}
+
+/** `Library.open(dir, { create: true, … })` on the engine of this test file (a fresh database on PostgreSQL). */
+export function openStoreLib(dir: string, opts: { blobStore?: BlobStore } = {}): Library {
+  const meta = storeEngine.newDatabaseUrl?.();
+  return Library.open(dir, { create: true, ...opts, ...(meta ? { meta } : {}) });
+}
+
+/**
+ * A consistent copy of `lib`'s committed metadata as a new library in `copyDir` (the model test
+ * tries restores on copies). SQLite: VACUUM INTO. PostgreSQL: a fresh database whose tables get
+ * every row of the original, read in one snapshot, ids and sequences included.
+ */
+export function copyStoreLib(lib: Library, dir: string, copyDir: string, opts: { blobStore?: BlobStore } = {}): Library {
+  if (lib.engineKind === 'sqlite') {
+    copyDb(dir, copyDir);
+    return Library.open(copyDir, { create: true, ...opts });
+  }
+  const src = lib.postgres!.conn;
+  const tables = src
+    .query<{ t: string }>("SELECT tablename AS t FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename")
+    .map((r) => r.t)
+    .filter((t) => !['smhfs_schema', 'changes', 'changes_horizon'].includes(t));
+  const data = src.snapshot(() => new Map(tables.map((t) => [t, src.query(`SELECT * FROM ${t}`)])));
+  const copy = openStoreLib(copyDir, opts);
+  const dst = copy.postgres!.conn;
+  dst.transaction(() => {
+    for (const [table, rows] of data) {
+      dst.query(`DELETE FROM ${table}`);
+      for (const row of rows) {
+        const cols = Object.keys(row);
+        dst.query(`INSERT INTO ${table} (${cols.join(', ')}) VALUES (${cols.map((_c, i) => `$${i + 1}`).join(', ')})`, cols.map((c) => row[c] as PgValue));
+      }
+    }
+    for (const { t, c } of dst.query<{ t: string; c: string }>(
+      "SELECT table_name AS t, column_name AS c FROM information_schema.columns WHERE table_schema = current_schema() AND is_identity = 'YES'",
+    )) {
+      dst.query(`SELECT setval(pg_get_serial_sequence('${t}', '${c}'), coalesce((SELECT max(${c}) FROM ${t}), 0) + 1, false)`);
+    }
+  });
+  return copy;
+}
