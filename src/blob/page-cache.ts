@@ -492,6 +492,12 @@ export class PageCache {
 
   /** A unit fetched synchronously into the cache, or undefined (nothing changed) when the store cannot now. */
   #fetchUnitSync(store: Required<Pick<RangeIntoStore, 'getRangeIntoSync'>>, key: string, e: Extent): Buffer | undefined {
+    // Only with a free buffer at hand, or room for a new one: evicted buffers reach the pool at
+    // the next turn of the event loop, so a full cache would otherwise allocate a unit per miss
+    // and leave the evicted ones to the GC (reads in a row in one turn: 700 MiB of garbage on a
+    // 64 MiB cache). The async path waits for the pool instead.
+    const full = this.#cachedBytes() + this.#inflightBytes + this.#heldBytes + this.#pooledBytes + e.length > this.maxBytes;
+    if (full && this.#poolFor(e.length)?.length === 0) return undefined;
     this.#reserve(e.length, e.length);
     const buf = this.#take(e.length);
     let ok = false;
