@@ -19,6 +19,15 @@ export interface BlobInfo {
 /** Name of the owner marker (D1) in a store: beside the blobs, never a blob key, never listed. */
 export const MARKER_NAME = 'smhfs-library.json';
 
+/** A blob file's descriptor lent to a reader (`LocalBlobStore.fileSync` / `openFile`). */
+export interface BlobFile {
+  readonly fd: number;
+  /** The blob's size (the file's, when it was opened). */
+  readonly size: number;
+  /** Give the descriptor back (once; later calls do nothing). */
+  release(): void;
+}
+
 export interface BlobStore {
   /** A short human description for logs, e.g. `local:/var/lib/smhfs/blobs` or `s3://bucket/prefix`. */
   readonly description: string;

@@ -15,6 +15,7 @@
 import { fail } from '../errors.js';
 import { PageCache, type PageCacheOptions, type ReadStream } from '../blob/page-cache.js';
 import { SparseLayout } from '../blob/sparse.js';
+import { EMPTY_BLOB_KEY, type BlobFile, type BlobStore } from '../blob/types.js';
 import type { BlobHold, ReaderLibrary } from './port.js';
 
 export type ReaderOptions = Omit<PageCacheOptions, 'store'>;
@@ -71,6 +72,29 @@ export class ContentReader {
       else parts.push(await this.cache.read(file.blob, layout.blobSize, seg.blobOffset, seg.length, stream));
     }
     return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  }
+
+  /**
+   * For a binding that answers a read from a file descriptor (splice, or one read into its reply
+   * buffer: issue 16, "local reads at the binding's ceiling"): the descriptor of `version`'s blob
+   * file when the store is local, the version dense (a sparse one maps through its layout) and
+   * the descriptor already open — file offset = blob offset, the file ends where the content
+   * does. Undefined otherwise, having started nothing: read through `readContent` (which opens
+   * the descriptor for the next time). Synchronous, for the adapter's hot path: use the
+   * descriptor before yielding and `release()` it (it stays open until then, even if the blob
+   * is deleted meanwhile). The page cache is bypassed: it is for remote bytes; the kernel's own
+   * page cache already holds a local file's.
+   */
+  localFile(version: ContentVersion): BlobFile | undefined {
+    if (!version.blob || version.layout || version.blob === EMPTY_BLOB_KEY) return undefined;
+    const store = this.#lib.blobs as BlobStore & { fileSync?: (key: string) => BlobFile | undefined };
+    if (typeof store.fileSync !== 'function') return undefined;
+    const f = store.fileSync(version.blob);
+    if (f && f.size !== version.size) {
+      f.release(); // not the bytes the library recorded: let the page cache's checks speak
+      return undefined;
+    }
+    return f;
   }
 
   /** A readahead stream of its own, for a reader that reads sequentially (B3). */

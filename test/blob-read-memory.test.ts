@@ -1,0 +1,99 @@
+/**
+ * B4 (issue 16): the read path's memory stays within the page cache's budget plus a fixed
+ * margin, whatever the pattern and whatever the store. Each case runs in a child process
+ * (test/helpers/read-memory-child.ts) that reads one blob through a PageCache the way the mount
+ * does and reports, measured by the kernel and by V8:
+ *   - the cache's own bufferBytes (cached, in flight, lent, pooled) — never over the budget;
+ *   - ArrayBuffer memory, garbage included — the budget plus 4 MiB (a buffer the cache dropped
+ *     and replaced by a new one shows here before the GC takes it);
+ *   - RSS growth over the warmed-up baseline (VmHWM after a clear_refs reset) less the growth of
+ *     V8's heap — the budget plus 24 MiB for the allocator, code and socket state. The heap is
+ *     V8's to size (a random reader's short-lived garbage, promoted early with a 1 MiB semi-space,
+ *     grows it by 25–40 MiB before a major GC, more or less with the machine's load): it is
+ *     bounded on its own, at 96 MiB.
+ * The child runs node with --max-semi-space-size=1, as `make run`, `smhfs` and the bench start
+ * the mount. No timing is asserted: random cases read for a while, and only memory is judged.
+ */
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LocalBlobStore } from '../src/blob/local-store.js';
+import { s3rverStore, startS3rver } from './helpers/s3rver-harness.js';
+import type { ReadMemoryJob, ReadMemoryResult } from './helpers/read-memory-child.js';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const MiB = 1024 * 1024;
+const CACHE = 64 * MiB;
+const BLOB = 256 * MiB;
+const RSS_MARGIN = 24 * MiB;
+const HEAP_MAX = 96 * MiB;
+const ARRAY_BUFFER_MARGIN = 4 * MiB;
+
+const work = await mkdtemp(join(tmpdir(), 'smhfs-read-memory-'));
+t.teardown(() => rm(work, { recursive: true, force: true }));
+
+const bytes = randomBytes(BLOB);
+const s3 = await startS3rver(await mkdtemp(join(work, 's3rver-')), ['smhfs-mem']);
+t.teardown(() => s3.close());
+const s3store = s3rverStore(s3, 'smhfs-mem', 'b/');
+t.teardown(() => s3store.close());
+const onS3 = await s3store.putStream(bytes);
+const localDir = join(work, 'local');
+const local = new LocalBlobStore(localDir);
+t.teardown(() => local.close());
+const onLocal = await local.putStream(bytes);
+
+function runChild(job: ReadMemoryJob): Promise<ReadMemoryResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--max-semi-space-size=1', join(HERE, 'helpers', 'read-memory-child.js'), JSON.stringify(job)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      if (code !== 0) reject(new Error(`read-memory child exited ${code}: ${err}`));
+      else resolve(JSON.parse(out.trim().split('\n').at(-1)!) as ReadMemoryResult);
+    });
+  });
+}
+
+const mib = (n: number): string => `${(n / MiB).toFixed(1)} MiB`;
+
+const cases: Array<{ name: string; job: Omit<ReadMemoryJob, 'key' | 'size' | 'cacheBytes'>; s3: boolean }> = [
+  { name: 'S3, sequential, disk cache on', job: { pattern: 'sequential' }, s3: true },
+  { name: 'S3, sequential, memory only', job: { pattern: 'sequential' }, s3: true },
+  { name: 'local store, random 4 KiB then 128 KiB, two readers', job: { pattern: 'random', seconds: 2 }, s3: false },
+  { name: 'S3, random 4 KiB then 128 KiB, two readers, disk cache on', job: { pattern: 'random', seconds: 2 }, s3: true },
+];
+
+for (const c of cases) {
+  t.test(`B4: ${c.name}: memory within the ${mib(CACHE)} cache plus a fixed margin`, async (t) => {
+    const disk = c.name.includes('disk cache on') ? { diskDir: await mkdtemp(join(work, 'disk-')) } : {};
+    const where = c.s3 ? { endpoint: s3.endpoint, bucket: 'smhfs-mem', prefix: 'b/' } : { localDir };
+    const r = await runChild({ ...c.job, ...where, ...disk, key: (c.s3 ? onS3 : onLocal).key, size: BLOB, cacheBytes: CACHE });
+    t.comment(
+      `rss ${mib(r.baselineRss)} → peak ${mib(r.peakRss)} (+${mib(r.peakRss - r.baselineRss)}); array buffers +${mib(r.peakArrayBuffers - r.baselineArrayBuffers)}; heap ${mib(r.baselineHeap)} → ${mib(r.peakHeap)}; ` +
+        `bufferBytes peak ${mib(r.peakBufferBytes)}; read ${mib(r.bytesRead)}, fetched ${mib(r.bytesFetched)}`,
+    );
+    if (c.job.pattern === 'sequential') t.equal(r.bytesRead, BLOB, 'the whole blob was read');
+    // Enough traffic to fill the cache several times over (sequential) or at least once (random).
+    t.ok(r.bytesFetched >= (c.job.pattern === 'sequential' ? BLOB : CACHE / 4), `fetched ${mib(r.bytesFetched)}`);
+    t.ok(r.peakBufferBytes <= CACHE, `the cache's buffers peaked at ${mib(r.peakBufferBytes)} ≤ ${mib(CACHE)}`);
+    t.ok(
+      r.peakArrayBuffers - r.baselineArrayBuffers <= CACHE + ARRAY_BUFFER_MARGIN,
+      `Buffer memory grew by ${mib(r.peakArrayBuffers - r.baselineArrayBuffers)} ≤ ${mib(CACHE + ARRAY_BUFFER_MARGIN)} (no buffers left to the GC and replaced)`,
+    );
+    const heapGrowth = Math.max(0, r.peakHeap - r.baselineHeap);
+    const outsideHeap = r.peakRss - r.baselineRss - heapGrowth;
+    t.ok(outsideHeap <= CACHE + RSS_MARGIN, `RSS grew by ${mib(outsideHeap)} besides V8's heap ≤ ${mib(CACHE + RSS_MARGIN)}`);
+    t.ok(r.peakHeap <= HEAP_MAX, `V8's heap peaked at ${mib(r.peakHeap)} ≤ ${mib(HEAP_MAX)}`);
+  });
+}

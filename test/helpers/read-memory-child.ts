@@ -1,0 +1,144 @@
+/**
+ * Child process for test/blob-read-memory.test.ts (B4: the read path's memory bound) and for
+ * profiling the cold S3 read without FUSE in the way.
+ *
+ *   node dist/test/helpers/read-memory-child.js '<json ReadMemoryJob>'
+ *
+ * Reads one blob through a PageCache (over s3rver or a local store, with or without a disk
+ * cache) the way the mount does — reads copied out of a lease into a reply buffer, synchronously
+ * when the bytes are in memory (or a local random reader's unit), else asynchronously —
+ * sequentially, or at random with two readers (4 KiB then 128 KiB reads). RSS is the kernel's:
+ * the baseline is taken after a warm-up read (modules loaded, sockets open), then the peak
+ * counter is reset (/proc/self/clear_refs 5) and VmHWM read at the end. Prints one JSON line.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { DiskCache } from '../../src/blob/disk-cache.js';
+import { LocalBlobStore } from '../../src/blob/local-store.js';
+import { PageCache, type ReadStream } from '../../src/blob/page-cache.js';
+import type { BlobStore } from '../../src/blob/types.js';
+import { s3rverStore } from './s3rver-harness.js';
+
+export interface ReadMemoryJob {
+  /** s3rver endpoint, or a local blob folder. */
+  endpoint?: string;
+  bucket?: string;
+  prefix?: string;
+  localDir?: string;
+  key: string;
+  size: number;
+  cacheBytes: number;
+  pattern: 'sequential' | 'random';
+  /** Random: seconds of reads (default 3). */
+  seconds?: number;
+  diskDir?: string;
+}
+
+export interface ReadMemoryResult {
+  baselineRss: number;
+  peakRss: number;
+  /** Largest PageCache bufferBytes seen (sampled after every read). */
+  peakBufferBytes: number;
+  /** ArrayBuffer memory (every Buffer, garbage not yet collected included): at the start, and its peak (sampled every 16 reads). */
+  baselineArrayBuffers: number;
+  peakArrayBuffers: number;
+  /** V8 heap (heapTotal) at the start and its peak. */
+  baselineHeap: number;
+  peakHeap: number;
+  bytesRead: number;
+  bytesFetched: number;
+  cpuUserMs: number;
+  cpuSystemMs: number;
+  ms: number;
+}
+
+function status(field: 'VmRSS' | 'VmHWM'): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync('/proc/self/status', 'utf8'));
+  if (!m) throw new Error(`no ${field} in /proc/self/status`);
+  return Number(m[1]) * 1024;
+}
+
+const job = JSON.parse(process.argv[2] ?? '') as ReadMemoryJob;
+const store: BlobStore = job.endpoint
+  ? s3rverStore({ endpoint: job.endpoint }, job.bucket ?? 'bucket', job.prefix ?? '')
+  : new LocalBlobStore(job.localDir ?? '');
+let disk: DiskCache | undefined;
+if (job.diskDir) {
+  disk = new DiskCache({ dir: job.diskDir, maxBytes: 4 * 2 ** 30, maxPendingWriteBytes: Math.min(128 * 2 ** 20, job.cacheBytes / 2) });
+  await disk.open();
+}
+const cache = new PageCache({ store, maxBytes: job.cacheBytes, readaheadMax: 64 * 2 ** 20, ...(disk ? { disk } : {}) });
+const reply = Buffer.alloc(128 * 1024);
+let peakBufferBytes = 0;
+let bytesRead = 0;
+
+async function readAt(stream: ReadStream, offset: number, length: number): Promise<void> {
+  // As the mount does (src/fuse/adapter.ts): in memory, or a local random reader's unit, answered
+  // synchronously; else the async way.
+  const lease = cache.readCachedSync(job.key, job.size, offset, length, stream, true) ?? (await cache.readLease(job.key, job.size, offset, length, stream));
+  try {
+    bytesRead += lease.copyTo(reply);
+  } finally {
+    lease.release();
+  }
+  peakBufferBytes = Math.max(peakBufferBytes, cache.stats().bufferBytes);
+  if (++reads % 16 === 0) {
+    const m = process.memoryUsage();
+    peakArrayBuffers = Math.max(peakArrayBuffers, m.arrayBuffers);
+    peakHeap = Math.max(peakHeap, m.heapTotal);
+  }
+}
+let reads = 0;
+let peakArrayBuffers = 0;
+let peakHeap = 0;
+
+// Warm-up: load every module the read path uses and open a connection, then forget it.
+await readAt(cache.openStream(), 0, 4096);
+await cache.idle();
+cache.clear();
+bytesRead = 0;
+const baselineArrayBuffers = process.memoryUsage().arrayBuffers;
+const baselineHeap = process.memoryUsage().heapTotal;
+const baselineRss = status('VmRSS');
+writeFileSync('/proc/self/clear_refs', '5'); // reset VmHWM to the current RSS
+const cpu0 = process.cpuUsage();
+const t0 = Date.now();
+
+if (job.pattern === 'sequential') {
+  const s = cache.openStream();
+  for (let off = 0; off < job.size; off += reply.length) await readAt(s, off, reply.length);
+} else {
+  const until = Date.now() + (job.seconds ?? 3) * 1000;
+  let seed = 12345;
+  const rand = (): number => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed / 2 ** 31;
+  };
+  const reader = async (blockSize: number): Promise<void> => {
+    const s = cache.openStream();
+    while (Date.now() < until) {
+      const off = Math.floor((rand() * (job.size - blockSize)) / blockSize) * blockSize;
+      await readAt(s, off, blockSize);
+    }
+  };
+  for (const block of [4096, 128 * 1024]) await Promise.all([reader(block), reader(block)]);
+}
+await cache.idle();
+await disk?.idle();
+const cpu = process.cpuUsage(cpu0);
+const result: ReadMemoryResult = {
+  baselineRss,
+  peakRss: status('VmHWM'),
+  peakBufferBytes,
+  baselineArrayBuffers,
+  peakArrayBuffers,
+  baselineHeap,
+  peakHeap,
+  bytesRead,
+  bytesFetched: cache.stats().bytesFetched,
+  cpuUserMs: cpu.user / 1000,
+  cpuSystemMs: cpu.system / 1000,
+  ms: Date.now() - t0,
+};
+await cache.close();
+await store.close?.();
+process.stdout.write(`${JSON.stringify(result)}\n`);
