@@ -35,7 +35,7 @@ export interface MetricSources {
 }
 
 /** Blob-store methods that are requests to the store. */
-const STORE_OPS = ['putFile', 'adoptFile', 'putStream', 'getRange', 'getRangeInto', 'getRangeIntoSync', 'head', 'delete', 'list'] as const;
+const STORE_OPS = ['putFile', 'adoptFile', 'putStream', 'getRange', 'getRangeInto', 'getRangeIntoSync', 'openFile', 'head', 'delete', 'list'] as const;
 
 /** The page cache's counters that are numbers (not the nested disk-cache object). */
 type CacheNumber = Exclude<keyof PageCacheStats, 'disk'>;

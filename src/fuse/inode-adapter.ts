@@ -33,6 +33,7 @@ import { adapterSnapshot, errnoFor, nodeStat, openMode, runOp, statfsNumbers, to
 import type { FuseLibrary, FuseSpace } from './port.js';
 import { OpenFiles, type Handle } from '../vfs/open-files.js';
 import type { ContentReader } from '../vfs/reader.js';
+import type { BlobFile } from '../blob/types.js';
 
 const E = constants.errno;
 const FUSE_ROOT_ID = 1;
@@ -499,7 +500,7 @@ export class InodeAdapter {
    * page is answered from its own memory (no copy). Anything else takes the async read path,
    * which returns a buffer of its own.
    */
-  #read(fh: number, len: number, pos: number): Uint8Array | FdSlice | Promise<Uint8Array> {
+  #read(fh: number, len: number, pos: number): Uint8Array | FdSlice | Promise<Uint8Array | FdSlice> {
     const files = this.files;
     const h = files.handle(fh);
     if (this.#accessDue.size > 0) {
@@ -513,6 +514,18 @@ export class InodeAdapter {
     const v = h.view; // a dense version only: a sparse one maps through its layout (files.read)
     if (!node.staging && !node.preparing && v.blob && !v.layout && pos < v.size) {
       files.ensureHold(h);
+      // A local blob's bytes go from its file to the kernel (splice where the binding has it, else
+      // one read into the reply): the page cache is for remote bytes, not a copy stage for local
+      // ones (issue 16). The descriptor is lent until the binding has replied, which happens
+      // (before this call returns, or as the promise settles); the hold above keeps the bytes from
+      // the collector.
+      const local = files.reader.localFile(v);
+      if (local) return this.#lend(local, len, pos, v.size);
+      if (files.reader.localFiles) {
+        // The first read of a local blob opens its descriptor (kept for the next reads).
+        const opening: Promise<BlobFile | undefined> = files.reader.openLocalFile(v);
+        return opening.then<Uint8Array | FdSlice>((f) => (f ? this.#lend(f, len, pos, v.size) : files.read(h, pos, len)));
+      }
       // Random readers of a local blob fetch missing units right here (a pread): see page-cache.ts.
       const lease = files.reader.cache.readCachedSync(v.blob, v.size, pos, len, h.stream, true);
       if (lease) {
@@ -521,6 +534,13 @@ export class InodeAdapter {
       }
     }
     return files.read(h, pos, len);
+  }
+
+  /** Answer a read from a lent blob descriptor; it goes back once the binding has replied. */
+  #lend(f: BlobFile, len: number, pos: number, size: number): FdSlice {
+    setImmediate(f.release);
+    this.files.stats.bytesRead += Math.max(0, Math.min(len, size - pos));
+    return { fd: f.fd, position: pos };
   }
 
   /** Counters for `smhfs stats`. */

@@ -97,6 +97,27 @@ export class ContentReader {
     return f;
   }
 
+  /** Whether the blob store keeps its blobs in local files (`localFile` can answer). */
+  get localFiles(): boolean {
+    return typeof (this.#lib.blobs as BlobStore & { openFile?: unknown }).openFile === 'function';
+  }
+
+  /**
+   * `localFile`, opening the blob's descriptor when it is not open yet (the first read of a
+   * file); undefined where `localFile` would be (not a local store, sparse, empty, size mismatch).
+   */
+  async openLocalFile(version: ContentVersion): Promise<BlobFile | undefined> {
+    if (!version.blob || version.layout || version.blob === EMPTY_BLOB_KEY) return undefined;
+    const store = this.#lib.blobs as BlobStore & { openFile?: (key: string) => Promise<BlobFile> };
+    if (typeof store.openFile !== 'function') return undefined;
+    const f = await store.openFile(version.blob);
+    if (f.size !== version.size) {
+      f.release();
+      return undefined;
+    }
+    return f;
+  }
+
   /** A readahead stream of its own, for a reader that reads sequentially (B3). */
   openStream(): ReadStream {
     return this.cache.openStream();
