@@ -28,6 +28,8 @@ const SCHEMA_4_SAFETY = `DROP TABLE blob_queue; DROP TABLE blob_holds; DROP INDE
   ALTER TABLE blob_pending DROP COLUMN heartbeat; ALTER TABLE blob_doomed DROP COLUMN owner;`;
 /** Schema 1–5 had no sparse layouts (undoes migration 6, D8). */
 const SCHEMA_5_LAYOUT = 'ALTER TABLE nodes DROP COLUMN layout;';
+/** Before the change feed (undoes its migration, H4). */
+const BEFORE_FEED = 'DROP TABLE changes; DROP TABLE changes_horizon;';
 
 t.test('a schema-1 library is upgraded to the current version with its tree intact', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'smhfs-migrate-'));
@@ -38,6 +40,7 @@ t.test('a schema-1 library is upgraded to the current version with its tree inta
   lib.space().mkdir('a/d');
   lib.close();
   const db = new Database(join(dir, DB_FILE));
+  db.exec(BEFORE_FEED);
   db.exec(SCHEMA_5_LAYOUT);
   db.exec(SCHEMA_4_SAFETY);
   db.exec(SCHEMA_3_USAGE);
@@ -66,6 +69,7 @@ t.test('migration 3: tokens and the library secret of an older library are kept 
   const token = 'Zm9vYmFyLXRva2VuLW9mLWFuLW9sZGVyLWxpYnJhcnk';
   const secret = '0123456789abcdef0123456789abcdef0123456789abcdef';
   const db = new Database(join(dir, DB_FILE));
+  db.exec(BEFORE_FEED);
   db.exec(SCHEMA_5_LAYOUT);
   db.exec(SCHEMA_4_SAFETY);
   db.exec(SCHEMA_3_USAGE);
@@ -97,6 +101,7 @@ t.test('D3: a schema-4 library gets the blob queue and holds; its doomed and lea
   lib.space().mkdir('kept');
   lib.close();
   const db = new Database(join(dir, DB_FILE));
+  db.exec(BEFORE_FEED);
   db.exec(SCHEMA_5_LAYOUT);
   db.exec(SCHEMA_4_SAFETY);
   db.pragma('user_version = 4');
@@ -125,6 +130,7 @@ t.test('D8: a schema-5 library gets nodes.layout; its files stay dense and reada
   lib.space().putFile('f.txt', ref);
   lib.close();
   const db = new Database(join(dir, DB_FILE));
+  db.exec(BEFORE_FEED);
   db.exec(SCHEMA_5_LAYOUT);
   db.pragma('user_version = 5');
   db.close();
@@ -135,4 +141,27 @@ t.test('D8: a schema-5 library gets nodes.layout; its files stay dense and reada
   const info = again.space().stat('f.txt');
   t.equal(info.layout, undefined, 'no layout: a dense file');
   t.same(await readerOf(again).readContent(info, 0, 1000), bytes, 'read back byte for byte');
+});
+
+t.test('H4: a library from before the change feed gets an empty feed; its first write is numbered after the horizon', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'smhfs-migrate-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const lib = Library.open(dir, { create: true });
+  lib.space().mkdir('kept');
+  lib.close();
+  const db = new Database(join(dir, DB_FILE));
+  db.exec(BEFORE_FEED);
+  db.pragma(`user_version = ${SCHEMA_VERSION - 1}`);
+  db.close();
+
+  const again = Library.open(dir);
+  t.teardown(() => again.close());
+  t.equal(again.db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
+  t.same(again.changes.read(0), { records: [], behind: false, horizon: 0, head: 0 }, 'an empty feed');
+  const kept = again.space().stat('kept');
+  again.space().rename('kept', 'moved');
+  const { records } = again.changes.read(0);
+  t.ok(records.length > 0 && records[0]!.seq === 1, 'numbered from 1');
+  t.ok(records.some((r) => r.kind === 'entry' && r.name === 'kept' && r.node === kept.id), 'the old name is recorded');
+  t.ok(records.some((r) => r.kind === 'entry' && r.name === 'moved' && r.node === kept.id), 'the new name is recorded');
 });

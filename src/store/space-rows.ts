@@ -67,7 +67,8 @@ export interface SpaceRows {
   insertNode(node: NewNode): number;
   insertEntry(parent: number, name: string, node: number, isDir: boolean): void;
   moveEntry(parent: number, name: string, node: number): void;
-  deleteEntry(node: number): void;
+  /** Returns the entry it removed, if there was one. */
+  deleteEntry(node: number): { parent: number; name: string } | undefined;
   deleteNode(id: number): void;
   /** mtime and ctime of a directory whose entries changed. */
   touch(id: number, timeUs: number): void;
