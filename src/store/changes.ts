@@ -250,12 +250,10 @@ export function recordingRows(rows: SpaceRows, space: string, feed: ChangeFeed):
       tree(id);
     },
     deleteEntry: (id) => {
-      const old = rows.deleteEntry(id);
-      if (old) {
-        entry(old.parent, old.name, id);
-        tree(id);
-      }
-      return old;
+      const gone = rows.deleteEntry(id);
+      for (const old of gone) entry(old.parent, old.name, id);
+      if (gone.length > 0) tree(id);
+      return gone;
     },
     deleteNode: (id) => {
       rows.deleteNode(id);

@@ -67,8 +67,8 @@ export interface SpaceRows {
   insertNode(node: NewNode): number;
   insertEntry(parent: number, name: string, node: number, isDir: boolean): void;
   moveEntry(parent: number, name: string, node: number): void;
-  /** Returns the entry it removed, if there was one. */
-  deleteEntry(node: number): { parent: number; name: string } | undefined;
+  /** Returns the entries it removed (none, or the node's one name; the change feed records them). */
+  deleteEntry(node: number): Array<{ parent: number; name: string }>;
   deleteNode(id: number): void;
   /** mtime and ctime of a directory whose entries changed. */
   touch(id: number, timeUs: number): void;

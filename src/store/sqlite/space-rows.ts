@@ -80,7 +80,7 @@ export function sqliteSpaceRows(db: Database.Database): SpaceRows {
     insertNode: (node) => Number(q.insertNode.run(node).lastInsertRowid),
     insertEntry: (parent, name, node, isDir) => void q.insertEntry.run(parent, name, node, isDir ? 1 : 0),
     moveEntry: (parent, name, node) => void q.moveEntry.run(parent, name, node),
-    deleteEntry: (node) => q.deleteEntry.get(node) as { parent: number; name: string } | undefined,
+    deleteEntry: (node) => q.deleteEntry.all(node) as Array<{ parent: number; name: string }>,
     deleteNode: (id) => void q.deleteNode.run(id),
     touch: (id, t) => void q.touch.run(t, t, id),
     touchCtime: (id, t) => void q.touchCtime.run(t, id),
