@@ -105,4 +105,27 @@ if (why) {
     t.equal(await s.readlink('c/cover'), '../b/photo.jpg', 'the next readlink: the new path');
     t.equal(await s.readlink('b/cover'), 'photo.jpg');
   });
+
+  t.test('issue 15: ls -l of 2,000 entries is answered by readdirplus pages, the repeat by the kernel; a CLI rename in it is seen at once', async (t) => {
+    const s = await served(t, { pollMs: 3_600_000, watchCommits: false });
+    s.space.mkdir('big');
+    s.lib.transaction(() => {
+      for (let i = 0; i < 2000; i++) s.space.mknod(`big/f${String(i).padStart(4, '0')}`, { mode: 0o100644 });
+    });
+    const count = (op: string) => s.fs.calls.get(op) ?? 0;
+    const [lookups, pages] = [count('lookup'), count('readdirplus')];
+    t.equal((await ok(`ls -l '${s.m.p('big')}' | grep -c '^-'`)).trim(), '2000', 'ls -l lists 2,000 files');
+    t.ok(count('readdirplus') - pages >= 1 && count('readdirplus') - pages < 100, `${count('readdirplus') - pages} readdirplus pages`);
+    t.ok(count('lookup') - lookups < 20, `${count('lookup') - lookups} lookups (not one per entry)`);
+    const [l2, g2] = [count('lookup'), count('getattr')];
+    t.equal((await ok(`stat -c %s '${s.m.p('big')}'/f1* | wc -l`)).trim(), '1000', 'stat of 1,000 of them');
+    const asked = count('lookup') - l2 + count('getattr') - g2;
+    t.ok(asked < 10, `${asked} lookups and getattrs: answered by the kernel from what readdirplus gave it`);
+    const r = await smhfs(s.dir, s.libDir, ['mv', 'big/f1234', 'big/renamed']);
+    t.equal(r.code, 0, r.stderr);
+    s.follower.poll();
+    await s.settled();
+    t.match((await sh(`stat '${s.m.p('big/f1234')}'`)).stderr, /No such file/, 'the old name: gone at once');
+    t.equal((await sh(`stat -c %F '${s.m.p('big/renamed')}'`)).stdout.trim(), 'regular empty file', 'the new name: there');
+  });
 }

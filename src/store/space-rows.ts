@@ -58,6 +58,12 @@ export interface SpaceRows {
   child(parent: number, name: string): NodeRow | undefined;
   /** Children in name order, each with the name of its entry. */
   children(parent: number): Array<NodeRow & { entry_name: string }>;
+  /**
+   * readdirplus: up to `limit` children named after `after` (all when undefined), in name order
+   * (bytes), each with its entry's name and, for a directory, its number of subdirectories: one
+   * range read of the (parent, name) key.
+   */
+  childrenPage(parent: number, after: string | undefined, limit: number): Array<NodeRow & { entry_name: string; subdirs: number }>;
   entryOf(node: number): { parent: number; name: string } | undefined;
   /** C2: the names of `parent` in [lo, hi). */
   namesBetween(parent: number, lo: string, hi: string): string[];

@@ -337,7 +337,8 @@ export class Tree {
     }
   }
 
-  infoOf(row: NodeRow, loc?: Location): NodeInfo {
+  /** `subdirs`: a directory's subdirectories when the caller read them with the row (readdirplus). */
+  infoOf(row: NodeRow, loc?: Location, subdirs?: number): NodeInfo {
     const where = loc ?? this.locate(row.id);
     const info: NodeInfo = {
       id: row.id,
@@ -347,7 +348,7 @@ export class Tree {
       gid: row.gid,
       size: row.kind === 'dir' ? 4096 : row.size,
       // 2 + subdirectories as listed; the root also lists `.trash` (find's leaf optimisation counts on it)
-      nlink: row.kind === 'dir' ? 2 + this.rows.subdirCount(row.id) + (row.id === this.root ? 1 : 0) : 1,
+      nlink: row.kind === 'dir' ? 2 + (subdirs ?? this.rows.subdirCount(row.id)) + (row.id === this.root ? 1 : 0) : 1,
       rdev: row.rdev,
       blob: row.blob,
       etag: row.etag,

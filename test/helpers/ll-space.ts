@@ -1,7 +1,7 @@
 /**
  * A thin smhfs stand-in on the low-level binding, for the invalidation tests
  * (test/binding-ll-inval.test.ts) until the inode adapter (issue 11, src/fuse) serves smhfs on it:
- * a space's tree answered by node id — lookup, getattr, readlink, readdir, rename — with the
+ * a space's tree answered by node id — lookup, getattr, readlink, readdir(plus), rename — with the
  * space root as ino 1 (swapped with node 1), errors through errnoOf. Its rename runs inside the
  * change follower's `own`, as the adapter's will, so what the reply tells the kernel is not
  * invalidated again and the side effects (bound links) are. It counts requests per op, so a test
@@ -9,7 +9,7 @@
  */
 import { constants } from 'node:os';
 import { errnoOf } from '../../src/fuse/errno.js';
-import type { Attr, DirEntry, Entry, LowLevelOps, Timespec } from '../../src/fuse/ll/binding.js';
+import type { Attr, DirEntry, DirEntryPlus, Entry, LowLevelOps, Timespec } from '../../src/fuse/ll/binding.js';
 import type { Space } from '../../src/store/space.js';
 import type { NodeInfo } from '../../src/store/types.js';
 import type { ChangeFollower } from '../../src/vfs/changes.js';
@@ -71,8 +71,29 @@ export class SpaceOnLl implements LowLevelOps {
     return this.answer('readlink', () => this.space.readlink(this.nodeOf(ino)));
   }
 
+  /** Per open directory: the name each offset it handed out continues after (readdirplus pages by name). */
+  private readonly cursors = new Map<number, Map<number, string>>();
+  private nextFh = 1;
+
   opendir(): number {
-    return 0;
+    const fh = this.nextFh++;
+    this.cursors.set(fh, new Map());
+    return fh;
+  }
+
+  /** A page of the store's readdirPlus: names and attributes in one answer (no lookup per entry). */
+  readdirplus(ino: number, fh: number, offset: number, size: number): DirEntryPlus[] | number {
+    return this.answer('readdirplus', () => {
+      const cursor = this.cursors.get(fh)!;
+      const after = offset === 0 ? undefined : cursor.get(offset);
+      if (offset !== 0 && after === undefined) return [];
+      // about what fits in `size` bytes; the binding gives back (forget) what does not
+      const page = this.space.readdirPlus(this.nodeOf(ino), after, Math.max(1, Math.floor(size / 160)));
+      return page.map((e, i) => {
+        cursor.set(offset + i + 1, e.name);
+        return { name: e.name, entry: { attr: this.attr(e.info) }, nextOffset: offset + i + 1 };
+      });
+    });
   }
 
   readdir(ino: number, _fh: number, offset: number): DirEntry[] | number {
@@ -81,7 +102,9 @@ export class SpaceOnLl implements LowLevelOps {
     );
   }
 
-  releasedir(): void {}
+  releasedir(_ino: number, fh: number): void {
+    this.cursors.delete(fh);
+  }
 
   rename(parent: number, name: string, newParent: number, newName: string, flags: number): void | number {
     if (flags !== 0) return -constants.errno.EINVAL;

@@ -9,6 +9,9 @@ export function sqliteSpaceRows(db: Database.Database): SpaceRows {
     node: p('SELECT * FROM nodes WHERE id = ?'),
     child: p('SELECT n.* FROM entries e JOIN nodes n ON n.id = e.node WHERE e.parent = ? AND e.name = ?'),
     children: p('SELECT n.*, e.name AS entry_name FROM entries e JOIN nodes n ON n.id = e.node WHERE e.parent = ? ORDER BY e.name'),
+    childrenPage: p(`SELECT n.*, e.name AS entry_name,
+      CASE WHEN e.is_dir = 1 THEN (SELECT count(*) FROM entries s WHERE s.parent = e.node AND s.is_dir = 1) ELSE 0 END AS subdirs
+      FROM entries e JOIN nodes n ON n.id = e.node WHERE e.parent = ? AND e.name > ? ORDER BY e.name LIMIT ?`),
     entryOf: p('SELECT parent, name FROM entries WHERE node = ?'),
     // C2: the names of one parent in [lo, hi) — a range of the (parent, name) primary key
     namesBetween: p('SELECT name FROM entries WHERE parent = ? AND name >= ? AND name < ?'),
@@ -72,6 +75,8 @@ export function sqliteSpaceRows(db: Database.Database): SpaceRows {
     node: (id) => q.node.get(id) as NodeRow | undefined,
     child: (parent, name) => q.child.get(parent, name) as NodeRow | undefined,
     children: (parent) => q.children.all(parent) as Array<NodeRow & { entry_name: string }>,
+    // '' sorts before every name (names are never empty)
+    childrenPage: (parent, after, limit) => q.childrenPage.all(parent, after ?? '', limit) as Array<NodeRow & { entry_name: string; subdirs: number }>,
     entryOf: (node) => q.entryOf.get(node) as { parent: number; name: string } | undefined,
     namesBetween: (parent, lo, hi) => (q.namesBetween.all(parent, lo, hi) as Array<{ name: string }>).map((r) => r.name),
     hasChildren: (parent) => q.hasChildren.get(parent) !== undefined,
