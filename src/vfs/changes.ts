@@ -27,8 +27,7 @@
  *
  * Node ids are the store's; the sink maps them to inode numbers (the space root to FUSE's 1).
  */
-import type { ChangeRecord } from '../store/changes.js';
-import type { FeedLibrary } from './port.js';
+import type { ChangeRecord, FeedLibrary } from './port.js';
 
 export type Invalidation = { entry: { parent: number; name: string } } | { inode: number } | { all: true };
 
