@@ -4,7 +4,8 @@
 // No FUSE here: the invalidations go to a recording sink (binding-ll-inval drives a real kernel).
 import t, { type Test } from 'tap';
 import { Library } from '../src/store/library.js';
-import { ChangeFollower, followChanges, type Invalidation } from '../src/vfs/changes.js';
+import { nodeCachesSink } from '../src/fuse/invalidation.js';
+import { ChangeFollower, followChanges, toSink, type Invalidation } from '../src/vfs/changes.js';
 import { scratchLibrary, smhfs } from './cli-helpers.js';
 import { MemoryBlobStore } from './helpers/memory-store.js';
 import { openLib, put } from './helpers/store.js';
@@ -148,4 +149,28 @@ t.test('H4/L4: a CLI process moving a target: the mount process invalidates its 
   t.ok(calls.includes(`entry ${space.root}/photo.jpg`), 'the old name');
   t.ok(calls.includes(`entry ${space.stat('b').id}/photo.jpg`), 'the new name');
   t.equal(space.readlink('a/cover'), '../b/photo.jpg', 'the answer the kernel will ask for next');
+});
+
+t.test('H4: nodeCachesSink hands each invalidation to an adapter in node ids; "drop everything" covers the nodes the kernel holds', async (t) => {
+  const calls: string[] = [];
+  const errors: unknown[] = [];
+  const sink = nodeCachesSink(
+    {
+      invalidateEntry: async (d, n) => (calls.push(`entry ${d}/${n}`), true),
+      invalidateNode: async (id) => {
+        calls.push(`node ${id}`);
+        if (id === 13) throw new Error('ENODEV');
+        return true;
+      },
+      knownNodes: () => [1, 7, 13],
+    },
+    (e) => errors.push(e),
+  );
+  const emit = toSink(sink);
+  emit({ entry: { parent: 5, name: 'x' } });
+  emit({ inode: 9 });
+  emit({ all: true });
+  await new Promise((r) => setImmediate(r));
+  t.same(calls, ['entry 5/x', 'node 9', 'node 1', 'node 7', 'node 13']);
+  t.equal(errors.length, 1, 'a failed invalidation is reported, not thrown');
 });

@@ -42,6 +42,33 @@ export function sessionSink(session: InvalidatingSession, opts: SessionSinkOptio
 }
 
 /**
+ * An adapter that maps node ids to inodes itself (src/fuse/inode-adapter.ts: `invalidateEntry`,
+ * `invalidateNode`, and the nodes the kernel holds references on).
+ */
+export interface NodeCaches {
+  invalidateEntry(dirId: number, name: string): Promise<boolean>;
+  invalidateNode(id: number): Promise<boolean>;
+  /** Node ids the kernel holds an inode for (its lookup table), for "drop everything". */
+  knownNodes?(): Iterable<number>;
+}
+
+/**
+ * The follower's invalidations into such an adapter. "Drop everything" drops every inode the
+ * kernel holds (attributes, data, link targets); a name it cached under a path that changed
+ * meanwhile cannot be named any more and lives out its entry timeout — only a mount that missed
+ * FEED_KEEP changes (a process stalled that long) ever needs it.
+ */
+export function nodeCachesSink(caches: NodeCaches, onError: (e: unknown) => void = () => undefined): InvalidationSink {
+  return {
+    invalidateEntry: (dir, name) => void caches.invalidateEntry(dir, name).catch(onError),
+    invalidateInode: (id) => void caches.invalidateNode(id).catch(onError),
+    invalidateAll: () => {
+      for (const id of caches.knownNodes?.() ?? []) void caches.invalidateNode(id).catch(onError);
+    },
+  };
+}
+
+/**
  * Follow `lib`'s changes to `space` into `session`: what an ll mount starts once it is mounted
  * (and stops at unmount). The adapter wraps each request's store call in `follower.own(…)`.
  */
