@@ -3,9 +3,10 @@
 // rolled-back transaction records nothing; the feed is pruned behind a horizon. Tier 1: the store
 // alone, no FUSE (the follower that turns records into kernel invalidations: vfs-changes).
 import t, { type Test } from 'tap';
-import { ChangeFeed, type ChangeRecord } from '../src/store/changes.js';
+import { ChangeFeed, recordingRows, type ChangeRecord } from '../src/store/changes.js';
 import { Library } from '../src/store/library.js';
 import { sqliteFeedRows } from '../src/store/sqlite/feed-rows.js';
+import { sqliteSpaceRows } from '../src/store/sqlite/space-rows.js';
 import type { Space } from '../src/store/space.js';
 import { MemoryBlobStore } from './helpers/memory-store.js';
 import { openLib, put } from './helpers/store.js';
@@ -224,4 +225,25 @@ t.test('H4: changes of one space carry its name', async (t) => {
   const other: Space = lib.createSpace('other');
   const rs = recorded(lib, () => other.mkdir('d'));
   t.ok(rs.length > 0 && rs.every((r) => r.space === 'other'), 'space other');
+});
+
+t.test('H4: every row primitive is a read, recorded, or a write the kernel cannot see — a new one must be classified', async (t) => {
+  const { lib } = openLib(t);
+  const raw = sqliteSpaceRows(lib.db);
+  const wrapped = recordingRows(raw, '-', lib.changes);
+  const READS = ['node', 'child', 'children', 'childrenPage', 'entryOf', 'namesBetween', 'hasChildren', 'firstChild', 'subdirCount',
+    'spaceClass', 'statfs', 'boundLinksToCascade', 'boundLinksAll', 'boundLinkCount', 'boundTargetsIn', 'parentPathLinksIn',
+    'subtreeBytes', 'subtreeCount', 'itemsAfter', 'itemsUpTo', 'itemsOlder', 'lastItem', 'item', 'itemByNode', 'itemLinks', 'xattr', 'xattrs'];
+  // writes no kernel cache holds: a new node (nobody has it yet), the space's default class, bin
+  // records (items are not in the tree; their view entries are), xattrs (no kernel copy; the rules
+  // change ctime with them, which is recorded)
+  const UNSEEN = ['insertNode', 'setSpaceClass', 'insertItem', 'deleteItem', 'insertItemLink', 'deleteItemLinks', 'deleteItemLinkOf',
+    'setXattr', 'deleteXattr', 'clearXattrs', 'copyXattrs'];
+  const RECORDED = ['insertEntry', 'moveEntry', 'deleteEntry', 'deleteNode', 'touch', 'touchCtime', 'touchAtime', 'setState', 'setClass',
+    'setContent', 'setattr', 'rebind'];
+  const keys = Object.keys(raw).sort();
+  const known = new Set([...READS, ...UNSEEN, ...RECORDED]);
+  t.same(keys.filter((k) => !known.has(k)), [], 'unclassified primitives: record them in recordingRows (src/store/changes.ts) or list them here');
+  const replaced = keys.filter((k) => (wrapped as unknown as Record<string, unknown>)[k] !== (raw as unknown as Record<string, unknown>)[k]);
+  t.same(replaced, [...RECORDED].sort(), 'recordingRows records exactly the recorded ones');
 });
