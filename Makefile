@@ -16,8 +16,9 @@ APT_PACKAGES := libfuse2 fuse3 libfuse3-dev pkg-config build-essential python3
 APT_PACKAGES += libpq-dev
 BENCH_PACKAGES := bindfs fio rclone s3fs
 # The tests' own needs: bindfs is the POSIX suite's reference, python3 its syscall driver;
-# postgresql is the real server the PostgreSQL tests start themselves (initdb + pg_ctl, temp dir).
-TEST_PACKAGES := bindfs python3 postgresql
+# postgresql is the real server the PostgreSQL tests start themselves (initdb + pg_ctl, temp dir);
+# rsync and git are programs the hard-link mount tests run (rsync -aH, git clone --local).
+TEST_PACKAGES := bindfs python3 postgresql rsync git
 # `make install` (as root): smhfs on the PATH, mount(8) helpers, man page, bash completion.
 PREFIX ?= /usr/local
 SBINDIR ?= /sbin

@@ -40,12 +40,12 @@ for (const n of [2000, 16000]) {
   const restore: number[] = [];
   for (let i = 0; i < 3; i++) {
     let id = 0;
-    rm.push(ms(() => (id = s.unlink('photo.jpg').recycledItemId)));
+    rm.push(ms(() => (id = s.unlink('photo.jpg').recycledItemId!)));
     restore.push(ms(() => s.restore(id)));
   }
   best(`unlink: file with ${n} same-named links`, rm);
   best(`restore: file with ${n} links`, restore);
-  const id = s.unlink('photo.jpg').recycledItemId;
+  const id = s.unlink('photo.jpg').recycledItemId!;
   best(`purge: file with ${n} links`, [ms(() => s.purge(id))]);
   lib.close();
   rmSync(dir, { recursive: true, force: true });

@@ -14,7 +14,7 @@ t.test('T2/H1: GET recycled pages with limit and marker, oldest first, nextMarke
     const out: number[] = [];
     for (let i = 0; i < 2500; i++) {
       space.putFile(`f${i}`, ref, { conflict: 'ask' });
-      out.push(space.unlink(`f${i}`).recycledItemId);
+      out.push(space.unlink(`f${i}`).recycledItemId!);
     }
     return out;
   });

@@ -101,7 +101,7 @@ function setup(h: Harness, n: number, c: Case, refs: { s: BlobRef; d: BlobRef })
     let recycled: number | undefined;
     if (c.row.action === 'restore') {
       space.putFile(`${dir}/dst`, refs.s, { conflict: 'ask' });
-      recycled = space.unlink(`${dir}/dst`).recycledItemId;
+      recycled = space.unlink(`${dir}/dst`).recycledItemId!;
     }
     if (c.dest === 'file') {
       space.putFile(`${dir}/dst`, refs.d, { conflict: 'ask' });
@@ -197,7 +197,7 @@ t.test('finding 3 reproducers: no grant escalates, nothing is replaced for good'
   t.equal((await h.smh('PUT', 'directory', 'victim.txt', { query: { conflict_resolution_strategy: 'overwrite' }, token: mkdir })).status, 403, 'create_directory cannot replace a file');
   const restore = h.token(['restore_recycled']);
   space.putFile('newer.txt', refs.s, { conflict: 'ask' });
-  const id = space.unlink('newer.txt').recycledItemId;
+  const id = space.unlink('newer.txt').recycledItemId!;
   space.putFile('newer.txt', refs.v, { conflict: 'ask' });
   t.equal((await h.smh('POST', 'recycled', String(id), { query: { restore: '', conflict_resolution_strategy: 'overwrite' }, token: restore })).status, 403, 'restore_recycled cannot replace a newer file');
   t.equal(space.stat('victim.txt', {}).kind, 'file', 'the victim is untouched');

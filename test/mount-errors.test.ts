@@ -76,9 +76,11 @@ if (why) {
     t.equal((await run(`cat '.trash/${item}'`)).trim(), 'gone');
   });
 
-  t.test('link(2): EPERM (L17)', async (t) => {
-    t.same(await errnos("fs.linkSync('bad/file', 'bad/hard')", "fs.linkSync('bad/link', 'bad/hard')"), ['EPERM', 'EPERM']);
+  t.test('link(2): a directory EPERM, a taken name EEXIST (L17)', async (t) => {
+    const before = await snapshot('bad');
+    t.same(await errnos("fs.linkSync('bad/full', 'bad/hard')", "fs.linkSync('bad/file', 'bad/link')", "fs.linkSync('bad/link', 'bad/full')"), ['EPERM', 'EEXIST', 'EEXIST']);
     t.same(await errnos("fs.lstatSync('bad/hard')"), ['ENOENT']);
+    t.equal(await snapshot('bad'), before, 'nothing changed');
   });
 
   t.test('rmdir of a non-empty directory: ENOTEMPTY, and the other rmdir/rename/unlink errnos', async (t) => {

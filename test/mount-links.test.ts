@@ -146,12 +146,16 @@ if (why) {
     t.equal((await run('cat l14/l')).trim(), 'fourteen');
   });
 
-  t.test('L17: link(2) (hard links) is refused with EPERM', async (t) => {
-    await run('mkdir l17 && echo x > l17/f');
-    const r = await sh('ln l17/f l17/hard', { cwd: mp });
+  t.test('L17–L19: ln adds a name; a bound link names the oldest surviving one; a directory is refused', async (t) => {
+    await run('mkdir l17 && echo x > l17/f && ln -s f l17/bound && ln l17/f l17/hard');
+    t.equal((await run('stat -c %i l17/f')).trim(), (await run('stat -c %i l17/hard')).trim(), 'one inode');
+    t.equal((await run('readlink l17/bound')).trim(), 'f', 'the oldest name');
+    await run('rm l17/f');
+    t.equal((await run('readlink l17/bound')).trim(), 'hard', 'L19: the next one when it goes');
+    t.equal((await run('cat l17/bound')).trim(), 'x', 'L18: still bound, the content intact');
+    const r = await sh('ln l17 l17-dir', { cwd: mp });
     t.not(r.code, 0);
-    t.match(r.stderr, /Operation not permitted/);
-    t.equal((await run('ls l17')).trim(), 'f', 'nothing made');
+    t.match(r.stderr, /hard link not allowed for directory|Operation not permitted/, 'a directory: refused (EPERM)');
   });
 
   t.test('T1: unlink moves a file or link to the bin; rmdir of an empty directory removes it', async (t) => {

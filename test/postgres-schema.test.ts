@@ -80,7 +80,7 @@ t.test('S1: a new library has the tables, columns and indexes SQLite has at the 
   t.same(notC.filter((r) => !['space_usage'].includes(r.t)), [], 'name-like columns are COLLATE "C"');
 });
 
-t.test('S1: each migration runs on the data of the version before (2: is_dir, 3: hashed secrets, 4: counters, 5: queue and holds, 6: sparse layout)', async (t) => {
+t.test('S1: each migration runs on the data of the version before (2: is_dir, 3: hashed secrets, 4: counters, 5: queue and holds, 6: sparse layout, 7: several names per node)', async (t) => {
   const { conn } = await freshDb(t);
   migratePostgres(conn, { create: true, to: 1 });
   t.equal(pgSchemaVersion(conn), 1);
@@ -136,6 +136,15 @@ t.test('S1: each migration runs on the data of the version before (2: is_dir, 3:
   t.same(SparseLayout.parse(conn.query<{ layout: string }>('SELECT layout FROM nodes WHERE id = 6')[0]!.layout).extents.length, MAX_EXTENTS);
   conn.query('UPDATE nodes SET layout = NULL WHERE id IN (4, 6)');
   t.same(conn.query('SELECT count(*) AS n FROM space_usage_delta'), [{ n: 1 }], 'a layout-only update adds no counter delta');
+  migratePostgres(conn, { to: 7 });
+  t.same(conn.query('SELECT name, node, seq FROM entries ORDER BY name'), [
+    { name: 'cat.jpg', node: 4, seq: 1 },
+    { name: 'photos', node: 3, seq: 1 },
+    { name: 'x', node: 6, seq: 1 },
+  ], "7 (L17): every existing name is its node's first");
+  conn.exec("INSERT INTO entries (parent, name, node, seq) VALUES (1, 'cat2.jpg', 4, 2)");
+  t.same(conn.query('SELECT name FROM entries WHERE node = 4 ORDER BY seq'), [{ name: 'cat.jpg' }, { name: 'cat2.jpg' }], 'a node may have a second name');
+  t.throws(() => conn.exec("INSERT INTO entries (parent, name, node, seq) VALUES (1, 'cat3.jpg', 4, 2)"), 'but never two names of one age');
   // the change feed's migration: SQLite's feed; PostgreSQL has had its own since 1 (nothing changes)
   const feedBefore = conn.query('SELECT count(*) AS n FROM changes');
   migratePostgres(conn);

@@ -45,7 +45,7 @@ async function fixture(t: Test) {
   await put(lib, space, 'old.txt', 'old', { conflict: 'ask' });
   space.createLink('links/cat', 'photos/cat.jpg', {});
   space.symlink('links/p', 'nowhere', {});
-  const oldItem = space.unlink('old.txt').recycledItemId;
+  const oldItem = space.unlink('old.txt').recycledItemId!;
   const ref = await blobOf(lib, 'a blob ready to commit');
   return { ...L, oldItem, ref };
 }
@@ -139,7 +139,7 @@ t.test('L6: refused BOS reads change nothing', async (t) => {
 
 t.test('L16: restoring a link whose target is gone changes nothing', async (t) => {
   const { dir, lib, space } = await fixture(t);
-  const li = space.unlink('links/cat').recycledItemId;
+  const li = space.unlink('links/cat').recycledItemId!;
   space.unlink('photos/cat.jpg');
   await expectUnchanged(t, dir, () => space.restore(li, {}), 'SourceFileNotFound', 'target trashed');
   await expectUnchanged(t, dir, () => space.restore(li, { conflict: 'overwrite' }), 'SourceFileNotFound', 'target trashed, overwrite');

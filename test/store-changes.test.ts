@@ -79,7 +79,7 @@ t.test('H4/L4: a directory rename is one tree change whose dependents are the li
 t.test('H4/L12/T4/L13: rm cascades, restore and purge record every link entry that goes and comes back', async (t) => {
   const { lib, space, photo, links, dir } = await linked(t);
   let item = 0;
-  const rm = recorded(lib, () => (item = space.unlink('photo.jpg').recycledItemId));
+  const rm = recorded(lib, () => (item = space.unlink('photo.jpg').recycledItemId!));
   t.ok(hasEntry(rm, space.root, 'photo.jpg'), 'the target leaves its directory');
   for (const d of ['a', 'b', 'c']) t.ok(hasEntry(rm, dir(d), 'cover'), `${d}/cover leaves its directory`);
   const bin = space.trash;
@@ -94,7 +94,7 @@ t.test('H4/L12/T4/L13: rm cascades, restore and purge record every link entry th
   t.equal(back.filter((r) => r.kind === 'entry' && r.parent === bin).length, 4, 'and the bin view loses all four');
   for (const l of links) t.ok(invalidated(lib, back).has(l.id), `link ${l.id} invalidated (state, place)`);
 
-  const again = space.unlink('photo.jpg').recycledItemId;
+  const again = space.unlink('photo.jpg').recycledItemId!;
   const purge = recorded(lib, () => space.purge(again));
   t.equal(purge.filter((r) => r.kind === 'entry' && r.parent === bin).length, 4, 'purge: four names leave the bin view');
   const gone = nodesOf(purge, 'node');
@@ -231,7 +231,7 @@ t.test('H4: every row primitive is a read, recorded, or a write the kernel canno
   const { lib } = openLib(t);
   const raw = sqliteSpaceRows(lib.db);
   const wrapped = recordingRows(raw, '-', lib.changes);
-  const READS = ['node', 'child', 'children', 'childrenPage', 'entryOf', 'namesBetween', 'hasChildren', 'firstChild', 'subdirCount',
+  const READS = ['node', 'child', 'children', 'childrenPage', 'entryOf', 'entriesOf', 'nameCount', 'namesBetween', 'hasChildren', 'firstChild', 'subdirCount',
     'spaceClass', 'statfs', 'boundLinksToCascade', 'boundLinksAll', 'boundLinkCount', 'boundTargetsIn', 'parentPathLinksIn',
     'subtreeBytes', 'subtreeCount', 'itemsAfter', 'itemsUpTo', 'itemsOlder', 'lastItem', 'item', 'itemByNode', 'itemLinks', 'xattr', 'xattrs'];
   // writes no kernel cache holds: a new node (nobody has it yet), the space's default class, bin
@@ -239,7 +239,7 @@ t.test('H4: every row primitive is a read, recorded, or a write the kernel canno
   // change ctime with them, which is recorded)
   const UNSEEN = ['insertNode', 'setSpaceClass', 'insertItem', 'deleteItem', 'insertItemLink', 'deleteItemLinks', 'deleteItemLinkOf',
     'setXattr', 'deleteXattr', 'clearXattrs', 'copyXattrs'];
-  const RECORDED = ['insertEntry', 'moveEntry', 'deleteEntry', 'deleteNode', 'touch', 'touchCtime', 'touchAtime', 'setState', 'setClass',
+  const RECORDED = ['insertEntry', 'moveEntry', 'moveName', 'deleteEntry', 'deleteName', 'deleteNode', 'touch', 'touchCtime', 'touchAtime', 'setState', 'setClass',
     'setContent', 'setattr', 'rebind'];
   const keys = Object.keys(raw).sort();
   const known = new Set([...READS, ...UNSEEN, ...RECORDED]);

@@ -1,7 +1,7 @@
 /**
  * Rules the faces (FUSE adapter, SMH) used to decide themselves and now ask the store for
- * (issue 10): open(2) for writing and truncate(2) of what cannot be written that way, L17 (no
- * hard links), and C4's default conflict strategies.
+ * (issue 10): open(2) for writing and truncate(2) of what cannot be written that way, and C4's
+ * default conflict strategies (L17, hard links, is test/store-hard-links.test.ts).
  */
 import t from 'tap';
 import { DEFAULT_CONFLICT } from '../src/store/types.js';
@@ -18,17 +18,10 @@ t.test('open(2)/truncate(2): EISDIR for a directory opened for writing or trunca
   await expectCode(t, () => space.statTruncatable('d'), 'IsADirectory', 'truncate a directory');
   await expectCode(t, () => space.statTruncatable('l'), 'InvalidArgument', 'truncate a link itself');
   t.equal(space.statTruncatable('f.txt').kind, 'file', 'truncate a file');
-  const { recycledItemId } = space.unlink('f.txt');
+  const recycledItemId = space.unlink('f.txt').recycledItemId!;
   const view = space.trashItem(recycledItemId).viewName;
   await expectCode(t, () => space.statOpen(`.trash/${view}`, { write: true }), 'ReadOnly', 'T3: nothing in the bin opens for writing');
   await expectCode(t, () => space.statTruncatable(`.trash/${view}`), 'ReadOnly', 'T3: nor is truncated');
-});
-
-t.test('L17: no hard links', async (t) => {
-  const { lib, space } = openLib(t);
-  await put(lib, space, 'f.txt', 'x', { conflict: 'ask' });
-  await expectCode(t, () => space.link('f.txt', 'g.txt'), 'NotPermitted', 'link(2)');
-  t.same(space.readdir('').map((e) => e.name).sort(), ['.trash', 'f.txt'], 'nothing was made');
 });
 
 t.test('C4: without a strategy, placing renames and a new directory asks', async (t) => {

@@ -23,7 +23,7 @@ async function twin(t: Test): Promise<{ lib: Library; space: Space; binView: str
   space.createLink('links/cat', 'photos/cat.jpg');
   space.createLink('links/dog', 'photos/dog.jpg');
   space.symlink('links/rel', '../docs/a.txt');
-  const { recycledItemId } = space.unlink('docs/b.txt');
+  const recycledItemId = space.unlink('docs/b.txt').recycledItemId!;
   return { lib, space, binView: space.trashItem(recycledItemId).viewName };
 }
 

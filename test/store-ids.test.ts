@@ -30,7 +30,7 @@ t.test('lookup, readdir and readlink by id agree with their path forms', async (
 
   const bin = space.lookup(space.root, '.trash');
   t.same(bin, space.stat('.trash'), 'the bin view');
-  const { recycledItemId } = space.unlink('photos/cat.jpg');
+  const recycledItemId = space.unlink('photos/cat.jpg').recycledItemId!;
   const view = space.trashItem(recycledItemId).viewName;
   t.same(space.lookup(bin.id, view), space.stat(`.trash/${view}`), 'an item in the bin');
   t.same(space.readdir(bin.id), space.readdir('.trash'), 'readdir of the bin (the file and its cascaded link)');

@@ -30,6 +30,13 @@ const SCHEMA_4_SAFETY = `DROP TABLE blob_queue; DROP TABLE blob_holds; DROP INDE
 const SCHEMA_5_LAYOUT = 'ALTER TABLE nodes DROP COLUMN layout;';
 /** Before the change feed (undoes its migration, H4). */
 const BEFORE_FEED = 'DROP TABLE changes; DROP TABLE changes_horizon;';
+/** Schema 1–6 gave a node one name: entries.node UNIQUE, no seq (undoes migration 7, L17). */
+const SCHEMA_6_NAMES = `
+  CREATE TABLE entries_v6 (parent INTEGER NOT NULL, name TEXT NOT NULL, node INTEGER NOT NULL UNIQUE,
+    is_dir INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (parent, name)) WITHOUT ROWID;
+  INSERT INTO entries_v6 (parent, name, node, is_dir) SELECT parent, name, node, is_dir FROM entries;
+  DROP TABLE entries; ALTER TABLE entries_v6 RENAME TO entries; CREATE INDEX entries_subdirs ON entries(parent, is_dir);
+`;
 
 t.test('a schema-1 library is upgraded to the current version with its tree intact', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'smhfs-migrate-'));
@@ -41,6 +48,7 @@ t.test('a schema-1 library is upgraded to the current version with its tree inta
   lib.close();
   const db = new Database(join(dir, DB_FILE));
   db.exec(BEFORE_FEED);
+  db.exec(SCHEMA_6_NAMES);
   db.exec(SCHEMA_5_LAYOUT);
   db.exec(SCHEMA_4_SAFETY);
   db.exec(SCHEMA_3_USAGE);
@@ -70,6 +78,7 @@ t.test('migration 3: tokens and the library secret of an older library are kept 
   const secret = '0123456789abcdef0123456789abcdef0123456789abcdef';
   const db = new Database(join(dir, DB_FILE));
   db.exec(BEFORE_FEED);
+  db.exec(SCHEMA_6_NAMES);
   db.exec(SCHEMA_5_LAYOUT);
   db.exec(SCHEMA_4_SAFETY);
   db.exec(SCHEMA_3_USAGE);
@@ -102,6 +111,7 @@ t.test('D3: a schema-4 library gets the blob queue and holds; its doomed and lea
   lib.close();
   const db = new Database(join(dir, DB_FILE));
   db.exec(BEFORE_FEED);
+  db.exec(SCHEMA_6_NAMES);
   db.exec(SCHEMA_5_LAYOUT);
   db.exec(SCHEMA_4_SAFETY);
   db.pragma('user_version = 4');
@@ -131,6 +141,7 @@ t.test('D8: a schema-5 library gets nodes.layout; its files stay dense and reada
   lib.close();
   const db = new Database(join(dir, DB_FILE));
   db.exec(BEFORE_FEED);
+  db.exec(SCHEMA_6_NAMES);
   db.exec(SCHEMA_5_LAYOUT);
   db.pragma('user_version = 5');
   db.close();
@@ -141,6 +152,36 @@ t.test('D8: a schema-5 library gets nodes.layout; its files stay dense and reada
   const info = again.space().stat('f.txt');
   t.equal(info.layout, undefined, 'no layout: a dense file');
   t.same(await readerOf(again).readContent(info, 0, 1000), bytes, 'read back byte for byte');
+});
+
+t.test('L17: a schema-6 library (one name per node) is upgraded to several names per node, ordered by age', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'smhfs-migrate-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const lib = Library.open(dir, { create: true });
+  const { Readable } = await import('node:stream');
+  const ref = await lib.storeBlobFromStream(Readable.from([Buffer.from('one name')]));
+  lib.space().mkdir('d');
+  lib.space().putFile('d/f.txt', ref);
+  lib.space().createLink('l', 'd/f.txt');
+  lib.close();
+  const db = new Database(join(dir, DB_FILE));
+  db.exec(BEFORE_FEED);
+  db.exec(SCHEMA_6_NAMES);
+  db.pragma('user_version = 6');
+  t.throws(() => db.prepare("INSERT INTO entries (parent, name, node) SELECT parent, 'x', node FROM entries WHERE name = 'f.txt'").run(), /UNIQUE/, 'schema 6: one name per node');
+  db.close();
+
+  const again = Library.open(dir);
+  t.teardown(() => again.close());
+  t.equal(again.db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
+  t.same(again.db.prepare('SELECT DISTINCT seq FROM entries').all(), [{ seq: 1 }], 'every existing name is its node\'s first');
+  const s = again.space();
+  t.equal(s.stat('d/f.txt').nlink, 1);
+  s.link('d/f.txt', 'g.txt');
+  t.equal(s.stat('g.txt').nlink, 2, 'a second name after the upgrade');
+  t.equal(s.readlink('l'), 'd/f.txt', 'the bound link names the oldest name');
+  t.same(s.readdir('d').map((e) => e.name), ['f.txt'], 'the tree is intact');
+  t.equal(s.stat('d').nlink, 2, 'is_dir survived the rebuild');
 });
 
 t.test('H4: a library from before the change feed gets an empty feed; its first write is numbered after the horizon', async (t) => {

@@ -16,6 +16,9 @@
  * Where the SPEC leaves an outcome open the model either accepts each reading (noted "lenient")
  * or does not generate that situation ("skip"); the decisions are listed in `skip(...)` reasons.
  *
+ * Nodes here have one name each; hard links (several names, L17–L19) have their own model in
+ * test/store-names-model.test.ts.
+ *
  * Environment: SMHFS_MODEL_SEED, SMHFS_MODEL_RUNS, SMHFS_MODEL_STEPS, SMHFS_MODEL_SHRINK=1.
  */
 import t from 'tap';

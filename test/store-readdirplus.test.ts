@@ -30,6 +30,7 @@ t.test('issue 15: readdirPlus pages are readdir in name order, NodeInfo included
   await put(lib, space, 'f.txt', 'hello', { conflict: 'ask' });
   space.createLink('link', 'f.txt');
   space.symlink('path-link', 'nowhere');
+  space.link('f.txt', 'hard.txt'); // a second name (L17): nlink 2 on both
   for (const n of ['!first', '-dash', '.hidden', '.u', 'zz', 'é', '日本']) space.mkdir(n);
   const root = space.root;
   const want = space.readdir(root).sort(byName);
@@ -43,10 +44,13 @@ t.test('issue 15: readdirPlus pages are readdir in name order, NodeInfo included
   t.equal(page.find((e) => e.name === 'd')!.info.nlink, 4, 'a directory\'s nlink (2 + 2 subdirectories) from the page read');
   t.equal(page.find((e) => e.name === 'link')!.info.link?.readlink, 'f.txt', 'a bound link\'s answer');
   t.equal(page.find((e) => e.name === 'f.txt')!.info.size, 5);
+  t.equal(page.find((e) => e.name === 'hard.txt')!.info.nlink, 2, 'a file\'s nlink counts its names (L17), from the page read');
   t.same(space.readdirPlus(space.stat('d').id, 'sub1', 10).map((e) => e.name), ['sub2'], 'after a name');
   t.same(space.readdirPlus(space.stat('d').id, 'zzz', 10), [], 'after the last: nothing');
   const binned = space.unlink('f.txt').recycledItemId;
-  t.same(space.readdirPlus(space.trash, undefined, 10).map((e) => e.name), [`${binned}-f.txt`, `${binned}-link`], 'the bin view');
+  t.equal(binned, undefined, 'f.txt had another name: nothing went to the bin (L18)');
+  const item = space.unlink('hard.txt').recycledItemId;
+  t.same(space.readdirPlus(space.trash, undefined, 10).map((e) => e.name), [`${item}-hard.txt`, `${item}-link`], 'the bin view');
   t.ok(space.readdirPlus(space.trash, undefined, 10).every((e) => e.info.inTrash), 'in the bin');
   t.throws(() => space.readdirPlus(space.stat('zz').id + 1000, undefined, 10), { code: 'FileNotFound' });
   t.throws(() => space.readdirPlus(space.stat('path-link', { follow: false }).id, undefined, 10), { code: 'NotADirectory' });

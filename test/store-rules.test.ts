@@ -355,7 +355,7 @@ t.test('L8: deleting, renaming, moving or copying a bound link never touches the
   t.equal(cp.info.link?.targetNode, cat.id, 'bound to the same target');
   t.equal(await read(lib, space, 'links/copy'), 'meow');
 
-  const { recycledItemId } = space.unlink('links/copy');
+  const recycledItemId = space.unlink('links/copy').recycledItemId!;
   t.type(recycledItemId, 'number');
   t.equal(space.stat('photos/cat.jpg', {}).id, cat.id, 'target still live after deleting a link');
   t.notOk(space.stat('photos/cat.jpg', {}).inTrash);
@@ -460,7 +460,7 @@ t.test('L12: trashing the target takes its bound links along; restore brings the
   const { lib, space, cat, link } = await catFixture(t);
   space.mkdir('more', {});
   const l2 = space.createLink('more/cat2', 'photos/cat.jpg', {}).info;
-  const { recycledItemId } = space.unlink('photos/cat.jpg');
+  const recycledItemId = space.unlink('photos/cat.jpg').recycledItemId!;
   t.notOk(exists(space, 'links/cat'));
   t.notOk(exists(space, 'more/cat2'));
   t.ok(space.statNode(link.id).inTrash, 'a cascaded link is in the bin (NodeInfo.inTrash)');
@@ -496,7 +496,7 @@ t.test('L12: trashing the target takes its bound links along; restore brings the
 
 t.test('L12: a cascaded link is restored to its original path, not into a trashed parent', async (t) => {
   const { lib, space, cat, link } = await catFixture(t);
-  const fi = space.unlink('photos/cat.jpg').recycledItemId;
+  const fi = space.unlink('photos/cat.jpg').recycledItemId!;
   space.remove('links', { recursive: true }); // the link's old parent directory goes to the bin
   space.mkdir('links', {}); // and a new directory takes its path
   const back = space.restore(fi, {});
@@ -512,7 +512,7 @@ t.test('L12: a cascaded link is restored to its original path, not into a trashe
 t.test('L13: permanently deleting the target deletes its bound links at once', async (t) => {
   await t.test('purging the recycle item', async (t) => {
     const { space, link } = await catFixture(t);
-    const { recycledItemId } = space.unlink('photos/cat.jpg');
+    const recycledItemId = space.unlink('photos/cat.jpg').recycledItemId!;
     const r = space.purge(recycledItemId);
     t.equal(r.taskId, undefined, 'a file purge is immediate');
     t.same(space.trashList(), []);
@@ -608,8 +608,8 @@ t.test('L15: runTasks runs tasks queued after an earlier idle run', async (t) =>
 t.test('L16: a link restored alone whose target is gone is refused', async (t) => {
   await t.test('target trashed', async (t) => {
     const { space } = await catFixture(t);
-    const li = space.unlink('links/cat').recycledItemId;
-    const fi = space.unlink('photos/cat.jpg').recycledItemId;
+    const li = space.unlink('links/cat').recycledItemId!;
+    const fi = space.unlink('photos/cat.jpg').recycledItemId!;
     const e = await expectCode(t, () => space.restore(li, {}), 'SourceFileNotFound');
     t.ok(e && /exist|gone|found|trash/i.test(e.message), `message: ${e?.message}`);
     t.equal(space.trashList().length, 2, 'both items still in the bin');
@@ -620,7 +620,7 @@ t.test('L16: a link restored alone whose target is gone is refused', async (t) =
   });
   await t.test('target purged', async (t) => {
     const { space } = await catFixture(t);
-    const li = space.unlink('links/cat').recycledItemId;
+    const li = space.unlink('links/cat').recycledItemId!;
     space.remove('photos/cat.jpg', { permanent: true });
     // SPEC L16 names "purged": the item may remain and be refused; a store that deleted the
     // link with its target (L13) reports the item as gone instead.
@@ -629,7 +629,7 @@ t.test('L16: a link restored alone whose target is gone is refused', async (t) =
   });
   await t.test('target alive: restore works', async (t) => {
     const { lib, space } = await catFixture(t);
-    const li = space.unlink('links/cat').recycledItemId;
+    const li = space.unlink('links/cat').recycledItemId!;
     space.restore(li, {});
     t.equal(await read(lib, space, 'links/cat'), 'meow');
   });
@@ -701,7 +701,7 @@ t.test('C4: default strategies', async (t) => {
   t.same(space.move('x.jpg', 'photos/cat.jpg').path, ['photos', 'cat (2).jpg'], 'move: rename');
   t.same((await put(lib, space, 'photos/cat.jpg', 'up')).path, ['photos', 'cat (3).jpg'], 'upload: rename');
   await expectCode(t, () => space.mkdir('photos'), 'SameNameDirectoryOrFileExists', 'mkdir: ask');
-  const id = space.unlink('photos/cat.jpg').recycledItemId;
+  const id = space.unlink('photos/cat.jpg').recycledItemId!;
   await put(lib, space, 'photos/cat.jpg', 'new', { conflict: 'ask' });
   t.same(space.restore(id).path, ['photos', 'cat (4).jpg'], 'restore: rename');
   t.equal(await read(lib, space, 'photos/cat (4).jpg'), 'meow');
@@ -746,7 +746,7 @@ t.test('T2: a recycle item keeps id, original path, name, kind, size, time and c
   space.mkdir('photos/sub', {});
   await put(lib, space, 'photos/sub/x.bin', Buffer.alloc(1000, 1), { conflict: 'ask' });
   const t0 = Date.now() * 1000;
-  const f = space.unlink('photos/cat.jpg').recycledItemId;
+  const f = space.unlink('photos/cat.jpg').recycledItemId!;
   const d = space.remove('photos', { recursive: true }).recycledItemId!;
   const t1 = Date.now() * 1000;
   const items = space.trashList();
@@ -765,7 +765,7 @@ t.test('T3: the .trash view is readable and read-only', async (t) => {
   space.mkdir('photos/sub', {});
   await put(lib, space, 'photos/sub/x.txt', 'inside', { conflict: 'ask' });
   await put(lib, space, 'doc.txt', 'document', { conflict: 'ask' });
-  const fid = space.unlink('doc.txt').recycledItemId;
+  const fid = space.unlink('doc.txt').recycledItemId!;
   const did = space.remove('photos', { recursive: true }).recycledItemId!;
   const items = space.trashList();
   const fv = items.find((i) => i.id === fid)!.viewName;
@@ -804,7 +804,7 @@ t.test('T4: restore recreates missing parents; conflicts rename unless told othe
   const { lib, space } = openLib(t);
   space.mkdir('a/b/c', { parents: true });
   const f = (await put(lib, space, 'a/b/c/f.txt', 'deep', { conflict: 'ask' })).info;
-  const id = space.unlink('a/b/c/f.txt').recycledItemId;
+  const id = space.unlink('a/b/c/f.txt').recycledItemId!;
   space.remove('a', { recursive: true, permanent: true });
   await lib.runTasks();
   t.notOk(exists(space, 'a'));
@@ -814,7 +814,7 @@ t.test('T4: restore recreates missing parents; conflicts rename unless told othe
   t.equal(space.stat('a/b', {}).kind, 'dir', 'parents recreated');
   t.equal(await read(lib, space, 'a/b/c/f.txt'), 'deep');
 
-  const id2 = space.unlink('a/b/c/f.txt').recycledItemId;
+  const id2 = space.unlink('a/b/c/f.txt').recycledItemId!;
   await put(lib, space, 'a/b/c/f.txt', 'newer', { conflict: 'ask' });
   await expectCode(t, () => space.restore(id2, { conflict: 'ask' }), 'SameNameDirectoryOrFileExists', 'ask');
   t.equal(space.trashList().length, 1, 'still in the bin after a refused restore');
@@ -823,7 +823,7 @@ t.test('T4: restore recreates missing parents; conflicts rename unless told othe
   t.equal(await read(lib, space, 'a/b/c/f (1).txt'), 'deep');
   t.equal(await read(lib, space, 'a/b/c/f.txt'), 'newer');
 
-  const id3 = space.unlink('a/b/c/f (1).txt').recycledItemId;
+  const id3 = space.unlink('a/b/c/f (1).txt').recycledItemId!;
   space.move('a/b/c/f.txt', 'a/b/c/f (1).txt', {});
   const r3 = space.restore(id3, { conflict: 'overwrite' });
   t.same(r3.path, ['a', 'b', 'c', 'f (1).txt'], 'overwrite');
@@ -839,7 +839,7 @@ t.test('T4: restore recreates missing parents; conflicts rename unless told othe
 t.test('T5: purge, empty, and expiry by retention', async (t) => {
   const { lib, space } = openLib(t);
   for (const n of ['a', 'b', 'c', 'd']) await put(lib, space, n, n, { conflict: 'ask' });
-  const a = space.unlink('a').recycledItemId;
+  const a = space.unlink('a').recycledItemId!;
   space.purge(a);
   t.same(space.trashList().map((i) => i.id).includes(a), false, 'purged item gone');
   await expectCode(t, () => space.restore(a, {}), 'RecycledItemNotFound', 'cannot restore a purged item');
@@ -851,10 +851,10 @@ t.test('T5: purge, empty, and expiry by retention', async (t) => {
   t.equal(e.purged, 2, 'empty purges all');
   t.same(space.trashList(), []);
 
-  const old = space.unlink('d').recycledItemId;
+  const old = space.unlink('d').recycledItemId!;
   await sleep(300);
   await put(lib, space, 'e', 'e', { conflict: 'ask' });
-  const fresh = space.unlink('e').recycledItemId;
+  const fresh = space.unlink('e').recycledItemId!;
   t.equal(await space.purgeExpired(0), 0, '0 = keep forever');
   t.equal(await space.purgeExpired(30), 0, 'nothing older than 30 days');
   t.equal(space.trashList().length, 2);
@@ -871,7 +871,7 @@ t.test('T6: blob bytes go only after no committed metadata references them', asy
   const key = f.blob!;
   t.equal(key, sha256('only here'));
   t.ok(await blobs.head(key), 'stored');
-  const id = space.unlink('unique.txt').recycledItemId;
+  const id = space.unlink('unique.txt').recycledItemId!;
   await lib.collectGarbage();
   t.ok(await blobs.head(key), 'an item in the bin still references it');
   t.equal(await read(lib, space, `.trash/${space.trashList()[0]!.viewName}`), 'only here');
@@ -963,7 +963,7 @@ t.test('T1/C3: every replacement sends the replaced node to the bin; links rebou
     }, 'file'],
     ['restore over', async ({ lib, space }) => {
       await put(lib, space, 'photos/new.jpg', 'new', { conflict: 'ask' });
-      const id = space.unlink('photos/new.jpg').recycledItemId;
+      const id = space.unlink('photos/new.jpg').recycledItemId!;
       space.rename('photos/cat.jpg', 'photos/new.jpg'); // the newer file now sits at the item's path
       void id;
       return space.restore(id, { conflict: 'overwrite' });

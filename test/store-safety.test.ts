@@ -69,7 +69,7 @@ t.test('D7: the holds of a process killed with SIGKILL are reaped, then its blob
   const space = lib.space();
   const key = (await put(lib, space, 'a.bin', 'held by a crashing reader', { conflict: 'ask' })).info.blob!;
   const h = await holder(t, dir, key);
-  const { recycledItemId } = space.unlink('a.bin');
+  const recycledItemId = space.unlink('a.bin').recycledItemId!;
   space.purge(recycledItemId);
   await lib.collectGarbage();
   t.ok(await blobs.head(key), 'held while the reader lives');

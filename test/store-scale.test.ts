@@ -46,7 +46,7 @@ t.test('L12/C2: removing a file whose 2,000 bound links share one name does O(li
   const { lib, space, sql } = countedLib(t);
   await sameNamedLinks(lib, space, LINKS);
   sql.reset();
-  const { recycledItemId: id } = space.unlink('photo.jpg');
+  const id = space.unlink('photo.jpg').recycledItemId!;
   const c = { ...sql.counts };
   t.ok(c.statements <= PER_LINK * LINKS, `statements ${c.statements} ≤ ${PER_LINK} per link (quadratic naming runs ~${(LINKS * LINKS) / 2})`);
   t.ok(c.rowsRead <= PER_LINK * LINKS, `rows returned ${c.rowsRead} ≤ ${PER_LINK} per link`);
@@ -66,7 +66,7 @@ t.test('L12/C2: removing a file whose 2,000 bound links share one name does O(li
 t.test('T4/L12: restoring that item puts the 2,000 links back with O(links) work', async (t) => {
   const { lib, space, sql } = countedLib(t);
   await sameNamedLinks(lib, space, LINKS);
-  const { recycledItemId: id } = space.unlink('photo.jpg');
+  const id = space.unlink('photo.jpg').recycledItemId!;
   space.mkdir('d7/cover-dir-in-the-way'); // unrelated, so d7 exists with another entry
   sql.reset();
   const placed = space.restore(id);
@@ -81,7 +81,7 @@ t.test('T4/L12: restoring that item puts the 2,000 links back with O(links) work
 t.test('C2: a restore into taken names picks the first free `name (n)` with one range read', async (t) => {
   const { lib, space, sql } = countedLib(t);
   await sameNamedLinks(lib, space, 300);
-  const { recycledItemId: id } = space.unlink('photo.jpg');
+  const id = space.unlink('photo.jpg').recycledItemId!;
   // While the target is in the bin, every link's place is taken by a new file, and gaps and
   // look-alikes of the C2 pattern sit beside some of them.
   lib.transaction(() => {
@@ -117,7 +117,7 @@ t.test('C2: conflict renames skip look-alikes and fill gaps, files split at the 
 t.test('L13: purging that item deletes the 2,000 links with O(links) work', async (t) => {
   const { lib, space, sql } = countedLib(t);
   await sameNamedLinks(lib, space, LINKS);
-  const { recycledItemId: id } = space.unlink('photo.jpg');
+  const id = space.unlink('photo.jpg').recycledItemId!;
   sql.reset();
   space.purge(id);
   t.ok(sql.counts.statements <= PER_LINK * LINKS, `statements ${sql.counts.statements} ≤ ${PER_LINK} per link`);
@@ -222,7 +222,7 @@ async function binned(lib: Library, space: Space, n: number): Promise<number[]> 
     const ids: number[] = [];
     for (let i = 0; i < n; i++) {
       space.putFile(`f${i}`, ref, { conflict: 'ask' });
-      ids.push(space.unlink(`f${i}`).recycledItemId);
+      ids.push(space.unlink(`f${i}`).recycledItemId!);
     }
     return ids;
   });
@@ -303,7 +303,7 @@ t.test('C2/L12: links with long equal names still go to the bin and come back wi
     space.mkdir(d);
     space.createLink(`${d}/${long}`, 'photo.jpg', { conflict: 'ask' });
   }
-  const { recycledItemId: id } = space.unlink('photo.jpg'); // was FileNameLengthExceed
+  const id = space.unlink('photo.jpg').recycledItemId!; // was FileNameLengthExceed
   const view = space.readdir('.trash').map((e) => e.name).filter((n) => n !== `${id}-photo.jpg`);
   t.equal(view.length, 3, 'three links in the bin view');
   t.equal(new Set(view).size, 3, 'under three names');

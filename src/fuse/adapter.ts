@@ -222,6 +222,15 @@ export class FuseAdapter {
     }
   }
 
+  /** Whether node `id` still has a live name (hard links, L18: removing one name may leave others). */
+  #live(id: number): boolean {
+    try {
+      return !this.#space.statNode(id).inTrash;
+    } catch {
+      return false;
+    }
+  }
+
   // ───────────────────────────── operations ─────────────────────────────
 
   ops(): FuseOps {
@@ -366,7 +375,8 @@ export class FuseAdapter {
           const p = storePath(path);
           const open = files.openNodes > 0 ? this.#openNodeAt(p) : undefined;
           s.unlink(p);
-          if (open !== undefined) files.markOrphan(open);
+          // one name of several (L18): the file keeps its live names, and its handles their writes
+          if (open !== undefined && !this.#live(open)) files.markOrphan(open);
         }, cb),
 
       rmdir: (path, cb) =>
@@ -394,7 +404,7 @@ export class FuseAdapter {
           this.#owners.clear();
           const replaced = files.openNodes > 0 ? this.#openNodeAt(storePath(dest)) : undefined;
           const moved = s.rename(storePath(src), storePath(dest));
-          if (replaced !== undefined && replaced !== moved.id) files.markOrphan(replaced);
+          if (replaced !== undefined && replaced !== moved.id && !this.#live(replaced)) files.markOrphan(replaced);
         }, cb),
 
       link: (src, dest, cb) => run('link', src, () => s.link(storePath(src), storePath(dest)), cb),

@@ -240,7 +240,7 @@ export function recordingRows(rows: SpaceRows, space: string, feed: ChangeFeed):
     ...rows,
     insertEntry: (parent, name, id, isDir) => {
       rows.insertEntry(parent, name, id, isDir);
-      entry(parent, name, id);
+      entry(parent, name, id); // a second name (L17) also changes ctime: recorded by the rule
     },
     moveEntry: (parent, name, id) => {
       const old = rows.entryOf(id);
@@ -248,6 +248,23 @@ export function recordingRows(rows: SpaceRows, space: string, feed: ChangeFeed):
       if (old) entry(old.parent, old.name, id);
       entry(parent, name, id);
       tree(id);
+    },
+    moveName: (fromParent, fromName, toParent, toName) => {
+      const id = rows.moveName(fromParent, fromName, toParent, toName);
+      if (id !== undefined) {
+        entry(fromParent, fromName, id);
+        entry(toParent, toName, id);
+        tree(id); // its oldest name may have changed (L19): its links' answers
+      }
+      return id;
+    },
+    deleteName: (parent, name) => {
+      const id = rows.deleteName(parent, name);
+      if (id !== undefined) {
+        entry(parent, name, id);
+        tree(id); // nlink, and the oldest name its links show (L19)
+      }
+      return id;
     },
     deleteEntry: (id) => {
       const gone = rows.deleteEntry(id);

@@ -101,9 +101,9 @@ export class Edits {
       } else replaced = existing;
     }
     authorize?.fn?.({ ...(authorize.source ? { source: authorize.source } : {}), ...(replaced ? { replacing: replaced.kind } : {}) });
-    if (replaced) this.displace(replaced, parent, name, kind === 'file', incoming);
+    const left = replaced ? this.displace(replaced, parent, name, kind === 'file', incoming) : undefined;
     const id = make(finalName);
-    if (replaced) this.rebindReplaced(replaced, id, kind === 'file');
+    if (replaced) this.rebindReplaced(replaced, id, kind === 'file', left);
     return id;
   }
 
@@ -121,20 +121,36 @@ export class Edits {
    * their target (L11, L12). Only an empty directory (rename(2) over it) is simply removed: it
    * holds nothing.
    */
-  displace(existing: NodeRow, parent: number, name: string, byFile: boolean, incoming?: number): void {
+  displace(existing: NodeRow, parent: number, name: string, byFile: boolean, incoming?: number): 'name' | 'node' {
     if (existing.kind === 'dir') {
       if (this.rows.hasChildren(existing.id)) throw fail('DirectoryNotEmpty', 'the destination directory is not empty', name);
       this.rows.deleteEntry(existing.id);
       this.deleteNodeRows(existing);
-      return;
+      return 'node';
     }
+    // L18: a node with other names loses this one only; nothing goes to the bin, its links stay.
+    if (this.removeName(existing, parent, name)) return 'name';
     // A link moved over its own target does not go to the bin with it.
     this.trashNode(existing, parent, name, { cascade: !(byFile && existing.kind === 'file'), ...(incoming !== undefined ? { keep: incoming } : {}) });
+    return 'node';
+  }
+
+  /**
+   * L18: when `row` has other names than `name` in `parent`, remove that one name (the node, its
+   * content and its bound links live on under the others; its ctime changes, as POSIX says for
+   * link and unlink) and answer true. A last name is left to the caller (a delete, T1).
+   */
+  removeName(row: NodeRow, parent: number, name: string): boolean {
+    if (row.kind === 'dir' || this.rows.nameCount(row.id) < 2) return false;
+    this.rows.deleteName(parent, name);
+    this.touchDir(parent);
+    this.rows.touchCtime(row.id, this.tree.now());
+    return true;
   }
 
   /** L10: after a file replaced `replaced` (now in the bin), links bound to it follow the newcomer. */
-  rebindReplaced(replaced: NodeRow, by: number, byFile: boolean): void {
-    if (byFile && replaced.kind === 'file' && replaced.id !== by) this.rows.rebind(replaced.id, by);
+  rebindReplaced(replaced: NodeRow, by: number, byFile: boolean, left: 'name' | 'node' = 'node'): void {
+    if (left === 'node' && byFile && replaced.kind === 'file' && replaced.id !== by) this.rows.rebind(replaced.id, by);
   }
 
   /**
@@ -143,9 +159,10 @@ export class Edits {
    * blob, metadata and times, with no links (they stay with the live file). Nothing to keep when
    * the bytes do not change.
    */
-  binOldVersion(existing: NodeRow, newBlob: string): void {
+  binOldVersion(existing: NodeRow, newBlob: string, at: { parent: number; name: string }): void {
     if (existing.blob === newBlob) return;
-    const originalPath = joinPath(this.tree.locate(existing.id).segs);
+    // the name uploaded to, of the file's names (L17)
+    const originalPath = joinPath(this.tree.locateEntry(at.parent, at.name).segs);
     const name = originalPath.slice(originalPath.lastIndexOf('/') + 1);
     const copy = this.insertNode({ ...existing });
     this.rows.copyXattrs(copy, existing.id);
@@ -154,8 +171,9 @@ export class Edits {
     this.rows.insertEntry(this.trash, this.tree.occupied(this.trash, viewName) ? this.tree.freeName(this.trash, viewName, false) : viewName, copy, false);
   }
 
-  placed(id: number): Placed {
-    const loc = this.tree.locate(id);
+  /** What a caller is told about node `id` after a change: at its name `at` when given (one of several, L17). */
+  placed(id: number, at?: { parent: number; name: string }): Placed {
+    const loc = at ? this.tree.locateEntry(at.parent, at.name) : this.tree.locate(id);
     const row = this.tree.row(id)!;
     return { info: this.tree.infoOf(row, loc), path: loc.where === 'live' ? loc.segs : null };
   }
@@ -215,6 +233,12 @@ export class Edits {
       const dirs = new Map<number, Location>();
       for (const link of this.rows.boundLinksToCascade(row.id)) {
         if (link === opts.keep) continue;
+        // A link with several names (L17) goes to the bin under its oldest one; the bin records one
+        // place per cascaded link (T2), so its other names are removed (native-notes/hard-links.md).
+        for (const extra of this.rows.entriesOf(link).slice(1)) {
+          this.rows.deleteName(extra.parent, extra.name);
+          this.touchDir(extra.parent);
+        }
         const { loc, parent: linkParent, name: linkName } = this.tree.locateVia(link, dirs);
         this.rows.insertItemLink(itemId, { node: link, parent: linkParent, name: linkName, original_path: joinPath(loc.segs) });
         const viewName = trashViewName(itemId, linkName);

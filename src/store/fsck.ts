@@ -54,6 +54,7 @@ export type FsckCheck =
   | 'entry-without-node'
   | 'entry-bad-parent'
   | 'entry-dir-flag'
+  | 'dir-names'
   | 'nameless-node'
   | 'unreachable-node'
   | 'bound-link-target'
@@ -246,6 +247,16 @@ export async function checkLibrary(dir: string, opts: FsckOptions = {}): Promise
       if (repair) repairs.push(() => {
         db.prepare("UPDATE entries SET is_dir = (SELECT kind = 'dir' FROM nodes WHERE id = entries.node) WHERE node IN (SELECT e.node FROM entries e JOIN nodes n ON n.id = e.node WHERE e.is_dir != (n.kind = 'dir'))").run();
         f.repaired = badFlag.length;
+      });
+    }
+
+    // L17: any node but a directory may have several names
+    const dirNames = all<{ node: number; n: number }>(
+      "SELECT e.node, count(*) AS n FROM entries e JOIN nodes d ON d.id = e.node WHERE d.kind = 'dir' GROUP BY e.node HAVING count(*) > 1",
+    );
+    if (dirNames.length > 0) {
+      findings.add('dir-names', true, `${dirNames.length} director(ies) with more than one name (a directory has one, L17)`, dirNames.map((d) => `${describe(d.node)}: ${d.n} names`), {
+        hint: 'not repaired automatically: remove the extra names with the store API (rename or unlink of one name), or restore a backup',
       });
     }
 

@@ -60,21 +60,35 @@ export interface SpaceRows {
   children(parent: number): Array<NodeRow & { entry_name: string }>;
   /**
    * readdirplus: up to `limit` children named after `after` (all when undefined), in name order
-   * (bytes), each with its entry's name and, for a directory, its number of subdirectories: one
-   * range read of the (parent, name) key.
+   * (bytes), each with its entry's name and what its nlink counts — a directory's subdirectories,
+   * anything else's names (L17): one range read of the (parent, name) key.
    */
-  childrenPage(parent: number, after: string | undefined, limit: number): Array<NodeRow & { entry_name: string; subdirs: number }>;
+  childrenPage(parent: number, after: string | undefined, limit: number): Array<NodeRow & { entry_name: string; subdirs: number; names: number }>;
+  /** The node's oldest name (L19: a node may have several, hard links L17; a directory has one). */
   entryOf(node: number): { parent: number; name: string } | undefined;
+  /** Every name of the node, oldest first. */
+  entriesOf(node: number): Array<{ parent: number; name: string }>;
+  /** How many names the node has (st_nlink of a non-directory). */
+  nameCount(node: number): number;
   /** C2: the names of `parent` in [lo, hi). */
   namesBetween(parent: number, lo: string, hi: string): string[];
   hasChildren(parent: number): boolean;
-  firstChild(parent: number): { node: number; is_dir: number } | undefined;
+  firstChild(parent: number): { node: number; is_dir: number; name: string } | undefined;
   subdirCount(parent: number): number;
   insertNode(node: NewNode): number;
+  /** A new name for `node`: its newest (L19). */
   insertEntry(parent: number, name: string, node: number, isDir: boolean): void;
+  /** Move the entry of a node that has one name (a directory, a last name going to or from the bin). */
   moveEntry(parent: number, name: string, node: number): void;
-  /** Returns the entries it removed (none, or the node's one name; the change feed records them). */
+  /**
+   * rename(2) of one name: (fromParent, fromName) becomes (toParent, toName), the node's newest
+   * name (L19). Returns the node it named (undefined: no such name).
+   */
+  moveName(fromParent: number, fromName: string, toParent: number, toName: string): number | undefined;
+  /** Remove every name of the node; returns the names removed (the change feed records them). */
   deleteEntry(node: number): Array<{ parent: number; name: string }>;
+  /** Remove one name (L18); returns the node it named (undefined: no such name). */
+  deleteName(parent: number, name: string): number | undefined;
   deleteNode(id: number): void;
   /** mtime and ctime of a directory whose entries changed. */
   touch(id: number, timeUs: number): void;

@@ -20,14 +20,14 @@ import { Edits } from './edits.js';
 import { LinkOps } from './ops/links.js';
 import { NodeOps, type PutFileOptions } from './ops/nodes.js';
 import { TrashOps } from './ops/trash.js';
-import { TreeOps, type TreeOpOptions } from './ops/tree.js';
+import { TreeOps, type RemoveResult, type TreeOpOptions } from './ops/tree.js';
 import { XattrOps } from './ops/xattrs.js';
 import type { NodeRow, SpaceCtx, SpaceHost, SpaceRows } from './space-rows.js';
 import { Tree, type Location, type ResolveContext } from './tree.js';
 import type { Attrs, Authorize, BlobRef, Conflict, DirEntry, NodeInfo, Owner, Placed, RecycleItem, StatFs } from './types.js';
 
 export { MAX_BOUND_LINKS } from './ops/links.js';
-export type { TreeOpOptions } from './ops/tree.js';
+export type { RemoveResult, TreeOpOptions } from './ops/tree.js';
 export type { ResolveContext } from './tree.js';
 export type { NodeRow } from './space-rows.js';
 export { checkConflict, quote } from './checks.js';
@@ -153,9 +153,14 @@ export class Space {
     return this.links.putSymlink(key, target, opts);
   }
 
-  /** L17: no hard links (a node has one name; links are bound symbolic links). */
-  link(path: string, _newPath: string): never {
-    return this.links.link(path);
+  /** L17: link(2) — `newPath` becomes another name of the node at `path`; its info, with the new nlink. */
+  link(path: string, newPath: string): NodeInfo {
+    return this.links.link(path, newPath);
+  }
+
+  /** L17 by ids: node `nodeId` gains the name `newName` in directory `newParentId`. */
+  linkAt(nodeId: number, newParentId: number, newName: string): NodeInfo {
+    return this.links.linkAt(nodeId, newParentId, newName);
   }
 
   /** D10: whether a path link stored as `stored` in the directory `parentSegs` leads outside the space. */
@@ -237,13 +242,16 @@ export class Space {
     return this.treeOps.copy(from, to, opts);
   }
 
-  /** unlink(2): a file, link or special file goes to the recycle bin (T1), bound links with it (L12). */
-  unlink(path: string): { recycledItemId: number } {
+  /**
+   * unlink(2): a file, link or special file goes to the recycle bin (T1), bound links with it
+   * (L12); one name of a node that has others goes alone, and no item is made (L18).
+   */
+  unlink(path: string): { recycledItemId?: number; namesLeft?: number } {
     return this.treeOps.unlink(path);
   }
 
   /** unlink(2) of the entry `name` of directory `parentId`. */
-  unlinkAt(parentId: number, name: string): { recycledItemId: number } {
+  unlinkAt(parentId: number, name: string): { recycledItemId?: number; namesLeft?: number } {
     return this.treeOps.unlinkAt(parentId, name);
   }
 
@@ -261,7 +269,7 @@ export class Space {
   remove(
     path: string,
     opts: { permanent?: boolean; recursive?: boolean; kind?: 'dir' | 'file'; rmdirEmpty?: boolean } = {},
-  ): { recycledItemId?: number; taskId?: number } {
+  ): RemoveResult {
     return this.treeOps.remove(path, opts);
   }
 

@@ -117,8 +117,38 @@ export class Tree {
     return this.rows.child(parent, name);
   }
 
-  /** Where a node is now: its segments from the space root, or from `.trash`. */
+  /**
+   * Where a node is now: its segments from the space root, or from `.trash`. A node with several
+   * names (hard links, L17) is where its oldest live name is (L19), else its oldest name in the bin.
+   */
   locate(id: number): Location {
+    return this.place(id).loc;
+  }
+
+  /** `locate`, with the name it chose (none for the root, the bin node, or a node with no name). */
+  place(id: number): { loc: Location; entry?: { parent: number; name: string } } {
+    if (id === this.root || id === this.trash) return { loc: this.locateUp(id) };
+    const names = this.rows.entriesOf(id);
+    if (names.length === 0) return { loc: { where: 'gone', segs: [] } };
+    let inBin: { loc: Location; entry: { parent: number; name: string } } | undefined;
+    for (const entry of names) {
+      const up = this.locateUp(entry.parent);
+      if (up.where === 'gone') continue;
+      const loc = { where: up.where, segs: [...up.segs, entry.name] };
+      if (loc.where === 'live') return { loc, entry };
+      inBin ??= { loc, entry };
+    }
+    return inBin ?? { loc: { where: 'gone', segs: [] } };
+  }
+
+  /** Where the name `name` of directory `parent` is (one name of a node that may have several). */
+  locateEntry(parent: number, name: string): Location {
+    const up = this.locateUp(parent);
+    return up.where === 'gone' ? up : { where: up.where, segs: [...up.segs, name] };
+  }
+
+  /** Where a directory (or the root, or the bin node) is: up its one entry at each step. */
+  private locateUp(id: number): Location {
     const segs: string[] = [];
     let cur = id;
     for (let depth = 0; depth < 100_000; depth++) {
@@ -206,9 +236,8 @@ export class Tree {
     if (!row || row.space !== this.name) throw fail('FileNotFound', `no node ${id}`, String(id));
     if (id === this.root) return { row, segs: [], parent: null, name: '', inTrash: false };
     if (id === this.trash) return { row, segs: [TRASH_NAME], parent: this.root, name: TRASH_NAME, inTrash: true };
-    const entry = this.rows.entryOf(id);
-    const loc = entry ? this.locate(id) : undefined;
-    if (!entry || !loc || loc.where === 'gone') throw fail('FileNotFound', `node ${id} has no place in the space`, String(id));
+    const { loc, entry } = this.place(id);
+    if (!entry || loc.where === 'gone') throw fail('FileNotFound', `node ${id} has no place in the space`, String(id));
     return { row, segs: loc.segs, parent: entry.parent, name: entry.name, inTrash: loc.where === 'trash' };
   }
 
@@ -337,8 +366,8 @@ export class Tree {
     }
   }
 
-  /** `subdirs`: a directory's subdirectories when the caller read them with the row (readdirplus). */
-  infoOf(row: NodeRow, loc?: Location, subdirs?: number): NodeInfo {
+  /** `counts`: a directory's subdirectories or a node's names, when the caller read them with the row (readdirplus). */
+  infoOf(row: NodeRow, loc?: Location, counts?: { subdirs: number; names: number }): NodeInfo {
     const where = loc ?? this.locate(row.id);
     const info: NodeInfo = {
       id: row.id,
@@ -348,7 +377,11 @@ export class Tree {
       gid: row.gid,
       size: row.kind === 'dir' ? 4096 : row.size,
       // 2 + subdirectories as listed; the root also lists `.trash` (find's leaf optimisation counts on it)
-      nlink: row.kind === 'dir' ? 2 + (subdirs ?? this.rows.subdirCount(row.id)) + (row.id === this.root ? 1 : 0) : 1,
+      // anything else: its names (hard links, L17); a node with none is on its way out, still one file
+      nlink:
+        row.kind === 'dir'
+          ? 2 + (counts?.subdirs ?? this.rows.subdirCount(row.id)) + (row.id === this.root ? 1 : 0)
+          : Math.max(1, counts?.names ?? this.rows.nameCount(row.id)),
       rdev: row.rdev,
       blob: row.blob,
       etag: row.etag,

@@ -4,13 +4,13 @@
  * runs everything, counts the staged failures per cause, and fails when a staged case passes
  * (then it belongs in `make test`: delete its line here) or an unstaged one fails.
  *
- * Causes are of two sorts: what smhfs still lacks (hard links, issue 12; the caller's identity,
- * nanoseconds, UTIME_OMIT, renameat2 flags — the libfuse3 binding, issue 11) and what the
+ * Causes are of two sorts: what smhfs still lacks through fuse-native (the caller's identity,
+ * nanoseconds, UTIME_OMIT, renameat2 flags, one kernel inode per hard link — the libfuse3 binding, issue 11) and what the
  * reference itself cannot do through libfuse 2 (bindfs 1.14.7 on libfuse 2.9). A case is never staged for a bug we can fix now.
  */
 
 export type Cause =
-  | 'hard-links'
+  | 'fuse-native-hard-link-inodes'
   | 'caller-identity'
   | 'fuse-native-times'
   | 'libfuse2-utime-omit'
@@ -24,7 +24,8 @@ export type Cause =
   | 'bindfs-create-as-user';
 
 export const CAUSES: Record<Cause, string> = {
-  'hard-links': 'link(2) is refused (EPERM): hard links are issue 12 (SPEC L17–L19)',
+  'fuse-native-hard-link-inodes':
+    "fuse-native is libfuse 2's high-level (path) API: each name of a hard-linked file is its own kernel inode, so after link/unlink/rename by one name the others' cached nlink and ctime stay until attr_timeout (1 s); the libfuse3 binding answers by inode",
   'caller-identity':
     "new nodes take the parent's owner, not the caller's uid/gid: fuse-native cannot see the caller (libfuse3 binding, issue 11; M2)",
   'fuse-native-times':
@@ -51,7 +52,7 @@ export const TIMING_DEPENDENT: ReadonlySet<Cause> = new Set<Cause>(['bindfs-crea
 
 /** Who lifts a cause, for `make posix`'s report. */
 export const LIFTED_BY: Record<Cause, string> = {
-  'hard-links': 'issue 12',
+  'fuse-native-hard-link-inodes': 'libfuse3 binding',
   'caller-identity': 'libfuse3 binding',
   'fuse-native-times': 'libfuse3 binding',
   'libfuse2-utime-omit': 'libfuse3 binding',
@@ -84,14 +85,12 @@ const SMHFS_FUSE_NATIVE: Record<string, Cause> = {
   'rename: RENAME_EXCHANGE swaps two names atomically': 'libfuse2-renameat2',
   'open: O_TMPFILE gives a writable unnamed file (nlink 0)': 'no-o-tmpfile',
 
-  "unlink: a name of a file with two names: the other keeps the content, nlink - 1, the file's ctime advances": 'hard-links',
-  'rename: two names of one file: succeeds and both names stay (POSIX)': 'hard-links',
-  'rename: over a name of a file with two names, the file keeps its other name': 'hard-links',
-  'link: a second name: same inode, nlink 2, ctime advances, parent times advance (regular)': 'hard-links',
-  'link: a second name: same inode, nlink 2, ctime advances, parent times advance (fifo)': 'hard-links',
-  'link: a second name: same inode, nlink 2, ctime advances, parent times advance (socket)': 'hard-links',
-  'link: a second name: same inode, nlink 2, ctime advances, parent times advance (symlink)': 'hard-links',
-  'link: both names share the content; a write through one shows through the other': 'hard-links',
+  "unlink: a name of a file with two names: the other keeps the content, nlink - 1, the file's ctime advances": 'fuse-native-hard-link-inodes',
+  'rename: over a name of a file with two names, the file keeps its other name': 'fuse-native-hard-link-inodes',
+  'link: a second name: same inode, nlink 2, ctime advances, parent times advance (regular)': 'fuse-native-hard-link-inodes',
+  'link: a second name: same inode, nlink 2, ctime advances, parent times advance (fifo)': 'fuse-native-hard-link-inodes',
+  'link: a second name: same inode, nlink 2, ctime advances, parent times advance (socket)': 'fuse-native-hard-link-inodes',
+  'link: a second name: same inode, nlink 2, ctime advances, parent times advance (symlink)': 'fuse-native-hard-link-inodes',
 
   'unlink: a symbolic link to the removed file stays, dangling, and reads the same': 'spec-L12',
   'symlink: a link to an existing file reads back exactly as given': 'spec-L4',

@@ -210,14 +210,27 @@ export function register(program: Command): void {
   // ln ----------------------------------------------------------------------------------------
   program
     .command('ln')
-    .description('create a bound link at LINK to the file TARGET (SMH rules: it follows renames and the recycle bin)')
-    .argument('<target>', 'an existing file')
-    .argument('<link>', 'path of the new link')
-    .addOption(conflictOption('when LINK exists: ask (fail), rename, overwrite (default: rename)'))
+    .description(
+      'create a bound link at LINK to the file TARGET (SMH rules: it follows renames and the recycle bin); ' +
+        'with --hard, LINK becomes another name of TARGET (a hard link, L17)',
+    )
+    .argument('<target>', 'an existing file (with --hard: anything but a directory)')
+    .argument('<link>', 'path of the new link or name')
+    .option('--hard', 'make a hard link: another name of the same file (same id, one content); LINK must not exist')
+    .addOption(conflictOption('when LINK exists: ask (fail), rename, overwrite (default: rename; --hard: always ask)'))
     .action(
-      runAction('ln', async (target: string, link: string, opts: ConflictOpts, cmd: Command) => {
+      runAction('ln', async (target: string, link: string, opts: ConflictOpts & { hard?: boolean }, cmd: Command) => {
         const g = globalOptions(cmd);
         const { space } = await openLibrary(g);
+        if (opts.hard) {
+          if (opts.conflict !== undefined && opts.conflict !== 'ask') {
+            throw fail('InvalidArgument', `--hard makes a name only where none exists (as ln does); drop --conflict ${opts.conflict}`);
+          }
+          const info = await about(link, () => space.link(target, link));
+          if (g.json) printJson({ path: splitPath(info.path), info });
+          else printLine(`${info.path} => ${target} (${plural(info.nlink, 'name')}, id ${info.id})`);
+          return;
+        }
         const placed = await about(link, () =>
           space.createLink(link, target, opts.conflict ? { conflict: conflictOf(opts) } : {}),
         );
@@ -262,7 +275,7 @@ export function register(program: Command): void {
       runAction('rm', async (paths: string[], opts: { recursive?: boolean; permanent?: boolean }, cmd: Command) => {
         const g = globalOptions(cmd);
         const { space } = await openLibrary(g);
-        const results: Array<{ path: string; recycledItemId?: number; taskId?: number }> = [];
+        const results: Array<{ path: string; recycledItemId?: number; taskId?: number; namesLeft?: number }> = [];
         let code = 0;
         for (const path of paths) {
           try {
@@ -287,6 +300,8 @@ export function register(program: Command): void {
             printLine(`${r.path}: moved to the recycle bin as item ${r.recycledItemId}${withLinks}`);
           } else if (r.taskId !== undefined) {
             printLine(`${r.path}: deleted permanently; its contents are purged by task ${r.taskId}`);
+          } else if (r.namesLeft !== undefined) {
+            printLine(`${r.path}: name removed; the file lives on under ${plural(r.namesLeft, 'other name')} (nothing went to the recycle bin)`);
           } else {
             printLine(`${r.path}: deleted${opts.permanent ? ' permanently' : ''}`);
           }

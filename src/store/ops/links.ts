@@ -21,6 +21,9 @@ import type { NodeOps } from './nodes.js';
  */
 export const MAX_BOUND_LINKS = 10_000;
 
+/** The most names (hard links, L17) one node may have: ext4's limit; more is EMLINK. */
+export const MAX_NAMES = 65_000;
+
 const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
 
 export class LinkOps extends SpaceOps {
@@ -104,8 +107,42 @@ export class LinkOps extends SpaceOps {
   }
 
   /** L17: no hard links (a node has one name; links are bound symbolic links). */
-  link(path: string): never {
-    throw fail('NotPermitted', 'hard links are not supported (L17)', path);
+  /**
+   * L17: link(2) — `newPath` becomes another name of the node at `path` (not followed, as Linux
+   * does). Checked in the kernel's order: a missing source or parent (ENOENT), a taken name
+   * (EEXIST), a directory (EPERM), the bin on either side (T3, EPERM).
+   */
+  link(path: string, newPath: string): NodeInfo {
+    return this.tx(() => {
+      const src = this.tree.resolve(path);
+      const { parent, name } = this.tree.parentOf(newPath, false);
+      return this.addName(src, parent, name, newPath, path);
+    });
+  }
+
+  /** L17 by ids: node `nodeId` gains the name `newName` in directory `newParentId`. */
+  linkAt(nodeId: number, newParentId: number, newName: string): NodeInfo {
+    return this.tx(() => {
+      const row = this.tree.row(nodeId);
+      if (row && row.space !== this.name) throw fail('CrossSpace', 'a hard link cannot join two spaces', newName);
+      const src = this.tree.resolveId(nodeId);
+      const place = this.tree.parentAt(newParentId, newName, false);
+      return this.addName(src, place.parent, place.name, place.subject, joinPath(src.segs));
+    });
+  }
+
+  private addName(src: Resolved, parent: NodeRow, name: string, subject: string, srcPath: string): NodeInfo {
+    const taken = this.tree.occupied(parent.id, name);
+    if (taken === 'reserved') throw this.tree.binReadOnly(subject);
+    if (taken) throw fail('SameNameDirectoryOrFileExists', 'a file or directory with the same name exists', subject);
+    if (src.row.kind === 'dir') throw fail('NotPermitted', 'a directory cannot have hard links (L17)', srcPath);
+    if (src.inTrash) throw this.tree.binReadOnly(srcPath, true);
+    const names = this.rows.nameCount(src.row.id);
+    if (names >= MAX_NAMES) throw fail('LinkLimitExceeded', `the file has ${names} names; a file may have at most ${MAX_NAMES}`, subject);
+    this.edits.attach(parent.id, name, src.row.id, src.row.kind);
+    // POSIX: link(2) changes the file's ctime (its link count) and its new directory's mtime/ctime
+    this.rows.touchCtime(src.row.id, this.tree.now());
+    return this.edits.placed(src.row.id, { parent: parent.id, name }).info;
   }
 
   /** A file may gain `adding` more bound links without passing MAX_BOUND_LINKS. */

@@ -92,7 +92,7 @@ export class NodeOps extends SpaceOps {
       const where = r.inTrash ? 'trash' : 'live';
       const out: DirEntry[] = this.rows.childrenPage(id, after, limit).map((row) => ({
         name: row.entry_name,
-        info: this.tree.infoOf(row, { where, segs: [...r.segs, row.entry_name] }, row.subdirs),
+        info: this.tree.infoOf(row, { where, segs: [...r.segs, row.entry_name] }, row),
       }));
       // `.trash` is no row of the root: it goes where its name sorts (no other entry has it)
       const last = out.length === limit ? out[out.length - 1]!.name : undefined;
@@ -281,7 +281,7 @@ export class NodeOps extends SpaceOps {
       const existing = this.tree.occupied(parentId, name);
       if (existing && existing !== 'reserved' && existing.kind === 'file' && conflict === 'overwrite') {
         opts.authorize?.({ replacing: 'file' });
-        this.edits.binOldVersion(existing, blob.key);
+        this.edits.binOldVersion(existing, blob.key, { parent: parentId, name });
         this.rows.setContent(existing.id, blob, t, this.tree.now());
         if (cls) this.rows.setClass(existing.id, cls);
         if (meta) {
@@ -289,7 +289,7 @@ export class NodeOps extends SpaceOps {
           for (const [k, v] of Object.entries(meta)) this.rows.setXattr(existing.id, k, Buffer.from(v, 'utf8'));
         }
         // the old blob stays referenced by the bin item binOldVersion made: nothing to drop
-        return this.edits.placed(existing.id);
+        return this.edits.placed(existing.id, { parent: parentId, name });
       }
       const id = this.edits.occupy(parentId, name, 'file', conflict, path, (finalName) => {
         const file = this.edits.insertNode({

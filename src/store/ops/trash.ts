@@ -223,6 +223,11 @@ export class TrashOps extends SpaceOps {
         }
         if (child) {
           const row = this.tree.row(child.node);
+          // a node with names outside what is purged (L17) loses this one only (L18)
+          if (row && this.edits.removeName(row, dir, child.name)) {
+            deleted++;
+            continue;
+          }
           if (row) this.edits.purgeNode(row);
           else this.rows.deleteEntry(child.node); // an entry without its node: nothing else to free
           deleted++;

@@ -23,6 +23,16 @@ export interface TreeOpOptions {
   authorize?: Authorize;
 }
 
+/**
+ * What a delete did: moved an item to the bin (T1), queued a purge task (L15), removed one name
+ * of a node that keeps `namesLeft` others (L18), or — none of these — deleted for good.
+ */
+export interface RemoveResult {
+  recycledItemId?: number;
+  taskId?: number;
+  namesLeft?: number;
+}
+
 function pathTooLong(subject: string): SmhError {
   return fail('PathTooLong', `the copy would make a path longer than ${MAX_PATH_BYTES} bytes (PATH_MAX)`, subject);
 }
@@ -63,14 +73,16 @@ export class TreeOps extends SpaceOps {
     if (existing) {
       if (src.row.kind === 'dir' && existing.kind !== 'dir') throw fail('NotADirectory', 'cannot replace a non-directory with a directory', to);
       if (src.row.kind !== 'dir' && existing.kind === 'dir') throw fail('IsADirectory', 'cannot replace a directory with a non-directory', to);
-      this.edits.displace(existing, parent.id, name, src.row.kind === 'file', src.row.id);
-      this.edits.rebindReplaced(existing, src.row.id, src.row.kind === 'file');
+      // L18: over a name of a node that keeps other names, only that name goes
+      const left = this.edits.displace(existing, parent.id, name, src.row.kind === 'file', src.row.id);
+      this.edits.rebindReplaced(existing, src.row.id, src.row.kind === 'file', left);
     }
-    this.rows.moveEntry(parent.id, name, src.row.id);
+    // one name moves (a node may have others, L17); it becomes the node's newest name (L19)
+    this.rows.moveName(src.parent!, src.name, parent.id, name);
     this.edits.touchDir(src.parent!);
     this.edits.touchDir(parent.id);
     this.rows.touchCtime(src.row.id, this.tree.now());
-    return this.edits.placed(src.row.id).info;
+    return this.edits.placed(src.row.id, { parent: parent.id, name }).info;
   }
 
   /**
@@ -84,16 +96,18 @@ export class TreeOps extends SpaceOps {
       const { src, parent, name } = this.sourceAndPlace(from, to, opts.kind, 'move');
       if (src.parent === parent.id && src.name === name) {
         opts.authorize?.({ source: src.row.kind });
-        return this.edits.placed(src.row.id);
+        return this.edits.placed(src.row.id, { parent: parent.id, name });
       }
+      let placedAs = name;
       this.edits.occupy(parent.id, name, src.row.kind, conflict, to, (finalName) => {
-        this.rows.moveEntry(parent.id, finalName, src.row.id);
+        this.rows.moveName(src.parent!, src.name, parent.id, finalName);
+        placedAs = finalName;
         return src.row.id;
       }, { fn: opts.authorize, source: src.row.kind }, src.row.id);
       this.edits.touchDir(src.parent!);
       this.edits.touchDir(parent.id);
       this.links.checkLinksInside(src.row.id, 'move', to);
-      return this.edits.placed(src.row.id);
+      return this.edits.placed(src.row.id, { parent: parent.id, name: placedAs });
     });
   }
 
@@ -167,21 +181,25 @@ export class TreeOps extends SpaceOps {
     return top;
   }
 
-  /** unlink(2): a file, link or special file goes to the recycle bin (T1), bound links with it (L12). */
-  unlink(path: string): { recycledItemId: number } {
+  /**
+   * unlink(2): a file, link or special file goes to the recycle bin (T1), bound links with it
+   * (L12) — unless it has other names (L18): then only this name goes, and no item is made.
+   */
+  unlink(path: string): { recycledItemId?: number; namesLeft?: number } {
     return this.tx(() => this.unlinkResolved(this.tree.resolveWritable(path), path));
   }
 
   /** unlink(2) of the entry `name` of directory `parentId`. */
-  unlinkAt(parentId: number, name: string): { recycledItemId: number } {
+  unlinkAt(parentId: number, name: string): { recycledItemId?: number; namesLeft?: number } {
     return this.tx(() => {
       const r = this.tree.writableAt(parentId, name);
       return this.unlinkResolved(r, joinPath(r.segs));
     });
   }
 
-  private unlinkResolved(r: Resolved, path: string): { recycledItemId: number } {
+  private unlinkResolved(r: Resolved, path: string): { recycledItemId?: number; namesLeft?: number } {
     if (r.row.kind === 'dir') throw fail('IsADirectory', 'is a directory (use rmdir)', path);
+    if (this.edits.removeName(r.row, r.parent!, r.name)) return { namesLeft: this.rows.nameCount(r.row.id) };
     return { recycledItemId: this.edits.trashNode(r.row, r.parent!, r.name) };
   }
 
@@ -221,7 +239,7 @@ export class TreeOps extends SpaceOps {
   remove(
     path: string,
     opts: { permanent?: boolean; recursive?: boolean; kind?: 'dir' | 'file'; rmdirEmpty?: boolean } = {},
-  ): { recycledItemId?: number; taskId?: number } {
+  ): RemoveResult {
     return this.tx(() => {
       const found = this.tree.resolve(path);
       if (opts.kind === 'file' && found.row.kind === 'dir') throw fail('IsADirectory', 'is a directory; delete it as a directory', path);
@@ -235,6 +253,8 @@ export class TreeOps extends SpaceOps {
       if (r.row.kind === 'dir' && !opts.recursive && this.rows.hasChildren(r.row.id)) {
         throw fail('DirectoryNotEmpty', 'directory not empty (remove it recursively)', path);
       }
+      // L18: one name of several goes alone, to the bin or for good alike: nothing is lost
+      if (this.edits.removeName(r.row, r.parent!, r.name)) return { namesLeft: this.rows.nameCount(r.row.id) };
       if (!opts.permanent) return { recycledItemId: this.edits.trashNode(r.row, r.parent!, r.name) };
       this.rows.deleteEntry(r.row.id);
       this.edits.touchDir(r.parent!);

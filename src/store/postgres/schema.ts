@@ -346,6 +346,13 @@ export const PG_MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE nodes ADD COLUMN layout TEXT;
   `,
+  // 7 (L17–L19): hard links — a node may have several entries, ordered per node by \`seq\` (SQLite
+  // rebuilds its WITHOUT ROWID table; here the UNIQUE constraint is dropped in place).
+  `
+  ALTER TABLE entries DROP CONSTRAINT entries_node_key;
+  ALTER TABLE entries ADD COLUMN seq BIGINT NOT NULL DEFAULT 1;
+  CREATE UNIQUE INDEX entries_by_node ON entries(node, seq);
+  `,
   // 8 (H4, issue 11): SQLite's change feed. PostgreSQL has had its feed since migration 1
   // (changes, changes_horizon, feed.ts), whose `kind` is free text and so already takes the
   // 'tree' kind; nothing to change. A statement that does nothing keeps the lists equal.

@@ -5,7 +5,8 @@
  *
  * Identity (`nodes`) is separate from naming (`entries`): a rename or move is one UPDATE of an
  * entry, and a bound link stores a node id, so it survives every rename of its target (L9).
- * A node without an entry is either a space root, a space's recycle-bin node, a link cascaded
+ * A directory has one entry; another node may have several (hard links, L17, ordered by
+ * \`entries.seq\`). A node without an entry is either a space root, a space's recycle-bin node, a link cascaded
  * into the bin (state 'detached', L12), or a directory being purged (state 'purging', L15);
  * `smhfs fsck` reports any other (src/store/fsck.ts).
  */
@@ -198,6 +199,26 @@ export const MIGRATIONS: readonly string[] = [
   // NULL for a dense file, whose blob is its bytes.
   `
   ALTER TABLE nodes ADD COLUMN layout TEXT;
+  `,
+  // 7 (L17–L19): hard links. A node may have several entries (names), so entries.node is no
+  // longer UNIQUE; \`seq\` orders one node's names by creation (1, 2, …; a rename makes the name
+  // the newest), so a bound link's readlink names the oldest surviving name (L19) and st_nlink is
+  // a count over the (node, seq) index. WITHOUT ROWID tables cannot drop a constraint: the table
+  // is rebuilt, every existing name being its node's first.
+  `
+  CREATE TABLE entries_v7 (
+    parent INTEGER NOT NULL,
+    name   TEXT    NOT NULL,
+    node   INTEGER NOT NULL,
+    is_dir INTEGER NOT NULL DEFAULT 0,
+    seq    INTEGER NOT NULL DEFAULT 1,
+    PRIMARY KEY (parent, name)
+  ) WITHOUT ROWID;
+  INSERT INTO entries_v7 (parent, name, node, is_dir, seq) SELECT parent, name, node, is_dir, 1 FROM entries;
+  DROP TABLE entries;
+  ALTER TABLE entries_v7 RENAME TO entries;
+  CREATE INDEX entries_subdirs ON entries(parent, is_dir);
+  CREATE UNIQUE INDEX entries_by_node ON entries(node, seq);
   `,
   // 8 (H4, issue 11): the change feed. Every write transaction records, in the same transaction,
   // what it changed (an entry's name in a directory, a node's attributes, content or readlink
