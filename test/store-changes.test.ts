@@ -247,3 +247,20 @@ t.test('H4: every row primitive is a read, recorded, or a write the kernel canno
   const replaced = keys.filter((k) => (wrapped as unknown as Record<string, unknown>)[k] !== (raw as unknown as Record<string, unknown>)[k]);
   t.same(replaced, [...RECORDED].sort(), 'recordingRows records exactly the recorded ones');
 });
+
+t.test('H4/L19: hard links — renaming or removing one of a node\'s names records it and invalidates the links that name its oldest', async (t) => {
+  const { lib, space } = openLib(t);
+  space.mkdir('d');
+  const f = (await put(lib, space, 'd/f.txt', 'f', { conflict: 'ask' })).info;
+  space.link('d/f.txt', 'g.txt');
+  const l = space.createLink('l', 'g.txt').info;
+  t.equal(space.readlink('l'), 'd/f.txt', 'L19: the oldest name');
+  const mv = recorded(lib, () => space.rename('g.txt', 'h.txt'));
+  t.ok(hasEntry(mv, space.root, 'g.txt') && hasEntry(mv, space.root, 'h.txt'), 'both names of the renamed one');
+  t.ok(invalidated(lib, mv).has(l.id) && invalidated(lib, mv).has(f.id), 'the node and its link');
+  const rm = recorded(lib, () => space.unlink('d/f.txt'));
+  t.ok(hasEntry(rm, space.stat('d').id, 'f.txt'), 'the name that went');
+  t.ok(invalidated(lib, rm).has(l.id), 'the link, whose answer changed');
+  t.equal(space.readlink('l'), 'h.txt', 'to the surviving name');
+  t.ok(invalidated(lib, rm).has(f.id), 'and the node (nlink)');
+});
