@@ -8,6 +8,9 @@
  *   ll          bench/ll-memfs.ts: in-memory, our libfuse 3 low-level addon (requests answered on
  *               the JS thread), entry/attr timeouts 1 s as smhfs
  *   ll async    the same, every op answered through a Promise
+ *   smhfs on ll / smhfs on fuse-native
+ *               `smhfs mount --binding ll|fuse-native` of a library holding the same bytes: the
+ *               adapters and the store on top of each binding (issue 11 phase 2)
  *
  * Tests: 10,000 symlink / readlink / stat through the link (one node process each, sync calls),
  * with the file system's CPU per link op; fio randread 4 KiB psync, O_DIRECT (`--random-sec`
@@ -35,7 +38,7 @@ export interface BindingBenchOptions {
   keep: boolean;
 }
 
-type Fs = 'bindfs' | 'native' | 'll' | 'llAsync' | 'nativeDurable' | 'llDurable';
+type Fs = 'bindfs' | 'native' | 'll' | 'llAsync' | 'nativeDurable' | 'llDurable' | 'smhfsLl' | 'smhfsNative';
 const LABEL: Record<Fs, string> = {
   bindfs: 'bindfs',
   native: 'fuse-native',
@@ -43,8 +46,12 @@ const LABEL: Record<Fs, string> = {
   llAsync: 'll async',
   nativeDurable: 'fuse-native durable',
   llDurable: 'll durable',
+  smhfsLl: 'smhfs on ll',
+  smhfsNative: 'smhfs on fuse-native',
 };
-const MAIN: Fs[] = ['bindfs', 'native', 'll', 'llAsync'];
+/** smhfs itself (a library holding data.bin), mounted with each binding: what the adapters cost over the ceilings. */
+const SMHFS: Partial<Record<Fs, string>> = { smhfsLl: 'll', smhfsNative: 'fuse-native' };
+const MAIN: Fs[] = ['bindfs', 'native', 'll', 'llAsync', 'smhfsLl', 'smhfsNative'];
 type Placement = 'pinned' | 'unpinned';
 
 function log(line: string): void {
@@ -73,8 +80,14 @@ export async function runBinding(o: BindingBenchOptions): Promise<string> {
       await mkdir(mnt(fs), { recursive: true });
       trackMount(mnt(fs));
       let c: Child;
+      const binding = SMHFS[fs];
       if (fs === 'bindfs') {
         c = startChild(fs, 'taskset', ['-c', '0', 'bindfs', '-f', '-o', 'big_writes', PLAIN, mnt(fs)]);
+      } else if (binding) {
+        const cli = join(o.root, 'dist', 'src', 'cli', 'main.js');
+        const lib = join(BASE, `lib-${fs}`);
+        await must(`'${process.execPath}' '${cli}' --library '${lib}' init > /dev/null && '${process.execPath}' '${cli}' --library '${lib}' put '${DATA}' data.bin > /dev/null`);
+        c = startChild(fs, 'taskset', ['-c', '0', process.execPath, cli, 'mount', mnt(fs), '--library', lib, '--binding', binding]);
       } else {
         const durable = fs === 'nativeDurable' || fs === 'llDurable';
         if (durable) await mkdir(dur(fs), { recursive: true });
@@ -90,7 +103,7 @@ export async function runBinding(o: BindingBenchOptions): Promise<string> {
       for (const c of children.values()) await must(`taskset -a -p -c ${p === 'pinned' ? '0' : '0-1'} ${c.pid} > /dev/null`);
     };
     for (const fs of [...MAIN, 'nativeDurable', 'llDurable'] as Fs[]) await mountFs(fs);
-    await must(`cmp '${mnt('ll')}/data.bin' '${DATA}' && cmp '${mnt('native')}/data.bin' '${DATA}' && cmp '${mnt('bindfs')}/data.bin' '${DATA}'`);
+    for (const fs of ['ll', 'native', 'bindfs', 'smhfsLl', 'smhfsNative'] as Fs[]) await must(`cmp '${mnt(fs)}/data.bin' '${DATA}'`);
 
     const results: Record<Placement, Record<string, Partial<Record<Fs, number[]>>>> = { pinned: {}, unpinned: {} };
     const add = (p: Placement, test: string, fs: Fs, v: number): void => {
@@ -168,8 +181,8 @@ export async function runBinding(o: BindingBenchOptions): Promise<string> {
       lines.push('');
       lines.push(`### ${p === 'pinned' ? 'pinned: file systems and clients on CPU 0' : 'unpinned'}`);
       lines.push('');
-      lines.push('| test | unit | bindfs | fuse-native | ll | ll async | ll / bindfs | ll / fuse-native | ll async / bindfs | fuse-native / bindfs |');
-      lines.push('|---|---|---|---|---|---|---|---|---|---|');
+      lines.push('| test | unit | bindfs | fuse-native | ll | ll async | ll / bindfs | ll / fuse-native | ll async / bindfs | fuse-native / bindfs | smhfs on ll | smhfs on fuse-native | smhfs ll / bindfs | smhfs ll / smhfs fuse-native |');
+      lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
       for (const [test, unit] of Object.entries(units)) {
         const r = results[p][test] ?? {};
         const m = (fs: Fs): number | undefined => (r[fs] && r[fs]!.length > 0 ? median(r[fs]!) : undefined);
@@ -182,7 +195,9 @@ export async function runBinding(o: BindingBenchOptions): Promise<string> {
         const cpu = unit === 'µs';
         lines.push(
           `| ${test} | ${unit} | ${fmt(b, 0, cpu ? 1 : 0)}${durable ? ' (plain)' : ''} | ${fmt(nat, 0, cpu ? 1 : 0)} | ${fmt(ll, 0, cpu ? 1 : 0)} | ${fmt(la, 0, cpu ? 1 : 0)} | ` +
-            `${ratio(ll, b)} | ${ratio(ll, nat)} | ${ratio(la, b)} | ${ratio(nat, b)} |`,
+            `${ratio(ll, b)} | ${ratio(ll, nat)} | ${ratio(la, b)} | ${ratio(nat, b)} | ` +
+            `${fmt(durable ? undefined : m('smhfsLl'), 0, cpu ? 1 : 0)} | ${fmt(durable ? undefined : m('smhfsNative'), 0, cpu ? 1 : 0)} | ` +
+            `${durable ? '-' : ratio(m('smhfsLl'), b)} | ${durable ? '-' : ratio(m('smhfsLl'), m('smhfsNative'))} |`,
         );
       }
     }
@@ -190,6 +205,7 @@ export async function runBinding(o: BindingBenchOptions): Promise<string> {
     lines.push(`all runs: ${JSON.stringify(results, (_k, v: unknown) => (typeof v === 'number' ? Math.round(v * 10) / 10 : v))}`);
     lines.push(
       `(ll = bench/ll-memfs.ts on src/fuse/ll, fuse-native = bench/memfs.ts; both in memory: reads answer from a Buffer, discarded writes keep only the size; ` +
+        `smhfs on ll / on fuse-native = smhfs mount --binding …, a library holding data.bin (its "write" row is a real, durable commit at close: hashed and stored); ` +
         `durable = writeSync into a file + fsync at flush, compared with bindfs's plain write; CPU = the file system process's user+system time over the 3 × ${o.links} link ops; ` +
         `${((Date.now() - started) / 1000).toFixed(0)} s in all)`,
     );

@@ -20,7 +20,8 @@ import { join } from 'node:path';
 import { constants } from 'node:os';
 import { createFuse, type FuseOps, type FuseStat } from '../src/fuse/native.js';
 import { fuseUnmount } from '../src/fuse/mounts.js';
-import { mountOptionList, setKernelReadahead } from '../src/fuse/server.js';
+import { mountOptionList } from '../src/fuse/native.js';
+import { setKernelReadahead } from '../src/fuse/server.js';
 
 const [mp, file] = process.argv.slice(2);
 if (!mp || !file) throw new Error('usage: memfs MOUNTPOINT FILE [--durable-writes DIR]');

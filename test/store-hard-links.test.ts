@@ -7,7 +7,10 @@
  */
 import t from 'tap';
 import { rmSync } from 'node:fs';
-import { Library } from '../src/store/library.js';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { checkLibrary } from '../src/store/fsck.js';
+import { DB_FILE, Library } from '../src/store/library.js';
 import { expectCode, openLib, put, read, tempDir } from './helpers/store.js';
 import { expectFsckClean } from './helpers/fsck.js';
 
@@ -284,4 +287,39 @@ t.test('D4: fsck finds a library with hard links clean after links, unlinks, ren
   await lib.collectGarbage();
   lib.close();
   await expectFsckClean(t, dir);
+});
+
+t.test('D4: fsck reports a directory with two names; --repair of a bad name keeps a node\'s good names', async (t) => {
+  const dir = tempDir();
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const lib = Library.open(dir, { create: true });
+  const space = lib.space('-');
+  space.mkdir('d');
+  await put(lib, space, 'f.txt', 'kept');
+  space.link('f.txt', 'd/g.txt');
+  const f = space.stat('f.txt').id;
+  const d = space.stat('d').id;
+  lib.close();
+  const db = new Database(join(dir, DB_FILE));
+  // a name under a node that is no directory (damage), beside the file's two good names
+  db.prepare('INSERT INTO entries (parent, name, node, is_dir, seq) VALUES (?, ?, ?, 0, 3)').run(f, 'bad', f);
+  // a directory with a second name
+  db.prepare('INSERT INTO entries (parent, name, node, is_dir, seq) VALUES (?, ?, ?, 1, 2)').run(d, 'loop', d);
+  db.close();
+  const found = await checkLibrary(dir);
+  const by = (c: string) => found.findings.find((x) => x.check === c);
+  t.equal(by('dir-names')?.count, 1, 'the directory with two names is reported');
+  t.equal(by('entry-bad-parent')?.count, 1, 'so is the bad name');
+  const fixDb = new Database(join(dir, DB_FILE));
+  fixDb.prepare("DELETE FROM entries WHERE name = 'loop'").run(); // not repairable: a person removes it
+  fixDb.close();
+  const repaired = await checkLibrary(dir, { repair: true });
+  t.equal(repaired.findings.find((x) => x.check === 'entry-bad-parent')?.repaired, 1, 'repaired');
+  const again = Library.open(dir);
+  t.teardown(() => again.close());
+  const s = again.space('-');
+  t.equal(s.stat('f.txt').id, f, 'the good names stay');
+  t.equal(s.stat('d/g.txt').id, f);
+  t.equal(s.stat('f.txt').nlink, 2, 'the bad name is gone, not the node moved to lost+found');
+  await expectCode(t, () => s.stat('lost+found'), 'FileNotFound', 'nothing went to lost+found');
 });

@@ -171,3 +171,38 @@ t.test('N1: a source name that is no single segment is refused as the path form 
   }
   t.ok(space.stat('d'), 'nothing changed');
 });
+
+t.test('M2/C4/T3/N1: createFileAt and mknodAt give what createFile and mknod give', async (t) => {
+  const fifo = 0o010644;
+  const cases: Case[] = [
+    { rule: 'a new file', byPath: (s) => s.createFile('docs/new'), byId: (s, id) => s.createFileAt(id('docs'), 'new') },
+    { rule: 'M2 owner and mode given', byPath: (s) => s.createFile('docs/new', { uid: 7, gid: 8, mode: 0o640 }), byId: (s, id) => s.createFileAt(id('docs'), 'new', { uid: 7, gid: 8, mode: 0o640 }) },
+    { rule: 'C4 a taken name', byPath: (s) => s.createFile('docs/a.txt'), byId: (s, id) => s.createFileAt(id('docs'), 'a.txt') },
+    { rule: 'a missing parent', byPath: (s) => s.createFile('gone/new'), byId: (s) => s.createFileAt(MISSING, 'new') },
+    { rule: 'a parent that is a file', byPath: (s) => s.createFile('docs/a.txt/new'), byId: (s, id) => s.createFileAt(id('docs/a.txt'), 'new') },
+    { rule: 'T3 in the bin', byPath: (s) => s.createFile('.trash/new'), byId: (s, id) => s.createFileAt(id('.trash'), 'new') },
+    { rule: 'T3 .trash in the root', byPath: (s) => s.createFile('.trash'), byId: (s, id) => s.createFileAt(id(''), '.trash') },
+    { rule: 'N1 a name over 255 bytes', byPath: (s) => s.createFile(`docs/${long}`), byId: (s, id) => s.createFileAt(id('docs'), long) },
+    { rule: 'a fifo', byPath: (s) => s.mknod('docs/p', { mode: fifo, uid: 3, gid: 4 }), byId: (s, id) => s.mknodAt(id('docs'), 'p', { mode: fifo, uid: 3, gid: 4 }) },
+    { rule: 'mknod of a regular file', byPath: (s) => s.mknod('docs/r', { mode: 0o100600 }), byId: (s, id) => s.mknodAt(id('docs'), 'r', { mode: 0o100600 }) },
+    { rule: 'mknod of a directory', byPath: (s) => s.mknod('docs/d', { mode: 0o040755 }), byId: (s, id) => s.mknodAt(id('docs'), 'd', { mode: 0o040755 }) },
+    { rule: 'mknod over a taken name', byPath: (s) => s.mknod('docs/a.txt', { mode: fifo }), byId: (s, id) => s.mknodAt(id('docs'), 'a.txt', { mode: fifo }) },
+    { rule: 'T3 mknod in the bin', byPath: (s) => s.mknod('.trash/p', { mode: fifo }), byId: (s, id) => s.mknodAt(id('.trash'), 'p', { mode: fifo }) },
+  ];
+  for (const c of cases) await same(t, c);
+});
+
+t.test('L1/T3/N1: symlinkAt gives what symlink gives (bound to a live file, else a path link)', async (t) => {
+  const mp = { mountpoint: '/mnt/lib' };
+  const cases: Case[] = [
+    { rule: 'L1 bound: a relative target that is a live file', byPath: (s) => s.symlink('links/c2', '../photos/cat.jpg'), byId: (s, id) => s.symlinkAt(id('links'), 'c2', '../photos/cat.jpg') },
+    { rule: 'L1 bound: an absolute target under the mountpoint', byPath: (s) => s.symlink('links/c3', '/mnt/lib/photos/dog.jpg', mp), byId: (s, id) => s.symlinkAt(id('links'), 'c3', '/mnt/lib/photos/dog.jpg', mp) },
+    { rule: 'L1 a path link: a missing target', byPath: (s) => s.symlink('links/x', 'nowhere', { uid: 5, gid: 6 }), byId: (s, id) => s.symlinkAt(id('links'), 'x', 'nowhere', { uid: 5, gid: 6 }) },
+    { rule: 'L1 a path link: a directory', byPath: (s) => s.symlink('links/d', '../docs'), byId: (s, id) => s.symlinkAt(id('links'), 'd', '../docs') },
+    { rule: 'a taken name', byPath: (s) => s.symlink('links/cat', 'x'), byId: (s, id) => s.symlinkAt(id('links'), 'cat', 'x') },
+    { rule: 'a missing parent', byPath: (s) => s.symlink('gone/x', 'x'), byId: (s) => s.symlinkAt(MISSING, 'x', 'x') },
+    { rule: 'T3 in the bin', byPath: (s) => s.symlink('.trash/x', 'x'), byId: (s, id) => s.symlinkAt(id('.trash'), 'x', 'x') },
+    { rule: 'N1 a name over 255 bytes', byPath: (s) => s.symlink(`links/${long}`, 'x'), byId: (s, id) => s.symlinkAt(id('links'), long, 'x') },
+  ];
+  for (const c of cases) await same(t, c);
+});

@@ -11,24 +11,18 @@
  * - The caller's uid/gid is not available through fuse-native (no fuse_get_context binding), so a
  *   new node takes the owner of its parent directory (see native-notes/fuse-native.md).
  */
-import { statfs as fsStatfs } from 'node:fs/promises';
-import { constants as fsConstants } from 'node:fs';
 import { constants } from 'node:os';
 import { fail, isSmhError } from '../errors.js';
 import type { NodeInfo } from '../store/types.js';
-import { SparseLayout } from '../blob/sparse.js';
-import { errnoOf } from './errno.js';
 import type { FuseOps, FuseStat, FuseStatfs } from './native.js';
-import { OpenFiles, type Handle, type OpenNode } from '../vfs/open-files.js';
+import { adapterSnapshot, errnoFor, nodeStat, openMode, runOp, statfsNumbers, touchAtime, type OpCounter } from './translate.js';
+import { OpenFiles, type Handle, type Version } from '../vfs/open-files.js';
 import type { ContentReader } from '../vfs/reader.js';
 import type { FuseLibrary, FuseSpace } from './port.js';
 
 const E = constants.errno;
 /** How logs name a request on a file unlinked while open (fuse-native passes a null path). */
 const NAMELESS = '(an open file without a name)';
-const O_ACCMODE = 3;
-const O_WRONLY = 1;
-const O_TRUNC = fsConstants.O_TRUNC;
 const W_OK = 2;
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
@@ -36,7 +30,6 @@ const XATTR_CREATE = 1;
 const XATTR_REPLACE = 2;
 /** chown(2) passes (uid_t)-1 for "leave unchanged". */
 const UNCHANGED_ID = 0xffffffff;
-const U32 = 0xffffffff;
 const OWNER_TTL_MS = 1000;
 /** st_blksize: what `cat`, `cp` use as their buffer size; one FUSE request (max_write). */
 const BLKSIZE = 131072;
@@ -66,12 +59,7 @@ export interface AdapterOptions {
 /** Read-only xattr of the mount root: run-time counters (page cache, ops, io) as JSON. */
 export const STATS_XATTR = 'user.smhfs.stats';
 
-export interface OpCounter {
-  calls: number;
-  errors: number;
-  /** Total time in ms, from the op's start to its callback. */
-  ms: number;
-}
+export type { OpCounter } from './translate.js';
 
 /** `/x/y` → `x/y`; `/` → ''. */
 export function storePath(fusePath: string): string {
@@ -103,21 +91,9 @@ export class FuseAdapter {
 
   // ───────────────────────────── plumbing ─────────────────────────────
 
-  #count(op: string): OpCounter {
-    let c = this.counters.get(op);
-    if (!c) this.counters.set(op, (c = { calls: 0, errors: 0, ms: 0 }));
-    return c;
-  }
-
   /** errno (negative) for a thrown value; logs what a user could not have caused. */
   #errno(op: string, path: string | null, e: unknown): number {
-    const errno = errnoOf(e);
-    const expected = isSmhError(e) ? errno !== E.EIO : typeof (e as NodeJS.ErrnoException)?.code === 'string' && errno !== E.EIO;
-    if (!expected) {
-      const what = isSmhError(e) ? `${e.code}: ${e.message}` : e instanceof Error ? (e.stack ?? e.message) : String(e);
-      this.#log(`smhfs: ${op} ${path ?? NAMELESS}: ${what} (returned ${errno === E.EIO ? 'EIO' : errno})`);
-    }
-    return -errno;
+    return -errnoFor(e, (what, errno) => this.#log(`smhfs: ${op} ${path ?? NAMELESS}: ${what} (returned ${errno === E.EIO ? 'EIO' : errno})`));
   }
 
   /**
@@ -125,34 +101,23 @@ export class FuseAdapter {
    * results answer without a promise round trip (most ops are one synchronous SQLite call).
    */
   #run<T>(op: string, path: string | null, fn: () => T | Promise<T>, done: (err: number, value?: T) => void): void {
-    const c = this.#count(op);
-    c.calls++;
-    const t0 = performance.now();
     const onOp = this.#opts.onOp;
-    const ok = (v: T): void => {
-      const ms = performance.now() - t0;
-      c.ms += ms;
-      done(0, v);
-      onOp?.(op, path ?? NAMELESS, ms, 0);
-    };
-    const bad = (e: unknown): void => {
-      const ms = performance.now() - t0;
-      c.ms += ms;
-      c.errors++;
-      const errno = this.#errno(op, path, e);
-      done(errno);
-      onOp?.(op, path ?? NAMELESS, ms, -errno);
-    };
-    let r: T | Promise<T>;
-    try {
-      r = fn();
-    } catch (e) {
-      bad(e);
-      return;
-    }
-    if (r instanceof Promise) r.then(ok, bad);
-    else ok(r);
+    void runOp(
+      this.counters,
+      op,
+      fn,
+      (v, ms) => {
+        done(0, v);
+        onOp?.(op, path ?? NAMELESS, ms, 0);
+      },
+      (e, ms) => {
+        const errno = this.#errno(op, path, e);
+        done(errno);
+        onOp?.(op, path ?? NAMELESS, ms, -errno);
+      },
+    );
   }
+
 
   /** read/write answer with a byte count or a negative errno in the first argument. */
   #runBytes(op: string, path: string | null, fn: () => number | Promise<number>, done: (res: number) => void): void {
@@ -160,28 +125,22 @@ export class FuseAdapter {
   }
 
   /** `view`: fstat through a handle answers with the size of the version that handle reads (D7). */
-  #stat(info: NodeInfo, view?: { size: number; layout: string | undefined }): FuseStat {
-    const open: OpenNode | undefined = info.kind === 'file' ? this.files.node(info.id) : undefined;
-    const size = open?.staging ? open.size : (view?.size ?? info.size);
-    const mtimeUs = open?.mtimeUs ?? info.mtimeUs;
-    const ctimeUs = Math.max(open?.ctimeUs ?? 0, info.ctimeUs);
-    const owner = this.#opts.presentAs ?? info;
-    // st_blocks counts what is stored, so du and cp --sparse=auto see a sparse file's holes (D8).
-    const layout = view ? view.layout : info.layout;
-    const stored = open?.staging ? (open.written?.bytes ?? size) : layout ? SparseLayout.parse(layout).dataBytes : size;
+  #stat(info: NodeInfo, view?: Version): FuseStat {
+    const open = info.kind === 'file' ? this.files.node(info.id) : undefined;
+    const st = nodeStat(info, open, BLKSIZE, view, this.#opts.presentAs);
     return {
-      mode: info.mode,
-      uid: owner.uid,
-      gid: owner.gid,
-      size,
-      nlink: info.nlink,
-      ino: info.id,
-      rdev: info.rdev,
-      blksize: BLKSIZE,
-      blocks: Math.ceil(stored / 512),
-      atime: ms(info.atimeUs),
-      mtime: ms(mtimeUs),
-      ctime: ms(ctimeUs),
+      mode: st.mode,
+      uid: st.uid,
+      gid: st.gid,
+      size: st.size,
+      nlink: st.nlink,
+      ino: st.id,
+      rdev: st.rdev,
+      blksize: st.blksize,
+      blocks: st.blocks,
+      atime: ms(st.atimeUs),
+      mtime: ms(st.mtimeUs),
+      ctime: ms(st.ctimeUs),
     };
   }
 
@@ -219,15 +178,6 @@ export class FuseAdapter {
       return info.kind === 'file' && this.files.node(info.id) ? info.id : undefined;
     } catch {
       return undefined; // the store call that follows reports it
-    }
-  }
-
-  /** Whether node `id` still has a live name (hard links, L18: removing one name may leave others). */
-  #live(id: number): boolean {
-    try {
-      return !this.#space.statNode(id).inTrash;
-    } catch {
-      return false;
     }
   }
 
@@ -276,7 +226,7 @@ export class FuseAdapter {
           const self = s.stat(p);
           const up = p === '' ? self : s.stat(parentOf(p));
           const entries = s.readdir(p);
-          this.#touchAtime(self);
+          touchAtime(this.#space, this.#log, self);
           const names = ['.', '..'];
           const stats = [this.#stat(self), this.#stat(up)];
           for (const e of entries) {
@@ -290,14 +240,13 @@ export class FuseAdapter {
 
       open: (path, flags, cb) =>
         run('open', path, async () => {
-          const writable = (flags & O_ACCMODE) !== 0;
-          const readable = (flags & O_ACCMODE) !== O_WRONLY;
+          const { writable, readable, truncate } = openMode(flags);
           const info = s.statOpen(storePath(path), { write: writable });
           if (info.kind !== 'file') return files.open(info, false, false).fd; // dirs, fifos, devices: the kernel does the rest
           const h = files.open(info, writable, readable);
           if (readable) this.#accessDue.set(h.fd, info);
           // Only with atomic_o_trunc; otherwise the kernel sends a truncate after open.
-          if (writable && flags & O_TRUNC) await files.truncate(h.node, 0);
+          if (truncate) await files.truncate(h.node, 0);
           return h.fd;
         }, cb),
 
@@ -375,8 +324,8 @@ export class FuseAdapter {
           const p = storePath(path);
           const open = files.openNodes > 0 ? this.#openNodeAt(p) : undefined;
           s.unlink(p);
-          // one name of several (L18): the file keeps its live names, and its handles their writes
-          if (open !== undefined && !this.#live(open)) files.markOrphan(open);
+          // orphaned only without a live name left (L18: one name of several goes alone); never purged here
+          if (open !== undefined && s.statNode(open).inTrash) files.markOrphan(open);
         }, cb),
 
       rmdir: (path, cb) =>
@@ -404,7 +353,7 @@ export class FuseAdapter {
           this.#owners.clear();
           const replaced = files.openNodes > 0 ? this.#openNodeAt(storePath(dest)) : undefined;
           const moved = s.rename(storePath(src), storePath(dest));
-          if (replaced !== undefined && replaced !== moved.id && !this.#live(replaced)) files.markOrphan(replaced);
+          if (replaced !== undefined && replaced !== moved.id && s.statNode(replaced).inTrash) files.markOrphan(replaced);
         }, cb),
 
       link: (src, dest, cb) => run('link', src, () => s.link(storePath(src), storePath(dest)), cb),
@@ -474,16 +423,7 @@ export class FuseAdapter {
     const seen = this.#accessDue.get(fd);
     if (!seen) return;
     this.#accessDue.delete(fd);
-    this.#touchAtime(seen);
-  }
-
-  /** A read or a listing never fails for its atime: a read-only library keeps it, anything else is logged. */
-  #touchAtime(seen: NodeInfo): void {
-    try {
-      this.#space.accessed(seen);
-    } catch (e) {
-      if (!isSmhError(e, 'LibraryReadOnly')) this.#log(`smhfs: atime of node ${seen.id} not recorded: ${(e as Error).message}`);
-    }
+    touchAtime(this.#space, this.#log, seen);
   }
 
   async #read(h: Handle, buf: Buffer, len: number, pos: number): Promise<number> {
@@ -546,59 +486,12 @@ export class FuseAdapter {
     }
   }
 
-  async #statfs(): Promise<FuseStatfs> {
-    const files = this.#space.statfs().files;
-    // Space: the library folder's file system (the local blob store's home); fake for S3 would lie either way.
-    let bsize = 4096;
-    let blocks = 0;
-    let bfree = 0;
-    let bavail = 0;
-    try {
-      const st = await fsStatfs(this.#lib.dir);
-      bsize = st.bsize;
-      blocks = st.blocks;
-      bfree = st.bfree;
-      bavail = st.bavail;
-    } catch {
-      // keep zeros
-    }
-    // fuse-native packs 32-bit fields: scale the block size up until the counts fit.
-    let frsize = bsize;
-    while (blocks > U32) {
-      frsize *= 2;
-      blocks = Math.floor(blocks / 2);
-      bfree = Math.floor(bfree / 2);
-      bavail = Math.floor(bavail / 2);
-    }
-    // D11: f_files is the inode total and f_ffree the free ones (df -i: used = files - ffree).
-    // Nodes are rows, not preallocated inodes: the total is what the 32-bit field can say.
-    const used = Math.min(files, U32);
-    const ffree = U32 - used;
-    return {
-      bsize: frsize,
-      frsize,
-      blocks,
-      bfree,
-      bavail,
-      files: U32,
-      ffree,
-      favail: ffree,
-      fsid: 0,
-      flag: 0,
-      namemax: 255,
-    };
+  #statfs(): Promise<FuseStatfs> {
+    return statfsNumbers(this.#lib.dir, this.#space.statfs().files);
   }
 
   /** Counters for `smhfs stats`. */
   snapshot(): Record<string, unknown> {
-    const ops: Record<string, OpCounter> = {};
-    for (const [k, v] of [...this.counters.entries()].sort()) ops[k] = { ...v, ms: Math.round(v.ms) };
-    return {
-      ops,
-      openHandles: this.files.openHandles,
-      openFiles: this.files.openNodes,
-      io: { ...this.files.stats },
-      cache: this.files.reader.cache.stats(),
-    };
+    return adapterSnapshot(this.counters, this.files);
   }
 }

@@ -2,11 +2,14 @@
  * The seam between the mount server (./server.ts) and a FUSE binding: the server knows a binding
  * only through `Binding` — mount with these ops and options, say what you can do, tell me the
  * options you used — so a second binding is a second small file, not a fork of the server or the
- * adapter. Today one binding implements it: fuse-native (libfuse 2, path-based: ./native.ts).
- * Our libfuse 3 low-level binding (./ll/binding.ts, inode-based) joins it in issue 11 phase 2
- * with an adapter over the store's id-addressed operations (native-notes/binding.md,
- * native-notes/architecture.md).
+ * adapter. Two implement it: our libfuse 3 low-level binding (./ll/binding.ts, inode-addressed,
+ * served by ./inode-adapter.ts: the default on Linux) and fuse-native (libfuse 2, path-addressed,
+ * served by ./adapter.ts: the fallback and the macOS binding). ./frontends.ts pairs each binding
+ * with its adapter (native-notes/binding.md, native-notes/architecture.md).
  */
+
+export type BindingName = 'll' | 'fuse-native';
+export const BINDING_NAMES: readonly BindingName[] = ['ll', 'fuse-native'];
 
 /** What a binding can tell the adapter, so the adapter never asks which binding it runs on. */
 export interface BindingCapabilities {
@@ -23,8 +26,10 @@ export interface BindingCapabilities {
 }
 
 export interface BindingMountOptions<Timeouts = unknown> {
-  /** `-o` options, one per element, passed to libfuse verbatim after the binding's own. */
+  /** `-o` options, one per element, passed to libfuse after the binding's own. */
   mountOptions: string[];
+  /** Seconds the kernel keeps attributes and names (H4). */
+  attrTimeout: number;
   /** Per-op timeouts, where the binding has them (fuse-native). */
   timeouts?: Timeouts;
   debug: boolean;
@@ -35,10 +40,13 @@ export interface MountedFs {
   readonly mountpoint: string;
   /** The option string handed to libfuse (for `smhfs stats` and logs). */
   optionString(): string;
+  /** The kernel's caches, where the binding can invalidate them (`capabilities.invalidation`). */
+  invalidateEntry?(parentIno: number, name: string): Promise<boolean>;
+  invalidateInode?(ino: number, offset?: number, length?: number): Promise<boolean>;
 }
 
 export interface Binding<Ops, Timeouts = unknown> {
-  readonly name: 'fuse-native' | 'll';
+  readonly name: BindingName;
   readonly capabilities: BindingCapabilities;
   /** Whether the binding can be loaded here, and if not, why (in one line). */
   available(): { ok: true } | { ok: false; reason: string };

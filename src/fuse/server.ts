@@ -22,9 +22,9 @@
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { resolve } from 'node:path';
-import { FuseAdapter } from './adapter.js';
-import type { Binding, MountedFs } from './binding.js';
-import { fuseNativeBinding, type FuseOps, type OpTimeouts } from './native.js';
+import type { MountedFs } from './binding.js';
+import { chooseFrontend, type BindingName, type MountAdapter } from './frontends.js';
+import type { OpTimeouts } from './native.js';
 import {
   fuseConnectionOpen,
   fuseUnmount,
@@ -37,23 +37,6 @@ import {
 } from './mounts.js';
 import type { FuseLibrary, FuseSpace } from './port.js';
 import type { ContentReader } from '../vfs/reader.js';
-
-/** Always passed on Linux; see native-notes/fuse-native.md for each. */
-const LINUX_MOUNT_OPTIONS = [
-  'big_writes', // 128 KiB write requests instead of 4 KiB (≈10× write throughput)
-  'max_write=131072',
-  'use_ino', // st_ino is the node's stable identity
-  'hard_remove', // unlink must not become a rename to .fuse_hidden* (trash semantics)
-  'default_permissions', // the kernel enforces mode bits/owners (POSIX); we cannot see the caller
-  'auto_cache', // keep the kernel page cache across opens while mtime/size are unchanged
-  'fsname=smhfs',
-  'subtype=smhfs',
-];
-
-/** macFUSE (untested): no big_writes/max_write/subtype; libfuse's own high-level options work. */
-const MAC_MOUNT_OPTIONS = ['use_ino', 'hard_remove', 'default_permissions', 'auto_cache', 'fsname=smhfs', 'volname=smhfs'];
-
-export const BASE_MOUNT_OPTIONS = process.platform === 'darwin' ? MAC_MOUNT_OPTIONS : LINUX_MOUNT_OPTIONS;
 
 /**
  * Op timeouts (fuse-native's default is 15 s for everything, then ETIMEDOUT). Metadata ops are
@@ -79,8 +62,8 @@ export interface ServeOptions {
   space: FuseSpace;
   /** The one read path (it owns the page cache): src/vfs/reader.ts. */
   reader: ContentReader;
-  /** The FUSE binding (./binding.ts); default fuse-native. */
-  binding?: Binding<FuseOps, OpTimeouts>;
+  /** The FUSE binding (./frontends.ts); default ll on Linux when its addon loads, else fuse-native. */
+  binding?: BindingName;
   spaceName: string;
   /** User `-o` options, comma-separated strings (passed through verbatim). */
   fuseOptions?: string[];
@@ -92,7 +75,7 @@ export interface ServeOptions {
   /** Told of every answered request (metrics, debug logs): see AdapterOptions.onOp. */
   onOp?: (op: string, path: string, ms: number, errno: number) => void;
   /** Given the adapter once it exists: its counters and open files feed `--metrics`. */
-  onAdapter?: (adapter: FuseAdapter) => void;
+  onAdapter?: (adapter: MountAdapter) => void;
   /** Called once the mount serves (after the "serving" line): `--daemon` tells its parent here. */
   onReady?: () => void;
   /** Resolves when the server should stop (tests); signals are handled anyway. */
@@ -136,15 +119,6 @@ export async function setKernelReadahead(mp: string, kb: number): Promise<boolea
   }
 }
 
-export function mountOptionList(opts: { fuseOptions?: string[]; attrTimeout?: number }): string[] {
-  const t = opts.attrTimeout ?? 1;
-  const user = (opts.fuseOptions ?? [])
-    .flatMap((o) => o.split(','))
-    .map((o) => o.trim())
-    .filter((o) => o.length > 0);
-  return [...BASE_MOUNT_OPTIONS, `attr_timeout=${t}`, `entry_timeout=${t}`, ...user];
-}
-
 /** Serve until stopped; resolves with the exit code (0 after a clean unmount). */
 export async function serve(opts: ServeOptions): Promise<number> {
   const log = opts.log ?? ((line: string, _level?: 'error' | 'warn' | 'info') => process.stderr.write(`${line}\n`));
@@ -176,35 +150,42 @@ export async function serve(opts: ServeOptions): Promise<number> {
     library: opts.lib.dir,
     space: opts.spaceName,
     uptimeSec: Math.round(process.uptime()),
+    binding: frontend.name,
     mountOptions: mounted?.optionString() ?? '',
     rssBytes: process.memoryUsage.rss(),
     memory: (({ heapTotal, external, arrayBuffers }) => ({ heapTotal, external, arrayBuffers }))(process.memoryUsage()),
     ...opts.extraStats?.(),
     ...adapter.snapshot(),
   });
-  const adapter: FuseAdapter = new FuseAdapter(opts.lib, opts.space, opts.reader, {
-    mountpoint: mp,
-    presentAs: process.getuid?.() === 0 ? undefined : { uid: process.getuid!(), gid: process.getgid!() },
-    log: (line) => log(line, 'error'),
-    rootStats: statsSnapshot,
-    onOp: opts.onOp,
-  });
+  const { frontend, note } = chooseFrontend(opts.binding);
+  if (note) log(`smhfs: mount: ${note}`, 'warn');
+  const prepared = frontend.prepare(
+    opts.lib,
+    opts.space,
+    opts.reader,
+    {
+      mountpoint: mp,
+      presentAs: process.getuid?.() === 0 ? undefined : { uid: process.getuid!(), gid: process.getgid!() },
+      log: (line) => log(line, 'error'),
+      rootStats: statsSnapshot,
+      onOp: opts.onOp,
+    },
+    { fuseOptions: opts.fuseOptions ?? [], attrTimeout: opts.attrTimeout ?? 1, timeouts: OP_TIMEOUTS, debug: opts.debug === true },
+  );
+  const adapter = prepared.adapter;
   opts.onAdapter?.(adapter);
-  const mountOptions = mountOptionList(opts);
-  const binding = opts.binding ?? fuseNativeBinding;
-  const mounting = binding.mount(mp, adapter.ops(), { mountOptions, timeouts: OP_TIMEOUTS, debug: opts.debug === true });
   try {
-    mounted = await mounting;
+    mounted = await prepared.mount(mp);
   } catch (e) {
     // A mount the kernel made but nobody serves would answer ENOTCONN forever: never leave one.
     const left = await mountState(mp);
     if (left.state === 'stale' || left.state === 'hung') await recoverStale(mp);
-    const user = mountOptionList({ fuseOptions: opts.fuseOptions ?? [] }).slice(BASE_MOUNT_OPTIONS.length + 2);
+    const user = (opts.fuseOptions ?? []).flatMap((o) => o.split(',')).filter((o) => o.length > 0);
     if (/refused the mount options/.test((e as Error).message)) {
       throw new Error(`mounting ${mp} failed: libfuse refused the mount options${user.length ? ` -o ${user.join(',')}` : ''} (its message above says which); nothing is mounted`);
     }
     throw new Error(
-      `mounting ${mp} failed (${(e as Error).message}): is /dev/fuse there, libfuse2 and fusermount installed, ` +
+      `mounting ${mp} failed (${(e as Error).message}): is /dev/fuse there, ${frontend.needs} installed, ` +
         `and the mountpoint empty (or pass -o nonempty)?`,
     );
   }

@@ -235,7 +235,14 @@ export async function checkLibrary(dir: string, opts: FsckOptions = {}): Promise
         repairable: true,
       });
       if (repair) repairs.push(() => {
-        for (const e of badParent) lostFound.attach(e.space, e.node, spaces);
+        for (const e of badParent) {
+          // a node with a good name elsewhere (hard links, L17) only loses the bad one: nothing is lost
+          const good = db
+            .prepare("SELECT count(*) AS n FROM entries x JOIN nodes p ON p.id = x.parent WHERE x.node = ? AND p.kind = 'dir' AND p.space = ?")
+            .get(e.node, e.space) as { n: number };
+          if (good.n > 0) db.prepare('DELETE FROM entries WHERE parent = ? AND name = ?').run(e.parent, e.name);
+          else lostFound.attach(e.space, e.node, spaces);
+        }
         f.repaired = badParent.length;
       });
     }

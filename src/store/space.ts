@@ -71,17 +71,17 @@ export class Space {
   }
 
   /** Like stat, for an operation about to change the node (open for writing, truncate): the bin is read-only (T3). */
-  statWritable(path: string): NodeInfo {
+  statWritable(path: string | number): NodeInfo {
     return this.nodes.statWritable(path);
   }
 
   /** open(2): for writing, a node that may be written and is not a directory. */
-  statOpen(path: string, opts: { write: boolean }): NodeInfo {
+  statOpen(path: string | number, opts: { write: boolean }): NodeInfo {
     return this.nodes.statOpen(path, opts);
   }
 
   /** truncate(2): only a regular file that may be written has a size to change. */
-  statTruncatable(path: string): NodeInfo {
+  statTruncatable(path: string | number): NodeInfo {
     return this.nodes.statTruncatable(path);
   }
 
@@ -139,6 +139,11 @@ export class Space {
     return this.links.symlink(linkPath, target, opts);
   }
 
+  /** L1: symlink(2) of `name` in directory `parentId` (node ids, as `lookup`). */
+  symlinkAt(parentId: number, name: string, target: string, opts: ResolveContext & { uid?: number; gid?: number } = {}): NodeInfo {
+    return this.links.symlinkAt(parentId, name, target, opts);
+  }
+
   /** L2: SMH create symbolic link — always bound, to a live regular file. */
   createLink(linkPath: string, linkTo: string, opts: { conflict?: Conflict; authorize?: Authorize } = {}): Placed {
     return this.links.createLink(linkPath, linkTo, opts);
@@ -190,6 +195,16 @@ export class Space {
   /** create(2) through the mount: an empty file; EEXIST when the name is taken. */
   createFile(path: string, owner: Owner = {}): NodeInfo {
     return this.nodes.createFile(path, owner);
+  }
+
+  /** create(2) of `name` in directory `parentId` (node ids, as `lookup`). */
+  createFileAt(parentId: number, name: string, owner: Owner = {}): NodeInfo {
+    return this.nodes.createFileAt(parentId, name, owner);
+  }
+
+  /** mknod(2) of `name` in directory `parentId` (node ids, as `lookup`). */
+  mknodAt(parentId: number, name: string, opts: { mode: number; rdev?: number; uid?: number; gid?: number }): NodeInfo {
+    return this.nodes.mknodAt(parentId, name, opts);
   }
 
   /** What an upload to `path` would meet, checked before its body is read. */

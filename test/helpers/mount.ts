@@ -159,6 +159,16 @@ export function blobOptionsIn(args: string[]): string[] {
   return out;
 }
 
+/**
+ * The FUSE binding the mount tests run on: `SMHFS_TEST_BINDING` (ll or fuse-native; `make test`
+ * runs the mount tests once per binding), default the product's default. Children started any
+ * other way (`smhfs mount --daemon`, mount(8)) get it through SMHFS_BINDING, which `smhfs mount`
+ * reads when --binding is not given.
+ */
+export const TEST_BINDING = process.env.SMHFS_TEST_BINDING || undefined;
+if (TEST_BINDING) process.env.SMHFS_BINDING = TEST_BINDING;
+const TEST_BINDING_ARGS = TEST_BINDING ? ['--binding', TEST_BINDING] : [];
+
 /** Start `smhfs mount` in a child and wait (polling /proc/mounts) until the mount is there. */
 export async function startMount(opts: MountOptions = {}): Promise<Mount> {
   const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'smhfs-mount-')));
@@ -169,7 +179,7 @@ export async function startMount(opts: MountOptions = {}): Promise<Mount> {
     const r = await smhfs(['--library', library, ...blobOptionsIn(opts.args ?? []), 'init'], { env: opts.env ?? {} });
     if (r.code !== 0) throw new Error(`smhfs init failed (${r.code}): ${r.stderr}`);
   }
-  const child = spawn(process.execPath, [CLI, 'mount', mountpoint, '--library', library, ...(opts.args ?? [])], {
+  const child = spawn(process.execPath, [CLI, 'mount', mountpoint, '--library', library, ...TEST_BINDING_ARGS, ...(opts.args ?? [])], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...opts.env },
   });

@@ -5,7 +5,8 @@
  * (then it belongs in `make test`: delete its line here) or an unstaged one fails.
  *
  * Causes are of two sorts: what smhfs still lacks through fuse-native (the caller's identity,
- * nanoseconds, UTIME_OMIT, renameat2 flags, one kernel inode per hard link — the libfuse3 binding, issue 11) and what the
+ * nanoseconds, UTIME_OMIT, renameat2 flags, one kernel inode per hard link — which the libfuse3
+ * binding `ll` lifts, issue 11, leaving the store's microseconds and rename flags) and what the
  * reference itself cannot do through libfuse 2 (bindfs 1.14.7 on libfuse 2.9). A case is never staged for a bug we can fix now.
  */
 
@@ -21,7 +22,10 @@ export type Cause =
   | 'spec-L4'
   | 'bindfs-mode-bits'
   | 'libfuse2-hard-link-inodes'
-  | 'bindfs-create-as-user';
+  | 'bindfs-create-as-user'
+  | 'store-microseconds'
+  | 'store-rename-flags'
+  | 'll-no-tmpfile';
 
 export const CAUSES: Record<Cause, string> = {
   'fuse-native-hard-link-inodes':
@@ -42,6 +46,9 @@ export const CAUSES: Record<Cause, string> = {
   'libfuse2-hard-link-inodes':
     "libfuse 2's high-level API gives each name of a hard-linked file its own kernel inode: the other name's nlink/ctime stay cached until attr_timeout",
   'bindfs-create-as-user': 'bindfs creates as root then chowns to the caller: the new node’s ctime is later than its mtime and atime',
+  'store-microseconds': 'the store keeps times in microseconds: the libfuse3 binding carries nanoseconds, the last three digits are lost',
+  'store-rename-flags': 'the store has no RENAME_NOREPLACE/RENAME_EXCHANGE yet: the libfuse3 binding passes the flags, the adapter answers EINVAL',
+  'll-no-tmpfile': 'our libfuse3 binding has no tmpfile op: O_TMPFILE gives EOPNOTSUPP',
 };
 
 /**
@@ -64,6 +71,15 @@ export const LIFTED_BY: Record<Cause, string> = {
   'bindfs-mode-bits': 'reference limitation',
   'libfuse2-hard-link-inodes': 'reference limitation',
   'bindfs-create-as-user': 'reference limitation',
+  'store-microseconds': 'store (µs → ns columns)',
+  'store-rename-flags': 'store (renameAt flags)',
+  'll-no-tmpfile': 'libfuse3 binding (a tmpfile op)',
+};
+
+/** On every binding: the SMH rules a POSIX file system would not have. */
+const SMHFS_BOTH: Record<string, Cause> = {
+  'unlink: a symbolic link to the removed file stays, dangling, and reads the same': 'spec-L12',
+  'symlink: a link to an existing file reads back exactly as given': 'spec-L4',
 };
 
 const SMHFS_FUSE_NATIVE: Record<string, Cause> = {
@@ -92,8 +108,17 @@ const SMHFS_FUSE_NATIVE: Record<string, Cause> = {
   'link: a second name: same inode, nlink 2, ctime advances, parent times advance (socket)': 'fuse-native-hard-link-inodes',
   'link: a second name: same inode, nlink 2, ctime advances, parent times advance (symlink)': 'fuse-native-hard-link-inodes',
 
-  'unlink: a symbolic link to the removed file stays, dangling, and reads the same': 'spec-L12',
-  'symlink: a link to an existing file reads back exactly as given': 'spec-L4',
+  ...SMHFS_BOTH,
+};
+
+/** What is left on our libfuse 3 binding (the rest of fuse-native's causes are gone there). */
+const SMHFS_LL: Record<string, Cause> = {
+  ...SMHFS_BOTH,
+
+  'utimensat: keeps nanoseconds': 'store-microseconds',
+  'rename: RENAME_NOREPLACE moves to a free name, EEXIST over an existing one': 'store-rename-flags',
+  'rename: RENAME_EXCHANGE swaps two names atomically': 'store-rename-flags',
+  'open: O_TMPFILE gives a writable unnamed file (nlink 0)': 'll-no-tmpfile',
 };
 
 const BINDFS: Record<string, Cause> = {
@@ -124,6 +149,7 @@ export const STAGING: Record<string, Record<string, Cause>> = {
   plain: {},
   bindfs: BINDFS,
   'smhfs-fuse-native': SMHFS_FUSE_NATIVE,
+  'smhfs-ll': SMHFS_LL,
 };
 
 export function stagedOn(target: string): Record<string, Cause> {

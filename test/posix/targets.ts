@@ -5,9 +5,8 @@
  * - `plain`: a temporary directory on the local disk, no FUSE — what Linux itself does;
  * - `bindfs`: bindfs (libfuse 2, like fuse-native) over a temporary directory, `-o allow_other`
  *   — the reference FUSE file system every case must pass on, or be listed as its limitation;
- * - `smhfs-<binding>`: `smhfs mount --allow-other` on a fresh library, with the binding as a
- *   parameter (`fuse-native` today: no flag; a later binding adds its `--binding` argument here),
- *   so the same cases run on every binding.
+ * - `smhfs-<binding>`: `smhfs mount --allow-other --binding <binding>` on a fresh library, so the
+ *   same cases run on every binding (`ll`: our libfuse 3 binding; `fuse-native`: libfuse 2).
  *
  * Temporary folders are made 0755: callers that are not root must be able to reach the mount.
  */
@@ -26,8 +25,12 @@ export interface RunningTarget extends TargetInfo {
 
 /** The smhfs bindings the suite knows; each adds its own mount arguments. */
 export const SMHFS_BINDINGS: Record<string, string[]> = {
-  'fuse-native': [],
+  ll: ['--binding', 'll'],
+  'fuse-native': ['--binding', 'fuse-native'],
 };
+
+/** The finest time step each binding carries: fuse-native milliseconds; ll nanoseconds, but the store keeps microseconds. */
+const TIME_RESOLUTION_NS: Record<string, number> = { ll: 1000, 'fuse-native': 1_000_000 };
 
 export const TARGET_NAMES = ['plain', 'bindfs', ...Object.keys(SMHFS_BINDINGS).map((b) => `smhfs-${b}`)];
 
@@ -37,7 +40,7 @@ export async function startTarget(name: string): Promise<RunningTarget> {
   const binding = name.replace(/^smhfs-/, '');
   const args = SMHFS_BINDINGS[binding];
   if (!name.startsWith('smhfs-') || !args) throw new Error(`unknown POSIX target ${name} (known: ${TARGET_NAMES.join(', ')})`);
-  return startSmhfs(name, args);
+  return startSmhfs(name, args, TIME_RESOLUTION_NS[binding] ?? 1);
 }
 
 async function tempDir(prefix: string): Promise<string> {
@@ -99,7 +102,7 @@ async function startBindfs(): Promise<RunningTarget> {
   };
 }
 
-async function startSmhfs(name: string, bindingArgs: string[]): Promise<RunningTarget> {
+async function startSmhfs(name: string, bindingArgs: string[], timeResolutionNs: number): Promise<RunningTarget> {
   const dir = await tempDir('smhfs-posix-');
   let m: Mount;
   try {
@@ -111,8 +114,7 @@ async function startSmhfs(name: string, bindingArgs: string[]): Promise<RunningT
   return {
     name,
     dir: m.mountpoint,
-    // fuse-native carries times as milliseconds
-    timeResolutionNs: bindingArgs.length === 0 ? 1_000_000 : 1,
+    timeResolutionNs,
     nameMax: 255,
     utf8Names: true,
     output: () => m.output(),

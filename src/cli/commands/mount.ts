@@ -26,13 +26,14 @@
 import { createConnection } from 'node:net';
 import { totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
-import { type Command, InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { DiskCache, type DiskCacheFaults } from '../../blob/disk-cache.js';
 import { FaultInjectingStore, type FaultOptions } from '../../blob/fault-store.js';
 import type { PageCacheStats } from '../../blob/page-cache.js';
 import { LocalBlobStore } from '../../blob/local-store.js';
 import type { BlobStore } from '../../blob/types.js';
-import type { FuseAdapter } from '../../fuse/adapter.js';
+import { BINDING_NAMES, type BindingName } from '../../fuse/binding.js';
+import type { MountAdapter } from '../../fuse/frontends.js';
 import type { Library } from '../../store/library.js';
 import type { BlobConfig } from '../../store/types.js';
 import { ContentReader, type ReaderOptions } from '../../vfs/reader.js';
@@ -73,6 +74,12 @@ function parseId(what: string): (value: string) => number {
   };
 }
 
+function parseBinding(value: string): BindingName {
+  const b = BINDING_NAMES.find((n) => n === value);
+  if (!b) throw new InvalidArgumentError(`expected one of ${BINDING_NAMES.join(', ')}.`);
+  return b;
+}
+
 function parseUmask(value: string): string {
   if (!/^0?[0-7]{1,3}$/.test(value)) throw new InvalidArgumentError('expected an octal umask such as 022 or 0027.');
   return value.replace(/^0(?=[0-7])/, '').padStart(3, '0');
@@ -105,6 +112,7 @@ interface MountCmdOptions {
   logFile?: string;
   logLevel?: LogLevel;
   metrics?: string;
+  binding?: BindingName;
 }
 
 export function register(program: Command): void {
@@ -128,6 +136,11 @@ export function register(program: Command): void {
       "the kernel's readahead for this mount (Linux, as root; 0 keeps the kernel's 128K; up to 256M)",
       sizeIn({ min: 4 * KiB, max: 256 * MiB, zero: true }),
       MiB,
+    )
+    .addOption(
+      new Option('--binding <name>', 'the FUSE binding: ll (our libfuse 3 low-level binding; the default on Linux when it is built) or fuse-native (libfuse 2)')
+        .argParser(parseBinding)
+        .env('SMHFS_BINDING'),
     )
     .option('--attr-timeout <seconds>', 'how long the kernel caches attributes and names (changes by others show after it)', parseSeconds, 1)
     .option('-o, --options <opts>', 'FUSE mount options, comma-separated, passed through (allow_other, nosuid, …); repeatable', collect)
@@ -328,6 +341,7 @@ async function serveMount(mountpoint: string, o: MountCmdOptions, cmd: Command, 
       spaceName,
       fuseOptions,
       attrTimeout: o.attrTimeout,
+      ...(o.binding ? { binding: o.binding } : {}),
       debug: o.debug === true,
       kernelReadaheadKb: Math.floor(o.kernelReadahead / 1024),
       graceSec: o.grace,
@@ -340,7 +354,7 @@ async function serveMount(mountpoint: string, o: MountCmdOptions, cmd: Command, 
             },
           }
         : {}),
-      onAdapter: (adapter: FuseAdapter) =>
+      onAdapter: (adapter: MountAdapter) =>
         metrics?.setSources({
           ops: () => adapter.counters.entries(),
           cache: () => read.cache.stats(),
@@ -440,6 +454,7 @@ interface StatsReply {
   space: string;
   uptimeSec: number;
   mountOptions: string;
+  binding?: string;
   ops: Record<string, { calls: number; errors: number; ms: number }>;
   openHandles: number;
   openFiles: number;
@@ -465,6 +480,7 @@ const mib = (n: number): string => humanBytes(n);
 function printStats(s: StatsReply): void {
   printLine(`mount     ${s.mountpoint} (pid ${s.pid}, up ${s.uptimeSec} s)`);
   printLine(`library   ${s.library} (space ${s.space})`);
+  printLine(`binding   ${s.binding ?? 'fuse-native'}`);
   printLine(`options   ${s.mountOptions}`);
   if (s.blobs) printLine(`blobs     ${s.blobs}`);
   if (s.rssBytes !== undefined) printLine(`memory    ${mib(s.rssBytes)} resident`);

@@ -43,6 +43,29 @@ export class LinkOps extends SpaceOps {
     validateLinkTarget(target, linkPath);
     return this.tx(() => {
       const { parent, name, segs } = this.tree.parentOf(linkPath, false);
+      return this.symlinkIn(parent, name, segs, linkPath, target, opts);
+    });
+  }
+
+  /** L1: symlink(2) of `name` in directory `parentId` (node ids, as `lookup`). */
+  symlinkAt(parentId: number, name: string, target: string, opts: ResolveContext & { uid?: number; gid?: number } = {}): NodeInfo {
+    return this.tx(() => {
+      const place = this.tree.parentAt(parentId, name, false);
+      validateLinkTarget(target, place.subject);
+      return this.symlinkIn(place.parent, place.name, splitPath(place.subject, 'destination'), place.subject, target, opts);
+    });
+  }
+
+  private symlinkIn(
+    parent: NodeRow,
+    name: string,
+    segs: string[],
+    linkPath: string,
+    target: string,
+    opts: ResolveContext & { uid?: number; gid?: number },
+  ): NodeInfo {
+    // a block keeps the path form's body and indentation as it was
+    {
       if (this.tree.occupied(parent.id, name)) throw fail('SameNameDirectoryOrFileExists', 'the link name exists', linkPath);
       const bound = this.bindableTarget(segs.slice(0, -1), target, opts);
       if (bound !== undefined) this.checkLinkRoom(bound, 1, linkPath);
@@ -56,7 +79,7 @@ export class LinkOps extends SpaceOps {
       });
       this.edits.attach(parent.id, name, id, 'link');
       return this.edits.placed(id).info;
-    });
+    }
   }
 
   private bindableTarget(parentSegs: string[], target: string, ctx: ResolveContext): number | undefined {

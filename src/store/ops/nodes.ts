@@ -42,21 +42,21 @@ export class NodeOps extends SpaceOps {
   }
 
   /** Like stat, for an operation about to change the node (open for writing, truncate): the bin is read-only (T3). */
-  statWritable(path: string): NodeInfo {
-    const info = this.stat(path);
-    if (info.inTrash) throw this.tree.binReadOnly(path, true);
+  statWritable(pathOrId: string | number): NodeInfo {
+    const info = typeof pathOrId === 'number' ? this.statNode(pathOrId) : this.stat(pathOrId);
+    if (info.inTrash) throw this.tree.binReadOnly(info.path, true);
     return info;
   }
 
   /** open(2): for writing, a node that may be written and is not a directory. */
-  statOpen(path: string, opts: { write: boolean }): NodeInfo {
-    const info = opts.write ? this.statWritable(path) : this.stat(path);
+  statOpen(path: string | number, opts: { write: boolean }): NodeInfo {
+    const info = opts.write ? this.statWritable(path) : typeof path === 'number' ? this.statNode(path) : this.stat(path);
     if (opts.write && info.kind === 'dir') throw fail('IsADirectory', 'is a directory', info.path);
     return info;
   }
 
   /** truncate(2): only a regular file that may be written has a size to change. */
-  statTruncatable(path: string): NodeInfo {
+  statTruncatable(path: string | number): NodeInfo {
     const info = this.statWritable(path);
     if (info.kind === 'dir') throw fail('IsADirectory', 'is a directory', info.path);
     if (info.kind !== 'file') throw fail('InvalidArgument', 'not a regular file', info.path);
@@ -193,32 +193,60 @@ export class NodeOps extends SpaceOps {
     }
     return this.tx(() => {
       const { parent, name } = this.tree.parentOf(path, false);
-      this.edits.claimFree(parent.id, name, path);
-      const { gid } = this.edits.inheritGroup(parent, opts.gid, opts.mode, false);
-      const id = this.edits.insertNode({ kind: 'special', mode: opts.mode, rdev: opts.rdev ?? 0, uid: opts.uid ?? 0, gid });
-      this.edits.attach(parent.id, name, id, 'special');
-      return this.edits.placed(id).info;
+      return this.mknodIn(parent, name, path, opts);
     });
+  }
+
+  /** mknod in directory `parentId` (node ids, as `lookup`): what `mknod` of that path answers. */
+  mknodAt(parentId: number, name: string, opts: { mode: number; rdev?: number; uid?: number; gid?: number }): NodeInfo {
+    if ((opts.mode & S_IFMT) === S_IFREG || (opts.mode & S_IFMT) === 0) return this.createFileAt(parentId, name, opts);
+    return this.tx(() => {
+      const place = this.tree.parentAt(parentId, name, false);
+      if ((opts.mode & S_IFMT) === S_IFDIR || (opts.mode & S_IFMT) === S_IFLNK) {
+        throw fail('InvalidArgument', 'mknod cannot make directories or links', place.subject);
+      }
+      return this.mknodIn(place.parent, place.name, place.subject, opts);
+    });
+  }
+
+  private mknodIn(parent: NodeRow, name: string, path: string, opts: { mode: number; rdev?: number; uid?: number; gid?: number }): NodeInfo {
+    this.edits.claimFree(parent.id, name, path);
+    const { gid } = this.edits.inheritGroup(parent, opts.gid, opts.mode, false);
+    const id = this.edits.insertNode({ kind: 'special', mode: opts.mode, rdev: opts.rdev ?? 0, uid: opts.uid ?? 0, gid });
+    this.edits.attach(parent.id, name, id, 'special');
+    return this.edits.placed(id).info;
   }
 
   /** create(2) through the mount: an empty file; EEXIST when the name is taken. */
   createFile(path: string, owner: Owner = {}): NodeInfo {
     return this.tx(() => {
       const { parent, name } = this.tree.parentOf(path, false);
-      this.edits.claimFree(parent.id, name, path);
-      const { gid } = this.edits.inheritGroup(parent, owner.gid, 0, false);
-      const id = this.edits.insertNode({
-        kind: 'file',
-        mode: S_IFREG | ((owner.mode ?? 0o644) & 0o7777),
-        uid: owner.uid ?? 0,
-        gid,
-        blob: EMPTY_BLOB_KEY,
-        etag: EMPTY_ETAG,
-        storage_class: this.edits.defaultClass(),
-      });
-      this.edits.attach(parent.id, name, id, 'file');
-      return this.edits.placed(id).info;
+      return this.createFileIn(parent, name, path, owner);
     });
+  }
+
+  /** create(2) of `name` in directory `parentId` (node ids, as `lookup`). */
+  createFileAt(parentId: number, name: string, owner: Owner = {}): NodeInfo {
+    return this.tx(() => {
+      const place = this.tree.parentAt(parentId, name, false);
+      return this.createFileIn(place.parent, place.name, place.subject, owner);
+    });
+  }
+
+  private createFileIn(parent: NodeRow, name: string, path: string, owner: Owner): NodeInfo {
+    this.edits.claimFree(parent.id, name, path);
+    const { gid } = this.edits.inheritGroup(parent, owner.gid, 0, false);
+    const id = this.edits.insertNode({
+      kind: 'file',
+      mode: S_IFREG | ((owner.mode ?? 0o644) & 0o7777),
+      uid: owner.uid ?? 0,
+      gid,
+      blob: EMPTY_BLOB_KEY,
+      etag: EMPTY_ETAG,
+      storage_class: this.edits.defaultClass(),
+    });
+    this.edits.attach(parent.id, name, id, 'file');
+    return this.edits.placed(id).info;
   }
 
   /**

@@ -1,0 +1,188 @@
+/**
+ * Each FUSE binding with the adapter that speaks its language: `ll` (our libfuse 3 low-level
+ * addon, ./ll/binding.ts) with the inode adapter (./inode-adapter.ts), `fuse-native` (libfuse 2,
+ * ./native.ts) with the path adapter (./adapter.ts). The server (./server.ts) knows a frontend
+ * only through `Frontend`: make the adapter, mount it, read its counters — never which binding it
+ * is. `chooseFrontend` picks the default: ll on Linux when the addon loads, else fuse-native with
+ * the reason in one line.
+ *
+ * The `-o` options a user gives are libfuse 2's vocabulary (mount.fuse(8), fuse-native's past);
+ * on ll the ones libfuse 3's low level no longer has become what they meant: `uid=`, `gid=`,
+ * `umask=` are applied by the adapter, the timeouts and request sizes are the binding's numbers,
+ * `kernel_cache`/`direct_io` open defaults, and the libfuse 2 tuning flags that libfuse 3 made
+ * the default (big_writes, nonempty, use_ino, hard_remove, auto_cache, readdir_ino, atomic_o_trunc)
+ * are dropped. Everything else passes to libfuse verbatim (it refuses what it does not know).
+ */
+import type { BindingCapabilities, BindingName, MountedFs } from './binding.js';
+import { FuseAdapter, type AdapterOptions, type OpCounter } from './adapter.js';
+import { InodeAdapter } from './inode-adapter.js';
+import { fuseNativeBinding, type OpTimeouts } from './native.js';
+import { lowLevelAvailable, mount as llMount, mountConfig, type MountOptions } from './ll/binding.js';
+import type { FuseLibrary, FuseSpace } from './port.js';
+import type { OpenFiles } from '../vfs/open-files.js';
+import type { ContentReader } from '../vfs/reader.js';
+
+export { BINDING_NAMES, type BindingName } from './binding.js';
+
+/** What the server reads of an adapter, whichever binding it serves. */
+export interface MountAdapter {
+  readonly files: OpenFiles;
+  readonly counters: Map<string, OpCounter>;
+  snapshot(): Record<string, unknown>;
+}
+
+export interface FrontendMountOptions {
+  /** The user's `-o` options, one per element. */
+  fuseOptions: string[];
+  attrTimeout: number;
+  debug: boolean;
+  /** fuse-native's per-op timeouts. */
+  timeouts: OpTimeouts;
+}
+
+/** An adapter made and ready to mount. */
+export interface Prepared {
+  readonly adapter: MountAdapter;
+  mount(mountpoint: string): Promise<MountedFs>;
+}
+
+export interface Frontend {
+  readonly name: BindingName;
+  readonly capabilities: BindingCapabilities;
+  /** What the binding needs on this machine, for the error when a mount fails. */
+  readonly needs: string;
+  available(): { ok: true } | { ok: false; reason: string };
+  prepare(lib: FuseLibrary, space: FuseSpace, reader: ContentReader, adapter: AdapterOptions, mount: FrontendMountOptions): Prepared;
+}
+
+const fuseNativeFrontend: Frontend = {
+  name: 'fuse-native',
+  capabilities: fuseNativeBinding.capabilities,
+  needs: 'libfuse2 and fusermount',
+  available: () => fuseNativeBinding.available(),
+  prepare(lib, space, reader, adapterOpts, m) {
+    const adapter = new FuseAdapter(lib, space, reader, adapterOpts);
+    return {
+      adapter,
+      mount: (mp) => fuseNativeBinding.mount(mp, adapter.ops(), { mountOptions: m.fuseOptions, attrTimeout: m.attrTimeout, timeouts: m.timeouts, debug: m.debug }),
+    };
+  },
+};
+
+/** libfuse 2 options that libfuse 3 made the default or dropped: harmless to leave out. */
+const LIBFUSE2_ONLY = new Set(['big_writes', 'nonempty', 'use_ino', 'hard_remove', 'auto_cache', 'noauto_cache', 'readdir_ino', 'atomic_o_trunc', 'large_read']);
+
+/** The user's `-o` options as the ll binding and the inode adapter take them. */
+export function llOptions(fuseOptions: string[], attrTimeout: number, debug: boolean): { mount: MountOptions; show: { uid?: number; gid?: number; umask?: number } } {
+  const mount: MountOptions = { entryTimeout: attrTimeout, attrTimeout };
+  const show: { uid?: number; gid?: number; umask?: number } = {};
+  const rest: string[] = [];
+  const num = (o: string, v: string, base = 10): number => {
+    const n = base === 8 ? parseInt(v, 8) : Number(v);
+    // libfuse's own words for it (fuse_opt_parse)
+    if (!Number.isFinite(n) || n < 0 || !/^\d+(\.\d+)?$/.test(v.trim())) throw new Error(`fuse: invalid parameter in option \`${o}'`);
+    return n;
+  };
+  for (const o of fuseOptions.flatMap((x) => x.split(',')).map((x) => x.trim()).filter((x) => x.length > 0)) {
+    const eq = o.indexOf('=');
+    const key = eq < 0 ? o : o.slice(0, eq);
+    const v = eq < 0 ? '' : o.slice(eq + 1);
+    if (LIBFUSE2_ONLY.has(o)) continue;
+    if (key === 'uid' && eq > 0) show.uid = num(o, v);
+    else if (key === 'gid' && eq > 0) show.gid = num(o, v);
+    else if (key === 'umask' && eq > 0) show.umask = num(o, v, 8);
+    else if (key === 'attr_timeout' && eq > 0) mount.attrTimeout = num(o, v);
+    else if (key === 'entry_timeout' && eq > 0) mount.entryTimeout = num(o, v);
+    else if (key === 'negative_timeout' && eq > 0) mount.negativeTimeout = num(o, v);
+    else if (key === 'max_write' && eq > 0) mount.maxWrite = num(o, v);
+    else if (key === 'max_read' && eq > 0) mount.maxRead = num(o, v);
+    else if (key === 'max_readahead' && eq > 0) mount.maxReadahead = num(o, v);
+    else if (key === 'fsname' && eq > 0) mount.fsname = v;
+    else if (key === 'subtype' && eq > 0) mount.subtype = v;
+    else if (o === 'kernel_cache') mount.keepCache = true;
+    else if (o === 'direct_io') mount.directIo = true;
+    else if (o === 'allow_other') mount.allowOther = true;
+    else if (o === 'ro') mount.readOnly = true;
+    else if (o === 'auto_unmount') mount.autoUnmount = true;
+    else if (o === 'default_permissions') continue; // always on
+    else rest.push(o);
+  }
+  if (debug) rest.push('debug');
+  mount.options = rest;
+  return { mount, show };
+}
+
+const llFrontend: Frontend = {
+  name: 'll',
+  capabilities: { callerContext: true, nanosecondTimes: true, invalidation: true, renameFlags: true, maxRequest: 1 << 20 },
+  needs: 'libfuse3 and fusermount3',
+  available: () => {
+    const a = lowLevelAvailable();
+    return a.ok ? { ok: true } : a;
+  },
+  prepare(lib, space, reader, adapterOpts, m) {
+    const log = adapterOpts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+    let parsed: ReturnType<typeof llOptions> | undefined;
+    let refused: Error | undefined;
+    try {
+      parsed = llOptions(m.fuseOptions, m.attrTimeout, m.debug);
+    } catch (e) {
+      refused = e as Error; // said when mounting, where the server reports refused options
+    }
+    const adapter = new InodeAdapter(lib, space, reader, { ...adapterOpts, show: parsed?.show ?? {} });
+    return {
+      adapter,
+      mount: async (mp) => {
+        if (refused || !parsed) {
+          log(refused?.message ?? 'fuse: bad mount options');
+          throw new Error('libfuse refused the mount options');
+        }
+        const mount = parsed.mount;
+        let session: Awaited<ReturnType<typeof llMount>>;
+        try {
+          session = await llMount(mp, adapter.ops(), {
+            ...mount,
+            onError: (err, op) => log(`smhfs: ${op}: ${(err as Error)?.stack ?? String(err)} (answered EIO)`),
+          });
+        } catch (e) {
+          // fuse_session_new refuses what it does not know before anything is mounted
+          const unknown = /unknown option\(s\): `-o ([^']*)'/.exec((e as Error).message);
+          if (!unknown) throw e;
+          const bad = unknown[1]!.split(',');
+          throw new Error(
+            `unknown mount option${bad.length > 1 ? 's' : ''} ${bad.map((o) => `'${o}'`).join(', ')}: libfuse 3 does not know ` +
+              `${bad.length > 1 ? 'them' : 'it'} (see "man mount.fuse3" for the options; smhfs's own flags go before the mountpoint, not in -o)`,
+          );
+        }
+        adapter.attachKernel(session);
+        session.on('unmounted', () => adapter.attachKernel(undefined));
+        const { args } = mountConfig(mount, adapter.ops());
+        const optionString = args.slice(1).join(' ');
+        return {
+          mountpoint: mp,
+          optionString: () => optionString,
+          invalidateEntry: (parent, name) => session.invalidateEntry(parent, name),
+          invalidateInode: (ino, offset, length) => session.invalidateInode(ino, offset, length),
+        };
+      },
+    };
+  },
+};
+
+export const FRONTENDS: Readonly<Record<BindingName, Frontend>> = { ll: llFrontend, 'fuse-native': fuseNativeFrontend };
+
+/**
+ * The binding to mount with: the one asked for (refused with the reason when it cannot load), or
+ * by default ll on Linux when its addon loads, else fuse-native with a note saying why.
+ */
+export function chooseFrontend(asked: BindingName | undefined): { frontend: Frontend; note?: string } {
+  if (asked) {
+    const f = FRONTENDS[asked];
+    const a = f.available();
+    if (!a.ok) throw Object.assign(new Error(`--binding ${asked}: ${a.reason}`), { code: 'EBINDING' });
+    return { frontend: f };
+  }
+  const ll = llFrontend.available();
+  if (ll.ok) return { frontend: llFrontend };
+  return { frontend: fuseNativeFrontend, note: `mounting with fuse-native (libfuse 2): ${ll.reason}` };
+}

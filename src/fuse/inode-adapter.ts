@@ -1,0 +1,531 @@
+/**
+ * The inode-addressed FUSE adapter: `LowLevelOps` of our libfuse 3 binding (./ll/binding.ts)
+ * over the store's id-addressed operations (lookup, statNode, readdir(id), mkdirAt, unlinkAt,
+ * renameAt, createFileAt, symlinkAt, setattr(id), xattrs by id) and the mount's open files
+ * (src/vfs/open-files.ts). Like ./adapter.ts (fuse-native, by path) it only translates — ids to
+ * inos, flags and modes to store arguments, NodeInfo to attributes (./translate.ts, shared), errors
+ * to -errno through the one mapping — and holds no rule.
+ *
+ * - ino = node id, except that the space's root answers as FUSE_ROOT_ID (1) and node 1, if it is
+ *   not the root, as the root's id (a swap: one bijection, no table). The generation is the node's
+ *   birth time in µs: SQLite may hand a deleted node's id to a new node, never with the same birth.
+ * - The kernel's lookup references are counted per ino (every Entry it receives is one, `forget`
+ *   gives them back); a node unlinked while open keeps answering getattr, read and write through
+ *   its handles until the last release (D7; OpenFiles holds its bytes), with st_nlink 0.
+ * - New nodes take the caller's uid/gid (the store gives a setgid parent's group, and setgid to new
+ *   directories); modes arrive with the caller's umask applied by the kernel. Times cross as
+ *   seconds + nanoseconds; the store keeps microseconds.
+ * - Reads answer synchronously from cached pages (a view, sent before the call returns: no copy);
+ *   otherwise from the async read path. Writes go straight from the request buffer into the
+ *   staging file when they can (`writeNow`), else through the async path (the binding keeps the
+ *   buffer for it).
+ * - Cache invalidation: `attachKernel` gives the adapter the session's invalidation calls; the
+ *   server (and i11-inval's change follower) ask through `invalidateEntry(dirId, name)` and
+ *   `invalidateNode(id)` in node ids.
+ */
+import { constants } from 'node:os';
+import { fail, isSmhError } from '../errors.js';
+import type { NodeInfo } from '../store/types.js';
+import type { Attr, Created, Ctx, DirEntry, Entry, FdSlice, LowLevelOps, Open, SetAttr, Statfs, Timespec } from './ll/binding.js';
+import type { AdapterOptions } from './adapter.js';
+import { STATS_XATTR } from './adapter.js';
+import { adapterSnapshot, errnoFor, nodeStat, openMode, runOp, statfsNumbers, touchAtime, type OpCounter } from './translate.js';
+import type { FuseLibrary, FuseSpace } from './port.js';
+import { OpenFiles, type Handle } from '../vfs/open-files.js';
+import type { ContentReader } from '../vfs/reader.js';
+
+const E = constants.errno;
+const FUSE_ROOT_ID = 1;
+const W_OK = 2;
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+const S_IFDIR = 0o040000;
+const XATTR_CREATE = 1;
+const XATTR_REPLACE = 2;
+/** st_blksize: what `cat`, `cp` use as their buffer size; one FUSE request (max_write, 1 MiB). */
+const BLKSIZE = 1 << 20;
+
+export interface InodeAdapterOptions extends AdapterOptions {
+  /** `-o uid=`, `gid=`, `umask=`: what every node shows (libfuse 3's low level leaves them to us). */
+  show?: { uid?: number; gid?: number; umask?: number };
+}
+
+/** The session's invalidation calls (./ll/binding.ts LowLevelSession), in inos. */
+export interface KernelCaches {
+  invalidateEntry(parentIno: number, name: string): Promise<boolean>;
+  invalidateInode(ino: number, offset?: number, length?: number): Promise<boolean>;
+}
+
+/**
+ * A bound link changes as a side effect of changes to another name (its target moved: a new
+ * readlink answer and st_size; its target deleted: the link went to the bin with it, L12), which
+ * the kernel cannot know. Until the change feed invalidates those (i11-inval), the kernel keeps
+ * neither its name nor its attributes: each use asks again, as through fuse-native's paths.
+ */
+const BOUND_LINK_TIMEOUTS = { entryTimeout: 0, attrTimeout: 0 } as const;
+
+const timespec = (us: number): Timespec => {
+  const sec = Math.floor(us / 1e6);
+  return { sec, nsec: (us - sec * 1e6) * 1000 };
+};
+const micros = (t: Timespec | 'now'): number => (t === 'now' ? Date.now() * 1000 : t.sec * 1e6 + Math.floor(t.nsec / 1000));
+
+export class InodeAdapter {
+  readonly files: OpenFiles;
+  readonly counters = new Map<string, OpCounter>();
+  readonly #lib: FuseLibrary;
+  readonly #space: FuseSpace;
+  readonly #opts: InodeAdapterOptions;
+  readonly #log: (line: string) => void;
+  readonly #root: number;
+  /** The kernel's lookup references, per node id. */
+  readonly #lookups = new Map<number, number>();
+  /** Open directory handles: the listing a handle walks (made at offset 0, stable while it reads on). */
+  readonly #dirs = new Map<number, DirEntry[] | undefined>();
+  #nextDir = 1;
+  /** libfuse 2's auto_cache: an open keeps the kernel's pages when mtime and size are as at the last open. */
+  readonly #seenVersion = new Map<number, string>();
+  #kernel: KernelCaches | undefined;
+
+  constructor(lib: FuseLibrary, space: FuseSpace, reader: ContentReader, opts: InodeAdapterOptions) {
+    this.#lib = lib;
+    this.#space = space;
+    this.#opts = opts;
+    this.#root = space.root;
+    this.#log = opts.log ?? ((line) => process.stderr.write(`${line}\n`));
+    this.files = new OpenFiles(lib, space, reader);
+  }
+
+  // ───────────────────────────── ids, attributes ─────────────────────────────
+
+  /** node id ↔ ino (an involution: the same swap both ways). */
+  inoOf(id: number): number {
+    return id === this.#root ? FUSE_ROOT_ID : id === FUSE_ROOT_ID ? this.#root : id;
+  }
+
+  /** The kernel's lookup references on node `id` (0: it holds none). */
+  lookups(id: number): number {
+    return this.#lookups.get(id) ?? 0;
+  }
+
+  /** Route invalidations to the kernel (the server does it once the session is mounted). */
+  attachKernel(kernel: KernelCaches | undefined): void {
+    this.#kernel = kernel;
+  }
+
+  /** Drop the kernel's cached name `name` in directory `dirId` (node ids); false when nothing was cached or no kernel is attached. */
+  invalidateEntry(dirId: number, name: string): Promise<boolean> {
+    return this.#kernel?.invalidateEntry(this.inoOf(dirId), name) ?? Promise.resolve(false);
+  }
+
+  /** Drop the kernel's cached attributes and data (a link's target) of node `id`. */
+  invalidateNode(id: number): Promise<boolean> {
+    if (!this.#lookups.has(id) && id !== this.#root) return Promise.resolve(false); // the kernel has no inode for it
+    return this.#kernel?.invalidateInode(this.inoOf(id)) ?? Promise.resolve(false);
+  }
+
+  /** Drop everything the kernel caches of this mount's nodes (the follower fell behind the change feed). */
+  async invalidateAll(): Promise<void> {
+    await Promise.all([this.#root, ...this.#lookups.keys()].map((id) => this.invalidateNode(id)));
+  }
+
+  #attr(info: NodeInfo, view?: Handle['view']): Attr {
+    const open = info.kind === 'file' ? this.files.node(info.id) : undefined;
+    const show = this.#opts.show;
+    const owner = this.#opts.presentAs ?? (show && (show.uid !== undefined || show.gid !== undefined) ? { uid: show.uid ?? info.uid, gid: show.gid ?? info.gid } : undefined);
+    const st = nodeStat(info, open, BLKSIZE, view, owner);
+    // as libfuse 2's umask=: every node shows 0777 minus it
+    const mode = show?.umask !== undefined ? (st.mode & S_IFMT) | (0o777 & ~show.umask) : st.mode;
+    return {
+      ino: this.inoOf(st.id),
+      ...(info.link?.flavour === 'bound' ? { attrTimeout: BOUND_LINK_TIMEOUTS.attrTimeout } : {}),
+      mode,
+      // A file whose name this mount removed has no name left (POSIX st_nlink 0) while open.
+      nlink: open?.orphan ? 0 : st.nlink,
+      uid: st.uid,
+      gid: st.gid,
+      size: st.size,
+      rdev: st.rdev,
+      blocks: st.blocks,
+      blksize: st.blksize,
+      atime: timespec(st.atimeUs),
+      mtime: timespec(st.mtimeUs),
+      ctime: timespec(st.ctimeUs),
+    };
+  }
+
+  /** An Entry the kernel will hold a reference on. */
+  #entry(info: NodeInfo): Entry {
+    this.#lookups.set(info.id, (this.#lookups.get(info.id) ?? 0) + 1);
+    return { attr: this.#attr(info), generation: info.birthtimeUs, ...(info.link?.flavour === 'bound' ? BOUND_LINK_TIMEOUTS : {}) };
+  }
+
+  /** The node as the store has it; an open file whose node is gone (purged) answers as last seen. */
+  #info(id: number): NodeInfo {
+    try {
+      const info = this.#space.statNode(id);
+      const open = this.files.node(id);
+      if (open) open.info = info;
+      return info;
+    } catch (e) {
+      const open = isSmhError(e, 'FileNotFound') ? this.files.node(id) : undefined;
+      if (open) return open.info;
+      throw e;
+    }
+  }
+
+  // ───────────────────────────── plumbing ─────────────────────────────
+
+  /**
+   * Run `fn` and give the binding its answer: the value, or -errno (unexpected errors logged and
+   * answered EIO). Sync results stay sync: most ops are one synchronous SQLite call.
+   */
+  #run<T>(op: string, ino: number, name: string | undefined, fn: () => T | Promise<T>): T | number | Promise<T | number> {
+    const onOp = this.#opts.onOp;
+    return runOp<T, T | number>(
+      this.counters,
+      op,
+      fn,
+      (v, ms) => {
+        onOp?.(op, this.#pathOf(ino, name), ms, 0);
+        return v;
+      },
+      (e, ms) => {
+        const errno = errnoFor(e, (msg, n) => this.#log(`smhfs: ${op} ${this.#pathOf(ino, name)}: ${msg} (returned ${n === E.EIO ? 'EIO' : n})`));
+        onOp?.(op, this.#pathOf(ino, name), ms, errno);
+        return -errno;
+      },
+    );
+  }
+
+
+  /** How logs and metrics name a request: the mount path of `ino` (and `name` in it), when it has one. */
+  #pathOf(ino: number, name: string | undefined): string {
+    let p: string;
+    try {
+      p = this.#space.statNode(this.inoOf(ino)).path;
+    } catch {
+      p = `(node ${this.inoOf(ino)})`;
+    }
+    const dir = `/${p}`;
+    return name === undefined ? dir : `${dir === '/' ? '' : dir}/${name}`;
+  }
+
+  // ───────────────────────────── operations ─────────────────────────────
+
+  ops(): LowLevelOps {
+    const s = this.#space;
+    const files = this.files;
+    const id = (ino: number): number => this.inoOf(ino);
+    const owner = (ctx: Ctx): { uid: number; gid: number } => ({ uid: ctx.uid, gid: ctx.gid });
+
+    return {
+      lookup: (parent, name) => this.#run('lookup', parent, name, () => this.#entry(s.lookup(id(parent), name))),
+
+      forget: (ino, n) => {
+        const nodeId = id(ino);
+        const left = (this.#lookups.get(nodeId) ?? 0) - n;
+        if (left > 0) this.#lookups.set(nodeId, left);
+        else {
+          this.#lookups.delete(nodeId);
+          this.#seenVersion.delete(nodeId);
+        }
+      },
+
+      getattr: (ino, fh) =>
+        this.#run('getattr', ino, undefined, () => {
+          const info = this.#info(id(ino));
+          // fstat answers with the size of the version that handle reads (D7)
+          const h = fh !== undefined && info.kind === 'file' ? this.#handleOrNone(fh) : undefined;
+          return this.#attr(info, h?.view);
+        }),
+
+      setattr: (ino, set, fh) => this.#run('setattr', ino, undefined, () => this.#setattr(id(ino), set, fh)),
+
+      readlink: (ino) => this.#run('readlink', ino, undefined, () => s.readlink(id(ino))),
+
+      mknod: (parent, name, mode, rdev, ctx) =>
+        this.#run('mknod', parent, name, () =>
+          this.#entry(
+            (mode & S_IFMT) === S_IFREG
+              ? s.createFileAt(id(parent), name, { mode: mode & 0o7777, ...owner(ctx) })
+              : s.mknodAt(id(parent), name, { mode, rdev, ...owner(ctx) }),
+          ),
+        ),
+
+      mkdir: (parent, name, mode, ctx) =>
+        this.#run('mkdir', parent, name, () => this.#entry(s.mkdirAt(id(parent), name, { mode: mode & 0o7777, ...owner(ctx), conflict: 'ask' }).info)),
+
+      symlink: (target, parent, name, ctx) =>
+        this.#run('symlink', parent, name, () => this.#entry(s.symlinkAt(id(parent), name, target, { mountpoint: this.#opts.mountpoint, ...owner(ctx) }))),
+
+      // An open file unlinked here keeps working through its handles (D7): see OpenFiles.markOrphan.
+      unlink: (parent, name) =>
+        this.#run('unlink', parent, name, () => {
+          const open = this.#openNodeAt(id(parent), name);
+          s.unlinkAt(id(parent), name);
+          // one name of several (L18): the file keeps its live names, and its handles their writes
+          if (open !== undefined && !this.#live(open)) files.markOrphan(open);
+        }),
+
+      rmdir: (parent, name) => this.#run('rmdir', parent, name, () => s.rmdirAt(id(parent), name)),
+
+      rename: (parent, name, newParent, newName, flags) =>
+        this.#run('rename', parent, name, () => {
+          // RENAME_NOREPLACE / RENAME_EXCHANGE: the store has neither (yet)
+          if (flags !== 0) throw Object.assign(new Error('rename flags are not supported'), { code: 'EINVAL' });
+          const replaced = this.#openNodeAt(id(newParent), newName);
+          const moved = s.renameAt(id(parent), name, id(newParent), newName);
+          if (replaced !== undefined && replaced !== moved.id && !this.#live(replaced)) files.markOrphan(replaced);
+        }),
+
+      // L17: another name of the node (the store says what may not have one)
+      link: (ino, newParent, newName) => this.#run('link', newParent, newName, () => this.#entry(s.linkAt(id(ino), id(newParent), newName))),
+
+      open: (ino, flags) => this.#run('open', ino, undefined, () => this.#open(id(ino), flags)),
+
+      create: (parent, name, mode, flags, ctx) =>
+        this.#run('create', parent, name, (): Created => {
+          const info = s.createFileAt(id(parent), name, { mode: mode & 0o7777, ...owner(ctx) });
+          const { writable, readable } = openMode(flags);
+          const h = files.open(info, writable, readable);
+          this.#seenVersion.set(info.id, `${info.mtimeUs}:${info.size}`);
+          return { ...this.#entry(info), fh: h.fd };
+        }),
+
+      read: (ino, fh, size, offset) => this.#run('read', ino, undefined, () => this.#read(fh, size, offset)),
+
+      write: (ino, fh, data, offset) =>
+        this.#run('write', ino, undefined, () => {
+          const h = files.handle(fh);
+          const n = files.writeNow(h, data, data.length, offset);
+          // The async path may keep `data`: the binding gave libfuse a new receive buffer for it.
+          return n !== undefined ? n : files.write(h, data, offset);
+        }),
+
+      // close(2): a writer's close commits; a reader's close never fails for someone else's writes.
+      flush: (ino, fh) =>
+        this.#run('flush', ino, undefined, () => {
+          const h = files.handle(fh);
+          return h.writable ? files.commit(h.node) : undefined;
+        }),
+
+      // The last close commits what is left; if that fails the staged bytes are gone: say so.
+      release: (ino, fh) =>
+        this.#run('release', ino, undefined, async () => {
+          this.#accessDue.delete(fh);
+          const h = this.#handleOrNone(fh);
+          if (!h) return;
+          try {
+            await files.release(fh);
+          } catch (e) {
+            this.#log(`smhfs: staged writes to node ${h.node.id} were discarded at the last close: ${(e as Error).message}`);
+            throw e;
+          }
+        }),
+
+      // A content commit is durable by itself; with nothing to commit, earlier metadata
+      // (the create or rename that made this file reachable) is made durable instead.
+      fsync: (ino, fh) =>
+        this.#run('fsync', ino, undefined, async () => {
+          const node = files.handle(fh).node;
+          if (node.dirty) await files.commit(node);
+          else this.#lib.sync();
+        }),
+
+      opendir: (ino) =>
+        this.#run('opendir', ino, undefined, (): Open => {
+          const info = this.#info(id(ino));
+          if (info.kind !== 'dir') throw fail('NotADirectory', 'not a directory', info.path);
+          const fh = this.#nextDir++;
+          this.#dirs.set(fh, undefined);
+          return fh;
+        }),
+
+      readdir: (ino, fh, offset) =>
+        this.#run('readdir', ino, undefined, () => {
+          let list = this.#dirs.get(fh);
+          if (offset === 0 || !list) {
+            list = this.#listing(id(ino));
+            this.#dirs.set(fh, list);
+          }
+          return offset === 0 ? list : list.slice(offset);
+        }),
+
+      releasedir: (_ino, fh) => {
+        this.#dirs.delete(fh);
+        return 0;
+      },
+
+      fsyncdir: (ino) => this.#run('fsyncdir', ino, undefined, () => this.#lib.sync()),
+
+      statfs: () => this.#run('statfs', FUSE_ROOT_ID, undefined, (): Promise<Statfs> => statfsNumbers(this.#lib.dir, s.statfs().files)),
+
+      access: (ino, mask) =>
+        this.#run('access', ino, undefined, () => {
+          if (mask & W_OK) s.statWritable(id(ino));
+          else this.#info(id(ino));
+        }),
+
+      getxattr: (ino, name) =>
+        this.#run('getxattr', ino, undefined, () => {
+          // Only user.* exists here; the kernel asks for security.capability on writes: answer fast.
+          if (!name.startsWith('user.')) throw fail('NoSuchAttribute', 'no such attribute', `#${ino}`);
+          if (name === STATS_XATTR && ino === FUSE_ROOT_ID) return Buffer.from(JSON.stringify(this.#opts.rootStats?.() ?? this.snapshot()));
+          return s.getXattr(id(ino), name);
+        }),
+
+      setxattr: (ino, name, value, flags) =>
+        this.#run('setxattr', ino, undefined, () => {
+          if (!name.startsWith('user.')) throw fail('NotSupported', `only user.* attributes are supported (${name})`, `#${ino}`);
+          s.setXattr(id(ino), name, Buffer.from(value), {
+            ...(flags & XATTR_CREATE ? { create: true } : {}),
+            ...(flags & XATTR_REPLACE ? { replace: true } : {}),
+          });
+        }),
+
+      listxattr: (ino) => this.#run('listxattr', ino, undefined, () => s.listXattr(id(ino))),
+
+      removexattr: (ino, name) =>
+        this.#run('removexattr', ino, undefined, () => {
+          if (!name.startsWith('user.')) throw fail('NoSuchAttribute', 'no such attribute', `#${ino}`);
+          s.removeXattr(id(ino), name);
+        }),
+
+      fallocate: (ino, fh, mode, offset, length) => this.#run('fallocate', ino, undefined, () => files.fallocate(files.handle(fh), mode, offset, length)),
+    };
+  }
+
+  #handleOrNone(fh: number): Handle | undefined {
+    try {
+      return this.files.handle(fh);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Whether node `id` still has a live name (hard links, L18: removing one name may leave others). */
+  #live(id: number): boolean {
+    try {
+      return !this.#space.statNode(id).inTrash;
+    } catch {
+      return false;
+    }
+  }
+
+  /** The id of the open file named `name` in `dirId`, if it is one (before an unlink or a rename over it). */
+  #openNodeAt(dirId: number, name: string): number | undefined {
+    if (this.files.openNodes === 0) return undefined;
+    try {
+      const info = this.#space.lookup(dirId, name);
+      return info.kind === 'file' && this.files.node(info.id) ? info.id : undefined;
+    } catch {
+      return undefined; // the store call that follows reports it
+    }
+  }
+
+  async #open(nodeId: number, flags: number): Promise<Open> {
+    const { writable, readable, truncate } = openMode(flags);
+    const info = this.#space.statOpen(nodeId, { write: writable });
+    if (info.kind !== 'file') return this.files.open(info, false, false).fd; // dirs, fifos, devices: the kernel does the rest
+    const h = this.files.open(info, writable, readable);
+    if (readable) this.#accessDue.set(h.fd, info);
+    // atomic_o_trunc: O_TRUNC comes with the open; staged like a write, committed at close.
+    if (truncate) await this.files.truncate(h.node, 0);
+    const version = `${info.mtimeUs}:${info.size}`;
+    const keepCache = this.#seenVersion.get(nodeId) === version && !h.node.staging;
+    this.#seenVersion.set(nodeId, version);
+    return { fh: h.fd, keepCache };
+  }
+
+  async #setattr(nodeId: number, set: SetAttr, fh: number | undefined): Promise<Attr> {
+    const s = this.#space;
+    const h = fh !== undefined ? this.#handleOrNone(fh) : undefined;
+    if (set.size !== undefined) {
+      if (h?.writable) await this.files.truncate(h.node, set.size);
+      else {
+        const info = s.statTruncatable(nodeId);
+        const open = this.files.node(nodeId);
+        if (open && open.writers > 0) await this.files.truncate(open, set.size);
+        else await this.files.truncatePath(info, set.size);
+      }
+    }
+    const attrs: { mode?: number; uid?: number; gid?: number; atimeUs?: number; mtimeUs?: number } = {};
+    if (set.mode !== undefined) attrs.mode = set.mode & 0o7777;
+    if (set.uid !== undefined) attrs.uid = set.uid;
+    if (set.gid !== undefined) attrs.gid = set.gid;
+    if (set.atime !== undefined) attrs.atimeUs = micros(set.atime);
+    if (set.mtime !== undefined) attrs.mtimeUs = micros(set.mtime);
+    if (Object.keys(attrs).length > 0) {
+      s.setattr(nodeId, attrs);
+      if (attrs.mtimeUs !== undefined) this.files.setMtime(nodeId, attrs.mtimeUs);
+    }
+    const info = this.#info(nodeId);
+    return this.#attr(info, h && info.kind === 'file' ? h.view : undefined);
+  }
+
+  /** `.`, `..` and the directory's entries; reading it moves its atime when due (relatime). */
+  #listing(dirId: number): DirEntry[] {
+    const s = this.#space;
+    const self = this.#info(dirId);
+    if (self.kind !== 'dir') throw fail('NotADirectory', 'not a directory', self.path);
+    let up = self;
+    if (dirId !== this.#root) {
+      const i = self.path.lastIndexOf('/');
+      try {
+        up = s.stat(i < 0 ? '' : self.path.slice(0, i));
+      } catch {
+        // a directory being moved or purged: `..` shows itself
+      }
+    }
+    const entries = s.readdir(dirId);
+    touchAtime(this.#space, this.#log, self);
+    const out: DirEntry[] = [
+      { name: '.', ino: this.inoOf(self.id), mode: S_IFDIR },
+      { name: '..', ino: this.inoOf(up.id), mode: S_IFDIR },
+    ];
+    for (const e of entries) out.push({ name: e.name, ino: this.inoOf(e.info.id), mode: e.info.mode });
+    return out;
+  }
+
+  /**
+   * Readable handles whose first read is still to be told to the store (`accessed`, relatime),
+   * with the node as it was at open; an entry lives from the open to the first read.
+   */
+  readonly #accessDue = new Map<number, NodeInfo>();
+
+  /**
+   * Cached pages answer at once: the binding sends them before this call returns, so a single
+   * page is answered from its own memory (no copy). Anything else takes the async read path,
+   * which returns a buffer of its own.
+   */
+  #read(fh: number, len: number, pos: number): Uint8Array | FdSlice | Promise<Uint8Array> {
+    const files = this.files;
+    const h = files.handle(fh);
+    if (this.#accessDue.size > 0) {
+      const seen = this.#accessDue.get(fh);
+      if (seen) {
+        this.#accessDue.delete(fh);
+        touchAtime(this.#space, this.#log, seen);
+      }
+    }
+    const node = h.node;
+    const v = h.view; // a dense version only: a sparse one maps through its layout (files.read)
+    if (!node.staging && !node.preparing && v.blob && !v.layout && pos < v.size) {
+      files.ensureHold(h);
+      // Random readers of a local blob fetch missing units right here (a pread): see page-cache.ts.
+      const lease = files.reader.cache.readCachedSync(v.blob, v.size, pos, len, h.stream, true);
+      if (lease) {
+        files.stats.bytesRead += lease.length;
+        return lease.parts.length === 1 ? lease.parts[0]! : Buffer.concat(lease.parts, lease.length);
+      }
+    }
+    return files.read(h, pos, len);
+  }
+
+  /** Counters for `smhfs stats`. */
+  snapshot(): Record<string, unknown> {
+    return { ...adapterSnapshot(this.counters, this.files), kernelInodes: this.#lookups.size };
+  }
+
+}
