@@ -53,8 +53,12 @@ t.test('S1: a new library has the tables, columns and indexes SQLite has at the 
     .query<{ name: string }>("SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY 1")
     .map((r) => r.name)
     .filter((n) => !PG_ONLY.has(n));
-  t.same(pgRels, sqliteTables, 'the same tables (space_usage is a view in PostgreSQL)');
-  for (const table of sqliteTables) {
+  // The change feed is in both, in each engine's own shape (PostgreSQL numbers after the commit: feed.ts).
+  const feed = ['changes', 'changes_horizon'];
+  t.same(feed.filter((n) => sqliteTables.includes(n)), feed, 'SQLite has the change feed too');
+  const shared = sqliteTables.filter((n) => !feed.includes(n));
+  t.same(pgRels, shared, 'the same tables (space_usage is a view in PostgreSQL)');
+  for (const table of shared) {
     const sqliteCols = (db.prepare(`PRAGMA table_info(${table})`).all() as Array<{ name: string }>).map((c) => c.name);
     const pgCols = conn
       .query<{ name: string }>('SELECT column_name AS name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position', [table])
@@ -141,6 +145,10 @@ t.test('S1: each migration runs on the data of the version before (2: is_dir, 3:
   conn.exec("INSERT INTO entries (parent, name, node, seq) VALUES (1, 'cat2.jpg', 4, 2)");
   t.same(conn.query('SELECT name FROM entries WHERE node = 4 ORDER BY seq'), [{ name: 'cat.jpg' }, { name: 'cat2.jpg' }], 'a node may have a second name');
   t.throws(() => conn.exec("INSERT INTO entries (parent, name, node, seq) VALUES (1, 'cat3.jpg', 4, 2)"), 'but never two names of one age');
+  // the change feed's migration: SQLite's feed; PostgreSQL has had its own since 1 (nothing changes)
+  const feedBefore = conn.query('SELECT count(*) AS n FROM changes');
+  migratePostgres(conn);
+  t.same(conn.query('SELECT count(*) AS n FROM changes'), feedBefore, 'the feed untouched');
   t.equal(pgSchemaVersion(conn), SCHEMA_VERSION);
   // Identity columns start past ids a copy wrote once told so (what `smhfs migrate` will do).
   conn.query("SELECT setval(pg_get_serial_sequence('nodes', 'id'), (SELECT max(id) FROM nodes))");

@@ -28,6 +28,8 @@ const SCHEMA_4_SAFETY = `DROP TABLE blob_queue; DROP TABLE blob_holds; DROP INDE
   ALTER TABLE blob_pending DROP COLUMN heartbeat; ALTER TABLE blob_doomed DROP COLUMN owner;`;
 /** Schema 1–5 had no sparse layouts (undoes migration 6, D8). */
 const SCHEMA_5_LAYOUT = 'ALTER TABLE nodes DROP COLUMN layout;';
+/** Before the change feed (undoes its migration, H4). */
+const BEFORE_FEED = 'DROP TABLE changes; DROP TABLE changes_horizon;';
 /** Schema 1–6 gave a node one name: entries.node UNIQUE, no seq (undoes migration 7, L17). */
 const SCHEMA_6_NAMES = `
   CREATE TABLE entries_v6 (parent INTEGER NOT NULL, name TEXT NOT NULL, node INTEGER NOT NULL UNIQUE,
@@ -45,6 +47,7 @@ t.test('a schema-1 library is upgraded to the current version with its tree inta
   lib.space().mkdir('a/d');
   lib.close();
   const db = new Database(join(dir, DB_FILE));
+  db.exec(BEFORE_FEED);
   db.exec(SCHEMA_6_NAMES);
   db.exec(SCHEMA_5_LAYOUT);
   db.exec(SCHEMA_4_SAFETY);
@@ -74,6 +77,7 @@ t.test('migration 3: tokens and the library secret of an older library are kept 
   const token = 'Zm9vYmFyLXRva2VuLW9mLWFuLW9sZGVyLWxpYnJhcnk';
   const secret = '0123456789abcdef0123456789abcdef0123456789abcdef';
   const db = new Database(join(dir, DB_FILE));
+  db.exec(BEFORE_FEED);
   db.exec(SCHEMA_6_NAMES);
   db.exec(SCHEMA_5_LAYOUT);
   db.exec(SCHEMA_4_SAFETY);
@@ -106,6 +110,7 @@ t.test('D3: a schema-4 library gets the blob queue and holds; its doomed and lea
   lib.space().mkdir('kept');
   lib.close();
   const db = new Database(join(dir, DB_FILE));
+  db.exec(BEFORE_FEED);
   db.exec(SCHEMA_6_NAMES);
   db.exec(SCHEMA_5_LAYOUT);
   db.exec(SCHEMA_4_SAFETY);
@@ -135,6 +140,7 @@ t.test('D8: a schema-5 library gets nodes.layout; its files stay dense and reada
   lib.space().putFile('f.txt', ref);
   lib.close();
   const db = new Database(join(dir, DB_FILE));
+  db.exec(BEFORE_FEED);
   db.exec(SCHEMA_6_NAMES);
   db.exec(SCHEMA_5_LAYOUT);
   db.pragma('user_version = 5');
@@ -159,6 +165,7 @@ t.test('L17: a schema-6 library (one name per node) is upgraded to several names
   lib.space().createLink('l', 'd/f.txt');
   lib.close();
   const db = new Database(join(dir, DB_FILE));
+  db.exec(BEFORE_FEED);
   db.exec(SCHEMA_6_NAMES);
   db.pragma('user_version = 6');
   t.throws(() => db.prepare("INSERT INTO entries (parent, name, node) SELECT parent, 'x', node FROM entries WHERE name = 'f.txt'").run(), /UNIQUE/, 'schema 6: one name per node');
@@ -175,4 +182,27 @@ t.test('L17: a schema-6 library (one name per node) is upgraded to several names
   t.equal(s.readlink('l'), 'd/f.txt', 'the bound link names the oldest name');
   t.same(s.readdir('d').map((e) => e.name), ['f.txt'], 'the tree is intact');
   t.equal(s.stat('d').nlink, 2, 'is_dir survived the rebuild');
+});
+
+t.test('H4: a library from before the change feed gets an empty feed; its first write is numbered after the horizon', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'smhfs-migrate-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const lib = Library.open(dir, { create: true });
+  lib.space().mkdir('kept');
+  lib.close();
+  const db = new Database(join(dir, DB_FILE));
+  db.exec(BEFORE_FEED);
+  db.pragma(`user_version = ${SCHEMA_VERSION - 1}`);
+  db.close();
+
+  const again = Library.open(dir);
+  t.teardown(() => again.close());
+  t.equal(again.db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
+  t.same(again.changes.read(0), { records: [], behind: false, horizon: 0, head: 0 }, 'an empty feed');
+  const kept = again.space().stat('kept');
+  again.space().rename('kept', 'moved');
+  const { records } = again.changes.read(0);
+  t.ok(records.length > 0 && records[0]!.seq === 1, 'numbered from 1');
+  t.ok(records.some((r) => r.kind === 'entry' && r.name === 'kept' && r.node === kept.id), 'the old name is recorded');
+  t.ok(records.some((r) => r.kind === 'entry' && r.name === 'moved' && r.node === kept.id), 'the new name is recorded');
 });

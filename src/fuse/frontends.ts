@@ -16,6 +16,7 @@
 import type { BindingCapabilities, BindingName, MountedFs } from './binding.js';
 import { FuseAdapter, type AdapterOptions, type OpCounter } from './adapter.js';
 import { InodeAdapter } from './inode-adapter.js';
+import { followChanges } from '../vfs/changes.js';
 import { fuseNativeBinding, type OpTimeouts } from './native.js';
 import { lowLevelAvailable, mount as llMount, mountConfig, type MountOptions } from './ll/binding.js';
 import type { FuseLibrary, FuseSpace } from './port.js';
@@ -155,7 +156,23 @@ const llFrontend: Frontend = {
           );
         }
         adapter.attachKernel(session);
-        session.on('unmounted', () => adapter.attachKernel(undefined));
+        // H4: the library's changes, whoever made them, invalidate what the kernel caches
+        const follower = followChanges(
+          lib,
+          space.name,
+          {
+            invalidateEntry: (dir, name) => adapter.invalidateEntry(dir, name),
+            invalidateInode: (id) => adapter.invalidateNode(id),
+            invalidateAll: () => adapter.invalidateAll(),
+          },
+          { onError: (e) => log(`smhfs: following the library's changes: ${(e as Error)?.message ?? String(e)}`) },
+        );
+        adapter.attachFollower(follower);
+        session.on('unmounted', () => {
+          follower.stop();
+          adapter.attachFollower(undefined);
+          adapter.attachKernel(undefined);
+        });
         const { args } = mountConfig(mount, adapter.ops());
         const optionString = args.slice(1).join(' ');
         return {

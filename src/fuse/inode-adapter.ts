@@ -29,6 +29,7 @@ import type { NodeInfo } from '../store/types.js';
 import type { Attr, Created, Ctx, DirEntry, Entry, FdSlice, LowLevelOps, Open, SetAttr, Statfs, Timespec } from './ll/binding.js';
 import type { AdapterOptions } from './adapter.js';
 import { STATS_XATTR } from './adapter.js';
+import type { ChangeFollower } from '../vfs/changes.js';
 import { adapterSnapshot, errnoFor, nodeStat, openMode, runOp, statfsNumbers, touchAtime, type OpCounter } from './translate.js';
 import type { FuseLibrary, FuseSpace } from './port.js';
 import { OpenFiles, type Handle } from '../vfs/open-files.js';
@@ -87,6 +88,7 @@ export class InodeAdapter {
   /** libfuse 2's auto_cache: an open keeps the kernel's pages when mtime and size are as at the last open. */
   readonly #seenVersion = new Map<number, string>();
   #kernel: KernelCaches | undefined;
+  #follower: Pick<ChangeFollower, 'own'> | undefined;
 
   constructor(lib: FuseLibrary, space: FuseSpace, reader: ContentReader, opts: InodeAdapterOptions) {
     this.#lib = lib;
@@ -112,6 +114,15 @@ export class InodeAdapter {
   /** Route invalidations to the kernel (the server does it once the session is mounted). */
   attachKernel(kernel: KernelCaches | undefined): void {
     this.#kernel = kernel;
+  }
+
+  /**
+   * The change follower of this mount (src/vfs/changes.ts): each request's store call runs in its
+   * `own`, so what the reply tells the kernel (the name asked about, the directory's attributes,
+   * which the kernel drops itself) is not invalidated again; side effects are (H4).
+   */
+  attachFollower(follower: Pick<ChangeFollower, 'own'> | undefined): void {
+    this.#follower = follower;
   }
 
   /** Drop the kernel's cached name `name` in directory `dirId` (node ids); false when nothing was cached or no kernel is attached. */
@@ -183,10 +194,14 @@ export class InodeAdapter {
    */
   #run<T>(op: string, ino: number, name: string | undefined, fn: () => T | Promise<T>): T | number | Promise<T | number> {
     const onOp = this.#opts.onOp;
+    const follower = this.#follower;
+    // ops on a name (create, mkdir, unlink, rename's source, link's new name …) answer for it, and
+    // the kernel drops the directory's attributes itself; what they change elsewhere is invalidated
+    const direct = follower && name !== undefined && op !== 'lookup' ? { entries: [[this.inoOf(ino), name] as const], nodes: [this.inoOf(ino)] } : undefined;
     return runOp<T, T | number>(
       this.counters,
       op,
-      fn,
+      direct ? () => follower!.own(direct, fn) : fn,
       (v, ms) => {
         onOp?.(op, this.#pathOf(ino, name), ms, 0);
         return v;

@@ -3,13 +3,14 @@
  * the real classes so a change of signature there is a compile error here.
  */
 import type { Library, Space } from '../store/library.js';
-import type { FilesLibrary } from '../vfs/port.js';
+import type { FeedLibrary, FilesLibrary } from '../vfs/port.js';
 
-export type FuseLibrary = Pick<Library, 'dir' | 'sync'> & FilesLibrary;
+export type FuseLibrary = Pick<Library, 'dir' | 'sync'> & FilesLibrary & FeedLibrary;
 
 export type FuseSpace = Pick<
   Space,
   | 'root'
+  | 'name'
   | 'stat'
   | 'statNode'
   | 'statWritable'

@@ -7,6 +7,7 @@ import type Database from 'better-sqlite3';
 import type { MetaEngine } from './engine.js';
 import type { BlobRows, MetaRows, TaskRows, TokenRows } from './rows.js';
 import type { SpaceRows } from './space-rows.js';
+import type { FeedRows } from './changes.js';
 
 export interface MetaBackend {
   engine: MetaEngine;
@@ -16,6 +17,8 @@ export interface MetaBackend {
   tokenRows: TokenRows;
   /** A space's rows (prepared when asked: test/helpers/sql-counter.ts counts on it). */
   spaceRows(): SpaceRows;
+  /** The change feed's rows (src/store/changes.ts). */
+  feedRows(): FeedRows;
   /** Periodic upkeep of the engine's own records (mount and serve: every scheduler tick; each open). */
   maintain?(): void;
   /** The SQLite database, for the SQLite engine. */

@@ -27,6 +27,12 @@ export interface TxOptions {
 export interface MetaTx {
   /** Run `cb` once this transaction has committed (never for an attempt rolled back or re-run). */
   afterCommit(cb: () => void): void;
+  /**
+   * Run `cb` inside the transaction, once its function has returned and just before the commit:
+   * a last write that sums up the transaction (the change feed's rows, src/store/changes.ts). An
+   * engine without it has its callers write as they go.
+   */
+  beforeCommit?(cb: () => void): void;
 }
 
 export interface MetaEngine {
@@ -41,14 +47,25 @@ export interface MetaEngine {
 }
 
 /**
- * A transaction value whose after-commit work runs in registration order. An engine makes one
- * per attempt and calls `committed()` once the commit succeeded.
+ * A transaction value whose before- and after-commit work runs in registration order. An engine
+ * makes one per attempt, calls `committing()` inside the transaction once its function returned,
+ * and `committed()` once the commit succeeded.
  */
 export class TxValue implements MetaTx {
   private readonly after: Array<() => void> = [];
+  private readonly before: Array<() => void> = [];
 
   afterCommit(cb: () => void): void {
     this.after.push(cb);
+  }
+
+  beforeCommit(cb: () => void): void {
+    this.before.push(cb);
+  }
+
+  /** The engine calls it inside the transaction, after its function returned (work may add work). */
+  committing(): void {
+    for (let i = 0; i < this.before.length; i++) this.before[i]!();
   }
 
   committed(): void {

@@ -24,8 +24,9 @@ import { EMPTY_BLOB_KEY, type BlobInfo, type BlobStore } from '../blob/types.js'
 import { storedBlobSize } from '../blob/sparse.js';
 import { BLOBS_KEY, cleanBlobConfig, parseBlobConfig } from './blob-config.js';
 import { BlobRefs, type BlobHold, type ReapResult } from './blob-refs.js';
+import { ChangeFeed, recordingRows } from './changes.js';
 import { nowUs, type MetaEngine, type MetaTx, type TxOptions } from './engine.js';
-import { deadStagingFolders } from './owners.js';
+import { deadStagingFolders, PROCESS_OWNER } from './owners.js';
 import type { MetaBackend } from './backend.js';
 import type { MetaRows } from './rows.js';
 import { secretHash } from './secrets.js';
@@ -34,6 +35,7 @@ import type { SpaceHost } from './space-rows.js';
 import { openPostgresBackend, peekPostgres, pgRecordOf, type PgBackend } from './postgres/library.js';
 import { RESERVE_FILE, topUpReserve } from './sqlite/disk.js';
 import { SqliteEngine } from './sqlite/engine.js';
+import { sqliteFeedRows } from './sqlite/feed-rows.js';
 import { checkFolder, openReadOnlyDatabase, openWritableDatabase, peek, type PeekResult } from './sqlite/open.js';
 import { sqliteBlobRows, sqliteMetaRows, sqliteTaskRows, sqliteTokenRows } from './sqlite/rows.js';
 import { sqliteSpaceRows } from './sqlite/space-rows.js';
@@ -76,6 +78,7 @@ function sqliteBackend(dir: string, db: Database.Database, diskFull: (cause: unk
     taskRows: sqliteTaskRows(db),
     tokenRows: sqliteTokenRows(db),
     spaceRows: () => sqliteSpaceRows(db),
+    feedRows: () => sqliteFeedRows(db, dir),
     sqlite: db,
   };
 }
@@ -106,6 +109,11 @@ export class Library {
   private readonly scheduler: TaskScheduler;
   /** Access tokens' records (`lib.tokens.create/check/list/revoke`): what a grant means is src/http's. */
   readonly tokens: Tokens;
+  /**
+   * What every write transaction changed, numbered (src/store/changes.ts): a mount follows it to
+   * invalidate the kernel's caches (src/vfs/changes.ts).
+   */
+  readonly changes: ChangeFeed;
   private readonly spaceHost: SpaceHost;
   private ownsBlobs = false;
 
@@ -118,6 +126,7 @@ export class Library {
     this.blobs = blobs;
     this.stagingDir = join(dir, 'staging', `${process.pid}-${randomBytes(4).toString('hex')}`);
     this.meta = this.backend.meta;
+    this.changes = new ChangeFeed(this.engine, this.backend.feedRows(), { origin: PROCESS_OWNER });
     this.refs = new BlobRefs({
       engine: this.engine,
       rows: this.backend.blobRows,
@@ -332,7 +341,7 @@ export class Library {
     const row = this.meta.space(name);
     if (!row) throw fail('SpaceNotFound', `no space '${name}' in this library`, name);
     // Each space prepares its statements when it is made (test/helpers/sql-counter.ts counts on it).
-    const s = new Space(this.spaceHost, this.backend.spaceRows(), name, row.root, row.trash);
+    const s = new Space(this.spaceHost, recordingRows(this.backend.spaceRows(), name, this.changes), name, row.root, row.trash);
     this.spaces.set(name, s);
     return s;
   }

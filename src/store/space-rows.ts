@@ -58,6 +58,12 @@ export interface SpaceRows {
   child(parent: number, name: string): NodeRow | undefined;
   /** Children in name order, each with the name of its entry. */
   children(parent: number): Array<NodeRow & { entry_name: string }>;
+  /**
+   * readdirplus: up to `limit` children named after `after` (all when undefined), in name order
+   * (bytes), each with its entry's name and what its nlink counts — a directory's subdirectories,
+   * anything else's names (L17): one range read of the (parent, name) key.
+   */
+  childrenPage(parent: number, after: string | undefined, limit: number): Array<NodeRow & { entry_name: string; subdirs: number; names: number }>;
   /** The node's oldest name (L19: a node may have several, hard links L17; a directory has one). */
   entryOf(node: number): { parent: number; name: string } | undefined;
   /** Every name of the node, oldest first. */
@@ -85,12 +91,15 @@ export interface SpaceRows {
   insertEntry(parent: number, name: string, node: number, isDir: boolean): void;
   /** Move the entry of a node that has one name (a directory, a last name going to or from the bin). */
   moveEntry(parent: number, name: string, node: number): void;
-  /** rename(2) of one name: (fromParent, fromName) becomes (toParent, toName), the node's newest name (L19). */
-  moveName(fromParent: number, fromName: string, toParent: number, toName: string): void;
-  /** Remove every name of the node. */
-  deleteEntry(node: number): void;
-  /** Remove one name (L18). */
-  deleteName(parent: number, name: string): void;
+  /**
+   * rename(2) of one name: (fromParent, fromName) becomes (toParent, toName), the node's newest
+   * name (L19). Returns the node it named (undefined: no such name).
+   */
+  moveName(fromParent: number, fromName: string, toParent: number, toName: string): number | undefined;
+  /** Remove every name of the node; returns the names removed (the change feed records them). */
+  deleteEntry(node: number): Array<{ parent: number; name: string }>;
+  /** Remove one name (L18); returns the node it named (undefined: no such name). */
+  deleteName(parent: number, name: string): number | undefined;
   deleteNode(id: number): void;
   /** mtime and ctime of a directory whose entries changed. */
   touch(id: number, timeUs: number): void;

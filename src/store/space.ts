@@ -94,6 +94,15 @@ export class Space {
     return this.nodes.readdir(pathOrId);
   }
 
+  /**
+   * readdirplus: up to `limit` entries of directory `id` named after `after`, in name order, each
+   * with its NodeInfo, from one range read (issue 15: a walk costs a request per batch, not per
+   * entry). Page on with the last name received; fewer than `limit` entries: the end.
+   */
+  readdirPlus(id: number, after: string | undefined, limit: number): DirEntry[] {
+    return this.nodes.readdirPlus(id, after, limit);
+  }
+
   /** The entry `name` of directory `parent` (node ids; the root's `.trash` included): lookup(2). */
   lookup(parent: number, name: string): NodeInfo {
     return this.nodes.lookup(parent, name);

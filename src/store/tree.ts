@@ -4,6 +4,8 @@
  * shown as `.trash`; a node that reaches neither is gone — a cascaded link or a directory being
  * purged), following links the way the kernel would (`followLink`, `lexicalWalk`: L4–L7, D10),
  * free C2 names, and what a node looks like to a caller (`infoOf`). Nothing here writes.
+ * (Over 600 lines because each walk has two forms: step by step for SQLite, where a statement
+ * costs microseconds, and one query for an engine over the network — SpaceRows.walk/up.)
  */
 import { fail, SmhError } from '../errors.js';
 import {
@@ -384,7 +386,8 @@ export class Tree {
     }
   }
 
-  infoOf(row: NodeRow, loc?: Location): NodeInfo {
+  /** `counts`: a directory's subdirectories or a node's names, when the caller read them with the row (readdirplus). */
+  infoOf(row: NodeRow, loc?: Location, counts?: { subdirs: number; names: number }): NodeInfo {
     const where = loc ?? this.locate(row.id);
     const info: NodeInfo = {
       id: row.id,
@@ -395,7 +398,10 @@ export class Tree {
       size: row.kind === 'dir' ? 4096 : row.size,
       // 2 + subdirectories as listed; the root also lists `.trash` (find's leaf optimisation counts on it)
       // anything else: its names (hard links, L17); a node with none is on its way out, still one file
-      nlink: row.kind === 'dir' ? 2 + this.rows.subdirCount(row.id) + (row.id === this.root ? 1 : 0) : Math.max(1, this.rows.nameCount(row.id)),
+      nlink:
+        row.kind === 'dir'
+          ? 2 + (counts?.subdirs ?? this.rows.subdirCount(row.id)) + (row.id === this.root ? 1 : 0)
+          : Math.max(1, counts?.names ?? this.rows.nameCount(row.id)),
       rdev: row.rdev,
       blob: row.blob,
       etag: row.etag,

@@ -16,3 +16,7 @@ export type UploadLibrary = Pick<Library, 'storeBlobFromStream' | 'storeBlobFrom
 export type FilesLibrary = Pick<Library, 'stagingDir' | 'storeBlobFromFile' | 'abandonBlob' | 'holdBlob'>;
 
 export type FilesSpace = Pick<Space, 'setContent' | 'statNode'>;
+
+/** The change feed a mount follows to invalidate the kernel's caches (./changes.ts). */
+export type FeedLibrary = Pick<Library, 'changes'>;
+export type { ChangeRecord } from '../store/changes.js';

@@ -78,6 +78,34 @@ export class NodeOps extends SpaceOps {
     );
   }
 
+  /**
+   * readdirplus (issue 15): a page of directory `id` — up to `limit` entries named after `after`
+   * (from the start when undefined), in name order, each with its NodeInfo — from one range read
+   * (a directory's nlink comes with it; a bound link still finds where its target is). The root
+   * lists `.trash` in its place in that order. A listing pages on with the last name it got.
+   */
+  readdirPlus(id: number, after: string | undefined, limit: number): DirEntry[] {
+    if (!Number.isInteger(limit) || limit < 1) throw fail('InvalidArgument', 'a page holds at least one entry', String(limit));
+    return this.host.engine.snapshot(() => {
+      const r = this.tree.resolveId(id);
+      if (r.row.kind !== 'dir') throw fail('NotADirectory', 'not a directory', String(id));
+      const where = r.inTrash ? 'trash' : 'live';
+      const out: DirEntry[] = this.rows.childrenPage(id, after, limit).map((row) => ({
+        name: row.entry_name,
+        info: this.tree.infoOf(row, { where, segs: [...r.segs, row.entry_name] }, row),
+      }));
+      // `.trash` is no row of the root: it goes where its name sorts (no other entry has it)
+      const last = out.length === limit ? out[out.length - 1]!.name : undefined;
+      if (id === this.root && (after === undefined || after < TRASH_NAME) && (last === undefined || TRASH_NAME < last)) {
+        const t = this.tree.row(this.trash)!;
+        const at = out.findIndex((e) => TRASH_NAME < e.name);
+        out.splice(at < 0 ? out.length : at, 0, { name: TRASH_NAME, info: this.tree.infoOf(t, { where: 'trash', segs: [TRASH_NAME] }) });
+        if (out.length > limit) out.pop();
+      }
+      return out;
+    });
+  }
+
   /** The entry `name` of directory `parent` (node ids): what lookup(2) asks the mount. */
   lookup(parent: number, name: string): NodeInfo {
     return this.host.engine.snapshot(() => {

@@ -353,6 +353,12 @@ export const PG_MIGRATIONS: readonly string[] = [
   ALTER TABLE entries ADD COLUMN seq BIGINT NOT NULL DEFAULT 1;
   CREATE UNIQUE INDEX entries_by_node ON entries(node, seq);
   `,
+  // 8 (H4, issue 11): SQLite's change feed. PostgreSQL has had its feed since migration 1
+  // (changes, changes_horizon, feed.ts), whose `kind` is free text and so already takes the
+  // 'tree' kind; nothing to change. A statement that does nothing keeps the lists equal.
+  `
+  SELECT 1;
+  `,
 ];
 
 export const PG_SCHEMA_VERSION = PG_MIGRATIONS.length;

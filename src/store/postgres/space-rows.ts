@@ -65,6 +65,11 @@ export function pgSpaceRows(conn: PgConnection): SpaceRows {
     node: p(`SELECT ${NODE_COLS} FROM nodes WHERE id = $1`),
     child: p(`SELECT ${n} FROM entries e JOIN nodes n ON n.id = e.node WHERE e.parent = $1 AND e.name = $2`),
     children: p(`SELECT ${n}, e.name AS entry_name FROM entries e JOIN nodes n ON n.id = e.node WHERE e.parent = $1 ORDER BY e.name`),
+    // readdirplus's page (as SQLite's): names compared bytewise whatever the database's collation
+    childrenPage: p(`SELECT ${n}, e.name AS entry_name,
+      CASE WHEN e.is_dir = 1 THEN (SELECT count(*) FROM entries s WHERE s.parent = e.node AND s.is_dir = 1) ELSE 0 END::INT AS subdirs,
+      CASE WHEN e.is_dir = 1 THEN 1 ELSE (SELECT count(*) FROM entries x WHERE x.node = e.node) END::INT AS names
+      FROM entries e JOIN nodes n ON n.id = e.node WHERE e.parent = $1 AND e.name COLLATE "C" > $2 COLLATE "C" ORDER BY e.name COLLATE "C" LIMIT $3`),
     // a node's names by age: the (node, seq) index of migration 7
     entryOf: p('SELECT parent, name FROM entries WHERE node = $1 ORDER BY seq LIMIT 1'),
     entriesOf: p('SELECT parent, name FROM entries WHERE node = $1 ORDER BY seq'),
@@ -90,9 +95,9 @@ export function pgSpaceRows(conn: PgConnection): SpaceRows {
     insertEntry: p('INSERT INTO entries (parent, name, node, is_dir, seq) VALUES ($1, $2, $3, $4, (SELECT coalesce(max(seq), 0) + 1 FROM entries WHERE node = $3))'),
     moveEntry: p('UPDATE entries SET parent = $1, name = $2 WHERE node = $3'),
     moveName: p(`UPDATE entries SET parent = $1, name = $2, seq = (SELECT max(x.seq) + 1 FROM entries x WHERE x.node = entries.node)
-      WHERE parent = $3 AND name = $4`),
+      WHERE parent = $3 AND name = $4 RETURNING node`),
     deleteEntry: p('DELETE FROM entries WHERE node = $1 RETURNING parent, name'),
-    deleteName: p('DELETE FROM entries WHERE parent = $1 AND name = $2'),
+    deleteName: p('DELETE FROM entries WHERE parent = $1 AND name = $2 RETURNING node'),
     deleteNode: p('DELETE FROM nodes WHERE id = $1'),
     touch: p('UPDATE nodes SET mtime = $1, ctime = $1 WHERE id = $2'),
     touchCtime: p('UPDATE nodes SET ctime = $1 WHERE id = $2'),
@@ -166,9 +171,10 @@ export function pgSpaceRows(conn: PgConnection): SpaceRows {
     insertEntry: (parent, name, node, isDir) => void q.insertEntry.run(parent, name, node, isDir ? 1 : 0),
     moveEntry: (parent, name, node) => void q.moveEntry.run(parent, name, node),
     // what it removed (the change feed names the entry that went)
-    deleteEntry: (node) => q.deleteEntry.get<{ parent: number; name: string }>(node),
-    moveName: (fromParent, fromName, toParent, toName) => void q.moveName.run(toParent, toName, fromParent, fromName),
-    deleteName: (parent, name) => void q.deleteName.run(parent, name),
+    deleteEntry: (node) => q.deleteEntry.all<{ parent: number; name: string }>(node),
+    moveName: (fromParent, fromName, toParent, toName) => q.moveName.get<{ node: number }>(toParent, toName, fromParent, fromName)?.node,
+    deleteName: (parent, name) => q.deleteName.get<{ node: number }>(parent, name)?.node,
+    childrenPage: (parent, after, limit) => many<RawNode & { entry_name: string; subdirs: number; names: number }>(q.childrenPage, parent, after ?? '', limit),
     deleteNode: (id) => void q.deleteNode.run(id),
     touch: (id, t) => void q.touch.run(t, id),
     touchCtime: (id, t) => void q.touchCtime.run(t, id),

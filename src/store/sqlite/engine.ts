@@ -56,17 +56,22 @@ export class SqliteEngine implements MetaEngine {
     if (this.tx) return fn(this.tx);
     let tx = (this.tx = new TxValue());
     let result: T;
+    const run = (value: TxValue): T => {
+      const r = fn(value);
+      value.committing();
+      return r;
+    };
     try {
       if (opts.durable) this.db.pragma('synchronous = FULL');
       try {
-        result = this.db.transaction(() => fn(tx)).immediate();
+        result = this.db.transaction(() => run(tx)).immediate();
       } catch (e) {
         if (e instanceof SmhError || !isDiskFull(e, this.dir)) throw e;
         // D9: a delete on a full disk may use the reserve for its WAL frames, once.
         if (!opts.freeing || !releaseReserve(this.dir, 0)) throw this.diskFull(e);
         tx = this.tx = new TxValue();
         try {
-          result = this.db.transaction(() => fn(tx)).immediate();
+          result = this.db.transaction(() => run(tx)).immediate();
         } catch (e2) {
           throw !(e2 instanceof SmhError) && isDiskFull(e2, this.dir) ? this.diskFull(e2) : e2;
         }

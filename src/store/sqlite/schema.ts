@@ -220,6 +220,26 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX entries_subdirs ON entries(parent, is_dir);
   CREATE UNIQUE INDEX entries_by_node ON entries(node, seq);
   `,
+  // 8 (H4, issue 11): the change feed. Every write transaction records, in the same transaction,
+  // what it changed (an entry's name in a directory, a node's attributes, content or readlink
+  // answer, a moved subtree), numbered in commit order (AUTOINCREMENT: a number is never handed
+  // out twice, even after pruning). A mount follows it to invalidate the kernel's caches
+  // (src/vfs/changes.ts); what was pruned is below `changes_horizon`, and a follower behind it
+  // drops every cache. Same record shape as PostgreSQL's feed (migration 1 there).
+  `
+  CREATE TABLE changes (
+    seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+    at     INTEGER NOT NULL,
+    origin TEXT    NOT NULL,
+    space  TEXT    NOT NULL,
+    kind   TEXT    NOT NULL,
+    node   INTEGER,
+    parent INTEGER,
+    name   TEXT
+  );
+  CREATE TABLE changes_horizon (one INTEGER PRIMARY KEY CHECK (one = 1), pruned_to INTEGER NOT NULL);
+  INSERT INTO changes_horizon (one, pruned_to) VALUES (1, 0);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

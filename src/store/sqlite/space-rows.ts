@@ -9,6 +9,10 @@ export function sqliteSpaceRows(db: Database.Database): SpaceRows {
     node: p('SELECT * FROM nodes WHERE id = ?'),
     child: p('SELECT n.* FROM entries e JOIN nodes n ON n.id = e.node WHERE e.parent = ? AND e.name = ?'),
     children: p('SELECT n.*, e.name AS entry_name FROM entries e JOIN nodes n ON n.id = e.node WHERE e.parent = ? ORDER BY e.name'),
+    childrenPage: p(`SELECT n.*, e.name AS entry_name,
+      CASE WHEN e.is_dir = 1 THEN (SELECT count(*) FROM entries s WHERE s.parent = e.node AND s.is_dir = 1) ELSE 0 END AS subdirs,
+      CASE WHEN e.is_dir = 1 THEN 1 ELSE (SELECT count(*) FROM entries x WHERE x.node = e.node) END AS names
+      FROM entries e JOIN nodes n ON n.id = e.node WHERE e.parent = ? AND e.name > ? ORDER BY e.name LIMIT ?`),
     // a node's names by age: the (node, seq) index of migration 7
     entryOf: p('SELECT parent, name FROM entries WHERE node = ? ORDER BY seq LIMIT 1'),
     entriesOf: p('SELECT parent, name FROM entries WHERE node = ? ORDER BY seq'),
@@ -23,10 +27,11 @@ export function sqliteSpaceRows(db: Database.Database): SpaceRows {
       @storage_class, @link_flavour, @link_node, @link_path, @link_base, @atime, @mtime, @ctime, @btime)`),
     insertEntry: p('INSERT INTO entries (parent, name, node, is_dir, seq) VALUES (?, ?, ?, ?, (SELECT coalesce(max(seq), 0) + 1 FROM entries WHERE node = ?))'),
     moveEntry: p('UPDATE entries SET parent = ?, name = ? WHERE node = ?'),
+    // the writes of names say what they changed (RETURNING): the change feed records it without a read
     moveName: p(`UPDATE entries SET parent = ?, name = ?, seq = (SELECT max(x.seq) + 1 FROM entries x WHERE x.node = entries.node)
-      WHERE parent = ? AND name = ?`),
-    deleteEntry: p('DELETE FROM entries WHERE node = ?'),
-    deleteName: p('DELETE FROM entries WHERE parent = ? AND name = ?'),
+      WHERE parent = ? AND name = ? RETURNING node`),
+    deleteEntry: p('DELETE FROM entries WHERE node = ? RETURNING parent, name'),
+    deleteName: p('DELETE FROM entries WHERE parent = ? AND name = ? RETURNING node'),
     deleteNode: p('DELETE FROM nodes WHERE id = ?'),
     touch: p('UPDATE nodes SET mtime = ?, ctime = ? WHERE id = ?'),
     touchCtime: p('UPDATE nodes SET ctime = ? WHERE id = ?'),
@@ -78,6 +83,8 @@ export function sqliteSpaceRows(db: Database.Database): SpaceRows {
     node: (id) => q.node.get(id) as NodeRow | undefined,
     child: (parent, name) => q.child.get(parent, name) as NodeRow | undefined,
     children: (parent) => q.children.all(parent) as Array<NodeRow & { entry_name: string }>,
+    // '' sorts before every name (names are never empty)
+    childrenPage: (parent, after, limit) => q.childrenPage.all(parent, after ?? '', limit) as Array<NodeRow & { entry_name: string; subdirs: number; names: number }>,
     entryOf: (node) => q.entryOf.get(node) as { parent: number; name: string } | undefined,
     entriesOf: (node) => q.entriesOf.all(node) as Array<{ parent: number; name: string }>,
     nameCount: (node) => (q.nameCount.get(node) as { n: number }).n,
@@ -88,9 +95,9 @@ export function sqliteSpaceRows(db: Database.Database): SpaceRows {
     insertNode: (node) => Number(q.insertNode.run(node).lastInsertRowid),
     insertEntry: (parent, name, node, isDir) => void q.insertEntry.run(parent, name, node, isDir ? 1 : 0, node),
     moveEntry: (parent, name, node) => void q.moveEntry.run(parent, name, node),
-    moveName: (fromParent, fromName, toParent, toName) => void q.moveName.run(toParent, toName, fromParent, fromName),
-    deleteEntry: (node) => void q.deleteEntry.run(node),
-    deleteName: (parent, name) => void q.deleteName.run(parent, name),
+    moveName: (fromParent, fromName, toParent, toName) => (q.moveName.get(toParent, toName, fromParent, fromName) as { node: number } | undefined)?.node,
+    deleteEntry: (node) => q.deleteEntry.all(node) as Array<{ parent: number; name: string }>,
+    deleteName: (parent, name) => (q.deleteName.get(parent, name) as { node: number } | undefined)?.node,
     deleteNode: (id) => void q.deleteNode.run(id),
     touch: (id, t) => void q.touch.run(t, t, id),
     touchCtime: (id, t) => void q.touchCtime.run(t, id),

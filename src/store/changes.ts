@@ -1,0 +1,312 @@
+/**
+ * The change feed (H4, issue 11): what every write transaction changed, recorded in that same
+ * transaction and numbered in commit order, so a mount can invalidate exactly the kernel caches
+ * that went stale — whoever made the change (this mount, the CLI, `serve`, another mount).
+ *
+ * Recording lives in the row primitives, not in the rules: `recordingRows` wraps a space's
+ * `SpaceRows` so that every mutation of an entry or a node records itself (a name added or removed
+ * in a directory; a node's attributes, content or readlink answer), with the side effects a rule
+ * never spells out: a file that moves (rename, move, trash, restore) changes the readlink answer
+ * of every link bound to it (L4), a directory that moves changes the answers of the links in it
+ * and bound into it, a rebind (L10) changes its links. The writer records one 'tree' change for
+ * the node that moved and reads nothing more; the reader expands it into the links concerned as
+ * they are when it reads (`dependents`), so renaming a directory holding the targets of 30,000
+ * links stays one row here. (Sound: a link that stopped depending on the node between the change
+ * and the read did so by a later change, which is recorded and read too.) A cascade (L12) moves
+ * each link's entry, so each is recorded.
+ * A rule added later that only uses the primitives is covered without knowing the feed exists.
+ *
+ * Within a transaction a change is recorded once (a cascade touches the bin a thousand times: one
+ * record). Numbers come from the engine (SQLite: AUTOINCREMENT, writers are serialised, so the
+ * order of numbers is the order of commits). A rolled-back transaction leaves no record; the
+ * records of a committed one are also handed to in-process listeners right after the commit
+ * (`onCommit`), because a connection never sees its own commits through `PRAGMA data_version`.
+ *
+ * Pruning keeps the feed bounded: every PRUNE_EVERY numbers, a writer drops what is more than
+ * `keep` numbers old, in its own transaction; the horizon says how far. A reader that fell behind
+ * the horizon cannot replay what it missed and must drop every cache (`read` says so).
+ *
+ * The record shape is PostgreSQL's feed's (src/store/postgres/feed.ts: {space, kind, node, parent,
+ * name} numbered by `seq`), so one follower serves both engines.
+ */
+import { fail } from '../errors.js';
+import { nowUs, type MetaEngine, type MetaTx } from './engine.js';
+import type { SpaceRows } from './space-rows.js';
+
+/**
+ * What a change invalidates: a name in a directory ('entry': `parent` + `name`, and the `node`
+ * that had or has it), a node's attributes, content or readlink answer ('node'), a node whose
+ * place changed ('tree': the node itself and every link whose readlink answer depends on where it
+ * is — links bound to it or to a node below it, links below it; see `ChangeFeed.dependents`), or
+ * everything of a space ('space').
+ */
+export type ChangeKind = 'entry' | 'node' | 'tree' | 'space';
+
+export interface Change {
+  space: string;
+  kind: ChangeKind;
+  node?: number | null;
+  parent?: number | null;
+  name?: string | null;
+}
+
+/** One numbered change, as the feed keeps it. */
+export interface ChangeRecord {
+  seq: number;
+  /** µs since the epoch, when it was recorded */
+  at: number;
+  /** The process that recorded it (PROCESS_OWNER). */
+  origin: string;
+  space: string;
+  kind: ChangeKind;
+  node: number | null;
+  parent: number | null;
+  name: string | null;
+}
+
+/** The feed's rows, as an engine keeps them (SQLite: src/store/sqlite/feed-rows.ts). */
+export interface FeedRows {
+  /** Inside a write transaction: append `changes` in order; returns the number of the last (the others precede it, one by one). */
+  append(at: number, origin: string, changes: readonly Change[]): number;
+  /** Changes numbered after `after`, in order, at most `limit`. */
+  since(after: number, limit: number): ChangeRecord[];
+  /**
+   * The nodes a 'tree' change of `top` concerns, as the library is now: `top`, the links below it
+   * (a directory's subtree) and the bound links to it or to any node below it.
+   */
+  dependents(top: number): number[];
+  /** Everything up to this number has been pruned. */
+  horizon(): number;
+  /** The newest number (the horizon when the feed is empty). */
+  head(): number;
+  /** Drop the changes numbered up to `seq`; the horizon moves there. */
+  pruneTo(seq: number): void;
+  /** A number that changes whenever another connection commits (SQLite: PRAGMA data_version). */
+  externalVersion(): number;
+  /** Call `wake` soon after another process may have committed (SQLite: the WAL was written); returns a stop function. */
+  watchCommits?(wake: () => void): () => void;
+}
+
+/** What a reader gets: the records after its number, or word that it fell behind the horizon. */
+export interface FeedRead {
+  records: ChangeRecord[];
+  /** Changes after the reader's number were pruned: drop every cache, then go on from `head`. */
+  behind: boolean;
+  horizon: number;
+  head: number;
+}
+
+/** Numbers kept before pruning (a follower further behind drops every cache). */
+export const FEED_KEEP = 100_000;
+/** A writer prunes when it hands out a multiple of this. */
+export const PRUNE_EVERY = 1_000;
+
+interface TxChanges {
+  keys: Set<string>;
+  changes: Change[];
+  records: ChangeRecord[];
+}
+
+const keyOf = (kind: ChangeKind, space: string, node: number | null, parent: number | null, name: string | null): string =>
+  kind === 'entry' ? `e\0${space}\0${parent}\0${name}` : `${kind}\0${space}\0${node}`;
+
+export class ChangeFeed {
+  private readonly engine: MetaEngine;
+  private readonly rows: FeedRows;
+  private readonly origin: string;
+  private readonly keep: number;
+  private readonly pruneEvery: number;
+  private readonly pending = new WeakMap<MetaTx, TxChanges>();
+  private readonly listeners = new Set<(records: readonly ChangeRecord[]) => void>();
+
+  constructor(engine: MetaEngine, rows: FeedRows, opts: { origin: string; keep?: number; pruneEvery?: number }) {
+    this.engine = engine;
+    this.rows = rows;
+    this.origin = opts.origin;
+    this.keep = opts.keep ?? FEED_KEEP;
+    this.pruneEvery = opts.pruneEvery ?? PRUNE_EVERY;
+  }
+
+  /**
+   * Inside a write transaction: record `c`, once per transaction. The rows are written in one
+   * statement just before the commit (`beforeCommit`), or at once by an engine without that.
+   */
+  record(c: Change): void {
+    const tx = this.engine.current;
+    if (!tx) throw fail('Internal', `a ${c.kind} change was made outside a transaction`);
+    let mine = this.pending.get(tx);
+    if (!mine) {
+      const fresh: TxChanges = { keys: new Set(), changes: [], records: [] };
+      mine = fresh;
+      this.pending.set(tx, fresh);
+      tx.beforeCommit?.(() => this.write(fresh));
+      tx.afterCommit(() => this.committed(fresh.records));
+    }
+    const node = c.node ?? null;
+    const parent = c.parent ?? null;
+    const name = c.name ?? null;
+    // a node whose place changed ('tree') is invalidated whole: a 'node' change of it adds nothing
+    if (c.kind === 'node' && mine.keys.has(keyOf('tree', c.space, node, null, null))) return;
+    const key = keyOf(c.kind, c.space, node, parent, name);
+    if (mine.keys.has(key)) return;
+    mine.keys.add(key);
+    mine.changes.push({ space: c.space, kind: c.kind, node, parent, name });
+    if (!tx.beforeCommit) this.write(mine);
+  }
+
+  /** Append what `mine` holds unwritten, number it, and prune now and then. */
+  private write(mine: TxChanges): void {
+    const todo = mine.changes.slice(mine.records.length);
+    if (todo.length === 0) return;
+    const at = nowUs();
+    const last = this.rows.append(at, this.origin, todo);
+    const first = last - todo.length + 1;
+    todo.forEach((c, i) => mine.records.push({ seq: first + i, at, origin: this.origin, space: c.space, kind: c.kind, node: c.node ?? null, parent: c.parent ?? null, name: c.name ?? null }));
+    // every PRUNE_EVERY numbers (a batch may step over the multiple itself)
+    if (Math.floor(last / this.pruneEvery) > Math.floor((first - 1) / this.pruneEvery) && last > this.keep) this.rows.pruneTo(last - this.keep);
+  }
+
+  private committed(records: readonly ChangeRecord[]): void {
+    for (const cb of this.listeners) {
+      try {
+        cb(records);
+      } catch {
+        // A listener's failure is its own (it logs); the commit stands and the others still hear.
+      }
+    }
+  }
+
+  /** In this process: `cb` gets each committed transaction's records, right after its commit. */
+  onCommit(cb: (records: readonly ChangeRecord[]) => void): () => void {
+    this.listeners.add(cb);
+    return () => this.listeners.delete(cb);
+  }
+
+  /** The changes numbered after `after` (at most `limit`), read as one snapshot. */
+  read(after: number, limit = 1000): FeedRead {
+    return this.engine.snapshot(() => {
+      const horizon = this.rows.horizon();
+      const head = this.rows.head();
+      if (after < horizon) return { records: [], behind: true, horizon, head };
+      return { records: after >= head ? [] : this.rows.since(after, limit), behind: false, horizon, head };
+    });
+  }
+
+  /** See FeedRows.dependents (one snapshot). */
+  dependents(top: number): number[] {
+    return this.engine.snapshot(() => this.rows.dependents(top));
+  }
+
+  /** The newest number: a follower that starts now starts here. */
+  head(): number {
+    return this.engine.snapshot(() => this.rows.head());
+  }
+
+  /** See FeedRows.externalVersion. */
+  externalVersion(): number {
+    return this.rows.externalVersion();
+  }
+
+  /** See FeedRows.watchCommits (a no-op stop when the engine has no such signal). */
+  watchCommits(wake: () => void): () => void {
+    return this.rows.watchCommits?.(wake) ?? (() => undefined);
+  }
+
+  /** Drop what is more than `keep` numbers old now (a writer does it as it goes; tests and maintenance call it). */
+  prune(keep = this.keep): number {
+    return this.engine.transaction(() => {
+      const head = this.rows.head();
+      if (head - keep > this.rows.horizon()) this.rows.pruneTo(head - keep);
+      return this.rows.horizon();
+    });
+  }
+}
+
+/**
+ * `rows` with every mutation recorded in `feed` (see the module comment). Reads pass through.
+ * A node whose entry moves or goes is recorded as 'tree' — its place changed, and with it the
+ * readlink answer of every link bound to it or below it, or in it — without a read here: the
+ * follower asks `ChangeFeed.dependents` when it reads the record. A rebind (L10) is recorded as
+ * 'tree' of the new target, which the rebound links are bound to by then.
+ * Extended attributes are not recorded: the kernel keeps no copy of them, and every rule that
+ * changes one changes the node's ctime too (recorded). A primitive added to SpaceRows that
+ * changes entries or nodes must be recorded here too.
+ */
+export function recordingRows(rows: SpaceRows, space: string, feed: ChangeFeed): SpaceRows {
+  const node = (id: number): void => feed.record({ space, kind: 'node', node: id });
+  const tree = (id: number): void => feed.record({ space, kind: 'tree', node: id });
+  const entry = (parent: number, name: string, id: number): void => feed.record({ space, kind: 'entry', parent, name, node: id });
+  return {
+    ...rows,
+    insertEntry: (parent, name, id, isDir) => {
+      rows.insertEntry(parent, name, id, isDir);
+      entry(parent, name, id); // a second name (L17) also changes ctime: recorded by the rule
+    },
+    moveEntry: (parent, name, id) => {
+      const old = rows.entryOf(id);
+      rows.moveEntry(parent, name, id);
+      if (old) entry(old.parent, old.name, id);
+      entry(parent, name, id);
+      tree(id);
+    },
+    moveName: (fromParent, fromName, toParent, toName) => {
+      const id = rows.moveName(fromParent, fromName, toParent, toName);
+      if (id !== undefined) {
+        entry(fromParent, fromName, id);
+        entry(toParent, toName, id);
+        tree(id); // its oldest name may have changed (L19): its links' answers
+      }
+      return id;
+    },
+    deleteName: (parent, name) => {
+      const id = rows.deleteName(parent, name);
+      if (id !== undefined) {
+        entry(parent, name, id);
+        tree(id); // nlink, and the oldest name its links show (L19)
+      }
+      return id;
+    },
+    deleteEntry: (id) => {
+      const gone = rows.deleteEntry(id);
+      for (const old of gone) entry(old.parent, old.name, id);
+      if (gone.length > 0) tree(id);
+      return gone;
+    },
+    deleteNode: (id) => {
+      rows.deleteNode(id);
+      node(id);
+    },
+    touch: (id, t) => {
+      rows.touch(id, t);
+      node(id);
+    },
+    touchCtime: (id, t) => {
+      rows.touchCtime(id, t);
+      node(id);
+    },
+    touchAtime: (id, t) => {
+      rows.touchAtime(id, t);
+      node(id);
+    },
+    setState: (id, state) => {
+      rows.setState(id, state);
+      node(id);
+    },
+    setClass: (id, cls) => {
+      rows.setClass(id, cls);
+      node(id);
+    },
+    setContent: (id, blob, mtime, ctime) => {
+      rows.setContent(id, blob, mtime, ctime);
+      node(id);
+    },
+    setattr: (a) => {
+      rows.setattr(a);
+      node(a.id);
+    },
+    rebind: (from, to) => {
+      rows.rebind(from, to);
+      tree(to);
+    },
+  };
+}
