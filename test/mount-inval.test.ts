@@ -49,3 +49,33 @@ if (why) {
     t.equal(gone.last, 'gone', `a CLI rm seen after ${gone.ms} ms`);
   });
 }
+
+// The product's default on ll (no -o): long timeouts and the kernel's readlink cache, because the
+// follower makes them exact. Repeated stats and readlinks are answered by the kernel past 1 s (the
+// old timeout), and a CLI mv of a bound link's target still shows in the link's next readlink.
+if (!why) {
+  t.test('H4/L4: by default the ll mount lets the kernel keep names, attributes and readlink answers, and a CLI mv still shows at once', async (t) => {
+    const m = await withMount(t, { args: ['--binding', 'll'] });
+    const mp = m.mountpoint;
+    await ok(`mkdir '${mp}/d' && echo photo > '${mp}/d/a.jpg' && ln -s a.jpg '${mp}/d/link'`);
+    const count = async (op: string): Promise<number> => {
+      const line = (await cli(m, ['stats', mp])).stdout.split('\n').find((l) => l.startsWith(`${op} `));
+      return line ? Number(line.trim().split(/\s+/)[1]) : 0;
+    };
+    await ok(`stat '${mp}/d/a.jpg' '${mp}/d/link' > /dev/null && readlink '${mp}/d/link' > /dev/null`);
+    await new Promise((r) => setTimeout(r, 1500));
+    const before = { getattr: await count('getattr'), lookup: await count('lookup'), readlink: await count('readlink') };
+    for (let i = 0; i < 20; i++) await ok(`stat '${mp}/d/a.jpg' '${mp}/d/link' > /dev/null && readlink '${mp}/d/link' > /dev/null`);
+    const after = { getattr: await count('getattr'), lookup: await count('lookup'), readlink: await count('readlink') };
+    // (1 s timeouts would have expired by now: the first round would look the names up again, and
+    // bound links, uncached before the follower, would be looked up and read in every round)
+    t.equal(after.lookup, before.lookup, `no lookup in 20 rounds of stat and readlink 1.5 s later (${before.lookup})`);
+    t.equal(after.readlink, before.readlink, `no readlink reached the file system: the kernel keeps the answer (${before.readlink})`);
+    t.ok(after.getattr <= before.getattr + 2, `the kernel answers the stats itself (getattr ${before.getattr} → ${after.getattr})`);
+    const r = await cli(m, ['mv', 'd/a.jpg', 'd/b.jpg']);
+    t.equal(r.code, 0, r.stderr);
+    const link = await seen(async () => (await ok(`readlink '${mp}/d/link'`)).trim(), 'b.jpg');
+    t.equal(link.last, 'b.jpg', `the bound link's cached readlink answer dropped: b.jpg after ${link.ms} ms (L4)`);
+    t.equal(await ok(`cat '${mp}/d/link'`), 'photo\n');
+  });
+}

@@ -35,7 +35,8 @@ export interface MountAdapter {
 export interface FrontendMountOptions {
   /** The user's `-o` options, one per element. */
   fuseOptions: string[];
-  attrTimeout: number;
+  /** Seconds the kernel keeps names and attributes; undefined: the binding's default (LONG_CACHE_SECONDS on ll when the feed hears every process, else 1). */
+  attrTimeout: number | undefined;
   debug: boolean;
   /** fuse-native's per-op timeouts. */
   timeouts: OpTimeouts;
@@ -65,13 +66,16 @@ const fuseNativeFrontend: Frontend = {
     const adapter = new FuseAdapter(lib, space, reader, adapterOpts);
     return {
       adapter,
-      mount: (mp) => fuseNativeBinding.mount(mp, adapter.ops(), { mountOptions: m.fuseOptions, attrTimeout: m.attrTimeout, timeouts: m.timeouts, debug: m.debug }),
+      mount: (mp) => fuseNativeBinding.mount(mp, adapter.ops(), { mountOptions: m.fuseOptions, attrTimeout: m.attrTimeout ?? 1, timeouts: m.timeouts, debug: m.debug }),
     };
   },
 };
 
 /** libfuse 2 options that libfuse 3 made the default or dropped: harmless to leave out. */
 const LIBFUSE2_ONLY = new Set(['big_writes', 'nonempty', 'use_ino', 'hard_remove', 'auto_cache', 'noauto_cache', 'readdir_ino', 'atomic_o_trunc', 'large_read']);
+
+/** How long the ll mount lets the kernel keep what the change follower invalidates (seconds). */
+export const LONG_CACHE_SECONDS = 60;
 
 /** The user's `-o` options as the ll binding and the inode adapter take them. */
 export function llOptions(fuseOptions: string[], attrTimeout: number, debug: boolean): { mount: MountOptions; show: { uid?: number; gid?: number; umask?: number } } {
@@ -125,12 +129,17 @@ const llFrontend: Frontend = {
     const log = adapterOpts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
     let parsed: ReturnType<typeof llOptions> | undefined;
     let refused: Error | undefined;
+    // H4 "at once": where the change follower hears every process (SQLite), the kernel keeps names,
+    // attributes and readlink answers long and each change invalidates them; otherwise (a
+    // PostgreSQL library, whose feed does not reach this mount yet) they expire after 1 s.
+    const exact = lib.changes.seesOthers;
     try {
-      parsed = llOptions(m.fuseOptions, m.attrTimeout, m.debug);
+      parsed = llOptions(m.fuseOptions, m.attrTimeout ?? (exact ? LONG_CACHE_SECONDS : 1), m.debug);
+      if (exact) parsed.mount.cacheSymlinks = true;
     } catch (e) {
       refused = e as Error; // said when mounting, where the server reports refused options
     }
-    const adapter = new InodeAdapter(lib, space, reader, { ...adapterOpts, show: parsed?.show ?? {} });
+    const adapter = new InodeAdapter(lib, space, reader, { ...adapterOpts, show: parsed?.show ?? {}, cacheBoundLinks: exact });
     return {
       adapter,
       mount: async (mp) => {

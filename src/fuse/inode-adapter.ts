@@ -50,6 +50,12 @@ const BLKSIZE = 1 << 20;
 export interface InodeAdapterOptions extends AdapterOptions {
   /** `-o uid=`, `gid=`, `umask=`: what every node shows (libfuse 3's low level leaves them to us). */
   show?: { uid?: number; gid?: number; umask?: number };
+  /**
+   * The change follower sees every change (the library's feed hears all processes): the kernel
+   * may keep bound links' names and attributes as long as anything else's, since a change to
+   * their target invalidates them. Otherwise a bound link is asked again on each use.
+   */
+  cacheBoundLinks?: boolean;
 }
 
 /** The session's invalidation calls (./ll/binding.ts LowLevelSession), in inos. */
@@ -61,8 +67,9 @@ export interface KernelCaches {
 /**
  * A bound link changes as a side effect of changes to another name (its target moved: a new
  * readlink answer and st_size; its target deleted: the link went to the bin with it, L12), which
- * the kernel cannot know. Until the change feed invalidates those (i11-inval), the kernel keeps
- * neither its name nor its attributes: each use asks again, as through fuse-native's paths.
+ * the kernel cannot know. Where the change follower cannot tell it (`cacheBoundLinks` off: a
+ * library whose feed does not hear other hosts), the kernel keeps neither a bound link's name
+ * nor its attributes: each use asks again, as through fuse-native's paths.
  */
 const BOUND_LINK_TIMEOUTS = { entryTimeout: 0, attrTimeout: 0 } as const;
 
@@ -150,7 +157,7 @@ export class InodeAdapter {
     const mode = show?.umask !== undefined ? (st.mode & S_IFMT) | (0o777 & ~show.umask) : st.mode;
     return {
       ino: this.inoOf(st.id),
-      ...(info.link?.flavour === 'bound' ? { attrTimeout: BOUND_LINK_TIMEOUTS.attrTimeout } : {}),
+      ...(info.link?.flavour === 'bound' && !this.#opts.cacheBoundLinks ? { attrTimeout: BOUND_LINK_TIMEOUTS.attrTimeout } : {}),
       mode,
       // A file whose name this mount removed has no name left (POSIX st_nlink 0) while open.
       nlink: open?.orphan ? 0 : st.nlink,
@@ -169,7 +176,7 @@ export class InodeAdapter {
   /** An Entry the kernel will hold a reference on. */
   #entry(info: NodeInfo): Entry {
     this.#lookups.set(info.id, (this.#lookups.get(info.id) ?? 0) + 1);
-    return { attr: this.#attr(info), generation: info.birthtimeUs, ...(info.link?.flavour === 'bound' ? BOUND_LINK_TIMEOUTS : {}) };
+    return { attr: this.#attr(info), generation: info.birthtimeUs, ...(info.link?.flavour === 'bound' && !this.#opts.cacheBoundLinks ? BOUND_LINK_TIMEOUTS : {}) };
   }
 
   /** The node as the store has it; an open file whose node is gone (purged) answers as last seen. */

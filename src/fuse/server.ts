@@ -170,7 +170,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
       rootStats: statsSnapshot,
       onOp: opts.onOp,
     },
-    { fuseOptions: opts.fuseOptions ?? [], attrTimeout: opts.attrTimeout ?? 1, timeouts: OP_TIMEOUTS, debug: opts.debug === true },
+    { fuseOptions: opts.fuseOptions ?? [], attrTimeout: opts.attrTimeout, timeouts: OP_TIMEOUTS, debug: opts.debug === true },
   );
   const adapter = prepared.adapter;
   opts.onAdapter?.(adapter);

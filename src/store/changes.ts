@@ -83,6 +83,8 @@ export interface FeedRows {
   pruneTo(seq: number): void;
   /** A number that changes whenever another connection commits (SQLite: PRAGMA data_version). */
   externalVersion(): number;
+  /** Whether other processes' (and hosts') commits reach a follower; false: this process's only. */
+  readonly seesOthers: boolean;
   /** Call `wake` soon after another process may have committed (SQLite: the WAL was written); returns a stop function. */
   watchCommits?(wake: () => void): () => void;
 }
@@ -200,6 +202,11 @@ export class ChangeFeed {
   /** The newest number: a follower that starts now starts here. */
   head(): number {
     return this.engine.snapshot(() => this.rows.head());
+  }
+
+  /** Whether a follower hears every process's commits (SQLite), or only this process's (PostgreSQL today). */
+  get seesOthers(): boolean {
+    return this.rows.seesOthers;
   }
 
   /** See FeedRows.externalVersion. */

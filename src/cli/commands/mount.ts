@@ -100,7 +100,7 @@ interface MountCmdOptions {
   pageSize: number;
   readahead?: number;
   options?: string[];
-  attrTimeout: number;
+  attrTimeout: number | undefined;
   kernelReadahead: number;
   debug?: boolean;
   daemon?: boolean;
@@ -142,7 +142,11 @@ export function register(program: Command): void {
         .argParser(parseBinding)
         .env('SMHFS_BINDING'),
     )
-    .option('--attr-timeout <seconds>', 'how long the kernel caches attributes and names (changes by others show after it)', parseSeconds, 1)
+    .option(
+      '--attr-timeout <seconds>',
+      'how long the kernel caches attributes and names (default: 60 on the ll binding, where every change invalidates them at once; 1 on fuse-native and for a PostgreSQL library, where changes by others show after it)',
+      parseSeconds,
+    )
     .option('-o, --options <opts>', 'FUSE mount options, comma-separated, passed through (allow_other, nosuid, …); repeatable', collect)
     .option(
       '--grace <seconds>',

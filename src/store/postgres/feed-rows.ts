@@ -15,6 +15,7 @@ import type { PgConnection } from './connection.js';
 export function pgLocalFeedRows(conn: PgConnection): FeedRows {
   let last = 0;
   return {
+    seesOthers: false,
     append: (_at, _origin, changes) => (last += changes.length),
     since: (): ChangeRecord[] => [],
     // top, the links below it, the bound links to it or below it (as sqlite/feed-rows.ts)

@@ -34,6 +34,7 @@ export function sqliteFeedRows(db: Database.Database, dir: string): FeedRows {
   const wal = `${DB_FILE}-wal`;
   let dataVersion: Database.Statement | undefined;
   return {
+    seesOthers: true,
     append: (at, origin, changes) =>
       Number(st().append.run(at, origin, JSON.stringify(changes.map((c) => [c.space, c.kind, c.node ?? null, c.parent ?? null, c.name ?? null]))).lastInsertRowid),
     since: (after, limit) => st().since.all(after, limit) as ChangeRecord[],
