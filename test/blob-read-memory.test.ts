@@ -21,6 +21,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { pendingWriteAllowance } from '../src/blob/disk-cache.js';
 import { LocalBlobStore } from '../src/blob/local-store.js';
 import { s3rverStore, startS3rver } from './helpers/s3rver-harness.js';
 import type { ReadMemoryJob, ReadMemoryResult } from './helpers/read-memory-child.js';
@@ -86,10 +87,13 @@ for (const c of cases) {
     if (c.job.pattern === 'sequential') t.equal(r.bytesRead, BLOB, 'the whole blob was read');
     // Enough traffic to fill the cache several times over (sequential) or at least once (random).
     t.ok(r.bytesFetched >= (c.job.pattern === 'sequential' ? BLOB : CACHE / 4), `fetched ${mib(r.bytesFetched)}`);
-    t.ok(r.peakBufferBytes <= CACHE, `the cache's buffers peaked at ${mib(r.peakBufferBytes)} ≤ ${mib(CACHE)}`);
+    // With the disk cache on, a page evicted while its disk write is pending stays until written:
+    // at most pendingWriteAllowance(CACHE) over the budget (the RSS check below bounds practice).
+    const bound = CACHE + (disk.diskDir ? pendingWriteAllowance(CACHE) : 0);
+    t.ok(r.peakBufferBytes <= bound, `the cache's buffers peaked at ${mib(r.peakBufferBytes)} ≤ ${mib(bound)}`);
     t.ok(
-      r.peakArrayBuffers - r.baselineArrayBuffers <= CACHE + ARRAY_BUFFER_MARGIN,
-      `Buffer memory grew by ${mib(r.peakArrayBuffers - r.baselineArrayBuffers)} ≤ ${mib(CACHE + ARRAY_BUFFER_MARGIN)} (no buffers left to the GC and replaced)`,
+      r.peakArrayBuffers - r.baselineArrayBuffers <= bound + ARRAY_BUFFER_MARGIN,
+      `Buffer memory grew by ${mib(r.peakArrayBuffers - r.baselineArrayBuffers)} ≤ ${mib(bound + ARRAY_BUFFER_MARGIN)} (no buffers left to the GC and replaced)`,
     );
     const heapGrowth = Math.max(0, r.peakHeap - r.baselineHeap);
     const outsideHeap = r.peakRss - r.baselineRss - heapGrowth;

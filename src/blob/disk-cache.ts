@@ -63,7 +63,7 @@ export interface DiskCacheOptions {
   log?: (line: string) => void;
   /** How long writes stay off after a full or failing disk (default 60 s). */
   retryAfterMs?: number;
-  /** Bytes of writes queued or running at most; more are dropped (default 128 MiB). */
+  /** Bytes of writes queued or running at most; more are dropped (default 128 MiB; a mount: `pendingWriteAllowance`). */
   maxPendingWriteBytes?: number;
   /** Writes running at once (default 4, the thread pool's size: a cold S3 read at 400 MB/s needs them). */
   writeConcurrency?: number;
@@ -590,4 +590,16 @@ function alive(pid: number): boolean {
   } catch (e) {
     return errno(e) === 'EPERM';
   }
+}
+
+/**
+ * How many bytes of pages a page cache of `cacheBytes` may hold for disk-cache writes queued or
+ * running. A page evicted while its write is pending stays in memory until written, so this is
+ * what the cache's buffers may exceed its budget by (test/blob-read-memory): half of it, at most
+ * 128 MiB — so that a cold S3 read faster than the disk still leaves every page on disk for the
+ * next mount (test/mount-disk-cache); beyond it a page is not written (`writesDropped`) rather
+ * than held. (1/16 was tried: a remount then found pages missing under load.)
+ */
+export function pendingWriteAllowance(cacheBytes: number): number {
+  return Math.min(128 * 1024 * 1024, Math.floor(cacheBytes / 2));
 }

@@ -12,7 +12,7 @@
  * counter is reset (/proc/self/clear_refs 5) and VmHWM read at the end. Prints one JSON line.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { DiskCache } from '../../src/blob/disk-cache.js';
+import { DiskCache, pendingWriteAllowance } from '../../src/blob/disk-cache.js';
 import { LocalBlobStore } from '../../src/blob/local-store.js';
 import { PageCache, type ReadStream } from '../../src/blob/page-cache.js';
 import type { BlobStore } from '../../src/blob/types.js';
@@ -63,7 +63,7 @@ const store: BlobStore = job.endpoint
   : new LocalBlobStore(job.localDir ?? '');
 let disk: DiskCache | undefined;
 if (job.diskDir) {
-  disk = new DiskCache({ dir: job.diskDir, maxBytes: 4 * 2 ** 30, maxPendingWriteBytes: Math.min(128 * 2 ** 20, job.cacheBytes / 2) });
+  disk = new DiskCache({ dir: job.diskDir, maxBytes: 4 * 2 ** 30, maxPendingWriteBytes: pendingWriteAllowance(job.cacheBytes) });
   await disk.open();
 }
 const cache = new PageCache({ store, maxBytes: job.cacheBytes, readaheadMax: 64 * 2 ** 20, ...(disk ? { disk } : {}) });

@@ -27,7 +27,7 @@ import { createConnection } from 'node:net';
 import { totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { DiskCache, type DiskCacheFaults } from '../../blob/disk-cache.js';
+import { DiskCache, pendingWriteAllowance, type DiskCacheFaults } from '../../blob/disk-cache.js';
 import { FaultInjectingStore, type FaultOptions } from '../../blob/fault-store.js';
 import type { PageCacheStats } from '../../blob/page-cache.js';
 import { LocalBlobStore } from '../../blob/local-store.js';
@@ -295,8 +295,8 @@ async function serveMount(mountpoint: string, o: MountCmdOptions, cmd: Command, 
         dir: cacheDir,
         maxBytes: o.cacheDiskSize,
         log: (line) => logger.log(/failed|cannot|full|less than/.test(line) ? 'warn' : 'info', line.replace(/^smhfs: /, '')),
-        // Pages waiting to be written stay in memory (counted in --cache-size): half of it at most.
-        maxPendingWriteBytes: Math.min(128 * MiB, Math.floor(o.cacheSize / 2)),
+        // Pages waiting to be written may stay in memory beyond --cache-size: half of it at most.
+        maxPendingWriteBytes: pendingWriteAllowance(o.cacheSize),
         ...(faults?.diskCache ? { faults: diskFaults(faults.diskCache) } : {}),
       });
     }
