@@ -592,14 +592,7 @@ function alive(pid: number): boolean {
   }
 }
 
-/**
- * How many bytes of pages a page cache of `cacheBytes` may hold for disk-cache writes queued or
- * running. A page evicted while its write is pending stays in memory until written, so this is
- * what the cache's buffers may exceed its budget by (test/blob-read-memory): half of it, at most
- * 128 MiB — so that a cold S3 read faster than the disk still leaves every page on disk for the
- * next mount (test/mount-disk-cache); beyond it a page is not written (`writesDropped`) rather
- * than held. (1/16 was tried: a remount then found pages missing under load.)
- */
+/** Bytes of pages held for pending disk writes (beyond the page cache's budget): half of it, ≤ 128 MiB (native-notes/blobs.md). */
 export function pendingWriteAllowance(cacheBytes: number): number {
   return Math.min(128 * 1024 * 1024, Math.floor(cacheBytes / 2));
 }
