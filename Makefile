@@ -99,9 +99,13 @@ test: deps test-deps
 	rm -rf dist
 	$(MAKE) --no-print-directory build
 	@# both passes run, whatever the first found: one failure must not hide the other binding's
-	SMHFS_TEST_BINDING=ll npx tap; ll=$$?; \
-	SMHFS_TEST_BINDING=fuse-native npx tap $(MOUNT_TESTS); fn=$$?; \
-	if [ $$ll != 0 ] || [ $$fn != 0 ]; then echo "make test: failures (ll pass exit $$ll, fuse-native pass exit $$fn)"; exit 1; fi
+	@# Each pass's output is kept too, so the end of the log (all a CI page may show) names what failed.
+	SMHFS_TEST_BINDING=ll npx tap 2>&1 | tee dist/test-ll.log; ll=$${PIPESTATUS[0]}; \
+	SMHFS_TEST_BINDING=fuse-native npx tap $(MOUNT_TESTS) 2>&1 | tee dist/test-fuse-native.log; fn=$${PIPESTATUS[0]}; \
+	if [ $$ll != 0 ] || [ $$fn != 0 ]; then \
+	  echo "make test: failures (ll pass exit $$ll, fuse-native pass exit $$fn); the failed assertions:"; \
+	  grep -h -B1 -A3 '^ *not ok' dist/test-ll.log dist/test-fuse-native.log | cut -c1-200 | head -120; \
+	  echo "make test: failures (ll pass exit $$ll, fuse-native pass exit $$fn)"; exit 1; fi
 
 # The whole POSIX suite (test/posix/), staged cases included, on a plain directory, bindfs and
 # smhfs: counts per cause of what still fails (test/posix/staging.ts). One target:

@@ -110,7 +110,9 @@ if (why) {
     t.equal(await isMounted(m.mountpoint), true);
 
     const again = await withMount(t, { dir: m.dir });
-    t.match(again.output(), /stale mount \(Transport endpoint is not connected\).*detached it/, 'recovered, with a message');
+    // The probe is a child stat with a 3 s deadline: under heavy load it can time out before the
+    // kernel's ENOTCONN arrives; either way the dead server's mount must be detached, and said so.
+    t.match(again.output(), /stale mount \((Transport endpoint is not connected|timeout)\).*detached it/, 'recovered, with a message');
     t.equal((await sh(`cmp '${m.dir}/keep.bin' '${again.p('keep.bin')}'`)).code, 0, 'committed files are intact');
     t.equal((await ok(`cat '${again.p('link')}'`)).trim(), 'v1', 'the half-written rewrite is not visible');
     t.equal((await ok(`stat -c %s '${again.p('inflight.bin')}'`)).trim(), '0', 'the new file exists, empty: nothing half-written');
