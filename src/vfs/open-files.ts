@@ -57,6 +57,7 @@ const EARLY_FLUSH_BYTES = 32 * 1024 * 1024;
 
 /** fallocate(2) mode bits (linux/falloc.h). */
 const FALLOC_FL_KEEP_SIZE = 0x01;
+const FALLOC_FL_PUNCH_HOLE = 0x02;
 
 /**
  * The largest file this mount can hold: sizes and offsets travel as JS numbers, exact up to
@@ -451,20 +452,57 @@ export class OpenFiles {
 
   /**
    * fallocate(2) (D8). Mode 0 extends the file like a truncate up — the range stays a hole: a
-   * library has no blocks to reserve — and FALLOC_FL_KEEP_SIZE changes nothing. Punching holes,
-   * zeroing, collapsing and inserting ranges are not supported (EOPNOTSUPP), so programs fall
-   * back to writing.
+   * library has no blocks to reserve — and FALLOC_FL_KEEP_SIZE changes nothing.
+   * PUNCH_HOLE|KEEP_SIZE (the only way Linux takes PUNCH_HOLE) makes the range a hole of the
+   * staged version (`#punchHole`). Zeroing, collapsing and inserting ranges are not supported
+   * (EOPNOTSUPP), so programs fall back to writing.
    */
   async fallocate(h: Handle, mode: number, offset: number, length: number): Promise<void> {
-    if (mode !== 0 && mode !== FALLOC_FL_KEEP_SIZE) throw fail('NotSupported', `fallocate mode 0x${mode.toString(16)} is not supported`);
+    if (mode !== 0 && mode !== FALLOC_FL_KEEP_SIZE && mode !== (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)) {
+      throw fail('NotSupported', `fallocate mode 0x${mode.toString(16)} is not supported`);
+    }
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length <= 0) {
       throw fail('InvalidArgument', 'bad fallocate range');
     }
+    if (mode === (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)) return this.#punchHole(h.node, offset, offset + length);
     if (mode === FALLOC_FL_KEEP_SIZE) return;
     const node = h.node;
     while (node.committing) await node.committing;
     const end = offset + length;
     if (end > (node.staging ? node.size : node.committed.size)) await this.truncate(node, end);
+  }
+
+  /**
+   * fallocate(PUNCH_HOLE|KEEP_SIZE) of [start, end): reads give zeros there and the size stays.
+   * Staged like a write, committed by the writers' close. The range leaves the written extents
+   * (D8), so a hole of 1 MiB or more is stored as one — no bytes hashed or uploaded for it; the
+   * staging file gets zeros only where bytes were written in the range (Node has no fallocate to
+   * punch its own hole), so the work is in proportion to the bytes written, never to the hole.
+   */
+  async #punchHole(node: OpenNode, start: number, endWanted: number): Promise<void> {
+    this.#checkAccepting();
+    while (node.committing) await node.committing;
+    await this.#ensureStaging(node, undefined);
+    this.#checkAccepting();
+    const end = Math.min(endWanted, node.size);
+    if (start >= end) return; // past the end of the file: nothing to punch (Linux: success)
+    const st = node.staging!;
+    // the content changes in the middle: the commit hashes the file (as after any non-append write)
+    this.#dropHasher(node);
+    const written = node.written?.list() ?? [{ offset: 0, length: node.size }];
+    let zeros: Buffer | undefined;
+    for (const e of written) {
+      const from = Math.max(start, e.offset);
+      const to = Math.min(end, e.offset + e.length);
+      for (let off = from; off < to; off += COPY_CHUNK) {
+        const n = Math.min(COPY_CHUNK, to - off);
+        zeros ??= Buffer.alloc(Math.min(COPY_CHUNK, end - start));
+        await writeFully(st.fh, zeros.subarray(0, n), off);
+      }
+    }
+    node.written?.remove(start, end);
+    node.dirty = true;
+    node.mtimeUs = node.ctimeUs = Date.now() * 1000;
   }
 
   /**
