@@ -423,6 +423,15 @@ export class InodeAdapter {
         }),
 
       fallocate: (ino, fh, mode, offset, length) => this.#run('fallocate', ino, undefined, () => files.fallocate(files.handle(fh), mode, offset, length)),
+
+      // A whole file into an empty one shares the blob; anything else: EOPNOTSUPP, and the kernel
+      // copies through read and write (fuse_copy_file_range's fallback).
+      copyFileRange: (inoIn, fhIn, offIn, _inoOut, fhOut, offOut, len) =>
+        this.#run('copy_file_range', inoIn, undefined, async () => {
+          const n = await files.shareWhole(files.handle(fhIn), files.handle(fhOut), offIn, offOut, len);
+          if (n === undefined) throw fail('NotSupported', 'copy_file_range: only a whole file into an empty one shares its content');
+          return n;
+        }),
     };
   }
 

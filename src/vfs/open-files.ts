@@ -506,6 +506,42 @@ export class OpenFiles {
   }
 
   /**
+   * copy_file_range(2) of a whole file into an empty one (issue 12): the destination takes the
+   * source's committed blob — a second reference to the same content-addressed key, no byte read,
+   * hashed or stored. Whole means: both offsets 0, `len` covering the source (the kernel clips it
+   * to the size), the source's handle reading the version now committed with nothing staged over
+   * it, and the destination empty (size 0, staged or not: O_TRUNC stages an empty version).
+   * Anything else answers undefined: the caller replies EOPNOTSUPP and the kernel copies through
+   * read and write itself. GC safety (D3, D7): the source handle holds the blob's bytes until the
+   * new reference is committed, and `setContent` refuses a key being collected (Busy).
+   */
+  async shareWhole(src: Handle, dst: Handle, offIn: number, offOut: number, len: number): Promise<number | undefined> {
+    const from = src.node;
+    const to = dst.node;
+    const v = src.view;
+    if (offIn !== 0 || offOut !== 0 || from === to || !dst.writable || to.orphan) return undefined;
+    if (from.staging || from.dirty || from.committing || from.preparing || v !== from.committed) return undefined;
+    if (!v.blob || v.size === 0 || len < v.size || from.info.blob !== v.blob || !from.info.etag) return undefined;
+    while (to.committing) await to.committing;
+    if (to.preparing || (to.staging ? to.size : to.committed.size) !== 0) return undefined;
+    this.#checkAccepting();
+    this.ensureHold(src);
+    const ref: BlobRef = { key: v.blob, size: v.size, etag: from.info.etag, ...(v.layout ? { layout: v.layout } : {}) };
+    const info = this.#space.setContent(to.id, ref);
+    // an empty staged version (O_TRUNC) is replaced by the shared one: nothing of it to keep
+    await this.#dropStaging(to);
+    const version: Version = { blob: v.blob, size: v.size, layout: v.layout };
+    to.info = info;
+    to.committed = version;
+    to.size = v.size;
+    to.dirty = false;
+    to.mtimeUs = to.ctimeUs = undefined;
+    this.#viewAll(to, version);
+    this.stats.commits++;
+    return v.size;
+  }
+
+  /**
    * truncate(2) by path. A node nobody has open for writing is committed at once (truncate is
    * complete when it returns); otherwise the writers' close commits it.
    */
