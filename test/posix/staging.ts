@@ -46,7 +46,8 @@ export const CAUSES: Record<Cause, string> = {
     "libfuse 2's high-level API gives each name of a hard-linked file its own kernel inode: the other name's nlink/ctime stay cached until attr_timeout",
   'bindfs-create-as-user': 'bindfs creates as root then chowns to the caller: the new node’s ctime is later than its mtime and atime',
   'store-microseconds': 'the store keeps times in microseconds: the libfuse3 binding carries nanoseconds, the last three digits are lost',
-  'll-no-tmpfile': 'our libfuse3 binding has no tmpfile op: O_TMPFILE gives EOPNOTSUPP',
+  'll-no-tmpfile':
+    'libfuse 3.14 has no tmpfile op (the kernel sends FUSE_TMPFILE, libfuse answers ENOSYS) and the store has no live node without a name: O_TMPFILE gives EOPNOTSUPP (native-notes/binding.md, O_TMPFILE)',
 };
 
 /**
@@ -70,7 +71,7 @@ export const LIFTED_BY: Record<Cause, string> = {
   'libfuse2-hard-link-inodes': 'reference limitation',
   'bindfs-create-as-user': 'reference limitation',
   'store-microseconds': 'store (µs → ns columns)',
-  'll-no-tmpfile': 'libfuse3 binding (a tmpfile op)',
+  'll-no-tmpfile': 'store (unnamed live nodes) + the addon answering FUSE_TMPFILE itself',
 };
 
 /** On every binding: the SMH rules a POSIX file system would not have. */
