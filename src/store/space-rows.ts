@@ -177,7 +177,7 @@ export function exchangeByMoves(
   const b = moveName(bParent, bName, aParent, aName);
   // the caller's transaction rolls back on the throw: the parked name never commits
   if (b === undefined) throw new Error(`exchangeNames: no entry ${bName} in ${bParent}`);
-  moveName(aParent, EXCHANGE_PARKING, bParent, bName);
+  if (moveName(aParent, EXCHANGE_PARKING, bParent, bName) === undefined) throw new Error('exchangeNames: the parked name is gone');
   return [a, b];
 }
 

@@ -528,8 +528,10 @@ export class OpenFiles {
     this.ensureHold(src);
     const ref: BlobRef = { key: v.blob, size: v.size, etag: from.info.etag, ...(v.layout ? { layout: v.layout } : {}) };
     const info = this.#space.setContent(to.id, ref);
-    // an empty staged version (O_TRUNC) is replaced by the shared one: nothing of it to keep
-    await this.#dropStaging(to);
+    // An empty staged version (O_TRUNC) is replaced by the shared one: nothing of it to keep. The
+    // synchronous part of the drop forgets it at once, and the node moves to the shared version
+    // before anything is awaited, so no request in between can stage the empty one again.
+    const dropped = this.#dropStaging(to);
     const version: Version = { blob: v.blob, size: v.size, layout: v.layout };
     to.info = info;
     to.committed = version;
@@ -538,6 +540,7 @@ export class OpenFiles {
     to.mtimeUs = to.ctimeUs = undefined;
     this.#viewAll(to, version);
     this.stats.commits++;
+    await dropped;
     return v.size;
   }
 
