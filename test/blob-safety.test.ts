@@ -105,6 +105,37 @@ t.test('D8: written ranges merge; truncate clips them', async (t) => {
   t.same(s.list(), [{ offset: 0, length: 10 }]);
 });
 
+t.test('D8: a punched hole (fallocate PUNCH_HOLE) leaves the written ranges: splits, trims, drops; then a hole of 1 MiB is kept', async (t) => {
+  const of = (...r: Array<[number, number]>) => ExtentSet.of(r.map(([offset, length]) => ({ offset, length })));
+  const s = of([0, 100], [200, 100], [400, 100]);
+  s.remove(50, 60); // inside one: it splits in two
+  t.same(s.list(), [
+    { offset: 0, length: 50 },
+    { offset: 60, length: 40 },
+    { offset: 200, length: 100 },
+    { offset: 400, length: 100 },
+  ]);
+  s.remove(250, 450); // the end of one, all of none between, the start of another
+  t.same(s.list(), [
+    { offset: 0, length: 50 },
+    { offset: 60, length: 40 },
+    { offset: 200, length: 50 },
+    { offset: 450, length: 50 },
+  ]);
+  s.remove(0, 100); // exactly two whole extents
+  t.same(s.list(), [
+    { offset: 200, length: 50 },
+    { offset: 450, length: 50 },
+  ]);
+  s.remove(600, 700); // past everything: nothing
+  s.remove(300, 300); // empty: nothing
+  t.equal(s.bytes, 100);
+  const big = of([0, 4 * HOLE_MIN]);
+  big.remove(HOLE_MIN, 2 * HOLE_MIN);
+  const layout = planLayout(4 * HOLE_MIN, big);
+  t.same(layout?.extents.map((e) => [e.offset, e.length]), [[0, HOLE_MIN], [2 * HOLE_MIN, 2 * HOLE_MIN]], 'a 1 MiB punched hole is stored as a hole');
+});
+
 t.test('D8: only gaps of at least 1 MiB are kept as holes; a file without one stays dense', async (t) => {
   const of = (...r: Array<[number, number]>) => ExtentSet.of(r.map(([offset, length]) => ({ offset, length })));
   t.equal(planLayout(10 * MiB, of([0, 10 * MiB])), undefined, 'fully written: dense');

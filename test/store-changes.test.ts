@@ -239,7 +239,7 @@ t.test('H4: every row primitive is a read, recorded, or a write the kernel canno
   // change ctime with them, which is recorded)
   const UNSEEN = ['insertNode', 'setSpaceClass', 'insertItem', 'deleteItem', 'insertItemLink', 'deleteItemLinks', 'deleteItemLinkOf',
     'setXattr', 'deleteXattr', 'clearXattrs', 'copyXattrs'];
-  const RECORDED = ['insertEntry', 'moveEntry', 'moveName', 'deleteEntry', 'deleteName', 'deleteNode', 'touch', 'touchCtime', 'touchAtime', 'setState', 'setClass',
+  const RECORDED = ['insertEntry', 'moveEntry', 'moveName', 'exchangeNames', 'deleteEntry', 'deleteName', 'deleteNode', 'touch', 'touchCtime', 'touchAtime', 'setState', 'setClass',
     'setContent', 'setattr', 'rebind'];
   const keys = Object.keys(raw).sort();
   const known = new Set([...READS, ...UNSEEN, ...RECORDED]);

@@ -256,6 +256,32 @@ export class ExtentSet {
     if (n > 0 && this.#ends[n - 1]! > size) this.#ends[n - 1] = size;
   }
 
+  /** fallocate(PUNCH_HOLE): nothing in [start, end) is written any more (an extent across it splits in two). */
+  remove(start: number, end: number): void {
+    if (end <= start) return;
+    const starts: number[] = [];
+    const ends: number[] = [];
+    for (let i = 0; i < this.#starts.length; i++) {
+      const s = this.#starts[i]!;
+      const e = this.#ends[i]!;
+      if (e <= start || s >= end) {
+        starts.push(s);
+        ends.push(e);
+        continue;
+      }
+      if (s < start) {
+        starts.push(s);
+        ends.push(start);
+      }
+      if (e > end) {
+        starts.push(end);
+        ends.push(e);
+      }
+    }
+    this.#starts = starts;
+    this.#ends = ends;
+  }
+
   list(): Extent[] {
     return this.#starts.map((s, i) => ({ offset: s, length: this.#ends[i]! - s }));
   }

@@ -19,6 +19,8 @@
  *   otherwise from the async read path. Writes go straight from the request buffer into the
  *   staging file when they can (`writeNow`), else through the async path (the binding keeps the
  *   buffer for it).
+ * - rename carries renameat2's flags: RENAME_NOREPLACE and RENAME_EXCHANGE go to the store (one
+ *   transaction each); anything else is EINVAL.
  * - Cache invalidation: `attachKernel` gives the adapter the session's invalidation calls; the
  *   server (and i11-inval's change follower) ask through `invalidateEntry(dirId, name)` and
  *   `invalidateNode(id)` in node ids.
@@ -44,6 +46,9 @@ const S_IFREG = 0o100000;
 const S_IFDIR = 0o040000;
 const XATTR_CREATE = 1;
 const XATTR_REPLACE = 2;
+/** renameat2(2) flags (linux/fs.h). */
+const RENAME_NOREPLACE = 1;
+const RENAME_EXCHANGE = 2;
 /** st_blksize: what `cat`, `cp` use as their buffer size; one FUSE request (max_write, 1 MiB). */
 const BLKSIZE = 1 << 20;
 
@@ -295,10 +300,12 @@ export class InodeAdapter {
 
       rename: (parent, name, newParent, newName, flags) =>
         this.#run('rename', parent, name, () => {
-          // RENAME_NOREPLACE / RENAME_EXCHANGE: the store has neither (yet)
-          if (flags !== 0) throw Object.assign(new Error('rename flags are not supported'), { code: 'EINVAL' });
+          // renameat2: an exchange replaces nothing (both nodes keep a name: no open file is orphaned)
+          if (flags === RENAME_EXCHANGE) return void s.exchangeAt(id(parent), name, id(newParent), newName);
+          // RENAME_WHITEOUT (overlayfs' own) and any mix of flags: as Linux answers a flag it has not
+          if ((flags & ~RENAME_NOREPLACE) !== 0) throw Object.assign(new Error(`rename flags 0x${flags.toString(16)} are not supported`), { code: 'EINVAL' });
           const replaced = this.#openNodeAt(id(newParent), newName);
-          const moved = s.renameAt(id(parent), name, id(newParent), newName);
+          const moved = s.renameAt(id(parent), name, id(newParent), newName, { noReplace: flags === RENAME_NOREPLACE });
           if (replaced !== undefined && replaced !== moved.id && !this.#live(replaced)) files.markOrphan(replaced);
         }),
 
@@ -416,6 +423,15 @@ export class InodeAdapter {
         }),
 
       fallocate: (ino, fh, mode, offset, length) => this.#run('fallocate', ino, undefined, () => files.fallocate(files.handle(fh), mode, offset, length)),
+
+      // A whole file into an empty one shares the blob; anything else: EOPNOTSUPP, and the kernel
+      // copies through read and write (fuse_copy_file_range's fallback).
+      copyFileRange: (inoIn, fhIn, offIn, _inoOut, fhOut, offOut, len) =>
+        this.#run('copy_file_range', inoIn, undefined, async () => {
+          const n = await files.shareWhole(files.handle(fhIn), files.handle(fhOut), offIn, offOut, len);
+          if (n === undefined) throw fail('NotSupported', 'copy_file_range: only a whole file into an empty one shares its content');
+          return n;
+        }),
     };
   }
 

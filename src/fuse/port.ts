@@ -30,6 +30,7 @@ export type FuseSpace = Pick<
   | 'unlinkAt'
   | 'rmdirAt'
   | 'renameAt'
+  | 'exchangeAt'
   | 'mknod'
   | 'createFile'
   | 'symlink'

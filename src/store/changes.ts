@@ -265,6 +265,17 @@ export function recordingRows(rows: SpaceRows, space: string, feed: ChangeFeed):
       }
       return id;
     },
+    exchangeNames: (aParent, aName, bParent, bName) => {
+      const ids = rows.exchangeNames(aParent, aName, bParent, bName);
+      if (ids) {
+        // each name now names the other node (the parked name in between is never seen)
+        entry(aParent, aName, ids[1]);
+        entry(bParent, bName, ids[0]);
+        tree(ids[0]);
+        tree(ids[1]);
+      }
+      return ids;
+    },
     deleteName: (parent, name) => {
       const id = rows.deleteName(parent, name);
       if (id !== undefined) {

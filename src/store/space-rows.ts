@@ -96,6 +96,12 @@ export interface SpaceRows {
    * name (L19). Returns the node it named (undefined: no such name).
    */
   moveName(fromParent: number, fromName: string, toParent: number, toName: string): number | undefined;
+  /**
+   * renameat2(RENAME_EXCHANGE): the names (aParent, aName) and (bParent, bName) trade nodes, each
+   * becoming its new node's newest name (L19). Returns the nodes they named, [a's, b's]
+   * (undefined: one of them is no name). Engines: `exchangeByMoves`.
+   */
+  exchangeNames(aParent: number, aName: string, bParent: number, bName: string): [number, number] | undefined;
   /** Remove every name of the node; returns the names removed (the change feed records them). */
   deleteEntry(node: number): Array<{ parent: number; name: string }>;
   /** Remove one name (L18); returns the node it named (undefined: no such name). */
@@ -149,6 +155,30 @@ export interface SpaceRows {
   deleteXattr(node: number, name: string): boolean;
   clearXattrs(node: number): void;
   copyXattrs(to: number, from: number): void;
+}
+
+/**
+ * Where an exchange parks a name while the other takes its place: no entry can be called this
+ * (names never hold '/', N1), and no reader sees it (the three moves are one statement each of
+ * one transaction; the (parent, name) key is checked per statement, so a direct swap would clash).
+ */
+const EXCHANGE_PARKING = '/exchange';
+
+/** `SpaceRows.exchangeNames` as three `moveName`s of an engine (its own, not a recording wrapper's). */
+export function exchangeByMoves(
+  moveName: SpaceRows['moveName'],
+  aParent: number,
+  aName: string,
+  bParent: number,
+  bName: string,
+): [number, number] | undefined {
+  const a = moveName(aParent, aName, aParent, EXCHANGE_PARKING);
+  if (a === undefined) return undefined;
+  const b = moveName(bParent, bName, aParent, aName);
+  // the caller's transaction rolls back on the throw: the parked name never commits
+  if (b === undefined) throw new Error(`exchangeNames: no entry ${bName} in ${bParent}`);
+  if (moveName(aParent, EXCHANGE_PARKING, bParent, bName) === undefined) throw new Error('exchangeNames: the parked name is gone');
+  return [a, b];
 }
 
 /** What a space's rules need beyond its rows: the engine, and the library's blob records and scheduler. */

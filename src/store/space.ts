@@ -20,14 +20,14 @@ import { Edits } from './edits.js';
 import { LinkOps } from './ops/links.js';
 import { NodeOps, type PutFileOptions } from './ops/nodes.js';
 import { TrashOps } from './ops/trash.js';
-import { TreeOps, type RemoveResult, type TreeOpOptions } from './ops/tree.js';
+import { TreeOps, type RemoveResult, type RenameOptions, type TreeOpOptions } from './ops/tree.js';
 import { XattrOps } from './ops/xattrs.js';
 import type { NodeRow, SpaceCtx, SpaceHost, SpaceRows } from './space-rows.js';
 import { Tree, type Location, type ResolveContext } from './tree.js';
 import type { Attrs, Authorize, BlobRef, Conflict, DirEntry, NodeInfo, Owner, Placed, RecycleItem, StatFs } from './types.js';
 
 export { MAX_BOUND_LINKS } from './ops/links.js';
-export type { RemoveResult, TreeOpOptions } from './ops/tree.js';
+export type { RemoveResult, RenameOptions, TreeOpOptions } from './ops/tree.js';
 export type { ResolveContext } from './tree.js';
 export type { NodeRow } from './space-rows.js';
 export { checkConflict, quote } from './checks.js';
@@ -237,14 +237,24 @@ export class Space {
 
   // ───────────────────────────── the tree (§4, ops/tree.ts) ─────────────────────────────
 
-  /** rename(2) with POSIX replacement rules. */
-  rename(from: string, to: string): NodeInfo {
-    return this.treeOps.rename(from, to);
+  /** rename(2) with POSIX replacement rules; `noReplace`: renameat2's RENAME_NOREPLACE. */
+  rename(from: string, to: string, opts: RenameOptions = {}): NodeInfo {
+    return this.treeOps.rename(from, to, opts);
   }
 
   /** rename(2) by node ids: the entry `name` of `parentId` becomes `newName` in `newParentId`. */
-  renameAt(parentId: number, name: string, newParentId: number, newName: string): NodeInfo {
-    return this.treeOps.renameAt(parentId, name, newParentId, newName);
+  renameAt(parentId: number, name: string, newParentId: number, newName: string, opts: RenameOptions = {}): NodeInfo {
+    return this.treeOps.renameAt(parentId, name, newParentId, newName, opts);
+  }
+
+  /** renameat2(RENAME_EXCHANGE): two names trade nodes atomically; returns [a's node, b's node] at their new names. */
+  exchange(a: string, b: string): [NodeInfo, NodeInfo] {
+    return this.treeOps.exchange(a, b);
+  }
+
+  /** `exchange` by (directory id, name) pairs. */
+  exchangeAt(aParent: number, aName: string, bParent: number, bName: string): [NodeInfo, NodeInfo] {
+    return this.treeOps.exchangeAt(aParent, aName, bParent, bName);
   }
 
   /** SMH/CLI move with a conflict strategy (default rename). */

@@ -57,6 +57,7 @@ const EARLY_FLUSH_BYTES = 32 * 1024 * 1024;
 
 /** fallocate(2) mode bits (linux/falloc.h). */
 const FALLOC_FL_KEEP_SIZE = 0x01;
+const FALLOC_FL_PUNCH_HOLE = 0x02;
 
 /**
  * The largest file this mount can hold: sizes and offsets travel as JS numbers, exact up to
@@ -451,20 +452,96 @@ export class OpenFiles {
 
   /**
    * fallocate(2) (D8). Mode 0 extends the file like a truncate up — the range stays a hole: a
-   * library has no blocks to reserve — and FALLOC_FL_KEEP_SIZE changes nothing. Punching holes,
-   * zeroing, collapsing and inserting ranges are not supported (EOPNOTSUPP), so programs fall
-   * back to writing.
+   * library has no blocks to reserve — and FALLOC_FL_KEEP_SIZE changes nothing.
+   * PUNCH_HOLE|KEEP_SIZE (the only way Linux takes PUNCH_HOLE) makes the range a hole of the
+   * staged version (`#punchHole`). Zeroing, collapsing and inserting ranges are not supported
+   * (EOPNOTSUPP), so programs fall back to writing.
    */
   async fallocate(h: Handle, mode: number, offset: number, length: number): Promise<void> {
-    if (mode !== 0 && mode !== FALLOC_FL_KEEP_SIZE) throw fail('NotSupported', `fallocate mode 0x${mode.toString(16)} is not supported`);
+    if (mode !== 0 && mode !== FALLOC_FL_KEEP_SIZE && mode !== (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)) {
+      throw fail('NotSupported', `fallocate mode 0x${mode.toString(16)} is not supported`);
+    }
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length <= 0) {
       throw fail('InvalidArgument', 'bad fallocate range');
     }
+    if (mode === (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)) return this.#punchHole(h.node, offset, offset + length);
     if (mode === FALLOC_FL_KEEP_SIZE) return;
     const node = h.node;
     while (node.committing) await node.committing;
     const end = offset + length;
     if (end > (node.staging ? node.size : node.committed.size)) await this.truncate(node, end);
+  }
+
+  /**
+   * fallocate(PUNCH_HOLE|KEEP_SIZE) of [start, end): reads give zeros there and the size stays.
+   * Staged like a write, committed by the writers' close. The range leaves the written extents
+   * (D8), so a hole of 1 MiB or more is stored as one — no bytes hashed or uploaded for it; the
+   * staging file gets zeros only where bytes were written in the range (Node has no fallocate to
+   * punch its own hole), so the work is in proportion to the bytes written, never to the hole.
+   */
+  async #punchHole(node: OpenNode, start: number, endWanted: number): Promise<void> {
+    this.#checkAccepting();
+    while (node.committing) await node.committing;
+    await this.#ensureStaging(node, undefined);
+    this.#checkAccepting();
+    const end = Math.min(endWanted, node.size);
+    if (start >= end) return; // past the end of the file: nothing to punch (Linux: success)
+    const st = node.staging!;
+    // the content changes in the middle: the commit hashes the file (as after any non-append write)
+    this.#dropHasher(node);
+    const written = node.written?.list() ?? [{ offset: 0, length: node.size }];
+    let zeros: Buffer | undefined;
+    for (const e of written) {
+      const from = Math.max(start, e.offset);
+      const to = Math.min(end, e.offset + e.length);
+      for (let off = from; off < to; off += COPY_CHUNK) {
+        const n = Math.min(COPY_CHUNK, to - off);
+        zeros ??= Buffer.alloc(Math.min(COPY_CHUNK, end - start));
+        await writeFully(st.fh, zeros.subarray(0, n), off);
+      }
+    }
+    node.written?.remove(start, end);
+    node.dirty = true;
+    node.mtimeUs = node.ctimeUs = Date.now() * 1000;
+  }
+
+  /**
+   * copy_file_range(2) of a whole file into an empty one (issue 12): the destination takes the
+   * source's committed blob — a second reference to the same content-addressed key, no byte read,
+   * hashed or stored. Whole means: both offsets 0, `len` covering the source (the kernel clips it
+   * to the size), the source's handle reading the version now committed with nothing staged over
+   * it, and the destination empty (size 0, staged or not: O_TRUNC stages an empty version).
+   * Anything else answers undefined: the caller replies EOPNOTSUPP and the kernel copies through
+   * read and write itself. GC safety (D3, D7): the source handle holds the blob's bytes until the
+   * new reference is committed, and `setContent` refuses a key being collected (Busy).
+   */
+  async shareWhole(src: Handle, dst: Handle, offIn: number, offOut: number, len: number): Promise<number | undefined> {
+    const from = src.node;
+    const to = dst.node;
+    const v = src.view;
+    if (offIn !== 0 || offOut !== 0 || from === to || !dst.writable || to.orphan) return undefined;
+    if (from.staging || from.dirty || from.committing || from.preparing || v !== from.committed) return undefined;
+    if (!v.blob || v.size === 0 || len < v.size || from.info.blob !== v.blob || !from.info.etag) return undefined;
+    while (to.committing) await to.committing;
+    if (to.preparing || (to.staging ? to.size : to.committed.size) !== 0) return undefined;
+    this.#checkAccepting();
+    this.ensureHold(src);
+    const ref: BlobRef = { key: v.blob, size: v.size, etag: from.info.etag, ...(v.layout ? { layout: v.layout } : {}) };
+    const info = this.#space.setContent(to.id, ref);
+    // An empty staged version (O_TRUNC) is replaced by the shared one: nothing of it to keep. The
+    // synchronous part of the drop forgets it at once, and the node moves to the shared version
+    // before anything is awaited, so no request in between can stage the empty one again.
+    const dropped = this.#dropStaging(to);
+    const version: Version = { blob: v.blob, size: v.size, layout: v.layout };
+    to.info = info;
+    to.committed = version;
+    to.size = v.size;
+    to.dirty = false;
+    to.mtimeUs = to.ctimeUs = undefined;
+    this.#viewAll(to, version);
+    this.stats.commits++;
+    await dropped;
+    return v.size;
   }
 
   /**

@@ -13,6 +13,11 @@ import type { Authorize, Conflict, NodeInfo, Placed } from '../types.js';
 import { SpaceOps } from './base.js';
 import type { LinkOps } from './links.js';
 
+/** renameat2(2)'s RENAME_NOREPLACE: the new name must be free (EEXIST). RENAME_EXCHANGE is `exchange`. */
+export interface RenameOptions {
+  noReplace?: boolean;
+}
+
 /** Options of the dialect tree operations (move, copy). */
 export interface TreeOpOptions {
   conflict?: Conflict;
@@ -46,29 +51,68 @@ export class TreeOps extends SpaceOps {
   }
 
   /** rename(2) with POSIX replacement rules; L9 holds for free (identity is untouched), L10/L11 on replace. */
-  rename(from: string, to: string): NodeInfo {
+  rename(from: string, to: string, opts: RenameOptions = {}): NodeInfo {
     return this.tx(() => {
       const src = this.tree.resolveWritable(from);
       const { parent, name } = this.tree.parentOf(to, src.row.kind === 'dir');
-      return this.renameTo(src, parent, name, to);
+      return this.renameTo(src, parent, name, to, opts);
     });
   }
 
   /** rename(2) by (directory id, name): the entry `name` of `parentId` becomes `newName` in `newParentId`. */
-  renameAt(parentId: number, name: string, newParentId: number, newName: string): NodeInfo {
+  renameAt(parentId: number, name: string, newParentId: number, newName: string, opts: RenameOptions = {}): NodeInfo {
     return this.tx(() => {
       const src = this.tree.writableAt(parentId, name);
       const place = this.tree.parentAt(newParentId, newName, src.row.kind === 'dir');
-      return this.renameTo(src, place.parent, place.name, place.subject);
+      return this.renameTo(src, place.parent, place.name, place.subject, opts);
     });
   }
 
-  private renameTo(src: Resolved, parent: NodeRow, name: string, to: string): NodeInfo {
+  /**
+   * renameat2(RENAME_EXCHANGE): names `a` and `b` trade nodes in one transaction — files,
+   * directories, links, specials, in one directory or two. Both must exist (ENOENT) and be
+   * writable (T3); a directory may not land in its own subtree (EINVAL); two names of one node
+   * (or one name twice) succeed and change nothing, as Linux does. Identity is untouched, so bound
+   * links follow their targets (L9) and nothing is replaced or binned. Both nodes' ctime and both
+   * directories' mtime and ctime move, one instant. Returns the nodes at their new names.
+   */
+  exchange(a: string, b: string): [NodeInfo, NodeInfo] {
+    return this.tx(() => this.exchangeResolved(this.tree.resolveWritable(a), this.tree.resolveWritable(b), b));
+  }
+
+  /** `exchange` by (directory id, name) pairs. */
+  exchangeAt(aParent: number, aName: string, bParent: number, bName: string): [NodeInfo, NodeInfo] {
+    return this.tx(() => {
+      const a = this.tree.writableAt(aParent, aName);
+      const b = this.tree.writableAt(bParent, bName);
+      return this.exchangeResolved(a, b, joinPath(b.segs));
+    });
+  }
+
+  private exchangeResolved(a: Resolved, b: Resolved, subject: string): [NodeInfo, NodeInfo] {
+    const aAt = { parent: a.parent!, name: a.name };
+    const bAt = { parent: b.parent!, name: b.name };
+    if (a.row.id === b.row.id) return [this.edits.placed(a.row.id, aAt).info, this.edits.placed(b.row.id, bAt).info];
+    if ((a.row.kind === 'dir' && this.tree.isAncestor(a.row.id, bAt.parent)) || (b.row.kind === 'dir' && this.tree.isAncestor(b.row.id, aAt.parent))) {
+      throw fail('MoveIntoItself', 'cannot exchange a directory with a name inside it', subject);
+    }
+    this.rows.exchangeNames(aAt.parent, aAt.name, bAt.parent, bAt.name);
+    this.edits.touchDir(aAt.parent);
+    if (bAt.parent !== aAt.parent) this.edits.touchDir(bAt.parent);
+    const t = this.tree.now();
+    this.rows.touchCtime(a.row.id, t);
+    this.rows.touchCtime(b.row.id, t);
+    return [this.edits.placed(a.row.id, bAt).info, this.edits.placed(b.row.id, aAt).info];
+  }
+
+  private renameTo(src: Resolved, parent: NodeRow, name: string, to: string, opts: RenameOptions): NodeInfo {
     if (src.row.kind === 'dir' && this.tree.isAncestor(src.row.id, parent.id)) {
       throw fail('MoveIntoItself', 'cannot move a directory into itself', to);
     }
     const existing = this.tree.occupied(parent.id, name);
     if (existing === 'reserved') throw this.tree.binReadOnly(to);
+    // RENAME_NOREPLACE: even a name of the same node counts as taken (Linux checks before its same-inode shortcut)
+    if (existing && opts.noReplace) throw fail('SameNameDirectoryOrFileExists', 'the new name exists (RENAME_NOREPLACE)', to);
     if (existing && existing.id === src.row.id) return this.edits.placed(src.row.id).info;
     if (existing) {
       if (src.row.kind === 'dir' && existing.kind !== 'dir') throw fail('NotADirectory', 'cannot replace a non-directory with a directory', to);

@@ -6,7 +6,7 @@
  * one, and `layout` is a getter that fetches it when a rule asks — once per container blob, since
  * a blob key names its bytes and so its header (content-addressed), kept in a small cache.
  */
-import type { ItemLinkRow, ItemRow, NodeRow, SpaceRows } from '../space-rows.js';
+import { exchangeByMoves, type ItemLinkRow, type ItemRow, type NodeRow, type SpaceRows } from '../space-rows.js';
 import type { StorageClass } from '../types.js';
 import type { PgConnection, PgStatement } from './connection.js';
 
@@ -173,6 +173,7 @@ export function pgSpaceRows(conn: PgConnection): SpaceRows {
     // what it removed (the change feed names the entry that went)
     deleteEntry: (node) => q.deleteEntry.all<{ parent: number; name: string }>(node),
     moveName: (fromParent, fromName, toParent, toName) => q.moveName.get<{ node: number }>(toParent, toName, fromParent, fromName)?.node,
+    exchangeNames: (ap, an, bp, bn) => exchangeByMoves((fp, fn, tp, tn) => q.moveName.get<{ node: number }>(tp, tn, fp, fn)?.node, ap, an, bp, bn),
     deleteName: (parent, name) => q.deleteName.get<{ node: number }>(parent, name)?.node,
     childrenPage: (parent, after, limit) => many<RawNode & { entry_name: string; subdirs: number; names: number }>(q.childrenPage, parent, after ?? '', limit),
     deleteNode: (id) => void q.deleteNode.run(id),

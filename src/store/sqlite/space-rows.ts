@@ -1,6 +1,6 @@
 /** A space's row primitives (src/store/space-rows.ts) as prepared SQLite statements. */
 import type Database from 'better-sqlite3';
-import type { ItemLinkRow, ItemRow, NodeRow, SpaceRows } from '../space-rows.js';
+import { exchangeByMoves, type ItemLinkRow, type ItemRow, type NodeRow, type SpaceRows } from '../space-rows.js';
 import type { StorageClass } from '../types.js';
 
 export function sqliteSpaceRows(db: Database.Database): SpaceRows {
@@ -96,6 +96,8 @@ export function sqliteSpaceRows(db: Database.Database): SpaceRows {
     insertEntry: (parent, name, node, isDir) => void q.insertEntry.run(parent, name, node, isDir ? 1 : 0, node),
     moveEntry: (parent, name, node) => void q.moveEntry.run(parent, name, node),
     moveName: (fromParent, fromName, toParent, toName) => (q.moveName.get(toParent, toName, fromParent, fromName) as { node: number } | undefined)?.node,
+    exchangeNames: (ap, an, bp, bn) =>
+      exchangeByMoves((fp, fn, tp, tn) => (q.moveName.get(tp, tn, fp, fn) as { node: number } | undefined)?.node, ap, an, bp, bn),
     deleteEntry: (node) => q.deleteEntry.all(node) as Array<{ parent: number; name: string }>,
     deleteName: (parent, name) => (q.deleteName.get(parent, name) as { node: number } | undefined)?.node,
     deleteNode: (id) => void q.deleteNode.run(id),
