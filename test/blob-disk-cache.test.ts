@@ -415,6 +415,25 @@ t.test('a remount reads a blob again with 0 bytes from S3', async (t) => {
   t.equal(second.disk, 6, 'six pages from disk');
 });
 
+t.test('the index stays small: 20,000 units written cost under 1 MiB of memory', async (t) => {
+  // Format v1 kept one Map entry per extent (~280 bytes of heap each): a mount reading at random
+  // from S3 grew its heap with every unit it wrote (issue 16 item 4). v2 keeps 8 bytes per unit
+  // slot of each segment file. Measured in a child (--expose-gc), so only the cache counts.
+  const r = await new Promise<{ code: number | null; out: string; err: string }>((done) => {
+    const c = spawn(process.execPath, ['--expose-gc', join(HERE, 'helpers', 'disk-cache-index-child.js'), newDir(), '20000'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    c.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    c.stderr.on('data', (b: Buffer) => (err += b.toString()));
+    c.on('exit', (code) => done({ code, out, err }));
+  });
+  t.equal(r.code, 0, r.err);
+  const got = JSON.parse(r.out) as { writes: number; indexed: boolean; grew: number };
+  t.equal(got.writes, 20000, 'every unit written');
+  t.ok(got.indexed, 'and indexed');
+  t.ok(got.grew < 1024 * KiB, `the index grew by ${(got.grew / KiB).toFixed(0)} KiB`);
+});
+
 t.test('one process per cache folder: a second one runs memory-only; a dead owner\'s lock is taken over', async (t) => {
   const dir = newDir();
   const { d } = await disk(t, { dir });
