@@ -10,6 +10,8 @@
  *      (the default 1 GiB)  vs  `rclone mount --vfs-cache-mode full` of the same bytes  ≥ 1.0×
  *   4. a warm remount of the S3 library, served by the disk cache (kernel caches dropped)  vs
  *      a cold read of the local store                                                   ≥ 0.9×
+ *   4b. a cold sequential read of the local store  vs  the ll in-memory file system
+ *      (bench/ll-memfs.ts: the ceiling of ll, smhfs's default binding)                   ≥ 0.8×
  *   5. peak RSS of the mount process reading a 4 GiB file with a 256 MiB cache, sequentially
  *      (dd) and at random (fio, 2 jobs, 4 KiB then 128 KiB reads)                     ≤ 350 MiB
  *   and, for context: warm re-reads from the page cache (S3 vs local), cold/warm sequential vs
@@ -79,6 +81,7 @@ export async function runRemote(o: RemoteOptions): Promise<string> {
     rclone: join(BASE, 'mnt-rclone'),
     s3fs: join(BASE, 'mnt-s3fs'),
     mem: join(BASE, 'mnt-memfs'),
+    llmem: join(BASE, 'mnt-ll-memfs'),
   };
   for (const tool of ['rclone', 's3fs', 'fio', 'fusermount', 'dd']) {
     if ((await sh(`command -v ${tool}`)).code !== 0) throw new Error(`${tool} is not installed (make bench-deps)`);
@@ -129,13 +132,15 @@ export async function runRemote(o: RemoteOptions): Promise<string> {
     };
     const passwd = join(BASE, 's3fs.passwd');
     await writeFile(passwd, 'S3RVER:S3RVER\n', { mode: 0o600 });
-    const mountOther = async (which: 'rclone' | 's3fs' | 'mem'): Promise<Child> => {
+    const mountOther = async (which: 'rclone' | 's3fs' | 'mem' | 'llmem'): Promise<Child> => {
       const c =
         which === 'rclone'
           ? startChild('rclone', 'rclone', ['mount', PLAIN, MNT.rclone, '--vfs-cache-mode', 'full', '--cache-dir', RC_CACHE, '--read-only'])
           : which === 's3fs'
             ? startChild('s3fs', 's3fs', [BUCKET, MNT.s3fs, '-f', '-o', `url=${endpoint},use_path_request_style,passwd_file=${passwd},ro`])
-            : startChild('memfs', process.execPath, [join(DIST, 'memfs.js'), MNT.mem, DATA]);
+            : which === 'llmem'
+              ? startChild('ll-memfs', process.execPath, [join(DIST, 'll-memfs.js'), MNT.llmem, DATA])
+              : startChild('memfs', process.execPath, [join(DIST, 'memfs.js'), MNT.mem, DATA]);
       await waitMounted(MNT[which], true, 60_000, c);
       fsChildren[which] = c;
       return c;
@@ -152,6 +157,7 @@ export async function runRemote(o: RemoteOptions): Promise<string> {
       rclone: join(MNT.rclone, 'big.bin'),
       s3fs: join(MNT.s3fs, objectKey),
       mem: join(MNT.mem, 'data.bin'),
+      llmem: join(MNT.llmem, 'data.bin'),
     };
     const readMBps = async (file: string): Promise<number> => o.sizeMiB / (await timed(`dd if='${file}' of=/dev/null bs=1M status=none`));
     const fio = async (file: string): Promise<number> => {
@@ -271,6 +277,16 @@ export async function runRemote(o: RemoteOptions): Promise<string> {
       await dropCaches();
       add('mem random', await fio(FILE.mem));
       await stopFs('mem');
+
+      // smhfs's default binding is ll: its ceiling is the ll in-memory file system (issue 16's
+      // local-cold target is against the binding smhfs runs on).
+      log(`run ${run}/${o.runs}: in-memory ll (the default binding's ceiling)`);
+      await mountOther('llmem');
+      await dropCaches();
+      add('llmem cold', await readMBps(FILE.llmem));
+      await dropCaches();
+      add('llmem random', await fio(FILE.llmem));
+      await stopFs('llmem');
     }
 
     // ── RSS: a 4 GiB file through a 256 MiB cache ──
@@ -316,6 +332,7 @@ export async function runRemote(o: RemoteOptions): Promise<string> {
       ['S3 cold seq read vs s3fs', 'MB/s', m('s3 cold'), m('s3fs cold'), 1.0, true],
       ['random 4 KiB, 256 MiB cache, file 4× vs rclone', 'IOPS', m('local random 256M'), m('rclone random'), 1.0, true],
       ['S3 warm remount (disk cache) vs local cold', 'MB/s', m('s3 disk warm'), m('local cold'), 0.9, true],
+      ['local cold seq vs ll in-memory fs (ceiling)', 'MB/s', m('local cold'), m('llmem cold'), 0.8, true],
       ['S3 cold, no disk cache, vs raw SDK', 'MB/s', m('s3 cold nodisk'), m('raw'), undefined, true],
       ['S3 warm re-read, page cache vs local store', 'MB/s', m('s3 warm pagecache'), m('local warm pagecache'), undefined, true],
       ['S3 warm re-read, kernel cache vs local', 'MB/s', m('s3 warm kernel'), m('local warm kernel'), undefined, true],
@@ -323,6 +340,7 @@ export async function runRemote(o: RemoteOptions): Promise<string> {
       ['warm seq read vs rclone (vfs full)', 'MB/s', m('local warm kernel'), m('rclone warm'), undefined, true],
       ['random 4 KiB psync vs rclone (cache ≥ file)', 'IOPS', m('local random'), m('rclone random'), undefined, true],
       ['ceiling: cold seq, smhfs local vs memfs', 'MB/s', m('local cold'), m('mem cold'), undefined, true],
+      ['ceiling: random 4 KiB, smhfs 256M vs ll memfs', 'IOPS', m('local random 256M'), m('llmem random'), undefined, true],
       ['ceiling: random 4 KiB, smhfs 256M vs memfs', 'IOPS', m('local random 256M'), m('mem random'), undefined, true],
       ['ceiling: random 4 KiB, memfs vs rclone', 'IOPS', m('mem random'), m('rclone random'), undefined, true],
       ['ceiling: raw SDK (server limit) vs s3fs', 'MB/s', m('raw'), m('s3fs cold'), undefined, true],

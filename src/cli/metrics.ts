@@ -134,7 +134,7 @@ export class Metrics {
     diskCounter('smhfs_disk_cache_read_bytes_total', 'bytes read from the on-disk cache', 'bytesRead');
     diskCounter('smhfs_disk_cache_written_bytes_total', 'bytes written to the on-disk cache', 'bytesWritten');
     diskCounter('smhfs_disk_cache_evictions_total', 'files deleted to stay within --cache-disk-size or to free a full disk', 'evictions');
-    diskCounter('smhfs_disk_cache_corrupt_total', 'cache files that failed verification (never served)', 'corrupt');
+    diskCounter('smhfs_disk_cache_corrupt_total', 'disk-cache reads that failed verification (never served)', 'corrupt');
     diskCounter('smhfs_disk_cache_errors_total', 'I/O errors on the cache disk', 'errors');
     diskCounter('smhfs_disk_cache_writes_dropped_total', 'pages not written to the on-disk cache (backlog full or writes paused)', 'writesDropped');
     new Gauge({
