@@ -76,6 +76,13 @@ export const COMMAND_DOCS: Record<string, CommandDoc> = {
       ['fsck --repair', 'fix what loses no byte (lost nodes go to /lost+found)'],
     ],
   },
+  migrate: {
+    uses: ['library', 'json', 'blobs', 's3'],
+    examples: [
+      ['migrate --to postgres://smhfs@db.example/media', 'move the metadata into an empty PostgreSQL database (SPEC S3), verified before the folder switches; blobs stay'],
+      ['migrate --to sqlite:', 'bring a PostgreSQL library\'s metadata back into library.db in this folder'],
+    ],
+  },
   gc: {
     uses: ['library', 'json', 'blobs', 's3'],
     examples: [

@@ -11,6 +11,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { register as registerBlobs } from './commands/blobs.js';
 import { register as registerLibrary } from './commands/library.js';
+import { register as registerMigrate } from './commands/migrate.js';
 import { register as registerMount } from './commands/mount.js';
 import { register as registerSafety } from './commands/safety.js';
 import { register as registerServe } from './commands/serve.js';
@@ -43,7 +44,7 @@ export function commandPath(cmd: Command): string {
 
 /** Headings for the top-level help; commands added by other modules land under "Other commands". */
 const GROUPS: Array<[string, string[]]> = [
-  ['Library commands (work on the library folder, mounted or not):', ['put', 'cat', 'ls', 'mkdir', 'ln', 'mv', 'cp', 'rm', 'stat', 'trash', 'tasks', 'blobs', 'init', 'fsck', 'gc']],
+  ['Library commands (work on the library folder, mounted or not):', ['put', 'cat', 'ls', 'mkdir', 'ln', 'mv', 'cp', 'rm', 'stat', 'trash', 'tasks', 'blobs', 'init', 'fsck', 'gc', 'migrate']],
   ['Mount:', ['mount', 'unmount', 'stats']],
   ['HTTP:', ['serve', 'token']],
   ['Shell:', ['completion', 'man', 'version', 'help']],
@@ -109,6 +110,7 @@ export function buildProgram(): Command {
   registerBlobs(program);
   registerShell(program);
   registerSafety(program);
+  registerMigrate(program);
   groupCommands(program);
   applyDocs(program, COMMAND_DOCS);
   configureTree(program);

@@ -108,6 +108,8 @@ export interface FsckOptions {
   blobStore?: BlobStore;
   /** Called now and then during long phases (the store listing). */
   onProgress?: (phase: string, done: number) => void;
+  /** `smhfs migrate`'s check of its copy before the switch (src/store/migrate.ts): open it although it is marked pending. */
+  migrating?: boolean;
 }
 
 const MAX_EXAMPLES = 20;
@@ -186,7 +188,7 @@ export async function checkLibrary(dir: string, opts: FsckOptions = {}): Promise
     findings.add('staging', false, `${staging.length} staging folder(s) of processes that are gone (writes never committed, discarded as B6 says): removed`, staging);
   }
 
-  const lib = Library.open(dir, opts.blobStore ? { blobStore: opts.blobStore } : {});
+  const lib = Library.open(dir, { ...(opts.blobStore ? { blobStore: opts.blobStore } : {}), ...(opts.migrating ? { migrating: true } : {}) });
   try {
     const libraryId = lib.libraryId;
     const db: SqlDb = lib.engineKind === 'sqlite' ? lib.db : pgSqlDb(lib.postgres!.conn);

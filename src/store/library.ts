@@ -68,7 +68,17 @@ export interface LibraryOptions {
    * URL (`library.pg`); afterwards the record is used, and a different URL is refused.
    */
   meta?: string;
+  /**
+   * `smhfs migrate`'s own look at its unfinished copy (fsck of the target before the switch):
+   * open a library marked `migration_pending`, which every other open refuses.
+   */
+  migrating?: boolean;
 }
+
+/** `meta` key of a database whose library moved to another engine (`smhfs migrate`): never opened again. */
+export const MIGRATED_KEY = 'migrated_to';
+/** `meta` key of a copy `smhfs migrate` has not switched to yet: no command opens it as a library. */
+export const PENDING_KEY = 'migration_pending';
 
 function sqliteBackend(dir: string, db: Database.Database, diskFull: (cause: unknown) => SmhError): MetaBackend {
   return {
@@ -182,6 +192,7 @@ export class Library {
       const lib = new Library(dir, (diskFull) => sqliteBackend(dir, db, diskFull), opts.blobStore ?? new LocalBlobStore(join(dir, 'blobs')));
       lib.ownsBlobs = opts.blobStore === undefined;
       lib.readOnly = true;
+      lib.closeOnError(() => lib.refuseMigrated(opts));
       return lib;
     }
     const db = openWritableDatabase(dir, opts);
@@ -189,6 +200,7 @@ export class Library {
     const lib = new Library(dir, (diskFull) => sqliteBackend(dir, db, diskFull), blobs);
     lib.ownsBlobs = opts.blobStore === undefined; // a store the caller passed in is the caller's to close
     lib.initialise();
+    lib.closeOnError(() => lib.refuseMigrated(opts));
     lib.cleanStaging();
     return lib;
   }
@@ -206,10 +218,12 @@ export class Library {
     lib.ownsBlobs = opts.blobStore === undefined;
     if (opts.readOnly) {
       lib.readOnly = true;
+      lib.closeOnError(() => lib.refuseMigrated(opts));
       return lib;
     }
     try {
       lib.initialise();
+      lib.refuseMigrated(opts);
       lib.cleanStaging();
       lib.backend.maintain?.();
     } catch (e) {
@@ -255,6 +269,36 @@ export class Library {
       }
       if (!this.meta.space('-')) this.insertSpace('-');
     });
+  }
+
+  /**
+   * S3: a database `smhfs migrate` moved away from, or a copy it has not switched to, is no
+   * library to use: a process still pointed at it (another host's folder, a command that opened
+   * it during the migration) is refused instead of writing where nobody will read.
+   */
+  private closeOnError(fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      this.close();
+      throw e;
+    }
+  }
+
+  private refuseMigrated(opts: LibraryOptions): void {
+    const moved = this.meta.get(MIGRATED_KEY);
+    if (moved !== undefined) {
+      let to = moved;
+      try {
+        to = String((JSON.parse(moved) as { to?: unknown }).to ?? moved);
+      } catch {
+        /* an older record: shown as it is */
+      }
+      throw fail('NotALibrary', `this library's metadata was moved to ${to} by "smhfs migrate"; point this folder at it ("smhfs init --meta URL" in a new folder for PostgreSQL)`, this.dir);
+    }
+    if (!opts.migrating && this.meta.get(PENDING_KEY) !== undefined) {
+      throw fail('NotALibrary', 'this database holds an unfinished "smhfs migrate" copy; run the migrate again, or use another database', this.dir);
+    }
   }
 
   private insertSpace(name: string): void {

@@ -64,6 +64,8 @@ const PQ = createRequire(import.meta.url)('libpq') as typeof PQType;
 type PQ = PQType;
 
 const DEFAULT_MAX_ATTEMPTS = 30;
+/** Attempts of a transaction whose unique violations are taken for a concurrent insert (see retryReason). */
+export const UNIQUE_RETRIES = 4;
 /** Back-off of retry n: random in [0, min(CAP, BASE·2^n)) ms — spreads contenders apart. */
 const BACKOFF_BASE_MS = 0.5;
 const BACKOFF_CAP_MS = 50;
@@ -460,7 +462,7 @@ export class PgConnection {
           }
           // 'aborted': nothing was applied, so running it again is safe
         }
-        const reason = failure ? this.retryReason(failure) : undefined;
+        const reason = failure ? this.retryReason(failure, attempt) : undefined;
         if (!reason || attempt >= maxAttempts) throw failure ? toDomainError(failure, this.url) : e;
         if (reason === 'serialization') this.stats.serializationFailures++;
         if (reason === 'deadlock') this.stats.deadlocks++;
@@ -508,8 +510,14 @@ export class PgConnection {
     }
   }
 
-  private retryReason(e: PgError): RetryEvent['reason'] | undefined {
+  private retryReason(e: PgError, attempt = 1): RetryEvent['reason'] | undefined {
     if (e.sqlState === '40001') return 'serialization';
+    // A unique violation in a SERIALIZABLE transaction may be a concurrent transaction's insert
+    // of the same key, which PostgreSQL reports as 23505, not 40001, when this transaction had not
+    // read that key first (seen by test/pg-multi-client-model: two removals putting one node in
+    // the bin at once, recycle_items_node_key). A re-run sees the other's commit and lets the rule
+    // decide again; a violation that persists is a real one and surfaces.
+    if (e.sqlState === '23505' && attempt < UNIQUE_RETRIES) return 'serialization';
     if (e.sqlState === '40P01') return 'deadlock';
     if (e.connectionLost) return 'connection';
     return undefined;

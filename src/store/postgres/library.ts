@@ -60,7 +60,7 @@ function sameTarget(a: string, b: string): boolean {
 }
 
 /** Write the record atomically (a crash leaves the old file or the new one), 0600. */
-function writeRecord(dir: string, url: string): void {
+export function writePgRecord(dir: string, url: string): void {
   const file = join(dir, PG_RECORD_FILE);
   const tmp = `${file}.tmp-${process.pid}`;
   const fd = openSync(tmp, 'w', 0o600);
@@ -115,7 +115,7 @@ export function openPostgresBackend(dir: string, opts: { meta?: string; create?:
     }
     if (!recorded) {
       mkdirSync(dir, { recursive: true });
-      writeRecord(dir, url);
+      writePgRecord(dir, url);
     }
   } catch (e) {
     conn.close();
