@@ -56,6 +56,8 @@ export interface PgStats {
   deadlocks: number;
   reconnects: number;
   inDoubtResolved: number;
+  /** Snapshots that asked for more than one statement and ran again in a transaction. */
+  snapshotsRerun: number;
 }
 
 // Loaded through require: imported as an ES module, libpq's index.js sees no `module.parent` and
@@ -171,7 +173,7 @@ export class PgTx {
 export class PgConnection {
   readonly url: string;
   readonly target: PgTarget;
-  readonly stats: PgStats = { queries: 0, transactions: 0, retries: 0, serializationFailures: 0, deadlocks: 0, reconnects: 0, inDoubtResolved: 0 };
+  readonly stats: PgStats = { queries: 0, transactions: 0, retries: 0, serializationFailures: 0, deadlocks: 0, reconnects: 0, inDoubtResolved: 0, snapshotsRerun: 0 };
   private readonly opts: PgConnectOptions;
   private pq: PQ | undefined;
   private generation = 0;
@@ -182,6 +184,8 @@ export class PgConnection {
   /** The first retryable failure inside the current transaction: decides the retry even if `fn` swallowed it. */
   private txFailure: PgError | undefined;
   private closed = false;
+  /** Set while a snapshot runs bare, as a single statement (`snapshot`). */
+  private single: { statements: number; again: boolean } | undefined;
 
   private constructor(url: string, opts: PgConnectOptions) {
     this.url = url;
@@ -321,6 +325,13 @@ export class PgConnection {
    * again on a new connection; everything else reports the loss (a write's outcome is unknown).
    */
   private execute(send: (pq: PQ) => void, plainRead: boolean, holder?: { shape?: RowShape }): Result {
+    const single = this.single;
+    if (single && single.statements++ > 0) {
+      // A snapshot run as one statement asked for a second: it must see one snapshot, so it runs
+      // again inside BEGIN … COMMIT (`snapshot`), whatever `fn` does with this error.
+      single.again = true;
+      throw new SmhError('Internal', 'a single-statement read asked for a second statement (run again in a snapshot)');
+    }
     for (let attempt = 0; ; attempt++) {
       if (this.tx && (!this.pq || this.generation !== this.txGeneration)) {
         // The transaction died with its connection: nothing more may run, least of all on a new
@@ -423,6 +434,11 @@ export class PgConnection {
    */
   transaction<T>(fn: (tx: PgTx) => T, opts: { readOnly?: boolean; durable?: boolean } = {}): T {
     if (this.tx) return fn(this.tx);
+    if (this.single) {
+      // inside a snapshot run as one statement: join it as before, in its real transaction
+      this.single.again = true;
+      throw new SmhError('Internal', 'a transaction inside a single-statement read (run again in a snapshot)');
+    }
     const maxAttempts = this.opts.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
     for (let attempt = 1; ; attempt++) {
       const tx = new PgTx(attempt);
@@ -481,7 +497,26 @@ export class PgConnection {
    * never a serialization failure). Re-run on a lost connection.
    */
   snapshot<T>(fn: () => T): T {
-    if (this.tx) return fn();
+    if (this.tx || this.single) return fn();
+    // Most reads the mount asks (getattr, lookup, readlink, a readdir page) are one statement
+    // (SpaceRows' placed forms): one statement sees one snapshot by itself, so BEGIN and COMMIT
+    // would be two round trips for nothing. `fn` runs bare first; at its second statement it
+    // stops (`execute`) and runs again, from the start, in a REPEATABLE READ transaction.
+    const single = (this.single = { statements: 0, again: false });
+    let first: { value: T } | undefined;
+    let failure: unknown;
+    try {
+      first = { value: fn() };
+    } catch (e) {
+      failure = e;
+    } finally {
+      this.single = undefined;
+    }
+    if (!single.again) {
+      if (first) return first.value;
+      throw failure;
+    }
+    this.stats.snapshotsRerun++;
     for (let attempt = 1; ; attempt++) {
       try {
         this.simple('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
