@@ -255,7 +255,8 @@ export class Tree {
     let inTrash = false;
     // Over a network, the whole path in one query (the rows the loop below would ask one by one).
     const fromBin = segs[0] === TRASH_NAME;
-    const ahead = segs.length > 1 && this.rows.walk ? this.rows.walk(fromBin ? this.trash : this.root, fromBin ? segs.slice(1) : segs) : undefined;
+    // (one name too: the walk brings the last row's nlink counts, which `child` does not)
+    const ahead = segs.length > (fromBin ? 1 : 0) && this.rows.walk ? this.rows.walk(fromBin ? this.trash : this.root, fromBin ? segs.slice(1) : segs) : undefined;
     const skip = fromBin ? 1 : 0;
     for (let i = 0; i < segs.length; i++) {
       const seg = segs[i]!;

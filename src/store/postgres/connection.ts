@@ -354,6 +354,8 @@ export class PgConnection {
           throw toDomainError(e, this.url);
         }
         if (e.connectionLost && plainRead && attempt === 0) continue; // reconnect and ask again
+        // a bare snapshot's read runs again, whole, in a transaction on a new connection
+        if (e.connectionLost && this.single) this.single.again = true;
         throw toDomainError(e, this.url);
       }
     }
@@ -496,12 +498,20 @@ export class PgConnection {
    * A read-only snapshot for several statements (REPEATABLE READ READ ONLY: one consistent view,
    * never a serialization failure). Re-run on a lost connection.
    */
-  snapshot<T>(fn: () => T): T {
+  snapshot<T>(fn: () => T, opts: { bare?: boolean } = {}): T {
     if (this.tx || this.single) return fn();
-    // Most reads the mount asks (getattr, lookup, readlink, a readdir page) are one statement
-    // (SpaceRows' placed forms): one statement sees one snapshot by itself, so BEGIN and COMMIT
-    // would be two round trips for nothing. `fn` runs bare first; at its second statement it
-    // stops (`execute`) and runs again, from the start, in a REPEATABLE READ transaction.
+    if (opts.bare) return this.bareSnapshot(fn);
+    return this.snapshotTx(fn);
+  }
+
+  /**
+   * `snapshot` for a read that is most often one statement (the store's: getattr, lookup,
+   * readlink, a readdir page — SpaceRows' placed forms): one statement sees one snapshot by
+   * itself, so BEGIN and COMMIT would be two round trips for nothing. `fn` runs bare first; at
+   * its second statement (or a lost connection) it stops (`execute`) and runs again, from the
+   * start, in a REPEATABLE READ transaction — so `fn` must be a read that may run twice.
+   */
+  private bareSnapshot<T>(fn: () => T): T {
     const single = (this.single = { statements: 0, again: false });
     let first: { value: T } | undefined;
     let failure: unknown;
@@ -517,6 +527,10 @@ export class PgConnection {
       throw failure;
     }
     this.stats.snapshotsRerun++;
+    return this.snapshotTx(fn);
+  }
+
+  private snapshotTx<T>(fn: () => T): T {
     for (let attempt = 1; ; attempt++) {
       try {
         this.simple('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
