@@ -131,7 +131,6 @@ export function pgSpaceRows(conn: PgConnection): SpaceRows {
       steps(i, id) AS (SELECT 0, $1::BIGINT
         UNION ALL SELECT s.i + 1, e.node FROM steps s JOIN names nm ON nm.i = s.i + 1 JOIN entries e ON e.parent = s.id AND e.name = nm.name COLLATE "C")
       SELECT s.i AS step, ${n},
-        CASE WHEN s.i = jsonb_array_length($2::jsonb) AND n.kind = 'dir' THEN (SELECT count(*) FROM entries c WHERE c.parent = n.id AND c.is_dir = 1) ELSE 0 END::INT AS subdirs,
         CASE WHEN s.i = jsonb_array_length($2::jsonb) AND n.kind <> 'dir' THEN (SELECT count(*) FROM entries x WHERE x.node = n.id) ELSE -1 END::INT AS names
       FROM steps s JOIN nodes n ON n.id = s.id WHERE s.i > 0 ORDER BY s.i`),
     namesBetween: p('SELECT name FROM entries WHERE parent = $1 AND name >= $2 AND name < $3'),
@@ -240,14 +239,14 @@ export function pgSpaceRows(conn: PgConnection): SpaceRows {
     entriesOf: (node) => q.entriesOf.all<{ parent: number; name: string }>(node),
     nameCount: (node) => q.nameCount.get<{ n: number }>(node)!.n,
     up: (node, stops) => q.up.all<{ node: number; parent: number; name: string }>(node, stops[0], stops[1]),
-    // the last step's nlink counts come along (`names` -1 on the others: not read)
+    // A last step that is no directory brings its names (nlink) along; `names` -1 elsewhere: not
+    // read. A directory's subdirectories are not counted here: the rules walk to a parent
+    // directory at every create, and counting would read the whole directory each time.
     walk: (start, names) =>
       many<RawNode & { step?: number; subdirs?: number; names?: number }>(q.walk, start, JSON.stringify(names)).map((r) => {
         delete r.step;
-        if (r.names === -1) {
-          delete r.subdirs;
-          delete r.names;
-        }
+        if (r.names === -1) delete r.names;
+        else r.subdirs = 0;
         return r;
       }),
     namesBetween: (parent, lo, hi) => q.namesBetween.all<{ name: string }>(parent, lo, hi).map((r) => r.name),
