@@ -325,11 +325,9 @@ export class PgConnection {
    * again on a new connection; everything else reports the loss (a write's outcome is unknown).
    */
   private execute(send: (pq: PQ) => void, plainRead: boolean, holder?: { shape?: RowShape }): Result {
-    const single = this.single;
-    if (single && single.statements++ > 0) {
-      // A snapshot run as one statement asked for a second: it must see one snapshot, so it runs
-      // again inside BEGIN … COMMIT (`snapshot`), whatever `fn` does with this error.
-      single.again = true;
+    if (this.single && this.single.statements++ > 0) {
+      // a bare read asked a second statement: it runs again in BEGIN … COMMIT, whatever fn does with this
+      this.single.again = true;
       throw new SmhError('Internal', 'a single-statement read asked for a second statement (run again in a snapshot)');
     }
     for (let attempt = 0; ; attempt++) {
@@ -437,8 +435,7 @@ export class PgConnection {
   transaction<T>(fn: (tx: PgTx) => T, opts: { readOnly?: boolean; durable?: boolean } = {}): T {
     if (this.tx) return fn(this.tx);
     if (this.single) {
-      // inside a snapshot run as one statement: join it as before, in its real transaction
-      this.single.again = true;
+      this.single.again = true; // inside a bare read: it runs again in a transaction, and this joins it
       throw new SmhError('Internal', 'a transaction inside a single-statement read (run again in a snapshot)');
     }
     const maxAttempts = this.opts.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
@@ -500,17 +497,13 @@ export class PgConnection {
    */
   snapshot<T>(fn: () => T, opts: { bare?: boolean } = {}): T {
     if (this.tx || this.single) return fn();
-    if (opts.bare) return this.bareSnapshot(fn);
-    return this.snapshotTx(fn);
+    return opts.bare ? this.bareSnapshot(fn) : this.snapshotTx(fn);
   }
 
-  /**
-   * `snapshot` for a read that is most often one statement (the store's: getattr, lookup,
-   * readlink, a readdir page — SpaceRows' placed forms): one statement sees one snapshot by
-   * itself, so BEGIN and COMMIT would be two round trips for nothing. `fn` runs bare first; at
-   * its second statement (or a lost connection) it stops (`execute`) and runs again, from the
-   * start, in a REPEATABLE READ transaction — so `fn` must be a read that may run twice.
-   */
+  // `snapshot` for reads most often one statement (the store's getattr, lookup, readlink, readdir
+  // page: SpaceRows' placed forms). One statement is its own snapshot, so BEGIN and COMMIT would
+  // be two round trips for nothing: `fn` runs bare; at a second statement (or a lost connection)
+  // it stops (`execute`) and runs again in a REPEATABLE READ transaction (fn may run twice).
   private bareSnapshot<T>(fn: () => T): T {
     const single = (this.single = { statements: 0, again: false });
     let first: { value: T } | undefined;
@@ -519,9 +512,8 @@ export class PgConnection {
       first = { value: fn() };
     } catch (e) {
       failure = e;
-    } finally {
-      this.single = undefined;
     }
+    this.single = undefined;
     if (!single.again) {
       if (first) return first.value;
       throw failure;
