@@ -21,6 +21,9 @@
  * as the engine will: commit without waiting for the WAL flush unless durable (as SQLite's
  * synchronous=NORMAL, FULL where promised); the durable variant is measured too.
  * Options: --iterations N (2000), --seconds S (2, per contention run; each is run 3 times), --pin both|yes|no (both).
+ *
+ * `--only mount` runs bench/postgres-mount.ts instead: through mounts (stat, ls -l, find, symlink,
+ * readlink) PostgreSQL against SQLite, and SMH requests with 1 and 2 `serve` processes.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
@@ -470,6 +473,22 @@ async function main(): Promise<void> {
   }
   if (role === 'worker') {
     worker(arg('url', ''), arg('workload', 'rename-disjoint') as Workload, Number(arg('index', '0')), JSON.parse(arg('shape', '{}')) as Shape, arg('feed', 'none') as Feed);
+    return;
+  }
+  if (arg('only', 'sql') === 'mount') {
+    // issue 13's numbers: PostgreSQL vs SQLite through mounts, and SMH with 1 and 2 serves
+    const { runPostgresMount } = await import('./postgres-mount.js');
+    const pin = arg('pin', 'no');
+    process.stdout.write(
+      await runPostgresMount({
+        root: ROOT,
+        files: Number(arg('files', '100000')),
+        conns: Number(arg('conns', '32')),
+        seconds: Number(arg('seconds', '5')),
+        pinned: pin === 'both' ? [false, true] : [pin === 'yes'],
+        keep: process.argv.includes('--keep'),
+      }),
+    );
     return;
   }
   const base = join(ROOT, '.tmp', 'bench-postgres');

@@ -173,6 +173,10 @@ export class Edits {
 
   /** What a caller is told about node `id` after a change: at its name `at` when given (one of several, L17). */
   placed(id: number, at?: { parent: number; name: string }): Placed {
+    if (!at) {
+      const now = this.tree.infoById(id)!;
+      return { info: now.info, path: now.loc.where === 'live' ? now.loc.segs : null };
+    }
     const loc = at ? this.tree.locateEntry(at.parent, at.name) : this.tree.locate(id);
     const row = this.tree.row(id)!;
     return { info: this.tree.infoOf(row, loc), path: loc.where === 'live' ? loc.segs : null };

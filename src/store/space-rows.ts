@@ -52,6 +52,32 @@ export interface ItemLinkRow {
   original_path: string;
 }
 
+/** Counts read with a row: a directory's subdirectories, anything else's names (nlink). */
+export type Counted<R = NodeRow> = R & { subdirs: number; names: number };
+
+/**
+ * One name of node `of` (its `seq`-th) and the entries above it: steps[0] is that name's entry,
+ * each next step the entry of the previous one's parent, up to an entry whose parent is the space
+ * root or the bin node (or as far as entries go: a node on its way out).
+ */
+export interface Way {
+  of: number;
+  seq: number;
+  steps: Array<{ node: number; parent: number; name: string }>;
+}
+
+export interface PlacedRows {
+  row: Counted;
+  child?: Counted | undefined;
+  ways: Way[];
+}
+
+export interface PlacedPage {
+  row: Counted;
+  children: Array<Counted<NodeRow & { entry_name: string }>>;
+  ways: Way[];
+}
+
 export interface SpaceRows {
   // nodes and entries
   node(id: number): NodeRow | undefined;
@@ -81,6 +107,19 @@ export interface SpaceRows {
    * statement, stopping after the entry whose parent is one of `stops` (the space root, the bin).
    */
   up?(node: number, stops: [number, number]): Array<{ node: number; parent: number; name: string }>;
+  /**
+   * Optional, likewise (getattr, readlink and lookup by id in one round trip): node `id` with what
+   * its nlink counts, and the ways up (`Way`) of every name of it and, for a bound link, of its
+   * target — what locating them reads. With `child`: also that entry of directory `id`, with its
+   * counts, and the ways of the child's bound target (not of `id`'s). Undefined: no node `id`.
+   */
+  placed?(id: number, child: string | undefined, stops: [number, number]): PlacedRows | undefined;
+  /**
+   * Optional, likewise (a readdir page in one round trip): directory `id` as `placed` has it, and
+   * its children — a `childrenPage` page (`limit` set), else `children` (all, in their order) —
+   * with the ways of every bound link's target among them.
+   */
+  placedPage?(id: number, after: string | undefined, limit: number | undefined, stops: [number, number]): PlacedPage | undefined;
   /** C2: the names of `parent` in [lo, hi). */
   namesBetween(parent: number, lo: string, hi: string): string[];
   hasChildren(parent: number): boolean;

@@ -21,13 +21,18 @@ import {
   type PathRole,
 } from './paths.js';
 import { nowUs } from './engine.js';
-import type { NodeRow, OpClock, SpaceCtx, SpaceRows } from './space-rows.js';
+import type { NodeRow, OpClock, SpaceCtx, SpaceRows, Way } from './space-rows.js';
 import type { NodeInfo } from './types.js';
 
 export interface Location {
   where: 'live' | 'trash' | 'gone';
   segs: string[];
 }
+
+type Place = { loc: Location; entry?: { parent: number; name: string } };
+
+/** Where nodes are, as an engine's placed read found them (`Tree.known`), by node id. */
+export type Known = Map<number, Place>;
 
 export interface Resolved {
   row: NodeRow;
@@ -128,13 +133,37 @@ export class Tree {
   }
 
   /** `locate`, with the name it chose (none for the root, the bin node, or a node with no name). */
-  place(id: number): { loc: Location; entry?: { parent: number; name: string } } {
+  place(id: number, known?: Known): Place {
     if (id === this.root || id === this.trash) return { loc: this.locateUp(id) };
-    const names = this.rows.entriesOf(id);
+    if (known) return known.get(id) ?? { loc: { where: 'gone', segs: [] } };
+    return this.choosePlace(this.rows.entriesOf(id).map((entry) => ({ entry, up: () => this.locateUp(entry.parent) })));
+  }
+
+  /**
+   * The places an engine's placed read brought (SpaceRows.placed: the ways up of every name of
+   * each node it covers), each chosen as `place` chooses (L19), by node id.
+   */
+  known(ways: Way[]): Known {
+    const byNode = new Map<number, Way[]>();
+    for (const w of ways) {
+      const list = byNode.get(w.of);
+      if (list) list.push(w);
+      else byNode.set(w.of, [w]);
+    }
+    const out: Known = new Map();
+    for (const [id, list] of byNode) {
+      list.sort((a, b) => a.seq - b.seq);
+      out.set(id, this.choosePlace(list.map((w) => ({ entry: { parent: w.steps[0]!.parent, name: w.steps[0]!.name }, up: () => this.upFrom(w.steps[0]!.parent, w.steps.slice(1)) }))));
+    }
+    return out;
+  }
+
+  /** `place`'s choice among a node's names, oldest first, each with the way to where its directory is. */
+  private choosePlace(names: Array<{ entry: { parent: number; name: string }; up: () => Location }>): Place {
     if (names.length === 0) return { loc: { where: 'gone', segs: [] } };
     let inBin: { loc: Location; entry: { parent: number; name: string } } | undefined;
-    for (const entry of names) {
-      const up = this.locateUp(entry.parent);
+    for (const { entry, up: where } of names) {
+      const up = where();
       if (up.where === 'gone') continue;
       const loc = { where: up.where, segs: [...up.segs, entry.name] };
       if (loc.where === 'live') return { loc, entry };
@@ -153,18 +182,8 @@ export class Tree {
   private locateUp(id: number): Location {
     const segs: string[] = [];
     let cur = id;
-    if (this.rows.up && id !== this.root && id !== this.trash) {
-      // Over a network, the whole way up in one query (the entries the loop below reads one by one).
-      for (const e of this.rows.up(id, [this.root, this.trash])) {
-        if (e.node !== cur) break;
-        segs.push(e.name);
-        cur = e.parent;
-        if (cur === this.root) return { where: 'live', segs: segs.reverse() };
-        if (cur === this.trash) return { where: 'trash', segs: [TRASH_NAME, ...segs.reverse()] };
-      }
-      if (segs.length >= 100_000) throw fail('Internal', `directory cycle at node ${id}`);
-      return { where: 'gone', segs: [] };
-    }
+    // Over a network, the whole way up in one query (the entries the loop below reads one by one).
+    if (this.rows.up && id !== this.root && id !== this.trash) return this.upFrom(id, this.rows.up(id, [this.root, this.trash]));
     for (let depth = 0; depth < 100_000; depth++) {
       if (cur === this.root) return { where: 'live', segs: segs.reverse() };
       if (cur === this.trash) return { where: 'trash', segs: [TRASH_NAME, ...segs.reverse()] };
@@ -174,6 +193,23 @@ export class Tree {
       cur = e.parent;
     }
     throw fail('Internal', `directory cycle at node ${id}`);
+  }
+
+  /** Where directory `id` is, from the entries up from it (its own, its parent's, …), read at once. */
+  private upFrom(id: number, steps: Array<{ node: number; parent: number; name: string }>): Location {
+    if (id === this.root) return { where: 'live', segs: [] };
+    if (id === this.trash) return { where: 'trash', segs: [TRASH_NAME] };
+    const segs: string[] = [];
+    let cur = id;
+    for (const e of steps) {
+      if (e.node !== cur) break;
+      segs.push(e.name);
+      cur = e.parent;
+      if (cur === this.root) return { where: 'live', segs: segs.reverse() };
+      if (cur === this.trash) return { where: 'trash', segs: [TRASH_NAME, ...segs.reverse()] };
+    }
+    if (segs.length >= 100_000) throw fail('Internal', `directory cycle at node ${id}`);
+    return { where: 'gone', segs: [] };
   }
 
   /**
@@ -219,7 +255,8 @@ export class Tree {
     let inTrash = false;
     // Over a network, the whole path in one query (the rows the loop below would ask one by one).
     const fromBin = segs[0] === TRASH_NAME;
-    const ahead = segs.length > 1 && this.rows.walk ? this.rows.walk(fromBin ? this.trash : this.root, fromBin ? segs.slice(1) : segs) : undefined;
+    // (one name too: the walk brings the last row's nlink counts, which `child` does not)
+    const ahead = segs.length > (fromBin ? 1 : 0) && this.rows.walk ? this.rows.walk(fromBin ? this.trash : this.root, fromBin ? segs.slice(1) : segs) : undefined;
     const skip = fromBin ? 1 : 0;
     for (let i = 0; i < segs.length; i++) {
       const seg = segs[i]!;
@@ -251,26 +288,56 @@ export class Tree {
    * A node of this space by id, as `resolve` would find it by its path: FileNotFound for an id
    * that is not a node of this space or has no place (a directory being purged).
    */
-  resolveId(id: number): Resolved {
-    const row = this.row(id);
+  resolveId(id: number, pre?: { row: NodeRow | undefined; known: Known }): Resolved {
+    if (!pre && this.rows.placed && id !== this.root && id !== this.trash) {
+      // over a network: the row and its place at once ('' names no child: no counts asked)
+      const placed = Number.isSafeInteger(id) ? this.rows.placed(id, '', [this.root, this.trash]) : undefined;
+      return this.resolveId(id, { row: placed?.row, known: this.known(placed?.ways ?? []) });
+    }
+    const row = pre ? pre.row : this.row(id);
     if (!row || row.space !== this.name) throw fail('FileNotFound', `no node ${id}`, String(id));
     if (id === this.root) return { row, segs: [], parent: null, name: '', inTrash: false };
     if (id === this.trash) return { row, segs: [TRASH_NAME], parent: this.root, name: TRASH_NAME, inTrash: true };
-    const { loc, entry } = this.place(id);
+    const { loc, entry } = this.place(id, pre?.known);
     if (!entry || loc.where === 'gone') throw fail('FileNotFound', `node ${id} has no place in the space`, String(id));
     return { row, segs: loc.segs, parent: entry.parent, name: entry.name, inTrash: loc.where === 'trash' };
   }
 
+  /**
+   * Node `id` as it is now, with where it is and, where the engine reads them with the row
+   * (SpaceRows.placed: one round trip), its nlink counts and the places of it and its bound target.
+   */
+  rowPlaced(id: number): { row: NodeRow; loc: Location; counts?: { subdirs: number; names: number }; known?: Known } | undefined {
+    if (this.rows.placed) {
+      const placed = Number.isSafeInteger(id) ? this.rows.placed(id, undefined, [this.root, this.trash]) : undefined;
+      if (!placed) return undefined;
+      const known = this.known(placed.ways);
+      return { row: placed.row, loc: this.place(id, known).loc, counts: placed.row, known };
+    }
+    const row = this.row(id);
+    return row ? { row, loc: this.locate(id) } : undefined;
+  }
+
+  /** What a caller is told about node `id` as it is now (`rowPlaced`, then `infoOf`). */
+  infoById(id: number): { info: NodeInfo; loc: Location } | undefined {
+    const p = this.rowPlaced(id);
+    return p ? { info: this.infoOf(p.row, p.loc, p.counts, p.known), loc: p.loc } : undefined;
+  }
+
   /** The entry `name` of directory `parent`, as `walk` takes one step (the root's `.trash` included). */
-  lookup(parent: number, name: string): Resolved {
-    const dir = this.resolveId(parent);
+  lookup(parent: number, name: string): Resolved & { counts?: { subdirs: number; names: number }; known?: Known } {
+    const atBin = parent === this.root && name === TRASH_NAME;
+    // over a network: the directory, its place, the child and its nlink and bound target at once
+    const placed = this.rows.placed && !atBin ? this.rows.placed(parent, name, [this.root, this.trash]) : undefined;
+    const known = this.rows.placed && !atBin ? this.known(placed?.ways ?? []) : undefined;
+    const dir = this.resolveId(parent, known ? { row: placed?.row, known } : undefined);
     const subject = joinPath([...dir.segs, name]);
     if (Buffer.byteLength(name) > MAX_NAME_BYTES) throw fail('FileNameLengthExceed', `a name is longer than ${MAX_NAME_BYTES} bytes`, subject);
     if (dir.row.kind !== 'dir') throw fail('NotADirectory', `'${joinPath(dir.segs)}' is not a directory`, subject);
-    const atBin = parent === this.root && name === TRASH_NAME;
-    const row = atBin ? this.row(this.trash) : this.child(parent, name);
+    const row = atBin ? this.row(this.trash) : known ? placed?.child : this.child(parent, name);
     if (!row) throw fail('FileNotFound', 'no such file or directory', subject);
-    return { row, segs: [...dir.segs, name], parent, name, inTrash: dir.inTrash || atBin };
+    const found = { row, segs: [...dir.segs, name], parent, name, inTrash: dir.inTrash || atBin };
+    return known && placed?.child ? { ...found, counts: placed.child, known } : found;
   }
 
   /**
@@ -387,8 +454,8 @@ export class Tree {
   }
 
   /** `counts`: a directory's subdirectories or a node's names, when the caller read them with the row (readdirplus). */
-  infoOf(row: NodeRow, loc?: Location, counts?: { subdirs: number; names: number }): NodeInfo {
-    const where = loc ?? this.locate(row.id);
+  infoOf(row: NodeRow, loc?: Location, counts?: { subdirs: number; names: number }, known?: Known): NodeInfo {
+    const where = loc ?? this.place(row.id, known).loc;
     const info: NodeInfo = {
       id: row.id,
       kind: row.kind,
@@ -418,7 +485,7 @@ export class Tree {
     if (row.kind === 'link') {
       const parentSegs = where.segs.slice(0, -1);
       if (row.link_flavour === 'bound') {
-        const target = this.locate(row.link_node!);
+        const target = this.place(row.link_node!, known).loc;
         const readlink = target.where === 'gone' ? undefined : relativePath(parentSegs, target.segs);
         info.link = { flavour: 'bound', readlink, targetNode: row.link_node! };
         if (target.where !== 'gone') info.link.targetPath = joinPath(target.segs);

@@ -9,8 +9,8 @@ import { checkConflict, checkMeta, checkStorageClass } from '../checks.js';
 import { nowUs } from '../engine.js';
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../edits.js';
 import { splitPath, TRASH_NAME, validateName } from '../paths.js';
-import type { NodeRow } from '../space-rows.js';
-import type { Resolved, ResolveContext } from '../tree.js';
+import type { Counted, NodeRow } from '../space-rows.js';
+import type { Known, Resolved, ResolveContext } from '../tree.js';
 import { DEFAULT_CONFLICT, type Attrs, type Authorize, type BlobRef, type Conflict, type DirEntry, type NodeInfo, type Owner, type Placed, type StatFs } from '../types.js';
 import { SpaceOps } from './base.js';
 
@@ -37,7 +37,9 @@ export class NodeOps extends SpaceOps {
     return this.host.engine.snapshot(() => {
       const r = this.tree.resolve(path);
       if (opts.follow && r.row.kind === 'link') return this.tree.followForMount(r, opts);
-      return this.tree.infoOf(r.row, { where: r.inTrash ? 'trash' : 'live', segs: r.segs });
+      // an engine's one-query walk (SpaceRows.walk) may bring the last row's nlink counts along
+      const counted = r.row as Partial<Counted>;
+      return this.tree.infoOf(r.row, { where: r.inTrash ? 'trash' : 'live', segs: r.segs }, counted.names === undefined ? undefined : (counted as Counted));
     });
   }
 
@@ -65,6 +67,12 @@ export class NodeOps extends SpaceOps {
 
   statNode(id: number): NodeInfo {
     return this.host.engine.snapshot(() => {
+      if (this.rows.placed) {
+        // over a network: the row, its nlink, where it is and where its bound target is, at once
+        const placed = Number.isSafeInteger(id) ? this.rows.placed(id, undefined, [this.root, this.trash]) : undefined;
+        if (!placed || placed.row.space !== this.name) throw fail('FileNotFound', `no node ${id}`, String(id));
+        return this.tree.infoOf(placed.row, undefined, placed.row, this.tree.known(placed.ways));
+      }
       const row = this.tree.row(id);
       if (!row || row.space !== this.name) throw fail('FileNotFound', `no node ${id}`, String(id));
       return this.tree.infoOf(row);
@@ -73,9 +81,15 @@ export class NodeOps extends SpaceOps {
 
   /** A directory's entries, by path or by node id. */
   readdir(pathOrId: string | number): DirEntry[] {
-    return this.host.engine.snapshot(() =>
-      this.readdirIn(typeof pathOrId === 'number' ? this.tree.resolveId(pathOrId) : this.tree.resolve(pathOrId), String(pathOrId)),
-    );
+    return this.host.engine.snapshot(() => {
+      if (typeof pathOrId === 'number' && this.rows.placedPage) {
+        // over a network: the directory, its place, every child with its nlink and bound target at once
+        const placed = this.rows.placedPage(pathOrId, undefined, undefined, [this.root, this.trash]);
+        const known = this.tree.known(placed?.ways ?? []);
+        return this.readdirIn(this.tree.resolveId(pathOrId, { row: placed?.row, known }), String(pathOrId), placed?.children, known);
+      }
+      return this.readdirIn(typeof pathOrId === 'number' ? this.tree.resolveId(pathOrId) : this.tree.resolve(pathOrId), String(pathOrId));
+    });
   }
 
   /**
@@ -87,12 +101,15 @@ export class NodeOps extends SpaceOps {
   readdirPlus(id: number, after: string | undefined, limit: number): DirEntry[] {
     if (!Number.isInteger(limit) || limit < 1) throw fail('InvalidArgument', 'a page holds at least one entry', String(limit));
     return this.host.engine.snapshot(() => {
-      const r = this.tree.resolveId(id);
+      // over a network: the directory, its place, the page and its bound targets' places at once
+      const placed = this.rows.placedPage?.(id, after, limit, [this.root, this.trash]);
+      const known = this.rows.placedPage ? this.tree.known(placed?.ways ?? []) : undefined;
+      const r = this.tree.resolveId(id, known ? { row: placed?.row, known } : undefined);
       if (r.row.kind !== 'dir') throw fail('NotADirectory', 'not a directory', String(id));
       const where = r.inTrash ? 'trash' : 'live';
-      const out: DirEntry[] = this.rows.childrenPage(id, after, limit).map((row) => ({
+      const out: DirEntry[] = (placed ? placed.children : this.rows.childrenPage(id, after, limit)).map((row) => ({
         name: row.entry_name,
-        info: this.tree.infoOf(row, { where, segs: [...r.segs, row.entry_name] }, row),
+        info: this.tree.infoOf(row, { where, segs: [...r.segs, row.entry_name] }, row, known),
       }));
       // `.trash` is no row of the root: it goes where its name sorts (no other entry has it)
       const last = out.length === limit ? out[out.length - 1]!.name : undefined;
@@ -110,17 +127,17 @@ export class NodeOps extends SpaceOps {
   lookup(parent: number, name: string): NodeInfo {
     return this.host.engine.snapshot(() => {
       const r = this.tree.lookup(parent, name);
-      return this.tree.infoOf(r.row, { where: r.inTrash ? 'trash' : 'live', segs: r.segs });
+      return this.tree.infoOf(r.row, { where: r.inTrash ? 'trash' : 'live', segs: r.segs }, r.counts, r.known);
     });
   }
 
-  private readdirIn(r: Resolved, path: string): DirEntry[] {
+  private readdirIn(r: Resolved, path: string, counted?: Array<Counted<NodeRow & { entry_name: string }>>, known?: Known): DirEntry[] {
     if (r.row.kind !== 'dir') throw fail('NotADirectory', 'not a directory', path);
-    const rows = this.rows.children(r.row.id);
+    const rows: Array<NodeRow & { entry_name: string; subdirs?: number; names?: number }> = counted ?? this.rows.children(r.row.id);
     const where = r.inTrash ? 'trash' : 'live';
     const out: DirEntry[] = rows.map((row) => ({
       name: row.entry_name,
-      info: this.tree.infoOf(row, { where, segs: [...r.segs, row.entry_name] }),
+      info: this.tree.infoOf(row, { where, segs: [...r.segs, row.entry_name] }, counted ? (row as Counted) : undefined, known),
     }));
     if (r.row.id === this.root) {
       const t = this.tree.row(this.trash)!;
@@ -344,13 +361,14 @@ export class NodeOps extends SpaceOps {
   setContent(nodeId: number, blob: BlobRef, opts: { mtimeUs?: number } = {}): NodeInfo {
     return this.tx(() => {
       this.host.useLease(blob);
-      const row = this.tree.row(nodeId);
+      const pre = this.tree.rowPlaced(nodeId);
+      const row = pre?.row;
       if (!row || row.kind !== 'file') throw fail('FileNotFound', 'the file no longer exists', String(nodeId));
-      if (this.tree.inBin(nodeId)) throw fail('ReadOnly', 'the file is in the recycle bin; restore it first', String(nodeId)); // T3
+      if (pre!.loc.where === 'trash') throw fail('ReadOnly', 'the file is in the recycle bin; restore it first', String(nodeId)); // T3
       const t = this.tree.now();
       this.rows.setContent(nodeId, blob, opts.mtimeUs ?? t, t);
       if (row.blob && row.blob !== blob.key) this.host.dropBlobs([row.blob]);
-      return this.tree.infoOf(this.tree.row(nodeId)!);
+      return this.tree.infoById(nodeId)!.info;
     }, true);
   }
 
@@ -393,7 +411,7 @@ export class NodeOps extends SpaceOps {
         mtime: attrs.mtimeUs ?? row.mtime,
         ctime: t,
       });
-      return this.tree.infoOf(this.tree.row(row.id)!);
+      return this.tree.infoById(row.id)!.info;
     });
   }
 }

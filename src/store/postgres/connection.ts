@@ -56,6 +56,8 @@ export interface PgStats {
   deadlocks: number;
   reconnects: number;
   inDoubtResolved: number;
+  /** Snapshots that asked for more than one statement and ran again in a transaction. */
+  snapshotsRerun: number;
 }
 
 // Loaded through require: imported as an ES module, libpq's index.js sees no `module.parent` and
@@ -173,7 +175,7 @@ export class PgTx {
 export class PgConnection {
   readonly url: string;
   readonly target: PgTarget;
-  readonly stats: PgStats = { queries: 0, transactions: 0, retries: 0, serializationFailures: 0, deadlocks: 0, reconnects: 0, inDoubtResolved: 0 };
+  readonly stats: PgStats = { queries: 0, transactions: 0, retries: 0, serializationFailures: 0, deadlocks: 0, reconnects: 0, inDoubtResolved: 0, snapshotsRerun: 0 };
   private readonly opts: PgConnectOptions;
   private pq: PQ | undefined;
   private generation = 0;
@@ -184,6 +186,8 @@ export class PgConnection {
   /** The first retryable failure inside the current transaction: decides the retry even if `fn` swallowed it. */
   private txFailure: PgError | undefined;
   private closed = false;
+  /** Set while a snapshot runs bare, as a single statement (`snapshot`). */
+  private single: { statements: number; again: boolean } | undefined;
 
   private constructor(url: string, opts: PgConnectOptions) {
     this.url = url;
@@ -323,6 +327,11 @@ export class PgConnection {
    * again on a new connection; everything else reports the loss (a write's outcome is unknown).
    */
   private execute(send: (pq: PQ) => void, plainRead: boolean, holder?: { shape?: RowShape }): Result {
+    if (this.single && this.single.statements++ > 0) {
+      // a bare read asked a second statement: it runs again in BEGIN … COMMIT, whatever fn does with this
+      this.single.again = true;
+      throw new SmhError('Internal', 'a single-statement read asked for a second statement (run again in a snapshot)');
+    }
     for (let attempt = 0; ; attempt++) {
       if (this.tx && (!this.pq || this.generation !== this.txGeneration)) {
         // The transaction died with its connection: nothing more may run, least of all on a new
@@ -345,6 +354,8 @@ export class PgConnection {
           throw toDomainError(e, this.url);
         }
         if (e.connectionLost && plainRead && attempt === 0) continue; // reconnect and ask again
+        // a bare snapshot's read runs again, whole, in a transaction on a new connection
+        if (e.connectionLost && this.single) this.single.again = true;
         throw toDomainError(e, this.url);
       }
     }
@@ -425,6 +436,10 @@ export class PgConnection {
    */
   transaction<T>(fn: (tx: PgTx) => T, opts: { readOnly?: boolean; durable?: boolean } = {}): T {
     if (this.tx) return fn(this.tx);
+    if (this.single) {
+      this.single.again = true; // inside a bare read: it runs again in a transaction, and this joins it
+      throw new SmhError('Internal', 'a transaction inside a single-statement read (run again in a snapshot)');
+    }
     const maxAttempts = this.opts.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
     for (let attempt = 1; ; attempt++) {
       const tx = new PgTx(attempt);
@@ -482,8 +497,34 @@ export class PgConnection {
    * A read-only snapshot for several statements (REPEATABLE READ READ ONLY: one consistent view,
    * never a serialization failure). Re-run on a lost connection.
    */
-  snapshot<T>(fn: () => T): T {
-    if (this.tx) return fn();
+  snapshot<T>(fn: () => T, opts: { bare?: boolean } = {}): T {
+    if (this.tx || this.single) return fn();
+    return opts.bare ? this.bareSnapshot(fn) : this.snapshotTx(fn);
+  }
+
+  // `snapshot` for reads most often one statement (the store's getattr, lookup, readlink, readdir
+  // page: SpaceRows' placed forms). One statement is its own snapshot, so BEGIN and COMMIT would
+  // be two round trips for nothing: `fn` runs bare; at a second statement (or a lost connection)
+  // it stops (`execute`) and runs again in a REPEATABLE READ transaction (fn may run twice).
+  private bareSnapshot<T>(fn: () => T): T {
+    const single = (this.single = { statements: 0, again: false });
+    let first: { value: T } | undefined;
+    let failure: unknown;
+    try {
+      first = { value: fn() };
+    } catch (e) {
+      failure = e;
+    }
+    this.single = undefined;
+    if (!single.again) {
+      if (first) return first.value;
+      throw failure;
+    }
+    this.stats.snapshotsRerun++;
+    return this.snapshotTx(fn);
+  }
+
+  private snapshotTx<T>(fn: () => T): T {
     for (let attempt = 1; ; attempt++) {
       try {
         this.simple('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');

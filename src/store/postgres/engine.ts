@@ -5,7 +5,8 @@
  * to a user. Each attempt gets a fresh transaction value, so the after-commit work of an attempt
  * that was rolled back is dropped with it; the value of the attempt that committed runs its work
  * once, after the commit. Nested calls join the outer transaction. A snapshot is one REPEATABLE
- * READ READ ONLY transaction (never a serialization failure).
+ * READ READ ONLY transaction (never a serialization failure), begun only when the read asks a
+ * second statement (PgConnection.snapshot's `bare`: a single statement is its own snapshot).
  *
  * `durable` keeps the server's synchronous_commit; otherwise a commit does not wait for the WAL
  * flush (as SQLite's synchronous=NORMAL). `freeing` (SQLite's full-disk reserve, D9) means nothing
@@ -31,7 +32,8 @@ export class PgEngine implements MetaEngine {
   snapshot<T>(fn: () => T): T {
     if (this.closed) throw fail('Internal', 'the library is closed');
     if (this.tx || this.conn.inTransaction) return fn();
-    return this.conn.snapshot(fn);
+    // most of the store's reads are one statement: no BEGIN/COMMIT unless it asks a second
+    return this.conn.snapshot(fn, { bare: true });
   }
 
   transaction<T>(fn: (tx: MetaTx) => T, opts: TxOptions = {}): T {

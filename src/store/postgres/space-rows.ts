@@ -6,7 +6,7 @@
  * one, and `layout` is a getter that fetches it when a rule asks — once per container blob, since
  * a blob key names its bytes and so its header (content-addressed), kept in a small cache.
  */
-import { exchangeByMoves, type ItemLinkRow, type ItemRow, type NodeRow, type SpaceRows } from '../space-rows.js';
+import { exchangeByMoves, type Counted, type ItemLinkRow, type ItemRow, type NodeRow, type SpaceRows, type Way } from '../space-rows.js';
 import type { StorageClass } from '../types.js';
 import type { PgConnection, PgStatement } from './connection.js';
 
@@ -17,6 +17,49 @@ const nodeCols = (a = ''): string => [...COLUMNS.map((c) => `${a}${c}`), `(${a}l
 const NODE_COLS = nodeCols();
 
 const isId = (n: number): boolean => Number.isSafeInteger(n);
+
+/** What a node's nlink counts, for the node of alias `a`: its subdirectories (a directory) or its names. */
+const counts = (a: string): string => `CASE WHEN ${a}kind = 'dir' THEN (SELECT count(*) FROM entries s WHERE s.parent = ${a}id AND s.is_dir = 1) ELSE 0 END::INT AS subdirs,
+  CASE WHEN ${a}kind = 'dir' THEN 1 ELSE (SELECT count(*) FROM entries x WHERE x.node = ${a}id) END::INT AS names`;
+
+/**
+ * SpaceRows.placed / placedPage as one statement each. `me`: node $1; `kid`: the child named $2
+ * ('child'), or a page of children ('page': after $4, at most $5, bytewise as childrenPage) or all
+ * of them ('all', in `children`'s order); `who`: the nodes whose ways up go with the answer (the
+ * node's own names, unless a child was asked, and every bound target among the rows); `steps`: the
+ * ways, each name's entry and then up its parents' one entry each (as `up`), to the space root or
+ * the bin ($2/$3 or $3/$4). The ways travel as one JSON array on `me`'s row (role 0).
+ */
+function placedSql(form: 'child' | 'page' | 'all'): string {
+  const [stop1, stop2] = form === 'child' ? ['$3', '$4'] : ['$2', '$3'];
+  const kid =
+    form === 'child'
+      ? `SELECT n.*, e.name AS entry_name, 0::BIGINT AS ord FROM entries e JOIN nodes n ON n.id = e.node WHERE $2::TEXT IS NOT NULL AND e.parent = $1 AND e.name = $2::TEXT`
+      : form === 'page'
+        ? `SELECT n.*, e.name AS entry_name, row_number() OVER (ORDER BY e.name COLLATE "C") AS ord FROM entries e JOIN nodes n ON n.id = e.node
+           WHERE e.parent = $1 AND e.name COLLATE "C" > $4 COLLATE "C" ORDER BY e.name COLLATE "C" LIMIT $5`
+        : `SELECT n.*, e.name AS entry_name, row_number() OVER (ORDER BY e.name) AS ord FROM entries e JOIN nodes n ON n.id = e.node WHERE e.parent = $1`;
+  // the node's own counts and its bound target only for getattr/readlink by id (a lookup's or a
+  // page's directory needs its place, not its nlink: counting a big directory's subdirectories
+  // at every lookup in it would read the whole directory)
+  const own = form === 'child' ? '$2::TEXT IS NULL' : 'FALSE';
+  return `WITH RECURSIVE me AS (SELECT * FROM nodes WHERE id = $1),
+    kid AS (${kid}),
+    who(id) AS (SELECT id FROM me
+      UNION SELECT link_node FROM me WHERE ${own} AND link_flavour = 'bound'
+      UNION SELECT link_node FROM kid WHERE link_flavour = 'bound'),
+    steps(who_id, seq, depth, node, parent, name) AS (
+      SELECT e.node, e.seq, 0, e.node, e.parent, e.name FROM entries e WHERE e.node IN (SELECT id FROM who)
+      UNION ALL SELECT s.who_id, s.seq, s.depth + 1, e.node, e.parent, e.name FROM steps s JOIN entries e ON e.node = s.parent
+      WHERE s.parent <> ${stop1} AND s.parent <> ${stop2} AND s.depth < 100000)
+    SELECT 0 AS role, 0::BIGINT AS ord, ${nodeCols('m.')}, NULL::TEXT AS entry_name,
+      CASE WHEN ${own} AND m.kind = 'dir' THEN (SELECT count(*) FROM entries s WHERE s.parent = m.id AND s.is_dir = 1) ELSE 0 END::INT AS subdirs,
+      CASE WHEN ${own} AND m.kind <> 'dir' THEN (SELECT count(*) FROM entries x WHERE x.node = m.id) ELSE 1 END::INT AS names,
+      (SELECT coalesce(json_agg(json_build_array(who_id, seq, depth, node, parent, name) ORDER BY who_id, seq, depth), '[]'::json) FROM steps) AS ways
+    FROM me m
+    UNION ALL SELECT 1, k.ord, ${nodeCols('k.')}, k.entry_name, ${counts('k.')}, NULL FROM kid k
+    ORDER BY role, ord`;
+}
 
 type RawNode = Omit<NodeRow, 'layout'> & { has_layout?: boolean; layout?: string | null };
 
@@ -62,6 +105,9 @@ export function pgSpaceRows(conn: PgConnection): SpaceRows {
     st.all<R & Record<string, unknown>>(...args).map((r) => shape(r));
   const n = nodeCols('n.');
   const q = {
+    placed: p(placedSql('child')),
+    placedPage: p(placedSql('page')),
+    placedAll: p(placedSql('all')),
     node: p(`SELECT ${NODE_COLS} FROM nodes WHERE id = $1`),
     child: p(`SELECT ${n} FROM entries e JOIN nodes n ON n.id = e.node WHERE e.parent = $1 AND e.name = $2`),
     children: p(`SELECT ${n}, e.name AS entry_name FROM entries e JOIN nodes n ON n.id = e.node WHERE e.parent = $1 ORDER BY e.name`),
@@ -84,7 +130,9 @@ export function pgSpaceRows(conn: PgConnection): SpaceRows {
     walk: p(`WITH RECURSIVE names(i, name) AS (SELECT ord::INT, v FROM jsonb_array_elements_text($2::jsonb) WITH ORDINALITY AS a(v, ord)),
       steps(i, id) AS (SELECT 0, $1::BIGINT
         UNION ALL SELECT s.i + 1, e.node FROM steps s JOIN names nm ON nm.i = s.i + 1 JOIN entries e ON e.parent = s.id AND e.name = nm.name COLLATE "C")
-      SELECT s.i AS step, ${n} FROM steps s JOIN nodes n ON n.id = s.id WHERE s.i > 0 ORDER BY s.i`),
+      SELECT s.i AS step, ${n},
+        CASE WHEN s.i = jsonb_array_length($2::jsonb) AND n.kind <> 'dir' THEN (SELECT count(*) FROM entries x WHERE x.node = n.id) ELSE -1 END::INT AS names
+      FROM steps s JOIN nodes n ON n.id = s.id WHERE s.i > 0 ORDER BY s.i`),
     namesBetween: p('SELECT name FROM entries WHERE parent = $1 AND name >= $2 AND name < $3'),
     hasChildren: p('SELECT 1 AS x FROM entries WHERE parent = $1 LIMIT 1'),
     firstChild: p('SELECT node, is_dir, name FROM entries WHERE parent = $1 LIMIT 1'),
@@ -145,7 +193,44 @@ export function pgSpaceRows(conn: PgConnection): SpaceRows {
     xattrCopy: p('INSERT INTO xattrs (node, name, value) SELECT $1, name, value FROM xattrs WHERE node = $2'),
   };
   type Item = ItemRow & Record<string, unknown>;
+  const placedRows = (raws: Array<RawNode & Record<string, unknown>>): { me?: RawNode & Record<string, unknown>; kids: Array<Counted<NodeRow & { entry_name: string }>>; ways: Way[] } => {
+    let me: (RawNode & Record<string, unknown>) | undefined;
+    const kids: Array<Counted<NodeRow & { entry_name: string }>> = [];
+    for (const r of raws) {
+      const role = r.role;
+      delete r.role;
+      delete r.ord;
+      if (role === 0) me = r;
+      else {
+        delete r.ways;
+        kids.push(shape(r) as unknown as Counted<NodeRow & { entry_name: string }>);
+      }
+    }
+    const ways: Way[] = [];
+    for (const [of, seq, , node, parent, name] of (me?.ways ?? []) as Array<[number, number, number, number, number, string]>) {
+      const last = ways[ways.length - 1];
+      const way = last && last.of === of && last.seq === seq ? last : (ways[ways.push({ of, seq, steps: [] }) - 1]!);
+      way.steps.push({ node, parent, name });
+    }
+    if (me) {
+      delete me.ways;
+      delete me.entry_name;
+      shape(me);
+    }
+    return { ...(me ? { me } : {}), kids, ways };
+  };
   return {
+    placed: (id, child, stops) => {
+      if (!isId(id)) return undefined;
+      const { me, kids, ways } = placedRows(q.placed.all<RawNode & Record<string, unknown>>(id, child ?? null, stops[0], stops[1]));
+      return me ? { row: me as unknown as Counted, child: kids[0], ways } : undefined;
+    },
+    placedPage: (id, after, limit, stops) => {
+      if (!isId(id)) return undefined;
+      const raws = limit === undefined ? q.placedAll.all<RawNode & Record<string, unknown>>(id, stops[0], stops[1]) : q.placedPage.all<RawNode & Record<string, unknown>>(id, stops[0], stops[1], after ?? '', limit);
+      const { me, kids, ways } = placedRows(raws);
+      return me ? { row: me as unknown as Counted, children: kids, ways } : undefined;
+    },
     // An id that is no integer (NaN from a caller) names no row, as in SQLite; libpq cannot send it.
     node: (id) => (isId(id) ? one(q.node, id) : undefined),
     child: (parent, name) => one(q.child, parent, name),
@@ -154,9 +239,14 @@ export function pgSpaceRows(conn: PgConnection): SpaceRows {
     entriesOf: (node) => q.entriesOf.all<{ parent: number; name: string }>(node),
     nameCount: (node) => q.nameCount.get<{ n: number }>(node)!.n,
     up: (node, stops) => q.up.all<{ node: number; parent: number; name: string }>(node, stops[0], stops[1]),
+    // A last step that is no directory brings its names (nlink) along; `names` -1 elsewhere: not
+    // read. A directory's subdirectories are not counted here: the rules walk to a parent
+    // directory at every create, and counting would read the whole directory each time.
     walk: (start, names) =>
-      many<RawNode & { step?: number }>(q.walk, start, JSON.stringify(names)).map((r) => {
+      many<RawNode & { step?: number; subdirs?: number; names?: number }>(q.walk, start, JSON.stringify(names)).map((r) => {
         delete r.step;
+        if (r.names === -1) delete r.names;
+        else r.subdirs = 0;
         return r;
       }),
     namesBetween: (parent, lo, hi) => q.namesBetween.all<{ name: string }>(parent, lo, hi).map((r) => r.name),
