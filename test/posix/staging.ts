@@ -6,7 +6,8 @@
  *
  * Causes are of two sorts: what smhfs still lacks through fuse-native (the caller's identity,
  * nanoseconds, UTIME_OMIT, renameat2 flags, one kernel inode per hard link — which the libfuse3
- * binding `ll` lifts, issue 11, leaving the store's microseconds and rename flags) and what the
+ * binding `ll` lifts, issue 11, leaving the store's rename flags; the store keeps nanoseconds since
+ * migration 9) and what the
  * reference itself cannot do through libfuse 2 (bindfs 1.14.7 on libfuse 2.9). A case is never staged for a bug we can fix now.
  */
 
@@ -23,7 +24,6 @@ export type Cause =
   | 'bindfs-mode-bits'
   | 'libfuse2-hard-link-inodes'
   | 'bindfs-create-as-user'
-  | 'store-microseconds'
   | 'store-rename-flags'
   | 'll-no-tmpfile';
 
@@ -46,7 +46,6 @@ export const CAUSES: Record<Cause, string> = {
   'libfuse2-hard-link-inodes':
     "libfuse 2's high-level API gives each name of a hard-linked file its own kernel inode: the other name's nlink/ctime stay cached until attr_timeout",
   'bindfs-create-as-user': 'bindfs creates as root then chowns to the caller: the new node’s ctime is later than its mtime and atime',
-  'store-microseconds': 'the store keeps times in microseconds: the libfuse3 binding carries nanoseconds, the last three digits are lost',
   'store-rename-flags': 'the store has no RENAME_NOREPLACE/RENAME_EXCHANGE yet: the libfuse3 binding passes the flags, the adapter answers EINVAL',
   'll-no-tmpfile': 'our libfuse3 binding has no tmpfile op: O_TMPFILE gives EOPNOTSUPP',
 };
@@ -71,7 +70,6 @@ export const LIFTED_BY: Record<Cause, string> = {
   'bindfs-mode-bits': 'reference limitation',
   'libfuse2-hard-link-inodes': 'reference limitation',
   'bindfs-create-as-user': 'reference limitation',
-  'store-microseconds': 'store (µs → ns columns)',
   'store-rename-flags': 'store (renameAt flags)',
   'll-no-tmpfile': 'libfuse3 binding (a tmpfile op)',
 };
@@ -115,7 +113,6 @@ const SMHFS_FUSE_NATIVE: Record<string, Cause> = {
 const SMHFS_LL: Record<string, Cause> = {
   ...SMHFS_BOTH,
 
-  'utimensat: keeps nanoseconds': 'store-microseconds',
   'rename: RENAME_NOREPLACE moves to a free name, EEXIST over an existing one': 'store-rename-flags',
   'rename: RENAME_EXCHANGE swaps two names atomically': 'store-rename-flags',
   'open: O_TMPFILE gives a writable unnamed file (nlink 0)': 'll-no-tmpfile',
