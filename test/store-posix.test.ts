@@ -105,6 +105,25 @@ t.test('M2: times keep nanoseconds — set by path or id, stat by path or id; a 
   t.equal(space.stat('f').mtimeNsRem, 5, 'a refused setattr changed nothing');
 });
 
+t.test('POSIX times: a commit of an open file records the time of its last write as ctime, not its own; a later ctime (a chmod since) stays', async (t) => {
+  const { lib, space } = openLib(t);
+  const f = space.createFile('f', { mode: 0o644 });
+  await sleep(5);
+  const wroteAt = Date.now() * 1000; // the write, staged by the mount
+  await sleep(5);
+  let info = space.setContent(f.id, await blobOf(lib, 'written'), { mtimeUs: wroteAt, ctimeUs: wroteAt });
+  t.same([info.mtimeUs, info.ctimeUs], [wroteAt, wroteAt], 'mtime and ctime: the write’s one instant');
+  await sleep(5);
+  const chmod = space.setattr('f', { mode: 0o600 }).ctimeUs;
+  t.ok(chmod > wroteAt);
+  info = space.setContent(f.id, await blobOf(lib, 'again'), { mtimeUs: wroteAt + 1, ctimeUs: wroteAt + 1 });
+  t.equal(info.ctimeUs, chmod, 'a ctime later than the write (the chmod) stays');
+  t.equal(info.mtimeUs, wroteAt + 1);
+  await sleep(5);
+  const before = Date.now() * 1000;
+  t.ok(space.setContent(f.id, await blobOf(lib, 'upload')).ctimeUs >= before, 'no time given (an upload): ctime is the commit’s');
+});
+
 t.test("L1: a target that ends in '/' or '/.' names no file: a path link, kept as given", async (t) => {
   const { space } = openLib(t);
   space.createFile('f', { mode: 0o644 });

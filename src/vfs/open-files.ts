@@ -518,6 +518,7 @@ export class OpenFiles {
       node.dirty = false;
       const mtimeUs = node.mtimeUs;
       const mtimeNsRem = node.mtimeNsRem;
+      const ctimeUs = node.ctimeUs;
       let ref: BlobRef;
       try {
         ref = layout ? await this.#storeSparse(node, staging, layout) : await this.#storeDense(node, staging, size);
@@ -530,7 +531,11 @@ export class OpenFiles {
       await this.#dropStaging(node);
       const version: Version = { blob: ref.key, size, layout: ref.layout };
       try {
-        node.info = this.#space.setContent(node.id, ref, mtimeUs !== undefined ? { mtimeUs, mtimeNsRem } : {});
+        // the times of the last write, not of the commit: a close (every fork/exec's too) changes none
+        node.info = this.#space.setContent(node.id, ref, {
+          ...(mtimeUs !== undefined ? { mtimeUs, mtimeNsRem } : {}),
+          ...(ctimeUs !== undefined ? { ctimeUs } : {}),
+        });
       } catch (e) {
         const gone = isSmhError(e, 'FileNotFound') || isSmhError(e, 'ReadOnly');
         // Stored but not committed: stage its bytes again so a later close or fsync can still

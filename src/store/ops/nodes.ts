@@ -347,8 +347,13 @@ export class NodeOps extends SpaceOps {
     }, true);
   }
 
-  /** B5: commit new content for an open file (flush/fsync/release/truncate through the mount). */
-  setContent(nodeId: number, blob: BlobRef, opts: { mtimeUs?: number; mtimeNsRem?: number } = {}): NodeInfo {
+  /**
+   * B5: commit new content for an open file (flush/fsync/release/truncate through the mount).
+   * `ctimeUs`: when the content changed (the open file's last write or truncate) — a close is no
+   * change of its own, so the commit stamps that, not its own time; a later ctime already in the
+   * store (a chmod since) stays. Absent: the commit's time.
+   */
+  setContent(nodeId: number, blob: BlobRef, opts: { mtimeUs?: number; mtimeNsRem?: number; ctimeUs?: number } = {}): NodeInfo {
     const mtimeNs = opts.mtimeUs === undefined ? 0 : nsRem(opts.mtimeNsRem, 'mtime');
     return this.tx(() => {
       this.host.useLease(blob);
@@ -356,7 +361,8 @@ export class NodeOps extends SpaceOps {
       if (!row || row.kind !== 'file') throw fail('FileNotFound', 'the file no longer exists', String(nodeId));
       if (this.tree.inBin(nodeId)) throw fail('ReadOnly', 'the file is in the recycle bin; restore it first', String(nodeId)); // T3
       const t = this.tree.now();
-      this.rows.setContent(nodeId, blob, opts.mtimeUs ?? t, t, mtimeNs);
+      const ctime = opts.ctimeUs === undefined ? t : Math.max(opts.ctimeUs, row.ctime);
+      this.rows.setContent(nodeId, blob, opts.mtimeUs ?? t, ctime, mtimeNs);
       if (row.blob && row.blob !== blob.key) this.host.dropBlobs([row.blob]);
       return this.tree.infoOf(this.tree.row(nodeId)!);
     }, true);
