@@ -80,7 +80,7 @@ t.test('S1: a new library has the tables, columns and indexes SQLite has at the 
   t.same(notC.filter((r) => !['space_usage'].includes(r.t)), [], 'name-like columns are COLLATE "C"');
 });
 
-t.test('S1: each migration runs on the data of the version before (2: is_dir, 3: hashed secrets, 4: counters, 5: queue and holds, 6: sparse layout, 7: several names per node)', async (t) => {
+t.test('S1: each migration runs on the data of the version before (2: is_dir, 3: hashed secrets, 4: counters, 5: queue and holds, 6: sparse layout, 7: several names per node, 9: nanoseconds)', async (t) => {
   const { conn } = await freshDb(t);
   migratePostgres(conn, { create: true, to: 1 });
   t.equal(pgSchemaVersion(conn), 1);
@@ -147,8 +147,15 @@ t.test('S1: each migration runs on the data of the version before (2: is_dir, 3:
   t.throws(() => conn.exec("INSERT INTO entries (parent, name, node, seq) VALUES (1, 'cat3.jpg', 4, 2)"), 'but never two names of one age');
   // the change feed's migration: SQLite's feed; PostgreSQL has had its own since 1 (nothing changes)
   const feedBefore = conn.query('SELECT count(*) AS n FROM changes');
-  migratePostgres(conn);
+  migratePostgres(conn, { to: 8 });
   t.same(conn.query('SELECT count(*) AS n FROM changes'), feedBefore, 'the feed untouched');
+  migratePostgres(conn, { to: 9 });
+  t.same(conn.query('SELECT DISTINCT atime_ns, mtime_ns, ctime_ns, btime_ns FROM nodes'), [{ atime_ns: 0, mtime_ns: 0, ctime_ns: 0, btime_ns: 0 }],
+    '9 (M2): existing times get no nanoseconds below their µs');
+  conn.exec('UPDATE nodes SET mtime_ns = 999 WHERE id = 4');
+  t.throws(() => conn.exec('UPDATE nodes SET atime_ns = 1000 WHERE id = 4'), 'a remainder is below 1000 ns');
+  t.throws(() => conn.exec('UPDATE nodes SET ctime_ns = -1 WHERE id = 4'), 'and not negative');
+  migratePostgres(conn);
   t.equal(pgSchemaVersion(conn), SCHEMA_VERSION);
   // Identity columns start past ids a copy wrote once told so (what `smhfs migrate` will do).
   conn.query("SELECT setval(pg_get_serial_sequence('nodes', 'id'), (SELECT max(id) FROM nodes))");

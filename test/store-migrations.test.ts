@@ -30,6 +30,8 @@ const SCHEMA_4_SAFETY = `DROP TABLE blob_queue; DROP TABLE blob_holds; DROP INDE
 const SCHEMA_5_LAYOUT = 'ALTER TABLE nodes DROP COLUMN layout;';
 /** Before the change feed (undoes its migration, H4). */
 const BEFORE_FEED = 'DROP TABLE changes; DROP TABLE changes_horizon;';
+/** Schema 1–8 kept µs times only (undoes migration 9, M2). */
+const SCHEMA_8_TIMES = 'ALTER TABLE nodes DROP COLUMN atime_ns; ALTER TABLE nodes DROP COLUMN mtime_ns; ALTER TABLE nodes DROP COLUMN ctime_ns; ALTER TABLE nodes DROP COLUMN btime_ns;';
 /** Schema 1–6 gave a node one name: entries.node UNIQUE, no seq (undoes migration 7, L17). */
 const SCHEMA_6_NAMES = `
   CREATE TABLE entries_v6 (parent INTEGER NOT NULL, name TEXT NOT NULL, node INTEGER NOT NULL UNIQUE,
@@ -47,6 +49,7 @@ t.test('a schema-1 library is upgraded to the current version with its tree inta
   lib.space().mkdir('a/d');
   lib.close();
   const db = new Database(join(dir, DB_FILE));
+  db.exec(SCHEMA_8_TIMES);
   db.exec(BEFORE_FEED);
   db.exec(SCHEMA_6_NAMES);
   db.exec(SCHEMA_5_LAYOUT);
@@ -77,6 +80,7 @@ t.test('migration 3: tokens and the library secret of an older library are kept 
   const token = 'Zm9vYmFyLXRva2VuLW9mLWFuLW9sZGVyLWxpYnJhcnk';
   const secret = '0123456789abcdef0123456789abcdef0123456789abcdef';
   const db = new Database(join(dir, DB_FILE));
+  db.exec(SCHEMA_8_TIMES);
   db.exec(BEFORE_FEED);
   db.exec(SCHEMA_6_NAMES);
   db.exec(SCHEMA_5_LAYOUT);
@@ -110,6 +114,7 @@ t.test('D3: a schema-4 library gets the blob queue and holds; its doomed and lea
   lib.space().mkdir('kept');
   lib.close();
   const db = new Database(join(dir, DB_FILE));
+  db.exec(SCHEMA_8_TIMES);
   db.exec(BEFORE_FEED);
   db.exec(SCHEMA_6_NAMES);
   db.exec(SCHEMA_5_LAYOUT);
@@ -140,6 +145,7 @@ t.test('D8: a schema-5 library gets nodes.layout; its files stay dense and reada
   lib.space().putFile('f.txt', ref);
   lib.close();
   const db = new Database(join(dir, DB_FILE));
+  db.exec(SCHEMA_8_TIMES);
   db.exec(BEFORE_FEED);
   db.exec(SCHEMA_6_NAMES);
   db.exec(SCHEMA_5_LAYOUT);
@@ -165,6 +171,7 @@ t.test('L17: a schema-6 library (one name per node) is upgraded to several names
   lib.space().createLink('l', 'd/f.txt');
   lib.close();
   const db = new Database(join(dir, DB_FILE));
+  db.exec(SCHEMA_8_TIMES);
   db.exec(BEFORE_FEED);
   db.exec(SCHEMA_6_NAMES);
   db.pragma('user_version = 6');
@@ -191,8 +198,9 @@ t.test('H4: a library from before the change feed gets an empty feed; its first 
   lib.space().mkdir('kept');
   lib.close();
   const db = new Database(join(dir, DB_FILE));
+  db.exec(SCHEMA_8_TIMES);
   db.exec(BEFORE_FEED);
-  db.pragma(`user_version = ${SCHEMA_VERSION - 1}`);
+  db.pragma('user_version = 7');
   db.close();
 
   const again = Library.open(dir);
@@ -205,4 +213,26 @@ t.test('H4: a library from before the change feed gets an empty feed; its first 
   t.ok(records.length > 0 && records[0]!.seq === 1, 'numbered from 1');
   t.ok(records.some((r) => r.kind === 'entry' && r.name === 'kept' && r.node === kept.id), 'the old name is recorded');
   t.ok(records.some((r) => r.kind === 'entry' && r.name === 'moved' && r.node === kept.id), 'the new name is recorded');
+});
+
+t.test('M2: a schema-8 library gets the nanoseconds below each time, 0; they keep what utimensat gives from then on', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'smhfs-migrate-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const lib = Library.open(dir, { create: true });
+  const made = lib.space().createFile('kept', { mode: 0o644 });
+  lib.close();
+  const db = new Database(join(dir, DB_FILE));
+  db.exec(SCHEMA_8_TIMES);
+  db.pragma('user_version = 8');
+  db.close();
+
+  const again = Library.open(dir);
+  t.teardown(() => again.close());
+  t.equal(again.db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
+  const kept = again.space().stat('kept');
+  t.same([kept.atimeUs, kept.mtimeUs, kept.ctimeUs, kept.birthtimeUs], [made.atimeUs, made.mtimeUs, made.ctimeUs, made.birthtimeUs], 'the µs times are kept');
+  t.same([kept.atimeNsRem, kept.mtimeNsRem, kept.ctimeNsRem, kept.birthtimeNsRem], [0, 0, 0, 0], 'with no nanoseconds below them');
+  const set = again.space().setattr('kept', { mtimeUs: kept.mtimeUs, mtimeNsRem: 999 });
+  t.equal(set.mtimeNsRem, 999, 'and take nanoseconds from then on');
+  t.throws(() => again.db.exec('UPDATE nodes SET atime_ns = 1000'), 'the column refuses a remainder of 1000 ns or more');
 });

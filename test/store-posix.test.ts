@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { openLib, put } from './helpers/store.js';
+import { blobOf, openLib, put } from './helpers/store.js';
 
 t.test('M2: a node made in a setgid directory takes its group; a new directory takes the setgid bit too', async (t) => {
   const { space } = openLib(t);
@@ -66,6 +66,62 @@ t.test('POSIX times: one operation sets one instant (a new node and its parent; 
     }
   }
   t.pass('200 mkdirs and renames, each stamped with one instant');
+});
+
+t.test('M2: times keep nanoseconds — set by path or id, stat by path or id; a time set to now has none below its µs', async (t) => {
+  const { lib, space } = openLib(t);
+  const f = space.createFile('f', { mode: 0o644 });
+  const ns = (i: { atimeUs: number; atimeNsRem: number; mtimeUs: number; mtimeNsRem: number; ctimeNsRem: number }) =>
+    [i.atimeUs, i.atimeNsRem, i.mtimeUs, i.mtimeNsRem, i.ctimeNsRem];
+  // 2001-09-09 01:46:41.123456789 and …42.987654321
+  let info = space.setattr('f', { atimeUs: 1_000_000_001_123_456, atimeNsRem: 789, mtimeUs: 1_000_000_002_987_654, mtimeNsRem: 321 });
+  t.same(ns(info), [1_000_000_001_123_456, 789, 1_000_000_002_987_654, 321, 0], 'setattr by path answers the nanoseconds');
+  t.same(ns(space.stat('f')), ns(info), 'stat by path');
+  t.same(ns(space.statNode(f.id)), ns(info), 'stat by id');
+  info = space.setattr(f.id, { mtimeUs: 1_000_000_003_000_000, mtimeNsRem: 1 });
+  t.same(ns(info), [1_000_000_001_123_456, 789, 1_000_000_003_000_000, 1, 0], 'by id, mtime alone: atime keeps its nanoseconds');
+  info = space.setattr('f', { mode: 0o600 });
+  t.same(ns(info), [1_000_000_001_123_456, 789, 1_000_000_003_000_000, 1, 0], 'a chmod keeps both times and their nanoseconds');
+  info = space.setattr('f', { atimeUs: 1_000_000_004_000_000 });
+  t.equal(info.atimeNsRem, 0, 'a time given without nanoseconds has none');
+  t.equal(info.mtimeNsRem, 1, 'and the other time keeps its own');
+
+  const ref = await blobOf(lib, 'staged');
+  info = space.setContent(f.id, ref, { mtimeUs: 1_000_000_005_000_000, mtimeNsRem: 999 });
+  t.same([info.mtimeUs, info.mtimeNsRem], [1_000_000_005_000_000, 999], 'a commit with a staged utimens keeps its nanoseconds');
+  info = space.setContent(f.id, await blobOf(lib, 'written'));
+  t.equal(info.mtimeNsRem, 0, 'a commit of a write: mtime is now, no nanoseconds below it');
+  space.setattr('f', { mtimeUs: 1_000_000_006_000_000, mtimeNsRem: 5 });
+  space.mkdir('d', {});
+  space.setattr('d', { atimeUs: 1_000_000_007_000_000, atimeNsRem: 6, mtimeUs: 1_000_000_007_000_000, mtimeNsRem: 7 });
+  space.createFile('d/g', { mode: 0o644 });
+  const dir = space.stat('d');
+  t.same([dir.atimeNsRem, dir.mtimeNsRem, dir.ctimeNsRem], [6, 0, 0], 'a directory whose entries changed: mtime is now (no nanoseconds), atime kept');
+  const copied = space.copy('f', 'f2').info;
+  t.same([copied.mtimeUs, copied.mtimeNsRem, copied.atimeNsRem, copied.birthtimeNsRem], [1_000_000_006_000_000, 5, 0, 0], 'a copy keeps mtime with its nanoseconds; its other times are now');
+  for (const bad of [-1, 1000, 1.5, Number.NaN]) {
+    t.throws(() => space.setattr('f', { mtimeUs: 1, mtimeNsRem: bad }), { code: 'InvalidArgument' }, `nanoseconds ${bad} refused`);
+  }
+  t.equal(space.stat('f').mtimeNsRem, 5, 'a refused setattr changed nothing');
+});
+
+t.test('POSIX times: a commit of an open file records the time of its last write as ctime, not its own; a later ctime (a chmod since) stays', async (t) => {
+  const { lib, space } = openLib(t);
+  const f = space.createFile('f', { mode: 0o644 });
+  await sleep(5);
+  const wroteAt = Date.now() * 1000; // the write, staged by the mount
+  await sleep(5);
+  let info = space.setContent(f.id, await blobOf(lib, 'written'), { mtimeUs: wroteAt, ctimeUs: wroteAt });
+  t.same([info.mtimeUs, info.ctimeUs], [wroteAt, wroteAt], 'mtime and ctime: the write’s one instant');
+  await sleep(5);
+  const chmod = space.setattr('f', { mode: 0o600 }).ctimeUs;
+  t.ok(chmod > wroteAt);
+  info = space.setContent(f.id, await blobOf(lib, 'again'), { mtimeUs: wroteAt + 1, ctimeUs: wroteAt + 1 });
+  t.equal(info.ctimeUs, chmod, 'a ctime later than the write (the chmod) stays');
+  t.equal(info.mtimeUs, wroteAt + 1);
+  await sleep(5);
+  const before = Date.now() * 1000;
+  t.ok(space.setContent(f.id, await blobOf(lib, 'upload')).ctimeUs >= before, 'no time given (an upload): ctime is the commit’s');
 });
 
 t.test("L1: a target that ends in '/' or '/.' names no file: a path link, kept as given", async (t) => {

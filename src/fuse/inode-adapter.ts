@@ -27,7 +27,7 @@
  */
 import { constants } from 'node:os';
 import { fail, isSmhError } from '../errors.js';
-import type { NodeInfo } from '../store/types.js';
+import type { Attrs, NodeInfo } from '../store/types.js';
 import type { Attr, Created, Ctx, DirEntry, Entry, FdSlice, LowLevelOps, Open, SetAttr, Statfs, Timespec } from './ll/binding.js';
 import type { AdapterOptions } from './adapter.js';
 import { STATS_XATTR } from './adapter.js';
@@ -78,11 +78,14 @@ export interface KernelCaches {
  */
 const BOUND_LINK_TIMEOUTS = { entryTimeout: 0, attrTimeout: 0 } as const;
 
-const timespec = (us: number): Timespec => {
+/** A store time (µs and the nanoseconds below it, M2) as the kernel's seconds + nanoseconds. */
+const timespec = (us: number, nsRem: number): Timespec => {
   const sec = Math.floor(us / 1e6);
-  return { sec, nsec: (us - sec * 1e6) * 1000 };
+  return { sec, nsec: (us - sec * 1e6) * 1000 + nsRem };
 };
-const micros = (t: Timespec | 'now'): number => (t === 'now' ? Date.now() * 1000 : t.sec * 1e6 + Math.floor(t.nsec / 1000));
+/** A setattr time as the store's µs and the nanoseconds below it; UTIME_NOW is the store's clock (µs). */
+const storeTime = (t: Timespec | 'now'): { us: number; nsRem: number } =>
+  t === 'now' ? { us: Date.now() * 1000, nsRem: 0 } : { us: t.sec * 1e6 + Math.floor(t.nsec / 1000), nsRem: t.nsec % 1000 };
 
 export class InodeAdapter {
   readonly files: OpenFiles;
@@ -172,9 +175,9 @@ export class InodeAdapter {
       rdev: st.rdev,
       blocks: st.blocks,
       blksize: st.blksize,
-      atime: timespec(st.atimeUs),
-      mtime: timespec(st.mtimeUs),
-      ctime: timespec(st.ctimeUs),
+      atime: timespec(st.atimeUs, st.atimeNsRem),
+      mtime: timespec(st.mtimeUs, st.mtimeNsRem),
+      ctime: timespec(st.ctimeUs, st.ctimeNsRem),
     };
   }
 
@@ -489,15 +492,15 @@ export class InodeAdapter {
         else await this.files.truncatePath(info, set.size);
       }
     }
-    const attrs: { mode?: number; uid?: number; gid?: number; atimeUs?: number; mtimeUs?: number } = {};
+    const attrs: Attrs = {};
     if (set.mode !== undefined) attrs.mode = set.mode & 0o7777;
     if (set.uid !== undefined) attrs.uid = set.uid;
     if (set.gid !== undefined) attrs.gid = set.gid;
-    if (set.atime !== undefined) attrs.atimeUs = micros(set.atime);
-    if (set.mtime !== undefined) attrs.mtimeUs = micros(set.mtime);
+    if (set.atime !== undefined) ({ us: attrs.atimeUs, nsRem: attrs.atimeNsRem } = storeTime(set.atime));
+    if (set.mtime !== undefined) ({ us: attrs.mtimeUs, nsRem: attrs.mtimeNsRem } = storeTime(set.mtime));
     if (Object.keys(attrs).length > 0) {
       s.setattr(nodeId, attrs);
-      if (attrs.mtimeUs !== undefined) this.files.setMtime(nodeId, attrs.mtimeUs);
+      if (attrs.mtimeUs !== undefined) this.files.setMtime(nodeId, attrs.mtimeUs, attrs.mtimeNsRem);
     }
     const info = this.#info(nodeId);
     return this.#attr(info, h && info.kind === 'file' ? h.view : undefined);

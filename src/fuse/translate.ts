@@ -20,7 +20,7 @@ const O_ACCMODE = 3;
 const O_WRONLY = 1;
 const U32 = 0xffffffff;
 
-/** struct stat of a node, with times in microseconds (the store's precision). */
+/** struct stat of a node, with times in microseconds and the nanoseconds below each (the store's precision, M2). */
 export interface NodeStat {
   mode: number;
   uid: number;
@@ -35,6 +35,9 @@ export interface NodeStat {
   atimeUs: number;
   mtimeUs: number;
   ctimeUs: number;
+  atimeNsRem: number;
+  mtimeNsRem: number;
+  ctimeNsRem: number;
 }
 
 /**
@@ -51,7 +54,10 @@ export function nodeStat(
 ): NodeStat {
   const size = open?.staging ? open.size : (view?.size ?? info.size);
   const mtimeUs = open?.mtimeUs ?? info.mtimeUs;
+  const mtimeNsRem = open?.mtimeUs !== undefined ? open.mtimeNsRem : info.mtimeNsRem;
+  // staged ctimes are the clock's (no nanoseconds): the store's wins a tie with its own
   const ctimeUs = Math.max(open?.ctimeUs ?? 0, info.ctimeUs);
+  const ctimeNsRem = ctimeUs === info.ctimeUs ? info.ctimeNsRem : 0;
   const owner = presentAs ?? info;
   // st_blocks counts what is stored, so du and cp --sparse=auto see a sparse file's holes (D8).
   const layout = view ? view.layout : info.layout;
@@ -69,6 +75,9 @@ export function nodeStat(
     atimeUs: info.atimeUs,
     mtimeUs,
     ctimeUs,
+    atimeNsRem: info.atimeNsRem,
+    mtimeNsRem,
+    ctimeNsRem,
   };
 }
 

@@ -314,8 +314,8 @@ export function recordingRows(rows: SpaceRows, space: string, feed: ChangeFeed):
       rows.setClass(id, cls);
       node(id);
     },
-    setContent: (id, blob, mtime, ctime) => {
-      rows.setContent(id, blob, mtime, ctime);
+    setContent: (id, blob, mtime, ctime, mtimeNs) => {
+      rows.setContent(id, blob, mtime, ctime, mtimeNs);
       node(id);
     },
     setattr: (a) => {

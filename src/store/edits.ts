@@ -57,6 +57,11 @@ export class Edits {
       mtime: fields.mtime ?? t,
       ctime: fields.ctime ?? t,
       btime: fields.btime ?? t,
+      // a time given keeps its nanoseconds only with them (binOldVersion's copy); now has none
+      atime_ns: fields.atime === undefined ? 0 : (fields.atime_ns ?? 0),
+      mtime_ns: fields.mtime === undefined ? 0 : (fields.mtime_ns ?? 0),
+      ctime_ns: fields.ctime === undefined ? 0 : (fields.ctime_ns ?? 0),
+      btime_ns: fields.btime === undefined ? 0 : (fields.btime_ns ?? 0),
     });
   }
 

@@ -28,6 +28,11 @@ export interface NodeRow {
   mtime: number;
   ctime: number;
   btime: number;
+  /** M2: the nanoseconds below each µs time, 0–999 (migration 9); the time in ns is t·1000 + t_ns. */
+  atime_ns: number;
+  mtime_ns: number;
+  ctime_ns: number;
+  btime_ns: number;
   state: 'live' | 'detached' | 'purging';
 }
 
@@ -152,8 +157,9 @@ export interface SpaceRows {
   touchAtime(id: number, timeUs: number): void;
   setState(id: number, state: NodeRow['state']): void;
   setClass(id: number, cls: StorageClass): void;
-  setContent(id: number, blob: BlobRef, mtimeUs: number, ctimeUs: number): void;
-  setattr(a: { id: number; mode: number; uid: number; gid: number; atime: number; mtime: number; ctime: number }): void;
+  /** Every time written to "now" (touch*, ctime here and in setattr) has remainder 0; `mtimeNs` is mtime's (default 0). */
+  setContent(id: number, blob: BlobRef, mtimeUs: number, ctimeUs: number, mtimeNs?: number): void;
+  setattr(a: { id: number; mode: number; uid: number; gid: number; atime: number; mtime: number; ctime: number; atime_ns: number; mtime_ns: number }): void;
   /** L10: every link bound to `from` is bound to `to`. */
   rebind(from: number, to: number): void;
   // the space

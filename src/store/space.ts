@@ -222,7 +222,7 @@ export class Space {
   }
 
   /** B5: commit new content for an open file (flush/fsync/release/truncate through the mount). */
-  setContent(nodeId: number, blob: BlobRef, opts: { mtimeUs?: number } = {}): NodeInfo {
+  setContent(nodeId: number, blob: BlobRef, opts: { mtimeUs?: number; mtimeNsRem?: number; ctimeUs?: number } = {}): NodeInfo {
     return this.nodes.setContent(nodeId, blob, opts);
   }
 

@@ -478,6 +478,10 @@ export class Tree {
       mtimeUs: row.mtime,
       ctimeUs: row.ctime,
       birthtimeUs: row.btime,
+      atimeNsRem: row.atime_ns,
+      mtimeNsRem: row.mtime_ns,
+      ctimeNsRem: row.ctime_ns,
+      birthtimeNsRem: row.btime_ns,
       path: joinPath(where.segs),
       // a link cascaded with its target (L12) has no place of its own but is in the bin all the same
       inTrash: where.where === 'trash' || row.state === 'detached',

@@ -8,8 +8,9 @@
  * name `.trash` is the read-only recycle-bin view (N4, T3): `.trash/<id>-<name>/…` can be stat'ed,
  * listed and read, never written.
  *
- * Times are integer microseconds since the epoch (exact in a JS number; fuse-native only carries
- * milliseconds anyway).
+ * Times are integer microseconds since the epoch (exact in a JS number), each with the nanoseconds
+ * below it (`…NsRem`, 0–999: M2, times keep nanoseconds — whole ns since 1970 are not exact in a JS
+ * number). Only utimensat gives a remainder other than 0; fuse-native carries milliseconds.
  */
 
 export type NodeKind = 'dir' | 'file' | 'link' | 'special';
@@ -68,6 +69,11 @@ export interface NodeInfo {
   mtimeUs: number;
   ctimeUs: number;
   birthtimeUs: number;
+  /** The nanoseconds below each time (0–999): atime in ns is atimeUs·1000 + atimeNsRem. */
+  atimeNsRem: number;
+  mtimeNsRem: number;
+  ctimeNsRem: number;
+  birthtimeNsRem: number;
   /** Current space-relative path ('' for the root; `.trash/…` inside the bin view). */
   path: string;
   /** True when the node is in the recycle bin (an item or inside a trashed directory). */
@@ -149,6 +155,9 @@ export interface Attrs {
   gid?: number;
   atimeUs?: number;
   mtimeUs?: number;
+  /** The nanoseconds below atimeUs / mtimeUs (0–999; 0 when absent); each only with its time. */
+  atimeNsRem?: number;
+  mtimeNsRem?: number;
 }
 
 export interface StatFs {

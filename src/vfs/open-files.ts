@@ -90,6 +90,8 @@ export class OpenNode {
   size: number;
   /** Last data change (µs) not yet committed, or an explicit utimens while staged. */
   mtimeUs: number | undefined;
+  /** The nanoseconds below `mtimeUs` (0–999): only a utimens while staged gives any (M2). */
+  mtimeNsRem = 0;
   /**
    * When the staged content last changed (µs): a write or truncate changes ctime too (POSIX), and
    * stat must show it at once, not only after the close commits (getattr shows the later of this
@@ -370,6 +372,7 @@ export class OpenFiles {
     node.written?.add(pos, pos + len);
     node.dirty = true;
     node.mtimeUs = node.ctimeUs = Date.now() * 1000;
+    node.mtimeNsRem = 0;
     this.stats.bytesWritten += len;
     node.unflushed += len;
     if (node.unflushed >= EARLY_FLUSH_BYTES && !node.flushing) this.#flushEarly(node);
@@ -448,6 +451,7 @@ export class OpenFiles {
     }
     node.dirty = true;
     node.mtimeUs = node.ctimeUs = Date.now() * 1000;
+    node.mtimeNsRem = 0;
   }
 
   /**
@@ -559,9 +563,12 @@ export class OpenFiles {
   }
 
   /** utimens on a staged node: the commit must keep the caller's mtime (cp -p, tar). */
-  setMtime(id: number, mtimeUs: number): void {
+  setMtime(id: number, mtimeUs: number, mtimeNsRem = 0): void {
     const node = this.#nodes.get(id);
-    if (node?.dirty) node.mtimeUs = mtimeUs;
+    if (node?.dirty) {
+      node.mtimeUs = mtimeUs;
+      node.mtimeNsRem = mtimeNsRem;
+    }
   }
 
   /** The file lost its name through this mount while open (unlink, rename over it): see `orphan`. */
@@ -587,6 +594,8 @@ export class OpenFiles {
     node.committing = (async () => {
       node.dirty = false;
       const mtimeUs = node.mtimeUs;
+      const mtimeNsRem = node.mtimeNsRem;
+      const ctimeUs = node.ctimeUs;
       let ref: BlobRef;
       try {
         ref = layout ? await this.#storeSparse(node, staging, layout) : await this.#storeDense(node, staging, size);
@@ -599,7 +608,11 @@ export class OpenFiles {
       await this.#dropStaging(node);
       const version: Version = { blob: ref.key, size, layout: ref.layout };
       try {
-        node.info = this.#space.setContent(node.id, ref, mtimeUs !== undefined ? { mtimeUs } : {});
+        // the times of the last write, not of the commit: a close (every fork/exec's too) changes none
+        node.info = this.#space.setContent(node.id, ref, {
+          ...(mtimeUs !== undefined ? { mtimeUs, mtimeNsRem } : {}),
+          ...(ctimeUs !== undefined ? { ctimeUs } : {}),
+        });
       } catch (e) {
         const gone = isSmhError(e, 'FileNotFound') || isSmhError(e, 'ReadOnly');
         // Stored but not committed: stage its bytes again so a later close or fsync can still
@@ -616,7 +629,10 @@ export class OpenFiles {
       node.committed = version;
       node.size = size;
       this.#viewAll(node, version);
-      if (!node.dirty) node.mtimeUs = node.ctimeUs = undefined;
+      if (!node.dirty) {
+        node.mtimeUs = node.ctimeUs = undefined;
+        node.mtimeNsRem = 0;
+      }
       this.stats.commits++;
       this.stats.commitBytes += size;
     })();

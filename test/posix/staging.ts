@@ -6,7 +6,7 @@
  *
  * Causes are of two sorts: what smhfs still lacks through fuse-native (the caller's identity,
  * nanoseconds, UTIME_OMIT, renameat2 flags, one kernel inode per hard link — which the libfuse3
- * binding `ll` lifts, issue 11, leaving the store's microseconds and O_TMPFILE) and what the
+ * binding `ll` lifts, issue 11, leaving O_TMPFILE; the store keeps nanoseconds since migration 9) and what the
  * reference itself cannot do through libfuse 2 (bindfs 1.14.7 on libfuse 2.9). A case is never staged for a bug we can fix now.
  */
 
@@ -23,7 +23,6 @@ export type Cause =
   | 'bindfs-mode-bits'
   | 'libfuse2-hard-link-inodes'
   | 'bindfs-create-as-user'
-  | 'store-microseconds'
   | 'll-no-tmpfile';
 
 export const CAUSES: Record<Cause, string> = {
@@ -45,7 +44,6 @@ export const CAUSES: Record<Cause, string> = {
   'libfuse2-hard-link-inodes':
     "libfuse 2's high-level API gives each name of a hard-linked file its own kernel inode: the other name's nlink/ctime stay cached until attr_timeout",
   'bindfs-create-as-user': 'bindfs creates as root then chowns to the caller: the new node’s ctime is later than its mtime and atime',
-  'store-microseconds': 'the store keeps times in microseconds: the libfuse3 binding carries nanoseconds, the last three digits are lost',
   'll-no-tmpfile':
     'libfuse 3.14 has no tmpfile op (the kernel sends FUSE_TMPFILE, libfuse answers ENOSYS) and the store has no live node without a name: O_TMPFILE gives EOPNOTSUPP (native-notes/binding.md, O_TMPFILE)',
 };
@@ -70,7 +68,6 @@ export const LIFTED_BY: Record<Cause, string> = {
   'bindfs-mode-bits': 'reference limitation',
   'libfuse2-hard-link-inodes': 'reference limitation',
   'bindfs-create-as-user': 'reference limitation',
-  'store-microseconds': 'store (µs → ns columns)',
   'll-no-tmpfile': 'store (unnamed live nodes) + the addon answering FUSE_TMPFILE itself',
 };
 
@@ -113,7 +110,6 @@ const SMHFS_FUSE_NATIVE: Record<string, Cause> = {
 const SMHFS_LL: Record<string, Cause> = {
   ...SMHFS_BOTH,
 
-  'utimensat: keeps nanoseconds': 'store-microseconds',
   'open: O_TMPFILE gives a writable unnamed file (nlink 0)': 'll-no-tmpfile',
 };
 

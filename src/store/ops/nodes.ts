@@ -17,6 +17,13 @@ import { SpaceOps } from './base.js';
 const EMPTY_ETAG = 'd41d8cd98f00b204e9800998ecf8427e';
 const DAY_US = 86_400 * 1_000_000;
 
+/** M2: the nanoseconds below a µs time, 0–999 (absent: 0). */
+function nsRem(v: number | undefined, which: string): number {
+  if (v === undefined) return 0;
+  if (!Number.isInteger(v) || v < 0 || v > 999) throw fail('InvalidArgument', `the nanoseconds below a ${which} in µs must be 0–999, not ${v}`);
+  return v;
+}
+
 /** relatime: an access updates atime when it is not later than mtime or ctime, or older than a day. */
 function atimeDue(atime: number, mtime: number, ctime: number, now: number): boolean {
   return atime <= mtime || atime <= ctime || now - atime >= DAY_US;
@@ -357,8 +364,14 @@ export class NodeOps extends SpaceOps {
     }, true);
   }
 
-  /** B5: commit new content for an open file (flush/fsync/release/truncate through the mount). */
-  setContent(nodeId: number, blob: BlobRef, opts: { mtimeUs?: number } = {}): NodeInfo {
+  /**
+   * B5: commit new content for an open file (flush/fsync/release/truncate through the mount).
+   * `ctimeUs`: when the content changed (the open file's last write or truncate) — a close is no
+   * change of its own, so the commit stamps that, not its own time; a later ctime already in the
+   * store (a chmod since) stays. Absent: the commit's time.
+   */
+  setContent(nodeId: number, blob: BlobRef, opts: { mtimeUs?: number; mtimeNsRem?: number; ctimeUs?: number } = {}): NodeInfo {
+    const mtimeNs = opts.mtimeUs === undefined ? 0 : nsRem(opts.mtimeNsRem, 'mtime');
     return this.tx(() => {
       this.host.useLease(blob);
       const pre = this.tree.rowPlaced(nodeId);
@@ -366,7 +379,8 @@ export class NodeOps extends SpaceOps {
       if (!row || row.kind !== 'file') throw fail('FileNotFound', 'the file no longer exists', String(nodeId));
       if (pre!.loc.where === 'trash') throw fail('ReadOnly', 'the file is in the recycle bin; restore it first', String(nodeId)); // T3
       const t = this.tree.now();
-      this.rows.setContent(nodeId, blob, opts.mtimeUs ?? t, t);
+      const ctime = opts.ctimeUs === undefined ? t : Math.max(opts.ctimeUs, row.ctime);
+      this.rows.setContent(nodeId, blob, opts.mtimeUs ?? t, ctime, mtimeNs);
       if (row.blob && row.blob !== blob.key) this.host.dropBlobs([row.blob]);
       return this.tree.infoById(nodeId)!.info;
     }, true);
@@ -389,6 +403,8 @@ export class NodeOps extends SpaceOps {
   }
 
   setattr(pathOrId: string | number, attrs: Attrs): NodeInfo {
+    const atimeNs = nsRem(attrs.atimeNsRem, 'atime');
+    const mtimeNs = nsRem(attrs.mtimeNsRem, 'mtime');
     return this.tx(() => {
       let row: NodeRow;
       if (typeof pathOrId === 'number') {
@@ -410,6 +426,9 @@ export class NodeOps extends SpaceOps {
         atime: attrs.atimeUs ?? row.atime,
         mtime: attrs.mtimeUs ?? row.mtime,
         ctime: t,
+        // a time set keeps the nanoseconds given with it (M2); one left alone keeps its own
+        atime_ns: attrs.atimeUs === undefined ? row.atime_ns : atimeNs,
+        mtime_ns: attrs.mtimeUs === undefined ? row.mtime_ns : mtimeNs,
       });
       return this.tree.infoById(row.id)!.info;
     });

@@ -205,7 +205,7 @@ export class TreeOps extends SpaceOps {
     const t = this.tree.now();
     const copyOne = (r: NodeRow, into: number, as: string): number => {
       budget();
-      const id = this.edits.insertNode({ ...r, atime: t, mtime: r.mtime, ctime: t, btime: t });
+      const id = this.edits.insertNode({ ...r, atime: t, mtime: r.mtime, ctime: t, btime: t, atime_ns: 0, ctime_ns: 0, btime_ns: 0 });
       this.rows.copyXattrs(id, r.id);
       this.edits.attach(into, as, id, r.kind);
       return id;

@@ -359,6 +359,14 @@ export const PG_MIGRATIONS: readonly string[] = [
   `
   SELECT 1;
   `,
+  // 9 (M2, issue 11): times keep nanoseconds — the nanoseconds below each µs time (0–999), as
+  // SQLite's migration 9. Existing rows get 0.
+  `
+  ALTER TABLE nodes ADD COLUMN atime_ns INTEGER NOT NULL DEFAULT 0 CHECK (atime_ns BETWEEN 0 AND 999);
+  ALTER TABLE nodes ADD COLUMN mtime_ns INTEGER NOT NULL DEFAULT 0 CHECK (mtime_ns BETWEEN 0 AND 999);
+  ALTER TABLE nodes ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT 0 CHECK (ctime_ns BETWEEN 0 AND 999);
+  ALTER TABLE nodes ADD COLUMN btime_ns INTEGER NOT NULL DEFAULT 0 CHECK (btime_ns BETWEEN 0 AND 999);
+  `,
 ];
 
 export const PG_SCHEMA_VERSION = PG_MIGRATIONS.length;

@@ -11,7 +11,7 @@ import type { StorageClass } from '../types.js';
 import type { PgConnection, PgStatement } from './connection.js';
 
 const COLUMNS = ['id', 'space', 'kind', 'mode', 'uid', 'gid', 'size', 'blob', 'etag', 'rdev', 'storage_class', 'link_flavour', 'link_node',
-  'link_path', 'link_base', 'atime', 'mtime', 'ctime', 'btime', 'state'];
+  'link_path', 'link_base', 'atime', 'mtime', 'ctime', 'btime', 'atime_ns', 'mtime_ns', 'ctime_ns', 'btime_ns', 'state'];
 /** A node's columns (of table alias `a`), `layout` replaced by whether there is one. */
 const nodeCols = (a = ''): string => [...COLUMNS.map((c) => `${a}${c}`), `(${a}layout IS NOT NULL) AS has_layout`].join(', ');
 const NODE_COLS = nodeCols();
@@ -138,8 +138,8 @@ export function pgSpaceRows(conn: PgConnection): SpaceRows {
     firstChild: p('SELECT node, is_dir, name FROM entries WHERE parent = $1 LIMIT 1'),
     subdirCount: p('SELECT count(*) AS n FROM entries WHERE parent = $1 AND is_dir = 1'),
     insertNode: p(`INSERT INTO nodes (space, kind, mode, uid, gid, size, blob, etag, layout, rdev, storage_class, link_flavour, link_node,
-      link_path, link_base, atime, mtime, ctime, btime) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
-      RETURNING id`),
+      link_path, link_base, atime, mtime, ctime, btime, atime_ns, mtime_ns, ctime_ns, btime_ns)
+      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23) RETURNING id`),
     insertEntry: p('INSERT INTO entries (parent, name, node, is_dir, seq) VALUES ($1, $2, $3, $4, (SELECT coalesce(max(seq), 0) + 1 FROM entries WHERE node = $3))'),
     moveEntry: p('UPDATE entries SET parent = $1, name = $2 WHERE node = $3'),
     moveName: p(`UPDATE entries SET parent = $1, name = $2, seq = (SELECT max(x.seq) + 1 FROM entries x WHERE x.node = entries.node)
@@ -147,13 +147,15 @@ export function pgSpaceRows(conn: PgConnection): SpaceRows {
     deleteEntry: p('DELETE FROM entries WHERE node = $1 RETURNING parent, name'),
     deleteName: p('DELETE FROM entries WHERE parent = $1 AND name = $2 RETURNING node'),
     deleteNode: p('DELETE FROM nodes WHERE id = $1'),
-    touch: p('UPDATE nodes SET mtime = $1, ctime = $1 WHERE id = $2'),
-    touchCtime: p('UPDATE nodes SET ctime = $1 WHERE id = $2'),
-    touchAtime: p('UPDATE nodes SET atime = $1 WHERE id = $2'),
+    // the store's clock is µs: a time set to now has no nanoseconds below it (migration 9)
+    touch: p('UPDATE nodes SET mtime = $1, mtime_ns = 0, ctime = $1, ctime_ns = 0 WHERE id = $2'),
+    touchCtime: p('UPDATE nodes SET ctime = $1, ctime_ns = 0 WHERE id = $2'),
+    touchAtime: p('UPDATE nodes SET atime = $1, atime_ns = 0 WHERE id = $2'),
     setState: p('UPDATE nodes SET state = $1 WHERE id = $2'),
     setClass: p('UPDATE nodes SET storage_class = $1 WHERE id = $2'),
-    setContent: p('UPDATE nodes SET blob = $1, size = $2, etag = $3, layout = $4, mtime = $5, ctime = $6 WHERE id = $7'),
-    setattr: p('UPDATE nodes SET mode = $1, uid = $2, gid = $3, atime = $4, mtime = $5, ctime = $6 WHERE id = $7'),
+    setContent: p('UPDATE nodes SET blob = $1, size = $2, etag = $3, layout = $4, mtime = $5, mtime_ns = $8, ctime = $6, ctime_ns = 0 WHERE id = $7'),
+    setattr: p(`UPDATE nodes SET mode = $1, uid = $2, gid = $3, atime = $4, atime_ns = $8, mtime = $5, mtime_ns = $9, ctime = $6, ctime_ns = 0
+      WHERE id = $7`),
     rebind: p("UPDATE nodes SET link_node = $1 WHERE link_flavour = 'bound' AND link_node = $2"),
     spaceClass: p('SELECT default_storage_class AS c FROM spaces WHERE name = $1'),
     setSpaceClass: p('UPDATE spaces SET default_storage_class = $1 WHERE name = $2'),
@@ -256,7 +258,7 @@ export function pgSpaceRows(conn: PgConnection): SpaceRows {
     insertNode: (x) =>
       q.insertNode.get<{ id: number }>(
         x.space, x.kind, x.mode, x.uid, x.gid, x.size, x.blob, x.etag, x.layout, x.rdev, x.storage_class, x.link_flavour, x.link_node,
-        x.link_path, x.link_base, x.atime, x.mtime, x.ctime, x.btime,
+        x.link_path, x.link_base, x.atime, x.mtime, x.ctime, x.btime, x.atime_ns, x.mtime_ns, x.ctime_ns, x.btime_ns,
       )!.id,
     insertEntry: (parent, name, node, isDir) => void q.insertEntry.run(parent, name, node, isDir ? 1 : 0),
     moveEntry: (parent, name, node) => void q.moveEntry.run(parent, name, node),
@@ -272,8 +274,8 @@ export function pgSpaceRows(conn: PgConnection): SpaceRows {
     touchAtime: (id, t) => void q.touchAtime.run(t, id),
     setState: (id, state) => void q.setState.run(state, id),
     setClass: (id, cls) => void q.setClass.run(cls, id),
-    setContent: (id, blob, mtime, ctime) => void q.setContent.run(blob.key, blob.size, blob.etag, blob.layout ?? null, mtime, ctime, id),
-    setattr: (a) => void q.setattr.run(a.mode, a.uid, a.gid, a.atime, a.mtime, a.ctime, a.id),
+    setContent: (id, blob, mtime, ctime, mtimeNs = 0) => void q.setContent.run(blob.key, blob.size, blob.etag, blob.layout ?? null, mtime, ctime, id, mtimeNs),
+    setattr: (a) => void q.setattr.run(a.mode, a.uid, a.gid, a.atime, a.mtime, a.ctime, a.id, a.atime_ns, a.mtime_ns),
     rebind: (from, to) => void q.rebind.run(to, from),
     spaceClass: (space) => q.spaceClass.get<{ c: StorageClass }>(space)!.c,
     setSpaceClass: (space, cls) => void q.setSpaceClass.run(cls, space),

@@ -240,6 +240,17 @@ export const MIGRATIONS: readonly string[] = [
   CREATE TABLE changes_horizon (one INTEGER PRIMARY KEY CHECK (one = 1), pruned_to INTEGER NOT NULL);
   INSERT INTO changes_horizon (one, pruned_to) VALUES (1, 0);
   `,
+  // 9 (M2, issue 11): times keep nanoseconds. A time stays integer µs (whole ns since 1970 do not
+  // fit a JS number exactly); each gets the nanoseconds below its µs (0–999) beside it, so
+  // atime·1000 + atime_ns is the time in ns. Only utimensat sets a non-zero remainder: the
+  // store's clock is µs, and every write of a time to "now" writes 0 beside it. Existing
+  // libraries migrate with 0 (what they had).
+  `
+  ALTER TABLE nodes ADD COLUMN atime_ns INTEGER NOT NULL DEFAULT 0 CHECK (atime_ns BETWEEN 0 AND 999);
+  ALTER TABLE nodes ADD COLUMN mtime_ns INTEGER NOT NULL DEFAULT 0 CHECK (mtime_ns BETWEEN 0 AND 999);
+  ALTER TABLE nodes ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT 0 CHECK (ctime_ns BETWEEN 0 AND 999);
+  ALTER TABLE nodes ADD COLUMN btime_ns INTEGER NOT NULL DEFAULT 0 CHECK (btime_ns BETWEEN 0 AND 999);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
