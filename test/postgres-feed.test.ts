@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PgConnection } from '../src/store/postgres/connection.js';
-import { appendChanges, ChangeFeedListener, pruneFeed, sequenceChanges, type Change, type FeedRecord } from '../src/store/postgres/feed.js';
+import { appendChanges, ChangeFeedListener, pruneFeed, sequenceChanges, type Change, type ChangeRecord } from '../src/store/postgres/feed.js';
 import { migratePostgres } from '../src/store/postgres/schema.js';
 import { postgresForTest, type PgCluster } from './helpers/postgres.js';
 
@@ -31,7 +31,7 @@ async function library(t: Test): Promise<{ url: string; conn: PgConnection }> {
 /** A started listener that records everything it delivers; closed at teardown. */
 async function listen(t: Test, url: string, opts: ConstructorParameters<typeof ChangeFeedListener>[1] = {}) {
   const l = new ChangeFeedListener(url, { reconnectMinMs: 20, reconnectMaxMs: 500, sequenceEveryMs: 0, ...opts });
-  const got: FeedRecord[] = [];
+  const got: ChangeRecord[] = [];
   const batches: number[] = [];
   const resyncs: Array<{ after: number; horizon: number; head: number }> = [];
   let disconnects = 0;
