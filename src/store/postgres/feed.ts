@@ -1,6 +1,8 @@
 /**
- * The change feed of a PostgreSQL library (SPEC S2; a prototype the engine of issue 13 builds on):
- * how one host learns, at once and without guessing, what other hosts changed.
+ * The change feed of a PostgreSQL library (SPEC S2): how one host learns, at once and without
+ * guessing, what other hosts changed. The engine's feed rows (feed-rows.ts) use it: they append in
+ * each write transaction, have the commits numbered, and listen with `deliver: false` (a mount's
+ * follower reads the feed itself from its own number; the listener only wakes it).
  *
  * Writing: a write transaction appends what it changed (`appendChanges`, one round trip, rows in
  * `changes` without a number). Nothing in it takes a lock or notifies, so writers never wait for
@@ -22,8 +24,8 @@
  * notification (and after every (re)connect) asks for everything after its last number and
  * delivers it in order, each change exactly once. A lost connection is re-opened with back-off,
  * LISTEN first and catch-up second, so nothing numbered in between slips through. Changes older
- * than the feed's horizon (`pruneFeed`) cannot be replayed: the listener then reports `resync`
- * (drop every cache) and goes on from the newest change.
+ * than the feed's horizon (`pruneFeed`, `pruneFeedKeep`) cannot be replayed: the listener then
+ * reports `resync` (drop every cache) and goes on from the newest change.
  */
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
