@@ -169,7 +169,7 @@ t.test('S2: two writer processes, a listener cut off twice and the server restar
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     return new Promise<{ code: number | null; out: string; err: string }>((r) =>
       child.on('close', (code) => {
-        exits.push(`${origin} exited ${code} at ${Date.now() - t0} ms ${err.slice(0, 400)}`);
+        exits.push(`${origin} exited ${code} at ${Date.now() - t0} ms ${err.slice(0, 3000)}`);
         r({ code, out, err });
       }),
     );
