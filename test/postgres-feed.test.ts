@@ -188,7 +188,12 @@ t.test('S2: two writer processes, a listener cut off twice and the server restar
   const cutListener = () => cluster.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'smhfs-feed'");
   await waitFor('some changes', () => got.length > 20);
   await cutListener();
-  await waitFor('more changes', () => got.length > 120);
+  // Both writers must be running before the restart: a writer process still starting (slow under
+  // load) would meet the restart with its first connect, which is a start-up check that fails at
+  // once by design (one line, exit 1), not a reconnect. That was this test's flake: w2 exited 1 with
+  // "cannot connect … Connection refused" 0.7 s into the restart, so fewer than 250 changes were
+  // ever committed.
+  await waitFor('more changes, from both writers', () => got.length > 120 && ['w1', 'w2'].every((o) => got.some((r) => r.origin === o)));
   note('restart');
   await cluster.restart('fast'); // every session dies: writers mid-transaction, the listener
   note('restarted');
