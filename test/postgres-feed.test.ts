@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PgConnection } from '../src/store/postgres/connection.js';
-import { appendChanges, ChangeFeedListener, pruneFeed, sequenceChanges, type Change, type FeedRecord } from '../src/store/postgres/feed.js';
+import { appendChanges, ChangeFeedListener, pruneFeed, sequenceChanges, type Change, type ChangeRecord } from '../src/store/postgres/feed.js';
 import { migratePostgres } from '../src/store/postgres/schema.js';
 import { postgresForTest, type PgCluster } from './helpers/postgres.js';
 
@@ -31,7 +31,7 @@ async function library(t: Test): Promise<{ url: string; conn: PgConnection }> {
 /** A started listener that records everything it delivers; closed at teardown. */
 async function listen(t: Test, url: string, opts: ConstructorParameters<typeof ChangeFeedListener>[1] = {}) {
   const l = new ChangeFeedListener(url, { reconnectMinMs: 20, reconnectMaxMs: 500, sequenceEveryMs: 0, ...opts });
-  const got: FeedRecord[] = [];
+  const got: ChangeRecord[] = [];
   const batches: number[] = [];
   const resyncs: Array<{ after: number; horizon: number; head: number }> = [];
   let disconnects = 0;
@@ -153,20 +153,51 @@ t.test("S2: a host that dies between its commit and the numbering: a listener's 
 t.test('S2: two writer processes, a listener cut off twice and the server restarted mid-run: every committed change delivered once, in order', async (t) => {
   const { url, conn } = await library(t);
   const { l, got, disconnects } = await listen(t, url, { sequenceEveryMs: 200 });
+  // What happened, for a failure's message: the listener's events and the writers' exits.
+  const t0 = Date.now();
+  const events: string[] = [];
+  const note = (what: string) => events.push(`${Date.now() - t0} ms: ${what} (delivered ${got.length}, last ${l.lastSeq})`);
+  l.on('connected', () => note('connected'));
+  l.on('disconnected', (e) => note(`disconnected: ${e.message}`));
+  l.on('error', (e) => note(`error: ${e.message}`));
+  const exits: string[] = [];
   const writers = ['w1', 'w2'].map((origin, i) => {
     const child = spawn(process.execPath, [WRITER, url, origin, '150', String(17 + i)], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    return new Promise<{ code: number | null; out: string; err: string }>((r) => child.on('close', (code) => r({ code, out, err })));
+    return new Promise<{ code: number | null; out: string; err: string }>((r) =>
+      child.on('close', (code) => {
+        exits.push(`${origin} exited ${code} at ${Date.now() - t0} ms ${err.slice(0, 3000)}`);
+        r({ code, out, err });
+      }),
+    );
   });
+  /** `until`, with the story so far when it times out. */
+  const waitFor = async (what: string, cond: () => boolean, ms = 20_000) => {
+    try {
+      await until(what, cond, ms);
+    } catch (e) {
+      const table = await cluster.sql<{ numbered: string; unnumbered: string; head: string | null }>(
+        'SELECT count(seq) AS numbered, count(*) - count(seq) AS unnumbered, max(seq) AS head FROM changes', [], new URL(url).pathname.slice(1),
+      ).catch((x: Error) => [{ numbered: x.message, unnumbered: '?', head: '?' }]);
+      throw new Error(`${(e as Error).message}; feed table ${JSON.stringify(table[0])}; listener: ${events.join('; ')}; writers: ${exits.join('; ') || 'running'}`);
+    }
+  };
   const cutListener = () => cluster.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'smhfs-feed'");
-  await until('some changes', () => got.length > 20);
+  await waitFor('some changes', () => got.length > 20);
   await cutListener();
-  await until('more changes', () => got.length > 120);
+  // Both writers must be running before the restart: a writer process still starting (slow under
+  // load) would meet the restart with its first connect, which is a start-up check that fails at
+  // once by design (one line, exit 1), not a reconnect. That was this test's flake: w2 exited 1 with
+  // "cannot connect … Connection refused" 0.7 s into the restart, so fewer than 250 changes were
+  // ever committed.
+  await waitFor('more changes, from both writers', () => got.length > 120 && ['w1', 'w2'].every((o) => got.some((r) => r.origin === o)));
+  note('restart');
   await cluster.restart('fast'); // every session dies: writers mid-transaction, the listener
-  await until('changes after the restart', () => got.length > 250, 60_000);
+  note('restarted');
+  await waitFor('changes after the restart', () => got.length > 250, 60_000);
   await cutListener();
   const results = await Promise.all(writers);
   for (const r of results) t.equal(r.code, 0, `writer exited cleanly ${r.err}`);

@@ -129,9 +129,9 @@ const llFrontend: Frontend = {
     const log = adapterOpts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
     let parsed: ReturnType<typeof llOptions> | undefined;
     let refused: Error | undefined;
-    // H4 "at once": where the change follower hears every process (SQLite), the kernel keeps names,
-    // attributes and readlink answers long and each change invalidates them; otherwise (a
-    // PostgreSQL library, whose feed does not reach this mount yet) they expire after 1 s.
+    // H4 "at once": where the change follower hears every process and host (SQLite's WAL,
+    // PostgreSQL's feed and NOTIFY), the kernel keeps names, attributes and readlink answers long
+    // and each change invalidates them; a feed that heard only this process would get 1 s.
     const exact = lib.changes.seesOthers;
     try {
       parsed = llOptions(m.fuseOptions, m.attrTimeout ?? (exact ? LONG_CACHE_SECONDS : 1), m.debug);

@@ -18,7 +18,9 @@
  *
  * Within a transaction a change is recorded once (a cascade touches the bin a thousand times: one
  * record). Numbers come from the engine (SQLite: AUTOINCREMENT, writers are serialised, so the
- * order of numbers is the order of commits). A rolled-back transaction leaves no record; the
+ * order of numbers is the order of commits; PostgreSQL: a sequencer pass numbers committed
+ * changes after their commit, src/store/postgres/feed.ts, so the numbers a writer hands its own
+ * listeners are local ones, `localNumbers`). A rolled-back transaction leaves no record; the
  * records of a committed one are also handed to in-process listeners right after the commit
  * (`onCommit`), because a connection never sees its own commits through `PRAGMA data_version`.
  *
@@ -26,8 +28,8 @@
  * `keep` numbers old, in its own transaction; the horizon says how far. A reader that fell behind
  * the horizon cannot replay what it missed and must drop every cache (`read` says so).
  *
- * The record shape is PostgreSQL's feed's (src/store/postgres/feed.ts: {space, kind, node, parent,
- * name} numbered by `seq`), so one follower serves both engines.
+ * One record type for both engines (PostgreSQL's feed, src/store/postgres/feed.ts, keeps the same
+ * {space, kind, node, parent, name} numbered by `seq`), so one follower serves both.
  */
 import { fail } from '../errors.js';
 import { nowUs, type MetaEngine, type MetaTx } from './engine.js';
@@ -87,6 +89,15 @@ export interface FeedRows {
   readonly seesOthers: boolean;
   /** Call `wake` soon after another process may have committed (SQLite: the WAL was written); returns a stop function. */
   watchCommits?(wake: () => void): () => void;
+  /**
+   * `append`'s numbers are this process's own, not the feed's (PostgreSQL: the feed numbers a
+   * commit's changes after the commit). A follower then applies its own commits as they come
+   * (`onCommit`) without moving its cursor, and skips records of its own origin in the feed; the
+   * writer never prunes by them.
+   */
+  readonly localNumbers?: boolean;
+  /** After a transaction that appended committed (PostgreSQL: have its changes numbered and announced). */
+  committed?(): void;
 }
 
 /** What a reader gets: the records after its number, or word that it fell behind the horizon. */
@@ -115,7 +126,8 @@ const keyOf = (kind: ChangeKind, space: string, node: number | null, parent: num
 export class ChangeFeed {
   private readonly engine: MetaEngine;
   private readonly rows: FeedRows;
-  private readonly origin: string;
+  /** What this feed's records carry as their `origin` (PROCESS_OWNER for a library). */
+  readonly origin: string;
   private readonly keep: number;
   private readonly pruneEvery: number;
   private readonly pending = new WeakMap<MetaTx, TxChanges>();
@@ -164,7 +176,9 @@ export class ChangeFeed {
     const last = this.rows.append(at, this.origin, todo);
     const first = last - todo.length + 1;
     todo.forEach((c, i) => mine.records.push({ seq: first + i, at, origin: this.origin, space: c.space, kind: c.kind, node: c.node ?? null, parent: c.parent ?? null, name: c.name ?? null }));
-    // every PRUNE_EVERY numbers (a batch may step over the multiple itself)
+    // every PRUNE_EVERY numbers (a batch may step over the multiple itself); local numbers say
+    // nothing of the feed's (PostgreSQL prunes after numbering, src/store/postgres/feed-rows.ts)
+    if (this.rows.localNumbers) return;
     if (Math.floor(last / this.pruneEvery) > Math.floor((first - 1) / this.pruneEvery) && last > this.keep) this.rows.pruneTo(last - this.keep);
   }
 
@@ -176,6 +190,8 @@ export class ChangeFeed {
         // A listener's failure is its own (it logs); the commit stands and the others still hear.
       }
     }
+    // This process first (its kernel caches), then the other hosts (numbering, NOTIFY).
+    if (records.length > 0) this.rows.committed?.();
   }
 
   /** In this process: `cb` gets each committed transaction's records, right after its commit. */
@@ -204,9 +220,14 @@ export class ChangeFeed {
     return this.engine.snapshot(() => this.rows.head());
   }
 
-  /** Whether a follower hears every process's commits (SQLite), or only this process's (PostgreSQL today). */
+  /** Whether a follower hears every process's (and host's) commits, or only this process's. */
   get seesOthers(): boolean {
     return this.rows.seesOthers;
+  }
+
+  /** See FeedRows.localNumbers. */
+  get localNumbers(): boolean {
+    return this.rows.localNumbers === true;
   }
 
   /** See FeedRows.externalVersion. */

@@ -136,7 +136,9 @@ export class Library {
     this.blobs = blobs;
     this.stagingDir = join(dir, 'staging', `${process.pid}-${randomBytes(4).toString('hex')}`);
     this.meta = this.backend.meta;
-    this.changes = new ChangeFeed(this.engine, this.backend.feedRows(), { origin: PROCESS_OWNER });
+    // One origin per open library, not per process: a follower skips its own library's records
+    // when it reads them back from a PostgreSQL feed, never another library's of the same process.
+    this.changes = new ChangeFeed(this.engine, this.backend.feedRows(), { origin: `${PROCESS_OWNER}/${randomBytes(3).toString('hex')}` });
     this.refs = new BlobRefs({
       engine: this.engine,
       rows: this.backend.blobRows,

@@ -13,7 +13,15 @@
  * - other processes' commits (the CLI, `serve`, another mount): a timer asks the engine's cheap
  *   change counter (`externalVersion`, SQLite's data_version: shared memory, no I/O) every
  *   `pollMs`, and the library folder's inotify wakes it at once when the WAL is written; when the
- *   counter moved, everything after the cursor is read and applied.
+ *   counter moved, everything after the cursor is read and applied. On PostgreSQL the counter is
+ *   moved by the feed's NOTIFY (and by each reconnect of the listening connection), which wakes
+ *   the follower too; the cursor is the feed's number, so a follower that was cut off reads on
+ *   from where it was.
+ *
+ * Where the feed numbers a commit only after it (PostgreSQL, `changes.localNumbers`), this
+ * process's records arrive first with local numbers: they are applied at once and leave the cursor
+ * alone, and the same records, read later from the feed with their real numbers, are recognised
+ * by their origin and not applied twice.
  *
  * A 'tree' change (a node whose place changed) is expanded here, as the library is when it is
  * read, into the node and every link whose readlink answer depends on where it is
@@ -169,7 +177,7 @@ export class ChangeFollower {
       }
       const records = r.records.filter((c) => c.seq <= upTo);
       if (records.length === 0) return;
-      this.apply(records, undefined);
+      this.apply(records, undefined, Infinity, this.lib.changes.localNumbers ? this.lib.changes.origin : undefined);
       if (records.length < r.records.length || r.records.length < this.batch) return;
     }
   }
@@ -177,6 +185,15 @@ export class ChangeFollower {
   /** This process committed `records` (numbered, in order). */
   private committedHere(records: readonly ChangeRecord[]): void {
     if (!this.started || records.length === 0) return;
+    if (this.lib.changes.localNumbers) {
+      // Local numbers: not the feed's, so not the cursor's (see the module comment).
+      try {
+        this.apply(records, this.direct, -Infinity, undefined, false);
+      } catch (e) {
+        this.onError(e);
+      }
+      return;
+    }
     const first = records[0]!.seq;
     const last = records[records.length - 1]!.seq;
     if (last <= this.last) return;
@@ -189,14 +206,18 @@ export class ChangeFollower {
     }
   }
 
-  /** Emit the invalidations `records` call for; those from `ownFrom` on are filtered by `direct`. */
-  private apply(records: readonly ChangeRecord[], direct: DirectSet | undefined, ownFrom = Infinity): void {
+  /**
+   * Emit the invalidations `records` call for; those from `ownFrom` on are filtered by `direct`,
+   * those of origin `skipOrigin` were applied when committed here. `advance`: the numbers are the
+   * feed's, the cursor moves over them.
+   */
+  private apply(records: readonly ChangeRecord[], direct: DirectSet | undefined, ownFrom = Infinity, skipOrigin?: string, advance = true): void {
     const entries = new Set<string>();
     const inodes = new Set<number>();
     let all = false;
     for (const c of records) {
-      this.last = c.seq;
-      if (c.space !== this.space) continue;
+      if (advance) this.last = c.seq;
+      if (c.space !== this.space || c.origin === skipOrigin) continue;
       const mine = direct !== undefined && c.seq >= ownFrom;
       switch (c.kind) {
         case 'entry': {

@@ -14,11 +14,12 @@
  */
 import { fail } from '../../errors.js';
 import { TxValue, type MetaEngine, type MetaTx, type TxOptions } from '../engine.js';
-import type { PgConnection } from './connection.js';
+import type { PgConnection, PgTx } from './connection.js';
 
 export class PgEngine implements MetaEngine {
   readonly conn: PgConnection;
   private tx: TxValue | undefined;
+  private attemptTx: PgTx | undefined;
   closed = false;
 
   constructor(conn: PgConnection) {
@@ -27,6 +28,11 @@ export class PgEngine implements MetaEngine {
 
   get current(): MetaTx | undefined {
     return this.tx;
+  }
+
+  /** The connection's transaction attempt now running (the change feed records its xid on it). */
+  get attempt(): PgTx | undefined {
+    return this.attemptTx;
   }
 
   snapshot<T>(fn: () => T): T {
@@ -43,6 +49,7 @@ export class PgEngine implements MetaEngine {
       (attempt) => {
         // A fresh value per attempt: a re-run must not inherit the work of the attempt it replaces.
         const tx = (this.tx = new TxValue());
+        this.attemptTx = attempt;
         try {
           const result = fn(tx);
           // Work that must run inside the transaction at its end (the change feed's batched
@@ -52,6 +59,7 @@ export class PgEngine implements MetaEngine {
           return result;
         } finally {
           this.tx = undefined;
+          this.attemptTx = undefined;
         }
       },
       { durable: opts.durable === true },

@@ -1,6 +1,8 @@
 /**
- * The change feed of a PostgreSQL library (SPEC S2; a prototype the engine of issue 13 builds on):
- * how one host learns, at once and without guessing, what other hosts changed.
+ * The change feed of a PostgreSQL library (SPEC S2): how one host learns, at once and without
+ * guessing, what other hosts changed. The engine's feed rows (feed-rows.ts) use it: they append in
+ * each write transaction, have the commits numbered, and listen with `deliver: false` (a mount's
+ * follower reads the feed itself from its own number; the listener only wakes it).
  *
  * Writing: a write transaction appends what it changed (`appendChanges`, one round trip, rows in
  * `changes` without a number). Nothing in it takes a lock or notifies, so writers never wait for
@@ -22,35 +24,16 @@
  * notification (and after every (re)connect) asks for everything after its last number and
  * delivers it in order, each change exactly once. A lost connection is re-opened with back-off,
  * LISTEN first and catch-up second, so nothing numbered in between slips through. Changes older
- * than the feed's horizon (`pruneFeed`) cannot be replayed: the listener then reports `resync`
- * (drop every cache) and goes on from the newest change.
+ * than the feed's horizon (`pruneFeed`, `pruneFeedKeep`) cannot be replayed: the listener then
+ * reports `resync` (drop every cache) and goes on from the newest change.
  */
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
+import type { Change, ChangeRecord } from '../changes.js';
 import type { PgConnection, PgStatement, PgTx } from './connection.js';
 import { FEED_CHANNEL } from './schema.js';
 
-/** What a change invalidates: a name in a directory, a node's attributes or content, a whole space. */
-export type ChangeKind = 'entry' | 'node' | 'space';
-
-export interface Change {
-  space: string;
-  kind: ChangeKind;
-  node?: number | null;
-  parent?: number | null;
-  name?: string | null;
-}
-
-export interface FeedRecord {
-  seq: number;
-  at: number;
-  origin: string;
-  space: string;
-  kind: ChangeKind;
-  node: number | null;
-  parent: number | null;
-  name: string | null;
-}
+export type { Change, ChangeKind, ChangeRecord } from '../changes.js';
 
 const appendStatements = new WeakMap<PgConnection, PgStatement>();
 
@@ -78,6 +61,23 @@ export function sequenceChanges(conn: PgConnection): number {
   return conn.query<{ head: number }>('SELECT smhfs_feed_sequence() AS head')[0]!.head;
 }
 
+/**
+ * Keep the newest `keep` numbers, drop the rest; returns the new horizon. One statement (one
+ * snapshot, atomic), at READ COMMITTED outside any transaction: what bounds the feed's size
+ * whatever the write rate. A numbering pass committing meanwhile only adds numbers above the
+ * head this statement saw, so nothing it numbers is dropped unseen; two prunes at once settle on
+ * the horizon row (the greater wins).
+ */
+export const PRUNE_KEEP_SQL = `WITH h AS (SELECT max(seq) - $1::bigint AS upto FROM changes),
+    d AS (DELETE FROM changes WHERE seq <= (SELECT upto FROM h) RETURNING 1),
+    u AS (UPDATE changes_horizon SET pruned_to = (SELECT upto FROM h) WHERE (SELECT upto FROM h) > pruned_to RETURNING pruned_to)
+  SELECT coalesce((SELECT pruned_to FROM u), (SELECT pruned_to FROM changes_horizon)) AS h`;
+
+export function pruneFeedKeep(conn: PgConnection, keep: number): number {
+  if (conn.inTransaction) throw new Error('pruneFeedKeep: run it outside a transaction');
+  return Number(conn.query<{ h: string | number }>(PRUNE_KEEP_SQL, [keep])[0]!.h);
+}
+
 /** Drop changes recorded before `beforeUs` (µs since the epoch); returns the new horizon. */
 export function pruneFeed(conn: PgConnection, beforeUs: number): number {
   if (conn.inTransaction) throw new Error('pruneFeed: run it outside a transaction');
@@ -95,15 +95,25 @@ export interface ListenerOptions {
   /** A sequencer pass at least this often (ms), for changes whose writer died before numbering them; 0: never. */
   sequenceEveryMs?: number;
   applicationName?: string;
+  /**
+   * false: read nothing, only announce (`notified`) that changes were numbered or that the
+   * connection is back (anything may have been numbered meanwhile); the caller reads the feed
+   * itself from its own number (a mount's follower). Default true: deliver `changes`.
+   */
+  deliver?: boolean;
+  /** After a pass of this listener that numbered across a multiple of 1,000: keep this many numbers, drop older ones (0: never). */
+  keep?: number;
 }
 
 export interface ListenerEvents {
   /** Changes after the last delivered one, in sequence order, each exactly once. */
-  changes: [records: FeedRecord[]];
+  changes: [records: ChangeRecord[]];
   /** The changes after `after` were pruned: drop every cache; delivery goes on from `head`. */
   resync: [info: { after: number; horizon: number; head: number }];
   /** Connected and listening (first time and after every reconnect). */
   connected: [];
+  /** With `deliver: false`: numbers up to `head` may be new (a notification; NaN after a reconnect). */
+  notified: [head: number];
   /** The connection was lost; a reconnect is scheduled. */
   disconnected: [error: Error];
   error: [error: Error];
@@ -112,6 +122,8 @@ export interface ListenerEvents {
 export class ChangeFeedListener extends EventEmitter<ListenerEvents> {
   private readonly url: string;
   private readonly opts: Required<Omit<ListenerOptions, 'after'>>;
+  /** The head after this listener's last numbering pass (pruning every 1,000 numbers). */
+  private passHead = 0;
   private client: pg.Client | undefined;
   private last: number;
   private closed = false;
@@ -135,6 +147,8 @@ export class ChangeFeedListener extends EventEmitter<ListenerEvents> {
       reconnectMaxMs: opts.reconnectMaxMs ?? 2000,
       sequenceEveryMs: opts.sequenceEveryMs ?? 1000,
       applicationName: opts.applicationName ?? 'smhfs-feed',
+      deliver: opts.deliver ?? true,
+      keep: opts.keep ?? 0,
     };
     this.backoff = this.opts.reconnectMinMs;
   }
@@ -147,7 +161,22 @@ export class ChangeFeedListener extends EventEmitter<ListenerEvents> {
   /** Connect, listen, catch up. Resolves once listening (rejects if the first connect fails). */
   async start(): Promise<void> {
     await this.connect();
-    if (this.opts.sequenceEveryMs > 0) {
+    this.startTimer();
+  }
+
+  /** As `start`, in the background: a first connect that fails is retried like any reconnect. */
+  begin(): void {
+    this.startTimer();
+    this.connect().catch((e: Error) => {
+      if (this.closed) return;
+      this.client = undefined;
+      this.emit('disconnected', e);
+      this.scheduleReconnect();
+    });
+  }
+
+  private startTimer(): void {
+    if (this.opts.sequenceEveryMs > 0 && !this.sequenceTimer) {
       this.sequenceTimer = setInterval(() => void this.sequenceSoon(), this.opts.sequenceEveryMs);
       this.sequenceTimer.unref();
     }
@@ -169,15 +198,30 @@ export class ChangeFeedListener extends EventEmitter<ListenerEvents> {
           this.sequenceAgain = false;
           const client = this.client;
           if (!client || this.closed) return; // the next connect's catch-up and timer pass cover it
-          await client.query('SELECT smhfs_feed_sequence()');
+          try {
+            await this.pass(client);
+          } catch (e) {
+            // A pass that failed on a connection since replaced must not swallow a request made
+            // for the new one: go round again when asked (see `catchUp`).
+            if (!this.closed && this.client === client) this.emit('error', e as Error);
+          }
         } while (this.sequenceAgain);
-      } catch (e) {
-        if (!this.closed && this.client) this.emit('error', e as Error);
       } finally {
         this.sequencing = undefined;
       }
     })();
     return this.sequencing;
+  }
+
+  /** One numbering pass on `client`; now and then, prune (`keep`). */
+  private async pass(client: pg.Client): Promise<void> {
+    const r = await client.query<{ head: string }>('SELECT smhfs_feed_sequence() AS head');
+    const head = Number(r.rows[0]!.head);
+    const before = this.passHead;
+    this.passHead = head;
+    if (this.opts.keep > 0 && head > this.opts.keep && Math.floor(head / 1000) > Math.floor(before / 1000)) {
+      await client.query(PRUNE_KEEP_SQL, [this.opts.keep]);
+    }
   }
 
   private async connect(): Promise<void> {
@@ -187,6 +231,10 @@ export class ChangeFeedListener extends EventEmitter<ListenerEvents> {
     client.on('notification', (n) => {
       if (n.channel !== FEED_CHANNEL) return;
       const seq = Number(n.payload);
+      if (!this.opts.deliver) {
+        this.emit('notified', seq);
+        return;
+      }
       if (!(seq > this.last)) return; // already delivered by a catch-up
       void this.catchUp();
     });
@@ -202,7 +250,8 @@ export class ChangeFeedListener extends EventEmitter<ListenerEvents> {
     this.client = client;
     this.backoff = this.opts.reconnectMinMs;
     this.emit('connected');
-    await this.catchUp();
+    if (this.opts.deliver) await this.catchUp();
+    else this.emit('notified', NaN);
     void this.sequenceSoon(); // changes committed while nobody was numbering
   }
 
@@ -242,11 +291,18 @@ export class ChangeFeedListener extends EventEmitter<ListenerEvents> {
       try {
         do {
           this.again = false;
-          await this.drain();
-        } while (this.again);
-      } catch (e) {
-        // The connection's own 'error'/'end' reconnects; a failed query alone is reported.
-        if (!this.closed && this.client) this.emit('error', e as Error);
+          const client = this.client;
+          try {
+            await this.drain();
+          } catch (e) {
+            // The connection's own 'error'/'end' reconnects; a failed query alone is reported.
+            // Either way the loop goes on when asked: a reconnect's catch-up that arrived while a
+            // drain on the dead connection was still failing only set `again`, and ending here
+            // would drop it: the listener would then wait for the next notification, which never
+            // comes once the writers are done (the S2 restart test's stall).
+            if (!this.closed && this.client && this.client === client) this.emit('error', e as Error);
+          }
+        } while (this.again && !this.closed);
       } finally {
         this.catching = undefined;
       }
@@ -259,7 +315,7 @@ export class ChangeFeedListener extends EventEmitter<ListenerEvents> {
       const client = this.client;
       if (!client || this.closed) return;
       // One statement, one snapshot: the horizon, the head and the rows agree with each other.
-      const r = await client.query<{ horizon: string; head: string; rows: FeedRecord[] }>(
+      const r = await client.query<{ horizon: string; head: string; rows: ChangeRecord[] }>(
         `SELECT h.pruned_to AS horizon, coalesce((SELECT max(seq) FROM changes), h.pruned_to) AS head,
            (SELECT coalesce(json_agg(c ORDER BY c.seq), '[]'::json) FROM
              (SELECT seq, at, origin, space, kind, node, parent, name FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2) c) AS rows

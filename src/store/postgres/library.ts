@@ -22,7 +22,7 @@ import { PgEngine } from './engine.js';
 import { pgBlobRows, pgMetaRows, pgTaskRows, pgTokenRows } from './rows.js';
 import { migratePostgres, pgSchemaVersion, PG_SCHEMA_VERSION } from './schema.js';
 import { pgSpaceRows } from './space-rows.js';
-import { pgLocalFeedRows } from './feed-rows.js';
+import { pgFeedRows } from './feed-rows.js';
 
 /** The folder's record of where its metadata lives. */
 export const PG_RECORD_FILE = 'library.pg';
@@ -121,14 +121,15 @@ export function openPostgresBackend(dir: string, opts: { meta?: string; create?:
     conn.close();
     throw e;
   }
+  const engine = new PgEngine(conn);
   return {
-    engine: new PgEngine(conn),
+    engine,
     meta: pgMetaRows(conn),
     blobRows: pgBlobRows(conn),
     taskRows: pgTaskRows(conn),
     tokenRows: pgTokenRows(conn),
     spaceRows: () => pgSpaceRows(conn),
-    feedRows: () => pgLocalFeedRows(conn),
+    feedRows: () => pgFeedRows(engine, conn, url),
     // statfs reads totals plus one delta row per writing transaction (migration 4): fold the
     // committed deltas into the totals now and then, at READ COMMITTED, conflicting with nobody.
     maintain: () => void conn.query('SELECT smhfs_fold_space_usage() AS folded'),
