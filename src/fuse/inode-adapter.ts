@@ -26,7 +26,7 @@
 import { constants } from 'node:os';
 import { fail, isSmhError } from '../errors.js';
 import type { NodeInfo } from '../store/types.js';
-import type { Attr, Created, Ctx, DirEntry, Entry, FdSlice, LowLevelOps, Open, SetAttr, Statfs, Timespec } from './ll/binding.js';
+import type { Attr, Created, Ctx, DirEntry, DirEntryPlus, Entry, FdSlice, LowLevelOps, Open, SetAttr, Statfs, Timespec } from './ll/binding.js';
 import type { AdapterOptions } from './adapter.js';
 import { STATS_XATTR } from './adapter.js';
 import type { ChangeFollower } from '../vfs/changes.js';
@@ -44,6 +44,9 @@ const S_IFREG = 0o100000;
 const S_IFDIR = 0o040000;
 const XATTR_CREATE = 1;
 const XATTR_REPLACE = 2;
+/** Bytes before the name in a reply's entry: struct fuse_dirent; fuse_entry_out + fuse_dirent. */
+const FUSE_DIRENT_HEADER = 24;
+const FUSE_DIRENTPLUS_HEADER = 152;
 /** st_blksize: what `cat`, `cp` use as their buffer size; one FUSE request (max_write, 1 MiB). */
 const BLKSIZE = 1 << 20;
 
@@ -73,6 +76,11 @@ export interface KernelCaches {
  */
 const BOUND_LINK_TIMEOUTS = { entryTimeout: 0, attrTimeout: 0 } as const;
 
+/** An open directory handle: the names it has sent, in order (offset k + 3 resumes after sent[k]). */
+interface DirCursor {
+  sent: string[];
+}
+
 const timespec = (us: number): Timespec => {
   const sec = Math.floor(us / 1e6);
   return { sec, nsec: (us - sec * 1e6) * 1000 };
@@ -89,8 +97,8 @@ export class InodeAdapter {
   readonly #root: number;
   /** The kernel's lookup references, per node id. */
   readonly #lookups = new Map<number, number>();
-  /** Open directory handles: the listing a handle walks (made at offset 0, stable while it reads on). */
-  readonly #dirs = new Map<number, DirEntry[] | undefined>();
+  /** Open directory handles: the names each has sent, by offset (see #page). */
+  readonly #dirs = new Map<number, DirCursor>();
   #nextDir = 1;
   /** libfuse 2's auto_cache: an open keeps the kernel's pages when mtime and size are as at the last open. */
   readonly #seenVersion = new Map<number, string>();
@@ -361,19 +369,25 @@ export class InodeAdapter {
           const info = this.#info(id(ino));
           if (info.kind !== 'dir') throw fail('NotADirectory', 'not a directory', info.path);
           const fh = this.#nextDir++;
-          this.#dirs.set(fh, undefined);
+          this.#dirs.set(fh, { sent: [] });
           return fh;
         }),
 
-      readdir: (ino, fh, offset) =>
-        this.#run('readdir', ino, undefined, () => {
-          let list = this.#dirs.get(fh);
-          if (offset === 0 || !list) {
-            list = this.#listing(id(ino));
-            this.#dirs.set(fh, list);
-          }
-          return offset === 0 ? list : list.slice(offset);
-        }),
+      readdir: (ino, fh, offset, size) =>
+        this.#run('readdir', ino, undefined, (): DirEntry[] =>
+          this.#page(id(ino), fh, offset, size, false).map((p) => ({ name: p.name, ino: this.inoOf(p.info.id), mode: p.info.mode, nextOffset: p.next })),
+        ),
+
+      // Each entry but . and .. is a lookup reference (the binding gives back, through forget,
+      // those that did not fit the reply), with a lookup's timeouts (#entry: bound links too).
+      readdirplus: (ino, fh, offset, size) =>
+        this.#run('readdirplus', ino, undefined, (): DirEntryPlus[] =>
+          this.#page(id(ino), fh, offset, size, true).map((p) => ({
+            name: p.name,
+            entry: p.name === '.' || p.name === '..' ? { attr: this.#attr(p.info) } : this.#entry(p.info),
+            nextOffset: p.next,
+          })),
+        ),
 
       releasedir: (_ino, fh) => {
         this.#dirs.delete(fh);
@@ -487,28 +501,61 @@ export class InodeAdapter {
     return this.#attr(info, h && info.kind === 'file' ? h.view : undefined);
   }
 
-  /** `.`, `..` and the directory's entries; reading it moves its atime when due (relatime). */
-  #listing(dirId: number): DirEntry[] {
+  /**
+   * One reply's worth of directory `dirId` for handle `fh` from `offset`: one store page
+   * (readdirPlus: name order, each entry's info from one range read), cut to what fits `size`
+   * bytes of the reply so no entry is fetched, counted and then dropped. Offsets: `.` is 1, `..`
+   * 2, and the k-th name this handle sent is k + 3; a later call resumes after that name. So the
+   * cursor is a name, not a position: names created or removed meanwhile (by anyone) shift
+   * nothing, and every name present throughout the listing comes exactly once (POSIX leaves the
+   * others unspecified). A handle keeps the names it sent until releasedir (a rewind re-reads
+   * and sends new offsets; an offset is never given two meanings).
+   */
+  #page(dirId: number, fh: number, offset: number, size: number, plus: boolean): { name: string; info: NodeInfo; next: number }[] {
     const s = this.#space;
-    const self = this.#info(dirId);
-    if (self.kind !== 'dir') throw fail('NotADirectory', 'not a directory', self.path);
-    let up = self;
-    if (dirId !== this.#root) {
-      const i = self.path.lastIndexOf('/');
-      try {
-        up = s.stat(i < 0 ? '' : self.path.slice(0, i));
-      } catch {
-        // a directory being moved or purged: `..` shows itself
+    const cursor = this.#dirs.get(fh);
+    if (!cursor) throw fail('InvalidArgument', 'no such directory handle', String(fh));
+    const out: { name: string; info: NodeInfo; next: number }[] = [];
+    // what the binding's encoder takes per entry (fuse_add_direntry[_plus]: header + name, 8-aligned)
+    const header = plus ? FUSE_DIRENTPLUS_HEADER : FUSE_DIRENT_HEADER;
+    const bytes = (name: string): number => (header + Buffer.byteLength(name) + 7) & ~7;
+    let room = size;
+    if (offset < 2) {
+      const self = this.#info(dirId);
+      if (self.kind !== 'dir') throw fail('NotADirectory', 'not a directory', self.path);
+      if (offset === 0) {
+        touchAtime(this.#space, this.#log, self);
+        out.push({ name: '.', info: self, next: 1 });
+        room -= bytes('.');
       }
+      out.push({ name: '..', info: this.#up(self), next: 2 });
+      room -= bytes('..');
     }
-    const entries = s.readdir(dirId);
-    touchAtime(this.#space, this.#log, self);
-    const out: DirEntry[] = [
-      { name: '.', ino: this.inoOf(self.id), mode: S_IFDIR },
-      { name: '..', ino: this.inoOf(up.id), mode: S_IFDIR },
-    ];
-    for (const e of entries) out.push({ name: e.name, ino: this.inoOf(e.info.id), mode: e.info.mode });
+    let after: string | undefined;
+    if (offset >= 3) {
+      after = cursor.sent[offset - 3];
+      if (after === undefined) return []; // an offset this handle never gave: nothing follows it
+    }
+    const limit = Math.max(1, Math.floor(room / ((header + 8) & ~7)));
+    for (const e of s.readdirPlus(dirId, after, limit)) {
+      const need = bytes(e.name);
+      if (need > room) break;
+      room -= need;
+      cursor.sent.push(e.name);
+      out.push({ name: e.name, info: e.info, next: cursor.sent.length + 2 });
+    }
     return out;
+  }
+
+  /** A directory's `..` (the root's is itself; so is a directory being moved or purged meanwhile). */
+  #up(self: NodeInfo): NodeInfo {
+    if (self.id === this.#root) return self;
+    const i = self.path.lastIndexOf('/');
+    try {
+      return this.#space.stat(i < 0 ? '' : self.path.slice(0, i));
+    } catch {
+      return self;
+    }
   }
 
   /**
