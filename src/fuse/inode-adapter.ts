@@ -19,6 +19,8 @@
  *   otherwise from the async read path. Writes go straight from the request buffer into the
  *   staging file when they can (`writeNow`), else through the async path (the binding keeps the
  *   buffer for it).
+ * - Listings are readdirplus (always): one store page per reply, each entry a lookup reference
+ *   with its attributes, resumed after the last name sent (./dir-cursor.ts).
  * - Cache invalidation: `attachKernel` gives the adapter the session's invalidation calls; the
  *   server (and i11-inval's change follower) ask through `invalidateEntry(dirId, name)` and
  *   `invalidateNode(id)` in node ids.
@@ -33,6 +35,7 @@ import type { ChangeFollower } from '../vfs/changes.js';
 import { adapterSnapshot, errnoFor, nodeStat, openMode, runOp, statfsNumbers, touchAtime, type OpCounter } from './translate.js';
 import type { FuseLibrary, FuseSpace } from './port.js';
 import { OpenFiles, type Handle } from '../vfs/open-files.js';
+import { DirCursor, type DirPageEntry } from './dir-cursor.js';
 import type { ContentReader } from '../vfs/reader.js';
 import type { BlobFile } from '../blob/types.js';
 
@@ -44,9 +47,6 @@ const S_IFREG = 0o100000;
 const S_IFDIR = 0o040000;
 const XATTR_CREATE = 1;
 const XATTR_REPLACE = 2;
-/** Bytes before the name in a reply's entry: struct fuse_dirent; fuse_entry_out + fuse_dirent. */
-const FUSE_DIRENT_HEADER = 24;
-const FUSE_DIRENTPLUS_HEADER = 152;
 /** st_blksize: what `cat`, `cp` use as their buffer size; one FUSE request (max_write, 1 MiB). */
 const BLKSIZE = 1 << 20;
 
@@ -75,11 +75,6 @@ export interface KernelCaches {
  * nor its attributes: each use asks again, as through fuse-native's paths.
  */
 const BOUND_LINK_TIMEOUTS = { entryTimeout: 0, attrTimeout: 0 } as const;
-
-/** An open directory handle: the names it has sent, in order (offset k + 3 resumes after sent[k]). */
-interface DirCursor {
-  sent: string[];
-}
 
 const timespec = (us: number): Timespec => {
   const sec = Math.floor(us / 1e6);
@@ -369,7 +364,7 @@ export class InodeAdapter {
           const info = this.#info(id(ino));
           if (info.kind !== 'dir') throw fail('NotADirectory', 'not a directory', info.path);
           const fh = this.#nextDir++;
-          this.#dirs.set(fh, { sent: [] });
+          this.#dirs.set(fh, new DirCursor());
           return fh;
         }),
 
@@ -501,61 +496,23 @@ export class InodeAdapter {
     return this.#attr(info, h && info.kind === 'file' ? h.view : undefined);
   }
 
-  /**
-   * One reply's worth of directory `dirId` for handle `fh` from `offset`: one store page
-   * (readdirPlus: name order, each entry's info from one range read), cut to what fits `size`
-   * bytes of the reply so no entry is fetched, counted and then dropped. Offsets: `.` is 1, `..`
-   * 2, and the k-th name this handle sent is k + 3; a later call resumes after that name. So the
-   * cursor is a name, not a position: names created or removed meanwhile (by anyone) shift
-   * nothing, and every name present throughout the listing comes exactly once (POSIX leaves the
-   * others unspecified). A handle keeps the names it sent until releasedir (a rewind re-reads
-   * and sends new offsets; an offset is never given two meanings).
-   */
-  #page(dirId: number, fh: number, offset: number, size: number, plus: boolean): { name: string; info: NodeInfo; next: number }[] {
-    const s = this.#space;
+  /** A directory handle's next reply (./dir-cursor.ts); `..` is the parent, or itself while being moved or purged. */
+  #page(dirId: number, fh: number, offset: number, size: number, plus: boolean): DirPageEntry[] {
     const cursor = this.#dirs.get(fh);
     if (!cursor) throw fail('InvalidArgument', 'no such directory handle', String(fh));
-    const out: { name: string; info: NodeInfo; next: number }[] = [];
-    // what the binding's encoder takes per entry (fuse_add_direntry[_plus]: header + name, 8-aligned)
-    const header = plus ? FUSE_DIRENTPLUS_HEADER : FUSE_DIRENT_HEADER;
-    const bytes = (name: string): number => (header + Buffer.byteLength(name) + 7) & ~7;
-    let room = size;
-    if (offset < 2) {
-      const self = this.#info(dirId);
-      if (self.kind !== 'dir') throw fail('NotADirectory', 'not a directory', self.path);
-      if (offset === 0) {
-        touchAtime(this.#space, this.#log, self);
-        out.push({ name: '.', info: self, next: 1 });
-        room -= bytes('.');
-      }
-      out.push({ name: '..', info: this.#up(self), next: 2 });
-      room -= bytes('..');
-    }
-    let after: string | undefined;
-    if (offset >= 3) {
-      after = cursor.sent[offset - 3];
-      if (after === undefined) return []; // an offset this handle never gave: nothing follows it
-    }
-    const limit = Math.max(1, Math.floor(room / ((header + 8) & ~7)));
-    for (const e of s.readdirPlus(dirId, after, limit)) {
-      const need = bytes(e.name);
-      if (need > room) break;
-      room -= need;
-      cursor.sent.push(e.name);
-      out.push({ name: e.name, info: e.info, next: cursor.sent.length + 2 });
-    }
-    return out;
-  }
-
-  /** A directory's `..` (the root's is itself; so is a directory being moved or purged meanwhile). */
-  #up(self: NodeInfo): NodeInfo {
-    if (self.id === this.#root) return self;
-    const i = self.path.lastIndexOf('/');
-    try {
-      return this.#space.stat(i < 0 ? '' : self.path.slice(0, i));
-    } catch {
-      return self;
-    }
+    return cursor.page(this.#space, dirId, offset, size, plus, {
+      self: () => this.#info(dirId),
+      up: (self) => {
+        if (self.id === this.#root) return self;
+        const i = self.path.lastIndexOf('/');
+        try {
+          return this.#space.stat(i < 0 ? '' : self.path.slice(0, i));
+        } catch {
+          return self;
+        }
+      },
+      listed: (self) => touchAtime(this.#space, this.#log, self),
+    });
   }
 
   /**
