@@ -168,6 +168,8 @@ export async function runScale(o: ScaleOptions): Promise<string> {
         const data = join(BASE, `data-${fs}`);
         await rm(data, { recursive: true, force: true });
         if (fs === 'bindfs') await mkdir(data, { recursive: true });
+        // `smhfs mount` no longer makes a library where there is none: init it first
+        else await must(`'${process.execPath}' '${CLI}' --library '${data}' init`);
         ms[fs] = await mountFs(fs, pinned, data);
       }
       const each = async (what: string, fn: (m: Mounted) => Promise<void>): Promise<void> => {

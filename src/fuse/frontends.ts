@@ -79,7 +79,10 @@ export const LONG_CACHE_SECONDS = 60;
 
 /** The user's `-o` options as the ll binding and the inode adapter take them. */
 export function llOptions(fuseOptions: string[], attrTimeout: number, debug: boolean): { mount: MountOptions; show: { uid?: number; gid?: number; umask?: number } } {
-  const mount: MountOptions = { entryTimeout: attrTimeout, attrTimeout };
+  // readdirplus always (not the kernel's 'auto', which uses it for a directory's first reply
+  // only until a lookup in it advises more): a store page with every entry's attributes costs
+  // less than a plain name listing (issue 15), and each entry it gives saves a lookup later.
+  const mount: MountOptions = { entryTimeout: attrTimeout, attrTimeout, readdirplus: 'always' };
   const show: { uid?: number; gid?: number; umask?: number } = {};
   const rest: string[] = [];
   const num = (o: string, v: string, base = 10): number => {

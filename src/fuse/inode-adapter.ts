@@ -5,6 +5,8 @@
  * (src/vfs/open-files.ts). Like ./adapter.ts (fuse-native, by path) it only translates — ids to
  * inos, flags and modes to store arguments, NodeInfo to attributes (./translate.ts, shared), errors
  * to -errno through the one mapping — and holds no rule.
+ * Over 600 lines because it is the one table of every low-level op (~40), each a few lines of
+ * translation; splitting the table would scatter the ino/fh bookkeeping the ops share.
  *
  * - ino = node id, except that the space's root answers as FUSE_ROOT_ID (1) and node 1, if it is
  *   not the root, as the root's id (a swap: one bijection, no table). The generation is the node's
@@ -21,6 +23,8 @@
  *   buffer for it).
  * - rename carries renameat2's flags: RENAME_NOREPLACE and RENAME_EXCHANGE go to the store (one
  *   transaction each); anything else is EINVAL.
+ * - Listings are readdirplus (always): one store page per reply, each entry a lookup reference
+ *   with its attributes, resumed after the last name sent (./dir-cursor.ts).
  * - Cache invalidation: `attachKernel` gives the adapter the session's invalidation calls; the
  *   server (and i11-inval's change follower) ask through `invalidateEntry(dirId, name)` and
  *   `invalidateNode(id)` in node ids.
@@ -28,13 +32,14 @@
 import { constants } from 'node:os';
 import { fail, isSmhError } from '../errors.js';
 import type { Attrs, NodeInfo } from '../store/types.js';
-import type { Attr, Created, Ctx, DirEntry, Entry, FdSlice, LowLevelOps, Open, SetAttr, Statfs, Timespec } from './ll/binding.js';
+import type { Attr, Created, Ctx, DirEntry, DirEntryPlus, Entry, FdSlice, LowLevelOps, Open, SetAttr, Statfs, Timespec } from './ll/binding.js';
 import type { AdapterOptions } from './adapter.js';
 import { STATS_XATTR } from './adapter.js';
 import type { ChangeFollower } from '../vfs/changes.js';
 import { adapterSnapshot, errnoFor, nodeStat, openMode, runOp, statfsNumbers, touchAtime, type OpCounter } from './translate.js';
 import type { FuseLibrary, FuseSpace } from './port.js';
 import { OpenFiles, type Handle } from '../vfs/open-files.js';
+import { DirCursor, type DirPageEntry } from './dir-cursor.js';
 import type { ContentReader } from '../vfs/reader.js';
 import type { BlobFile } from '../blob/types.js';
 
@@ -97,8 +102,8 @@ export class InodeAdapter {
   readonly #root: number;
   /** The kernel's lookup references, per node id. */
   readonly #lookups = new Map<number, number>();
-  /** Open directory handles: the listing a handle walks (made at offset 0, stable while it reads on). */
-  readonly #dirs = new Map<number, DirEntry[] | undefined>();
+  /** Open directory handles: the names each has sent, by offset (see #page). */
+  readonly #dirs = new Map<number, DirCursor>();
   #nextDir = 1;
   /** libfuse 2's auto_cache: an open keeps the kernel's pages when mtime and size are as at the last open. */
   readonly #seenVersion = new Map<number, string>();
@@ -371,19 +376,25 @@ export class InodeAdapter {
           const info = this.#info(id(ino));
           if (info.kind !== 'dir') throw fail('NotADirectory', 'not a directory', info.path);
           const fh = this.#nextDir++;
-          this.#dirs.set(fh, undefined);
+          this.#dirs.set(fh, new DirCursor());
           return fh;
         }),
 
-      readdir: (ino, fh, offset) =>
-        this.#run('readdir', ino, undefined, () => {
-          let list = this.#dirs.get(fh);
-          if (offset === 0 || !list) {
-            list = this.#listing(id(ino));
-            this.#dirs.set(fh, list);
-          }
-          return offset === 0 ? list : list.slice(offset);
-        }),
+      readdir: (ino, fh, offset, size) =>
+        this.#run('readdir', ino, undefined, (): DirEntry[] =>
+          this.#page(id(ino), fh, offset, size, false).map((p) => ({ name: p.name, ino: this.inoOf(p.info.id), mode: p.info.mode, nextOffset: p.next })),
+        ),
+
+      // Each entry but . and .. is a lookup reference (the binding gives back, through forget,
+      // those that did not fit the reply), with a lookup's timeouts (#entry: bound links too).
+      readdirplus: (ino, fh, offset, size) =>
+        this.#run('readdirplus', ino, undefined, (): DirEntryPlus[] =>
+          this.#page(id(ino), fh, offset, size, true).map((p) => ({
+            name: p.name,
+            entry: p.name === '.' || p.name === '..' ? { attr: this.#attr(p.info) } : this.#entry(p.info),
+            nextOffset: p.next,
+          })),
+        ),
 
       releasedir: (_ino, fh) => {
         this.#dirs.delete(fh);
@@ -506,28 +517,23 @@ export class InodeAdapter {
     return this.#attr(info, h && info.kind === 'file' ? h.view : undefined);
   }
 
-  /** `.`, `..` and the directory's entries; reading it moves its atime when due (relatime). */
-  #listing(dirId: number): DirEntry[] {
-    const s = this.#space;
-    const self = this.#info(dirId);
-    if (self.kind !== 'dir') throw fail('NotADirectory', 'not a directory', self.path);
-    let up = self;
-    if (dirId !== this.#root) {
-      const i = self.path.lastIndexOf('/');
-      try {
-        up = s.stat(i < 0 ? '' : self.path.slice(0, i));
-      } catch {
-        // a directory being moved or purged: `..` shows itself
-      }
-    }
-    const entries = s.readdir(dirId);
-    touchAtime(this.#space, this.#log, self);
-    const out: DirEntry[] = [
-      { name: '.', ino: this.inoOf(self.id), mode: S_IFDIR },
-      { name: '..', ino: this.inoOf(up.id), mode: S_IFDIR },
-    ];
-    for (const e of entries) out.push({ name: e.name, ino: this.inoOf(e.info.id), mode: e.info.mode });
-    return out;
+  /** A directory handle's next reply (./dir-cursor.ts); `..` is the parent, or itself while being moved or purged. */
+  #page(dirId: number, fh: number, offset: number, size: number, plus: boolean): DirPageEntry[] {
+    const cursor = this.#dirs.get(fh);
+    if (!cursor) throw fail('InvalidArgument', 'no such directory handle', String(fh));
+    return cursor.page(this.#space, dirId, offset, size, plus, {
+      self: () => this.#info(dirId),
+      up: (self) => {
+        if (self.id === this.#root) return self;
+        const i = self.path.lastIndexOf('/');
+        try {
+          return this.#space.stat(i < 0 ? '' : self.path.slice(0, i));
+        } catch {
+          return self;
+        }
+      },
+      listed: (self) => touchAtime(this.#space, this.#log, self),
+    });
   }
 
   /**

@@ -19,6 +19,7 @@ export type FuseSpace = Pick<
   | 'link'
   | 'linkAt'
   | 'readdir'
+  | 'readdirPlus'
   | 'readlink'
   | 'statfs'
   | 'mkdir'

@@ -150,17 +150,28 @@ function json(reply: FastifyReply, status: number, body: unknown): FastifyReply 
   return reply.code(status).header('content-type', 'application/json; charset=utf-8').send(JSON.stringify(body));
 }
 
-function page<T>(items: T[], keyOf: (t: T) => string, marker: string | undefined, limitStr: string | undefined): { items: T[]; nextMarker?: string } {
+function limitOf(limitStr: string | undefined): number {
   const limit = limitStr === undefined ? MAX_LIMIT : Number(limitStr);
   if (!(limit >= 1 && limit <= MAX_LIMIT)) throw fail('InvalidArgument', `limit must be between 1 and ${MAX_LIMIT}`);
-  let after: string | undefined;
-  if (marker !== undefined && marker !== '') {
-    after = Buffer.from(marker, 'base64url').toString('utf8');
-    if (Buffer.from(after, 'utf8').toString('base64url') !== marker) throw fail('InvalidArgument', `bad marker ${JSON.stringify(marker)}`);
-  }
-  const rest = after === undefined ? items : items.filter((t) => byteOrder(keyOf(t), after!) > 0);
+  return limit;
+}
+
+/** The key a marker names (the last one of the previous page), or undefined for the first page. */
+function afterOf(marker: string | undefined): string | undefined {
+  if (marker === undefined || marker === '') return undefined;
+  const after = Buffer.from(marker, 'base64url').toString('utf8');
+  if (Buffer.from(after, 'utf8').toString('base64url') !== marker) throw fail('InvalidArgument', `bad marker ${JSON.stringify(marker)}`);
+  return after;
+}
+
+const markerOf = (key: string): string => Buffer.from(key, 'utf8').toString('base64url');
+
+function page<T>(items: T[], keyOf: (t: T) => string, marker: string | undefined, limitStr: string | undefined): { items: T[]; nextMarker?: string } {
+  const limit = limitOf(limitStr);
+  const after = afterOf(marker);
+  const rest = after === undefined ? items : items.filter((t) => byteOrder(keyOf(t), after) > 0);
   const out = rest.slice(0, limit);
-  return rest.length > limit ? { items: out, nextMarker: Buffer.from(keyOf(out[out.length - 1]!), 'utf8').toString('base64url') } : { items: out };
+  return rest.length > limit ? { items: out, nextMarker: markerOf(keyOf(out[out.length - 1]!)) } : { items: out };
 }
 
 function byteOrder(a: string, b: string): number {
@@ -339,10 +350,14 @@ export async function smhRoutes(app: FastifyInstance, opts: SmhOptions): Promise
         if (q.info !== undefined) return json(reply, 200, await infoOf(space, path));
         const dir = await space.stat(path, { follow: false });
         if (dir.kind !== 'dir') throw fail('NotADirectory', 'not a directory', path);
-        let entries = await space.readdir(path);
-        if (segments(path).length === 0) entries = entries.filter((e) => e.name !== '.trash'); // the bin has its own API
-        entries = [...entries].sort((a, b) => byteOrder(a.name, b.name));
-        const pg = page(entries, (e) => e.name, q.marker, q.limit);
+        // One store page in name order (issue 15: a page's cost does not grow with the
+        // directory): the limit, one more to know whether a next page exists, and at the root
+        // one more for `.trash`, which the bin's own API lists.
+        const limit = limitOf(q.limit);
+        const atRoot = segments(path).length === 0;
+        let entries = await space.readdirPlus(dir.id, afterOf(q.marker), limit + (atRoot ? 2 : 1));
+        if (atRoot) entries = entries.filter((e) => e.name !== '.trash');
+        const pg = entries.length > limit ? { items: entries.slice(0, limit), nextMarker: markerOf(entries[limit - 1]!.name) } : { items: entries };
         const body: Record<string, unknown> = {
           path: segments(dir.path),
           type: 'dir',

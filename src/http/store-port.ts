@@ -10,7 +10,7 @@ export type { TokenInfo };
 export type HttpSpace = Pick<
   Space,
   | 'stat'
-  | 'readdir'
+  | 'readdirPlus'
   | 'resolveRead'
   | 'userMeta'
   | 'mkdir'

@@ -1,0 +1,74 @@
+/**
+ * An open directory handle of the ll mount (./inode-adapter.ts): its readdir / readdirplus
+ * replies, each from one store page (Space.readdirPlus: name order, every entry's info from one
+ * range read, issue 15), cut to what fits the reply's `size` bytes so no entry is fetched,
+ * counted as a lookup reference and then dropped.
+ *
+ * Offsets: `.` is 1, `..` is 2, and the k-th name this handle sent is k + 3; a later call resumes
+ * after that name. So the cursor is a name, not a position: names created or removed meanwhile
+ * (by anyone) shift nothing, and every name present throughout the listing comes exactly once
+ * (POSIX leaves the others unspecified). A handle keeps the names it sent until releasedir (a
+ * rewind re-reads and hands out new offsets; an offset never gets two meanings). That is a string
+ * per entry listed per open handle, freed at releasedir.
+ */
+import { fail } from '../errors.js';
+import type { NodeInfo } from '../store/types.js';
+import type { FuseSpace } from './port.js';
+
+/** Bytes before the name in a reply's entry (fuse_add_direntry[_plus]): struct fuse_dirent; fuse_entry_out + fuse_dirent. */
+const FUSE_DIRENT_HEADER = 24;
+const FUSE_DIRENTPLUS_HEADER = 152;
+
+export interface DirPageEntry {
+  name: string;
+  info: NodeInfo;
+  /** the offset that resumes after this entry */
+  next: number;
+}
+
+export interface DirHooks {
+  /** the directory itself (it may be an open file's last-seen info: the adapter knows) */
+  self(): NodeInfo;
+  /** its `..` */
+  up(self: NodeInfo): NodeInfo;
+  /** a listing started (relatime) */
+  listed(self: NodeInfo): void;
+}
+
+export class DirCursor {
+  /** The names sent, in order: offset k + 3 resumes after sent[k]. */
+  readonly #sent: string[] = [];
+
+  page(space: Pick<FuseSpace, 'readdirPlus'>, dirId: number, offset: number, size: number, plus: boolean, hooks: DirHooks): DirPageEntry[] {
+    const out: DirPageEntry[] = [];
+    const header = plus ? FUSE_DIRENTPLUS_HEADER : FUSE_DIRENT_HEADER;
+    const bytes = (name: string): number => (header + Buffer.byteLength(name) + 7) & ~7;
+    let room = size;
+    if (offset < 2) {
+      const self = hooks.self();
+      if (self.kind !== 'dir') throw fail('NotADirectory', 'not a directory', self.path);
+      if (offset === 0) {
+        hooks.listed(self);
+        out.push({ name: '.', info: self, next: 1 });
+        room -= bytes('.');
+      }
+      out.push({ name: '..', info: hooks.up(self), next: 2 });
+      room -= bytes('..');
+    }
+    let after: string | undefined;
+    if (offset >= 3) {
+      after = this.#sent[offset - 3];
+      if (after === undefined) return []; // an offset this handle never gave: nothing follows it
+    }
+    // as many entries as could fit if every name were one byte: at most a few too many
+    const limit = Math.max(1, Math.floor(room / ((header + 8) & ~7)));
+    for (const e of space.readdirPlus(dirId, after, limit)) {
+      const need = bytes(e.name);
+      if (need > room) break;
+      room -= need;
+      this.#sent.push(e.name);
+      out.push({ name: e.name, info: e.info, next: this.#sent.length + 2 });
+    }
+    return out;
+  }
+}
