@@ -28,8 +28,10 @@ const SCHEMA_4_SAFETY = `DROP TABLE blob_queue; DROP TABLE blob_holds; DROP INDE
   ALTER TABLE blob_pending DROP COLUMN heartbeat; ALTER TABLE blob_doomed DROP COLUMN owner;`;
 /** Schema 1–5 had no sparse layouts (undoes migration 6, D8). */
 const SCHEMA_5_LAYOUT = 'ALTER TABLE nodes DROP COLUMN layout;';
-/** Before the change feed (undoes its migration, H4). */
-const BEFORE_FEED = 'DROP TABLE changes; DROP TABLE changes_horizon;';
+/** Before the bound-link counters (undoes migration 10, issue 11). */
+const BEFORE_BOUND_COUNTS = 'DROP TRIGGER nodes_bound_insert; DROP TRIGGER nodes_bound_delete; DROP TRIGGER nodes_bound_update; DROP TABLE bound_links;';
+/** Before the change feed (undoes its migration, H4, and the later ones). */
+const BEFORE_FEED = `${BEFORE_BOUND_COUNTS} DROP TABLE changes; DROP TABLE changes_horizon;`;
 /** Schema 1–6 gave a node one name: entries.node UNIQUE, no seq (undoes migration 7, L17). */
 const SCHEMA_6_NAMES = `
   CREATE TABLE entries_v6 (parent INTEGER NOT NULL, name TEXT NOT NULL, node INTEGER NOT NULL UNIQUE,
@@ -192,7 +194,7 @@ t.test('H4: a library from before the change feed gets an empty feed; its first 
   lib.close();
   const db = new Database(join(dir, DB_FILE));
   db.exec(BEFORE_FEED);
-  db.pragma(`user_version = ${SCHEMA_VERSION - 1}`);
+  db.pragma('user_version = 7');
   db.close();
 
   const again = Library.open(dir);
@@ -205,4 +207,32 @@ t.test('H4: a library from before the change feed gets an empty feed; its first 
   t.ok(records.length > 0 && records[0]!.seq === 1, 'numbered from 1');
   t.ok(records.some((r) => r.kind === 'entry' && r.name === 'kept' && r.node === kept.id), 'the old name is recorded');
   t.ok(records.some((r) => r.kind === 'entry' && r.name === 'moved' && r.node === kept.id), 'the new name is recorded');
+});
+
+t.test('migration 10: a library from before the bound-link counters gets them counted from its links', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'smhfs-migrate-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const lib = Library.open(dir, { create: true });
+  const space = lib.space();
+  const f = space.createFile('f.txt').id;
+  const g = space.createFile('g.txt').id;
+  for (let i = 0; i < 5; i++) space.symlink(`lf${i}`, 'f.txt');
+  space.symlink('lg', 'g.txt');
+  space.symlink('path-link', 'nowhere');
+  space.unlink('lf0'); // a link in the bin still counts: it may come back
+  lib.close();
+  const db = new Database(join(dir, DB_FILE));
+  db.exec(BEFORE_BOUND_COUNTS);
+  db.pragma('user_version = 9');
+  db.close();
+
+  const again = Library.open(dir);
+  t.teardown(() => again.close());
+  t.equal(again.db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
+  t.same(again.db.prepare('SELECT target, n FROM bound_links ORDER BY target').all(), [
+    { target: f, n: 5 },
+    { target: g, n: 1 },
+  ], 'counted from the links, the one in the bin included');
+  again.space().symlink('lg2', 'g.txt');
+  t.same(again.db.prepare('SELECT n FROM bound_links WHERE target = ?').get(g), { n: 2 }, 'and kept from then on');
 });
