@@ -16,7 +16,9 @@ import type { Library, Space } from '../src/store/library.js';
 import { MAX_BOUND_LINKS } from '../src/store/space.js';
 import { checkLibrary } from '../src/store/fsck.js';
 import { openLib, put } from './helpers/store.js';
-import { sqlRun } from './helpers/store-engines.js';
+import { closeStoreLib, copyStoreLib, sqlRun } from './helpers/store-engines.js';
+import { tempDir } from './helpers/store.js';
+import { rmSync } from 'node:fs';
 
 const SEED = Number(process.env.SMHFS_BOUND_SEED ?? 20261201);
 const RUNS = Number(process.env.SMHFS_BOUND_RUNS ?? 6);
@@ -210,4 +212,17 @@ t.test('fsck finds a wrong counter and --repair counts again', async (t) => {
   t.same(counters(lib).recorded, [`${a}:3`, `${b}:1`, `${c}:1`], 'counted again from the links');
   const after = await checkLibrary(dir, { blobStore: blobs });
   t.equal(after.exitCode, 0, 'clean after');
+});
+
+t.test("a copy of the library (the model tests' restores) has the same counters", async (t) => {
+  const { dir, lib, space } = openLib(t);
+  await put(lib, space, 'a', 'a');
+  for (let i = 0; i < 4; i++) space.symlink(`l${i}`, 'a');
+  const copyDir = tempDir();
+  t.teardown(() => rmSync(copyDir, { recursive: true, force: true }));
+  const copy = copyStoreLib(lib, dir, copyDir);
+  t.teardown(() => closeStoreLib(copy));
+  const c = counters(copy);
+  t.same(c.recorded, c.counted, 'recorded = counted in the copy');
+  t.same(c.recorded, [`${space.stat('a').id}:4`]);
 });
