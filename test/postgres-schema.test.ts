@@ -155,7 +155,15 @@ t.test('S1: each migration runs on the data of the version before (2: is_dir, 3:
   conn.exec('UPDATE nodes SET mtime_ns = 999 WHERE id = 4');
   t.throws(() => conn.exec('UPDATE nodes SET atime_ns = 1000 WHERE id = 4'), 'a remainder is below 1000 ns');
   t.throws(() => conn.exec('UPDATE nodes SET ctime_ns = -1 WHERE id = 4'), 'and not negative');
+  // 10 (issue 11): bound links counted per target from the rows, then kept by the trigger
+  conn.exec(`INSERT INTO nodes (id, space, kind, mode, link_flavour, link_node, atime, mtime, ctime, btime) VALUES
+    (20, '-', 'link', 41471, 'bound', 4, 1, 1, 1, 1), (21, '-', 'link', 41471, 'bound', 4, 1, 1, 1, 1),
+    (22, 'b', 'link', 41471, 'bound', 6, 1, 1, 1, 1)`);
   migratePostgres(conn);
+  t.same(conn.query('SELECT target, n FROM bound_links ORDER BY target'), [{ target: 4, n: 2 }, { target: 6, n: 1 }], '10: counted from the links');
+  conn.exec("UPDATE nodes SET link_node = 4 WHERE id = 22; DELETE FROM nodes WHERE id = 20; UPDATE nodes SET link_flavour = 'path', link_node = NULL WHERE id = 21");
+  t.same(conn.query('SELECT target, n FROM bound_links ORDER BY target'), [{ target: 4, n: 1 }], '10: kept by rebind, delete and re-flavour');
+  conn.exec('DELETE FROM nodes WHERE id IN (21, 22)');
   t.equal(pgSchemaVersion(conn), SCHEMA_VERSION);
   // Identity columns start past ids a copy wrote once told so (what `smhfs migrate` will do).
   conn.query("SELECT setval(pg_get_serial_sequence('nodes', 'id'), (SELECT max(id) FROM nodes))");

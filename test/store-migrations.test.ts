@@ -28,8 +28,10 @@ const SCHEMA_4_SAFETY = `DROP TABLE blob_queue; DROP TABLE blob_holds; DROP INDE
   ALTER TABLE blob_pending DROP COLUMN heartbeat; ALTER TABLE blob_doomed DROP COLUMN owner;`;
 /** Schema 1–5 had no sparse layouts (undoes migration 6, D8). */
 const SCHEMA_5_LAYOUT = 'ALTER TABLE nodes DROP COLUMN layout;';
-/** Before the change feed (undoes its migration, H4). */
-const BEFORE_FEED = 'DROP TABLE changes; DROP TABLE changes_horizon;';
+/** Before the bound-link counters (undoes migration 10, issue 11). */
+const BEFORE_BOUND_COUNTS = 'DROP TRIGGER nodes_bound_insert; DROP TRIGGER nodes_bound_delete; DROP TRIGGER nodes_bound_update; DROP TABLE bound_links;';
+/** Before the change feed (undoes its migration, H4, and the later ones). */
+const BEFORE_FEED = `${BEFORE_BOUND_COUNTS} DROP TABLE changes; DROP TABLE changes_horizon;`;
 /** Schema 1–8 kept µs times only (undoes migration 9, M2). */
 const SCHEMA_8_TIMES = 'ALTER TABLE nodes DROP COLUMN atime_ns; ALTER TABLE nodes DROP COLUMN mtime_ns; ALTER TABLE nodes DROP COLUMN ctime_ns; ALTER TABLE nodes DROP COLUMN btime_ns;';
 /** Schema 1–6 gave a node one name: entries.node UNIQUE, no seq (undoes migration 7, L17). */
@@ -222,6 +224,7 @@ t.test('M2: a schema-8 library gets the nanoseconds below each time, 0; they kee
   const made = lib.space().createFile('kept', { mode: 0o644 });
   lib.close();
   const db = new Database(join(dir, DB_FILE));
+  db.exec(BEFORE_BOUND_COUNTS);
   db.exec(SCHEMA_8_TIMES);
   db.pragma('user_version = 8');
   db.close();
@@ -235,4 +238,32 @@ t.test('M2: a schema-8 library gets the nanoseconds below each time, 0; they kee
   const set = again.space().setattr('kept', { mtimeUs: kept.mtimeUs, mtimeNsRem: 999 });
   t.equal(set.mtimeNsRem, 999, 'and take nanoseconds from then on');
   t.throws(() => again.db.exec('UPDATE nodes SET atime_ns = 1000'), 'the column refuses a remainder of 1000 ns or more');
+});
+
+t.test('migration 10: a library from before the bound-link counters gets them counted from its links', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'smhfs-migrate-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const lib = Library.open(dir, { create: true });
+  const space = lib.space();
+  const f = space.createFile('f.txt').id;
+  const g = space.createFile('g.txt').id;
+  for (let i = 0; i < 5; i++) space.symlink(`lf${i}`, 'f.txt');
+  space.symlink('lg', 'g.txt');
+  space.symlink('path-link', 'nowhere');
+  space.unlink('lf0'); // a link in the bin still counts: it may come back
+  lib.close();
+  const db = new Database(join(dir, DB_FILE));
+  db.exec(BEFORE_BOUND_COUNTS);
+  db.pragma('user_version = 9');
+  db.close();
+
+  const again = Library.open(dir);
+  t.teardown(() => again.close());
+  t.equal(again.db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
+  t.same(again.db.prepare('SELECT target, n FROM bound_links ORDER BY target').all(), [
+    { target: f, n: 5 },
+    { target: g, n: 1 },
+  ], 'counted from the links, the one in the bin included');
+  again.space().symlink('lg2', 'g.txt');
+  t.same(again.db.prepare('SELECT n FROM bound_links WHERE target = ?').get(g), { n: 2 }, 'and kept from then on');
 });

@@ -15,6 +15,7 @@
  * - the recycle bin: items and their nodes, cascaded-link rows, detached links without an item,
  *   nodes in the bin that are no item;
  * - purge tasks: every directory being purged has a task that will finish it;
+ * - the counters triggers keep: each space's usage (df) and each file's bound links (schema 10);
  * - blobs: every referenced key is in the store with the size the files say; keys in the store no
  *   record mentions (orphans; `smhfs gc --delete` removes them); the store's owner marker (D1);
  * - crash leftovers the library clears by itself (rows of processes that are gone, keys waiting
@@ -68,6 +69,7 @@ export type FsckCheck =
   | 'bin-entry'
   | 'purge-task'
   | 'space-usage'
+  | 'bound-links'
   | 'blob-missing'
   | 'blob-size'
   | 'orphan-blob'
@@ -451,6 +453,22 @@ export async function checkLibrary(dir: string, opts: FsckOptions = {}): Promise
       });
     }
 
+    // bound-link counters (schema 10, kept by triggers): each file's must equal its bound links
+    const boundOff = boundLinkCounterErrors(all);
+    if (boundOff.length > 0) {
+      const f = findings.add('bound-links', true, `${boundOff.length} file(s) whose bound-link counter disagrees with their links`, boundOff, {
+        hint: '--repair counts them again from the links',
+        repairable: true,
+      });
+      if (repair) repairs.push(() => {
+        db.prepare('DELETE FROM bound_links').run();
+        db.prepare(
+          "INSERT INTO bound_links (target, n) SELECT link_node, count(*) FROM nodes WHERE link_flavour = 'bound' AND link_node IS NOT NULL GROUP BY link_node",
+        ).run();
+        f.repaired = boundOff.length;
+      });
+    }
+
     // crash leftovers: rows of processes that are gone, keys waiting for deletion
     const dead = lib.reapDeadOwners({ dryRun: true });
     const deadTotal = dead.holds + dead.leases + dead.doomed;
@@ -677,4 +695,24 @@ function layoutFits(layout: string, size: number): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Migration 10's counters against the links they count: one line per target whose recorded
+ * number differs from its bound links (a zero row equals no row). Exported for the tests.
+ */
+export function boundLinkCounterErrors(all: <T>(sql: string, ...params: unknown[]) => T[]): string[] {
+  const counted = new Map(
+    all<{ target: number; n: number }>(
+      "SELECT link_node AS target, count(*) AS n FROM nodes WHERE link_flavour = 'bound' AND link_node IS NOT NULL GROUP BY link_node",
+    ).map((r) => [Number(r.target), Number(r.n)]),
+  );
+  const recorded = new Map(all<{ target: number; n: number }>('SELECT target, n FROM bound_links').map((r) => [Number(r.target), Number(r.n)]));
+  const off: string[] = [];
+  for (const target of [...new Set([...counted.keys(), ...recorded.keys()])].sort((a, b) => a - b)) {
+    const c = counted.get(target) ?? 0;
+    const r = recorded.get(target) ?? 0;
+    if (c !== r) off.push(`node ${target}: recorded ${r} bound link(s); counted ${c}`);
+  }
+  return off;
 }

@@ -7,8 +7,8 @@
  * rows copy column by column, whatever columns later migrations add.
  *
  * What is copied is every table that holds the library (`COPIED`, with the key it is read in).
- * What is not is derived and rebuilt by the target itself: the statfs counters (each engine's
- * triggers count the copied nodes again), the change feed (a new library's feed starts empty: no
+ * What is not is derived and rebuilt by the target itself: the statfs counters and the bound-link
+ * counts of migration 10 (each engine's triggers count the copied nodes again), the change feed (a new library's feed starts empty: no
  * process follows the target yet) and PostgreSQL's schema record. A table the source holds that
  * is in neither list stops the migration before anything is written: a table added by a later
  * migration must be classified here, never silently left behind.
@@ -46,8 +46,8 @@ export const COPIED: readonly CopiedTable[] = [
 
 /** Tables each engine derives or keeps for itself (see the header): not copied, rebuilt by the target. */
 export const DERIVED: Readonly<Record<RawDb['kind'], readonly string[]>> = {
-  sqlite: ['space_usage', 'changes', 'changes_horizon'],
-  postgres: ['smhfs_schema', 'space_usage_base', 'space_usage_delta', 'changes', 'changes_horizon'],
+  sqlite: ['space_usage', 'bound_links', 'changes', 'changes_horizon'],
+  postgres: ['smhfs_schema', 'space_usage_base', 'space_usage_delta', 'bound_links', 'changes', 'changes_horizon'],
 };
 
 export type Row = unknown[];

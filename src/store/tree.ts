@@ -487,25 +487,35 @@ export class Tree {
       inTrash: where.where === 'trash' || row.state === 'detached',
     };
     if (row.kind === 'link') {
-      const parentSegs = where.segs.slice(0, -1);
-      if (row.link_flavour === 'bound') {
-        const target = this.place(row.link_node!, known).loc;
-        const readlink = target.where === 'gone' ? undefined : relativePath(parentSegs, target.segs);
-        info.link = { flavour: 'bound', readlink, targetNode: row.link_node! };
-        if (target.where !== 'gone') info.link.targetPath = joinPath(target.segs);
-      } else {
-        const stored = row.link_path!;
-        // L5: a BOS key reads as the relative path to it; a mount-made target as stored. Where it
-        // leads in the space (lexically): `targetPath`, unset when it leads outside (D10).
-        const key = row.link_base === 'space' ? spaceKeySegs(stored) : undefined;
-        const readlink = key ? relativePath(parentSegs, key) : stored;
-        info.link = { flavour: 'path', readlink, stored, pathBase: row.link_base ?? 'parent' };
-        const lexical = key ?? lexicalTarget(parentSegs, stored);
-        if (lexical) info.link.targetPath = joinPath(lexical);
-      }
+      info.link = this.linkOf(row, where, known);
       info.size = info.link.readlink === undefined ? 0 : Buffer.byteLength(info.link.readlink, 'utf8');
     }
     return info;
+  }
+
+  /**
+   * What link `row` at `where` reads as (L4, L5) and leads to: `infoOf`'s link part, alone for
+   * readlink(2), which needs neither the link's nlink nor the rest of its info.
+   */
+  linkOf(row: NodeRow, where: Location = this.locate(row.id), known?: Known): NonNullable<NodeInfo['link']> {
+    const parentSegs = where.segs.slice(0, -1);
+    if (row.link_flavour === 'bound') {
+      // An engine's placed read may already know where the target is (one query): use it.
+      const target = known ? this.place(row.link_node!, known).loc : this.locate(row.link_node!);
+      const readlink = target.where === 'gone' ? undefined : relativePath(parentSegs, target.segs);
+      const link: NonNullable<NodeInfo['link']> = { flavour: 'bound', readlink, targetNode: row.link_node! };
+      if (target.where !== 'gone') link.targetPath = joinPath(target.segs);
+      return link;
+    }
+    const stored = row.link_path!;
+    // L5: a BOS key reads as the relative path to it; a mount-made target as stored. Where it
+    // leads in the space (lexically): `targetPath`, unset when it leads outside (D10).
+    const key = row.link_base === 'space' ? spaceKeySegs(stored) : undefined;
+    const readlink = key ? relativePath(parentSegs, key) : stored;
+    const link: NonNullable<NodeInfo['link']> = { flavour: 'path', readlink, stored, pathBase: row.link_base ?? 'parent' };
+    const lexical = key ?? lexicalTarget(parentSegs, stored);
+    if (lexical) link.targetPath = joinPath(lexical);
+    return link;
   }
 
   /** Follow a link the way the kernel would for the mount (used by stat with follow). */

@@ -92,7 +92,8 @@ export function copyStoreLib(lib: Library, dir: string, copyDir: string, opts: {
   const tables = src
     .query<{ t: string }>("SELECT tablename AS t FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename")
     .map((r) => r.t)
-    .filter((t) => !['smhfs_schema', 'changes', 'changes_horizon'].includes(t));
+    // bound_links (migration 10) is rebuilt by the triggers as the nodes are inserted: copied too, it would count twice
+    .filter((t) => !['smhfs_schema', 'changes', 'changes_horizon', 'bound_links'].includes(t));
   const data = src.snapshot(() => new Map(tables.map((t) => [t, src.query(`SELECT * FROM ${t}`)])));
   const copy = openStoreLib(copyDir, opts);
   const dst = copy.postgres!.conn;

@@ -367,6 +367,39 @@ export const PG_MIGRATIONS: readonly string[] = [
   ALTER TABLE nodes ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT 0 CHECK (ctime_ns BETWEEN 0 AND 999);
   ALTER TABLE nodes ADD COLUMN btime_ns INTEGER NOT NULL DEFAULT 0 CHECK (btime_ns BETWEEN 0 AND 999);
   `,
+  // 10 (issue 11): SQLite's per-target count of bound links (see there), kept by one trigger
+  // function. A plain counter row, not migration 4's per-transaction deltas: only writers binding
+  // to or unbinding from the same file touch one row, and those already conflicted on the
+  // count(*) they read before; the engine re-runs a serialization failure.
+  `
+  CREATE TABLE bound_links (target BIGINT PRIMARY KEY, n BIGINT NOT NULL);
+  INSERT INTO bound_links (target, n)
+    SELECT link_node, count(*) FROM nodes WHERE link_flavour = 'bound' AND link_node IS NOT NULL GROUP BY link_node;
+  CREATE FUNCTION smhfs_bound_links() RETURNS TRIGGER
+  LANGUAGE plpgsql AS $fn$
+  BEGIN
+    IF TG_OP <> 'INSERT' THEN
+      IF OLD.link_flavour = 'bound' AND OLD.link_node IS NOT NULL THEN
+        UPDATE bound_links SET n = n - 1 WHERE target = OLD.link_node;
+        DELETE FROM bound_links WHERE target = OLD.link_node AND n <= 0;
+      END IF;
+    END IF;
+    IF TG_OP <> 'DELETE' THEN
+      IF NEW.link_flavour = 'bound' AND NEW.link_node IS NOT NULL THEN
+        INSERT INTO bound_links (target, n) VALUES (NEW.link_node, 1) ON CONFLICT (target) DO UPDATE SET n = bound_links.n + 1;
+      END IF;
+    END IF;
+    RETURN NULL;
+  END
+  $fn$;
+  CREATE TRIGGER nodes_bound_insert AFTER INSERT ON nodes FOR EACH ROW
+    WHEN (NEW.link_flavour = 'bound') EXECUTE FUNCTION smhfs_bound_links();
+  CREATE TRIGGER nodes_bound_delete AFTER DELETE ON nodes FOR EACH ROW
+    WHEN (OLD.link_flavour = 'bound') EXECUTE FUNCTION smhfs_bound_links();
+  CREATE TRIGGER nodes_bound_update AFTER UPDATE OF link_node, link_flavour ON nodes FOR EACH ROW
+    WHEN (NEW.link_node IS DISTINCT FROM OLD.link_node OR NEW.link_flavour IS DISTINCT FROM OLD.link_flavour)
+    EXECUTE FUNCTION smhfs_bound_links();
+  `,
 ];
 
 export const PG_SCHEMA_VERSION = PG_MIGRATIONS.length;

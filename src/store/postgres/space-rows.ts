@@ -164,7 +164,8 @@ export function pgSpaceRows(conn: PgConnection): SpaceRows {
     boundLinksToCascade: p(`SELECT n.id FROM nodes n WHERE n.link_flavour = 'bound' AND n.link_node = $1 AND n.state = 'live'
       AND NOT EXISTS (SELECT 1 FROM recycle_items r WHERE r.node = n.id)`),
     boundLinksAll: p(`SELECT ${NODE_COLS} FROM nodes WHERE link_flavour = 'bound' AND link_node = $1`),
-    boundLinkCount: p("SELECT count(*) AS n FROM nodes WHERE link_node = $1 AND link_flavour = 'bound'"),
+    // migration 10's counter, kept by triggers: O(1) however many links the file has
+    boundLinkCount: p('SELECT n FROM bound_links WHERE target = $1'),
     boundTargetsIn: p(`WITH RECURSIVE sub(id) AS (SELECT $1::BIGINT UNION ALL SELECT e.node FROM entries e JOIN sub ON e.parent = sub.id)
       SELECT n.link_node AS target, count(*) AS n FROM sub JOIN nodes n ON n.id = sub.id WHERE n.link_flavour = 'bound' GROUP BY n.link_node`),
     parentPathLinksIn: p(`WITH RECURSIVE sub(id) AS (SELECT $1::BIGINT UNION ALL SELECT e.node FROM entries e JOIN sub ON e.parent = sub.id)
@@ -282,7 +283,7 @@ export function pgSpaceRows(conn: PgConnection): SpaceRows {
     statfs: (space) => q.statfs.get<{ files: number; bytes: number }>(space),
     boundLinksToCascade: (target) => q.boundLinksToCascade.all<{ id: number }>(target).map((r) => r.id),
     boundLinksAll: (target) => many(q.boundLinksAll, target),
-    boundLinkCount: (target) => q.boundLinkCount.get<{ n: number }>(target)!.n,
+    boundLinkCount: (target) => q.boundLinkCount.get<{ n: number }>(target)?.n ?? 0,
     boundTargetsIn: (top) => q.boundTargetsIn.all<{ target: number; n: number }>(top),
     parentPathLinksIn: (top) => many(q.parentPathLinksIn, top),
     subtreeBytes: (dir) => q.subtreeBytes.get<{ n: number | null }>(dir)!.n ?? 0,

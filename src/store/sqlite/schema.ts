@@ -251,6 +251,35 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE nodes ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT 0 CHECK (ctime_ns BETWEEN 0 AND 999);
   ALTER TABLE nodes ADD COLUMN btime_ns INTEGER NOT NULL DEFAULT 0 CHECK (btime_ns BETWEEN 0 AND 999);
   `,
+  // 10 (issue 11): every symlink checks its target's bound links against MAX_BOUND_LINKS; counting
+  // them (count(*) over nodes_by_link_node) cost O(links), so binding the 10,000th link read
+  // 9,999 index entries. \`bound_links\` keeps the number per target: one row per node that has
+  // bound links (none at zero), kept by triggers on nodes inside whatever transaction inserts,
+  // deletes, rebinds (L10) or re-flavours a link — bind, cascade, restore, purge and retarget
+  // alike — so no rule can forget it and it is exact at every commit (as migration 4's counters).
+  // It counts what the old count(*) counted: every node with link_flavour 'bound' naming the
+  // target, whatever its state (a link cascaded into the bin still counts). fsck checks it.
+  `
+  CREATE TABLE bound_links (target INTEGER PRIMARY KEY, n INTEGER NOT NULL);
+  INSERT INTO bound_links (target, n)
+    SELECT link_node, count(*) FROM nodes WHERE link_flavour = 'bound' AND link_node IS NOT NULL GROUP BY link_node;
+  CREATE TRIGGER nodes_bound_insert AFTER INSERT ON nodes
+    WHEN new.link_flavour = 'bound' AND new.link_node IS NOT NULL BEGIN
+    INSERT INTO bound_links (target, n) VALUES (new.link_node, 1) ON CONFLICT (target) DO UPDATE SET n = n + 1;
+  END;
+  CREATE TRIGGER nodes_bound_delete AFTER DELETE ON nodes
+    WHEN old.link_flavour = 'bound' AND old.link_node IS NOT NULL BEGIN
+    UPDATE bound_links SET n = n - 1 WHERE target = old.link_node;
+    DELETE FROM bound_links WHERE target = old.link_node AND n <= 0;
+  END;
+  CREATE TRIGGER nodes_bound_update AFTER UPDATE OF link_node, link_flavour ON nodes
+    WHEN new.link_node IS NOT old.link_node OR new.link_flavour IS NOT old.link_flavour BEGIN
+    UPDATE bound_links SET n = n - 1 WHERE old.link_flavour = 'bound' AND target = old.link_node;
+    DELETE FROM bound_links WHERE old.link_flavour = 'bound' AND target = old.link_node AND n <= 0;
+    INSERT INTO bound_links (target, n) SELECT new.link_node, 1 WHERE new.link_flavour = 'bound' AND new.link_node IS NOT NULL
+      ON CONFLICT (target) DO UPDATE SET n = n + 1;
+  END;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

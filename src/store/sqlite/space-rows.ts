@@ -52,7 +52,8 @@ export function sqliteSpaceRows(db: Database.Database): SpaceRows {
     boundLinksToCascade: p(`SELECT n.id FROM nodes n WHERE n.link_flavour = 'bound' AND n.link_node = ? AND n.state = 'live'
       AND NOT EXISTS (SELECT 1 FROM recycle_items r WHERE r.node = n.id)`),
     boundLinksAll: p("SELECT * FROM nodes WHERE link_flavour = 'bound' AND link_node = ?"),
-    boundLinkCount: p("SELECT count(*) AS n FROM nodes WHERE link_node = ? AND link_flavour = 'bound'"),
+    // migration 10's counter, kept by triggers: O(1) however many links the file has
+    boundLinkCount: p('SELECT n FROM bound_links WHERE target = ?'),
     boundTargetsIn: p(`WITH RECURSIVE sub(id) AS (SELECT ? UNION ALL SELECT e.node FROM entries e JOIN sub ON e.parent = sub.id)
       SELECT n.link_node AS target, count(*) AS n FROM sub JOIN nodes n ON n.id = sub.id WHERE n.link_flavour = 'bound' GROUP BY n.link_node`),
     parentPathLinksIn: p(`WITH RECURSIVE sub(id) AS (SELECT ? UNION ALL SELECT e.node FROM entries e JOIN sub ON e.parent = sub.id)
@@ -119,7 +120,7 @@ export function sqliteSpaceRows(db: Database.Database): SpaceRows {
     statfs: (space) => q.statfs.get(space) as { files: number; bytes: number } | undefined,
     boundLinksToCascade: (target) => (q.boundLinksToCascade.all(target) as Array<{ id: number }>).map((r) => r.id),
     boundLinksAll: (target) => q.boundLinksAll.all(target) as NodeRow[],
-    boundLinkCount: (target) => (q.boundLinkCount.get(target) as { n: number }).n,
+    boundLinkCount: (target) => (q.boundLinkCount.get(target) as { n: number } | undefined)?.n ?? 0,
     boundTargetsIn: (top) => q.boundTargetsIn.all(top) as Array<{ target: number; n: number }>,
     parentPathLinksIn: (top) => q.parentPathLinksIn.all(top) as NodeRow[],
     subtreeBytes: (dir) => (q.subtreeBytes.get(dir) as { n: number | null }).n ?? 0,
