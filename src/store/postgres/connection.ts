@@ -19,6 +19,8 @@
  *
  * Beside it: startup.ts (the start-up check, `PgConnection.open` runs it first), errors.ts (the
  * SQLSTATE mapping), values.ts (parameters and columns in libpq's text format).
+ * Over 600 lines because the retry loop, bare snapshots and the settling of an in-doubt COMMIT all
+ * work on one connection's private state (its libpq handle, prepared names, the attempt's xid).
  */
 import { createRequire } from 'node:module';
 import type PQType from 'libpq';
