@@ -2,7 +2,9 @@
  * Issue 10: the store's rules see the engine only through its seam (src/store/engine.ts,
  * rows.ts, space-rows.ts). No SQL, no prepared statement, no pragma, no rowid outside an engine's
  * own folder (src/store/sqlite/, src/store/postgres/) — fsck.ts excepted, which checks SQLite's
- * tables themselves (its reason is at its top). Each violation is listed with its file and line.
+ * tables themselves (its reason is at its top), and `smhfs migrate`'s two files, which copy and
+ * compare every raw table of one engine into the other and so must speak both (migrate-tables.ts
+ * says why at its top). Each violation is listed with its file and line.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
@@ -12,7 +14,7 @@ import t from 'tap';
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const storeDir = join(repo, 'src', 'store');
 const ENGINE_DIRS = ['sqlite', 'postgres'];
-const EXEMPT = new Set(['fsck.ts']);
+const EXEMPT = new Set(['fsck.ts', 'migrate.ts', 'migrate-tables.ts']);
 
 function tsFiles(dir: string): string[] {
   const out: string[] = [];

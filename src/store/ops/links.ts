@@ -237,9 +237,10 @@ export class LinkOps extends SpaceOps {
     const link =
       typeof pathOrId === 'number'
         ? this.host.engine.snapshot(() => {
-            const row = this.tree.row(pathOrId);
-            if (!row || row.space !== this.name) throw fail('FileNotFound', `no node ${pathOrId}`, subject);
-            return row.kind === 'link' ? this.tree.linkOf(row) : undefined;
+            // rowPlaced: over a network the row, its place and its bound target's in one query
+            const placed = this.tree.rowPlaced(pathOrId);
+            if (!placed || placed.row.space !== this.name) throw fail('FileNotFound', `no node ${pathOrId}`, subject);
+            return placed.row.kind === 'link' ? this.tree.linkOf(placed.row, placed.loc, placed.known) : undefined;
           })
         : this.nodes.stat(pathOrId).link;
     if (!link) throw fail('InvalidArgument', 'not a symbolic link', subject);

@@ -68,7 +68,7 @@ const PQ = createRequire(import.meta.url)('libpq') as typeof PQType;
 type PQ = PQType;
 
 const DEFAULT_MAX_ATTEMPTS = 30;
-/** Attempts of a transaction whose unique violations are taken for a concurrent insert (see retryReason). */
+/** Unique violations of one transaction taken for a concurrent insert and re-run (see retryReason); the next surfaces. */
 export const UNIQUE_RETRIES = 4;
 /** Back-off of retry n: random in [0, min(CAP, BASE·2^n)) ms — spreads contenders apart. */
 const BACKOFF_BASE_MS = 0.5;
@@ -443,6 +443,9 @@ export class PgConnection {
       throw new SmhError('Internal', 'a transaction inside a single-statement read (run again in a snapshot)');
     }
     const maxAttempts = this.opts.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
+    // Counted apart from the attempts: serialization failures before a unique violation (more of
+    // them since every write appends to the change feed) must not use up its re-runs.
+    let uniqueViolations = 0;
     for (let attempt = 1; ; attempt++) {
       const tx = new PgTx(attempt);
       this.txFailure = undefined;
@@ -479,7 +482,8 @@ export class PgConnection {
           }
           // 'aborted': nothing was applied, so running it again is safe
         }
-        const reason = failure ? this.retryReason(failure, attempt) : undefined;
+        if (failure?.sqlState === '23505') uniqueViolations++;
+        const reason = failure ? this.retryReason(failure, uniqueViolations) : undefined;
         if (!reason || attempt >= maxAttempts) throw failure ? toDomainError(failure, this.url) : e;
         if (reason === 'serialization') this.stats.serializationFailures++;
         if (reason === 'deadlock') this.stats.deadlocks++;
@@ -553,14 +557,14 @@ export class PgConnection {
     }
   }
 
-  private retryReason(e: PgError, attempt = 1): RetryEvent['reason'] | undefined {
+  private retryReason(e: PgError, uniqueViolations = 1): RetryEvent['reason'] | undefined {
     if (e.sqlState === '40001') return 'serialization';
     // A unique violation in a SERIALIZABLE transaction may be a concurrent transaction's insert
     // of the same key, which PostgreSQL reports as 23505, not 40001, when this transaction had not
     // read that key first (seen by test/pg-multi-client-model: two removals putting one node in
     // the bin at once, recycle_items_node_key). A re-run sees the other's commit and lets the rule
     // decide again; a violation that persists is a real one and surfaces.
-    if (e.sqlState === '23505' && attempt < UNIQUE_RETRIES) return 'serialization';
+    if (e.sqlState === '23505' && uniqueViolations < UNIQUE_RETRIES) return 'serialization';
     if (e.sqlState === '40P01') return 'deadlock';
     if (e.connectionLost) return 'connection';
     return undefined;
