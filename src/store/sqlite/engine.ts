@@ -17,6 +17,8 @@ export class SqliteEngine implements MetaEngine {
   private readonly diskFull: (cause: unknown) => SmhError;
   private readRunner: Database.Transaction<(f: () => unknown) => unknown> | undefined;
   private writeRunner: Database.Transaction<(f: () => unknown) => unknown> | undefined;
+  /** The `db.transaction` that made writeRunner: one who replaces it (the tests' SQL counter) gets a new one. */
+  private writeRunnerFrom: unknown;
   private tx: TxValue | undefined;
   closed = false;
 
@@ -66,8 +68,11 @@ export class SqliteEngine implements MetaEngine {
       if (opts.durable) this.db.pragma('synchronous = FULL');
       try {
         // one wrapper made once, as for snapshots: a new one per call cost ~10 µs of every write
-        this.writeRunner ??= this.db.transaction((f: () => unknown) => f());
-        result = this.writeRunner.immediate(() => run(tx)) as T;
+        if (this.writeRunnerFrom !== this.db.transaction) {
+          this.writeRunnerFrom = this.db.transaction;
+          this.writeRunner = this.db.transaction((f: () => unknown) => f());
+        }
+        result = this.writeRunner!.immediate(() => run(tx)) as T;
       } catch (e) {
         if (e instanceof SmhError || !isDiskFull(e, this.dir)) throw e;
         // D9: a delete on a full disk may use the reserve for its WAL frames, once.
