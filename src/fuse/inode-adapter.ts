@@ -311,7 +311,7 @@ export class InodeAdapter {
           // renameat2: an exchange replaces nothing (both nodes keep a name: no open file is orphaned)
           if (flags === RENAME_EXCHANGE) return void s.exchangeAt(id(parent), name, id(newParent), newName);
           // RENAME_WHITEOUT (overlayfs' own) and any mix of flags: as Linux answers a flag it has not
-          if ((flags & ~RENAME_NOREPLACE) !== 0) throw Object.assign(new Error(`rename flags 0x${flags.toString(16)} are not supported`), { code: 'EINVAL' });
+          if ((flags & ~RENAME_NOREPLACE) !== 0) throw fail('InvalidArgument', `rename flags 0x${flags.toString(16)} are not supported`);
           const replaced = this.#openNodeAt(id(newParent), newName);
           const moved = s.renameAt(id(parent), name, id(newParent), newName, { noReplace: flags === RENAME_NOREPLACE });
           if (replaced !== undefined && replaced !== moved.id && !this.#live(replaced)) files.markOrphan(replaced);
