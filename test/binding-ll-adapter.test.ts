@@ -3,15 +3,14 @@
 // smhfs-ll column): st_ino is the node id, the kernel's lookup references come back, new nodes
 // belong to the caller, one time can change alone, the binding is named and chosen as asked.
 import t from 'tap';
-import { holdKernelCaches } from './helpers/kernel-cache-lock.js';
+import { holdKernelCachesFor } from './helpers/kernel-cache-lock.js';
 import { expectFsckClean } from './helpers/fsck.js';
 import { cli, fuseUnavailable, ok, sh, smhfs, withMount } from './helpers/mount.js';
 
 const why = await fuseUnavailable();
 // drop_caches is machine-wide and this file drops or relies on the kernel's caches: it runs
 // alone among the files that do (helpers/kernel-cache-lock.ts).
-const releaseKernelCaches = why ? () => {} : await holdKernelCaches();
-t.teardown(releaseKernelCaches);
+await holdKernelCachesFor(t, why);
 if (why) {
   t.plan(0, `mount tests need FUSE: ${why}`);
 } else {

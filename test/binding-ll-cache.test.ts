@@ -5,7 +5,7 @@
 // invalidation resolves, without waiting for a timeout. Invalidations are written by a helper
 // thread: one the kernel must hold back until we answer a request does not stop the serving thread.
 import t from 'tap';
-import { holdKernelCaches } from './helpers/kernel-cache-lock.js';
+import { holdKernelCachesFor } from './helpers/kernel-cache-lock.js';
 import { spawn } from 'node:child_process';
 import type { Ctx, Entry } from '../src/fuse/ll/binding.js';
 import { MemFs } from './helpers/ll-memfs.js';
@@ -16,8 +16,7 @@ const LONG = { entryTimeout: 3600, attrTimeout: 3600, negativeTimeout: 3600, cac
 const why = await llUnavailable();
 // drop_caches is machine-wide and this file drops or relies on the kernel's caches: it runs
 // alone among the files that do (helpers/kernel-cache-lock.ts).
-const releaseKernelCaches = why ? () => {} : await holdKernelCaches();
-t.teardown(releaseKernelCaches);
+await holdKernelCachesFor(t, why);
 if (why) {
   t.plan(0, `binding tests need FUSE: ${why}`);
 } else {

@@ -5,7 +5,7 @@
 // the next readlink shows the new path. Served by a thin stand-in (test/helpers/ll-space.ts)
 // until the inode adapter serves smhfs on this binding.
 import t, { type Test } from 'tap';
-import { holdKernelCaches } from './helpers/kernel-cache-lock.js';
+import { holdKernelCachesFor } from './helpers/kernel-cache-lock.js';
 import { followIntoSession } from '../src/fuse/invalidation.js';
 import { Library } from '../src/store/library.js';
 import { scratchLibrary, smhfs } from './cli-helpers.js';
@@ -56,8 +56,7 @@ async function served(t: Test, follow: { pollMs: number; watchCommits: boolean }
 const why = await llUnavailable();
 // drop_caches is machine-wide and this file drops or relies on the kernel's caches: it runs
 // alone among the files that do (helpers/kernel-cache-lock.ts).
-const releaseKernelCaches = why ? () => {} : await holdKernelCaches();
-t.teardown(releaseKernelCaches);
+await holdKernelCachesFor(t, why);
 if (why) {
   t.plan(0, `binding tests need FUSE: ${why}`);
 } else {

@@ -6,15 +6,14 @@
 // stable name come twice or not at all. Op counts come from `smhfs stats --json` (the mount's own
 // counters), never from timing.
 import t from 'tap';
-import { holdKernelCaches } from './helpers/kernel-cache-lock.js';
+import { holdKernelCachesFor } from './helpers/kernel-cache-lock.js';
 import { expectFsckClean } from './helpers/fsck.js';
 import { fuseUnavailable, ok, sh, smhfs, storeCall, withMount } from './helpers/mount.js';
 
 const why = await fuseUnavailable();
 // drop_caches is machine-wide and this file drops or relies on the kernel's caches: it runs
 // alone among the files that do (helpers/kernel-cache-lock.ts).
-const releaseKernelCaches = why ? () => {} : await holdKernelCaches();
-t.teardown(releaseKernelCaches);
+await holdKernelCachesFor(t, why);
 if (why) {
   t.plan(0, `mount tests need FUSE: ${why}`);
 } else {

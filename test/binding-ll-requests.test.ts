@@ -3,7 +3,7 @@
 // answered from a file descriptor (spliced or not), unmounts by anyone, a crashed server, and a
 // machine where the addon could not be built.
 import t from 'tap';
-import { holdKernelCaches } from './helpers/kernel-cache-lock.js';
+import { holdKernelCachesFor } from './helpers/kernel-cache-lock.js';
 import { spawn } from 'node:child_process';
 import { cp, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -26,8 +26,7 @@ function start(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): { pid:
 const why = await llUnavailable();
 // drop_caches is machine-wide and this file drops or relies on the kernel's caches: it runs
 // alone among the files that do (helpers/kernel-cache-lock.ts).
-const releaseKernelCaches = why ? () => {} : await holdKernelCaches();
-t.teardown(releaseKernelCaches);
+await holdKernelCachesFor(t, why);
 if (why) {
   t.plan(0, `binding tests need FUSE: ${why}`);
 } else {

@@ -5,7 +5,7 @@
 // SPEC's bound: within 1 s), not after an hour. Only the ll binding invalidates (fuse-native:
 // timeouts only), so this file mounts with --binding ll whatever the suite's binding.
 import t from 'tap';
-import { holdKernelCaches } from './helpers/kernel-cache-lock.js';
+import { holdKernelCachesFor } from './helpers/kernel-cache-lock.js';
 import { cli, fuseUnavailable, ok, sh, withMount } from './helpers/mount.js';
 
 const LONG = ['--binding', 'll', '-o', 'entry_timeout=3600,attr_timeout=3600,negative_timeout=3600'];
@@ -21,8 +21,7 @@ async function seen(probe: () => Promise<string>, want: string): Promise<{ ms: n
 const why = await fuseUnavailable();
 // drop_caches is machine-wide and this file drops or relies on the kernel's caches: it runs
 // alone among the files that do (helpers/kernel-cache-lock.ts).
-const releaseKernelCaches = why ? () => {} : await holdKernelCaches();
-t.teardown(releaseKernelCaches);
+await holdKernelCachesFor(t, why);
 if (why) {
   t.plan(0, `mount tests need FUSE: ${why}`);
 } else {

@@ -67,3 +67,9 @@ export async function holdKernelCaches(): Promise<() => void> {
   process.once('exit', release);
   return release;
 }
+
+/** A test file's whole run holds the lock (none when FUSE is missing: `unavailable` says why). */
+export async function holdKernelCachesFor(t: { teardown(fn: () => void): void }, unavailable: unknown): Promise<void> {
+  if (unavailable) return;
+  t.teardown(await holdKernelCaches());
+}
