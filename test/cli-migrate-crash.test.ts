@@ -9,6 +9,7 @@ import { scratch, smhfs, type Run } from './cli-helpers.js';
 import { postgresForTest } from './helpers/postgres.js';
 import { dump, richLibrary, smhfsRaw } from './helpers/migrate.js';
 import { Library } from '../src/store/library.js';
+import { expectFsckClean, expectSameFiles, librarySha256 } from './helpers/fsck.js';
 
 const cluster = await postgresForTest(t);
 
@@ -21,6 +22,7 @@ async function ok(t: Test, dir: string, lib: string, args: string[]): Promise<Ru
 t.test('S3 crash safety: SIGKILL before the switch leaves the source in use; the next run replaces the unfinished copy', async (t) => {
   const { dir, lib } = await richLibrary(t);
   const before = dump(lib);
+  const bytesBefore = await librarySha256(lib);
   const { name, url } = await cluster.createDatabase();
   for (const step of ['copied', 'verified']) {
     const r = await smhfsRaw(dir, lib, ['migrate', '--to', url], { SMHFS_TEST_MIGRATE_CRASH: step });
@@ -48,4 +50,7 @@ t.test('S3 crash safety: SIGKILL before the switch leaves the source in use; the
   await ok(t, dir, lib, ['migrate', '--to', 'sqlite:']);
   t.same(dump(lib), after, 'and moves back on the next run');
   t.notOk(readdirSync(lib).some((n) => n.startsWith('.migrate-')), 'the crashed run\'s scratch folder was cleared');
+  // §10: after both crashes and both moves, every earlier file has its bytes and fsck is clean
+  expectSameFiles(t, bytesBefore, await librarySha256(lib), 'earlier files');
+  await expectFsckClean(t, lib);
 });
