@@ -17,7 +17,8 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { createRequire } from 'node:module';
+import type * as PromClient from 'prom-client';
 import { InvalidArgumentError, Option } from 'commander';
 import type { BlobStore } from '../blob/types.js';
 import type { PageCacheStats } from '../blob/page-cache.js';
@@ -60,14 +61,20 @@ function splitAddress(addr: string): { host: string | undefined; port: number } 
   return { host, port: Number(m[3]) };
 }
 
+let promClientModule: typeof PromClient | undefined;
+/** prom-client (and the OpenTelemetry API it loads) is the CLI's heaviest import: loaded only when --metrics asks. */
+const promClient = (): typeof PromClient => (promClientModule ??= createRequire(import.meta.url)('prom-client') as typeof PromClient);
+
 export class Metrics {
-  readonly registry = new Registry();
+  readonly registry: PromClient.Registry;
   #sources: MetricSources = {};
-  readonly #opSeconds: Histogram<'op'>;
-  readonly #storeRequests: Counter<'op'>;
-  readonly #storeErrors: Counter<'op'>;
+  readonly #opSeconds: PromClient.Histogram<'op'>;
+  readonly #storeRequests: PromClient.Counter<'op'>;
+  readonly #storeErrors: PromClient.Counter<'op'>;
 
   constructor(kind: 'mount' | 'serve') {
+    const { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } = promClient();
+    this.registry = new Registry();
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'smhfs_' });
     // eslint-disable-next-line @typescript-eslint/no-this-alias
