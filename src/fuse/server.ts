@@ -239,9 +239,6 @@ export async function serve(opts: ServeOptions): Promise<number> {
     log(`smhfs: mount: stats socket unavailable: ${(e as Error).message}`, 'warn');
   }
 
-  log(`smhfs: serving ${opts.lib.dir} (space ${opts.spaceName}) at ${mp}; stop with Ctrl-C or "smhfs unmount ${mp}"`);
-  opts.onReady?.();
-
   // 4. Wait for a signal, a stop request, an external unmount, or the caller's stop. Later ones
   // (a second Ctrl-C while waiting for writers) arrive through `nextStop`.
   const stops: StopReason[] = [...pendingStops];
@@ -255,6 +252,10 @@ export async function serve(opts: ServeOptions): Promise<number> {
   const onSignal = (sig: NodeJS.Signals): void => push({ kind: 'signal', signal: sig });
   for (const sig of SIGNALS) process.on(sig, onSignal);
   opts.stop?.then(() => push({ kind: 'signal', signal: 'stop' }));
+  // Announced only now: whoever reads "serving" may signal at once (a test, systemd), and a
+  // signal before the handlers above would kill the process instead of unmounting cleanly.
+  log(`smhfs: serving ${opts.lib.dir} (space ${opts.spaceName}) at ${mp}; stop with Ctrl-C or "smhfs unmount ${mp}"`);
+  opts.onReady?.();
   const nextStop = (ms: number, poll: () => Promise<boolean>): Promise<StopReason | 'condition' | 'timeout'> =>
     new Promise((res) => {
       const end = Date.now() + ms;

@@ -114,6 +114,8 @@ export function register(program: Command): void {
                 res.once('finish', () => metrics.observeOp(op, (performance.now() - t0) / 1000));
               });
             }
+            // Listen for signals before announcing: a reader of "serving" may signal at once.
+            const signalled = untilSignal();
             logger.info(`serving ${lib.dir} at ${server.url}`);
             logger.info(`  SMH  ${server.url}/api/v1/file/${lib.libraryId}/{space}/{path}  (smhfs token create --grant …)`);
             logger.info(
@@ -123,7 +125,7 @@ export function register(program: Command): void {
             );
             if (metricsServer) logger.info(`metrics at ${metricsServer.url}`);
             logger.info('stop with Ctrl-C');
-            const sig = await untilSignal();
+            const sig = await signalled;
             logger.info(`${sig}: stopping`);
             await server.close();
             await metricsServer?.close();
