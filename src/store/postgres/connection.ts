@@ -64,9 +64,7 @@ export interface PgStats {
 
 // Loaded through require: imported as an ES module, libpq's index.js sees no `module.parent` and
 // prints its include path on stdout (it is also a build helper), which would corrupt CLI output.
-// Loaded on the first connection, so commands on a SQLite library never pay for it.
-let libpqModule: typeof PQType | undefined;
-const libpq = (): typeof PQType => (libpqModule ??= createRequire(import.meta.url)('libpq') as typeof PQType);
+const PQ = createRequire(import.meta.url)('libpq') as typeof PQType;
 type PQ = PQType;
 
 const DEFAULT_MAX_ATTEMPTS = 30;
@@ -230,7 +228,7 @@ export class PgConnection {
   }
 
   private connect(): void {
-    const pq = new (libpq())();
+    const pq = new PQ();
     try {
       pq.connectSync(this.conninfo());
     } catch (e) {

@@ -5,18 +5,8 @@
  * during the login (libpq's carry only localised text there). Messages name the server, the user
  * and the database, never the password: URLs are shown redacted.
  */
-import { createRequire } from 'node:module';
-import type pgTypes from 'pg';
+import pg from 'pg';
 import { SmhError } from '../../errors.js';
-
-let pgModule: typeof pgTypes | undefined;
-/**
- * `pg`, loaded on first use: it costs ~70 ms of start-up (more on a busy machine), and every CLI
- * command on a SQLite library would pay it for nothing.
- */
-export function pgClientLibrary(): typeof pgTypes {
-  return (pgModule ??= createRequire(import.meta.url)('pg') as typeof pgTypes);
-}
 
 export interface StartupOptions {
   /** Shown in pg_stat_activity. */
@@ -110,7 +100,7 @@ function loginMessage(e: { code?: string; message?: string }, t: PgTarget, timeo
 export async function checkPostgres(url: string, opts: StartupOptions = {}): Promise<void> {
   const target = describeTarget(url);
   const timeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-  const client = new (pgClientLibrary().Client)({ connectionString: url, connectionTimeoutMillis: timeoutMs, application_name: opts.applicationName ?? 'smhfs' });
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: timeoutMs, application_name: opts.applicationName ?? 'smhfs' });
   // A connection that fails later must not crash the process through an unhandled 'error'.
   client.on('error', () => undefined);
   let timer: NodeJS.Timeout | undefined;

@@ -2,8 +2,8 @@
  * Values between JavaScript and libpq's text format: parameters out (a NUL refused, bytes as
  * hex), columns in (int8 and numeric as exact numbers or an error, the rest as `pg` parses them).
  */
+import pg from 'pg';
 import { SmhError } from '../../errors.js';
-import { pgClientLibrary } from './startup.js';
 
 export type PgValue = string | number | bigint | boolean | Buffer | null | undefined | Date | object;
 
@@ -23,7 +23,7 @@ const parsers = new Map<number, (v: string) => unknown>();
 export function parserFor(oid: number): (v: string) => unknown {
   let p = parsers.get(oid);
   if (!p) {
-    p = oid === INT8 || oid === NUMERIC ? safeNumber : (pgClientLibrary().types.getTypeParser(oid, 'text') as (v: string) => unknown);
+    p = oid === INT8 || oid === NUMERIC ? safeNumber : (pg.types.getTypeParser(oid, 'text') as (v: string) => unknown);
     parsers.set(oid, p);
   }
   return p;
