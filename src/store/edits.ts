@@ -240,19 +240,30 @@ export class Edits {
       // once a view name is taken the C2 names for it come from `names` without asking again.
       const names: FreeNames = new Map();
       const dirs = new Map<number, Location>();
-      for (const link of this.rows.boundLinksToCascade(row.id)) {
+      // one read for every link and its names, oldest first (rows of one link are adjacent)
+      const rows = this.rows.boundLinksToCascade(row.id);
+      for (let i = 0; i < rows.length; ) {
+        const link = rows[i]!.id;
+        let end = i + 1;
+        while (end < rows.length && rows[end]!.id === link) end++;
+        const first = rows[i]!;
+        const extras = rows.slice(i + 1, end);
+        i = end;
         if (link === opts.keep) continue;
+        if (first.parent === null || first.name === null) throw fail('Internal', `node ${link} has no entry`);
         // A link with several names (L17) goes to the bin under its oldest one; the bin records one
         // place per cascaded link (T2), so its other names are removed (native-notes/hard-links.md).
-        for (const extra of this.rows.entriesOf(link).slice(1)) {
-          this.rows.deleteName(extra.parent, extra.name);
-          this.touchDir(extra.parent);
+        for (const extra of extras) {
+          this.rows.deleteName(extra.parent!, extra.name!);
+          this.touchDir(extra.parent!);
         }
-        const { loc, parent: linkParent, name: linkName } = this.tree.locateVia(link, dirs);
+        const { loc, parent: linkParent, name: linkName } = this.tree.locateVia(link, dirs, { parent: first.parent, name: first.name });
         this.rows.insertItemLink(itemId, { node: link, parent: linkParent, name: linkName, original_path: joinPath(loc.segs) });
         const viewName = trashViewName(itemId, linkName);
         const taken = names.has(freeNamesKey(this.trash, viewName, false)) || this.tree.occupied(this.trash, viewName);
-        this.rows.moveEntry(this.trash, taken ? this.tree.freeName(this.trash, viewName, false, names) : viewName, link);
+        // Every name this loop gives in the bin comes from `names`, so the C2 picks need no point
+        // lookup each (verify: false). The move names the entry it moves (no read of it).
+        this.rows.moveName(linkParent, linkName, this.trash, taken ? this.tree.freeName(this.trash, viewName, false, names, false) : viewName);
         this.rows.setState(link, 'detached');
       }
     }

@@ -167,8 +167,12 @@ export interface SpaceRows {
   setSpaceClass(space: string, cls: StorageClass): void;
   statfs(space: string): { files: number; bytes: number } | undefined;
   // links
-  /** Links to cascade with a trashed file: bound, not detached already, not a bin item of their own. */
-  boundLinksToCascade(target: number): number[];
+  /**
+   * Links to cascade with a trashed file: bound, not detached already, not a bin item of their own;
+   * each with its names oldest first (one row per name, by link id then age; parent and name null
+   * for a link with none), so a cascade reads no entry per link (issue 15).
+   */
+  boundLinksToCascade(target: number): Array<{ id: number; parent: number | null; name: string | null }>;
   boundLinksAll(target: number): NodeRow[];
   boundLinkCount(target: number): number;
   /** The bound links in the subtree of `top` (itself included), counted per target. */

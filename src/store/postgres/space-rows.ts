@@ -161,8 +161,9 @@ export function pgSpaceRows(conn: PgConnection): SpaceRows {
     setSpaceClass: p('UPDATE spaces SET default_storage_class = $1 WHERE name = $2'),
     // the view over the per-transaction deltas of migration 4
     statfs: p('SELECT nodes AS files, bytes FROM space_usage WHERE space = $1'),
-    boundLinksToCascade: p(`SELECT n.id FROM nodes n WHERE n.link_flavour = 'bound' AND n.link_node = $1 AND n.state = 'live'
-      AND NOT EXISTS (SELECT 1 FROM recycle_items r WHERE r.node = n.id)`),
+    boundLinksToCascade: p(`SELECT n.id, e.parent, e.name FROM nodes n LEFT JOIN entries e ON e.node = n.id
+      WHERE n.link_flavour = 'bound' AND n.link_node = $1 AND n.state = 'live'
+      AND NOT EXISTS (SELECT 1 FROM recycle_items r WHERE r.node = n.id) ORDER BY n.id, e.seq`),
     boundLinksAll: p(`SELECT ${NODE_COLS} FROM nodes WHERE link_flavour = 'bound' AND link_node = $1`),
     // migration 10's counter, kept by triggers: O(1) however many links the file has
     boundLinkCount: p('SELECT n FROM bound_links WHERE target = $1'),
@@ -281,7 +282,7 @@ export function pgSpaceRows(conn: PgConnection): SpaceRows {
     spaceClass: (space) => q.spaceClass.get<{ c: StorageClass }>(space)!.c,
     setSpaceClass: (space, cls) => void q.setSpaceClass.run(cls, space),
     statfs: (space) => q.statfs.get<{ files: number; bytes: number }>(space),
-    boundLinksToCascade: (target) => q.boundLinksToCascade.all<{ id: number }>(target).map((r) => r.id),
+    boundLinksToCascade: (target) => q.boundLinksToCascade.all<{ id: number; parent: number | null; name: string | null }>(target),
     boundLinksAll: (target) => many(q.boundLinksAll, target),
     boundLinkCount: (target) => q.boundLinkCount.get<{ n: number }>(target)?.n ?? 0,
     boundTargetsIn: (top) => q.boundTargetsIn.all<{ target: number; n: number }>(top),

@@ -24,8 +24,10 @@ export function sqliteFeedRows(db: Database.Database, dir: string): FeedRows {
     head: p("SELECT coalesce((SELECT max(seq) FROM changes), (SELECT pruned_to FROM changes_horizon)) AS h"),
     prune: p('DELETE FROM changes WHERE seq <= ?'),
     // top, the links below it, the bound links to it or below it (a non-directory has nothing below)
-    dependents: p(`WITH RECURSIVE sub(id) AS (SELECT @top UNION ALL SELECT e.node FROM entries e JOIN sub ON e.parent = sub.id)
-      SELECT @top AS id
+    // (several tops: their union; UNION in the recursion, so a top below another is walked once)
+    dependents: p(`WITH RECURSIVE tops(id) AS (SELECT value FROM json_each(@tops)),
+      sub(id) AS (SELECT id FROM tops UNION SELECT e.node FROM entries e JOIN sub ON e.parent = sub.id)
+      SELECT id FROM tops
       UNION SELECT n.id FROM sub JOIN nodes n ON n.id = sub.id WHERE n.kind = 'link'
       UNION SELECT l.id FROM sub JOIN nodes l ON l.link_node = sub.id WHERE l.link_flavour = 'bound'`),
     setHorizon: p('UPDATE changes_horizon SET pruned_to = max(pruned_to, ?)'),
@@ -38,7 +40,7 @@ export function sqliteFeedRows(db: Database.Database, dir: string): FeedRows {
     append: (at, origin, changes) =>
       Number(st().append.run(at, origin, JSON.stringify(changes.map((c) => [c.space, c.kind, c.node ?? null, c.parent ?? null, c.name ?? null]))).lastInsertRowid),
     since: (after, limit) => st().since.all(after, limit) as ChangeRecord[],
-    dependents: (top) => (st().dependents.all({ top }) as Array<{ id: number }>).map((r) => r.id),
+    dependents: (tops) => (st().dependents.all({ tops: JSON.stringify(tops) }) as Array<{ id: number }>).map((r) => r.id),
     horizon: () => (st().horizon.get() as { h: number }).h,
     head: () => (st().head.get() as { h: number }).h,
     pruneTo: (seq) => {

@@ -49,8 +49,9 @@ export function sqliteSpaceRows(db: Database.Database): SpaceRows {
     setSpaceClass: p('UPDATE spaces SET default_storage_class = ? WHERE name = ?'),
     // kept by the triggers of migration 4: O(1) whatever the size of the space
     statfs: p('SELECT nodes AS files, bytes FROM space_usage WHERE space = ?'),
-    boundLinksToCascade: p(`SELECT n.id FROM nodes n WHERE n.link_flavour = 'bound' AND n.link_node = ? AND n.state = 'live'
-      AND NOT EXISTS (SELECT 1 FROM recycle_items r WHERE r.node = n.id)`),
+    boundLinksToCascade: p(`SELECT n.id, e.parent, e.name FROM nodes n LEFT JOIN entries e ON e.node = n.id
+      WHERE n.link_flavour = 'bound' AND n.link_node = ? AND n.state = 'live'
+      AND NOT EXISTS (SELECT 1 FROM recycle_items r WHERE r.node = n.id) ORDER BY n.id, e.seq`),
     boundLinksAll: p("SELECT * FROM nodes WHERE link_flavour = 'bound' AND link_node = ?"),
     // migration 10's counter, kept by triggers: O(1) however many links the file has
     boundLinkCount: p('SELECT n FROM bound_links WHERE target = ?'),
@@ -118,7 +119,7 @@ export function sqliteSpaceRows(db: Database.Database): SpaceRows {
     spaceClass: (space) => (q.spaceClass.get(space) as { c: StorageClass }).c,
     setSpaceClass: (space, cls) => void q.setSpaceClass.run(cls, space),
     statfs: (space) => q.statfs.get(space) as { files: number; bytes: number } | undefined,
-    boundLinksToCascade: (target) => (q.boundLinksToCascade.all(target) as Array<{ id: number }>).map((r) => r.id),
+    boundLinksToCascade: (target) => q.boundLinksToCascade.all(target) as Array<{ id: number; parent: number | null; name: string | null }>,
     boundLinksAll: (target) => q.boundLinksAll.all(target) as NodeRow[],
     boundLinkCount: (target) => (q.boundLinkCount.get(target) as { n: number } | undefined)?.n ?? 0,
     boundTargetsIn: (top) => q.boundTargetsIn.all(top) as Array<{ target: number; n: number }>,
