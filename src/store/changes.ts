@@ -338,6 +338,10 @@ export function recordingRows(rows: SpaceRows, space: string, feed: ChangeFeed):
       rows.setState(id, state);
       node(id);
     },
+    setStates: (ids, state) => {
+      rows.setStates(ids, state);
+      for (const id of ids) node(id);
+    },
     setClass: (id, cls) => {
       rows.setClass(id, cls);
       node(id);

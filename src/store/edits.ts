@@ -8,7 +8,7 @@
  */
 import { fail } from '../errors.js';
 import { joinPath, trashViewName, validateName } from './paths.js';
-import type { NodeRow, SpaceCtx, SpaceHost, SpaceRows } from './space-rows.js';
+import type { ItemLinkRow, NodeRow, SpaceCtx, SpaceHost, SpaceRows } from './space-rows.js';
 import { freeNamesKey, type FreeNames, type Location, type Tree } from './tree.js';
 import type { Authorize, Conflict, NodeKind, Owner, Placed, StorageClass } from './types.js';
 
@@ -242,6 +242,9 @@ export class Edits {
       const dirs = new Map<number, Location>();
       // one read for every link and its names, oldest first (rows of one link are adjacent)
       const rows = this.rows.boundLinksToCascade(row.id);
+      // their bin records and states are written together after the loop, one statement each
+      const records: ItemLinkRow[] = [];
+      const moved: number[] = [];
       for (let i = 0; i < rows.length; ) {
         const link = rows[i]!.id;
         let end = i + 1;
@@ -258,14 +261,16 @@ export class Edits {
           this.touchDir(extra.parent!);
         }
         const { loc, parent: linkParent, name: linkName } = this.tree.locateVia(link, dirs, { parent: first.parent, name: first.name });
-        this.rows.insertItemLink(itemId, { node: link, parent: linkParent, name: linkName, original_path: joinPath(loc.segs) });
+        records.push({ node: link, parent: linkParent, name: linkName, original_path: joinPath(loc.segs) });
         const viewName = trashViewName(itemId, linkName);
         const taken = names.has(freeNamesKey(this.trash, viewName, false)) || this.tree.occupied(this.trash, viewName);
         // Every name this loop gives in the bin comes from `names`, so the C2 picks need no point
         // lookup each (verify: false). The move names the entry it moves (no read of it).
         this.rows.moveName(linkParent, linkName, this.trash, taken ? this.tree.freeName(this.trash, viewName, false, names, false) : viewName);
-        this.rows.setState(link, 'detached');
+        moved.push(link);
       }
+      this.rows.insertItemLinks(itemId, records);
+      this.rows.setStates(moved, 'detached');
     }
     return itemId;
   }
