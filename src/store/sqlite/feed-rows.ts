@@ -10,6 +10,9 @@ import type Database from 'better-sqlite3';
 import type { ChangeRecord, FeedRows } from '../changes.js';
 import { DB_FILE } from './open.js';
 
+/** Changes per VALUES block of a big append (7 parameters each: 1,792, well under SQLite's 32,766). */
+const APPEND_BLOCK = 256;
+
 export function sqliteFeedRows(db: Database.Database, dir: string): FeedRows {
   const p = (sql: string) => db.prepare(sql);
   // Prepared on first use: a library opened read-only at an older schema has no feed to prepare for.
@@ -18,6 +21,9 @@ export function sqliteFeedRows(db: Database.Database, dir: string): FeedRows {
     // one statement for a transaction's changes, in array order (so their numbers follow it)
     append: p(`INSERT INTO changes (at, origin, space, kind, node, parent, name)
       SELECT ?, ?, c.value ->> 0, c.value ->> 1, c.value ->> 2, c.value ->> 3, c.value ->> 4 FROM json_each(?) c ORDER BY c.key`),
+    // a big transaction's changes (a cascade of 2,000 links records 6,000) in blocks of plain
+    // VALUES, rows numbered in their order: half the cost of parsing and sorting one JSON array
+    appendBlock: p(`INSERT INTO changes (at, origin, space, kind, node, parent, name) VALUES ${Array(APPEND_BLOCK).fill('(?, ?, ?, ?, ?, ?, ?)').join(', ')}`),
     since: p('SELECT seq, at, origin, space, kind, node, parent, name FROM changes WHERE seq > ? ORDER BY seq LIMIT ?'),
     horizon: p('SELECT pruned_to AS h FROM changes_horizon'),
     // the newest number ever handed out (sqlite_sequence survives the rows' deletion)
@@ -37,8 +43,22 @@ export function sqliteFeedRows(db: Database.Database, dir: string): FeedRows {
   let dataVersion: Database.Statement | undefined;
   return {
     seesOthers: true,
-    append: (at, origin, changes) =>
-      Number(st().append.run(at, origin, JSON.stringify(changes.map((c) => [c.space, c.kind, c.node ?? null, c.parent ?? null, c.name ?? null]))).lastInsertRowid),
+    append: (at, origin, changes) => {
+      let last = 0;
+      let i = 0;
+      const args: unknown[] = [];
+      for (; i + APPEND_BLOCK <= changes.length; i += APPEND_BLOCK) {
+        args.length = 0;
+        for (let j = i; j < i + APPEND_BLOCK; j++) {
+          const c = changes[j]!;
+          args.push(at, origin, c.space, c.kind, c.node ?? null, c.parent ?? null, c.name ?? null);
+        }
+        last = Number(st().appendBlock.run(args).lastInsertRowid);
+      }
+      if (i === changes.length) return last;
+      const rest = i === 0 ? changes : changes.slice(i);
+      return Number(st().append.run(at, origin, JSON.stringify(rest.map((c) => [c.space, c.kind, c.node ?? null, c.parent ?? null, c.name ?? null]))).lastInsertRowid);
+    },
     since: (after, limit) => st().since.all(after, limit) as ChangeRecord[],
     dependents: (tops) => (st().dependents.all({ tops: JSON.stringify(tops) }) as Array<{ id: number }>).map((r) => r.id),
     horizon: () => (st().horizon.get() as { h: number }).h,
