@@ -99,6 +99,29 @@ t.test('L12/H4: that cascade with a mount\'s change follower: 2 statements per l
   t.equal(space.trashItem(id).links.length, LINKS, 'the item holds the 2,000 links');
 });
 
+t.test('C2/L12: a cascade whose links are named like C2 alternatives of each other names each once', async (t) => {
+  const { lib, space } = countedLib(t);
+  await put(lib, space, 'photo.jpg', 'jpeg bytes', { conflict: 'ask' });
+  // by link id: cover, cover, cover (2), cover, cover (1), cover — the bin names of the plain ones
+  // are picked while names of the same form are placed as they are; and three of 250 bytes, whose
+  // alternatives in the bin must be shortened (`<id>-xxx… (1).jpg`)
+  const long = `${'x'.repeat(246)}.jpg`;
+  const names = ['cover', 'cover', 'cover (2)', 'cover', 'cover (1)', 'cover', long, long, long];
+  lib.transaction(() => {
+    names.forEach((n, i) => {
+      space.mkdir(`e${i}`);
+      space.createLink(`e${i}/${n}`, 'photo.jpg', { conflict: 'ask' });
+    });
+  });
+  const id = space.unlink('photo.jpg').recycledItemId!;
+  const view = space.readdir('.trash').map((e) => e.name).filter((n) => n.startsWith(`${id}-cover`) || n.startsWith(`${id}-xxx`)).sort();
+  t.equal(view.length, names.length, 'every link has its own name in the bin');
+  t.equal(new Set(view).size, view.length, 'no name twice');
+  t.same(space.trashItem(id).links.map((l) => l.originalPath).sort(), names.map((n, i) => `e${i}/${n}`).sort(), 'each remembers where it was');
+  space.restore(id);
+  names.forEach((n, i) => t.equal(space.readlink(`e${i}/${n}`), '../photo.jpg', `e${i}/${n.slice(0, 12)} is back`));
+});
+
 t.test('T4/L12: restoring that item puts the 2,000 links back with O(links) work', async (t) => {
   const { lib, space, sql } = countedLib(t);
   await sameNamedLinks(lib, space, LINKS);

@@ -231,7 +231,8 @@ export class Edits {
     const size =
       row.kind === 'dir' ? this.rows.subtreeBytes(row.id) : row.kind === 'file' ? row.size : 0;
     const itemId = this.rows.insertItem({ space: this.name, node: row.id, kind: row.kind, name, original_path: originalPath, size, removed_at: this.tree.now() });
-    this.rows.moveEntry(this.trash, trashViewName(itemId, name), row.id);
+    const ownView = trashViewName(itemId, name);
+    this.rows.moveEntry(this.trash, ownView, row.id);
     this.touchDir(parent);
     if (row.kind === 'file' && opts.cascade !== false) {
       // The links are shown in the bin view beside their target, under the same item id
@@ -239,6 +240,8 @@ export class Edits {
       // Thousands of links may go (issue 15): their directories' paths are walked once each, and
       // once a view name is taken the C2 names for it come from `names` without asking again.
       const names: FreeNames = new Map();
+      // every name this cascade puts in the bin (C2 picks are checked against it, not looked up)
+      const placed = new Set<string>([ownView]);
       const dirs = new Map<number, Location>();
       // one read for every link and its names, oldest first (rows of one link are adjacent)
       const rows = this.rows.boundLinksToCascade(row.id);
@@ -264,9 +267,10 @@ export class Edits {
         records.push({ node: link, parent: linkParent, name: linkName, original_path: joinPath(loc.segs) });
         const viewName = trashViewName(itemId, linkName);
         const taken = names.has(freeNamesKey(this.trash, viewName, false)) || this.tree.occupied(this.trash, viewName);
-        // Every name this loop gives in the bin comes from `names`, so the C2 picks need no point
-        // lookup each (verify: false). The move names the entry it moves (no read of it).
-        this.rows.moveName(linkParent, linkName, this.trash, taken ? this.tree.freeName(this.trash, viewName, false, names, false) : viewName);
+        // The move names the entry it moves (no read of it).
+        const binName = taken ? this.tree.freeName(this.trash, viewName, false, names, placed) : viewName;
+        placed.add(binName);
+        this.rows.moveName(linkParent, linkName, this.trash, binName);
         moved.push(link);
       }
       this.rows.insertItemLinks(itemId, records);
