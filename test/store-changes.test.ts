@@ -237,9 +237,9 @@ t.test('H4: every row primitive is a read, recorded, or a write the kernel canno
   // writes no kernel cache holds: a new node (nobody has it yet), the space's default class, bin
   // records (items are not in the tree; their view entries are), xattrs (no kernel copy; the rules
   // change ctime with them, which is recorded)
-  const UNSEEN = ['insertNode', 'setSpaceClass', 'insertItem', 'deleteItem', 'insertItemLink', 'deleteItemLinks', 'deleteItemLinkOf',
+  const UNSEEN = ['insertNode', 'setSpaceClass', 'insertItem', 'deleteItem', 'insertItemLink', 'insertItemLinks', 'deleteItemLinks', 'deleteItemLinkOf',
     'setXattr', 'deleteXattr', 'clearXattrs', 'copyXattrs'];
-  const RECORDED = ['insertEntry', 'moveEntry', 'moveName', 'exchangeNames', 'deleteEntry', 'deleteName', 'deleteNode', 'touch', 'touchCtime', 'touchAtime', 'setState', 'setClass',
+  const RECORDED = ['insertEntry', 'moveEntry', 'moveName', 'exchangeNames', 'deleteEntry', 'deleteName', 'deleteNode', 'touch', 'touchCtime', 'touchAtime', 'setState', 'setStates', 'setClass',
     'setContent', 'setattr', 'rebind'];
   const keys = Object.keys(raw).sort();
   const known = new Set([...READS, ...UNSEEN, ...RECORDED]);

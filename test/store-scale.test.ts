@@ -13,6 +13,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { DB_FILE } from '../src/store/library.js';
+import { ChangeFollower, type Invalidation } from '../src/vfs/changes.js';
 
 /** A library whose space statements are counted (the counter must exist before `lib.space`). */
 function countedLib(t: Test): { lib: Library; space: Space; sql: SqlCounter; dir: string } {
@@ -61,6 +62,64 @@ t.test('L12/C2: removing a file whose 2,000 bound links share one name does O(li
   for (const name of [`${id}-cover`, `${id}-cover (1999)`]) {
     t.equal(space.readlink(`.trash/${name}`), `${id}-photo.jpg`, `${name} still resolves inside the bin`);
   }
+});
+
+t.test('L12/H4: that cascade with a mount\'s change follower: 2 statements per link, one read to expand 2,000 moved links', async (t) => {
+  const { lib, space, sql } = countedLib(t);
+  await sameNamedLinks(lib, space, LINKS);
+  const links = Array.from({ length: LINKS }, (_, i) => space.stat(`d${i}/cover`).id);
+  const dirs = Array.from({ length: LINKS }, (_, i) => space.stat(`d${i}`).id);
+  const photo = space.stat('photo.jpg').id;
+  // as a mount follows: this process's commits are applied in the commit's after-commit work
+  const got: Invalidation[] = [];
+  const f = new ChangeFollower(lib, (inv) => got.push(inv), { space: '-', pollMs: 3_600_000, watchCommits: false }).start();
+  t.teardown(() => f.stop());
+  sql.reset();
+  const head = lib.changes.head();
+  const id = space.unlink('photo.jpg').recycledItemId!;
+  const c = { ...sql.counts };
+  const fed = lib.changes.read(head, 100_000).records;
+  t.ok(fed.length > 3 * LINKS && fed.every((r, i) => r.seq === head + 1 + i), `the feed numbers its ${fed.length} rows in order, without gaps (written in blocks)`);
+  t.ok(links.every((l) => fed.some((r) => r.kind === 'tree' && r.node === l)), 'each moved link is recorded');
+  // Per link: its directory's entry (for the path it is remembered by) and the move of its entry
+  // (which names what it moves); the links' bin records and states are one statement each. The
+  // base commit ran 8 per link (its own entry twice, the move's recorder read it again, a point
+  // lookup per bin name, its record, its state) and the follower one dependents query per moved
+  // link (2,000 more).
+  // (+ the change feed's 6,000 rows, one statement per 256)
+  t.ok(c.statements <= 2 * LINKS + 60, `statements ${c.statements} ≤ 2 per link + 60 (follower included)`);
+  t.equal(sql.timesRun(/link_node = sub\.id/), 1, 'the follower expands the 2,000 moved links with one dependents query');
+  t.equal(sql.timesRun(/^SELECT n\.\* FROM entries e JOIN nodes n ON n\.id = e\.node WHERE e\.parent = \? AND e\.name = \?$/), 3, 'names in the bin: 3 point lookups (the walk to photo.jpg, the first view name), none per pick');
+  t.same(sql.fullScans(), [], 'no table scans');
+  const inodes = new Set(got.flatMap((i) => ('inode' in i ? [i.inode] : [])));
+  const entries = new Set(got.flatMap((i) => ('entry' in i ? [`${i.entry.parent}/${i.entry.name}`] : [])));
+  t.ok(links.every((l) => inodes.has(l)) && inodes.has(photo), 'every link and the photo are invalidated (their readlink answers and places changed)');
+  t.ok(dirs.every((d) => entries.has(`${d}/cover`)), 'every d*/cover name is invalidated');
+  t.ok(entries.has(`${space.root}/photo.jpg`), 'and photo.jpg');
+  t.equal(space.trashItem(id).links.length, LINKS, 'the item holds the 2,000 links');
+});
+
+t.test('C2/L12: a cascade whose links are named like C2 alternatives of each other names each once', async (t) => {
+  const { lib, space } = countedLib(t);
+  await put(lib, space, 'photo.jpg', 'jpeg bytes', { conflict: 'ask' });
+  // by link id: cover, cover, cover (2), cover, cover (1), cover — the bin names of the plain ones
+  // are picked while names of the same form are placed as they are; and three of 250 bytes, whose
+  // alternatives in the bin must be shortened (`<id>-xxx… (1).jpg`)
+  const long = `${'x'.repeat(246)}.jpg`;
+  const names = ['cover', 'cover', 'cover (2)', 'cover', 'cover (1)', 'cover', long, long, long];
+  lib.transaction(() => {
+    names.forEach((n, i) => {
+      space.mkdir(`e${i}`);
+      space.createLink(`e${i}/${n}`, 'photo.jpg', { conflict: 'ask' });
+    });
+  });
+  const id = space.unlink('photo.jpg').recycledItemId!;
+  const view = space.readdir('.trash').map((e) => e.name).filter((n) => n.startsWith(`${id}-cover`) || n.startsWith(`${id}-xxx`)).sort();
+  t.equal(view.length, names.length, 'every link has its own name in the bin');
+  t.equal(new Set(view).size, view.length, 'no name twice');
+  t.same(space.trashItem(id).links.map((l) => l.originalPath).sort(), names.map((n, i) => `e${i}/${n}`).sort(), 'each remembers where it was');
+  space.restore(id);
+  names.forEach((n, i) => t.equal(space.readlink(`e${i}/${n}`), '../photo.jpg', `e${i}/${n.slice(0, 12)} is back`));
 });
 
 t.test('T4/L12: restoring that item puts the 2,000 links back with O(links) work', async (t) => {

@@ -5,6 +5,8 @@
 import t, { type Test } from 'tap';
 import { Library } from '../src/store/library.js';
 import { nodeCachesSink } from '../src/fuse/invalidation.js';
+import { InodeAdapter } from '../src/fuse/inode-adapter.js';
+import type { ContentReader } from '../src/vfs/reader.js';
 import { ChangeFollower, followChanges, toSink, type Invalidation } from '../src/vfs/changes.js';
 import { scratchLibrary, smhfs } from './cli-helpers.js';
 import { MemoryBlobStore } from './helpers/memory-store.js';
@@ -173,4 +175,36 @@ t.test('H4: nodeCachesSink hands each invalidation to an adapter in node ids; "d
   await new Promise((r) => setImmediate(r));
   t.same(calls, ['entry 5/x', 'node 9', 'node 1', 'node 7', 'node 13']);
   t.equal(errors.length, 1, 'a failed invalidation is reported, not thrown');
+});
+
+t.test('H4/issue 15: the inode adapter sends a name\'s invalidation only under a directory the kernel holds', async (t) => {
+  const { lib, space, photo, links } = await linkedLib(t);
+  // no reads happen here: lookups and invalidations only
+  const adapter = new InodeAdapter(lib, space, {} as ContentReader, { mountpoint: '/nowhere', log: () => undefined, cacheBoundLinks: true });
+  const sent: string[] = [];
+  adapter.attachKernel({
+    invalidateEntry: async (p, n) => (sent.push(`entry ${p}/${n}`), true),
+    invalidateInode: async (ino) => (sent.push(`inode ${ino}`), true),
+  });
+  const f = new ChangeFollower(lib, toSink(nodeCachesSink(adapter)), { space: '-', pollMs: 3_600_000, watchCommits: false }).start();
+  t.teardown(() => f.stop());
+  // the kernel looked up a and a/cover (and photo.jpg); b, c and the bin it never saw
+  const ops = adapter.ops();
+  const a = space.stat('a').id;
+  const ctx = { id: 1, uid: 0, gid: 0, pid: process.pid, umask: 0o022, signal: new AbortController().signal, interrupted: false };
+  for (const [dir, name] of [[1, 'a'], [a, 'cover'], [1, 'photo.jpg']] as const) ops.lookup!(dir, name, ctx);
+  space.unlink('photo.jpg'); // the cascade: a/cover, b/cover, c/cover go to the bin
+  await new Promise((r) => setImmediate(r));
+  const entries = sent.filter((x) => x.startsWith('entry')).sort();
+  t.same(entries, [`entry ${a}/cover`, 'entry 1/photo.jpg'].sort(), 'names only in the root and a (none in b, c or the bin the kernel never looked up)');
+  t.same(sent.filter((x) => x.startsWith('inode')).sort(), [`inode ${links[0]!.id}`, `inode ${photo.id}`, 'inode 1'].sort(), 'inodes only of what it holds: a/cover, photo.jpg, the root');
+  // once the kernel forgets a, nothing is cached under it
+  sent.splice(0);
+  ops.forget!(a, 1);
+  space.mkdir('a/new');
+  await new Promise((r) => setImmediate(r));
+  t.same(sent.filter((x) => x.startsWith('entry')), [], 'a forgotten directory: no name invalidated under it');
+  space.mkdir('newdir');
+  await new Promise((r) => setImmediate(r));
+  t.ok(sent.includes('entry 1/newdir'), 'the root is always held: its names are invalidated');
 });

@@ -145,8 +145,14 @@ export class InodeAdapter {
     this.#follower = follower;
   }
 
-  /** Drop the kernel's cached name `name` in directory `dirId` (node ids); false when nothing was cached or no kernel is attached. */
+  /**
+   * Drop the kernel's cached name `name` in directory `dirId` (node ids); false when nothing was
+   * cached or no kernel is attached. A name (positive or negative) is cached only under a
+   * directory the kernel holds an inode for, so nothing is sent for a directory it was never
+   * given or has forgotten (a cascade of 2,000 links names 2,000 entries in the bin: issue 15).
+   */
   invalidateEntry(dirId: number, name: string): Promise<boolean> {
+    if (!this.#lookups.has(dirId) && dirId !== this.#root) return Promise.resolve(false);
     return this.#kernel?.invalidateEntry(this.inoOf(dirId), name) ?? Promise.resolve(false);
   }
 

@@ -74,9 +74,10 @@ export interface FeedRows {
   since(after: number, limit: number): ChangeRecord[];
   /**
    * The nodes a 'tree' change of `top` concerns, as the library is now: `top`, the links below it
-   * (a directory's subtree) and the bound links to it or to any node below it.
+   * (a directory's subtree) and the bound links to it or to any node below it; for several tops,
+   * the union, in one query (a cascade of 2,000 links is 2,000 'tree' changes: one read, issue 15).
    */
-  dependents(top: number): number[];
+  dependents(tops: readonly number[]): number[];
   /** Everything up to this number has been pruned. */
   horizon(): number;
   /** The newest number (the horizon when the feed is empty). */
@@ -212,7 +213,13 @@ export class ChangeFeed {
 
   /** See FeedRows.dependents (one snapshot). */
   dependents(top: number): number[] {
-    return this.engine.snapshot(() => this.rows.dependents(top));
+    return this.engine.snapshot(() => this.rows.dependents([top]));
+  }
+
+  /** The union of the dependents of every node of `tops`: one query, one snapshot (none for no tops). */
+  dependentsOf(tops: readonly number[]): number[] {
+    if (tops.length === 0) return [];
+    return this.engine.snapshot(() => this.rows.dependents(tops));
   }
 
   /** The newest number: a follower that starts now starts here. */
@@ -330,6 +337,10 @@ export function recordingRows(rows: SpaceRows, space: string, feed: ChangeFeed):
     setState: (id, state) => {
       rows.setState(id, state);
       node(id);
+    },
+    setStates: (ids, state) => {
+      rows.setStates(ids, state);
+      for (const id of ids) node(id);
     },
     setClass: (id, cls) => {
       rows.setClass(id, cls);

@@ -8,7 +8,7 @@
  */
 import { fail } from '../errors.js';
 import { joinPath, trashViewName, validateName } from './paths.js';
-import type { NodeRow, SpaceCtx, SpaceHost, SpaceRows } from './space-rows.js';
+import type { ItemLinkRow, NodeRow, SpaceCtx, SpaceHost, SpaceRows } from './space-rows.js';
 import { freeNamesKey, type FreeNames, type Location, type Tree } from './tree.js';
 import type { Authorize, Conflict, NodeKind, Owner, Placed, StorageClass } from './types.js';
 
@@ -231,7 +231,8 @@ export class Edits {
     const size =
       row.kind === 'dir' ? this.rows.subtreeBytes(row.id) : row.kind === 'file' ? row.size : 0;
     const itemId = this.rows.insertItem({ space: this.name, node: row.id, kind: row.kind, name, original_path: originalPath, size, removed_at: this.tree.now() });
-    this.rows.moveEntry(this.trash, trashViewName(itemId, name), row.id);
+    const ownView = trashViewName(itemId, name);
+    this.rows.moveEntry(this.trash, ownView, row.id);
     this.touchDir(parent);
     if (row.kind === 'file' && opts.cascade !== false) {
       // The links are shown in the bin view beside their target, under the same item id
@@ -239,22 +240,41 @@ export class Edits {
       // Thousands of links may go (issue 15): their directories' paths are walked once each, and
       // once a view name is taken the C2 names for it come from `names` without asking again.
       const names: FreeNames = new Map();
+      // every name this cascade puts in the bin (C2 picks are checked against it, not looked up)
+      const placed = new Set<string>([ownView]);
       const dirs = new Map<number, Location>();
-      for (const link of this.rows.boundLinksToCascade(row.id)) {
+      // one read for every link and its names, oldest first (rows of one link are adjacent)
+      const rows = this.rows.boundLinksToCascade(row.id);
+      // their bin records and states are written together after the loop, one statement each
+      const records: ItemLinkRow[] = [];
+      const moved: number[] = [];
+      for (let i = 0; i < rows.length; ) {
+        const link = rows[i]!.id;
+        let end = i + 1;
+        while (end < rows.length && rows[end]!.id === link) end++;
+        const first = rows[i]!;
+        const extras = rows.slice(i + 1, end);
+        i = end;
         if (link === opts.keep) continue;
+        if (first.parent === null || first.name === null) throw fail('Internal', `node ${link} has no entry`);
         // A link with several names (L17) goes to the bin under its oldest one; the bin records one
         // place per cascaded link (T2), so its other names are removed (native-notes/hard-links.md).
-        for (const extra of this.rows.entriesOf(link).slice(1)) {
-          this.rows.deleteName(extra.parent, extra.name);
-          this.touchDir(extra.parent);
+        for (const extra of extras) {
+          this.rows.deleteName(extra.parent!, extra.name!);
+          this.touchDir(extra.parent!);
         }
-        const { loc, parent: linkParent, name: linkName } = this.tree.locateVia(link, dirs);
-        this.rows.insertItemLink(itemId, { node: link, parent: linkParent, name: linkName, original_path: joinPath(loc.segs) });
+        const { loc, parent: linkParent, name: linkName } = this.tree.locateVia(link, dirs, { parent: first.parent, name: first.name });
+        records.push({ node: link, parent: linkParent, name: linkName, original_path: joinPath(loc.segs) });
         const viewName = trashViewName(itemId, linkName);
         const taken = names.has(freeNamesKey(this.trash, viewName, false)) || this.tree.occupied(this.trash, viewName);
-        this.rows.moveEntry(this.trash, taken ? this.tree.freeName(this.trash, viewName, false, names) : viewName, link);
-        this.rows.setState(link, 'detached');
+        // The move names the entry it moves (no read of it).
+        const binName = taken ? this.tree.freeName(this.trash, viewName, false, names, placed) : viewName;
+        placed.add(binName);
+        this.rows.moveName(linkParent, linkName, this.trash, binName);
+        moved.push(link);
       }
+      this.rows.insertItemLinks(itemId, records);
+      this.rows.setStates(moved, 'detached');
     }
     return itemId;
   }

@@ -156,6 +156,8 @@ export interface SpaceRows {
   touchCtime(id: number, timeUs: number): void;
   touchAtime(id: number, timeUs: number): void;
   setState(id: number, state: NodeRow['state']): void;
+  /** `setState` of many nodes in one statement (a cascade of thousands of links, issue 15). */
+  setStates(ids: readonly number[], state: NodeRow['state']): void;
   setClass(id: number, cls: StorageClass): void;
   /** Every time written to "now" (touch*, ctime here and in setattr) has remainder 0; `mtimeNs` is mtime's (default 0). */
   setContent(id: number, blob: BlobRef, mtimeUs: number, ctimeUs: number, mtimeNs?: number): void;
@@ -167,8 +169,12 @@ export interface SpaceRows {
   setSpaceClass(space: string, cls: StorageClass): void;
   statfs(space: string): { files: number; bytes: number } | undefined;
   // links
-  /** Links to cascade with a trashed file: bound, not detached already, not a bin item of their own. */
-  boundLinksToCascade(target: number): number[];
+  /**
+   * Links to cascade with a trashed file: bound, not detached already, not a bin item of their own;
+   * each with its names oldest first (one row per name, by link id then age; parent and name null
+   * for a link with none), so a cascade reads no entry per link (issue 15).
+   */
+  boundLinksToCascade(target: number): Array<{ id: number; parent: number | null; name: string | null }>;
   boundLinksAll(target: number): NodeRow[];
   boundLinkCount(target: number): number;
   /** The bound links in the subtree of `top` (itself included), counted per target. */
@@ -189,6 +195,8 @@ export interface SpaceRows {
   itemByNode(node: number): number | undefined;
   deleteItem(id: number): void;
   insertItemLink(item: number, link: ItemLinkRow): void;
+  /** `insertItemLink` of many links in one statement (a cascade, issue 15). */
+  insertItemLinks(item: number, links: readonly ItemLinkRow[]): void;
   itemLinks(item: number): ItemLinkRow[];
   deleteItemLinks(item: number): void;
   deleteItemLinkOf(node: number): void;

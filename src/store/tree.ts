@@ -215,10 +215,11 @@ export class Tree {
   /**
    * `locate` for one of many nodes handled by one operation (a cascade of thousands of links):
    * the locations of the directories on the way up are remembered in `dirs`, so each directory
-   * is walked once, not once per link in it. Also returns the node's own entry.
+   * is walked once, not once per link in it. Also returns the node's own entry (`entry`: its
+   * oldest name, when the caller read it already).
    */
-  locateVia(id: number, dirs: Map<number, Location>): { loc: Location; parent: number; name: string } {
-    const own = this.rows.entryOf(id);
+  locateVia(id: number, dirs: Map<number, Location>, entry?: { parent: number; name: string }): { loc: Location; parent: number; name: string } {
+    const own = entry ?? this.rows.entryOf(id);
     if (!own) throw fail('Internal', `node ${id} has no entry`);
     const chain: Array<{ id: number; name: string }> = [];
     let cur = own.parent;
@@ -429,9 +430,14 @@ export class Tree {
    * that share a name costs O(k), not O(k²) (issue 15: 2,000 same-named links took 11 s). A
    * caller naming many nodes in one transaction passes one `memo`, so each (parent, pattern) is
    * read once; each pick is still checked with a point lookup, so a name taken since the read
-   * (by a move that did not go through here) is never handed out twice.
+   * (by a move that did not go through here) is never handed out twice. A caller that gives
+   * `placed`, every name it put in `parent` in this transaction since it made `memo` (whether by
+   * a pick or as it was), is answered without the point lookup: a pick of the full form
+   * `stem (n)ext` lies inside the range read, so the memo knows the names taken before it and
+   * `placed` those since (a cascade of 2,000 same-named links into the bin: 2,000 reads less). A
+   * pick whose stem had to be shortened lies outside that range and is still looked up.
    */
-  freeName(parent: number, name: string, isDir: boolean, memo: FreeNames = new Map()): string {
+  freeName(parent: number, name: string, isDir: boolean, memo: FreeNames = new Map(), placed?: ReadonlySet<string>): string {
     const { stem, ext } = conflictPattern(name, isDir);
     const key = freeNamesKey(parent, name, isDir);
     let names = memo.get(key);
@@ -449,7 +455,8 @@ export class Tree {
       names.taken.add(n);
       const candidate = conflictName(name, n, isDir);
       validateName(candidate, isDir);
-      if (!this.occupied(parent, candidate)) return candidate;
+      const known = placed !== undefined && candidate === `${stem} (${n})${ext}`;
+      if (known ? !placed.has(candidate) : !this.occupied(parent, candidate)) return candidate;
     }
   }
 

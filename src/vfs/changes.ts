@@ -25,7 +25,8 @@
  *
  * A 'tree' change (a node whose place changed) is expanded here, as the library is when it is
  * read, into the node and every link whose readlink answer depends on where it is
- * (`changes.dependents`). A follower that fell behind the feed's horizon, or a 'space' change,
+ * (`changes.dependentsOf`: every 'tree' change of a batch in one read, so a cascade of 2,000
+ * links costs one query, not 2,000). A follower that fell behind the feed's horizon, or a 'space' change,
  * gets `{ all: true }`: drop everything.
  *
  * `own(direct, fn)`: what a mount's request changes directly the kernel learns from the reply
@@ -214,6 +215,9 @@ export class ChangeFollower {
   private apply(records: readonly ChangeRecord[], direct: DirectSet | undefined, ownFrom = Infinity, skipOrigin?: string, advance = true): void {
     const entries = new Set<string>();
     const inodes = new Set<number>();
+    // 'tree' changes are expanded together, in one read (of ours and of others' commits apart:
+    // only ours are filtered by `direct`)
+    const tops = { mine: new Set<number>(), others: new Set<number>() };
     let all = false;
     for (const c of records) {
       if (advance) this.last = c.seq;
@@ -232,15 +236,15 @@ export class ChangeFollower {
           if (!(mine && direct.nodes.has(c.node!))) inodes.add(c.node!);
           break;
         case 'tree':
-          for (const id of this.lib.changes.dependents(c.node!)) {
-            if (!(mine && direct.nodes.has(id))) inodes.add(id);
-          }
+          (mine ? tops.mine : tops.others).add(c.node!);
           break;
         case 'space':
           all = true;
           break;
       }
     }
+    for (const id of this.lib.changes.dependentsOf([...tops.mine])) if (!direct?.nodes.has(id)) inodes.add(id);
+    for (const id of this.lib.changes.dependentsOf([...tops.others])) inodes.add(id);
     for (const id of inodes) this.emit({ inode: id });
     if (all) this.emit({ all: true });
   }

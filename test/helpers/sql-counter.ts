@@ -35,6 +35,8 @@ export interface SqlCounter {
   fullScans(tables?: readonly string[]): Array<{ sql: string; plan: string[] }>;
   /** Distinct statements run since the last reset (SQL text). */
   statementsRun(): string[];
+  /** How many times statements whose SQL matches `pattern` ran since the last reset. */
+  timesRun(pattern: RegExp): number;
 }
 
 const zero = (): SqlCounts => ({ statements: 0, rowsRead: 0, rowsWritten: 0, transactions: 0, maxStatementsPerTransaction: 0 });
@@ -44,6 +46,7 @@ export function countSql(db: Database.Database): SqlCounter {
   let depth = 0;
   let inTx = 0;
   const seen = new Map<string, unknown[]>();
+  const runs = new Map<string, number>();
   const origPrepare = db.prepare.bind(db);
   const origTransaction = db.transaction.bind(db);
 
@@ -51,6 +54,7 @@ export function countSql(db: Database.Database): SqlCounter {
     counts.statements++;
     if (depth > 0) inTx++;
     if (!seen.has(sql)) seen.set(sql, args);
+    runs.set(sql, (runs.get(sql) ?? 0) + 1);
   };
 
   (db as { prepare: unknown }).prepare = (sql: string) => {
@@ -112,9 +116,15 @@ export function countSql(db: Database.Database): SqlCounter {
     reset() {
       counts = zero();
       seen.clear();
+      runs.clear();
     },
     statementsRun() {
       return [...seen.keys()];
+    },
+    timesRun(pattern) {
+      let n = 0;
+      for (const [sql, k] of runs) if (pattern.test(sql)) n += k;
+      return n;
     },
     fullScans(tables = ['nodes', 'entries', 'recycle_items', 'recycle_links', 'xattrs']) {
       const out: Array<{ sql: string; plan: string[] }> = [];

@@ -75,14 +75,16 @@ export function pgFeedRows(engine: PgEngine, conn: PgConnection, url: string, op
         )
         .map((r) => ({ ...r, seq: Number(r.seq), at: Number(r.at), node: num(r.node), parent: num(r.parent) })),
     // top, the links below it, the bound links to it or below it (as sqlite/feed-rows.ts)
-    dependents: (top) =>
+    // (several tops: their union, in one round trip; UNION in the recursion walks a nested top once)
+    dependents: (tops) =>
       conn
         .query<{ id: Num }>(
-          `WITH RECURSIVE sub(id) AS (SELECT $1::bigint UNION ALL SELECT e.node FROM entries e JOIN sub ON e.parent = sub.id)
-           SELECT $1::bigint AS id
+          `WITH RECURSIVE tops(id) AS (SELECT value::bigint FROM jsonb_array_elements_text($1::jsonb)),
+           sub(id) AS (SELECT id FROM tops UNION SELECT e.node FROM entries e JOIN sub ON e.parent = sub.id)
+           SELECT id FROM tops
            UNION SELECT n.id FROM sub JOIN nodes n ON n.id = sub.id WHERE n.kind = 'link'
            UNION SELECT l.id FROM sub JOIN nodes l ON l.link_node = sub.id WHERE l.link_flavour = 'bound'`,
-          [top],
+          [JSON.stringify(tops)],
         )
         .map((r) => Number(r.id)),
     horizon: () => Number(conn.query<{ h: Num }>('SELECT pruned_to AS h FROM changes_horizon')[0]!.h),

@@ -152,6 +152,8 @@ export function pgSpaceRows(conn: PgConnection): SpaceRows {
     touchCtime: p('UPDATE nodes SET ctime = $1, ctime_ns = 0 WHERE id = $2'),
     touchAtime: p('UPDATE nodes SET atime = $1, atime_ns = 0 WHERE id = $2'),
     setState: p('UPDATE nodes SET state = $1 WHERE id = $2'),
+    // many at once: the ids as one JSON array (one round trip, whatever the count)
+    setStates: p('UPDATE nodes SET state = $1 WHERE id IN (SELECT value::bigint FROM jsonb_array_elements_text($2::jsonb))'),
     setClass: p('UPDATE nodes SET storage_class = $1 WHERE id = $2'),
     setContent: p('UPDATE nodes SET blob = $1, size = $2, etag = $3, layout = $4, mtime = $5, mtime_ns = $8, ctime = $6, ctime_ns = 0 WHERE id = $7'),
     setattr: p(`UPDATE nodes SET mode = $1, uid = $2, gid = $3, atime = $4, atime_ns = $8, mtime = $5, mtime_ns = $9, ctime = $6, ctime_ns = 0
@@ -161,8 +163,9 @@ export function pgSpaceRows(conn: PgConnection): SpaceRows {
     setSpaceClass: p('UPDATE spaces SET default_storage_class = $1 WHERE name = $2'),
     // the view over the per-transaction deltas of migration 4
     statfs: p('SELECT nodes AS files, bytes FROM space_usage WHERE space = $1'),
-    boundLinksToCascade: p(`SELECT n.id FROM nodes n WHERE n.link_flavour = 'bound' AND n.link_node = $1 AND n.state = 'live'
-      AND NOT EXISTS (SELECT 1 FROM recycle_items r WHERE r.node = n.id)`),
+    boundLinksToCascade: p(`SELECT n.id, e.parent, e.name FROM nodes n LEFT JOIN entries e ON e.node = n.id
+      WHERE n.link_flavour = 'bound' AND n.link_node = $1 AND n.state = 'live'
+      AND NOT EXISTS (SELECT 1 FROM recycle_items r WHERE r.node = n.id) ORDER BY n.id, e.seq`),
     boundLinksAll: p(`SELECT ${NODE_COLS} FROM nodes WHERE link_flavour = 'bound' AND link_node = $1`),
     // migration 10's counter, kept by triggers: O(1) however many links the file has
     boundLinkCount: p('SELECT n FROM bound_links WHERE target = $1'),
@@ -185,6 +188,8 @@ export function pgSpaceRows(conn: PgConnection): SpaceRows {
     itemByNode: p('SELECT id FROM recycle_items WHERE node = $1'),
     deleteItem: p('DELETE FROM recycle_items WHERE id = $1'),
     insertRecycleLink: p('INSERT INTO recycle_links (item, node, parent, name, original_path) VALUES ($1, $2, $3, $4, $5)'),
+    insertRecycleLinks: p(`INSERT INTO recycle_links (item, node, parent, name, original_path)
+      SELECT $1, (c ->> 0)::bigint, (c ->> 1)::bigint, c ->> 2, c ->> 3 FROM jsonb_array_elements($2::jsonb) c`),
     itemLinksFull: p('SELECT node, parent, name, original_path FROM recycle_links WHERE item = $1 ORDER BY node'),
     deleteItemLinks: p('DELETE FROM recycle_links WHERE item = $1'),
     deleteRecycleLink: p('DELETE FROM recycle_links WHERE node = $1'),
@@ -274,6 +279,7 @@ export function pgSpaceRows(conn: PgConnection): SpaceRows {
     touchCtime: (id, t) => void q.touchCtime.run(t, id),
     touchAtime: (id, t) => void q.touchAtime.run(t, id),
     setState: (id, state) => void q.setState.run(state, id),
+    setStates: (ids, state) => void (ids.length > 0 && q.setStates.run(state, JSON.stringify(ids))),
     setClass: (id, cls) => void q.setClass.run(cls, id),
     setContent: (id, blob, mtime, ctime, mtimeNs = 0) => void q.setContent.run(blob.key, blob.size, blob.etag, blob.layout ?? null, mtime, ctime, id, mtimeNs),
     setattr: (a) => void q.setattr.run(a.mode, a.uid, a.gid, a.atime, a.mtime, a.ctime, a.id, a.atime_ns, a.mtime_ns),
@@ -281,7 +287,7 @@ export function pgSpaceRows(conn: PgConnection): SpaceRows {
     spaceClass: (space) => q.spaceClass.get<{ c: StorageClass }>(space)!.c,
     setSpaceClass: (space, cls) => void q.setSpaceClass.run(cls, space),
     statfs: (space) => q.statfs.get<{ files: number; bytes: number }>(space),
-    boundLinksToCascade: (target) => q.boundLinksToCascade.all<{ id: number }>(target).map((r) => r.id),
+    boundLinksToCascade: (target) => q.boundLinksToCascade.all<{ id: number; parent: number | null; name: string | null }>(target),
     boundLinksAll: (target) => many(q.boundLinksAll, target),
     boundLinkCount: (target) => q.boundLinkCount.get<{ n: number }>(target)?.n ?? 0,
     boundTargetsIn: (top) => q.boundTargetsIn.all<{ target: number; n: number }>(top),
@@ -298,6 +304,8 @@ export function pgSpaceRows(conn: PgConnection): SpaceRows {
     itemByNode: (node) => (isId(node) ? q.itemByNode.get<{ id: number }>(node)?.id : undefined),
     deleteItem: (id) => void q.deleteItem.run(id),
     insertItemLink: (item, l) => void q.insertRecycleLink.run(item, l.node, l.parent, l.name, l.original_path),
+    insertItemLinks: (item, ls) =>
+      void (ls.length > 0 && q.insertRecycleLinks.run(item, JSON.stringify(ls.map((l) => [l.node, l.parent, l.name, l.original_path])))),
     itemLinks: (item) => q.itemLinksFull.all<ItemLinkRow & Record<string, unknown>>(item),
     deleteItemLinks: (item) => void q.deleteItemLinks.run(item),
     deleteItemLinkOf: (node) => void q.deleteRecycleLink.run(node),

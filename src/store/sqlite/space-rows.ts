@@ -39,6 +39,8 @@ export function sqliteSpaceRows(db: Database.Database): SpaceRows {
     touchCtime: p('UPDATE nodes SET ctime = ?, ctime_ns = 0 WHERE id = ?'),
     touchAtime: p('UPDATE nodes SET atime = ?, atime_ns = 0 WHERE id = ?'),
     setState: p('UPDATE nodes SET state = ? WHERE id = ?'),
+    // many at once: the ids as one JSON array (one statement, whatever the count)
+    setStates: p('UPDATE nodes SET state = ? WHERE id IN (SELECT value FROM json_each(?))'),
     setClass: p('UPDATE nodes SET storage_class = ? WHERE id = ?'),
     setContent: p(`UPDATE nodes SET blob = @blob, size = @size, etag = @etag, layout = @layout, mtime = @mtime, mtime_ns = @mtime_ns,
       ctime = @ctime, ctime_ns = 0 WHERE id = @id`),
@@ -49,8 +51,9 @@ export function sqliteSpaceRows(db: Database.Database): SpaceRows {
     setSpaceClass: p('UPDATE spaces SET default_storage_class = ? WHERE name = ?'),
     // kept by the triggers of migration 4: O(1) whatever the size of the space
     statfs: p('SELECT nodes AS files, bytes FROM space_usage WHERE space = ?'),
-    boundLinksToCascade: p(`SELECT n.id FROM nodes n WHERE n.link_flavour = 'bound' AND n.link_node = ? AND n.state = 'live'
-      AND NOT EXISTS (SELECT 1 FROM recycle_items r WHERE r.node = n.id)`),
+    boundLinksToCascade: p(`SELECT n.id, e.parent, e.name FROM nodes n LEFT JOIN entries e ON e.node = n.id
+      WHERE n.link_flavour = 'bound' AND n.link_node = ? AND n.state = 'live'
+      AND NOT EXISTS (SELECT 1 FROM recycle_items r WHERE r.node = n.id) ORDER BY n.id, e.seq`),
     boundLinksAll: p("SELECT * FROM nodes WHERE link_flavour = 'bound' AND link_node = ?"),
     // migration 10's counter, kept by triggers: O(1) however many links the file has
     boundLinkCount: p('SELECT n FROM bound_links WHERE target = ?'),
@@ -74,6 +77,8 @@ export function sqliteSpaceRows(db: Database.Database): SpaceRows {
     itemByNode: p('SELECT id FROM recycle_items WHERE node = ?'),
     deleteItem: p('DELETE FROM recycle_items WHERE id = ?'),
     insertRecycleLink: p('INSERT INTO recycle_links (item, node, parent, name, original_path) VALUES (?, ?, ?, ?, ?)'),
+    insertRecycleLinks: p(`INSERT INTO recycle_links (item, node, parent, name, original_path)
+      SELECT ?, c.value ->> 0, c.value ->> 1, c.value ->> 2, c.value ->> 3 FROM json_each(?) c`),
     itemLinksFull: p('SELECT node, parent, name, original_path FROM recycle_links WHERE item = ? ORDER BY node'),
     deleteItemLinks: p('DELETE FROM recycle_links WHERE item = ?'),
     deleteRecycleLink: p('DELETE FROM recycle_links WHERE node = ?'),
@@ -110,6 +115,7 @@ export function sqliteSpaceRows(db: Database.Database): SpaceRows {
     touchCtime: (id, t) => void q.touchCtime.run(t, id),
     touchAtime: (id, t) => void q.touchAtime.run(t, id),
     setState: (id, state) => void q.setState.run(state, id),
+    setStates: (ids, state) => void (ids.length > 0 && q.setStates.run(state, JSON.stringify(ids))),
     setClass: (id, cls) => void q.setClass.run(cls, id),
     setContent: (id, blob, mtime, ctime, mtimeNs = 0) =>
       void q.setContent.run({ id, blob: blob.key, size: blob.size, etag: blob.etag, layout: blob.layout ?? null, mtime, mtime_ns: mtimeNs, ctime }),
@@ -118,7 +124,7 @@ export function sqliteSpaceRows(db: Database.Database): SpaceRows {
     spaceClass: (space) => (q.spaceClass.get(space) as { c: StorageClass }).c,
     setSpaceClass: (space, cls) => void q.setSpaceClass.run(cls, space),
     statfs: (space) => q.statfs.get(space) as { files: number; bytes: number } | undefined,
-    boundLinksToCascade: (target) => (q.boundLinksToCascade.all(target) as Array<{ id: number }>).map((r) => r.id),
+    boundLinksToCascade: (target) => q.boundLinksToCascade.all(target) as Array<{ id: number; parent: number | null; name: string | null }>,
     boundLinksAll: (target) => q.boundLinksAll.all(target) as NodeRow[],
     boundLinkCount: (target) => (q.boundLinkCount.get(target) as { n: number } | undefined)?.n ?? 0,
     boundTargetsIn: (top) => q.boundTargetsIn.all(top) as Array<{ target: number; n: number }>,
@@ -135,6 +141,8 @@ export function sqliteSpaceRows(db: Database.Database): SpaceRows {
     itemByNode: (node) => (q.itemByNode.get(node) as { id: number } | undefined)?.id,
     deleteItem: (id) => void q.deleteItem.run(id),
     insertItemLink: (item, l) => void q.insertRecycleLink.run(item, l.node, l.parent, l.name, l.original_path),
+    insertItemLinks: (item, ls) =>
+      void (ls.length > 0 && q.insertRecycleLinks.run(item, JSON.stringify(ls.map((l) => [l.node, l.parent, l.name, l.original_path])))),
     itemLinks: (item) => q.itemLinksFull.all(item) as ItemLinkRow[],
     deleteItemLinks: (item) => void q.deleteItemLinks.run(item),
     deleteItemLinkOf: (node) => void q.deleteRecycleLink.run(node),
