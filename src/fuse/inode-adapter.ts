@@ -32,14 +32,16 @@
 import { constants } from 'node:os';
 import { fail, isSmhError } from '../errors.js';
 import type { Attrs, NodeInfo } from '../store/types.js';
-import type { Attr, Created, Ctx, DirEntry, DirEntryPlus, Entry, FdSlice, LowLevelOps, Open, SetAttr, Statfs, Timespec } from './ll/binding.js';
+import type { Attr, Created, Ctx, DirEntry, Entry, FdSlice, LowLevelOps, Open, SetAttr, Statfs, Timespec } from './ll/binding.js';
+import type { PackedDirPlus } from './ll/binding.js';
+import { packPlus } from './dir-plus.js';
 import type { AdapterOptions } from './adapter.js';
 import { STATS_XATTR } from './adapter.js';
 import type { ChangeFollower } from '../vfs/changes.js';
 import { adapterSnapshot, errnoFor, nodeStat, openMode, runOp, statfsNumbers, touchAtime, type OpCounter } from './translate.js';
 import type { FuseLibrary, FuseSpace } from './port.js';
 import { OpenFiles, type Handle } from '../vfs/open-files.js';
-import { DirCursor, type DirPageEntry } from './dir-cursor.js';
+import { DirCursor, type DirHooks, type DirPageEntry } from './dir-cursor.js';
 import type { ContentReader } from '../vfs/reader.js';
 import type { BlobFile } from '../blob/types.js';
 
@@ -387,14 +389,7 @@ export class InodeAdapter {
 
       // Each entry but . and .. is a lookup reference (the binding gives back, through forget,
       // those that did not fit the reply), with a lookup's timeouts (#entry: bound links too).
-      readdirplus: (ino, fh, offset, size) =>
-        this.#run('readdirplus', ino, undefined, (): DirEntryPlus[] =>
-          this.#page(id(ino), fh, offset, size, true).map((p) => ({
-            name: p.name,
-            entry: p.name === '.' || p.name === '..' ? { attr: this.#attr(p.info) } : this.#entry(p.info),
-            nextOffset: p.next,
-          })),
-        ),
+      readdirplus: (ino, fh, offset, size) => this.#run('readdirplus', ino, undefined, () => this.#pagePlus(id(ino), fh, offset, size)),
 
       releasedir: (_ino, fh) => {
         this.#dirs.delete(fh);
@@ -521,7 +516,33 @@ export class InodeAdapter {
   #page(dirId: number, fh: number, offset: number, size: number, plus: boolean): DirPageEntry[] {
     const cursor = this.#dirs.get(fh);
     if (!cursor) throw fail('InvalidArgument', 'no such directory handle', String(fh));
-    return cursor.page(this.#space, dirId, offset, size, plus, {
+    return cursor.page(this.#space, dirId, offset, size, plus, this.#dirHooks(dirId));
+  }
+
+  /**
+   * readdirplus: the page packed straight from the store's numbers (issue 15, a walk's cost per
+   * entry), each entry written as #entry would make it. An entry whose attributes need more than
+   * its row — an open file (staged size, times), a sparse file (st_blocks), `-o uid/gid/umask` —
+   * goes through #entry itself.
+   */
+  #pagePlus(dirId: number, fh: number, offset: number, size: number): PackedDirPlus {
+    const cursor = this.#dirs.get(fh);
+    if (!cursor) throw fail('InvalidArgument', 'no such directory handle', String(fh));
+    const show = this.#opts.show;
+    return packPlus(cursor.pageStats(this.#space, dirId, offset, size, this.#dirHooks(dirId)), {
+      dot: (info) => ({ attr: this.#attr(info) }),
+      entry: (info) => this.#entry(info),
+      referenced: (id) => void this.#lookups.set(id, (this.#lookups.get(id) ?? 0) + 1),
+      inoOf: (id) => this.inoOf(id),
+      open: (id) => this.files.node(id) !== undefined,
+      plain: !this.#opts.presentAs && show?.uid === undefined && show?.gid === undefined && show?.umask === undefined,
+      boundTimeout: this.#opts.cacheBoundLinks ? undefined : BOUND_LINK_TIMEOUTS.attrTimeout,
+      blksize: BLKSIZE,
+    });
+  }
+
+  #dirHooks(dirId: number): DirHooks {
+    return {
       self: () => this.#info(dirId),
       up: (self) => {
         if (self.id === this.#root) return self;
@@ -533,7 +554,7 @@ export class InodeAdapter {
         }
       },
       listed: (self) => touchAtime(this.#space, this.#log, self),
-    });
+    };
   }
 
   /**

@@ -83,6 +83,13 @@ export interface PlacedPage {
   ways: Way[];
 }
 
+/**
+ * statPage's row: name, id, kind (NODE_KINDS' index), mode, uid, gid, size, rdev, atime, atime_ns,
+ * mtime, mtime_ns, ctime, ctime_ns, btime, layout, bound (1: a bound link, else 0), count (a
+ * directory's subdirectories, anything else's names).
+ */
+export type StatRow = [string, number, number, number, number, number, number, number, number, number, number, number, number, number, number, string | null, number, number];
+
 export interface SpaceRows {
   // nodes and entries
   node(id: number): NodeRow | undefined;
@@ -95,6 +102,12 @@ export interface SpaceRows {
    * anything else's names (L17): one range read of the (parent, name) key.
    */
   childrenPage(parent: number, after: string | undefined, limit: number): Array<NodeRow & { entry_name: string; subdirs: number; names: number }>;
+  /**
+   * Optional (an engine where a statement is cheap and row objects are not: SQLite): the
+   * `childrenPage` page with only what attributes need, each row a `StatRow` tuple. Without it
+   * a packed listing (Space.readdirStats) is made from `readdirPlus`'s NodeInfos.
+   */
+  statPage?(parent: number, after: string | undefined, limit: number): StatRow[];
   /** The node's oldest name (L19: a node may have several, hard links L17; a directory has one). */
   entryOf(node: number): { parent: number; name: string } | undefined;
   /** Every name of the node, oldest first. */
