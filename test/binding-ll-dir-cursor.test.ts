@@ -9,6 +9,7 @@ import { DirCursor, type DirPageEntry } from '../src/fuse/dir-cursor.js';
 import type { NodeInfo } from '../src/store/types.js';
 import { constants } from 'node:fs';
 import { InodeAdapter } from '../src/fuse/inode-adapter.js';
+import { RefCounts } from '../src/fuse/ref-counts.js';
 import { DIRPLUS, PackedDirPlus, type Created, type Ctx, type Entry } from '../src/fuse/ll/binding.js';
 import { ContentReader } from '../src/vfs/reader.js';
 import { openLib, put } from './helpers/store.js';
@@ -149,3 +150,41 @@ t.test('issue 15: the adapter\'s packed readdirplus gives each entry exactly loo
 function sameNumbers(a: Float64Array, b: Float64Array): boolean {
   return a.length === b.length && a.every((x, i) => Object.is(x, b[i]));
 }
+
+t.test('issue 15: RefCounts (the adapter\'s lookup references) counts as a Map would, through growth, shrinking and deletions in probe runs', async (t) => {
+  const refs = new RefCounts();
+  const model = new Map<number, number>();
+  let seed = 15;
+  const rnd = (n: number): number => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed % n;
+  };
+  let wrong = 0;
+  // walks (runs of consecutive ids, as a page lists them), scattered big ids, forgets of all or some
+  for (let round = 0; round < 40; round++) {
+    const base = 1 + rnd(50_000);
+    for (let i = 0; i < 3000; i++) {
+      const id = round % 5 === 4 ? 2 ** 40 + rnd(1e6) * 7919 : base + i;
+      refs.add(id);
+      model.set(id, (model.get(id) ?? 0) + 1);
+    }
+    for (const [id, n] of [...model]) {
+      if (round % 3 !== 2 && rnd(4) !== 0) continue;
+      const k = round % 3 === 2 ? n : 1 + rnd(n);
+      const left = refs.release(id, k);
+      if (n - k > 0) model.set(id, n - k);
+      else model.delete(id);
+      if (left !== Math.max(0, n - k)) wrong++;
+    }
+    for (const [id, n] of model) if (refs.count(id) !== n || !refs.has(id)) wrong++;
+    if (refs.size !== model.size) wrong++;
+  }
+  t.equal(wrong, 0, 'every count, release and size as the Map model has it');
+  t.same(refs.ids().sort((a, b) => a - b), [...model.keys()].sort((a, b) => a - b), 'the ids held');
+  t.equal(refs.count(123456789), model.get(123456789) ?? 0, 'an id never added: 0');
+  t.equal(refs.release(987654321987, 3), 0, 'releasing an id not held: nothing left, nothing breaks');
+  for (const id of refs.ids()) refs.release(id, refs.count(id));
+  t.equal(refs.size, 0, 'all released: empty');
+  t.same(refs.ids(), []);
+  t.throws(() => refs.add(0), RangeError, '0 is no node id');
+});

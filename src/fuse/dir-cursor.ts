@@ -66,11 +66,11 @@ export class DirCursor {
   }
 
   /**
-   * readdirplus's page as `page(…, true)` has it (same entries, offsets and cut), with the store's
-   * entries packed (Space.readdirStats) instead of a NodeInfo each: a walk's cost per entry.
+   * The page `page()` gives (same entries, offsets and cut), with the store's entries packed
+   * (Space.readdirStats) instead of a NodeInfo each: a walk's cost per entry.
    */
-  pageStats(space: Pick<FuseSpace, 'readdirStats'>, dirId: number, offset: number, size: number, hooks: DirHooks): DirStatsPage {
-    const start = this.#start(offset, size, true, hooks);
+  pageStats(space: Pick<FuseSpace, 'readdirStats'>, dirId: number, offset: number, size: number, plus: boolean, hooks: DirHooks): DirStatsPage {
+    const start = this.#start(offset, size, plus, hooks);
     const firstNext = this.#sent.length + 3;
     if (!start) return { dots: [], stats: { names: [], nums: new Float64Array(0), layouts: new Map() }, count: 0, firstNext };
     const { out, after, limit, bytes } = start;
