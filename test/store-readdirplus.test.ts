@@ -112,6 +112,9 @@ t.test('issue 15: readdirStats is readdirPlus packed (the same names and numbers
   space.createLink('far/back', 'd/f.txt');
   space.symlink('d/path-link', '../far/nowhere'); // a path link
   space.mknod('d/fifo', { mode: 0o010644 });
+  // times with nanoseconds below the µs (M2), which the packed page carries folded
+  space.setattr('d/f.txt', { atimeUs: 1_700_000_000_123_456, atimeNsRem: 987, mtimeUs: 1_700_000_001_654_321, mtimeNsRem: 5 });
+  space.setattr('d/fifo', { atimeUs: 1_600_000_000_000_001, atimeNsRem: 999, mtimeUs: 1_800_000_000_999_999, mtimeNsRem: 1 });
   space.createLink('d/é-日本', 'far/away/deeper/target.bin'); // a multibyte name
   const packed = (id: number, after: string | undefined, limit: number) => {
     const want = newDirStats(0);
@@ -159,6 +162,7 @@ t.test('issue 15: readdirStats is readdirPlus packed (the same names and numbers
   t.equal(at('in-dir', DS.FLAGS), DS_BOUND, 'a bound link is flagged');
   t.equal(at('path-link', DS.FLAGS), 0, 'a path link is not');
   t.equal(at('fifo', DS.KIND), NODE_KINDS.indexOf('special'));
+  t.same([at('fifo', DS.ATIME), at('fifo', DS.ATIME_NS), at('fifo', DS.MTIME), at('fifo', DS.MTIME_NS)], [1_600_000_000_000_001, 999, 1_800_000_000_999_999, 1], 'times and their nanoseconds');
   // the bin's view too
   space.unlink('d/hard.txt');
   space.unlink('d/renamed.txt'); // its last name: to the bin, with the bound links to it (L12)

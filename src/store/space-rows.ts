@@ -84,11 +84,12 @@ export interface PlacedPage {
 }
 
 /**
- * statPage's row: name, id, kind (NODE_KINDS' index), mode, uid, gid, size, rdev, atime, atime_ns,
- * mtime, mtime_ns, ctime, ctime_ns, btime, layout, bound (1: a bound link, else 0), count (a
- * directory's subdirectories, anything else's names).
+ * statPage's row: name, id, kind × 2 + bound (kind: NODE_KINDS' index; bound: 1 for a bound link),
+ * mode, uid, gid, size, rdev, atime, mtime, ctime, btime (µs), the nanoseconds below atime, mtime
+ * and ctime as atime_ns·10⁶ + mtime_ns·10³ + ctime_ns, layout, count (a directory's
+ * subdirectories, anything else's names). Folded: each value of a raw row costs a JS set.
  */
-export type StatRow = [string, number, number, number, number, number, number, number, number, number, number, number, number, number, number, string | null, number, number];
+export type StatRow = [string, number, number, number, number, number, number, number, number, number, number, number, number, string | null, number];
 
 export interface SpaceRows {
   // nodes and entries

@@ -169,26 +169,27 @@ export class NodeOps extends SpaceOps {
         }
         const w = rows[k++]!;
         const b = i * DS.STRIDE;
-        const kind = w[2];
+        const kind = w[2] >> 1;
+        const ns = w[12];
         d.names[i] = w[0];
         nums[b + DS.ID] = w[1];
         nums[b + DS.KIND] = kind;
         nums[b + DS.MODE] = w[3];
         // as infoOf: 2 + subdirectories for a directory (a child is never the root), else its names
-        nums[b + DS.NLINK] = kind === DIR_KIND ? 2 + w[17] : Math.max(1, w[17]);
+        nums[b + DS.NLINK] = kind === DIR_KIND ? 2 + w[14] : Math.max(1, w[14]);
         nums[b + DS.UID] = w[4];
         nums[b + DS.GID] = w[5];
         nums[b + DS.RDEV] = w[7];
         nums[b + DS.SIZE] = kind === DIR_KIND ? 4096 : kind === LINK_KIND ? this.linkSize(w[1], r.inTrash, r.segs, w[0]) : w[6];
         nums[b + DS.ATIME] = w[8];
-        nums[b + DS.ATIME_NS] = w[9];
-        nums[b + DS.MTIME] = w[10];
-        nums[b + DS.MTIME_NS] = w[11];
-        nums[b + DS.CTIME] = w[12];
-        nums[b + DS.CTIME_NS] = w[13];
-        nums[b + DS.BTIME] = w[14];
-        nums[b + DS.FLAGS] = w[16] === 1 ? DS_BOUND : 0;
-        if (w[15] !== null) d.layouts.set(i, w[15]);
+        nums[b + DS.ATIME_NS] = Math.floor(ns / 1_000_000);
+        nums[b + DS.MTIME] = w[9];
+        nums[b + DS.MTIME_NS] = Math.floor(ns / 1000) % 1000;
+        nums[b + DS.CTIME] = w[10];
+        nums[b + DS.CTIME_NS] = ns % 1000;
+        nums[b + DS.BTIME] = w[11];
+        nums[b + DS.FLAGS] = w[2] & 1 ? DS_BOUND : 0;
+        if (w[13] !== null) d.layouts.set(i, w[13]);
       }
       return d;
     });
