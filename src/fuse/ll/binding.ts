@@ -828,11 +828,24 @@ export class LowLevelSession extends EventEmitter {
     if (ops.destroy) h['destroy'] = () => void ops.destroy!();
     if (ops.forget) {
       const forget = ops.forget.bind(ops);
-      h['forget'] = ((ino: number, n: number) => {
-        try {
-          forget(ino, n);
-        } catch (e) {
-          this.#onError(e, 'forget');
+      // one forget, or (forget_multi: drop_caches sends thousands) a Float64Array of `n` (ino, nlookup) pairs
+      h['forget'] = ((ino: number | Float64Array, n: number) => {
+        if (typeof ino === 'number') {
+          try {
+            forget(ino, n);
+          } catch (e) {
+            this.#onError(e, 'forget');
+          }
+          return;
+        }
+        for (let i = 0; i < n; i++) {
+          const one = ino[2 * i]!;
+          if (one === 0) continue;
+          try {
+            forget(one, ino[2 * i + 1]!);
+          } catch (e) {
+            this.#onError(e, 'forget');
+          }
         }
       }) as (...a: never[]) => void;
     }
