@@ -24,7 +24,8 @@
  * - rename carries renameat2's flags: RENAME_NOREPLACE and RENAME_EXCHANGE go to the store (one
  *   transaction each); anything else is EINVAL.
  * - Listings are readdirplus (always): one store page per reply, each entry a lookup reference
- *   with its attributes, resumed after the last name sent (./dir-cursor.ts).
+ *   with its attributes, resumed after the last name sent (./dir-cursor.ts), packed from the
+ *   store's numbers with no object per entry (./dir-plus.ts, issue 15).
  * - Cache invalidation: `attachKernel` gives the adapter the session's invalidation calls; the
  *   server (and i11-inval's change follower) ask through `invalidateEntry(dirId, name)` and
  *   `invalidateNode(id)` in node ids.
@@ -105,7 +106,7 @@ export class InodeAdapter {
   readonly #root: number;
   /** The kernel's lookup references, per node id. */
   readonly #lookups = new RefCounts();
-  /** Open directory handles: the names each has sent, by offset (see #page). */
+  /** Open directory handles: the names each has sent, by offset (./dir-cursor.ts). */
   readonly #dirs = new Map<number, DirCursor>();
   #nextDir = 1;
   /** libfuse 2's auto_cache: an open keeps the kernel's pages when mtime and size are as at the last open. */
