@@ -14,7 +14,9 @@
  * `--no-rss-s3`).
  *
  * `--scale` runs only the scale bench (bench/scale.ts; `make bench-scale`): `--sizes 10000,100000`,
- * `--mem-files N` (300000; 0 skips the memory test), `--pin both|yes|no` (both).
+ * `--mem-files N` (300000; 0 skips the memory test), `--pin both|yes|no` (both), `--steps ls,find`
+ * (only those of stat, ls, find after the create; default every step and the store part),
+ * `--rounds N` (ls -l and find: the median of N rounds; 1).
  */
 import { spawn, execFile } from 'node:child_process';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
@@ -298,7 +300,7 @@ if (SCALE) {
   if (process.getuid?.() !== 0) throw new Error('the bench needs root (drop_caches, mounts)');
   const i = process.argv.indexOf('--sizes');
   const sizes = (i > 0 ? process.argv[i + 1]! : '10000,100000').split(',').map(Number);
-  if (sizes.length < 2 || sizes.some((n) => !Number.isInteger(n) || n < 10)) throw new Error('--sizes: two or more whole numbers, e.g. 10000,100000');
+  if (sizes.length < 1 || sizes.some((n) => !Number.isInteger(n) || n < 10)) throw new Error('--sizes: whole numbers, e.g. 10000,100000');
   const p = process.argv.indexOf('--pin');
   const pinArg = p > 0 ? process.argv[p + 1] : 'both';
   if (pinArg !== 'both' && pinArg !== 'yes' && pinArg !== 'no') throw new Error(`--pin ${pinArg}: expected both, yes or no`);
@@ -309,6 +311,9 @@ if (SCALE) {
     memFiles: arg('mem-files', 300_000),
     pinned: pinArg === 'both' ? [false, true] : [pinArg === 'yes'],
     keep: KEEP,
+    // `--steps ls,find` (stat, ls, find; default all) and `--rounds N` for ls and find's median
+    ...(process.argv.includes('--steps') ? { steps: process.argv[process.argv.indexOf('--steps') + 1]!.split(',') } : {}),
+    rounds: arg('rounds', 1),
   });
   process.stdout.write(`${report}\n`);
 }

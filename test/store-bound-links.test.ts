@@ -18,6 +18,7 @@ import { checkLibrary } from '../src/store/fsck.js';
 import { openLib, put } from './helpers/store.js';
 import { closeStoreLib, copyStoreLib, sqlRun } from './helpers/store-engines.js';
 import { tempDir } from './helpers/store.js';
+import { DS, putDirStat } from '../src/store/types.js';
 import { rmSync } from 'node:fs';
 
 const SEED = Number(process.env.SMHFS_BOUND_SEED ?? 20261201);
@@ -225,4 +226,36 @@ t.test("a copy of the library (the model tests' restores) has the same counters"
   const c = counters(copy);
   t.same(c.recorded, c.counted, 'recorded = counted in the copy');
   t.same(c.recorded, [`${space.stat('a').id}:4`]);
+});
+
+t.test('issue 15: a packed listing (readdirStats) gives a bound link the size of its readlink answer, in and out of its directory, before and after its target moves — and readdirPlus\'s numbers', async (t) => {
+  const { lib, space } = openLib(t);
+  space.mkdir('d');
+  space.mkdir('far/away', { parents: true });
+  await put(lib, space, 'd/near.txt', 'near');
+  await put(lib, space, 'far/away/target.bin', 'target');
+  space.createLink('d/to-near', 'd/near.txt');
+  space.createLink('d/to-far', 'far/away/target.bin');
+  space.createLink('far/back', 'd/near.txt');
+  const sizes = (dir: string): Record<string, number> => {
+    const d = space.readdirStats(space.stat(dir).id, undefined, 100);
+    return Object.fromEntries(d.names.map((n, i) => [n, d.nums[i * DS.STRIDE + DS.SIZE]!]));
+  };
+  const check = (label: string): void => {
+    for (const [dir, name] of [['d', 'to-near'], ['d', 'to-far'], ['far', 'back']] as const) {
+      t.equal(sizes(dir)[name], Buffer.byteLength(space.readlink(`${dir}/${name}`)), `${label}: ${dir}/${name}`);
+    }
+    for (const dir of ['d', 'far', '']) {
+      const id = dir ? space.stat(dir).id : space.root;
+      const got = space.readdirStats(id, undefined, 100);
+      const list = space.readdirPlus(id, undefined, 100);
+      const want = { names: new Array<string>(list.length), nums: new Float64Array(list.length * DS.STRIDE), layouts: new Map<number, string>() };
+      list.forEach((e, i) => putDirStat(want, i, e.name, e.info));
+      t.same([got.names, [...got.nums]], [want.names, [...want.nums]], `${label}: ${dir || 'the root'} packed as readdirPlus`);
+    }
+  };
+  check('as made');
+  space.rename('far/away', 'far/a-much-longer-name-for-the-folder');
+  space.rename('d/near.txt', 'd/n.txt');
+  check('after the targets moved');
 });

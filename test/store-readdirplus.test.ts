@@ -4,7 +4,7 @@
 // a page's work does not grow with the directory nor with the pages before it.
 import t from 'tap';
 import { Library } from '../src/store/library.js';
-import type { DirEntry } from '../src/store/types.js';
+import { DS, DS_BOUND, NODE_KINDS, newDirStats, putDirStat, type DirEntry } from '../src/store/types.js';
 import { MemoryBlobStore } from './helpers/memory-store.js';
 import { countSql } from './helpers/sql-counter.js';
 import { openLib, put, tempDir } from './helpers/store.js';
@@ -91,4 +91,100 @@ t.test('issue 15: a page of 1,000 entries of a 5,000-entry directory is a few st
   sql.reset();
   space.readdir(big);
   t.ok(sql.counts.statements > 500, `readdir of the same directory: ${sql.counts.statements} statements (a subdirectory count per directory)`);
+});
+
+t.test('issue 15: readdirStats is readdirPlus packed (the same names and numbers), a link\'s size is its readlink\'s bytes, one statement a page', async (t) => {
+  const dir = tempDir();
+  const lib = Library.open(dir, { create: true, blobStore: new MemoryBlobStore() });
+  const sql = countSql(lib.db);
+  const space = lib.space('-');
+  t.teardown(() => {
+    lib.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  space.mkdir('d/sub', { parents: true });
+  space.mkdir('far/away/deeper', { parents: true });
+  await put(lib, space, 'd/f.txt', 'hello', { conflict: 'ask' });
+  await put(lib, space, 'far/away/deeper/target.bin', 'x'.repeat(1000), { conflict: 'ask' });
+  space.link('d/f.txt', 'd/hard.txt'); // two names: nlink 2
+  space.createLink('d/in-dir', 'd/f.txt'); // bound, target in the same directory
+  space.createLink('d/out-of-dir', 'far/away/deeper/target.bin'); // bound, target elsewhere
+  space.createLink('far/back', 'd/f.txt');
+  space.symlink('d/path-link', '../far/nowhere'); // a path link
+  space.mknod('d/fifo', { mode: 0o010644 });
+  // times with nanoseconds below the µs (M2), which the packed page carries folded
+  space.setattr('d/f.txt', { atimeUs: 1_700_000_000_123_456, atimeNsRem: 987, mtimeUs: 1_700_000_001_654_321, mtimeNsRem: 5 });
+  space.setattr('d/fifo', { atimeUs: 1_600_000_000_000_001, atimeNsRem: 999, mtimeUs: 1_800_000_000_999_999, mtimeNsRem: 1 });
+  space.createLink('d/é-日本', 'far/away/deeper/target.bin'); // a multibyte name
+  const packed = (id: number, after: string | undefined, limit: number) => {
+    const want = newDirStats(0);
+    const list = space.readdirPlus(id, after, limit);
+    want.names.length = list.length;
+    want.nums = new Float64Array(list.length * DS.STRIDE);
+    list.forEach((e, i) => putDirStat(want, i, e.name, e.info));
+    return want;
+  };
+  const same = (id: number, what: string) => {
+    for (const limit of [1, 2, 3, 7, 100]) {
+      let after: string | undefined;
+      for (let p = 0; ; p++) {
+        const got = space.readdirStats(id, after, limit);
+        const want = packed(id, after, limit);
+        t.same(got.names, want.names, `${what}, limit ${limit}, page ${p}: the names`);
+        t.same([...got.nums], [...want.nums], `${what}, limit ${limit}, page ${p}: the numbers`);
+        t.same([...got.layouts], [...want.layouts], `${what}, limit ${limit}, page ${p}: the layouts`);
+        if (got.names.length < limit) break;
+        after = got.names[got.names.length - 1];
+      }
+    }
+  };
+  same(space.stat('d').id, 'd');
+  same(space.root, 'the root (.trash in its place)');
+  same(space.stat('far').id, 'far');
+  const sizeOf = (dirPath: string, name: string): number => {
+    const d = space.readdirStats(space.stat(dirPath).id, undefined, 100);
+    return d.nums[d.names.indexOf(name) * DS.STRIDE + DS.SIZE]!;
+  };
+  const check = (label: string) => {
+    for (const [p, n] of [['d', 'in-dir'], ['d', 'out-of-dir'], ['far', 'back'], ['d', 'path-link'], ['d', 'é-日本']] as const) {
+      t.equal(sizeOf(p, n), Buffer.byteLength(space.readlink(`${p}/${n}`)), `${label}: ${p}/${n}'s size is readlink's length in bytes`);
+    }
+  };
+  check('as made');
+  space.rename('far/away', 'far/somewhere-else-with-a-longer-name'); // the targets move: the answers change
+  space.rename('d/f.txt', 'd/renamed.txt');
+  check('after the targets moved');
+  t.equal(sizeOf('d', 'out-of-dir'), Buffer.byteLength('../far/somewhere-else-with-a-longer-name/deeper/target.bin'));
+  const d = space.readdirStats(space.stat('d').id, undefined, 100);
+  const at = (n: string, k: number) => d.nums[d.names.indexOf(n) * DS.STRIDE + k];
+  t.equal(at('hard.txt', DS.NLINK), 2, 'a second name: nlink 2');
+  t.equal(at('sub', DS.NLINK), 2, 'a directory: 2 + its subdirectories');
+  t.equal(at('in-dir', DS.FLAGS), DS_BOUND, 'a bound link is flagged');
+  t.equal(at('path-link', DS.FLAGS), 0, 'a path link is not');
+  t.equal(at('fifo', DS.KIND), NODE_KINDS.indexOf('special'));
+  t.same([at('fifo', DS.ATIME), at('fifo', DS.ATIME_NS), at('fifo', DS.MTIME), at('fifo', DS.MTIME_NS)], [1_600_000_000_000_001, 999, 1_800_000_000_999_999, 1], 'times and their nanoseconds');
+  // the bin's view too
+  space.unlink('d/hard.txt');
+  space.unlink('d/renamed.txt'); // its last name: to the bin, with the bound links to it (L12)
+  same(space.trash, 'the bin');
+  t.throws(() => space.readdirStats(space.stat('d/path-link', { follow: false }).id, undefined, 10), { code: 'NotADirectory' });
+  t.throws(() => space.readdirStats(space.root, undefined, 0), { code: 'InvalidArgument' });
+
+  // a page of 1,000 plain entries: one statement for the page (and the directory's own row)
+  space.mkdir('big');
+  const big = space.stat('big').id;
+  lib.transaction(() => {
+    for (let i = 0; i < 3000; i++) space.mknod(`big/e${String(i).padStart(5, '0')}`, { mode: 0o100644 });
+  });
+  let after: string | undefined;
+  const perPage: number[] = [];
+  for (let p = 0; p < 3; p++) {
+    sql.reset();
+    const page = space.readdirStats(big, after, 1000);
+    perPage.push(sql.counts.statements);
+    t.equal(page.names.length, 1000);
+    after = page.names[999];
+    t.same(sql.fullScans(), [], `page ${p}: no table scan`);
+  }
+  t.ok(perPage.every((n) => n <= 3), `statements per page of 1,000 entries: ${perPage.join(', ')}`);
 });

@@ -12,7 +12,7 @@
  * per entry listed per open handle, freed at releasedir.
  */
 import { fail } from '../errors.js';
-import type { NodeInfo } from '../store/types.js';
+import type { DirStats, NodeInfo } from '../store/types.js';
 import type { FuseSpace } from './port.js';
 
 /** Bytes before the name in a reply's entry (fuse_add_direntry[_plus]): struct fuse_dirent; fuse_entry_out + fuse_dirent. */
@@ -35,11 +35,68 @@ export interface DirHooks {
   listed(self: NodeInfo): void;
 }
 
+/** readdirplus's page, packed (DirCursor.pageStats). */
+export interface DirStatsPage {
+  /** `.` and `..` when the call's offset asks for them, first */
+  dots: DirPageEntry[];
+  /** the store's page; its first `count` entries fit the reply */
+  stats: DirStats;
+  count: number;
+  /** the offset that resumes after `stats`' first entry; the k-th's is firstNext + k */
+  firstNext: number;
+}
+
 export class DirCursor {
   /** The names sent, in order: offset k + 3 resumes after sent[k]. */
   readonly #sent: string[] = [];
 
   page(space: Pick<FuseSpace, 'readdirPlus'>, dirId: number, offset: number, size: number, plus: boolean, hooks: DirHooks): DirPageEntry[] {
+    const start = this.#start(offset, size, plus, hooks);
+    if (!start) return [];
+    const { out, after, limit, bytes } = start;
+    let room = start.room;
+    for (const e of space.readdirPlus(dirId, after, limit)) {
+      const need = bytes(e.name);
+      if (need > room) break;
+      room -= need;
+      this.#sent.push(e.name);
+      out.push({ name: e.name, info: e.info, next: this.#sent.length + 2 });
+    }
+    return out;
+  }
+
+  /**
+   * The page `page()` gives (same entries, offsets and cut), with the store's entries packed
+   * (Space.readdirStats) instead of a NodeInfo each: a walk's cost per entry.
+   */
+  pageStats(space: Pick<FuseSpace, 'readdirStats'>, dirId: number, offset: number, size: number, plus: boolean, hooks: DirHooks): DirStatsPage {
+    const start = this.#start(offset, size, plus, hooks);
+    const firstNext = this.#sent.length + 3;
+    if (!start) return { dots: [], stats: { names: [], nums: new Float64Array(0), layouts: new Map() }, count: 0, firstNext };
+    const { out, after, limit, bytes } = start;
+    let room = start.room;
+    const stats = space.readdirStats(dirId, after, limit);
+    let count = 0;
+    for (const name of stats.names) {
+      const need = bytes(name);
+      if (need > room) break;
+      room -= need;
+      this.#sent.push(name);
+      count++;
+    }
+    return { dots: out, stats, count, firstNext };
+  }
+
+  /**
+   * A reply's start: `.` and `..` when the offset asks for them, the name to resume after, the
+   * room left and a page size; undefined when the offset is none this handle gave.
+   */
+  #start(
+    offset: number,
+    size: number,
+    plus: boolean,
+    hooks: DirHooks,
+  ): { out: DirPageEntry[]; after: string | undefined; limit: number; room: number; bytes: (name: string) => number } | undefined {
     const out: DirPageEntry[] = [];
     const header = plus ? FUSE_DIRENTPLUS_HEADER : FUSE_DIRENT_HEADER;
     const bytes = (name: string): number => (header + Buffer.byteLength(name) + 7) & ~7;
@@ -58,17 +115,10 @@ export class DirCursor {
     let after: string | undefined;
     if (offset >= 3) {
       after = this.#sent[offset - 3];
-      if (after === undefined) return []; // an offset this handle never gave: nothing follows it
+      if (after === undefined) return undefined; // an offset this handle never gave: nothing follows it
     }
     // as many entries as could fit if every name were one byte: at most a few too many
     const limit = Math.max(1, Math.floor(room / ((header + 8) & ~7)));
-    for (const e of space.readdirPlus(dirId, after, limit)) {
-      const need = bytes(e.name);
-      if (need > room) break;
-      room -= need;
-      this.#sent.push(e.name);
-      out.push({ name: e.name, info: e.info, next: this.#sent.length + 2 });
-    }
-    return out;
+    return { out, after, limit, room, bytes };
   }
 }

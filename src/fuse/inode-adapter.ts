@@ -24,22 +24,26 @@
  * - rename carries renameat2's flags: RENAME_NOREPLACE and RENAME_EXCHANGE go to the store (one
  *   transaction each); anything else is EINVAL.
  * - Listings are readdirplus (always): one store page per reply, each entry a lookup reference
- *   with its attributes, resumed after the last name sent (./dir-cursor.ts).
+ *   with its attributes, resumed after the last name sent (./dir-cursor.ts), packed from the
+ *   store's numbers with no object per entry (./dir-plus.ts, issue 15).
  * - Cache invalidation: `attachKernel` gives the adapter the session's invalidation calls; the
  *   server (and i11-inval's change follower) ask through `invalidateEntry(dirId, name)` and
  *   `invalidateNode(id)` in node ids.
  */
 import { constants } from 'node:os';
 import { fail, isSmhError } from '../errors.js';
-import type { Attrs, NodeInfo } from '../store/types.js';
-import type { Attr, Created, Ctx, DirEntry, DirEntryPlus, Entry, FdSlice, LowLevelOps, Open, SetAttr, Statfs, Timespec } from './ll/binding.js';
+import { DS, type Attrs, type NodeInfo } from '../store/types.js';
+import type { Attr, Created, Ctx, DirEntry, Entry, FdSlice, LowLevelOps, Open, SetAttr, Statfs, Timespec } from './ll/binding.js';
+import type { PackedDirPlus } from './ll/binding.js';
+import { packPlus } from './dir-plus.js';
+import { RefCounts } from './ref-counts.js';
 import type { AdapterOptions } from './adapter.js';
 import { STATS_XATTR } from './adapter.js';
 import type { ChangeFollower } from '../vfs/changes.js';
 import { adapterSnapshot, errnoFor, nodeStat, openMode, runOp, statfsNumbers, touchAtime, type OpCounter } from './translate.js';
 import type { FuseLibrary, FuseSpace } from './port.js';
 import { OpenFiles, type Handle } from '../vfs/open-files.js';
-import { DirCursor, type DirPageEntry } from './dir-cursor.js';
+import { DirCursor, type DirHooks } from './dir-cursor.js';
 import type { ContentReader } from '../vfs/reader.js';
 import type { BlobFile } from '../blob/types.js';
 
@@ -101,8 +105,8 @@ export class InodeAdapter {
   readonly #log: (line: string) => void;
   readonly #root: number;
   /** The kernel's lookup references, per node id. */
-  readonly #lookups = new Map<number, number>();
-  /** Open directory handles: the names each has sent, by offset (see #page). */
+  readonly #lookups = new RefCounts();
+  /** Open directory handles: the names each has sent, by offset (./dir-cursor.ts). */
   readonly #dirs = new Map<number, DirCursor>();
   #nextDir = 1;
   /** libfuse 2's auto_cache: an open keeps the kernel's pages when mtime and size are as at the last open. */
@@ -128,7 +132,7 @@ export class InodeAdapter {
 
   /** The kernel's lookup references on node `id` (0: it holds none). */
   lookups(id: number): number {
-    return this.#lookups.get(id) ?? 0;
+    return this.#lookups.count(id);
   }
 
   /** Route invalidations to the kernel (the server does it once the session is mounted). */
@@ -164,7 +168,7 @@ export class InodeAdapter {
 
   /** Drop everything the kernel caches of this mount's nodes (the follower fell behind the change feed). */
   async invalidateAll(): Promise<void> {
-    await Promise.all([this.#root, ...this.#lookups.keys()].map((id) => this.invalidateNode(id)));
+    await Promise.all([this.#root, ...this.#lookups.ids()].map((id) => this.invalidateNode(id)));
   }
 
   #attr(info: NodeInfo, view?: Handle['view']): Attr {
@@ -194,7 +198,7 @@ export class InodeAdapter {
 
   /** An Entry the kernel will hold a reference on. */
   #entry(info: NodeInfo): Entry {
-    this.#lookups.set(info.id, (this.#lookups.get(info.id) ?? 0) + 1);
+    this.#lookups.add(info.id);
     return { attr: this.#attr(info), generation: info.birthtimeUs, ...(info.link?.flavour === 'bound' && !this.#opts.cacheBoundLinks ? BOUND_LINK_TIMEOUTS : {}) };
   }
 
@@ -266,12 +270,7 @@ export class InodeAdapter {
 
       forget: (ino, n) => {
         const nodeId = id(ino);
-        const left = (this.#lookups.get(nodeId) ?? 0) - n;
-        if (left > 0) this.#lookups.set(nodeId, left);
-        else {
-          this.#lookups.delete(nodeId);
-          this.#seenVersion.delete(nodeId);
-        }
+        if (this.#lookups.release(nodeId, n) === 0) this.#seenVersion.delete(nodeId);
       },
 
       getattr: (ino, fh) =>
@@ -386,21 +385,21 @@ export class InodeAdapter {
           return fh;
         }),
 
+      // plain readdir (the kernel asks when it chooses, or for a reply it will not stat): names, inos, types
       readdir: (ino, fh, offset, size) =>
-        this.#run('readdir', ino, undefined, (): DirEntry[] =>
-          this.#page(id(ino), fh, offset, size, false).map((p) => ({ name: p.name, ino: this.inoOf(p.info.id), mode: p.info.mode, nextOffset: p.next })),
-        ),
+        this.#run('readdir', ino, undefined, (): DirEntry[] => {
+          const pg = this.#cursor(fh).pageStats(this.#space, id(ino), offset, size, false, this.#dirHooks(id(ino)));
+          const out: DirEntry[] = pg.dots.map((p) => ({ name: p.name, ino: this.inoOf(p.info.id), mode: p.info.mode, nextOffset: p.next }));
+          const n = pg.stats.nums;
+          for (let k = 0; k < pg.count; k++) {
+            out.push({ name: pg.stats.names[k]!, ino: this.inoOf(n[k * DS.STRIDE + DS.ID]!), mode: n[k * DS.STRIDE + DS.MODE]!, nextOffset: pg.firstNext + k });
+          }
+          return out;
+        }),
 
       // Each entry but . and .. is a lookup reference (the binding gives back, through forget,
       // those that did not fit the reply), with a lookup's timeouts (#entry: bound links too).
-      readdirplus: (ino, fh, offset, size) =>
-        this.#run('readdirplus', ino, undefined, (): DirEntryPlus[] =>
-          this.#page(id(ino), fh, offset, size, true).map((p) => ({
-            name: p.name,
-            entry: p.name === '.' || p.name === '..' ? { attr: this.#attr(p.info) } : this.#entry(p.info),
-            nextOffset: p.next,
-          })),
-        ),
+      readdirplus: (ino, fh, offset, size) => this.#run('readdirplus', ino, undefined, () => this.#pagePlus(id(ino), fh, offset, size)),
 
       releasedir: (_ino, fh) => {
         this.#dirs.delete(fh);
@@ -523,11 +522,35 @@ export class InodeAdapter {
     return this.#attr(info, h && info.kind === 'file' ? h.view : undefined);
   }
 
-  /** A directory handle's next reply (./dir-cursor.ts); `..` is the parent, or itself while being moved or purged. */
-  #page(dirId: number, fh: number, offset: number, size: number, plus: boolean): DirPageEntry[] {
+  /**
+   * readdirplus: the page packed straight from the store's numbers (issue 15, a walk's cost per
+   * entry), each entry written as #entry would make it. An entry whose attributes need more than
+   * its row — an open file (staged size, times), a sparse file (st_blocks), `-o uid/gid/umask` —
+   * goes through #entry itself.
+   */
+  #pagePlus(dirId: number, fh: number, offset: number, size: number): PackedDirPlus {
+    const show = this.#opts.show;
+    return packPlus(this.#cursor(fh).pageStats(this.#space, dirId, offset, size, true, this.#dirHooks(dirId)), {
+      dot: (info) => ({ attr: this.#attr(info) }),
+      entry: (info) => this.#entry(info),
+      referenced: (id) => this.#lookups.add(id),
+      inoOf: (id) => this.inoOf(id),
+      open: (id) => this.files.node(id) !== undefined,
+      plain: !this.#opts.presentAs && show?.uid === undefined && show?.gid === undefined && show?.umask === undefined,
+      boundTimeout: this.#opts.cacheBoundLinks ? undefined : BOUND_LINK_TIMEOUTS.attrTimeout,
+      blksize: BLKSIZE,
+    });
+  }
+
+  #cursor(fh: number): DirCursor {
     const cursor = this.#dirs.get(fh);
     if (!cursor) throw fail('InvalidArgument', 'no such directory handle', String(fh));
-    return cursor.page(this.#space, dirId, offset, size, plus, {
+    return cursor;
+  }
+
+  /** A directory handle's hooks (./dir-cursor.ts); `..` is the parent, or itself while being moved or purged. */
+  #dirHooks(dirId: number): DirHooks {
+    return {
       self: () => this.#info(dirId),
       up: (self) => {
         if (self.id === this.#root) return self;
@@ -539,7 +562,7 @@ export class InodeAdapter {
         }
       },
       listed: (self) => touchAtime(this.#space, this.#log, self),
-    });
+    };
   }
 
   /**

@@ -20,6 +20,7 @@ export type FuseSpace = Pick<
   | 'linkAt'
   | 'readdir'
   | 'readdirPlus'
+  | 'readdirStats'
   | 'readlink'
   | 'statfs'
   | 'mkdir'

@@ -83,6 +83,14 @@ export interface PlacedPage {
   ways: Way[];
 }
 
+/**
+ * statPage's row: name, id, kind × 2 + bound (kind: NODE_KINDS' index; bound: 1 for a bound link),
+ * mode, uid, gid, size, rdev, atime, mtime, ctime, btime (µs), the nanoseconds below atime, mtime
+ * and ctime as atime_ns·10⁶ + mtime_ns·10³ + ctime_ns, layout, count (a directory's
+ * subdirectories, anything else's names). Folded: each value of a raw row costs a JS set.
+ */
+export type StatRow = [string, number, number, number, number, number, number, number, number, number, number, number, number, string | null, number];
+
 export interface SpaceRows {
   // nodes and entries
   node(id: number): NodeRow | undefined;
@@ -95,6 +103,12 @@ export interface SpaceRows {
    * anything else's names (L17): one range read of the (parent, name) key.
    */
   childrenPage(parent: number, after: string | undefined, limit: number): Array<NodeRow & { entry_name: string; subdirs: number; names: number }>;
+  /**
+   * Optional (an engine where a statement is cheap and row objects are not: SQLite): the
+   * `childrenPage` page with only what attributes need, each row a `StatRow` tuple. Without it
+   * a packed listing (Space.readdirStats) is made from `readdirPlus`'s NodeInfos.
+   */
+  statPage?(parent: number, after: string | undefined, limit: number): StatRow[];
   /** The node's oldest name (L19: a node may have several, hard links L17; a directory has one). */
   entryOf(node: number): { parent: number; name: string } | undefined;
   /** Every name of the node, oldest first. */

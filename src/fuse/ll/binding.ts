@@ -107,6 +107,55 @@ export interface DirEntryPlus {
   nextOffset?: number;
 }
 
+/**
+ * A readdirplus answer already in the addon's form, for big listings (issue 15: no object per
+ * entry): `names`, and per entry `DIRPLUS.STRIDE` numbers at the `DIRPLUS` offsets — the
+ * attributes as `putAttr` writes an Entry (times in seconds and nanoseconds; a NaN timeout is
+ * the mount's) and the offset that resumes after the entry. Each entry but `.` and `..` is a
+ * lookup reference, as in DirEntryPlus[].
+ */
+export class PackedDirPlus {
+  constructor(
+    readonly names: string[],
+    readonly nums: Float64Array,
+  ) {}
+
+  static of(n: number): PackedDirPlus {
+    return new PackedDirPlus(new Array<string>(n), new Float64Array(n * DIRPLUS.STRIDE));
+  }
+
+  /** Entry `i` from an Entry (as DirEntryPlus[] would send it). */
+  put(i: number, name: string, entry: Entry, nextOffset: number): void {
+    this.names[i] = name;
+    putAttr(this.nums, i * DIRPLUS.STRIDE, entry.attr, entry.generation ?? 0, entry.attrTimeout, entry.entryTimeout);
+    this.nums[i * DIRPLUS.STRIDE + DIRPLUS.NEXT] = nextOffset;
+  }
+}
+
+/** PackedDirPlus's offsets (the addon's attribute block, smhfs_ll.c A_*, then the next offset). */
+export const DIRPLUS = {
+  INO: 0,
+  MODE: 1,
+  NLINK: 2,
+  UID: 3,
+  GID: 4,
+  RDEV: 5,
+  SIZE: 6,
+  BLOCKS: 7,
+  BLKSIZE: 8,
+  ATIME: 9,
+  ATIME_NS: 10,
+  MTIME: 11,
+  MTIME_NS: 12,
+  CTIME: 13,
+  CTIME_NS: 14,
+  GEN: 15,
+  ATTR_TIMEOUT: 16,
+  ENTRY_TIMEOUT: 17,
+  NEXT: 18,
+  STRIDE: 19,
+} as const;
+
 export interface Statfs {
   bsize: number;
   frsize?: number;
@@ -195,7 +244,7 @@ export interface LowLevelOps {
    * in `size` bytes and the kernel asks again from the next one */
   readdir?(ino: number, fh: number, offset: number, size: number, ctx: Ctx): Reply<DirEntry[]>;
   /** like readdir, with attributes; entries that did not fit are given back through forget */
-  readdirplus?(ino: number, fh: number, offset: number, size: number, ctx: Ctx): Reply<DirEntryPlus[]>;
+  readdirplus?(ino: number, fh: number, offset: number, size: number, ctx: Ctx): Reply<DirEntryPlus[] | PackedDirPlus>;
   releasedir?(ino: number, fh: number, flags: number, ctx: Ctx): Reply<void>;
   fsyncdir?(ino: number, fh: number, datasync: boolean, ctx: Ctx): Reply<void>;
   statfs?(ino: number, ctx: Ctx): Reply<Statfs>;
@@ -722,7 +771,8 @@ export class LowLevelSession extends EventEmitter {
       }
       return [names, nums];
     };
-    const dirPlus = (list: DirEntryPlus[]): RawResult => {
+    const dirPlus = (list: DirEntryPlus[] | PackedDirPlus): RawResult => {
+      if (list instanceof PackedDirPlus) return [list.names, list.nums];
       const names = new Array<string>(list.length);
       const nums = new Float64Array(list.length * DIRPLUS_STRIDE);
       for (let i = 0; i < list.length; i++) {
@@ -778,11 +828,24 @@ export class LowLevelSession extends EventEmitter {
     if (ops.destroy) h['destroy'] = () => void ops.destroy!();
     if (ops.forget) {
       const forget = ops.forget.bind(ops);
-      h['forget'] = ((ino: number, n: number) => {
-        try {
-          forget(ino, n);
-        } catch (e) {
-          this.#onError(e, 'forget');
+      // one forget, or (forget_multi: drop_caches sends thousands) a Float64Array of `n` (ino, nlookup) pairs
+      h['forget'] = ((ino: number | Float64Array, n: number) => {
+        if (typeof ino === 'number') {
+          try {
+            forget(ino, n);
+          } catch (e) {
+            this.#onError(e, 'forget');
+          }
+          return;
+        }
+        for (let i = 0; i < n; i++) {
+          const one = ino[2 * i]!;
+          if (one === 0) continue;
+          try {
+            forget(one, ino[2 * i + 1]!);
+          } catch (e) {
+            this.#onError(e, 'forget');
+          }
         }
       }) as (...a: never[]) => void;
     }

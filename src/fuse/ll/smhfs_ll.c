@@ -904,10 +904,26 @@ static void ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
   SCOPE_CLOSE();
 }
 
+/* A batch of forgets (drop_caches sends thousands) in one call into JS: the handler gets a
+ * Float64Array of (ino, nlookup) pairs and their count, instead of one napi call per inode. */
 static void ll_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets) {
   session_t *s = S_OF(req);
   SCOPE_OPEN(s);
-  for (size_t i = 0; i < count; i++) js_forget(s, forgets[i].ino, forgets[i].nlookup);
+  napi_value ab, arr, ret;
+  void *data = NULL;
+  if (count > 1 && s->handlers[OP_FORGET] && !s->no_js &&
+      napi_create_arraybuffer(env, count * 2 * sizeof(double), &data, &ab) == napi_ok &&
+      napi_create_typedarray(env, napi_float64_array, count * 2, ab, 0, &arr) == napi_ok) {
+    double *d = data;
+    for (size_t i = 0; i < count; i++) {
+      d[2 * i] = (double)forgets[i].ino;
+      d[2 * i + 1] = (double)forgets[i].nlookup;
+    }
+    napi_value argv[2] = {arr, num(env, (double)count)};
+    if (napi_call_function(env, undef(env), get_ref(env, s->handlers[OP_FORGET]), 2, argv, &ret) != napi_ok) report_exception(s, OP_FORGET);
+  } else {
+    for (size_t i = 0; i < count; i++) js_forget(s, forgets[i].ino, forgets[i].nlookup);
+  }
   fuse_reply_none(req);
   SCOPE_CLOSE();
 }

@@ -1,0 +1,116 @@
+/**
+ * readdirplus's reply packed straight from the store's numbers (issue 15): a walk lists
+ * thousands of entries per request, and a NodeInfo, Attr, Entry and three Timespecs per entry
+ * cost more than the SQL that reads them (allocation, then the young generation copying a big
+ * live set). So the store's page (Space.readdirStats, numbers per entry) is written into the
+ * addon's form (PackedDirPlus) with no object per entry, exactly as the adapter's #entry would
+ * have made each one: the same ino, attributes, generation, timeouts and lookup reference.
+ *
+ * An entry whose attributes need more than its row goes through the adapter's own #entry: an
+ * open file (its staged size and times), a sparse file (st_blocks counts its data, D8), a mount
+ * with `-o uid/gid/umask`. `.` and `..` are no lookup references.
+ */
+import { DS, DS_BOUND, NODE_KINDS, type DirStats, type NodeInfo } from '../store/types.js';
+import type { DirStatsPage } from './dir-cursor.js';
+import { DIRPLUS, PackedDirPlus, type Entry } from './ll/binding.js';
+
+const FILE_KIND = NODE_KINDS.indexOf('file');
+
+export interface PackContext {
+  /** `.` or `..`: attributes, no reference */
+  dot(info: NodeInfo): Entry;
+  /** an entry the packed path leaves to the adapter (counts its reference itself) */
+  entry(info: NodeInfo): Entry;
+  /** one more kernel reference on node `id` */
+  referenced(id: number): void;
+  inoOf(id: number): number;
+  /** whether node `id` is an open file of this mount */
+  open(id: number): boolean;
+  /** no `-o uid/gid/umask` (nor presentAs): a row's owner and mode are what the kernel sees */
+  plain: boolean;
+  /** a bound link's entry and attribute timeouts (undefined: the mount's) */
+  boundTimeout: number | undefined;
+  blksize: number;
+}
+
+export function packPlus(pg: DirStatsPage, c: PackContext): PackedDirPlus {
+  const out = PackedDirPlus.of(pg.dots.length + pg.count);
+  let i = 0;
+  for (const d of pg.dots) out.put(i++, d.name, c.dot(d.info), d.next);
+  const st = pg.stats;
+  const sn = st.nums;
+  const o = out.nums;
+  const bound = c.boundTimeout ?? NaN;
+  for (let k = 0; k < pg.count; k++, i++) {
+    const s = k * DS.STRIDE;
+    const id = sn[s + DS.ID]!;
+    if (!c.plain || st.layouts.has(k) || (sn[s + DS.KIND] === FILE_KIND && c.open(id))) {
+      out.put(i, st.names[k]!, c.entry(attrInfo(st, k)), pg.firstNext + k);
+      continue;
+    }
+    c.referenced(id);
+    const b = i * DIRPLUS.STRIDE;
+    const size = sn[s + DS.SIZE]!;
+    out.names[i] = st.names[k]!;
+    o[b + DIRPLUS.INO] = c.inoOf(id);
+    o[b + DIRPLUS.MODE] = sn[s + DS.MODE]!;
+    o[b + DIRPLUS.NLINK] = sn[s + DS.NLINK]!;
+    o[b + DIRPLUS.UID] = sn[s + DS.UID]!;
+    o[b + DIRPLUS.GID] = sn[s + DS.GID]!;
+    o[b + DIRPLUS.RDEV] = sn[s + DS.RDEV]!;
+    o[b + DIRPLUS.SIZE] = size;
+    o[b + DIRPLUS.BLOCKS] = Math.ceil(size / 512);
+    o[b + DIRPLUS.BLKSIZE] = c.blksize;
+    putTime(o, b + DIRPLUS.ATIME, sn[s + DS.ATIME]!, sn[s + DS.ATIME_NS]!);
+    putTime(o, b + DIRPLUS.MTIME, sn[s + DS.MTIME]!, sn[s + DS.MTIME_NS]!);
+    putTime(o, b + DIRPLUS.CTIME, sn[s + DS.CTIME]!, sn[s + DS.CTIME_NS]!);
+    o[b + DIRPLUS.GEN] = sn[s + DS.BTIME]!;
+    const isBound = (sn[s + DS.FLAGS]! & DS_BOUND) !== 0;
+    o[b + DIRPLUS.ATTR_TIMEOUT] = isBound ? bound : NaN;
+    o[b + DIRPLUS.ENTRY_TIMEOUT] = isBound ? bound : NaN;
+    o[b + DIRPLUS.NEXT] = pg.firstNext + k;
+  }
+  return out;
+}
+
+/** A store time (µs and the nanoseconds below it) as seconds at `at` and nanoseconds at `at + 1`. */
+function putTime(d: Float64Array, at: number, us: number, nsRem: number): void {
+  const sec = Math.floor(us / 1e6);
+  d[at] = sec;
+  d[at + 1] = (us - sec * 1e6) * 1000 + nsRem;
+}
+
+/**
+ * Entry `i` of a packed page as a NodeInfo with what attributes read (the adapter's #attr and
+ * nodeStat), for the entries left to #entry. It has no path, blob or link target.
+ */
+export function attrInfo(d: DirStats, i: number): NodeInfo {
+  const n = d.nums;
+  const b = i * DS.STRIDE;
+  const layout = d.layouts.get(i);
+  return {
+    id: n[b + DS.ID]!,
+    kind: NODE_KINDS[n[b + DS.KIND]!]!,
+    mode: n[b + DS.MODE]!,
+    uid: n[b + DS.UID]!,
+    gid: n[b + DS.GID]!,
+    size: n[b + DS.SIZE]!,
+    nlink: n[b + DS.NLINK]!,
+    rdev: n[b + DS.RDEV]!,
+    blob: null,
+    etag: null,
+    ...(layout !== undefined ? { layout } : {}),
+    storageClass: 'STANDARD',
+    atimeUs: n[b + DS.ATIME]!,
+    mtimeUs: n[b + DS.MTIME]!,
+    ctimeUs: n[b + DS.CTIME]!,
+    birthtimeUs: n[b + DS.BTIME]!,
+    atimeNsRem: n[b + DS.ATIME_NS]!,
+    mtimeNsRem: n[b + DS.MTIME_NS]!,
+    ctimeNsRem: n[b + DS.CTIME_NS]!,
+    birthtimeNsRem: 0,
+    path: '',
+    inTrash: false,
+    ...(n[b + DS.FLAGS]! & DS_BOUND ? { link: { flavour: 'bound' as const, readlink: undefined, targetNode: 0 } } : {}),
+  };
+}
