@@ -14,7 +14,7 @@
  *   random   random 4 KiB reads (fio psync) with smhfs's default 256 MiB cache on a file 4× the
  *            cache (the default 1 GiB), local store and S3, vs rclone on the same bytes (a local
  *            folder; s3rver)                                                            ≥ 1.0×
- *            Sources warm as above; the rclone flags and why are at RCLONE_FLAGS.
+ *            Sources warm as above; rclone's flags and why are at RCLONE_FLAGS.
  *   s3       S3 (s3rver) cold sequential read (empty disk cache) vs the AWS SDK reading the
  *            object with the same total concurrency (8 × 8 MiB ranged GETs)              ≥ 0.9×
  *            and a warm remount served by the disk cache vs the local disk-cold read   ≥ 0.9×
@@ -72,9 +72,15 @@ const MiB = 1024 * 1024;
  * number of live downloaders, the disk's write-back and the reads still in flight decide the rate:
  * 10–999 IOPS across runs (session 6). `--buffer-size 0` reads what was asked for (a downloader
  * stops at the range's end); the cache file still keeps every byte read, as smhfs's cache does.
- * The cache folder is emptied before each run. See the session-7 notes for the measurements.
+ * The cache folder is emptied before each run. rclone reads faster still at random without its
+ * cache (`--vfs-cache-mode off --buffer-size 0`: each read a ranged read of the source, nothing
+ * written), so both run and the target rows take the better of the two as the peer. Measured on
+ * a 1 GiB local file, 5 s of fio, 3 runs each, load 6–9 (session 7): defaults 9/12/20 IOPS;
+ * full + buffer 0: 645/523/429; the same with the cache folder on tmpfs: 636/348/487; cache off:
+ * 388/377/371; off + buffer 0: 1630/1514/1697; 64 KiB read chunks made full mode worse (178/59/100).
  */
 export const RCLONE_FLAGS = ['--vfs-cache-mode', 'full', '--buffer-size', '0'];
+export const RCLONE_NOCACHE_FLAGS = ['--vfs-cache-mode', 'off', '--buffer-size', '0'];
 /** Sequential reads (the rclone group): rclone's defaults, whose read-ahead buffer helps there. */
 const RCLONE_SEQ_FLAGS = ['--vfs-cache-mode', 'full'];
 
@@ -172,8 +178,7 @@ export async function runRemote(o: RemoteOptions): Promise<string> {
     // AWS_CA_BUNDLE in the environment makes rclone's SDK refuse to start ("unsupported
     // transport"): s3rver is plain http, so none is needed.
     const RCLONE_S3_ENV = { AWS_CA_BUNDLE: '', RCLONE_CONFIG_S3RV_TYPE: 's3', RCLONE_CONFIG_S3RV_PROVIDER: 'Other', RCLONE_CONFIG_S3RV_ENDPOINT: endpoint, RCLONE_CONFIG_S3RV_ACCESS_KEY_ID: 'S3RVER', RCLONE_CONFIG_S3RV_SECRET_ACCESS_KEY: 'S3RVER', RCLONE_CONFIG_S3RV_FORCE_PATH_STYLE: 'true' };
-    const randomFlags = o.rcloneFlags ?? RCLONE_FLAGS;
-    const mountOther = async (which: Exclude<Fs, 's3' | 'local'>, rcloneFlags = randomFlags): Promise<Child> => {
+    const mountOther = async (which: Exclude<Fs, 's3' | 'local'>, rcloneFlags = RCLONE_FLAGS): Promise<Child> => {
       const ll = (extra: string[], file = DATA): Child => start(which, process.execPath, [join(DIST, 'll-memfs.js'), MNT[which], file, ...extra]);
       const c =
         which === 'rclone'
@@ -260,6 +265,11 @@ export async function runRemote(o: RemoteOptions): Promise<string> {
           add(k('local cold'), await readMBps(FILE.local));
           add(k('local warm kernel'), await readMBps(FILE.local));
           await stopFs('local');
+          // The same without splice: descriptor answers copied through libfuse's buffer (before
+          // session 7, smhfs's only way).
+          await mountSmhfs('local', DEFAULT_CACHE, undefined, ['-o', 'no_splice_write']);
+          add(k('local cold nosplice'), await readMBps(FILE.local));
+          await stopFs('local');
           for (const fs of ['llmem', 'llfd', 'llsplice'] as const) {
             await mountOther(fs);
             add(k(`${fs} cold`), await readMBps(FILE[fs]));
@@ -288,12 +298,18 @@ export async function runRemote(o: RemoteOptions): Promise<string> {
           add(k('s3 random KiB fetched per read'), st.bytesFetched / 1024 / (iops * o.randomSec));
           if (run === 1) notes.push(`S3 random (${p}): ${st.unitFetches} unit fetches, ${st.misses} misses, ${(st.bytesFetched / MiB).toFixed(0)} MiB fetched, ${st.toRandom} switch(es) to random`);
           await stopFs('s3');
-          for (const fs of ['rclone', 'rcloneS3'] as const) {
-            await rm(RC_CACHE, { recursive: true, force: true });
-            await warmSources();
-            await mountOther(fs);
-            add(k(`${fs} random`), await fio(FILE[fs]));
-            await stopFs(fs);
+          // What s3rver answers a reader fetching 64 KiB units one at a time (the row's ceiling).
+          const raw = await sh(`${client()}env AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER '${process.execPath}' '${join(DIST, 'raw-s3.js')}' ${endpoint} ${BUCKET} ${objectKey} ${o.sizeMiB * MiB} random ${o.randomSec} 64`);
+          if (raw.code === 0) add(k('raw s3 random 64K'), (JSON.parse(raw.stdout.slice(raw.stdout.indexOf('{'))) as { iops: number }).iops);
+          else log(`raw SDK random GETs failed: ${raw.stderr.slice(-500)}`);
+          for (const [flags, suffix] of o.rcloneFlags ? ([[o.rcloneFlags, '']] as const) : ([[RCLONE_FLAGS, ''], [RCLONE_NOCACHE_FLAGS, ' nocache']] as const)) {
+            for (const fs of ['rclone', 'rcloneS3'] as const) {
+              await rm(RC_CACHE, { recursive: true, force: true });
+              await warmSources();
+              await mountOther(fs, [...flags]);
+              add(k(`${fs}${suffix} random`), await fio(FILE[fs]));
+              await stopFs(fs);
+            }
           }
           await warmSources();
           await mountOther('llmem');
@@ -424,6 +440,7 @@ export async function runRemote(o: RemoteOptions): Promise<string> {
 
     // ── report ──
     const m = (k: string): number => median(R[k] ?? []);
+    const best = (a: number, b: number): number => (Number.isNaN(a) ? b : Number.isNaN(b) ? a : Math.max(a, b));
     type Row = [name: string, unit: string, ours: number, peer: number, target: number | undefined];
     const rows: Row[] = [];
     for (const p of o.placements) {
@@ -435,10 +452,15 @@ export async function runRemote(o: RemoteOptions): Promise<string> {
         [`ceiling: ll memfs fd answers vs in-memory${tag}`, 'MB/s', q('llfd cold'), q('llmem cold'), undefined],
         [`ceiling: ll memfs spliced vs in-memory${tag}`, 'MB/s', q('llsplice cold'), q('llmem cold'), undefined],
         [`local cold seq vs ll memfs fd answers${tag}`, 'MB/s', q('local cold'), q('llfd cold'), undefined],
-        [`random 4 KiB, 256M cache, file 4×, vs rclone${tag}`, 'IOPS', q('local random 256M'), q('rclone random'), 1.0],
-        [`S3 random 4 KiB, 256M cache, vs rclone on S3${tag}`, 'IOPS', q('s3 random 256M'), q('rcloneS3 random'), 1.0],
+        [`local cold seq, splice vs -o no_splice_write${tag}`, 'MB/s', q('local cold'), q('local cold nosplice'), undefined],
+        [`local cold seq, -o no_splice_write vs ll in-memory fs${tag}`, 'MB/s', q('local cold nosplice'), q('llmem cold'), undefined],
+        // rclone at its better setting (RCLONE_FLAGS); NaN (not run) leaves the other.
+        [`random 4 KiB, 256M cache, file 4×, vs rclone${tag}`, 'IOPS', q('local random 256M'), best(q('rclone random'), q('rclone nocache random')), 1.0],
+        [`S3 random 4 KiB, 256M cache, vs rclone on S3${tag}`, 'IOPS', q('s3 random 256M'), best(q('rcloneS3 random'), q('rcloneS3 nocache random')), 1.0],
+        [`context: rclone random, vfs cache full vs off${tag}`, 'IOPS', q('rclone random'), q('rclone nocache random'), undefined],
+        [`context: rclone S3 random, vfs cache full vs off${tag}`, 'IOPS', q('rcloneS3 random'), q('rcloneS3 nocache random'), undefined],
         [`ceiling: random 4 KiB, smhfs local vs ll memfs${tag}`, 'IOPS', q('local random 256M'), q('llmem random'), undefined],
-        [`ceiling: random 4 KiB, smhfs S3 vs ll memfs${tag}`, 'IOPS', q('s3 random 256M'), q('llmem random'), undefined],
+        [`ceiling: S3 random 4 KiB vs raw SDK 64 KiB GETs${tag}`, 'IOPS', q('s3 random 256M'), q('raw s3 random 64K'), undefined],
       );
     }
     rows.push(
@@ -490,7 +512,7 @@ export async function runRemote(o: RemoteOptions): Promise<string> {
     lines.push(
       `(MB = MiB. smhfs runs with its defaults on ll (256M cache; readahead 16M local, 64M S3). local/random rows: the source file read once ` +
         `directly first (host page cache warm), every file system freshly mounted, rclone's cache folder emptied; disk-cold: drop_caches. ` +
-        `rclone random: ${randomFlags.join(' ')}; sequential: ${RCLONE_SEQ_FLAGS.join(' ')}. random = fio randread 4k psync ${o.randomSec} s. ${((Date.now() - started) / 1000).toFixed(0)} s in all)`,
+        `rclone random: ${o.rcloneFlags ? o.rcloneFlags.join(' ') : `the better of ${RCLONE_FLAGS.join(' ')} and ${RCLONE_NOCACHE_FLAGS.join(' ')}`}; sequential: ${RCLONE_SEQ_FLAGS.join(' ')}. random = fio randread 4k psync ${o.randomSec} s. ${((Date.now() - started) / 1000).toFixed(0)} s in all)`,
     );
     const report = lines.join('\n');
     await writeFile(join(o.root, '.tmp', 'bench-remote-result.md'), `${report}\n`);
