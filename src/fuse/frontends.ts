@@ -196,7 +196,7 @@ const llFrontend: Frontend = {
           adapter.attachKernel(undefined);
         });
         const { args } = mountConfig(mount, adapter.ops());
-        const optionString = [...args.slice(1), ...(mount.splice ? ['splice_write'] : [])].join(' ');
+        const optionString = `${args.slice(1).join(' ')}${mount.splice ? ',splice_write' : ''}`;
         return {
           mountpoint: mp,
           optionString: () => optionString,
