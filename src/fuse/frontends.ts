@@ -144,9 +144,9 @@ const llFrontend: Frontend = {
       // A local store's reads are answered with the blob file's descriptor (inode-adapter #read):
       // spliced, its bytes go file → pipe → kernel, one copy in the kernel; without splice libfuse
       // reads them into a bounce buffer it allocates per reply and writes that: a cold 1 GiB read
-      // went 246–273 MB/s that way, 2268–3213 MB/s spliced (0.88/0.82× the in-memory ll file
-      // system, pinned/unpinned; session 7 bench, even at the 512 KiB max_read splice brings
-      // without CAP_SYS_RESOURCE). Only fd answers take the splice path; Buffer answers are
+      // went 186–273 MB/s that way, 1946–3213 MB/s spliced (0.88 and 1.06× the in-memory ll file
+      // system pinned, 0.82 and 0.69× unpinned, two session-7 bench runs; even at the 512 KiB
+      // max_read splice brings without CAP_SYS_RESOURCE). Only fd answers take the splice path; Buffer answers are
       // written as before. `-o no_splice_write` turns it off.
       if (parsed.mount.splice === undefined && reader.localFiles) parsed.mount.splice = true;
     } catch (e) {
