@@ -11,6 +11,9 @@
  *   --async                every op answers through a Promise (the cost of async handlers)
  *   --cache-symlinks       FUSE_CAP_CACHE_SYMLINKS
  *   --splice               reads of /data.bin answer [fd, position] of FILE, spliced
+ *   --fd                   reads of /data.bin answer [fd, position] of FILE, not spliced (libfuse
+ *                          reads it into a buffer of its own: the way an ll mount without
+ *                          `splice` answers a local blob)
  * Prints "ready" once mounted; SIGTERM/SIGINT unmount.
  */
 import { openSync, readFileSync } from 'node:fs';
@@ -20,7 +23,7 @@ import { MemFs } from '../test/helpers/ll-memfs.js';
 
 const argv = process.argv.slice(2);
 const [mp, file] = argv;
-if (!mp || !file) throw new Error('usage: ll-memfs MOUNTPOINT FILE [--discard-writes] [--durable-writes DIR] [--async] [--cache-symlinks] [--splice]');
+if (!mp || !file) throw new Error('usage: ll-memfs MOUNTPOINT FILE [--discard-writes] [--durable-writes DIR] [--async] [--cache-symlinks] [--splice|--fd]');
 const has = (f: string): boolean => argv.includes(f);
 const durableAt = argv.indexOf('--durable-writes');
 const fs = new MemFs({
@@ -29,7 +32,7 @@ const fs = new MemFs({
   async: has('--async'),
 });
 const data = fs.addFile('data.bin', readFileSync(file), 0o444);
-if (has('--splice')) {
+if (has('--splice') || has('--fd')) {
   const fd = openSync(file, 'r');
   fs.hooks.read = (_ctx, ino, _fh, size, offset) => {
     if (ino !== data.ino) return undefined;

@@ -10,7 +10,9 @@
  * Options: `--size-mib N` (read file, default 1024), `--write-mib N` (256), `--links N` (10000),
  * `--runs N` (3; the median is reported), `--only local|binding|remote` (default all three;
  * binding is bench/binding.ts — the two FUSE bindings' ceilings against bindfs, pinned and
- * unpinned —, remote is bench/remote.ts, with `--random-sec N`, `--rss-gib N` (4; 0 skips) and
+ * unpinned —, remote is bench/remote.ts, with `--rows local,random,s3,s3fs,rclone,memfs,rss`
+ * (default all), `--pin yes|no|both` (both), `--rclone-flags '…'` (rclone's flags for the
+ * random rows), `--random-sec N`, `--rss-gib N` (4; 0 skips) and
  * `--no-rss-s3`).
  *
  * `--scale` runs only the scale bench (bench/scale.ts; `make bench-scale`): `--sizes 10000,100000`,
@@ -23,6 +25,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { dropCaches, median, mounted, must, sh, sleep, timed, waitMounted } from './util.js';
+import { ROW_GROUPS, type RowGroup } from './remote.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -338,6 +341,26 @@ if (ONLY === 'all' || ONLY === 'binding') {
   });
   process.stdout.write(`\n${report}\n`);
 }
+// `--rows local,random,…` (remote): which groups of rows run (bench/remote.ts ROW_GROUPS; default
+// all), so each can run alone in a few minutes. `--pin yes|no|both` (remote; default both): the
+// placements of the local and random groups.
+function remoteRows(): Set<RowGroup> {
+  const i = process.argv.indexOf('--rows');
+  if (i < 0) return new Set(ROW_GROUPS);
+  const asked = (process.argv[i + 1] ?? '').split(',').filter((x) => x !== '');
+  const bad = asked.filter((x) => !(ROW_GROUPS as readonly string[]).includes(x));
+  if (asked.length === 0 || bad.length > 0) throw new Error(`--rows ${asked.join(',')}: expected some of ${ROW_GROUPS.join(',')}`);
+  return new Set(asked as RowGroup[]);
+}
+function remotePlacements(): Array<'pinned' | 'unpinned'> {
+  const i = process.argv.indexOf('--pin');
+  const v = i > 0 ? process.argv[i + 1] : 'both';
+  if (v === 'both') return ['pinned', 'unpinned'];
+  if (v === 'yes') return ['pinned'];
+  if (v === 'no') return ['unpinned'];
+  throw new Error(`--pin ${v}: expected both, yes or no`);
+}
+
 if (ONLY === 'all' || ONLY === 'remote') {
   if (process.getuid?.() !== 0) throw new Error('the bench needs root (drop_caches, mounts)');
   const { runRemote } = await import('./remote.js');
@@ -348,6 +371,9 @@ if (ONLY === 'all' || ONLY === 'remote') {
     randomSec: arg('random-sec', 10),
     rssGiB: arg('rss-gib', 4),
     rssS3: !process.argv.includes('--no-rss-s3'),
+    rows: remoteRows(),
+    ...(process.argv.includes('--rclone-flags') ? { rcloneFlags: process.argv[process.argv.indexOf('--rclone-flags') + 1]!.split(' ').filter((x) => x !== '') } : {}),
+    placements: remotePlacements(),
     keep: KEEP,
   });
   process.stdout.write(`\n${report}\n`);

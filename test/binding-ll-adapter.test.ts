@@ -48,8 +48,11 @@ if (why) {
     await ok(`cat > '${m.dir}/probe.py' <<'PY'\n${probe}PY`);
     await ok('sync; echo 3 > /proc/sys/vm/drop_caches');
     t.equal((await ok(`python3 '${m.dir}/probe.py' '${m.p('f.bin')}' '${m.dir}/src.bin'`)).trim(), 'bad 0', 'reads at odd offsets and past the end are exact');
-    const cache = (await stats(m.mountpoint))['cache'] as { bytesFetched: number; misses: number };
+    const st = await stats(m.mountpoint);
+    const cache = st['cache'] as { bytesFetched: number; misses: number };
     t.equal(cache.bytesFetched, 0, 'no byte was copied through the page cache');
+    // The descriptor answers are spliced (file → pipe → kernel), not copied through libfuse's buffer.
+    t.match(st['mountOptions'], /[ ,]splice_write(,|$)/, `a local store mounts with splice (${String(st['mountOptions'])})`);
     t.equal(cache.misses, 0, 'no page-cache miss');
     // D7: a file removed while open keeps its bytes for the reader (the lent descriptor and the hold).
     const r = await ok(
