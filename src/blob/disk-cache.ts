@@ -379,7 +379,7 @@ export class DiskCache {
     if (this.#closed) return;
     this.#closed = true;
     await this.idle();
-    for (const seg of [...this.#open]) this.#closeHandle(seg);
+    await Promise.all([...this.#open].map((seg) => this.#closeHandle(seg)));
     await this.#unlock();
     this.#state = 'off';
   }
@@ -669,7 +669,7 @@ export class DiskCache {
     if (this.#index.get(id) !== seg) return;
     this.#index.delete(id);
     this.#bytes -= seg.size;
-    if (seg.fhUsers === 0) this.#closeHandle(seg); // else when its last write lets go of it
+    if (seg.fhUsers === 0) void this.#closeHandle(seg); // else when its last write lets go of it
   }
 
   // ── open files ──
@@ -696,7 +696,7 @@ export class DiskCache {
 
   #releaseHandle(seg: Segment): void {
     seg.fhUsers--;
-    if (seg.fhUsers === 0 && this.#index.get(segmentId(seg.key, seg.index)) !== seg) this.#closeHandle(seg);
+    if (seg.fhUsers === 0 && this.#index.get(segmentId(seg.key, seg.index)) !== seg) void this.#closeHandle(seg);
     else this.#trimOpen();
   }
 
@@ -704,15 +704,15 @@ export class DiskCache {
   #trimOpen(): void {
     for (const seg of this.#open) {
       if (this.#open.size <= MAX_OPEN_FILES) break;
-      if (seg.fhUsers === 0) this.#closeHandle(seg);
+      if (seg.fhUsers === 0) void this.#closeHandle(seg);
     }
   }
 
-  #closeHandle(seg: Segment): void {
+  #closeHandle(seg: Segment): Promise<void> {
     this.#open.delete(seg);
     const p = seg.fh;
     seg.fh = undefined;
-    void p?.then((fh) => fh.close()).catch(() => undefined);
+    return p ? p.then((fh) => fh.close()).catch(() => undefined) : Promise.resolve();
   }
 
   #drop(seg: Segment): void {
