@@ -106,13 +106,14 @@ for (const c of cases) {
 // bound (≤ 350 MiB with a 256 MiB cache) leaves that margin. The PostgreSQL client libraries
 // (pg, and libpq with its shared libraries: ~20 MiB resident) are in it only when the library's
 // metadata is on PostgreSQL: a library on SQLite never loads them (src/store/postgres/lazy.ts).
-t.test('a library on SQLite never loads the PostgreSQL client libraries', async (t) => {
+// Likewise prom-client (and its @opentelemetry/api, ~12 MiB): only with --metrics (src/cli/metrics.ts).
+t.test('a library on SQLite never loads the PostgreSQL client libraries, nor prom-client without --metrics', async (t) => {
   const hook = join(work, 'loaded-pg.mjs');
   await writeFile(
     hook,
     `import { createRequire } from 'node:module';\n` +
       `const M = createRequire(import.meta.url)('node:module');\n` +
-      `process.on('exit', () => process.stderr.write('\\nLOADED ' + JSON.stringify(Object.keys(M._cache).filter((k) => /node_modules\\/(pg|libpq)\\//.test(k))) + '\\n'));\n`,
+      `process.on('exit', () => process.stderr.write('\\nLOADED ' + JSON.stringify(Object.keys(M._cache).filter((k) => /node_modules\\/(pg|libpq|prom-client|@opentelemetry)\\//.test(k))) + '\\n'));\n`,
   );
   const lib = join(work, 'sqlite-lib');
   const cli = join(HERE, '..', 'src', 'cli', 'main.js');
@@ -128,6 +129,6 @@ t.test('a library on SQLite never loads the PostgreSQL client libraries', async 
         else reject(new Error(`no report from smhfs ${args.join(' ')}: ${err}`));
       });
     });
-    t.same(loaded, [], `smhfs ${args.join(' ')}: no pg or libpq module loaded`);
+    t.same(loaded, [], `smhfs ${args.join(' ')}: no pg, libpq or prom-client module loaded`);
   }
 });

@@ -14,10 +14,15 @@
  * Names follow Prometheus conventions: `smhfs_` prefix, `_total` counters, `_seconds` and
  * `_bytes` units. The server is plain node:http (the mount does not load Fastify) and answers
  * only GET /metrics (and / with a pointer to it).
+ *
+ * prom-client is loaded by the first `Metrics`, not when this module is imported (every command
+ * imports it): with its @opentelemetry/api it is ~12 MiB of resident memory, margin a mount
+ * without `--metrics` keeps under issue 16's RSS bound.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { createRequire } from 'node:module';
+import type * as PromClient from 'prom-client';
 import { InvalidArgumentError, Option } from 'commander';
 import type { BlobStore } from '../blob/types.js';
 import type { PageCacheStats } from '../blob/page-cache.js';
@@ -60,14 +65,19 @@ function splitAddress(addr: string): { host: string | undefined; port: number } 
   return { host, port: Number(m[3]) };
 }
 
+let prom: typeof PromClient | undefined;
+const promClient = (): typeof PromClient => (prom ??= createRequire(import.meta.url)('prom-client') as typeof PromClient);
+
 export class Metrics {
-  readonly registry = new Registry();
+  readonly registry: PromClient.Registry;
   #sources: MetricSources = {};
-  readonly #opSeconds: Histogram<'op'>;
-  readonly #storeRequests: Counter<'op'>;
-  readonly #storeErrors: Counter<'op'>;
+  readonly #opSeconds: PromClient.Histogram<'op'>;
+  readonly #storeRequests: PromClient.Counter<'op'>;
+  readonly #storeErrors: PromClient.Counter<'op'>;
 
   constructor(kind: 'mount' | 'serve') {
+    const { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } = promClient();
+    this.registry = new Registry();
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'smhfs_' });
     // eslint-disable-next-line @typescript-eslint/no-this-alias
