@@ -17,7 +17,7 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -101,3 +101,34 @@ for (const c of cases) {
     t.ok(r.peakHeap <= HEAP_MAX, `V8's heap peaked at ${mib(r.peakHeap)} ≤ ${mib(HEAP_MAX)}`);
   });
 }
+
+// A mount's memory is the cache plus the process's own (~80 MiB for a mount on S3): issue 16's
+// bound (≤ 350 MiB with a 256 MiB cache) leaves that margin. The PostgreSQL client libraries
+// (pg, and libpq with its shared libraries: ~20 MiB resident) are in it only when the library's
+// metadata is on PostgreSQL: a library on SQLite never loads them (src/store/postgres/lazy.ts).
+// Likewise prom-client (and its @opentelemetry/api, ~12 MiB): only with --metrics (src/cli/metrics.ts).
+t.test('a library on SQLite never loads the PostgreSQL client libraries, nor prom-client without --metrics', async (t) => {
+  const hook = join(work, 'loaded-pg.mjs');
+  await writeFile(
+    hook,
+    `import { createRequire } from 'node:module';\n` +
+      `const M = createRequire(import.meta.url)('node:module');\n` +
+      `process.on('exit', () => process.stderr.write('\\nLOADED ' + JSON.stringify(Object.keys(M._cache).filter((k) => /node_modules\\/(pg|libpq|prom-client|@opentelemetry)\\//.test(k))) + '\\n'));\n`,
+  );
+  const lib = join(work, 'sqlite-lib');
+  const cli = join(HERE, '..', 'src', 'cli', 'main.js');
+  for (const args of [['init'], ['ls'], ['stats']]) {
+    const loaded = await new Promise<string[]>((resolve, reject) => {
+      const child = spawn(process.execPath, ['--import', hook, cli, '--library', lib, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      child.on('error', reject);
+      child.on('exit', () => {
+        const m = /^LOADED (.*)$/m.exec(err);
+        if (m) resolve(JSON.parse(m[1]!) as string[]);
+        else reject(new Error(`no report from smhfs ${args.join(' ')}: ${err}`));
+      });
+    });
+    t.same(loaded, [], `smhfs ${args.join(' ')}: no pg, libpq or prom-client module loaded`);
+  }
+});

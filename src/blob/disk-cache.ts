@@ -37,6 +37,10 @@
  * to give the space back); a read that fails or does not verify is a miss. Writes are
  * fire-and-forget with a bounded backlog (4 at a time on the thread pool): when the disk cannot
  * keep up, pages are not written (counted in `writesDropped`) rather than held in memory.
+ * Queued writes that continue one another (the pages of a sequential read) go out as one batch
+ * per segment file (2 MiB at most): one `pwritev` of the data, then one write of their records —
+ * the same order, data before records — and segment files stay open between writes (16 at most),
+ * so a cold read costs two file operations per 2 MiB instead of four per 1 MiB page.
  *
  * Over 600 lines because the file format, the write order that keeps it safe, its verification
  * and the index that mirrors it are one invariant, read and changed together.
@@ -58,6 +62,15 @@ const NAME_RE = /^([0-9a-f]{64})-(\d+)$/;
 /** Errors that mean "the cache disk cannot take writes now": stop writing for a while. */
 const FULL_ERRNOS = new Set(['ENOSPC', 'EDQUOT']);
 const TOUCH_EVERY_MS = 60_000;
+/** Segment files kept open for writing (a sequential read writes one segment at a time). */
+const MAX_OPEN_FILES = 16;
+/**
+ * Bytes of contiguous queued writes that go out as one `pwritev` and one record write. 2 MiB:
+ * measured here (512 MiB written as 8-page runs, 3 rounds each), batches of 4 MiB and more cost
+ * 2–3× the kernel CPU of 1 MiB writes (one 8 MiB write instead of four writes in parallel on the
+ * thread pool), 2 MiB the same as 1 MiB with half the file operations.
+ */
+const MAX_BATCH_BYTES = 2 * 1024 * 1024;
 
 export type DiskCacheOp = 'write' | 'read';
 
@@ -131,6 +144,9 @@ interface Segment {
   busy: number;
   /** The file being made (or made): its header written. */
   creating: Promise<void> | undefined;
+  /** The file opened for writing, kept open between writes (`#handle`), and the writes using it. */
+  fh: Promise<FileHandle> | undefined;
+  fhUsers: number;
 }
 
 interface PendingWrite {
@@ -172,6 +188,9 @@ export class DiskCache {
   readonly #queue: PendingWrite[] = [];
   #pendingBytes = 0;
   #running = 0;
+  #pumpScheduled = false;
+  /** Segments whose file is open for writing, least recently used first. */
+  readonly #open = new Set<Segment>();
   #idleWaiters: Array<() => void> = [];
   #state: 'on' | 'degraded' | 'off' = 'off';
   #writesOffUntil = 0;
@@ -246,8 +265,15 @@ export class DiskCache {
     if (this.#state === 'off' || length <= 0) return false;
     const U = this.unitSize;
     const end = offset + length;
+    let seg: Segment | undefined;
+    let segIndex = -1;
     for (let u = Math.floor(offset / U); u * U < end; u++) {
-      const seg = this.#index.get(segmentId(key, Math.floor(u / this.#unitsPerSegment)));
+      const index = Math.floor(u / this.#unitsPerSegment);
+      if (index !== segIndex) {
+        // One index lookup per segment, not per unit (this runs for every extent a read looks up).
+        segIndex = index;
+        seg = this.#index.get(segmentId(key, index));
+      }
       const len = seg?.lens[u % this.#unitsPerSegment] ?? 0;
       if (len === 0 || (len < U && u * U + len < end)) return false;
     }
@@ -340,7 +366,7 @@ export class DiskCache {
     this.#pendingBytes += data.length;
     return new Promise<void>((done) => {
       this.#queue.push({ key, offset, data, done });
-      this.#pump();
+      this.#schedulePump();
     });
   }
 
@@ -358,21 +384,49 @@ export class DiskCache {
     if (this.#closed) return;
     this.#closed = true;
     await this.idle();
+    await Promise.all([...this.#open].map((seg) => this.#closeHandle(seg)));
     await this.#unlock();
     this.#state = 'off';
   }
 
   // ── writing ──
 
+  /**
+   * Start writes at the next turn of the event loop, not at once: the pages of one store request
+   * land together, and waiting for them all lets `#pump` write them as one batch.
+   */
+  #schedulePump(): void {
+    if (this.#pumpScheduled) return;
+    this.#pumpScheduled = true;
+    setImmediate(() => {
+      this.#pumpScheduled = false;
+      this.#pump();
+    });
+  }
+
   #pump(): void {
+    const U = this.unitSize;
     while (this.#running < this.#writeConcurrency && this.#queue.length > 0) {
-      const w = this.#queue.shift()!;
+      // Queued writes that continue one another (a sequential read's pages) go out together:
+      // one pwritev and one record write per segment instead of open/write/write/close per page
+      // (issue 16: the cache's file operations were a large part of a cold S3 read's CPU).
+      const batch = [this.#queue.shift()!];
+      let bytes = batch[0]!.data.length;
+      for (;;) {
+        const next = this.#queue[0];
+        const last = batch[batch.length - 1]!;
+        if (!next || next.key !== last.key || next.offset !== last.offset + last.data.length || last.data.length % U !== 0 || bytes + next.data.length > MAX_BATCH_BYTES) break;
+        batch.push(this.#queue.shift()!);
+        bytes += next.data.length;
+      }
       this.#running++;
-      void this.#writeExtent(w).finally(() => {
+      void this.#writeBatch(batch).finally(() => {
         this.#running--;
-        this.#pendingBytes -= w.data.length;
-        this.#writing.delete(extentId(w.key, w.offset, w.data.length));
-        w.done();
+        for (const w of batch) {
+          this.#pendingBytes -= w.data.length;
+          this.#writing.delete(extentId(w.key, w.offset, w.data.length));
+          w.done();
+        }
         this.#pump();
         if (this.#running === 0 && this.#queue.length === 0) {
           const waiters = this.#idleWaiters;
@@ -383,27 +437,33 @@ export class DiskCache {
     }
   }
 
-  /** An extent may span segments (a coalesced request): each piece goes to its own file. */
-  async #writeExtent(w: PendingWrite): Promise<void> {
-    for (let pos = 0; pos < w.data.length; ) {
-      const at = w.offset + pos;
+  /**
+   * Contiguous extents of one blob (possibly spanning segments): each segment's piece goes to
+   * its own file. Extents are counted as written only when every piece was.
+   */
+  async #writeBatch(batch: PendingWrite[]): Promise<void> {
+    const start = batch[0]!.offset;
+    const datas = batch.map((w) => w.data);
+    const total = datas.reduce((a, d) => a + d.length, 0);
+    for (let pos = 0; pos < total; ) {
+      const at = start + pos;
       const index = Math.floor(at / this.segmentSize);
-      const n = Math.min(w.data.length - pos, (index + 1) * this.segmentSize - at);
-      if (!(await this.#writePiece(w.key, index, at - index * this.segmentSize, w.data.subarray(pos, pos + n)))) return;
+      const n = Math.min(total - pos, (index + 1) * this.segmentSize - at);
+      if (!(await this.#writePiece(batch[0]!.key, index, at - index * this.segmentSize, slices(datas, pos, pos + n), n))) return;
       pos += n;
     }
-    this.#s.writes++;
-    this.#s.bytesWritten += w.data.length;
+    this.#s.writes += batch.length;
+    this.#s.bytesWritten += total;
   }
 
   /** Data, then its records; false when the write did not happen (paused, no room, error). */
-  async #writePiece(key: string, index: number, rel: number, data: Buffer): Promise<boolean> {
+  async #writePiece(key: string, index: number, rel: number, parts: Buffer[], length: number): Promise<boolean> {
     if (this.state !== 'on') {
       this.#s.writesDropped++;
       return false;
     }
     const U = this.unitSize;
-    if (this.#hsize + data.length > this.maxBytes) return false; // larger than the whole cache: never stored
+    if (this.#hsize + length > this.maxBytes) return false; // larger than the whole cache: never stored
     const id = segmentId(key, index);
     let seg = this.#index.get(id);
     const isNew = seg === undefined;
@@ -413,9 +473,9 @@ export class DiskCache {
     }
     seg.busy++; // from here on, never evicted under this write
     const u0 = rel / U;
-    const units = Math.ceil(data.length / U);
+    const units = Math.ceil(length / U);
     let adds = isNew ? this.#hsize : 0;
-    for (let u = u0; u < u0 + units; u++) adds += seg.lens[u] === 0 ? Math.min(U, data.length - (u - u0) * U) : 0;
+    for (let u = u0; u < u0 + units; u++) adds += seg.lens[u] === 0 ? Math.min(U, length - (u - u0) * U) : 0;
     let reserved = false;
     let fh: FileHandle | undefined;
     try {
@@ -431,21 +491,25 @@ export class DiskCache {
       // The first write of a file makes it, with an empty record table; the others wait for it.
       seg.creating ??= this.#create(seg);
       await seg.creating;
-      fh = await open(seg.path, 'r+');
-      await writeAll(fh, data, this.#hsize + rel);
+      fh = await this.#handle(seg);
+      await writevAll(fh, parts, this.#hsize + rel);
       // The records after the data: a record never names bytes that were not written first.
       const crcs = new Uint32Array(units);
       const records = Buffer.allocUnsafe(units * RECORD);
-      for (let i = 0; i < units; i++) {
-        const chunk = data.subarray(i * U, Math.min(data.length, (i + 1) * U));
-        crcs[i] = this.#unitCrc(seg, index * this.segmentSize + rel + i * U, chunk);
-        records.writeUInt32LE(crcs[i]!, i * RECORD);
-        records.writeUInt32LE(chunk.length, i * RECORD + 4);
+      let i = 0;
+      for (const part of parts) {
+        // Parts start on unit boundaries (pages and units are unit-aligned; only the blob's last can be short).
+        for (let p = 0; p < part.length; p += U, i++) {
+          const chunk = part.subarray(p, Math.min(part.length, p + U));
+          crcs[i] = this.#unitCrc(seg, index * this.segmentSize + rel + i * U, chunk);
+          records.writeUInt32LE(crcs[i]!, i * RECORD);
+          records.writeUInt32LE(chunk.length, i * RECORD + 4);
+        }
       }
       await writeAll(fh, records, FIXED_HEADER + u0 * RECORD);
-      for (let i = 0; i < units; i++) {
-        seg.lens[u0 + i] = Math.min(U, data.length - i * U);
-        seg.crcs[u0 + i] = crcs[i]!;
+      for (let j = 0; j < units; j++) {
+        seg.lens[u0 + j] = Math.min(U, length - j * U);
+        seg.crcs[u0 + j] = crcs[j]!;
       }
       return true;
     } catch (e) {
@@ -458,7 +522,7 @@ export class DiskCache {
       this.#pauseWrites(e);
       return false;
     } finally {
-      await fh?.close().catch(() => undefined);
+      if (fh) this.#releaseHandle(seg);
       seg.busy--;
       // A file that holds nothing (its first write failed or was dropped) is not kept.
       if (seg.busy === 0 && seg.size <= this.#hsize && !seg.lens.some((l) => l > 0) && this.#index.get(id) === seg) {
@@ -494,6 +558,8 @@ export class DiskCache {
       touched: Date.now(),
       busy: 0,
       creating: undefined,
+      fh: undefined,
+      fhUsers: 0,
     };
   }
 
@@ -608,6 +674,50 @@ export class DiskCache {
     if (this.#index.get(id) !== seg) return;
     this.#index.delete(id);
     this.#bytes -= seg.size;
+    if (seg.fhUsers === 0) void this.#closeHandle(seg); // else when its last write lets go of it
+  }
+
+  // ── open files ──
+
+  /** The segment's file, open for writing (kept open for the next writes; a few at most). */
+  async #handle(seg: Segment): Promise<FileHandle> {
+    seg.fhUsers++;
+    this.#open.delete(seg);
+    this.#open.add(seg); // most recently used
+    const p = (seg.fh ??= open(seg.path, 'r+'));
+    try {
+      const fh = await p;
+      this.#trimOpen();
+      return fh;
+    } catch (e) {
+      seg.fhUsers--;
+      if (seg.fh === p) {
+        seg.fh = undefined;
+        this.#open.delete(seg);
+      }
+      throw e;
+    }
+  }
+
+  #releaseHandle(seg: Segment): void {
+    seg.fhUsers--;
+    if (seg.fhUsers === 0 && this.#index.get(segmentId(seg.key, seg.index)) !== seg) void this.#closeHandle(seg);
+    else this.#trimOpen();
+  }
+
+  /** Close the least recently used idle files beyond MAX_OPEN_FILES. */
+  #trimOpen(): void {
+    for (const seg of this.#open) {
+      if (this.#open.size <= MAX_OPEN_FILES) break;
+      if (seg.fhUsers === 0) void this.#closeHandle(seg);
+    }
+  }
+
+  #closeHandle(seg: Segment): Promise<void> {
+    this.#open.delete(seg);
+    const p = seg.fh;
+    seg.fh = undefined;
+    return p ? p.then((fh) => fh.close()).catch(() => undefined) : Promise.resolve();
   }
 
   #drop(seg: Segment): void {
@@ -739,6 +849,38 @@ async function writeAll(fh: FileHandle, data: Buffer, position: number): Promise
     if (bytesWritten === 0) throw Object.assign(new Error('wrote nothing'), { code: 'EIO' });
     done += bytesWritten;
   }
+}
+
+/** Write `parts` one after another from `position` (pwritev; whatever a short write left, piece by piece). */
+async function writevAll(fh: FileHandle, parts: Buffer[], position: number): Promise<void> {
+  const total = parts.reduce((a, p) => a + p.length, 0);
+  const { bytesWritten } = await fh.writev(parts, position);
+  if (bytesWritten >= total) return;
+  let skip = bytesWritten;
+  let pos = position + bytesWritten;
+  for (const p of parts) {
+    if (skip >= p.length) {
+      skip -= p.length;
+      continue;
+    }
+    await writeAll(fh, p.subarray(skip), pos);
+    pos += p.length - skip;
+    skip = 0;
+  }
+}
+
+/** Views of bytes [from, to) of the concatenation of `bufs`. */
+function slices(bufs: Buffer[], from: number, to: number): Buffer[] {
+  const out: Buffer[] = [];
+  let pos = 0;
+  for (const b of bufs) {
+    const s = Math.max(from, pos);
+    const e = Math.min(to, pos + b.length);
+    if (s < e) out.push(b.subarray(s - pos, e - pos));
+    pos += b.length;
+    if (pos >= to) break;
+  }
+  return out;
 }
 
 function segmentId(key: string, index: number): string {

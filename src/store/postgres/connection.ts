@@ -22,7 +22,7 @@
  * Over 600 lines because the retry loop, bare snapshots and the settling of an in-doubt COMMIT all
  * work on one connection's private state (its libpq handle, prepared names, the attempt's xid).
  */
-import { createRequire } from 'node:module';
+import { libpq } from './lazy.js';
 import type PQType from 'libpq';
 import { SmhError } from '../../errors.js';
 import { CONNECTION_STATES, PgError, toDomainError } from './errors.js';
@@ -62,9 +62,7 @@ export interface PgStats {
   snapshotsRerun: number;
 }
 
-// Loaded through require: imported as an ES module, libpq's index.js sees no `module.parent` and
-// prints its include path on stdout (it is also a build helper), which would corrupt CLI output.
-const PQ = createRequire(import.meta.url)('libpq') as typeof PQType;
+// libpq is loaded at the first connection (./lazy.ts): a library on SQLite never loads it.
 type PQ = PQType;
 
 const DEFAULT_MAX_ATTEMPTS = 30;
@@ -228,7 +226,7 @@ export class PgConnection {
   }
 
   private connect(): void {
-    const pq = new PQ();
+    const pq = new (libpq())();
     try {
       pq.connectSync(this.conninfo());
     } catch (e) {

@@ -28,7 +28,8 @@
  * reports `resync` (drop every cache) and goes on from the newest change.
  */
 import { EventEmitter } from 'node:events';
-import pg from 'pg';
+import type pg from 'pg';
+import { pgModule } from './lazy.js';
 import type { Change, ChangeRecord } from '../changes.js';
 import type { PgConnection, PgStatement, PgTx } from './connection.js';
 import { FEED_CHANNEL } from './schema.js';
@@ -225,7 +226,7 @@ export class ChangeFeedListener extends EventEmitter<ListenerEvents> {
   }
 
   private async connect(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.url, application_name: this.opts.applicationName, connectionTimeoutMillis: 5000 });
+    const client = new (pgModule().Client)({ connectionString: this.url, application_name: this.opts.applicationName, connectionTimeoutMillis: 5000 });
     client.on('error', (e) => this.lost(client, e));
     client.on('end', () => this.lost(client, new Error('connection ended')));
     client.on('notification', (n) => {

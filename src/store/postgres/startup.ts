@@ -5,7 +5,7 @@
  * during the login (libpq's carry only localised text there). Messages name the server, the user
  * and the database, never the password: URLs are shown redacted.
  */
-import pg from 'pg';
+import { pgModule } from './lazy.js';
 import { SmhError } from '../../errors.js';
 
 export interface StartupOptions {
@@ -100,7 +100,7 @@ function loginMessage(e: { code?: string; message?: string }, t: PgTarget, timeo
 export async function checkPostgres(url: string, opts: StartupOptions = {}): Promise<void> {
   const target = describeTarget(url);
   const timeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: timeoutMs, application_name: opts.applicationName ?? 'smhfs' });
+  const client = new (pgModule().Client)({ connectionString: url, connectionTimeoutMillis: timeoutMs, application_name: opts.applicationName ?? 'smhfs' });
   // A connection that fails later must not crash the process through an unhandled 'error'.
   client.on('error', () => undefined);
   let timer: NodeJS.Timeout | undefined;

@@ -2,7 +2,7 @@
  * Values between JavaScript and libpq's text format: parameters out (a NUL refused, bytes as
  * hex), columns in (int8 and numeric as exact numbers or an error, the rest as `pg` parses them).
  */
-import pg from 'pg';
+import { pgModule } from './lazy.js';
 import { SmhError } from '../../errors.js';
 
 export type PgValue = string | number | bigint | boolean | Buffer | null | undefined | Date | object;
@@ -23,7 +23,7 @@ const parsers = new Map<number, (v: string) => unknown>();
 export function parserFor(oid: number): (v: string) => unknown {
   let p = parsers.get(oid);
   if (!p) {
-    p = oid === INT8 || oid === NUMERIC ? safeNumber : (pg.types.getTypeParser(oid, 'text') as (v: string) => unknown);
+    p = oid === INT8 || oid === NUMERIC ? safeNumber : (pgModule().types.getTypeParser(oid, 'text') as (v: string) => unknown);
     parsers.set(oid, p);
   }
   return p;
