@@ -3,12 +3,8 @@
 // directory, concatenated, are the listing `readdir` gives (in name order), attributes included;
 // a page's work does not grow with the directory nor with the pages before it.
 import t from 'tap';
-import { Library } from '../src/store/library.js';
 import { DS, DS_BOUND, NODE_KINDS, newDirStats, putDirStat, type DirEntry } from '../src/store/types.js';
-import { MemoryBlobStore } from './helpers/memory-store.js';
-import { countSql } from './helpers/sql-counter.js';
-import { openLib, put, tempDir } from './helpers/store.js';
-import { rmSync } from 'node:fs';
+import { countedLib, openLib, put } from './helpers/store.js';
 
 const byName = (a: DirEntry, b: DirEntry) => Buffer.compare(Buffer.from(a.name), Buffer.from(b.name));
 
@@ -58,14 +54,7 @@ t.test('issue 15: readdirPlus pages are readdir in name order, NodeInfo included
 });
 
 t.test('issue 15: a page of 1,000 entries of a 5,000-entry directory is a few statements, whichever page', async (t) => {
-  const dir = tempDir();
-  const lib = Library.open(dir, { create: true, blobStore: new MemoryBlobStore() });
-  const sql = countSql(lib.db);
-  const space = lib.space('-');
-  t.teardown(() => {
-    lib.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const { lib, space, sql } = countedLib(t);
   space.mkdir('big');
   const big = space.stat('big').id;
   lib.transaction(() => {
@@ -94,14 +83,7 @@ t.test('issue 15: a page of 1,000 entries of a 5,000-entry directory is a few st
 });
 
 t.test('issue 15: readdirStats is readdirPlus packed (the same names and numbers), a link\'s size is its readlink\'s bytes, one statement a page', async (t) => {
-  const dir = tempDir();
-  const lib = Library.open(dir, { create: true, blobStore: new MemoryBlobStore() });
-  const sql = countSql(lib.db);
-  const space = lib.space('-');
-  t.teardown(() => {
-    lib.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const { lib, space, sql } = countedLib(t);
   space.mkdir('d/sub', { parents: true });
   space.mkdir('far/away/deeper', { parents: true });
   await put(lib, space, 'd/f.txt', 'hello', { conflict: 'ask' });

@@ -4,29 +4,14 @@
  * transaction; test/helpers/sql-counter.ts) — never the time taken.
  */
 import t from 'tap';
-import type { Test } from 'tap';
 import { Library, type Space } from '../src/store/library.js';
 import { MemoryBlobStore } from './helpers/memory-store.js';
-import { countSql, type SqlCounter } from './helpers/sql-counter.js';
-import { blobOf, put, tempDir } from './helpers/store.js';
+import { blobOf, countedLib, put, tempDir } from './helpers/store.js';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { DB_FILE } from '../src/store/library.js';
 import { ChangeFollower, type Invalidation } from '../src/vfs/changes.js';
-
-/** A library whose space statements are counted (the counter must exist before `lib.space`). */
-function countedLib(t: Test): { lib: Library; space: Space; sql: SqlCounter; dir: string } {
-  const dir = tempDir();
-  const lib = Library.open(dir, { create: true, blobStore: new MemoryBlobStore() });
-  const sql = countSql(lib.db);
-  const space = lib.space('-');
-  t.teardown(() => {
-    lib.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return { lib, space, sql, dir };
-}
 
 /** `photo.jpg` and N directories `d0…` each holding a bound link `cover` to it. */
 async function sameNamedLinks(lib: Library, space: Space, n: number): Promise<void> {

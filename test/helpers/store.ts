@@ -16,6 +16,7 @@ import { PgConnection } from '../../src/store/postgres/connection.js';
 import { pgRecordOf } from '../../src/store/postgres/library.js';
 import { ContentReader } from '../../src/vfs/reader.js';
 import { MemoryBlobStore } from './memory-store.js';
+import { countSql, type SqlCounter } from './sql-counter.js';
 import { isSmhError, SmhError, type ErrorCode } from '../../src/errors.js';
 import type { BlobRef, NodeInfo, Placed } from '../../src/store/types.js';
 
@@ -51,6 +52,19 @@ export function listFiles(dir: string): string[] {
 
 export function tempDir(prefix = 'smhfs-store-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** A library whose statements are counted (the counter must exist before `lib.space`), removed on teardown. */
+export function countedLib(t: Pick<Test, 'teardown'>): { lib: Library; space: Space; sql: SqlCounter; dir: string } {
+  const dir = tempDir();
+  const lib = Library.open(dir, { create: true, blobStore: new MemoryBlobStore() });
+  const sql = countSql(lib.db);
+  const space = lib.space('-');
+  t.teardown(() => {
+    lib.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return { lib, space, sql, dir };
 }
 
 export interface TestLib {
