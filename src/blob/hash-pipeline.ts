@@ -15,7 +15,9 @@
  * should then `await drained()` (the mount's synchronous write path hands such a write to its
  * async path, which waits), so a fast writer cannot leave gigabytes to hash at close.
  */
+import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { packageRoot } from '../package-root.js';
 import type { ContentHash } from './hash.js';
 import type { HashReply, HashRequest } from './hash-worker.js';
 
@@ -37,7 +39,8 @@ let nextId = 1;
 
 function pipelineWorker(): Shared {
   if (shared && !shared.failed) return shared;
-  const worker = new Worker(new URL('./hash-worker.js', import.meta.url));
+  // By the package root: this module may run bundled into dist/src/cli/ (src/package-root.ts).
+  const worker = new Worker(join(packageRoot(import.meta.url), 'dist', 'src', 'blob', 'hash-worker.js'));
   const s: Shared = { worker, backlog: 0, waiting: [], digests: new Map(), failed: undefined };
   worker.on('message', (m: HashReply) => {
     if (m.op === 'progress') {

@@ -30,7 +30,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { constants } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { packageRoot } from '../../package-root.js';
 import { fuseUnmount, mountState, recoverStale } from '../mounts.js';
 
 const E = constants.errno;
@@ -369,8 +369,8 @@ interface Addon {
   libfuseVersion: string;
 }
 
-/** Repo root: this file runs as dist/src/fuse/ll/binding.js. */
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
+/** The package root (this module runs from dist/src/fuse/ll/ or bundled into dist/src/cli/). */
+const ROOT = packageRoot(import.meta.url);
 const ADDON_DIR = join(ROOT, 'src', 'fuse', 'll', 'build');
 
 let loaded: { ok: true; addon: Addon } | { ok: false; reason: string } | undefined;

@@ -1,5 +1,9 @@
 #!/usr/bin/env node
-/** `smhfs`: the executable. Everything else is in ./program.ts. */
+/**
+ * `smhfs`: the executable. Everything else is in ./program.ts. `make build` bundles this module
+ * and everything it imports from src/ into dist/src/cli/main.js (src/cli/bundle.mjs): the command
+ * that users and tests run is that bundle; tsc's per-module output of this file is entry.js.
+ */
 import { escapeBytes, firstNonUtf8Argument } from './argv.js';
 import { attachDaemonChild, isDaemonChild } from './daemon.js';
 import { reportError } from './context.js';
