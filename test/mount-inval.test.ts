@@ -6,16 +6,18 @@
 // timeouts only), so this file mounts with --binding ll whatever the suite's binding.
 import t from 'tap';
 import { holdKernelCachesFor } from './helpers/kernel-cache-lock.js';
-import { cli, fuseUnavailable, ok, sh, withMount } from './helpers/mount.js';
+import { spawn } from 'node:child_process';
+import { cli, fuseUnavailable, ok, sh, trashList, withMount } from './helpers/mount.js';
 
 const LONG = ['--binding', 'll', '-o', 'entry_timeout=3600,attr_timeout=3600,negative_timeout=3600'];
 
 /** Poll `probe` through the mount until it gives `want` (1 s: H4's worst case); the ms it took. */
-async function seen(probe: () => Promise<string>, want: string): Promise<{ ms: number; last: string }> {
+async function seen(probe: () => Promise<string>, want: string): Promise<{ ms: number; last: string; tries: number }> {
   const t0 = Date.now();
   let last = await probe();
-  while (last !== want && Date.now() - t0 < 1000) last = await probe();
-  return { ms: Date.now() - t0, last };
+  let tries = 1;
+  for (; last !== want && Date.now() - t0 < 1000; tries++) last = await probe();
+  return { ms: Date.now() - t0, last, tries };
 }
 
 const why = await fuseUnavailable();
@@ -51,6 +53,41 @@ if (why) {
     t.equal(r.code, 0, r.stderr);
     const gone = await seen(async () => (await sh(`stat -c %a '${mp}/mode.txt'`)).code === 0 ? 'there' : 'gone', 'gone');
     t.equal(gone.last, 'gone', `a CLI rm seen after ${gone.ms} ms`);
+  });
+
+  t.test('issue 15: rm of a file with 40 bound links through the mount: the cascade\'s invalidations go to the kernel in one call; names, link answers and sizes are right at once', async (t) => {
+    const N = 40;
+    const r15 = `${mp}/r15`;
+    await ok(`mkdir '${r15}' && printf photo > '${r15}/photo.jpg' && cd '${r15}' && for i in $(seq 0 ${N - 1}); do mkdir c$i && ln -s ../photo.jpg c$i/cover; done`);
+    // the kernel now caches every link's name, attributes and readlink answer (an hour)
+    t.equal((await ok(`cd '${r15}' && for i in $(seq 0 ${N - 1}); do readlink c$i/cover; done | sort | uniq -c`)).trim(), `${N} ../photo.jpg`);
+    t.equal((await ok(`stat -c %s '${r15}/c7/cover'`)).trim(), '12', "a link's size is its answer's length");
+    // A process holds c0/cover (O_PATH): its inode outlives its dropped name, so only the inode
+    // invalidation drops the readlink answer the kernel keeps for it (FUSE's attribute refresh
+    // drops cached data of regular files only).
+    const holder = spawn('python3', ['-c', 'import os,sys; fd=os.open(sys.argv[1], os.O_PATH|os.O_NOFOLLOW); print("held", flush=True); sys.stdin.read()', `${r15}/c0/cover`], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const held = new Promise<void>((res) => holder.stdout.once('data', () => res()));
+    const ended = new Promise((res) => holder.once('exit', res));
+    t.teardown(async () => {
+      holder.stdin.end();
+      await ended;
+    });
+    await held;
+    const sent = async () => (JSON.parse((await cli(m, ['stats', mp, '--json'])).stdout) as { invalidations?: { calls: number; notifications: number } }).invalidations ?? { calls: 0, notifications: 0 };
+    const before = await sent();
+    await ok(`rm '${r15}/photo.jpg'`);
+    const after = await sent();
+    t.equal(after.calls - before.calls, 1, 'one call into the session for the whole cascade');
+    t.ok(after.notifications - before.notifications >= 2 * N, `${after.notifications - before.notifications} notifications in it (each link's name and inode)`);
+    const names = await seen(async () => (await sh(`cd '${r15}' && for i in $(seq 0 ${N - 1}); do test -L c$i/cover && echo $i; done; true`)).stdout.trim(), '');
+    t.equal(names.last, '', `no cK/cover is left (cached an hour): ${names.tries === 1 ? 'at the first look' : `after ${names.tries} looks`}, ${names.ms} ms`);
+    const item = (await trashList(m)).find((i) => i.originalPath === 'r15/photo.jpg');
+    t.ok(item, 'the photo is in the bin');
+    const want = `${item!.id}-photo.jpg`;
+    const answers = await seen(async () => (await ok(`cd '${mp}/.trash' && for f in '${item!.id}-cover'*; do readlink "$f"; done | sort | uniq -c`)).trim(), `${N} ${want}`);
+    t.equal(answers.last, `${N} ${want}`, `every link in the bin (the held one too) answers its new place: ${answers.tries === 1 ? 'at the first look' : `after ${answers.tries} looks`}, ${answers.ms} ms`);
+    t.equal((await ok(`cd '${mp}/.trash' && stat -c %s '${item!.id}-cover'* | sort | uniq -c`)).trim(), `${N} ${want.length}`, 'and its size is that answer\'s length');
+    t.equal((await ok(`cd '${mp}/.trash' && stat -L -c %s '${item!.id}-cover'* | sort | uniq -c`)).trim(), `${N} 5`, 'each leads to the photo');
   });
 }
 

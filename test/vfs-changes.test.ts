@@ -208,3 +208,49 @@ t.test('H4/issue 15: the inode adapter sends a name\'s invalidation only under a
   await new Promise((r) => setImmediate(r));
   t.ok(sent.includes('entry 1/newdir'), 'the root is always held: its names are invalidated');
 });
+
+t.test('issue 15: a cascade\'s invalidations reach the kernel in one call (entries, then inodes), by the same rules as one at a time', async (t) => {
+  const { lib, space } = openLib(t);
+  const N = 200;
+  const photo = (await put(lib, space, 'photo.jpg', 'jpeg', { conflict: 'ask' })).info;
+  const dirs: number[] = [];
+  const links: number[] = [];
+  lib.transaction(() => {
+    for (let i = 0; i < N; i++) {
+      dirs.push(space.mkdir(`d${i}`).info.id);
+      links.push(space.createLink(`d${i}/cover`, 'photo.jpg').info.id);
+    }
+  });
+  const reader = { cache: { stats: () => ({}) } } as unknown as ContentReader; // only for snapshot()
+  const adapter = new InodeAdapter(lib, space, reader, { mountpoint: '/nowhere', log: () => undefined, cacheBoundLinks: true });
+  const single: string[] = [];
+  const batches: Array<{ entries: string[]; inodes: number[] }> = [];
+  adapter.attachKernel({
+    invalidateEntry: async (p, n) => (single.push(`entry ${p}/${n}`), true),
+    invalidateInode: async (ino) => (single.push(`inode ${ino}`), true),
+    invalidateBatch: async (entries, inodes) => {
+      batches.push({ entries: entries.map(([p, n]) => `${p}/${n}`), inodes: [...inodes] });
+      return entries.length + inodes.length;
+    },
+  });
+  // as the ll mount wires it (src/fuse/frontends.ts): the adapter's batch behind the follower
+  const f = followChanges(lib, '-', nodeCachesSink(adapter), { pollMs: 3_600_000, watchCommits: false });
+  t.teardown(() => f.stop());
+  // the kernel looked up every dK, dK/cover and photo.jpg; the bin it never saw
+  const ops = adapter.ops();
+  const ctx = { id: 1, uid: 0, gid: 0, pid: process.pid, umask: 0o022, signal: new AbortController().signal, interrupted: false };
+  ops.lookup!(1, 'photo.jpg', ctx);
+  for (let i = 0; i < N; i++) {
+    ops.lookup!(1, `d${i}`, ctx);
+    ops.lookup!(dirs[i]!, 'cover', ctx);
+  }
+  space.unlink('photo.jpg'); // the cascade: N links to the bin, in one transaction
+  await new Promise((r) => setImmediate(r));
+  t.equal(batches.length, 1, `one call into the session for the whole cascade (${batches.length})`);
+  t.same(single, [], 'no call per invalidation');
+  const entries = batches.flatMap((b) => b.entries).sort();
+  const inodes = batches.flatMap((b) => b.inodes).sort((a, b) => a - b);
+  t.same(entries, ['1/photo.jpg', ...dirs.map((d) => `${d}/cover`)].sort(), 'every dK/cover and photo.jpg; no name in the bin the kernel never looked up');
+  t.same(inodes, [1, photo.id, ...links].sort((a, b) => a - b), 'every link (its readlink answer), the photo and the root: what the kernel holds');
+  t.same(adapter.snapshot()['invalidations'], { calls: 1, notifications: 2 * N + 3 }, 'smhfs stats counts one call for 2N + 3 notifications');
+});

@@ -185,6 +185,8 @@ const llFrontend: Frontend = {
           {
             invalidateEntry: (dir, name) => adapter.invalidateEntry(dir, name),
             invalidateInode: (id) => adapter.invalidateNode(id),
+            // a cascade's thousands of invalidations in one call to the session (issue 15)
+            invalidateBatch: (entries, nodes) => adapter.invalidateBatch(entries, nodes),
             invalidateAll: () => adapter.invalidateAll(),
           },
           { onError: (e) => log(`smhfs: following the library's changes: ${(e as Error)?.message ?? String(e)}`) },

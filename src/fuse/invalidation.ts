@@ -13,6 +13,8 @@ import type { FeedLibrary } from '../vfs/port.js';
 export interface InvalidatingSession {
   invalidateEntry(parent: number, name: string): Promise<boolean>;
   invalidateInode(ino: number, offset?: number, length?: number): Promise<boolean>;
+  /** Entries, then inodes, in one call (LowLevelSession.invalidateBatch). */
+  invalidateBatch?(entries: ReadonlyArray<readonly [number, string]>, inodes: readonly number[]): Promise<number>;
 }
 
 export interface SessionSinkOptions {
@@ -32,6 +34,12 @@ export function sessionSink(session: InvalidatingSession, opts: SessionSinkOptio
     invalidateEntry: (parent, name) => entry(opts.inoOf(parent), name),
     // attributes and cached data: a link's cached target is its data (CACHE_SYMLINKS)
     invalidateInode: (node) => inode(opts.inoOf(node)),
+    ...(session.invalidateBatch
+      ? {
+          invalidateBatch: (entries: Array<readonly [number, string]>, nodes: number[]) =>
+            void session.invalidateBatch!(entries.map(([p, n]) => [opts.inoOf(p), n] as const), nodes.map(opts.inoOf)).catch(onError),
+        }
+      : {}),
     invalidateAll: () => {
       const k = opts.known?.();
       if (!k) return;
@@ -48,6 +56,8 @@ export function sessionSink(session: InvalidatingSession, opts: SessionSinkOptio
 export interface NodeCaches {
   invalidateEntry(dirId: number, name: string): Promise<boolean>;
   invalidateNode(id: number): Promise<boolean>;
+  /** Entries, then nodes, in one call (InodeAdapter.invalidateBatch). */
+  invalidateBatch?(entries: ReadonlyArray<readonly [number, string]>, nodes: readonly number[]): Promise<number>;
   /** Node ids the kernel holds an inode for (its lookup table), for "drop everything". */
   knownNodes?(): Iterable<number>;
 }
@@ -62,6 +72,7 @@ export function nodeCachesSink(caches: NodeCaches, onError: (e: unknown) => void
   return {
     invalidateEntry: (dir, name) => void caches.invalidateEntry(dir, name).catch(onError),
     invalidateInode: (id) => void caches.invalidateNode(id).catch(onError),
+    ...(caches.invalidateBatch ? { invalidateBatch: (entries: Array<readonly [number, string]>, nodes: number[]) => void caches.invalidateBatch!(entries, nodes).catch(onError) } : {}),
     invalidateAll: () => {
       for (const id of caches.knownNodes?.() ?? []) void caches.invalidateNode(id).catch(onError);
     },

@@ -243,7 +243,8 @@ export class Edits {
       // every name this cascade puts in the bin (C2 picks are checked against it, not looked up)
       const placed = new Set<string>([ownView]);
       const dirs = new Map<number, Location>();
-      // one read for every link and its names, oldest first (rows of one link are adjacent)
+      // one read for every link and its names, oldest first (rows of one link are adjacent), each
+      // with its directory's entry (so a link's path costs no read in a directory seen first)
       const rows = this.rows.boundLinksToCascade(row.id);
       // their bin records and states are written together after the loop, one statement each
       const records: ItemLinkRow[] = [];
@@ -263,7 +264,8 @@ export class Edits {
           this.rows.deleteName(extra.parent!, extra.name!);
           this.touchDir(extra.parent!);
         }
-        const { loc, parent: linkParent, name: linkName } = this.tree.locateVia(link, dirs, { parent: first.parent, name: first.name });
+        const dirEntry = first.dparent === null || first.dname === null ? null : { parent: first.dparent, name: first.dname };
+        const { loc, parent: linkParent, name: linkName } = this.tree.locateVia(link, dirs, { parent: first.parent, name: first.name }, dirEntry);
         records.push({ node: link, parent: linkParent, name: linkName, original_path: joinPath(loc.segs) });
         const viewName = trashViewName(itemId, linkName);
         const taken = names.has(freeNamesKey(this.trash, viewName, false)) || this.tree.occupied(this.trash, viewName);

@@ -58,6 +58,16 @@ export interface ItemLinkRow {
 }
 
 /** Counts read with a row: a directory's subdirectories, anything else's names (nlink). */
+/** A link to cascade, one row per name (SpaceRows.boundLinksToCascade). */
+export type CascadeLinkRow = {
+  id: number;
+  parent: number | null;
+  name: string | null;
+  /** The oldest entry of `parent` (null: it has none, or the link has no name). */
+  dparent: number | null;
+  dname: string | null;
+};
+
 export type Counted<R = NodeRow> = R & { subdirs: number; names: number };
 
 /**
@@ -186,9 +196,11 @@ export interface SpaceRows {
   /**
    * Links to cascade with a trashed file: bound, not detached already, not a bin item of their own;
    * each with its names oldest first (one row per name, by link id then age; parent and name null
-   * for a link with none), so a cascade reads no entry per link (issue 15).
+   * for a link with none), so a cascade reads no entry per link (issue 15); with the oldest entry
+   * of each name's directory (`dparent`, `dname`; null for a directory without one: the root), so
+   * it reads none per directory either.
    */
-  boundLinksToCascade(target: number): Array<{ id: number; parent: number | null; name: string | null }>;
+  boundLinksToCascade(target: number): CascadeLinkRow[];
   boundLinksAll(target: number): NodeRow[];
   boundLinkCount(target: number): number;
   /** The bound links in the subtree of `top` (itself included), counted per target. */

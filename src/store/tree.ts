@@ -216,9 +216,15 @@ export class Tree {
    * `locate` for one of many nodes handled by one operation (a cascade of thousands of links):
    * the locations of the directories on the way up are remembered in `dirs`, so each directory
    * is walked once, not once per link in it. Also returns the node's own entry (`entry`: its
-   * oldest name, when the caller read it already).
+   * oldest name, when the caller read it already; `dirEntry`: the oldest entry of that name's
+   * directory, null when it has none, when the caller read that too).
    */
-  locateVia(id: number, dirs: Map<number, Location>, entry?: { parent: number; name: string }): { loc: Location; parent: number; name: string } {
+  locateVia(
+    id: number,
+    dirs: Map<number, Location>,
+    entry?: { parent: number; name: string },
+    dirEntry?: { parent: number; name: string } | null,
+  ): { loc: Location; parent: number; name: string } {
     const own = entry ?? this.rows.entryOf(id);
     if (!own) throw fail('Internal', `node ${id} has no entry`);
     const chain: Array<{ id: number; name: string }> = [];
@@ -230,7 +236,7 @@ export class Tree {
       else if (cur === this.root) base = { where: 'live', segs: [] };
       else if (cur === this.trash) base = { where: 'trash', segs: [TRASH_NAME] };
       else {
-        const e = this.rows.entryOf(cur);
+        const e = depth === 0 && dirEntry !== undefined ? (dirEntry ?? undefined) : this.rows.entryOf(cur);
         if (!e) base = { where: 'gone', segs: [] };
         else {
           chain.push({ id: cur, name: e.name });

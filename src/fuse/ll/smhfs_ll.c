@@ -20,7 +20,7 @@
  * - Kernel cache notifications (inval_entry / inval_inode / delete) are written by a helper
  *   thread from a queue, never on this thread: the kernel may wait, inside such a write, for a
  *   request that only this thread can answer. Completions come back through a threadsafe
- *   function, in batches.
+ *   function, in batches. `notifyBatch` queues many (a cascade's) with one call from JS.
  * - Every request gets exactly one answer: a JS exception or an unusable result answers EIO (and
  *   is reported to JS's onError); pending requests are answered EIO at teardown, and late replies
  *   to them are ignored.
@@ -160,13 +160,15 @@ typedef struct {
 
 typedef struct notify_item {
   struct notify_item *next;
-  int kind; /* 1 inval_inode, 2 inval_entry, 3 delete */
+  int kind; /* 1 inval_inode, 2 inval_entry, 3 delete, 4 a batch (notifyBatch) */
   uint64_t a, b;
   int64_t off, len;
-  char *name;
+  char *name;     /* kind 4: every entry's name, each ended by a NUL, in order */
   size_t namelen;
+  double *nums;   /* kind 4: n × [kind, a, b, off, len] */
+  size_t n;
   double id;
-  int rc;
+  int rc;         /* kind 4: how many dropped something (≥ 0), or the first error */
 } notify_item;
 
 typedef struct session {
@@ -1223,6 +1225,40 @@ static void on_readable(uv_poll_t *h, int status, int events) {
 
 /* ───────────────────────────── notifications (helper thread) ───────────────────────────── */
 
+/* One notification; `name` is NUL-ended (namelen bytes before it). */
+static int notify_one(session_t *s, int kind, uint64_t a, uint64_t b, int64_t off, int64_t len, const char *name, size_t namelen) {
+  switch (kind) {
+    case 1: return fuse_lowlevel_notify_inval_inode(s->se, a, off, len);
+    case 2: return name ? fuse_lowlevel_notify_inval_entry(s->se, a, name, namelen) : -EINVAL;
+    case 3: return name ? fuse_lowlevel_notify_delete(s->se, a, b, name, namelen) : -EINVAL;
+    default: return -EINVAL;
+  }
+}
+
+/* A batch, in order: the count of notifications that dropped something, or the first error
+ * other than "nothing cached" (-ENOENT); a gone connection (-ENODEV) ends it. */
+static int notify_batch(session_t *s, notify_item *it) {
+  int hits = 0, err = 0;
+  const char *nm = it->name, *end = it->name ? it->name + it->namelen : NULL;
+  for (size_t i = 0; i < it->n; i++) {
+    const double *v = it->nums + i * 5;
+    int kind = (int)v[0];
+    const char *name = NULL;
+    size_t l = 0;
+    if (kind == 2 || kind == 3) {
+      if (!nm || nm >= end) { if (!err) err = -EINVAL; continue; }
+      name = nm;
+      l = strlen(nm);
+      nm += l + 1;
+    }
+    int rc = notify_one(s, kind, (uint64_t)v[1], (uint64_t)v[2], (int64_t)v[3], (int64_t)v[4], name, l);
+    if (rc == 0) hits++;
+    else if (rc != -ENOENT && !err) err = rc;
+    if (rc == -ENODEV) break;
+  }
+  return err ? err : hits;
+}
+
 static void *notify_main(void *arg) {
   session_t *s = arg;
   pthread_mutex_lock(&s->mu);
@@ -1234,14 +1270,7 @@ static void *notify_main(void *arg) {
     pthread_mutex_unlock(&s->mu);
     notify_item *it = batch, *last = NULL;
     for (; it; last = it, it = it->next) {
-      int rc;
-      switch (it->kind) {
-        case 1: rc = fuse_lowlevel_notify_inval_inode(s->se, it->a, it->off, it->len); break;
-        case 2: rc = fuse_lowlevel_notify_inval_entry(s->se, it->a, it->name, it->namelen); break;
-        case 3: rc = fuse_lowlevel_notify_delete(s->se, it->a, it->b, it->name, it->namelen); break;
-        default: rc = -EINVAL;
-      }
-      it->rc = rc;
+      it->rc = it->kind == 4 ? notify_batch(s, it) : notify_one(s, it->kind, it->a, it->b, it->off, it->len, it->name, it->namelen);
     }
     pthread_mutex_lock(&s->mu);
     if (s->done_tail) s->done_tail->next = batch;
@@ -1281,6 +1310,7 @@ static void deliver_done(session_t *s) {
   while (list) {
     notify_item *nx = list->next;
     free(list->name);
+    free(list->nums);
     free(list);
     list = nx;
   }
@@ -1742,6 +1772,64 @@ static napi_value js_notify(napi_env env, napi_callback_info info) {
   return num(env, it->id);
 }
 
+/* notifyBatch(session, nums: Float64Array n × [kind, a, b, off, len], names: string) → id. The
+ * names of the entry notifications (kinds 2 and 3), in order, each followed by "\0" (a file name
+ * holds no NUL). One call and one completion for a whole batch (a cascade of 2,000 links is 4,000
+ * notifications: issue 15); the helper thread sends them in order. Completion:
+ * onNotified([id, rc]) with rc the count that dropped something, or the first error. */
+static napi_value js_notify_batch(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  session_t *s = session_of(env, argv[0]);
+  if (!s) return NULL;
+  if (s->torn_down) {
+    napi_throw_error(env, "ENODEV", "smhfs_ll: the session has ended");
+    return NULL;
+  }
+  bool is_ta = false;
+  napi_is_typedarray(env, argv[1], &is_ta);
+  napi_typedarray_type tt;
+  size_t count = 0;
+  void *data = NULL;
+  if (!is_ta || napi_get_typedarray_info(env, argv[1], &tt, &count, &data, NULL, NULL) != napi_ok || tt != napi_float64_array || count % 5 != 0) {
+    napi_throw_type_error(env, NULL, "smhfs_ll: notifyBatch needs a Float64Array of [kind, a, b, off, len] items");
+    return NULL;
+  }
+  notify_item *it = calloc(1, sizeof *it);
+  it->kind = 4;
+  it->n = count / 5;
+  it->nums = malloc((count ? count : 1) * sizeof(double));
+  if (count) memcpy(it->nums, data, count * sizeof(double));
+  napi_valuetype t;
+  napi_typeof(env, argv[2], &t);
+  if (t == napi_string) {
+    size_t l;
+    napi_get_value_string_utf8(env, argv[2], NULL, 0, &l);
+    it->name = malloc(l + 1);
+    napi_get_value_string_utf8(env, argv[2], it->name, l + 1, &it->namelen);
+  }
+  it->id = ++s->next_notify_id;
+  pthread_mutex_lock(&s->mu);
+  if (!s->thr_started) {
+    if (pthread_create(&s->thr, NULL, notify_main, s) != 0) {
+      pthread_mutex_unlock(&s->mu);
+      free(it->name);
+      free(it->nums);
+      free(it);
+      napi_throw_error(env, NULL, "smhfs_ll: could not start the notification thread");
+      return NULL;
+    }
+    s->thr_started = 1;
+  }
+  if (s->q_tail) s->q_tail->next = it;
+  else s->q_head = it;
+  s->q_tail = it;
+  pthread_cond_signal(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+  return num(env, it->id);
+}
+
 /* close(session): end the session now (answers pending requests EIO, closes the device, lazily
  * unmounts if still mounted). For process exit and forced teardown; a clean unmount goes through
  * the kernel (umount), after which the loop ends the session by itself. */
@@ -1790,6 +1878,7 @@ static napi_value init_module(napi_env env, napi_value exports) {
     {"reply", NULL, js_reply, NULL, NULL, NULL, napi_default, NULL},
     {"swapRecv", NULL, js_swap_recv, NULL, NULL, NULL, napi_default, NULL},
     {"notify", NULL, js_notify, NULL, NULL, NULL, napi_default, NULL},
+    {"notifyBatch", NULL, js_notify_batch, NULL, NULL, NULL, napi_default, NULL},
     {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
     {"info", NULL, js_info, NULL, NULL, NULL, napi_default, NULL},
   };

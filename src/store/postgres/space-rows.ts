@@ -6,7 +6,7 @@
  * one, and `layout` is a getter that fetches it when a rule asks — once per container blob, since
  * a blob key names its bytes and so its header (content-addressed), kept in a small cache.
  */
-import { exchangeByMoves, type Counted, type ItemLinkRow, type ItemRow, type NodeRow, type SpaceRows, type Way } from '../space-rows.js';
+import { exchangeByMoves, type CascadeLinkRow, type Counted, type ItemLinkRow, type ItemRow, type NodeRow, type SpaceRows, type Way } from '../space-rows.js';
 import type { StorageClass } from '../types.js';
 import type { PgConnection, PgStatement } from './connection.js';
 
@@ -163,7 +163,11 @@ export function pgSpaceRows(conn: PgConnection): SpaceRows {
     setSpaceClass: p('UPDATE spaces SET default_storage_class = $1 WHERE name = $2'),
     // the view over the per-transaction deltas of migration 4
     statfs: p('SELECT nodes AS files, bytes FROM space_usage WHERE space = $1'),
-    boundLinksToCascade: p(`SELECT n.id, e.parent, e.name FROM nodes n LEFT JOIN entries e ON e.node = n.id
+    // (+ the entry of the name's directory, as entryOf reads it: the cascade's path of the link)
+    boundLinksToCascade: p(`SELECT n.id, e.parent, e.name,
+        (SELECT d.parent FROM entries d WHERE d.node = e.parent ORDER BY d.seq LIMIT 1) AS dparent,
+        (SELECT d.name FROM entries d WHERE d.node = e.parent ORDER BY d.seq LIMIT 1) AS dname
+      FROM nodes n LEFT JOIN entries e ON e.node = n.id
       WHERE n.link_flavour = 'bound' AND n.link_node = $1 AND n.state = 'live'
       AND NOT EXISTS (SELECT 1 FROM recycle_items r WHERE r.node = n.id) ORDER BY n.id, e.seq`),
     boundLinksAll: p(`SELECT ${NODE_COLS} FROM nodes WHERE link_flavour = 'bound' AND link_node = $1`),
@@ -287,7 +291,7 @@ export function pgSpaceRows(conn: PgConnection): SpaceRows {
     spaceClass: (space) => q.spaceClass.get<{ c: StorageClass }>(space)!.c,
     setSpaceClass: (space, cls) => void q.setSpaceClass.run(cls, space),
     statfs: (space) => q.statfs.get<{ files: number; bytes: number }>(space),
-    boundLinksToCascade: (target) => q.boundLinksToCascade.all<{ id: number; parent: number | null; name: string | null }>(target),
+    boundLinksToCascade: (target) => q.boundLinksToCascade.all<CascadeLinkRow>(target),
     boundLinksAll: (target) => many(q.boundLinksAll, target),
     boundLinkCount: (target) => q.boundLinkCount.get<{ n: number }>(target)?.n ?? 0,
     boundTargetsIn: (top) => q.boundTargetsIn.all<{ target: number; n: number }>(top),

@@ -1,6 +1,6 @@
 /** A space's row primitives (src/store/space-rows.ts) as prepared SQLite statements. */
 import type Database from 'better-sqlite3';
-import { exchangeByMoves, type ItemLinkRow, type ItemRow, type NodeRow, type SpaceRows, type StatRow } from '../space-rows.js';
+import { exchangeByMoves, type CascadeLinkRow, type ItemLinkRow, type ItemRow, type NodeRow, type SpaceRows, type StatRow } from '../space-rows.js';
 import type { StorageClass } from '../types.js';
 
 export function sqliteSpaceRows(db: Database.Database): SpaceRows {
@@ -57,7 +57,11 @@ export function sqliteSpaceRows(db: Database.Database): SpaceRows {
     setSpaceClass: p('UPDATE spaces SET default_storage_class = ? WHERE name = ?'),
     // kept by the triggers of migration 4: O(1) whatever the size of the space
     statfs: p('SELECT nodes AS files, bytes FROM space_usage WHERE space = ?'),
-    boundLinksToCascade: p(`SELECT n.id, e.parent, e.name FROM nodes n LEFT JOIN entries e ON e.node = n.id
+    // (+ the entry of the name's directory, as entryOf reads it: the cascade's path of the link)
+    boundLinksToCascade: p(`SELECT n.id, e.parent, e.name,
+        (SELECT d.parent FROM entries d WHERE d.node = e.parent ORDER BY d.seq LIMIT 1) AS dparent,
+        (SELECT d.name FROM entries d WHERE d.node = e.parent ORDER BY d.seq LIMIT 1) AS dname
+      FROM nodes n LEFT JOIN entries e ON e.node = n.id
       WHERE n.link_flavour = 'bound' AND n.link_node = ? AND n.state = 'live'
       AND NOT EXISTS (SELECT 1 FROM recycle_items r WHERE r.node = n.id) ORDER BY n.id, e.seq`),
     boundLinksAll: p("SELECT * FROM nodes WHERE link_flavour = 'bound' AND link_node = ?"),
@@ -131,7 +135,7 @@ export function sqliteSpaceRows(db: Database.Database): SpaceRows {
     spaceClass: (space) => (q.spaceClass.get(space) as { c: StorageClass }).c,
     setSpaceClass: (space, cls) => void q.setSpaceClass.run(cls, space),
     statfs: (space) => q.statfs.get(space) as { files: number; bytes: number } | undefined,
-    boundLinksToCascade: (target) => q.boundLinksToCascade.all(target) as Array<{ id: number; parent: number | null; name: string | null }>,
+    boundLinksToCascade: (target) => q.boundLinksToCascade.all(target) as CascadeLinkRow[],
     boundLinksAll: (target) => q.boundLinksAll.all(target) as NodeRow[],
     boundLinkCount: (target) => (q.boundLinkCount.get(target) as { n: number } | undefined)?.n ?? 0,
     boundTargetsIn: (top) => q.boundTargetsIn.all(top) as Array<{ target: number; n: number }>,
