@@ -136,6 +136,13 @@ export interface PageCacheStats {
    * fetched, evicted but still lent to a reply, and free in the pools for the next fetches.
    */
   bufferBytes: number;
+  /**
+   * Of bufferBytes: evicted buffers still pinned (a reply copying them, a pending disk-cache
+   * write), free pooled buffers, and buffers of running fetches.
+   */
+  heldBytes: number;
+  pooledBytes: number;
+  inflightBytes: number;
   /** Units fetched (disk cache or store) for reads of random streams. */
   unitFetches: number;
   /** Streams that turned random (two seeks in a row) / sequential again. */
@@ -430,7 +437,7 @@ export class PageCache {
   stats(): PageCacheStats {
     const cachedBytes = this.#cachedBytes();
     const bufferBytes = cachedBytes + this.#inflightBytes + this.#heldBytes + this.#pooledBytes;
-    return { ...this.#s, cachedBytes, bufferBytes, ...(this.disk ? { disk: this.disk.stats() } : {}) };
+    return { ...this.#s, cachedBytes, bufferBytes, heldBytes: this.#heldBytes, pooledBytes: this.#pooledBytes, inflightBytes: this.#inflightBytes, ...(this.disk ? { disk: this.disk.stats() } : {}) };
   }
 
   /**
