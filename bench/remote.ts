@@ -19,6 +19,10 @@
  *            object with the same total concurrency (8 × 8 MiB ranged GETs)              ≥ 0.9×
  *            and a warm remount served by the disk cache vs the local disk-cold read   ≥ 0.9×
  *   s3fs     the same cold read vs `s3fs` on the same object                            ≥ 1.0×
+ *            in like-for-like pairs (both reported, same run): smhfs `--cache-disk-size 0` vs
+ *            s3fs's default (no disk cache), and smhfs's default (disk cache on) vs s3fs
+ *            `-o use_cache=DIR` (its own disk cache, emptied before each cold read). The
+ *            target holds only if it holds for both pairs; the first pair needs the s3 group.
  *   rclone   cold/warm sequential vs `rclone mount` (context)
  *   memfs    the in-memory fuse-native file system (bench/memfs.ts): the other binding's
  *            ceiling (context)
@@ -101,6 +105,7 @@ export async function runRemote(o: RemoteOptions): Promise<string> {
   const LIB_S3 = join(BASE, 'lib-s3');
   const LIB_LOCAL = join(BASE, 'lib-local');
   const RC_CACHE = join(BASE, 'rclone-cache');
+  const S3FS_CACHE = join(BASE, 's3fs-cache');
   const MNT = {
     s3: join(BASE, 'mnt-smhfs-s3'),
     local: join(BASE, 'mnt-smhfs-local'),
@@ -178,7 +183,7 @@ export async function runRemote(o: RemoteOptions): Promise<string> {
     // AWS_CA_BUNDLE in the environment makes rclone's SDK refuse to start ("unsupported
     // transport"): s3rver is plain http, so none is needed.
     const RCLONE_S3_ENV = { AWS_CA_BUNDLE: '', RCLONE_CONFIG_S3RV_TYPE: 's3', RCLONE_CONFIG_S3RV_PROVIDER: 'Other', RCLONE_CONFIG_S3RV_ENDPOINT: endpoint, RCLONE_CONFIG_S3RV_ACCESS_KEY_ID: 'S3RVER', RCLONE_CONFIG_S3RV_SECRET_ACCESS_KEY: 'S3RVER', RCLONE_CONFIG_S3RV_FORCE_PATH_STYLE: 'true' };
-    const mountOther = async (which: Exclude<Fs, 's3' | 'local'>, rcloneFlags = RCLONE_FLAGS): Promise<Child> => {
+    const mountOther = async (which: Exclude<Fs, 's3' | 'local'>, rcloneFlags = RCLONE_FLAGS, s3fsExtra = ''): Promise<Child> => {
       const ll = (extra: string[], file = DATA): Child => start(which, process.execPath, [join(DIST, 'll-memfs.js'), MNT[which], file, ...extra]);
       const c =
         which === 'rclone'
@@ -186,7 +191,7 @@ export async function runRemote(o: RemoteOptions): Promise<string> {
           : which === 'rcloneS3'
             ? start('rclone-s3', 'rclone', ['mount', `s3rv:${BUCKET}/lib`, MNT.rcloneS3, '--cache-dir', RC_CACHE, '--read-only', ...rcloneFlags], RCLONE_S3_ENV)
             : which === 's3fs'
-              ? start('s3fs', 's3fs', [BUCKET, MNT.s3fs, '-f', '-o', `url=${endpoint},use_path_request_style,passwd_file=${passwd},ro`])
+              ? start('s3fs', 's3fs', [BUCKET, MNT.s3fs, '-f', '-o', `url=${endpoint},use_path_request_style,passwd_file=${passwd},ro${s3fsExtra}`])
               : which === 'llmem'
                 ? ll([])
                 : which === 'llfd'
@@ -375,6 +380,15 @@ export async function runRemote(o: RemoteOptions): Promise<string> {
         await mountOther('s3fs');
         add('s3fs cold', await readMBps(FILE.s3fs));
         await stopFs('s3fs');
+        // s3fs with its own disk cache (use_cache), emptied first: the peer of smhfs's default,
+        // which writes what it reads to its disk cache too.
+        log(`run ${run}/${o.runs}: s3fs -o use_cache`);
+        await rm(S3FS_CACHE, { recursive: true, force: true });
+        await mkdir(S3FS_CACHE, { recursive: true });
+        await dropCaches();
+        await mountOther('s3fs', undefined, `,use_cache=${S3FS_CACHE}`);
+        add('s3fs cache cold', await readMBps(FILE.s3fs));
+        await stopFs('s3fs');
       }
       if (want('rclone')) {
         log(`run ${run}/${o.runs}: sequential, smhfs local vs rclone mount (caches dropped)`);
@@ -466,6 +480,9 @@ export async function runRemote(o: RemoteOptions): Promise<string> {
     rows.push(
       ['S3 cold seq read vs raw SDK (8×8 MiB GETs)', 'MB/s', m('s3 cold'), m('raw'), 0.9],
       ['S3 cold seq read vs s3fs', 'MB/s', m('s3 cold'), m('s3fs cold'), 1.0],
+      // The like-for-like pairs (the s3fs target holds only if both do).
+      ['S3 cold, no disk cache, vs s3fs (no disk cache)', 'MB/s', m('s3 cold nodisk'), m('s3fs cold'), 1.0],
+      ['S3 cold, disk cache, vs s3fs -o use_cache', 'MB/s', m('s3 cold'), m('s3fs cache cold'), 1.0],
       ['S3 warm remount (disk cache) vs local disk-cold', 'MB/s', m('s3 disk warm'), m('local disk cold'), 0.9],
       ['S3 cold, no disk cache, vs raw SDK', 'MB/s', m('s3 cold nodisk'), m('raw'), undefined],
       ['S3 warm re-read, kernel cache vs page cache', 'MB/s', m('s3 warm kernel'), m('s3 warm pagecache'), undefined],

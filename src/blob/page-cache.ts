@@ -136,6 +136,19 @@ export interface PageCacheStats {
    * fetched, evicted but still lent to a reply, and free in the pools for the next fetches.
    */
   bufferBytes: number;
+  /**
+   * Of bufferBytes: evicted buffers still pinned (a reply copying them, a pending disk-cache
+   * write), free pooled buffers, and buffers of running fetches.
+   */
+  heldBytes: number;
+  pooledBytes: number;
+  inflightBytes: number;
+  /**
+   * Bytes of page and unit buffers allocated new (not taken from a pool) since the cache was
+   * made. A long sequential read through a full cache should allocate about its budget once:
+   * more means buffers went to the GC and were replaced (page faults and malloc churn).
+   */
+  allocatedBytes: number;
   /** Units fetched (disk cache or store) for reads of random streams. */
   unitFetches: number;
   /** Streams that turned random (two seeks in a row) / sequential again. */
@@ -298,6 +311,8 @@ export class PageCache {
   readonly #evictedWhilePinned = new Set<Buffer>();
   /** Bytes of those evicted-while-pinned buffers: still memory, so still counted against the budget. */
   #heldBytes = 0;
+  /** Bytes of buffers allocated new (stats().allocatedBytes). */
+  #allocatedBytes = 0;
   /** Bytes of buffers held by running fetches (counted against the budget). */
   #inflightBytes = 0;
   #s = { hits: 0, misses: 0, bytesFetched: 0, prefetches: 0, prefetchHits: 0, retries: 0, errors: 0, unitFetches: 0, toRandom: 0, toSequential: 0 };
@@ -430,7 +445,7 @@ export class PageCache {
   stats(): PageCacheStats {
     const cachedBytes = this.#cachedBytes();
     const bufferBytes = cachedBytes + this.#inflightBytes + this.#heldBytes + this.#pooledBytes;
-    return { ...this.#s, cachedBytes, bufferBytes, ...(this.disk ? { disk: this.disk.stats() } : {}) };
+    return { ...this.#s, cachedBytes, bufferBytes, heldBytes: this.#heldBytes, pooledBytes: this.#pooledBytes, inflightBytes: this.#inflightBytes, allocatedBytes: this.#allocatedBytes, ...(this.disk ? { disk: this.disk.stats() } : {}) };
   }
 
   /**
@@ -650,6 +665,7 @@ export class PageCache {
     }
     const b = Buffer.allocUnsafeSlow(length);
     this.#owned.add(b);
+    this.#allocatedBytes += length;
     return b;
   }
 

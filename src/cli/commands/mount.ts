@@ -33,6 +33,7 @@ import type { PageCacheStats } from '../../blob/page-cache.js';
 import { LocalBlobStore } from '../../blob/local-store.js';
 import type { BlobStore } from '../../blob/types.js';
 import { BINDING_NAMES, type BindingName } from '../../fuse/binding.js';
+import { nativeCrc32 } from '../../fuse/ll/binding.js';
 import type { MountAdapter } from '../../fuse/frontends.js';
 import type { Library } from '../../store/library.js';
 import type { BlobConfig } from '../../store/types.js';
@@ -288,6 +289,7 @@ async function serveMount(mountpoint: string, o: MountCmdOptions, cmd: Command, 
   // latency needs several large requests in flight (cold 1 GiB from s3rver: 225 → 275 MB/s,
   // and less CPU on both sides). Always capped at a quarter of the cache by the page cache.
   let disk: DiskCache | undefined;
+  const crc = nativeCrc32();
   const cacheFor = (config: BlobConfig): ReaderOptions => {
     const cacheDir = o.cacheDir !== undefined ? resolve(o.cacheDir) : isS3(config) ? join(dir, 'cache') : undefined;
     if (cacheDir !== undefined && o.cacheDiskSize > 0) {
@@ -297,6 +299,8 @@ async function serveMount(mountpoint: string, o: MountCmdOptions, cmd: Command, 
         log: (line) => logger.log(/failed|cannot|full|less than/.test(line) ? 'warn' : 'info', line.replace(/^smhfs: /, '')),
         // Pages waiting to be written may stay in memory beyond --cache-size: half of it at most.
         maxPendingWriteBytes: pendingWriteAllowance(o.cacheSize),
+        // The addon's CRC-32 (PCLMUL; zlib's results) when it is there, whatever the binding.
+        ...(crc ? { crc32: crc } : {}),
         ...(faults?.diskCache ? { faults: diskFaults(faults.diskCache) } : {}),
       });
     }

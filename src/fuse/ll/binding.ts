@@ -368,6 +368,8 @@ interface Addon {
   notifyBatch?(s: RawSession, nums: Float64Array, names: string): number;
   close(s: RawSession): void;
   info(s: RawSession): SessionInfo;
+  /** zlib's crc32(seed, data), with PCLMUL on x86-64 (crc32.c); absent in an older build. */
+  crc32?(data: Uint8Array, seed: number): number;
   libfuseVersion: string;
 }
 
@@ -405,6 +407,17 @@ export function lowLevelBinding(): { ok: true; addon: Addon } | { ok: false; rea
     loaded = { ok: false, reason: `the libfuse 3 binding could not be loaded: ${why}; ${hint}` };
   }
   return loaded;
+}
+
+/**
+ * The addon's CRC-32 (same results as zlib's `crc32(data, seed)`, several times faster here:
+ * Node's bundled zlib takes its table path), or undefined when the addon is not there. The disk
+ * cache checks every unit it writes and reads with it (src/blob/disk-cache.ts, issue 16).
+ */
+export function nativeCrc32(): ((data: Uint8Array, seed?: number) => number) | undefined {
+  const b = lowLevelBinding();
+  const f = b.ok ? b.addon.crc32 : undefined;
+  return f ? (data, seed = 0) => f(data, seed) : undefined;
 }
 
 export function lowLevelAvailable(): { ok: true; libfuse: string } | { ok: false; reason: string } {

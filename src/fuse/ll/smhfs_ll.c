@@ -1871,6 +1871,9 @@ static napi_value js_info(napi_env env, napi_callback_info info) {
   return o;
 }
 
+/* crc32.c: zlib's CRC-32 with PCLMUL, for the disk cache (issue 16) */
+napi_value smhfs_js_crc32(napi_env env, napi_callback_info info);
+
 static napi_value init_module(napi_env env, napi_value exports) {
   fuse_set_log_func(log_func);
   napi_property_descriptor props[] = {
@@ -1881,6 +1884,7 @@ static napi_value init_module(napi_env env, napi_value exports) {
     {"notifyBatch", NULL, js_notify_batch, NULL, NULL, NULL, napi_default, NULL},
     {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
     {"info", NULL, js_info, NULL, NULL, NULL, napi_default, NULL},
+    {"crc32", NULL, smhfs_js_crc32, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   napi_value v;
