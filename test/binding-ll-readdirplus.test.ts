@@ -49,6 +49,11 @@ if (why) {
     const s3 = await stats(m.mountpoint);
     t.ok(delta(s2, s3, 'lookup') <= 5, `find: ${delta(s2, s3, 'lookup')} lookups (the directories it enters came with the pages)`);
     t.ok(delta(s2, s3, 'readdirplus') <= 100, `find: ${delta(s2, s3, 'readdirplus')} readdirplus requests`);
+    // find reads d_type only: after its first reply, files came as names only (nodeid 0), which the
+    // kernel emits without an inode or a reference (src/fuse/listing-policy.ts)
+    t.ok(s3.kernelInodes - s2.kernelInodes <= 500, `find: the kernel took references only on directories and a first reply (${s2.kernelInodes} → ${s3.kernelInodes})`);
+    t.equal((await ok(`find '${m.p('big')}' -type f | wc -l`)).trim(), '1990', 'find -type f: names-only entries carry their type');
+    t.equal((await ok(`stat -c %s:%h '${m.p('big/f1500')}'`)).trim(), '0:1', 'a names-only entry answers a stat (a lookup)');
 
     // the repeat comes from the kernel: names and attributes are cached (60 s, exact invalidation)
     t.equal((await ok(`ls -l '${m.p('big')}' | grep -c '^-'`)).trim(), '1990');
