@@ -210,9 +210,9 @@ t.test('issue 15: the listing policy gives names only to a process that lists wi
   // then it stats a name it was sent without attributes: back to full, and judged per directory from now on
   p.looked(100, D, 'x7', false);
   t.same(p.modeOf(100), { mode: 'full', late: true }, 'a lookup of a names-only entry: full entries, and it is a late stat-er');
-  t.same(p.plan(100, E), { maxBytes: Infinity, namesOnly: false, probes: 2 }, 'full entries, full-size replies, probes');
+  t.same(p.plan(100, E), { maxBytes: Infinity, namesOnly: false, probes: 1 }, 'full entries, full-size replies, a probe');
   p.probed(100, E, ['e1', 'e2']);
-  t.same(p.plan(100, E), { maxBytes: Infinity, namesOnly: false, probes: 2 }, 'late: probes not yet looked up are not judged within the same directory');
+  t.same(p.plan(100, E), { maxBytes: Infinity, namesOnly: false, probes: 1 }, 'late: probes not yet looked up are not judged within the same directory');
   p.probed(100, E, ['e3', 'e4']);
   t.same(p.plan(100, D), { maxBytes: Infinity, namesOnly: true, probes: 0 }, 'late: judged when it starts another directory (none looked up: names)');
 
@@ -225,10 +225,10 @@ t.test('issue 15: the listing policy gives names only to a process that lists wi
   t.equal(p.modeOf(200).mode, 'new', 'a probe name, but in another directory: nothing');
   p.looked(200, D, 'y2', false);
   t.same(p.modeOf(200), { mode: 'full', late: false }, 'a probe looked up: full');
-  t.same(p.plan(200, D), { maxBytes: Infinity, namesOnly: false, probes: 2 });
+  t.same(p.plan(200, D), { maxBytes: Infinity, namesOnly: false, probes: 1 });
   p.probed(200, D, ['y3', 'y4']);
   p.looked(200, D, 'y3', false);
-  t.same(p.plan(200, E), { maxBytes: Infinity, namesOnly: false, probes: 2 }, 'each reply\'s probe looked up: stays full');
+  t.same(p.plan(200, E), { maxBytes: Infinity, namesOnly: false, probes: 1 }, 'each reply\'s probe looked up: stays full');
   p.probed(200, E, ['z1']);
   t.equal(p.plan(200, E).namesOnly, true, 'it stopped stat-ing mid-listing: names from its next reply');
   p.stated(200, true);

@@ -12,7 +12,7 @@
  *   its last `probes` non-directory names (not dot names: `ls` skips those), sent as names only.
  * - If it looks up a probe (the kernel has no dentry for it, so any stat, open or unlink of the
  *   name is a LOOKUP from that process), it stats what it lists: full entries, probes in each
- *   reply. When it asks for its next reply without having looked up one of its probes, it walks
+ *   reply (one). When it asks for its next reply without having looked up one of its probes, it walks
  *   without stat-ing: non-directory entries go as names only. Directories always carry their
  *   attributes (a walk descends into them: a LOOKUP each would cost more than the entry).
  * - A names-only process that looks up a names-only entry (of one of the last directories it
@@ -49,7 +49,7 @@ export interface ListingPolicyOptions {
   maxProcesses?: number;
   /** a new process's first reply, in bytes (default 32 KiB: ~200 entries) */
   firstBytes?: number;
-  /** probes per reply (default 2) */
+  /** probes in a new process's reply (default 2; a process known to stat gets one a reply) */
   probes?: number;
 }
 
@@ -107,7 +107,8 @@ export class ListingPolicy {
       }
       return { maxBytes: Infinity, namesOnly: true, probes: 0 };
     }
-    return { maxBytes: p.mode === NEW ? this.#firstBytes : Infinity, namesOnly: false, probes: this.#probes };
+    // a process known to stat keeps one probe a reply: enough to see it stop
+    return p.mode === NEW ? { maxBytes: this.#firstBytes, namesOnly: false, probes: this.#probes } : { maxBytes: Infinity, namesOnly: false, probes: 1 };
   }
 
   /** The names a reply to `pid` sent as probes in `dirId`. */
