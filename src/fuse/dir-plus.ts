@@ -15,7 +15,7 @@
  * (which `ls` skips, so they would prove nothing). A name-only entry is its ino and type, no
  * reference (PackedDirPlus.putName); the probes sent are returned.
  */
-import { DS, DS_BOUND, NODE_KINDS, type DirStats, type NodeInfo } from '../store/types.js';
+import { DS, DS_BOUND, DS_NAMES, NODE_KINDS, type DirStats, type NodeInfo } from '../store/types.js';
 import type { DirStatsPage } from './dir-cursor.js';
 import { DIRPLUS, PackedDirPlus, type Entry } from './ll/binding.js';
 
@@ -28,6 +28,8 @@ export interface PackContext {
   dot(info: NodeInfo): Entry;
   /** an entry the packed path leaves to the adapter (counts its reference itself) */
   entry(info: NodeInfo): Entry;
+  /** node `id` as lookup sees it (a directory of a names-only page: DS_NAMES) */
+  info(id: number): NodeInfo;
   /** one more kernel reference on node `id` */
   referenced(id: number): void;
   inoOf(id: number): number;
@@ -75,6 +77,11 @@ export function packPlus(pg: DirStatsPage, c: PackContext, plan: NamesPlan = ALL
       const name = st.names[k]!;
       out.putName(i, name, c.inoOf(id), sn[s + DS.MODE]!, pg.firstNext + k);
       if (!plan.namesOnly) probed.push(name);
+      continue;
+    }
+    if ((sn[s + DS.FLAGS]! & DS_NAMES) !== 0) {
+      // a names-only page's directory: its attributes, read on their own (a walk enters it)
+      out.put(i, st.names[k]!, c.entry(c.info(id)), pg.firstNext + k);
       continue;
     }
     if (!c.plain || st.layouts.has(k) || (sn[s + DS.KIND] === FILE_KIND && c.open(id))) {

@@ -551,10 +551,11 @@ export class InodeAdapter {
     const plan = this.listing?.plan(pid, dirId);
     const probed: string[] = [];
     const cursor = this.#cursor(fh);
-    const pg = cursor.pageStats(this.#space, dirId, offset, plan ? Math.min(size, plan.maxBytes) : size, true, this.#dirHooks(dirId));
+    const pg = cursor.pageStats(this.#space, dirId, offset, plan ? Math.min(size, plan.maxBytes) : size, true, this.#dirHooks(dirId), plan?.namesOnly === true);
     const out = packPlus(pg, {
       dot: (info) => ({ attr: this.#attr(info) }),
       entry: (info) => this.#entry(info),
+      info: (id) => this.#info(id),
       referenced: (id) => this.#lookups.add(id),
       inoOf: (id) => this.inoOf(id),
       open: (id) => this.files.node(id) !== undefined,
