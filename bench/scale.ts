@@ -38,7 +38,7 @@ export interface ScaleOptions {
   pinned: Array<boolean>;
   keep: boolean;
   /**
-   * Only these steps (`--steps find,ls`; default all). `create` always runs (the others need the
+   * Only these steps (`--steps find,ls,rm`; default all). `create` always runs (the others need the
    * files), and the store part runs only with every step.
    */
   steps?: string[];
@@ -230,7 +230,7 @@ export async function runScale(o: ScaleOptions): Promise<string> {
         const x = await worker(pinned, m, 'rmcover', m.mp);
         put(mode, `rm of a file with ${COVER_LINKS} same-named links`, m.fs, n, x.wall * 1000, x.cpu * 1000);
       });
-      if (!o.steps) await each('rm -r', async (m) => {
+      if (want('rm')) await each('rm -r', async (m) => {
         const dirs = Array.from({ length: Math.ceil(n / PER_DIR) }, (_, i) => `'${m.mp}/d${i}'`).join(' ');
         perOp(mode, 'rm -r (cascades)', m.fs, n, await command(pinned, m, `rm -r ${dirs}`, n));
       });

@@ -10,7 +10,8 @@ import type { NodeInfo } from '../src/store/types.js';
 import { constants } from 'node:fs';
 import { InodeAdapter } from '../src/fuse/inode-adapter.js';
 import { RefCounts } from '../src/fuse/ref-counts.js';
-import { DIRPLUS, PackedDirPlus, type Created, type Ctx, type Entry } from '../src/fuse/ll/binding.js';
+import { ListingPolicy } from '../src/fuse/listing-policy.js';
+import { DIRPLUS, DIRPLUS_NAME_ONLY, PackedDirPlus, type Created, type Ctx, type Entry } from '../src/fuse/ll/binding.js';
 import { ContentReader } from '../src/vfs/reader.js';
 import { openLib, put } from './helpers/store.js';
 
@@ -187,4 +188,158 @@ t.test('issue 15: RefCounts (the adapter\'s lookup references) counts as a Map w
   t.equal(refs.size, 0, 'all released: empty');
   t.same(refs.ids(), []);
   t.throws(() => refs.add(0), RangeError, '0 is no node id');
+});
+
+t.test('issue 15: the listing policy gives names only to a process that lists without stat-ing, and attributes again once it stats', async (t) => {
+  // pids are their own process here, except 7001 and 7002: two threads of process 7000
+  const p = new ListingPolicy({ groupOf: (pid) => (pid === 7001 || pid === 7002 ? 7000 : pid), maxProcesses: 8, firstBytes: 1000, probes: 2 });
+  const D = 10;
+  const E = 11;
+  // a new process: a short first reply, full entries but two probes
+  t.same(p.plan(100, D), { maxBytes: 1000, namesOnly: false, probes: 2 }, 'new: a short first reply with probes');
+  p.probed(100, D, ['x1', 'x2']);
+  t.same(p.modeOf(100), { mode: 'new', late: false });
+  // it asks for its next reply without having looked a probe up: it walks (find)
+  t.same(p.plan(100, D), { maxBytes: Infinity, namesOnly: true, probes: 0 }, 'no probe looked up before the next reply: names only');
+  t.same(p.modeOf(100), { mode: 'names', late: false });
+  p.looked(100, D, 'sub', true);
+  t.equal(p.modeOf(100).mode, 'names', 'looking up a directory proves nothing (a walk enters them)');
+  p.looked(100, 99, 'elsewhere.txt', false);
+  t.equal(p.modeOf(100).mode, 'names', 'a lookup outside the directories it was given names in proves nothing');
+  t.same(p.plan(100, E), { maxBytes: Infinity, namesOnly: true, probes: 0 }, 'still names in the next directory');
+  // then it stats a name it was sent without attributes: back to full, and judged per directory from now on
+  p.looked(100, D, 'x7', false);
+  t.same(p.modeOf(100), { mode: 'full', late: true }, 'a lookup of a names-only entry: full entries, and it is a late stat-er');
+  t.same(p.plan(100, E), { maxBytes: Infinity, namesOnly: false, probes: 1 }, 'full entries, full-size replies, a probe');
+  p.probed(100, E, ['e1', 'e2']);
+  t.same(p.plan(100, E), { maxBytes: Infinity, namesOnly: false, probes: 1 }, 'late: probes not yet looked up are not judged within the same directory');
+  p.probed(100, E, ['e3', 'e4']);
+  t.same(p.plan(100, D), { maxBytes: Infinity, namesOnly: true, probes: 0 }, 'late: judged when it starts another directory (none looked up: names)');
+
+  // a process that stats what it lists (ls -l): a probe looked up keeps it on full entries
+  t.equal(p.plan(200, D).maxBytes, 1000);
+  p.probed(200, D, ['y1', 'y2']);
+  p.looked(200, D, 'y0', false);
+  t.equal(p.modeOf(200).mode, 'new', 'a name that was no probe proves nothing');
+  p.looked(200, E, 'y2', false);
+  t.equal(p.modeOf(200).mode, 'new', 'a probe name, but in another directory: nothing');
+  p.looked(200, D, 'y2', false);
+  t.same(p.modeOf(200), { mode: 'full', late: false }, 'a probe looked up: full');
+  t.same(p.plan(200, D), { maxBytes: Infinity, namesOnly: false, probes: 1 });
+  p.probed(200, D, ['y3', 'y4']);
+  p.looked(200, D, 'y3', false);
+  t.same(p.plan(200, E), { maxBytes: Infinity, namesOnly: false, probes: 1 }, 'each reply\'s probe looked up: stays full');
+  p.probed(200, E, ['z1']);
+  t.equal(p.plan(200, E).namesOnly, true, 'it stopped stat-ing mid-listing: names from its next reply');
+  p.stated(200, true);
+  t.equal(p.modeOf(200).mode, 'names', "a directory's getattr proves nothing");
+  p.stated(200, false);
+  t.same(p.modeOf(200), { mode: 'full', late: true }, "a file's getattr: it stats after all");
+
+  // a process that lists on one thread and stats on another is one process
+  p.plan(7001, D);
+  p.probed(7001, D, ['w1', 'w2']);
+  p.looked(7002, D, 'w1', false);
+  t.equal(p.modeOf(7001).mode, 'full', "another thread's lookup of the probe counts for the process");
+  // pid 0 (the kernel's own requests): always full, never remembered
+  t.same(p.plan(0, D), { maxBytes: Infinity, namesOnly: false, probes: 0 }, 'pid 0: full entries, no probes');
+  p.probed(0, D, ['q']);
+  // bounded: the least recently seen processes are dropped
+  for (let pid = 300; pid < 320; pid++) p.plan(pid, D);
+  t.ok(p.size.processes <= 8 && p.size.threads <= 16, `bounded: ${JSON.stringify(p.size)}`);
+  t.same(p.modeOf(100), { mode: 'new', late: false }, 'a dropped process starts over');
+});
+
+t.test('issue 15: with names only, a listing is the same, names-only entries are lookup\'s ino and type, and only full entries are references', async (t) => {
+  const { lib, space } = openLib(t);
+  space.mkdir('d/sub1/deeper', { parents: true });
+  space.mkdir('d/sub2');
+  space.mkdir('far');
+  await put(lib, space, 'far/target.txt', 'twelve bytes', { conflict: 'ask' });
+  space.createLink('d/bound', 'far/target.txt');
+  space.symlink('d/path-link', '../far/target.txt');
+  space.mknod('d/fifo', { mode: 0o010600 });
+  space.mknod('d/.hidden', { mode: 0o100600 });
+  lib.transaction(() => {
+    for (let i = 0; i < 400; i++) space.mknod(`d/f${String(i).padStart(3, '0')}`, { mode: 0o100644 });
+  });
+  const reader = new ContentReader(lib);
+  const policy = new ListingPolicy({ groupOf: (pid) => pid, firstBytes: 8192 });
+  const a = new InodeAdapter(lib, space, reader, { mountpoint: '/nowhere', show: {}, cacheBoundLinks: true, namesOnly: policy });
+  const ops = a.ops();
+  const dIno = a.inoOf(space.stat('d').id);
+  const ctxOf = (pid: number): Ctx => ({ id: 0, uid: 0, gid: 0, pid, umask: 0o022, signal: new AbortController().signal, interrupted: false });
+  const want = space.readdir(space.stat('d').id).map((e) => e.name).sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)));
+  const expected = new Map<number, number>();
+  const plus = (ino: number): void => void expected.set(a.inoOf(ino), (expected.get(a.inoOf(ino)) ?? 0) + 1);
+  const list = async (pid: number, stat: boolean) => {
+    const ctx = ctxOf(pid);
+    const fh = ops.opendir!(dIno, 0, ctx) as number;
+    const names: string[] = [];
+    const nameOnly: string[] = [];
+    const sizes: number[] = [];
+    let offset = 0;
+    let bad = 0;
+    for (;;) {
+      const r = (await ops.readdirplus!(dIno, fh, offset, 1 << 20, ctx)) as PackedDirPlus;
+      if (r.names.length === 0) break;
+      sizes.push(r.names.reduce((n, x) => n + entryBytes(x, true), 0));
+      for (let i = 0; i < r.names.length; i++) {
+        const name = r.names[i]!;
+        if (name === '.' || name === '..') continue;
+        names.push(name);
+        const got = r.nums.subarray(i * DIRPLUS.STRIDE, (i + 1) * DIRPLUS.STRIDE);
+        if (r.nameOnly(i)) nameOnly.push(name);
+        else plus(got[DIRPLUS.INO]!);
+        if (!stat && !r.nameOnly(i)) continue;
+        // the kernel has no dentry for a names-only entry: a stat of it is a lookup (from this
+        // process if it stats; a find does not, so another process checks it)
+        const e = (await ops.lookup!(dIno, name, stat ? ctx : ctxOf(999))) as Entry;
+        plus(e.attr.ino);
+        if (r.nameOnly(i)) {
+          // its dirent: the ino and the file type lookup gives; no attributes, timeouts marked
+          if (got[DIRPLUS.INO] !== e.attr.ino || (got[DIRPLUS.MODE]! & 0o170000) !== (e.attr.mode & 0o170000) || got[DIRPLUS.ATTR_TIMEOUT] !== DIRPLUS_NAME_ONLY) bad++;
+        } else {
+          const w = PackedDirPlus.of(1);
+          w.put(0, name, e, got[DIRPLUS.NEXT]!);
+          if (!sameNumbers(got, w.nums)) bad++;
+        }
+      }
+      offset = r.nums[r.nums.length - 1]!;
+    }
+    ops.releasedir!(dIno, fh, 0, ctx);
+    return { names, nameOnly, sizes, bad };
+  };
+
+  // a process that stats each entry as it reads it (ls -l): full entries but the probes, which it looks up
+  const ls = await list(501, true);
+  t.same(ls.names, want, 'ls -l-like: every entry once, in name order');
+  t.equal(ls.bad, 0, 'each entry is lookup\'s answer; each names-only one lookup\'s ino and type');
+  t.ok(ls.sizes[0]! <= 8192, `its first reply is short (${ls.sizes[0]} bytes)`);
+  t.ok(ls.nameOnly.length >= 1 && ls.nameOnly.length <= 2 * ls.sizes.length, `only probes went as names (${ls.nameOnly.join(' ')})`);
+  t.notOk(ls.nameOnly.some((n) => n.startsWith('.')), 'no dot name is a probe');
+  t.same(policy.modeOf(501), { mode: 'full', late: false }, 'it stays on full entries');
+
+  // a process that reads names only (find): after its short first reply, every non-directory entry is a name
+  const find = await list(502, false);
+  t.same(find.names, want, 'find-like: the same listing');
+  t.equal(find.bad, 0);
+  const fileNames = want.filter((n) => !n.startsWith('sub'));
+  t.ok(find.nameOnly.length >= fileNames.length - 60, `non-directories after the first reply went as names (${find.nameOnly.length} of ${fileNames.length})`);
+  t.notOk(find.nameOnly.some((n) => n.startsWith('sub')), 'directories always carry attributes');
+  for (const n of ['path-link', 'fifo', 'f399']) t.ok(find.nameOnly.includes(n), `${n}: a name`);
+  t.same(policy.modeOf(502), { mode: 'names', late: false }, 'it is on names only');
+
+  // the next directory it reads: names from the first reply
+  const again = await list(502, false);
+  t.equal(again.nameOnly.length, fileNames.length, 'its next listing: every non-directory a name');
+  t.same(again.names, want, 'the same listing again');
+  t.ok(again.nameOnly.includes('bound') && again.nameOnly.includes('.hidden'), 'a bound link and a dot name too');
+  // it then stats one of them: full entries again
+  await ops.lookup!(dIno, 'f123', ctxOf(502));
+  plus(a.inoOf(space.stat('d/f123').id));
+  t.same(policy.modeOf(502), { mode: 'full', late: true }, 'a lookup of a names-only entry: full entries again');
+
+  const wrong = [...expected].filter(([id, n]) => a.lookups(id) !== n);
+  t.same(wrong.map(([id]) => [id, a.lookups(id), expected.get(id)]), [], `references: one per full entry and per lookup, none for names (${expected.size} nodes)`);
 });

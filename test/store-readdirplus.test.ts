@@ -3,7 +3,7 @@
 // directory, concatenated, are the listing `readdir` gives (in name order), attributes included;
 // a page's work does not grow with the directory nor with the pages before it.
 import t from 'tap';
-import { DS, DS_BOUND, NODE_KINDS, newDirStats, putDirStat, type DirEntry } from '../src/store/types.js';
+import { DS, DS_BOUND, DS_NAMES, NODE_KINDS, newDirStats, putDirStat, type DirEntry } from '../src/store/types.js';
 import { countedLib, openLib, put } from './helpers/store.js';
 
 const byName = (a: DirEntry, b: DirEntry) => Buffer.compare(Buffer.from(a.name), Buffer.from(b.name));
@@ -115,6 +115,16 @@ t.test('issue 15: readdirStats is readdirPlus packed (the same names and numbers
         t.same(got.names, want.names, `${what}, limit ${limit}, page ${p}: the names`);
         t.same([...got.nums], [...want.nums], `${what}, limit ${limit}, page ${p}: the numbers`);
         t.same([...got.layouts], [...want.layouts], `${what}, limit ${limit}, page ${p}: the layouts`);
+        // the names-only page (readdirNames): the same names, ids, kinds, modes and bound flags
+        const names = space.readdirNames(id, after, limit);
+        t.same(names.names, got.names, `${what}, limit ${limit}, page ${p}: readdirNames, the same names`);
+        let bad = 0;
+        for (let i = 0; i < got.names.length; i++) {
+          const b = i * DS.STRIDE;
+          const whole = got.names[i] === '.trash';
+          if (whole ? names.nums.subarray(b, b + DS.STRIDE).some((x, j) => !Object.is(x, got.nums[b + j])) : [DS.ID, DS.KIND, DS.MODE].some((j) => names.nums[b + j] !== got.nums[b + j]) || names.nums[b + DS.FLAGS] !== (got.nums[b + DS.FLAGS]! | DS_NAMES)) bad++;
+        }
+        t.equal(bad, 0, `${what}, limit ${limit}, page ${p}: readdirNames, each entry's id, kind, mode and flags (.trash whole)`);
         if (got.names.length < limit) break;
         after = got.names[got.names.length - 1];
       }
@@ -169,4 +179,7 @@ t.test('issue 15: readdirStats is readdirPlus packed (the same names and numbers
     t.same(sql.fullScans(), [], `page ${p}: no table scan`);
   }
   t.ok(perPage.every((n) => n <= 3), `statements per page of 1,000 entries: ${perPage.join(', ')}`);
+  sql.reset();
+  t.equal(space.readdirNames(big, undefined, 1000).names.length, 1000);
+  t.ok(sql.counts.statements <= 3 && sql.fullScans().length === 0, `a names-only page of 1,000: ${sql.counts.statements} statements, no table scan`);
 });

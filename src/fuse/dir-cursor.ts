@@ -69,13 +69,14 @@ export class DirCursor {
    * The page `page()` gives (same entries, offsets and cut), with the store's entries packed
    * (Space.readdirStats) instead of a NodeInfo each: a walk's cost per entry.
    */
-  pageStats(space: Pick<FuseSpace, 'readdirStats'>, dirId: number, offset: number, size: number, plus: boolean, hooks: DirHooks): DirStatsPage {
+  pageStats(space: Pick<FuseSpace, 'readdirStats' | 'readdirNames'>, dirId: number, offset: number, size: number, plus: boolean, hooks: DirHooks, names = false): DirStatsPage {
     const start = this.#start(offset, size, plus, hooks);
     const firstNext = this.#sent.length + 3;
     if (!start) return { dots: [], stats: { names: [], nums: new Float64Array(0), layouts: new Map() }, count: 0, firstNext };
     const { out, after, limit, bytes } = start;
     let room = start.room;
-    const stats = space.readdirStats(dirId, after, limit);
+    // a names-only reply (./listing-policy.ts) reads names, ids, kinds and modes only
+    const stats = names ? space.readdirNames(dirId, after, limit) : space.readdirStats(dirId, after, limit);
     let count = 0;
     for (const name of stats.names) {
       const need = bytes(name);

@@ -9,18 +9,27 @@
  * An entry whose attributes need more than its row goes through the adapter's own #entry: an
  * open file (its staged size and times), a sparse file (st_blocks counts its data, D8), a mount
  * with `-o uid/gid/umask`. `.` and `..` are no lookup references.
+ *
+ * What the listing policy (./listing-policy.ts) asks: every non-directory entry as a name only
+ * (`namesOnly`), or the last `probes` non-directory entries whose names do not start with a dot
+ * (which `ls` skips, so they would prove nothing). A name-only entry is its ino and type, no
+ * reference (PackedDirPlus.putName); the probes sent are returned.
  */
-import { DS, DS_BOUND, NODE_KINDS, type DirStats, type NodeInfo } from '../store/types.js';
+import { DS, DS_BOUND, DS_NAMES, NODE_KINDS, type DirStats, type NodeInfo } from '../store/types.js';
 import type { DirStatsPage } from './dir-cursor.js';
 import { DIRPLUS, PackedDirPlus, type Entry } from './ll/binding.js';
 
 const FILE_KIND = NODE_KINDS.indexOf('file');
+const DIR_KIND = NODE_KINDS.indexOf('dir');
+const DOT = 0x2e;
 
 export interface PackContext {
   /** `.` or `..`: attributes, no reference */
   dot(info: NodeInfo): Entry;
   /** an entry the packed path leaves to the adapter (counts its reference itself) */
   entry(info: NodeInfo): Entry;
+  /** node `id` as lookup sees it (a directory of a names-only page: DS_NAMES) */
+  info(id: number): NodeInfo;
   /** one more kernel reference on node `id` */
   referenced(id: number): void;
   inoOf(id: number): number;
@@ -33,7 +42,15 @@ export interface PackContext {
   blksize: number;
 }
 
-export function packPlus(pg: DirStatsPage, c: PackContext): PackedDirPlus {
+/** Which entries go as names only (./listing-policy.ts ReplyPlan). */
+export interface NamesPlan {
+  namesOnly: boolean;
+  probes: number;
+}
+
+const ALL_FULL: NamesPlan = { namesOnly: false, probes: 0 };
+
+export function packPlus(pg: DirStatsPage, c: PackContext, plan: NamesPlan = ALL_FULL, probed: string[] = []): PackedDirPlus {
   const out = PackedDirPlus.of(pg.dots.length + pg.count);
   let i = 0;
   for (const d of pg.dots) out.put(i++, d.name, c.dot(d.info), d.next);
@@ -41,9 +58,32 @@ export function packPlus(pg: DirStatsPage, c: PackContext): PackedDirPlus {
   const sn = st.nums;
   const o = out.nums;
   const bound = c.boundTimeout ?? NaN;
+  // the probes: the last eligible entries of the page (a reader reaches them last)
+  let firstProbe = pg.count;
+  if (!plan.namesOnly && plan.probes > 0) {
+    let left = plan.probes;
+    for (let k = pg.count - 1; k >= 0 && left > 0; k--) {
+      if (sn[k * DS.STRIDE + DS.KIND] !== DIR_KIND && st.names[k]!.charCodeAt(0) !== DOT) {
+        firstProbe = k;
+        left--;
+      }
+    }
+  }
   for (let k = 0; k < pg.count; k++, i++) {
     const s = k * DS.STRIDE;
     const id = sn[s + DS.ID]!;
+    const kind = sn[s + DS.KIND]!;
+    if (kind !== DIR_KIND && (plan.namesOnly || (k >= firstProbe && st.names[k]!.charCodeAt(0) !== DOT))) {
+      const name = st.names[k]!;
+      out.putName(i, name, c.inoOf(id), sn[s + DS.MODE]!, pg.firstNext + k);
+      if (!plan.namesOnly) probed.push(name);
+      continue;
+    }
+    if ((sn[s + DS.FLAGS]! & DS_NAMES) !== 0) {
+      // a names-only page's directory: its attributes, read on their own (a walk enters it)
+      out.put(i, st.names[k]!, c.entry(c.info(id)), pg.firstNext + k);
+      continue;
+    }
     if (!c.plain || st.layouts.has(k) || (sn[s + DS.KIND] === FILE_KIND && c.open(id))) {
       out.put(i, st.names[k]!, c.entry(attrInfo(st, k)), pg.firstNext + k);
       continue;

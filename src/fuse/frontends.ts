@@ -152,7 +152,7 @@ const llFrontend: Frontend = {
     } catch (e) {
       refused = e as Error; // said when mounting, where the server reports refused options
     }
-    const adapter = new InodeAdapter(lib, space, reader, { ...adapterOpts, show: parsed?.show ?? {}, cacheBoundLinks: exact });
+    const adapter = new InodeAdapter(lib, space, reader, { ...adapterOpts, show: parsed?.show ?? {}, cacheBoundLinks: exact, namesOnly: true });
     return {
       adapter,
       mount: async (mp) => {

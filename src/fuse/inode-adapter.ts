@@ -25,7 +25,9 @@
  *   transaction each); anything else is EINVAL.
  * - Listings are readdirplus (always): one store page per reply, each entry a lookup reference
  *   with its attributes, resumed after the last name sent (./dir-cursor.ts), packed from the
- *   store's numbers with no object per entry (./dir-plus.ts, issue 15).
+ *   store's numbers with no object per entry (./dir-plus.ts, issue 15). With `namesOnly`, a
+ *   process that does not stat what it lists gets its non-directory entries as names only
+ *   (./listing-policy.ts), judged from its own lookups.
  * - Cache invalidation: `attachKernel` gives the adapter the session's invalidation calls; the
  *   server (and i11-inval's change follower) ask through `invalidateEntry(dirId, name)` and
  *   `invalidateNode(id)` in node ids.
@@ -37,6 +39,7 @@ import type { Attr, Created, Ctx, DirEntry, Entry, FdSlice, LowLevelOps, Open, S
 import type { PackedDirPlus } from './ll/binding.js';
 import { packPlus } from './dir-plus.js';
 import { RefCounts } from './ref-counts.js';
+import { ListingPolicy } from './listing-policy.js';
 import type { AdapterOptions } from './adapter.js';
 import { STATS_XATTR } from './adapter.js';
 import type { ChangeFollower } from '../vfs/changes.js';
@@ -70,6 +73,12 @@ export interface InodeAdapterOptions extends AdapterOptions {
    * their target invalidates them. Otherwise a bound link is asked again on each use.
    */
   cacheBoundLinks?: boolean;
+  /**
+   * readdirplus sends non-directory entries as names only to a process that lists without
+   * stat-ing (find, `ls`), judged per process from its lookups (./listing-policy.ts). The mount
+   * turns it on; off, every entry carries its attributes.
+   */
+  namesOnly?: boolean | ListingPolicy;
 }
 
 /** The session's invalidation calls (./ll/binding.ts LowLevelSession), in inos. */
@@ -117,8 +126,11 @@ export class InodeAdapter {
   /** Invalidations handed to the kernel: calls into the session, and notifications in them (`smhfs stats`). */
   readonly #sent = { calls: 0, notifications: 0 };
   #follower: Pick<ChangeFollower, 'own'> | undefined;
+  /** Which listing entries carry attributes, per process (undefined: all of them). */
+  readonly listing: ListingPolicy | undefined;
 
   constructor(lib: FuseLibrary, space: FuseSpace, reader: ContentReader, opts: InodeAdapterOptions) {
+    this.listing = opts.namesOnly instanceof ListingPolicy ? opts.namesOnly : opts.namesOnly ? new ListingPolicy() : undefined;
     this.#lib = lib;
     this.#space = space;
     this.#opts = opts;
@@ -299,16 +311,22 @@ export class InodeAdapter {
     const owner = (ctx: Ctx): { uid: number; gid: number } => ({ uid: ctx.uid, gid: ctx.gid });
 
     return {
-      lookup: (parent, name) => this.#run('lookup', parent, name, () => this.#entry(s.lookup(id(parent), name))),
+      lookup: (parent, name, ctx) =>
+        this.#run('lookup', parent, name, () => {
+          const info = s.lookup(id(parent), name);
+          this.listing?.looked(ctx.pid, id(parent), name, info.kind === 'dir');
+          return this.#entry(info);
+        }),
 
       forget: (ino, n) => {
         const nodeId = id(ino);
         if (this.#lookups.release(nodeId, n) === 0) this.#seenVersion.delete(nodeId);
       },
 
-      getattr: (ino, fh) =>
+      getattr: (ino, fh, ctx) =>
         this.#run('getattr', ino, undefined, () => {
           const info = this.#info(id(ino));
+          this.listing?.stated(ctx.pid, info.kind === 'dir');
           // fstat answers with the size of the version that handle reads (D7)
           const h = fh !== undefined && info.kind === 'file' ? this.#handleOrNone(fh) : undefined;
           return this.#attr(info, h?.view);
@@ -432,7 +450,7 @@ export class InodeAdapter {
 
       // Each entry but . and .. is a lookup reference (the binding gives back, through forget,
       // those that did not fit the reply), with a lookup's timeouts (#entry: bound links too).
-      readdirplus: (ino, fh, offset, size) => this.#run('readdirplus', ino, undefined, () => this.#pagePlus(id(ino), fh, offset, size)),
+      readdirplus: (ino, fh, offset, size, ctx) => this.#run('readdirplus', ino, undefined, () => this.#pagePlus(id(ino), fh, offset, size, ctx.pid)),
 
       releasedir: (_ino, fh) => {
         this.#dirs.delete(fh);
@@ -561,18 +579,25 @@ export class InodeAdapter {
    * its row — an open file (staged size, times), a sparse file (st_blocks), `-o uid/gid/umask` —
    * goes through #entry itself.
    */
-  #pagePlus(dirId: number, fh: number, offset: number, size: number): PackedDirPlus {
+  #pagePlus(dirId: number, fh: number, offset: number, size: number, pid: number): PackedDirPlus {
     const show = this.#opts.show;
-    return packPlus(this.#cursor(fh).pageStats(this.#space, dirId, offset, size, true, this.#dirHooks(dirId)), {
+    const plan = this.listing?.plan(pid, dirId);
+    const probed: string[] = [];
+    const cursor = this.#cursor(fh);
+    const pg = cursor.pageStats(this.#space, dirId, offset, plan ? Math.min(size, plan.maxBytes) : size, true, this.#dirHooks(dirId), plan?.namesOnly === true);
+    const out = packPlus(pg, {
       dot: (info) => ({ attr: this.#attr(info) }),
       entry: (info) => this.#entry(info),
+      info: (id) => this.#info(id),
       referenced: (id) => this.#lookups.add(id),
       inoOf: (id) => this.inoOf(id),
       open: (id) => this.files.node(id) !== undefined,
       plain: !this.#opts.presentAs && show?.uid === undefined && show?.gid === undefined && show?.umask === undefined,
       boundTimeout: this.#opts.cacheBoundLinks ? undefined : BOUND_LINK_TIMEOUTS.attrTimeout,
       blksize: BLKSIZE,
-    });
+    }, plan, probed);
+    if (probed.length > 0) this.listing!.probed(pid, dirId, probed);
+    return out;
   }
 
   #cursor(fh: number): DirCursor {

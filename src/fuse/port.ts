@@ -21,6 +21,7 @@ export type FuseSpace = Pick<
   | 'readdir'
   | 'readdirPlus'
   | 'readdirStats'
+  | 'readdirNames'
   | 'readlink'
   | 'statfs'
   | 'mkdir'

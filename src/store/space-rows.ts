@@ -119,6 +119,8 @@ export interface SpaceRows {
    * a packed listing (Space.readdirStats) is made from `readdirPlus`'s NodeInfos.
    */
   statPage?(parent: number, after: string | undefined, limit: number): StatRow[];
+  /** Optional, as statPage: the same page as name, id, kind × 2 + bound, mode (a names-only listing). */
+  namePage?(parent: number, after: string | undefined, limit: number): Array<[string, number, number, number]>;
   /** The node's oldest name (L19: a node may have several, hard links L17; a directory has one). */
   entryOf(node: number): { parent: number; name: string } | undefined;
   /** Every name of the node, oldest first. */

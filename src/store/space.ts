@@ -111,6 +111,11 @@ export class Space {
     return this.nodes.readdirStats(id, after, limit);
   }
 
+  /** readdirStats with names, ids, kinds and modes only (FLAGS DS_NAMES): a names-only listing. */
+  readdirNames(id: number, after: string | undefined, limit: number): DirStats {
+    return this.nodes.readdirNames(id, after, limit);
+  }
+
   /** The entry `name` of directory `parent` (node ids; the root's `.trash` included): lookup(2). */
   lookup(parent: number, name: string): NodeInfo {
     return this.nodes.lookup(parent, name);

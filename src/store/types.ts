@@ -124,6 +124,8 @@ export const DS = {
   STRIDE: 16,
 } as const;
 export const DS_BOUND = 1;
+/** FLAGS: only the name, ID, KIND and MODE are filled (Space.readdirNames). */
+export const DS_NAMES = 2;
 export const NODE_KINDS: readonly NodeKind[] = ['file', 'dir', 'link', 'special'];
 
 /** Entry `i` of `d` from a NodeInfo (the root's `.trash`, a listing's `.` and `..`, an engine without a packed page). */

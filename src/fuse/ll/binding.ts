@@ -112,7 +112,9 @@ export interface DirEntryPlus {
  * entry): `names`, and per entry `DIRPLUS.STRIDE` numbers at the `DIRPLUS` offsets — the
  * attributes as `putAttr` writes an Entry (times in seconds and nanoseconds; a NaN timeout is
  * the mount's) and the offset that resumes after the entry. Each entry but `.` and `..` is a
- * lookup reference, as in DirEntryPlus[].
+ * lookup reference, as in DirEntryPlus[], except a name-only entry (`putName`): an attribute
+ * timeout of DIRPLUS_NAME_ONLY sends it with nodeid 0, which the kernel emits as a name and
+ * d_type only — no inode, no reference, no forget (src/fuse/listing-policy.ts).
  */
 export class PackedDirPlus {
   constructor(
@@ -130,7 +132,26 @@ export class PackedDirPlus {
     putAttr(this.nums, i * DIRPLUS.STRIDE, entry.attr, entry.generation ?? 0, entry.attrTimeout, entry.entryTimeout);
     this.nums[i * DIRPLUS.STRIDE + DIRPLUS.NEXT] = nextOffset;
   }
+
+  /** Entry `i` as a name only: its ino and type for the dirent, no attributes, no reference. */
+  putName(i: number, name: string, ino: number, mode: number, nextOffset: number): void {
+    this.names[i] = name;
+    const b = i * DIRPLUS.STRIDE;
+    this.nums.fill(0, b, b + DIRPLUS.STRIDE);
+    this.nums[b + DIRPLUS.INO] = ino;
+    this.nums[b + DIRPLUS.MODE] = mode;
+    this.nums[b + DIRPLUS.ATTR_TIMEOUT] = DIRPLUS_NAME_ONLY;
+    this.nums[b + DIRPLUS.NEXT] = nextOffset;
+  }
+
+  /** Whether entry `i` is a name only. */
+  nameOnly(i: number): boolean {
+    return this.nums[i * DIRPLUS.STRIDE + DIRPLUS.ATTR_TIMEOUT] === DIRPLUS_NAME_ONLY;
+  }
 }
+
+/** An attribute timeout that marks a name-only readdirplus entry (smhfs_ll.c NAME_ONLY). */
+export const DIRPLUS_NAME_ONLY = -1;
 
 /** PackedDirPlus's offsets (the addon's attribute block, smhfs_ll.c A_*, then the next offset). */
 export const DIRPLUS = {

@@ -107,6 +107,9 @@ static const char *const OP_NAMES[OP_COUNT] = {
  * block + next offset (NaN: the entry's index + 1) */
 #define DIR_STRIDE 3
 #define DIRPLUS_STRIDE (ATTR_STRIDE + 1)
+/* a readdirplus entry whose attribute timeout is -1 is a name only: sent with nodeid 0, which the
+ * kernel emits (ino, d_type) without making an inode or taking a reference (binding.ts putName) */
+#define NAME_ONLY(a) ((a)[A_ATTR_TIMEOUT] == -1)
 /* io: open reply (out) */
 #define IO_FH 34
 #define IO_OPEN_FLAGS 35
@@ -547,6 +550,7 @@ static void reply_readdir(session_t *s, fuse_req_t req, int op, size_t size, off
       const double *a = v + (size_t)i * DIRPLUS_STRIDE;
       struct fuse_entry_param e;
       fill_entry(s, a, &e);
+      if (NAME_ONLY(a)) e.ino = 0, e.attr_timeout = 0, e.entry_timeout = 0; /* the dirent keeps attr.st_ino and the type */
       off_t next = isnan(a[ATTR_STRIDE]) ? off0 + i + 1 : (off_t)a[ATTR_STRIDE];
       need = fuse_add_direntry_plus(req, s->dirbuf + used, size - used, name, &e, next);
     } else {
@@ -572,6 +576,7 @@ static void reply_readdir(session_t *s, fuse_req_t req, int op, size_t size, off
       if (napi_get_element(env, names, j, &nv) != napi_ok ||
           napi_get_value_string_utf8(env, nv, name, sizeof name, &nlen) != napi_ok) continue;
       if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) continue;
+      if (NAME_ONLY(v + (size_t)j * DIRPLUS_STRIDE)) continue; /* no reference was counted */
       js_forget(s, (uint64_t)v[(size_t)j * DIRPLUS_STRIDE + A_INO], 1);
     }
   }

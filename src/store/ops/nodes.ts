@@ -11,7 +11,7 @@ import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../edits.js';
 import { splitPath, TRASH_NAME, validateName } from '../paths.js';
 import type { Counted, NodeRow } from '../space-rows.js';
 import type { Known, Resolved, ResolveContext } from '../tree.js';
-import { DEFAULT_CONFLICT, DS, DS_BOUND, NODE_KINDS, newDirStats, putDirStat, type DirStats, type Attrs, type Authorize, type BlobRef, type Conflict, type DirEntry, type NodeInfo, type Owner, type Placed, type StatFs } from '../types.js';
+import { DEFAULT_CONFLICT, DS, DS_BOUND, DS_NAMES, NODE_KINDS, newDirStats, putDirStat, type DirStats, type Attrs, type Authorize, type BlobRef, type Conflict, type DirEntry, type NodeInfo, type Owner, type Placed, type StatFs } from '../types.js';
 import { SpaceOps } from './base.js';
 
 const DIR_KIND = NODE_KINDS.indexOf('dir');
@@ -190,6 +190,45 @@ export class NodeOps extends SpaceOps {
         nums[b + DS.BTIME] = w[11];
         nums[b + DS.FLAGS] = w[2] & 1 ? DS_BOUND : 0;
         if (w[13] !== null) d.layouts.set(i, w[13]);
+      }
+      return d;
+    });
+  }
+
+  /**
+   * readdirStats's page with names, ids, kinds and modes only (FLAGS DS_NAMES; `.trash` whole):
+   * what a names-only listing needs (issue 15), one 4-value row per entry and no nlink counts.
+   * An engine without `namePage` gives readdirStats.
+   */
+  readdirNames(id: number, after: string | undefined, limit: number): DirStats {
+    const namePage = this.rows.namePage?.bind(this.rows);
+    if (!namePage) return this.readdirStats(id, after, limit);
+    if (!Number.isInteger(limit) || limit < 1) throw fail('InvalidArgument', 'a page holds at least one entry', String(limit));
+    return this.host.engine.snapshot(() => {
+      const r = this.tree.resolveId(id);
+      if (r.row.kind !== 'dir') throw fail('NotADirectory', 'not a directory', String(id));
+      const rows = namePage(id, after, limit);
+      let trashAt = -1;
+      const last = rows.length === limit ? rows[rows.length - 1]![0] : undefined;
+      if (id === this.root && (after === undefined || after < TRASH_NAME) && (last === undefined || TRASH_NAME < last)) {
+        trashAt = rows.findIndex((w) => TRASH_NAME < w[0]);
+        if (trashAt < 0) trashAt = rows.length;
+      }
+      const n = Math.min(limit, rows.length + (trashAt >= 0 ? 1 : 0));
+      const d = newDirStats(n);
+      const nums = d.nums;
+      for (let i = 0, k = 0; i < n; i++) {
+        if (i === trashAt) {
+          putDirStat(d, i, TRASH_NAME, this.tree.infoOf(this.tree.row(this.trash)!, { where: 'trash', segs: [TRASH_NAME] }));
+          continue;
+        }
+        const w = rows[k++]!;
+        const b = i * DS.STRIDE;
+        d.names[i] = w[0];
+        nums[b + DS.ID] = w[1];
+        nums[b + DS.KIND] = w[2] >> 1;
+        nums[b + DS.MODE] = w[3];
+        nums[b + DS.FLAGS] = (w[2] & 1 ? DS_BOUND : 0) | DS_NAMES;
       }
       return d;
     });

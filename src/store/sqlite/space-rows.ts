@@ -19,6 +19,9 @@ export function sqliteSpaceRows(db: Database.Database): SpaceRows {
       n.mode, n.uid, n.gid, n.size, n.rdev, n.atime, n.mtime, n.ctime, n.btime, n.atime_ns * 1000000 + n.mtime_ns * 1000 + n.ctime_ns, n.layout,
       CASE WHEN e.is_dir = 1 THEN (SELECT count(*) FROM entries s WHERE s.parent = e.node AND s.is_dir = 1) ELSE (SELECT count(*) FROM entries x WHERE x.node = e.node) END
       FROM entries e JOIN nodes n ON n.id = e.node WHERE e.parent = ? AND e.name > ? ORDER BY e.name LIMIT ?`).raw(true),
+    // the same page with what a name and its d_type need (issue 15: a names-only listing)
+    namePage: p(`SELECT e.name, n.id, (CASE n.kind WHEN 'file' THEN 0 WHEN 'dir' THEN 1 WHEN 'link' THEN 2 ELSE 3 END) * 2 + (n.link_flavour IS 'bound'), n.mode
+      FROM entries e JOIN nodes n ON n.id = e.node WHERE e.parent = ? AND e.name > ? ORDER BY e.name LIMIT ?`).raw(true),
     // a node's names by age: the (node, seq) index of migration 7
     entryOf: p('SELECT parent, name FROM entries WHERE node = ? ORDER BY seq LIMIT 1'),
     entriesOf: p('SELECT parent, name FROM entries WHERE node = ? ORDER BY seq'),
@@ -106,6 +109,7 @@ export function sqliteSpaceRows(db: Database.Database): SpaceRows {
     // '' sorts before every name (names are never empty)
     childrenPage: (parent, after, limit) => q.childrenPage.all(parent, after ?? '', limit) as Array<NodeRow & { entry_name: string; subdirs: number; names: number }>,
     statPage: (parent, after, limit) => q.statPage.all(parent, after ?? '', limit) as StatRow[],
+    namePage: (parent, after, limit) => q.namePage.all(parent, after ?? '', limit) as Array<[string, number, number, number]>,
     entryOf: (node) => q.entryOf.get(node) as { parent: number; name: string } | undefined,
     entriesOf: (node) => q.entriesOf.all(node) as Array<{ parent: number; name: string }>,
     nameCount: (node) => (q.nameCount.get(node) as { n: number }).n,
