@@ -1725,6 +1725,41 @@ static napi_value js_swap_recv(napi_env env, napi_callback_info info) {
   return buf;
 }
 
+/* The item's name from a JS string (anything else: no name). */
+static void copy_optional_string(napi_env env, napi_value v, notify_item *it) {
+  napi_valuetype t;
+  napi_typeof(env, v, &t);
+  if (t != napi_string) return;
+  size_t l;
+  napi_get_value_string_utf8(env, v, NULL, 0, &l);
+  it->name = malloc(l + 1);
+  napi_get_value_string_utf8(env, v, it->name, l + 1, &it->namelen);
+}
+
+/* Queue `it` for the helper thread (started on first use) and return its id; on failure the item
+ * is freed and a JS error thrown. */
+static napi_value enqueue_notify(napi_env env, session_t *s, notify_item *it) {
+  it->id = ++s->next_notify_id;
+  pthread_mutex_lock(&s->mu);
+  if (!s->thr_started) {
+    if (pthread_create(&s->thr, NULL, notify_main, s) != 0) {
+      pthread_mutex_unlock(&s->mu);
+      free(it->name);
+      free(it->nums);
+      free(it);
+      napi_throw_error(env, NULL, "smhfs_ll: could not start the notification thread");
+      return NULL;
+    }
+    s->thr_started = 1;
+  }
+  if (s->q_tail) s->q_tail->next = it;
+  else s->q_head = it;
+  s->q_tail = it;
+  pthread_cond_signal(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+  return num(env, it->id);
+}
+
 /* notify(session, kind, a, b, name|null, off, len) → id. kind 1: inval_inode(a, off, len);
  * 2: inval_entry(a, name); 3: delete(a, b, name). Completion: onNotified([id, rc, …]). */
 static napi_value js_notify(napi_env env, napi_callback_info info) {
@@ -1749,32 +1784,8 @@ static napi_value js_notify(napi_env env, napi_callback_info info) {
   it->b = (uint64_t)b;
   it->off = (int64_t)off;
   it->len = (int64_t)len;
-  napi_valuetype t;
-  napi_typeof(env, argv[4], &t);
-  if (t == napi_string) {
-    size_t l;
-    napi_get_value_string_utf8(env, argv[4], NULL, 0, &l);
-    it->name = malloc(l + 1);
-    napi_get_value_string_utf8(env, argv[4], it->name, l + 1, &it->namelen);
-  }
-  it->id = ++s->next_notify_id;
-  pthread_mutex_lock(&s->mu);
-  if (!s->thr_started) {
-    if (pthread_create(&s->thr, NULL, notify_main, s) != 0) {
-      pthread_mutex_unlock(&s->mu);
-      free(it->name);
-      free(it);
-      napi_throw_error(env, NULL, "smhfs_ll: could not start the notification thread");
-      return NULL;
-    }
-    s->thr_started = 1;
-  }
-  if (s->q_tail) s->q_tail->next = it;
-  else s->q_head = it;
-  s->q_tail = it;
-  pthread_cond_signal(&s->cv);
-  pthread_mutex_unlock(&s->mu);
-  return num(env, it->id);
+  copy_optional_string(env, argv[4], it);
+  return enqueue_notify(env, s, it);
 }
 
 /* notifyBatch(session, nums: Float64Array n × [kind, a, b, off, len], names: string) → id. The
@@ -1806,33 +1817,8 @@ static napi_value js_notify_batch(napi_env env, napi_callback_info info) {
   it->n = count / 5;
   it->nums = malloc((count ? count : 1) * sizeof(double));
   if (count) memcpy(it->nums, data, count * sizeof(double));
-  napi_valuetype t;
-  napi_typeof(env, argv[2], &t);
-  if (t == napi_string) {
-    size_t l;
-    napi_get_value_string_utf8(env, argv[2], NULL, 0, &l);
-    it->name = malloc(l + 1);
-    napi_get_value_string_utf8(env, argv[2], it->name, l + 1, &it->namelen);
-  }
-  it->id = ++s->next_notify_id;
-  pthread_mutex_lock(&s->mu);
-  if (!s->thr_started) {
-    if (pthread_create(&s->thr, NULL, notify_main, s) != 0) {
-      pthread_mutex_unlock(&s->mu);
-      free(it->name);
-      free(it->nums);
-      free(it);
-      napi_throw_error(env, NULL, "smhfs_ll: could not start the notification thread");
-      return NULL;
-    }
-    s->thr_started = 1;
-  }
-  if (s->q_tail) s->q_tail->next = it;
-  else s->q_head = it;
-  s->q_tail = it;
-  pthread_cond_signal(&s->cv);
-  pthread_mutex_unlock(&s->mu);
-  return num(env, it->id);
+  copy_optional_string(env, argv[2], it);
+  return enqueue_notify(env, s, it);
 }
 
 /* close(session): end the session now (answers pending requests EIO, closes the device, lazily

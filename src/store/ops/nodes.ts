@@ -152,14 +152,7 @@ export class NodeOps extends SpaceOps {
       const r = this.tree.resolveId(id);
       if (r.row.kind !== 'dir') throw fail('NotADirectory', 'not a directory', String(id));
       const rows = statPage(id, after, limit);
-      // `.trash` is no row of the root: it goes where its name sorts, as in readdirPlus
-      let trashAt = -1;
-      const last = rows.length === limit ? rows[rows.length - 1]![0] : undefined;
-      if (id === this.root && (after === undefined || after < TRASH_NAME) && (last === undefined || TRASH_NAME < last)) {
-        trashAt = rows.findIndex((w) => TRASH_NAME < w[0]);
-        if (trashAt < 0) trashAt = rows.length;
-      }
-      const n = Math.min(limit, rows.length + (trashAt >= 0 ? 1 : 0));
+      const { trashAt, n } = this.#trashSlot(id, after, limit, rows);
       const d = newDirStats(n);
       const nums = d.nums;
       for (let i = 0, k = 0; i < n; i++) {
@@ -196,6 +189,21 @@ export class NodeOps extends SpaceOps {
   }
 
   /**
+   * Where `.trash` goes in a page of the root's rows (`rows` sorted by name, first value the
+   * name): it is no row of the root, so it sits where its name sorts, as in readdirPlus. -1 when
+   * the page is not the root's or `.trash` falls outside it; `n` is the page's entry count.
+   */
+  #trashSlot(id: number, after: string | undefined, limit: number, rows: ReadonlyArray<readonly [string, ...unknown[]]>): { trashAt: number; n: number } {
+    let trashAt = -1;
+    const last = rows.length === limit ? rows[rows.length - 1]![0] : undefined;
+    if (id === this.root && (after === undefined || after < TRASH_NAME) && (last === undefined || TRASH_NAME < last)) {
+      trashAt = rows.findIndex((w) => TRASH_NAME < w[0]);
+      if (trashAt < 0) trashAt = rows.length;
+    }
+    return { trashAt, n: Math.min(limit, rows.length + (trashAt >= 0 ? 1 : 0)) };
+  }
+
+  /**
    * readdirStats's page with names, ids, kinds and modes only (FLAGS DS_NAMES; `.trash` whole):
    * what a names-only listing needs (issue 15), one 4-value row per entry and no nlink counts.
    * An engine without `namePage` gives readdirStats.
@@ -208,13 +216,7 @@ export class NodeOps extends SpaceOps {
       const r = this.tree.resolveId(id);
       if (r.row.kind !== 'dir') throw fail('NotADirectory', 'not a directory', String(id));
       const rows = namePage(id, after, limit);
-      let trashAt = -1;
-      const last = rows.length === limit ? rows[rows.length - 1]![0] : undefined;
-      if (id === this.root && (after === undefined || after < TRASH_NAME) && (last === undefined || TRASH_NAME < last)) {
-        trashAt = rows.findIndex((w) => TRASH_NAME < w[0]);
-        if (trashAt < 0) trashAt = rows.length;
-      }
-      const n = Math.min(limit, rows.length + (trashAt >= 0 ? 1 : 0));
+      const { trashAt, n } = this.#trashSlot(id, after, limit, rows);
       const d = newDirStats(n);
       const nums = d.nums;
       for (let i = 0, k = 0; i < n; i++) {
