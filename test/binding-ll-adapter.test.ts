@@ -6,6 +6,7 @@ import t from 'tap';
 import { holdKernelCachesFor } from './helpers/kernel-cache-lock.js';
 import { expectFsckClean } from './helpers/fsck.js';
 import { cli, fuseUnavailable, ok, sh, smhfs, withMount } from './helpers/mount.js';
+import { PYTHON } from './helpers/python.js';
 
 const why = await fuseUnavailable();
 // drop_caches is machine-wide and this file drops or relies on the kernel's caches: it runs
@@ -47,7 +48,7 @@ if (why) {
       "print('bad',bad)\n";
     await ok(`cat > '${m.dir}/probe.py' <<'PY'\n${probe}PY`);
     await ok('sync; echo 3 > /proc/sys/vm/drop_caches');
-    t.equal((await ok(`python3 '${m.dir}/probe.py' '${m.p('f.bin')}' '${m.dir}/src.bin'`)).trim(), 'bad 0', 'reads at odd offsets and past the end are exact');
+    t.equal((await ok(`${PYTHON} '${m.dir}/probe.py' '${m.p('f.bin')}' '${m.dir}/src.bin'`)).trim(), 'bad 0', 'reads at odd offsets and past the end are exact');
     const st = await stats(m.mountpoint);
     const cache = st['cache'] as { bytesFetched: number; misses: number };
     t.equal(cache.bytesFetched, 0, 'no byte was copied through the page cache');

@@ -19,7 +19,7 @@ async function stored(m: Mount): Promise<number> {
 
 /** python3: os.copy_file_range of `len` bytes (default: the whole source) from src@offIn to dst@offOut; prints the bytes copied. */
 const copyRange = (src: string, dst: string, offIn = 0, offOut = 0, len?: number, truncate = true): string =>
-  `python3 -c "
+  `${PYTHON} -c "
 import os
 s = os.open('${src}', os.O_RDONLY)
 d = os.open('${dst}', os.O_WRONLY | os.O_CREAT${truncate ? ' | os.O_TRUNC' : ''}, 0o644)
@@ -31,6 +31,7 @@ while done < n:
     done += k
 print(done)
 os.close(s); os.close(d)"`;
+import { PYTHON } from './helpers/python.js';
 
 const why = await fuseUnavailable();
 if (why) {

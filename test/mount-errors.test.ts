@@ -3,6 +3,7 @@
 // second user (nobody, via setpriv) can try things.
 import t from 'tap';
 import { fuseUnavailable, nodeSnippet, ok, sh, withMount } from './helpers/mount.js';
+import { PYTHON } from './helpers/python.js';
 
 const why = await fuseUnavailable();
 if (why) {
@@ -16,8 +17,7 @@ if (why) {
     JSON.parse(await nodeSnippet(`console.log(JSON.stringify([${calls.map((c) => `errno(() => { ${c} })`).join(',')}]))`, mp)) as string[];
   /** A listing of a subtree (names, types, sizes, link targets) to show nothing changed. */
   const snapshot = (dir: string) => run(`find '${dir}' -printf '%y %s %p %l\\n' | sort`);
-  const hasPython = (await sh('command -v python3')).code === 0;
-  const py = (code: string) => ok('python3 -', { cwd: mp, input: `import os, sys\n${code}\n` });
+  const py = (code: string) => ok(`${PYTHON} -`, { cwd: mp, input: `import os, sys\n${code}\n` });
 
   await run('mkdir -p bad/full/sub bad/empty && echo x > bad/full/f && echo y > bad/file && ln -s file bad/link');
 
@@ -144,7 +144,7 @@ if (why) {
     await run('rm bad/fifo bad/null');
   });
 
-  t.test('xattrs: user.* is user metadata; user.smhfs.storage-class', { skip: hasPython ? false : 'needs python3' }, async (t) => {
+  t.test('xattrs: user.* is user metadata; user.smhfs.storage-class', async (t) => {
     await run('echo x > bad/meta');
     await py("os.setxattr('bad/meta', 'user.color', b'blue')\nos.setxattr('bad/meta', 'user.empty', b'')");
     t.equal((await py("print(os.getxattr('bad/meta', 'user.color').decode())")).trim(), 'blue');

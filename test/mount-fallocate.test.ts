@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expectFsckClean } from './helpers/fsck.js';
 import { cleanup, fuseUnavailable, ok, sh, smhfs, startMount, type Mount } from './helpers/mount.js';
+import { PYTHON } from './helpers/python.js';
 
 const MiB = 1024 * 1024;
 
@@ -47,7 +48,7 @@ if (why) {
     t.match(mine, /\n8192$/);
     await both("fallocate --keep-size -o 0 -l 1048576 '{}/ext'");
     t.same(await sums('ext'), [mine, mine], 'KEEP_SIZE past the end: size and content unchanged');
-    await both(`python3 -c "import os; fd = os.open('{}/px', os.O_RDWR | os.O_CREAT, 0o644); os.write(fd, b'xyz'); os.posix_fallocate(fd, 0, 70000); os.close(fd)"`);
+    await both(`${PYTHON} -c "import os; fd = os.open('{}/px', os.O_RDWR | os.O_CREAT, 0o644); os.write(fd, b'xyz'); os.posix_fallocate(fd, 0, 70000); os.close(fd)"`);
     const [p1, p2] = await sums('px');
     t.equal(p1, p2, 'posix_fallocate: as a local file');
     t.match(p1, /\n70000$/);
@@ -77,7 +78,7 @@ if (why) {
     await ok(`head -c ${3 * MiB} /dev/urandom > '${local}/seed2'`);
     await both(`cp '${local}/seed2' '{}/open'`);
     const script = (dir: string) =>
-      `python3 -c "
+      `${PYTHON} -c "
 import os
 fd = os.open('${dir}/open', os.O_RDWR)
 os.write(fd, b'head')
@@ -102,7 +103,7 @@ os.close(fd)"`;
       t.not(r.code, 0, `fallocate ${flag} fails`);
       t.match(r.stderr, /not supported/i, `fallocate ${flag}: EOPNOTSUPP`);
     }
-    const ro = await sh(`python3 -c "
+    const ro = await sh(`${PYTHON} -c "
 import ctypes, os
 libc = ctypes.CDLL(None, use_errno=True)
 libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expectFsckClean, expectSameFiles, librarySha256 } from './helpers/fsck.js';
 import { cleanup, fuseUnavailable, ok, sh, smhfs, startMount, type Mount } from './helpers/mount.js';
+import { PYTHON } from './helpers/python.js';
 
 const why = await fuseUnavailable();
 if (why) {
@@ -68,7 +69,7 @@ if (why) {
     const m = await faulty(t, { failRate: 1, failOps: ['putFile'] });
     const v = m.p('v.txt');
     const py = await sh(
-      `python3 - '${v}' <<'EOF'
+      `${PYTHON} - '${v}' <<'EOF'
 import os, sys
 f = open(sys.argv[1], 'w')
 f.write('version two, longer\\n')
@@ -79,8 +80,8 @@ except OSError as e:
     print('close', e.errno)
 EOF`,
     );
-    if (py.code === 0) t.equal(py.stdout.trim(), 'close 5', 'close(2) fails with EIO');
-    else t.comment(`python3 unavailable: ${py.stderr}`);
+    t.equal(py.code, 0, `the python3 driver ran: ${py.stderr}`);
+    t.equal(py.stdout.trim(), 'close 5', 'close(2) fails with EIO');
     // notrunc: dd otherwise truncates and closes a dup'ed fd first, which commits an empty file
     // (no upload needed, so that commit rightly succeeds) before the write that fails.
     const dd = await sh(`printf 'version three\\n' | dd of='${v}' conv=fsync,notrunc status=none`);

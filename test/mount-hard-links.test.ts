@@ -6,6 +6,7 @@
 import t from 'tap';
 import { attrTimeout, fuseUnavailable, nodeSnippet, ok, sh, storeCall, trashList, withMount } from './helpers/mount.js';
 import { expectFsckClean } from './helpers/fsck.js';
+import { PYTHON } from './helpers/python.js';
 
 const why = await fuseUnavailable();
 if (why) {
@@ -98,7 +99,7 @@ if (why) {
     await run('printf two > w/a');
     t.equal(await run('cat w/b w/l'), 'twotwo', 'O_TRUNC + write through a: seen through b and the bound link');
     // a process keeps w/b open for writing while another removes w/a: its writes are kept
-    const out = await ok('python3 -', {
+    const out = await ok(`${PYTHON} -`, {
       cwd: mp,
       input: [
         'import os, subprocess',

@@ -8,6 +8,7 @@ import t from 'tap';
 import { holdKernelCachesFor } from './helpers/kernel-cache-lock.js';
 import { spawn } from 'node:child_process';
 import { cli, fuseUnavailable, ok, sh, trashList, withMount } from './helpers/mount.js';
+import { PYTHON } from './helpers/python.js';
 
 const LONG = ['--binding', 'll', '-o', 'entry_timeout=3600,attr_timeout=3600,negative_timeout=3600'];
 
@@ -65,7 +66,7 @@ if (why) {
     // A process holds c0/cover (O_PATH): its inode outlives its dropped name, so only the inode
     // invalidation drops the readlink answer the kernel keeps for it (FUSE's attribute refresh
     // drops cached data of regular files only).
-    const holder = spawn('python3', ['-c', 'import os,sys; fd=os.open(sys.argv[1], os.O_PATH|os.O_NOFOLLOW); print("held", flush=True); sys.stdin.read()', `${r15}/c0/cover`], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const holder = spawn(PYTHON, ['-c', 'import os,sys; fd=os.open(sys.argv[1], os.O_PATH|os.O_NOFOLLOW); print("held", flush=True); sys.stdin.read()', `${r15}/c0/cover`], { stdio: ['pipe', 'pipe', 'inherit'] });
     const held = new Promise<void>((res) => holder.stdout.once('data', () => res()));
     const ended = new Promise((res) => holder.once('exit', res));
     t.teardown(async () => {

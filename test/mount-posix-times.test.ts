@@ -51,6 +51,7 @@ if close:
     closed = stat_child(paths)
 print(json.dumps({'before': before, 'after': after, 'closed': closed}))
 `;
+import { PYTHON } from './helpers/python.js';
 
 type Times = Record<string, [string, string, string] | null>;
 interface Run {
@@ -73,7 +74,7 @@ if (why) {
   /** Run `op` (Python, `os` in scope; `close` after the second stat) on `paths` (relative to the mount). */
   const call = async (paths: string[], op: string, close = ''): Promise<Run> => {
     const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-    const r = await sh(`python3 ${q(driver)} run ${q(JSON.stringify(paths))} ${q(op)} ${q(close)}`, { cwd: mp, timeoutMs: 30_000 });
+    const r = await sh(`${PYTHON} ${q(driver)} run ${q(JSON.stringify(paths))} ${q(op)} ${q(close)}`, { cwd: mp, timeoutMs: 30_000 });
     if (r.code !== 0) throw new Error(`driver failed (${r.code}): ${r.stderr}`);
     return JSON.parse(r.stdout) as Run;
   };

@@ -21,6 +21,7 @@ for call in sys.argv[1:]:
     out.append('OK' if r == 0 else errno.errorcode[ctypes.get_errno()])
 print(' '.join(out))
 `;
+import { PYTHON } from './helpers/python.js';
 
 const why = await fuseUnavailable();
 if (why) {
@@ -31,7 +32,7 @@ if (why) {
   const run = (cmd: string) => ok(cmd, { cwd: mp });
   /** Each `FLAG:src:dst` as renameat2 answers it, in order. */
   const renameat2 = async (...calls: string[]): Promise<string[]> =>
-    (await ok(`python3 -c "$SCRIPT" ${calls.map((c) => `'${c}'`).join(' ')}`, { cwd: mp, env: { ...process.env, SCRIPT: RENAMEAT2 } })).trim().split(' ');
+    (await ok(`${PYTHON} -c "$SCRIPT" ${calls.map((c) => `'${c}'`).join(' ')}`, { cwd: mp, env: { ...process.env, SCRIPT: RENAMEAT2 } })).trim().split(' ');
   const fuseNative = TEST_BINDING === 'fuse-native';
 
   t.test('RENAME_NOREPLACE: a free name is a rename; an existing one EEXIST and both files are kept', async (t) => {

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startS3rver } from './helpers/s3rver-harness.js';
 import { CLI, cleanup, fuseUnavailable, ok, sh, smhfs, startMount, withMount } from './helpers/mount.js';
+import { PYTHON } from './helpers/python.js';
 
 const why = await fuseUnavailable();
 if (why) {
@@ -81,16 +82,13 @@ if (why) {
     const m2 = await startMount({ dir, args: [...blobArgs(), '--cache-disk-size', '0'], env });
     t.teardown(() => cleanup(m2));
     await ok(`cmp '${m2.p('big.bin')}' '${src}/big.bin' && cmp '${m2.p('a.bin')}' '${src}/tree/a.bin'`);
-    const py = await sh(`python3 -c "import os,sys; sys.stdout.write(os.getxattr(sys.argv[1], 'user.smhfs.stats').decode())" '${m2.mountpoint}'`);
-    if (py.code === 0) {
-      const x = JSON.parse(py.stdout) as { cache: Record<string, number>; blobs: string };
-      t.match(x.blobs, /^s3:\/\/smhfs-mnt\/lib1\//, 'the xattr names the store');
-      t.ok(x.cache['bytesFetched']! >= 40 * 1024 * 1024, `bytes fetched from S3: ${x.cache['bytesFetched']}`);
-      t.ok(x.cache['prefetchHits']! > 0, 'readahead was used');
-      t.equal(x.cache['errors'], 0);
-    } else {
-      t.comment(`python3 unavailable, xattr not checked: ${py.stderr}`);
-    }
+    const py = await sh(`${PYTHON} -c "import os,sys; sys.stdout.write(os.getxattr(sys.argv[1], 'user.smhfs.stats').decode())" '${m2.mountpoint}'`);
+    t.equal(py.code, 0, `getxattr user.smhfs.stats: ${py.stderr}`);
+    const x = JSON.parse(py.stdout) as { cache: Record<string, number>; blobs: string };
+    t.match(x.blobs, /^s3:\/\/smhfs-mnt\/lib1\//, 'the xattr names the store');
+    t.ok(x.cache['bytesFetched']! >= 40 * 1024 * 1024, `bytes fetched from S3: ${x.cache['bytesFetched']}`);
+    t.ok(x.cache['prefetchHits']! > 0, 'readahead was used');
+    t.equal(x.cache['errors'], 0);
     const st = await smhfs(['stats', m2.mountpoint]);
     t.equal(st.code, 0, st.stderr);
     t.match(st.stdout, /cache .* hits, \d+ misses, .* fetched, \d+ retries, \d+ errors/);

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { fileDriver } from './helpers/file-driver.js';
 import { expectFsckClean, expectSameFiles, librarySha256 } from './helpers/fsck.js';
 import { cli, cleanup, fuseUnavailable, ok, startMount, type Mount } from './helpers/mount.js';
+import { PYTHON } from './helpers/python.js';
 
 const MiB = 1024 * 1024;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -140,7 +141,7 @@ os.unlink(p)
 a = os.read(fd, 5); b = os.pread(fd, 100, 6)
 print(a.decode(), b.decode(), os.fstat(fd).st_nlink)
 os.close(fd)`;
-    t.equal(await ok(`python3 -c "${fstat}"`), 'still here 0\n', 'read, pread and fstat after unlink: nlink 0');
+    t.equal(await ok(`${PYTHON} -c "${fstat}"`), 'still here 0\n', 'read, pread and fstat after unlink: nlink 0');
     t.equal(await m.stop(), 0);
     await expectFsckClean(t, m.library);
     expectSameFiles(t, before, await librarySha256(m.library), 'earlier files');

@@ -10,6 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ROOT } from '../helpers/mount.js';
+import { PYTHON } from '../helpers/python.js';
 
 /** What one system call gave: its value, or the errno's name (`ENOENT`). */
 export type SysResult = { ok: unknown; errno?: undefined } | { errno: string; ok?: undefined };
@@ -32,8 +33,6 @@ export interface StatResult {
 }
 
 const DRIVER = join(ROOT, 'test', 'posix', 'syscalls.py');
-/** Debian's python3, not a per-user shim: a throw-away uid cannot read root's home. */
-const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 const CALL_TIMEOUT_MS = 60_000;
 
 export class Caller {
