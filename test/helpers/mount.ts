@@ -206,6 +206,8 @@ export async function startMount(opts: MountOptions = {}): Promise<Mount> {
     stop: async () => {
       if (exitState === undefined) process.kill(pid, 'SIGTERM');
       const r = await Promise.race([exited, deadline(20_000, 'timeout')]);
+      // Say why in the log (a CI page shows only the log): the caller's assertion sees 'timeout' only.
+      if (r === 'timeout') process.stderr.write(`smhfs mount at ${mountpoint} (pid ${pid}) had not exited 20 s after SIGTERM; its output:\n${out}\n`);
       return r;
     },
   };
