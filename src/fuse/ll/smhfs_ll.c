@@ -24,6 +24,11 @@
  * - Every request gets exactly one answer: a JS exception or an unusable result answers EIO (and
  *   is reported to JS's onError); pending requests are answered EIO at teardown, and late replies
  *   to them are ignored.
+ *
+ * Over 600 lines because it is one N-API module over one libfuse session: the ~40 op callbacks,
+ * the pending-reply slots, the notifier thread and the reply writers all share the session's
+ * state and the io layout above. Split into files, they would need a header of internals that
+ * exists only for this module; the CRC-32 (crc32.c), which shares nothing, is apart.
  */
 #define FUSE_USE_VERSION 34
 #define _GNU_SOURCE
