@@ -207,6 +207,32 @@ t.test('B2/drop-behind: a sequential stream over a blob larger than the cache gi
   t.ok(reread <= lruReread, `with drop-behind the re-read fetched ${reread} pages, no more`);
 });
 
+t.test('B2/drop-behind: a reader in front drops nothing a live reader behind it on the same blob has still to read', async (t) => {
+  const mem = new MemoryBlobStore();
+  const big = randomBytes(256 * PS);
+  const key = (await mem.putStream(big)).key;
+  const store = new CountingStore(mem);
+  const cache = new PageCache({ store, pageSize: PS, maxBytes: 64 * PS, readaheadMax: 8 * PS });
+  const front = cache.openStream();
+  const back = cache.openStream();
+  let wrong = 0;
+  const step = async (s: typeof front, off: number): Promise<void> => {
+    if (off < big.length && !(await cache.read(key, big.length, off, PS, s)).equals(big.subarray(off, off + PS))) wrong++;
+  };
+  // Both start; then the front reader runs 20 pages ahead of the one behind it: within the
+  // budget, so without drop-behind the LRU served the laggard every page; it must still.
+  await step(front, 0);
+  await step(back, 0);
+  for (let p = 1; p < 256 + 20; p++) {
+    await step(front, p * PS);
+    if (p >= 20) await step(back, (p - 19) * PS);
+  }
+  await cache.idle();
+  t.equal(wrong, 0, 'both readers got the right bytes');
+  t.equal(store.calls.length, 256, 'each page fetched once for the two readers');
+  t.ok(cache.stats().droppedBehind > 200, `the reader behind gave the pages back once past them (${cache.stats().droppedBehind})`);
+});
+
 t.test('readahead window doubles on sequential reads and resets on a seek', async (t) => {
   const { mem, key, bytes } = await blob(200);
   const store = new CountingStore(mem);

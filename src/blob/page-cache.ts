@@ -212,6 +212,8 @@ const RANDOM_SLACK = 256 * 1024;
  * of order, and a late one should still find its page.
  */
 const KEEP_BEHIND_PAGES = 8;
+/** A stream that has not read for this long no longer protects pages ahead of it from drop-behind. */
+const DROP_STALE_MS = 10_000;
 
 /**
  * Per-open-file readahead state; create with `PageCache.openStream()` and pass it to every
@@ -238,6 +240,9 @@ export class ReadStream {
   /** Drop-behind: pages up to this index were given back (or skipped); `seeks` when last looked. */
   droppedThrough = -1;
   dropSeeks = 0;
+  /** Drop-behind: the blob this stream is registered under, and when it last read (ms). */
+  dropKey: string | undefined;
+  dropAt = 0;
 
   reset(key?: string): void {
     this.window = 0;
@@ -333,6 +338,9 @@ export class PageCache {
   #allocatedBytes = 0;
   /** Bytes of buffers held by running fetches (counted against the budget). */
   #inflightBytes = 0;
+  /** Drop-behind: streams reading a blob larger than the budget, by blob (they protect pages ahead of them). */
+  readonly #bigStreams = new Map<string, Set<ReadStream>>();
+  #dropCalls = 0;
   #s = { hits: 0, misses: 0, bytesFetched: 0, prefetches: 0, prefetchHits: 0, retries: 0, errors: 0, unitFetches: 0, toRandom: 0, toSequential: 0, droppedBehind: 0 };
 
   constructor(options: PageCacheOptions) {
@@ -995,23 +1003,55 @@ export class PageCache {
    * random streams, keep caching as before. Only pages this stream went through since its last
    * seek are dropped (a seek restarts from the seek's page), never those of the read under way;
    * a page still in flight stops the sweep until it lands. A dropped page a reader holds stays
-   * pinned until released (#retire), as with any eviction.
+   * pinned until released (#retire), as with any eviction. Two readers of one blob (two HTTP
+   * clients on one video): pages at or ahead of a live reader that lags behind are not dropped
+   * by the one in front — the laggard finds them, and drops them itself once past.
    */
   #dropBehind(s: ReadStream, key: string, blobSize: number, firstOfRead: number): void {
     if (!this.dropBehind || blobSize <= this.maxBytes) return;
+    const now = performance.now();
+    this.#registerBig(s, key, now);
     if (s.dropSeeks !== s.seeks) {
       s.dropSeeks = s.seeks;
       s.droppedThrough = Math.max(-1, firstOfRead - 1);
       return;
     }
     if (s.random || s.key !== key) return;
-    const limit = Math.min(s.lastPage - 1 - KEEP_BEHIND_PAGES, firstOfRead - 1);
+    // Another live sequential reader of this blob behind us will read these pages: keep them
+    // from where it is (the LRU ages them as before; that reader drops them once past them).
+    let protectFrom = Infinity;
+    for (const o of this.#bigStreams.get(key) ?? []) {
+      if (o === s || o.random || o.key !== key || now - o.dropAt > DROP_STALE_MS) continue;
+      protectFrom = Math.min(protectFrom, Math.floor(o.nextOffset / this.pageSize));
+    }
+    const limit = Math.min(s.lastPage - 1 - KEEP_BEHIND_PAGES, firstOfRead - 1, protectFrom - 1);
     for (let i = s.droppedThrough + 1; i <= limit; i++) {
       const k = pageKey(key, i);
       if (this.#pending.has(k)) return;
       if (this.#cache.delete(k)) this.#s.droppedBehind++;
       s.droppedThrough = i;
     }
+  }
+
+  /** Keep `#bigStreams` current: this stream under its blob; streams idle for DROP_STALE_MS let go. */
+  #registerBig(s: ReadStream, key: string, now: number): void {
+    s.dropAt = now;
+    if (s.dropKey !== key) {
+      if (s.dropKey !== undefined) this.#unregisterBig(s);
+      s.dropKey = key;
+      let set = this.#bigStreams.get(key);
+      if (!set) this.#bigStreams.set(key, (set = new Set()));
+      set.add(s);
+    }
+    if (++this.#dropCalls % 256 !== 0) return;
+    for (const set of this.#bigStreams.values()) for (const o of set) if (now - o.dropAt > DROP_STALE_MS) this.#unregisterBig(o);
+  }
+
+  #unregisterBig(s: ReadStream): void {
+    const set = s.dropKey === undefined ? undefined : this.#bigStreams.get(s.dropKey);
+    set?.delete(s);
+    if (set?.size === 0) this.#bigStreams.delete(s.dropKey!);
+    s.dropKey = undefined;
   }
 
   /** Prefetch pages (all missing from memory); those only the store has go out in runs. */
