@@ -212,7 +212,14 @@ const RANDOM_SLACK = 256 * 1024;
  * of order, and a late one should still find its page.
  */
 const KEEP_BEHIND_PAGES = 8;
-/** A stream that has not read for this long no longer protects pages ahead of it from drop-behind. */
+/**
+ * Drop-behind spares pages ahead of another reader of the blob only while that reader moves: it
+ * entered a new page within this many ms, and has entered at least DROP_LIVE_PAGES pages. A
+ * stream that read a header and stopped (`file`, a player probing, a warm-up read) spares nothing.
+ */
+const DROP_LIVE_MS = 2_000;
+const DROP_LIVE_PAGES = 2;
+/** A stream that has not read a big blob for this long is let go (it protects nothing by then). */
 const DROP_STALE_MS = 10_000;
 
 /**
@@ -240,9 +247,12 @@ export class ReadStream {
   /** Drop-behind: pages up to this index were given back (or skipped); `seeks` when last looked. */
   droppedThrough = -1;
   dropSeeks = 0;
-  /** Drop-behind: the blob this stream is registered under, and when it last read (ms). */
+  /** Drop-behind: the blob this stream is registered under, when it last read and last entered a new page (ms), and how many pages it entered. */
   dropKey: string | undefined;
   dropAt = 0;
+  dropMovedAt = 0;
+  dropMoves = 0;
+  dropSeenPage = -1;
 
   reset(key?: string): void {
     this.window = 0;
@@ -1004,8 +1014,9 @@ export class PageCache {
    * seek are dropped (a seek restarts from the seek's page), never those of the read under way;
    * a page still in flight stops the sweep until it lands. A dropped page a reader holds stays
    * pinned until released (#retire), as with any eviction. Two readers of one blob (two HTTP
-   * clients on one video): pages at or ahead of a live reader that lags behind are not dropped
-   * by the one in front — the laggard finds them, and drops them itself once past.
+   * clients on one video): pages at or ahead of a reader that lags behind and is moving (see
+   * DROP_LIVE_MS) are not dropped by the one in front — the laggard finds them, and drops them
+   * itself once past.
    */
   #dropBehind(s: ReadStream, key: string, blobSize: number, firstOfRead: number): void {
     if (!this.dropBehind || blobSize <= this.maxBytes) return;
@@ -1021,7 +1032,7 @@ export class PageCache {
     // from where it is (the LRU ages them as before; that reader drops them once past them).
     let protectFrom = Infinity;
     for (const o of this.#bigStreams.get(key) ?? []) {
-      if (o === s || o.random || o.key !== key || now - o.dropAt > DROP_STALE_MS) continue;
+      if (o === s || o.random || o.key !== key || o.dropMoves < DROP_LIVE_PAGES || now - o.dropMovedAt > DROP_LIVE_MS) continue;
       protectFrom = Math.min(protectFrom, Math.floor(o.nextOffset / this.pageSize));
     }
     const limit = Math.min(s.lastPage - 1 - KEEP_BEHIND_PAGES, firstOfRead - 1, protectFrom - 1);
@@ -1033,15 +1044,22 @@ export class PageCache {
     }
   }
 
-  /** Keep `#bigStreams` current: this stream under its blob; streams idle for DROP_STALE_MS let go. */
+  /** Keep `#bigStreams` current: this stream under its blob, and whether it moves; streams idle for DROP_STALE_MS let go. */
   #registerBig(s: ReadStream, key: string, now: number): void {
     s.dropAt = now;
     if (s.dropKey !== key) {
       if (s.dropKey !== undefined) this.#unregisterBig(s);
       s.dropKey = key;
+      s.dropMoves = 0;
+      s.dropSeenPage = s.lastPage;
       let set = this.#bigStreams.get(key);
       if (!set) this.#bigStreams.set(key, (set = new Set()));
       set.add(s);
+    }
+    if (s.lastPage > s.dropSeenPage) {
+      s.dropSeenPage = s.lastPage;
+      s.dropMovedAt = now;
+      s.dropMoves++;
     }
     if (++this.#dropCalls % 256 !== 0) return;
     for (const set of this.#bigStreams.values()) for (const o of set) if (now - o.dropAt > DROP_STALE_MS) this.#unregisterBig(o);
