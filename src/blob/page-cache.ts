@@ -37,6 +37,9 @@
  * of a buffer the store gave us, which is never reused), and a page a read is copying from is
  * pinned so it is not recycled under it. Queued prefetches hold no buffers. Buffers evicted while
  * pinned (a read copying, a disk-cache write) still count against the budget until released.
+ * Drop-behind: a sequential stream over a blob larger than the budget (which it would evict
+ * itself anyway) gives the pages it has read back to the pool as it goes, so it recycles a
+ * window's worth of buffers instead of filling the budget with new ones (#dropBehind).
  *
  * Random access (per stream, like readahead): two seeks in a row make a stream random; a random
  * stream's misses fetch only the small units (`unitSize`, 64 KiB) the read touches instead of
