@@ -150,6 +150,92 @@ t.test('memory stays within budget on a long sequential read with readahead', as
   await cache.idle();
 });
 
+t.test('B2/drop-behind: a sequential stream over a blob larger than the cache gives back the pages it read; a blob that fits keeps caching', async (t) => {
+  const mem = new MemoryBlobStore();
+  const big = randomBytes(256 * PS);
+  const small = randomBytes(32 * PS);
+  const bigKey = (await mem.putStream(big)).key;
+  const smallKey = (await mem.putStream(small)).key;
+  const store = new CountingStore(mem);
+  const budget = 64 * PS;
+  const cache = new PageCache({ store, pageSize: PS, maxBytes: budget, readaheadMax: 8 * PS });
+  const readAll = async (key: string, bytes: Buffer): Promise<number> => {
+    const s = cache.openStream();
+    let peak = 0;
+    let wrong = 0;
+    for (let off = 0; off < bytes.length; off += 3000) {
+      if (!(await cache.read(key, bytes.length, off, 3000, s)).equals(bytes.subarray(off, off + 3000))) wrong++;
+      peak = Math.max(peak, cache.stats().cachedBytes);
+    }
+    await cache.idle();
+    t.equal(wrong, 0, 'every read returned the right bytes');
+    return peak;
+  };
+  // A blob that fits (half the budget): cached whole, and a re-read is all hits.
+  await readAll(smallKey, small);
+  const afterSmall = store.calls.length;
+  t.equal(afterSmall, 32, 'the small blob: each page fetched once');
+  t.notOk(cache.stats().droppedBehind, 'nothing dropped behind a blob that fits');
+  // The big blob (4x the budget) streams through a footprint of its window plus the pages kept
+  // behind — also after another stream read its first bytes and stopped (\`file\`, a player's probe).
+  t.ok((await cache.read(bigKey, big.length, 0, 100, cache.openStream())).equals(big.subarray(0, 100)), 'a probe of the first bytes');
+  const peak = await readAll(bigKey, big);
+  const bigCalls = store.calls.slice(afterSmall);
+  t.equal(bigCalls.length, 256, 'the big blob: 256 page requests');
+  t.equal(new Set(bigCalls.map((c) => c.offset)).size, 256, 'each page fetched once: no page dropped before its late reads');
+  const bigPeak = peak - 32 * PS;
+  t.ok(bigPeak <= (8 + 8 + 2) * PS, `the big stream held at most ${bigPeak / PS} pages (window 8 + 8 kept behind + 2), not the rest of the budget`);
+  t.ok(cache.stats().droppedBehind >= 256 - 8 - 8 - 2, `pages given back: ${cache.stats().droppedBehind}`);
+  t.equal([...Array(32).keys()].filter((i) => cache.hasPage(smallKey, i)).length, 32, 'the small blob was not evicted by the big stream');
+  const before = store.calls.length;
+  await readAll(smallKey, small);
+  t.equal(store.calls.length, before, 'the small blob is still cached whole: its re-read fetched nothing');
+  // Re-reading the big blob: an LRU re-read of a blob larger than the cache finds nothing (each miss
+  // evicts the oldest page, the next one it needs), so drop-behind costs no re-read; only the
+  // tail it kept is a hit.
+  const beforeBig = store.calls.length;
+  await readAll(bigKey, big);
+  const reread = store.calls.length - beforeBig;
+  const lruStore = new CountingStore(mem);
+  const lru = new PageCache({ store: lruStore, pageSize: PS, maxBytes: budget, readaheadMax: 8 * PS, dropBehind: false });
+  for (let pass = 0; pass < 2; pass++) {
+    const s = lru.openStream();
+    for (let off = 0; off < big.length; off += 3000) await lru.read(bigKey, big.length, off, 3000, s);
+    await lru.idle();
+    if (pass === 0) t.equal(lru.stats().cachedBytes, budget, 'without drop-behind the big stream fills the budget');
+  }
+  const lruReread = lruStore.calls.length - 256;
+  t.equal(lruReread, 256, 'without drop-behind, the re-read fetched every page again');
+  t.ok(reread <= lruReread, `with drop-behind the re-read fetched ${reread} pages, no more`);
+});
+
+t.test('B2/drop-behind: a reader in front drops nothing a moving reader behind it on the same blob has still to read', async (t) => {
+  const mem = new MemoryBlobStore();
+  const big = randomBytes(256 * PS);
+  const key = (await mem.putStream(big)).key;
+  const store = new CountingStore(mem);
+  const cache = new PageCache({ store, pageSize: PS, maxBytes: 64 * PS, readaheadMax: 8 * PS });
+  const front = cache.openStream();
+  const back = cache.openStream();
+  let wrong = 0;
+  const step = async (s: typeof front, off: number): Promise<void> => {
+    if (off < big.length && !(await cache.read(key, big.length, off, PS, s)).equals(big.subarray(off, off + PS))) wrong++;
+  };
+  // Both read their first pages; then the front reader runs 20 pages ahead of the one behind
+  // it: within the budget, so without drop-behind the LRU served the laggard every page; it must
+  // still.
+  let f = 0;
+  let b = 0;
+  while (f < 256 || b < 256) {
+    if (f < 256) await step(front, f++ * PS);
+    if (b < 256 && (b < 3 || f - b > 20 || f >= 256)) await step(back, b++ * PS);
+  }
+  await cache.idle();
+  t.equal(wrong, 0, 'both readers got the right bytes');
+  t.equal(store.calls.length, 256, 'each page fetched once for the two readers');
+  t.ok(cache.stats().droppedBehind > 200, `the reader behind gave the pages back once past them (${cache.stats().droppedBehind})`);
+});
+
 t.test('readahead window doubles on sequential reads and resets on a seek', async (t) => {
   const { mem, key, bytes } = await blob(200);
   const store = new CountingStore(mem);

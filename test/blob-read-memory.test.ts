@@ -82,9 +82,18 @@ for (const c of cases) {
     const r = await runChild({ ...c.job, ...where, ...disk, key: (c.s3 ? onS3 : onLocal).key, size: BLOB, cacheBytes: CACHE });
     t.comment(
       `rss ${mib(r.baselineRss)} → peak ${mib(r.peakRss)} (+${mib(r.peakRss - r.baselineRss)}); array buffers +${mib(r.peakArrayBuffers - r.baselineArrayBuffers)}; heap ${mib(r.baselineHeap)} → ${mib(r.peakHeap)}; ` +
-        `bufferBytes peak ${mib(r.peakBufferBytes)}; read ${mib(r.bytesRead)}, fetched ${mib(r.bytesFetched)}`,
+        `bufferBytes peak ${mib(r.peakBufferBytes)}; read ${mib(r.bytesRead)}, fetched ${mib(r.bytesFetched)}, allocated ${mib(r.allocatedBytes)}`,
     );
-    if (c.job.pattern === 'sequential') t.equal(r.bytesRead, BLOB, 'the whole blob was read');
+    if (c.job.pattern === 'sequential') {
+      t.equal(r.bytesRead, BLOB, 'the whole blob was read');
+      t.equal(r.bytesFetched - r.warmupFetched, BLOB, 'each byte fetched once after the warm-up (drop-behind gives back no page before its late reads)');
+      if (!disk.diskDir) {
+        // Drop-behind (the blob is 4x the cache): the stream recycles its window's buffers instead
+        // of filling the budget with new ones (the window is a quarter of the cache, 8 pages kept behind).
+        t.ok(r.peakBufferBytes <= CACHE / 2, `sequential, memory only: the cache's buffers peaked at ${mib(r.peakBufferBytes)} ≤ ${mib(CACHE / 2)}`);
+        t.ok(r.allocatedBytes <= CACHE / 2, `and it allocated ${mib(r.allocatedBytes)} of buffers ≤ ${mib(CACHE / 2)}`);
+      }
+    }
     // Enough traffic to fill the cache several times over (sequential) or at least once (random).
     t.ok(r.bytesFetched >= (c.job.pattern === 'sequential' ? BLOB : CACHE / 4), `fetched ${mib(r.bytesFetched)}`);
     // With the disk cache on, a page evicted while its disk write is pending stays until written:

@@ -37,6 +37,9 @@
  * of a buffer the store gave us, which is never reused), and a page a read is copying from is
  * pinned so it is not recycled under it. Queued prefetches hold no buffers. Buffers evicted while
  * pinned (a read copying, a disk-cache write) still count against the budget until released.
+ * Drop-behind: a sequential stream over a blob larger than the budget (which it would evict
+ * itself anyway) gives the pages it has read back to the pool as it goes, so it recycles a
+ * window's worth of buffers instead of filling the budget with new ones (#dropBehind).
  *
  * Random access (per stream, like readahead): two seeks in a row make a stream random; a random
  * stream's misses fetch only the small units (`unitSize`, 64 KiB) the read touches instead of
@@ -88,6 +91,11 @@ export interface PageCacheOptions {
   unitSize?: number;
   /** The on-disk cache below memory, already opened; `close()` closes it. */
   disk?: DiskCache;
+  /**
+   * Drop-behind (default on): a sequential stream over a blob larger than the budget gives the
+   * pages it has read back to the pool once it is `KEEP_BEHIND_PAGES` past them (see #dropBehind).
+   */
+  dropBehind?: boolean;
 }
 
 /**
@@ -154,6 +162,8 @@ export interface PageCacheStats {
   /** Streams that turned random (two seeks in a row) / sequential again. */
   toRandom: number;
   toSequential: number;
+  /** Pages a sequential stream had read and gave back to the pool (drop-behind). */
+  droppedBehind: number;
   /** The on-disk cache, when there is one. */
   disk?: DiskCacheStats;
 }
@@ -199,6 +209,21 @@ const PREFETCH_PRIORITY = 0;
 const SEEKS_TO_RANDOM = 2;
 /** A random stream continues "sequentially" if a read starts within this of the previous end. */
 const RANDOM_SLACK = 256 * 1024;
+/**
+ * Drop-behind keeps this many pages before the furthest page a sequential stream has touched: the
+ * kernel's reads of one file (async readahead, 1 MiB each, a few in flight) reach us slightly out
+ * of order, and a late one should still find its page.
+ */
+const KEEP_BEHIND_PAGES = 8;
+/**
+ * Drop-behind spares pages ahead of another reader of the blob only while that reader moves: it
+ * entered a new page within this many ms, and has entered at least DROP_LIVE_PAGES pages. A
+ * stream that read a header and stopped (`file`, a player probing, a warm-up read) spares nothing.
+ */
+const DROP_LIVE_MS = 2_000;
+const DROP_LIVE_PAGES = 2;
+/** A stream that has not read a big blob for this long is let go (it protects nothing by then). */
+const DROP_STALE_MS = 10_000;
 
 /**
  * Per-open-file readahead state; create with `PageCache.openStream()` and pass it to every
@@ -222,6 +247,15 @@ export class ReadStream {
   /** Seeks in a row; bytes read contiguously since the last seek. */
   seekRun = 0;
   runBytes = 0;
+  /** Drop-behind: pages up to this index were given back (or skipped); `seeks` when last looked. */
+  droppedThrough = -1;
+  dropSeeks = 0;
+  /** Drop-behind: the blob this stream is registered under, when it last read and last entered a new page (ms), and how many pages it entered. */
+  dropKey: string | undefined;
+  dropAt = 0;
+  dropMovedAt = 0;
+  dropMoves = 0;
+  dropSeenPage = -1;
 
   reset(key?: string): void {
     this.window = 0;
@@ -232,6 +266,7 @@ export class ReadStream {
     this.random = false;
     this.seekRun = 0;
     this.runBytes = 0;
+    this.droppedThrough = -1;
   }
 }
 
@@ -276,6 +311,7 @@ export class PageCache {
   /** Most pages one store request may cover (1 = no coalescing). */
   readonly maxRequestPages: number;
   readonly disk: DiskCache | undefined;
+  readonly dropBehind: boolean;
 
   readonly #cache: LRUCache<string, Buffer, FetchContext>;
   readonly #queue: PQueue;
@@ -315,7 +351,10 @@ export class PageCache {
   #allocatedBytes = 0;
   /** Bytes of buffers held by running fetches (counted against the budget). */
   #inflightBytes = 0;
-  #s = { hits: 0, misses: 0, bytesFetched: 0, prefetches: 0, prefetchHits: 0, retries: 0, errors: 0, unitFetches: 0, toRandom: 0, toSequential: 0 };
+  /** Drop-behind: streams reading a blob larger than the budget, by blob (they protect pages ahead of them). */
+  readonly #bigStreams = new Map<string, Set<ReadStream>>();
+  #dropCalls = 0;
+  #s = { hits: 0, misses: 0, bytesFetched: 0, prefetches: 0, prefetchHits: 0, retries: 0, errors: 0, unitFetches: 0, toRandom: 0, toSequential: 0, droppedBehind: 0 };
 
   constructor(options: PageCacheOptions) {
     this.store = options.store;
@@ -326,6 +365,7 @@ export class PageCache {
     this.backoffMs = options.backoffMs ?? 50;
     this.maxBackoffMs = options.maxBackoffMs ?? 2000;
     this.disk = options.disk;
+    this.dropBehind = options.dropBehind ?? true;
     const concurrency = options.concurrency ?? 8;
     const fraction = options.prefetchFraction ?? 0.25;
     const unit = options.unitSize ?? 64 * 1024;
@@ -420,7 +460,10 @@ export class PageCache {
     if (random) this.#s.unitFetches += exts.filter((e) => e.unit && !this.#cachedOrPending(e.k)).length;
     const pages = this.#fetchAll(key, exts, false, random ? this.#unitRunBytes : this.maxRequestPages * ps);
     // After the read's own extents are queued, so they are ahead of any prefetch they trigger.
-    if (stream) this.#prefetchAhead(stream, key, blobSize);
+    if (stream) {
+      this.#prefetchAhead(stream, key, blobSize);
+      this.#dropBehind(stream, key, blobSize, first);
+    }
     const settled = await Promise.allSettled(pages);
     const bufs: Buffer[] = [];
     for (const r of settled) if (r.status === 'fulfilled') bufs.push(r.value);
@@ -496,6 +539,7 @@ export class PageCache {
     if (stream) {
       this.#track(stream, key, offset, end, last);
       this.#prefetchAhead(stream, key, blobSize);
+      this.#dropBehind(stream, key, blobSize, first);
     }
     return new PageLease(parts, true, () => undefined);
   }
@@ -958,6 +1002,77 @@ export class PageCache {
       if (!this.#cachedOrPending(e.k)) exts.push(e);
     }
     if (exts.length > 0) this.#prefetch(key, exts, runPages * ps);
+  }
+
+  /**
+   * Drop-behind: a sequential stream over a blob larger than the whole budget gives the pages it
+   * has read back to the pool instead of letting them age through the LRU. Why: such a stream
+   * would evict itself anyway — an LRU re-read of a blob larger than the cache finds nothing
+   * (each miss evicts the oldest page, the next one it needs) — while it filled the whole budget
+   * with fresh buffers (a cold S3 read's first 256 MiB: ~19% of the mount's CPU in page faults on
+   * this VM) and pushed every other file's pages out. The kernel keeps what was read (keep_cache)
+   * and the disk cache keeps it too. So the stream's footprint is its readahead window plus
+   * `KEEP_BEHIND_PAGES`, a few hot buffers recycled through the pool; a blob that fits, and
+   * random streams, keep caching as before. Only pages this stream went through since its last
+   * seek are dropped (a seek restarts from the seek's page), never those of the read under way;
+   * a page still in flight stops the sweep until it lands. A dropped page a reader holds stays
+   * pinned until released (#retire), as with any eviction. Two readers of one blob (two HTTP
+   * clients on one video): pages at or ahead of a reader that lags behind and is moving (see
+   * DROP_LIVE_MS) are not dropped by the one in front — the laggard finds them, and drops them
+   * itself once past.
+   */
+  #dropBehind(s: ReadStream, key: string, blobSize: number, firstOfRead: number): void {
+    if (!this.dropBehind || blobSize <= this.maxBytes) return;
+    const now = performance.now();
+    this.#registerBig(s, key, now);
+    if (s.dropSeeks !== s.seeks) {
+      s.dropSeeks = s.seeks;
+      s.droppedThrough = Math.max(-1, firstOfRead - 1);
+      return;
+    }
+    if (s.random || s.key !== key) return;
+    // Another live sequential reader of this blob behind us will read these pages: keep them
+    // from where it is (the LRU ages them as before; that reader drops them once past them).
+    let protectFrom = Infinity;
+    for (const o of this.#bigStreams.get(key) ?? []) {
+      if (o === s || o.random || o.key !== key || o.dropMoves < DROP_LIVE_PAGES || now - o.dropMovedAt > DROP_LIVE_MS) continue;
+      protectFrom = Math.min(protectFrom, Math.floor(o.nextOffset / this.pageSize));
+    }
+    const limit = Math.min(s.lastPage - 1 - KEEP_BEHIND_PAGES, firstOfRead - 1, protectFrom - 1);
+    for (let i = s.droppedThrough + 1; i <= limit; i++) {
+      const k = pageKey(key, i);
+      if (this.#pending.has(k)) return;
+      if (this.#cache.delete(k)) this.#s.droppedBehind++;
+      s.droppedThrough = i;
+    }
+  }
+
+  /** Keep `#bigStreams` current: this stream under its blob, and whether it moves; streams idle for DROP_STALE_MS let go. */
+  #registerBig(s: ReadStream, key: string, now: number): void {
+    s.dropAt = now;
+    if (s.dropKey !== key) {
+      if (s.dropKey !== undefined) this.#unregisterBig(s);
+      s.dropKey = key;
+      s.dropMoves = 0;
+      s.dropSeenPage = s.lastPage;
+      let set = this.#bigStreams.get(key);
+      if (!set) this.#bigStreams.set(key, (set = new Set()));
+      set.add(s);
+    }
+    if (s.lastPage > s.dropSeenPage) {
+      s.dropSeenPage = s.lastPage;
+      s.dropMovedAt = now;
+      s.dropMoves++;
+    }
+    if (++this.#dropCalls % 256 !== 0) return;
+    for (const set of this.#bigStreams.values()) for (const o of set) if (now - o.dropAt > DROP_STALE_MS) this.#unregisterBig(o);
+  }
+
+  #unregisterBig(s: ReadStream): void {
+    const set = s.dropKey === undefined ? undefined : this.#bigStreams.get(s.dropKey);
+    set?.delete(s);
+    if (set?.size === 0) this.#bigStreams.delete(s.dropKey!);
+    s.dropKey = undefined;
   }
 
   /** Prefetch pages (all missing from memory); those only the store has go out in runs. */

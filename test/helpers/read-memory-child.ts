@@ -46,6 +46,10 @@ export interface ReadMemoryResult {
   peakHeap: number;
   bytesRead: number;
   bytesFetched: number;
+  /** Page and unit buffers the cache allocated new (not from its pool) during the measured reads. */
+  allocatedBytes: number;
+  /** Of bytesFetched: what the warm-up read fetched (its page and readahead). */
+  warmupFetched: number;
   cpuUserMs: number;
   cpuSystemMs: number;
   ms: number;
@@ -96,6 +100,8 @@ await readAt(cache.openStream(), 0, 4096);
 await cache.idle();
 cache.clear();
 bytesRead = 0;
+const allocated0 = cache.stats().allocatedBytes;
+const warmupFetched = cache.stats().bytesFetched;
 const baselineArrayBuffers = process.memoryUsage().arrayBuffers;
 const baselineHeap = process.memoryUsage().heapTotal;
 const baselineRss = status('VmRSS');
@@ -135,6 +141,8 @@ const result: ReadMemoryResult = {
   peakHeap,
   bytesRead,
   bytesFetched: cache.stats().bytesFetched,
+  allocatedBytes: cache.stats().allocatedBytes - allocated0,
+  warmupFetched,
   cpuUserMs: cpu.user / 1000,
   cpuSystemMs: cpu.system / 1000,
   ms: Date.now() - t0,
