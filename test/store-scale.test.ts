@@ -78,6 +78,7 @@ t.test('L12/H4: that cascade with a mount\'s change follower: statements and fee
   // moved link; session 7 2 per link; session 8 1 per link (the move) + the feed's 6,000 rows in
   // blocks of 256.
   t.ok(c.statements <= 60, `statements ${c.statements} ≤ 60 for ${LINKS} links (follower included)`);
+  t.equal(sql.timesRun(/^INSERT INTO changes/), 1, 'the feed\'s rows in one statement (plain VALUES)');
   t.equal(sql.timesRun(/link_node = sub\.id/), 1, 'the follower reads dependents once (for photo.jpg; the links need none)');
   t.equal(sql.timesRun(/^SELECT n\.\* FROM entries e JOIN nodes n ON n\.id = e\.node WHERE e\.parent = \? AND e\.name = \?$/), 2, 'names in the bin: 2 point lookups (the walk to photo.jpg, the first view name), none per pick');
   t.same(sql.fullScans(), [], 'no table scans');
