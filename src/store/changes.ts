@@ -388,16 +388,12 @@ export function recordingRows(rows: SpaceRows, space: string, feed: ChangeFeed):
       return id;
     },
     moveLinkNames: (moves) => {
-      const ids = rows.moveLinkNames(moves);
+      const n = rows.moveLinkNames(moves);
       // one 'moves' row for all (each: both names, and the link as a 'node' — a link's place is
-      // its own readlink answer only — so the follower reads no dependents for it; issue 15)
-      const done: ChangeMove[] = [];
-      moves.forEach(([fromParent, fromName, toParent, toName], i) => {
-        const id = ids[i];
-        if (id !== undefined) done.push([id, fromParent, fromName, toParent, toName]);
-      });
-      feed.recordMoves(space, done);
-      return ids;
+      // its own readlink answer only — so the follower reads no dependents for it; issue 15). If
+      // not all moved, the caller fails the transaction and nothing is recorded.
+      feed.recordMoves(space, moves);
+      return n;
     },
     exchangeNames: (aParent, aName, bParent, bName) => {
       const ids = rows.exchangeNames(aParent, aName, bParent, bName);

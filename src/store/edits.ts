@@ -251,7 +251,7 @@ export class Edits {
       const moved: number[] = [];
       // and their moves, one statement after the loop (so the bin names picked are checked
       // against `placed`, not the table: see Tree.freeName)
-      const moves: Array<readonly [number, string, number, string]> = [];
+      const moves: Array<readonly [number, number, string, number, string]> = [];
       for (let i = 0; i < rows.length; ) {
         const link = rows[i]!.id;
         let end = i + 1;
@@ -274,14 +274,12 @@ export class Edits {
         const taken = placed.has(viewName) || names.has(freeNamesKey(this.trash, viewName, false)) || this.tree.occupied(this.trash, viewName);
         const binName = taken ? this.tree.freeName(this.trash, viewName, false, names, placed) : viewName;
         placed.add(binName);
-        moves.push([linkParent, linkName, this.trash, binName]);
+        moves.push([link, linkParent, linkName, this.trash, binName]);
         moved.push(link);
       }
       // The moves name the entries they move (no read of them); every one must have happened.
       const done = this.rows.moveLinkNames(moves);
-      done.forEach((id, i) => {
-        if (id !== moved[i]) throw fail('Internal', `link ${moved[i]} was not moved to the bin (${moves[i]![1]})`);
-      });
+      if (done !== moves.length) throw fail('Internal', `${moves.length - done} of ${moves.length} links were not where they were read: none moved to the bin`);
       this.rows.insertItemLinks(itemId, records);
       this.rows.setStates(moved, 'detached');
     }

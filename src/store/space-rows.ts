@@ -168,13 +168,14 @@ export interface SpaceRows {
   moveName(fromParent: number, fromName: string, toParent: number, toName: string): number | undefined;
   /**
    * Many `moveName`s of **links' names** in one statement (a cascade of thousands of links to the
-   * bin, issue 15): each `[fromParent, fromName, toParent, toName]`, every name distinct, each
-   * becoming its node's newest name (L19). Returns the nodes moved, in the order of `moves`
-   * (undefined: no such name). Links only, because the change feed records each move as a change
-   * of the link itself ('node'), not of its place ('tree'): nothing is bound to a link (L1, L2,
-   * L10 bind regular files only) and nothing is below one, so nothing else's answer depends on it.
+   * bin, issue 15): each `[link, fromParent, fromName, toParent, toName]` (a `ChangeMove`), every
+   * name distinct; a name moves only if it names that link, and becomes the link's newest name
+   * (L19). Returns how many moved: the caller fails the transaction unless all did. Links only,
+   * because the change feed records the moves as changes of the links themselves (one 'moves'
+   * row), not of their places ('tree'): nothing is bound to a link (L1, L2, L10 bind regular files
+   * only) and nothing is below one, so nothing else's answer depends on where a link is.
    */
-  moveLinkNames(moves: ReadonlyArray<readonly [number, string, number, string]>): Array<number | undefined>;
+  moveLinkNames(moves: ReadonlyArray<readonly [number, number, string, number, string]>): number;
   /**
    * renameat2(RENAME_EXCHANGE): the names (aParent, aName) and (bParent, bName) trade nodes, each
    * becoming its new node's newest name (L19). Returns the nodes they named, [a's, b's]
@@ -253,20 +254,6 @@ export interface SpaceRows {
  * one transaction; the (parent, name) key is checked per statement, so a direct swap would clash).
  */
 const EXCHANGE_PARKING = '/exchange';
-
-/** `moveLinkNames`' answer: the node now at each move's new name, in the order of `moves` (`moved`: what the statement returned). */
-export function nodesInMoveOrder(
-  moves: ReadonlyArray<readonly [number, string, number, string]>,
-  moved: ReadonlyArray<{ node: number; parent: number; name: string }>,
-): Array<number | undefined> {
-  const at = new Map<number, Map<string, number>>();
-  for (const m of moved) {
-    let names = at.get(Number(m.parent));
-    if (!names) at.set(Number(m.parent), (names = new Map()));
-    names.set(m.name, Number(m.node));
-  }
-  return moves.map(([, , toParent, toName]) => at.get(toParent)?.get(toName));
-}
 
 /** `SpaceRows.exchangeNames` as three `moveName`s of an engine (its own, not a recording wrapper's). */
 export function exchangeByMoves(
