@@ -245,8 +245,10 @@ export class ChangeFeed {
 
   /**
    * Inside a write transaction: record many moved names of links as one 'moves' change (see
-   * `ChangeMove`). What it stands for counts as recorded: a later 'node' change of one of the
-   * links, or an 'entry' change of one of the names, in the same transaction adds no row.
+   * `ChangeMove`). Its links count as recorded: a later 'node' change of one of them in the same
+   * transaction adds no row (the cascade's states). Its names are not marked (a Set per directory,
+   * 2,000 of them for nothing in a cascade): a later 'entry' row for one of them would only
+   * repeat an invalidation, which the follower drops.
    */
   recordMoves(space: string, moves: readonly ChangeMove[]): void {
     if (moves.length === 0) return;
@@ -254,11 +256,7 @@ export class ChangeFeed {
     if (!tx) throw fail('Internal', 'a moves change was made outside a transaction');
     const mine = this.pendingOf(tx);
     const seen = seenIn(mine, space);
-    for (const [id, fromParent, fromName, toParent, toName] of moves) {
-      firstTime(seen, 'node', id, null, null);
-      firstTime(seen, 'entry', id, fromParent, fromName);
-      firstTime(seen, 'entry', id, toParent, toName);
-    }
+    for (const m of moves) firstTime(seen, 'node', m[0], null, null);
     mine.changes.push({ space, kind: 'moves', node: null, parent: null, name: JSON.stringify(moves) });
     if (!tx.beforeCommit) this.write(mine);
   }
