@@ -3,7 +3,7 @@
 // rolled-back transaction records nothing; the feed is pruned behind a horizon. Tier 1: the store
 // alone, no FUSE (the follower that turns records into kernel invalidations: vfs-changes).
 import t, { type Test } from 'tap';
-import { ChangeFeed, recordingRows, type ChangeRecord } from '../src/store/changes.js';
+import { ChangeFeed, expandMoves, recordingRows, type ChangeRecord } from '../src/store/changes.js';
 import { Library } from '../src/store/library.js';
 import { sqliteFeedRows } from '../src/store/sqlite/feed-rows.js';
 import { sqliteSpaceRows } from '../src/store/sqlite/space-rows.js';
@@ -11,11 +11,11 @@ import type { Space } from '../src/store/space.js';
 import { MemoryBlobStore } from './helpers/memory-store.js';
 import { openLib, put } from './helpers/store.js';
 
-/** The records `fn` added to the feed. */
+/** The records `fn` added to the feed ('moves' records expanded into the entries and nodes they stand for). */
 function recorded(lib: Library, fn: () => unknown): ChangeRecord[] {
   const from = lib.changes.head();
   fn();
-  return lib.changes.read(from, 100_000).records;
+  return expandMoves(lib.changes.read(from, 100_000).records);
 }
 
 const entryChanges = (rs: ChangeRecord[]) => rs.filter((r) => r.kind === 'entry').map((r) => [r.parent, r.name]);
@@ -239,7 +239,7 @@ t.test('H4: every row primitive is a read, recorded, or a write the kernel canno
   // change ctime with them, which is recorded)
   const UNSEEN = ['insertNode', 'setSpaceClass', 'insertItem', 'deleteItem', 'insertItemLink', 'insertItemLinks', 'deleteItemLinks', 'deleteItemLinkOf',
     'setXattr', 'deleteXattr', 'clearXattrs', 'copyXattrs'];
-  const RECORDED = ['insertEntry', 'moveEntry', 'moveName', 'exchangeNames', 'deleteEntry', 'deleteName', 'deleteNode', 'touch', 'touchCtime', 'touchAtime', 'setState', 'setStates', 'setClass',
+  const RECORDED = ['insertEntry', 'moveEntry', 'moveName', 'moveLinkNames', 'exchangeNames', 'deleteEntry', 'deleteName', 'deleteNode', 'touch', 'touchCtime', 'touchAtime', 'setState', 'setStates', 'setClass',
     'setContent', 'setattr', 'rebind'];
   const keys = Object.keys(raw).sort();
   const known = new Set([...READS, ...UNSEEN, ...RECORDED]);

@@ -89,6 +89,34 @@ t.test('H4: another connection\'s commits are seen through data_version, in orde
   t.equal(f.lastSeq, lib.changes.head(), 'the cursor is at the head');
 });
 
+t.test('H4/L12/issue 15: another connection\'s cascade is one feed row, read back into every name and link it moved', async (t) => {
+  const { lib, space, dir } = openLib(t);
+  const N = 50;
+  const photo = (await put(lib, space, 'photo.jpg', 'jpeg', { conflict: 'ask' })).info;
+  const dirs: number[] = [];
+  const links: number[] = [];
+  lib.transaction(() => {
+    for (let i = 0; i < N; i++) {
+      dirs.push(space.mkdir(`d${i}`).info.id);
+      links.push(space.createLink(`d${i}/cover`, 'photo.jpg').info.id);
+    }
+  });
+  const other = Library.open(dir, { blobStore: new MemoryBlobStore() });
+  t.teardown(() => other.close());
+  const { f, inodes, entries } = follow(t, lib);
+  const head = lib.changes.head();
+  const item = other.space().unlink('photo.jpg').recycledItemId!;
+  const rows = lib.changes.read(head).records;
+  t.ok(rows.length <= 10, `${rows.length} feed rows for ${N} cascaded links (3 a link before)`);
+  f.poll(); // read from the feed, as another process's commit
+  const names = new Set(entries());
+  t.ok(dirs.every((d) => names.has(`${d}/cover`)), 'every dK/cover name');
+  const bin = space.readdir('.trash').filter((e) => e.name.startsWith(`${item}-cover`));
+  t.equal(bin.length, N, 'the links are in the bin view');
+  t.ok(bin.every((e) => names.has(`${space.trash}/${e.name}`)), 'and every bin name they took');
+  t.ok(links.every((l) => inodes().has(l)) && inodes().has(photo.id), 'every link and the photo');
+});
+
 t.test('H4: the timer and inotify catch up without being asked', async (t) => {
   const { lib, dir, links } = await linkedLib(t);
   const other = Library.open(dir, { blobStore: new MemoryBlobStore() });

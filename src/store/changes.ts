@@ -39,10 +39,20 @@ import type { SpaceRows } from './space-rows.js';
  * What a change invalidates: a name in a directory ('entry': `parent` + `name`, and the `node`
  * that had or has it), a node's attributes, content or readlink answer ('node'), a node whose
  * place changed ('tree': the node itself and every link whose readlink answer depends on where it
- * is — links bound to it or to a node below it, links below it; see `ChangeFeed.dependents`), or
- * everything of a space ('space').
+ * is — links bound to it or to a node below it, links below it; see `ChangeFeed.dependents`),
+ * names of links moved at once ('moves': `name` is the JSON array of `ChangeMove`s; see there),
+ * or everything of a space ('space').
  */
-export type ChangeKind = 'entry' | 'node' | 'tree' | 'space';
+export type ChangeKind = 'entry' | 'node' | 'tree' | 'space' | 'moves';
+
+/**
+ * One name of a link moved, as a 'moves' change carries it (its `name` is the JSON array of them):
+ * [link, fromParent, fromName, toParent, toName]. It stands for an 'entry' change of each of the
+ * two names and a 'node' change of the link (a link's place is its own readlink answer only:
+ * nothing is bound to a link, nothing is below one). A cascade of 2,000 links to the bin (L12) is
+ * one row, not 6,000 (issue 15).
+ */
+export type ChangeMove = readonly [number, number, string, number, string];
 
 export interface Change {
   space: string;
@@ -50,6 +60,22 @@ export interface Change {
   node?: number | null;
   parent?: number | null;
   name?: string | null;
+}
+
+/**
+ * `records` with each 'moves' record replaced by what it stands for, under its number: an 'entry'
+ * record of each old and new name and a 'node' record of each link (what the follower invalidates
+ * for it; for readers that want one record per name or node).
+ */
+export function expandMoves(records: readonly ChangeRecord[]): ChangeRecord[] {
+  return records.flatMap((r) => {
+    if (r.kind !== 'moves') return [r];
+    return (JSON.parse(r.name ?? '[]') as ChangeMove[]).flatMap(([node, fromParent, fromName, toParent, toName]): ChangeRecord[] => [
+      { ...r, kind: 'entry', node, parent: fromParent, name: fromName },
+      { ...r, kind: 'entry', node, parent: toParent, name: toName },
+      { ...r, kind: 'node', node, parent: null, name: null },
+    ]);
+  });
 }
 
 /** One numbered change, as the feed keeps it. */
@@ -116,13 +142,59 @@ export const FEED_KEEP = 100_000;
 export const PRUNE_EVERY = 1_000;
 
 interface TxChanges {
-  keys: Set<string>;
+  seen: Map<string, Seen>;
   changes: Change[];
   records: ChangeRecord[];
 }
 
-const keyOf = (kind: ChangeKind, space: string, node: number | null, parent: number | null, name: string | null): string =>
-  kind === 'entry' ? `e\0${space}\0${parent}\0${name}` : `${kind}\0${space}\0${node}`;
+/**
+ * What one transaction recorded in one space, kept apart by kind so that deduplicating costs a
+ * numeric Set lookup (a node) or a lookup of a flat name string (an entry) — not the hashing of
+ * a freshly concatenated key string per change, which was 15 % of a 2,000-link cascade (issue 15).
+ */
+interface Seen {
+  node: Set<number | null>;
+  tree: Set<number | null>;
+  entry: Map<number | null, Set<string | null>>;
+  space: boolean;
+}
+
+const seenIn = (mine: TxChanges, space: string): Seen => {
+  let s = mine.seen.get(space);
+  if (!s) {
+    s = { node: new Set(), tree: new Set(), entry: new Map(), space: false };
+    mine.seen.set(space, s);
+  }
+  return s;
+};
+
+/** Whether `c` was recorded already in this transaction; if not, it is now. */
+const firstTime = (s: Seen, kind: ChangeKind, node: number | null, parent: number | null, name: string | null): boolean => {
+  switch (kind) {
+    case 'node':
+      // a node whose place changed ('tree') is invalidated whole: a 'node' change of it adds nothing
+      if (s.tree.has(node) || s.node.has(node)) return false;
+      s.node.add(node);
+      return true;
+    case 'tree':
+      if (s.tree.has(node)) return false;
+      s.tree.add(node);
+      return true;
+    case 'entry': {
+      let names = s.entry.get(parent);
+      if (!names) s.entry.set(parent, (names = new Set()));
+      if (names.has(name)) return false;
+      names.add(name);
+      return true;
+    }
+    case 'space':
+      if (s.space) return false;
+      s.space = true;
+      return true;
+    case 'moves':
+      return true; // recordMoves marks what it stands for
+  }
+};
 
 export class ChangeFeed {
   private readonly engine: MetaEngine;
@@ -142,6 +214,19 @@ export class ChangeFeed {
     this.pruneEvery = opts.pruneEvery ?? PRUNE_EVERY;
   }
 
+  /** What `tx` recorded so far (its rows are written just before its commit). */
+  private pendingOf(tx: MetaTx): TxChanges {
+    let mine = this.pending.get(tx);
+    if (!mine) {
+      const fresh: TxChanges = { seen: new Map(), changes: [], records: [] };
+      mine = fresh;
+      this.pending.set(tx, fresh);
+      tx.beforeCommit?.(() => this.write(fresh));
+      tx.afterCommit(() => this.committed(fresh.records));
+    }
+    return mine;
+  }
+
   /**
    * Inside a write transaction: record `c`, once per transaction. The rows are written in one
    * statement just before the commit (`beforeCommit`), or at once by an engine without that.
@@ -149,23 +234,30 @@ export class ChangeFeed {
   record(c: Change): void {
     const tx = this.engine.current;
     if (!tx) throw fail('Internal', `a ${c.kind} change was made outside a transaction`);
-    let mine = this.pending.get(tx);
-    if (!mine) {
-      const fresh: TxChanges = { keys: new Set(), changes: [], records: [] };
-      mine = fresh;
-      this.pending.set(tx, fresh);
-      tx.beforeCommit?.(() => this.write(fresh));
-      tx.afterCommit(() => this.committed(fresh.records));
-    }
+    const mine = this.pendingOf(tx);
     const node = c.node ?? null;
     const parent = c.parent ?? null;
     const name = c.name ?? null;
-    // a node whose place changed ('tree') is invalidated whole: a 'node' change of it adds nothing
-    if (c.kind === 'node' && mine.keys.has(keyOf('tree', c.space, node, null, null))) return;
-    const key = keyOf(c.kind, c.space, node, parent, name);
-    if (mine.keys.has(key)) return;
-    mine.keys.add(key);
+    if (!firstTime(seenIn(mine, c.space), c.kind, node, parent, name)) return;
     mine.changes.push({ space: c.space, kind: c.kind, node, parent, name });
+    if (!tx.beforeCommit) this.write(mine);
+  }
+
+  /**
+   * Inside a write transaction: record many moved names of links as one 'moves' change (see
+   * `ChangeMove`). Its links count as recorded: a later 'node' change of one of them in the same
+   * transaction adds no row (the cascade's states). Its names are not marked (a Set per directory,
+   * 2,000 of them for nothing in a cascade): a later 'entry' row for one of them would only
+   * repeat an invalidation, which the follower drops.
+   */
+  recordMoves(space: string, moves: readonly ChangeMove[]): void {
+    if (moves.length === 0) return;
+    const tx = this.engine.current;
+    if (!tx) throw fail('Internal', 'a moves change was made outside a transaction');
+    const mine = this.pendingOf(tx);
+    const seen = seenIn(mine, space);
+    for (const m of moves) firstTime(seen, 'node', m[0], null, null);
+    mine.changes.push({ space, kind: 'moves', node: null, parent: null, name: JSON.stringify(moves) });
     if (!tx.beforeCommit) this.write(mine);
   }
 
@@ -292,6 +384,14 @@ export function recordingRows(rows: SpaceRows, space: string, feed: ChangeFeed):
         tree(id); // its oldest name may have changed (L19): its links' answers
       }
       return id;
+    },
+    moveLinkNames: (moves) => {
+      const n = rows.moveLinkNames(moves);
+      // one 'moves' row for all (each: both names, and the link as a 'node' — a link's place is
+      // its own readlink answer only — so the follower reads no dependents for it; issue 15). If
+      // not all moved, the caller fails the transaction and nothing is recorded.
+      feed.recordMoves(space, moves);
+      return n;
     },
     exchangeNames: (aParent, aName, bParent, bName) => {
       const ids = rows.exchangeNames(aParent, aName, bParent, bName);

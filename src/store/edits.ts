@@ -249,6 +249,9 @@ export class Edits {
       // their bin records and states are written together after the loop, one statement each
       const records: ItemLinkRow[] = [];
       const moved: number[] = [];
+      // and their moves, one statement after the loop (so the bin names picked are checked
+      // against `placed`, not the table: see Tree.freeName)
+      const moves: Array<readonly [number, number, string, number, string]> = [];
       for (let i = 0; i < rows.length; ) {
         const link = rows[i]!.id;
         let end = i + 1;
@@ -268,13 +271,15 @@ export class Edits {
         const { loc, parent: linkParent, name: linkName } = this.tree.locateVia(link, dirs, { parent: first.parent, name: first.name }, dirEntry);
         records.push({ node: link, parent: linkParent, name: linkName, original_path: joinPath(loc.segs) });
         const viewName = trashViewName(itemId, linkName);
-        const taken = names.has(freeNamesKey(this.trash, viewName, false)) || this.tree.occupied(this.trash, viewName);
-        // The move names the entry it moves (no read of it).
+        const taken = placed.has(viewName) || names.has(freeNamesKey(this.trash, viewName, false)) || this.tree.occupied(this.trash, viewName);
         const binName = taken ? this.tree.freeName(this.trash, viewName, false, names, placed) : viewName;
         placed.add(binName);
-        this.rows.moveName(linkParent, linkName, this.trash, binName);
+        moves.push([link, linkParent, linkName, this.trash, binName]);
         moved.push(link);
       }
+      // The moves name the entries they move (no read of them); every one must have happened.
+      const done = this.rows.moveLinkNames(moves);
+      if (done !== moves.length) throw fail('Internal', `${moves.length - done} of ${moves.length} links were not where they were read: none moved to the bin`);
       this.rows.insertItemLinks(itemId, records);
       this.rows.setStates(moved, 'detached');
     }

@@ -167,6 +167,16 @@ export interface SpaceRows {
    */
   moveName(fromParent: number, fromName: string, toParent: number, toName: string): number | undefined;
   /**
+   * Many `moveName`s of **links' names** in one statement (a cascade of thousands of links to the
+   * bin, issue 15): each `[link, fromParent, fromName, toParent, toName]` (a `ChangeMove`), every
+   * name distinct; a name moves only if it names that link, and becomes the link's newest name
+   * (L19). Returns how many moved: the caller fails the transaction unless all did. Links only,
+   * because the change feed records the moves as changes of the links themselves (one 'moves'
+   * row), not of their places ('tree'): nothing is bound to a link (L1, L2, L10 bind regular files
+   * only) and nothing is below one, so nothing else's answer depends on where a link is.
+   */
+  moveLinkNames(moves: ReadonlyArray<readonly [number, number, string, number, string]>): number;
+  /**
    * renameat2(RENAME_EXCHANGE): the names (aParent, aName) and (bParent, bName) trade nodes, each
    * becoming its new node's newest name (L19). Returns the nodes they named, [a's, b's]
    * (undefined: one of them is no name). Engines: `exchangeByMoves`.

@@ -437,11 +437,12 @@ export class Tree {
    * caller naming many nodes in one transaction passes one `memo`, so each (parent, pattern) is
    * read once; each pick is still checked with a point lookup, so a name taken since the read
    * (by a move that did not go through here) is never handed out twice. A caller that gives
-   * `placed`, every name it put in `parent` in this transaction since it made `memo` (whether by
-   * a pick or as it was), is answered without the point lookup: a pick of the full form
-   * `stem (n)ext` lies inside the range read, so the memo knows the names taken before it and
-   * `placed` those since (a cascade of 2,000 same-named links into the bin: 2,000 reads less). A
-   * pick whose stem had to be shortened lies outside that range and is still looked up.
+   * `placed`, every name it put (or is about to put: the cascade writes its moves after picking)
+   * in `parent` in this transaction since it made `memo` (whether by a pick or as it was), is
+   * answered without the point lookup: a pick of the full form `stem (n)ext` lies inside the
+   * range read, so the memo knows the names taken before it and `placed` those since (a cascade
+   * of 2,000 same-named links into the bin: 2,000 reads less). A pick whose stem had to be
+   * shortened lies outside that range and is looked up, and checked against `placed`.
    */
   freeName(parent: number, name: string, isDir: boolean, memo: FreeNames = new Map(), placed?: ReadonlySet<string>): string {
     const { stem, ext } = conflictPattern(name, isDir);
@@ -462,7 +463,8 @@ export class Tree {
       const candidate = conflictName(name, n, isDir);
       validateName(candidate, isDir);
       const known = placed !== undefined && candidate === `${stem} (${n})${ext}`;
-      if (known ? !placed.has(candidate) : !this.occupied(parent, candidate)) return candidate;
+      // (`placed` may hold names not written yet: the cascade moves its links after picking)
+      if (known ? !placed.has(candidate) : !placed?.has(candidate) && !this.occupied(parent, candidate)) return candidate;
     }
   }
 

@@ -23,6 +23,9 @@
  * alone, and the same records, read later from the feed with their real numbers, are recognised
  * by their origin and not applied twice.
  *
+ * A 'moves' change (names of links moved at once: a cascade to the bin) carries its invalidations
+ * in its row: both names of each link and the link itself.
+ *
  * A 'tree' change (a node whose place changed) is expanded here, as the library is when it is
  * read, into the node and every link whose readlink answer depends on where it is
  * (`changes.dependentsOf`: every 'tree' change of a batch in one read, so a cascade of 2,000
@@ -39,7 +42,7 @@
  *
  * Node ids are the store's; the sink maps them to inode numbers (the space root to FUSE's 1).
  */
-import type { ChangeRecord, FeedLibrary } from './port.js';
+import type { ChangeMove, ChangeRecord, FeedLibrary } from './port.js';
 
 export type Invalidation =
   | { entry: { parent: number; name: string } }
@@ -241,22 +244,32 @@ export class ChangeFollower {
     // only ours are filtered by `direct`)
     const tops = { mine: new Set<number>(), others: new Set<number>() };
     let all = false;
+    const entry = (parent: number, name: string, mine: boolean): void => {
+      const key = entryKey(parent, name);
+      if (!(mine && direct!.entries.has(key)) && !entries.has(key)) {
+        entries.add(key);
+        if (batch) batch.entries.push([parent, name]);
+        else this.emit({ entry: { parent, name } });
+      }
+    };
     for (const c of records) {
       if (advance) this.last = c.seq;
       if (c.space !== this.space || c.origin === skipOrigin) continue;
       const mine = direct !== undefined && c.seq >= ownFrom;
       switch (c.kind) {
-        case 'entry': {
-          const key = entryKey(c.parent!, c.name!);
-          if (!(mine && direct.entries.has(key)) && !entries.has(key)) {
-            entries.add(key);
-            if (batch) batch.entries.push([c.parent!, c.name!]);
-            else this.emit({ entry: { parent: c.parent!, name: c.name! } });
-          }
+        case 'entry':
+          entry(c.parent!, c.name!, mine);
           break;
-        }
         case 'node':
           if (!(mine && direct.nodes.has(c.node!))) inodes.add(c.node!);
+          break;
+        case 'moves':
+          // both names of each link moved, and the link (no dependents: nothing is bound to a link)
+          for (const [id, fromParent, fromName, toParent, toName] of JSON.parse(c.name!) as ChangeMove[]) {
+            entry(fromParent, fromName, mine);
+            entry(toParent, toName, mine);
+            if (!(mine && direct.nodes.has(id))) inodes.add(id);
+          }
           break;
         case 'tree':
           (mine ? tops.mine : tops.others).add(c.node!);

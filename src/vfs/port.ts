@@ -19,4 +19,4 @@ export type FilesSpace = Pick<Space, 'setContent' | 'statNode'>;
 
 /** The change feed a mount follows to invalidate the kernel's caches (./changes.ts). */
 export type FeedLibrary = Pick<Library, 'changes'>;
-export type { ChangeRecord } from '../store/changes.js';
+export type { ChangeMove, ChangeRecord } from '../store/changes.js';

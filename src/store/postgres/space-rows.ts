@@ -144,6 +144,11 @@ export function pgSpaceRows(conn: PgConnection): SpaceRows {
     moveEntry: p('UPDATE entries SET parent = $1, name = $2 WHERE node = $3'),
     moveName: p(`UPDATE entries SET parent = $1, name = $2, seq = (SELECT max(x.seq) + 1 FROM entries x WHERE x.node = entries.node)
       WHERE parent = $3 AND name = $4 RETURNING node`),
+    // many links' names in one statement (the cascade: one round trip), each only if it names its link
+    moveNames: p(`UPDATE entries SET parent = (m ->> 3)::bigint, name = m ->> 4,
+        seq = (SELECT max(x.seq) + 1 FROM entries x WHERE x.node = entries.node)
+      FROM jsonb_array_elements($1::jsonb) m
+      WHERE entries.parent = (m ->> 1)::bigint AND entries.name = m ->> 2 AND entries.node = (m ->> 0)::bigint`),
     deleteEntry: p('DELETE FROM entries WHERE node = $1 RETURNING parent, name'),
     deleteName: p('DELETE FROM entries WHERE parent = $1 AND name = $2 RETURNING node'),
     deleteNode: p('DELETE FROM nodes WHERE id = $1'),
@@ -275,6 +280,7 @@ export function pgSpaceRows(conn: PgConnection): SpaceRows {
     // what it removed (the change feed names the entry that went)
     deleteEntry: (node) => q.deleteEntry.all<{ parent: number; name: string }>(node),
     moveName: (fromParent, fromName, toParent, toName) => q.moveName.get<{ node: number }>(toParent, toName, fromParent, fromName)?.node,
+    moveLinkNames: (moves) => (moves.length === 0 ? 0 : q.moveNames.run(JSON.stringify(moves)).changes),
     exchangeNames: (ap, an, bp, bn) => exchangeByMoves((fp, fn, tp, tn) => q.moveName.get<{ node: number }>(tp, tn, fp, fn)?.node, ap, an, bp, bn),
     deleteName: (parent, name) => q.deleteName.get<{ node: number }>(parent, name)?.node,
     childrenPage: (parent, after, limit) => many<RawNode & { entry_name: string; subdirs: number; names: number }>(q.childrenPage, parent, after ?? '', limit),

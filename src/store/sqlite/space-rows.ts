@@ -40,6 +40,10 @@ export function sqliteSpaceRows(db: Database.Database): SpaceRows {
     // the writes of names say what they changed (RETURNING): the change feed records it without a read
     moveName: p(`UPDATE entries SET parent = ?, name = ?, seq = (SELECT max(x.seq) + 1 FROM entries x WHERE x.node = entries.node)
       WHERE parent = ? AND name = ? RETURNING node`),
+    // many links' names in one statement (the cascade), each only if it names its link
+    moveNames: p(`UPDATE entries SET parent = m.value ->> 3, name = m.value ->> 4,
+        seq = (SELECT max(x.seq) + 1 FROM entries x WHERE x.node = entries.node)
+      FROM json_each(?) m WHERE entries.parent = m.value ->> 1 AND entries.name = m.value ->> 2 AND entries.node = m.value ->> 0`),
     deleteEntry: p('DELETE FROM entries WHERE node = ? RETURNING parent, name'),
     deleteName: p('DELETE FROM entries WHERE parent = ? AND name = ? RETURNING node'),
     deleteNode: p('DELETE FROM nodes WHERE id = ?'),
@@ -121,6 +125,7 @@ export function sqliteSpaceRows(db: Database.Database): SpaceRows {
     insertEntry: (parent, name, node, isDir) => void q.insertEntry.run(parent, name, node, isDir ? 1 : 0, node),
     moveEntry: (parent, name, node) => void q.moveEntry.run(parent, name, node),
     moveName: (fromParent, fromName, toParent, toName) => (q.moveName.get(toParent, toName, fromParent, fromName) as { node: number } | undefined)?.node,
+    moveLinkNames: (moves) => (moves.length === 0 ? 0 : q.moveNames.run(JSON.stringify(moves)).changes),
     exchangeNames: (ap, an, bp, bn) =>
       exchangeByMoves((fp, fn, tp, tn) => (q.moveName.get(tp, tn, fp, fn) as { node: number } | undefined)?.node, ap, an, bp, bn),
     deleteEntry: (node) => q.deleteEntry.all(node) as Array<{ parent: number; name: string }>,
