@@ -10,6 +10,14 @@
  * (POSIX leaves the others unspecified). A handle keeps the names it sent until releasedir (a
  * rewind re-reads and hands out new offsets; an offset never gets two meanings). That is a string
  * per entry listed per open handle, freed at releasedir.
+ *
+ * Read ahead (issue 15, a walk on two CPUs): after a names-only reply the adapter may have the
+ * handle read its next page (`prepare`) while the kernel and the reader consume this one, so the
+ * next request is answered without waiting for the store. A prepared page is the store's page
+ * after the last name sent, read after taking the library's `listingVersion`; it is used only by
+ * the request that resumes exactly there, for a names-only reply, and only while the version is
+ * still that value (any commit by anyone moves it): otherwise it is dropped and the page read
+ * again. One page per handle at most; the cut (what fits the reply) is made when it is served.
  */
 import { fail } from '../errors.js';
 import type { DirStats, NodeInfo } from '../store/types.js';
@@ -46,9 +54,21 @@ export interface DirStatsPage {
   firstNext: number;
 }
 
+/** A page read ahead (DirCursor.prepare). */
+interface Prepared {
+  /** the offset of the request it answers (resumes after the last name sent when it was read) */
+  offset: number;
+  /** the library's listingVersion taken before it was read */
+  version: string;
+  stats: DirStats;
+}
+
 export class DirCursor {
   /** The names sent, in order: offset k + 3 resumes after sent[k]. */
   readonly #sent: string[] = [];
+  #prepared: Prepared | undefined;
+  /** Pages served from a prepared read, and prepared reads dropped (stale or not asked for). */
+  readAhead = { used: 0, dropped: 0 };
 
   page(space: Pick<FuseSpace, 'readdirPlus'>, dirId: number, offset: number, size: number, plus: boolean, hooks: DirHooks): DirPageEntry[] {
     const start = this.#start(offset, size, plus, hooks);
@@ -69,14 +89,34 @@ export class DirCursor {
    * The page `page()` gives (same entries, offsets and cut), with the store's entries packed
    * (Space.readdirStats) instead of a NodeInfo each: a walk's cost per entry.
    */
-  pageStats(space: Pick<FuseSpace, 'readdirStats' | 'readdirNames'>, dirId: number, offset: number, size: number, plus: boolean, hooks: DirHooks, names = false): DirStatsPage {
+  pageStats(
+    space: Pick<FuseSpace, 'readdirStats' | 'readdirNames' | 'listingVersion'>,
+    dirId: number,
+    offset: number,
+    size: number,
+    plus: boolean,
+    hooks: DirHooks,
+    names = false,
+  ): DirStatsPage {
+    const ready = this.#prepared;
+    this.#prepared = undefined;
     const start = this.#start(offset, size, plus, hooks);
     const firstNext = this.#sent.length + 3;
-    if (!start) return { dots: [], stats: { names: [], nums: new Float64Array(0), layouts: new Map() }, count: 0, firstNext };
+    if (!start) {
+      if (ready) this.readAhead.dropped++;
+      return { dots: [], stats: { names: [], nums: new Float64Array(0), layouts: new Map() }, count: 0, firstNext };
+    }
     const { out, after, limit, bytes } = start;
     let room = start.room;
-    // a names-only reply (./listing-policy.ts) reads names, ids, kinds and modes only
-    const stats = names ? space.readdirNames(dirId, after, limit) : space.readdirStats(dirId, after, limit);
+    let stats: DirStats;
+    if (ready && names && ready.offset === offset && ready.version === space.listingVersion()) {
+      stats = ready.stats;
+      this.readAhead.used++;
+    } else {
+      if (ready) this.readAhead.dropped++;
+      // a names-only reply (./listing-policy.ts) reads names, ids, kinds and modes only
+      stats = names ? space.readdirNames(dirId, after, limit) : space.readdirStats(dirId, after, limit);
+    }
     let count = 0;
     for (const name of stats.names) {
       const need = bytes(name);
@@ -86,6 +126,21 @@ export class DirCursor {
       count++;
     }
     return { dots: out, stats, count, firstNext };
+  }
+
+  /**
+   * Read the names-only page that follows the last name sent (what a request resuming there, of
+   * `size` bytes, would read), to answer that request from (see the opening comment). Nothing
+   * when the engine has no listingVersion, or nothing was sent yet.
+   */
+  prepare(space: Pick<FuseSpace, 'readdirNames' | 'listingVersion'>, dirId: number, size: number): void {
+    this.#prepared = undefined;
+    const n = this.#sent.length;
+    if (n === 0) return;
+    const version = space.listingVersion();
+    if (version === undefined) return;
+    const limit = Math.max(1, Math.floor(size / ((FUSE_DIRENTPLUS_HEADER + 8) & ~7)));
+    this.#prepared = { offset: n + 2, version, stats: space.readdirNames(dirId, this.#sent[n - 1], limit) };
   }
 
   /**

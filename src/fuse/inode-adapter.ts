@@ -79,7 +79,17 @@ export interface InodeAdapterOptions extends AdapterOptions {
    * turns it on; off, every entry carries its attributes.
    */
   namesOnly?: boolean | ListingPolicy;
+  /**
+   * With `namesOnly`: a names-only reply holds at most this many bytes, and once it is sent the
+   * handle reads its next page ahead (./dir-cursor.ts `prepare`), so the reader consumes one
+   * page while the next is read (default 64 KiB, ~400 entries; 0: off). Only where the store can
+   * tell that nothing changed meanwhile (Space.listingVersion: SQLite).
+   */
+  readAheadBytes?: number;
 }
+
+/** InodeAdapterOptions.readAheadBytes' default: small enough that a directory's first reply is a small part of it. */
+const READ_AHEAD_BYTES = 64 << 10;
 
 /** The session's invalidation calls (./ll/binding.ts LowLevelSession), in inos. */
 export interface KernelCaches {
@@ -128,6 +138,8 @@ export class InodeAdapter {
   #follower: Pick<ChangeFollower, 'own'> | undefined;
   /** Which listing entries carry attributes, per process (undefined: all of them). */
   readonly listing: ListingPolicy | undefined;
+  /** names-only replies' size when pages are read ahead (0: not; undefined: not asked the store yet) */
+  #readAhead: number | undefined;
 
   constructor(lib: FuseLibrary, space: FuseSpace, reader: ContentReader, opts: InodeAdapterOptions) {
     this.listing = opts.namesOnly instanceof ListingPolicy ? opts.namesOnly : opts.namesOnly ? new ListingPolicy() : undefined;
@@ -584,7 +596,10 @@ export class InodeAdapter {
     const plan = this.listing?.plan(pid, dirId);
     const probed: string[] = [];
     const cursor = this.#cursor(fh);
-    const pg = cursor.pageStats(this.#space, dirId, offset, plan ? Math.min(size, plan.maxBytes) : size, true, this.#dirHooks(dirId), plan?.namesOnly === true);
+    const names = plan?.namesOnly === true;
+    const ahead = names ? this.#readAheadBytes() : 0;
+    const bytes = Math.min(size, plan?.maxBytes ?? Infinity, ahead || Infinity);
+    const pg = cursor.pageStats(this.#space, dirId, offset, bytes, true, this.#dirHooks(dirId), names);
     const out = packPlus(pg, {
       dot: (info) => ({ attr: this.#attr(info) }),
       entry: (info) => this.#entry(info),
@@ -597,7 +612,22 @@ export class InodeAdapter {
       blksize: BLKSIZE,
     }, plan, probed);
     if (probed.length > 0) this.listing!.probed(pid, dirId, probed);
+    if (ahead > 0 && pg.count > 0) {
+      // once this reply is sent (the binding answers before the loop goes on): read the next page
+      setImmediate(() => {
+        if (this.#dirs.get(fh) !== cursor) return; // released meanwhile
+        try {
+          cursor.prepare(this.#space, dirId, bytes);
+        } catch {
+          // (the directory went away, the library closed): the request, if any, reads and answers itself
+        }
+      });
+    }
     return out;
+  }
+
+  #readAheadBytes(): number {
+    return (this.#readAhead ??= (this.#opts.readAheadBytes ?? READ_AHEAD_BYTES) > 0 && this.#space.listingVersion() !== undefined ? (this.#opts.readAheadBytes ?? READ_AHEAD_BYTES) : 0);
   }
 
   #cursor(fh: number): DirCursor {

@@ -22,6 +22,8 @@ export function sqliteSpaceRows(db: Database.Database): SpaceRows {
     // the same page with what a name and its d_type need (issue 15: a names-only listing)
     namePage: p(`SELECT e.name, n.id, (CASE n.kind WHEN 'file' THEN 0 WHEN 'dir' THEN 1 WHEN 'link' THEN 2 ELSE 3 END) * 2 + (n.link_flavour IS 'bound'), n.mode
       FROM entries e JOIN nodes n ON n.id = e.node WHERE e.parent = ? AND e.name > ? ORDER BY e.name LIMIT ?`).raw(true),
+    // any commit of another connection moves data_version, any row written by this one total_changes
+    listingVersion: p(`SELECT (SELECT data_version FROM pragma_data_version()) || ':' || total_changes()`).pluck(),
     // a node's names by age: the (node, seq) index of migration 7
     entryOf: p('SELECT parent, name FROM entries WHERE node = ? ORDER BY seq LIMIT 1'),
     entriesOf: p('SELECT parent, name FROM entries WHERE node = ? ORDER BY seq'),
@@ -110,6 +112,7 @@ export function sqliteSpaceRows(db: Database.Database): SpaceRows {
     childrenPage: (parent, after, limit) => q.childrenPage.all(parent, after ?? '', limit) as Array<NodeRow & { entry_name: string; subdirs: number; names: number }>,
     statPage: (parent, after, limit) => q.statPage.all(parent, after ?? '', limit) as StatRow[],
     namePage: (parent, after, limit) => q.namePage.all(parent, after ?? '', limit) as Array<[string, number, number, number]>,
+    listingVersion: () => q.listingVersion.get() as string,
     entryOf: (node) => q.entryOf.get(node) as { parent: number; name: string } | undefined,
     entriesOf: (node) => q.entriesOf.all(node) as Array<{ parent: number; name: string }>,
     nameCount: (node) => (q.nameCount.get(node) as { n: number }).n,
