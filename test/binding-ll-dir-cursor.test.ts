@@ -396,7 +396,7 @@ t.test('issue 15: a names-only page read ahead answers the next request only whi
       await between(reply, names[names.length - 1]!);
     }
     ops.releasedir!(dIno, fh, 0, ctx);
-    return { names, flags, readsOf };
+    return { names, flags, readsOf, subRefs: a.lookups(a.inoOf(space.stat('d/sub').id)) };
   };
 
   // an unchanged directory: the same names, in the same order, the same entries names-only
@@ -408,6 +408,8 @@ t.test('issue 15: a names-only page read ahead answers the next request only whi
   // the first reply (full entries, a new process) and the second (the first names-only one) read
   // the store; every later one was read ahead: no store read while the request waits
   t.same(on.readsOf.slice(2), on.readsOf.slice(2).map(() => 0), `later replies: no store read on the request (${on.readsOf.join(' ')})`);
+  // the directory in the last reply (made ahead): one reference, counted when it was sent
+  t.same([off.subRefs, on.subRefs], [1, 1], 'a directory entry made ahead is one reference, as without read-ahead');
 
   // changes between replies, after the next page was read ahead
   const other = Library.open(dir, { blobStore: blobs });
@@ -438,6 +440,7 @@ t.test('issue 15: a names-only page read ahead answers the next request only whi
   t.equal(changed.readsOf[5], 1, 'after a change by another connection: read again');
   t.equal(changed.readsOf[7], 1, 'after an attribute change: read again');
   t.same([changed.readsOf[4], changed.readsOf[6], changed.readsOf[8]], [0, 0, 0], 'and read ahead again after each');
+  t.equal(changed.subRefs, 1, 'replies made ahead and dropped counted no reference');
 
   // a request that does not resume where the prepared page starts (a seek back) reads for itself
   const a = adapterOf(4096);
@@ -452,4 +455,33 @@ t.test('issue 15: a names-only page read ahead answers the next request only whi
   t.equal(reads - before, 1, 'an offset other than the prepared one: a store read');
   t.same(again.names, r1.names, 'and the same page as the first time');
   ops.releasedir!(dIno, fh, 0, ctx);
+
+  // a reply made ahead that holds a directory, dropped (a change came first): its reference is
+  // not counted; the reply made on the request counts it once
+  space.mkdir('e');
+  lib.transaction(() => {
+    for (let i = 0; i < 60; i++) space.mknod(`e/f${String(i).padStart(2, '0')}`, { mode: 0o100644 });
+  });
+  space.mkdir('e/zsub');
+  const eIno = a.inoOf(space.stat('e').id);
+  const zIno = a.inoOf(space.stat('e/zsub').id);
+  const fe = ops.opendir!(eIno, 0, ctx) as number;
+  let eOff = 0;
+  let sawZ = 0;
+  let late = false;
+  for (let reply = 0; reply < 100; reply++) {
+    const r = (await ops.readdirplus!(eIno, fe, eOff, 1 << 20, ctx)) as PackedDirPlus;
+    if (r.names.length === 0) break;
+    if (r.names.includes('zsub')) sawZ++;
+    eOff = r.nums[r.nums.length - 1]!;
+    await tick();
+    if (!late && sawZ === 0 && r.names[r.names.length - 1]! >= 'f40') {
+      // the next page (holding zsub) was made ahead meanwhile: a change drops it
+      space.mknod('e/g-late', { mode: 0o100644 });
+      late = true;
+    }
+  }
+  ops.releasedir!(eIno, fe, 0, ctx);
+  t.ok(late && sawZ === 1, 'the directory was listed once, after a change that dropped its reply made ahead');
+  t.equal(a.lookups(zIno), 1, 'a dropped reply made ahead counted no reference: one, from the reply sent');
 });

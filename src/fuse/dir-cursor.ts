@@ -17,7 +17,9 @@
  * after the last name sent, read after taking the library's `listingVersion`; it is used only by
  * the request that resumes exactly there, for a names-only reply, and only while the version is
  * still that value (any commit by anyone moves it): otherwise it is dropped and the page read
- * again. One page per handle at most; the cut (what fits the reply) is made when it is served.
+ * again. One page per handle at most; it is cut to the bytes the last request was cut to, and
+ * the adapter may attach the reply made from it (`Prepared.reply`: ./inode-adapter.ts counts
+ * its references only when it is sent).
  */
 import { fail } from '../errors.js';
 import type { DirStats, NodeInfo } from '../store/types.js';
@@ -52,15 +54,21 @@ export interface DirStatsPage {
   count: number;
   /** the offset that resumes after `stats`' first entry; the k-th's is firstNext + k */
   firstNext: number;
+  /** the read-ahead it came from (DirCursor.prepare), if it did */
+  prepared?: Prepared;
 }
 
 /** A page read ahead (DirCursor.prepare). */
-interface Prepared {
+export interface Prepared {
   /** the offset of the request it answers (resumes after the last name sent when it was read) */
   offset: number;
   /** the library's listingVersion taken before it was read */
   version: string;
-  stats: DirStats;
+  /** the page as pageStats would give it to a request of `room` bytes */
+  page: DirStatsPage;
+  room: number;
+  /** the reply, made ahead by the adapter (its references still to be counted when sent) */
+  reply?: unknown;
 }
 
 export class DirCursor {
@@ -110,8 +118,13 @@ export class DirCursor {
     let room = start.room;
     let stats: DirStats;
     if (ready && names && ready.offset === offset && ready.version === space.listingVersion()) {
-      stats = ready.stats;
       this.readAhead.used++;
+      if (ready.room === room) {
+        // cut as it was when read (the same bytes): send its names
+        for (let k = 0; k < ready.page.count; k++) this.#sent.push(ready.page.stats.names[k]!);
+        return { ...ready.page, prepared: ready };
+      }
+      stats = ready.page.stats;
     } else {
       if (ready) this.readAhead.dropped++;
       // a names-only reply (./listing-policy.ts) reads names, ids, kinds and modes only
@@ -133,14 +146,25 @@ export class DirCursor {
    * `size` bytes, would read), to answer that request from (see the opening comment). Nothing
    * when the engine has no listingVersion, or nothing was sent yet.
    */
-  prepare(space: Pick<FuseSpace, 'readdirNames' | 'listingVersion'>, dirId: number, size: number): void {
+  prepare(space: Pick<FuseSpace, 'readdirNames' | 'listingVersion'>, dirId: number, size: number): Prepared | undefined {
     this.#prepared = undefined;
     const n = this.#sent.length;
-    if (n === 0) return;
+    if (n === 0) return undefined;
     const version = space.listingVersion();
-    if (version === undefined) return;
+    if (version === undefined) return undefined;
     const limit = Math.max(1, Math.floor(size / ((FUSE_DIRENTPLUS_HEADER + 8) & ~7)));
-    this.#prepared = { offset: n + 2, version, stats: space.readdirNames(dirId, this.#sent[n - 1], limit) };
+    const stats = space.readdirNames(dirId, this.#sent[n - 1], limit);
+    // the cut a request of `size` bytes makes (#start and pageStats: no dots past offset 2)
+    let room = size;
+    let count = 0;
+    for (const name of stats.names) {
+      const need = (FUSE_DIRENTPLUS_HEADER + Buffer.byteLength(name) + 7) & ~7;
+      if (need > room) break;
+      room -= need;
+      count++;
+    }
+    this.#prepared = { offset: n + 2, version, room: size, page: { dots: [], stats, count, firstNext: n + 3 } };
+    return this.#prepared;
   }
 
   /**

@@ -37,7 +37,7 @@ import { fail, isSmhError } from '../errors.js';
 import { DS, type Attrs, type NodeInfo } from '../store/types.js';
 import type { Attr, Created, Ctx, DirEntry, Entry, FdSlice, LowLevelOps, Open, SetAttr, Statfs, Timespec } from './ll/binding.js';
 import type { PackedDirPlus } from './ll/binding.js';
-import { packPlus } from './dir-plus.js';
+import { packPlus, type PackContext } from './dir-plus.js';
 import { RefCounts } from './ref-counts.js';
 import { ListingPolicy } from './listing-policy.js';
 import type { AdapterOptions } from './adapter.js';
@@ -46,7 +46,7 @@ import type { ChangeFollower } from '../vfs/changes.js';
 import { adapterSnapshot, errnoFor, nodeStat, openMode, runOp, statfsNumbers, touchAtime, type OpCounter } from './translate.js';
 import type { FuseLibrary, FuseSpace } from './port.js';
 import { OpenFiles, type Handle } from '../vfs/open-files.js';
-import { DirCursor, type DirHooks } from './dir-cursor.js';
+import { DirCursor, type DirHooks, type DirStatsPage } from './dir-cursor.js';
 import type { ContentReader } from '../vfs/reader.js';
 import type { BlobFile } from '../blob/types.js';
 
@@ -87,6 +87,14 @@ export interface InodeAdapterOptions extends AdapterOptions {
    */
   readAheadBytes?: number;
 }
+
+/** A names-only reply made ahead (#pagePlus): the page it packs, and the references to count when it is sent. */
+interface Ahead {
+  page: DirStatsPage;
+  packed: PackedDirPlus;
+  refs: number[];
+}
+const NAMES_PLAN = { namesOnly: true, probes: 0 } as const;
 
 /** InodeAdapterOptions.readAheadBytes' default: small enough that a directory's first reply is a small part of it. */
 const READ_AHEAD_BYTES = 64 << 10;
@@ -256,6 +264,11 @@ export class InodeAdapter {
   /** An Entry the kernel will hold a reference on. */
   #entry(info: NodeInfo): Entry {
     this.#lookups.add(info.id);
+    return this.#entryOf(info);
+  }
+
+  /** #entry's answer without counting the reference (a reply made ahead counts it when sent). */
+  #entryOf(info: NodeInfo): Entry {
     return { attr: this.#attr(info), generation: info.birthtimeUs, ...(info.link?.flavour === 'bound' && !this.#opts.cacheBoundLinks ? BOUND_LINK_TIMEOUTS : {}) };
   }
 
@@ -600,30 +613,49 @@ export class InodeAdapter {
     const ahead = names ? this.#readAheadBytes() : 0;
     const bytes = Math.min(size, plan?.maxBytes ?? Infinity, ahead || Infinity);
     const pg = cursor.pageStats(this.#space, dirId, offset, bytes, true, this.#dirHooks(dirId), names);
-    const out = packPlus(pg, {
-      dot: (info) => ({ attr: this.#attr(info) }),
-      entry: (info) => this.#entry(info),
-      info: (id) => this.#info(id),
-      referenced: (id) => this.#lookups.add(id),
-      inoOf: (id) => this.inoOf(id),
-      open: (id) => this.files.node(id) !== undefined,
-      plain: !this.#opts.presentAs && show?.uid === undefined && show?.gid === undefined && show?.umask === undefined,
-      boundTimeout: this.#opts.cacheBoundLinks ? undefined : BOUND_LINK_TIMEOUTS.attrTimeout,
-      blksize: BLKSIZE,
-    }, plan, probed);
+    const ahead_ = pg.prepared?.reply as Ahead | undefined;
+    let out: PackedDirPlus;
+    if (ahead_ && pg.prepared!.page === ahead_.page) {
+      // made ahead from this very page: its references are the kernel's from now on
+      for (const id of ahead_.refs) this.#lookups.add(id);
+      out = ahead_.packed;
+    } else {
+      out = packPlus(pg, this.#packContext((id) => this.#lookups.add(id), (info) => this.#entry(info)), plan, probed);
+    }
     if (probed.length > 0) this.listing!.probed(pid, dirId, probed);
     if (ahead > 0 && pg.count > 0) {
       // once this reply is sent (the binding answers before the loop goes on): read the next page
+      // and make its reply, counting no reference until it is sent
       setImmediate(() => {
         if (this.#dirs.get(fh) !== cursor) return; // released meanwhile
         try {
-          cursor.prepare(this.#space, dirId, bytes);
+          const ready = cursor.prepare(this.#space, dirId, bytes);
+          if (!ready) return;
+          const refs: number[] = [];
+          const packed = packPlus(ready.page, this.#packContext((id) => refs.push(id), (info) => (refs.push(info.id), this.#entryOf(info))), NAMES_PLAN);
+          ready.reply = { page: ready.page, packed, refs } satisfies Ahead;
         } catch {
           // (the directory went away, the library closed): the request, if any, reads and answers itself
         }
       });
     }
     return out;
+  }
+
+  /** packPlus's view of this adapter; `referenced` and `entry` count (or, ahead, collect) references. */
+  #packContext(referenced: (id: number) => void, entry: (info: NodeInfo) => Entry): PackContext {
+    const show = this.#opts.show;
+    return {
+      dot: (info) => ({ attr: this.#attr(info) }),
+      entry,
+      info: (id) => this.#info(id),
+      referenced,
+      inoOf: (id) => this.inoOf(id),
+      open: (id) => this.files.node(id) !== undefined,
+      plain: !this.#opts.presentAs && show?.uid === undefined && show?.gid === undefined && show?.umask === undefined,
+      boundTimeout: this.#opts.cacheBoundLinks ? undefined : BOUND_LINK_TIMEOUTS.attrTimeout,
+      blksize: BLKSIZE,
+    };
   }
 
   #readAheadBytes(): number {
