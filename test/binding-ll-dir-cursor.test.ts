@@ -14,6 +14,7 @@ import { ListingPolicy } from '../src/fuse/listing-policy.js';
 import { DIRPLUS, DIRPLUS_NAME_ONLY, PackedDirPlus, type Created, type Ctx, type Entry } from '../src/fuse/ll/binding.js';
 import { ContentReader } from '../src/vfs/reader.js';
 import { openLib, put } from './helpers/store.js';
+import { Library } from '../src/store/library.js';
 
 const exists = (space: { stat(p: string): unknown }, p: string): boolean => {
   try {
@@ -342,4 +343,145 @@ t.test('issue 15: with names only, a listing is the same, names-only entries are
 
   const wrong = [...expected].filter(([id, n]) => a.lookups(id) !== n);
   t.same(wrong.map(([id]) => [id, a.lookups(id), expected.get(id)]), [], `references: one per full entry and per lookup, none for names (${expected.size} nodes)`);
+});
+
+t.test('issue 15: a names-only page read ahead answers the next request only while nothing changed, and the listing is the same without it', async (t) => {
+  const { dir, lib, space, blobs } = openLib(t);
+  space.mkdir('d');
+  space.mkdir('d/sub');
+  lib.transaction(() => {
+    for (let i = 0; i < 600; i += 2) space.mknod(`d/f${String(i).padStart(3, '0')}`, { mode: 0o100644 });
+  });
+  // the store's page reads, counted (the adapter reads through this space)
+  let reads = 0;
+  const readdirNames = space.readdirNames.bind(space);
+  space.readdirNames = (id, after, limit) => {
+    reads++;
+    return readdirNames(id, after, limit);
+  };
+  const reader = new ContentReader(lib);
+  const adapterOf = (readAheadBytes: number) =>
+    new InodeAdapter(lib, space, reader, {
+      mountpoint: '/nowhere',
+      show: {},
+      cacheBoundLinks: true,
+      namesOnly: new ListingPolicy({ groupOf: (pid) => pid, firstBytes: 4096 }),
+      readAheadBytes,
+    });
+  const ctx: Ctx = { id: 0, uid: 0, gid: 0, pid: 600, umask: 0o022, signal: new AbortController().signal, interrupted: false };
+  const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
+  const dId = space.stat('d').id;
+  /** One listing of d: names and names-only flags in order, and the store reads of each reply. */
+  const listing = async (readAheadBytes: number, between: (reply: number, last: string) => void | Promise<void> = () => {}) => {
+    const a = adapterOf(readAheadBytes);
+    const ops = a.ops();
+    const dIno = a.inoOf(dId);
+    const fh = ops.opendir!(dIno, 0, ctx) as number;
+    const names: string[] = [];
+    const flags: boolean[] = [];
+    const readsOf: number[] = [];
+    let offset = 0;
+    for (let reply = 0; ; reply++) {
+      const before = reads;
+      const r = (await ops.readdirplus!(dIno, fh, offset, 1 << 20, ctx)) as PackedDirPlus;
+      readsOf.push(reads - before);
+      if (r.names.length === 0) break;
+      for (let i = 0; i < r.names.length; i++) {
+        if (r.names[i] === '.' || r.names[i] === '..') continue;
+        names.push(r.names[i]!);
+        flags.push(r.nameOnly(i));
+      }
+      offset = r.nums[r.nums.length - 1]!;
+      await tick(); // the reader consumes the reply: the server reads ahead meanwhile
+      await between(reply, names[names.length - 1]!);
+    }
+    ops.releasedir!(dIno, fh, 0, ctx);
+    return { names, flags, readsOf, subRefs: a.lookups(a.inoOf(space.stat('d/sub').id)) };
+  };
+
+  // an unchanged directory: the same names, in the same order, the same entries names-only
+  const off = await listing(0);
+  const on = await listing(4096);
+  t.same(on.names, off.names, `with read-ahead: the same listing (${on.names.length} names)`);
+  t.same(on.flags, off.flags, 'the same entries go as names only');
+  t.ok(on.readsOf.length > 5, `several names-only replies of 4 KiB (${on.readsOf.length})`);
+  // the first reply (full entries, a new process) and the second (the first names-only one) read
+  // the store; every later one was read ahead: no store read while the request waits
+  t.same(on.readsOf.slice(2), on.readsOf.slice(2).map(() => 0), `later replies: no store read on the request (${on.readsOf.join(' ')})`);
+  // the directory in the last reply (made ahead): one reference, counted when it was sent
+  t.same([off.subRefs, on.subRefs], [1, 1], 'a directory entry made ahead is one reference, as without read-ahead');
+
+  // changes between replies, after the next page was read ahead
+  const other = Library.open(dir, { blobStore: blobs });
+  t.teardown(() => other.close());
+  const seen: string[] = [];
+  const changed = await listing(4096, (reply, last) => {
+    const n = Number(last.slice(1));
+    if (reply === 2) {
+      // this connection: a name after the last sent is removed, a new one lands in the next page
+      space.unlink(`d/f${String(n + 2).padStart(3, '0')}`);
+      space.mknod(`d/f${String(n + 3).padStart(3, '0')}`, { mode: 0o100644 });
+      seen.push(`f${String(n + 3).padStart(3, '0')}`);
+    }
+    if (reply === 4) {
+      // another connection (another process on the library)
+      other.space('-').mknod(`d/f${String(n + 1).padStart(3, '0')}`, { mode: 0o100644 });
+      seen.push(`f${String(n + 1).padStart(3, '0')}`);
+    }
+    if (reply === 6) {
+      // an attribute only (no name changes): the prepared page is dropped all the same
+      space.setattr(space.stat(`d/f${String(n + 2).padStart(3, '0')}`).id, { mode: 0o600 });
+    }
+  });
+  const want = space.readdir(dId).map((e) => e.name).sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)));
+  t.same(changed.names, want, 'the listing shows every change made before the reply it concerns');
+  for (const n of seen) t.ok(changed.names.includes(n), `${n}, created after its page was read ahead, is listed`);
+  t.equal(changed.readsOf[3], 1, 'after a change by this connection: the page is read again');
+  t.equal(changed.readsOf[5], 1, 'after a change by another connection: read again');
+  t.equal(changed.readsOf[7], 1, 'after an attribute change: read again');
+  t.same([changed.readsOf[4], changed.readsOf[6], changed.readsOf[8]], [0, 0, 0], 'and read ahead again after each');
+  t.equal(changed.subRefs, 1, 'replies made ahead and dropped counted no reference');
+
+  // a request that does not resume where the prepared page starts (a seek back) reads for itself
+  const a = adapterOf(4096);
+  const ops = a.ops();
+  const dIno = a.inoOf(dId);
+  const fh = ops.opendir!(dIno, 0, ctx) as number;
+  const r0 = (await ops.readdirplus!(dIno, fh, 0, 1 << 20, ctx)) as PackedDirPlus;
+  const r1 = (await ops.readdirplus!(dIno, fh, r0.nums[r0.nums.length - 1]!, 1 << 20, ctx)) as PackedDirPlus;
+  await tick();
+  const before = reads;
+  const again = (await ops.readdirplus!(dIno, fh, r0.nums[r0.nums.length - 1]!, 1 << 20, ctx)) as PackedDirPlus;
+  t.equal(reads - before, 1, 'an offset other than the prepared one: a store read');
+  t.same(again.names, r1.names, 'and the same page as the first time');
+  ops.releasedir!(dIno, fh, 0, ctx);
+
+  // a reply made ahead that holds a directory, dropped (a change came first): its reference is
+  // not counted; the reply made on the request counts it once
+  space.mkdir('e');
+  lib.transaction(() => {
+    for (let i = 0; i < 60; i++) space.mknod(`e/f${String(i).padStart(2, '0')}`, { mode: 0o100644 });
+  });
+  space.mkdir('e/zsub');
+  const eIno = a.inoOf(space.stat('e').id);
+  const zIno = a.inoOf(space.stat('e/zsub').id);
+  const fe = ops.opendir!(eIno, 0, ctx) as number;
+  let eOff = 0;
+  let sawZ = 0;
+  let late = false;
+  for (let reply = 0; reply < 100; reply++) {
+    const r = (await ops.readdirplus!(eIno, fe, eOff, 1 << 20, ctx)) as PackedDirPlus;
+    if (r.names.length === 0) break;
+    if (r.names.includes('zsub')) sawZ++;
+    eOff = r.nums[r.nums.length - 1]!;
+    await tick();
+    if (!late && sawZ === 0 && r.names[r.names.length - 1]! >= 'f40') {
+      // the next page (holding zsub) was made ahead meanwhile: a change drops it
+      space.mknod('e/g-late', { mode: 0o100644 });
+      late = true;
+    }
+  }
+  ops.releasedir!(eIno, fe, 0, ctx);
+  t.ok(late && sawZ === 1, 'the directory was listed once, after a change that dropped its reply made ahead');
+  t.equal(a.lookups(zIno), 1, 'a dropped reply made ahead counted no reference: one, from the reply sent');
 });

@@ -231,7 +231,7 @@ t.test('H4: every row primitive is a read, recorded, or a write the kernel canno
   const { lib } = openLib(t);
   const raw = sqliteSpaceRows(lib.db);
   const wrapped = recordingRows(raw, '-', lib.changes);
-  const READS = ['node', 'child', 'children', 'childrenPage', 'statPage', 'namePage', 'entryOf', 'entriesOf', 'nameCount', 'namesBetween', 'hasChildren', 'firstChild', 'subdirCount',
+  const READS = ['node', 'child', 'children', 'childrenPage', 'statPage', 'namePage', 'listingVersion', 'entryOf', 'entriesOf', 'nameCount', 'namesBetween', 'hasChildren', 'firstChild', 'subdirCount',
     'spaceClass', 'statfs', 'boundLinksToCascade', 'boundLinksAll', 'boundLinkCount', 'boundTargetsIn', 'parentPathLinksIn',
     'subtreeBytes', 'subtreeCount', 'itemsAfter', 'itemsUpTo', 'itemsOlder', 'lastItem', 'item', 'itemByNode', 'itemLinks', 'xattr', 'xattrs'];
   // writes no kernel cache holds: a new node (nobody has it yet), the space's default class, bin

@@ -10,6 +10,16 @@
  * (POSIX leaves the others unspecified). A handle keeps the names it sent until releasedir (a
  * rewind re-reads and hands out new offsets; an offset never gets two meanings). That is a string
  * per entry listed per open handle, freed at releasedir.
+ *
+ * Read ahead (issue 15, a walk on two CPUs): after a names-only reply the adapter may have the
+ * handle read its next page (`prepare`) while the kernel and the reader consume this one, so the
+ * next request is answered without waiting for the store. A prepared page is the store's page
+ * after the last name sent, read after taking the library's `listingVersion`; it is used only by
+ * the request that resumes exactly there, for a names-only reply, and only while the version is
+ * still that value (any commit by anyone moves it): otherwise it is dropped and the page read
+ * again. One page per handle at most; it is cut to the bytes the last request was cut to, and
+ * the adapter may attach the reply made from it (`Prepared.reply`: ./inode-adapter.ts counts
+ * its references only when it is sent).
  */
 import { fail } from '../errors.js';
 import type { DirStats, NodeInfo } from '../store/types.js';
@@ -44,11 +54,29 @@ export interface DirStatsPage {
   count: number;
   /** the offset that resumes after `stats`' first entry; the k-th's is firstNext + k */
   firstNext: number;
+  /** the read-ahead it came from (DirCursor.prepare), if it did */
+  prepared?: Prepared;
+}
+
+/** A page read ahead (DirCursor.prepare). */
+export interface Prepared {
+  /** the offset of the request it answers (resumes after the last name sent when it was read) */
+  offset: number;
+  /** the library's listingVersion taken before it was read */
+  version: string;
+  /** the page as pageStats would give it to a request of `room` bytes */
+  page: DirStatsPage;
+  room: number;
+  /** the reply, made ahead by the adapter (its references still to be counted when sent) */
+  reply?: unknown;
 }
 
 export class DirCursor {
   /** The names sent, in order: offset k + 3 resumes after sent[k]. */
   readonly #sent: string[] = [];
+  #prepared: Prepared | undefined;
+  /** Pages served from a prepared read, and prepared reads dropped (stale or not asked for). */
+  readAhead = { used: 0, dropped: 0 };
 
   page(space: Pick<FuseSpace, 'readdirPlus'>, dirId: number, offset: number, size: number, plus: boolean, hooks: DirHooks): DirPageEntry[] {
     const start = this.#start(offset, size, plus, hooks);
@@ -69,14 +97,39 @@ export class DirCursor {
    * The page `page()` gives (same entries, offsets and cut), with the store's entries packed
    * (Space.readdirStats) instead of a NodeInfo each: a walk's cost per entry.
    */
-  pageStats(space: Pick<FuseSpace, 'readdirStats' | 'readdirNames'>, dirId: number, offset: number, size: number, plus: boolean, hooks: DirHooks, names = false): DirStatsPage {
+  pageStats(
+    space: Pick<FuseSpace, 'readdirStats' | 'readdirNames' | 'listingVersion'>,
+    dirId: number,
+    offset: number,
+    size: number,
+    plus: boolean,
+    hooks: DirHooks,
+    names = false,
+  ): DirStatsPage {
+    const ready = this.#prepared;
+    this.#prepared = undefined;
     const start = this.#start(offset, size, plus, hooks);
     const firstNext = this.#sent.length + 3;
-    if (!start) return { dots: [], stats: { names: [], nums: new Float64Array(0), layouts: new Map() }, count: 0, firstNext };
+    if (!start) {
+      if (ready) this.readAhead.dropped++;
+      return { dots: [], stats: { names: [], nums: new Float64Array(0), layouts: new Map() }, count: 0, firstNext };
+    }
     const { out, after, limit, bytes } = start;
     let room = start.room;
-    // a names-only reply (./listing-policy.ts) reads names, ids, kinds and modes only
-    const stats = names ? space.readdirNames(dirId, after, limit) : space.readdirStats(dirId, after, limit);
+    let stats: DirStats;
+    if (ready && names && ready.offset === offset && ready.version === space.listingVersion()) {
+      this.readAhead.used++;
+      if (ready.room === room) {
+        // cut as it was when read (the same bytes): send its names
+        for (let k = 0; k < ready.page.count; k++) this.#sent.push(ready.page.stats.names[k]!);
+        return { ...ready.page, prepared: ready };
+      }
+      stats = ready.page.stats;
+    } else {
+      if (ready) this.readAhead.dropped++;
+      // a names-only reply (./listing-policy.ts) reads names, ids, kinds and modes only
+      stats = names ? space.readdirNames(dirId, after, limit) : space.readdirStats(dirId, after, limit);
+    }
     let count = 0;
     for (const name of stats.names) {
       const need = bytes(name);
@@ -86,6 +139,32 @@ export class DirCursor {
       count++;
     }
     return { dots: out, stats, count, firstNext };
+  }
+
+  /**
+   * Read the names-only page that follows the last name sent (what a request resuming there, of
+   * `size` bytes, would read), to answer that request from (see the opening comment). Nothing
+   * when the engine has no listingVersion, or nothing was sent yet.
+   */
+  prepare(space: Pick<FuseSpace, 'readdirNames' | 'listingVersion'>, dirId: number, size: number): Prepared | undefined {
+    this.#prepared = undefined;
+    const n = this.#sent.length;
+    if (n === 0) return undefined;
+    const version = space.listingVersion();
+    if (version === undefined) return undefined;
+    const limit = Math.max(1, Math.floor(size / ((FUSE_DIRENTPLUS_HEADER + 8) & ~7)));
+    const stats = space.readdirNames(dirId, this.#sent[n - 1], limit);
+    // the cut a request of `size` bytes makes (#start and pageStats: no dots past offset 2)
+    let room = size;
+    let count = 0;
+    for (const name of stats.names) {
+      const need = (FUSE_DIRENTPLUS_HEADER + Buffer.byteLength(name) + 7) & ~7;
+      if (need > room) break;
+      room -= need;
+      count++;
+    }
+    this.#prepared = { offset: n + 2, version, room: size, page: { dots: [], stats, count, firstNext: n + 3 } };
+    return this.#prepared;
   }
 
   /**

@@ -22,6 +22,7 @@ export type FuseSpace = Pick<
   | 'readdirPlus'
   | 'readdirStats'
   | 'readdirNames'
+  | 'listingVersion'
   | 'readlink'
   | 'statfs'
   | 'mkdir'

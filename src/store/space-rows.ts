@@ -121,6 +121,13 @@ export interface SpaceRows {
   statPage?(parent: number, after: string | undefined, limit: number): StatRow[];
   /** Optional, as statPage: the same page as name, id, kind × 2 + bound, mode (a names-only listing). */
   namePage?(parent: number, after: string | undefined, limit: number): Array<[string, number, number, number]>;
+  /**
+   * Optional: a value that differs after any change to the metadata, by this connection or any
+   * other (SQLite: data_version and total_changes). A page read after it was taken is still the
+   * library's page while it is the same (a mount prepares a listing's next page, issue 15).
+   * Without it nothing read is reused.
+   */
+  listingVersion?(): string;
   /** The node's oldest name (L19: a node may have several, hard links L17; a directory has one). */
   entryOf(node: number): { parent: number; name: string } | undefined;
   /** Every name of the node, oldest first. */

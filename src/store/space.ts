@@ -116,6 +116,15 @@ export class Space {
     return this.nodes.readdirNames(id, after, limit);
   }
 
+  /**
+   * A value that differs after any change to the library's metadata, by any process (undefined:
+   * the engine cannot tell). A mount reads a listing's next page ahead and serves it only while
+   * this is what it was before that read (issue 15).
+   */
+  listingVersion(): string | undefined {
+    return this.nodes.listingVersion();
+  }
+
   /** The entry `name` of directory `parent` (node ids; the root's `.trash` included): lookup(2). */
   lookup(parent: number, name: string): NodeInfo {
     return this.nodes.lookup(parent, name);

@@ -236,6 +236,15 @@ export class NodeOps extends SpaceOps {
     });
   }
 
+  /**
+   * A value that differs after any change to the library's metadata (SpaceRows.listingVersion);
+   * undefined where the engine cannot tell (PostgreSQL). Taken before a page is read, the same
+   * value later means the page is still the library's.
+   */
+  listingVersion(): string | undefined {
+    return this.rows.listingVersion?.();
+  }
+
   /** st_size of link `id` named `name` in a directory at `segs`: its readlink answer's bytes (L4), as infoOf. */
   private linkSize(id: number, inTrash: boolean, segs: string[], name: string): number {
     const row = this.tree.row(id)!;
