@@ -35,6 +35,7 @@ const HEAP_MAX = 96 * MiB;
 const ARRAY_BUFFER_MARGIN = 4 * MiB;
 /** What a random case must fetch: the cache filled and evicting. */
 const MIN_RANDOM_FETCHED = CACHE + CACHE / 4;
+const ALLOC_SLACK = MiB;
 
 const work = await mkdtemp(join(tmpdir(), 'smhfs-read-memory-'));
 t.teardown(() => rm(work, { recursive: true, force: true }));
@@ -103,8 +104,9 @@ for (const c of cases) {
     // Counted, not sampled: filling the cache allocates its budget once; a buffer allocated beyond
     // that replaced one that went to the GC (a page needing room in a cache full of units drops
     // sixteen of them and takes a new megabyte). Whether the GC ran before the sample above is
-    // the machine's timing; this is not.
-    t.ok(r.allocatedBytes <= bound, `the cache allocated ${mib(r.allocatedBytes)} of buffers ≤ ${mib(bound)} (every other buffer reused)`);
+    // the machine's timing; this is not. One page of slack: a buffer evicted while a reply still
+    // copies from it is replaced at once, and pooled again after (a rare interleaving of two readers).
+    t.ok(r.allocatedBytes <= bound + ALLOC_SLACK, `the cache allocated ${mib(r.allocatedBytes)} of buffers ≤ ${mib(bound + ALLOC_SLACK)} (every other buffer reused)`);
     const heapGrowth = Math.max(0, r.peakHeap - r.baselineHeap);
     const outsideHeap = r.peakRss - r.baselineRss - heapGrowth;
     t.ok(outsideHeap <= CACHE + RSS_MARGIN, `RSS grew by ${mib(outsideHeap)} besides V8's heap ≤ ${mib(CACHE + RSS_MARGIN)}`);
