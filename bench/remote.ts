@@ -229,7 +229,7 @@ export async function runRemote(o: RemoteOptions): Promise<string> {
       );
       return (JSON.parse(out.slice(out.indexOf('{'))) as { jobs: Array<{ read: { iops: number; total_ios?: number } }> }).jobs[0]!.read.iops;
     };
-    type CacheStats = { bytesFetched: number; unitFetches: number; misses: number; toRandom: number };
+    type CacheStats = { bytesFetched: number; unitFetches: number; misses: number; toRandom: number; disk?: { writesDropped: number; bytesDropped?: number; bytesWritten: number } };
     const cacheStats = async (mp: string): Promise<CacheStats> => (JSON.parse(await must(`'${process.execPath}' '${CLI}' --json stats '${mp}'`)) as { cache: CacheStats }).cache;
     // "Cold" for the fair rows: the source's bytes in the host page cache (read once, directly),
     // every file system's own caches empty (fresh mounts, rclone's cache folder emptied).
@@ -348,6 +348,11 @@ export async function runRemote(o: RemoteOptions): Promise<string> {
         add('cpu/GiB smhfs mount', (((await cpuSeconds(cs3.pid)) - m0) * 1024) / o.sizeMiB);
         add('cpu/GiB s3rver (smhfs)', (((await cpuSeconds(s3rver.pid)) - s0) * 1024) / o.sizeMiB);
         add('s3 warm kernel', await readMBps(FILE.s3));
+        {
+          // What the cold read could not keep on disk (backlog full): the warm remount fetches it again.
+          const d = (await cacheStats(MNT.s3)).disk;
+          if (d) notes.push(`S3 cold read, run ${run}: disk cache wrote ${(d.bytesWritten / MiB).toFixed(0)} MiB, dropped ${d.writesDropped} writes (${d.bytesDropped === undefined ? '?' : (d.bytesDropped / MiB).toFixed(0)} MiB); load ${(await must('cut -d" " -f1-3 /proc/loadavg')).trim()}`);
+        }
         await stopFs('s3'); // finishes the disk cache's writes
         // Warm remount: the disk cache holds the file; kernel caches dropped.
         await dropCaches();

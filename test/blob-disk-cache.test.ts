@@ -332,7 +332,7 @@ t.test('random reads: units go to disk and come back; a page on disk serves its 
   for (const off of offsets) t.ok((await cache.read(key, bytes.length, off, 100, s)).equals(bytes.subarray(off, off + 100)));
   t.ok(s.random, 'random after two seeks');
   await cache.close();
-  t.equal(store.bytes, PS + PS + 3 * US, 'page 0, page 9 (one seek is not random yet), then three units (page 0 was there)');
+  t.equal(store.bytes, PS + 4 * US, 'page 0, then four units: a new stream\'s first read off offset 0 is not known to read on (page 0 was there)');
   const d2 = new DiskCache({ dir, maxBytes: 64 * PS, unitSize: US, segmentSize: SEG, log: () => undefined });
   await d2.open();
   t.teardown(() => d2.close());
@@ -425,6 +425,7 @@ t.test('faults on the cache disk: ENOSPC and EIO fall back to S3 with the right 
   t.equal(logs.filter((l) => /is full \(ENOSPC\); caching in memory only/.test(l)).length, 1, `one log line: ${logs.join(' | ')}`);
   t.equal(d.stats().writes, 0);
   t.ok(d.stats().writesDropped > 0, 'later writes were skipped, not queued');
+  t.ok(d.stats().bytesDropped >= PS, `and their bytes are counted (${d.stats().bytesDropped})`);
   // The disk frees up: after the pause, writes resume.
   fault = undefined;
   await new Promise((r) => setTimeout(r, 250));

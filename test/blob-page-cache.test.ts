@@ -417,8 +417,8 @@ t.test('B3/random: two seeks in a row make a stream random; its misses fetch uni
   t.ok(s.random, 'the stream is random');
   t.same(
     store.calls.map((c) => c.length),
-    [RPS, 2 * RUS, RUS, 2 * RUS, RUS],
-    'the first read fetched a page; after the second seek only the units the reads touched (a read crossing a unit boundary: two, in one request)',
+    [2 * RUS, 2 * RUS, RUS, 2 * RUS, RUS],
+    'only the units the reads touched (a read crossing a unit boundary: two, in one request), the first read too: a new stream is not known to read on',
   );
   t.same(store.calls.slice(1, 3).map((c) => c.offset), [10 * RPS + RUS, 50 * RPS + 3 * RUS], 'units are aligned');
   t.equal(cache.stats().prefetches, 0, 'no readahead for a random stream');
@@ -429,7 +429,7 @@ t.test('B3/random: two seeks in a row make a stream random; its misses fetch uni
   const lease = cache.readCachedSync(key, bytes.length, 10 * RPS + RUS, 2000, s);
   t.ok(lease && Buffer.concat(lease.parts).equals(bytes.subarray(10 * RPS + RUS, 10 * RPS + RUS + 2000)), 'readCachedSync answers from a cached unit');
   t.equal(store.calls.length, n, 'no fetch for cached units');
-  t.equal(cache.stats().cachedBytes, RPS + 6 * RUS, 'memory holds one page and six units');
+  t.equal(cache.stats().cachedBytes, 8 * RUS, 'memory holds eight units, no page');
 });
 
 t.test('B3/random: enough contiguous bytes make a random stream sequential again (pages, doubling window)', async (t) => {
@@ -442,19 +442,32 @@ t.test('B3/random: enough contiguous bytes make a random stream sequential again
   // Now read on from 5 * RPS + 100 in 4 KiB steps: units until four units' worth, then pages.
   let off = 5 * RPS + 100;
   const lengths: boolean[] = [];
+  const fetched: number[][] = [];
   for (let i = 0; i < 8; i++) {
+    const n0 = store.calls.length;
     t.ok((await cache.read(key, bytes.length, off, 4096, s)).equals(bytes.subarray(off, off + 4096)));
+    await cache.idle();
+    fetched.push(store.calls.slice(n0).map((c) => c.length));
     lengths.push(s.random);
     off += 4096;
   }
   t.same(lengths, [true, true, true, false, false, false, false, false], 'sequential again once four units (16 KiB) were read contiguously, counting the seek\'s 100 bytes');
+  // The read that switches fetches only the unit it lacks, with no readahead: a random reader
+  // lands near its previous read by chance now and then, and one page for it (plus one prefetched)
+  // in a cache full of units sends thirty-two units to the GC. Pages from the next read on.
+  t.same(fetched[3], [RUS], 'the read that made it sequential fetched one unit, no page');
+  t.same(fetched[4], [RPS, RPS], 'the next contiguous read: its page and one page of readahead');
   t.ok(s.window >= RPS, `readahead is back (window ${s.window})`);
   await cache.idle();
   t.ok(cache.stats().prefetches > 0, 'and prefetches pages');
   t.ok(store.calls.some((c) => c.offset === 6 * RPS && c.length === RPS), 'whole pages again');
   t.match(cache.stats(), { toRandom: 1, toSequential: 1 });
-  // And random once more after two seeks.
+  // And random once more after two seeks. The first seek, after less than a page read
+  // contiguously, is not known to read on: a unit, not a page.
   await cache.read(key, bytes.length, 60 * RPS, 100, s);
+  await cache.idle();
+  t.notOk(s.random, 'one seek: not random yet');
+  t.has(store.calls.at(-1), { offset: 60 * RPS, length: RUS }, 'a seek after a short run fetches a unit');
   await cache.read(key, bytes.length, 2 * RPS, 100, s);
   t.ok(s.random, 'random again');
   t.equal(store.calls.at(-1)!.length, RUS, 'a unit');

@@ -129,8 +129,9 @@ export interface DiskCacheStats {
   corrupt: number;
   /** I/O errors on the cache disk (reads and writes). */
   errors: number;
-  /** Writes not done: backlog full or writes paused. */
+  /** Writes not done: backlog full or writes paused; and their bytes. */
   writesDropped: number;
+  bytesDropped: number;
   /** Bytes of writes queued or running now (their page buffers are pinned until written). */
   pendingWriteBytes: number;
 }
@@ -208,7 +209,7 @@ export class DiskCache {
   /** This instance holds the folder's lock. */
   #locked = false;
   #closed = false;
-  #s = { hits: 0, misses: 0, bytesRead: 0, writes: 0, bytesWritten: 0, evictions: 0, corrupt: 0, errors: 0, writesDropped: 0 };
+  #s = { hits: 0, misses: 0, bytesRead: 0, writes: 0, bytesWritten: 0, evictions: 0, corrupt: 0, errors: 0, writesDropped: 0, bytesDropped: 0 };
   #bytes = 0;
   readonly #offBuf = Buffer.alloc(8);
   readonly #crc32: (data: Uint8Array, seed?: number) => number;
@@ -370,7 +371,10 @@ export class DiskCache {
     const id = extentId(key, offset, data.length);
     if (data.length === 0 || this.#closed || offset % this.unitSize !== 0 || this.#writing.has(id) || this.has(key, offset, data.length)) return Promise.resolve();
     if (this.state !== 'on' || this.#pendingBytes + data.length > this.#maxPendingBytes) {
-      if (this.#state !== 'off') this.#s.writesDropped++;
+      if (this.#state !== 'off') {
+        this.#s.writesDropped++;
+        this.#s.bytesDropped += data.length;
+      }
       return Promise.resolve();
     }
     this.#writing.add(id);
@@ -471,6 +475,7 @@ export class DiskCache {
   async #writePiece(key: string, index: number, rel: number, parts: Buffer[], length: number): Promise<boolean> {
     if (this.state !== 'on') {
       this.#s.writesDropped++;
+      this.#s.bytesDropped += length;
       return false;
     }
     const U = this.unitSize;
@@ -492,6 +497,7 @@ export class DiskCache {
     try {
       if (!(await this.#roomOnDisk(adds))) {
         this.#s.writesDropped++;
+        this.#s.bytesDropped += length;
         return false;
       }
       this.#evictTo(this.maxBytes - adds);

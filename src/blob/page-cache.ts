@@ -444,12 +444,13 @@ export class PageCache {
     const end = Math.min(blobSize, offset + length);
     const first = Math.floor(offset / ps);
     const last = Math.floor((end - 1) / ps);
-    const random = stream ? this.#track(stream, key, offset, end, last) : false;
+    const units = stream ? this.#track(stream, key, offset, end, last) : false;
     const exts: Extent[] = [];
     for (let i = first; i <= last; i++) {
       const page = this.#pageExtent(key, blobSize, i);
-      // A random stream asks for units, unless the whole page is here or on its way anyway.
-      if (!random || this.#cachedOrPending(page.k)) {
+      // A random stream (or one not yet known to be sequential) asks for units, unless the whole
+      // page is here or on its way anyway.
+      if (!units || this.#cachedOrPending(page.k)) {
         exts.push(page);
         continue;
       }
@@ -457,8 +458,8 @@ export class PageCache {
       const to = Math.min(end, page.offset + page.length);
       for (let u = Math.floor(from / this.unitSize); u * this.unitSize < to; u++) exts.push(this.#unitExtent(key, blobSize, u));
     }
-    if (random) this.#s.unitFetches += exts.filter((e) => e.unit && !this.#cachedOrPending(e.k)).length;
-    const pages = this.#fetchAll(key, exts, false, random ? this.#unitRunBytes : this.maxRequestPages * ps);
+    if (units) this.#s.unitFetches += exts.filter((e) => e.unit && !this.#cachedOrPending(e.k)).length;
+    const pages = this.#fetchAll(key, exts, false, units ? this.#unitRunBytes : this.maxRequestPages * ps);
     // After the read's own extents are queued, so they are ahead of any prefetch they trigger.
     if (stream) {
       this.#prefetchAhead(stream, key, blobSize);
@@ -939,7 +940,12 @@ export class PageCache {
   /**
    * Follow a stream: sequential (or near-sequential) reads grow the window, a seek resets it;
    * two seeks in a row make the stream random, enough contiguous bytes sequential again.
-   * Returns whether the stream is random now.
+   * Returns whether this read's misses fetch units rather than whole pages: a random stream's,
+   * and any read not yet known to be sequential — a seek by a stream that has not read a page's
+   * worth contiguously before it (a new stream's first read off offset 0, a stream just back from
+   * random) and the read that makes a random stream sequential again (readahead starts with the
+   * next contiguous read). Whole pages only for a reader known to read on: in a cache full of
+   * units, a page costs sixteen units that go to the GC and a new megabyte (issue 16).
    */
   #track(s: ReadStream, key: string, offset: number, end: number, lastPage: number): boolean {
     const ps = this.pageSize;
@@ -949,6 +955,7 @@ export class PageCache {
     // previous read ended is part of the same stream; anything further is a seek.
     const slack = s.random ? RANDOM_SLACK : Math.max(s.window, ps);
     const near = s.sequentialReads + s.seeks > 0 && Math.abs(offset - s.nextOffset) <= slack;
+    const wasRandom = s.random;
     if (offset === s.nextOffset || near) {
       s.sequentialReads++;
       s.seekRun = 0;
@@ -958,24 +965,26 @@ export class PageCache {
         this.#s.toSequential++;
       }
       if (!s.random) {
-        if (s.window === 0) s.window = Math.min(ps, this.windowCap);
+        if (wasRandom) s.window = 0; // back from random: readahead from the next contiguous read
+        else if (s.window === 0) s.window = Math.min(ps, this.windowCap);
         else if (lastPage > s.lastPage) s.window = Math.min(s.window * 2, this.windowCap);
       }
       s.nextOffset = Math.max(s.nextOffset, end);
       s.lastPage = Math.max(s.lastPage, lastPage);
-    } else {
-      s.seeks++;
-      s.runBytes = end - offset;
-      if (this.#randomEnabled && !s.random && ++s.seekRun >= SEEKS_TO_RANDOM) {
-        s.random = true;
-        this.#s.toRandom++;
-      }
-      s.window = 0;
-      s.prefetchedThrough = lastPage;
-      s.nextOffset = end;
-      s.lastPage = lastPage;
+      return wasRandom;
     }
-    return s.random;
+    const knownSequential = s.runBytes >= ps; // the contiguous run this seek ends
+    s.seeks++;
+    s.runBytes = end - offset;
+    if (this.#randomEnabled && !s.random && ++s.seekRun >= SEEKS_TO_RANDOM) {
+      s.random = true;
+      this.#s.toRandom++;
+    }
+    s.window = 0;
+    s.prefetchedThrough = lastPage;
+    s.nextOffset = end;
+    s.lastPage = lastPage;
+    return s.random || (this.#randomEnabled && !knownSequential);
   }
 
   /** Prefetch the stream's window ahead of its last page. */

@@ -148,6 +148,7 @@ export class Metrics {
     diskCounter('smhfs_disk_cache_corrupt_total', 'disk-cache reads that failed verification (never served)', 'corrupt');
     diskCounter('smhfs_disk_cache_errors_total', 'I/O errors on the cache disk', 'errors');
     diskCounter('smhfs_disk_cache_writes_dropped_total', 'pages not written to the on-disk cache (backlog full or writes paused)', 'writesDropped');
+    diskCounter('smhfs_disk_cache_dropped_bytes_total', 'bytes not written to the on-disk cache (backlog full or writes paused)', 'bytesDropped');
     new Gauge({
       name: 'smhfs_disk_cache_bytes',
       help: 'bytes of on-disk cache files (headers included)',

@@ -28,8 +28,10 @@ export interface ReadMemoryJob {
   size: number;
   cacheBytes: number;
   pattern: 'sequential' | 'random';
-  /** Random: seconds of reads (default 3). */
+  /** Random: seconds of reads (default 3), half with 4 KiB reads, half with 128 KiB. */
   seconds?: number;
+  /** Random: the 128 KiB half goes on until the cache has fetched this much (a loaded machine reads less per second). */
+  minFetched?: number;
   diskDir?: string;
 }
 
@@ -50,6 +52,13 @@ export interface ReadMemoryResult {
   allocatedBytes: number;
   /** Of bytesFetched: what the warm-up read fetched (its page and readahead). */
   warmupFetched: number;
+  /** PageCache stats at the end: unit fetches, stream flips. */
+  unitFetches: number;
+  toRandom: number;
+  toSequential: number;
+  /** The disk cache's writes dropped (count, bytes), when there is one. */
+  diskDropped?: number;
+  diskBytesDropped?: number;
   cpuUserMs: number;
   cpuSystemMs: number;
   ms: number;
@@ -113,20 +122,26 @@ if (job.pattern === 'sequential') {
   const s = cache.openStream();
   for (let off = 0; off < job.size; off += reply.length) await readAt(s, off, reply.length);
 } else {
-  const until = Date.now() + (job.seconds ?? 3) * 1000;
+  const phaseMs = ((job.seconds ?? 3) * 1000) / 2;
+  // Bounded: a reader that cannot reach minFetched in a minute leaves it to the test's assertion.
+  const giveUp = Date.now() + 60_000;
   let seed = 12345;
   const rand = (): number => {
     seed = (seed * 1103515245 + 12345) % 2 ** 31;
     return seed / 2 ** 31;
   };
-  const reader = async (blockSize: number): Promise<void> => {
+  const reader = async (blockSize: number, until: number, minFetched: number): Promise<void> => {
     const s = cache.openStream();
-    while (Date.now() < until) {
+    while ((Date.now() < until || cache.stats().bytesFetched < minFetched) && Date.now() < giveUp) {
       const off = Math.floor((rand() * (job.size - blockSize)) / blockSize) * blockSize;
       await readAt(s, off, blockSize);
     }
   };
-  for (const block of [4096, 128 * 1024]) await Promise.all([reader(block), reader(block)]);
+  // Each half has its own time (one deadline for both left the 128 KiB half no time at all).
+  for (const [block, minFetched] of [[4096, 0], [128 * 1024, job.minFetched ?? 0]] as const) {
+    const until = Date.now() + phaseMs;
+    await Promise.all([reader(block, until, minFetched), reader(block, until, minFetched)]);
+  }
 }
 await cache.idle();
 await disk?.idle();
@@ -143,6 +158,10 @@ const result: ReadMemoryResult = {
   bytesFetched: cache.stats().bytesFetched,
   allocatedBytes: cache.stats().allocatedBytes - allocated0,
   warmupFetched,
+  unitFetches: cache.stats().unitFetches,
+  toRandom: cache.stats().toRandom,
+  toSequential: cache.stats().toSequential,
+  ...(disk ? { diskDropped: disk.stats().writesDropped, diskBytesDropped: disk.stats().bytesDropped } : {}),
   cpuUserMs: cpu.user / 1000,
   cpuSystemMs: cpu.system / 1000,
   ms: Date.now() - t0,

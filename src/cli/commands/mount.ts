@@ -509,7 +509,7 @@ function printStats(s: StatsReply): void {
       printLine(
         `disk      ${d.state}, ${d.dir}: ${mib(d.bytes)} of ${mib(d.maxBytes)} in ${d.entries} files; ${d.hits} hits, ${d.misses} misses, ` +
           `${mib(d.bytesRead)} read, ${mib(d.bytesWritten)} written, ${d.evictions} evictions, ${d.corrupt} corrupt, ${d.errors} errors` +
-          (d.writesDropped > 0 ? `, ${d.writesDropped} writes skipped` : ''),
+          (d.writesDropped > 0 ? `, ${d.writesDropped} writes skipped (${mib(d.bytesDropped ?? 0)})` : ''),
       );
     }
   }
