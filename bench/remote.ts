@@ -229,7 +229,7 @@ export async function runRemote(o: RemoteOptions): Promise<string> {
       );
       return (JSON.parse(out.slice(out.indexOf('{'))) as { jobs: Array<{ read: { iops: number; total_ios?: number } }> }).jobs[0]!.read.iops;
     };
-    type CacheStats = { bytesFetched: number; unitFetches: number; misses: number; toRandom: number; disk?: { writesDropped: number; bytesDropped?: number; bytesWritten: number } };
+    type CacheStats = { bytesFetched: number; unitFetches: number; misses: number; toRandom: number; bufferBytes?: number; disk?: { writesDropped: number; bytesDropped?: number; bytesWritten: number } };
     const cacheStats = async (mp: string): Promise<CacheStats> => (JSON.parse(await must(`'${process.execPath}' '${CLI}' --json stats '${mp}'`)) as { cache: CacheStats }).cache;
     // "Cold" for the fair rows: the source's bytes in the host page cache (read once, directly),
     // every file system's own caches empty (fresh mounts, rclone's cache folder emptied).
@@ -451,6 +451,11 @@ export async function runRemote(o: RemoteOptions): Promise<string> {
           );
         }
         rss[`${which} random`] = await peakRss(r.pid);
+        {
+          // How full the cache got decides most of that peak: say it, so runs compare like for like.
+          const st = await cacheStats(MNT[which]);
+          notes.push(`RSS random (${which}): ${(st.bytesFetched / MiB).toFixed(0)} MiB fetched, ${((st.bufferBytes ?? NaN) / MiB).toFixed(0)} MiB of cache buffers, ${st.unitFetches} unit fetches, ${st.toRandom} streams random`);
+        }
         await stopFs(which);
         await rm(lib, { recursive: true, force: true });
       }
