@@ -28,8 +28,8 @@ export interface ReadMemoryJob {
   size: number;
   cacheBytes: number;
   pattern: 'sequential' | 'random';
-  /** Random: seconds of reads (default 3), half with 4 KiB reads, half with 128 KiB. */
-  seconds?: number;
+  /** Random: how many 4 KiB reads each of the two readers makes first (default 1,000). */
+  reads4k?: number;
   /** Random: the 128 KiB half goes on until the cache has fetched this much (a loaded machine reads less per second). */
   minFetched?: number;
   diskDir?: string;
@@ -122,25 +122,27 @@ if (job.pattern === 'sequential') {
   const s = cache.openStream();
   for (let off = 0; off < job.size; off += reply.length) await readAt(s, off, reply.length);
 } else {
-  const phaseMs = ((job.seconds ?? 3) * 1000) / 2;
+  // Counts, not times, and one seeded sequence per reader: which reads land next to the last one
+  // (a stream turning sequential, which fetches a page) must not depend on the machine's speed or
+  // on how two readers interleave. The 4 KiB half reads a fixed number of blocks; the 128 KiB half
+  // goes on until it has made the cache fetch minFetched more (filled and evicting again).
   // Bounded: a reader that cannot reach minFetched in a minute leaves it to the test's assertion.
   const giveUp = Date.now() + 60_000;
-  let seed = 12345;
-  const rand = (): number => {
+  const sequence = (seed: number) => (): number => {
     seed = (seed * 1103515245 + 12345) % 2 ** 31;
     return seed / 2 ** 31;
   };
-  const reader = async (blockSize: number, until: number, minFetched: number): Promise<void> => {
+  const reader = async (blockSize: number, seed: number, reads: number, minFetched: number): Promise<void> => {
     const s = cache.openStream();
-    while ((Date.now() < until || cache.stats().bytesFetched < minFetched) && Date.now() < giveUp) {
+    const rand = sequence(seed);
+    const fetched0 = cache.stats().bytesFetched; // this half's own fetches count
+    for (let i = 0; (i < reads || cache.stats().bytesFetched - fetched0 < minFetched) && Date.now() < giveUp; i++) {
       const off = Math.floor((rand() * (job.size - blockSize)) / blockSize) * blockSize;
       await readAt(s, off, blockSize);
     }
   };
-  // Each half has its own time (one deadline for both left the 128 KiB half no time at all).
-  for (const [block, minFetched] of [[4096, 0], [128 * 1024, job.minFetched ?? 0]] as const) {
-    const until = Date.now() + phaseMs;
-    await Promise.all([reader(block, until, minFetched), reader(block, until, minFetched)]);
+  for (const [block, reads, minFetched] of [[4096, job.reads4k ?? 1000, 0], [128 * 1024, 0, job.minFetched ?? 0]] as const) {
+    await Promise.all([reader(block, 12345 + block, reads, minFetched), reader(block, 54321 + block, reads, minFetched)]);
   }
 }
 await cache.idle();
