@@ -40,13 +40,14 @@ interface Import {
   typeOnly: boolean;
 }
 
-function sources(dir: string): string[] {
+/** Files under `dir` whose name passes `wanted` (TypeScript sources by default). */
+function sources(dir: string, wanted = (name: string) => name.endsWith('.ts') && !name.endsWith('.d.ts')): string[] {
   const out: string[] = [];
   for (const name of readdirSync(dir)) {
     const p = join(dir, name);
     if (statSync(p).isDirectory()) {
-      if (name !== 'node_modules' && name !== 'build') out.push(...sources(p));
-    } else if (name.endsWith('.ts') && !name.endsWith('.d.ts')) out.push(p);
+      if (name !== 'node_modules' && name !== 'build') out.push(...sources(p, wanted));
+    } else if (wanted(name)) out.push(p);
   }
   return out.sort();
 }
@@ -170,20 +171,11 @@ t.test('no import cycle', async (t) => {
 });
 
 /** The addon's C sources (src/fuse/ll/*.c): held to the same length rule as the TypeScript. */
-function cSources(dir: string): string[] {
-  const out: string[] = [];
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) {
-      if (name !== 'node_modules' && name !== 'build') out.push(...cSources(p));
-    } else if (name.endsWith('.c')) out.push(p);
-  }
-  return out.sort();
-}
+const cFiles = sources(SRC, (name) => name.endsWith('.c'));
 
 t.test(`files: none over ${MAX_LINES} lines unless its opening comment says why`, async (t) => {
   const over: string[] = [];
-  for (const f of [...files, ...cSources(SRC)]) {
+  for (const f of [...files, ...cFiles]) {
     const text = readFileSync(f, 'utf8');
     const lines = text.split('\n').length - (text.endsWith('\n') ? 1 : 0);
     if (lines <= MAX_LINES) continue;
