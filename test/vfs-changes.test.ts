@@ -4,6 +4,8 @@
 // No FUSE here: the invalidations go to a recording sink (binding-ll-inval drives a real kernel).
 import t, { type Test } from 'tap';
 import { Library } from '../src/store/library.js';
+import type { Space } from '../src/store/space.js';
+import type { NodeInfo } from '../src/store/types.js';
 import { nodeCachesSink } from '../src/fuse/invalidation.js';
 import { InodeAdapter } from '../src/fuse/inode-adapter.js';
 import type { ContentReader } from '../src/vfs/reader.js';
@@ -89,18 +91,24 @@ t.test('H4: another connection\'s commits are seen through data_version, in orde
   t.equal(f.lastSeq, lib.changes.head(), 'the cursor is at the head');
 });
 
-t.test('H4/L12/issue 15: another connection\'s cascade is one feed row, read back into every name and link it moved', async (t) => {
-  const { lib, space, dir } = openLib(t);
-  const N = 50;
+/** photo.jpg and N bound links to it, each named `cover` in its own directory d0…: the cascade's shape. */
+async function coverLinks(lib: Library, space: Space, n: number): Promise<{ photo: NodeInfo; dirs: number[]; links: number[] }> {
   const photo = (await put(lib, space, 'photo.jpg', 'jpeg', { conflict: 'ask' })).info;
   const dirs: number[] = [];
   const links: number[] = [];
   lib.transaction(() => {
-    for (let i = 0; i < N; i++) {
+    for (let i = 0; i < n; i++) {
       dirs.push(space.mkdir(`d${i}`).info.id);
       links.push(space.createLink(`d${i}/cover`, 'photo.jpg').info.id);
     }
   });
+  return { photo, dirs, links };
+}
+
+t.test('H4/L12/issue 15: another connection\'s cascade is one feed row, read back into every name and link it moved', async (t) => {
+  const { lib, space, dir } = openLib(t);
+  const N = 50;
+  const { photo, dirs, links } = await coverLinks(lib, space, N);
   const other = Library.open(dir, { blobStore: new MemoryBlobStore() });
   t.teardown(() => other.close());
   const { f, inodes, entries } = follow(t, lib);
@@ -240,15 +248,7 @@ t.test('H4/issue 15: the inode adapter sends a name\'s invalidation only under a
 t.test('issue 15: a cascade\'s invalidations reach the kernel in one call (entries, then inodes), by the same rules as one at a time', async (t) => {
   const { lib, space } = openLib(t);
   const N = 200;
-  const photo = (await put(lib, space, 'photo.jpg', 'jpeg', { conflict: 'ask' })).info;
-  const dirs: number[] = [];
-  const links: number[] = [];
-  lib.transaction(() => {
-    for (let i = 0; i < N; i++) {
-      dirs.push(space.mkdir(`d${i}`).info.id);
-      links.push(space.createLink(`d${i}/cover`, 'photo.jpg').info.id);
-    }
-  });
+  const { photo, dirs, links } = await coverLinks(lib, space, N);
   const reader = { cache: { stats: () => ({}) } } as unknown as ContentReader; // only for snapshot()
   const adapter = new InodeAdapter(lib, space, reader, { mountpoint: '/nowhere', log: () => undefined, cacheBoundLinks: true });
   const single: string[] = [];
