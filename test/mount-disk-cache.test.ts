@@ -82,6 +82,7 @@ if (why) {
   t.test('an S3 library: a remount reads the file again with 0 bytes from S3', async (t) => {
     const { dir, args } = await s3Library();
     const m1 = await startMount({ dir, args, env });
+    t.teardown(() => cleanup(m1, { keepDir: true })); // m2 reuses the folder; it removes it
     await ok(`cmp '${m1.p('big.bin')}' '${src}'`);
     const s1 = await stats(m1);
     t.equal(s1.cache.bytesFetched, 24 * MiB + 12345, 'first read: every byte from S3');
@@ -104,6 +105,7 @@ if (why) {
   t.test('kill -9 mid-read, a page damaged as by a power loss: the remount serves only verified pages', async (t) => {
     const { dir, args } = await s3Library();
     const m1 = await startMount({ dir, args, env });
+    t.teardown(() => cleanup(m1, { keepDir: true })); // m2 reuses the folder; it removes it
     const reader = sh(`dd if='${m1.p('big.bin')}' of=/dev/null bs=128k status=none`, { timeoutMs: 60_000 });
     for (let i = 0; i < 400 && (await recordedPages(m1.library).catch(() => [])).length < 6; i++) await new Promise((r) => setTimeout(r, 25));
     process.kill(m1.pid, 'SIGKILL');
@@ -144,6 +146,7 @@ if (why) {
   t.test('EIO on every cache read: the bytes come from S3, right', async (t) => {
     const { dir, args } = await s3Library();
     const m1 = await startMount({ dir, args, env });
+    t.teardown(() => cleanup(m1, { keepDir: true })); // m2 reuses the folder; it removes it
     await ok(`cmp '${m1.p('big.bin')}' '${src}'`);
     await m1.stop();
     await cleanup(m1, { keepDir: true });

@@ -130,4 +130,32 @@ if (why) {
     t.equal(files.get('keep.bin'), await sha256File(`${m.dir}/keep.bin`), 'keep.bin has its bytes');
     await expectFsckClean(t, again.library, {}, 'after the crash');
   });
+  t.test('the test harness: a test process that ends without its teardown leaves no mount behind', async (t) => {
+    // A script that starts a mount through the harness and exits without cleaning up (as a test
+    // that throws before registering its teardown would): the harness's exit hook detaches it.
+    const helper = new URL('./helpers/mount.js', import.meta.url).href;
+    const script = `const h = await import(${JSON.stringify(helper)}); const m = await h.startMount(); console.log(JSON.stringify({ mp: m.mountpoint, pid: m.pid, dir: m.dir })); process.exit(3);`;
+    const r = await sh(`'${process.execPath}' --input-type=module -e '${script}'`, { env: { TAP: '' } });
+    t.equal(r.code, 3, r.stderr);
+    const left = JSON.parse(r.stdout) as { mp: string; pid: number; dir: string };
+    t.teardown(async () => {
+      try {
+        process.kill(left.pid, 'SIGKILL'); // only if the hook failed: the pid the script printed
+      } catch {
+        // gone, as it should be
+      }
+      await sh(`umount -l '${left.mp}' 2>/dev/null; rm -rf '${left.dir}'`);
+    });
+    t.notOk(await isMounted(left.mp), 'nothing is mounted at its mountpoint');
+    let alive = true;
+    for (let i = 0; i < 100 && alive; i++) {
+      try {
+        process.kill(left.pid, 0);
+        await sleep(50);
+      } catch {
+        alive = false;
+      }
+    }
+    t.notOk(alive, 'its server is gone');
+  });
 }

@@ -4,8 +4,13 @@
  * mount with real programs in child processes (or async fs calls). Teardown always unmounts:
  * SIGTERM to the server it started (and only that pid), then `fusermount -uz` / `umount -l` as
  * a last resort, then SIGKILL of that pid if it is still there.
+ *
+ * A test that throws between starting a mount and registering its teardown would leave the mount
+ * behind (one was found dead on this machine hours after a failed run). So every mount started here
+ * is also remembered: the file's root teardown cleans up any that is still ours, and a synchronous
+ * exit hook detaches whatever even that missed (a test process stopped by tap's timeout).
  */
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, execFile, type ChildProcess } from 'node:child_process';
 import { access, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -211,6 +216,7 @@ export async function startMount(opts: MountOptions = {}): Promise<Mount> {
       return r;
     },
   };
+  await remember(m);
   for (let i = 0; ; i++) {
     if ((await mountsHas(mountpoint)) === 'fuse.smhfs' && out.includes('serving')) break;
     if (exitState !== undefined) throw new Error(`smhfs mount exited (${exitState}) before mounting:\n${out}`);
@@ -223,8 +229,37 @@ export async function startMount(opts: MountOptions = {}): Promise<Mount> {
   return m;
 }
 
+/** Mounts started by this process and not cleaned up yet (see the module comment). */
+const started = new Set<Mount>();
+let safetyNet = false;
+async function remember(m: Mount): Promise<void> {
+  started.add(m);
+  if (safetyNet) return;
+  safetyNet = true;
+  if (process.env.TAP === '1') {
+    // Runs after every subtest's own teardown, failed or not.
+    const tap = (await import('tap')).default;
+    tap.teardown(async () => {
+      for (const left of [...started]) await cleanup(left);
+    });
+  }
+  process.on('exit', () => {
+    for (const left of started) {
+      if (left.child.exitCode === null && left.child.signalCode === null) {
+        try {
+          process.kill(left.pid, 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }
+      spawnSync('umount', ['-l', left.mountpoint], { stdio: 'ignore', timeout: 5000 });
+    }
+  });
+}
+
 /** Unmount by every means, kill only our pid, and remove the temp folder once nothing is mounted there. */
 export async function cleanup(m: Mount, opts: { keepDir?: boolean } = {}): Promise<void> {
+  started.delete(m);
   if (m.child.exitCode === null && m.child.signalCode === null) {
     try {
       process.kill(m.pid, 'SIGTERM');
