@@ -11,7 +11,8 @@ import { fileURLToPath } from 'node:url';
 import { Library } from '../src/store/library.js';
 import { checkLibrary } from '../src/store/fsck.js';
 import { usePostgresEngine, sqlGet } from './helpers/store-engines.js';
-import { openLib, put, read, tempDir } from './helpers/store.js';
+import { openLib, put, read, storeEngine, tempDir } from './helpers/store.js';
+import { PgConnection } from '../src/store/postgres/connection.js';
 
 const cluster = await usePostgresEngine(t);
 const CLIENT = fileURLToPath(new URL('./helpers/pg-rules-client.js', import.meta.url));
@@ -141,4 +142,47 @@ t.test('S2: the server restarts in the middle of an operation: it runs again, on
   await lib.idle();
   const report = await checkLibrary(dir, { blobStore: lib.blobs });
   t.equal(report.exitCode, 0, `fsck clean: ${report.findings.filter((f) => f.problem).map((f) => f.summary).join('; ')}`);
+});
+
+t.test('the test harness: a closed library\'s database is reused only when emptied to exactly the template\'s state', async (t) => {
+  // What every PostgreSQL twin relies on: a library on a reused database starts as on a fresh one.
+  const state = (url: string): unknown => {
+    const conn = PgConnection.connectSync(url);
+    try {
+      return conn.snapshot(() => {
+        const names = conn.query<{ t: string }>("SELECT tablename AS t FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename").map((r) => r.t);
+        const tables = Object.fromEntries(names.map((n) => [n, conn.query(`SELECT * FROM "${n}"`).map((r) => JSON.stringify(r)).sort()]));
+        const sequences = conn.query('SELECT sequencename, last_value FROM pg_sequences WHERE schemaname = current_schema() ORDER BY sequencename');
+        return { tables, sequences };
+      });
+    } finally {
+      conn.close();
+    }
+  };
+  const fresh = storeEngine.newDatabaseUrl!();
+  const want = state(fresh);
+  const first = openLib(t, { dir: tempDir() }); // a library on a database of its own
+  const used = first.lib.postgres!.url;
+  first.space.mkdir('a');
+  await put(first.lib, first.space, 'a/f.txt', 'bytes');
+  first.space.unlink('a/f.txt');
+  const firstIds = first.space.stat('a').id;
+  t.not(JSON.stringify(state(used)), JSON.stringify(want), 'the used database holds rows and moved sequences');
+
+  // Someone still connected: not reused.
+  const holder = PgConnection.connectSync(used);
+  first.lib.close();
+  storeEngine.releaseDatabase!(used);
+  const other = storeEngine.newDatabaseUrl!();
+  t.not(other, used, 'a database somebody is still connected to is not handed out again');
+  holder.close();
+  storeEngine.releaseDatabase!(used);
+  t.equal(storeEngine.newDatabaseUrl!(), used, 'once nobody is connected, it is the next one handed out');
+  t.same(state(used), want, 'emptied to the template\'s rows and sequences, as a fresh database');
+  storeEngine.releaseDatabase!(used);
+  const again = openLib(t, { dir: tempDir() });
+  t.equal(again.lib.postgres!.url, used, 'and a library opens on it');
+  t.equal(again.space.mkdir('a').info.id, firstIds, 'its first node gets the id a fresh database gives');
+  storeEngine.releaseDatabase!(other);
+  storeEngine.releaseDatabase!(fresh);
 });

@@ -83,7 +83,9 @@ export const storeEngine: {
   name: 'sqlite' | 'postgres';
   newDatabaseUrl: (() => string) | undefined;
   dropDatabase: ((url: string) => void) | undefined;
-} = { name: 'sqlite', newDatabaseUrl: undefined, dropDatabase: undefined };
+  /** A closed library's database, for a later library to reuse (emptied first), when nobody else is on it. */
+  releaseDatabase: ((url: string) => void) | undefined;
+} = { name: 'sqlite', newDatabaseUrl: undefined, dropDatabase: undefined, releaseDatabase: undefined };
 
 /** A fresh library on a MemoryBlobStore in a temp dir; closed and removed at teardown. */
 export function openLib(t: Test, opts: { dir?: string } = {}): TestLib {
@@ -102,6 +104,7 @@ export function openLib(t: Test, opts: { dir?: string } = {}): TestLib {
       } catch {
         /* already closed by the test */
       }
+      if (meta) storeEngine.releaseDatabase?.(meta);
     }
     rmSync(dir, { recursive: true, force: true });
   });
