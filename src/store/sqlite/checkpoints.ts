@@ -45,6 +45,8 @@ export const NET_PAGES = 10_000;
 export const SQLITE_DEFAULT_PAGES = 1000;
 /** How often the worker looks at the WAL-index header. */
 export const TICK_MS = 100;
+/** Looks skipped after a checkpoint failed (a full disk, an I/O error): not one failing attempt every tick. */
+const BACKOFF_TICKS = 50;
 
 /** What the WAL-index header says: the WAL's last valid frame, and how many frames a checkpoint has copied. */
 export interface WalProgress {
@@ -97,6 +99,7 @@ export class WalCheckpoints {
   lastLog = 0;
   private lastFrames = -1;
   private lastVersion = -1;
+  private backoff = 0;
   private readonly version: Database.Statement;
 
   constructor(
@@ -109,6 +112,10 @@ export class WalCheckpoints {
 
   /** One look: checkpoint if due. Answers whether one ran. */
   tick(): boolean {
+    if (this.backoff > 0) {
+      this.backoff--;
+      return false;
+    }
     const p = this.progress();
     let due: boolean;
     if (p) {
@@ -133,7 +140,9 @@ export class WalCheckpoints {
       this.lastLog = r?.log ?? 0;
       return true;
     } catch {
-      return false; // busy or I/O: the next look tries again; the serving connection's net still holds
+      // busy, a full disk (D9), I/O: a later look tries again; the serving connection's net still holds
+      this.backoff = BACKOFF_TICKS;
+      return false;
     }
   }
 }
