@@ -1,18 +1,18 @@
 /**
- * The worker side of `Checkpointer` (checkpoints.ts): its own connection to library.db, a look at
- * the WAL-index header every tick, a PASSIVE checkpoint when `WalCheckpoints` says one is due.
- * It never writes a row; on 'stop' it closes its connection and says so through the shared state,
- * which the serving thread waits on.
+ * The worker side of `Checkpointer` (checkpoints.ts): its own connection to library.db, and a
+ * PASSIVE checkpoint each time the serving thread says one is due. It never writes a row; on
+ * 'stop' it closes its connection and says so through the shared state, which the serving thread
+ * waits on.
  */
-import { closeSync, openSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import { readWalProgress, WalCheckpoints, type CheckpointWorkerData } from './checkpoints.js';
+import { passiveCheckpoint, type CheckpointReply, type CheckpointWorkerData } from './checkpoints.js';
 
 if (parentPort) {
   const port = parentPort;
   const data = workerData as CheckpointWorkerData;
   const state = new Int32Array(data.state);
+  const reply = (m: CheckpointReply) => port.postMessage(m);
   let db: Database.Database;
   try {
     db = new Database(data.dbPath, { fileMustExist: true });
@@ -26,32 +26,21 @@ if (parentPort) {
     Atomics.notify(state, 0);
     throw e;
   }
-  let fd: number | undefined;
-  const buf = Buffer.alloc(136);
-  const progress = () => {
-    if (fd === undefined) {
-      try {
-        fd = openSync(data.shmPath, 'r');
-      } catch {
-        return undefined;
-      }
-    }
-    return readWalProgress(fd, buf);
-  };
-  const policy = new WalCheckpoints(db, progress, data.high);
-  const timer = setInterval(() => {
-    if (policy.tick()) {
-      Atomics.add(state, 1, 1);
-      port.postMessage({ checkpoints: policy.checkpoints, log: policy.lastLog });
-    }
-  }, data.tickMs);
   port.on('message', (m) => {
-    if (m !== 'stop') return;
-    clearInterval(timer);
-    if (fd !== undefined) closeSync(fd);
-    db.close();
-    Atomics.store(state, 0, 1);
-    Atomics.notify(state, 0);
-    port.close();
+    if (m === 'checkpoint') {
+      try {
+        const r = passiveCheckpoint(db);
+        Atomics.add(state, 1, 1);
+        reply({ op: 'done', ok: true, log: r.log });
+      } catch {
+        reply({ op: 'done', ok: false, log: 0 });
+      }
+    } else if (m === 'stop') {
+      db.close();
+      Atomics.store(state, 0, 1);
+      Atomics.notify(state, 0);
+      port.close();
+    }
   });
+  reply({ op: 'ready' });
 }

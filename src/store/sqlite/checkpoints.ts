@@ -6,14 +6,17 @@
  * 10–60 ms (measured: the rm of a file with 2,000 bound links wrote ~225 frames and took 156 ms
  * when it crossed the mark, 60–100 ms when it did not).
  *
- * Long-running processes (`Library.startBackground`: mount, serve) therefore hand checkpoints to a
+ * Long-running processes (`Library.startBackground`: mount, serve) therefore move checkpoints to a
  * worker thread with its own connection (checkpoint-worker.ts). The serving connection's automatic
- * checkpoint is raised to a safety net (`NET_PAGES`) instead of turned off; the worker looks at the
- * WAL-index header every `TICK_MS` and runs a PASSIVE checkpoint (`WalCheckpoints.tick`) when the
- * frames not yet copied reach `HIGH_PAGES`, or when any are left and no commit came since its last
- * look (the writes paused). PASSIVE never takes the write lock and never waits for readers, so a
- * request is never held up by it; TRUNCATE and RESTART (which block writers) are never used while
- * serving. The last connection to close does SQLite's final checkpoint, as before.
+ * checkpoint is raised to a safety net (`NET_PAGES`) instead of turned off. Every `TICK_MS` the
+ * serving thread reads the WAL-index header (one pread of 136 bytes, on an unref'd timer) and a
+ * checkpoint is due (`CheckpointDue`) when the frames not yet copied reach `HIGH_PAGES`, or when
+ * any are left and no commit came since the previous look (the writes paused). The worker is
+ * started the first time the mark is reached (starting a thread that loads better-sqlite3 costs
+ * ~0.1–0.2 s of CPU here; most test mounts never write that much) and runs each due checkpoint,
+ * one at a time, as PASSIVE: it never takes the write lock and never waits for readers, so no
+ * request waits for it. TRUNCATE and RESTART (which block writers) are never used while serving.
+ * The last connection to close does SQLite's final checkpoint, as before.
  *
  * Data safety: nothing about what is committed changes. A commit is durable in the WAL exactly as
  * before (synchronous=NORMAL, or FULL for a durable one: src/store/sqlite/engine.ts); a checkpoint
@@ -73,7 +76,7 @@ export function readWalProgress(fd: number, buf: Buffer = Buffer.alloc(136)): Wa
   return { frames: u32(16), backfilled: u32(96) };
 }
 
-/** The progress of the WAL of the library in `dir`, read once (tests). */
+/** The progress of the WAL of the library in `dir`, read once (tests, benches). */
 export function walProgressOf(dir: string): WalProgress | undefined {
   let fd: number;
   try {
@@ -89,125 +92,103 @@ export function walProgressOf(dir: string): WalProgress | undefined {
 }
 
 /**
- * The worker's policy, one look at a time (kept apart from the thread so tests can run it
- * deterministically on a connection of their own). `progress` undefined (no header to read):
- * checkpoint whenever another connection committed since the last look (`PRAGMA data_version`).
+ * When a checkpoint is due, one look at a time: at `high` frames not yet copied, or with any left
+ * once the writes paused (no commit since the previous look).
+ */
+export class CheckpointDue {
+  private lastFrames = -1;
+  /** Frames not yet copied at the last look. */
+  pending = 0;
+
+  constructor(private readonly high = HIGH_PAGES) {}
+
+  look(p: WalProgress | undefined): boolean {
+    if (!p) return false; // no header to read (not WAL, no shared memory): SQLite's net only
+    this.pending = p.frames >= p.backfilled ? p.frames - p.backfilled : p.frames;
+    const due = this.pending >= this.high || (this.pending > 0 && p.frames === this.lastFrames);
+    this.lastFrames = p.frames;
+    return due;
+  }
+}
+
+/** A PASSIVE checkpoint: copies what no reader still needs, never waits, never blocks a writer. Throws as SQLite does. */
+export function passiveCheckpoint(db: Database.Database): { log: number; checkpointed: number } {
+  const r = (db.pragma('wal_checkpoint(PASSIVE)') as Array<{ busy: number; log: number; checkpointed: number }>)[0];
+  return { log: r?.log ?? 0, checkpointed: r?.checkpointed ?? 0 };
+}
+
+/**
+ * The policy and the checkpoint on one connection, for tests that drive it look by look (the
+ * mount's looks run on the serving thread, its checkpoints on the worker: `Checkpointer`).
  */
 export class WalCheckpoints {
-  /** Checkpoints run, and the frames the last one found in the WAL. */
   checkpoints = 0;
-  lastLog = 0;
-  private lastFrames = -1;
-  private lastVersion = -1;
-  private backoff = 0;
-  private readonly version: Database.Statement;
+  private readonly due: CheckpointDue;
 
   constructor(
     private readonly db: Database.Database,
     private readonly progress: () => WalProgress | undefined,
-    private readonly high = HIGH_PAGES,
+    high = HIGH_PAGES,
   ) {
-    this.version = db.prepare('PRAGMA data_version').pluck();
+    this.due = new CheckpointDue(high);
   }
 
   /** One look: checkpoint if due. Answers whether one ran. */
   tick(): boolean {
-    if (this.backoff > 0) {
-      this.backoff--;
-      return false;
-    }
-    const p = this.progress();
-    let due: boolean;
-    if (p) {
-      const pending = p.frames >= p.backfilled ? p.frames - p.backfilled : p.frames;
-      // Due at the mark, or with anything left once the writes paused (no commit since the last look).
-      due = pending >= this.high || (pending > 0 && p.frames === this.lastFrames);
-      this.lastFrames = p.frames;
-    } else {
-      const v = this.version.get() as number;
-      due = v !== this.lastVersion;
-      this.lastVersion = v;
-    }
-    if (!due) return false;
-    return this.checkpoint();
-  }
-
-  /** A PASSIVE checkpoint: copies what no reader still needs, never waits, never blocks a writer. */
-  checkpoint(): boolean {
-    try {
-      const r = (this.db.pragma('wal_checkpoint(PASSIVE)') as Array<{ busy: number; log: number; checkpointed: number }>)[0];
-      this.checkpoints++;
-      this.lastLog = r?.log ?? 0;
-      return true;
-    } catch {
-      // busy, a full disk (D9), I/O: a later look tries again; the serving connection's net still holds
-      this.backoff = BACKOFF_TICKS;
-      return false;
-    }
+    if (!this.due.look(this.progress())) return false;
+    passiveCheckpoint(this.db);
+    this.checkpoints++;
+    return true;
   }
 }
 
 /** What the worker is started with. */
 export interface CheckpointWorkerData {
   dbPath: string;
-  shmPath: string;
-  /** Int32Array over it: [0] the worker has closed its connection, [1] checkpoints run. */
+  /** Int32Array over it: [0] the worker has closed its connection (1) or never opened one (2), [1] checkpoints run. */
   state: SharedArrayBuffer;
-  tickMs: number;
-  high: number;
 }
 
-/** A running checkpointer (see the module comment). */
+/** Worker → serving thread. */
+export type CheckpointReply = { op: 'ready' } | { op: 'done'; ok: boolean; log: number };
+
+/**
+ * A running checkpointer (see the module comment). The looks run here, on the serving thread: a
+ * pread of the WAL-index header every `TICK_MS` on an unref'd timer (a few µs). The worker is
+ * started only once the WAL first holds `high` uncopied frames — a mount or `serve` that never
+ * writes that much (most test mounts) never pays for a thread (~0.1–0.2 s of CPU to start one
+ * with better-sqlite3 here) — and from then on runs each due checkpoint, one at a time.
+ */
 export class Checkpointer {
-  private readonly state: Int32Array;
+  private readonly state = new Int32Array(new SharedArrayBuffer(8));
+  private readonly due: CheckpointDue;
+  private readonly timer: ReturnType<typeof setInterval>;
+  private readonly shmPath: string;
+  private fd: number | undefined;
+  private worker: Worker | undefined;
+  private ready = false;
+  private inFlight = false;
   private stopped = false;
   private failed = false;
+  private backoff = 0;
   private readonly waiters: Array<() => void> = [];
 
   private constructor(
     private readonly db: Database.Database,
-    private readonly worker: Worker,
-    state: SharedArrayBuffer,
+    private readonly dir: string,
+    private readonly high: number,
+    tickMs: number,
   ) {
-    this.state = new Int32Array(state);
+    this.due = new CheckpointDue(high);
+    this.shmPath = join(dir, 'library.db-shm');
+    this.timer = setInterval(() => this.look(), tickMs);
+    this.timer.unref();
   }
 
-  /**
-   * Start one for the serving connection `db` of the library in `dir`; undefined (and SQLite's
-   * default left as it is) when no worker can be started.
-   */
-  static start(db: Database.Database, dir: string, opts: { tickMs?: number; high?: number; net?: number } = {}): Checkpointer | undefined {
-    const state = new SharedArrayBuffer(8);
-    const data: CheckpointWorkerData = {
-      dbPath: join(dir, 'library.db'),
-      shmPath: join(dir, 'library.db-shm'),
-      state,
-      tickMs: opts.tickMs ?? TICK_MS,
-      high: opts.high ?? HIGH_PAGES,
-    };
-    let worker: Worker;
-    try {
-      // By the package root: this module may run bundled into dist/src/cli/ (src/package-root.ts).
-      worker = new Worker(join(packageRoot(import.meta.url), 'dist', 'src', 'store', 'sqlite', 'checkpoint-worker.js'), { workerData: data });
-    } catch {
-      return undefined;
-    }
-    const c = new Checkpointer(db, worker, state);
+  /** Start looking for the serving connection `db` of the library in `dir`. */
+  static start(db: Database.Database, dir: string, opts: { tickMs?: number; high?: number; net?: number } = {}): Checkpointer {
+    const c = new Checkpointer(db, dir, opts.high ?? HIGH_PAGES, opts.tickMs ?? TICK_MS);
     db.pragma(`wal_autocheckpoint = ${opts.net ?? NET_PAGES}`);
-    const died = (): void => {
-      if (c.stopped || c.failed) return;
-      c.failed = true;
-      // No worker: SQLite's own checkpoints again, so the WAL stays as small as it always was.
-      if (db.open) db.pragma(`wal_autocheckpoint = ${SQLITE_DEFAULT_PAGES}`);
-      for (const w of c.waiters.splice(0)) w();
-    };
-    worker.on('error', died);
-    worker.on('exit', died);
-    worker.on('message', () => {
-      for (const w of c.waiters.splice(0)) w();
-    });
-    // A checkpointer must not keep the process alive; after the listeners, which would re-ref it.
-    worker.unref();
     return c;
   }
 
@@ -216,7 +197,7 @@ export class Checkpointer {
     return Atomics.load(this.state, 1);
   }
 
-  /** Whether the worker is gone (its checkpoints are SQLite's own again). */
+  /** Whether the worker died (its checkpoints are SQLite's own again). */
   get dead(): boolean {
     return this.failed;
   }
@@ -224,26 +205,92 @@ export class Checkpointer {
   /** Resolves after the worker's next checkpoint (or once it is gone). Tests. */
   next(): Promise<void> {
     if (this.failed || this.stopped) return Promise.resolve();
-    this.worker.ref();
+    this.timer.ref();
+    this.worker?.ref();
     return new Promise<void>((resolve) => this.waiters.push(resolve)).finally(() => {
-      if (this.waiters.length === 0) this.worker.unref();
+      if (this.waiters.length > 0) return;
+      this.timer.unref();
+      this.worker?.unref();
     });
   }
 
+  /** One look at the WAL-index header; hands a due checkpoint to the worker (started at the first mark). */
+  private look(): void {
+    if (this.stopped || this.failed) return;
+    if (this.backoff > 0) {
+      this.backoff--;
+      return;
+    }
+    if (this.fd === undefined) {
+      try {
+        this.fd = openSync(this.shmPath, 'r');
+      } catch {
+        return;
+      }
+    }
+    if (!this.due.look(readWalProgress(this.fd))) return;
+    if (!this.worker) {
+      if (this.due.pending >= this.high) this.spawn();
+      return;
+    }
+    if (!this.ready || this.inFlight) return;
+    this.inFlight = true;
+    this.worker.postMessage('checkpoint');
+  }
+
+  private spawn(): void {
+    let worker: Worker;
+    try {
+      // By the package root: this module may run bundled into dist/src/cli/ (src/package-root.ts).
+      const data: CheckpointWorkerData = { dbPath: join(this.dir, 'library.db'), state: this.state.buffer as SharedArrayBuffer };
+      worker = this.worker = new Worker(join(packageRoot(import.meta.url), 'dist', 'src', 'store', 'sqlite', 'checkpoint-worker.js'), { workerData: data });
+    } catch {
+      this.die();
+      return;
+    }
+    worker.on('error', () => this.die());
+    worker.on('exit', () => this.die());
+    worker.on('message', (m: CheckpointReply) => {
+      if (m.op === 'ready') {
+        this.ready = true;
+        return;
+      }
+      this.inFlight = false;
+      // busy, a full disk (D9), I/O: try again in 5 s, not every look; the net holds meanwhile
+      if (!m.ok) this.backoff = BACKOFF_TICKS;
+      for (const w of this.waiters.splice(0)) w();
+    });
+    // A checkpointer must not keep the process alive; after the listeners, which would re-ref it.
+    if (this.waiters.length === 0) worker.unref();
+  }
+
+  /** No worker after all: SQLite's own checkpoints again, so the WAL stays as small as it always was. */
+  private die(): void {
+    if (this.stopped || this.failed) return;
+    this.failed = true;
+    clearInterval(this.timer);
+    if (this.db.open) this.db.pragma(`wal_autocheckpoint = ${SQLITE_DEFAULT_PAGES}`);
+    for (const w of this.waiters.splice(0)) w();
+  }
+
   /**
-   * Stop, synchronously: the worker closes its connection before this returns (up to 10 s, the
+   * Stop, synchronously: a worker closes its connection before this returns (up to 10 s, the
    * length of a checkpoint it may be in), so the serving connection's close is the last one and
    * does SQLite's final checkpoint and removes the WAL, as without a worker.
    */
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
+    clearInterval(this.timer);
+    if (this.fd !== undefined) closeSync(this.fd);
     for (const w of this.waiters.splice(0)) w();
-    if (!this.failed) {
-      this.worker.postMessage('stop');
-      Atomics.wait(this.state, 0, 0, 10_000);
+    if (this.worker) {
+      if (!this.failed) {
+        this.worker.postMessage('stop');
+        Atomics.wait(this.state, 0, 0, 10_000);
+      }
+      void this.worker.terminate();
     }
-    void this.worker.terminate();
     if (this.db.open) this.db.pragma(`wal_autocheckpoint = ${SQLITE_DEFAULT_PAGES}`);
   }
 }
