@@ -3,16 +3,17 @@
  * what it moves. Each test bounds the SQL work (statements run, rows returned, statements per
  * transaction; test/helpers/sql-counter.ts) — never the time taken.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { Library, type Space } from '../src/store/library.js';
 import { MemoryBlobStore } from './helpers/memory-store.js';
 import { blobOf, countedLib, put, tempDir } from './helpers/store.js';
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { DB_FILE } from '../src/store/library.js';
 import { ChangeFollower, type Invalidation } from '../src/vfs/changes.js';
 import { expandMoves } from '../src/store/changes.js';
+import { Checkpointer, HIGH_PAGES, NET_PAGES, walProgressOf, WalCheckpoints } from '../src/store/sqlite/checkpoints.js';
 
 /** `photo.jpg` and N directories `d0…` each holding a bound link `cover` to it. */
 async function sameNamedLinks(lib: Library, space: Space, n: number): Promise<void> {
@@ -372,4 +373,103 @@ t.test('C2/L12: links with long equal names still go to the bin and come back wi
   const alt = a.find((n) => n !== long)!;
   t.ok(Buffer.byteLength(alt) <= 255 && alt.endsWith(' (1).jpg') && long.startsWith(alt.slice(0, -' (1).jpg'.length)), `a: ${Buffer.byteLength(alt)}-byte C2 name`);
   t.equal(space.readlink(`a/${alt}`), '../photo.jpg');
+});
+
+// ───────────── checkpoints off the serving thread (issue 15; src/store/sqlite/checkpoints.ts) ─────────────
+
+/** A library without the SQL counter (these cases count WAL frames, not statements), removed on teardown. */
+function plainLib(t: Pick<Test, 'teardown'>): { lib: Library; space: Space; dir: string } {
+  const dir = tempDir();
+  const lib = Library.open(dir, { create: true, blobStore: new MemoryBlobStore() });
+  t.teardown(() => {
+    lib.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return { lib, space: lib.space('-'), dir };
+}
+
+/** `n` directories made in `n` transactions (each ~8 WAL frames), as a mount's mkdirs commit one by one. */
+function mkdirs(space: Space, prefix: string, n: number, each?: () => void): void {
+  for (let i = 0; i < n; i++) {
+    space.mkdir(`${prefix}${i}`);
+    each?.();
+  }
+}
+
+t.test('issue 15: with a checkpointer the serving connection runs no checkpoint below the net, and the WAL stays bounded under steady writes', async (t) => {
+  const { lib, space, dir } = plainLib(t);
+  // a mount's follower reads the feed after each of this connection's commits
+  const f = new ChangeFollower(lib, () => undefined, { space: '-', pollMs: 3_600_000, watchCommits: false }).start();
+  t.teardown(() => f.stop());
+  // The worker is started but never looks (one tick an hour): every checkpoint below is either
+  // the serving connection's own or the test's, run on its own connection like the worker's.
+  const ck = Checkpointer.start(lib.db, dir, { tickMs: 3_600_000 })!;
+  t.teardown(() => ck.stop());
+  const other = new Database(join(dir, DB_FILE));
+  t.teardown(() => other.close());
+  const policy = new WalCheckpoints(other, () => walProgressOf(dir));
+  t.equal(lib.db.pragma('wal_autocheckpoint', { simple: true }), NET_PAGES, `the serving connection's own checkpoint is only a net (${NET_PAGES} pages)`);
+
+  other.pragma('wal_checkpoint(TRUNCATE)');
+  mkdirs(space, 'a', 300);
+  const p1 = walProgressOf(dir)!;
+  // SQLite's default would have checkpointed inside the commit that passed 1,000 frames.
+  t.ok(p1.frames >= 2 * HIGH_PAGES && p1.backfilled === 0, `${p1.frames} frames written, ${p1.backfilled} copied: no checkpoint inside a commit`);
+  t.ok(policy.tick(), 'the checkpointer checkpoints at the mark');
+  const p2 = walProgressOf(dir)!;
+  t.equal(p2.backfilled, p2.frames, 'a PASSIVE checkpoint with the writer idle copies every frame');
+  space.mkdir('b');
+  t.ok(walProgressOf(dir)!.frames < 50, 'so the next commit starts the WAL over');
+
+  // Steady writes (10 rounds of 100 commits, the follower reading), the checkpointer looking in between.
+  let most = 0;
+  let copiedByServing = 0;
+  for (let r = 0; r < 10; r++) {
+    mkdirs(space, `s${r}-`, 100, () => {
+      const p = walProgressOf(dir)!;
+      most = Math.max(most, p.frames);
+      if (p.backfilled !== 0) copiedByServing++;
+    });
+    policy.tick();
+    policy.tick(); // the second look of an idle writer
+  }
+  t.equal(copiedByServing, 0, 'no commit of the 1,000 ran a checkpoint');
+  t.ok(most <= 2 * HIGH_PAGES, `the WAL never held more than ${most} frames (≤ ${2 * HIGH_PAGES})`);
+  const pageSize = lib.db.pragma('page_size', { simple: true }) as number;
+  const walBytes = statSync(join(dir, `${DB_FILE}-wal`)).size;
+  t.ok(walBytes <= 32 + 3 * HIGH_PAGES * (pageSize + 24), `the WAL file is ${walBytes} bytes (as long as the first 300 commits made it; reused from its start since)`);
+});
+
+t.test('issue 15: with no checkpointer looking, the serving connection\'s net bounds the WAL', async (t) => {
+  const { lib, space, dir } = plainLib(t);
+  const ck = Checkpointer.start(lib.db, dir, { tickMs: 3_600_000, net: 1200 })!;
+  t.teardown(() => ck.stop());
+  let most = 0;
+  let nets = 0;
+  let last = walProgressOf(dir)?.frames ?? 0;
+  mkdirs(space, 'n', 400, () => {
+    const p = walProgressOf(dir)!;
+    most = Math.max(most, p.frames);
+    if (p.frames < last) nets++;
+    last = p.frames;
+  });
+  t.ok(most <= 1200 + 50, `the WAL never held more than ${most} frames (net 1,200 + one commit)`);
+  t.ok(nets >= 2, `the WAL started over ${nets} times`);
+});
+
+t.test('issue 15: startBackground checkpoints on a worker; close leaves no WAL', async (t) => {
+  const dir = tempDir();
+  const lib = Library.open(dir, { create: true, blobStore: new MemoryBlobStore() });
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  lib.startBackground();
+  t.ok(lib.checkpointer, 'a long-running library has a checkpointer');
+  t.equal(lib.db.pragma('wal_autocheckpoint', { simple: true }), NET_PAGES, 'and its serving connection checkpoints only at the net');
+  const before = lib.checkpointer?.checkpoints ?? 0;
+  mkdirs(lib.space('-'), 'w', 200);
+  await lib.checkpointer?.next();
+  const p = walProgressOf(dir)!;
+  t.ok((lib.checkpointer?.checkpoints ?? 0) > before, 'the worker checkpointed');
+  t.ok(p.backfilled === p.frames && p.frames >= HIGH_PAGES, `every one of the ${p.frames} frames copied once the writes paused`);
+  lib.close();
+  t.notOk(existsSync(join(dir, `${DB_FILE}-wal`)), 'the worker\'s connection closed first: the serving one did the last checkpoint and removed the WAL');
 });

@@ -34,6 +34,7 @@ import { Space } from './space.js';
 import type { SpaceHost } from './space-rows.js';
 import { openPostgresBackend, peekPostgres, pgRecordOf, type PgBackend } from './postgres/library.js';
 import { RESERVE_FILE, topUpReserve } from './sqlite/disk.js';
+import { Checkpointer } from './sqlite/checkpoints.js';
 import { SqliteEngine } from './sqlite/engine.js';
 import { sqliteFeedRows } from './sqlite/feed-rows.js';
 import { checkFolder, openReadOnlyDatabase, openWritableDatabase, peek, type PeekResult } from './sqlite/open.js';
@@ -126,6 +127,8 @@ export class Library {
   readonly changes: ChangeFeed;
   private readonly spaceHost: SpaceHost;
   private ownsBlobs = false;
+  /** SQLite's checkpoints off the serving thread, once `startBackground` ran (src/store/sqlite/checkpoints.ts). */
+  checkpointer: Checkpointer | undefined;
 
   private constructor(dir: string, backend: MetaBackend | ((diskFull: (cause: unknown) => SmhError) => MetaBackend), blobs: BlobStore) {
     this.dir = dir;
@@ -535,11 +538,15 @@ export class Library {
     return this.scheduler.runTasks(onProgress);
   }
 
-  /** For long-running processes (mount, serve): tasks as they come, retention, token expiry, collection. */
+  /**
+   * For long-running processes (mount, serve): tasks as they come, retention, token expiry,
+   * collection, and SQLite's checkpoints on a worker thread instead of inside a request's commit.
+   */
   startBackground(intervalMs = 60_000): void {
     if (this.scheduler.started || this.readOnly) return;
     this.ensureReserve();
     this.scheduler.start(intervalMs);
+    if (this.backend.sqlite) this.checkpointer = Checkpointer.start(this.backend.sqlite, this.dir);
   }
 
   // ───────────────────────────── life cycle ─────────────────────────────
@@ -566,6 +573,7 @@ export class Library {
     this.scheduler.stop();
     // A clean exit ends this process's holds and its uncommitted uploads' leases.
     this.refs.close();
+    this.checkpointer?.stop(); // its connection closed first: ours is the last, and does the final checkpoint
     this.engine.close();
     rmSync(this.stagingDir, { recursive: true, force: true });
     // After the WAL and shared memory are gone, their space counts as free again.
