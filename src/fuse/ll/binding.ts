@@ -133,11 +133,14 @@ export class PackedDirPlus {
     this.nums[i * DIRPLUS.STRIDE + DIRPLUS.NEXT] = nextOffset;
   }
 
-  /** Entry `i` as a name only: its ino and type for the dirent, no attributes, no reference. */
+  /**
+   * Entry `i` as a name only: its ino and type for the dirent, no attributes, no reference. Its
+   * other numbers stay as `of` made them, zero: an entry is written once (a fill per entry was
+   * ~6% of a names-only walk's server time, issue 15).
+   */
   putName(i: number, name: string, ino: number, mode: number, nextOffset: number): void {
     this.names[i] = name;
     const b = i * DIRPLUS.STRIDE;
-    this.nums.fill(0, b, b + DIRPLUS.STRIDE);
     this.nums[b + DIRPLUS.INO] = ino;
     this.nums[b + DIRPLUS.MODE] = mode;
     this.nums[b + DIRPLUS.ATTR_TIMEOUT] = DIRPLUS_NAME_ONLY;
