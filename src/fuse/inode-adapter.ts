@@ -149,6 +149,8 @@ export class InodeAdapter {
   readonly listing: ListingPolicy | undefined;
   /** names-only replies' size when pages are read ahead (0: not; undefined: not asked the store yet) */
   #readAhead: number | undefined;
+  /** the last readdirplus answer: once the binding has sent it, the next one reuses its numbers */
+  #spare: PackedDirPlus | undefined;
 
   constructor(lib: FuseLibrary, space: FuseSpace, reader: ContentReader, opts: InodeAdapterOptions) {
     this.listing = opts.namesOnly instanceof ListingPolicy ? opts.namesOnly : opts.namesOnly ? new ListingPolicy() : undefined;
@@ -621,8 +623,9 @@ export class InodeAdapter {
       for (const id of ahead_.refs) this.#lookups.add(id);
       out = ahead_.packed;
     } else {
-      out = packPlus(pg, this.#packContext((id) => this.#lookups.add(id), (info) => this.#entry(info)), plan, probed);
+      out = packPlus(pg, this.#packContext((id) => this.#lookups.add(id), (info) => this.#entry(info)), plan, probed, this.#spare);
     }
+    this.#spare = out;
     if (probed.length > 0) this.listing!.probed(pid, dirId, probed);
     if (ahead > 0 && pg.count > 0) {
       // once this reply is sent (the binding answers before the loop goes on): read the next page
