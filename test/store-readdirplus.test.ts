@@ -189,4 +189,11 @@ t.test('issue 15: readdirStats is readdirPlus packed (the same names and numbers
   // the directory, then the page as one value (SQLite namePage: one statement; it was two plucked
   // columns, each paying the join, i15-find4)
   t.ok(sql.counts.statements <= 3 && sql.fullScans().length === 0, `a names-only page of 1,000: ${sql.counts.statements} statements, no table scan`);
+  // a page's numbers written over memory the caller is done with (a mount's walk, issue 15):
+  // the same page as a fresh one, whatever that memory held
+  const fresh = space.readdirNames(big, 'e00100', 500);
+  const spare = new Float64Array(600 * DS.STRIDE).fill(-7);
+  const over = space.readdirNames(big, 'e00100', 500, spare.buffer);
+  t.ok(over.nums.buffer === spare.buffer, 'the numbers are in the spare memory');
+  t.ok(over.names.length === 500 && over.names.every((n, i) => n === fresh.names[i]) && over.nums.every((x, i) => Object.is(x, fresh.nums[i])), 'the same page as read fresh');
 });
