@@ -146,6 +146,40 @@ t.test('issue 15: the adapter\'s packed readdirplus gives each entry exactly loo
     }
     await ops.release!(made.attr.ino, made.fh, 0, ctx);
   }
+
+  // The binding marks an answer sent once the addon has copied it (PackedDirPlus.sent): the next
+  // answer is written over its numbers (no fresh ~1 MB per 1 MiB reply); one not sent never is.
+  space.mkdir('same');
+  lib.transaction(() => {
+    for (let i = 0; i < 100; i++) space.mknod(`same/s${String(i).padStart(2, '0')}`, { mode: 0o100644 });
+  });
+  const listAll = async (markSent: boolean) => {
+    const a = new InodeAdapter(lib, space, reader, { mountpoint: '/nowhere', show: {}, cacheBoundLinks: true });
+    const ops = a.ops();
+    const ino = a.inoOf(space.stat('same').id);
+    const fh = ops.opendir!(ino, 0, ctx) as number;
+    const replies: PackedDirPlus[] = [];
+    const copies: Float64Array[] = []; // what the addon copied
+    for (let offset = 0; ; ) {
+      const r = (await ops.readdirplus!(ino, fh, offset, 4096, ctx)) as PackedDirPlus;
+      if (r.names.length === 0) break;
+      replies.push(r);
+      copies.push(r.nums.slice());
+      offset = r.nums[r.nums.length - 1]!;
+      if (markSent) r.sent = true;
+    }
+    ops.releasedir!(ino, fh, 0, ctx);
+    return { replies, copies };
+  };
+  const kept = await listAll(false);
+  const lent = await listAll(true);
+  t.ok(kept.replies.length > 3, `several replies of 4 KiB (${kept.replies.length})`);
+  t.ok(kept.replies.every((r, i) => (i === 0 || r.nums.buffer !== kept.replies[i - 1]!.nums.buffer) && sameNumbers(r.nums, kept.copies[i]!)), 'an answer not sent is never written over');
+  // (but `.`, whose atime the first listing moved: relatime)
+  const noDot = (c: Float64Array, i: number) => (i === 0 ? c.subarray(DIRPLUS.STRIDE) : c);
+  t.ok(lent.copies.length === kept.copies.length && lent.copies.every((c, i) => sameNumbers(noDot(c, i), noDot(kept.copies[i]!, i))), 'answers written over sent ones: the same numbers as fresh ones');
+  const reused = lent.replies.filter((r, i) => i > 0 && r.nums.buffer === lent.replies[i - 1]!.nums.buffer).length;
+  t.equal(reused, lent.replies.length - 1, 'each answer after the first reuses the sent one\'s numbers');
 });
 
 /** Equal numbers, NaN equal to NaN (an unset timeout). */

@@ -105,6 +105,7 @@ export class DirCursor {
     plus: boolean,
     hooks: DirHooks,
     names = false,
+    spare?: ArrayBuffer,
   ): DirStatsPage {
     const ready = this.#prepared;
     this.#prepared = undefined;
@@ -128,7 +129,8 @@ export class DirCursor {
     } else {
       if (ready) this.readAhead.dropped++;
       // a names-only reply (./listing-policy.ts) reads names, ids, kinds and modes only
-      stats = names ? space.readdirNames(dirId, after, limit) : space.readdirStats(dirId, after, limit);
+      // (`spare`: memory of an earlier page the caller is done with, for this one's numbers)
+      stats = names ? space.readdirNames(dirId, after, limit, spare) : space.readdirStats(dirId, after, limit);
     }
     let count = 0;
     for (const name of stats.names) {

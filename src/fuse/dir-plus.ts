@@ -50,8 +50,9 @@ export interface NamesPlan {
 
 const ALL_FULL: NamesPlan = { namesOnly: false, probes: 0 };
 
-export function packPlus(pg: DirStatsPage, c: PackContext, plan: NamesPlan = ALL_FULL, probed: string[] = []): PackedDirPlus {
-  const out = PackedDirPlus.of(pg.dots.length + pg.count);
+/** `spare`: an earlier answer the binding has sent, whose numbers this one may reuse (PackedDirPlus.of). */
+export function packPlus(pg: DirStatsPage, c: PackContext, plan: NamesPlan = ALL_FULL, probed: string[] = [], spare?: PackedDirPlus): PackedDirPlus {
+  const out = PackedDirPlus.of(pg.dots.length + pg.count, spare);
   let i = 0;
   for (const d of pg.dots) out.put(i++, d.name, c.dot(d.info), d.next);
   const st = pg.stats;

@@ -149,6 +149,10 @@ export class InodeAdapter {
   readonly listing: ListingPolicy | undefined;
   /** names-only replies' size when pages are read ahead (0: not; undefined: not asked the store yet) */
   #readAhead: number | undefined;
+  /** the last readdirplus answer: once the binding has sent it, the next one reuses its numbers */
+  #spare: PackedDirPlus | undefined;
+  /** the memory of the last names-only store page read for a request: done with once it is packed */
+  #pageSpare: ArrayBuffer | undefined;
 
   constructor(lib: FuseLibrary, space: FuseSpace, reader: ContentReader, opts: InodeAdapterOptions) {
     this.listing = opts.namesOnly instanceof ListingPolicy ? opts.namesOnly : opts.namesOnly ? new ListingPolicy() : undefined;
@@ -613,7 +617,9 @@ export class InodeAdapter {
     const names = plan?.namesOnly === true;
     const ahead = names ? this.#readAheadBytes() : 0;
     const bytes = Math.min(size, plan?.maxBytes ?? Infinity, ahead || Infinity);
-    const pg = cursor.pageStats(this.#space, dirId, offset, bytes, true, this.#dirHooks(dirId), names);
+    const pageSpare = this.#pageSpare;
+    this.#pageSpare = undefined;
+    const pg = cursor.pageStats(this.#space, dirId, offset, bytes, true, this.#dirHooks(dirId), names, pageSpare);
     const ahead_ = pg.prepared?.reply as Ahead | undefined;
     let out: PackedDirPlus;
     if (ahead_ && pg.prepared!.page === ahead_.page) {
@@ -621,8 +627,11 @@ export class InodeAdapter {
       for (const id of ahead_.refs) this.#lookups.add(id);
       out = ahead_.packed;
     } else {
-      out = packPlus(pg, this.#packContext((id) => this.#lookups.add(id), (info) => this.#entry(info)), plan, probed);
+      out = packPlus(pg, this.#packContext((id) => this.#lookups.add(id), (info) => this.#entry(info)), plan, probed, this.#spare);
     }
+    this.#spare = out;
+    // the page is packed and nothing keeps it (a page read ahead is the cursor's until used: not it)
+    this.#pageSpare = names && !pg.prepared ? (pg.stats.nums.buffer as ArrayBuffer) : pageSpare;
     if (probed.length > 0) this.listing!.probed(pid, dirId, probed);
     if (ahead > 0 && pg.count > 0) {
       // once this reply is sent (the binding answers before the loop goes on): read the next page

@@ -111,9 +111,12 @@ export class Space {
     return this.nodes.readdirStats(id, after, limit);
   }
 
-  /** readdirStats with names, ids, kinds and modes only (FLAGS DS_NAMES): a names-only listing. */
-  readdirNames(id: number, after: string | undefined, limit: number): DirStats {
-    return this.nodes.readdirNames(id, after, limit);
+  /**
+   * readdirStats with names, ids, kinds and modes only (FLAGS DS_NAMES): a names-only listing.
+   * `spare`: memory the caller no longer needs, for the page's numbers.
+   */
+  readdirNames(id: number, after: string | undefined, limit: number, spare?: ArrayBuffer): DirStats {
+    return this.nodes.readdirNames(id, after, limit, spare);
   }
 
   /**

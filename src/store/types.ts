@@ -154,8 +154,15 @@ export function putDirStat(d: DirStats, i: number, name: string, info: NodeInfo)
 }
 
 /** An empty DirStats of `n` entries, to fill. */
-export function newDirStats(n: number): DirStats {
-  return { names: new Array<string>(n), nums: new Float64Array(n * DS.STRIDE), layouts: new Map() };
+/** `spare`: memory to write the numbers over (zeroed first) when it holds them, else a fresh array. */
+export function newDirStats(n: number, spare?: ArrayBuffer): DirStats {
+  const len = n * DS.STRIDE;
+  if (spare && spare.byteLength >= len * 8) {
+    const nums = new Float64Array(spare, 0, len);
+    nums.fill(0);
+    return { names: new Array<string>(n), nums, layouts: new Map() };
+  }
+  return { names: new Array<string>(n), nums: new Float64Array(len), layouts: new Map() };
 }
 
 /** A blob the caller has stored (Library.storeBlob*) and wants a file to point at. */

@@ -206,9 +206,10 @@ export class NodeOps extends SpaceOps {
   /**
    * readdirStats's page with names, ids, kinds and modes only (FLAGS DS_NAMES; `.trash` whole):
    * what a names-only listing needs (issue 15), one 4-value row per entry and no nlink counts.
-   * An engine without `namePage` gives readdirStats.
+   * An engine without `namePage` gives readdirStats. `spare`: memory the caller no longer needs,
+   * for the numbers (newDirStats; a mount's walk reuses one page's memory for the next, issue 15).
    */
-  readdirNames(id: number, after: string | undefined, limit: number): DirStats {
+  readdirNames(id: number, after: string | undefined, limit: number, spare?: ArrayBuffer): DirStats {
     const namePage = this.rows.namePage?.bind(this.rows);
     if (!namePage) return this.readdirStats(id, after, limit);
     if (!Number.isInteger(limit) || limit < 1) throw fail('InvalidArgument', 'a page holds at least one entry', String(limit));
@@ -217,7 +218,7 @@ export class NodeOps extends SpaceOps {
       if (r.row.kind !== 'dir') throw fail('NotADirectory', 'not a directory', String(id));
       const rows = namePage(id, after, limit);
       const { trashAt, n } = this.#trashSlot(id, after, limit, rows);
-      const d = newDirStats(n);
+      const d = newDirStats(n, spare);
       const nums = d.nums;
       for (let i = 0, k = 0; i < n; i++) {
         if (i === trashAt) {

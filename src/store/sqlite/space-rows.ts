@@ -22,14 +22,16 @@ export function sqliteSpaceRows(db: Database.Database): SpaceRows {
     // the same page with what a name and its d_type need (issue 15: a names-only listing)
     namePage: p(`SELECT e.name, n.id, (CASE n.kind WHEN 'file' THEN 0 WHEN 'dir' THEN 1 WHEN 'link' THEN 2 ELSE 3 END) * 2 + (n.link_flavour IS 'bound'), n.mode
       FROM entries e JOIN nodes n ON n.id = e.node WHERE e.parent = ? AND e.name > ? ORDER BY e.name LIMIT ?`).raw(true),
-    // namePage as two single-value columns of the same rows (same join, order and bounds; read in one
-    // snapshot): better-sqlite3 builds a plucked value without an array per row, ~30% of a names
-    // page's cost (i15-find3). The number is ((id · 2¹⁶ + mode) · 8 + kind × 2 + bound), exact
-    // below 2⁵³; NULL for an id ≥ 2³⁴, and then the page is read with namePage.
-    namePageNames: p(`SELECT e.name FROM entries e JOIN nodes n ON n.id = e.node WHERE e.parent = ? AND e.name > ? ORDER BY e.name LIMIT ?`).pluck(true),
-    namePageNums: p(`SELECT CASE WHEN n.id < 17179869184 AND n.mode BETWEEN 0 AND 65535 THEN (n.id * 65536 + n.mode) * 8
-        + (CASE n.kind WHEN 'file' THEN 0 WHEN 'dir' THEN 1 WHEN 'link' THEN 2 ELSE 3 END) * 2 + (n.link_flavour IS 'bound') END
-      FROM entries e JOIN nodes n ON n.id = e.node WHERE e.parent = ? AND e.name > ? ORDER BY e.name LIMIT ?`).pluck(true),
+    // namePage as one value: the page's rows as `number/name/number/name…` (names hold no '/'), one
+    // statement and one string for the page (issue 15, i15-find4): a row's values cost better-sqlite3
+    // a JS value each, and reading the rows twice (a names column, a numbers column) paid the join
+    // twice. The number is ((id · 2¹⁶ + mode) · 8 + kind × 2 + bound), exact below 2⁵³; NULL (so the
+    // row is missing from the text, and the count says so) for an id ≥ 2³⁴: then the page is read with
+    // namePage. The aggregate takes the rows in the subquery's order (SQLite feeds an ordered,
+    // limited subquery to it as it steps); the reader checks the order and reads again if it is not.
+    namePageText: p(`SELECT count(*), group_concat(x, '/') FROM (SELECT CASE WHEN n.id < 17179869184 AND n.mode BETWEEN 0 AND 65535 THEN (n.id * 65536 + n.mode) * 8
+        + (CASE n.kind WHEN 'file' THEN 0 WHEN 'dir' THEN 1 WHEN 'link' THEN 2 ELSE 3 END) * 2 + (n.link_flavour IS 'bound') END || '/' || e.name AS x
+      FROM entries e JOIN nodes n ON n.id = e.node WHERE e.parent = ? AND e.name > ? ORDER BY e.name LIMIT ?)`).raw(true),
     // any commit of another connection moves data_version, any row written by this one total_changes
     listingVersion: p(`SELECT (SELECT data_version FROM pragma_data_version()) || ':' || total_changes()`).pluck(),
     // a node's names by age: the (node, seq) index of migration 7
@@ -124,16 +126,22 @@ export function sqliteSpaceRows(db: Database.Database): SpaceRows {
     childrenPage: (parent, after, limit) => q.childrenPage.all(parent, after ?? '', limit) as Array<NodeRow & { entry_name: string; subdirs: number; names: number }>,
     statPage: (parent, after, limit) => q.statPage.all(parent, after ?? '', limit) as StatRow[],
     namePage: (parent, after, limit) => {
-      // the caller reads in a snapshot (Space.readdirNames): both statements see the same rows
-      const names = q.namePageNames.all(parent, after ?? '', limit) as string[];
-      const nums = q.namePageNums.all(parent, after ?? '', limit) as Array<number | null>;
-      if (nums.length !== names.length) return q.namePage.all(parent, after ?? '', limit) as Array<[string, number, number, number]>;
-      const rows = new Array<[string, number, number, number]>(names.length);
-      for (let i = 0; i < names.length; i++) {
-        const v = nums[i];
-        if (v === null || v === undefined) return q.namePage.all(parent, after ?? '', limit) as Array<[string, number, number, number]>;
+      const [count, text] = q.namePageText.get(parent, after ?? '', limit) as [number, string | null];
+      const whole = () => q.namePage.all(parent, after ?? '', limit) as Array<[string, number, number, number]>;
+      if (count === 0) return [];
+      const parts = text === null ? [] : text.split('/');
+      if (parts.length !== count * 2) return whole(); // a NULL number (id ≥ 2³⁴)
+      const rows = new Array<[string, number, number, number]>(count);
+      let prev = '';
+      for (let i = 0; i < count; i++) {
+        const v = Number(parts[2 * i]);
+        const name = parts[2 * i + 1]!;
+        // name order (bytes) as JS compares it (UTF-16 units): the same except around surrogates, and
+        // then (or were the aggregate ever out of order) the rows are read one by one
+        if (!(name > prev)) return whole();
+        prev = name;
         const hi = Math.floor(v / 8);
-        rows[i] = [names[i]!, Math.floor(hi / 65536), v - hi * 8, hi % 65536];
+        rows[i] = [name, Math.floor(hi / 65536), v - hi * 8, hi % 65536];
       }
       return rows;
     },
