@@ -180,6 +180,55 @@ t.test('the addon\'s CRC-32 gives zlib\'s results; the cache checks with the one
   t.equal(d.stats().corrupt, 0);
 });
 
+t.test('CRCs computed as the bytes land are the records\' own; a wrong one is a miss, never wrong bytes', async (t) => {
+  // The page cache feeds landingCrcs each run of bytes as the socket lands it (hot in the CPU's
+  // cache) and hands the CRCs to write(): the write does not read the bytes back (issue 16).
+  const { d } = await disk(t, { maxBytes: 64 * SEG });
+  const key = 'c'.repeat(64);
+  const blob = Buffer.concat([pageBytes(key, 0, PS), pageBytes(key, 1, PS), pageBytes(key, 2, PS).subarray(0, US + 333)]);
+  const targets = [Buffer.alloc(PS), Buffer.alloc(PS), Buffer.alloc(US + 333)];
+  const tracker = d.landingCrcs(key, 0, targets)!;
+  t.ok(tracker, 'a tracker while writes are on');
+  // Socket-sized runs that straddle units (7 KiB steps against 16 KiB units), never a target.
+  let pos = 0;
+  for (const [i, tg] of targets.entries()) {
+    for (let p = 0; p < tg.length; p += 7 * KiB) {
+      const n = Math.min(7 * KiB, tg.length - p);
+      blob.copy(tg, p, pos + p, pos + p + n);
+      tracker.feed(tg.subarray(p, p + n));
+    }
+    pos += targets[i]!.length;
+  }
+  const crcs = targets.map((_, i) => tracker.crcsOf(i));
+  t.same(crcs.map((c) => c?.length), [PS / US, PS / US, 2], 'one CRC per unit of each target');
+  // Written with them: read back and verified, like a write that computed its own.
+  await Promise.all(targets.map((tg, i) => d.write(key, i * PS, tg, crcs[i])));
+  await d.idle();
+  t.equal(d.stats().bytesCrcLanded, blob.length, 'every byte written with the CRCs computed as it landed');
+  const buf = Buffer.alloc(PS);
+  t.ok((await d.read(key, 0, PS, 0, buf)) && buf.equals(blob.subarray(0, PS)), 'page 0 verifies');
+  const tail = Buffer.alloc(US + 333);
+  t.ok((await d.read(key, 2 * PS, US + 333, 2 * PS, tail)) && tail.equals(blob.subarray(2 * PS)), 'the short last page verifies');
+  t.equal(d.stats().corrupt, 0);
+  // A wrong CRC (bytes changed after they were fed): the unit is a miss, never served.
+  const other = 'd'.repeat(64);
+  const bad = new Uint32Array(PS / US).fill(0x12345678);
+  await d.write(other, 0, pageBytes(other, 0, PS), bad);
+  await d.idle();
+  t.notOk(await d.read(other, 0, PS, 0, buf), 'a record that does not match its bytes: a miss');
+  t.equal(d.stats().corrupt, 1, 'counted as corrupt');
+  // Bytes fed out of place, or not all of them: no CRCs (the write computes its own).
+  const t2 = [Buffer.alloc(PS)];
+  const off = d.landingCrcs(key, 0, t2)!;
+  off.feed(t2[0]!.subarray(US, 2 * US));
+  off.feed(t2[0]!.subarray(0, PS));
+  t.equal(off.crcsOf(0), undefined, 'a run not where the next bytes land: none');
+  const part = d.landingCrcs(key, 0, t2)!;
+  part.feed(t2[0]!.subarray(0, PS - 1));
+  t.equal(part.crcsOf(0), undefined, 'a target not full: none');
+  t.equal(d.landingCrcs(key, 100, t2), undefined, 'not on a unit: no tracker');
+});
+
 t.test('a torn, truncated, zeroed, bit-flipped or misplaced unit is never served', async (t) => {
   const mem = new MemoryBlobStore();
   const bytes = randomBytes(16 * PS);
@@ -465,7 +514,7 @@ t.test('a remount reads a blob again with 0 bytes from S3', async (t) => {
   const bytes = randomBytes(5 * 1024 * KiB + 77);
   const { key } = await s3store.putStream(bytes);
   const dir = newDir();
-  const read = async (): Promise<{ fetched: number; ok: boolean; disk: number }> => {
+  const read = async (): Promise<{ fetched: number; ok: boolean; disk: number; written: number; landed: number }> => {
     const d = new DiskCache({ dir, maxBytes: 64 * 1024 * KiB, log: () => undefined });
     await d.open();
     const cache = new PageCache({ store: s3store, maxBytes: 16 * 1024 * KiB, disk: d });
@@ -474,11 +523,16 @@ t.test('a remount reads a blob again with 0 bytes from S3', async (t) => {
     for (let off = 0; off < bytes.length; off += 128 * KiB) parts.push(await cache.read(key, bytes.length, off, 128 * KiB, s));
     const st = cache.stats();
     await cache.close(); // finishes the disk writes, releases the folder
-    return { fetched: st.bytesFetched, ok: Buffer.concat(parts).equals(bytes), disk: st.disk!.hits };
+    const ds = d.stats();
+    return { fetched: st.bytesFetched, ok: Buffer.concat(parts).equals(bytes), disk: st.disk!.hits, written: ds.bytesWritten, landed: ds.bytesCrcLanded };
   };
   const first = await read();
   t.ok(first.ok, 'first read: every byte');
   t.equal(first.fetched, bytes.length, 'from S3');
+  t.equal(first.written, bytes.length, 'all of it written to the disk cache');
+  // The S3 reader fed each run of bytes to the page cache as it landed: the units' CRCs were
+  // computed then, not by reading the pages back when writing them (issue 16).
+  t.equal(first.landed, bytes.length, 'every byte written with the CRCs computed as it landed');
   const second = await read();
   t.ok(second.ok, 'second read after the "remount": every byte');
   t.equal(second.fetched, 0, '0 bytes fetched from S3');

@@ -104,7 +104,8 @@ export interface PageCacheOptions {
  * unless every byte of every target arrived.
  */
 export interface RangeIntoStore {
-  getRangeInto(key: string, offset: number, targets: Buffer[]): Promise<void>;
+  /** `onBytes` (optional; a store may ignore it): told of each run of bytes where it landed in the targets, in order. */
+  getRangeInto(key: string, offset: number, targets: Buffer[], onBytes?: (landed: Buffer) => void): Promise<void>;
   /**
    * How many bytes one request should ask for at most (contiguous missing pages are coalesced up
    * to this). Object stores want large requests (S3: 8 MiB); a local store leaves it out and is
@@ -329,6 +330,11 @@ export class PageCache {
   #taskSeq = 0;
   /** Buffers this cache allocated (only these are ever reused). */
   readonly #owned = new WeakSet<Buffer>();
+  /**
+   * Unit CRCs of a buffer's bytes, computed as they landed from the store (DiskCache.landingCrcs),
+   * for its disk-cache write. Set when the fetch succeeds; any later taking of the buffer clears it.
+   */
+  readonly #landedCrcs = new WeakMap<Buffer, Uint32Array>();
   /** Free page-size and unit-size buffers, reused by the next fetches. */
   readonly #pool: Buffer[] = [];
   readonly #unitPool: Buffer[] = [];
@@ -706,6 +712,7 @@ export class PageCache {
     const pooled = this.#poolFor(length)?.pop();
     if (pooled) {
       this.#pooledBytes -= pooled.length;
+      this.#landedCrcs.delete(pooled); // about to hold other bytes
       return pooled;
     }
     const b = Buffer.allocUnsafeSlow(length);
@@ -851,7 +858,14 @@ export class PageCache {
       try {
         for (const n of lengths) targets.push(await this.#takeBuffer(n, lengths.length - targets.length));
         if (canRangeInto(this.store)) {
-          await this.store.getRangeInto(key, offset, targets);
+          // With the disk cache writing, the units' CRCs are computed as the bytes land (hot in
+          // the CPU's cache) rather than read back from memory by the write (issue 16).
+          const crcs = this.disk?.landingCrcs(key, offset, targets);
+          await this.store.getRangeInto(key, offset, targets, crcs && ((b) => crcs.feed(b)));
+          targets.forEach((t, i) => {
+            const c = crcs?.crcsOf(i);
+            if (c) this.#landedCrcs.set(t, c);
+          });
         } else {
           const buf = await this.store.getRange(key, offset, total);
           if (!Buffer.isBuffer(buf) || buf.length !== total) {
@@ -893,7 +907,9 @@ export class PageCache {
     const disk = this.disk;
     if (!disk || disk.state !== 'on' || (ctx.unit && disk.has(ctx.key, ctx.pageOffset, ctx.pageLength))) return;
     this.#pin(buf);
-    void disk.write(ctx.key, ctx.offset, buf).finally(() => this.#unpin(buf));
+    const crcs = this.#landedCrcs.get(buf);
+    this.#landedCrcs.delete(buf);
+    void disk.write(ctx.key, ctx.offset, buf, crcs).finally(() => this.#unpin(buf));
   }
 
   /** A page arrived: the units of it that random reads cached are now redundant. */

@@ -79,6 +79,8 @@ interface Plan {
   got: number;
   /** Body bytes after the wanted ones (discarded when few, else the socket is dropped). */
   rest: number;
+  /** Told of each run of wanted bytes right where it landed (in a target), in order. */
+  onBytes?: ((landed: Buffer) => void) | undefined;
 }
 
 /** One keep-alive connection reading with `onread`; one request at a time. */
@@ -234,6 +236,7 @@ class Conn {
     if (p.skip > 0) {
       p.skip -= n;
     } else if (p.want > p.got) {
+      p.onBytes?.(p.targets[p.t]!.subarray(p.tPos, p.tPos + n));
       p.got += n;
       p.tPos += n;
       if (p.tPos === p.targets[p.t]!.length) {
@@ -298,9 +301,11 @@ export class LeanGetter {
    * GET bytes [offset, offset + length) of `objectKey`. `sink(want)` is called once the server
    * said how many there are (min(length, size − offset)) and returns the buffers to fill, in
    * order. Throws Unsupported (use the SDK), or an Error for anything else (the caller makes it
-   * BlobUnavailable); `signal` aborts it.
+   * BlobUnavailable); `signal` aborts it. `onBytes`, if given, is told of each run of bytes as it
+   * lands in the sink's buffers, in order (the disk cache's CRCs, while the bytes are hot); it
+   * must not throw.
    */
-  async get(objectKey: string, offset: number, length: number, sink: (want: number) => Buffer[], signal: AbortSignal): Promise<RangedOutcome> {
+  async get(objectKey: string, offset: number, length: number, sink: (want: number) => Buffer[], signal: AbortSignal, onBytes?: (landed: Buffer) => void): Promise<RangedOutcome> {
     const head = await this.requestHead(objectKey, offset, length);
 
     let outcome: RangedOutcome | undefined;
@@ -351,7 +356,7 @@ export class LeanGetter {
       if (skip + want > bodyLen) throw new Error(`a ${bodyLen}-byte body cannot hold bytes ${offset}+${want}`);
       const targets = sink(want);
       outcome = { kind: 'bytes', got: want };
-      return { skip, targets, t: 0, tPos: 0, want, got: 0, rest: bodyLen - skip - want };
+      return { skip, targets, t: 0, tPos: 0, want, got: 0, rest: bodyLen - skip - want, onBytes };
     };
 
     for (let attempt = 0; ; attempt++) {

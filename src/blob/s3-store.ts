@@ -346,15 +346,22 @@ export class S3BlobStore implements BlobStore {
   /**
    * One ranged GET filling `targets` in order (the page cache's coalesced reads): exactly
    * sum(target lengths) bytes from `offset`, or BlobUnavailable/BlobMissing — a blob that ends
-   * before the last target is full is an error here, not a short read.
+   * before the last target is full is an error here, not a short read. `onBytes` (optional) is
+   * told of each run of bytes where it landed in the targets, in order (RangeIntoStore).
    */
-  async getRangeInto(key: string, offset: number, targets: Buffer[]): Promise<void> {
+  async getRangeInto(key: string, offset: number, targets: Buffer[], onBytes?: (landed: Buffer) => void): Promise<void> {
     const total = checkRangeInto(key, offset, targets);
     if (total === 0) return;
-    const got = await this.#ranged(key, offset, total, (want) => {
-      if (want !== total) throw new SmhError('BlobUnavailable', `blob ${key} has only ${want} of ${total} bytes at ${offset}`, key);
-      return targets;
-    });
+    const got = await this.#ranged(
+      key,
+      offset,
+      total,
+      (want) => {
+        if (want !== total) throw new SmhError('BlobUnavailable', `blob ${key} has only ${want} of ${total} bytes at ${offset}`, key);
+        return targets;
+      },
+      onBytes,
+    );
     if (got !== total) throw new SmhError('BlobUnavailable', `short body for ${key}: ${got} of ${total} bytes`, key);
   }
 
@@ -364,7 +371,7 @@ export class S3BlobStore implements BlobStore {
    * bytes written (0 when the offset is at or past the end). Never trusts the server: the
    * Content-Range start is checked, bytes past the range are not read, a short body is an error.
    */
-  async #ranged(key: string, offset: number, length: number, sink: (want: number) => Buffer[]): Promise<number> {
+  async #ranged(key: string, offset: number, length: number, sink: (want: number) => Buffer[], onBytes?: (landed: Buffer) => void): Promise<number> {
     this.onRangedGet?.(offset, length);
     // One deadline for the whole request (SDK retries, headers and body): see readTimeoutMs.
     const deadlineMs = this.#readTimeoutMs + Math.ceil(length / MiB) * 1000;
@@ -372,7 +379,7 @@ export class S3BlobStore implements BlobStore {
       const ac = new AbortController();
       const timer = setTimeout(() => ac.abort(), deadlineMs);
       try {
-        const r = await this.#lean.get(this.objectKey(key), offset, length, sink, ac.signal);
+        const r = await this.#lean.get(this.objectKey(key), offset, length, sink, ac.signal, onBytes);
         if (r.kind === 'missing') throw new SmhError('BlobMissing', `blob ${key} is not in ${this.description}`, key);
         return r.kind === 'past-end' ? 0 : r.got;
       } catch (e) {
@@ -457,6 +464,7 @@ export class S3BlobStore implements BlobStore {
             while (cPos < chunk.length && got < want) {
               const target = targets[t]!;
               const n = chunk.copy(target, tPos, cPos, Math.min(chunk.length, cPos + Math.min(target.length - tPos, want - got)));
+              onBytes?.(target.subarray(tPos, tPos + n));
               cPos += n;
               tPos += n;
               got += n;
