@@ -709,7 +709,7 @@ export class InodeAdapter {
    * page is answered from its own memory (no copy). Anything else takes the async read path,
    * which returns a buffer of its own.
    */
-  #read(fh: number, len: number, pos: number): Uint8Array | FdSlice | Promise<Uint8Array | FdSlice> {
+  #read(fh: number, len: number, pos: number): Uint8Array | readonly Uint8Array[] | FdSlice | Promise<Uint8Array | readonly Uint8Array[] | FdSlice> {
     const files = this.files;
     const h = files.handle(fh);
     if (this.#accessDue.size > 0) {
@@ -733,13 +733,14 @@ export class InodeAdapter {
       if (files.reader.localFiles) {
         // The first read of a local blob opens its descriptor (kept for the next reads).
         const opening: Promise<BlobFile | undefined> = files.reader.openLocalFile(v);
-        return opening.then<Uint8Array | FdSlice>((f) => (f ? this.#lend(f, len, pos, v.size) : files.read(h, pos, len)));
+        return opening.then<Uint8Array | readonly Uint8Array[] | FdSlice>((f) => (f ? this.#lend(f, len, pos, v.size) : files.read(h, pos, len)));
       }
       // Random readers of a local blob fetch missing units right here (a pread): see page-cache.ts.
       const lease = files.reader.cache.readCachedSync(v.blob, v.size, pos, len, h.stream, true);
       if (lease) {
         files.stats.bytesRead += lease.length;
-        return lease.parts.length === 1 ? lease.parts[0]! : Buffer.concat(lease.parts, lease.length);
+        // Several pieces (a read across units or pages) go out as they are: see #readLeased.
+        return lease.parts.length === 1 ? lease.parts[0]! : lease.parts;
       }
       return this.#readLeased(h, v.blob, v.size, len, pos);
     }
@@ -751,13 +752,17 @@ export class InodeAdapter {
    * there, as the fuse-native adapter's lease read does — `files.read` would copy every byte into
    * a buffer of its own (a page may be pooled, so its copy: ~3% of the mount's CPU on a cold S3
    * read, and garbage). The pages stay pinned until the binding has replied (it replies in the
-   * promise's reaction, before the setImmediate).
+   * promise's reaction, before the setImmediate). A read across units or pages answers with
+   * the pieces themselves (the binding sends them as one reply, from their own memory): joining
+   * them cost a buffer the size of the read per read — with 128 KiB random reads over 64 KiB
+   * units, every read — and that garbage, freed between the cache's long-lived buffers,
+   * fragmented the malloc heap: tens of MiB of RSS over the cache (issue 16).
    */
-  async #readLeased(h: Handle, blob: string, size: number, len: number, pos: number): Promise<Uint8Array> {
+  async #readLeased(h: Handle, blob: string, size: number, len: number, pos: number): Promise<Uint8Array | readonly Uint8Array[]> {
     const lease = await this.files.reader.cache.readLease(blob, size, pos, len, h.stream);
     setImmediate(() => lease.release());
     this.files.stats.bytesRead += lease.length;
-    return lease.parts.length === 1 ? lease.parts[0]! : lease.parts.length === 0 ? Buffer.alloc(0) : Buffer.concat(lease.parts, lease.length);
+    return lease.parts.length === 1 ? lease.parts[0]! : lease.parts.length === 0 ? Buffer.alloc(0) : lease.parts;
   }
 
   /** Answer a read from a lent blob descriptor; it goes back once the binding has replied. */

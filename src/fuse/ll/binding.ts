@@ -20,8 +20,9 @@
  * Buffers: `write`'s `data` and `setxattr`'s `value` are views into the receive buffer, valid
  * while the op runs synchronously. An op that returns a Promise keeps them: the binding gives
  * libfuse a fresh receive buffer instead of copying (the old one is the op's until it lets go).
- * A `read` may answer with a Buffer (sent from its memory, no copy) or `{ fd, position }` (the
- * kernel gets the bytes from that file; by splice with `splice: true`).
+ * A `read` may answer with a Buffer (sent from its memory, no copy), an array of Buffers (the
+ * pieces of the range in order, sent together from their own memory: no joining copy) or
+ * `{ fd, position }` (the kernel gets the bytes from that file; by splice with `splice: true`).
  *
  * native-notes/binding.md explains the threading, invalidation, interrupts and options.
  */
@@ -84,6 +85,9 @@ export interface OpenFlags {
 /** open/opendir answer: a file handle (any non-negative integer, passed back with later ops). */
 export type Open = number | ({ fh: number } & OpenFlags);
 export type Created = Entry & { fh: number } & OpenFlags;
+
+/** The most pieces one read answer may have (smhfs_ll.c READ_PARTS_MAX); more are joined. */
+export const READ_PARTS_MAX = 64;
 
 export interface FdSlice {
   fd: number;
@@ -273,8 +277,9 @@ export interface LowLevelOps {
   link?(ino: number, newParent: number, newName: string, ctx: Ctx): Reply<Entry>;
   open?(ino: number, flags: number, ctx: Ctx): Reply<Open>;
   create?(parent: number, name: string, mode: number, flags: number, ctx: Ctx): Reply<Created>;
-  /** up to `size` bytes at `offset` (fewer only at the end of the file) */
-  read?(ino: number, fh: number, size: number, offset: number, ctx: Ctx): Reply<Uint8Array | FdSlice>;
+  /** up to `size` bytes at `offset` (fewer only at the end of the file); pieces in order (at
+   * most READ_PARTS_MAX; more, or none, are joined first) go out as one reply */
+  read?(ino: number, fh: number, size: number, offset: number, ctx: Ctx): Reply<Uint8Array | readonly Uint8Array[] | FdSlice>;
   /** `data` is a view into the receive buffer (see the module comment); answer the bytes taken */
   write?(ino: number, fh: number, data: Buffer, offset: number, flags: number, ctx: Ctx): Reply<number>;
   flush?(ino: number, fh: number, ctx: Ctx): Reply<void>;
@@ -388,7 +393,7 @@ export interface SessionInfo extends ConnInfo {
 interface RawSession {
   readonly __raw: unique symbol;
 }
-type RawResult = number | string | Uint8Array | [number, number] | [string[], Float64Array] | undefined;
+type RawResult = number | string | Uint8Array | readonly Uint8Array[] | [number, number] | [string[], Float64Array] | undefined;
 interface Addon {
   mount(
     mountpoint: string,
@@ -837,7 +842,9 @@ export class LowLevelSession extends EventEmitter {
     const count = (n: number): RawResult => n;
     const bytes = (b: Uint8Array): RawResult => b;
     const link = (t: string | Uint8Array): RawResult => t;
-    const data = (d: Uint8Array | FdSlice): RawResult => (d instanceof Uint8Array ? d : [d.fd, d.position]);
+    // Pieces go to the addon as they are (fuse_reply_iov); too many, or none, are joined here.
+    const data = (d: Uint8Array | readonly Uint8Array[] | FdSlice): RawResult =>
+      d instanceof Uint8Array ? d : Array.isArray(d) ? (d.length > 0 && d.length <= READ_PARTS_MAX ? d : Buffer.concat(d)) : [(d as FdSlice).fd, (d as FdSlice).position];
     const statfs = (s: Statfs): RawResult => {
       const b = IO_STATFS;
       io[b] = s.bsize;

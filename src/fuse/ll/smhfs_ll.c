@@ -48,6 +48,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -517,6 +518,34 @@ static int bytes_of(napi_env env, napi_value v, void **data, size_t *len) {
   return 0;
 }
 
+/* A read answered with an array of Buffers (the cached pieces of a range, in order): one
+ * fuse_reply_iov, so the pieces go to the kernel from their own memory and JS never joins them
+ * into a fresh buffer (per read: garbage the size of the read, and the malloc heap fragmented
+ * between long-lived cache buffers; issue 16). Returns 0 — nothing answered — when the array is
+ * not of that form (e.g. [fd, position]); the total is capped at the request's size. */
+#define READ_PARTS_MAX 64
+static int reply_parts(session_t *s, fuse_req_t req, napi_value arr, size_t size) {
+  napi_env env = s->env;
+  uint32_t n = 0;
+  if (napi_get_array_length(env, arr, &n) != napi_ok || n == 0 || n > READ_PARTS_MAX) return 0;
+  struct iovec iov[READ_PARTS_MAX];
+  size_t total = 0;
+  int count = 0;
+  for (uint32_t i = 0; i < n && total < size; i++) {
+    napi_value el;
+    void *data;
+    size_t len;
+    if (napi_get_element(env, arr, i, &el) != napi_ok || !bytes_of(env, el, &data, &len)) return 0;
+    if (len > size - total) len = size - total;
+    iov[count].iov_base = data;
+    iov[count].iov_len = len;
+    total += len;
+    count++;
+  }
+  fuse_reply_iov(req, iov, count);
+  return 1;
+}
+
 static void reply_readdir(session_t *s, fuse_req_t req, int op, size_t size, off_t off0, napi_value ret) {
   napi_env env = s->env;
   int plus = op == OP_READDIRPLUS;
@@ -686,6 +715,7 @@ static void finish(session_t *s, fuse_req_t req, int op, size_t size, off_t off,
       }
       bool is_arr = false;
       napi_is_array(env, ret, &is_arr);
+      if (is_arr && reply_parts(s, req, ret, size)) return;
       if (is_arr) {
         /* [fd, position]: the kernel gets `size` bytes of that file (fewer at its end) — by
          * splice when FUSE_CAP_SPLICE_WRITE is on, else through a buffer libfuse allocates */
