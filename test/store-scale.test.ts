@@ -13,7 +13,32 @@ import Database from 'better-sqlite3';
 import { DB_FILE } from '../src/store/library.js';
 import { ChangeFollower, type Invalidation } from '../src/vfs/changes.js';
 import { expandMoves } from '../src/store/changes.js';
-import { Checkpointer, HIGH_PAGES, NET_PAGES, walProgressOf, WalCheckpoints } from '../src/store/sqlite/checkpoints.js';
+import { CheckpointDue, Checkpointer, HIGH_PAGES, NET_PAGES, passiveCheckpoint, walProgressOf, type WalProgress } from '../src/store/sqlite/checkpoints.js';
+
+/**
+ * The checkpoint policy and the checkpoint on one connection, driven look by look by the tests
+ * (the mount's looks run on the serving thread, its checkpoints on the worker: `Checkpointer`).
+ */
+class WalCheckpoints {
+  checkpoints = 0;
+  private readonly due: CheckpointDue;
+
+  constructor(
+    private readonly db: Database.Database,
+    private readonly progress: () => WalProgress | undefined,
+    high = HIGH_PAGES,
+  ) {
+    this.due = new CheckpointDue(high);
+  }
+
+  /** One look: checkpoint if due. Answers whether one ran. */
+  tick(): boolean {
+    if (!this.due.look(this.progress())) return false;
+    passiveCheckpoint(this.db);
+    this.checkpoints++;
+    return true;
+  }
+}
 
 /** `photo.jpg` and N directories `d0…` each holding a bound link `cover` to it. */
 async function sameNamedLinks(lib: Library, space: Space, n: number): Promise<void> {

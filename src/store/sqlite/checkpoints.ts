@@ -117,31 +117,6 @@ export function passiveCheckpoint(db: Database.Database): { log: number; checkpo
   return { log: r?.log ?? 0, checkpointed: r?.checkpointed ?? 0 };
 }
 
-/**
- * The policy and the checkpoint on one connection, for tests that drive it look by look (the
- * mount's looks run on the serving thread, its checkpoints on the worker: `Checkpointer`).
- */
-export class WalCheckpoints {
-  checkpoints = 0;
-  private readonly due: CheckpointDue;
-
-  constructor(
-    private readonly db: Database.Database,
-    private readonly progress: () => WalProgress | undefined,
-    high = HIGH_PAGES,
-  ) {
-    this.due = new CheckpointDue(high);
-  }
-
-  /** One look: checkpoint if due. Answers whether one ran. */
-  tick(): boolean {
-    if (!this.due.look(this.progress())) return false;
-    passiveCheckpoint(this.db);
-    this.checkpoints++;
-    return true;
-  }
-}
-
 /** What the worker is started with. */
 export interface CheckpointWorkerData {
   dbPath: string;
