@@ -60,7 +60,7 @@ deps: system-deps $(NODE_DEPS_STAMP)
 
 # Our libfuse 3 low-level addon. `npm ci` builds it too (postinstall, never failing the install:
 # without libfuse3 smhfs runs with --binding fuse-native); here a failed build is an error.
-$(LL_ADDON): src/fuse/ll/smhfs_ll.c src/fuse/ll/crc32.c src/fuse/ll/binding.gyp src/fuse/ll/build.mjs | deps
+$(LL_ADDON): src/fuse/ll/smhfs_ll.c src/fuse/ll/crc32.c src/fuse/ll/pages.c src/fuse/ll/binding.gyp src/fuse/ll/build.mjs | deps
 	node src/fuse/ll/build.mjs --strict
 
 addon: $(LL_ADDON)

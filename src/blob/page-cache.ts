@@ -96,6 +96,13 @@ export interface PageCacheOptions {
    * pages it has read back to the pool once it is `KEEP_BEHIND_PAGES` past them (see #dropBehind).
    */
   dropBehind?: boolean;
+  /**
+   * Makes a new page buffer (`pageSize` bytes; default Buffer.allocUnsafeSlow). A mount passes the
+   * libfuse 3 addon's `allocPage`: buffers carved from 2 MiB huge-page slabs (one page fault per
+   * 2 MiB instead of 512 — faults were 10% of a cold S3 read's CPU), 4096-aligned so that the
+   * disk cache can write them with O_DIRECT. Units keep Buffer.allocUnsafeSlow.
+   */
+  allocatePage?: (length: number) => Buffer;
 }
 
 /**
@@ -360,6 +367,7 @@ export class PageCache {
   /** Drop-behind: streams reading a blob larger than the budget, by blob (they protect pages ahead of them). */
   readonly #bigStreams = new Map<string, Set<ReadStream>>();
   #dropCalls = 0;
+  readonly #allocatePage: ((length: number) => Buffer) | undefined;
   #s = { hits: 0, misses: 0, bytesFetched: 0, prefetches: 0, prefetchHits: 0, retries: 0, errors: 0, unitFetches: 0, toRandom: 0, toSequential: 0, droppedBehind: 0 };
 
   constructor(options: PageCacheOptions) {
@@ -372,6 +380,7 @@ export class PageCache {
     this.maxBackoffMs = options.maxBackoffMs ?? 2000;
     this.disk = options.disk;
     this.dropBehind = options.dropBehind ?? true;
+    this.#allocatePage = options.allocatePage;
     const concurrency = options.concurrency ?? 8;
     const fraction = options.prefetchFraction ?? 0.25;
     const unit = options.unitSize ?? 64 * 1024;
@@ -715,7 +724,7 @@ export class PageCache {
       this.#landedCrcs.delete(pooled); // about to hold other bytes
       return pooled;
     }
-    const b = Buffer.allocUnsafeSlow(length);
+    const b = length === this.pageSize && this.#allocatePage ? this.#allocatePage(length) : Buffer.allocUnsafeSlow(length);
     this.#owned.add(b);
     this.#allocatedBytes += length;
     return b;

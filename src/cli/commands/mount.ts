@@ -33,7 +33,7 @@ import type { PageCacheStats } from '../../blob/page-cache.js';
 import { LocalBlobStore } from '../../blob/local-store.js';
 import type { BlobStore } from '../../blob/types.js';
 import { BINDING_NAMES, type BindingName } from '../../fuse/binding.js';
-import { nativeCrc32 } from '../../fuse/ll/binding.js';
+import { nativeCrc32, nativeDirectIoAligned, nativePageAllocator } from '../../fuse/ll/binding.js';
 import type { MountAdapter } from '../../fuse/frontends.js';
 import type { Library } from '../../store/library.js';
 import type { BlobConfig } from '../../store/types.js';
@@ -290,6 +290,10 @@ async function serveMount(mountpoint: string, o: MountCmdOptions, cmd: Command, 
   // and less CPU on both sides). Always capped at a quarter of the cache by the page cache.
   let disk: DiskCache | undefined;
   const crc = nativeCrc32();
+  // Page buffers from the addon's huge-page slabs, aligned for O_DIRECT (issue 16: page faults
+  // and the kernel's buffered writes were most of what the disk cache added to a cold S3 read).
+  const allocatePage = nativePageAllocator();
+  const directIo = allocatePage ? nativeDirectIoAligned() : undefined;
   const cacheFor = (config: BlobConfig): ReaderOptions => {
     const cacheDir = o.cacheDir !== undefined ? resolve(o.cacheDir) : isS3(config) ? join(dir, 'cache') : undefined;
     if (cacheDir !== undefined && o.cacheDiskSize > 0) {
@@ -301,10 +305,11 @@ async function serveMount(mountpoint: string, o: MountCmdOptions, cmd: Command, 
         maxPendingWriteBytes: pendingWriteAllowance(o.cacheSize),
         // The addon's CRC-32 (PCLMUL; zlib's results) when it is there, whatever the binding.
         ...(crc ? { crc32: crc } : {}),
+        ...(directIo ? { directIo } : {}),
         ...(faults?.diskCache ? { faults: diskFaults(faults.diskCache) } : {}),
       });
     }
-    return { maxBytes: o.cacheSize, pageSize: o.pageSize, readaheadMax: o.readahead ?? (isS3(config) ? 64 : 16) * MiB, ...(disk ? { disk } : {}) };
+    return { maxBytes: o.cacheSize, pageSize: o.pageSize, readaheadMax: o.readahead ?? (isS3(config) ? 64 : 16) * MiB, ...(disk ? { disk } : {}), ...(allocatePage ? { allocatePage } : {}) };
   };
   let lib: Library;
   let blobStore: BlobStore | undefined;

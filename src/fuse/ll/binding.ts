@@ -417,6 +417,10 @@ interface Addon {
   info(s: RawSession): SessionInfo;
   /** zlib's crc32(seed, data), with PCLMUL on x86-64 (crc32.c); absent in an older build. */
   crc32?(data: Uint8Array, seed: number): number;
+  /** A buffer of `size` bytes (a multiple of 4096) carved from a 2 MiB huge-page slab (pages.c); absent in an older build. */
+  allocPage?(size: number): Buffer;
+  /** Whether the bytes' address and length are multiples of `n` (pages.c). */
+  aligned?(data: Uint8Array, n: number): boolean;
   libfuseVersion: string;
 }
 
@@ -465,6 +469,29 @@ export function nativeCrc32(): ((data: Uint8Array, seed?: number) => number) | u
   const b = lowLevelBinding();
   const f = b.ok ? b.addon.crc32 : undefined;
   return f ? (data, seed = 0) => f(data, seed) : undefined;
+}
+
+/**
+ * The addon's page allocator (pages.c: 2 MiB-aligned slabs marked MADV_HUGEPAGE, so a fresh page
+ * buffer costs one page fault per 2 MiB, not 512), or undefined without the addon. A size that is
+ * not a multiple of 4096 gets Buffer.allocUnsafeSlow. The page cache uses it for its page buffers
+ * (src/blob/page-cache.ts `allocatePage`, issue 16).
+ */
+export function nativePageAllocator(): ((length: number) => Buffer) | undefined {
+  const b = lowLevelBinding();
+  const f = b.ok ? b.addon.allocPage : undefined;
+  return f ? (length) => (length > 0 && length % 4096 === 0 ? f(length) : Buffer.allocUnsafeSlow(length)) : undefined;
+}
+
+/**
+ * Whether bytes may be written with O_DIRECT: address and length multiples of 4096 (the largest
+ * logical block size of common disks), or undefined without the addon. The disk cache writes such
+ * bytes (the page buffers from `nativePageAllocator`) past the kernel's page cache (issue 16).
+ */
+export function nativeDirectIoAligned(): ((data: Uint8Array) => boolean) | undefined {
+  const b = lowLevelBinding();
+  const f = b.ok ? b.addon.aligned : undefined;
+  return f ? (data) => f(data, 4096) : undefined;
 }
 
 export function lowLevelAvailable(): { ok: true; libfuse: string } | { ok: false; reason: string } {

@@ -28,7 +28,8 @@
  * Over 600 lines because it is one N-API module over one libfuse session: the ~40 op callbacks,
  * the pending-reply slots, the notifier thread and the reply writers all share the session's
  * state and the io layout above. Split into files, they would need a header of internals that
- * exists only for this module; the CRC-32 (crc32.c), which shares nothing, is apart.
+ * exists only for this module; the CRC-32 (crc32.c) and the page allocator (pages.c), which share
+ * nothing, are apart.
  */
 #define FUSE_USE_VERSION 34
 #define _GNU_SOURCE
@@ -1899,6 +1900,9 @@ static napi_value js_info(napi_env env, napi_callback_info info) {
 
 /* crc32.c: zlib's CRC-32 with PCLMUL, for the disk cache (issue 16) */
 napi_value smhfs_js_crc32(napi_env env, napi_callback_info info);
+/* pages.c: page buffers from huge-page slabs, O_DIRECT-aligned (issue 16) */
+napi_value smhfs_js_alloc_page(napi_env env, napi_callback_info info);
+napi_value smhfs_js_aligned(napi_env env, napi_callback_info info);
 
 static napi_value init_module(napi_env env, napi_value exports) {
   fuse_set_log_func(log_func);
@@ -1911,6 +1915,8 @@ static napi_value init_module(napi_env env, napi_value exports) {
     {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
     {"info", NULL, js_info, NULL, NULL, NULL, napi_default, NULL},
     {"crc32", NULL, smhfs_js_crc32, NULL, NULL, NULL, napi_default, NULL},
+    {"allocPage", NULL, smhfs_js_alloc_page, NULL, NULL, NULL, napi_default, NULL},
+    {"aligned", NULL, smhfs_js_aligned, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   napi_value v;
