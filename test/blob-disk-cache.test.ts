@@ -180,6 +180,89 @@ t.test('the addon\'s CRC-32 gives zlib\'s results; the cache checks with the one
   t.equal(d.stats().corrupt, 0);
 });
 
+t.test('the addon\'s page buffers: 4096-aligned (2 MiB slabs), plain buffers for other sizes; aligned() tells', async (t) => {
+  // A mount's page cache takes its page buffers from the addon (huge-page slabs: one page fault
+  // per 2 MiB), and the disk cache writes what is aligned with O_DIRECT (issue 16).
+  const llx = ll as { nativePageAllocator?: () => ((n: number) => Buffer) | undefined; nativeDirectIoAligned?: () => ((d: Uint8Array) => boolean) | undefined };
+  const alloc = llx.nativePageAllocator?.();
+  const aligned = llx.nativeDirectIoAligned?.();
+  t.ok(alloc && aligned, 'the addon has a page allocator and an alignment check');
+  if (!alloc || !aligned) return;
+  const pages = Array.from({ length: 5 }, () => alloc(1024 * KiB));
+  t.same(pages.map((b) => b.length), [1024 * KiB, 1024 * KiB, 1024 * KiB, 1024 * KiB, 1024 * KiB]);
+  t.equal(pages.filter((b) => aligned(b)).length, 5, 'every page buffer is aligned');
+  pages.forEach((b, i) => b.fill(i + 1));
+  t.ok(pages.every((b, i) => b[0] === i + 1 && b[b.length - 1] === i + 1), 'each its own memory (no overlap)');
+  t.equal(aligned(pages[0]!.subarray(1)), false, 'an odd address is not aligned');
+  t.equal(aligned(pages[0]!.subarray(0, 4095)), false, 'nor an odd length');
+  t.equal(aligned(Buffer.allocUnsafeSlow(64 * KiB + 1).subarray(1)), false);
+  const big = alloc(3 * 1024 * KiB);
+  t.ok(big.length === 3 * 1024 * KiB && aligned(big), 'a size over 2 MiB: a slab of its own');
+  const odd = alloc(10_000);
+  t.equal(odd.length, 10_000, 'a size that is not a multiple of 4096: a plain buffer');
+});
+
+t.test('O_DIRECT: aligned page buffers are written past the kernel\'s page cache, the rest buffered; both verify', async (t) => {
+  const llx = ll as { nativePageAllocator?: () => ((n: number) => Buffer) | undefined; nativeDirectIoAligned?: () => ((d: Uint8Array) => boolean) | undefined };
+  const alloc = llx.nativePageAllocator?.();
+  const directIo = llx.nativeDirectIoAligned?.();
+  t.ok(alloc && directIo, 'the addon is there');
+  if (!alloc || !directIo) return;
+  const dir = newDir();
+  const key = 'a1'.repeat(32);
+  const blob = Buffer.concat([0, 1, 2, 3, 4].map((i) => pageBytes(key, i, PS))).subarray(0, 4 * PS + US + 333);
+  const targets = [0, 1, 2, 3].map((i) => {
+    const b = alloc(PS);
+    blob.copy(b, 0, i * PS, (i + 1) * PS);
+    return b;
+  });
+  const tail = Buffer.from(blob.subarray(4 * PS)); // a blob's short last page: a plain buffer
+  {
+    const { d, logs } = await disk(t, { dir, directIo });
+    // Queued together: one batch (two segment files); the aligned pages go out with O_DIRECT.
+    await Promise.all([...targets.map((b, i) => d.write(key, i * PS, b)), d.write(key, 4 * PS, tail)]);
+    await d.idle();
+    const st = d.stats();
+    t.equal(st.bytesWrittenDirect, 4 * PS, 'the four aligned pages with O_DIRECT');
+    t.equal(st.bytesWritten, blob.length, 'the short last page too (buffered)');
+    t.same(logs, [], 'no complaint');
+    await d.close();
+  }
+  // Another cache over the folder (a remount): every byte from the files, verified.
+  const { d } = await disk(t, { dir, directIo });
+  for (let i = 0; i < 4; i++) {
+    const buf = Buffer.alloc(PS);
+    t.ok((await d.read(key, i * PS, PS, i * PS, buf)) && buf.equals(blob.subarray(i * PS, (i + 1) * PS)), `page ${i} verifies after a reopen`);
+  }
+  const back = Buffer.alloc(US + 333);
+  t.ok((await d.read(key, 4 * PS, US + 333, 4 * PS, back)) && back.equals(tail), 'the short last page verifies');
+  t.equal(d.stats().corrupt, 0);
+});
+
+t.test('a file system that refuses O_DIRECT (EINVAL): one line, the bytes written the buffered way, verified', async (t) => {
+  // Told every buffer is aligned while none is (odd addresses): the kernel answers EINVAL, as a
+  // file system without O_DIRECT does. The cache turns O_DIRECT off and writes through the page cache.
+  const dir = newDir();
+  const key = 'b2'.repeat(32);
+  const odd = (i: number): Buffer => {
+    const b = Buffer.allocUnsafeSlow(PS + 1).subarray(1);
+    pageBytes(key, i, PS).copy(b);
+    return b;
+  };
+  const { d, logs } = await disk(t, { dir, directIo: () => true });
+  await d.write(key, 0, odd(0));
+  await d.write(key, 2 * PS, odd(2));
+  await d.idle();
+  t.equal(d.stats().bytesWrittenDirect, 0, 'nothing went out with O_DIRECT');
+  t.equal(d.stats().bytesWritten, 2 * PS, 'both pages written');
+  t.equal(logs.filter((l) => /refuses O_DIRECT/.test(l)).length, 1, 'one line, once');
+  t.equal(d.state, 'on', 'writes stay on');
+  for (const i of [0, 2]) {
+    const buf = Buffer.alloc(PS);
+    t.ok((await d.read(key, i * PS, PS, i * PS, buf)) && buf.equals(pageBytes(key, i, PS)), `page ${i} verifies`);
+  }
+});
+
 t.test('CRCs computed as the bytes land are the records\' own; a wrong one is a miss, never wrong bytes', async (t) => {
   // The page cache feeds landingCrcs each run of bytes as the socket lands it (hot in the CPU's
   // cache) and hands the CRCs to write(): the write does not read the bytes back (issue 16).

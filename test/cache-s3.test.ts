@@ -41,6 +41,31 @@ const s3store = store();
 const big = randomBytes(40 * MiB + 333);
 const { key: bigKey } = await s3store.putStream(big);
 
+t.test('page buffers come from allocatePage (a mount: the addon\'s huge-page slabs); units and a short last page do not', async (t) => {
+  const s = store();
+  const made: Buffer[] = [];
+  const allocatePage = (n: number): Buffer => {
+    const b = Buffer.allocUnsafeSlow(n);
+    made.push(b);
+    return b;
+  };
+  const cache = new PageCache({ store: s, maxBytes: 16 * MiB, allocatePage });
+  const st = cache.openStream();
+  const parts: Buffer[] = [];
+  for (let off = 0; off < big.length; off += 128 * KiB) parts.push(await cache.read(bigKey, big.length, off, 128 * KiB, st));
+  await cache.idle();
+  t.ok(Buffer.concat(parts).equals(big), 'every byte');
+  t.ok(made.length >= 8 && made.every((b) => b.length === MiB), `${made.length} page buffers from allocatePage, each a page`);
+  t.equal(cache.stats().allocatedBytes, made.length * MiB + 333, 'every other new buffer: the 333-byte last page');
+  // A random reader: its 64 KiB units are plain buffers.
+  const r = cache.openStream();
+  const n = made.length;
+  for (const off of [30 * MiB + 5, 3 * MiB + 70_000, 21 * MiB + 9, 12 * MiB + 4]) t.ok((await cache.read(bigKey, big.length, off, 4096, r)).equals(big.subarray(off, off + 4096)));
+  t.ok(cache.stats().unitFetches > 0, 'units fetched');
+  t.equal(made.length, n, 'none from allocatePage');
+  await cache.close();
+});
+
 t.test('sequential read: coalesced GETs, disjoint, every byte', async (t) => {
   const s = store();
   const ranges = spyRanges(s);

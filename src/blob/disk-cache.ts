@@ -564,7 +564,7 @@ export class DiskCache {
       seg.creating ??= this.#create(seg);
       await seg.creating;
       fh = await this.#handle(seg);
-      await this.#writeData(seg, fh, parts, length, this.#hsize + rel);
+      await this.#writeData(seg, fh, parts, this.#hsize + rel);
       // The records after the data: a record never names bytes that were not written first.
       const crcs = new Uint32Array(units);
       const records = Buffer.allocUnsafe(units * RECORD);
@@ -604,25 +604,33 @@ export class DiskCache {
   }
 
   /**
-   * The data of a piece, with O_DIRECT when every part is aligned (`directIo`), else through the
-   * page cache. A file system that refuses O_DIRECT (EINVAL, at open or write) turns it off for
-   * good and the piece is written the buffered way; the bytes are the same either way.
+   * The data of a piece: its leading aligned parts (`directIo`: the page buffers) with O_DIRECT,
+   * the rest (a blob's short last page, units in plain buffers) through the page cache. A file
+   * system that refuses O_DIRECT (EINVAL, at open or write) turns it off for good and those bytes
+   * are written the buffered way; the bytes are the same either way, and the records follow.
    */
-  async #writeData(seg: Segment, fh: FileHandle, parts: Buffer[], length: number, position: number): Promise<void> {
-    if (this.#direct && position % DIRECT_ALIGN === 0 && parts.every((p) => this.#directIo!(p))) {
+  async #writeData(seg: Segment, fh: FileHandle, parts: Buffer[], position: number): Promise<void> {
+    let k = 0;
+    let bytes = 0;
+    if (this.#direct && position % DIRECT_ALIGN === 0) {
+      while (k < parts.length && this.#directIo!(parts[k]!)) bytes += parts[k++]!.length;
+    }
+    if (k > 0) {
       const opening = (seg.dfh ??= open(seg.path, fsConstants.O_RDWR | fsConstants.O_DIRECT));
       try {
         const dfh = await opening.catch((e: unknown) => {
           if (seg.dfh === opening) seg.dfh = undefined; // not kept: the next write tries again
           throw e;
         });
-        await writevAll(dfh, parts, position);
-        this.#s.bytesWrittenDirect += length;
-        return;
+        await writevAll(dfh, k === parts.length ? parts : parts.slice(0, k), position);
+        this.#s.bytesWrittenDirect += bytes;
+        if (k === parts.length) return;
+        parts = parts.slice(k);
+        position += bytes;
       } catch (e) {
         if (errno(e) !== 'EINVAL' || !this.#direct) throw e;
         this.#direct = false;
-        this.#log(`smhfs: disk cache: the file system of ${this.dir} refuses O_DIRECT writes; writing through the kernel's page cache`);
+        this.#log(`smhfs: disk cache: the file system of ${this.dir} refuses O_DIRECT writes (EINVAL); writing through the kernel's page cache`);
       }
     }
     await writevAll(fh, parts, position);
