@@ -44,6 +44,10 @@
  * The records' CRCs of bytes fetched from S3 are computed as each socket read lands them
  * (`landingCrcs`, fed by the page cache through the store's `onBytes`), while they are still in
  * the CPU's cache; a write without them computes them itself.
+ * Data in aligned buffers (a mount's page buffers, from the addon's huge-page slabs) is written
+ * with O_DIRECT (`directIo`): the kernel's buffered write was most of what the disk cache added
+ * to a cold S3 read's CPU, and the bytes are in the mount's kernel cache already. Records, units
+ * and short last pages go through the page cache as before; the write order is the same.
  *
  * Over 600 lines because the file format, the write order that keeps it safe, its verification
  * and the index that mirrors it are one invariant, read and changed together.
