@@ -16,7 +16,7 @@ import { dirname, join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { CLI, scratchLibrary } from './cli-helpers.js';
 
-/** Our modules that only some commands use: mount-only, fsck, migrate, serve, S3. */
+/** Our modules that only some commands use: mount-only, fsck, migrate, serve, S3, the read path. */
 const LAZY_MODULES = [
   'blob/disk-cache.js', // mount with a disk cache
   'blob/fault-store.js', // mount with SMHFS_TEST_FAULTS
@@ -25,9 +25,11 @@ const LAZY_MODULES = [
   'fuse/server.js', // mount
   'http/server.js', // serve
   'blob/s3-store.js', // an S3 blob store
+  'vfs/reader.js', // cat, mount, serve: the read path
+  'blob/page-cache.js', // and its page cache
 ];
 /** Packages that only some commands use. */
-const LAZY_PACKAGES = ['fastify', 'pg', 'libpq', '@aws-sdk/client-s3', 'prom-client', 'fuse-native'];
+const LAZY_PACKAGES = ['fastify', 'pg', 'libpq', '@aws-sdk/client-s3', 'prom-client', 'fuse-native', 'p-queue'];
 /** Builtins that only some commands use: metrics (http), control socket and S3 (net), disk cache (zlib), workers. */
 const LAZY_BUILTINS = ['http', 'net', 'zlib', 'worker_threads'];
 /** Those not loaded at run time either: node:net comes with node:child_process, which commander loads. */

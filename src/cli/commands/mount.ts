@@ -39,7 +39,7 @@ import { nativeCrc32 } from '../../fuse/ll/binding.js';
 import type { MountAdapter } from '../../fuse/frontends.js';
 import type { Library } from '../../store/library.js';
 import type { BlobConfig } from '../../store/types.js';
-import { ContentReader, type ReaderOptions } from '../../vfs/reader.js';
+import type { ContentReader, ReaderOptions } from '../../vfs/reader.js';
 import { isS3 } from '../blobs.js';
 import {
   CliError,
@@ -335,6 +335,7 @@ async function serveMount(mountpoint: string, o: MountCmdOptions, cmd: Command, 
   }
   const blobs = blobStore;
   let reader: ContentReader | undefined;
+  const { ContentReader } = await import('../../vfs/reader.js');
   try {
     const spaceName = g.space ?? '-';
     const space = lib.space(spaceName);
