@@ -19,7 +19,7 @@
  * imports it): with its @opentelemetry/api it is 83 modules a mount without `--metrics` has no
  * use for (~12 MiB in a bare node; at a mount's start the difference was within the noise).
  */
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createRequire } from 'node:module';
 import type * as PromClient from 'prom-client';
@@ -241,7 +241,8 @@ export class Metrics {
   /** Serve GET /metrics at `address` (HOST:PORT; port 0 picks one). Resolves with the URL. */
   async serve(address: string): Promise<{ url: string; close: () => Promise<void> }> {
     const { host, port } = splitAddress(address);
-    const server: Server = createServer((req, res) => {
+    // node:http loads here, with --metrics only: every other command starts without it.
+    const server: Server = (createRequire(import.meta.url)('node:http') as typeof import('node:http')).createServer((req, res) => {
       const path = (req.url ?? '/').split('?')[0];
       if (req.method !== 'GET' && req.method !== 'HEAD') {
         res.writeHead(405, { Allow: 'GET, HEAD' }).end();

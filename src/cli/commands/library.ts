@@ -13,7 +13,8 @@ import { hashFile } from '../../blob/hash.js';
 import { SmhError, fail, isSmhError } from '../../errors.js';
 import { splitPath } from '../../store/paths.js';
 import type { Library, Space } from '../../store/library.js';
-import { ContentReader, type OpenContent } from '../../vfs/reader.js';
+// Types only: the read path (its page cache, lru-cache, p-queue) loads with `cat` (test/cli-start.test.ts).
+import type { ContentReader, OpenContent } from '../../vfs/reader.js';
 import { upload } from '../../vfs/upload.js';
 import { type BlobRef, type Conflict, type DirEntry, type NodeInfo, type Placed, type RecycleItem, STORAGE_CLASSES, type StorageClass, type Task } from '../../store/types.js';
 import {
@@ -136,6 +137,7 @@ export function register(program: Command): void {
     .action(
       runAction('cat', async (paths: string[], _opts: unknown, cmd: Command) => {
         const { lib, space } = await openLibrary(globalOptions(cmd), { reading: true });
+        const { ContentReader } = await import('../../vfs/reader.js');
         const reader = new ContentReader(lib);
         for (const path of paths) await catOne(reader, space, path);
       }),

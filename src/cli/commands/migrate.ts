@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { BlobStore } from '../../blob/types.js';
 import { fail } from '../../errors.js';
-import { migrateLibrary, type MigrateOptions } from '../../store/migrate.js';
+import type { MigrateOptions } from '../../store/migrate.js';
 import { checkPostgres } from '../../store/postgres/startup.js';
 import { chooseBlobConfig, openBlobStoreFor } from '../blobs.js';
 import { defaultLibraryDir, globalOptions, printJson, printLine, runAction, withSubject } from '../context.js';
@@ -38,6 +38,8 @@ export function register(program: Command): void {
         let phase = '';
         try {
           store = await openBlobStoreFor(dir, chooseBlobConfig(dir, g).config);
+          // the migration's code loads with migrate (the other commands start without it)
+          const { migrateLibrary } = await import('../../store/migrate.js');
           const r = await migrateLibrary(dir, {
             to: o.to,
             ...(store ? { blobStore: store } : {}),

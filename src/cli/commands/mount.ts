@@ -23,12 +23,14 @@
  * wraps the store only if store faults are given too). It prints a warning at start; never set it
  * in production.
  */
-import { createConnection } from 'node:net';
+import { createRequire } from 'node:module';
 import { totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { DiskCache, pendingWriteAllowance, type DiskCacheFaults } from '../../blob/disk-cache.js';
-import { FaultInjectingStore, type FaultOptions } from '../../blob/fault-store.js';
+// Types only: the disk cache and the fault injector load with the mount that uses them (the
+// command's other commands start without them; test/cli-start.test.ts).
+import type { DiskCache, DiskCacheFaults } from '../../blob/disk-cache.js';
+import type { FaultInjectingStore, FaultOptions } from '../../blob/fault-store.js';
 import type { PageCacheStats } from '../../blob/page-cache.js';
 import { LocalBlobStore } from '../../blob/local-store.js';
 import type { BlobStore } from '../../blob/types.js';
@@ -37,7 +39,7 @@ import { nativeCrc32, nativeDirectIoAligned, nativePageAllocator } from '../../f
 import type { MountAdapter } from '../../fuse/frontends.js';
 import type { Library } from '../../store/library.js';
 import type { BlobConfig } from '../../store/types.js';
-import { ContentReader, type ReaderOptions } from '../../vfs/reader.js';
+import type { ContentReader, ReaderOptions } from '../../vfs/reader.js';
 import { isS3 } from '../blobs.js';
 import {
   CliError,
@@ -55,6 +57,9 @@ import { type LogLevel, type Logger, checkLogFile, logFileOption, logLevelOption
 import { Metrics, metricsOption } from '../metrics.js';
 import { formatSize, humanBytes, sizeIn } from '../sizes.js';
 import { UsageError } from '../usage.js';
+
+// node:net loads for `unmount`/`stats` only (their control-socket requests), not with every command.
+const require = createRequire(import.meta.url);
 
 export { parseSize } from '../sizes.js';
 
@@ -289,6 +294,8 @@ async function serveMount(mountpoint: string, o: MountCmdOptions, cmd: Command, 
   // latency needs several large requests in flight (cold 1 GiB from s3rver: 225 → 275 MB/s,
   // and less CPU on both sides). Always capped at a quarter of the cache by the page cache.
   let disk: DiskCache | undefined;
+  const { DiskCache, pendingWriteAllowance } = await import('../../blob/disk-cache.js');
+  const Faulty: typeof FaultInjectingStore | undefined = faults ? (await import('../../blob/fault-store.js')).FaultInjectingStore : undefined;
   const crc = nativeCrc32();
   // Page buffers from the addon's huge-page slabs, aligned for O_DIRECT (issue 16: page faults
   // and the kernel's buffered writes were most of what the disk cache added to a cold S3 read).
@@ -320,7 +327,7 @@ async function serveMount(mountpoint: string, o: MountCmdOptions, cmd: Command, 
       if (faults) {
         logger.warn(`mount: SMHFS_TEST_FAULTS is set: injecting faults ${JSON.stringify(faults)} (tests only)`);
         const { diskCache: _theDiskCachesOwn, ...storeFaults } = faults;
-        if (Object.keys(storeFaults).length > 0) s = new FaultInjectingStore(s ?? new LocalBlobStore(join(dir, 'blobs')), storeFaults);
+        if (Object.keys(storeFaults).length > 0 && Faulty) s = new Faulty(s ?? new LocalBlobStore(join(dir, 'blobs')), storeFaults);
       }
       return metrics ? instrumentableStore(s, dir, (x) => metrics.instrumentStore(x)) : s;
     }));
@@ -333,6 +340,7 @@ async function serveMount(mountpoint: string, o: MountCmdOptions, cmd: Command, 
   }
   const blobs = blobStore;
   let reader: ContentReader | undefined;
+  const { ContentReader } = await import('../../vfs/reader.js');
   try {
     const spaceName = g.space ?? '-';
     const space = lib.space(spaceName);
@@ -379,7 +387,7 @@ async function serveMount(mountpoint: string, o: MountCmdOptions, cmd: Command, 
       },
       extraStats: () => ({
         blobs: blobs?.description ?? `local:${join(dir, 'blobs')}`,
-        ...(blobs instanceof FaultInjectingStore ? { faults: blobs.stats } : {}),
+        ...(Faulty && blobs instanceof Faulty ? { faults: blobs.stats } : {}),
         ...(metricsServer ? { metrics: metricsServer.url } : {}),
       }),
     });
@@ -406,7 +414,7 @@ function diskFaults(spec: Partial<Record<'read' | 'write', string>>): DiskCacheF
 function control(socket: string, req: { op: 'stats' }): Promise<string> {
   return new Promise<string>((res, rej) => {
     const chunks: Buffer[] = [];
-    const sock = createConnection(socket);
+    const sock = (require('node:net') as typeof import('node:net')).createConnection(socket);
     sock.setTimeout(5000, () => sock.destroy(new Error('the mount did not answer within 5 s')));
     sock.on('connect', () => sock.write(`${JSON.stringify(req)}\n`));
     sock.on('data', (c: Buffer) => chunks.push(c));
@@ -424,7 +432,7 @@ function stopServer(socket: string, grace: number | undefined): Promise<number |
     let buf = '';
     let code: number | undefined;
     let connected = false;
-    const sock = createConnection(socket);
+    const sock = (require('node:net') as typeof import('node:net')).createConnection(socket);
     sock.setEncoding('utf8');
     sock.on('connect', () => {
       connected = true;

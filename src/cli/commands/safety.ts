@@ -17,7 +17,7 @@ import { peekDatabase } from '../../store/postgres/library.js';
 import { checkPostgres, redactUrl } from '../../store/postgres/startup.js';
 import { claimBlobStore, inspectStoreOwner, refusalOf } from '../../store/ownership.js';
 import type { BlobConfig } from '../../store/types.js';
-import { checkLibrary, type FsckReport } from '../../store/fsck.js';
+import type { FsckReport } from '../../store/fsck.js';
 import { BlobStoreMismatch, DEFAULT_BLOBS, blobConfigFromOptions, reconcileBlobConfig, chooseBlobConfig, describeBlobConfig, isS3, localDirOf, openBlobStoreFor } from '../blobs.js';
 import { defaultLibraryDir, globalOptions, openLibrary, printJson, printLine, reportError, runAction, withSubject } from '../context.js';
 import { plural } from '../format.js';
@@ -60,6 +60,8 @@ export function register(program: Command): void {
         let store: BlobStore | undefined;
         try {
           store = await openBlobStoreFor(dir, chooseBlobConfig(dir, g).config);
+          // fsck's code loads with fsck (the other commands start without it)
+          const { checkLibrary } = await import('../../store/fsck.js');
           report = await checkLibrary(dir, { repair: o.repair === true, ...(store ? { blobStore: store } : {}), onProgress: progress.update });
         } catch (e) {
           progress.fail();

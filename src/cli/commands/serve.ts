@@ -7,7 +7,6 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import { SmhError } from '../../errors.js';
 import { parseGrants } from '../../http/grants.js';
 import { parseListen } from '../../http/listen.js';
-import { ContentReader } from '../../vfs/reader.js';
 import { UsageError, globalOptions, instrumentableStore, openLibrary, printJson, printLine, runAction } from '../context.js';
 import { type LogLevel, logFileOption, logLevelOption, openLogger } from '../log.js';
 import { Metrics, metricsOption } from '../metrics.js';
@@ -92,6 +91,7 @@ export function register(program: Command): void {
             }
             const g = globalOptions(cmd);
             const { lib } = await openLibrary(g, metrics ? { wrap: (store, dir) => instrumentableStore(store, dir, (s) => metrics.instrumentStore(s)) } : {});
+            const { ContentReader } = await import('../../vfs/reader.js');
             const reader = new ContentReader(lib); // the one read path; its page cache serves every download
             metrics?.setSources({ cache: () => reader.cache.stats() });
             lib.startBackground(); // retention, expired tokens, garbage collection, queued tasks

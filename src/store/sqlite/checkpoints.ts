@@ -34,9 +34,10 @@
  * back to SQLite's default at once).
  */
 import { closeSync, openSync, readSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { endianness } from 'node:os';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
 import { packageRoot } from '../../package-root.js';
 
@@ -218,6 +219,8 @@ export class Checkpointer {
     try {
       // By the package root: this module may run bundled into dist/src/cli/ (src/package-root.ts).
       const data: CheckpointWorkerData = { dbPath: join(this.dir, 'library.db'), state: this.state.buffer as SharedArrayBuffer };
+      // node:worker_threads loads with the first checkpointer's worker, not with every command.
+      const { Worker } = createRequire(import.meta.url)('node:worker_threads') as typeof import('node:worker_threads');
       worker = this.worker = new Worker(join(packageRoot(import.meta.url), 'dist', 'src', 'store', 'sqlite', 'checkpoint-worker.js'), { workerData: data });
     } catch {
       this.die();
