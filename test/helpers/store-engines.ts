@@ -10,7 +10,7 @@ import type { BlobStore } from '../../src/blob/types.js';
 import { Library } from '../../src/store/library.js';
 import { PgConnection, type PgValue } from '../../src/store/postgres/connection.js';
 import { migratePostgres } from '../../src/store/postgres/schema.js';
-import { postgresForTest, type PgCluster } from './postgres.js';
+import { fileCopy, postgresForTest, type PgCluster } from './postgres.js';
 import { copyDb, storeEngine } from './store.js';
 
 let counter = 0;
@@ -73,7 +73,7 @@ export async function usePostgresEngine(t: Test): Promise<PgCluster> {
   // One database migrated once, copied for each library (CREATE DATABASE … TEMPLATE): a fresh
   // library costs a file copy instead of every migration's DDL. It holds the schema only (no
   // library id, no space): Library.open makes those, as in any new database.
-  admin.exec(`CREATE DATABASE lib_template TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'`);
+  admin.exec(`CREATE DATABASE lib_template TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'${fileCopy(cluster.versionNum)}`);
   const tmpl = PgConnection.connectSync(cluster.url('lib_template'));
   let reset: string;
   try {
@@ -87,7 +87,7 @@ export async function usePostgresEngine(t: Test): Promise<PgCluster> {
     const spare = spares.pop();
     if (spare) return databases.get(spare)!;
     const name = `lib_${process.pid}_${++counter}`;
-    admin.exec(`CREATE DATABASE ${name} TEMPLATE lib_template`);
+    admin.exec(`CREATE DATABASE ${name} TEMPLATE lib_template${fileCopy(cluster.versionNum)}`);
     databases.set(name, cluster.url(name));
     return cluster.url(name);
   };
@@ -101,6 +101,20 @@ export async function usePostgresEngine(t: Test): Promise<PgCluster> {
   t.teardown(() => {
     for (const name of [...resetters.keys()]) closeResetter(name);
   });
+  const kept = (name: string, url: string): PgConnection => {
+    let r = resetters.get(name);
+    if (!r) {
+      const conn = PgConnection.connectSync(url);
+      r = { conn, pid: conn.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')[0]!.pid };
+      resetters.set(name, r);
+    }
+    return r.conn;
+  };
+  // The same connection serves the tests' reads on the side (dumpDb), between resets.
+  storeEngine.sideConnection = (url) => {
+    const name = decodeURIComponent(new URL(url).pathname.slice(1));
+    return databases.has(name) ? kept(name, url) : undefined;
+  };
   storeEngine.dropDatabase = (url) => {
     const name = decodeURIComponent(new URL(url).pathname.slice(1));
     closeResetter(name);
@@ -121,13 +135,7 @@ export async function usePostgresEngine(t: Test): Promise<PgCluster> {
       Atomics.wait(pause, 0, 0, 5);
     }
     try {
-      let r = resetters.get(name);
-      if (!r) {
-        const conn = PgConnection.connectSync(url);
-        r = { conn, pid: conn.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')[0]!.pid };
-        resetters.set(name, r);
-      }
-      r.conn.exec(reset);
+      kept(name, url).exec(reset);
     } catch {
       storeEngine.dropDatabase!(url);
       return;
