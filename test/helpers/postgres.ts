@@ -264,7 +264,6 @@ export async function startPostgres(opts: PgClusterOptions = {}): Promise<PgClus
       full_page_writes: 'off',
       max_connections: 50,
       shared_buffers: "'32MB'",
-      ...(process.env.SMHFS_PG_LEAN ? { autovacuum: 'off', jit: 'off', wal_level: 'minimal', max_wal_senders: 0 } : {}),
       log_min_messages: 'warning',
       log_line_prefix: "'%m [%p] '",
       ...opts.settings,
