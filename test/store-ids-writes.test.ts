@@ -10,6 +10,7 @@ import { SmhError } from '../src/errors.js';
 import type { Library, Space } from '../src/store/library.js';
 import type { NodeInfo } from '../src/store/types.js';
 import { openLib, put } from './helpers/store.js';
+import { inOneSnapshot } from './helpers/store-engines.js';
 
 const MISSING = 987654;
 
@@ -42,7 +43,12 @@ function answer(fn: () => unknown): unknown {
 }
 
 /** The space as a whole: every path with its node, each link's readlink, the bin's items. */
-function state(space: Space): unknown {
+function state(x: { lib: Library; space: Space }): unknown {
+  // One snapshot for the whole walk (PostgreSQL: a BEGIN/COMMIT per multi-statement read otherwise).
+  return inOneSnapshot(x.lib, () => stateOf(x.space));
+}
+
+function stateOf(space: Space): unknown {
   const out: string[] = [];
   const walk = (dir: string): void => {
     for (const e of space.readdir(dir)) {
@@ -69,12 +75,12 @@ async function same(t: Test, c: Case): Promise<void> {
   await t.test(c.rule, async (t) => {
     const a = await twin(t);
     const b = await twin(t);
-    t.same(state(b.space), state(a.space), `${c.rule}: the twins start alike`);
+    t.same(state(b), state(a), `${c.rule}: the twins start alike`);
     const id = (path: string): number => (path === '' ? b.space.root : b.space.stat(path).id);
     const byPath = answer(() => c.byPath(a.space, a.binView));
     const byId = answer(() => c.byId(b.space, id, b.binView));
     t.same(byId, byPath, `${c.rule}: same answer (${String(JSON.stringify(byPath)).slice(0, 120)})`);
-    t.same(state(b.space), state(a.space), `${c.rule}: same tree, links and bin after`);
+    t.same(state(b), state(a), `${c.rule}: same tree, links and bin after`);
   });
 }
 

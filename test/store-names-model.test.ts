@@ -22,7 +22,9 @@ import fc from 'fast-check';
 import { Readable } from 'node:stream';
 import { isSmhError, type ErrorCode } from '../src/errors.js';
 import type { Library, Space } from '../src/store/library.js';
+import type { NodeInfo } from '../src/store/types.js';
 import { openLib, readerOf, storeEngine } from './helpers/store.js';
+import { inOneSnapshot } from './helpers/store-engines.js';
 
 const SEED = Number(process.env.SMHFS_NAMES_SEED ?? 20261201);
 // On PostgreSQL (test/pg-store-names-model.test.ts) every statement is a round trip: the first 12
@@ -273,14 +275,24 @@ async function apply(m: Model, op: Op, env: { lib: Library; space: Space }): Pro
 }
 
 async function check(m: Model, env: { lib: Library; space: Space }): Promise<void> {
-  const { lib, space } = env;
+  // The metadata in one read snapshot (PostgreSQL: a BEGIN/COMMIT per multi-statement read
+  // otherwise); the bytes of every name after it (a blob read is asynchronous).
+  const contents = inOneSnapshot(env.lib, () => checkRows(m, env));
+  for (const c of contents) {
+    const bytes = c.info.size === 0 ? '' : (await readerOf(env.lib).readBlob(c.info.blob!, 0, c.info.size)).toString();
+    expectEq(bytes, c.content, `${c.name}: content`);
+  }
+}
+
+function checkRows(m: Model, env: { lib: Library; space: Space }): Array<{ name: string; info: NodeInfo; content: string }> {
+  const { space } = env;
+  const contents: Array<{ name: string; info: NodeInfo; content: string }> = [];
   for (const inode of m.inodes.values()) {
     for (const name of inode.names) {
       const info = space.stat(name);
       expectEq(info.id, inode.sid, `${name}: inode`);
       expectEq(info.nlink, inode.names.length, `${name}: nlink`);
-      const bytes = info.size === 0 ? '' : (await readerOf(lib).readBlob(info.blob!, 0, info.size)).toString();
-      expectEq(bytes, inode.content, `${name}: content`);
+      contents.push({ name, info, content: inode.content });
     }
   }
   // nothing else lives at the model's paths
@@ -312,6 +324,7 @@ async function check(m: Model, env: { lib: Library; space: Space }): Promise<voi
       if (!isSmhError(e, 'FileNotFound')) throw e;
     }
   }
+  return contents;
 }
 
 t.test('L17–L19, T1, L12, L13: random sequences of link / unlink / rename / delete / restore / purge agree with a model of inodes and names', async (t) => {

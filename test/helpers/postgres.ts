@@ -161,6 +161,15 @@ const pidAlive = processAlive;
 
 let databaseCounter = 0;
 
+/**
+ * CREATE DATABASE's strategy for a test cluster: FILE_COPY (PostgreSQL 15+; before 15 it is the
+ * only one) copies the template's files, where 15's default, WAL_LOG, writes every block of it
+ * through the WAL: 44 against 102 ms of the server's CPU per database on the test machine.
+ */
+export function fileCopy(versionNum: number): string {
+  return versionNum >= 150000 ? ' STRATEGY = FILE_COPY' : '';
+}
+
 const INITDB_ARGS = ['-U', 'postgres', '--auth-local=trust', '--auth-host=scram-sha-256', '-E', 'UTF8', '--locale=C.UTF-8', '--no-sync', '--no-instructions'];
 
 /**
@@ -341,7 +350,7 @@ export async function startPostgres(opts: PgClusterOptions = {}): Promise<PgClus
     pid: postmasterPid,
     async createDatabase(name) {
       const db = name ?? `t${process.pid}_${++databaseCounter}`;
-      await admin(`CREATE DATABASE ${pg.escapeIdentifier(db)} TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'`);
+      await admin(`CREATE DATABASE ${pg.escapeIdentifier(db)} TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'${fileCopy(versionNum)}`);
       return { name: db, url: cluster.url(db) };
     },
     sql: admin,
