@@ -204,6 +204,30 @@ interface Pending {
   run: Run | undefined;
 }
 
+/**
+ * Buffer memory is only ever `pageSize` slabs (issue 16): a page takes a whole slab, a unit a
+ * `unitSize` slot of a carved one. Slabs are repurposed, never freed and reallocated in between.
+ */
+interface Slab {
+  /** The whole slab: a page's buffer, or the memory its unit views share. */
+  buf: Buffer;
+  /** The unit views (made when first carved, reused after). */
+  units: Buffer[] | undefined;
+  /** Free slots while carved. */
+  free: number[];
+  /** A page fetch is emptying it: units are not taken from it. */
+  reclaim: boolean;
+}
+
+/** Owned buffers' states. */
+const FREE = 0;
+const BUSY = 1;
+const CACHED = 2;
+const RETIRED = 3;
+const CARVED = 4;
+/** How many of the oldest cached extents a page fetch looks through for a slab to empty. */
+const RECLAIM_SCAN = 64;
+
 const READ_PRIORITY = 10;
 const PREFETCH_PRIORITY = 0;
 /** Seeks in a row that make a stream random. */
@@ -335,11 +359,28 @@ export class PageCache {
    * for its disk-cache write. Set when the fetch succeeds; any later taking of the buffer clears it.
    */
   readonly #landedCrcs = new WeakMap<Buffer, Uint32Array>();
-  /** Free page-size and unit-size buffers, reused by the next fetches. */
+  /** Free slabs (as page buffers), reused by the next fetches of pages and carved for units. */
   readonly #pool: Buffer[] = [];
-  readonly #unitPool: Buffer[] = [];
-  /** Bytes of the free buffers in both pools (counted against the budget like any page memory). */
+  /** Carved slabs with a free slot. */
+  readonly #partial = new Set<Slab>();
+  /** Slabs a page fetch is emptying (units evicted, waiting for the drain): no unit is taken from them meanwhile. */
+  readonly #reclaiming = new Set<Slab>();
+  /** The slab of every slab and unit buffer; a unit's slot in it. */
+  readonly #slabOf = new WeakMap<Buffer, Slab>();
+  readonly #slotOf = new WeakMap<Buffer, number>();
+  /** Where each owned buffer is in its life (FREE, BUSY, CACHED, RETIRED; a carved slab's own buffer: CARVED). */
+  readonly #state = new WeakMap<Buffer, number>();
+  /** The LRU key of each cached owned buffer (a slab's units are evicted by key). */
+  readonly #keyOf = new Map<Buffer, string>();
+  /** Owned buffers fetches delivered, with their take: the drain checks they reached the cache (else they are nobody's). */
+  #delivered: Array<{ b: Buffer; take: number }> = [];
+  /** Each owned buffer's latest #take (a delivered buffer recycled and taken again is another use). */
+  readonly #takeOf = new WeakMap<Buffer, number>();
+  #takes = 0;
+  /** Bytes of the free buffers: free slabs and free slots of carved slabs (counted against the budget like any page memory). */
   #pooledBytes = 0;
+  /** The budget in whole slabs (maxBytes rounded down to pages): memory is only ever whole slabs. */
+  readonly #budget: number;
   /** Evicted owned buffers, recycled at the next turn of the event loop unless pinned. */
   #retired: Buffer[] = [];
   #drainScheduled = false;
@@ -381,6 +422,7 @@ export class PageCache {
     if (this.maxBytes < this.pageSize) {
       throw new SmhError('InvalidArgument', `page cache: maxBytes (${this.maxBytes}) is smaller than one page (${this.pageSize})`);
     }
+    this.#budget = Math.floor(this.maxBytes / this.pageSize) * this.pageSize;
     this.#randomEnabled = unit < this.pageSize && this.pageSize % unit === 0;
     this.unitSize = this.#randomEnabled ? unit : this.pageSize;
     this.#resumeBytes = 4 * this.unitSize;
@@ -400,9 +442,16 @@ export class PageCache {
       // cached); without this, lru-cache would resolve the waiting read with undefined.
       ignoreFetchAbort: true,
       fetchMethod: (k, _stale, { context }) => this.#fetchExtent(k, context),
+      onInsert: (v, k) => {
+        if (!this.#owned.has(v)) return;
+        this.#keyOf.set(v, k);
+        this.#state.set(v, CACHED);
+      },
       dispose: (v, k) => {
         this.#prefetched.delete(k);
-        if (this.#owned.has(v)) this.#retire(v);
+        if (!this.#owned.has(v)) return;
+        if (this.#keyOf.get(v) === k) this.#keyOf.delete(v);
+        this.#retire(v);
       },
     });
   }
@@ -562,8 +611,8 @@ export class PageCache {
     // the next turn of the event loop, so a full cache would otherwise allocate a unit per miss
     // and leave the evicted ones to the GC (reads in a row in one turn: 700 MiB of garbage on a
     // 64 MiB cache). The async path waits for the pool instead.
-    const full = this.#cachedBytes() + this.#inflightBytes + this.#heldBytes + this.#pooledBytes + e.length > this.maxBytes;
-    if (full && this.#poolFor(e.length)?.length === 0) return undefined;
+    const full = this.#totalBytes() + e.length > this.#budget;
+    if (full && !this.#hasFree(e.length)) return undefined;
     this.#reserve(e.length, e.length);
     const buf = this.#take(e.length);
     let ok = false;
@@ -608,7 +657,7 @@ export class PageCache {
     await this.idle();
     this.clear();
     this.#pool.length = 0;
-    this.#unitPool.length = 0;
+    this.#partial.clear();
     this.#pooledBytes = 0;
     await this.disk?.close();
   }
@@ -702,26 +751,90 @@ export class PageCache {
     });
   }
 
-  // ── buffer pool ──
+  // ── buffer pool: 1 MiB slabs ──
 
-  #poolFor(length: number): Buffer[] | undefined {
-    return length === this.pageSize ? this.#pool : length === this.unitSize ? this.#unitPool : undefined;
+  /** Which pool serves a buffer of this length: a whole slab, a slot of one, or none (a short tail: allocated to size). */
+  #kind(length: number): 'page' | 'unit' | undefined {
+    return length === this.pageSize ? 'page' : this.#randomEnabled && length === this.unitSize ? 'unit' : undefined;
+  }
+
+  /** Whether a buffer of this length can be had without new memory. */
+  #hasFree(length: number): boolean {
+    const kind = this.#kind(length);
+    return kind === 'page' ? this.#pool.length > 0 : kind === 'unit' ? this.#freeUnits() > 0 || this.#pool.length > 0 : false;
+  }
+
+  /** Free slots of carved slabs that a unit may take (not those of a slab being emptied for a page). */
+  #freeUnits(): number {
+    let n = 0;
+    for (const s of this.#partial) if (!s.reclaim) n += s.free.length;
+    return n;
+  }
+
+  #newSlab(): Slab {
+    const slab: Slab = { buf: Buffer.allocUnsafeSlow(this.pageSize), units: undefined, free: [], reclaim: false };
+    this.#owned.add(slab.buf);
+    this.#slabOf.set(slab.buf, slab);
+    this.#allocatedBytes += this.pageSize;
+    return slab;
   }
 
   #take(length: number): Buffer {
-    const pooled = this.#poolFor(length)?.pop();
-    if (pooled) {
-      this.#pooledBytes -= pooled.length;
-      this.#landedCrcs.delete(pooled); // about to hold other bytes
-      return pooled;
+    const kind = this.#kind(length);
+    let b: Buffer;
+    if (kind === 'page') {
+      const pooled = this.#pool.pop();
+      if (pooled) this.#pooledBytes -= this.pageSize;
+      b = pooled ?? this.#newSlab().buf;
+    } else if (kind === 'unit') {
+      b = this.#takeUnit();
+    } else {
+      b = Buffer.allocUnsafeSlow(length);
+      this.#owned.add(b);
+      this.#allocatedBytes += length;
     }
-    const b = Buffer.allocUnsafeSlow(length);
-    this.#owned.add(b);
-    this.#allocatedBytes += length;
+    this.#landedCrcs.delete(b); // about to hold other bytes
+    this.#state.set(b, BUSY);
+    this.#takeOf.set(b, ++this.#takes);
     return b;
   }
 
+  /**
+   * A unit: a free slot of the fullest carved slab (packing units keeps the other slabs free for
+   * pages), else a free slab carved into units, else a new slab carved.
+   */
+  #takeUnit(): Buffer {
+    let best: Slab | undefined;
+    for (const s of this.#partial) if (!s.reclaim && (best === undefined || s.free.length < best.free.length)) best = s;
+    if (!best) {
+      const pooled = this.#pool.pop();
+      best = pooled ? this.#slabOf.get(pooled)! : this.#newSlab();
+      if (!pooled) this.#pooledBytes += this.pageSize; // counted free until its slots are taken
+      const n = this.pageSize / this.unitSize;
+      if (!best.units) {
+        best.units = [];
+        for (let i = 0; i < n; i++) {
+          const u = best.buf.subarray(i * this.unitSize, (i + 1) * this.unitSize);
+          this.#owned.add(u);
+          this.#slabOf.set(u, best);
+          this.#slotOf.set(u, i);
+          best.units.push(u);
+        }
+      }
+      for (let i = n - 1; i >= 0; i--) best.free.push(i);
+      this.#state.set(best.buf, CARVED);
+      this.#partial.add(best);
+    }
+    const u = best.units![best.free.pop()!]!;
+    if (best.free.length === 0) this.#partial.delete(best);
+    this.#pooledBytes -= this.unitSize;
+    return u;
+  }
+
   #retire(b: Buffer): void {
+    const st = this.#state.get(b);
+    if (st !== BUSY && st !== CACHED) return; // already on its way back (an orphan retired twice)
+    this.#state.set(b, RETIRED);
     // A buffer a read or a disk-cache write still uses is memory until it is released: count it
     // now, so that the eviction loop in #reserve does not take it for freed room.
     if (this.#pins.has(b)) this.#holdEvicted(b);
@@ -739,6 +852,12 @@ export class PageCache {
     this.#drainScheduled = true;
     setImmediate(() => {
       this.#drainScheduled = false;
+      // Fetched buffers that never made it into the cache (their entry was dropped while they were
+      // in flight): lru-cache has settled every one by now (it inserts within the microtasks that
+      // deliver them), so one still BUSY is nobody's and goes back like an evicted one.
+      const delivered = this.#delivered;
+      this.#delivered = [];
+      for (const d of delivered) if (this.#state.get(d.b) === BUSY && this.#takeOf.get(d.b) === d.take) this.#retire(d.b);
       const list = this.#retired;
       this.#retired = [];
       for (const r of list) {
@@ -748,6 +867,9 @@ export class PageCache {
           this.#recycle(r);
         }
       }
+      // Slabs a page fetch was emptying and that did not come free (a unit lent meanwhile): their free slots serve units again.
+      for (const s of this.#reclaiming) s.reclaim = false;
+      this.#reclaiming.clear();
       this.#trimPools();
       const waiters = this.#drainWaiters;
       this.#drainWaiters = [];
@@ -761,32 +883,46 @@ export class PageCache {
    * that many in the pool for it instead of leaving them to the GC and allocating anew).
    */
   async #takeBuffer(length: number, count = 1): Promise<Buffer> {
-    const pool = this.#poolFor(length);
-    while (pool && pool.length === 0 && this.#retired.length > 0) {
+    while (this.#kind(length) !== undefined && !this.#hasFree(length) && this.#retired.length > 0) {
       await new Promise<void>((wake) => this.#drainWaiters.push({ length, count, wake }));
     }
     return this.#take(length);
   }
 
   /**
-   * A free buffer back to its pool. Pools have no cap of their own: they count against the
-   * budget, and `#reserve` lets excess free buffers go before it evicts a cached page. Freeing
-   * page buffers only when memory is really over (not at every burst of evictions) keeps them
-   * out of malloc's churn, which is what left freed megabytes resident before.
+   * A free buffer back to its pool: a page's slab to the page pool, a unit to its slab — and a
+   * slab whose units are all free to the page pool, whole again. Pools have no cap of their own:
+   * they count against the budget, and `#reserve` lets excess free slabs go before it evicts.
    */
   #recycle(b: Buffer): void {
-    const pool = this.#closed ? undefined : this.#poolFor(b.length);
-    if (!pool) return;
-    pool.push(b);
-    this.#pooledBytes += b.length;
+    const st = this.#state.get(b);
+    if (st === FREE || st === undefined) return; // never twice (two users of one buffer)
+    this.#state.set(b, FREE);
+    const slab = this.#slabOf.get(b);
+    if (!slab || this.#closed) return; // a short tail: to the GC
+    if (b === slab.buf) {
+      this.#pool.push(b);
+      this.#pooledBytes += this.pageSize;
+      return;
+    }
+    slab.free.push(this.#slotOf.get(b)!);
+    this.#pooledBytes += this.unitSize;
+    if (slab.free.length < this.pageSize / this.unitSize) {
+      this.#partial.add(slab);
+      return;
+    }
+    // Every unit free: the slab is a page buffer again (its pooled bytes are already counted).
+    slab.free.length = 0;
+    slab.reclaim = false;
+    this.#partial.delete(slab);
+    this.#state.set(slab.buf, FREE);
+    this.#pool.push(slab.buf);
   }
 
   /**
-   * Free buffers over the budget go to the GC — those evicted to make room for a fetch of
-   * another size (units for a page, pages for units) — except as many as the waiting fetches of
-   * their size still have to take, whose bytes `#inflightBytes` already counts (dropping those
-   * would only make the fetch allocate new ones while the dropped ones wait for the GC: that
-   * churn, 7 of every 8 buffers of a coalesced request, kept ~64 MiB of garbage resident).
+   * Free slabs over the budget go to the GC (only lent buffers, counted as held, push the total
+   * over), except as many as the waiting fetches still have to take, whose bytes `#inflightBytes`
+   * already counts. Free slots of a carved slab cannot go alone: the slab goes once all are free.
    */
   #trimPools(): void {
     let keepPages = 0;
@@ -795,12 +931,21 @@ export class PageCache {
       if (w.length === this.pageSize) keepPages += w.count;
       else if (w.length === this.unitSize) keepUnits += w.count;
     }
-    const kept = (): number => Math.min(keepPages, this.#pool.length) * this.pageSize + Math.min(keepUnits, this.#unitPool.length) * this.unitSize;
-    while (this.#cachedBytes() + this.#inflightBytes + this.#heldBytes + this.#pooledBytes - kept() > this.maxBytes) {
-      const pool = this.#unitPool.length > keepUnits ? this.#unitPool : this.#pool.length > keepPages ? this.#pool : undefined;
-      if (!pool) break;
-      this.#pooledBytes -= pool.pop()!.length;
-    }
+    const perSlab = this.pageSize / this.unitSize;
+    const keepSlabs = keepPages + Math.ceil(Math.max(0, keepUnits - this.#freeUnits()) / perSlab);
+    const kept = (): number => Math.min(keepSlabs, this.#pool.length) * this.pageSize + Math.min(keepUnits, this.#freeUnits()) * this.unitSize;
+    while (this.#totalBytes() - kept() > this.#budget && this.#pool.length > keepSlabs) this.#dropSlab();
+  }
+
+  /** A free slab to the GC (memory over the budget). */
+  #dropSlab(): void {
+    this.#pooledBytes -= this.pageSize;
+    this.#state.delete(this.#pool.pop()!);
+  }
+
+  /** Every buffer byte the cache holds: cached, in flight (reserved), lent after eviction, free in the pools. */
+  #totalBytes(): number {
+    return this.#cachedBytes() + this.#inflightBytes + this.#heldBytes + this.#pooledBytes;
   }
 
   #pin(b: Buffer): void {
@@ -823,26 +968,114 @@ export class PageCache {
 
   /**
    * A fetch is about to hold `bytes` of buffers of `size` bytes each: make room so that cached
-   * pages, running fetches, evicted-but-pinned buffers and free pooled buffers fit the budget —
-   * every page buffer this cache holds. The free buffers this fetch will take are not counted
-   * twice; other free buffers go first (garbage), then the least recently used pages.
+   * extents, running fetches, evicted-but-pinned buffers and free pooled buffers fit the budget —
+   * every slab this cache holds. The free buffers this fetch will take are not counted twice;
+   * free slabs it will not take go first (garbage), then cached extents: for a unit (or a short
+   * tail) the least recently used one; for a page a whole slab (#evictForPage).
    */
   #reserve(bytes: number, size: number): void {
     this.#inflightBytes += bytes;
-    const own = this.#poolFor(size);
-    const reuse = Math.min(bytes, (own?.length ?? 0) * size);
-    const over = (): boolean => this.#cachedBytes() + this.#inflightBytes + this.#heldBytes + this.#pooledBytes - reuse > this.maxBytes;
+    const kind = this.#kind(size);
+    const perSlab = this.pageSize / this.unitSize;
+    let slabs = 0; // free slabs this fetch will take
+    let reuse = 0;
+    if (kind === 'page') {
+      slabs = Math.min(bytes / size, this.#pool.length);
+      reuse = slabs * size;
+    } else if (kind === 'unit') {
+      const units = bytes / size;
+      const slots = Math.min(units, this.#freeUnits());
+      slabs = Math.min(Math.ceil((units - slots) / perSlab), this.#pool.length);
+      reuse = Math.min(bytes, slots * size + slabs * this.pageSize);
+    }
+    const room = { reuse, slabs: kind === 'page' ? bytes / size - slabs : 0 };
+    const over = (): boolean => this.#totalBytes() - room.reuse > this.#budget;
     while (over()) {
-      const other = own === this.#pool ? this.#unitPool : this.#pool;
-      const spare = other.length > 0 ? other : own && own.length * size > reuse ? own : undefined;
-      if (spare) {
-        this.#pooledBytes -= spare.pop()!.length; // freed by the GC
+      if (this.#pool.length > slabs) {
+        this.#dropSlab(); // free memory this fetch does not need: freed by the GC
         continue;
       }
-      const lru = this.#cache.rkeys().next();
-      if (lru.done) break;
-      this.#cache.delete(lru.value);
+      if (!(kind === 'page' ? this.#evictForPage(room) : this.#evictOldest())) break;
     }
+  }
+
+  #evictOldest(): boolean {
+    const lru = this.#cache.rkeys().next();
+    if (lru.done) return false;
+    this.#cache.delete(lru.value);
+    return true;
+  }
+
+  /**
+   * Room for a page: a whole slab must come free. The least recently used extent goes if it is a
+   * page (or a short tail); among the carved slabs of the oldest units, the one with the fewest
+   * cached units to evict — and none lent to a reply or a disk write, or still being fetched into
+   * (those never move and are never rewritten) — has all its units evicted: its slots come back
+   * at the next drain and it is a page buffer again. `room.reuse` counts its free slots, which
+   * this fetch takes with it. No such slab among the oldest: the oldest extent goes anyway.
+   */
+  #evictForPage(room: { reuse: number; slabs: number }): boolean {
+    let best: Slab | undefined;
+    let bestCost = Infinity;
+    let looked = 0;
+    const seen = new Set<Slab>();
+    for (const k of this.#cache.rkeys()) {
+      const v = this.#cache.peek(k);
+      const slab = v && this.#slabOf.get(v);
+      if (!slab || slab.buf === v) {
+        if (best) break; // a page behind a reclaimable slab: the slab is older
+        this.#cache.delete(k);
+        return true;
+      }
+      if (!seen.has(slab) && !slab.reclaim) {
+        seen.add(slab);
+        const cost = this.#slabCost(slab);
+        if (cost < bestCost) {
+          best = slab;
+          bestCost = cost;
+          if (cost <= 1) break;
+        }
+      }
+      if (++looked >= RECLAIM_SCAN) break;
+    }
+    // Slabs with free slots cost less than their age says (fewest live units first).
+    if (bestCost > 1) {
+      looked = 0;
+      for (const slab of this.#partial) {
+        if (slab.reclaim || seen.has(slab)) continue;
+        const cost = this.#slabCost(slab);
+        if (cost < bestCost) {
+          best = slab;
+          bestCost = cost;
+        }
+        if (++looked >= RECLAIM_SCAN) break;
+      }
+    }
+    if (!best) return this.#evictOldest();
+    best.reclaim = true;
+    this.#reclaiming.add(best);
+    if (room.slabs > 0) {
+      room.slabs--;
+      room.reuse += best.free.length * this.unitSize; // already pooled; this fetch takes them with the slab
+    }
+    for (const u of best.units!) {
+      if (this.#state.get(u) !== CACHED) continue;
+      const k = this.#keyOf.get(u);
+      if (k !== undefined) this.#cache.delete(k);
+    }
+    return true;
+  }
+
+  /** Cached units to evict for a carved slab to come free; Infinity when a unit is lent, being fetched into or held. */
+  #slabCost(slab: Slab): number {
+    let n = 0;
+    for (const u of slab.units!) {
+      const st = this.#state.get(u);
+      if (st === FREE) continue;
+      if (this.#pins.has(u) || (st !== CACHED && st !== RETIRED)) return Infinity;
+      if (st === CACHED) n++;
+    }
+    return n;
   }
 
   /** Fetch consecutive extents from `offset` (their `lengths`) in one store request, into cache buffers. */
@@ -1128,7 +1361,13 @@ export class PageCache {
     const done = (): void => {
       this.#inflight.delete(p);
     };
-    p.then(done, done);
+    p.then((v) => {
+      done();
+      if (this.#owned.has(v)) {
+        this.#delivered.push({ b: v, take: this.#takeOf.get(v)! });
+        this.#scheduleDrain();
+      }
+    }, done);
     return p;
   }
 
