@@ -217,6 +217,8 @@ interface Slab {
   free: number[];
   /** A page fetch is emptying it: units are not taken from it. */
   reclaim: boolean;
+  /** Free slots it had when a page fetch chose it: that fetch's (its in-flight bytes count them), so not pooled meanwhile. */
+  claimed: number;
 }
 
 /** Owned buffers' states. */
@@ -377,6 +379,12 @@ export class PageCache {
   /** Each owned buffer's latest #take (a delivered buffer recycled and taken again is another use). */
   readonly #takeOf = new WeakMap<Buffer, number>();
   #takes = 0;
+  /** Fetched buffers not yet in the cache, still counted in flight (#landing). */
+  readonly #landingBufs = new Set<Buffer>();
+  /** Retired units no fetch counted as its room (#retire), and their bytes; units retired as a unit fetch's room. */
+  readonly #loose = new Set<Buffer>();
+  #looseBytes = 0;
+  readonly #owed = new Set<Buffer>();
   /** Bytes of the free buffers: free slabs and free slots of carved slabs (counted against the budget like any page memory). */
   #pooledBytes = 0;
   /** The budget in whole slabs (maxBytes rounded down to pages): memory is only ever whole slabs. */
@@ -388,7 +396,7 @@ export class PageCache {
    * Fetches waiting for retired buffers of their size (`length`) to reach its pool, with how many
    * they still have to take (`count`): the drain keeps that many for them.
    */
-  #drainWaiters: Array<{ length: number; count: number; wake: () => void }> = [];
+  #drainWaiters: Array<{ length: number; count: number; wake: (bufs: Buffer[]) => void }> = [];
   /** Owned buffers a read (or a disk-cache write) is using, with counts; and those evicted meanwhile. */
   readonly #pins = new Map<Buffer, number>();
   readonly #evictedWhilePinned = new Set<Buffer>();
@@ -444,6 +452,7 @@ export class PageCache {
       fetchMethod: (k, _stale, { context }) => this.#fetchExtent(k, context),
       onInsert: (v, k) => {
         if (!this.#owned.has(v)) return;
+        this.#landed2(v);
         this.#keyOf.set(v, k);
         this.#state.set(v, CACHED);
       },
@@ -611,10 +620,9 @@ export class PageCache {
     // the next turn of the event loop, so a full cache would otherwise allocate a unit per miss
     // and leave the evicted ones to the GC (reads in a row in one turn: 700 MiB of garbage on a
     // 64 MiB cache). The async path waits for the pool instead.
-    const full = this.#totalBytes() + e.length > this.#budget;
-    if (full && !this.#hasFree(e.length)) return undefined;
-    this.#reserve(e.length, e.length);
-    const buf = this.#take(e.length);
+    // (A new unit is a new slab when no slot is free: room for a whole one.)
+    if (!this.#hasFree(e.length) && this.#totalBytes() + this.pageSize > this.#budget) return undefined;
+    const buf = this.#reserve(e.length, [e.length])[0] ?? this.#take(e.length);
     let ok = false;
     try {
       ok = store.getRangeIntoSync(key, e.offset, [buf]);
@@ -659,6 +667,9 @@ export class PageCache {
     this.#pool.length = 0;
     this.#partial.clear();
     this.#pooledBytes = 0;
+    this.#loose.clear();
+    this.#looseBytes = 0;
+    this.#owed.clear();
     await this.disk?.close();
   }
 
@@ -772,7 +783,7 @@ export class PageCache {
   }
 
   #newSlab(): Slab {
-    const slab: Slab = { buf: Buffer.allocUnsafeSlow(this.pageSize), units: undefined, free: [], reclaim: false };
+    const slab: Slab = { buf: Buffer.allocUnsafeSlow(this.pageSize), units: undefined, free: [], reclaim: false, claimed: 0 };
     this.#owned.add(slab.buf);
     this.#slabOf.set(slab.buf, slab);
     this.#allocatedBytes += this.pageSize;
@@ -834,12 +845,26 @@ export class PageCache {
   #retire(b: Buffer): void {
     const st = this.#state.get(b);
     if (st !== BUSY && st !== CACHED) return; // already on its way back (an orphan retired twice)
+    this.#landed2(b);
     this.#state.set(b, RETIRED);
     // A buffer a read or a disk-cache write still uses is memory until it is released: count it
     // now, so that the eviction loop in #reserve does not take it for freed room.
     if (this.#pins.has(b)) this.#holdEvicted(b);
-    else this.#retired.push(b);
+    else {
+      this.#retired.push(b);
+      // A unit evicted as no fetch's room (a page landed over it, a fallback eviction): its slot
+      // comes free at the drain, but only a unit can use it — a page fetch counts it as used.
+      const slab = this.#slabOf.get(b);
+      if (slab && slab.buf !== b && !slab.reclaim && !this.#owed.has(b)) {
+        this.#loose.add(b);
+        this.#looseBytes += b.length;
+      }
+    }
     this.#scheduleDrain();
+  }
+
+  #unloose(b: Buffer): void {
+    if (this.#loose.delete(b)) this.#looseBytes -= b.length;
   }
 
   #holdEvicted(b: Buffer): void {
@@ -861,6 +886,8 @@ export class PageCache {
       const list = this.#retired;
       this.#retired = [];
       for (const r of list) {
+        this.#unloose(r);
+        this.#owed.delete(r);
         if (this.#pins.has(r)) {
           this.#holdEvicted(r);
         } else {
@@ -868,25 +895,42 @@ export class PageCache {
         }
       }
       // Slabs a page fetch was emptying and that did not come free (a unit lent meanwhile): their free slots serve units again.
-      for (const s of this.#reclaiming) s.reclaim = false;
+      for (const s of this.#reclaiming) {
+        this.#pooledBytes += s.claimed * this.unitSize;
+        s.claimed = 0;
+        s.reclaim = false;
+      }
       this.#reclaiming.clear();
       this.#trimPools();
       const waiters = this.#drainWaiters;
       this.#drainWaiters = [];
-      for (const w of waiters) w.wake();
+      for (const w of waiters) {
+        const got: Buffer[] = [];
+        while (got.length < w.count && this.#hasFree(w.length)) got.push(this.#take(w.length));
+        w.wake(got);
+      }
     });
   }
 
   /**
-   * A buffer for a fetch: from its pool, after the retired ones reach it, else new. `count`: how
-   * many buffers of this size the fetch still has to take, this one included (the drain keeps
-   * that many in the pool for it instead of leaving them to the GC and allocating anew).
+   * The buffers of a fetch (`lengths`), after those #reserve took at once (`pre`): from the pools,
+   * else — when evicted buffers are on their way back — handed over by the drain (as many as the
+   * fetch still needs of that size, so no other fetch takes them between), else new.
    */
-  async #takeBuffer(length: number, count = 1): Promise<Buffer> {
-    while (this.#kind(length) !== undefined && !this.#hasFree(length) && this.#retired.length > 0) {
-      await new Promise<void>((wake) => this.#drainWaiters.push({ length, count, wake }));
+  async #takeBuffers(lengths: number[], pre: Buffer[]): Promise<Buffer[]> {
+    const out = pre;
+    while (out.length < lengths.length) {
+      const n = lengths[out.length]!;
+      if (this.#kind(n) !== undefined && !this.#hasFree(n) && this.#retired.length > 0) {
+        let count = 0;
+        for (let i = out.length; i < lengths.length && lengths[i] === n; i++) count++;
+        const got = await new Promise<Buffer[]>((wake) => this.#drainWaiters.push({ length: n, count, wake }));
+        out.push(...got);
+        continue;
+      }
+      out.push(this.#take(n));
     }
-    return this.#take(length);
+    return out;
   }
 
   /**
@@ -897,6 +941,7 @@ export class PageCache {
   #recycle(b: Buffer): void {
     const st = this.#state.get(b);
     if (st === FREE || st === undefined) return; // never twice (two users of one buffer)
+    this.#landed2(b);
     this.#state.set(b, FREE);
     const slab = this.#slabOf.get(b);
     if (!slab || this.#closed) return; // a short tail: to the GC
@@ -911,7 +956,9 @@ export class PageCache {
       this.#partial.add(slab);
       return;
     }
-    // Every unit free: the slab is a page buffer again (its pooled bytes are already counted).
+    // Every unit free: the slab is a page buffer again (its pooled bytes are already counted, but for claimed slots).
+    this.#pooledBytes += slab.claimed * this.unitSize;
+    slab.claimed = 0;
     slab.free.length = 0;
     slab.reclaim = false;
     this.#partial.delete(slab);
@@ -973,35 +1020,32 @@ export class PageCache {
    * free slabs it will not take go first (garbage), then cached extents: for a unit (or a short
    * tail) the least recently used one; for a page a whole slab (#evictForPage).
    */
-  #reserve(bytes: number, size: number): void {
+  #reserve(bytes: number, lengths: number[], take = true): Buffer[] {
     this.#inflightBytes += bytes;
+    const size = lengths[0]!;
     const kind = this.#kind(size);
-    const perSlab = this.pageSize / this.unitSize;
-    let slabs = 0; // free slabs this fetch will take
-    let reuse = 0;
-    if (kind === 'page') {
-      slabs = Math.min(bytes / size, this.#pool.length);
-      reuse = slabs * size;
-    } else if (kind === 'unit') {
-      const units = bytes / size;
-      const slots = Math.min(units, this.#freeUnits());
-      slabs = Math.min(Math.ceil((units - slots) / perSlab), this.#pool.length);
-      reuse = Math.min(bytes, slots * size + slabs * this.pageSize);
-    }
-    const room = { reuse, slabs: kind === 'page' ? bytes / size - slabs : 0 };
-    const over = (): boolean => this.#totalBytes() - room.reuse > this.#budget;
+    // Free buffers are taken now, so that no other fetch counts them as its room too.
+    const pre: Buffer[] = [];
+    while (take && kind !== undefined && pre.length < lengths.length && lengths[pre.length] === size && this.#hasFree(size)) pre.push(this.#take(size));
+    const room = { slabs: kind === 'page' ? lengths.length - pre.length : 0 };
+    // For a page, loose units (free slots at the drain) are no room: only a whole slab is.
+    const over = (): boolean => this.#totalBytes() + (kind === 'page' ? this.#looseBytes : 0) > this.#budget;
     while (over()) {
-      if (this.#pool.length > slabs) {
+      if (this.#pool.length > 0) {
         this.#dropSlab(); // free memory this fetch does not need: freed by the GC
         continue;
       }
-      if (!(kind === 'page' ? this.#evictForPage(room) : this.#evictOldest())) break;
+      if (!(kind === 'page' ? this.#evictForPage(room) : this.#evictOldest(true))) break;
     }
+    return pre;
   }
 
-  #evictOldest(): boolean {
+  /** The least recently used extent goes; for a unit fetch (`owed`), an evicted unit's slot is that fetch's room. */
+  #evictOldest(owed = false): boolean {
     const lru = this.#cache.rkeys().next();
     if (lru.done) return false;
+    const v = this.#cache.peek(lru.value);
+    if (owed && v && this.#slabOf.get(v) !== undefined && this.#slabOf.get(v)!.buf !== v && !this.#pins.has(v)) this.#owed.add(v);
     this.#cache.delete(lru.value);
     return true;
   }
@@ -1014,7 +1058,7 @@ export class PageCache {
    * at the next drain and it is a page buffer again. `room.reuse` counts its free slots, which
    * this fetch takes with it. No such slab among the oldest: the oldest extent goes anyway.
    */
-  #evictForPage(room: { reuse: number; slabs: number }): boolean {
+  #evictForPage(room: { slabs: number }): boolean {
     let best: Slab | undefined;
     let bestCost = Infinity;
     let looked = 0;
@@ -1055,10 +1099,13 @@ export class PageCache {
     best.reclaim = true;
     this.#reclaiming.add(best);
     if (room.slabs > 0) {
+      // This fetch takes the slab's free slots with it: counted in its in-flight bytes, no longer pooled.
       room.slabs--;
-      room.reuse += best.free.length * this.unitSize; // already pooled; this fetch takes them with the slab
+      best.claimed = best.free.length;
+      this.#pooledBytes -= best.claimed * this.unitSize;
     }
     for (const u of best.units!) {
+      this.#unloose(u); // retired already: this fetch's room now, with the slab
       if (this.#state.get(u) !== CACHED) continue;
       const k = this.#keyOf.get(u);
       if (k !== undefined) this.#cache.delete(k);
@@ -1066,14 +1113,17 @@ export class PageCache {
     return true;
   }
 
-  /** Cached units to evict for a carved slab to come free; Infinity when a unit is lent, being fetched into or held. */
+  /**
+   * Cached units to evict for a carved slab to come free; Infinity when a unit is lent, being
+   * fetched into, or evicted as a unit fetch's room (its slot is that fetch's).
+   */
   #slabCost(slab: Slab): number {
     let n = 0;
     for (const u of slab.units!) {
       const st = this.#state.get(u);
-      if (st === FREE) continue;
-      if (this.#pins.has(u) || (st !== CACHED && st !== RETIRED)) return Infinity;
-      if (st === CACHED) n++;
+      if (st === FREE || (st === RETIRED && this.#loose.has(u) && !this.#pins.has(u))) continue;
+      if (st !== CACHED || this.#pins.has(u)) return Infinity;
+      n++;
     }
     return n;
   }
@@ -1081,15 +1131,14 @@ export class PageCache {
   /** Fetch consecutive extents from `offset` (their `lengths`) in one store request, into cache buffers. */
   async #getExtents(key: string, offset: number, lengths: number[]): Promise<Buffer[]> {
     const total = lengths.reduce((a, b) => a + b, 0);
-    this.#reserve(total, lengths[0]!);
+    // A plain store returns a fresh buffer of its own: keep it as the page (no copy).
+    const plain = lengths.length === 1 && !canRangeInto(this.store);
+    const pre = this.#reserve(total, lengths, !plain);
     try {
-      if (lengths.length === 1 && !canRangeInto(this.store)) {
-        // A plain store returns a fresh buffer of its own: keep it as the page (no copy).
-        return [await this.store.getRange(key, offset, total)];
-      }
-      const targets: Buffer[] = [];
+      if (plain) return [await this.store.getRange(key, offset, total)];
+      let targets: Buffer[] = pre;
       try {
-        for (const n of lengths) targets.push(await this.#takeBuffer(n, lengths.length - targets.length));
+        targets = await this.#takeBuffers(lengths, pre);
         if (canRangeInto(this.store)) {
           // With the disk cache writing, the units' CRCs are computed as the bytes land (hot in
           // the CPU's cache) rather than read back from memory by the write (issue 16).
@@ -1111,23 +1160,44 @@ export class PageCache {
         for (const t of targets) this.#recycle(t); // never handed out
         throw e;
       }
+      this.#landing(targets);
       return targets;
     } finally {
       this.#inflightBytes -= total;
     }
   }
 
+  /**
+   * Fetched buffers stay counted in flight until the cache holds them (onInsert) or they come
+   * back (#retire): between a fetch's end and lru-cache's insert, the next queued fetch starts
+   * and would otherwise take their bytes for free room.
+   */
+  #landing(bufs: Buffer[]): void {
+    for (const b of bufs) {
+      if (!this.#owned.has(b)) continue;
+      this.#landingBufs.add(b);
+      this.#inflightBytes += b.length;
+    }
+  }
+
+  #landed2(b: Buffer): void {
+    if (this.#landingBufs.delete(b)) this.#inflightBytes -= b.length;
+  }
+
   /** The extent from the disk cache, verified, or undefined (not there, unreadable, corrupt). */
   async #fromDisk(ctx: FetchContext): Promise<Buffer | undefined> {
     const disk = this.disk!;
     const onPage = disk.has(ctx.key, ctx.pageOffset, ctx.pageLength);
-    this.#reserve(ctx.length, ctx.length);
+    const pre = this.#reserve(ctx.length, [ctx.length]);
     try {
-      const buf = await this.#takeBuffer(ctx.length);
+      const buf = (await this.#takeBuffers([ctx.length], pre))[0]!;
       const ok = onPage
         ? await disk.read(ctx.key, ctx.pageOffset, ctx.pageLength, ctx.offset, buf)
         : await disk.read(ctx.key, ctx.offset, ctx.length, ctx.offset, buf);
-      if (ok) return buf;
+      if (ok) {
+        this.#landing([buf]);
+        return buf;
+      }
       this.#recycle(buf);
       return undefined;
     } finally {
