@@ -28,15 +28,27 @@
  * charge per request (latency, and per-request CPU on the server), so 1 MiB GETs would cap a
  * sequential read far below the link. Against other stores each page is its own request.
  *
- * Memory: cached pages plus the buffers of running fetches ≤ maxBytes (a fetch that starts evicts
- * the least recently used pages to make room for its buffers; lru-cache evicts before inserting).
- * Page buffers are pooled: a page evicted from the cache is reused for the next fetch instead of
- * becoming garbage, so a long read does not churn 1 MiB allocations through malloc and the GC
- * (measured: that churn, not the cache, is what pushed the mount's RSS past its budget). Because
- * a pooled buffer is rewritten later, `read` never hands one out: it returns a copy (a view only
- * of a buffer the store gave us, which is never reused), and a page a read is copying from is
- * pinned so it is not recycled under it. Queued prefetches hold no buffers. Buffers evicted while
- * pinned (a read copying, a disk-cache write) still count against the budget until released.
+ * Memory: every buffer the cache holds — cached, being fetched, evicted but still lent, free in
+ * its pool — fits `maxBytes` (rounded down to whole pages). A fetch that starts reserves its
+ * bytes, takes what is free at once, and evicts to make room for the rest; its buffers count as
+ * in flight until lru-cache holds them (else the next queued fetch would take their bytes for free
+ * room). Buffers are pooled and only ever **slabs** of one page (issue 16): a page takes a whole
+ * slab; a unit (random readers, below) is a `unitSize` slot of a carved slab; a slab whose units
+ * are all free is a page buffer again. So memory is allocated once, up to the budget, and then
+ * repurposed — never freed and reallocated (measured: the churn of 1 MiB pages through malloc and
+ * the GC, and later units dropped for pages, is what pushed the mount's RSS past its budget).
+ * A page fetch needing room frees a whole slab: the least recently used extent if it is a page;
+ * else, among the slabs of the oldest units and those with free slots, the one with the fewest
+ * cached units — none lent, being fetched into, or evicted as another fetch's room — has all its
+ * units evicted (its free slots are that fetch's from then on). Units evicted as nobody's room
+ * (a page landed over them) are used memory for a page fetch: their slots serve units only.
+ * Evicted buffers come back at the next turn of the event loop (the drain), which hands them to
+ * the fetches waiting for them. Because a pooled buffer is rewritten later, `read` never hands
+ * one out: it returns a copy (a view only of a buffer the store gave us, which is never reused),
+ * and an extent a read is copying from is pinned so it is not recycled under it; a pinned unit
+ * is never moved or rewritten, and its slab stays carved until it is released. Queued prefetches
+ * hold no buffers. Buffers evicted while pinned (a read copying, a disk-cache write) still count
+ * against the budget until released. A blob's short last page or unit is a buffer of its own size.
  * Drop-behind: a sequential stream over a blob larger than the budget (which it would evict
  * itself anyway) gives the pages it has read back to the pool as it goes, so it recycles a
  * window's worth of buffers instead of filling the budget with new ones (#dropBehind).
@@ -150,6 +162,7 @@ export interface PageCacheStats {
    * write), free pooled buffers, and buffers of running fetches.
    */
   heldBytes: number;
+  /** Free slabs, and free unit slots of carved slabs (a carved slab counts whole: its used slots elsewhere, its free ones here). */
   pooledBytes: number;
   inflightBytes: number;
   /**
@@ -452,7 +465,7 @@ export class PageCache {
       fetchMethod: (k, _stale, { context }) => this.#fetchExtent(k, context),
       onInsert: (v, k) => {
         if (!this.#owned.has(v)) return;
-        this.#landed2(v);
+        this.#settled(v);
         this.#keyOf.set(v, k);
         this.#state.set(v, CACHED);
       },
@@ -845,7 +858,7 @@ export class PageCache {
   #retire(b: Buffer): void {
     const st = this.#state.get(b);
     if (st !== BUSY && st !== CACHED) return; // already on its way back (an orphan retired twice)
-    this.#landed2(b);
+    this.#settled(b);
     this.#state.set(b, RETIRED);
     // A buffer a read or a disk-cache write still uses is memory until it is released: count it
     // now, so that the eviction loop in #reserve does not take it for freed room.
@@ -941,7 +954,7 @@ export class PageCache {
   #recycle(b: Buffer): void {
     const st = this.#state.get(b);
     if (st === FREE || st === undefined) return; // never twice (two users of one buffer)
-    this.#landed2(b);
+    this.#settled(b);
     this.#state.set(b, FREE);
     const slab = this.#slabOf.get(b);
     if (!slab || this.#closed) return; // a short tail: to the GC
@@ -1180,7 +1193,7 @@ export class PageCache {
     }
   }
 
-  #landed2(b: Buffer): void {
+  #settled(b: Buffer): void {
     if (this.#landingBufs.delete(b)) this.#inflightBytes -= b.length;
   }
 
