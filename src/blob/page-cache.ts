@@ -28,15 +28,27 @@
  * charge per request (latency, and per-request CPU on the server), so 1 MiB GETs would cap a
  * sequential read far below the link. Against other stores each page is its own request.
  *
- * Memory: cached pages plus the buffers of running fetches ≤ maxBytes (a fetch that starts evicts
- * the least recently used pages to make room for its buffers; lru-cache evicts before inserting).
- * Page buffers are pooled: a page evicted from the cache is reused for the next fetch instead of
- * becoming garbage, so a long read does not churn 1 MiB allocations through malloc and the GC
- * (measured: that churn, not the cache, is what pushed the mount's RSS past its budget). Because
- * a pooled buffer is rewritten later, `read` never hands one out: it returns a copy (a view only
- * of a buffer the store gave us, which is never reused), and a page a read is copying from is
- * pinned so it is not recycled under it. Queued prefetches hold no buffers. Buffers evicted while
- * pinned (a read copying, a disk-cache write) still count against the budget until released.
+ * Memory: every buffer the cache holds — cached, being fetched, evicted but still lent, free in
+ * its pool — fits `maxBytes` (rounded down to whole pages). A fetch that starts reserves its
+ * bytes, takes what is free at once, and evicts to make room for the rest; its buffers count as
+ * in flight until lru-cache holds them (else the next queued fetch would take their bytes for free
+ * room). Buffers are pooled and only ever **slabs** of one page (issue 16): a page takes a whole
+ * slab; a unit (random readers, below) is a `unitSize` slot of a carved slab; a slab whose units
+ * are all free is a page buffer again. So memory is allocated once, up to the budget, and then
+ * repurposed — never freed and reallocated (measured: the churn of 1 MiB pages through malloc and
+ * the GC, and later units dropped for pages, is what pushed the mount's RSS past its budget).
+ * A page fetch needing room frees a whole slab: the least recently used extent if it is a page;
+ * else, among the slabs of the oldest units and those with free slots, the one with the fewest
+ * cached units — none lent, being fetched into, or evicted as another fetch's room — has all its
+ * units evicted (its free slots are that fetch's from then on). Units evicted as nobody's room
+ * (a page landed over them) are used memory for a page fetch: their slots serve units only.
+ * Evicted buffers come back at the next turn of the event loop (the drain), which hands them to
+ * the fetches waiting for them. Because a pooled buffer is rewritten later, `read` never hands
+ * one out: it returns a copy (a view only of a buffer the store gave us, which is never reused),
+ * and an extent a read is copying from is pinned so it is not recycled under it; a pinned unit
+ * is never moved or rewritten, and its slab stays carved until it is released. Queued prefetches
+ * hold no buffers. Buffers evicted while pinned (a read copying, a disk-cache write) still count
+ * against the budget until released. A blob's short last page or unit is a buffer of its own size.
  * Drop-behind: a sequential stream over a blob larger than the budget (which it would evict
  * itself anyway) gives the pages it has read back to the pool as it goes, so it recycles a
  * window's worth of buffers instead of filling the budget with new ones (#dropBehind).
@@ -100,7 +112,7 @@ export interface PageCacheOptions {
    * Makes a new page buffer (`pageSize` bytes; default Buffer.allocUnsafeSlow). A mount passes the
    * libfuse 3 addon's `allocPage`: buffers carved from 2 MiB huge-page slabs (one page fault per
    * 2 MiB instead of 512 — faults were 10% of a cold S3 read's CPU), 4096-aligned so that the
-   * disk cache can write them with O_DIRECT. Units keep Buffer.allocUnsafeSlow.
+   * disk cache can write them with O_DIRECT. These are the slabs: units are carved from them too.
    */
   allocatePage?: (length: number) => Buffer;
 }
@@ -157,6 +169,7 @@ export interface PageCacheStats {
    * write), free pooled buffers, and buffers of running fetches.
    */
   heldBytes: number;
+  /** Free slabs, and free unit slots of carved slabs (a carved slab counts whole: its used slots elsewhere, its free ones here). */
   pooledBytes: number;
   inflightBytes: number;
   /**
@@ -210,6 +223,32 @@ interface Pending {
   taskId: string | undefined;
   run: Run | undefined;
 }
+
+/**
+ * Buffer memory is only ever `pageSize` slabs (issue 16): a page takes a whole slab, a unit a
+ * `unitSize` slot of a carved one. Slabs are repurposed, never freed and reallocated in between.
+ */
+interface Slab {
+  /** The whole slab: a page's buffer, or the memory its unit views share. */
+  buf: Buffer;
+  /** The unit views (made when first carved, reused after). */
+  units: Buffer[] | undefined;
+  /** Free slots while carved. */
+  free: number[];
+  /** A page fetch is emptying it: units are not taken from it. */
+  reclaim: boolean;
+  /** Free slots it had when a page fetch chose it: that fetch's (its in-flight bytes count them), so not pooled meanwhile. */
+  claimed: number;
+}
+
+/** Owned buffers' states. */
+const FREE = 0;
+const BUSY = 1;
+const CACHED = 2;
+const RETIRED = 3;
+const CARVED = 4;
+/** How many of the oldest cached extents a page fetch looks through for a slab to empty. */
+const RECLAIM_SCAN = 64;
 
 const READ_PRIORITY = 10;
 const PREFETCH_PRIORITY = 0;
@@ -342,11 +381,34 @@ export class PageCache {
    * for its disk-cache write. Set when the fetch succeeds; any later taking of the buffer clears it.
    */
   readonly #landedCrcs = new WeakMap<Buffer, Uint32Array>();
-  /** Free page-size and unit-size buffers, reused by the next fetches. */
+  /** Free slabs (as page buffers), reused by the next fetches of pages and carved for units. */
   readonly #pool: Buffer[] = [];
-  readonly #unitPool: Buffer[] = [];
-  /** Bytes of the free buffers in both pools (counted against the budget like any page memory). */
+  /** Carved slabs with a free slot. */
+  readonly #partial = new Set<Slab>();
+  /** Slabs a page fetch is emptying (units evicted, waiting for the drain): no unit is taken from them meanwhile. */
+  readonly #reclaiming = new Set<Slab>();
+  /** The slab of every slab and unit buffer; a unit's slot in it. */
+  readonly #slabOf = new WeakMap<Buffer, Slab>();
+  readonly #slotOf = new WeakMap<Buffer, number>();
+  /** Where each owned buffer is in its life (FREE, BUSY, CACHED, RETIRED; a carved slab's own buffer: CARVED). */
+  readonly #state = new WeakMap<Buffer, number>();
+  /** The LRU key of each cached owned buffer (a slab's units are evicted by key). */
+  readonly #keyOf = new Map<Buffer, string>();
+  /** Owned buffers fetches delivered, with their take: the drain checks they reached the cache (else they are nobody's). */
+  #delivered: Array<{ b: Buffer; take: number }> = [];
+  /** Each owned buffer's latest #take (a delivered buffer recycled and taken again is another use). */
+  readonly #takeOf = new WeakMap<Buffer, number>();
+  #takes = 0;
+  /** Fetched buffers not yet in the cache, still counted in flight (#landing). */
+  readonly #landingBufs = new Set<Buffer>();
+  /** Retired units no fetch counted as its room (#retire), and their bytes; units retired as a unit fetch's room. */
+  readonly #loose = new Set<Buffer>();
+  #looseBytes = 0;
+  readonly #owed = new Set<Buffer>();
+  /** Bytes of the free buffers: free slabs and free slots of carved slabs (counted against the budget like any page memory). */
   #pooledBytes = 0;
+  /** The budget in whole slabs (maxBytes rounded down to pages): memory is only ever whole slabs. */
+  readonly #budget: number;
   /** Evicted owned buffers, recycled at the next turn of the event loop unless pinned. */
   #retired: Buffer[] = [];
   #drainScheduled = false;
@@ -354,7 +416,7 @@ export class PageCache {
    * Fetches waiting for retired buffers of their size (`length`) to reach its pool, with how many
    * they still have to take (`count`): the drain keeps that many for them.
    */
-  #drainWaiters: Array<{ length: number; count: number; wake: () => void }> = [];
+  #drainWaiters: Array<{ length: number; count: number; wake: (bufs: Buffer[]) => void }> = [];
   /** Owned buffers a read (or a disk-cache write) is using, with counts; and those evicted meanwhile. */
   readonly #pins = new Map<Buffer, number>();
   readonly #evictedWhilePinned = new Set<Buffer>();
@@ -390,6 +452,7 @@ export class PageCache {
     if (this.maxBytes < this.pageSize) {
       throw new SmhError('InvalidArgument', `page cache: maxBytes (${this.maxBytes}) is smaller than one page (${this.pageSize})`);
     }
+    this.#budget = Math.floor(this.maxBytes / this.pageSize) * this.pageSize;
     this.#randomEnabled = unit < this.pageSize && this.pageSize % unit === 0;
     this.unitSize = this.#randomEnabled ? unit : this.pageSize;
     this.#resumeBytes = 4 * this.unitSize;
@@ -409,9 +472,17 @@ export class PageCache {
       // cached); without this, lru-cache would resolve the waiting read with undefined.
       ignoreFetchAbort: true,
       fetchMethod: (k, _stale, { context }) => this.#fetchExtent(k, context),
+      onInsert: (v, k) => {
+        if (!this.#owned.has(v)) return;
+        this.#settled(v);
+        this.#keyOf.set(v, k);
+        this.#state.set(v, CACHED);
+      },
       dispose: (v, k) => {
         this.#prefetched.delete(k);
-        if (this.#owned.has(v)) this.#retire(v);
+        if (!this.#owned.has(v)) return;
+        if (this.#keyOf.get(v) === k) this.#keyOf.delete(v);
+        this.#retire(v);
       },
     });
   }
@@ -571,10 +642,9 @@ export class PageCache {
     // the next turn of the event loop, so a full cache would otherwise allocate a unit per miss
     // and leave the evicted ones to the GC (reads in a row in one turn: 700 MiB of garbage on a
     // 64 MiB cache). The async path waits for the pool instead.
-    const full = this.#cachedBytes() + this.#inflightBytes + this.#heldBytes + this.#pooledBytes + e.length > this.maxBytes;
-    if (full && this.#poolFor(e.length)?.length === 0) return undefined;
-    this.#reserve(e.length, e.length);
-    const buf = this.#take(e.length);
+    // (A new unit is a new slab when no slot is free: room for a whole one.)
+    if (!this.#hasFree(e.length) && this.#totalBytes() + this.pageSize > this.#budget) return undefined;
+    const buf = this.#reserve(e.length, [e.length])[0] ?? this.#take(e.length);
     let ok = false;
     try {
       ok = store.getRangeIntoSync(key, e.offset, [buf]);
@@ -617,8 +687,11 @@ export class PageCache {
     await this.idle();
     this.clear();
     this.#pool.length = 0;
-    this.#unitPool.length = 0;
+    this.#partial.clear();
     this.#pooledBytes = 0;
+    this.#loose.clear();
+    this.#looseBytes = 0;
+    this.#owed.clear();
     await this.disk?.close();
   }
 
@@ -711,31 +784,109 @@ export class PageCache {
     });
   }
 
-  // ── buffer pool ──
+  // ── buffer pool: 1 MiB slabs ──
 
-  #poolFor(length: number): Buffer[] | undefined {
-    return length === this.pageSize ? this.#pool : length === this.unitSize ? this.#unitPool : undefined;
+  /** Which pool serves a buffer of this length: a whole slab, a slot of one, or none (a short tail: allocated to size). */
+  #kind(length: number): 'page' | 'unit' | undefined {
+    return length === this.pageSize ? 'page' : this.#randomEnabled && length === this.unitSize ? 'unit' : undefined;
+  }
+
+  /** Whether a buffer of this length can be had without new memory. */
+  #hasFree(length: number): boolean {
+    const kind = this.#kind(length);
+    return kind === 'page' ? this.#pool.length > 0 : kind === 'unit' ? this.#freeUnits() > 0 || this.#pool.length > 0 : false;
+  }
+
+  /** Free slots of carved slabs that a unit may take (not those of a slab being emptied for a page). */
+  #freeUnits(): number {
+    let n = 0;
+    for (const s of this.#partial) if (!s.reclaim) n += s.free.length;
+    return n;
+  }
+
+  #newSlab(): Slab {
+    const slab: Slab = { buf: this.#allocatePage ? this.#allocatePage(this.pageSize) : Buffer.allocUnsafeSlow(this.pageSize), units: undefined, free: [], reclaim: false, claimed: 0 };
+    this.#owned.add(slab.buf);
+    this.#slabOf.set(slab.buf, slab);
+    this.#allocatedBytes += this.pageSize;
+    return slab;
   }
 
   #take(length: number): Buffer {
-    const pooled = this.#poolFor(length)?.pop();
-    if (pooled) {
-      this.#pooledBytes -= pooled.length;
-      this.#landedCrcs.delete(pooled); // about to hold other bytes
-      return pooled;
+    const kind = this.#kind(length);
+    let b: Buffer;
+    if (kind === 'page') {
+      const pooled = this.#pool.pop();
+      if (pooled) this.#pooledBytes -= this.pageSize;
+      b = pooled ?? this.#newSlab().buf;
+    } else if (kind === 'unit') {
+      b = this.#takeUnit();
+    } else {
+      b = Buffer.allocUnsafeSlow(length);
+      this.#owned.add(b);
+      this.#allocatedBytes += length;
     }
-    const b = length === this.pageSize && this.#allocatePage ? this.#allocatePage(length) : Buffer.allocUnsafeSlow(length);
-    this.#owned.add(b);
-    this.#allocatedBytes += length;
+    this.#landedCrcs.delete(b); // about to hold other bytes
+    this.#state.set(b, BUSY);
+    this.#takeOf.set(b, ++this.#takes);
     return b;
   }
 
+  /**
+   * A unit: a free slot of the fullest carved slab (packing units keeps the other slabs free for
+   * pages), else a free slab carved into units, else a new slab carved.
+   */
+  #takeUnit(): Buffer {
+    let best: Slab | undefined;
+    for (const s of this.#partial) if (!s.reclaim && (best === undefined || s.free.length < best.free.length)) best = s;
+    if (!best) {
+      const pooled = this.#pool.pop();
+      best = pooled ? this.#slabOf.get(pooled)! : this.#newSlab();
+      if (!pooled) this.#pooledBytes += this.pageSize; // counted free until its slots are taken
+      const n = this.pageSize / this.unitSize;
+      if (!best.units) {
+        best.units = [];
+        for (let i = 0; i < n; i++) {
+          const u = best.buf.subarray(i * this.unitSize, (i + 1) * this.unitSize);
+          this.#owned.add(u);
+          this.#slabOf.set(u, best);
+          this.#slotOf.set(u, i);
+          best.units.push(u);
+        }
+      }
+      for (let i = n - 1; i >= 0; i--) best.free.push(i);
+      this.#state.set(best.buf, CARVED);
+      this.#partial.add(best);
+    }
+    const u = best.units![best.free.pop()!]!;
+    if (best.free.length === 0) this.#partial.delete(best);
+    this.#pooledBytes -= this.unitSize;
+    return u;
+  }
+
   #retire(b: Buffer): void {
+    const st = this.#state.get(b);
+    if (st !== BUSY && st !== CACHED) return; // already on its way back (an orphan retired twice)
+    this.#settled(b);
+    this.#state.set(b, RETIRED);
     // A buffer a read or a disk-cache write still uses is memory until it is released: count it
     // now, so that the eviction loop in #reserve does not take it for freed room.
     if (this.#pins.has(b)) this.#holdEvicted(b);
-    else this.#retired.push(b);
+    else {
+      this.#retired.push(b);
+      // A unit evicted as no fetch's room (a page landed over it, a fallback eviction): its slot
+      // comes free at the drain, but only a unit can use it — a page fetch counts it as used.
+      const slab = this.#slabOf.get(b);
+      if (slab && slab.buf !== b && !slab.reclaim && !this.#owed.has(b)) {
+        this.#loose.add(b);
+        this.#looseBytes += b.length;
+      }
+    }
     this.#scheduleDrain();
+  }
+
+  #unloose(b: Buffer): void {
+    if (this.#loose.delete(b)) this.#looseBytes -= b.length;
   }
 
   #holdEvicted(b: Buffer): void {
@@ -748,54 +899,99 @@ export class PageCache {
     this.#drainScheduled = true;
     setImmediate(() => {
       this.#drainScheduled = false;
+      // Fetched buffers that never made it into the cache (their entry was dropped while they were
+      // in flight): lru-cache has settled every one by now (it inserts within the microtasks that
+      // deliver them), so one still BUSY is nobody's and goes back like an evicted one.
+      const delivered = this.#delivered;
+      this.#delivered = [];
+      for (const d of delivered) if (this.#state.get(d.b) === BUSY && this.#takeOf.get(d.b) === d.take) this.#retire(d.b);
       const list = this.#retired;
       this.#retired = [];
       for (const r of list) {
+        this.#unloose(r);
+        this.#owed.delete(r);
         if (this.#pins.has(r)) {
           this.#holdEvicted(r);
         } else {
           this.#recycle(r);
         }
       }
+      // Slabs a page fetch was emptying and that did not come free (a unit lent meanwhile): their free slots serve units again.
+      for (const s of this.#reclaiming) {
+        this.#pooledBytes += s.claimed * this.unitSize;
+        s.claimed = 0;
+        s.reclaim = false;
+      }
+      this.#reclaiming.clear();
       this.#trimPools();
       const waiters = this.#drainWaiters;
       this.#drainWaiters = [];
-      for (const w of waiters) w.wake();
+      for (const w of waiters) {
+        const got: Buffer[] = [];
+        while (got.length < w.count && this.#hasFree(w.length)) got.push(this.#take(w.length));
+        w.wake(got);
+      }
     });
   }
 
   /**
-   * A buffer for a fetch: from its pool, after the retired ones reach it, else new. `count`: how
-   * many buffers of this size the fetch still has to take, this one included (the drain keeps
-   * that many in the pool for it instead of leaving them to the GC and allocating anew).
+   * The buffers of a fetch (`lengths`), after those #reserve took at once (`pre`): from the pools,
+   * else — when evicted buffers are on their way back — handed over by the drain (as many as the
+   * fetch still needs of that size, so no other fetch takes them between), else new.
    */
-  async #takeBuffer(length: number, count = 1): Promise<Buffer> {
-    const pool = this.#poolFor(length);
-    while (pool && pool.length === 0 && this.#retired.length > 0) {
-      await new Promise<void>((wake) => this.#drainWaiters.push({ length, count, wake }));
+  async #takeBuffers(lengths: number[], pre: Buffer[]): Promise<Buffer[]> {
+    const out = pre;
+    while (out.length < lengths.length) {
+      const n = lengths[out.length]!;
+      if (this.#kind(n) !== undefined && !this.#hasFree(n) && this.#retired.length > 0) {
+        let count = 0;
+        for (let i = out.length; i < lengths.length && lengths[i] === n; i++) count++;
+        const got = await new Promise<Buffer[]>((wake) => this.#drainWaiters.push({ length: n, count, wake }));
+        out.push(...got);
+        continue;
+      }
+      out.push(this.#take(n));
     }
-    return this.#take(length);
+    return out;
   }
 
   /**
-   * A free buffer back to its pool. Pools have no cap of their own: they count against the
-   * budget, and `#reserve` lets excess free buffers go before it evicts a cached page. Freeing
-   * page buffers only when memory is really over (not at every burst of evictions) keeps them
-   * out of malloc's churn, which is what left freed megabytes resident before.
+   * A free buffer back to its pool: a page's slab to the page pool, a unit to its slab — and a
+   * slab whose units are all free to the page pool, whole again. Pools have no cap of their own:
+   * they count against the budget, and `#reserve` lets excess free slabs go before it evicts.
    */
   #recycle(b: Buffer): void {
-    const pool = this.#closed ? undefined : this.#poolFor(b.length);
-    if (!pool) return;
-    pool.push(b);
-    this.#pooledBytes += b.length;
+    const st = this.#state.get(b);
+    if (st === FREE || st === undefined) return; // never twice (two users of one buffer)
+    this.#settled(b);
+    this.#state.set(b, FREE);
+    const slab = this.#slabOf.get(b);
+    if (!slab || this.#closed) return; // a short tail: to the GC
+    if (b === slab.buf) {
+      this.#pool.push(b);
+      this.#pooledBytes += this.pageSize;
+      return;
+    }
+    slab.free.push(this.#slotOf.get(b)!);
+    this.#pooledBytes += this.unitSize;
+    if (slab.free.length < this.pageSize / this.unitSize) {
+      this.#partial.add(slab);
+      return;
+    }
+    // Every unit free: the slab is a page buffer again (its pooled bytes are already counted, but for claimed slots).
+    this.#pooledBytes += slab.claimed * this.unitSize;
+    slab.claimed = 0;
+    slab.free.length = 0;
+    slab.reclaim = false;
+    this.#partial.delete(slab);
+    this.#state.set(slab.buf, FREE);
+    this.#pool.push(slab.buf);
   }
 
   /**
-   * Free buffers over the budget go to the GC — those evicted to make room for a fetch of
-   * another size (units for a page, pages for units) — except as many as the waiting fetches of
-   * their size still have to take, whose bytes `#inflightBytes` already counts (dropping those
-   * would only make the fetch allocate new ones while the dropped ones wait for the GC: that
-   * churn, 7 of every 8 buffers of a coalesced request, kept ~64 MiB of garbage resident).
+   * Free slabs over the budget go to the GC (only lent buffers, counted as held, push the total
+   * over), except as many as the waiting fetches still have to take, whose bytes `#inflightBytes`
+   * already counts. Free slots of a carved slab cannot go alone: the slab goes once all are free.
    */
   #trimPools(): void {
     let keepPages = 0;
@@ -804,12 +1000,21 @@ export class PageCache {
       if (w.length === this.pageSize) keepPages += w.count;
       else if (w.length === this.unitSize) keepUnits += w.count;
     }
-    const kept = (): number => Math.min(keepPages, this.#pool.length) * this.pageSize + Math.min(keepUnits, this.#unitPool.length) * this.unitSize;
-    while (this.#cachedBytes() + this.#inflightBytes + this.#heldBytes + this.#pooledBytes - kept() > this.maxBytes) {
-      const pool = this.#unitPool.length > keepUnits ? this.#unitPool : this.#pool.length > keepPages ? this.#pool : undefined;
-      if (!pool) break;
-      this.#pooledBytes -= pool.pop()!.length;
-    }
+    const perSlab = this.pageSize / this.unitSize;
+    const keepSlabs = keepPages + Math.ceil(Math.max(0, keepUnits - this.#freeUnits()) / perSlab);
+    const kept = (): number => Math.min(keepSlabs, this.#pool.length) * this.pageSize + Math.min(keepUnits, this.#freeUnits()) * this.unitSize;
+    while (this.#totalBytes() - kept() > this.#budget && this.#pool.length > keepSlabs) this.#dropSlab();
+  }
+
+  /** A free slab to the GC (memory over the budget). */
+  #dropSlab(): void {
+    this.#pooledBytes -= this.pageSize;
+    this.#state.delete(this.#pool.pop()!);
+  }
+
+  /** Every buffer byte the cache holds: cached, in flight (reserved), lent after eviction, free in the pools. */
+  #totalBytes(): number {
+    return this.#cachedBytes() + this.#inflightBytes + this.#heldBytes + this.#pooledBytes;
   }
 
   #pin(b: Buffer): void {
@@ -832,40 +1037,130 @@ export class PageCache {
 
   /**
    * A fetch is about to hold `bytes` of buffers of `size` bytes each: make room so that cached
-   * pages, running fetches, evicted-but-pinned buffers and free pooled buffers fit the budget —
-   * every page buffer this cache holds. The free buffers this fetch will take are not counted
-   * twice; other free buffers go first (garbage), then the least recently used pages.
+   * extents, running fetches, evicted-but-pinned buffers and free pooled buffers fit the budget —
+   * every slab this cache holds. The free buffers this fetch will take are not counted twice;
+   * free slabs it will not take go first (garbage), then cached extents: for a unit (or a short
+   * tail) the least recently used one; for a page a whole slab (#evictForPage).
    */
-  #reserve(bytes: number, size: number): void {
+  #reserve(bytes: number, lengths: number[], take = true): Buffer[] {
     this.#inflightBytes += bytes;
-    const own = this.#poolFor(size);
-    const reuse = Math.min(bytes, (own?.length ?? 0) * size);
-    const over = (): boolean => this.#cachedBytes() + this.#inflightBytes + this.#heldBytes + this.#pooledBytes - reuse > this.maxBytes;
+    const size = lengths[0]!;
+    const kind = this.#kind(size);
+    // Free buffers are taken now, so that no other fetch counts them as its room too.
+    const pre: Buffer[] = [];
+    while (take && kind !== undefined && pre.length < lengths.length && lengths[pre.length] === size && this.#hasFree(size)) pre.push(this.#take(size));
+    const room = { slabs: kind === 'page' ? lengths.length - pre.length : 0 };
+    // For a page, loose units (free slots at the drain) are no room: only a whole slab is.
+    const over = (): boolean => this.#totalBytes() + (kind === 'page' ? this.#looseBytes : 0) > this.#budget;
     while (over()) {
-      const other = own === this.#pool ? this.#unitPool : this.#pool;
-      const spare = other.length > 0 ? other : own && own.length * size > reuse ? own : undefined;
-      if (spare) {
-        this.#pooledBytes -= spare.pop()!.length; // freed by the GC
+      if (this.#pool.length > 0) {
+        this.#dropSlab(); // free memory this fetch does not need: freed by the GC
         continue;
       }
-      const lru = this.#cache.rkeys().next();
-      if (lru.done) break;
-      this.#cache.delete(lru.value);
+      if (!(kind === 'page' ? this.#evictForPage(room) : this.#evictOldest(true))) break;
     }
+    return pre;
+  }
+
+  /** The least recently used extent goes; for a unit fetch (`owed`), an evicted unit's slot is that fetch's room. */
+  #evictOldest(owed = false): boolean {
+    const lru = this.#cache.rkeys().next();
+    if (lru.done) return false;
+    const v = this.#cache.peek(lru.value);
+    if (owed && v && this.#slabOf.get(v) !== undefined && this.#slabOf.get(v)!.buf !== v && !this.#pins.has(v)) this.#owed.add(v);
+    this.#cache.delete(lru.value);
+    return true;
+  }
+
+  /**
+   * Room for a page: a whole slab must come free. The least recently used extent goes if it is a
+   * page (or a short tail); among the carved slabs of the oldest units, the one with the fewest
+   * cached units to evict — and none lent to a reply or a disk write, or still being fetched into
+   * (those never move and are never rewritten) — has all its units evicted: its slots come back
+   * at the next drain and it is a page buffer again. `room.reuse` counts its free slots, which
+   * this fetch takes with it. No such slab among the oldest: the oldest extent goes anyway.
+   */
+  #evictForPage(room: { slabs: number }): boolean {
+    let best: Slab | undefined;
+    let bestCost = Infinity;
+    let looked = 0;
+    const seen = new Set<Slab>();
+    for (const k of this.#cache.rkeys()) {
+      const v = this.#cache.peek(k);
+      const slab = v && this.#slabOf.get(v);
+      if (!slab || slab.buf === v) {
+        if (best) break; // a page behind a reclaimable slab: the slab is older
+        this.#cache.delete(k);
+        return true;
+      }
+      if (!seen.has(slab) && !slab.reclaim) {
+        seen.add(slab);
+        const cost = this.#slabCost(slab);
+        if (cost < bestCost) {
+          best = slab;
+          bestCost = cost;
+          if (cost <= 1) break;
+        }
+      }
+      if (++looked >= RECLAIM_SCAN) break;
+    }
+    // Slabs with free slots cost less than their age says (fewest live units first).
+    if (bestCost > 1) {
+      looked = 0;
+      for (const slab of this.#partial) {
+        if (slab.reclaim || seen.has(slab)) continue;
+        const cost = this.#slabCost(slab);
+        if (cost < bestCost) {
+          best = slab;
+          bestCost = cost;
+        }
+        if (++looked >= RECLAIM_SCAN) break;
+      }
+    }
+    if (!best) return this.#evictOldest();
+    best.reclaim = true;
+    this.#reclaiming.add(best);
+    if (room.slabs > 0) {
+      // This fetch takes the slab's free slots with it: counted in its in-flight bytes, no longer pooled.
+      room.slabs--;
+      best.claimed = best.free.length;
+      this.#pooledBytes -= best.claimed * this.unitSize;
+    }
+    for (const u of best.units!) {
+      this.#unloose(u); // retired already: this fetch's room now, with the slab
+      if (this.#state.get(u) !== CACHED) continue;
+      const k = this.#keyOf.get(u);
+      if (k !== undefined) this.#cache.delete(k);
+    }
+    return true;
+  }
+
+  /**
+   * Cached units to evict for a carved slab to come free; Infinity when a unit is lent, being
+   * fetched into, or evicted as a unit fetch's room (its slot is that fetch's).
+   */
+  #slabCost(slab: Slab): number {
+    let n = 0;
+    for (const u of slab.units!) {
+      const st = this.#state.get(u);
+      if (st === FREE || (st === RETIRED && this.#loose.has(u) && !this.#pins.has(u))) continue;
+      if (st !== CACHED || this.#pins.has(u)) return Infinity;
+      n++;
+    }
+    return n;
   }
 
   /** Fetch consecutive extents from `offset` (their `lengths`) in one store request, into cache buffers. */
   async #getExtents(key: string, offset: number, lengths: number[]): Promise<Buffer[]> {
     const total = lengths.reduce((a, b) => a + b, 0);
-    this.#reserve(total, lengths[0]!);
+    // A plain store returns a fresh buffer of its own: keep it as the page (no copy).
+    const plain = lengths.length === 1 && !canRangeInto(this.store);
+    const pre = this.#reserve(total, lengths, !plain);
     try {
-      if (lengths.length === 1 && !canRangeInto(this.store)) {
-        // A plain store returns a fresh buffer of its own: keep it as the page (no copy).
-        return [await this.store.getRange(key, offset, total)];
-      }
-      const targets: Buffer[] = [];
+      if (plain) return [await this.store.getRange(key, offset, total)];
+      let targets: Buffer[] = pre;
       try {
-        for (const n of lengths) targets.push(await this.#takeBuffer(n, lengths.length - targets.length));
+        targets = await this.#takeBuffers(lengths, pre);
         if (canRangeInto(this.store)) {
           // With the disk cache writing, the units' CRCs are computed as the bytes land (hot in
           // the CPU's cache) rather than read back from memory by the write (issue 16).
@@ -887,23 +1182,44 @@ export class PageCache {
         for (const t of targets) this.#recycle(t); // never handed out
         throw e;
       }
+      this.#landing(targets);
       return targets;
     } finally {
       this.#inflightBytes -= total;
     }
   }
 
+  /**
+   * Fetched buffers stay counted in flight until the cache holds them (onInsert) or they come
+   * back (#retire): between a fetch's end and lru-cache's insert, the next queued fetch starts
+   * and would otherwise take their bytes for free room.
+   */
+  #landing(bufs: Buffer[]): void {
+    for (const b of bufs) {
+      if (!this.#owned.has(b)) continue;
+      this.#landingBufs.add(b);
+      this.#inflightBytes += b.length;
+    }
+  }
+
+  #settled(b: Buffer): void {
+    if (this.#landingBufs.delete(b)) this.#inflightBytes -= b.length;
+  }
+
   /** The extent from the disk cache, verified, or undefined (not there, unreadable, corrupt). */
   async #fromDisk(ctx: FetchContext): Promise<Buffer | undefined> {
     const disk = this.disk!;
     const onPage = disk.has(ctx.key, ctx.pageOffset, ctx.pageLength);
-    this.#reserve(ctx.length, ctx.length);
+    const pre = this.#reserve(ctx.length, [ctx.length]);
     try {
-      const buf = await this.#takeBuffer(ctx.length);
+      const buf = (await this.#takeBuffers([ctx.length], pre))[0]!;
       const ok = onPage
         ? await disk.read(ctx.key, ctx.pageOffset, ctx.pageLength, ctx.offset, buf)
         : await disk.read(ctx.key, ctx.offset, ctx.length, ctx.offset, buf);
-      if (ok) return buf;
+      if (ok) {
+        this.#landing([buf]);
+        return buf;
+      }
       this.#recycle(buf);
       return undefined;
     } finally {
@@ -1137,7 +1453,13 @@ export class PageCache {
     const done = (): void => {
       this.#inflight.delete(p);
     };
-    p.then(done, done);
+    p.then((v) => {
+      done();
+      if (this.#owned.has(v)) {
+        this.#delivered.push({ b: v, take: this.#takeOf.get(v)! });
+        this.#scheduleDrain();
+      }
+    }, done);
     return p;
   }
 

@@ -11,6 +11,7 @@
  * the baseline is taken after a warm-up read (modules loaded, sockets open), then the peak
  * counter is reset (/proc/self/clear_refs 5) and VmHWM read at the end. Prints one JSON line.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { DiskCache, pendingWriteAllowance } from '../../src/blob/disk-cache.js';
 import { LocalBlobStore } from '../../src/blob/local-store.js';
@@ -27,7 +28,8 @@ export interface ReadMemoryJob {
   key: string;
   size: number;
   cacheBytes: number;
-  pattern: 'sequential' | 'random';
+  /** mixed: random, then the whole blob sequentially with a new stream (one cache, as one mount). */
+  pattern: 'sequential' | 'random' | 'mixed';
   /** Random: how many 4 KiB reads each of the two readers makes first (default 1,000). */
   reads4k?: number;
   /** Random: the 128 KiB half goes on until the cache has fetched this much (a loaded machine reads less per second). */
@@ -59,6 +61,9 @@ export interface ReadMemoryResult {
   /** The disk cache's writes dropped (count, bytes), when there is one. */
   diskDropped?: number;
   diskBytesDropped?: number;
+  /** Mixed: SHA-256 of the sequential half's bytes (the whole blob), and the cache's allocations before it. */
+  seqSha256?: string;
+  allocatedBeforeSeq?: number;
   cpuUserMs: number;
   cpuSystemMs: number;
   ms: number;
@@ -89,7 +94,9 @@ async function readAt(stream: ReadStream, offset: number, length: number): Promi
   // synchronously; else the async way.
   const lease = cache.readCachedSync(job.key, job.size, offset, length, stream, true) ?? (await cache.readLease(job.key, job.size, offset, length, stream));
   try {
-    bytesRead += lease.copyTo(reply);
+    const n = lease.copyTo(reply);
+    bytesRead += n;
+    hash?.update(reply.subarray(0, n));
   } finally {
     lease.release();
   }
@@ -101,6 +108,8 @@ async function readAt(stream: ReadStream, offset: number, length: number): Promi
   }
 }
 let reads = 0;
+let hash: ReturnType<typeof createHash> | undefined;
+let allocatedBeforeSeq: number | undefined;
 let peakArrayBuffers = 0;
 let peakHeap = 0;
 
@@ -118,9 +127,12 @@ writeFileSync('/proc/self/clear_refs', '5'); // reset VmHWM to the current RSS
 const cpu0 = process.cpuUsage();
 const t0 = Date.now();
 
-if (job.pattern === 'sequential') {
+const sequential = async (): Promise<void> => {
   const s = cache.openStream();
   for (let off = 0; off < job.size; off += reply.length) await readAt(s, off, reply.length);
+};
+if (job.pattern === 'sequential') {
+  await sequential();
 } else {
   // Counts, not times, and one seeded sequence per reader: which reads land next to the last one
   // (a stream turning sequential, which fetches a page) must not depend on the machine's speed or
@@ -144,6 +156,14 @@ if (job.pattern === 'sequential') {
   for (const [block, reads, minFetched] of [[4096, job.reads4k ?? 1000, 0], [128 * 1024, 0, job.minFetched ?? 0]] as const) {
     await Promise.all([reader(block, 12345 + block, reads, minFetched), reader(block, 54321 + block, reads, minFetched)]);
   }
+  if (job.pattern === 'mixed') {
+    // The cache is full of units now; a sequential reader needs whole pages (issue 16: 395 MiB).
+    await cache.idle();
+    allocatedBeforeSeq = cache.stats().allocatedBytes - allocated0;
+    hash = createHash('sha256');
+    bytesRead = 0; // mixed: bytesRead is the sequential half's
+    await sequential();
+  }
 }
 await cache.idle();
 await disk?.idle();
@@ -163,6 +183,7 @@ const result: ReadMemoryResult = {
   unitFetches: cache.stats().unitFetches,
   toRandom: cache.stats().toRandom,
   toSequential: cache.stats().toSequential,
+  ...(hash ? { seqSha256: hash.digest('hex'), allocatedBeforeSeq } : {}),
   ...(disk ? { diskDropped: disk.stats().writesDropped, diskBytesDropped: disk.stats().bytesDropped } : {}),
   cpuUserMs: cpu.user / 1000,
   cpuSystemMs: cpu.system / 1000,
