@@ -1,11 +1,15 @@
 // The page cache (B2–B4): counters, one request per concurrently missed page, the byte budget,
 // the doubling/resetting readahead window, read-over-prefetch priority, and faults — a truncated
 // or failed fetch is retried, never served, never cached.
-import t from 'tap';
+import t, { type Test } from 'tap';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { isSmhError } from '../src/errors.js';
 import { FaultInjectingStore } from '../src/blob/fault-store.js';
+import { LocalBlobStore } from '../src/blob/local-store.js';
 import { MemoryBlobStore } from './helpers/memory-store.js';
 import { PageCache } from '../src/blob/page-cache.js';
 import { EMPTY_BLOB_KEY, type BlobInfo, type BlobStore } from '../src/blob/types.js';
@@ -506,17 +510,19 @@ t.test('a unit as large as a page turns random-access detection off', async (t) 
   t.equal(cache.stats().toRandom, 0);
 });
 
-t.test('B3/random: a random stream on a local store fetches missing units synchronously (readCachedSync)', async (t) => {
-  const { LocalBlobStore } = await import('../src/blob/local-store.js');
-  const { mkdtemp, rm } = await import('node:fs/promises');
-  const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
-  const dir = await mkdtemp(join(tmpdir(), 'smhfs-pc-sync-'));
+/** A local blob store in a temp dir (removed at teardown) holding `size` random bytes as one blob. */
+async function localBlob(t: Test, prefix: string, size: number): Promise<{ local: LocalBlobStore; bytes: Buffer; key: string }> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const local = new LocalBlobStore(dir);
   t.teardown(() => local.close());
-  const bytes = randomBytes(32 * RPS + 5000);
+  const bytes = randomBytes(size);
   const { key } = await local.putStream(bytes);
+  return { local, bytes, key };
+}
+
+t.test('B3/random: a random stream on a local store fetches missing units synchronously (readCachedSync)', async (t) => {
+  const { local, bytes, key } = await localBlob(t, 'smhfs-pc-sync-', 32 * RPS + 5000);
   const cache = new PageCache({ store: local, pageSize: RPS, unitSize: RUS, maxBytes: 16 * RPS });
   const s = cache.openStream();
   t.equal(cache.readCachedSync(key, bytes.length, 20 * RPS, 100, s, true), undefined, 'a stream not known to be random: no sync fetch');
@@ -539,16 +545,7 @@ t.test('B3/random: a random stream on a local store fetches missing units synchr
 });
 
 t.test('B4: every buffer the cache holds (cached, in flight, lent, free in its pools) stays within the budget, sequential then random then sequential', async (t) => {
-  const { LocalBlobStore } = await import('../src/blob/local-store.js');
-  const { mkdtemp, rm } = await import('node:fs/promises');
-  const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
-  const dir = await mkdtemp(join(tmpdir(), 'smhfs-pc-budget-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const local = new LocalBlobStore(dir);
-  t.teardown(() => local.close());
-  const bytes = randomBytes(128 * RPS);
-  const { key } = await local.putStream(bytes);
+  const { local, bytes, key } = await localBlob(t, 'smhfs-pc-budget-', 128 * RPS);
   const budget = 16 * RPS;
   const cache = new PageCache({ store: local, pageSize: RPS, unitSize: RUS, maxBytes: budget, readaheadMax: 8 * RPS });
   let peak = 0;
@@ -583,16 +580,7 @@ t.test('B4/slabs: after a random phase fills the cache with units, a sequential 
   // Issue 16: units used to be buffers of their own; a page needing room in a cache full of them
   // dropped sixteen to the GC and allocated a new one (a mount then held both: 395 MiB RSS on a
   // 256 MiB cache). Units are now slots of page-size slabs, and a page takes a slab emptied whole.
-  const { LocalBlobStore } = await import('../src/blob/local-store.js');
-  const { mkdtemp, rm } = await import('node:fs/promises');
-  const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
-  const dir = await mkdtemp(join(tmpdir(), 'smhfs-pc-slabs-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const local = new LocalBlobStore(dir);
-  t.teardown(() => local.close());
-  const bytes = randomBytes(128 * RPS);
-  const { key } = await local.putStream(bytes);
+  const { local, bytes, key } = await localBlob(t, 'smhfs-pc-slabs-', 128 * RPS);
   const budget = 16 * RPS;
   const cache = new PageCache({ store: local, pageSize: RPS, unitSize: RUS, maxBytes: budget, readaheadMax: 4 * RPS });
   let wrong = 0;
