@@ -28,3 +28,8 @@ interface SpawnOptions {
 const processOnSpawn = createRequire(import.meta.url)('process-on-spawn') as { addListener(fn: (opts: SpawnOptions) => void): void };
 withoutHook(process.env);
 processOnSpawn.addListener((opts) => withoutHook(opts.env));
+
+// The AWS SDK warns once per process that its releases after January 2027 need Node 22; the CLI
+// turns that off for users (src/cli/blobs.ts), and test processes that build S3 stores themselves
+// do the same, so the log shows only what the tests say.
+process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
