@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spliceMaxRead, type Ctx } from '../src/fuse/ll/binding.js';
 import { MemFs } from './helpers/ll-memfs.js';
-import { ROOT, isMounted, llCleanup, llMount, llUnavailable, ok, sh, sleep, until } from './helpers/ll.js';
+import { ROOT, isMounted, llCleanup, llMount, llUnavailable, ok, sh, sleep, until, within } from './helpers/ll.js';
 
 const MiB = 1 << 20;
 
@@ -113,7 +113,7 @@ if (why) {
     t.equal(m.session.info().pending, 1, 'the read is pending');
     const t0 = Date.now();
     process.kill(reader.pid, 'SIGKILL');
-    const r = await Promise.race([reader.exited, sleep(20_000).then(() => 'still there')]);
+    const r = await within(reader.exited, 20_000, 'still there');
     t.same(r, { code: null, signal: 'SIGKILL' }, 'the reader is gone');
     t.ok(Date.now() - t0 < 20_000, `within ${Date.now() - t0} ms`);
     t.equal(aborted, 1, 'the handler saw ctx.signal abort');
@@ -191,7 +191,7 @@ if (why) {
     let event = false;
     m.session.on('unmounted', () => (event = true));
     await ok(`fusermount -u '${m.mountpoint}'`);
-    await Promise.race([m.session.closed, sleep(10_000)]);
+    await within(m.session.closed, 10_000, undefined);
     t.ok(event, "'unmounted' emitted");
     t.ok(m.session.ended);
     t.ok(fs.destroyed, 'destroy was called');
@@ -227,7 +227,7 @@ if (why) {
     const caller = start('stat', [m.p('hang')]);
     await until(() => pending, 10_000);
     m.session.close();
-    const r = await Promise.race([caller.exited, sleep(10_000).then(() => 'hung')]);
+    const r = await within(caller.exited, 10_000, 'hung');
     t.not(r, 'hung', 'the caller was let go');
     t.match(caller.out(), /not connected|aborted|Input\/output|No such device/, `with an error (${caller.out().trim()})`);
     await m.session.closed;
