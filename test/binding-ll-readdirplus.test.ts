@@ -8,7 +8,7 @@
 import t from 'tap';
 import { holdKernelCachesFor } from './helpers/kernel-cache-lock.js';
 import { expectFsckClean } from './helpers/fsck.js';
-import { fuseUnavailable, ok, sh, smhfs, storeCall, withMount } from './helpers/mount.js';
+import { fuseUnavailable, mountStats, ok, sh, storeCall, withMount } from './helpers/mount.js';
 
 const why = await fuseUnavailable();
 // drop_caches is machine-wide and this file drops or relies on the kernel's caches: it runs
@@ -18,7 +18,8 @@ if (why) {
   t.plan(0, `mount tests need FUSE: ${why}`);
 } else {
   type Stats = { ops: Record<string, { calls: number }>; kernelInodes: number };
-  const stats = async (mp: string): Promise<Stats> => JSON.parse((await smhfs(['stats', mp, '--json'])).stdout) as Stats;
+  // What `smhfs stats --json` prints, asked from this process (no CLI child between two snapshots).
+  const stats = (mp: string): Promise<Stats> => mountStats<Stats>(mp);
   const calls = (s: Stats, op: string): number => s.ops[op]?.calls ?? 0;
   /** How many requests of each op ran between two snapshots. */
   const delta = (a: Stats, b: Stats, op: string): number => calls(b, op) - calls(a, op);

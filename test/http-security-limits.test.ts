@@ -22,6 +22,16 @@ const SLACK_MS = 8000;
 
 const LIMITS = { headersTimeoutMs: 1000, idleTimeoutMs: 3000, requestTimeoutMs: 20_000, keepAliveTimeoutMs: 1000, maxConnections: 16 };
 
+/** When `closed` resolved (ms since connect), or -1 when it had not within SLACK_MS (no timer left behind). */
+async function within(closed: Promise<number>): Promise<number> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([closed, new Promise<number>((r) => (timer = setTimeout(() => r(-1), SLACK_MS)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Nothing staged: no upload body was kept. */
 function stagedFiles(h: Harness): string[] {
   const base = join(h.dir, 'staging');
@@ -95,23 +105,22 @@ t.test('F7: slow headers, slow bodies and idle connections are cut off; a connec
   const h = await startHarness(t, { limits: LIMITS });
   const base = `/api/v1/file/${h.libId}/-`;
 
-  const slowHead = await rawConnect(t, h.url);
+  // The three cut-offs run at once (each on its own connection, each timed from its own
+  // connect): waited one after another they cost their limits' sum (~5 s) of idle waiting.
+  const [slowHead, idle, slowBody] = await Promise.all([rawConnect(t, h.url), rawConnect(t, h.url), rawConnect(t, h.url)]);
   slowHead.socket.write(`GET ${base}/x?access_token=${h.admin} HTTP/1.1\r\nHost: x\r\n`);
-  const slowHeadMs = await Promise.race([slowHead.closed, new Promise<number>((r) => setTimeout(() => r(-1), SLACK_MS))]);
+  slowBody.socket.write(`PUT ${base}/slow.bin?access_token=${h.admin} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 1000000\r\n\r\n`);
+  slowBody.socket.write(Buffer.alloc(1000));
+  const [slowHeadMs, idleMs, slowBodyMs] = await Promise.all([within(slowHead.closed), within(idle.closed), within(slowBody.closed)]);
+
   t.ok(slowHeadMs > 0, `half-sent headers: closed after ${slowHeadMs} ms (limit ${LIMITS.headersTimeoutMs} ms)`);
   const head = slowHead.received().toString('latin1');
   t.equal(statusOf(head), 408, 'with a 408');
   // (the dialect is not known before the request line is whole: the BOS shape, which has SMH's fields too)
   t.match(JSON.parse(bodyOf(head)) as object, { code: 'RequestTimeout', message: String }, 'as JSON in the error shape');
 
-  const idle = await rawConnect(t, h.url);
-  const idleMs = await Promise.race([idle.closed, new Promise<number>((r) => setTimeout(() => r(-1), SLACK_MS))]);
   t.ok(idleMs > 0, `a connection that sends nothing: closed after ${idleMs} ms`);
 
-  const slowBody = await rawConnect(t, h.url);
-  slowBody.socket.write(`PUT ${base}/slow.bin?access_token=${h.admin} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 1000000\r\n\r\n`);
-  slowBody.socket.write(Buffer.alloc(1000));
-  const slowBodyMs = await Promise.race([slowBody.closed, new Promise<number>((r) => setTimeout(() => r(-1), SLACK_MS))]);
   t.ok(slowBodyMs > 0, `a body that stops coming: closed after ${slowBodyMs} ms`);
   for (let i = 0; i < 100 && stagedFiles(h).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
   t.same(stagedFiles(h), [], 'its staged part was discarded');
@@ -120,7 +129,7 @@ t.test('F7: slow headers, slow bodies and idle connections are cut off; a connec
   // The cap: 16 open connections; the 17th is closed at once, the others stay usable.
   const held = await Promise.all(Array.from({ length: LIMITS.maxConnections }, () => rawConnect(t, h.url)));
   const extra = await rawConnect(t, h.url);
-  const extraMs = await Promise.race([extra.closed, new Promise<number>((r) => setTimeout(() => r(-1), SLACK_MS))]);
+  const extraMs = await within(extra.closed);
   t.ok(extraMs >= 0 && extraMs < LIMITS.idleTimeoutMs, `connection ${LIMITS.maxConnections + 1} refused (closed after ${extraMs} ms)`);
   held[0]!.socket.write(`GET ${base}/x?info&access_token=${h.admin} HTTP/1.1\r\nHost: x\r\n\r\n`);
   t.equal(statusOf(await held[0]!.head()), 404, 'a held connection is still served');

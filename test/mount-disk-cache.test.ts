@@ -10,7 +10,7 @@ import { mkdtemp, open, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startS3rver } from './helpers/s3rver-harness.js';
-import { CLI, cleanup, fuseUnavailable, ok, sh, smhfs, startMount, withMount, type Mount } from './helpers/mount.js';
+import { CLI, cleanup, fuseUnavailable, mountStats, ok, sh, smhfs, startMount, withMount, type Mount } from './helpers/mount.js';
 
 const why = await fuseUnavailable();
 if (why) {
@@ -37,11 +37,8 @@ if (why) {
       disk?: { state: string; hits: number; misses: number; writes: number; corrupt: number; errors: number; entries: number; bytes: number; writesDropped: number; bytesWritten: number; bytesWrittenDirect?: number; pendingWriteBytes?: number };
     };
   }
-  const stats = async (m: Mount): Promise<Stats> => {
-    const r = await smhfs(['--json', 'stats', m.mountpoint]);
-    if (r.code !== 0) throw new Error(`smhfs stats: ${r.stderr}`);
-    return JSON.parse(r.stdout) as Stats;
-  };
+  // What `smhfs --json stats` prints, asked from this process (the command itself is run below).
+  const stats = (m: Mount): Promise<Stats> => mountStats<Stats>(m.mountpoint);
   /** A new S3 library (in its own temp folder) holding src.bin as big.bin. */
   const s3Library = async (): Promise<{ dir: string; args: string[] }> => {
     const dir = await mkdtemp(join(work, 'm-'));
@@ -52,6 +49,13 @@ if (why) {
     if (put.code !== 0) throw new Error(`put: ${put.stderr}`);
     return { dir, args };
   };
+  /**
+   * One S3 library for the tests that never read its own <library>/cache in a state an earlier
+   * test left (a cache on a tmpfs elsewhere, the disk cache off, and a mount that holds the cache's
+   * lock while a second runs memory-only): an init and a 24 MiB put fewer for each.
+   */
+  let shared: Promise<{ dir: string; args: string[] }> | undefined;
+  const sharedS3Library = (): Promise<{ dir: string; args: string[] }> => (shared ??= s3Library());
   const cacheFiles = async (lib: string): Promise<string[]> => {
     const out: string[] = [];
     for (const sub of await readdir(join(lib, 'cache', 'v2')).catch(() => [] as string[])) {
@@ -139,11 +143,12 @@ if (why) {
   });
 
   t.test('a full cache disk (a 3 MiB tmpfs): readers get every byte, the mount says it caches in memory only', async (t) => {
-    const { dir, args } = await s3Library();
+    const { dir, args } = await sharedS3Library();
     const small = join(work, 'tmpfs');
     await ok(`mkdir -p '${small}' && mount -t tmpfs -o size=3m smhfs-test-tmpfs '${small}'`);
     t.teardown(() => sh(`umount -l '${small}'`));
-    const m = await withMount(t, { dir, args: [...args, '--cache-dir', join(small, 'c')], env });
+    const m = await startMount({ dir, args: [...args, '--cache-dir', join(small, 'c')], env });
+    t.teardown(() => cleanup(m, { keepDir: true })); // the shared library's folder stays
     await ok(`cmp '${m.p('big.bin')}' '${src}'`);
     await ok(`cmp '${m.p('big.bin')}' '${src}'`);
     const s = await stats(m);
@@ -169,8 +174,9 @@ if (why) {
   });
 
   t.test('a second mount of the library runs memory-only; a local library has none unless asked', async (t) => {
-    const { dir, args } = await s3Library();
-    const m1 = await withMount(t, { dir, args, env });
+    const { dir, args } = await sharedS3Library();
+    const m1 = await startMount({ dir, args, env });
+    t.teardown(() => cleanup(m1, { keepDir: true })); // the shared library's folder stays
     const other = await mkdtemp(join(work, 'second-'));
     const m2 = await startMount({ dir: other, args: ['--library', m1.library, ...args], env, init: false });
     t.teardown(() => cleanup(m2));
@@ -222,8 +228,9 @@ if (why) {
   });
 
   t.test('--cache-disk-size 0 turns the disk cache off; a file larger than the memory cache streams through it (drop-behind)', async (t) => {
-    const { dir, args } = await s3Library();
-    const m = await withMount(t, { dir, args: [...args, '--cache-disk-size', '0', '--cache-size', '16M'], env });
+    const { dir, args } = await sharedS3Library();
+    const m = await startMount({ dir, args: [...args, '--cache-disk-size', '0', '--cache-size', '16M'], env });
+    t.teardown(() => cleanup(m, { keepDir: true })); // the shared library's folder stays
     await ok(`cmp '${m.p('big.bin')}' '${src}'`);
     const s = (await stats(m)).cache;
     t.equal(s.disk, undefined);

@@ -8,7 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expectFsckClean, expectSameFiles, librarySha256, sha256File } from './helpers/fsck.js';
-import { CLI, cli, cleanup, fuseUnavailable, ok, sh, smhfs, startMount, type Mount } from './helpers/mount.js';
+import { CLI, cli, cleanup, fuseUnavailable, mountStats, ok, sh, startMount, type Mount } from './helpers/mount.js';
 
 const MiB = 1024 * 1024;
 const TiB = 1024 ** 4;
@@ -19,10 +19,9 @@ interface Counters {
   cache: { bytesFetched: number };
 }
 
-async function counters(m: Mount): Promise<Counters> {
-  const r = await smhfs(['--json', 'stats', m.mountpoint]);
-  if (r.code !== 0) throw new Error(`smhfs stats: ${r.stderr}`);
-  return JSON.parse(r.stdout) as Counters;
+/** What `smhfs --json stats` prints, asked from this process. */
+function counters(m: Mount): Promise<Counters> {
+  return mountStats<Counters>(m.mountpoint);
 }
 
 /** How much the counters grew from `a` to `b`. */

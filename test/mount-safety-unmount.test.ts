@@ -10,7 +10,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileDriver } from './helpers/file-driver.js';
 import { expectFsckClean, expectSameFiles, librarySha256, sha256File } from './helpers/fsck.js';
-import { cleanup, fuseUnavailable, isMounted, ok, sh, smhfs, startMount, type Mount } from './helpers/mount.js';
+import { cleanup, fuseUnavailable, isMounted, mountStats, ok, sh, smhfs, startMount, type Mount } from './helpers/mount.js';
 
 const MiB = 1024 * 1024;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -32,11 +32,9 @@ function background(cmd: string): { done: Promise<number | null>; kill(): void }
   };
 }
 
-/** The mount's counters (`smhfs --json stats`). */
-async function stats(m: Mount): Promise<{ io: { bytesWritten: number; discarded: number } }> {
-  const r = await smhfs(['--json', 'stats', m.mountpoint]);
-  if (r.code !== 0) throw new Error(`smhfs stats: ${r.stderr}`);
-  return JSON.parse(r.stdout) as { io: { bytesWritten: number; discarded: number } };
+/** The mount's counters (what `smhfs --json stats` prints, asked from this process: polled below). */
+function stats(m: Mount): Promise<{ io: { bytesWritten: number; discarded: number } }> {
+  return mountStats(m.mountpoint);
 }
 
 async function until(what: string, cond: () => Promise<boolean>, ms = 30_000): Promise<void> {

@@ -16,6 +16,20 @@ export { sh, ok, nodeSnippet, isMounted, ROOT } from './mount.js';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * `p`, or `onTimeout` after `ms` — whichever comes first, and the timer cleared either way: a
+ * timer left pending in a race keeps the test process alive until it fires (every llCleanup's 5 s
+ * wait held its file's process up to 5 s after its last test).
+ */
+export async function within<T, U>(p: Promise<T>, ms: number, onTimeout: U): Promise<T | U> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<U>((r) => (timer = setTimeout(() => r(onTimeout), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Why the binding tests cannot run: only a machine without /dev/fuse. A missing addon is a
  * failure (make builds it), never a skip. */
 export async function llUnavailable(): Promise<string | undefined> {
@@ -59,7 +73,7 @@ export async function llCleanup(session: LowLevelSession | undefined, dir: strin
   const mp = join(dir, 'mnt');
   if (session && !session.ended) {
     await session.unmount().catch(() => session.unmount({ lazy: true }).catch(() => undefined));
-    await Promise.race([session.closed, sleep(5000)]);
+    await within(session.closed, 5000, undefined);
     if (!session.ended) session.close();
   }
   if (await isMounted(mp)) await sh(`fusermount -uz '${mp}' || umount -l '${mp}'`);

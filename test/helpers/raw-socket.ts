@@ -78,7 +78,15 @@ export async function pushBody(conn: RawConn, maxBytes: number, maxMs: number): 
     const ok = conn.socket.write(chunk);
     written += chunk.length;
     if (!ok) {
-      await Promise.race([new Promise((r) => conn.socket.once('drain', r)), conn.closed, new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())))]);
+      // The deadline's timer is cleared once the race is decided: left pending, each kept the test
+      // process alive until maxMs (20 s after the last push of http-security-limits).
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise((r) => conn.socket.once('drain', r)),
+        conn.closed,
+        new Promise((r) => (timer = setTimeout(r, Math.max(0, deadline - Date.now())))),
+      ]);
+      clearTimeout(timer);
     }
   }
   const stoppedBy = serverClosed || conn.socket.destroyed || !conn.socket.writable ? 'server' : written >= maxBytes ? 'bytes' : 'time';
