@@ -11,7 +11,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileS
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { Library } from '../src/store/library.js';
-import { CLI, lines, scratch, smhfs } from './cli-helpers.js';
+import { CLI, expectCatLibrary, lines, scratch, scratchCopy, smhfs } from './cli-helpers.js';
 
 /** Create a library (the store's API: works whether or not the CLI creates libraries on first use). */
 function createLibrary(dir: string, build?: (lib: Library) => void): void {
@@ -34,16 +34,29 @@ function sh(cmd: string, opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutM
   });
 }
 
-/** A library with photos/cat.jpg and links/cat. */
-async function library(t: Test): Promise<{ dir: string; lib: string; run: (...args: string[]) => ReturnType<typeof smhfs> }> {
-  const { dir, lib } = scratch(t);
+/**
+ * The library most tests start from: photos/cat.jpg and links/cat, made once (its three CLI
+ * commands checked there); each test gets its own copy (`library`).
+ */
+let template = '';
+t.test('the starting library: mkdir -p, put and ln with the CLI', async (st) => {
+  const { dir, lib } = scratch(t); // removed at the end of the file
   createLibrary(lib);
   writeFileSync(join(dir, 'cat.jpg'), 'meow');
-  const run = (...args: string[]) => smhfs(dir, lib, args);
   for (const args of [['mkdir', '-p', 'photos', 'links'], ['put', './cat.jpg', 'photos/cat.jpg'], ['ln', 'photos/cat.jpg', 'links/cat']]) {
-    const r = await run(...args);
-    t.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+    const r = await smhfs(dir, lib, args);
+    st.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
   }
+  template = lib;
+});
+
+/** A test's own copy of the starting library (with photos/cat.jpg and links/cat, checked). */
+async function library(t: Test): Promise<{ dir: string; lib: string; run: (...args: string[]) => ReturnType<typeof smhfs> }> {
+  if (!template) throw new Error('no starting library (its test failed)');
+  const { dir, lib } = scratchCopy(t, template);
+  writeFileSync(join(dir, 'cat.jpg'), 'meow');
+  await expectCatLibrary(t, lib);
+  const run = (...args: string[]) => smhfs(dir, lib, args);
   return { dir, lib, run };
 }
 
@@ -333,13 +346,15 @@ t.test('issue 14: completion script sourced by bash', async (t) => {
     'smhfs completion  => bash zsh fish',
     'smhfs put ./pho => ./photo.jpg',
   ]);
+  const scripts: Record<string, string> = {};
   for (const shell of ['zsh', 'fish']) {
     const s = await smhfs(dir, undefined, ['completion', shell]);
     t.equal(s.code, 0, shell);
     for (const c of ['mount', 'put', 'restore', 'completion']) t.ok(s.out.includes(c), `${shell} completion knows ${c}`);
+    scripts[shell] = s.out;
   }
-  t.match((await smhfs(dir, undefined, ['completion', 'zsh'])).out, /bashcompinit/);
-  t.match((await smhfs(dir, undefined, ['completion', 'fish'])).out, /complete -c smhfs -n '__fish_seen_subcommand_from mount' -l log-level -x -a 'error warn info debug'/);
+  t.match(scripts['zsh'], /bashcompinit/);
+  t.match(scripts['fish'], /complete -c smhfs -n '__fish_seen_subcommand_from mount' -l log-level -x -a 'error warn info debug'/);
 });
 
 t.test('issue 14: the man page renders with man(1) and lists every command', async (t) => {
@@ -363,12 +378,15 @@ t.test('issue 14: progress on a terminal (script(1) gives a pty), silent otherwi
   t.equal((await smhfs(dir, lib, ['mkdir', 'x'])).code, 0);
   // Input that takes 1.5 s: long enough for the progress line, however fast the machine.
   const slow = `(head -c 3000000 /dev/zero; sleep 1.5; head -c 3000000 /dev/zero)`;
-  const tty = await sh(`script -qec "${slow} | node '${CLI}' --library '${lib}' put - x/big.bin" /dev/null`, { cwd: dir, timeoutMs: 60_000 });
+  // Both at once: the two inputs' 1.5 s pauses overlap instead of adding up.
+  const [tty, pipe] = await Promise.all([
+    sh(`script -qec "${slow} | node '${CLI}' --library '${lib}' put - x/big.bin" /dev/null`, { cwd: dir, timeoutMs: 60_000 }),
+    sh(`${slow} | node '${CLI}' --library '${lib}' put - x/again.bin`, { cwd: dir, timeoutMs: 60_000 }),
+  ]);
   t.equal(tty.code, 0, tty.stdout);
   t.match(tty.stdout, /\r\x1b\[Ksmhfs: put x\/big\.bin: \d+\.\d MiB, [\d.]+ \S+\/s/, 'a progress line, redrawn in place');
   t.match(tty.stdout, /\r\x1b\[Ksmhfs: put x\/big\.bin: 5\.7 MiB, done\r?\n/, 'and a last line');
   t.match(tty.stdout, /x\/big\.bin \(6000000 bytes\)/, 'then the result');
-  const pipe = await sh(`${slow} | node '${CLI}' --library '${lib}' put - x/again.bin`, { cwd: dir, timeoutMs: 60_000 });
   t.equal(pipe.code, 0);
   t.equal(pipe.stderr, '', 'stderr not a terminal: no progress');
 });

@@ -1,9 +1,10 @@
 /** Runs the compiled CLI (dist/src/cli/main.js) in a child process, for the cli-*.test.ts files. */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Test } from 'tap';
 
 export const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
@@ -31,6 +32,38 @@ export async function scratchLibrary(t: { teardown(fn: () => void): void }, args
   const r = await smhfs(s.dir, s.lib, [...args, 'init']);
   if (r.code !== 0) throw new Error(`smhfs init failed (${r.code}): ${r.stderr}`);
   return s;
+}
+
+/**
+ * `scratch` holding a copy of `template`, a library folder that a file's tests share as their
+ * starting point (made once, with the CLI, by the file). Each test changes only its own copy, so
+ * they stay independent without 3–4 CLI starts of set-up each. The CLI that made the template has
+ * exited, so library.db is closed and complete; the copy is the same library (same id and marker).
+ */
+export function scratchCopy(t: { teardown(fn: () => void): void }, template: string): { dir: string; lib: string } {
+  const s = scratch(t);
+  cpSync(template, s.lib, { recursive: true });
+  return s;
+}
+
+/**
+ * Checks, through the store in-process, that `lib` holds what the cli-* tests' small library
+ * holds: photos/ with cat.jpg (4 bytes) and the bound link links/cat -> photos/cat.jpg. For a
+ * test's copy of a template made with the CLI (three assertions, one per set-up command).
+ */
+export async function expectCatLibrary(t: Pick<Test, 'equal' | 'same'>, lib: string): Promise<void> {
+  // Loaded here, not at the top: most cli-* files never open a library in-process.
+  const { Library } = await import('../src/store/library.js');
+  const l = Library.open(lib);
+  try {
+    const space = l.space('-');
+    t.equal(space.stat('photos').kind, 'dir', 'the copy has photos/');
+    t.equal(space.stat('photos/cat.jpg').size, 4, 'the copy has photos/cat.jpg (4 bytes)');
+    const link = space.stat('links/cat', { follow: false });
+    t.same([link.kind, link.link?.flavour, link.link?.targetPath], ['link', 'bound', 'photos/cat.jpg'], 'the copy has links/cat -> photos/cat.jpg (bound)');
+  } finally {
+    l.close();
+  }
 }
 
 /** The test's environment, but never the real ~/.local/share/smhfs. */
