@@ -170,9 +170,7 @@ export function fileCopy(versionNum: number): string {
   return versionNum >= 150000 ? ' STRATEGY = FILE_COPY' : '';
 }
 
-// --wal-segsize=1: the template's WAL is one 1 MiB segment, not 16 MiB, so the copy each cluster
-// starts from is 24 instead of 39 MiB (the copy was ~0.6 s of the kernel's CPU per test file).
-const INITDB_ARGS = ['-U', 'postgres', '--auth-local=trust', '--auth-host=scram-sha-256', '-E', 'UTF8', '--locale=C.UTF-8', '--no-sync', '--no-instructions', '--wal-segsize=1'];
+const INITDB_ARGS = ['-U', 'postgres', '--auth-local=trust', '--auth-host=scram-sha-256', '-E', 'UTF8', '--locale=C.UTF-8', '--no-sync', '--no-instructions'];
 
 /**
  * A fresh data directory at `dataDir`: a copy of a template cluster made by `initdb` once per
