@@ -193,7 +193,7 @@ export class Edits {
    * project directory stays shared however deep it grows — whichever interface made the node
    * (mount, SMH, BOS, CLI). Copies, moves and restores keep the group the node had.
    */
-  inheritGroup(parent: NodeRow, gid: number | undefined, perm: number, isDir: boolean): { gid: number; perm: number } {
+  inheritGroup(parent: Pick<NodeRow, 'mode' | 'gid'>, gid: number | undefined, perm: number, isDir: boolean): { gid: number; perm: number } {
     if (!(parent.mode & S_ISGID)) return { gid: gid ?? 0, perm };
     return { gid: parent.gid, perm: isDir ? perm | S_ISGID : perm };
   }
@@ -201,11 +201,16 @@ export class Edits {
   /** mkdir -p: create every missing directory of `segs`; an existing directory is fine. */
   ensureDirs(segs: string[], owner: Owner, subject: string): number {
     let cur = this.root;
-    let curRow: NodeRow | undefined;
+    // what inheritGroup reads of the current directory
+    let curRow: Pick<NodeRow, 'mode' | 'gid'> | undefined;
+    // Once a level is made here, every deeper one is new too: a directory made in this
+    // transaction has no entries, so neither the lookup nor a read-back of the row is asked
+    // (2 of 5 round trips per level on PostgreSQL; mkdir -p of 2,000 levels in the L15 tests).
+    let made = false;
     for (let i = 0; i < segs.length; i++) {
       const seg = segs[i]!;
       validateName(seg, true, subject);
-      const existing = this.tree.occupied(cur, seg);
+      const existing = made ? undefined : this.tree.occupied(cur, seg);
       if (existing === 'reserved') throw this.tree.binReadOnly(subject);
       if (existing) {
         if (existing.kind !== 'dir') throw fail('NotADirectory', `'${joinPath(segs.slice(0, i + 1))}' is not a directory`, subject);
@@ -214,10 +219,12 @@ export class Edits {
         continue;
       }
       const { gid, perm } = this.inheritGroup(curRow ?? this.tree.row(cur)!, owner.gid, (owner.mode ?? 0o755) & 0o7777, true);
-      const id = this.insertNode({ kind: 'dir', mode: S_IFDIR | perm, uid: owner.uid ?? 0, gid });
+      const mode = S_IFDIR | perm;
+      const id = this.insertNode({ kind: 'dir', mode, uid: owner.uid ?? 0, gid });
       this.attach(cur, seg, id, 'dir');
       cur = id;
-      curRow = this.tree.row(id);
+      curRow = { mode, gid }; // as inserted
+      made = true;
     }
     return cur;
   }

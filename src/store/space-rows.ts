@@ -162,6 +162,13 @@ export interface SpaceRows {
   namesBetween(parent: number, lo: string, hi: string): string[];
   hasChildren(parent: number): boolean;
   firstChild(parent: number): { node: number; is_dir: number; name: string } | undefined;
+  /**
+   * `firstChild` followed down: the first child of `parent`, its first child while it is a
+   * directory, and so on, ending at a non-directory or an empty directory ([] for an empty
+   * `parent`). In one statement where a round trip costs (PostgreSQL): a purge batch descends a
+   * chain of thousands of levels. Absent: the caller asks `firstChild` level by level.
+   */
+  firstDescent?(parent: number): Array<{ node: number; is_dir: number; name: string }>;
   subdirCount(parent: number): number;
   insertNode(node: NewNode): number;
   /** A new name for `node`: its newest (L19). */

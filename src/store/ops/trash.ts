@@ -214,17 +214,26 @@ export class TrashOps extends SpaceOps {
     return this.tx(() => {
       let deleted = 0;
       const dirs: number[] = this.tree.row(root) ? [root] : [];
+      // The descent to the next node to delete: where the rows can, one statement for the whole
+      // path (a 4,000-level chain is otherwise 4,000 round trips at every batch's start).
+      const descend = this.rows.firstDescent?.bind(this.rows);
       while (dirs.length > 0 && deleted < limit) {
         const dir = dirs[dirs.length - 1]!;
-        const child = this.rows.firstChild(dir);
+        let child: { node: number; is_dir: number; name: string } | undefined;
+        if (descend) {
+          const path = descend(dir);
+          for (let i = 0; i < path.length - 1; i++) dirs.push(path[i]!.node); // directories, by the descent's rule
+          child = path[path.length - 1];
+        } else child = this.rows.firstChild(dir);
         if (child?.is_dir) {
-          dirs.push(child.node);
+          dirs.push(child.node); // the descent's end: an empty directory, deleted at the next turn
           continue;
         }
         if (child) {
           const row = this.tree.row(child.node);
+          const parent = dirs[dirs.length - 1]!; // the directory holding it (deeper than `dir` after a descent)
           // a node with names outside what is purged (L17) loses this one only (L18)
-          if (row && this.edits.removeName(row, dir, child.name)) {
+          if (row && this.edits.removeName(row, parent, child.name)) {
             deleted++;
             continue;
           }

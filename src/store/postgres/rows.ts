@@ -22,7 +22,7 @@ export function pgMetaRows(conn: PgConnection): MetaRows {
     insertDir: p(`INSERT INTO nodes (space, kind, mode, atime, mtime, ctime, btime) VALUES ($1, 'dir', $2, $3, $3, $3, $3) RETURNING id`),
     blobSize: p('SELECT size, layout FROM nodes WHERE blob = $1 LIMIT 1'),
     reclaimable: p(
-      `WITH RECURSIVE bin(id) AS (SELECT trash FROM spaces UNION ALL SELECT e.node FROM entries e JOIN bin ON e.parent = bin.id)
+      `WITH RECURSIVE bin(id) AS (SELECT trash FROM spaces UNION ALL SELECT e.node FROM bin CROSS JOIN LATERAL (SELECT node FROM entries WHERE parent = bin.id OFFSET 0) e)
        SELECT coalesce(sum(size), 0) AS bytes FROM (
          SELECT n.blob, max(n.size) AS size FROM nodes n WHERE n.id IN (SELECT id FROM bin) AND n.blob IS NOT NULL AND n.blob <> $1
            AND NOT EXISTS (SELECT 1 FROM nodes m WHERE m.blob = n.blob AND m.id NOT IN (SELECT id FROM bin))

@@ -30,6 +30,11 @@ const counts = (a: string): string => `CASE WHEN ${a}kind = 'dir' THEN (SELECT c
  * ways, each name's entry and then up its parents' one entry each (as `up`), to the space root or
  * the bin ($2/$3 or $3/$4). The ways travel as one JSON array on `me`'s row (role 0).
  */
+// Every recursive step below reaches entries through `CROSS JOIN LATERAL (… OFFSET 0)`: the
+// OFFSET keeps the planner from flattening it into a join, so each step is an index probe per
+// row of the step before. As a plain join, a library whose tables were never analyzed (a new
+// one, before autovacuum's first ANALYZE) got a hash join over all of entries at every level:
+// O(depth × entries), 1–2 s for one statement on a 4,000-level chain (session 12, suite-pg2).
 function placedSql(form: 'child' | 'page' | 'all'): string {
   const [stop1, stop2] = form === 'child' ? ['$3', '$4'] : ['$2', '$3'];
   const kid =
@@ -50,7 +55,7 @@ function placedSql(form: 'child' | 'page' | 'all'): string {
       UNION SELECT link_node FROM kid WHERE link_flavour = 'bound'),
     steps(who_id, seq, depth, node, parent, name) AS (
       SELECT e.node, e.seq, 0, e.node, e.parent, e.name FROM entries e WHERE e.node IN (SELECT id FROM who)
-      UNION ALL SELECT s.who_id, s.seq, s.depth + 1, e.node, e.parent, e.name FROM steps s JOIN entries e ON e.node = s.parent
+      UNION ALL SELECT s.who_id, s.seq, s.depth + 1, e.node, e.parent, e.name FROM steps s CROSS JOIN LATERAL (SELECT node, parent, name FROM entries WHERE node = s.parent OFFSET 0) e
       WHERE s.parent <> ${stop1} AND s.parent <> ${stop2} AND s.depth < 100000)
     SELECT 0 AS role, 0::BIGINT AS ord, ${nodeCols('m.')}, NULL::TEXT AS entry_name,
       CASE WHEN ${own} AND m.kind = 'dir' THEN (SELECT count(*) FROM entries s WHERE s.parent = m.id AND s.is_dir = 1) ELSE 0 END::INT AS subdirs,
@@ -123,19 +128,26 @@ export function pgSpaceRows(conn: PgConnection): SpaceRows {
     // the way up in one round trip: a node's oldest name, then each parent's (a directory has one)
     up: p(`WITH RECURSIVE steps(node, parent, name, depth) AS (
         SELECT * FROM (SELECT node, parent, name, 0 FROM entries WHERE node = $1 ORDER BY seq LIMIT 1) AS own
-        UNION ALL SELECT e.node, e.parent, e.name, s.depth + 1 FROM steps s JOIN entries e ON e.node = s.parent
+        UNION ALL SELECT e.node, e.parent, e.name, s.depth + 1 FROM steps s CROSS JOIN LATERAL (SELECT node, parent, name FROM entries WHERE node = s.parent OFFSET 0) e
         WHERE s.parent <> $2 AND s.parent <> $3 AND s.depth < 100000)
       SELECT node, parent, name FROM steps ORDER BY depth`),
     // a path in one round trip: step i joins the entry named by the i-th name under step i-1's node
-    walk: p(`WITH RECURSIVE names(i, name) AS (SELECT ord::INT, v FROM jsonb_array_elements_text($2::jsonb) WITH ORDINALITY AS a(v, ord)),
-      steps(i, id) AS (SELECT 0, $1::BIGINT
-        UNION ALL SELECT s.i + 1, e.node FROM steps s JOIN names nm ON nm.i = s.i + 1 JOIN entries e ON e.parent = s.id AND e.name = nm.name COLLATE "C")
+    walk: p(`WITH RECURSIVE steps(i, id) AS (SELECT 0, $1::BIGINT
+        UNION ALL SELECT s.i + 1, e.node FROM steps s
+          CROSS JOIN LATERAL (SELECT node FROM entries WHERE parent = s.id AND name = ($2::jsonb ->> s.i) COLLATE "C" OFFSET 0) e
+        WHERE s.i < jsonb_array_length($2::jsonb))
       SELECT s.i AS step, ${n},
         CASE WHEN s.i = jsonb_array_length($2::jsonb) AND n.kind <> 'dir' THEN (SELECT count(*) FROM entries x WHERE x.node = n.id) ELSE -1 END::INT AS names
       FROM steps s JOIN nodes n ON n.id = s.id WHERE s.i > 0 ORDER BY s.i`),
     namesBetween: p('SELECT name FROM entries WHERE parent = $1 AND name >= $2 AND name < $3'),
     hasChildren: p('SELECT 1 AS x FROM entries WHERE parent = $1 LIMIT 1'),
     firstChild: p('SELECT node, is_dir, name FROM entries WHERE parent = $1 LIMIT 1'),
+    // firstChild level by level, inside the server (LATERAL: one child per level, as LIMIT 1 gives)
+    firstDescent: p(`WITH RECURSIVE d(node, is_dir, name, depth) AS (
+        (SELECT node, is_dir, name, 1 FROM entries WHERE parent = $1 LIMIT 1)
+        UNION ALL
+        SELECT c.node, c.is_dir, c.name, d.depth + 1 FROM d CROSS JOIN LATERAL (SELECT node, is_dir, name FROM entries WHERE parent = d.node LIMIT 1) c WHERE d.is_dir = 1)
+      SELECT node, is_dir, name FROM d ORDER BY depth`),
     subdirCount: p('SELECT count(*) AS n FROM entries WHERE parent = $1 AND is_dir = 1'),
     insertNode: p(`INSERT INTO nodes (space, kind, mode, uid, gid, size, blob, etag, layout, rdev, storage_class, link_flavour, link_node,
       link_path, link_base, atime, mtime, ctime, btime, atime_ns, mtime_ns, ctime_ns, btime_ns)
@@ -178,15 +190,15 @@ export function pgSpaceRows(conn: PgConnection): SpaceRows {
     boundLinksAll: p(`SELECT ${NODE_COLS} FROM nodes WHERE link_flavour = 'bound' AND link_node = $1`),
     // migration 10's counter, kept by triggers: O(1) however many links the file has
     boundLinkCount: p('SELECT n FROM bound_links WHERE target = $1'),
-    boundTargetsIn: p(`WITH RECURSIVE sub(id) AS (SELECT $1::BIGINT UNION ALL SELECT e.node FROM entries e JOIN sub ON e.parent = sub.id)
+    boundTargetsIn: p(`WITH RECURSIVE sub(id) AS (SELECT $1::BIGINT UNION ALL SELECT e.node FROM sub CROSS JOIN LATERAL (SELECT node FROM entries WHERE parent = sub.id OFFSET 0) e)
       SELECT n.link_node AS target, count(*) AS n FROM sub JOIN nodes n ON n.id = sub.id WHERE n.link_flavour = 'bound' GROUP BY n.link_node`),
-    parentPathLinksIn: p(`WITH RECURSIVE sub(id) AS (SELECT $1::BIGINT UNION ALL SELECT e.node FROM entries e JOIN sub ON e.parent = sub.id)
+    parentPathLinksIn: p(`WITH RECURSIVE sub(id) AS (SELECT $1::BIGINT UNION ALL SELECT e.node FROM sub CROSS JOIN LATERAL (SELECT node FROM entries WHERE parent = sub.id OFFSET 0) e)
       SELECT ${n} FROM sub JOIN nodes n ON n.id = sub.id WHERE n.link_flavour = 'path' AND n.link_base = 'parent'`),
     subtreeBytes: p(`WITH RECURSIVE sub(id) AS (SELECT node FROM entries WHERE parent = $1
-      UNION ALL SELECT e.node FROM entries e JOIN sub ON e.parent = sub.id)
+      UNION ALL SELECT e.node FROM sub CROSS JOIN LATERAL (SELECT node FROM entries WHERE parent = sub.id OFFSET 0) e)
       SELECT sum(n.size) AS n FROM sub JOIN nodes n ON n.id = sub.id WHERE n.kind = 'file'`),
     subtreeCount: p(`WITH RECURSIVE sub(id) AS (SELECT node FROM entries WHERE parent = $1
-      UNION ALL SELECT e.node FROM entries e JOIN sub ON e.parent = sub.id) SELECT count(*) AS n FROM sub`),
+      UNION ALL SELECT e.node FROM sub CROSS JOIN LATERAL (SELECT node FROM entries WHERE parent = sub.id OFFSET 0) e) SELECT count(*) AS n FROM sub`),
     insertItem: p(`INSERT INTO recycle_items (space, node, kind, name, original_path, size, removed_at)
       VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`),
     itemsAfter: p('SELECT * FROM recycle_items WHERE space = $1 AND id > $2 ORDER BY id LIMIT $3'),
@@ -269,6 +281,7 @@ export function pgSpaceRows(conn: PgConnection): SpaceRows {
     namesBetween: (parent, lo, hi) => q.namesBetween.all<{ name: string }>(parent, lo, hi).map((r) => r.name),
     hasChildren: (parent) => q.hasChildren.get(parent) !== undefined,
     firstChild: (parent) => q.firstChild.get<{ node: number; is_dir: number; name: string }>(parent),
+    firstDescent: (parent) => q.firstDescent.all<{ node: number; is_dir: number; name: string }>(parent),
     subdirCount: (parent) => q.subdirCount.get<{ n: number }>(parent)!.n,
     insertNode: (x) =>
       q.insertNode.get<{ id: number }>(
