@@ -165,23 +165,6 @@ t.test('bytes straight into the targets; connections kept alive; path-style path
   t.ok(f.seen.every((r) => !r.sdk && r.path === `/bkt/p/${KEY}` && /^AWS4-HMAC-SHA256 /.test(r.auth ?? '')), 'signed, path-style, not the SDK');
 });
 
-t.test('a socket read takes at most readMax body bytes (64 KiB by default), however much room the target has', async (t) => {
-  const f = await fake(t);
-  for (const readMax of [4096, undefined]) {
-    const g = new LeanGetter({ endpoint: new URL(f.endpoint), bucket: 'bkt', forcePathStyle: true, credentials: { accessKeyId: 'AK', secretAccessKey: 'SK' }, region: async () => 'us-east-1', ...(readMax ? { readMax } : {}) });
-    t.teardown(() => g.close());
-    const target = Buffer.alloc(object.length);
-    const landed: number[] = [];
-    const r = await g.get(`p/${KEY}`, 0, object.length, () => [target], new AbortController().signal, (b) => landed.push(b.length));
-    t.same(r, { kind: 'bytes', got: object.length });
-    t.ok(target.equals(object), 'every byte');
-    const limit = readMax ?? 64 * 1024;
-    // The first run may have come with the head (read into the 64 KiB head buffer).
-    t.ok(landed.slice(1).every((n) => n <= limit), `every read after the head's ≤ ${limit} bytes (largest ${Math.max(...landed.slice(1))} of ${landed.length} reads)`);
-    t.ok(landed.length >= Math.floor((object.length - 64 * 1024) / limit), 'so the body took that many reads');
-  }
-});
-
 t.test('a server that ignores the range: the right bytes, the rest of the object not read', async (t) => {
   const f = await fake(t);
   f.mode = 'ignore-range';

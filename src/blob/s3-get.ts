@@ -26,15 +26,6 @@ import { SignatureV4 } from '@smithy/signature-v4';
 
 const HEAD_MAX = 64 * 1024;
 const SCRATCH = 64 * 1024;
-/**
- * The most body bytes one socket read takes (the buffer handed to `onread`), even when the page
- * it lands in has more room. Why not the whole page: measured (s3rver, 1 GiB, 8 × 8 MiB GETs in
- * flight, everything on one CPU), reads of up to 1 MiB cost s3rver ~3.0 CPU-s per GiB served and
- * reads of 64 KiB ~2.5, at ~1.35× the throughput. A read that fills its buffer makes libuv read
- * again at once, so the socket is drained in one wakeup instead of returning to epoll after every
- * partial read. See native-notes/blobs.md, "Socket reads of 64 KiB".
- */
-export const READ_MAX_DEFAULT = 64 * 1024;
 
 /** The request cannot be done here (TLS, a chunked body…): use the SDK for it. */
 export class Unsupported extends Error {}
@@ -52,8 +43,6 @@ export interface LeanGetterOptions {
   idleMs?: number;
   /** Idle sockets kept at most (default 16). */
   maxIdle?: number;
-  /** The most body bytes one socket read takes (default READ_MAX_DEFAULT). */
-  readMax?: number;
 }
 
 /** node:crypto behind the interface the SigV4 signer expects. */
@@ -110,10 +99,7 @@ class Conn {
   used = false;
   idleTimer: NodeJS.Timeout | undefined;
 
-  readonly #readMax: number;
-
-  constructor(host: string, port: number, readMax: number, onGone: (c: Conn) => void) {
-    this.#readMax = readMax;
+  constructor(host: string, port: number, onGone: (c: Conn) => void) {
     this.sock = connect({
       host,
       port,
@@ -169,7 +155,7 @@ class Conn {
       if (p.skip > 0) return this.#scratch.subarray(0, Math.min(SCRATCH, p.skip));
       if (p.want > p.got) {
         const target = p.targets[p.t]!;
-        return target.subarray(p.tPos, p.tPos + Math.min(target.length - p.tPos, p.want - p.got, this.#readMax));
+        return target.subarray(p.tPos, p.tPos + Math.min(target.length - p.tPos, p.want - p.got));
       }
       return this.#scratch.subarray(0, Math.min(SCRATCH, Math.max(1, p.rest)));
     }
@@ -295,7 +281,6 @@ export class LeanGetter {
   readonly #all = new Set<Conn>();
   readonly #idleMs: number;
   readonly #maxIdle: number;
-  readonly #readMax: number;
   #closed = false;
 
   constructor(o: LeanGetterOptions) {
@@ -310,7 +295,6 @@ export class LeanGetter {
     this.#signer = new SignatureV4({ credentials: o.credentials, region: o.region, service: 's3', sha256: Sha256, uriEscapePath: false, applyChecksum: false });
     this.#idleMs = o.idleMs ?? 4000;
     this.#maxIdle = o.maxIdle ?? 16;
-    this.#readMax = o.readMax ?? READ_MAX_DEFAULT;
   }
 
   /**
@@ -436,7 +420,7 @@ export class LeanGetter {
       clearTimeout(c.idleTimer);
       if (c.alive) return c;
     }
-    const c = new Conn(this.#host, this.#port, this.#readMax, (gone) => {
+    const c = new Conn(this.#host, this.#port, (gone) => {
       this.#all.delete(gone);
       const i = this.#idle.indexOf(gone);
       if (i >= 0) this.#idle.splice(i, 1);
