@@ -23,6 +23,7 @@ import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { resolve } from 'node:path';
 import type { MountedFs } from './binding.js';
+import { nativeMalloc } from './ll/binding.js';
 import { chooseFrontend, type BindingName, type MountAdapter } from './frontends.js';
 import type { OpTimeouts } from './native.js';
 import {
@@ -144,6 +145,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
   // 2. Mount. (The mountpoint reaches the store per call, as the adapter's resolve context: D10.)
   let mounted: MountedFs | undefined;
   /** What `smhfs stats` and the root's `user.smhfs.stats` show. */
+  const cHeap = nativeMalloc();
   const statsSnapshot = (): Record<string, unknown> => ({
     pid: process.pid,
     mountpoint: mp,
@@ -153,7 +155,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
     binding: frontend.name,
     mountOptions: mounted?.optionString() ?? '',
     rssBytes: process.memoryUsage.rss(),
-    memory: (({ heapTotal, external, arrayBuffers }) => ({ heapTotal, external, arrayBuffers }))(process.memoryUsage()),
+    memory: { ...(({ heapTotal, external, arrayBuffers }) => ({ heapTotal, external, arrayBuffers }))(process.memoryUsage()), ...(cHeap ? { malloc: cHeap.info() } : {}) },
     ...opts.extraStats?.(),
     ...adapter.snapshot(),
   });

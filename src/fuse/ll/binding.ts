@@ -421,6 +421,10 @@ interface Addon {
   allocPage?(size: number): Buffer;
   /** Whether the bytes' address and length are multiples of `n` (pages.c). */
   aligned?(data: Uint8Array, n: number): boolean;
+  /** glibc's malloc counters over all arenas (pages.c); empty off glibc, absent in an older build. */
+  mallocInfo?(): Partial<MallocInfo>;
+  /** malloc_trim(0) (pages.c): whether any memory went back to the system. */
+  mallocTrim?(): boolean;
   libfuseVersion: string;
 }
 
@@ -492,6 +496,26 @@ export function nativeDirectIoAligned(): ((data: Uint8Array) => boolean) | undef
   const b = lowLevelBinding();
   const f = b.ok ? b.addon.aligned : undefined;
   return f ? (data) => f(data, 4096) : undefined;
+}
+
+/** Bytes, from glibc's mallinfo2 over all arenas. */
+export interface MallocInfo {
+  /** What malloc holds from the system in its heaps (the main one and the per-thread arenas). */
+  arena: number;
+  /** Chunks mmapped on their own (large allocations). */
+  mmapped: number;
+  inUse: number;
+  /** Free inside the heaps: RSS that malloc_trim can give back where whole pages are free. */
+  free: number;
+}
+
+/** The C heap's counters and its trim (pages.c), or undefined without the addon or off glibc. */
+export function nativeMalloc(): { info(): MallocInfo; trim(): boolean } | undefined {
+  const b = lowLevelBinding();
+  if (!b.ok || !b.addon.mallocInfo || !b.addon.mallocTrim) return undefined;
+  const { mallocInfo, mallocTrim } = b.addon;
+  if (mallocInfo().arena === undefined) return undefined;
+  return { info: () => mallocInfo() as MallocInfo, trim: () => mallocTrim() };
 }
 
 export function lowLevelAvailable(): { ok: true; libfuse: string } | { ok: false; reason: string } {

@@ -21,12 +21,19 @@
  * buffers are collected as promptly as Buffer.allocUnsafeSlow's.
  *
  * aligned(buf, n) → whether buf's address and length are multiples of n.
+ *
+ * mallocInfo() → glibc's malloc counters over all arenas (mallinfo2): { arena: bytes malloc has
+ * from the system in its heaps, mmapped: in chunks mmapped on their own, inUse, free }, so the
+ * mount's memory can be accounted for (issue 16, session 12). mallocTrim() → malloc_trim(0):
+ * gives the free pages inside every arena back to the system (glibc madvises them away, not only
+ * the top of the heap); returns whether anything was released.
  */
 #define _GNU_SOURCE
 #include <node_api.h>
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 
@@ -153,5 +160,32 @@ napi_value smhfs_js_aligned(napi_env env, napi_callback_info info) {
   }
   napi_value out;
   napi_get_boolean(env, ok, &out);
+  return out;
+}
+
+napi_value smhfs_js_malloc_info(napi_env env, napi_callback_info info) {
+  napi_value o, v;
+  napi_create_object(env, &o);
+#ifdef __GLIBC__
+  struct mallinfo2 m = mallinfo2();
+#define PUT(name, x)                               \
+  napi_create_double(env, (double)(x), &v);        \
+  napi_set_named_property(env, o, name, v);
+  PUT("arena", m.arena);
+  PUT("mmapped", m.hblkhd);
+  PUT("inUse", m.uordblks);
+  PUT("free", m.fordblks);
+#undef PUT
+#endif
+  return o;
+}
+
+napi_value smhfs_js_malloc_trim(napi_env env, napi_callback_info info) {
+  int released = 0;
+#ifdef __GLIBC__
+  released = malloc_trim(0);
+#endif
+  napi_value out;
+  napi_get_boolean(env, released != 0, &out);
   return out;
 }

@@ -1903,6 +1903,8 @@ napi_value smhfs_js_crc32(napi_env env, napi_callback_info info);
 /* pages.c: page buffers from huge-page slabs, O_DIRECT-aligned (issue 16) */
 napi_value smhfs_js_alloc_page(napi_env env, napi_callback_info info);
 napi_value smhfs_js_aligned(napi_env env, napi_callback_info info);
+napi_value smhfs_js_malloc_info(napi_env env, napi_callback_info info);
+napi_value smhfs_js_malloc_trim(napi_env env, napi_callback_info info);
 
 static napi_value init_module(napi_env env, napi_value exports) {
   fuse_set_log_func(log_func);
@@ -1917,6 +1919,8 @@ static napi_value init_module(napi_env env, napi_value exports) {
     {"crc32", NULL, smhfs_js_crc32, NULL, NULL, NULL, napi_default, NULL},
     {"allocPage", NULL, smhfs_js_alloc_page, NULL, NULL, NULL, napi_default, NULL},
     {"aligned", NULL, smhfs_js_aligned, NULL, NULL, NULL, napi_default, NULL},
+    {"mallocInfo", NULL, smhfs_js_malloc_info, NULL, NULL, NULL, napi_default, NULL},
+    {"mallocTrim", NULL, smhfs_js_malloc_trim, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   napi_value v;
