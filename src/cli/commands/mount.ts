@@ -35,7 +35,7 @@ import type { PageCacheStats } from '../../blob/page-cache.js';
 import { LocalBlobStore } from '../../blob/local-store.js';
 import type { BlobStore } from '../../blob/types.js';
 import { BINDING_NAMES, type BindingName } from '../../fuse/binding.js';
-import { nativeCrc32, nativeDirectIoAligned, nativeMalloc, nativePageAllocator } from '../../fuse/ll/binding.js';
+import { nativeCrc32, nativeDirectIoAligned, nativePageAllocator } from '../../fuse/ll/binding.js';
 import type { MountAdapter } from '../../fuse/frontends.js';
 import type { Library } from '../../store/library.js';
 import type { BlobConfig } from '../../store/types.js';
@@ -66,9 +66,6 @@ export { parseSize } from '../sizes.js';
 const KiB = 1024;
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
-/** The mount's malloc_trim: how often, and only when malloc holds at least this much free. */
-const MALLOC_TRIM_EVERY_MS = 2000;
-const MALLOC_TRIM_MIN_FREE = 2 * MiB;
 
 function parseSeconds(value: string): number {
   const n = Number(value);
@@ -344,17 +341,11 @@ async function serveMount(mountpoint: string, o: MountCmdOptions, cmd: Command, 
   const blobs = blobStore;
   let reader: ContentReader | undefined;
   const { ContentReader } = await import('../../vfs/reader.js');
-  let trimmer: NodeJS.Timeout | undefined;
   try {
     const spaceName = g.space ?? '-';
     const space = lib.space(spaceName);
     const read = (reader = new ContentReader(lib, cacheFor(blobConfig)));
     await disk?.open(); // never throws: an unusable folder means memory only, said in one line
-    // The C heap's free pages back to the system every few seconds (issue 16, session 12): a
-    // burst of reads leaves freed chunks in malloc's arenas (the signer's and the thread pool's),
-    // which glibc keeps mapped; malloc_trim(0) madvises them away. Costs well under 1 ms here.
-    const cHeap = nativeMalloc();
-    trimmer = cHeap ? setInterval(() => cHeap.info().free >= MALLOC_TRIM_MIN_FREE && cHeap.trim(), MALLOC_TRIM_EVERY_MS).unref() : undefined;
     const fuseOptions = [...(o.options ?? [])];
     if (o.readOnly) fuseOptions.push('ro');
     if (o.allowOther) fuseOptions.push('allow_other');
@@ -401,7 +392,6 @@ async function serveMount(mountpoint: string, o: MountCmdOptions, cmd: Command, 
       }),
     });
   } finally {
-    if (trimmer) clearInterval(trimmer);
     // Finishes the disk cache's writes and releases its folder.
     await reader?.cache.close().catch(() => undefined);
     // No lib.idle(): a background purge may be long; tasks resume in the next process.
