@@ -45,7 +45,8 @@ t.test('S2: serialization failures that never stop: Busy after the last attempt,
   const { url, conn: other } = await freshDb(t);
   other.exec('CREATE TABLE counter (id INT PRIMARY KEY, n INT NOT NULL); INSERT INTO counter VALUES (1, 0)');
   const events: RetryEvent[] = [];
-  const conn = PgConnection.connectSync(url, { maxAttempts: 3, onRetry: (e) => events.push(e) });
+  // the count alone (minRetryMs 0): the time floor has its own test below
+  const conn = PgConnection.connectSync(url, { maxAttempts: 3, minRetryMs: 0, onRetry: (e) => events.push(e) });
   t.teardown(() => conn.close());
   let attempts = 0;
   let afterCommits = 0;
@@ -71,6 +72,28 @@ t.test('S2: serialization failures that never stop: Busy after the last attempt,
   t.same(conn.query('SELECT n FROM counter'), [{ n: 3 }], "only the other host's three increments: no attempt of ours applied");
   t.equal(conn.inTransaction, false);
   t.same(conn.transaction(() => conn.query('UPDATE counter SET n = n + 100 WHERE id = 1 RETURNING n')), [{ n: 103 }], 'the connection goes on');
+});
+
+t.test('S2: serialization failures are re-run for at least minRetryMs, past maxAttempts, before Busy (a loaded server makes each attempt slower)', async (t) => {
+  const { url, conn: other } = await freshDb(t);
+  other.exec('CREATE TABLE counter (id INT PRIMARY KEY, n INT NOT NULL); INSERT INTO counter VALUES (1, 0)');
+  const conn = PgConnection.connectSync(url, { maxAttempts: 3, minRetryMs: 400 });
+  t.teardown(() => conn.close());
+  let attempts = 0;
+  const started = Date.now();
+  const err = caught(() =>
+    conn.transaction((tx) => {
+      attempts = tx.attempt;
+      conn.query('SELECT n FROM counter WHERE id = 1');
+      other.transaction(() => other.query('UPDATE counter SET n = n + 1 WHERE id = 1'));
+      conn.query('UPDATE counter SET n = n + 100 WHERE id = 1');
+    }),
+  );
+  const elapsed = Date.now() - started;
+  t.ok(isSmhError(err, 'Busy'), String(err));
+  t.ok(attempts > 3, `re-run past maxAttempts while under the floor (${attempts} attempts)`);
+  t.ok(elapsed >= 400, `gave up only after the floor (${elapsed} ms)`);
+  t.same(conn.query('SELECT n FROM counter'), [{ n: attempts }], "only the other host's increments: no attempt of ours applied");
 });
 
 t.test('S2: after-commit work runs once the commit is done (another session sees it), in order, and never for a failed commit', async (t) => {
