@@ -449,7 +449,7 @@ export class PgConnection {
       throw new SmhError('Internal', 'a transaction inside a single-statement read (run again in a snapshot)');
     }
     const maxAttempts = this.opts.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
-    const retryUntil = Date.now() + (this.opts.minRetryMs ?? DEFAULT_MIN_RETRY_MS);
+    let retryUntil: number | undefined; // set at the first failure: no clock read on a commit's path
     // Counted apart from the attempts: serialization failures before a unique violation (more of
     // them since every write appends to the change feed) must not use up its re-runs.
     let uniqueViolations = 0;
@@ -492,6 +492,7 @@ export class PgConnection {
         if (failure?.sqlState === '23505') uniqueViolations++;
         const reason = failure ? this.retryReason(failure, uniqueViolations) : undefined;
         // Serialization failures and deadlocks: the count and the time floor; a lost connection: the count.
+        retryUntil ??= Date.now() + (this.opts.minRetryMs ?? DEFAULT_MIN_RETRY_MS);
         const spent = attempt >= maxAttempts && (reason === 'connection' || Date.now() >= retryUntil);
         if (!reason || spent) throw failure ? toDomainError(failure, this.url) : e;
         if (reason === 'serialization') this.stats.serializationFailures++;
