@@ -20,7 +20,7 @@ import type { BlobInfo, BlobStore } from '../src/blob/types.js';
 import type { Readable } from 'node:stream';
 import { pageBytes } from './helpers/disk-cache.js';
 import { crc32 as zlibCrc32 } from 'node:zlib';
-import * as ll from '../src/fuse/ll/binding.js';
+import { nativeCrc32, nativeDirectIoAligned, nativePageAllocator } from '../src/fuse/ll/binding.js';
 
 process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
 const KiB = 1024;
@@ -150,7 +150,7 @@ t.test('the addon\'s CRC-32 gives zlib\'s results; the cache checks with the one
   // A mount passes the libfuse 3 addon's CRC-32 (PCLMUL): Node's bundled zlib takes its table
   // path, and checking every byte written was the largest single cost of a cold S3 read with
   // the disk cache (issue 16). Same results as zlib's, so the format does not change.
-  const native = (ll as { nativeCrc32?: () => ((d: Uint8Array, s?: number) => number) | undefined }).nativeCrc32?.();
+  const native = nativeCrc32();
   t.ok(native, 'the addon has a CRC-32');
   const crc = native ?? zlibCrc32; // (without it, the checks below still run, and the cache's fails)
   const data = randomBytes(1024 * KiB + 200);
@@ -183,9 +183,8 @@ t.test('the addon\'s CRC-32 gives zlib\'s results; the cache checks with the one
 t.test('the addon\'s page buffers: 4096-aligned (2 MiB slabs), plain buffers for other sizes; aligned() tells', async (t) => {
   // A mount's page cache takes its page buffers from the addon (huge-page slabs: one page fault
   // per 2 MiB), and the disk cache writes what is aligned with O_DIRECT (issue 16).
-  const llx = ll as { nativePageAllocator?: () => ((n: number) => Buffer) | undefined; nativeDirectIoAligned?: () => ((d: Uint8Array) => boolean) | undefined };
-  const alloc = llx.nativePageAllocator?.();
-  const aligned = llx.nativeDirectIoAligned?.();
+  const alloc = nativePageAllocator();
+  const aligned = nativeDirectIoAligned();
   t.ok(alloc && aligned, 'the addon has a page allocator and an alignment check');
   if (!alloc || !aligned) return;
   const pages = Array.from({ length: 5 }, () => alloc(1024 * KiB));
@@ -203,9 +202,8 @@ t.test('the addon\'s page buffers: 4096-aligned (2 MiB slabs), plain buffers for
 });
 
 t.test('O_DIRECT: aligned page buffers are written past the kernel\'s page cache, the rest buffered; both verify', async (t) => {
-  const llx = ll as { nativePageAllocator?: () => ((n: number) => Buffer) | undefined; nativeDirectIoAligned?: () => ((d: Uint8Array) => boolean) | undefined };
-  const alloc = llx.nativePageAllocator?.();
-  const directIo = llx.nativeDirectIoAligned?.();
+  const alloc = nativePageAllocator();
+  const directIo = nativeDirectIoAligned();
   t.ok(alloc && directIo, 'the addon is there');
   if (!alloc || !directIo) return;
   const dir = newDir();

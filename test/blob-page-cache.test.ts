@@ -544,18 +544,24 @@ t.test('B3/random: a random stream on a local store fetches missing units synchr
   t.ok(cache.stats().cachedBytes <= 16 * RPS, 'within budget');
 });
 
+/** A reader for the budget tests: reads through `cache`, counts wrong bytes, and calls `after` after each read. */
+function budgetReader(cache: PageCache, key: string, bytes: Buffer, after: () => void) {
+  const counts = { wrong: 0 };
+  const check = async (s: ReturnType<PageCache['openStream']>, off: number, len: number): Promise<void> => {
+    const lease = await cache.readLease(key, bytes.length, off, len, s);
+    after();
+    if (!Buffer.concat(lease.parts).equals(bytes.subarray(off, off + len))) counts.wrong++;
+    lease.release();
+  };
+  return { check, counts };
+}
+
 t.test('B4: every buffer the cache holds (cached, in flight, lent, free in its pools) stays within the budget, sequential then random then sequential', async (t) => {
   const { local, bytes, key } = await localBlob(t, 'smhfs-pc-budget-', 128 * RPS);
   const budget = 16 * RPS;
   const cache = new PageCache({ store: local, pageSize: RPS, unitSize: RUS, maxBytes: budget, readaheadMax: 8 * RPS });
   let peak = 0;
-  let wrong = 0;
-  const check = async (s: ReturnType<PageCache['openStream']>, off: number, len: number): Promise<void> => {
-    const lease = await cache.readLease(key, bytes.length, off, len, s);
-    peak = Math.max(peak, cache.stats().bufferBytes);
-    if (!Buffer.concat(lease.parts).equals(bytes.subarray(off, off + len))) wrong++;
-    lease.release();
-  };
+  const { check, counts } = budgetReader(cache, key, bytes, () => (peak = Math.max(peak, cache.stats().bufferBytes)));
   // A sequential pass fills the cache and its page pool; random units then need room; a second
   // sequential pass needs pages again. Free pool buffers must give way, never add to the budget.
   const seq = cache.openStream();
@@ -570,7 +576,7 @@ t.test('B4: every buffer the cache holds (cached, in flight, lent, free in its p
   const seq2 = cache.openStream();
   for (let off = 0; off < bytes.length; off += 131_072) await check(seq2, off, Math.min(131_072, bytes.length - off));
   await cache.idle();
-  t.equal(wrong, 0, 'every read returned the right bytes');
+  t.equal(counts.wrong, 0, 'every read returned the right bytes');
   t.ok(cache.stats().unitFetches > 0, 'units were fetched');
   t.ok(peak <= budget, `buffer bytes peaked at ${peak} ≤ ${budget}`);
   t.ok(cache.stats().bufferBytes <= budget, 'and stay within it at rest');
@@ -583,16 +589,12 @@ t.test('B4/slabs: after a random phase fills the cache with units, a sequential 
   const { local, bytes, key } = await localBlob(t, 'smhfs-pc-slabs-', 128 * RPS);
   const budget = 16 * RPS;
   const cache = new PageCache({ store: local, pageSize: RPS, unitSize: RUS, maxBytes: budget, readaheadMax: 4 * RPS });
-  let wrong = 0;
   let peakAllocated = 0;
   let peakBuffers = 0;
-  const check = async (s: ReturnType<PageCache['openStream']>, off: number, len: number): Promise<void> => {
-    const lease = await cache.readLease(key, bytes.length, off, len, s);
-    if (!Buffer.concat(lease.parts).equals(bytes.subarray(off, off + len))) wrong++;
-    lease.release();
+  const { check, counts } = budgetReader(cache, key, bytes, () => {
     peakAllocated = Math.max(peakAllocated, cache.stats().allocatedBytes);
     peakBuffers = Math.max(peakBuffers, cache.stats().bufferBytes);
-  };
+  });
   let x = 4242;
   const next = (): number => (x = (x * 1103515245 + 12345) % 2 ** 31);
   const rnd = cache.openStream();
@@ -622,7 +624,7 @@ t.test('B4/slabs: after a random phase fills the cache with units, a sequential 
   for (let i = 0; i < 700; i++) await check(rnd2, next() % (bytes.length - 4096), 4096);
   await cache.idle();
   t.ok(rnd2.random, 'the third stream turned random');
-  t.equal(wrong, 0, 'every read returned the right bytes');
+  t.equal(counts.wrong, 0, 'every read returned the right bytes');
   t.ok(peakAllocated <= budget, `the cache allocated ${peakAllocated / RPS} pages of buffers over the whole run ≤ ${budget / RPS} (the budget)`);
   t.ok(peakBuffers <= budget, `its buffers peaked at ${peakBuffers / RPS} pages ≤ ${budget / RPS}`);
   t.ok(cache.stats().bufferBytes <= budget, 'and stay within it at rest');
