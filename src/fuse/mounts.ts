@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 
 export interface MountEntry {
@@ -191,6 +192,22 @@ export async function readRegistry(mountpoint: string): Promise<RegistryEntry | 
   } catch {
     return undefined;
   }
+}
+
+/**
+ * One request to a mount's control socket (the server's `ControlRequest`); resolves with the whole
+ * answer. node:net is loaded here, not at start: most commands never ask a mount anything.
+ */
+export function askMount(socket: string, req: { op: 'stats' }): Promise<string> {
+  return new Promise<string>((res, rej) => {
+    const chunks: Buffer[] = [];
+    const sock = (createRequire(import.meta.url)('node:net') as typeof import('node:net')).createConnection(socket);
+    sock.setTimeout(5000, () => sock.destroy(new Error('the mount did not answer within 5 s')));
+    sock.on('connect', () => sock.write(`${JSON.stringify(req)}\n`));
+    sock.on('data', (c: Buffer) => chunks.push(c));
+    sock.on('end', () => res(Buffer.concat(chunks).toString('utf8')));
+    sock.on('error', (e) => rej(e));
+  });
 }
 
 export async function removeRegistry(mountpoint: string, pid = process.pid): Promise<void> {

@@ -12,7 +12,6 @@
  */
 import { spawn, spawnSync, execFile, type ChildProcess } from 'node:child_process';
 import { access, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -191,18 +190,10 @@ async function initLibraryHere(library: string): Promise<void> {
  * itself still run it.
  */
 export async function mountStats<T = unknown>(mountpoint: string): Promise<T> {
-  const { readRegistry } = (await import(pathToFileURL(join(ROOT, 'dist', 'src', 'fuse', 'mounts.js')).href)) as typeof import('../../src/fuse/mounts.js');
+  const { askMount, readRegistry } = (await import(pathToFileURL(join(ROOT, 'dist', 'src', 'fuse', 'mounts.js')).href)) as typeof import('../../src/fuse/mounts.js');
   const reg = await readRegistry(resolve(mountpoint));
   if (!reg) throw new Error(`no smhfs mount is registered at ${mountpoint}`);
-  const text = await new Promise<string>((res, rej) => {
-    const chunks: Buffer[] = [];
-    const sock = createConnection(reg.socket);
-    sock.setTimeout(5000, () => sock.destroy(new Error('the mount did not answer within 5 s')));
-    sock.on('connect', () => sock.write(`${JSON.stringify({ op: 'stats' })}\n`));
-    sock.on('data', (c: Buffer) => chunks.push(c));
-    sock.on('end', () => res(Buffer.concat(chunks).toString('utf8')));
-    sock.on('error', rej);
-  });
+  const text = await askMount(reg.socket, { op: 'stats' });
   return JSON.parse(text) as T;
 }
 

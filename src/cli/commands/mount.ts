@@ -204,7 +204,7 @@ export function register(program: Command): void {
     .option('--grace <seconds>', "how long to wait for files open for writing to be closed or fsynced (default: the mount's --grace, 30 s); unsaved writes are discarded after it", parseSeconds);
   unmount.action(
     runAction('unmount', async (mountpoint: string, o: { lazy?: boolean; grace?: number }) => {
-      const { fuseUnmount, mountState, pidAlive, readRegistry, recoverStale, waitFor } = await import('../../fuse/mounts.js');
+      const { askMount, fuseUnmount, mountState, pidAlive, readRegistry, recoverStale, waitFor } = await import('../../fuse/mounts.js');
       const mp = resolve(mountpoint);
       const st = await mountState(mp);
       if (st.state === 'none') throw new CliError('NotMounted', 'not mounted', mp);
@@ -219,7 +219,7 @@ export function register(program: Command): void {
       if (o.lazy) {
         // Detach here (works even when the server does not answer); the server notices and
         // keeps serving the files still open until they are closed.
-        const open = reg && pidAlive(reg.pid) ? await control(reg.socket, { op: 'stats' }).then((t) => (JSON.parse(t) as StatsReply).openHandles, () => undefined) : undefined;
+        const open = reg && pidAlive(reg.pid) ? await askMount(reg.socket, { op: 'stats' }).then((t) => (JSON.parse(t) as StatsReply).openHandles, () => undefined) : undefined;
         const r = await fuseUnmount(mp, { lazy: true });
         if (r.code !== 0) throw new CliError('UnmountFailed', r.stderr.trim() || 'detaching failed', mp);
         process.stderr.write(
@@ -258,11 +258,11 @@ export function register(program: Command): void {
     .argument('<mountpoint>', 'where it is mounted');
   stats.action(
     runAction('stats', async (mountpoint: string, _o: unknown, cmd: Command) => {
-      const { readRegistry } = await import('../../fuse/mounts.js');
+      const { askMount, readRegistry } = await import('../../fuse/mounts.js');
       const mp = resolve(mountpoint);
       const reg = await readRegistry(mp);
       if (!reg) throw new CliError('NotMounted', 'no smhfs mount is served here by this user', mp);
-      const text = await control(reg.socket, { op: 'stats' }).catch((e: Error) => {
+      const text = await askMount(reg.socket, { op: 'stats' }).catch((e: Error) => {
         throw new CliError('MountUnreachable', `cannot reach the mount's server (pid ${reg.pid}): ${e.message}`, mp);
       });
       const s = JSON.parse(text) as StatsReply;
@@ -408,19 +408,6 @@ interface TestFaults extends FaultOptions {
 
 function diskFaults(spec: Partial<Record<'read' | 'write', string>>): DiskCacheFaults {
   return (op) => spec[op];
-}
-
-/** One request to a mount's control socket; resolves with the whole answer. */
-function control(socket: string, req: { op: 'stats' }): Promise<string> {
-  return new Promise<string>((res, rej) => {
-    const chunks: Buffer[] = [];
-    const sock = (require('node:net') as typeof import('node:net')).createConnection(socket);
-    sock.setTimeout(5000, () => sock.destroy(new Error('the mount did not answer within 5 s')));
-    sock.on('connect', () => sock.write(`${JSON.stringify(req)}\n`));
-    sock.on('data', (c: Buffer) => chunks.push(c));
-    sock.on('end', () => res(Buffer.concat(chunks).toString('utf8')));
-    sock.on('error', (e) => rej(e));
-  });
 }
 
 /**
