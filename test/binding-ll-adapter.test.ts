@@ -9,9 +9,8 @@ import { cli, fuseUnavailable, ok, sh, smhfs, withMount } from './helpers/mount.
 import { PYTHON } from './helpers/python.js';
 
 const why = await fuseUnavailable();
-// drop_caches is machine-wide and this file drops or relies on the kernel's caches: it runs
-// alone among the files that do (helpers/kernel-cache-lock.ts).
-await holdKernelCachesFor(t, why);
+// drop_caches is machine-wide: each subtest that drops the kernel's caches or relies on them
+// holds a lock from that step to its end (helpers/kernel-cache-lock.ts); the rest runs beside any file.
 if (why) {
   t.plan(0, `mount tests need FUSE: ${why}`);
 } else {
@@ -36,6 +35,7 @@ if (why) {
     const m = await withMount(t, { args: ['--binding', 'll'] });
     // 3 MiB + 5 bytes: reads cross 1 MiB requests and end short at EOF.
     await ok(`head -c 3145733 /dev/urandom > '${m.dir}/src.bin' && cp '${m.dir}/src.bin' '${m.p('f.bin')}'`);
+    await holdKernelCachesFor(t); // it drops them from here on
     await ok('sync; echo 3 > /proc/sys/vm/drop_caches');
     t.equal(await ok(`md5sum < '${m.p('f.bin')}'`), await ok(`md5sum < '${m.dir}/src.bin'`), 'a whole read is exact');
     const probe =
@@ -67,6 +67,7 @@ if (why) {
 
   t.test("M2: the kernel's lookup references come back when it drops its inodes (forget)", async (t) => {
     const m = await withMount(t, { args: ['--binding', 'll'] });
+    await holdKernelCachesFor(t); // the kernel must keep what it looked up until this test drops it
     await ok(`cd '${m.mountpoint}' && mkdir d && for i in $(seq 1 300); do echo $i > d/f$i; done && stat d/* > /dev/null`);
     const before = (await stats(m.mountpoint))['kernelInodes'] as number;
     t.ok(before >= 300, `the kernel holds the files it looked up (${before})`);

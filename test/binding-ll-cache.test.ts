@@ -14,15 +14,15 @@ import { llMount, llUnavailable, ok, sh, sleep, until } from './helpers/ll.js';
 const LONG = { entryTimeout: 3600, attrTimeout: 3600, negativeTimeout: 3600, cacheSymlinks: true, keepCache: true };
 
 const why = await llUnavailable();
-// drop_caches is machine-wide and this file drops or relies on the kernel's caches: it runs
-// alone among the files that do (helpers/kernel-cache-lock.ts).
-await holdKernelCachesFor(t, why);
+// drop_caches is machine-wide: each subtest that drops the kernel's caches or relies on them
+// holds a lock from that step to its end (helpers/kernel-cache-lock.ts); the rest runs beside any file.
 if (why) {
   t.plan(0, `binding tests need FUSE: ${why}`);
 } else {
   t.test('L4: a cached symlink target changes for the next readlink once the inode is invalidated', async (t) => {
     const fs = new MemFs();
     const m = await llMount(t, fs, LONG);
+    await holdKernelCachesFor(t); // what follows asserts the kernel's cached answers
     t.ok(m.session.info().want & (1 << 23), 'FUSE_CAP_CACHE_SYMLINKS negotiated');
     await ok(`cd '${m.mountpoint}' && echo A > a && echo B > b && ln -s a link`);
     t.equal(await ok(`readlink '${m.p('link')}'; cat '${m.p('link')}'`), 'a\nA\n');
@@ -40,6 +40,7 @@ if (why) {
   t.test('entries: a rename behind the kernel is seen once the old and new names are invalidated; negative entries too', async (t) => {
     const fs = new MemFs();
     const m = await llMount(t, fs, LONG);
+    await holdKernelCachesFor(t); // what follows asserts the kernel's cached answers
     await ok(`echo x > '${m.p('old')}'`);
     t.equal((await sh(`stat -c %s '${m.p('new')}'`)).code, 1, 'new: ENOENT (now a cached negative entry)');
     const root = fs.node(1)!;
@@ -64,6 +65,7 @@ if (why) {
   t.test('attributes and data: cached until invalidated, then fresh', async (t) => {
     const fs = new MemFs();
     const m = await llMount(t, fs, LONG);
+    await holdKernelCachesFor(t); // what follows asserts the kernel's cached answers
     await ok(`echo one > '${m.p('f')}' && cat '${m.p('f')}' > /dev/null`);
     const n = fs.node(fs.inoOf('f')!)!;
     n.mode = (n.mode & ~0o777) | 0o600;
@@ -90,6 +92,7 @@ if (why) {
           })
         : undefined;
     const m = await llMount(t, fs, LONG);
+    await holdKernelCachesFor(t); // what follows asserts the kernel's cached answers
     await ok(`mkdir '${m.p('d')}' && echo t > '${m.p('d/target')}' && mkdir '${m.p('e')}' && echo other > '${m.p('e/other')}' && stat '${m.p('d/x')}' || true`);
     const d = fs.inoOf('d')!;
     // a lookup in d waits for us (the kernel holds d's lock meanwhile)

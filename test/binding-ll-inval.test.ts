@@ -54,15 +54,15 @@ async function served(t: Test, follow: { pollMs: number; watchCommits: boolean }
 }
 
 const why = await llUnavailable();
-// drop_caches is machine-wide and this file drops or relies on the kernel's caches: it runs
-// alone among the files that do (helpers/kernel-cache-lock.ts).
-await holdKernelCachesFor(t, why);
+// drop_caches is machine-wide: each subtest that drops the kernel's caches or relies on them
+// holds a lock from that step to its end (helpers/kernel-cache-lock.ts); the rest runs beside any file.
 if (why) {
   t.plan(0, `binding tests need FUSE: ${why}`);
 } else {
   t.test('L4/H4: a CLI mv of a target: the kernel-cached readlink of its links is dropped, the next one shows the new path', async (t) => {
     // the follower polls only when asked: each step below is deterministic
     const s = await served(t, { pollMs: 3_600_000, watchCommits: false });
+    await holdKernelCachesFor(t); // what follows asserts the kernel's cached answers
     t.ok(s.m.session.info().want & (1 << 23), 'FUSE_CAP_CACHE_SYMLINKS negotiated');
     t.equal(await s.readlink('a/cover'), '../photo.jpg');
     t.equal((await ok(`stat -L -c %s '${s.m.p('b/cover')}'`)).trim(), '10', 'the link leads to the file');
@@ -85,6 +85,7 @@ if (why) {
 
   t.test('H4: followed as a mount follows (inotify and a 50 ms timer), a CLI mv is seen within 1 s, without asking', async (t) => {
     const s = await served(t, { pollMs: 50, watchCommits: true });
+    await holdKernelCachesFor(t); // a drop elsewhere would show the new path without the follower
     t.equal(await s.readlink('b/cover'), '../photo.jpg');
     t.equal(await s.readlink('b/cover'), '../photo.jpg');
     const r = await smhfs(s.dir, s.libDir, ['mv', 'photo.jpg', 'a/photo.jpg']);
@@ -98,6 +99,7 @@ if (why) {
 
   t.test('L4: a rename through the mount moves a target: its links\' cached answers are dropped during the request', async (t) => {
     const s = await served(t, { pollMs: 3_600_000, watchCommits: false });
+    await holdKernelCachesFor(t); // what follows asserts the kernel's cached answers
     t.equal(await s.readlink('c/cover'), '../photo.jpg');
     t.equal(await s.readlink('c/cover'), '../photo.jpg');
     const links = ['a/cover', 'b/cover', 'c/cover'].map((p) => s.fs.inoOf(s.space.stat(p).id));
@@ -112,6 +114,7 @@ if (why) {
 
   t.test('issue 15: ls -l of 2,000 entries is answered by readdirplus pages, the repeat by the kernel; a CLI rename in it is seen at once', async (t) => {
     const s = await served(t, { pollMs: 3_600_000, watchCommits: false });
+    await holdKernelCachesFor(t); // what follows asserts the kernel's cached answers
     s.space.mkdir('big');
     s.lib.transaction(() => {
       for (let i = 0; i < 2000; i++) s.space.mknod(`big/f${String(i).padStart(4, '0')}`, { mode: 0o100644 });

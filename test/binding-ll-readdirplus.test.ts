@@ -11,9 +11,8 @@ import { expectFsckClean } from './helpers/fsck.js';
 import { fuseUnavailable, mountStats, ok, sh, storeCall, withMount } from './helpers/mount.js';
 
 const why = await fuseUnavailable();
-// drop_caches is machine-wide and this file drops or relies on the kernel's caches: it runs
-// alone among the files that do (helpers/kernel-cache-lock.ts).
-await holdKernelCachesFor(t, why);
+// drop_caches is machine-wide: each subtest that drops the kernel's caches or relies on them
+// holds a lock from that step to its end (helpers/kernel-cache-lock.ts); the rest runs beside any file.
 if (why) {
   t.plan(0, `mount tests need FUSE: ${why}`);
 } else {
@@ -32,6 +31,7 @@ if (why) {
       { timeoutMs: 120_000 },
     );
     t.equal(made.code, 0, made.stderr);
+    await holdKernelCachesFor(t); // it drops them, then counts what the kernel asks
     await ok('sync; echo 2 > /proc/sys/vm/drop_caches');
     const s0 = await stats(m.mountpoint);
     t.equal((await ok(`ls -l '${m.p('big')}' | grep -c '^-'`)).trim(), '1990', 'ls -l lists every file');
@@ -71,6 +71,7 @@ if (why) {
 
   t.test('issue 15: the lookup references readdirplus hands out balance — every one comes back through forget, and each one lets a change be invalidated', async (t) => {
     const m = await withMount(t, { args: ['--binding', 'll'] });
+    await holdKernelCachesFor(t); // the kernel's references are counted, then dropped
     const base = (await stats(m.mountpoint)).kernelInodes;
     // churn without unmounting: list, remove some, create others, list again, rename some
     await ok(

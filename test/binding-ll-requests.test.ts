@@ -24,9 +24,8 @@ function start(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): { pid:
 }
 
 const why = await llUnavailable();
-// drop_caches is machine-wide and this file drops or relies on the kernel's caches: it runs
-// alone among the files that do (helpers/kernel-cache-lock.ts).
-await holdKernelCachesFor(t, why);
+// drop_caches is machine-wide: each subtest that drops the kernel's caches or relies on them
+// holds a lock from that step to its end (helpers/kernel-cache-lock.ts); the rest runs beside any file.
 if (why) {
   t.plan(0, `binding tests need FUSE: ${why}`);
 } else {
@@ -52,6 +51,7 @@ if (why) {
       t.equal(!!(m.session.info().want & (1 << 7)), splice, 'FUSE_CAP_SPLICE_WRITE as asked');
       await ok(`head -c ${6 * MiB + 12345} /dev/urandom > '${m.dir}/src' && cp '${m.dir}/src' '${m.p('f')}'`);
       t.equal(await ok(`dd if='${m.p('f')}' bs=1M iflag=direct status=none | cmp - '${m.dir}/src' && echo same`), 'same\n', 'O_DIRECT, to the last odd byte');
+      await holdKernelCachesFor(t); // it drops them
       t.equal(await ok(`echo 1 > /proc/sys/vm/drop_caches; cmp '${m.p('f')}' '${m.dir}/src' && echo same`), 'same\n', 'through the page cache');
       t.ok(fs.maxRead <= want && fs.maxRead > 0);
     });
@@ -60,6 +60,7 @@ if (why) {
   t.test('lookup counts under churn: every reference the kernel took comes back through forget', async (t) => {
     const fs = new MemFs();
     const m = await llMount(t, fs);
+    await holdKernelCachesFor(t); // the kernel's references are counted, then dropped
     // The per-name renames, symlinks, stats and links are the same system calls mv, ln -s, stat -L
     // and ln make, from one node child instead of 850 programs (~4 s of CPU on their own).
     const node = (body: string): string => `'${process.execPath}' -e "const fs = require('fs'); ${body}"`;

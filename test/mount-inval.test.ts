@@ -22,9 +22,8 @@ async function seen(probe: () => Promise<string>, want: string): Promise<{ ms: n
 }
 
 const why = await fuseUnavailable();
-// drop_caches is machine-wide and this file drops or relies on the kernel's caches: it runs
-// alone among the files that do (helpers/kernel-cache-lock.ts).
-await holdKernelCachesFor(t, why);
+// drop_caches is machine-wide: each subtest that drops the kernel's caches or relies on them
+// holds a lock from that step to its end (helpers/kernel-cache-lock.ts); the rest runs beside any file.
 if (why) {
   t.plan(0, `mount tests need FUSE: ${why}`);
 } else {
@@ -32,6 +31,7 @@ if (why) {
   const mp = m.mountpoint;
 
   t.test('H4: a CLI mv is seen through the mount at once, though the kernel would keep the old names an hour', async (t) => {
+    await holdKernelCachesFor(t); // cached names make the check (a drop elsewhere would pass it without the follower)
     await ok(`mkdir '${mp}/h4' && echo photo > '${mp}/h4/a.jpg' && ln -s a.jpg '${mp}/h4/link'`);
     const stat = async (p: string) => (await sh(`stat -c %F '${mp}/${p}'`)).stdout.trim() || 'missing';
     t.equal(await stat('h4/a.jpg'), 'regular file');
@@ -47,6 +47,7 @@ if (why) {
   });
 
   t.test('H4: a CLI rm is seen through the mount at once', async (t) => {
+    await holdKernelCachesFor(t); // likewise
     await ok(`echo x > '${mp}/mode.txt' && chmod 644 '${mp}/mode.txt'`);
     const mode = async () => (await ok(`stat -c %a '${mp}/mode.txt'`)).trim();
     t.equal(await mode(), '644');
@@ -59,6 +60,7 @@ if (why) {
   t.test('issue 15: rm of a file with 40 bound links through the mount: the cascade\'s invalidations go to the kernel in one call; names, link answers and sizes are right at once', async (t) => {
     const N = 40;
     const r15 = `${mp}/r15`;
+    await holdKernelCachesFor(t); // every link's cached name and readlink answer
     await ok(`mkdir '${r15}' && printf photo > '${r15}/photo.jpg' && cd '${r15}' && for i in $(seq 0 ${N - 1}); do mkdir c$i && ln -s ../photo.jpg c$i/cover; done`);
     // the kernel now caches every link's name, attributes and readlink answer (an hour)
     t.equal((await ok(`cd '${r15}' && for i in $(seq 0 ${N - 1}); do readlink c$i/cover; done | sort | uniq -c`)).trim(), `${N} ../photo.jpg`);
@@ -99,6 +101,7 @@ if (!why) {
   t.test('H4/L4: by default the ll mount lets the kernel keep names, attributes and readlink answers, and a CLI mv still shows at once', async (t) => {
     const m = await withMount(t, { args: ['--binding', 'll'] });
     const mp = m.mountpoint;
+    await holdKernelCachesFor(t); // the kernel answers from its caches here
     await ok(`mkdir '${mp}/d' && echo photo > '${mp}/d/a.jpg' && ln -s a.jpg '${mp}/d/link'`);
     const count = async (op: string): Promise<number> => {
       const line = (await cli(m, ['stats', mp])).stdout.split('\n').find((l) => l.startsWith(`${op} `));

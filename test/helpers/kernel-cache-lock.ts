@@ -4,8 +4,11 @@
  * just ours) and those that assert the kernel answered from them (mount-inval's "the kernel
  * answers the stats itself", readdirplus's "a repeat ls -l asks nothing"). tap runs files in
  * parallel, so without it one file's drop_caches lands in the middle of another's cached run and
- * fails it at random. The files holding the lock run one after another; every other file still
- * runs in parallel with them.
+ * fails it at random. The lock is held per subtest, only by the subtests that drop or rely on the
+ * caches, from the step where that starts to the subtest's end: the rest of those files (mounts,
+ * fsck, a listing under churn) runs in parallel with everything. Held per file, it made the files
+ * next to each other in tap's order wait for each other whole: ~34 s of an idle job slot in a
+ * 2-job run (binding-ll-cache waited 16 s for binding-ll-adapter, binding-ll-requests 18 s).
  *
  * The lock is a file created with O_EXCL holding the holder's pid. A holder that died without
  * releasing it (a crashed test process) is detected by its pid and its lock taken over, so a crash
@@ -37,8 +40,8 @@ function holderAlive(): boolean {
   }
 }
 
-/** Wait for the lock and take it; the returned function releases it (call it in a teardown). */
-export async function holdKernelCaches(): Promise<() => void> {
+/** Wait for the lock and take it; `release` gives it back (call it in a teardown). */
+async function takeKernelCaches(): Promise<{ release: () => void; waitedMs: number }> {
   const t0 = Date.now();
   for (;;) {
     try {
@@ -58,6 +61,7 @@ export async function holdKernelCaches(): Promise<() => void> {
   const release = (): void => {
     if (!held) return;
     held = false;
+    process.removeListener('exit', release);
     try {
       if (readFileSync(LOCK, 'utf8') === String(process.pid)) rmSync(LOCK, { force: true });
     } catch {
@@ -65,11 +69,16 @@ export async function holdKernelCaches(): Promise<() => void> {
     }
   };
   process.once('exit', release);
-  return release;
+  return { release, waitedMs: Date.now() - t0 };
 }
 
-/** A test file's whole run holds the lock (none when FUSE is missing: `unavailable` says why). */
-export async function holdKernelCachesFor(t: { teardown(fn: () => void): void }, unavailable: unknown): Promise<void> {
-  if (unavailable) return;
-  t.teardown(await holdKernelCaches());
+/**
+ * The (sub)test `t` holds the lock from now to its end. Call it in each subtest that drops the
+ * caches or asserts what they hold, at its first step that does (or whose effect a drop elsewhere
+ * would undo). The wait is said in a comment, so a run's log shows what the lock cost.
+ */
+export async function holdKernelCachesFor(t: { teardown(fn: () => void): void; comment(...m: unknown[]): void }): Promise<void> {
+  const { release, waitedMs } = await takeKernelCaches();
+  t.teardown(release);
+  if (waitedMs >= 100) t.comment(`waited ${(waitedMs / 1000).toFixed(1)} s for the kernel-cache lock`);
 }
