@@ -52,8 +52,10 @@ for (const f of readdirSync(outdir)) {
   if (/^main-chunk-[A-Z0-9]+\.js(\.map)?$|^main\.js\.map$|^bundle\.cjs\.cache/.test(f)) rmSync(join(outdir, f));
 }
 
-await build({
+const { metafile } = await build({
   entryPoints: [join(outdir, 'entry.js')],
+  // which module imports which, and how: test/cli-start.test.ts reads what a start loads from it
+  metafile: true,
   outfile: bundle,
   bundle: true,
   format: 'cjs',
@@ -85,7 +87,7 @@ await build({
           const keys = Object.keys(requireFrom(`node:${a.path}`));
           return {
             loader: 'js',
-            contents: `let m; const load = () => (m ??= (process.env.LAZY_TRACE && console.error(new Error("LOAD").stack.split("\\n").slice(2,7).join("\\n")), require(${JSON.stringify(`node:${a.path}`)})));\n${keys
+            contents: `let m; const load = () => (m ??= require(${JSON.stringify(`node:${a.path}`)}));\n${keys
               .map((k) => `Object.defineProperty(module.exports, ${JSON.stringify(k)}, { enumerable: true, get: () => load()[${JSON.stringify(k)}] });`)
               .join('\n')}`,
           };
@@ -102,6 +104,8 @@ await build({
   sourcesContent: false,
   logLevel: 'warning',
 });
+
+writeFileSync(join(outdir, 'bundle.meta.json'), JSON.stringify(metafile));
 
 // The shebang esbuild carried over from entry.js would be a syntax error inside main.cjs's
 // function wrapper; non-ASCII characters can only be in comments (charset: 'ascii'), and each
