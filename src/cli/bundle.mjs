@@ -16,9 +16,10 @@
 //   module.enableCompileCache) holds the compiled code of a typical command's run (`ls`, run by
 //   this script), so a start skips parsing the file. The bundle is kept ASCII (UTF-8 decoding of a
 //   1 MB file with a few non-ASCII comment characters cost ~10 ms per start).
-//   commander, lru-cache and p-queue (and its dependencies) are bundled: pure JavaScript that a
-//   start loaded from node_modules. Other packages stay outside (native ones, and the big ones
-//   only some commands require).
+//   commander, lru-cache, p-queue (and its dependencies) and better-sqlite3's JavaScript are
+//   bundled: what a start loaded from node_modules file by file. Other packages stay outside
+//   (native addons, and the big ones only some commands require). Three builtins load on first
+//   use (LAZY_BUILTINS). Measured (native-notes/cli.md, session 13): `ls` 294 -> 214 ms of CPU.
 // The bundle sits in dist/src/cli/, so a module's import.meta.url (here the bundle's own URL)
 // keeps dist/src/cli/'s depth; files of the package are found by src/package-root.ts.
 import { build, transform } from 'esbuild';
