@@ -30,7 +30,7 @@ NODE := $(shell command -v node)
 # buffers live outside the heap), for ~3% more CPU; what keeps a 256M cache under 350 MiB RSS.
 NODE_FLAGS := --max-semi-space-size=1
 CLI := $(CURDIR)/dist/src/cli/main.js
-SOURCES := $(shell find src test bench -name '*.ts' 2>/dev/null) src/cli/bundle.mjs tsconfig.json package.json
+SOURCES := $(shell find src test bench -name '*.ts' 2>/dev/null) src/cli/bundle.mjs src/cli/main.cjs tsconfig.json package.json
 
 LL_ADDON := src/fuse/ll/build/Release/smhfs_ll.node
 BENCH_ARGS ?=
@@ -71,7 +71,7 @@ build: deps $(LL_ADDON) $(BUILD_STAMP)
 $(BUILD_STAMP): $(SOURCES) $(NODE_DEPS_STAMP)
 	npx tsc -p tsconfig.json --incremental --tsBuildInfoFile dist/.tsbuildinfo
 	@# the smhfs command as one bundle of our modules (src/cli/bundle.mjs says why)
-	node src/cli/bundle.mjs
+	NODE_FLAGS='$(NODE_FLAGS)' node src/cli/bundle.mjs
 	@chmod +x dist/src/cli/main.js
 	@commit=$$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown); \
 	if [ "$$commit" != unknown ] && [ -n "$$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then commit="$$commit+dirty"; fi; \

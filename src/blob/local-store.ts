@@ -29,8 +29,8 @@
  * (D7: the space comes back).
  */
 import { randomBytes } from 'node:crypto';
-import { fstatSync, mkdirSync, readdirSync, readvSync, statSync, unlinkSync } from 'node:fs';
-import { link, mkdir, open, opendir, readFile, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { fstatSync, mkdirSync, readdirSync, readFile as readFileCallback, readvSync, statSync, unlinkSync } from 'node:fs';
+import { link, mkdir, open, opendir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { LRUCache } from 'lru-cache';
@@ -494,7 +494,11 @@ export class LocalBlobStore implements BlobStore {
   /** The owner marker (D1): `<dir>/smhfs-library.json`, outside the fan-out folders `list` walks. */
   async readMarker(): Promise<string | undefined> {
     try {
-      return await readFile(join(this.dir, MARKER_NAME), 'utf8');
+      // fs.readFile, not node:fs/promises': every command reads the marker, and that module
+      // (~4 ms of CPU to load) is otherwise needed only by commands that store or read blobs.
+      return await new Promise<string>((resolve, reject) =>
+        readFileCallback(join(this.dir, MARKER_NAME), 'utf8', (e, text) => (e ? reject(e) : resolve(text))),
+      );
     } catch (e) {
       if (errno(e) === 'ENOENT') return undefined;
       throw new SmhError('BlobUnavailable', `cannot read the owner marker of ${this.description}: ${messageOf(e)}`, undefined, { cause: e });

@@ -36,8 +36,12 @@ if (bad) {
   );
 }
 
-const code = await main(process.argv);
-// Let buffered output reach its destination, then exit even if a library left a handle open.
-await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
-await new Promise<void>((resolve) => process.stderr.write('', () => resolve()));
-process.exit(code);
+// An async function, not top-level await: the bundle is CommonJS (src/cli/bundle.mjs says why).
+async function run(): Promise<never> {
+  const code = await main(process.argv);
+  // Let buffered output reach its destination, then exit even if a library left a handle open.
+  await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
+  await new Promise<void>((resolve) => process.stderr.write('', () => resolve()));
+  process.exit(code);
+}
+void run();

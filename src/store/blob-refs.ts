@@ -24,11 +24,10 @@ import { fail, isSmhError, SmhError } from '../errors.js';
 import { HashingTransform, hashFile, type ContentHash } from '../blob/hash.js';
 import { EMPTY_BLOB_KEY, type BlobInfo, type BlobStore } from '../blob/types.js';
 import { nowUs, type MetaEngine, type MetaTx } from './engine.js';
-import { HEARTBEAT_MS, isLocalOwnerDead, LEGACY_LEASE_STALE_US, ownerGone, PROCESS_OWNER } from './owners.js';
+import { HEARTBEAT_MS, isLocalOwnerDead, LEGACY_LEASE_STALE_US, ownerGone, processOwner, processOwnerMade } from './owners.js';
 import type { BlobRows } from './rows.js';
 import type { BlobRef } from './types.js';
 
-const OWNER = PROCESS_OWNER;
 /** Transactions of the collector and of leases: they lead to space coming back, so they may use the reserve (D9). */
 const FREEING = { freeing: true } as const;
 const DOOMING = { freeing: true, durable: true } as const;
@@ -204,7 +203,7 @@ export class BlobRefs {
           this.rows.undoom(key);
         }
         const t = nowUs();
-        return this.rows.insertLease(key, OWNER, t);
+        return this.rows.insertLease(key, processOwner(), t);
       });
       if (lease !== undefined) {
         this.startHeartbeat();
@@ -257,7 +256,7 @@ export class BlobRefs {
             throw fail('FileNotFound', 'the file was deleted while it was being opened (its bytes are gone)', key);
           }
           const t = nowUs();
-          return this.rows.insertHold(key, OWNER, t);
+          return this.rows.insertHold(key, processOwner(), t);
         });
       } catch (e) {
         if (isSmhError(e, 'LibraryReadOnly')) return { key, release: () => undefined };
@@ -301,7 +300,7 @@ export class BlobRefs {
       if (this.engine.closed) return;
       try {
         const t = nowUs();
-        const n = this.engine.transaction(() => this.rows.beatHolds(OWNER, t) + this.rows.beatLeases(OWNER, t));
+        const n = this.engine.transaction(() => this.rows.beatHolds(processOwner(), t) + this.rows.beatLeases(processOwner(), t));
         if (n === 0 && this.holds.size === 0) {
           clearInterval(this.heartbeat);
           this.heartbeat = undefined;
@@ -324,10 +323,10 @@ export class BlobRefs {
       .filter((h) => ownerGone(h.owner, h.heartbeat, now))
       .map((h) => h.owner);
     const deadLeases = this.rows.leases().filter(
-      (p) => p.owner !== OWNER && (p.heartbeat === null ? isLocalOwnerDead(p.owner) || now - p.created > LEGACY_LEASE_STALE_US : ownerGone(p.owner, p.heartbeat, now)),
+      (p) => p.owner !== processOwner() && (p.heartbeat === null ? isLocalOwnerDead(p.owner) || now - p.created > LEGACY_LEASE_STALE_US : ownerGone(p.owner, p.heartbeat, now)),
     );
     const deadDoomed = this.rows.doomedAll().filter(
-      (d) => d.owner !== OWNER && ownerGone(d.owner, d.created, now),
+      (d) => d.owner !== processOwner() && ownerGone(d.owner, d.created, now),
     );
     const r: ReapResult = { holds: 0, leases: deadLeases.length, doomed: deadDoomed.length };
     if (opts.dryRun) {
@@ -383,7 +382,7 @@ export class BlobRefs {
           return false;
         }
         if (this.rows.leased(k) || this.rows.held(k)) return false;
-        this.rows.doom(k, OWNER, nowUs());
+        this.rows.doom(k, processOwner(), nowUs());
         this.rows.dequeue(k);
         return true;
       }),
@@ -485,7 +484,7 @@ export class BlobRefs {
       const batch = this.engine.transaction(() =>
         keys.slice(i, i + 200).filter((k) => {
           if (k === EMPTY_BLOB_KEY || this.mentioned(k)) return false;
-          this.rows.doom(k, OWNER, nowUs());
+          this.rows.doom(k, processOwner(), nowUs());
           return true;
         }),
         FREEING,
@@ -531,11 +530,12 @@ export class BlobRefs {
   close(): void {
     if (this.heartbeat) clearInterval(this.heartbeat);
     try {
-      if (this.rows.ownsRows(OWNER)) {
+      // A process that never named itself (processOwner) owns no rows: nothing to ask.
+      if (processOwnerMade() && this.rows.ownsRows(processOwner())) {
         this.engine.transaction(() => {
-          this.rows.deleteHoldsOf(OWNER);
+          this.rows.deleteHoldsOf(processOwner());
           const t = nowUs();
-          for (const l of this.rows.leasesOf(OWNER)) {
+          for (const l of this.rows.leasesOf(processOwner())) {
             this.rows.deleteLease(l.id);
             if (l.key !== EMPTY_BLOB_KEY) this.rows.enqueue(l.key, t);
           }

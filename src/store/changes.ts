@@ -83,7 +83,7 @@ export interface ChangeRecord {
   seq: number;
   /** µs since the epoch, when it was recorded */
   at: number;
-  /** The process that recorded it (PROCESS_OWNER). */
+  /** The process that recorded it (processOwner()). */
   origin: string;
   space: string;
   kind: ChangeKind;
@@ -199,17 +199,23 @@ const firstTime = (s: Seen, kind: ChangeKind, node: number | null, parent: numbe
 export class ChangeFeed {
   private readonly engine: MetaEngine;
   private readonly rows: FeedRows;
-  /** What this feed's records carry as their `origin` (PROCESS_OWNER for a library). */
-  readonly origin: string;
+  private originOf: string | (() => string);
   private readonly keep: number;
   private readonly pruneEvery: number;
+
+  /** What this feed's records carry as their `origin` (processOwner() and a random tag for a library). */
+  get origin(): string {
+    if (typeof this.originOf === 'function') this.originOf = this.originOf();
+    return this.originOf;
+  }
   private readonly pending = new WeakMap<MetaTx, TxChanges>();
   private readonly listeners = new Set<(records: readonly ChangeRecord[]) => void>();
 
-  constructor(engine: MetaEngine, rows: FeedRows, opts: { origin: string; keep?: number; pruneEvery?: number }) {
+  /** `origin`: made when first used when given as a function (a library's takes node:crypto, which a read-only command never loads). */
+  constructor(engine: MetaEngine, rows: FeedRows, opts: { origin: string | (() => string); keep?: number; pruneEvery?: number }) {
     this.engine = engine;
     this.rows = rows;
-    this.origin = opts.origin;
+    this.originOf = opts.origin;
     this.keep = opts.keep ?? FEED_KEEP;
     this.pruneEvery = opts.pruneEvery ?? PRUNE_EVERY;
   }

@@ -26,7 +26,7 @@ import { BLOBS_KEY, cleanBlobConfig, parseBlobConfig } from './blob-config.js';
 import { BlobRefs, type BlobHold, type ReapResult } from './blob-refs.js';
 import { ChangeFeed, recordingRows } from './changes.js';
 import { nowUs, type MetaEngine, type MetaTx, type TxOptions } from './engine.js';
-import { deadStagingFolders, PROCESS_OWNER } from './owners.js';
+import { deadStagingFolders, processOwner } from './owners.js';
 import type { MetaBackend } from './backend.js';
 import type { MetaRows } from './rows.js';
 import { secretHash } from './secrets.js';
@@ -47,7 +47,7 @@ import type { BlobConfig, BlobRef, Task } from './types.js';
 export { Space, type ResolveContext } from './space.js';
 export type { BlobHold, ReapResult } from './blob-refs.js';
 export type { TokenInfo, TokenRecord, Tokens } from './tokens.js';
-export { deadStagingFolders, ownerGone, PROCESS_OWNER } from './owners.js';
+export { deadStagingFolders, ownerGone, processOwner } from './owners.js';
 export { DB_FILE, inspectLibraryFolder } from './sqlite/open.js';
 
 const DEFAULT_RETENTION_DAYS = 30;
@@ -137,11 +137,13 @@ export class Library {
     this.engineKind = this.backend.sqlite ? 'sqlite' : 'postgres';
     this.postgres = (this.backend as Partial<PgBackend>).postgres;
     this.blobs = blobs;
-    this.stagingDir = join(dir, 'staging', `${process.pid}-${randomBytes(4).toString('hex')}`);
+    // <pid>-<8 hex digits>: the digits only tell apart a reused pid's folder, and Math.random()
+    // spares a start node:crypto (~10 ms of CPU to load; a read-only command needs none of it).
+    this.stagingDir = join(dir, 'staging', `${process.pid}-${Math.floor(Math.random() * 0x1_0000_0000).toString(16).padStart(8, '0')}`);
     this.meta = this.backend.meta;
     // One origin per open library, not per process: a follower skips its own library's records
     // when it reads them back from a PostgreSQL feed, never another library's of the same process.
-    this.changes = new ChangeFeed(this.engine, this.backend.feedRows(), { origin: `${PROCESS_OWNER}/${randomBytes(3).toString('hex')}` });
+    this.changes = new ChangeFeed(this.engine, this.backend.feedRows(), { origin: () => `${processOwner()}/${randomBytes(3).toString('hex')}` });
     this.refs = new BlobRefs({
       engine: this.engine,
       rows: this.backend.blobRows,

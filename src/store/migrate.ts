@@ -33,7 +33,7 @@ import { LocalBlobStore } from '../blob/local-store.js';
 import type { BlobStore } from '../blob/types.js';
 import { checkLibrary, type FsckReport } from './fsck.js';
 import { Library, MIGRATED_KEY, PENDING_KEY } from './library.js';
-import { deadStagingFolders, PROCESS_OWNER } from './owners.js';
+import { deadStagingFolders, processOwner } from './owners.js';
 import { describeTarget, PgConnection, redactUrl } from './postgres/connection.js';
 import { PG_RECORD_FILE, pgRecordOf, writePgRecord } from './postgres/library.js';
 import { migratePostgres, pgSchemaVersion, PG_SCHEMA_VERSION } from './postgres/schema.js';
@@ -123,7 +123,7 @@ function othersUsing(lib: Library, raw: RawDb): string[] {
     if (n > 0) found.push(`${n} other smhfs connection${n === 1 ? '' : 's'} to the database`);
   }
   for (const t of ['blob_holds', 'blob_pending']) {
-    const n = Number(raw.get(`SELECT count(*) AS n FROM ${t} WHERE owner <> ?`, [PROCESS_OWNER])?.['n'] ?? 0);
+    const n = Number(raw.get(`SELECT count(*) AS n FROM ${t} WHERE owner <> ?`, [processOwner()])?.['n'] ?? 0);
     if (n > 0) found.push(`${n} ${t === 'blob_holds' ? 'open file(s)' : 'upload(s) in flight'} of another process`);
   }
   return found;

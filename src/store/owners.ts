@@ -10,8 +10,19 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { nowUs } from './engine.js';
 
-/** This process, as named in the rows it owns (leases, holds, doomed keys, tasks). */
-export const PROCESS_OWNER = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+let thisOwner: string | undefined;
+/**
+ * This process, as named in the rows it owns (leases, holds, doomed keys, tasks). Made when first
+ * asked, not when this module loads: `smhfs ls` never asks, and node:crypto costs ~10 ms of CPU to load.
+ */
+export function processOwner(): string {
+  return (thisOwner ??= `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`);
+}
+
+/** Whether processOwner() has been asked (before that, no row can name this process). */
+export function processOwnerMade(): boolean {
+  return thisOwner !== undefined;
+}
 /** Heartbeat of this process's holds and leases. */
 export const HEARTBEAT_MS = 30_000;
 /** A holder on another host is dead after this long without a heartbeat. */
@@ -66,7 +77,8 @@ export function isLocalOwnerDead(owner: string): boolean {
  * heartbeat (or creation time).
  */
 export function ownerGone(owner: string | null, lastSeenUs: number, now = nowUs(), legacyStaleUs = LEGACY_DOOMED_STALE_US): boolean {
-  if (owner === PROCESS_OWNER) return false;
+  // (a row can only name this process once processOwner() has been asked)
+  if (owner !== null && owner === thisOwner) return false;
   if (owner === null) return now - lastSeenUs > legacyStaleUs;
   const { host, pid } = splitOwner(owner);
   if (host === hostname()) return !pidAlive(pid) || now - lastSeenUs > LOCAL_STALE_US;

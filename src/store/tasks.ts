@@ -9,11 +9,10 @@
  */
 import { fail, isSmhError } from '../errors.js';
 import { nowUs, type MetaEngine } from './engine.js';
-import { isLocalOwnerDead, PROCESS_OWNER } from './owners.js';
+import { isLocalOwnerDead, processOwner } from './owners.js';
 import type { TaskRow, TaskRows } from './rows.js';
 import type { Task } from './types.js';
 
-const OWNER = PROCESS_OWNER;
 /** Task transactions lead to space coming back, so they may use the reserve (D9). */
 const FREEING = { freeing: true } as const;
 const TASK_BATCH = 500;
@@ -119,9 +118,9 @@ export class TaskScheduler {
             const claimed = this.engine.transaction(() => {
               // queued, or running but abandoned: a stale heartbeat, or an owner process that is gone
               const t = this.rows.claimable(nowUs() - TASK_STALE_US).find(
-                (c) => c.state === 'queued' || c.heartbeat < nowUs() - TASK_STALE_US || (c.owner !== null && c.owner !== OWNER && isLocalOwnerDead(c.owner)),
+                (c) => c.state === 'queued' || c.heartbeat < nowUs() - TASK_STALE_US || (c.owner !== null && c.owner !== processOwner() && isLocalOwnerDead(c.owner)),
               );
-              if (t) this.rows.claim(t.id, OWNER, nowUs());
+              if (t) this.rows.claim(t.id, processOwner(), nowUs());
               return t;
             }, FREEING);
             if (!claimed || this.engine.closed) break;
