@@ -88,22 +88,22 @@ $(NODE_DEPS_STAMP): package.json package-lock.json $(wildcard patches/*.patch)
 $(SQLITE_ADDON): | $(NODE_DEPS_STAMP) system-deps
 	@echo "building better-sqlite3 from source (npm rebuild better-sqlite3, ~75 s; its output follows when it ends)"
 	@$(GYP_ENV) JOBS=max npm rebuild better-sqlite3 --no-audit --no-fund --loglevel=error >/dev/null || { \
-	  echo "smhfs: building better-sqlite3 from source failed (npm's error above). It needs a C/C++ compiler,"; \
-	  echo "smhfs: make and python3: as root, \`make system-deps\` (or apt-get install build-essential python3), then make again."; \
+	  echo "smhfs: building better-sqlite3 from source failed (npm's error above). It needs a C/C++ compiler," >&2; \
+	  echo "smhfs: make and python3: as root, \`make system-deps\` (or apt-get install build-essential python3), then make again." >&2; \
 	  exit 1; }
-	@test -f $@ || { echo "smhfs: npm rebuild better-sqlite3 made no $@ (is it approved in package.json's allowScripts?)"; exit 1; }
+	@test -f $@ || { echo "smhfs: npm rebuild better-sqlite3 made no $@ (is it approved in package.json's allowScripts?)" >&2; exit 1; }
 	@echo "built better-sqlite3"
 
 $(NODE_SCRIPTS_STAMP): | $(NODE_DEPS_STAMP) system-deps
 	@approved=$$(node -p "Object.entries(require('./package.json').allowScripts ?? {}).filter(([n, ok]) => ok === true && n !== 'better-sqlite3').map(([n]) => n).join(' ')"); \
 	echo "npm rebuild $$approved"; \
 	$(GYP_ENV) npm rebuild $$approved --no-audit --no-fund --loglevel=error >/dev/null || { \
-	  echo "smhfs: the install script of one of $$approved failed (npm's error above). libpq needs libpq-dev,"; \
-	  echo "smhfs: fuse-native libfuse2, both a C compiler: as root, \`make system-deps\`, then make again."; \
+	  echo "smhfs: the install script of one of $$approved failed (npm's error above). libpq needs libpq-dev," >&2; \
+	  echo "smhfs: fuse-native libfuse2, both a C compiler: as root, \`make system-deps\`, then make again." >&2; \
 	  exit 1; }
 	@$(GYP_ENV) npm run postinstall --loglevel=error || { \
-	  echo "smhfs: our postinstall failed (above: patch-package, or building fuse-native with its patch). It needs"; \
-	  echo "smhfs: libfuse2 and a C compiler: as root, \`make system-deps\`, then make again."; \
+	  echo "smhfs: our postinstall failed (above: patch-package, or building fuse-native with its patch). It needs" >&2; \
+	  echo "smhfs: libfuse2 and a C compiler: as root, \`make system-deps\`, then make again." >&2; \
 	  exit 1; }
 	@touch $@
 
@@ -112,9 +112,12 @@ deps:
 	@$(SETUP_MAKE) deps-steps
 
 # Our libfuse 3 low-level addon. Our postinstall builds it too (never failing the install: without
-# libfuse3 smhfs runs with --binding fuse-native); here a failed build is an error.
+# libfuse3 smhfs runs with --binding fuse-native); here a failed build is an error. make looked
+# at the addon before the postinstall ran (they run in parallel), so the recipe looks again: on a
+# clean clone the postinstall has just built it from these sources.
 $(LL_ADDON): src/fuse/ll/smhfs_ll.c src/fuse/ll/crc32.c src/fuse/ll/pages.c src/fuse/ll/binding.gyp src/fuse/ll/build.mjs | deps-steps
-	$(GYP_ENV) node src/fuse/ll/build.mjs --strict
+	@if [ -f $@ ] && [ -z "$$(find $^ -newer $@)" ]; then exit 0; fi; \
+	echo "$(GYP_ENV) node src/fuse/ll/build.mjs --strict"; $(GYP_ENV) node src/fuse/ll/build.mjs --strict
 
 addon-steps: $(LL_ADDON)
 addon:
