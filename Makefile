@@ -49,6 +49,7 @@ BENCH_ARGS ?=
 # other native builds, tap build and tsc (~45 s of CPU) run on the other CPU meanwhile (a clean
 # clone reached its first test in ~N s instead of ~M s; native-notes/cli.md "Set-up").
 # `build`, `deps`, `test-deps`, `addon` and `test` go through it; the *-steps targets are its goals.
+# (A `+` line is not buffered: what announces a long step is printed when the step starts.)
 NPROC := $(shell nproc 2>/dev/null || echo 2)
 SETUP_MAKE = $(MAKE) --no-print-directory $(if $(filter -j%,$(MAKEFLAGS)),,-j$(NPROC)) --output-sync=target
 # node-gyp runs its own make: without ours in its environment (our jobserver's descriptors are not
@@ -80,13 +81,13 @@ system-deps:
 # (the addon, the stamp) appears only when it succeeded, so a failure is retried by the next make,
 # and a new tree (step 1 removes node_modules) removes them.
 $(NODE_DEPS_STAMP): package.json package-lock.json $(wildcard patches/*.patch)
-	@echo "installing dependencies (npm ci), then native modules built from source, ~2 minutes the first time"
+	@+echo "installing dependencies (npm ci, then native modules built from source beside the TypeScript build), ~2 minutes the first time"
 	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	@touch $@
 
 # JOBS: node-gyp's make runs one compiler per CPU (sqlite3.c and better-sqlite3's C++ side together).
 $(SQLITE_ADDON): | $(NODE_DEPS_STAMP) system-deps
-	@echo "building better-sqlite3 from source (npm rebuild better-sqlite3, ~75 s; its output follows when it ends)"
+	@+echo "building better-sqlite3 from source (~75 s) beside the steps below"
 	@$(GYP_ENV) JOBS=max npm rebuild better-sqlite3 --no-audit --no-fund --loglevel=error >/dev/null || { \
 	  echo "smhfs: building better-sqlite3 from source failed (npm's error above). It needs a C/C++ compiler," >&2; \
 	  echo "smhfs: make and python3: as root, \`make system-deps\` (or apt-get install build-essential python3), then make again." >&2; \
