@@ -46,8 +46,9 @@ BENCH_ARGS ?=
 # The set-up runs as a parallel sub-make: one job per CPU (unless make was given -j already), each
 # step's output printed whole when the step ends (-Otarget), so parallel steps never interleave.
 # Why: better-sqlite3's compile is ~75 s, mostly sqlite3.c, one translation unit on one CPU; the
-# other native builds, tap build and tsc (~45 s of CPU) run on the other CPU meanwhile (a clean
-# clone reached its first test in ~N s instead of ~M s; native-notes/cli.md "Set-up").
+# other native builds, tap build and tsc (~45 s of CPU, ~32 s of wall after npm ci before) run on
+# the other CPU meanwhile. A clean clone's first test, quiet runs: 122 and 155 s against 150 and
+# 162 s (native-notes/cli.md, "Set-up": the two CPUs slow each other's compiles).
 # `build`, `deps`, `test-deps`, `addon` and `test` go through it; the *-steps targets are its goals.
 # (A `+` line is not buffered: what announces a long step is printed when the step starts.)
 NPROC := $(shell nproc 2>/dev/null || echo 2)
