@@ -111,7 +111,7 @@ $(NODE_SCRIPTS_STAMP): | $(NODE_DEPS_STAMP) system-deps
 
 deps-steps: system-deps $(NODE_DEPS_STAMP) $(SQLITE_ADDON) $(NODE_SCRIPTS_STAMP)
 deps:
-	@$(SETUP_MAKE) deps-steps
+	@+$(SETUP_MAKE) deps-steps
 
 # Our libfuse 3 low-level addon. Our postinstall builds it too (never failing the install: without
 # libfuse3 smhfs runs with --binding fuse-native); here a failed build is an error. make looked
@@ -123,12 +123,12 @@ $(LL_ADDON): src/fuse/ll/smhfs_ll.c src/fuse/ll/crc32.c src/fuse/ll/pages.c src/
 
 addon-steps: $(LL_ADDON)
 addon:
-	@$(SETUP_MAKE) addon-steps
+	@+$(SETUP_MAKE) addon-steps
 
 # Incremental: nothing to do when no source changed; tsc recompiles only what did.
 build-steps: deps-steps $(LL_ADDON) $(BUILD_STAMP)
 build:
-	@$(SETUP_MAKE) build-steps
+	@+$(SETUP_MAKE) build-steps
 
 # tsc type-checks the tests against the Test class `tap build` generates (package.json's plugin
 # list), so it runs after tap build, never beside it: tap build rewrites the .d.ts files tsc reads.
@@ -164,7 +164,7 @@ test-packages: | system-deps
 
 test-deps-steps: deps-steps test-packages
 test-deps:
-	@$(SETUP_MAKE) test-deps-steps
+	@+$(SETUP_MAKE) test-deps-steps
 
 # From scratch, as CI does: no compiled test of a deleted source survives. The whole suite runs on
 # ll (the default binding), and the mount tests again on fuse-native (test/posix-smhfs runs both
@@ -186,7 +186,7 @@ $(TAP_BUILD_STAMP): package.json $(NODE_DEPS_STAMP)
 
 test:
 	rm -rf dist
-	@$(SETUP_MAKE) build-steps test-deps-steps
+	@+$(SETUP_MAKE) build-steps test-deps-steps
 	@mkdir -p $(FUSE_NATIVE_COPIES)
 	@for f in $$(ls $(MOUNT_TESTS) | grep -vxF -e $(subst $() , -e ,$(BINDING_AGNOSTIC_MOUNT_TESTS))); do \
 	  b=$$(basename $$f); \
