@@ -2,7 +2,12 @@
 # Each target installs only what is missing, so re-running is cheap.
 
 SHELL := /bin/bash
+# The dependency tree (npm ci --ignore-scripts); npm writes this file at the end of the install.
 NODE_DEPS_STAMP := node_modules/.package-lock.json
+# better-sqlite3's addon, built from source (see "Dependencies" below).
+SQLITE_ADDON := node_modules/better-sqlite3/build/Release/better_sqlite3.node
+# The other approved install scripts and our postinstall have run.
+NODE_SCRIPTS_STAMP := node_modules/.smhfs-scripts
 BUILD_STAMP := dist/.build-stamp
 TAP_BUILD_STAMP := node_modules/.tap-built
 # Empty: the CLI's own default ($$SMHFS_LIBRARY, else $$XDG_DATA_HOME/smhfs/default, else
@@ -36,6 +41,21 @@ LL_ADDON := src/fuse/ll/build/Release/smhfs_ll.node
 BENCH_ARGS ?=
 
 .PHONY: all deps system-deps test-deps build run test posix bench bench-scale bench-postgres clean install install-files uninstall addon
+.PHONY: deps-steps test-deps-steps build-steps addon-steps test-packages
+
+# The set-up runs as a parallel sub-make: one job per CPU (unless make was given -j already), each
+# step's output printed whole when the step ends (-Otarget), so parallel steps never interleave.
+# Why: better-sqlite3's compile is ~75 s, mostly sqlite3.c, one translation unit on one CPU; the
+# other native builds, tap build and tsc (~45 s of CPU, ~32 s of wall after npm ci before) run on
+# the other CPU meanwhile. A clean clone's first test, quiet runs: 122 and 155 s against 150 and
+# 162 s (native-notes/cli.md, "Set-up": the two CPUs slow each other's compiles).
+# `build`, `deps`, `test-deps`, `addon` and `test` go through it; the *-steps targets are its goals.
+# (A `+` line is not buffered: what announces a long step is printed when the step starts.)
+NPROC := $(shell nproc 2>/dev/null || echo 2)
+SETUP_MAKE = $(MAKE) --no-print-directory $(if $(filter -j%,$(MAKEFLAGS)),,-j$(NPROC)) --output-sync=target
+# node-gyp runs its own make: without ours in its environment (our jobserver's descriptors are not
+# passed down, and it would fall back to -j1 with a warning); JOBS sets its -j.
+GYP_ENV := env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL
 
 all: build
 
@@ -48,27 +68,72 @@ system-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-# The patches are applied (and fuse-native rebuilt) by npm's postinstall: a changed patch needs it again.
+# Dependencies: what `npm ci` does, in three steps so the slow one runs beside the others.
+# 1. The tree: `npm ci --ignore-scripts` (node_modules removed, every package as the lockfile pins
+#    it, integrity checked), no install script run. A changed patch re-runs it all (the patches are
+#    applied by our postinstall, step 3).
+# 2. better-sqlite3's install script (`prebuild-install || node-gyp rebuild`: no prebuilt download
+#    here, so sqlite3.c is compiled: ~75 s, one translation unit on one CPU).
+# 3. Beside it: the other packages package.json's allowScripts approves (libpq, fuse-native), then
+#    our postinstall (our libfuse 3 addon, patch-package, fuse-native rebuilt with the patch).
+# Steps 2 and 3 run through `npm rebuild NAME`, which applies the allowScripts policy as npm ci
+# does; unlike npm ci, nothing that allowScripts does not approve runs (npm 11 runs unreviewed
+# scripts, esbuild's postinstall, with a warning; esbuild works without it). Each step's product
+# (the addon, the stamp) appears only when it succeeded, so a failure is retried by the next make,
+# and a new tree (step 1 removes node_modules) removes them.
 $(NODE_DEPS_STAMP): package.json package-lock.json $(wildcard patches/*.patch)
-	@echo "installing dependencies (npm ci, native modules built from source), ~3 minutes the first time"
-	@# JOBS: node-gyp's make runs one compiler per CPU (better-sqlite3's sqlite3.c and its C++ side
-	@# together: ~85 s of CPU, most of the install; measured 175 -> 152 s on a busy 2-CPU machine).
-	JOBS=max npm ci --no-audit --no-fund --loglevel=error
+	@+echo "installing dependencies (npm ci, then native modules built from source beside the TypeScript build), ~2 minutes the first time"
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	@touch $@
 
-deps: system-deps $(NODE_DEPS_STAMP)
+# JOBS: node-gyp's make runs one compiler per CPU (sqlite3.c and better-sqlite3's C++ side together).
+$(SQLITE_ADDON): | $(NODE_DEPS_STAMP) system-deps
+	@+echo "building better-sqlite3 from source (~75 s) beside the steps below"
+	@$(GYP_ENV) JOBS=max npm rebuild better-sqlite3 --no-audit --no-fund --loglevel=error >/dev/null || { \
+	  echo "smhfs: building better-sqlite3 from source failed (npm's error above). It needs a C/C++ compiler," >&2; \
+	  echo "smhfs: make and python3: as root, \`make system-deps\` (or apt-get install build-essential python3), then make again." >&2; \
+	  exit 1; }
+	@test -f $@ || { echo "smhfs: npm rebuild better-sqlite3 made no $@ (is it approved in package.json's allowScripts?)" >&2; exit 1; }
+	@echo "built better-sqlite3"
 
-# Our libfuse 3 low-level addon. `npm ci` builds it too (postinstall, never failing the install:
-# without libfuse3 smhfs runs with --binding fuse-native); here a failed build is an error.
-$(LL_ADDON): src/fuse/ll/smhfs_ll.c src/fuse/ll/crc32.c src/fuse/ll/pages.c src/fuse/ll/binding.gyp src/fuse/ll/build.mjs | deps
-	node src/fuse/ll/build.mjs --strict
+$(NODE_SCRIPTS_STAMP): | $(NODE_DEPS_STAMP) system-deps
+	@approved=$$(node -p "Object.entries(require('./package.json').allowScripts ?? {}).filter(([n, ok]) => ok === true && n !== 'better-sqlite3').map(([n]) => n).join(' ')"); \
+	echo "npm rebuild $$approved"; \
+	$(GYP_ENV) npm rebuild $$approved --no-audit --no-fund --loglevel=error >/dev/null || { \
+	  echo "smhfs: the install script of one of $$approved failed (npm's error above). libpq needs libpq-dev," >&2; \
+	  echo "smhfs: fuse-native libfuse2, both a C compiler: as root, \`make system-deps\`, then make again." >&2; \
+	  exit 1; }
+	@$(GYP_ENV) npm run postinstall --loglevel=error || { \
+	  echo "smhfs: our postinstall failed (above: patch-package, or building fuse-native with its patch). It needs" >&2; \
+	  echo "smhfs: libfuse2 and a C compiler: as root, \`make system-deps\`, then make again." >&2; \
+	  exit 1; }
+	@touch $@
 
-addon: $(LL_ADDON)
+deps-steps: system-deps $(NODE_DEPS_STAMP) $(SQLITE_ADDON) $(NODE_SCRIPTS_STAMP)
+deps:
+	@+$(SETUP_MAKE) deps-steps
+
+# Our libfuse 3 low-level addon. Our postinstall builds it too (never failing the install: without
+# libfuse3 smhfs runs with --binding fuse-native); here a failed build is an error. make looked
+# at the addon before the postinstall ran (they run in parallel), so the recipe looks again: on a
+# clean clone the postinstall has just built it from these sources.
+$(LL_ADDON): src/fuse/ll/smhfs_ll.c src/fuse/ll/crc32.c src/fuse/ll/pages.c src/fuse/ll/binding.gyp src/fuse/ll/build.mjs | deps-steps
+	@if [ -f $@ ] && [ -z "$$(find $^ -newer $@)" ]; then exit 0; fi; \
+	echo "$(GYP_ENV) node src/fuse/ll/build.mjs --strict"; $(GYP_ENV) node src/fuse/ll/build.mjs --strict
+
+addon-steps: $(LL_ADDON)
+addon:
+	@+$(SETUP_MAKE) addon-steps
 
 # Incremental: nothing to do when no source changed; tsc recompiles only what did.
-build: deps $(LL_ADDON) $(BUILD_STAMP)
+build-steps: deps-steps $(LL_ADDON) $(BUILD_STAMP)
+build:
+	@+$(SETUP_MAKE) build-steps
 
-$(BUILD_STAMP): $(SOURCES) $(NODE_DEPS_STAMP)
+# tsc type-checks the tests against the Test class `tap build` generates (package.json's plugin
+# list), so it runs after tap build, never beside it: tap build rewrites the .d.ts files tsc reads.
+# It needs only the tree, not the native builds, so on a clean clone it runs beside sqlite3.c.
+$(BUILD_STAMP): $(SOURCES) $(NODE_DEPS_STAMP) $(TAP_BUILD_STAMP)
 	npx tsc -p tsconfig.json --incremental --tsBuildInfoFile dist/.tsbuildinfo
 	@# the smhfs command as one bundle of our modules (src/cli/bundle.mjs says why)
 	NODE_FLAGS='$(NODE_FLAGS)' node src/cli/bundle.mjs
@@ -89,12 +154,17 @@ run: build
 	@echo "smhfs: mounting at $(MOUNTPOINT); stop with Ctrl-C, or from another shell: smhfs unmount $(MOUNTPOINT)"
 	@$(NODE) $(NODE_FLAGS) $(CLI) mount "$(MOUNTPOINT)" $(if $(LIBRARY),--library "$(LIBRARY)")
 
-test-deps: deps
+# After system-deps: one apt-get at a time (it needs nothing else, so it runs beside npm).
+test-packages: | system-deps
 	@missing=""; for p in $(TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages for the tests:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+
+test-deps-steps: deps-steps test-packages
+test-deps:
+	@+$(SETUP_MAKE) test-deps-steps
 
 # From scratch, as CI does: no compiled test of a deleted source survives. The whole suite runs on
 # ll (the default binding), and the mount tests again on fuse-native (test/posix-smhfs runs both
@@ -114,9 +184,9 @@ $(TAP_BUILD_STAMP): package.json $(NODE_DEPS_STAMP)
 	npx tap build >/dev/null
 	@touch $@
 
-test: deps test-deps $(TAP_BUILD_STAMP)
+test:
 	rm -rf dist
-	$(MAKE) --no-print-directory build
+	@+$(SETUP_MAKE) build-steps test-deps-steps
 	@mkdir -p $(FUSE_NATIVE_COPIES)
 	@for f in $$(ls $(MOUNT_TESTS) | grep -vxF -e $(subst $() , -e ,$(BINDING_AGNOSTIC_MOUNT_TESTS))); do \
 	  b=$$(basename $$f); \
@@ -164,7 +234,7 @@ uninstall:
 	rm -f "$(DESTDIR)$(PREFIX)/bin/smhfs" "$(DESTDIR)$(MANDIR)/man1/smhfs.1" "$(DESTDIR)$(BASH_COMPLETION_DIR)/smhfs"
 	@if [ -n "$(SBINDIR)" ]; then rm -f "$(DESTDIR)$(SBINDIR)/mount.smhfs" "$(DESTDIR)$(SBINDIR)/mount.fuse.smhfs"; fi
 
-bench-deps: deps test-deps
+bench-deps: test-deps
 	@missing=""; for p in $(BENCH_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
