@@ -5,7 +5,7 @@
  * Nothing here imports `tap` at run time (only its types), so the crash child can use it too.
  */
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, existsSync, readdirSync } from 'node:fs';
+import { accessSync, constants as fsConstants, mkdtempSync, rmSync, existsSync, readdirSync, statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { Readable } from 'node:stream';
@@ -52,6 +52,27 @@ export function listFiles(dir: string): string[] {
 
 export function tempDir(prefix = 'smhfs-store-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
+}
+
+const TMPFS_MAGIC = 0x01021994;
+let memoryRoot: string | undefined;
+/**
+ * A temp dir in memory (/dev/shm, when it is a tmpfs we may write), else as `tempDir`: for a test
+ * of the store's logic whose many SQLite commits would otherwise each wait for the disk (a
+ * durable commit fsyncs the WAL). The same statements, pragmas and fsync calls run; only the
+ * device differs. Not for a test about what survives a crash.
+ */
+export function memoryTempDir(prefix = 'smhfs-store-'): string {
+  if (memoryRoot === undefined) {
+    memoryRoot = tmpdir();
+    try {
+      accessSync('/dev/shm', fsConstants.W_OK);
+      if (statfsSync('/dev/shm').type === TMPFS_MAGIC) memoryRoot = '/dev/shm';
+    } catch {
+      /* no /dev/shm: the usual temp dir */
+    }
+  }
+  return mkdtempSync(join(memoryRoot, prefix));
 }
 
 /** A library whose statements are counted (the counter must exist before `lib.space`), removed on teardown. */
