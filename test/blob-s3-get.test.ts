@@ -11,7 +11,6 @@ import type { Socket } from 'node:net';
 import { S3BlobStore } from '../src/blob/s3-store.js';
 import { LeanGetter } from '../src/blob/s3-get.js';
 import { isSmhError } from '../src/errors.js';
-import { nativeRecvLowat } from '../src/fuse/ll/binding.js';
 
 process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
 const KEY = 'ab'.repeat(32);
@@ -27,8 +26,7 @@ type Mode =
   | 'missing'
   | 'chunked'
   | 'huge-head'
-  | 'close-after-each'
-  | 'trickle';
+  | 'close-after-each';
 
 interface Fake {
   endpoint: string;
@@ -92,22 +90,6 @@ async function fake(t: Test): Promise<Fake> {
         res.write(body.subarray(0, 1000));
         res.end(body.subarray(1000));
         return;
-      case 'trickle': {
-        // 16 KiB at a time, a timer apart: a reader woken at every byte wakes at every piece.
-        res.writeHead(206, partial);
-        let at = 0;
-        const next = (): void => {
-          const piece = body.subarray(at, at + 16384);
-          at += piece.length;
-          if (at >= body.length) res.end(piece);
-          else {
-            res.write(piece);
-            setTimeout(next, 2);
-          }
-        };
-        next();
-        return;
-      }
       case 'huge-head':
         res.writeHead(206, { ...partial, 'x-padding': 'p'.repeat(70_000) }).end(body);
         return;
@@ -127,7 +109,7 @@ async function fake(t: Test): Promise<Fake> {
   return f;
 }
 
-function store(t: Test, f: Fake, recvLowat?: { set: (fd: number, bytes: number) => boolean; bytes: number }): S3BlobStore {
+function store(t: Test, f: Fake): S3BlobStore {
   const s = new S3BlobStore({
     bucket: 'bkt',
     prefix: 'p',
@@ -138,7 +120,6 @@ function store(t: Test, f: Fake, recvLowat?: { set: (fd: number, bytes: number) 
     maxAttempts: 1,
     readTimeoutMs: 2000,
   });
-  if (recvLowat) s.useRecvLowat(recvLowat);
   t.teardown(() => s.close());
   return s;
 }
@@ -271,34 +252,4 @@ t.test('what the reader does not do goes to the SDK, with the right bytes', asyn
       `${mode}: one try of its own, then the SDK from then on`,
     );
   }
-});
-
-t.test('SO_RCVLOWAT while a body is read: one wake per 64 KiB, not per piece the server writes; back to 1 for the next head', async (t) => {
-  // The addon's setsockopt where it is built (the mount's case), else a stand-in that only records.
-  const real = nativeRecvLowat();
-  const calls: number[] = [];
-  const f = await fake(t);
-  f.mode = 'trickle';
-  const len = 250_000;
-  const read = async (s: S3BlobStore, off: number, n: number): Promise<number> => {
-    let wakes = 0;
-    const targets = [Buffer.alloc(Math.floor(n / 2)), Buffer.alloc(n - Math.floor(n / 2))];
-    await s.getRangeInto(KEY, off, targets, () => wakes++);
-    t.ok(Buffer.concat(targets).equals(object.subarray(off, off + n)), `bytes ${off}+${n}`);
-    return wakes;
-  };
-  const plain = await read(store(t, f), 0, len);
-  t.ok(plain >= Math.floor(len / 16384), `without it, a read per piece (${plain} reads)`);
-  const s = store(t, f, { set: (fd, bytes) => (calls.push(bytes), real ? real(fd, bytes) : true), bytes: 64 * 1024 });
-  const tuned = await read(s, 0, len);
-  t.equal(calls[0], 64 * 1024, 'set when the body starts');
-  t.equal(calls.at(-1), 1, 'and back to 1 once it is read, for the next answer');
-  t.ok(calls.slice(1, -1).every((b, i, a) => b < 64 * 1024 && (i === 0 || b < a[i - 1]!)), `lowered to what is left near the end (${calls.join(', ')})`);
-  if (real) t.ok(tuned <= Math.ceil(len / 65536) + 3, `with it, about one read per 64 KiB (${tuned} reads, ${plain} without)`);
-  // The same kept-alive connection: a short answer's head is read at once, not after a timeout.
-  f.mode = 'ok';
-  const before = calls.length;
-  t.equal(await read(s, 299_990, 10), 2, 'a 10-byte body on the same socket (one run per target)');
-  t.equal(f.connections, 2, 'one connection each store');
-  t.ok(calls.slice(before).every((b) => b <= 10), 'a body shorter than the setting waits for no more than itself');
 });

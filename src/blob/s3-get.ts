@@ -43,12 +43,6 @@ export interface LeanGetterOptions {
   idleMs?: number;
   /** Idle sockets kept at most (default 16). */
   maxIdle?: number;
-  /**
-   * SO_RCVLOWAT for the body of a response (the addon's setsockopt; Node has none): the socket
-   * wakes the reader once `bytes` are queued instead of at every burst the server writes
-   * (see `Conn`). Without it, the kernel's default (1 byte).
-   */
-  recvLowat?: { set: (fd: number, bytes: number) => boolean; bytes: number } | undefined;
 }
 
 /** node:crypto behind the interface the SigV4 signer expects. */
@@ -89,17 +83,7 @@ interface Plan {
   onBytes?: ((landed: Buffer) => void) | undefined;
 }
 
-/**
- * One keep-alive connection reading with `onread`; one request at a time.
- *
- * Wake-ups: a server like s3rver writes a body in 64 KiB pieces, and by default the socket is
- * readable at the first byte, so the reader woke ~16,000 times per GiB — each a turn of the
- * event loop, a callback into JS and, when the reader shares a CPU with the server, two context
- * switches. While a body is being read, SO_RCVLOWAT (`recvLowat`) makes the socket readable only
- * once that many bytes are queued, or the whole rest of the body when it is shorter (so the last
- * bytes never wait); back to 1 for the next answer's head. Reads still take all that is queued
- * (non-blocking reads return what is there), so nothing else changes.
- */
+/** One keep-alive connection reading with `onread`; one request at a time. */
 class Conn {
   readonly sock: Socket;
   readonly #head = Buffer.allocUnsafe(HEAD_MAX);
@@ -114,14 +98,8 @@ class Conn {
   received = 0;
   used = false;
   idleTimer: NodeJS.Timeout | undefined;
-  readonly #lowatSet: ((fd: number, bytes: number) => boolean) | undefined;
-  readonly #lowatMax: number;
-  /** The socket's SO_RCVLOWAT as last set (1: the kernel's default). */
-  #lowat = 1;
 
-  constructor(host: string, port: number, onGone: (c: Conn) => void, recvLowat?: LeanGetterOptions['recvLowat']) {
-    this.#lowatSet = recvLowat && recvLowat.bytes > 1 ? recvLowat.set : undefined;
-    this.#lowatMax = recvLowat?.bytes ?? 1;
+  constructor(host: string, port: number, onGone: (c: Conn) => void) {
     this.sock = connect({
       host,
       port,
@@ -234,7 +212,6 @@ class Conn {
     }
     this.#plan = plan;
     this.#phase = 'body';
-    this.#tuneLowat(plan);
     // Body bytes that came with the head.
     let pos = end + 4;
     while (pos < this.#headLen && this.#phase === 'body') {
@@ -269,19 +246,7 @@ class Conn {
     } else {
       p.rest -= n;
     }
-    if (this.#lowat > 1) this.#tuneLowat(p);
     this.#finishIfDone();
-  }
-
-  /** SO_RCVLOWAT for what is left of the body: `#lowatMax`, or the rest when shorter (1 once done). */
-  #tuneLowat(p: Plan): void {
-    const set = this.#lowatSet;
-    if (!set) return;
-    const left = p.skip + (p.want - p.got) + p.rest;
-    const want = Math.max(1, Math.min(this.#lowatMax, left));
-    if (want === this.#lowat || (this.#lowat > 1 && want > this.#lowat)) return; // only lowered within a body
-    const fd = (this.sock as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
-    if (typeof fd === 'number' && fd >= 0 && set(fd, want)) this.#lowat = want;
   }
 
   #finishIfDone(): void {
@@ -295,7 +260,6 @@ class Conn {
       return;
     }
     if (p.rest > 0) return;
-    if (this.#lowat > 1) this.#tuneLowat(p); // left = 0: back to 1 for the next head
     this.#phase = 'idle';
     this.#done?.(true);
   }
@@ -317,7 +281,6 @@ export class LeanGetter {
   readonly #all = new Set<Conn>();
   readonly #idleMs: number;
   readonly #maxIdle: number;
-  #recvLowat: LeanGetterOptions['recvLowat'];
   #closed = false;
 
   constructor(o: LeanGetterOptions) {
@@ -332,12 +295,6 @@ export class LeanGetter {
     this.#signer = new SignatureV4({ credentials: o.credentials, region: o.region, service: 's3', sha256: Sha256, uriEscapePath: false, applyChecksum: false });
     this.#idleMs = o.idleMs ?? 4000;
     this.#maxIdle = o.maxIdle ?? 16;
-    this.#recvLowat = o.recvLowat;
-  }
-
-  /** Set or clear SO_RCVLOWAT tuning for connections made from now on (see `Conn`). */
-  useRecvLowat(r: LeanGetterOptions['recvLowat']): void {
-    this.#recvLowat = r;
   }
 
   /**
@@ -467,7 +424,7 @@ export class LeanGetter {
       this.#all.delete(gone);
       const i = this.#idle.indexOf(gone);
       if (i >= 0) this.#idle.splice(i, 1);
-    }, this.#recvLowat);
+    });
     this.#all.add(c);
     return c;
   }

@@ -50,7 +50,7 @@ import { SmhError, isSmhError } from '../errors.js';
 import { checkKey, checkRange, checkRangeInto, chunksOf, messageOf } from './common.js';
 import { HashingTransform, hashBuffer, isBlobKey, md5Base64 } from './hash.js';
 import { LocalBlobStore } from './local-store.js';
-import { LeanGetter, type LeanGetterOptions, Unsupported } from './s3-get.js';
+import { LeanGetter, Unsupported } from './s3-get.js';
 import { EMPTY_BLOB_KEY, MARKER_NAME, type BlobInfo, type BlobStore } from './types.js';
 
 const MiB = 1024 * 1024;
@@ -106,13 +106,6 @@ export class S3BlobStore implements BlobStore {
   readonly readRequestBytes = 8 * MiB;
   /** The SDK-less reader for http endpoints; dropped for good once it meets what it cannot do. */
   #lean: LeanGetter | undefined;
-  /**
-   * SO_RCVLOWAT while reading a GET's body over plain http (the lean reader; see s3-get.ts
-   * `Conn`): `set` is the addon's setsockopt, which blob/ cannot import. `smhfs mount` calls this.
-   */
-  useRecvLowat(r: LeanGetterOptions['recvLowat']): void {
-    this.#lean?.useRecvLowat(r);
-  }
   /** Test hook: every ranged GET (either way) as it starts. */
   onRangedGet: ((offset: number, length: number) => void) | undefined;
 

@@ -35,7 +35,7 @@ import type { PageCacheStats } from '../../blob/page-cache.js';
 import { LocalBlobStore } from '../../blob/local-store.js';
 import type { BlobStore } from '../../blob/types.js';
 import { BINDING_NAMES, type BindingName } from '../../fuse/binding.js';
-import { nativeCrc32, nativeDirectIoAligned, nativePageAllocator, nativeRecvLowat } from '../../fuse/ll/binding.js';
+import { nativeCrc32, nativeDirectIoAligned, nativePageAllocator } from '../../fuse/ll/binding.js';
 import type { MountAdapter } from '../../fuse/frontends.js';
 import type { Library } from '../../store/library.js';
 import type { BlobConfig } from '../../store/types.js';
@@ -96,8 +96,6 @@ function collect(value: string, prev: string[] = []): string[] {
 }
 
 /** The page cache may not hold more than this machine's memory. */
-/** SO_RCVLOWAT while an S3 body is read (src/blob/s3-get.ts `Conn`): wake once per 256 KiB. */
-const RECV_LOWAT = 256 * KiB;
 const MAX_CACHE = Math.max(64 * MiB, Math.floor(totalmem() / MiB) * MiB);
 
 interface MountCmdOptions {
@@ -326,9 +324,6 @@ async function serveMount(mountpoint: string, o: MountCmdOptions, cmd: Command, 
   try {
     ({ lib, blobStore, blobs: blobConfig } = await openLibraryWithBlobs(dir, g, { readOnly: o.readOnly === true }, (store) => {
       let s = store;
-      // S3 bodies read with SO_RCVLOWAT (fewer wake-ups per GiB; s3-get.ts `Conn`), where the addon is.
-      const lowat = nativeRecvLowat();
-      if (lowat && s && 'useRecvLowat' in s) (s as { useRecvLowat(r: { set: typeof lowat; bytes: number }): void }).useRecvLowat({ set: lowat, bytes: RECV_LOWAT });
       if (faults) {
         logger.warn(`mount: SMHFS_TEST_FAULTS is set: injecting faults ${JSON.stringify(faults)} (tests only)`);
         const { diskCache: _theDiskCachesOwn, ...storeFaults } = faults;

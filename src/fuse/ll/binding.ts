@@ -425,8 +425,6 @@ interface Addon {
   mallocInfo?(): Partial<MallocInfo>;
   /** malloc_trim(0) (pages.c): whether any memory went back to the system. */
   mallocTrim?(): boolean;
-  /** setsockopt(fd, SO_RCVLOWAT, bytes) (pages.c): whether it took; absent in an older build. */
-  recvLowat?(fd: number, bytes: number): boolean;
   libfuseVersion: string;
 }
 
@@ -498,16 +496,6 @@ export function nativeDirectIoAligned(): ((data: Uint8Array) => boolean) | undef
   const b = lowLevelBinding();
   const f = b.ok ? b.addon.aligned : undefined;
   return f ? (data) => f(data, 4096) : undefined;
-}
-
-/**
- * SO_RCVLOWAT for a TCP socket's descriptor, or undefined without the addon: the S3 reader
- * (src/blob/s3-get.ts) sets it while reading a body so that it wakes once per so many bytes.
- */
-export function nativeRecvLowat(): ((fd: number, bytes: number) => boolean) | undefined {
-  const b = lowLevelBinding();
-  const f = b.ok ? b.addon.recvLowat : undefined;
-  return f ? (fd, bytes) => f(fd, bytes) : undefined;
 }
 
 /** Bytes, from glibc's mallinfo2 over all arenas. */

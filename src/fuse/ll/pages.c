@@ -27,10 +27,6 @@
  * mount's memory can be accounted for (issue 16, session 12). mallocTrim() → malloc_trim(0):
  * gives the free pages inside every arena back to the system (glibc madvises them away, not only
  * the top of the heap); returns whether anything was released.
- *
- * recvLowat(fd, bytes) → setsockopt(SO_RCVLOWAT): a TCP socket is reported readable only once
- * `bytes` are queued (or at its end), so a reader of a long body wakes once per `bytes`, not once
- * per segment burst the sender wrote (s3-get.ts, issue 16, session 13). Returns whether it took.
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -40,7 +36,6 @@
 #include <malloc.h>
 #include <stdlib.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
 
 #define SLAB (2u * 1024 * 1024)
 
@@ -192,18 +187,5 @@ napi_value smhfs_js_malloc_trim(napi_env env, napi_callback_info info) {
 #endif
   napi_value out;
   napi_get_boolean(env, released != 0, &out);
-  return out;
-}
-
-napi_value smhfs_js_recv_lowat(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  int32_t fd = -1, n = 1;
-  if (argc > 0) napi_get_value_int32(env, argv[0], &fd);
-  if (argc > 1) napi_get_value_int32(env, argv[1], &n);
-  bool ok = fd >= 0 && n >= 1 && setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &n, sizeof n) == 0;
-  napi_value out;
-  napi_get_boolean(env, ok, &out);
   return out;
 }

@@ -1905,7 +1905,6 @@ napi_value smhfs_js_alloc_page(napi_env env, napi_callback_info info);
 napi_value smhfs_js_aligned(napi_env env, napi_callback_info info);
 napi_value smhfs_js_malloc_info(napi_env env, napi_callback_info info);
 napi_value smhfs_js_malloc_trim(napi_env env, napi_callback_info info);
-napi_value smhfs_js_recv_lowat(napi_env env, napi_callback_info info);
 
 static napi_value init_module(napi_env env, napi_value exports) {
   fuse_set_log_func(log_func);
@@ -1922,7 +1921,6 @@ static napi_value init_module(napi_env env, napi_value exports) {
     {"aligned", NULL, smhfs_js_aligned, NULL, NULL, NULL, napi_default, NULL},
     {"mallocInfo", NULL, smhfs_js_malloc_info, NULL, NULL, NULL, napi_default, NULL},
     {"mallocTrim", NULL, smhfs_js_malloc_trim, NULL, NULL, NULL, napi_default, NULL},
-    {"recvLowat", NULL, smhfs_js_recv_lowat, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   napi_value v;
