@@ -9,6 +9,7 @@ SQLITE_ADDON := node_modules/better-sqlite3/build/Release/better_sqlite3.node
 # The other approved install scripts and our postinstall have run.
 NODE_SCRIPTS_STAMP := node_modules/.smhfs-scripts
 BUILD_STAMP := dist/.build-stamp
+TSC_STAMP := dist/.tsc-stamp
 TAP_BUILD_STAMP := node_modules/.tap-built
 # Empty: the CLI's own default ($$SMHFS_LIBRARY, else $$XDG_DATA_HOME/smhfs/default, else
 # ~/.local/share/smhfs/default), so `make run` and `smhfs …` always mean the same library.
@@ -133,8 +134,13 @@ build:
 # tsc type-checks the tests against the Test class `tap build` generates (package.json's plugin
 # list), so it runs after tap build, never beside it: tap build rewrites the .d.ts files tsc reads.
 # It needs only the tree, not the native builds, so on a clean clone it runs beside sqlite3.c.
-$(BUILD_STAMP): $(SOURCES) $(NODE_DEPS_STAMP) $(TAP_BUILD_STAMP)
+$(TSC_STAMP): $(SOURCES) $(NODE_DEPS_STAMP) $(TAP_BUILD_STAMP)
 	npx tsc -p tsconfig.json --incremental --tsBuildInfoFile dist/.tsbuildinfo
+	@touch $@
+
+# The bundle waits for better-sqlite3's addon: the bundle records where it is, and the build runs
+# the command once to write V8's code cache (src/cli/bundle.mjs says why).
+$(BUILD_STAMP): $(TSC_STAMP) | $(SQLITE_ADDON)
 	@# the smhfs command as one bundle of our modules (src/cli/bundle.mjs says why)
 	NODE_FLAGS='$(NODE_FLAGS)' node src/cli/bundle.mjs
 	@chmod +x dist/src/cli/main.js
