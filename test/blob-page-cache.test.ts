@@ -447,11 +447,13 @@ t.test('B3/random: enough contiguous bytes make a random stream sequential again
   let off = 5 * RPS + 100;
   const lengths: boolean[] = [];
   const fetched: number[][] = [];
+  const spans: Array<Array<[number, number]>> = [];
   for (let i = 0; i < 8; i++) {
     const n0 = store.calls.length;
     t.ok((await cache.read(key, bytes.length, off, 4096, s)).equals(bytes.subarray(off, off + 4096)));
     await cache.idle();
     fetched.push(store.calls.slice(n0).map((c) => c.length));
+    spans.push(store.calls.slice(n0).map((c): [number, number] => [c.offset, c.length]).sort((x, y) => x[0] - y[0]));
     lengths.push(s.random);
     off += 4096;
   }
@@ -460,7 +462,9 @@ t.test('B3/random: enough contiguous bytes make a random stream sequential again
   // lands near its previous read by chance now and then, and one page for it (plus one prefetched)
   // in a cache full of units sends thirty-two units to the GC. Pages from the next read on.
   t.same(fetched[3], [RUS], 'the read that made it sequential fetched one unit, no page');
-  t.same(fetched[4], [RPS, RPS], 'the next contiguous read: its page and one page of readahead');
+  // Its page holds units 0–4 already (the random reads' and this run's): the page fetch copies
+  // them and asks only for the gap (no byte twice); the next page comes whole, as readahead.
+  t.same(spans[4], [[5 * RPS + 5 * RUS, RPS - 5 * RUS], [6 * RPS, RPS]], 'the next contiguous read: the rest of its page (the units it held copied, not fetched again) and one page of readahead');
   t.ok(s.window >= RPS, `readahead is back (window ${s.window})`);
   await cache.idle();
   t.ok(cache.stats().prefetches > 0, 'and prefetches pages');
@@ -628,4 +632,111 @@ t.test('B4/slabs: after a random phase fills the cache with units, a sequential 
   t.ok(peakAllocated <= budget, `the cache allocated ${peakAllocated / RPS} pages of buffers over the whole run ≤ ${budget / RPS} (the budget)`);
   t.ok(peakBuffers <= budget, `its buffers peaked at ${peakBuffers / RPS} pages ≤ ${budget / RPS}`);
   t.ok(cache.stats().bufferBytes <= budget, 'and stay within it at rest');
+});
+
+t.test('B3/near-sequential: the kernel\'s out-of-order 128 KiB readahead reads fetch every byte once', async (t) => {
+  // fuse-native (and sometimes the ll binding) delivers the kernel's readahead reads slightly out
+  // of order: the read at 128 KiB before the one at 0, 384 KiB before 256 KiB. The first of them
+  // used to count as a seek (units fetched), and the page fetched next held those units again.
+  const K128 = 128 * 1024;
+  const mem = new MemoryBlobStore();
+  const bytes = randomBytes(8 * 1024 * 1024 + 5000);
+  const { key } = await mem.putStream(bytes);
+  const n = Math.ceil(bytes.length / K128);
+  const swapped: number[] = [];
+  for (let i = 0; i < n; i += 2) swapped.push(...(i + 1 < n ? [i + 1, i] : [i]));
+  const lateFirst = [2, 1, 0, ...Array.from({ length: n - 3 }, (_, i) => i + 3)];
+  for (const [mode, order, together] of [['pairs swapped', swapped, 1], ['pairs swapped, both in flight', swapped, 2], ['reads 2, 1, 0 then in order', lateFirst, 1]] as const) {
+    const store = new CountingStore(mem);
+    const cache = new PageCache({ store, maxBytes: 64 * 1024 * 1024 }); // 1 MiB pages, 64 KiB units: the mount's
+    const s = cache.openStream();
+    const got = Buffer.alloc(bytes.length);
+    for (let j = 0; j < order.length; j += together) {
+      await Promise.all(order.slice(j, j + together).map(async (i) => (await cache.read(key, bytes.length, i * K128, K128, s)).copy(got, i * K128)));
+    }
+    await cache.idle();
+    t.ok(got.equals(bytes), `${mode}: every byte right`);
+    t.equal(store.calls.reduce((a, c) => a + c.length, 0), bytes.length, `${mode}: every byte fetched once from the store`);
+    t.match(cache.stats(), { bytesFetched: bytes.length, toRandom: 0, unitFetches: 0 }, `${mode}: no unit, never random`);
+    t.equal(s.seeks, 0, `${mode}: no read counted as a seek`);
+    await cache.close();
+  }
+});
+
+t.test('B3/random: a page fetched over units in memory or in flight fetches only its gaps', async (t) => {
+  const { store, key, bytes } = await rblob(16);
+  const cache = new PageCache({ store, pageSize: RPS, unitSize: RUS, maxBytes: 64 * RPS, readaheadMax: 4 * RPS });
+  const s = cache.openStream();
+  // Random: two seeks; then small reads near each other in page 5 (units 0, 3, 8), then a run long
+  // enough (units 9–12) to make the stream sequential again; its next read fetches page 5.
+  for (const [off, len] of [[12 * RPS, 100], [5 * RPS + 10, 100], [5 * RPS + 3 * RUS, 100], [5 * RPS + 8 * RUS + 10, 100], [5 * RPS + 9 * RUS, 4 * RUS]] as const) {
+    t.ok((await cache.read(key, bytes.length, off, len, s)).equals(bytes.subarray(off, off + len)), `bytes at ${off}`);
+  }
+  t.notOk(s.random, 'sequential again');
+  t.match(cache.stats(), { toRandom: 1, toSequential: 1 });
+  await cache.idle();
+  const n0 = store.calls.length;
+  const fetched0 = cache.stats().bytesFetched;
+  const off = 5 * RPS + 13 * RUS;
+  t.ok((await cache.read(key, bytes.length, off, 4096, s)).equals(bytes.subarray(off, off + 4096)));
+  await cache.idle();
+  const page5 = store.calls.slice(n0).filter((c) => c.offset >= 5 * RPS && c.offset < 6 * RPS).map((c) => [c.offset - 5 * RPS, c.length]);
+  t.same(page5.sort((a, b) => a[0]! - b[0]!), [[RUS, 2 * RUS], [4 * RUS, 4 * RUS], [13 * RUS, 3 * RUS]], 'page 5: one request per gap between the units it held (0, 3, 8–12)');
+  t.ok(cache.hasPage(key, 5), 'page 5 cached');
+  t.ok((await cache.read(key, bytes.length, 5 * RPS, RPS)).equals(bytes.subarray(5 * RPS, 6 * RPS)), 'page 5 holds every byte right');
+  t.equal(cache.stats().unitBytesReused, 7 * RUS, 'seven units copied, not fetched again');
+  t.equal(cache.stats().bytesFetched - fetched0, RPS - 7 * RUS + RPS, 'bytes fetched: the gaps, and page 6 (readahead)');
+
+  // Units still in flight when the page fetch starts: it waits for them, then copies them.
+  const r = cache.openStream();
+  await cache.read(key, bytes.length, 14 * RPS, 100, r);
+  await cache.read(key, bytes.length, 9 * RPS + 10, 100, r); // random now; unit 0 of page 9 cached
+  t.ok(r.random);
+  store.hold();
+  const n1 = store.calls.length;
+  const unit5 = cache.read(key, bytes.length, 9 * RPS + 5 * RUS, 100, r);
+  const page9 = cache.read(key, bytes.length, 9 * RPS, RPS); // no stream: the whole page
+  await new Promise((res) => setImmediate(res));
+  t.same(store.calls.slice(n1).map((c) => [c.offset - 9 * RPS, c.length]), [[5 * RUS, RUS]], 'the page fetch waits for the unit in flight');
+  store.open();
+  t.ok((await unit5).equals(bytes.subarray(9 * RPS + 5 * RUS, 9 * RPS + 5 * RUS + 100)));
+  t.ok((await page9).equals(bytes.subarray(9 * RPS, 10 * RPS)), 'the page: every byte right');
+  await cache.idle();
+  const got9 = store.calls.slice(n1).map((c) => [c.offset - 9 * RPS, c.length]).sort((a, b) => a[0]! - b[0]!);
+  t.same(got9, [[RUS, 4 * RUS], [5 * RUS, RUS], [6 * RUS, 10 * RUS]], 'then fetches only the gaps around units 0 and 5');
+  t.equal(got9.reduce((a, c) => a + c[1]!, 0) + RUS, RPS, 'with unit 0 fetched before: each byte of page 9 fetched once');
+});
+
+t.test('B3/random: real seeks still make a stream random and a contiguous run sequential again; near-sequential reads are no seeks', async (t) => {
+  const { store, key, bytes } = await rblob(64);
+  const cache = new PageCache({ store, pageSize: RPS, unitSize: RUS, maxBytes: 64 * RPS, readaheadMax: 8 * RPS });
+  const s = cache.openStream();
+  const read = async (off: number, len = 4096): Promise<void> => {
+    t.ok((await cache.read(key, bytes.length, off, len, s)).equals(bytes.subarray(off, off + len)), `bytes at ${off}`);
+  };
+  // A first read within two pages of offset 0, then one back at 0, then two pages past the end
+  // of the last read: one stream, no seek.
+  await read(RPS + 100);
+  await read(0);
+  await read(RPS + 4196 + 2 * RPS);
+  t.equal(s.seeks, 0, 'near-sequential: no seek');
+  t.ok(s.window > 0, 'readahead on');
+  // Back to before the page the run began in, or further ahead than two pages (and the window): seeks.
+  await read(40 * RPS); // far ahead: seek 1
+  t.equal(s.seeks, 1);
+  t.notOk(s.random, 'one seek: not random');
+  await read(40 * RPS + 8192 + 8192); // near, ahead
+  await read(40 * RPS - RPS); // one page back, but before the page the run began in: seek 2 (a near read between: not in a row)
+  t.equal(s.seeks, 2, 'a read back before the page the run began in is a seek');
+  t.notOk(s.random, 'seeks not in a row: not random');
+  await read(20 * RPS); // seek 3, second in a row
+  t.ok(s.random, 'two seeks in a row: random');
+  t.equal(store.calls.at(-1)!.length, RUS, 'a unit');
+  for (let off = 20 * RPS + 4096; off < 20 * RPS + 4 * RUS + 4096; off += 4096) await read(off);
+  t.notOk(s.random, 'four units read contiguously: sequential again');
+  await read(50 * RPS);
+  await read(3 * RPS);
+  t.ok(s.random, 'and random once more after two real seeks');
+  t.match(cache.stats(), { toRandom: 2, toSequential: 1 });
+  await cache.idle();
 });

@@ -57,7 +57,11 @@
  * stream's misses fetch only the small units (`unitSize`, 64 KiB) the read touches instead of
  * whole pages, cached as their own LRU entries; enough contiguous bytes read (four units) make it
  * sequential again, with whole pages and a window from one page. A page in memory, in flight or
- * on disk always serves its units, and a page that lands drops its units from memory.
+ * on disk always serves its units, and a page that lands drops its units from memory. A page
+ * fetched from the store over units in memory (or in flight: it waits for them) copies them and
+ * asks only for the gaps, so no byte is fetched twice when a stream turns sequential (issue 16).
+ * What counts as a seek tolerates the kernel's out-of-order readahead reads (NEAR_PAGES): counted
+ * as seeks, two of them made a sequential reader random for a moment, and bytes went twice.
  *
  * On-disk cache (`disk`, src/blob/disk-cache.ts): an extent missing from memory is read from the
  * disk cache when it is there (verified, else the store); what comes from the store is written
@@ -180,6 +184,11 @@ export interface PageCacheStats {
   allocatedBytes: number;
   /** Units fetched (disk cache or store) for reads of random streams. */
   unitFetches: number;
+  /**
+   * Bytes page fetches copied from units already in memory (fetched for random reads) instead of
+   * fetching them again: a page fetch asks the store only for its gaps (not in bytesFetched).
+   */
+  unitBytesReused: number;
   /** Streams that turned random (two seeks in a row) / sequential again. */
   toRandom: number;
   toSequential: number;
@@ -222,6 +231,15 @@ interface Pending {
   /** p-queue id of the attempt waiting in the queue, for promotion. */
   taskId: string | undefined;
   run: Run | undefined;
+  /** The fetch itself (a page fetch waits for the units of its page that are in flight: #unitsInFlight). */
+  done?: Promise<Buffer>;
+}
+
+/** Units of a run's pages a page fetch copies instead of fetching again (#pinUnits), pinned meanwhile. */
+interface Reuse {
+  /** Per page of the run, per unit slot: the cached unit, or undefined (a gap to fetch). */
+  slots: (Buffer | undefined)[][];
+  pinned: Buffer[];
 }
 
 /**
@@ -254,6 +272,14 @@ const READ_PRIORITY = 10;
 const PREFETCH_PRIORITY = 0;
 /** Seeks in a row that make a stream random. */
 const SEEKS_TO_RANDOM = 2;
+/**
+ * Near-sequential tolerance of a sequential stream, in pages (at least; the window when larger):
+ * a read that starts this far past where the stream expected it, a new stream's first read this
+ * near offset 0, or a read this far back but not before the page its run began in, continues the
+ * stream. The kernel's readahead reads (128 KiB, several in flight) reach us slightly out of order;
+ * counted as seeks, two made the stream random and its units were then fetched again as pages.
+ */
+const NEAR_PAGES = 2;
 /** A random stream continues "sequentially" if a read starts within this of the previous end. */
 const RANDOM_SLACK = 256 * 1024;
 /**
@@ -294,6 +320,8 @@ export class ReadStream {
   /** Seeks in a row; bytes read contiguously since the last seek. */
   seekRun = 0;
   runBytes = 0;
+  /** Where the current run (since the last seek) began: a near read back to before its page is a seek. */
+  runStart = 0;
   /** Drop-behind: pages up to this index were given back (or skipped); `seeks` when last looked. */
   droppedThrough = -1;
   dropSeeks = 0;
@@ -313,6 +341,7 @@ export class ReadStream {
     this.random = false;
     this.seekRun = 0;
     this.runBytes = 0;
+    this.runStart = 0;
     this.droppedThrough = -1;
   }
 }
@@ -381,6 +410,8 @@ export class PageCache {
    * for its disk-cache write. Set when the fetch succeeds; any later taking of the buffer clears it.
    */
   readonly #landedCrcs = new WeakMap<Buffer, Uint32Array>();
+  /** Bytes of a fetched page that were copied from its cached units, not fetched (#getExtents → bytesFetched). */
+  readonly #fromUnits = new WeakMap<Buffer, number>();
   /** Free slabs (as page buffers), reused by the next fetches of pages and carved for units. */
   readonly #pool: Buffer[] = [];
   /** Carved slabs with a free slot. */
@@ -430,7 +461,7 @@ export class PageCache {
   readonly #bigStreams = new Map<string, Set<ReadStream>>();
   #dropCalls = 0;
   readonly #allocatePage: ((length: number) => Buffer) | undefined;
-  #s = { hits: 0, misses: 0, bytesFetched: 0, prefetches: 0, prefetchHits: 0, retries: 0, errors: 0, unitFetches: 0, toRandom: 0, toSequential: 0, droppedBehind: 0 };
+  #s = { hits: 0, misses: 0, bytesFetched: 0, prefetches: 0, prefetchHits: 0, retries: 0, errors: 0, unitFetches: 0, unitBytesReused: 0, toRandom: 0, toSequential: 0, droppedBehind: 0 };
 
   constructor(options: PageCacheOptions) {
     this.store = options.store;
@@ -745,7 +776,7 @@ export class PageCache {
     let runBytes = 0;
     const flush = (): void => {
       if (run.length === 0) return;
-      const r = run.length > 1 ? this.#startRun(key, run[0]!.offset, run.map((e) => e.length), prefetch) : undefined;
+      const r = run.length > 1 ? this.#startRun(key, run[0]!.offset, run.map((e) => e.length), prefetch, run[0]!.unit) : undefined;
       for (const e of run) out.push(this.#extent(key, e, prefetch, r));
       run = [];
       runBytes = 0;
@@ -827,6 +858,7 @@ export class PageCache {
       this.#allocatedBytes += length;
     }
     this.#landedCrcs.delete(b); // about to hold other bytes
+    this.#fromUnits.delete(b);
     this.#state.set(b, BUSY);
     this.#takeOf.set(b, ++this.#takes);
     return b;
@@ -1150,18 +1182,34 @@ export class PageCache {
     return n;
   }
 
-  /** Fetch consecutive extents from `offset` (their `lengths`) in one store request, into cache buffers. */
-  async #getExtents(key: string, offset: number, lengths: number[]): Promise<Buffer[]> {
+  /**
+   * Fetch consecutive extents from `offset` (their `lengths`) in one store request, into cache
+   * buffers. Pages (not `unit`) whose units random reads cached copy those in and ask the store
+   * only for the gaps (#fillGaps): the units are pinned first, so that making room for the pages
+   * cannot recycle them mid-copy.
+   */
+  async #getExtents(key: string, offset: number, lengths: number[], unit = false): Promise<Buffer[]> {
     const total = lengths.reduce((a, b) => a + b, 0);
+    const reuse = unit ? undefined : this.#pinUnits(key, offset, lengths);
     // A plain store returns a fresh buffer of its own: keep it as the page (no copy).
-    const plain = lengths.length === 1 && !canRangeInto(this.store);
+    const plain = lengths.length === 1 && !canRangeInto(this.store) && !reuse;
+    try {
+      return await this.#getExtentsInto(key, offset, lengths, total, plain, reuse);
+    } finally {
+      for (const u of reuse?.pinned ?? []) this.#unpin(u);
+    }
+  }
+
+  async #getExtentsInto(key: string, offset: number, lengths: number[], total: number, plain: boolean, reuse: Reuse | undefined): Promise<Buffer[]> {
     const pre = this.#reserve(total, lengths, !plain);
     try {
       if (plain) return [await this.store.getRange(key, offset, total)];
       let targets: Buffer[] = pre;
       try {
         targets = await this.#takeBuffers(lengths, pre);
-        if (canRangeInto(this.store)) {
+        if (reuse) {
+          await this.#fillGaps(key, offset, targets, reuse);
+        } else if (canRangeInto(this.store)) {
           // With the disk cache writing, the units' CRCs are computed as the bytes land (hot in
           // the CPU's cache) rather than read back from memory by the write (issue 16).
           const crcs = this.disk?.landingCrcs(key, offset, targets);
@@ -1187,6 +1235,106 @@ export class PageCache {
     } finally {
       this.#inflightBytes -= total;
     }
+  }
+
+  /** Unit keys of the page at `pageOffset` (`pageLength` bytes). */
+  #unitKeys(key: string, pageOffset: number, pageLength: number): string[] {
+    const pk = pageKey(key, pageOffset / this.pageSize);
+    const out: string[] = [];
+    for (let j = 0; j * this.unitSize < pageLength; j++) out.push(`${pk}.${j}`);
+    return out;
+  }
+
+  /** The fetches of units of the pages from `offset` (`lengths`) that are under way: a page fetch waits for them, then copies them. */
+  #unitsInFlight(key: string, offset: number, lengths: number[]): Promise<Buffer>[] {
+    const out: Promise<Buffer>[] = [];
+    if (!this.#randomEnabled || offset % this.pageSize !== 0) return out;
+    let pos = offset;
+    for (const n of lengths) {
+      for (const uk of this.#unitKeys(key, pos, n)) {
+        const done = this.#pending.get(uk)?.done;
+        if (done) out.push(done);
+      }
+      pos += n;
+    }
+    return out;
+  }
+
+  /** The cached units of the pages from `offset` (`lengths`), pinned; undefined when there are none. */
+  #pinUnits(key: string, offset: number, lengths: number[]): Reuse | undefined {
+    if (!this.#randomEnabled || offset % this.pageSize !== 0) return undefined;
+    const reuse: Reuse = { slots: [], pinned: [] };
+    let pos = offset;
+    for (const n of lengths) {
+      const slots = this.#unitKeys(key, pos, n).map((uk, j) => {
+        const u = this.#cache.peek(uk); // undefined while in flight
+        if (u === undefined || u.length !== Math.min(this.unitSize, n - j * this.unitSize)) return undefined;
+        this.#pin(u);
+        reuse.pinned.push(u);
+        return u;
+      });
+      reuse.slots.push(slots);
+      pos += n;
+    }
+    return reuse.pinned.length > 0 ? reuse : undefined;
+  }
+
+  /**
+   * The pages' cached units copied into `targets`, the rest fetched: each maximal span of missing
+   * units is one ranged request, straight into the pages' buffers (a store without getRangeInto:
+   * a copy). Units were written to the disk cache when they landed; the page's write computes its
+   * CRCs itself (no landing CRCs here).
+   */
+  async #fillGaps(key: string, offset: number, targets: Buffer[], reuse: Reuse): Promise<void> {
+    const us = this.unitSize;
+    const spans: Array<{ offset: number; parts: Buffer[] }> = [];
+    let open: { offset: number; parts: Buffer[]; end: number; t: Buffer; from: number } | undefined;
+    let pos = offset;
+    targets.forEach((t, i) => {
+      let copied = 0;
+      for (let j = 0; j * us < t.length; j++) {
+        const a = j * us;
+        const b = Math.min(t.length, a + us);
+        const u = reuse.slots[i]![j];
+        if (u) {
+          u.copy(t, a);
+          copied += u.length;
+          open = undefined;
+          continue;
+        }
+        if (open && open.end === pos + a) {
+          // Extends the open span: within the same page, widen its last part; else a new part.
+          if (open.t === t) open.parts[open.parts.length - 1] = t.subarray(open.from, b);
+          else {
+            open.t = t;
+            open.from = a;
+            open.parts.push(t.subarray(a, b));
+          }
+          open.end = pos + b;
+        } else {
+          open = { offset: pos + a, parts: [t.subarray(a, b)], end: pos + b, t, from: a };
+          spans.push(open);
+        }
+      }
+      if (copied > 0) this.#fromUnits.set(t, copied);
+      pos += t.length;
+    });
+    // All settled before a failure is reported: the caller recycles the targets, which a request still running would write into.
+    const settled = await Promise.allSettled(spans.map((sp) => this.#getInto(key, sp.offset, sp.parts)));
+    const bad = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (bad) throw bad.reason;
+  }
+
+  /** Bytes from `offset` into `parts`, in order: every byte, or a throw. */
+  async #getInto(key: string, offset: number, parts: Buffer[]): Promise<void> {
+    if (canRangeInto(this.store)) return this.store.getRangeInto(key, offset, parts);
+    const total = parts.reduce((a, b) => a + b.length, 0);
+    const buf = await this.store.getRange(key, offset, total);
+    if (!Buffer.isBuffer(buf) || buf.length !== total) {
+      throw new SmhError('BlobUnavailable', `short read of ${key} at ${offset}: ${Buffer.isBuffer(buf) ? buf.length : typeof buf} of ${total} bytes`, key);
+    }
+    let p = 0;
+    for (const t of parts) p += buf.copy(t, 0, p, p + t.length);
   }
 
   /**
@@ -1247,18 +1395,25 @@ export class PageCache {
     }
   }
 
-  /** Queue one store request for consecutive extents (all missing); their fetches share it. */
-  #startRun(key: string, offset: number, lengths: number[], prefetch: boolean): Run {
+  /**
+   * Queue one store request for consecutive extents (all missing); their fetches share it. Pages
+   * whose units are in flight first wait for them, outside the queue (a queue slot held while
+   * waiting for a fetch queued behind it could deadlock), then copy them in (#getExtents).
+   */
+  #startRun(key: string, offset: number, lengths: number[], prefetch: boolean, unit: boolean): Run {
     const id = `${key}@${offset}+${lengths.length}#${++this.#taskSeq}`;
     const run: Run = { offset, lengths, taskId: id, promise: Promise.resolve([]) };
-    run.promise = this.#queue.add(
-      () => {
-        run.taskId = undefined;
-        if (this.#closed) throw new SmhError('BlobUnavailable', 'page cache is closed', key);
-        return this.#getExtents(key, offset, lengths);
-      },
-      { priority: prefetch ? PREFETCH_PRIORITY : READ_PRIORITY, id },
-    ) as Promise<Buffer[]>;
+    const queue = (): Promise<Buffer[]> =>
+      this.#queue.add(
+        () => {
+          run.taskId = undefined;
+          if (this.#closed) throw new SmhError('BlobUnavailable', 'page cache is closed', key);
+          return this.#getExtents(key, offset, lengths, unit);
+        },
+        { priority: prefetch ? PREFETCH_PRIORITY : READ_PRIORITY, id },
+      ) as Promise<Buffer[]>;
+    const wait = unit ? [] : this.#unitsInFlight(key, offset, lengths);
+    run.promise = wait.length === 0 ? queue() : Promise.allSettled(wait).then(queue);
     run.promise.catch(() => undefined); // each extent's fetch reports (and retries) on its own
     return run;
   }
@@ -1283,7 +1438,7 @@ export class PageCache {
    * two seeks in a row make the stream random, enough contiguous bytes sequential again.
    * Returns whether this read's misses fetch units rather than whole pages: a random stream's,
    * and any read not yet known to be sequential — a seek by a stream that has not read a page's
-   * worth contiguously before it (a new stream's first read off offset 0, a stream just back from
+   * worth contiguously before it (a new stream's first read away from offset 0, a stream just back from
    * random) and the read that makes a random stream sequential again (readahead starts with the
    * next contiguous read). Whole pages only for a reader known to read on: in a cache full of
    * units, a page costs sixteen units that go to the GC and a new megabyte (issue 16).
@@ -1292,10 +1447,20 @@ export class PageCache {
     const ps = this.pageSize;
     if (s.key !== key) s.reset(key); // new content under this open file: start over
     // Near-sequential counts as sequential: the kernel has several reads of one file in flight
-    // (async readahead) and they can arrive slightly out of order. Within `slack` of where the
-    // previous read ended is part of the same stream; anything further is a seek.
-    const slack = s.random ? RANDOM_SLACK : Math.max(s.window, ps);
-    const near = s.sequentialReads + s.seeks > 0 && Math.abs(offset - s.nextOffset) <= slack;
+    // (async readahead) and they can arrive slightly out of order — 256 KiB before 128 KiB, the
+    // read at 128 KiB before the one at 0 (NEAR_PAGES). A sequential stream continues with a read
+    // up to `slack` past where it expected one, or back as far but not before the page its run
+    // began in (bytes it has asked for already); a new stream with a first read near offset 0; a
+    // random stream within RANDOM_SLACK either way. Anything else is a seek.
+    const slack = Math.max(s.window, NEAR_PAGES * ps);
+    const d = offset - s.nextOffset;
+    const near = s.random
+      ? Math.abs(d) <= RANDOM_SLACK
+      : s.sequentialReads + s.seeks === 0
+        ? offset <= slack
+        : d >= 0
+          ? d <= slack
+          : -d <= slack && offset >= Math.floor(s.runStart / ps) * ps;
     const wasRandom = s.random;
     if (offset === s.nextOffset || near) {
       s.sequentialReads++;
@@ -1317,6 +1482,7 @@ export class PageCache {
     const knownSequential = s.runBytes >= ps; // the contiguous run this seek ends
     s.seeks++;
     s.runBytes = end - offset;
+    s.runStart = offset;
     if (this.#randomEnabled && !s.random && ++s.seekRun >= SEEKS_TO_RANDOM) {
       s.random = true;
       this.#s.toRandom++;
@@ -1449,6 +1615,8 @@ export class PageCache {
   #fetchExtent(k: string, ctx: FetchContext | undefined): Promise<Buffer> {
     if (!ctx) throw new SmhError('Internal', `page cache fetch without context for ${k}`);
     const p = this.#fetchWithRetries(k, ctx);
+    const pending = this.#pending.get(k); // set synchronously by #fetchWithRetries
+    if (pending) pending.done = p;
     this.#inflight.add(p);
     const done = (): void => {
       this.#inflight.delete(p);
@@ -1486,13 +1654,15 @@ export class PageCache {
             const i = run.lengths.length === 1 ? 0 : indexIn(run, offset);
             buf = (await run.promise)[i]!;
           } else {
+            const wait = ctx.unit ? [] : this.#unitsInFlight(key, offset, [expected]);
+            if (wait.length > 0) await Promise.allSettled(wait); // outside the queue (see #startRun)
             const id = `${k}#${++this.#taskSeq}`;
             pending.taskId = id;
             buf = (await this.#queue.add(
               async () => {
                 pending.taskId = undefined;
                 if (this.#closed) throw new SmhError('BlobUnavailable', 'page cache is closed', key);
-                return (await this.#getExtents(key, offset, [expected]))[0]!;
+                return (await this.#getExtents(key, offset, [expected], ctx.unit))[0]!;
               },
               { priority: pending.prefetch ? PREFETCH_PRIORITY : READ_PRIORITY, id },
             )) as Buffer;
@@ -1501,7 +1671,10 @@ export class PageCache {
             // The store broke its contract (a truncated body): never cache or serve this.
             throw new SmhError('BlobUnavailable', `short read of ${key} ${what}: ${Buffer.isBuffer(buf) ? buf.length : typeof buf} of ${expected} bytes`, key);
           }
-          this.#s.bytesFetched += buf.length;
+          const reused = this.#fromUnits.get(buf) ?? 0;
+          this.#fromUnits.delete(buf);
+          this.#s.bytesFetched += buf.length - reused;
+          this.#s.unitBytesReused += reused;
           this.#writeBehind(ctx, buf);
           this.#landed(ctx);
           return buf;
