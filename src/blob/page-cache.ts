@@ -1282,7 +1282,8 @@ export class PageCache {
   /**
    * The pages' cached units copied into `targets`, the rest fetched: each maximal span of missing
    * units is one ranged request, straight into the pages' buffers (a store without getRangeInto:
-   * a copy). Units were written to the disk cache when they landed; the page's write computes its
+   * a copy), the spans in turn. (A page with k gaps costs k round trips; only pages a random phase
+   * left units in have more than one.) Units were written to the disk cache when they landed; the page's write computes its
    * CRCs itself (no landing CRCs here).
    */
   async #fillGaps(key: string, offset: number, targets: Buffer[], reuse: Reuse): Promise<void> {
@@ -1319,10 +1320,10 @@ export class PageCache {
       if (copied > 0) this.#fromUnits.set(t, copied);
       pos += t.length;
     });
-    // All settled before a failure is reported: the caller recycles the targets, which a request still running would write into.
-    const settled = await Promise.allSettled(spans.map((sp) => this.#getInto(key, sp.offset, sp.parts)));
-    const bad = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (bad) throw bad.reason;
+    // One after another: this fetch holds one queue slot, and the store's requests stay bounded by
+    // the queue's concurrency (B2). In parallel, 8 fetches × several gaps opened that many S3
+    // connections, 128 KiB of buffers each (test/blob-read-memory: +8 MiB of ArrayBuffers).
+    for (const sp of spans) await this.#getInto(key, sp.offset, sp.parts);
   }
 
   /** Bytes from `offset` into `parts`, in order: every byte, or a throw. */
