@@ -21,9 +21,18 @@
  *   extra bytes are not read (s3rver answers `bytes=0-0` with the whole object), and a body that
  *   ends early is an error, never a short success (B4).
  * - Ranged reads from an `http:` endpoint (MinIO on a LAN, s3rver) skip the SDK's body stream:
- *   `s3-get.ts` signs with the SDK's signer and credentials and reads the body straight into the
+ *   `s3-get.ts` signs with our own SigV4 signer (sigv4.ts) and reads the body straight into the
  *   page buffers (a quarter of the CPU per GiB). https endpoints (AWS) and anything that reader
  *   does not handle go through the SDK as before.
+ * - The SDK itself is loaded on first use (`client`, a runtime require): a mount of an http
+ *   endpoint that only reads never loads it (issue 16: ~7 MiB of heap, 12 % of the JavaScript
+ *   allocation of a read, ~9 MiB of peak RSS). Its start-up requests — HeadBucket (`check`), the
+ *   owner marker (`readMarker`), HEADs of sampled blobs (`head`) — go through the lean reader too,
+ *   their errors shaped as the SDK's (`name`, `$metadata.httpStatusCode`), and fall back to the
+ *   SDK (with its retries) on a dead connection, a timeout or a 5xx. The lean reader's credentials:
+ *   those given, else AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN used directly
+ *   unless AWS_PROFILE is set, else the SDK's default chain (which loads the SDK). Writes,
+ *   deletes, lists and https endpoints are the SDK's.
  */
 import type { CompletedPart, S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { randomBytes } from 'node:crypto';
