@@ -26,8 +26,9 @@
  *   does not handle go through the SDK as before.
  * - The SDK itself is loaded on first use (`client`, a runtime require): a mount of an http
  *   endpoint that only reads never loads it (issue 16: ~7 MiB of heap, 12 % of the JavaScript
- *   allocation of a read, ~9 MiB of peak RSS). Its start-up requests — HeadBucket (`check`), the
- *   owner marker (`readMarker`), HEADs of sampled blobs (`head`) — go through the lean reader too,
+ *   allocation of a read, ~8 MiB of RSS from mount-up on). Its start-up requests — HeadBucket
+ *   (`check`), the owner marker (`readMarker`), HEADs of sampled blobs (`head`) — go through the
+ *   lean reader too,
  *   their errors shaped as the SDK's (`name`, `$metadata.httpStatusCode`), and fall back to the
  *   SDK (with its retries) on a dead connection, a timeout or a 5xx. The lean reader's credentials:
  *   those given, else AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN used directly
