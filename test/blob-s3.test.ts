@@ -71,10 +71,14 @@ t.test('wire: Content-MD5, no aws-chunked, multipart only above the threshold', 
   }
   t.same(await s.head(hashBuffer(bigBytes).sha256), { key: hashBuffer(bigBytes).sha256, size: bigBytes.length }, 'stored size is exact');
 
-  // Second put of the same key: a HEAD, no upload.
+  // Second put of the same key: a HEAD, no upload (the HEAD goes through the lean reader, s3-get.ts).
   const before = sent.length;
   await s.putFile(hashBuffer(bigBytes).sha256, bigPath, bigBytes.length);
-  t.same(sent.slice(before).map((x) => x.command), ['HeadObjectCommand'], 'idempotent put costs one HEAD');
+  t.same(sent.slice(before).map((x) => x.command), [], 'idempotent put: no upload (its HEAD is not the SDK\'s)');
+  const sdkOnly = store('wire', { leanGets: false });
+  const sentSdk = spy(sdkOnly);
+  await sdkOnly.putFile(hashBuffer(bigBytes).sha256, bigPath, bigBytes.length);
+  t.same(sentSdk.map((x) => x.command), ['HeadObjectCommand'], 'idempotent put costs one HEAD (SDK only)');
 });
 
 t.test('the page cache reads an S3 blob exactly, through ranged GETs', async (t) => {
@@ -184,4 +188,70 @@ t.test('parseBlobsUrl and openBlobStore', async (t) => {
   const { key } = await remote.putStream(Buffer.from('opened'));
   t.equal((await remote.getRange(key, 0, 100)).toString(), 'opened');
   t.throws(() => openBlobStore({ blobs: 'ftp://x', localDir: work }), { code: 'InvalidArgument' });
+});
+
+t.test('a store that only reads loads no AWS SDK code: check, owner marker, HEAD, ranged reads (issue 16)', async (t) => {
+  const writer = store('lean');
+  const body = randomBytes(100_000);
+  const { key } = await writer.putStream(body);
+  t.ok(await writer.createMarker('{"format":1,"library":"lean-test"}'), 'marker written');
+  // A fresh process: this one has loaded the SDK long ago. What it loaded is in require.cache
+  // (the SDK is required at run time, never imported).
+  const script = `
+    import { createRequire } from 'node:module';
+    const { openBlobStore } = await import(${JSON.stringify(new URL('../src/blob/s3-store.js', import.meta.url).href)});
+    const loaded = () => Object.keys(createRequire(import.meta.url).cache).filter((p) => /node_modules\\/(@aws-sdk|@smithy)\\//.test(p)).length;
+    const s = openBlobStore({ blobs: 's3://smhfs-s3/lean', localDir: '/nonexistent', s3Endpoint: ${JSON.stringify(s3.endpoint)}, s3PathStyle: true });
+    await s.check(2000);
+    const marker = await s.readMarker();
+    const head = await s.head(${JSON.stringify(key)});
+    const missing = await s.head('00'.repeat(32));
+    const target = Buffer.alloc(1000);
+    await s.getRangeInto(${JSON.stringify(key)}, 5000, [target]);
+    const before = { sdk: s.sdkLoaded, modules: loaded(), marker, head, missing: missing ?? null, bytes: target.toString('hex') };
+    for await (const _ of s.list()) break; // a list is the SDK's: the probe sees it load
+    console.log(JSON.stringify({ before, after: { sdk: s.sdkLoaded, modules: loaded() } }));
+    await s.close();
+  `;
+  const { execFile } = await import('node:child_process');
+  const out = await new Promise<string>((resolve, reject) =>
+    execFile(
+      process.execPath,
+      ['--input-type=module', '-e', script],
+      { env: { ...process.env, AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey, AWS_REGION: 'us-east-1', AWS_PROFILE: '' } },
+      (e, stdout, stderr) => (e ? reject(new Error(`${e.message}: ${stderr}`)) : resolve(stdout)),
+    ),
+  );
+  const r = JSON.parse(out) as { before: { sdk: boolean; modules: number; marker: string; head: unknown; missing: unknown; bytes: string }; after: { sdk: boolean; modules: number } };
+  t.equal(r.before.marker, '{"format":1,"library":"lean-test"}', 'the owner marker read');
+  t.same(r.before.head, { key, size: body.length }, 'HEAD of a blob');
+  t.equal(r.before.missing, null, 'HEAD of a missing blob');
+  t.equal(r.before.bytes, body.subarray(5000, 6000).toString('hex'), 'a ranged read');
+  t.equal(r.before.sdk, false, 'no SDK client made');
+  t.equal(r.before.modules, 0, 'no @aws-sdk or @smithy module loaded');
+  t.ok(r.after.sdk && r.after.modules >= 5, `a list loads the SDK (${r.after.modules} modules): the probe works`);
+});
+
+t.test('start-up requests: SDK-shaped errors from the lean reader, the SDK on 5xx or a dead connection', async (t) => {
+  const okStore = store('shape');
+  t.equal(await okStore.readMarker(), undefined, 'no marker: undefined (a 404 NoSuchKey)');
+  t.equal(await okStore.head('11'.repeat(32)), undefined, 'no blob: undefined (a 404 to a HEAD)');
+  t.equal(okStore.sdkLoaded, false, 'all without the SDK client');
+  const badCreds = store('shape', { credentials: { accessKeyId: 'WRONG', secretAccessKey: 'WRONG' } });
+  await t.rejects(badCreds.readMarker(), { code: 'BlobUnavailable', message: /owner marker/ }, 'a 403 is an error, not a missing marker');
+  t.equal(badCreds.sdkLoaded, false, 'a 4xx answer is final: no SDK');
+
+  // A server that answers 503 to everything, then closes: the SDK gets the request (and its retries).
+  let hits = 0;
+  const sick: Server = createServer((sock) => {
+    hits++;
+    sock.on('error', () => undefined);
+    sock.once('data', () => sock.end('HTTP/1.1 503 Slow Down\r\ncontent-length: 0\r\nconnection: close\r\n\r\n'));
+  });
+  await new Promise<void>((r) => sick.listen(0, '127.0.0.1', r));
+  t.teardown(() => sick.close());
+  const onSick = store('x', { endpoint: `http://127.0.0.1:${(sick.address() as { port: number }).port}`, maxAttempts: 2 });
+  await t.rejects(onSick.check(3000), { code: 'BlobUnavailable' });
+  t.equal(onSick.sdkLoaded, true, 'a 5xx goes to the SDK');
+  t.ok(hits >= 3, `one lean try, then the SDK's attempts (${hits} connections)`);
 });

@@ -4,7 +4,7 @@
 // counters in `smhfs stats` and the root's `user.smhfs.stats`; and a missing bucket or a silent
 // endpoint fail the mount with one line, exit 1, within seconds.
 import t from 'tap';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -79,7 +79,14 @@ if (why) {
     await cleanup(m, { keepDir: true });
     // Without the disk cache: the first mount's reads left the pages in <library>/cache, and this
     // test is about S3 through the page cache (test/mount-disk-cache.test.ts is about the disk).
-    const m2 = await startMount({ dir, args: [...blobArgs(), '--cache-disk-size', '0'], env });
+    // What the mount process loaded, written at its exit (issue 16: a mount that only reads from
+    // an http endpoint never loads the AWS SDK, nor @smithy's signer).
+    const probe = join(work, 'modules-probe.cjs');
+    await writeFile(
+      probe,
+      `if (require('node:worker_threads').isMainThread) process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(join(work, 'modules-'))} + process.pid + '.json', JSON.stringify(Object.keys(require.cache).filter((p) => /node_modules\\/(@aws-sdk|@smithy)\\//.test(p)))));\n`,
+    );
+    const m2 = await startMount({ dir, args: [...blobArgs(), '--cache-disk-size', '0'], env: { ...env, NODE_OPTIONS: `--require ${probe}` } });
     t.teardown(() => cleanup(m2));
     await ok(`cmp '${m2.p('big.bin')}' '${src}/big.bin' && cmp '${m2.p('a.bin')}' '${src}/tree/a.bin'`);
     const py = await sh(`${PYTHON} -c "import os,sys; sys.stdout.write(os.getxattr(sys.argv[1], 'user.smhfs.stats').decode())" '${m2.mountpoint}'`);
@@ -93,6 +100,10 @@ if (why) {
     t.equal(st.code, 0, st.stderr);
     t.match(st.stdout, /cache .* hits, \d+ misses, .* fetched, \d+ retries, \d+ errors/);
     t.match(st.stdout, /blobs\s+s3:\/\/smhfs-mnt\/lib1\//);
+    await m2.stop();
+    const reports = (await readdir(work)).filter((n) => /^modules-\d+\.json$/.test(n));
+    t.ok(reports.includes(`modules-${m2.pid}.json`), `the mount process reported what it loaded (${reports.join(', ')})`);
+    for (const r of reports) t.same(JSON.parse(await readFile(join(work, r), 'utf8')), [], `${r}: mount-up and cold reads loaded no @aws-sdk or @smithy module`);
   });
 
   t.test('a missing bucket or a silent endpoint: one line, exit 1, within seconds', async (t) => {

@@ -10,8 +10,11 @@
  * library offers reads into caller-owned buffers; undici and node:http both allocate per chunk.
  *
  * Scope, kept small on purpose: GET with a Range header, HTTP/1.1 keep-alive, a Content-Length
- * body. Requests are signed with the SDK's own SigV4 signer and credential chain (the client's
- * `config.credentials`, so refreshing credentials keep working). What this does not handle — TLS
+ * body; and the few small requests a mount makes at start (`simple`: HEAD of the bucket or of an
+ * object, GET of the owner marker), so that a mount that only reads never loads the AWS SDK
+ * (s3-store.ts). Requests are signed by our own SigV4 signer (sigv4.ts) with credentials the
+ * store gives: fixed ones, or a provider (the SDK's chain, so refreshing credentials keep
+ * working). What this does not handle — TLS
  * (`onread` sees ciphertext), object bytes sent chunked — is reported as
  * `Unsupported` and the store goes the SDK's way for that request (https endpoints always do).
  * (A header block over 64 KiB is an error: Node's own HTTP client, the SDK's, refuses 16 KiB.)
@@ -20,9 +23,8 @@
  * offset (a server that ignores Range and sends 200) are skipped, bytes after it are not read
  * (the socket is dropped instead); a body that ends early is an error, never a short success.
  */
-import { createHash, createHmac } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
-import { SignatureV4 } from '@smithy/signature-v4';
+import { SigV4, uriEscape, type AwsCredentials } from './sigv4.js';
 
 const HEAD_MAX = 64 * 1024;
 const SCRATCH = 64 * 1024;
@@ -37,37 +39,20 @@ export interface LeanGetterOptions {
   endpoint: URL;
   bucket: string;
   forcePathStyle: boolean;
-  credentials: ConstructorParameters<typeof SignatureV4>[0]['credentials'];
-  region: () => Promise<string>;
+  /** Fixed credentials, or a provider asked before each request (it caches, as the SDK's do). */
+  credentials: AwsCredentials | (() => Promise<AwsCredentials>);
+  region: string;
   /** Idle keep-alive sockets are closed after this (default 4 s, below common server timeouts of 5 s). */
   idleMs?: number;
   /** Idle sockets kept at most (default 16). */
   maxIdle?: number;
 }
 
-/** node:crypto behind the interface the SigV4 signer expects. */
-class Sha256 {
-  readonly #h;
-  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
-    this.#h = secret === undefined ? createHash('sha256') : createHmac('sha256', toBuffer(secret));
-  }
-  update(data: string | ArrayBuffer | ArrayBufferView): void {
-    this.#h.update(toBuffer(data));
-  }
-  async digest(): Promise<Uint8Array> {
-    return this.#h.digest();
-  }
-}
-
-function toBuffer(d: string | ArrayBuffer | ArrayBufferView): Buffer {
-  if (typeof d === 'string') return Buffer.from(d, 'utf8');
-  if (ArrayBuffer.isView(d)) return Buffer.from(d.buffer, d.byteOffset, d.byteLength);
-  return Buffer.from(d);
-}
-
-/** RFC 3986 encoding of one path segment (what S3 signs). */
-function encodeSegment(s: string): string {
-  return encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+/** The answer to a small request (`simple`): status, headers, and the body when there is one. */
+export interface SimpleAnswer {
+  status: number;
+  headers: Map<string, string>;
+  body: Buffer;
 }
 
 interface Plan {
@@ -276,7 +261,8 @@ export class LeanGetter {
   readonly #port: number;
   readonly #hostHeader: string;
   readonly #pathPrefix: string;
-  readonly #signer: SignatureV4;
+  readonly #signer: SigV4;
+  readonly #credentials: LeanGetterOptions['credentials'];
   readonly #idle: Conn[] = [];
   readonly #all = new Set<Conn>();
   readonly #idleMs: number;
@@ -291,8 +277,9 @@ export class LeanGetter {
     this.#port = port;
     this.#hostHeader = port === 80 ? host : `${host}:${port}`;
     const base = o.endpoint.pathname.replace(/\/+$/, '');
-    this.#pathPrefix = o.forcePathStyle ? `${base}/${encodeSegment(o.bucket)}/` : `${base}/`;
-    this.#signer = new SignatureV4({ credentials: o.credentials, region: o.region, service: 's3', sha256: Sha256, uriEscapePath: false, applyChecksum: false });
+    this.#pathPrefix = o.forcePathStyle ? `${base}/${uriEscape(o.bucket)}/` : `${base}/`;
+    this.#signer = new SigV4(o.region, 's3');
+    this.#credentials = o.credentials;
     this.#idleMs = o.idleMs ?? 4000;
     this.#maxIdle = o.maxIdle ?? 16;
   }
@@ -359,8 +346,47 @@ export class LeanGetter {
       return { skip, targets, t: 0, tPos: 0, want, got: 0, rest: bodyLen - skip - want, onBytes };
     };
 
+    await this.#exchange(head, onHead, signal);
+    if (errorText) {
+      const code = /<Code>([^<]{1,100})<\/Code>/.exec(errorText.body.toString('utf8'))?.[1];
+      throw new Error(`HTTP ${errorText.status}${code ? ` ${code}` : ''}`);
+    }
+    return outcome!;
+  }
+
+  /**
+   * A small request: HEAD or GET of `objectKey` (undefined: the bucket itself), answered with
+   * its status, headers and body (a GET's body, of at most `maxBody` bytes, whatever the status;
+   * error documents are cut at 4 KiB). Throws Unsupported for what the SDK must do (a chunked or
+   * oversized body of a 2xx GET), an Error when the connection fails; `signal` aborts it.
+   */
+  async simple(method: 'GET' | 'HEAD', objectKey: string | undefined, signal: AbortSignal, maxBody = 1024 * 1024): Promise<SimpleAnswer> {
+    const path = objectKey === undefined ? this.#bucketPath() : this.#objectPath(objectKey);
+    const head = await this.#head(method, path, {});
+    let answer: SimpleAnswer | undefined;
+    const onHead = (status: number, headers: Map<string, string>): Plan | 'drop' => {
+      answer = { status, headers, body: Buffer.alloc(0) };
+      if (method === 'HEAD') return { skip: 0, targets: [], t: 0, tPos: 0, want: 0, got: 0, rest: 0 };
+      const ok = status >= 200 && status < 300;
+      const bodyLen = Number(headers.get('content-length'));
+      if (headers.has('transfer-encoding') || !Number.isSafeInteger(bodyLen) || bodyLen < 0) {
+        if (ok) throw new Unsupported(headers.has('transfer-encoding') ? `a ${headers.get('transfer-encoding')} body` : 'no Content-Length');
+        return 'drop'; // an error document we cannot size: its status says enough
+      }
+      if (ok && bodyLen > maxBody) throw new Unsupported(`a ${bodyLen}-byte body`);
+      const keep = ok ? bodyLen : Math.min(bodyLen, 4096);
+      answer.body = Buffer.alloc(keep);
+      return { skip: 0, targets: keep > 0 ? [answer.body] : [], t: 0, tPos: 0, want: keep, got: 0, rest: bodyLen - keep };
+    };
+    await this.#exchange(head, onHead, signal);
+    return answer!;
+  }
+
+  /** Send `head` on a kept-alive connection (once more on a fresh one if a stale one fails). */
+  async #exchange(head: string, onHead: (status: number, h: Map<string, string>) => Plan | 'drop', signal: AbortSignal): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       if (this.#closed) throw new Error('the S3 reader is closed');
+      if (signal.aborted) throw new Error('aborted');
       const conn = this.#take();
       const reused = conn.used;
       const abort = (): void => conn.destroy(new Error('aborted'));
@@ -368,11 +394,7 @@ export class LeanGetter {
       try {
         const reusable = await conn.request(head, onHead);
         if (reusable) this.#release(conn);
-        if (errorText) {
-          const code = /<Code>([^<]{1,100})<\/Code>/.exec(errorText.body.toString('utf8'))?.[1];
-          throw new Error(`HTTP ${errorText.status}${code ? ` ${code}` : ''}`);
-        }
-        return outcome!;
+        return;
       } catch (e) {
         // A kept-alive socket the server closed just before our request: once more, fresh.
         if (reused && conn.received === 0 && attempt === 0 && !signal.aborted && !(e instanceof Unsupported)) continue;
@@ -388,21 +410,29 @@ export class LeanGetter {
    * tests (AWS's published SigV4 example); requests carry UNSIGNED-PAYLOAD, as the SDK's GETs do.
    */
   async requestHead(objectKey: string, offset: number, length: number, test: { payloadHash?: string; signingDate?: Date } = {}): Promise<string> {
-    const path = this.#pathPrefix + objectKey.split('/').map(encodeSegment).join('/');
-    const signed = await this.#signer.sign(
-      {
-        method: 'GET',
-        protocol: 'http:',
-        hostname: this.#host,
-        port: this.#port,
-        path,
-        query: {},
-        headers: { host: this.#hostHeader, range: `bytes=${offset}-${offset + length - 1}`, 'x-amz-content-sha256': test.payloadHash ?? 'UNSIGNED-PAYLOAD' },
-      } as Parameters<SignatureV4['sign']>[0],
-      test.signingDate ? { signingDate: test.signingDate } : {},
+    return this.#head('GET', this.#objectPath(objectKey), { range: `bytes=${offset}-${offset + length - 1}` }, test);
+  }
+
+  #objectPath(objectKey: string): string {
+    return this.#pathPrefix + objectKey.split('/').map(uriEscape).join('/');
+  }
+
+  /** The bucket: `/bucket` path-style (as the SDK's HeadBucket), `/` on the bucket's own host. */
+  #bucketPath(): string {
+    return this.#pathPrefix.length > 1 ? this.#pathPrefix.slice(0, -1) : '/';
+  }
+
+  /** A signed request header block. */
+  async #head(method: string, path: string, extra: Record<string, string>, test: { payloadHash?: string; signingDate?: Date } = {}): Promise<string> {
+    const c = this.#credentials;
+    const creds = typeof c === 'function' ? await c() : c;
+    const headers = this.#signer.sign(
+      creds,
+      { method, path, headers: { host: this.#hostHeader, ...extra, 'x-amz-content-sha256': test.payloadHash ?? 'UNSIGNED-PAYLOAD' } },
+      test.signingDate,
     );
-    let head = `GET ${path} HTTP/1.1\r\n`;
-    for (const [k, v] of Object.entries(signed.headers)) head += `${k}: ${v}\r\n`;
+    let head = `${method} ${path} HTTP/1.1\r\n`;
+    for (const k in headers) head += `${k}: ${headers[k]}\r\n`;
     return `${head}\r\n`;
   }
 

@@ -21,28 +21,26 @@
  *   extra bytes are not read (s3rver answers `bytes=0-0` with the whole object), and a body that
  *   ends early is an error, never a short success (B4).
  * - Ranged reads from an `http:` endpoint (MinIO on a LAN, s3rver) skip the SDK's body stream:
- *   `s3-get.ts` signs with the SDK's signer and credentials and reads the body straight into the
+ *   `s3-get.ts` signs with our own SigV4 signer (sigv4.ts) and reads the body straight into the
  *   page buffers (a quarter of the CPU per GiB). https endpoints (AWS) and anything that reader
  *   does not handle go through the SDK as before.
+ * - The SDK itself is loaded on first use (`client`, a runtime require): a mount of an http
+ *   endpoint that only reads never loads it (issue 16: ~7 MiB of heap, 12 % of the JavaScript
+ *   allocation of a read, ~8 MiB of RSS from mount-up on). Its start-up requests — HeadBucket
+ *   (`check`), the owner marker (`readMarker`), HEADs of sampled blobs (`head`) — go through the
+ *   lean reader too,
+ *   their errors shaped as the SDK's (`name`, `$metadata.httpStatusCode`), and fall back to the
+ *   SDK (with its retries) on a dead connection, a timeout or a 5xx. The lean reader's credentials:
+ *   those given, else AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN used directly
+ *   unless AWS_PROFILE is set, else the SDK's default chain (which loads the SDK). Writes,
+ *   deletes, lists and https endpoints are the SDK's.
  */
-import {
-  AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
-  CreateMultipartUploadCommand,
-  DeleteObjectCommand,
-  GetObjectCommand,
-  HeadBucketCommand,
-  HeadObjectCommand,
-  ListObjectsCommand,
-  PutObjectCommand,
-  S3Client,
-  UploadPartCommand,
-  type CompletedPart,
-} from '@aws-sdk/client-s3';
+import type { CompletedPart, S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -50,10 +48,22 @@ import { SmhError, isSmhError } from '../errors.js';
 import { checkKey, checkRange, checkRangeInto, chunksOf, messageOf } from './common.js';
 import { HashingTransform, hashBuffer, isBlobKey, md5Base64 } from './hash.js';
 import { LocalBlobStore } from './local-store.js';
-import { LeanGetter, Unsupported } from './s3-get.js';
+import { LeanGetter, Unsupported, type SimpleAnswer } from './s3-get.js';
+import type { AwsCredentials } from './sigv4.js';
 import { EMPTY_BLOB_KEY, MARKER_NAME, type BlobInfo, type BlobStore } from './types.js';
 
 const MiB = 1024 * 1024;
+
+type Sdk = typeof import('@aws-sdk/client-s3');
+let sdkModule: Sdk | undefined;
+/**
+ * The AWS SDK, loaded on first use: a mount that only reads from an http endpoint never needs it
+ * (~7 MiB of heap, 12 % of a read's JavaScript allocation). A runtime require, which esbuild
+ * leaves alone, so the CLI bundle keeps it lazy too (the package stays outside the bundle).
+ */
+function sdk(): Sdk {
+  return (sdkModule ??= createRequire(import.meta.url)('@aws-sdk/client-s3') as Sdk);
+}
 
 
 export interface S3BlobStoreOptions {
@@ -95,7 +105,9 @@ export class S3BlobStore implements BlobStore {
   readonly bucket: string;
   readonly prefix: string;
   readonly endpoint: string | undefined;
-  readonly client: S3Client;
+  /** The SDK client, made (and the SDK loaded) on first use: see `client`. */
+  #client: S3Client | undefined;
+  readonly #clientConfig: S3ClientConfig;
   readonly #multipartThreshold: number;
   readonly #partSize: number;
   readonly #partConcurrency: number;
@@ -122,7 +134,7 @@ export class S3BlobStore implements BlobStore {
     this.#listPageSize = opts.listPageSize ?? 1000;
     this.#readTimeoutMs = opts.readTimeoutMs ?? 10_000;
     const region = opts.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? (opts.endpoint ? 'us-east-1' : undefined);
-    this.client = new S3Client({
+    this.#clientConfig = {
       ...(region !== undefined ? { region } : {}),
       ...(opts.endpoint !== undefined ? { endpoint: opts.endpoint } : {}),
       ...(opts.credentials !== undefined ? { credentials: opts.credentials } : {}),
@@ -133,16 +145,29 @@ export class S3BlobStore implements BlobStore {
       responseChecksumValidation: 'WHEN_REQUIRED',
       // Fail instead of hanging on a dead endpoint or a stalled connection.
       requestHandler: { connectionTimeout: 5000, socketTimeout: 60_000 },
-    });
-    if ((opts.leanGets ?? true) && opts.endpoint?.startsWith('http:')) {
+    };
+    if ((opts.leanGets ?? true) && opts.endpoint?.startsWith('http:') && region !== undefined) {
       this.#lean = new LeanGetter({
         endpoint: new URL(opts.endpoint),
         bucket: this.bucket,
         forcePathStyle: opts.forcePathStyle ?? false,
-        credentials: this.client.config.credentials,
-        region: this.client.config.region,
+        credentials: leanCredentials(opts.credentials, () => this.client),
+        region,
       });
     }
+  }
+
+  /**
+   * The SDK client, made on first use (writes, deletes, lists, https endpoints, and what the lean
+   * reader hands over): loading the SDK is what a read-only mount of an http endpoint avoids.
+   */
+  get client(): S3Client {
+    return (this.#client ??= new (sdk().S3Client)(this.#clientConfig));
+  }
+
+  /** Whether the SDK client has been made (tests: a read-only mount never makes it). */
+  get sdkLoaded(): boolean {
+    return this.#client !== undefined;
   }
 
   objectKey(key: string): string {
@@ -164,13 +189,56 @@ export class S3BlobStore implements BlobStore {
     });
     try {
       // The race also covers credential resolution, which the abort signal does not reach.
-      await Promise.race([this.client.send(new HeadBucketCommand({ Bucket: this.bucket }), { abortSignal: ac.signal }), timeout]);
+      const viaSdk = async (): Promise<void> => {
+        await this.client.send(new (sdk().HeadBucketCommand)({ Bucket: this.bucket }), { abortSignal: ac.signal });
+      };
+      // The lean try gets half the time: a silent endpoint still fails within `timeoutMs`.
+      await Promise.race([this.#small('HEAD', undefined, timeoutMs / 2, () => undefined, viaSdk, ac.signal), timeout]);
     } catch (e) {
       if (isSmhError(e)) throw e;
       throw new SmhError('BlobUnavailable', this.#explain(e), undefined, { cause: e });
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /**
+   * A small request at start (HEAD of the bucket or an object, GET of the owner marker) through
+   * the lean reader when there is one, so that a mount that only reads never loads the SDK; the
+   * SDK (`viaSdk`, with its retries) when there is none, or when the lean try got no usable
+   * answer: Unsupported, a failed connection, no answer within `leanMs`, a 5xx. Any other
+   * answer is final: 2xx goes to `fromAnswer`, the rest is thrown as the SDK would throw it
+   * (`name`, `$metadata.httpStatusCode`: what the callers test). `outer` aborting ends it all.
+   */
+  async #small<T>(
+    method: 'GET' | 'HEAD',
+    objectKey: string | undefined,
+    leanMs: number,
+    fromAnswer: (a: SimpleAnswer) => T,
+    viaSdk: () => Promise<T>,
+    outer?: AbortSignal,
+  ): Promise<T> {
+    const lean = this.#lean;
+    if (lean) {
+      const ac = new AbortController();
+      const timer = setTimeout(() => ac.abort(), leanMs);
+      const onOuter = (): void => ac.abort();
+      outer?.addEventListener('abort', onOuter, { once: true });
+      let answer: SimpleAnswer | undefined;
+      try {
+        answer = await lean.simple(method, objectKey, ac.signal);
+      } catch (e) {
+        if (outer?.aborted) throw e;
+      } finally {
+        clearTimeout(timer);
+        outer?.removeEventListener('abort', onOuter);
+      }
+      if (answer && answer.status < 500) {
+        if (answer.status >= 200 && answer.status < 300) return fromAnswer(answer);
+        throw sdkShapedError(answer);
+      }
+    }
+    return viaSdk();
   }
 
   #where(): string {
@@ -253,7 +321,7 @@ export class S3BlobStore implements BlobStore {
 
   async #putObject(key: string, body: Buffer): Promise<void> {
     await this.client.send(
-      new PutObjectCommand({
+      new (sdk().PutObjectCommand)({
         Bucket: this.bucket,
         Key: this.objectKey(key),
         Body: body,
@@ -270,7 +338,7 @@ export class S3BlobStore implements BlobStore {
     const count = Math.ceil(size / partSize);
     const Key = this.objectKey(key);
     const created = await this.client.send(
-      new CreateMultipartUploadCommand({ Bucket: this.bucket, Key, ContentType: 'application/octet-stream' }),
+      new (sdk().CreateMultipartUploadCommand)({ Bucket: this.bucket, Key, ContentType: 'application/octet-stream' }),
     );
     const UploadId = created.UploadId;
     if (!UploadId) throw new SmhError('BlobUnavailable', `${this.description}: CreateMultipartUpload returned no UploadId`, key);
@@ -284,7 +352,7 @@ export class S3BlobStore implements BlobStore {
         const start = i * partSize;
         const body = await readExactly(fh, start, Math.min(partSize, size - start));
         const res = await this.client.send(
-          new UploadPartCommand({
+          new (sdk().UploadPartCommand)({
             Bucket: this.bucket,
             Key,
             UploadId,
@@ -311,11 +379,11 @@ export class S3BlobStore implements BlobStore {
       const bad = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (bad) throw bad.reason;
       await this.client.send(
-        new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId, MultipartUpload: { Parts: parts } }),
+        new (sdk().CompleteMultipartUploadCommand)({ Bucket: this.bucket, Key, UploadId, MultipartUpload: { Parts: parts } }),
       );
     } catch (e) {
       // Best effort: a dangling upload only costs storage until the bucket's lifecycle rule runs.
-      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId })).catch(() => undefined);
+      await this.client.send(new (sdk().AbortMultipartUploadCommand)({ Bucket: this.bucket, Key, UploadId })).catch(() => undefined);
       throw e;
     }
   }
@@ -411,7 +479,7 @@ export class S3BlobStore implements BlobStore {
       let res;
       try {
         res = await this.client.send(
-          new GetObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key), Range: `bytes=${offset}-${offset + length - 1}` }),
+          new (sdk().GetObjectCommand)({ Bucket: this.bucket, Key: this.objectKey(key), Range: `bytes=${offset}-${offset + length - 1}` }),
           { abortSignal: ac.signal },
         );
       } catch (e) {
@@ -501,8 +569,16 @@ export class S3BlobStore implements BlobStore {
     checkKey(key);
     if (key === EMPTY_BLOB_KEY) return { key, size: 0 };
     try {
-      const res = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }));
-      return { key, size: res.ContentLength ?? 0 };
+      return await this.#small(
+        'HEAD',
+        this.objectKey(key),
+        5000,
+        (a) => ({ key, size: Number(a.headers.get('content-length') ?? 0) || 0 }),
+        async () => {
+          const res = await this.client.send(new (sdk().HeadObjectCommand)({ Bucket: this.bucket, Key: this.objectKey(key) }));
+          return { key, size: res.ContentLength ?? 0 };
+        },
+      );
     } catch (e) {
       if (httpStatus(e) === 404 || errName(e) === 'NotFound' || errName(e) === 'NoSuchKey') return undefined;
       throw new SmhError('BlobUnavailable', `cannot stat blob ${key} in ${this.description}: ${oneLine(messageOf(e))}`, key, { cause: e });
@@ -513,7 +589,7 @@ export class S3BlobStore implements BlobStore {
     checkKey(key);
     if (key === EMPTY_BLOB_KEY) return;
     try {
-      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }));
+      await this.client.send(new (sdk().DeleteObjectCommand)({ Bucket: this.bucket, Key: this.objectKey(key) }));
     } catch (e) {
       if (httpStatus(e) === 404) return;
       throw new SmhError('BlobUnavailable', `cannot delete blob ${key} from ${this.description}: ${oneLine(messageOf(e))}`, key, { cause: e });
@@ -530,7 +606,7 @@ export class S3BlobStore implements BlobStore {
       let res;
       try {
         res = await this.client.send(
-          new ListObjectsCommand({ Bucket: this.bucket, Prefix: this.prefix, Marker, MaxKeys: this.#listPageSize }),
+          new (sdk().ListObjectsCommand)({ Bucket: this.bucket, Prefix: this.prefix, Marker, MaxKeys: this.#listPageSize }),
         );
       } catch (e) {
         throw new SmhError('BlobUnavailable', `cannot list ${this.description}: ${oneLine(messageOf(e))}`, undefined, { cause: e });
@@ -552,8 +628,16 @@ export class S3BlobStore implements BlobStore {
   /** The owner marker (D1): the object `<prefix>smhfs-library.json` (not a blob key: never listed). */
   async readMarker(): Promise<string | undefined> {
     try {
-      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.prefix + MARKER_NAME }));
-      return (await res.Body?.transformToString('utf8')) ?? '';
+      return await this.#small(
+        'GET',
+        this.prefix + MARKER_NAME,
+        5000,
+        (a) => a.body.toString('utf8'),
+        async () => {
+          const res = await this.client.send(new (sdk().GetObjectCommand)({ Bucket: this.bucket, Key: this.prefix + MARKER_NAME }));
+          return (await res.Body?.transformToString('utf8')) ?? '';
+        },
+      );
     } catch (e) {
       if (httpStatus(e) === 404 || errName(e) === 'NoSuchKey' || errName(e) === 'NotFound') return undefined;
       throw new SmhError('BlobUnavailable', `cannot read the owner marker of ${this.description}: ${oneLine(messageOf(e))}`, undefined, { cause: e });
@@ -569,7 +653,7 @@ export class S3BlobStore implements BlobStore {
     const body = Buffer.from(text, 'utf8');
     try {
       await this.client.send(
-        new PutObjectCommand({
+        new (sdk().PutObjectCommand)({
           Bucket: this.bucket,
           Key: this.prefix + MARKER_NAME,
           Body: body,
@@ -589,7 +673,7 @@ export class S3BlobStore implements BlobStore {
   /** No object at all under the prefix (blob, marker or anything else). */
   async isEmpty(): Promise<boolean> {
     try {
-      const res = await this.client.send(new ListObjectsCommand({ Bucket: this.bucket, Prefix: this.prefix, MaxKeys: 1 }));
+      const res = await this.client.send(new (sdk().ListObjectsCommand)({ Bucket: this.bucket, Prefix: this.prefix, MaxKeys: 1 }));
       return (res.Contents ?? []).length === 0;
     } catch (e) {
       throw new SmhError('BlobUnavailable', `cannot list ${this.description}: ${oneLine(messageOf(e))}`, undefined, { cause: e });
@@ -598,7 +682,7 @@ export class S3BlobStore implements BlobStore {
 
   async close(): Promise<void> {
     this.#lean?.close();
-    this.client.destroy();
+    this.#client?.destroy();
   }
 }
 
@@ -669,6 +753,36 @@ async function readExactly(fh: FileHandle, position: number, length: number): Pr
     got += bytesRead;
   }
   return buf;
+}
+
+/**
+ * Credentials for the lean reader: the ones given; else the environment's
+ * (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN), used directly unless AWS_PROFILE
+ * is set (the SDK's default chain prefers the profile then); else the SDK's default chain, which
+ * loads the SDK when first asked.
+ */
+function leanCredentials(given: AwsCredentials | undefined, client: () => S3Client): AwsCredentials | (() => Promise<AwsCredentials>) {
+  if (given) return given;
+  const env = process.env;
+  const id = env['AWS_ACCESS_KEY_ID'];
+  const secret = env['AWS_SECRET_ACCESS_KEY'];
+  if (!env['AWS_PROFILE'] && id && secret) return { accessKeyId: id, secretAccessKey: secret, sessionToken: env['AWS_SESSION_TOKEN'] || undefined };
+  return () => client().config.credentials();
+}
+
+/** Names the SDK gives errors without an XML body (HEAD answers have none). */
+const STATUS_NAMES: Record<number, string> = { 301: 'PermanentRedirect', 400: 'BadRequest', 403: 'Forbidden', 404: 'NotFound', 412: 'PreconditionFailed' };
+
+/** A non-2xx answer of the lean reader as the SDK throws it: `name` (S3's <Code>), `$metadata.httpStatusCode`. */
+function sdkShapedError(a: SimpleAnswer): Error {
+  const xml = a.body.toString('utf8');
+  const name = /<Code>([^<]{1,100})<\/Code>/.exec(xml)?.[1] ?? STATUS_NAMES[a.status] ?? 'UnknownError';
+  const e = new Error(/<Message>([^<]{1,500})<\/Message>/.exec(xml)?.[1] ?? name);
+  e.name = name;
+  return Object.assign(e, {
+    $fault: a.status >= 500 ? 'server' : 'client',
+    $metadata: { httpStatusCode: a.status, requestId: a.headers.get('x-amz-request-id') },
+  });
 }
 
 function httpStatus(e: unknown): number | undefined {
