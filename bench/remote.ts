@@ -31,9 +31,10 @@
  *            the whole file with dd on the same mount (units, then pages)           ≤ 350 MiB
  *            (`--rss-gib N`, 0 skips; `--no-rss-s3`)
  *
- * `--pin yes|no|both` (default both) places the local and random groups: pinned = every file
- * system, s3rver and client on CPU 0 (the CPU cost per request), unpinned = the scheduler's
- * choice (what users get). The S3 sequential groups run unpinned.
+ * `--pin yes|no|both` (default both) places the local, random, s3 and s3fs groups: pinned = every
+ * file system, s3rver and client (dd, fio, the raw SDK reader) on CPU 0 (`taskset -c 0`: the CPU
+ * cost per request), unpinned = the scheduler's choice (what users get). Pinned S3 rows are
+ * suffixed " (pinned)" and the S3 CPU seconds per GiB are reported per placement.
  *
  * s3rver runs in its own process (bench/s3rver-main.ts), as do the raw reader, every file system
  * and fio/dd. Medians of `--runs` runs. Every mount is unmounted at the end, also on failure.
@@ -256,8 +257,8 @@ export async function runRemote(o: RemoteOptions): Promise<string> {
     const R: Record<string, number[]> = {};
     const add = (k: string, v: number): void => void (R[k] ??= []).push(v);
     const notes: string[] = [];
-    let pageCacheFetchedDuringWarm = 0;
-    let diskFetchedDuringWarm = 0;
+    const pageCacheFetchedDuringWarm: Partial<Record<Placement, number>> = {};
+    const diskFetchedDuringWarm: Partial<Record<Placement, number>> = {};
     const S3_CACHE_DIR = join(LIB_S3, 'cache');
     for (let run = 1; run <= o.runs; run++) {
       for (const p of o.placements) {
@@ -322,80 +323,80 @@ export async function runRemote(o: RemoteOptions): Promise<string> {
           add(k('llmem random'), await fio(FILE.llmem));
           await stopFs('llmem');
         }
+        if (want('s3') && s3rver) {
+          log(`run ${run}/${o.runs} ${p}: raw SDK and smhfs on S3`);
+          await dropCaches();
+          {
+            // CPU seconds per GiB of the reader and of s3rver: the box has few cores and s3rver is JS.
+            const s0 = await cpuSeconds(s3rver.pid);
+            const out = await must(
+              `${client()}/usr/bin/time -f 'cpu %U %S' env AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER '${process.execPath}' '${join(DIST, 'raw-s3.js')}' ${endpoint} ${BUCKET} ${objectKey} ${o.sizeMiB * MiB} 8 8 2>&1`,
+            );
+            add(k('raw'), (JSON.parse(out.slice(out.indexOf('{'), out.indexOf('}') + 1)) as { MBps: number }).MBps);
+            const [, u, sy] = /cpu ([\d.]+) ([\d.]+)/.exec(out) ?? [];
+            add(k('cpu/GiB raw reader'), ((Number(u) + Number(sy)) * 1024) / o.sizeMiB);
+            add(k('cpu/GiB s3rver (raw)'), (((await cpuSeconds(s3rver.pid)) - s0) * 1024) / o.sizeMiB);
+          }
+          if (run === 1) add(k('raw 1MiB'), JSON.parse(await must(`${client()}'${process.execPath}' '${join(DIST, 'raw-s3.js')}' ${endpoint} ${BUCKET} ${objectKey} ${o.sizeMiB * MiB} 8 1`)).MBps as number);
+          // Cold: empty disk cache (smhfs's default on S3 writes what it reads there).
+          await rm(S3_CACHE_DIR, { recursive: true, force: true });
+          await dropCaches();
+          const cs3 = await mountSmhfs('s3', DEFAULT_CACHE);
+          const [m0, s0] = [await cpuSeconds(cs3.pid), await cpuSeconds(s3rver.pid)];
+          add(k('s3 cold'), await readMBps(FILE.s3));
+          add(k('cpu/GiB smhfs mount'), (((await cpuSeconds(cs3.pid)) - m0) * 1024) / o.sizeMiB);
+          add(k('cpu/GiB s3rver (smhfs)'), (((await cpuSeconds(s3rver.pid)) - s0) * 1024) / o.sizeMiB);
+          add(k('s3 warm kernel'), await readMBps(FILE.s3));
+          {
+            // What the cold read could not keep on disk (backlog full): the warm remount fetches it again.
+            const d = (await cacheStats(MNT.s3)).disk;
+            if (d) notes.push(`S3 cold read${p === 'pinned' ? ' (pinned)' : ''}, run ${run}: disk cache wrote ${(d.bytesWritten / MiB).toFixed(0)} MiB, dropped ${d.writesDropped} writes (${d.bytesDropped === undefined ? '?' : (d.bytesDropped / MiB).toFixed(0)} MiB); load ${(await must('cut -d" " -f1-3 /proc/loadavg')).trim()}`);
+          }
+          await stopFs('s3'); // finishes the disk cache's writes
+          // Warm remount: the disk cache holds the file; kernel caches dropped.
+          await dropCaches();
+          await mountSmhfs('s3', DEFAULT_CACHE);
+          add(k('s3 disk warm'), await readMBps(FILE.s3));
+          diskFetchedDuringWarm[p] = Math.max(diskFetchedDuringWarm[p] ?? 0, (await cacheStats(MNT.s3)).bytesFetched);
+          await stopFs('s3');
+          // Its peer: the local store read with nothing cached (the disk cache is on the same disk).
+          await dropCaches();
+          await mountSmhfs('local', DEFAULT_CACHE);
+          add(k('s3 peer local disk cold'), await readMBps(FILE.local));
+          await stopFs('local');
+          // Cold without the disk cache (what the read costs when nothing is written to disk).
+          await dropCaches();
+          await mountSmhfs('s3', DEFAULT_CACHE, undefined, ['--cache-disk-size', '0']);
+          add(k('s3 cold nodisk'), await readMBps(FILE.s3));
+          await stopFs('s3');
+          // Page-cache re-read: a cache that holds the file, filled by one read, kernel cache dropped.
+          await mountSmhfs('s3', warmCache, undefined, ['--cache-disk-size', '0']);
+          await readMBps(FILE.s3);
+          const before = (await cacheStats(MNT.s3)).bytesFetched;
+          await dropCaches();
+          add(k('s3 warm pagecache'), await readMBps(FILE.s3));
+          pageCacheFetchedDuringWarm[p] = Math.max(pageCacheFetchedDuringWarm[p] ?? 0, (await cacheStats(MNT.s3)).bytesFetched - before);
+          await stopFs('s3');
+        }
+        if (want('s3fs')) {
+          log(`run ${run}/${o.runs} ${p}: s3fs`);
+          await dropCaches();
+          await mountOther('s3fs');
+          add(k('s3fs cold'), await readMBps(FILE.s3fs));
+          await stopFs('s3fs');
+          // s3fs with its own disk cache (use_cache), emptied first: the peer of smhfs's default,
+          // which writes what it reads to its disk cache too.
+          log(`run ${run}/${o.runs} ${p}: s3fs -o use_cache`);
+          await rm(S3FS_CACHE, { recursive: true, force: true });
+          await mkdir(S3FS_CACHE, { recursive: true });
+          await dropCaches();
+          await mountOther('s3fs', undefined, `,use_cache=${S3FS_CACHE}`);
+          add(k('s3fs cache cold'), await readMBps(FILE.s3fs));
+          await stopFs('s3fs');
+        }
       }
       pin = false;
       await placeS3rver();
-      if (want('s3') && s3rver) {
-        log(`run ${run}/${o.runs}: raw SDK and smhfs on S3`);
-        await dropCaches();
-        {
-          // CPU seconds per GiB of the reader and of s3rver: the box has few cores and s3rver is JS.
-          const s0 = await cpuSeconds(s3rver.pid);
-          const out = await must(
-            `/usr/bin/time -f 'cpu %U %S' env AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER '${process.execPath}' '${join(DIST, 'raw-s3.js')}' ${endpoint} ${BUCKET} ${objectKey} ${o.sizeMiB * MiB} 8 8 2>&1`,
-          );
-          add('raw', (JSON.parse(out.slice(out.indexOf('{'), out.indexOf('}') + 1)) as { MBps: number }).MBps);
-          const [, u, sy] = /cpu ([\d.]+) ([\d.]+)/.exec(out) ?? [];
-          add('cpu/GiB raw reader', ((Number(u) + Number(sy)) * 1024) / o.sizeMiB);
-          add('cpu/GiB s3rver (raw)', (((await cpuSeconds(s3rver.pid)) - s0) * 1024) / o.sizeMiB);
-        }
-        if (run === 1) add('raw 1MiB', JSON.parse(await must(`'${process.execPath}' '${join(DIST, 'raw-s3.js')}' ${endpoint} ${BUCKET} ${objectKey} ${o.sizeMiB * MiB} 8 1`)).MBps as number);
-        // Cold: empty disk cache (smhfs's default on S3 writes what it reads there).
-        await rm(S3_CACHE_DIR, { recursive: true, force: true });
-        await dropCaches();
-        const cs3 = await mountSmhfs('s3', DEFAULT_CACHE);
-        const [m0, s0] = [await cpuSeconds(cs3.pid), await cpuSeconds(s3rver.pid)];
-        add('s3 cold', await readMBps(FILE.s3));
-        add('cpu/GiB smhfs mount', (((await cpuSeconds(cs3.pid)) - m0) * 1024) / o.sizeMiB);
-        add('cpu/GiB s3rver (smhfs)', (((await cpuSeconds(s3rver.pid)) - s0) * 1024) / o.sizeMiB);
-        add('s3 warm kernel', await readMBps(FILE.s3));
-        {
-          // What the cold read could not keep on disk (backlog full): the warm remount fetches it again.
-          const d = (await cacheStats(MNT.s3)).disk;
-          if (d) notes.push(`S3 cold read, run ${run}: disk cache wrote ${(d.bytesWritten / MiB).toFixed(0)} MiB, dropped ${d.writesDropped} writes (${d.bytesDropped === undefined ? '?' : (d.bytesDropped / MiB).toFixed(0)} MiB); load ${(await must('cut -d" " -f1-3 /proc/loadavg')).trim()}`);
-        }
-        await stopFs('s3'); // finishes the disk cache's writes
-        // Warm remount: the disk cache holds the file; kernel caches dropped.
-        await dropCaches();
-        await mountSmhfs('s3', DEFAULT_CACHE);
-        add('s3 disk warm', await readMBps(FILE.s3));
-        diskFetchedDuringWarm = Math.max(diskFetchedDuringWarm, (await cacheStats(MNT.s3)).bytesFetched);
-        await stopFs('s3');
-        // Its peer: the local store read with nothing cached (the disk cache is on the same disk).
-        await dropCaches();
-        await mountSmhfs('local', DEFAULT_CACHE);
-        add('local disk cold', await readMBps(FILE.local));
-        await stopFs('local');
-        // Cold without the disk cache (what the read costs when nothing is written to disk).
-        await dropCaches();
-        await mountSmhfs('s3', DEFAULT_CACHE, undefined, ['--cache-disk-size', '0']);
-        add('s3 cold nodisk', await readMBps(FILE.s3));
-        await stopFs('s3');
-        // Page-cache re-read: a cache that holds the file, filled by one read, kernel cache dropped.
-        await mountSmhfs('s3', warmCache, undefined, ['--cache-disk-size', '0']);
-        await readMBps(FILE.s3);
-        const before = (await cacheStats(MNT.s3)).bytesFetched;
-        await dropCaches();
-        add('s3 warm pagecache', await readMBps(FILE.s3));
-        pageCacheFetchedDuringWarm = Math.max(pageCacheFetchedDuringWarm, (await cacheStats(MNT.s3)).bytesFetched - before);
-        await stopFs('s3');
-      }
-      if (want('s3fs')) {
-        log(`run ${run}/${o.runs}: s3fs`);
-        await dropCaches();
-        await mountOther('s3fs');
-        add('s3fs cold', await readMBps(FILE.s3fs));
-        await stopFs('s3fs');
-        // s3fs with its own disk cache (use_cache), emptied first: the peer of smhfs's default,
-        // which writes what it reads to its disk cache too.
-        log(`run ${run}/${o.runs}: s3fs -o use_cache`);
-        await rm(S3FS_CACHE, { recursive: true, force: true });
-        await mkdir(S3FS_CACHE, { recursive: true });
-        await dropCaches();
-        await mountOther('s3fs', undefined, `,use_cache=${S3FS_CACHE}`);
-        add('s3fs cache cold', await readMBps(FILE.s3fs));
-        await stopFs('s3fs');
-      }
       if (want('rclone')) {
         log(`run ${run}/${o.runs}: sequential, smhfs local vs rclone mount (caches dropped)`);
         await dropCaches();
@@ -499,19 +500,27 @@ export async function runRemote(o: RemoteOptions): Promise<string> {
         [`ceiling: S3 random 4 KiB vs raw SDK 64 KiB GETs${tag}`, 'IOPS', q('s3 random 256M'), q('raw s3 random 64K'), undefined],
       );
     }
+    // The S3 sequential rows, per placement: unpinned under their plain names (what users get),
+    // pinned ones suffixed " (pinned)" (everything on CPU 0: the CPU cost per byte).
+    for (const p of [...o.placements].sort((a, b) => (a === 'unpinned' ? -1 : b === 'unpinned' ? 1 : 0))) {
+      const q = (name: string): number => m(`${name}|${p}`);
+      const tag = p === 'pinned' ? ' (pinned)' : '';
+      rows.push(
+        [`S3 cold seq read vs raw SDK (8×8 MiB GETs)${tag}`, 'MB/s', q('s3 cold'), q('raw'), 0.9],
+        [`S3 cold seq read vs s3fs${tag}`, 'MB/s', q('s3 cold'), q('s3fs cold'), 1.0],
+        // The like-for-like pairs (the s3fs target holds only if both do).
+        [`S3 cold, no disk cache, vs s3fs (no disk cache)${tag}`, 'MB/s', q('s3 cold nodisk'), q('s3fs cold'), 1.0],
+        [`S3 cold, disk cache, vs s3fs -o use_cache${tag}`, 'MB/s', q('s3 cold'), q('s3fs cache cold'), 1.0],
+        [`S3 warm remount (disk cache) vs local disk-cold${tag}`, 'MB/s', q('s3 disk warm'), q('s3 peer local disk cold'), 0.9],
+        [`S3 cold, no disk cache, vs raw SDK${tag}`, 'MB/s', q('s3 cold nodisk'), q('raw'), undefined],
+        [`S3 warm re-read, kernel cache vs page cache${tag}`, 'MB/s', q('s3 warm kernel'), q('s3 warm pagecache'), undefined],
+        [`ceiling: raw SDK (server limit) vs s3fs${tag}`, 'MB/s', q('raw'), q('s3fs cold'), undefined],
+      );
+    }
     rows.push(
-      ['S3 cold seq read vs raw SDK (8×8 MiB GETs)', 'MB/s', m('s3 cold'), m('raw'), 0.9],
-      ['S3 cold seq read vs s3fs', 'MB/s', m('s3 cold'), m('s3fs cold'), 1.0],
-      // The like-for-like pairs (the s3fs target holds only if both do).
-      ['S3 cold, no disk cache, vs s3fs (no disk cache)', 'MB/s', m('s3 cold nodisk'), m('s3fs cold'), 1.0],
-      ['S3 cold, disk cache, vs s3fs -o use_cache', 'MB/s', m('s3 cold'), m('s3fs cache cold'), 1.0],
-      ['S3 warm remount (disk cache) vs local disk-cold', 'MB/s', m('s3 disk warm'), m('local disk cold'), 0.9],
-      ['S3 cold, no disk cache, vs raw SDK', 'MB/s', m('s3 cold nodisk'), m('raw'), undefined],
-      ['S3 warm re-read, kernel cache vs page cache', 'MB/s', m('s3 warm kernel'), m('s3 warm pagecache'), undefined],
       ['disk-cold seq read vs rclone (vfs full, defaults)', 'MB/s', m('local seq disk cold'), m('rclone cold'), undefined],
       ['warm seq read vs rclone (vfs full, defaults)', 'MB/s', m('local seq warm'), m('rclone warm'), undefined],
       ['ceiling: fuse-native memfs vs ll memfs, cold', 'MB/s', m('mem cold'), m('llmem cold|unpinned'), undefined],
-      ['ceiling: raw SDK (server limit) vs s3fs', 'MB/s', m('raw'), m('s3fs cold'), undefined],
     );
     const lines: string[] = [];
     lines.push(
@@ -519,14 +528,16 @@ export async function runRemote(o: RemoteOptions): Promise<string> {
         `placements ${o.placements.join(',')}; load average at the end ${(await must('cut -d" " -f1-3 /proc/loadavg')).trim()}`,
     );
     lines.push('');
-    lines.push('| test                                                   | unit |   smhfs |    peer | ratio | target | ok   |');
-    lines.push('|--------------------------------------------------------|------|---------|---------|-------|--------|------|');
+    // The name column as wide as the longest row that ran (the placement suffixes lengthen some).
+    const W = Math.max(54, ...rows.filter(([, , a, b]) => Number.isFinite(a) && Number.isFinite(b)).map(([name]) => name.length));
+    lines.push(`| ${'test'.padEnd(W)} | unit |   smhfs |    peer | ratio | target | ok   |`);
+    lines.push(`|${'-'.repeat(W + 2)}|------|---------|---------|-------|--------|------|`);
     for (const [name, unit, ours, peer, target] of rows) {
       if (!Number.isFinite(ours) || !Number.isFinite(peer)) continue; // a group not run
       const ratio = ours / peer;
       const okMark = target === undefined ? '' : ratio >= target ? 'PASS' : 'NO';
       lines.push(
-        `| ${name.padEnd(54)} | ${unit.padEnd(4)} | ${ours.toFixed(0).padStart(7)} | ${peer.toFixed(0).padStart(7)} | ${ratio.toFixed(2).padStart(5)} | ${(target === undefined ? '-' : `≥${target}`).padStart(6)} | ${okMark.padEnd(4)} |`,
+        `| ${name.padEnd(W)} | ${unit.padEnd(4)} | ${ours.toFixed(0).padStart(7)} | ${peer.toFixed(0).padStart(7)} | ${ratio.toFixed(2).padStart(5)} | ${(target === undefined ? '-' : `≥${target}`).padStart(6)} | ${okMark.padEnd(4)} |`,
       );
     }
     for (const which of ['local', 's3', 'local random', 's3 random', 'local mixed', 's3 mixed'] as const) {
@@ -537,18 +548,23 @@ export async function runRemote(o: RemoteOptions): Promise<string> {
         : which.endsWith('mixed')
           ? `peak RSS, random then dd of all, 256M, ${which.split(' ')[0]}`
           : `peak RSS, ${o.rssGiB} GiB read, 256 MiB cache, ${which}`;
-      lines.push(`| ${what.padEnd(54)} | MiB  | ${mibUsed.toFixed(0).padStart(7)} | ${'350'.padStart(7)} |     - |  ≤350 | ${(mibUsed <= 350 ? 'PASS' : 'NO').padEnd(4)} |`);
+      lines.push(`| ${what.padEnd(W)} | MiB  | ${mibUsed.toFixed(0).padStart(7)} | ${'350'.padStart(7)} |     - |  ≤350 | ${(mibUsed <= 350 ? 'PASS' : 'NO').padEnd(4)} |`);
     }
     lines.push('');
     lines.push(`all runs: ${JSON.stringify(Object.fromEntries(Object.entries(R).filter(([k]) => !k.startsWith('cpu/')).map(([k, v]) => [k, v.map((x) => Math.round(x * 10) / 10)])))}`);
     for (const n of notes) lines.push(n);
     if (want('s3')) {
-      lines.push(
-        `CPU seconds per GiB on the S3 cold read (medians; ${(await must('nproc')).trim()} CPUs): raw reader ${m('cpu/GiB raw reader').toFixed(2)} + s3rver ${m('cpu/GiB s3rver (raw)').toFixed(2)}; ` +
-          `smhfs mount ${m('cpu/GiB smhfs mount').toFixed(2)} + s3rver ${m('cpu/GiB s3rver (smhfs)').toFixed(2)} (plus the kernel's FUSE and page-cache work for dd). ` +
-          `Bytes fetched from S3 during the page-cache re-read: ${pageCacheFetchedDuringWarm}; during the warm remount (disk cache): ${diskFetchedDuringWarm}. ` +
-          `Upload to s3rver ${uploadMBps.toFixed(0)} MB/s; raw SDK with 1 MiB GETs: ${m('raw 1MiB').toFixed(0)} MB/s.`,
-      );
+      const nproc = (await must('nproc')).trim();
+      for (const p of o.placements) {
+        const q = (name: string): number => m(`${name}|${p}`);
+        lines.push(
+          `CPU seconds per GiB on the S3 cold read, ${p === 'pinned' ? 'pinned (all on CPU 0)' : `unpinned (${nproc} CPUs)`} (medians): raw reader ${q('cpu/GiB raw reader').toFixed(2)} + s3rver ${q('cpu/GiB s3rver (raw)').toFixed(2)}; ` +
+            `smhfs mount ${q('cpu/GiB smhfs mount').toFixed(2)} + s3rver ${q('cpu/GiB s3rver (smhfs)').toFixed(2)} (plus the kernel's FUSE and page-cache work for dd). ` +
+            `Bytes fetched from S3 during the page-cache re-read: ${pageCacheFetchedDuringWarm[p] ?? NaN}; during the warm remount (disk cache): ${diskFetchedDuringWarm[p] ?? NaN}. ` +
+            `Raw SDK with 1 MiB GETs: ${q('raw 1MiB').toFixed(0)} MB/s.`,
+        );
+      }
+      lines.push(`Upload to s3rver ${uploadMBps.toFixed(0)} MB/s.`);
     }
     if (want('memfs')) lines.push(`the in-memory fuse-native file system alone: ${m('cpu/GiB memfs').toFixed(2)} CPU-s per GiB`);
     if (o.rssGiB > 0 && want('rss')) lines.push(`RSS test read speed: ${Object.entries(rss).filter(([k]) => k.endsWith('MBps')).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', ')}`);

@@ -343,7 +343,7 @@ if (ONLY === 'all' || ONLY === 'binding') {
 }
 // `--rows local,random,…` (remote): which groups of rows run (bench/remote.ts ROW_GROUPS; default
 // all), so each can run alone in a few minutes. `--pin yes|no|both` (remote; default both): the
-// placements of the local and random groups.
+// placements of the local, random, s3 and s3fs groups.
 function remoteRows(): Set<RowGroup> {
   const i = process.argv.indexOf('--rows');
   if (i < 0) return new Set(ROW_GROUPS);

@@ -587,6 +587,44 @@ t.test('faults on the cache disk: ENOSPC and EIO fall back to S3 with the right 
   await cache.close();
 });
 
+t.test('a write backlog over half its budget holds back readahead; the reader\'s own pages still come', async (t) => {
+  // Issue 16, one CPU: pages fetched ahead while the writer lagged were dropped from the backlog
+  // (fetched again by the next mount) and their pinned buffers forced fresh allocations.
+  class Backlogged extends DiskCache {
+    high = true;
+    override get writeBacklogHigh(): boolean {
+      return this.high;
+    }
+  }
+  const d = new Backlogged({ dir: newDir(), maxBytes: 64 * SEG, unitSize: US, segmentSize: SEG, log: () => undefined });
+  await d.open();
+  t.teardown(() => d.close());
+  const mem = new MemoryBlobStore();
+  const bytes = randomBytes(64 * PS);
+  const { key } = await mem.putStream(bytes);
+  const store = new CountingStore(mem);
+  const cache = new PageCache({ store, maxBytes: 64 * PS, pageSize: PS, readaheadMax: 16 * PS, disk: d });
+  t.teardown(() => cache.close());
+  const s = cache.openStream();
+  for (let i = 0; i < 8; i++) t.ok((await cache.read(key, bytes.length, i * PS, PS, s)).equals(bytes.subarray(i * PS, (i + 1) * PS)), `page ${i}: its bytes`);
+  t.equal(store.bytes, 8 * PS, 'backlog high: only the pages read were fetched, nothing ahead');
+  d.high = false;
+  t.ok((await cache.read(key, bytes.length, 8 * PS, PS, s)).equals(bytes.subarray(8 * PS, 9 * PS)), 'page 8: its bytes');
+  await new Promise((r) => setTimeout(r, 50));
+  t.ok(store.bytes > 9 * PS, `backlog drained: readahead again (${store.bytes / PS} pages fetched)`);
+  t.equal(d.writeBacklogHigh, false);
+  // The real getter: over half of maxPendingWriteBytes.
+  const small = new DiskCache({ dir: newDir(), maxBytes: 64 * SEG, unitSize: US, segmentSize: SEG, maxPendingWriteBytes: 3 * PS, log: () => undefined });
+  await small.open();
+  t.teardown(() => small.close());
+  t.equal(small.writeBacklogHigh, false, 'empty backlog');
+  const w = [small.write(key, 0, Buffer.from(bytes.subarray(0, PS))), small.write(key, PS, Buffer.from(bytes.subarray(PS, 2 * PS)))];
+  t.equal(small.writeBacklogHigh, true, 'two of three pages queued: high');
+  await Promise.all(w);
+  await small.idle();
+  t.equal(small.writeBacklogHigh, false, 'written: low again');
+});
+
 t.test('a remount reads a blob again with 0 bytes from S3', async (t) => {
   const s3 = await startS3rver(await mkdtemp(join(work, 's3rver-')), ['smhfs-disk']);
   t.teardown(() => s3.close());

@@ -37,6 +37,8 @@
  * to give the space back); a read that fails or does not verify is a miss. Writes are
  * fire-and-forget with a bounded backlog (4 at a time on the thread pool): when the disk cannot
  * keep up, pages are not written (counted in `writesDropped`) rather than held in memory.
+ * Over half that budget (`writeBacklogHigh`) the page cache holds back its readahead until the
+ * writer catches up (on one CPU the reader outran it: pages dropped, fresh buffers allocated).
  * Queued writes that continue one another (the pages of a sequential read) go out as one batch
  * per segment file (2 MiB at most): one `pwritev` of the data, then one write of their records —
  * the same order, data before records — and segment files stay open between writes (16 at most),
@@ -433,6 +435,15 @@ export class DiskCache {
     if (this.state !== 'on' || offset % this.unitSize !== 0) return undefined;
     for (let i = 0; i < targets.length - 1; i++) if (targets[i]!.length % this.unitSize !== 0) return undefined;
     return new LandingCrcs(this.#crc32, this.#crc32(Buffer.from(key, 'hex')), this.unitSize, offset, targets);
+  }
+
+  /**
+   * Whether the write backlog is over half its byte budget: the page cache then holds back its
+   * readahead until the writer catches up, rather than fetch pages the backlog would drop (and a
+   * remount fetch again) while their pinned buffers force fresh allocations (issue 16, one CPU).
+   */
+  get writeBacklogHigh(): boolean {
+    return this.#pendingBytes * 2 > this.#maxPendingBytes;
   }
 
   /** Resolves when no write is queued or running. */

@@ -66,6 +66,8 @@
  * On-disk cache (`disk`, src/blob/disk-cache.ts): an extent missing from memory is read from the
  * disk cache when it is there (verified, else the store); what comes from the store is written
  * there in the background. Coalesced store requests only ever cover extents the disk lacks.
+ * While its write backlog is over half its budget, readahead waits (`writeBacklogHigh`): the
+ * pages it would fetch could not be written, and on one CPU the writer needs the time.
  */
 import { LRUCache } from 'lru-cache';
 import PQueue from 'p-queue';
@@ -1498,6 +1500,11 @@ export class PageCache {
   /** Prefetch the stream's window ahead of its last page. */
   #prefetchAhead(s: ReadStream, key: string, blobSize: number): void {
     if (s.random || s.window === 0) return;
+    // The disk cache's write backlog over half its budget: ask for nothing ahead until it drains
+    // (retried on a later read; the reader's own pages are still fetched). On one CPU the writer
+    // competes with the reader, and pages fetched ahead meanwhile were dropped from the backlog
+    // (fetched again by the next mount) while their pinned buffers forced fresh allocations.
+    if (this.disk?.writeBacklogHigh === true) return;
     const ps = this.pageSize;
     const lastBlobPage = Math.floor((blobSize - 1) / ps);
     const upTo = Math.min(lastBlobPage, s.lastPage + s.window / ps);
