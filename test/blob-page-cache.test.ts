@@ -318,6 +318,45 @@ t.test('reads outrank prefetches, and a read waiting on a prefetch promotes it',
   t.equal(cache.stats().prefetchHits, 1);
 });
 
+/** CountingStore with a scatter read (so readahead coalesces pages into runs); held like getRange. */
+class RangeCountingStore extends CountingStore {
+  async getRangeInto(key: string, offset: number, targets: Buffer[]): Promise<void> {
+    const total = targets.reduce((a, b) => a + b.length, 0);
+    const got = await this.getRange(key, offset, total); // records the call, waits at the gate
+    let pos = 0;
+    for (const tg of targets) pos += got.copy(tg, 0, pos, pos + tg.length);
+  }
+}
+
+t.test('B2/B3 priority: a read of a page in a queued coalesced prefetch run promotes the whole run', async (t) => {
+  const { mem, key, bytes } = await blob(64);
+  const store = new RangeCountingStore(mem);
+  store.hold();
+  const cache = new PageCache({ store, pageSize: PS, maxBytes: 256 * PS, concurrency: 1, readaheadMax: 16 * PS, maxRequestBytes: 4 * PS });
+  const s = cache.openStream();
+  const size = bytes.length;
+  // Not awaited: page 0 takes the one slot (held); each read joins the page prefetched for it and
+  // doubles the window, up to 16 pages, prefetched in runs of up to 4 pages (all queued).
+  const reads = [0, 1, 2, 3, 4].map((p) => cache.read(key, size, p * PS, PS, s));
+  // A read (no stream: no readahead of its own) of a page inside a later queued run.
+  const late = cache.read(key, size, 18 * PS, PS);
+  store.open();
+  const got = await Promise.all([...reads, late]);
+  await cache.idle();
+  t.ok(got.at(-1)!.equals(bytes.subarray(18 * PS, 19 * PS)), 'the read gets its bytes');
+  const calls = store.calls.map((c) => [c.offset / PS, c.length / PS]);
+  t.comment(JSON.stringify(calls));
+  const at = calls.findIndex(([o, n]) => o! <= 18 && 18 < o! + n!);
+  t.ok(at >= 0 && calls[at]![1]! > 1, 'page 18 came in a coalesced run');
+  const prefetchRuns = calls.filter(([o, n]) => n! > 1 || o! > 4);
+  t.ok(prefetchRuns.length >= 3, 'several prefetch runs were queued');
+  // The promoted run goes first among the prefetch runs, though queued after several of them
+  // (pages 5–15 were queued before it: the window reached page 18 only with the read of page 4).
+  t.same(prefetchRuns[0], calls[at], 'the run holding the page read goes before the other queued prefetches');
+  t.same(calls.slice(0, 5), [0, 1, 2, 3, 4].map((p) => [p, 1]), 'the stream\'s own reads first (promoted single pages)');
+  t.equal(cache.stats().errors, 0);
+});
+
 t.test('a truncated body is retried and never served', async (t) => {
   const { mem, key, bytes } = await blob(3);
   const faults = new FaultInjectingStore(mem);

@@ -225,6 +225,8 @@ interface Run {
   lengths: number[];
   /** p-queue id while queued (promotion), undefined once running. */
   taskId: string | undefined;
+  /** Queued at prefetch priority; a read joining one of its extents clears it (#promote). */
+  prefetch: boolean;
   promise: Promise<Buffer[]>;
 }
 
@@ -232,6 +234,10 @@ interface Pending {
   prefetch: boolean;
   /** p-queue id of the attempt waiting in the queue, for promotion. */
   taskId: string | undefined;
+  /**
+   * The coalesced request of the first attempt, kept for the fetch's whole life so a read that
+   * joins the extent can still promote it while it is queued (#promote; its taskId says whether).
+   */
   run: Run | undefined;
   /** The fetch itself (a page fetch waits for the units of its page that are in flight: #unitsInFlight). */
   done?: Promise<Buffer>;
@@ -1405,7 +1411,8 @@ export class PageCache {
    */
   #startRun(key: string, offset: number, lengths: number[], prefetch: boolean, unit: boolean): Run {
     const id = `${key}@${offset}+${lengths.length}#${++this.#taskSeq}`;
-    const run: Run = { offset, lengths, taskId: id, promise: Promise.resolve([]) };
+    const run: Run = { offset, lengths, taskId: id, prefetch, promise: Promise.resolve([]) };
+    // Priority read when queued: a run still waiting for units in flight may be promoted before.
     const queue = (): Promise<Buffer[]> =>
       this.#queue.add(
         () => {
@@ -1413,7 +1420,7 @@ export class PageCache {
           if (this.#closed) throw new SmhError('BlobUnavailable', 'page cache is closed', key);
           return this.#getExtents(key, offset, lengths, unit);
         },
-        { priority: prefetch ? PREFETCH_PRIORITY : READ_PRIORITY, id },
+        { priority: run.prefetch ? PREFETCH_PRIORITY : READ_PRIORITY, id },
       ) as Promise<Buffer[]>;
     const wait = unit ? [] : this.#unitsInFlight(key, offset, lengths);
     run.promise = wait.length === 0 ? queue() : Promise.allSettled(wait).then(queue);
@@ -1421,11 +1428,17 @@ export class PageCache {
     return run;
   }
 
-  /** A read now waits on a page a prefetch is fetching: move its queued attempt to read priority. */
+  /**
+   * A read now waits on a page a prefetch is fetching: move its queued attempt to read priority —
+   * its own, or the coalesced run it shares (the whole run: it is one request). A run not yet in
+   * the queue (waiting for units in flight) is queued at read priority when it gets there; an
+   * attempt already running has nothing to promote.
+   */
   #promote(k: string): void {
     const pending = this.#pending.get(k);
     if (!pending || !pending.prefetch) return;
     pending.prefetch = false; // later retries queue at read priority too
+    if (pending.run) pending.run.prefetch = false;
     for (const id of [pending.taskId, pending.run?.taskId]) {
       if (id === undefined) continue;
       try {
@@ -1655,10 +1668,11 @@ export class PageCache {
       for (let attempt = 0; ; attempt++) {
         try {
           let buf: Buffer;
-          const run = pending.run;
+          // First attempt: this extent's share of a coalesced request; retries go alone.
+          // (pending.run stays set: #promote needs it while the run is queued. Clearing it here,
+          // before the first await, made every queued run unpromotable.)
+          const run = attempt === 0 ? ctx.run : undefined;
           if (run) {
-            // First attempt: this extent's share of a coalesced request; retries go alone.
-            pending.run = undefined;
             const i = run.lengths.length === 1 ? 0 : indexIn(run, offset);
             buf = (await run.promise)[i]!;
           } else {
