@@ -435,6 +435,8 @@ t.test('issue 14: serve --log-file --log-level --metrics', async (t) => {
   const body = await (await fetch(metrics)).text();
   t.match(body, /^smhfs_request_duration_seconds_count\{op="smh GET"\} 1$/m, 'HTTP requests observed by dialect and method');
   t.match(body, /^smhfs_cache_misses_total \d+$/m, 'cache counters');
+  t.match(body, /^smhfs_cache_unit_fetches_total \d+$/m, 'unit fetches');
+  t.match(body, /^smhfs_cache_unit_bytes_reused_total \d+$/m, 'unit bytes reused');
   t.match(body, /^smhfs_cache_buffer_bytes \d+$/m, 'page-cache buffer bytes');
   t.match(body, /^smhfs_blob_requests_total\{op="getRange"\} \d+$/m, 'blob requests');
   child.kill('SIGTERM');

@@ -5,7 +5,8 @@
  * - file-system requests: the adapter's per-op counters (calls, errors) and one latency
  *   observation per request (`observeOp`, fed by the adapter's op hook), so any binding whose
  *   adapter keeps the same counters feeds the same metrics;
- * - the page cache's `stats()` (hits, misses, bytes fetched, retries, errors, cached bytes);
+ * - the page cache's `stats()` (hits, misses, bytes fetched, retries, errors, cached bytes, random
+ *   readers' unit fetches and the unit bytes a page fetch reused instead of fetching again);
  * - blob-store requests and errors per operation, counted by a transparent wrapper around
  *   whatever store the library uses (`instrumentStore`);
  * - open files, open handles and staged (not yet committed) bytes;
@@ -137,6 +138,7 @@ export class Metrics {
     cacheCounter('smhfs_blob_retries_total', 'blob reads retried after a failed or short answer', 'retries');
     cacheCounter('smhfs_blob_read_failures_total', 'page fetches that failed for good (after retries)', 'errors');
     cacheCounter('smhfs_cache_unit_fetches_total', 'small (64 KiB) fetches for random readers instead of whole pages', 'unitFetches');
+    cacheCounter('smhfs_cache_unit_bytes_reused_total', 'bytes of cached small (64 KiB) units copied into a page fetched over them instead of fetched again', 'unitBytesReused');
     cacheCounter('smhfs_cache_random_streams_total', 'open files whose reads turned random', 'toRandom');
     const diskCounter = (name: string, help: string, key: Exclude<keyof DiskCacheStats, 'state' | 'dir'>): void =>
       counter(name, help, () => diskStat(key));

@@ -503,7 +503,9 @@ function printStats(s: StatsReply): void {
       `cache     ${mib(c.cachedBytes)} cached; ${c.hits} hits, ${c.misses} misses, ${c.prefetches} prefetches (${c.prefetchHits} used), ` +
         `${mib(c.bytesFetched)} fetched, ${c.retries} retries, ${c.errors} errors`,
     );
-    if (c.toRandom > 0 || c.unitFetches > 0) printLine(`random    ${c.toRandom} streams turned random (${c.toSequential} back), ${c.unitFetches} small reads`);
+    if (c.toRandom > 0 || c.unitFetches > 0 || c.unitBytesReused > 0) {
+      printLine(`random    ${c.toRandom} streams turned random (${c.toSequential} back), ${c.unitFetches} small reads (${mib(c.unitBytesReused)} reused by page fetches)`);
+    }
     const d = c.disk;
     if (d) {
       printLine(
