@@ -746,6 +746,39 @@ t.test('B3/random: a page fetched over units in memory or in flight fetches only
   t.equal(got9.reduce((a, c) => a + c[1]!, 0) + RUS, RPS, 'with unit 0 fetched before: each byte of page 9 fetched once');
 });
 
+t.test('B2/B3 priority: a promoted prefetch run still waiting for units in flight enters the queue at read priority', async (t) => {
+  const mem = new MemoryBlobStore();
+  const bytes = randomBytes(64 * RPS);
+  const { key } = await mem.putStream(bytes);
+  const store = new RangeCountingStore(mem);
+  const size = bytes.length;
+  const cache = new PageCache({ store, pageSize: RPS, unitSize: RUS, maxBytes: 256 * RPS, concurrency: 1, readaheadMax: 16 * RPS, maxRequestBytes: 4 * RPS });
+  const r = cache.openStream();
+  await cache.read(key, size, 40 * RPS, 100, r);
+  await cache.read(key, size, 30 * RPS + 10, 100, r);
+  t.ok(r.random, 'a random stream');
+  store.hold();
+  const n0 = store.calls.length;
+  const unit = cache.read(key, size, 18 * RPS + 5 * RUS, 100, r); // a unit of page 18, held in flight
+  const s = cache.openStream();
+  // As above: the stream's reads queue prefetch runs; the one over pages 16–19 first waits,
+  // outside the queue, for the unit of page 18.
+  const reads = [0, 1, 2, 3, 4].map((p) => cache.read(key, size, p * RPS, RPS, s));
+  const late = cache.read(key, size, 18 * RPS, RPS);
+  store.open();
+  const got = await Promise.all([unit, ...reads, late]);
+  await cache.idle();
+  t.ok(got.at(-1)!.equals(bytes.subarray(18 * RPS, 19 * RPS)), 'the read gets its bytes');
+  const calls = store.calls.slice(n0).map((c) => [c.offset / RPS, c.length / RPS]);
+  t.comment(JSON.stringify(calls));
+  const page = (c: number[]): number => Math.floor(c[0]!);
+  const first16 = calls.findIndex((c) => page(c) >= 16 && page(c) <= 19 && c[1]! >= 1);
+  const first5 = calls.findIndex((c) => page(c) === 5);
+  t.ok(first16 >= 0 && first5 >= 0, 'both fetched');
+  t.ok(first16 < first5, 'the run over pages 16–19 went before the prefetches queued ahead of it');
+  await cache.close();
+});
+
 t.test('B3/random: real seeks still make a stream random and a contiguous run sequential again; near-sequential reads are no seeks', async (t) => {
   const { store, key, bytes } = await rblob(64);
   const cache = new PageCache({ store, pageSize: RPS, unitSize: RUS, maxBytes: 64 * RPS, readaheadMax: 8 * RPS });
