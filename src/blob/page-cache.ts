@@ -1227,12 +1227,7 @@ export class PageCache {
             if (c) this.#landedCrcs.set(t, c);
           });
         } else {
-          const buf = await this.store.getRange(key, offset, total);
-          if (!Buffer.isBuffer(buf) || buf.length !== total) {
-            throw new SmhError('BlobUnavailable', `short read of ${key} at ${offset}: ${Buffer.isBuffer(buf) ? buf.length : typeof buf} of ${total} bytes`, key);
-          }
-          let pos = 0;
-          for (const t of targets) pos += buf.copy(t, 0, pos, pos + t.length);
+          await this.#getInto(key, offset, targets);
         }
       } catch (e) {
         for (const t of targets) this.#recycle(t); // never handed out

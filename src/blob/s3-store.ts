@@ -28,8 +28,7 @@
  *   endpoint that only reads never loads it (issue 16: ~7 MiB of heap, 12 % of the JavaScript
  *   allocation of a read, ~8 MiB of RSS from mount-up on). Its start-up requests — HeadBucket
  *   (`check`), the owner marker (`readMarker`), HEADs of sampled blobs (`head`) — go through the
- *   lean reader too,
- *   their errors shaped as the SDK's (`name`, `$metadata.httpStatusCode`), and fall back to the
+ *   lean reader too, their errors shaped as the SDK's (`name`, `$metadata.httpStatusCode`), and fall back to the
  *   SDK (with its retries) on a dead connection, a timeout or a 5xx. The lean reader's credentials:
  *   those given, else AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN used directly
  *   unless AWS_PROFILE is set, else the SDK's default chain (which loads the SDK). Writes,
@@ -64,7 +63,6 @@ let sdkModule: Sdk | undefined;
 function sdk(): Sdk {
   return (sdkModule ??= createRequire(import.meta.url)('@aws-sdk/client-s3') as Sdk);
 }
-
 
 export interface S3BlobStoreOptions {
   bucket: string;
